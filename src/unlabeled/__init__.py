@@ -1,0 +1,29 @@
+"""unlabeled: learn from unlabeled data.
+
+    import unlabeled as ul
+    col = ul.open_collection("data/fmnist")
+    run = ul.pretrain(col, out="runs/a", method="simclr", minutes=10)
+    result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
+"""
+
+from unlabeled._console import UnlabeledError
+from unlabeled._version import __version__
+from unlabeled.bench import BenchResult, bench
+from unlabeled.data import Collection, ImportReport, import_source, open_collection
+from unlabeled.runs import Run, embed, open_run
+from unlabeled.train.pretrain import pretrain
+
+__all__ = [
+    "BenchResult",
+    "Collection",
+    "ImportReport",
+    "Run",
+    "UnlabeledError",
+    "__version__",
+    "bench",
+    "embed",
+    "import_source",
+    "open_collection",
+    "open_run",
+    "pretrain",
+]

@@ -1,0 +1,48 @@
+"""Shared terminal output: one rich console, one progress-bar factory, one error type."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class UnlabeledError(Exception):
+    """An error caused by the user's input; the CLI prints its message and exits non-zero."""
+
+
+def quiet() -> bool:
+    """True when progress bars should stay off (non-rank-0 processes, UNLABELED_QUIET=1)."""
+    return os.environ.get("UNLABELED_QUIET") == "1" or int(os.environ.get("RANK", "0")) != 0
+
+
+def progress(*extra: TextColumn) -> Progress:
+    """A progress bar with count, elapsed and remaining time, plus any extra columns."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TextColumn("<"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet(),
+        transient=not sys.stderr.isatty(),
+    )
+
+
+def info(message: str) -> None:
+    if not quiet():
+        console.print(message)

@@ -1,0 +1,6 @@
+"""Benchmarking with few labels: probes, the label-fraction protocol, baselines, report."""
+
+from unlabeled.bench.benchmark import BenchResult, bench
+from unlabeled.bench.probes import PROBES, KNNProbe, make_probe
+
+__all__ = ["PROBES", "BenchResult", "KNNProbe", "bench", "make_probe"]

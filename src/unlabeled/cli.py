@@ -1,0 +1,146 @@
+"""The ``unlabeled`` command. Each subcommand is a thin wrapper over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from unlabeled._console import UnlabeledError, console
+
+app = typer.Typer(
+    help="Learn from unlabeled data: import, pretrain, embed, bench.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UnlabeledError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        return h, w
+    except ValueError:
+        raise UnlabeledError(f"--resize takes HEIGHTxWIDTH, e.g. 28x28; got {text!r}") from None
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in real datasets (available offline)."""
+    from unlabeled.data.builtins import BUILTINS
+
+    for b in BUILTINS.values():
+        console.print(f"[bold]{b.name:<16}[/] {b.description}")
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="built-in dataset name, folder, or .npy file")],
+    dest: Annotated[Path, typer.Argument(help="folder to write the collection to")],
+    modality: Annotated[str | None, typer.Option(help="image (inferred when omitted)")] = None,
+    labels: Annotated[Path | None, typer.Option(help="labels file for a .npy source (one per row)")] = None,
+    resize: Annotated[str | None, typer.Option(help="resize images to HxW instead of reporting them")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
+) -> None:
+    """Import a dataset as a collection; bad files are reported and skipped."""
+    from unlabeled.data import import_source
+
+    report = import_source(source, dest, modality=modality, labels=labels, resize=_size(resize),
+                           overwrite=overwrite)  # fmt: skip
+    console.print(report.summary())
+
+
+@app.command()
+def pretrain(
+    data: Annotated[Path, typer.Argument(help="collection to pretrain on (labels are ignored)")],
+    out: Annotated[Path, typer.Option(help="run folder to write")],
+    method: Annotated[str, typer.Option(help="self-supervised objective")] = "simclr",
+    encoder: Annotated[str, typer.Option(help="encoder architecture")] = "cnn",
+    size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
+    minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
+    epochs: Annotated[float | None, typer.Option(help="passes over the data")] = None,
+    batch_size: Annotated[int, typer.Option(help="samples per step (per process)")] = 256,
+    lr: Annotated[float | None, typer.Option(help="peak learning rate (AdamW)")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N]")] = "auto",
+    checkpoint_steps: Annotated[int, typer.Option(help="also checkpoint every N steps")] = 0,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out from its checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+) -> None:
+    """Pretrain an encoder without labels."""
+    from unlabeled.train.pretrain import pretrain as run_pretrain
+
+    run_pretrain(data, out, method=method, encoder=encoder, size=size, minutes=minutes, epochs=epochs,
+                 batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device,
+                 checkpoint_steps=checkpoint_steps, resume=resume, overwrite=overwrite)  # fmt: skip
+
+
+@app.command()
+def embed(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    data: Annotated[Path, typer.Argument(help="collection to embed")],
+    out: Annotated[Path | None, typer.Option(help="parquet file (default RUN/embeddings.parquet)")] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Write the embedding of every sample (id, vector) to parquet."""
+    from unlabeled.runs import embed as run_embed
+
+    path = run_embed(run, data, out, device=device)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def bench(
+    runs: Annotated[list[Path], typer.Argument(help="one or more run folders")],
+    task: Annotated[Path, typer.Option(help="labelled collection to evaluate on")],
+    fractions: Annotated[str, typer.Option(help="label fractions of the train split")] = "0.01,0.1,1",
+    seeds: Annotated[int, typer.Option(help="repetitions per fraction")] = 3,
+    probes: Annotated[str, typer.Option(help="comma-separated: linear,knn,nb")] = "linear,knn,nb",
+    out: Annotated[Path | None, typer.Option(help="folder for bench.json and report.html")] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Score frozen features with few labels, against raw-feature and random-init baselines."""
+    from unlabeled.bench import bench as run_bench
+
+    result = run_bench(runs, task, fractions=_floats(fractions, "--fractions"), seeds=seeds,
+                       probes=[p.strip() for p in probes.split(",") if p.strip()], out=out,
+                       device=device)  # fmt: skip
+    console.print(result.table())
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for the data, the run and the report")] = Path("demo"),
+    minutes: Annotated[float, typer.Option(help="pretraining budget")] = 10.0,
+    seeds: Annotated[int, typer.Option()] = 3,
+) -> None:
+    """The whole path on Fashion-MNIST: import, pretrain without labels, bench, report."""
+    from unlabeled.demo import run_demo
+
+    run_demo(out, minutes=minutes, seeds=seeds)
+
+
+def main() -> None:
+    try:
+        app()
+    except UnlabeledError as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

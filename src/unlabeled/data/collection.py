@@ -1,0 +1,276 @@
+"""Collection: the on-disk form of a dataset that every later stage reads.
+
+A Collection is a folder::
+
+    collection.json     modality, sample shape and dtype, class names, shard files, source
+    index.parquet       one row per sample: id, shard, row, and label / split / group if known
+    arrays-00000.npy    samples stacked along axis 0, opened with np.load(mmap_mode="r")
+
+Ids are stable strings; embeddings, selections and forget requests refer to samples by id.
+Shard paths in ``collection.json`` are relative to the folder, so a derived collection (a
+selection, say) can point at another collection's shards without copying them.
+
+    col = open_collection("data/fmnist")
+    x = col.get(col.indices("train")[:256])     # (256, 1, 28, 28) uint8, read from the memory map
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from unlabeled._console import UnlabeledError
+
+FORMAT_VERSION = 1
+META_FILE = "collection.json"
+INDEX_FILE = "index.parquet"
+NO_LABEL = -1
+
+
+class Collection:
+    """A dataset on disk: an index of ids (with optional labels, splits, groups) over
+    memory-mapped array shards. Open one with :func:`open_collection`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        meta_path = self.path / META_FILE
+        if not meta_path.is_file():
+            raise UnlabeledError(
+                f"{self.path} is not a collection (no {META_FILE}); "
+                "create one with `unlabeled import SOURCE DEST`"
+            )
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        if self.meta.get("format") != FORMAT_VERSION:
+            raise UnlabeledError(
+                f"{self.path}: collection format {self.meta.get('format')!r} is not supported "
+                f"(this version reads format {FORMAT_VERSION})"
+            )
+        table = pq.read_table(self.path / INDEX_FILE)
+        cols = set(table.column_names)
+        self.ids: np.ndarray = np.asarray(table.column("id").to_pylist(), dtype=object)
+        self._shard = table.column("shard").to_numpy().astype(np.int64)
+        self._row = table.column("row").to_numpy().astype(np.int64)
+        self.labels: np.ndarray | None = (
+            table.column("label").to_numpy().astype(np.int64) if "label" in cols else None
+        )
+        self.splits: np.ndarray | None = (
+            np.asarray(table.column("split").to_pylist(), dtype=object) if "split" in cols else None
+        )
+        self.groups: np.ndarray | None = (
+            np.asarray(table.column("group").to_pylist(), dtype=object) if "group" in cols else None
+        )
+        self._arrays: list[np.ndarray | None] = [None] * len(self.meta["shards"])
+        self._position: dict[str, int] | None = None
+
+    # -- what the collection holds ----------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return (
+            f"Collection({str(self.path)!r}, n={len(self)}, modality={self.modality!r}, "
+            f"shape={self.sample_shape}, classes={len(self.classes or [])})"
+        )
+
+    @property
+    def modality(self) -> str:
+        return str(self.meta["modality"])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["sample_shape"])
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.meta.get("classes")
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+    def has_labels(self) -> bool:
+        return self.labels is not None and bool((self.labels != NO_LABEL).any())
+
+    def indices(self, split: str | None = None, *, exclude: str | None = None) -> np.ndarray:
+        """Row positions of the samples in ``split`` (all when None), minus split ``exclude``.
+        A collection without a split column has every sample in every split."""
+        keep = np.ones(len(self), dtype=bool)
+        if self.splits is not None:
+            if split is not None:
+                keep &= self.splits == split
+            if exclude is not None:
+                keep &= self.splits != exclude
+        return np.flatnonzero(keep)
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        """Row positions of the given ids; raises listing the ids that are not here."""
+        if self._position is None:
+            self._position = {str(i): n for n, i in enumerate(self.ids)}
+        missing = [i for i in ids if str(i) not in self._position]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise UnlabeledError(f"{len(missing)} id(s) are not in {self.path}: {shown}")
+        return np.asarray([self._position[str(i)] for i in ids], dtype=np.int64)
+
+    # -- reading samples --------------------------------------------------------------------
+    def _shard_array(self, s: int) -> np.ndarray:
+        arr = self._arrays[s]
+        if arr is None:
+            arr = np.load(self.path / self.meta["shards"][s], mmap_mode="r")
+            self._arrays[s] = arr
+        return arr
+
+    def get(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The samples at the given row positions, stacked, in the order given."""
+        pos = np.asarray(positions, dtype=np.int64)
+        shard, row = self._shard[pos], self._row[pos]
+        if len(self._arrays) == 1:
+            return np.asarray(self._shard_array(0)[row])
+        out = np.empty((len(pos), *self.sample_shape), dtype=self.meta["dtype"])
+        for s in np.unique(shard):
+            m = shard == s
+            out[m] = self._shard_array(int(s))[row[m]]
+        return out
+
+    def iter_batches(self, positions: np.ndarray, batch_size: int):
+        """Yield (positions, samples) in order, ``batch_size`` at a time."""
+        for start in range(0, len(positions), batch_size):
+            chunk = positions[start : start + batch_size]
+            yield chunk, self.get(chunk)
+
+    def fingerprint(self) -> str:
+        """Identifies this collection's content; stored beside embeddings to detect staleness."""
+        return str(self.meta.get("fingerprint", ""))
+
+
+def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
+    """Open a collection folder written by ``unlabeled import`` (or pass one through)."""
+    return path if isinstance(path, Collection) else Collection(path)
+
+
+@dataclass
+class CollectionWriter:
+    """Writes a collection atomically: everything goes to a temporary folder beside ``dest``,
+    which replaces ``dest`` only when :meth:`close` succeeds. Samples are buffered into shards
+    of at most ``shard_bytes``."""
+
+    dest: Path
+    modality: str
+    sample_shape: tuple[int, ...]
+    dtype: str
+    classes: list[str] | None = None
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+    shard_bytes: int = 256 << 20
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.dest = Path(self.dest)
+        if self.dest.exists() and not self.overwrite:
+            raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        per = max(1, int(np.prod(self.sample_shape)) * np.dtype(self.dtype).itemsize)
+        self._shard_rows = max(1, self.shard_bytes // per)
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+        self._shards: list[str] = []
+        self._rows: dict[str, list[Any]] = {"id": [], "shard": [], "row": []}
+        self._label: list[int] = []
+        self._split: list[str | None] = []
+        self._group: list[str | None] = []
+        self._hash = hashlib.sha256()
+
+    def add(
+        self,
+        arrays: np.ndarray,
+        ids: Sequence[str],
+        labels: Sequence[int] | None = None,
+        splits: Sequence[str | None] | None = None,
+        groups: Sequence[str | None] | None = None,
+    ) -> None:
+        """Append samples (stacked along axis 0) with their ids and optional columns."""
+        arrays = np.ascontiguousarray(arrays, dtype=self.dtype)
+        if arrays.shape[1:] != tuple(self.sample_shape):
+            raise ValueError(f"sample shape {arrays.shape[1:]} != {self.sample_shape}")
+        n = len(arrays)
+        if len(ids) != n:
+            raise ValueError(f"{len(ids)} ids for {n} samples")
+        start = 0
+        while start < n:
+            take = min(n - start, self._shard_rows - self._buffered)
+            part = arrays[start : start + take]
+            self._rows["shard"].extend([len(self._shards)] * take)
+            self._rows["row"].extend(range(self._buffered, self._buffered + take))
+            self._buf.append(part)
+            self._buffered += take
+            start += take
+            if self._buffered == self._shard_rows:
+                self._flush()
+        self._rows["id"].extend(str(i) for i in ids)
+        self._label.extend([NO_LABEL] * n if labels is None else [int(v) for v in labels])
+        self._split.extend([None] * n if splits is None else list(splits))
+        self._group.extend([None] * n if groups is None else list(groups))
+        self._hash.update(arrays.tobytes())
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        name = f"arrays-{len(self._shards):05d}.npy"
+        np.save(self._tmp / name, np.concatenate(self._buf, axis=0))
+        self._shards.append(name)
+        self._buf, self._buffered = [], 0
+
+    def __len__(self) -> int:
+        return len(self._rows["id"])
+
+    def close(self) -> Collection:
+        """Write the index and metadata, then move the finished folder to ``dest``."""
+        self._flush()
+        ids = self._rows["id"]
+        if len(set(ids)) != len(ids):
+            raise ValueError("ids are not unique")
+        columns: dict[str, pa.Array] = {
+            "id": pa.array(ids, pa.string()),
+            "shard": pa.array(self._rows["shard"], pa.int32()),
+            "row": pa.array(self._rows["row"], pa.int64()),
+        }
+        if any(v != NO_LABEL for v in self._label):
+            columns["label"] = pa.array(self._label, pa.int64())
+        if any(v is not None for v in self._split):
+            columns["split"] = pa.array(self._split, pa.string())
+        if any(v is not None for v in self._group):
+            columns["group"] = pa.array(self._group, pa.string())
+        pq.write_table(pa.table(columns), self._tmp / INDEX_FILE)
+        meta = {
+            "format": FORMAT_VERSION,
+            "modality": self.modality,
+            "sample_shape": list(self.sample_shape),
+            "dtype": str(np.dtype(self.dtype)),
+            "classes": self.classes,
+            "shards": self._shards,
+            "count": len(ids),
+            "fingerprint": self._hash.hexdigest()[:16],
+            **self.extra_meta,
+        }
+        (self._tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        if self.dest.exists():
+            if not self.overwrite:
+                self.abort()
+                raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
+            shutil.rmtree(self.dest)
+        os.replace(self._tmp, self.dest)
+        return Collection(self.dest)
+
+    def abort(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)

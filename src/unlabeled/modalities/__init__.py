@@ -1,0 +1,41 @@
+"""Modalities: one file each; a modality turns stored samples into model-ready tensors and
+augments whole batches on the training device.
+
+The contract every modality follows (see ``image.py``)::
+
+    mod = Modality.fit(collection)              # statistics for normalisation
+    x = mod.prepare(collection.get(pos), dev)   # stored samples -> float tensor on device
+    v = mod.normalize(mod.augment(x, gen))      # one random view, ready for the encoder
+    Modality(**mod.state())                     # rebuilt from a run's config.json
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection
+from unlabeled.modalities.image import ImageAugment, ImageModality
+
+MODALITIES: dict[str, type[ImageModality]] = {"image": ImageModality}
+
+
+def fit_modality(collection: Collection, positions=None) -> ImageModality:
+    """The modality of ``collection``, with its normalisation fitted on ``positions``."""
+    try:
+        cls = MODALITIES[collection.modality]
+    except KeyError:
+        raise UnlabeledError(
+            f"{collection.path}: modality {collection.modality!r} is not supported "
+            f"(available: {', '.join(MODALITIES)})"
+        ) from None
+    return cls.fit(collection, positions)
+
+
+def modality_from_state(state: dict[str, Any]) -> ImageModality:
+    """Rebuild a modality from the ``state()`` stored in a run's config."""
+    state = dict(state)
+    return MODALITIES[state.pop("name")](**state)
+
+
+__all__ = ["MODALITIES", "ImageAugment", "ImageModality", "fit_modality", "modality_from_state"]

@@ -1,0 +1,191 @@
+"""Images (1..N channels): batching, normalisation and augmentation of a whole batch at once.
+
+Every augmentation is a tensor operation over the batch on the training device, with
+per-sample random parameters drawn from one ``torch.Generator``: random resized crop and
+horizontal flip in a single ``grid_sample``, brightness/contrast jitter, random greyscale,
+Gaussian blur as a grouped convolution with a per-sample kernel, and Gaussian noise. This
+replaces the per-sample PIL transforms of torchvision-style pipelines (SimCLR's augmentation
+recipe, Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations", section 3 and appendix A).
+
+    mod = ImageModality.fit(collection)
+    x = mod.prepare(collection.get(positions), device)      # float in [0, 1], (B, C, H, W)
+    view = mod.normalize(mod.augment(x, generator))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unlabeled.data.collection import Collection
+
+
+@dataclass
+class ImageAugment:
+    """Strengths of the batched image augmentations; each ``*_p`` is a per-sample chance."""
+
+    crop_scale: tuple[float, float] = (0.25, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 1.5)
+    noise_p: float = 0.2
+    noise_std: float = 0.05
+
+    def __post_init__(self) -> None:
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
+
+
+def _chance(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) < p
+
+
+def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
+    """Random resized crop plus horizontal flip of every image, as one affine ``grid_sample``."""
+    b, dev = x.shape[0], x.device
+    area = _uniform(b, *aug.crop_scale, g, dev)
+    log_ratio = _uniform(b, math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1]), g, dev)
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)  # crop size as a fraction of the image
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = _uniform(b, -1.0, 1.0, g, dev) * (1 - w)  # crop centre, in grid coordinates
+    cy = _uniform(b, -1.0, 1.0, g, dev) * (1 - h)
+    flip = torch.where(_chance(b, aug.flip_p, g, dev), -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image with its own sigma: a separable grouped convolution, one group per
+    (image, channel)."""
+    b, c, h, w = x.shape
+    k = min(2 * math.ceil(3 * float(sigma.max())) + 1, 2 * (min(h, w) // 2) - 1)
+    if k < 3:
+        return x
+    r = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
+    kern = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
+    kern = (kern / kern.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (b*c, k)
+    p = k // 2
+    y = x.reshape(1, b * c, h, w)
+    y = F.conv2d(F.pad(y, (p, p, 0, 0), mode="reflect"), kern.view(b * c, 1, 1, k), groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, p, p), mode="reflect"), kern.view(b * c, 1, k, 1), groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def augment_images(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
+    """One random view of every image in ``x`` (values in [0, 1], shape (B, C, H, W))."""
+    b, c, dev = x.shape[0], x.shape[1], x.device
+    x = resized_crop_flip(x, aug, g)
+    jitter = _chance(b, aug.jitter_p, g, dev)[:, None, None, None]
+    bright = _uniform(b, 1 - aug.brightness, 1 + aug.brightness, g, dev)[:, None, None, None]
+    contrast = _uniform(b, 1 - aug.contrast, 1 + aug.contrast, g, dev)[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    jittered = ((x * bright - mean * bright) * contrast + mean * bright).clamp(0, 1)
+    x = torch.where(jitter, jittered, x)
+    if c == 3 and aug.grayscale_p > 0:
+        grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = torch.where(_chance(b, aug.grayscale_p, g, dev)[:, None, None, None], grey.expand_as(x), x)
+    if aug.blur_p > 0:
+        blur = _chance(b, aug.blur_p, g, dev)
+        sigma = _uniform(b, *aug.blur_sigma, g, dev)
+        if blur.any():
+            x = x.clone()
+            x[blur] = gaussian_blur(x[blur], sigma[blur])
+    if aug.noise_p > 0:
+        noisy = _chance(b, aug.noise_p, g, dev)[:, None, None, None]
+        std = _uniform(b, 0.0, aug.noise_std, g, dev)[:, None, None, None]
+        x = x + noisy * std * torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
+    return x.clamp(0, 1)
+
+
+class ImageModality:
+    """Images stored as (C, H, W) arrays: uint8 (scaled by 1/255) or float32 (used as is)."""
+
+    name = "image"
+
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...],
+        mean: list[float],
+        std: list[float],
+        scale: float = 255.0,
+        augment: ImageAugment | dict[str, Any] | None = None,
+    ) -> None:
+        if len(sample_shape) != 3:
+            raise ValueError(f"image samples are (C, H, W); got shape {tuple(sample_shape)}")
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.mean, self.std, self.scale = list(mean), list(std), float(scale)
+        if isinstance(augment, dict):
+            augment = ImageAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
+        self.aug = augment or ImageAugment()
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def fit(
+        cls, collection: Collection, positions: np.ndarray | None = None, max_samples: int = 10_000,
+        augment: ImageAugment | None = None,
+    ) -> ImageModality:  # fmt: skip
+        """Per-channel mean and std from (up to ``max_samples`` of) the given samples."""
+        pos = collection.indices() if positions is None else np.asarray(positions)
+        if len(pos) > max_samples:
+            pos = np.sort(np.random.default_rng(0).choice(pos, max_samples, replace=False))
+        scale = 255.0 if collection.meta["dtype"] == "uint8" else 1.0
+        x = collection.get(pos).astype(np.float64) / scale
+        mean = x.mean(axis=(0, 2, 3))
+        std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
+        return cls(collection.sample_shape, mean.tolist(), std.tolist(), scale, augment)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sample_shape": list(self.sample_shape),
+            "mean": self.mean,
+            "std": self.std,
+            "scale": self.scale,
+            "augment": asdict(self.aug),
+        }
+
+    @property
+    def channels(self) -> int:
+        return self.sample_shape[0]
+
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """A batch of stored samples as float in [0, 1] on ``device``, channels-last."""
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+        x = x.float().div_(self.scale) if self.scale != 1 else x.float()
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device not in self._stats:
+            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+            self._stats[x.device] = (mean, std)
+        mean, std = self._stats[x.device]
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return augment_images(x, self.aug, generator)

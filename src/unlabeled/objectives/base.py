@@ -1,0 +1,36 @@
+"""What every self-supervised objective is: an ``nn.Module`` owning the encoder, its heads
+and any EMA target, with ``loss(x, generator) -> (scalar, logs)``.
+
+``x`` is a batch already prepared by the modality (float, on the training device, not yet
+augmented); ``generator`` drives every random choice of the step so that a resumed run
+repeats exactly. ``forward`` is ``loss``, so the trainer can wrap an objective in DDP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Objective(nn.Module):
+    name = "objective"
+
+    def __init__(self, encoder: nn.Module, modality: Any) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.modality = modality
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss(x, generator)
+
+    def hparams(self) -> dict[str, Any]:
+        """The objective's own settings, stored in the run's config.json."""
+        return {}
+
+    def after_step(self, progress: float) -> None:
+        """Called after each optimiser step with training progress in [0, 1] (EMA updates)."""

@@ -1,0 +1,61 @@
+"""SimCLR: contrastive learning of two augmented views with the NT-Xent loss.
+
+Chen, Kornblith, Norouzi, Hinton 2020, "A Simple Framework for Contrastive Learning of
+Visual Representations" (ICML). Each sample is augmented twice; a projection head maps the
+encoder's representation to a space where the two views of one sample must be closer to each
+other than to the other 2(B-1) views of the batch.
+
+    obj = SimCLR(encoder, modality, temperature=0.2)
+    loss, logs = obj.loss(x, generator)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from unlabeled.models.heads import projection_head
+from unlabeled.objectives.base import Objective
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised-temperature cross-entropy (SimCLR eq. 1), averaged over all 2B anchors.
+
+    Returns the loss and the fraction of anchors whose most similar other view is their
+    positive (a cheap health signal for the run)."""
+    b = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))  # a view is never its own negative
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    loss = F.cross_entropy(logits, target)
+    acc = (logits.argmax(dim=1) == target).float().mean()
+    return loss, acc
+
+
+class SimCLR(Objective):
+    name = "simclr"
+
+    def __init__(
+        self, encoder, modality, temperature: float = 0.2, proj_hidden: int = 512, proj_dim: int = 128
+    ) -> None:
+        super().__init__(encoder, modality)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.proj_hidden, self.proj_dim = proj_hidden, proj_dim
+        self.head = projection_head(encoder.dim, proj_hidden, proj_dim)
+
+    def hparams(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "proj_hidden": self.proj_hidden, "proj_dim": self.proj_dim}
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        mod = self.modality
+        with torch.autocast(x.device.type, enabled=False):  # augment in fp32, train in bf16
+            views = torch.cat([mod.normalize(mod.augment(x, generator)) for _ in range(2)])
+        z = self.head(self.encoder.embed(views))
+        z1, z2 = z.chunk(2)
+        loss, acc = nt_xent(z1, z2, self.temperature)
+        return loss, {"loss": loss.detach(), "pos_acc": acc}

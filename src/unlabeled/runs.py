@@ -1,0 +1,192 @@
+"""The Run directory: what ``pretrain`` leaves behind, reopened by path alone.
+
+    config.json          everything needed to rebuild and reproduce the run
+    model.safetensors    the objective's weights (encoder.* is the encoder)
+    state.pt             optimiser, step and weights, for --resume
+    metrics.jsonl        one line per logged step
+    embeddings.parquet   id, vector (from ``unlabeled embed``)
+    bench.json, report.html
+
+    run = open_run("runs/a")
+    X = run.encode(collection)                    # (n, dim) float32 features
+    path = embed(run, collection)                 # runs/a/embeddings.parquet
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from unlabeled._console import UnlabeledError, progress
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.modalities import modality_from_state
+from unlabeled.models import build_encoder
+from unlabeled.train import checkpoint as ckpt
+
+EMBEDDINGS_FILE = "embeddings.parquet"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Run:
+    """A pretraining run on disk."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        cfg = self.path / "config.json"
+        if not cfg.is_file():
+            raise UnlabeledError(f"{self.path} is not a run (no config.json); create one with `unlabeled pretrain`")
+        self.config: dict[str, Any] = json.loads(cfg.read_text())
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, method={self.method!r}, step={self.step})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def method(self) -> str:
+        return str(self.config["method"]["name"])
+
+    @property
+    def step(self) -> int:
+        """The training step of the saved weights (0 when none are saved yet)."""
+        path = self.path / ckpt.MODEL_FILE
+        if not path.exists():
+            return 0
+        with safe_open(str(path), "pt") as f:
+            return int((f.metadata() or {}).get("step", 0))
+
+    def modality(self):
+        return modality_from_state(self.config["modality"])
+
+    def encoder(self, trained: bool = True) -> nn.Module:
+        """The run's encoder in eval mode: with its trained weights, or freshly initialised
+        with the run's seed (the random-init baseline)."""
+        enc_cfg = self.config["encoder"]
+        torch.manual_seed(self.config["train"]["seed"])
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
+        if trained:
+            path = self.path / ckpt.MODEL_FILE
+            if not path.exists():
+                raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
+            weights = ckpt.load_weights(path)
+            enc.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
+        return enc.eval()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def encode(
+        self,
+        collection: Collection | str,
+        positions: np.ndarray | None = None,
+        *,
+        trained: bool = True,
+        batch_size: int = 1024,
+        device: str | torch.device = "auto",
+    ) -> np.ndarray:
+        """Features (n, dim) of the samples at ``positions`` (all when None)."""
+        col = open_collection(collection)
+        return encode(self.encoder(trained), self.modality(), col, positions, batch_size, device)
+
+
+def open_run(path: str | os.PathLike[str] | Run) -> Run:
+    """Open a run folder written by ``unlabeled pretrain`` (or pass one through)."""
+    return path if isinstance(path, Run) else Run(path)
+
+
+@torch.no_grad()
+def encode(
+    encoder: nn.Module,
+    modality: Any,
+    collection: Collection,
+    positions: np.ndarray | None = None,
+    batch_size: int = 1024,
+    device: str | torch.device = "auto",
+    description: str = "embed",
+) -> np.ndarray:
+    """The one embedding routine: ``encoder.embed`` over batches read from the collection,
+    in bf16 where the device supports it, returned as float32 in the order of ``positions``."""
+    from unlabeled.train.trainer import bf16_available
+
+    dev = resolve_device(device)
+    pos = collection.indices() if positions is None else np.asarray(positions)
+    encoder = encoder.to(dev).eval()
+    use_bf16 = bf16_available(dev)
+    out = np.empty((len(pos), encoder.dim), dtype=np.float32)
+    with progress() as bar:
+        task = bar.add_task(description, total=len(pos))
+        for start in range(0, len(pos), batch_size):
+            chunk = pos[start : start + batch_size]
+            x = modality.normalize(modality.prepare(collection.get(chunk), dev))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                z = encoder.embed(x)
+            out[start : start + len(chunk)] = z.float().cpu().numpy()
+            bar.advance(task, len(chunk))
+    return out
+
+
+def write_embeddings(path: str | os.PathLike[str], ids: np.ndarray, vectors: np.ndarray, meta: dict[str, str]) -> Path:
+    """Write ``id, vector`` rows to parquet (atomically), with ``meta`` in the schema."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+    table = pa.table({"id": pa.array([str(i) for i in ids], pa.string()), "vector": column})
+    table = table.replace_schema_metadata({k: str(v) for k, v in meta.items()})
+    ckpt.atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return Path(path)
+
+
+def read_embeddings(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """(ids, vectors, metadata) of an embeddings parquet file."""
+    table = pq.read_table(path)
+    vec = table.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    vectors = vec.flatten().to_numpy().reshape(-1, dim)
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors, meta
+
+
+def embed(
+    run: Run | str,
+    collection: Collection | str,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device = "auto",
+) -> Path:
+    """Embed every sample of ``collection`` with the run's encoder; writes ``id, vector``
+    rows to ``out`` (default ``<run>/embeddings.parquet``) and returns its path."""
+    run, col = open_run(run), open_collection(collection)
+    vectors = run.encode(col, batch_size=batch_size, device=device)
+    meta = {"collection": str(col.path.resolve()), "fingerprint": col.fingerprint(), "step": str(run.step)}
+    return write_embeddings(out or run.path / EMBEDDINGS_FILE, col.ids, vectors, meta)
+
+
+def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any) -> np.ndarray:
+    """Trained features of ``positions``, read from the run's embeddings.parquet when it was
+    written for this collection at this step, computed otherwise."""
+    path = run.path / EMBEDDINGS_FILE
+    if path.exists():
+        ids, vectors, meta = read_embeddings(path)
+        if meta.get("fingerprint") == collection.fingerprint() and meta.get("step") == str(run.step) \
+                and len(ids) == len(collection) and (ids == collection.ids).all():  # fmt: skip
+            return vectors[positions]
+    return run.encode(collection, positions, **kw)

@@ -1,0 +1,127 @@
+"""``pretrain``: collection -> modality -> encoder + objective -> Trainer -> Run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled._version import __version__
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.modalities import fit_modality, modality_from_state
+from unlabeled.models import build_encoder
+from unlabeled.objectives import build_objective
+from unlabeled.runs import Run, resolve_device
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train import distributed as dist
+from unlabeled.train.trainer import TrainConfig, Trainer
+
+DEFAULT_MINUTES = 10.0
+
+
+def default_size(n: int) -> str:
+    """Encoder size from the amount of data: small data overfits large encoders."""
+    return "tiny" if n < 200_000 else "small" if n < 2_000_000 else "base"
+
+
+def pretrain(
+    data: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str = "simclr",
+    encoder: str = "cnn",
+    size: str | None = None,
+    minutes: float | None = None,
+    epochs: float | None = None,
+    batch_size: int = 256,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    seed: int = 0,
+    precision: str = "auto",
+    device: str = "auto",
+    exclude_split: str | None = "test",
+    method_options: dict[str, Any] | None = None,
+    checkpoint_steps: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Run:
+    """Pretrain an encoder on ``data`` without labels; returns the :class:`Run` in ``out``.
+
+    Trains for ``minutes`` of wall time or ``epochs`` passes (default: 10 minutes). Samples
+    in split ``exclude_split`` (the test split) are never trained on. With ``resume`` the run
+    in ``out`` continues from its last checkpoint with its saved settings."""
+    out = Path(out)
+    dev = resolve_device(device)
+    dist.init_from_env(dev)
+    col = open_collection(data)
+    has_run = (out / "config.json").exists()
+    if resume and not has_run:
+        raise UnlabeledError(f"nothing to resume: {out} holds no run")
+    if has_run and not resume:
+        if not overwrite:
+            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
+        if dist.rank() == 0:
+            shutil.rmtree(out)
+
+    if resume:
+        config = json.loads((out / "config.json").read_text())
+        cfg = TrainConfig(**config["train"])
+        modality = modality_from_state(config["modality"])
+        exclude = config["data"]["exclude_split"]
+        if config["data"]["fingerprint"] != col.fingerprint():
+            raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+    else:
+        if minutes is None and epochs is None:
+            minutes = DEFAULT_MINUTES
+        cfg = TrainConfig(batch_size=batch_size, epochs=epochs, minutes=minutes, seed=seed,
+                          precision=precision, checkpoint_steps=checkpoint_steps)  # fmt: skip
+        if lr is not None:
+            cfg.lr = lr
+        if weight_decay is not None:
+            cfg.weight_decay = weight_decay
+        exclude = exclude_split
+    positions = col.indices(exclude=exclude)
+    if not resume:
+        modality = fit_modality(col, positions)
+        size = size or default_size(len(positions))
+        config = {
+            "unlabeled": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv),
+            "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
+                     "samples": len(positions), "exclude_split": exclude},
+            "modality": modality.state(),
+            "encoder": {"name": encoder, "size": size, "sample_shape": list(col.sample_shape)},
+            "method": {"name": method, **(method_options or {})},
+            "train": asdict(cfg),
+            "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                            "device": str(dev), "world_size": dist.world_size()},
+        }  # fmt: skip
+
+    torch.manual_seed(cfg.seed)
+    enc_cfg = config["encoder"]
+    enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
+    hparams = {k: v for k, v in config["method"].items() if k != "name"}
+    objective = build_objective(config["method"]["name"], enc, modality, **hparams)
+    config["method"] = {"name": objective.name, **objective.hparams()}
+    if not resume and dist.rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_json(out / "config.json", config)
+    info(
+        f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
+        f"{enc_cfg['name']}-{enc_cfg['size']} encoder "
+        f"({sum(p.numel() for p in enc.parameters()) / 1e6:.2f}M parameters), device {dev}"
+    )
+    trainer = Trainer(objective, col, positions, cfg, out, dev)
+    summary = trainer.fit(resume=resume)
+    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
+    return Run(out)

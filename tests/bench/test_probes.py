@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from unlabeled.bench.probes import PROBES, KNNProbe, make_probe
+
+
+def _blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = rng.normal(size=(3, 16)) * 3
+    return centres[y] + rng.normal(size=(n, 16)), y
+
+
+@pytest.mark.parametrize("name", list(PROBES))
+def test_probes_separate_blobs_and_are_sklearn_estimators(name):
+    X, y = _blobs()
+    probe = make_probe(name)
+    assert cross_val_score(clone(probe), X, y, cv=3).mean() > 0.95
+    p = probe.fit(X, y).predict_proba(X[:5])
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-6)
+
+
+def test_knn_temperature_weighted_vote():
+    X = np.array([[1, 0], [1, 0.1], [0, 1]], dtype=float)
+    y = np.array([0, 0, 1])
+    knn = KNNProbe(k=3, temperature=0.1).fit(X, y)
+    assert knn.predict(np.array([[0.2, 1.0]]))[0] == 1  # the single closest neighbour wins
+    assert KNNProbe(k=3, temperature=100).fit(X, y).predict(np.array([[0.2, 1.0]]))[0] == 0  # ~majority
+    labels = np.array(["a", "a", "b"])
+    assert KNNProbe(k=1).fit(X, labels).predict(X).tolist() == ["a", "a", "b"]

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from unlabeled import UnlabeledError, import_source, open_collection
+from unlabeled.data.builtins import BUILTINS
+
+
+def _save(path, array, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path)
+
+
+@pytest.fixture
+def image_folder(tmp_path, fmnist_arrays):
+    """Real Fashion-MNIST images as PNG/JPEG in class folders, plus every kind of bad file."""
+    root = tmp_path / "imgs"
+    x, y = fmnist_arrays.arrays[:40, 0], fmnist_arrays.labels[:40]
+    for i in range(40):
+        ext = "jpg" if i % 5 == 0 else "png"
+        _save(root / f"class{y[i]}" / f"{i:03d}.{ext}", x[i])
+    _save(root / "class0" / "rgb.png", np.stack([x[0]] * 3, -1), "RGB")
+    (root / "class0" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    png = (root / "class0" / "rgb.png").read_bytes()
+    (root / "class0" / "truncated.png").write_bytes(png[: len(png) // 2])
+    _save(root / "class2" / "wrongsize.png", np.zeros((30, 30), np.uint8))
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_image_folder_reports_bad_files_and_imports_the_rest(image_folder, tmp_path):
+    report = import_source(image_folder, tmp_path / "col")
+    bad = dict(report.bad)
+    assert set(map(lambda p: p.split("/")[-1], bad)) == {"corrupt.png", "truncated.png", "wrongsize.png"}
+    assert "differs" in bad[str(image_folder / "class2" / "wrongsize.png")]
+    col = report.collection
+    assert len(col) == 41  # 40 + the RGB one
+    assert col.sample_shape == (3, 28, 28)  # a colour image makes the collection RGB
+    assert "corrupt.png" in report.summary() and "ignored 1 file(s) with extension .txt" in report.summary()
+    # a PNG decodes losslessly: grey replicated to three channels equals the source pixels
+    first = next(p for p in sorted(image_folder.glob("class*/0*.png")))
+    rel = first.relative_to(image_folder).as_posix()
+    sample = col.get(col.positions([rel]))[0]
+    for c in range(3):
+        np.testing.assert_array_equal(sample[c], np.asarray(Image.open(first)))
+    assert col.classes[col.labels[col.positions([rel])[0]]] == first.parent.name
+
+
+def test_class_folders_become_labels(tmp_path, fmnist_arrays):
+    root = tmp_path / "imgs"
+    for i in range(6):
+        _save(root / ("cat" if i % 2 else "dog") / f"{i}.png", fmnist_arrays.arrays[i, 0])
+    _save(root / "loose.png", fmnist_arrays.arrays[6, 0])
+    col = import_source(root, tmp_path / "col").collection
+    assert col.classes == ["cat", "dog"] and col.sample_shape == (1, 28, 28)
+    labels = dict(zip(col.ids, col.labels, strict=True))
+    assert labels["cat/1.png"] == 0 and labels["dog/0.png"] == 1 and labels["loose.png"] == -1
+    got = col.get(col.positions(["dog/2.png"]))[0, 0]
+    np.testing.assert_array_equal(got, fmnist_arrays.arrays[2, 0])
+
+
+def test_split_folders_and_resize(tmp_path, fmnist_arrays):
+    root = tmp_path / "imgs"
+    for i in range(4):
+        _save(root / ("train" if i < 3 else "test") / "a" / f"{i}.png", fmnist_arrays.arrays[i, 0])
+    _save(root / "train" / "a" / "big.png", np.zeros((56, 56), np.uint8))
+    col = import_source(root, tmp_path / "col", resize=(28, 28)).collection
+    assert len(col) == 5 and sorted(col.splits.tolist()) == ["test"] + ["train"] * 4
+
+
+def test_empty_and_missing_sources_are_errors(tmp_path):
+    with pytest.raises(UnlabeledError, match="not found"):
+        import_source(tmp_path / "nope", tmp_path / "col")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnlabeledError, match="no importable files"):
+        import_source(tmp_path / "empty", tmp_path / "col")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"garbage")
+    with pytest.raises(UnlabeledError, match="could be read"):
+        import_source(tmp_path / "bad", tmp_path / "col")
+    assert not (tmp_path / "col").exists()
+
+
+def test_npy_array_with_labels_file(tmp_path, fmnist_arrays):
+    x = fmnist_arrays.arrays[:30, 0].astype(np.float32) / 255
+    x[7, 0, 0] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.txt").write_text("\n".join(str(v) for v in fmnist_arrays.labels[:30]))
+    report = import_source(tmp_path / "x.npy", tmp_path / "col", labels=tmp_path / "y.txt")
+    assert report.bad == [(f"{tmp_path / 'x.npy'}[7]", "contains NaN or infinity")]
+    col = open_collection(tmp_path / "col")
+    assert len(col) == 29 and col.sample_shape == (1, 28, 28) and col.meta["dtype"] == "float32"
+    (tmp_path / "short.txt").write_text("1\n2\n")
+    with pytest.raises(UnlabeledError, match="2 labels for 30 samples"):
+        import_source(tmp_path / "x.npy", tmp_path / "col2", labels=tmp_path / "short.txt")
+
+
+def test_folder_of_npy_files(tmp_path, fmnist_arrays):
+    root = tmp_path / "arrs"
+    (root / "a").mkdir(parents=True)
+    for i in range(3):
+        np.save(root / "a" / f"{i}.npy", fmnist_arrays.arrays[i, 0].astype(np.float32))
+    np.save(root / "a" / "odd.npy", np.zeros((5, 5), np.float32))
+    (root / "a" / "broken.npy").write_bytes(b"\x93NUMPY garbage")
+    report = import_source(root, tmp_path / "col")
+    assert len(report.collection) == 3
+    assert {p.split("/")[-1] for p, _ in report.bad} == {"odd.npy", "broken.npy"}
+
+
+def test_builtins(tmp_path):
+    assert {"fashion-mnist", "digits"} <= set(BUILTINS)
+    col = import_source("digits", tmp_path / "d").collection
+    assert len(col) == 1797 and col.sample_shape == (1, 8, 8) and col.get(col.indices()).max() == 255
+
+
+def test_fashion_mnist_builtin(fmnist_arrays):
+    assert fmnist_arrays.arrays.shape == (70000, 1, 28, 28)
+    assert fmnist_arrays.splits.count("test") == 10000
+    assert np.bincount(fmnist_arrays.labels).tolist() == [7000] * 10

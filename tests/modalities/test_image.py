@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from unlabeled.modalities.image import ImageAugment, ImageModality, augment_images, gaussian_blur, resized_crop_flip
+
+
+@pytest.fixture
+def batch(fmnist_small):
+    mod = ImageModality.fit(fmnist_small)
+    return mod, mod.prepare(fmnist_small.get(np.arange(64)))
+
+
+def _g(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_fit_and_prepare(fmnist_small, batch):
+    mod, x = batch
+    assert x.shape == (64, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert 0.2 < mod.mean[0] < 0.4 and 0.3 < mod.std[0] < 0.4  # Fashion-MNIST: 0.286, 0.353
+    z = mod.normalize(mod.prepare(fmnist_small.get(fmnist_small.indices())))
+    assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05
+
+
+def test_augment_is_batched_seeded_and_in_range(batch):
+    mod, x = batch
+    a, b = mod.augment(x, _g(1)), mod.augment(x, _g(1))
+    c = mod.augment(x, _g(2))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    # every image gets its own parameters: two copies of one image get different views
+    twin = augment_images(x[:1].repeat(8, 1, 1, 1), mod.aug, _g(0))
+    assert len({round(v, 4) for v in twin.sum(dim=(1, 2, 3)).tolist()}) == 8
+
+
+def test_identity_crop_and_flip(batch):
+    _, x = batch
+    same = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0)
+    torch.testing.assert_close(resized_crop_flip(x, same, _g()), x, atol=1e-5, rtol=0)
+    flip = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=1.0)
+    torch.testing.assert_close(resized_crop_flip(x, flip, _g()), x.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_blur_keeps_mean_and_smooths(batch):
+    _, x = batch
+    y = gaussian_blur(x, torch.full((x.shape[0],), 1.0))
+    assert torch.allclose(y.mean(), x.mean(), atol=1e-2)  # up to the reflected borders
+    tv = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert tv(y) < 0.7 * tv(x)
+    # per-sample sigma: a tiny sigma leaves its image almost untouched
+    z = gaussian_blur(x[:2], torch.tensor([0.1, 2.0]))
+    assert (z[0] - x[0]).abs().max() < 1e-3 and (z[1] - x[1]).abs().max() > 0.05
+
+
+def test_rgb_and_invalid_settings():
+    mod = ImageModality((3, 16, 16), [0.5] * 3, [0.25] * 3)
+    x = torch.rand(4, 3, 16, 16)
+    assert mod.augment(x, _g()).shape == x.shape
+    assert ImageModality(**{k: v for k, v in mod.state().items() if k != "name"}).aug == mod.aug
+    with pytest.raises(ValueError, match="crop_scale"):
+        ImageAugment(crop_scale=(0.5, 0.2))

@@ -1,0 +1,45 @@
+"""The command line as a user runs it: real processes, real exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+ENV = {**os.environ, "UNLABELED_QUIET": "1"}
+
+
+def cli(*args, check=True):
+    p = subprocess.run([sys.executable, "-m", "unlabeled", *map(str, args)], env=ENV,
+                       capture_output=True, text=True)  # fmt: skip
+    if check:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def test_datasets_lists_builtins():
+    out = cli("datasets").stderr
+    assert "fashion-mnist" in out and "digits" in out
+
+
+def test_bad_sources_exit_non_zero(tmp_path):
+    p = cli("import", tmp_path / "missing", tmp_path / "c", check=False)
+    assert p.returncode != 0 and "source not found" in p.stderr
+    (tmp_path / "empty").mkdir()
+    p = cli("import", tmp_path / "empty", tmp_path / "c", check=False)
+    assert p.returncode != 0 and "no importable files" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_whole_path_on_digits(tmp_path):
+    cli("import", "digits", tmp_path / "digits")
+    p = cli("import", "digits", tmp_path / "digits", check=False)
+    assert p.returncode != 0 and "already exists" in p.stderr
+    cli("pretrain", tmp_path / "digits", "--out", tmp_path / "run", "--epochs", "2", "--batch-size", "128")
+    cli("embed", tmp_path / "run", tmp_path / "digits")
+    assert (tmp_path / "run" / "embeddings.parquet").exists()
+    out = cli("bench", tmp_path / "run", "--task", tmp_path / "digits", "--fractions", "0.1,1",
+              "--seeds", "1", "--probes", "linear,knn").stderr  # fmt: skip
+    assert "raw" in out and "random-init" in out and "10% labels" in out
+    rows = json.loads((tmp_path / "run" / "bench.json").read_text())
+    assert len(rows) == 3 * 2 * 2
+    assert (tmp_path / "run" / "report.html").stat().st_size > 10_000

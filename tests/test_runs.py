@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+import unlabeled as ul
+from unlabeled.runs import features, read_embeddings
+
+
+@pytest.fixture(scope="module")
+def run(fmnist_small, tmp_path_factory):
+    return ul.pretrain(fmnist_small, tmp_path_factory.mktemp("runs") / "r", epochs=0.2, batch_size=64)
+
+
+def test_embed_writes_every_id(run, fmnist_small):
+    path = ul.embed(run, fmnist_small)
+    ids, vectors, meta = read_embeddings(path)
+    assert path == run.path / "embeddings.parquet"
+    assert (ids == fmnist_small.ids).all() and vectors.shape == (len(fmnist_small), 256)
+    assert vectors.dtype == np.float32 and np.isfinite(vectors).all()
+    assert meta["fingerprint"] == fmnist_small.fingerprint() and meta["step"] == str(run.step)
+    direct = run.encode(fmnist_small, np.arange(10))
+    np.testing.assert_allclose(vectors[:10], direct, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(features(run, fmnist_small, np.arange(10)), vectors[:10])
+
+
+def test_random_init_differs_from_trained(run, fmnist_small):
+    trained = run.encode(fmnist_small, np.arange(8))
+    random = run.encode(fmnist_small, np.arange(8), trained=False)
+    assert not np.allclose(trained, random)
+    np.testing.assert_array_equal(random, run.encode(fmnist_small, np.arange(8), trained=False))
+
+
+def test_reopen_by_path(run):
+    again = ul.open_run(str(run.path))
+    assert again.step == run.step and again.method == "simclr"
+    with pytest.raises(ul.UnlabeledError, match="not a run"):
+        ul.open_run(run.path.parent)

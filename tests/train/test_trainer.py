@@ -1,0 +1,105 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import unlabeled as ul
+from unlabeled.modalities.image import ImageModality
+from unlabeled.models import build_encoder
+from unlabeled.objectives import build_objective
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.trainer import TrainConfig, Trainer, lr_at
+
+FAST = dict(epochs=0.4, batch_size=64, precision="fp32")  # 12 steps on 2,000 images
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(s, 100, 1.0, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert lrs[-1] < 0.01
+
+
+def test_batches_cover_the_data_once_per_epoch(fmnist_small, tmp_path):
+    mod = ImageModality.fit(fmnist_small)
+    obj = build_objective("simclr", build_encoder("cnn", "tiny", (1, 28, 28)), mod)
+    t = Trainer(obj, fmnist_small, fmnist_small.indices(exclude="test"), TrainConfig(batch_size=64), tmp_path)
+    seen = [p for s in range(t.steps_per_epoch) for p in t.batch_positions(s)]
+    assert len(seen) == len(set(seen)) == t.steps_per_epoch * 64 == 31 * 64
+    assert not set(seen) & set(fmnist_small.indices("test").tolist())
+    assert (t.batch_positions(0) != t.batch_positions(t.steps_per_epoch)).any()  # reshuffled
+
+
+def test_run_directory(fmnist_small, tmp_path):
+    run = ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "model.safetensors", "state.pt", "metrics.jsonl"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    cfg = run.config
+    assert cfg["train"]["total_steps"] == 12 and cfg["method"]["name"] == "simclr"
+    assert cfg["data"]["exclude_split"] == "test" and cfg["data"]["samples"] == 2000
+    assert run.step == 12 and [m["step"] for m in run.metrics()] == [12]
+    assert run.encoder().embed(torch.rand(2, 1, 28, 28)).shape == (2, 256)
+    with pytest.raises(ul.UnlabeledError, match="already holds a run"):
+        ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
+
+
+def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
+    straight = ul.pretrain(fmnist_small, tmp_path / "a", checkpoint_steps=5, **FAST)
+    real_step = Trainer._step
+
+    def crash_after_7(self, model, opt, step, total):
+        if step == 7:
+            raise RuntimeError("simulated crash")
+        return real_step(self, model, opt, step, total)
+
+    monkeypatch.setattr(Trainer, "_step", crash_after_7)
+    with pytest.raises(RuntimeError, match="simulated"):
+        ul.pretrain(fmnist_small, tmp_path / "b", checkpoint_steps=5, **FAST)
+    assert ckpt.load_state(tmp_path / "b" / "state.pt")["step"] == 5
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    resumed = ul.pretrain(fmnist_small, tmp_path / "b", resume=True)
+    a, b = ckpt.load_weights(straight.path / "model.safetensors"), ckpt.load_weights(resumed.path / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_minutes_budget_is_fixed_before_training(fmnist_small, tmp_path):
+    run = ul.pretrain(fmnist_small, tmp_path / "r", minutes=0.15, batch_size=64, precision="fp32")
+    total = run.config["train"]["total_steps"]
+    assert total >= 1 and run.step == total
+    assert run.metrics()[-1]["elapsed_s"] < 0.15 * 60 * 2
+
+
+def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "unlabeled", "pretrain", str(fmnist_small.path), "--out", str(out),
+           "--epochs", "1", "--batch-size", "32", "--checkpoint-steps", "10", "--precision", "fp32"]  # fmt: skip
+    env = {**os.environ, "UNLABELED_QUIET": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "state.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and ckpt.load_state(state)["step"] >= 20:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt.load_state(state)["step"]
+    total = json.loads((out / "config.json").read_text())["train"]["total_steps"]
+    assert 20 <= killed_at < total == 62
+    ul.open_run(out).encoder()  # the checkpoint left by the killed process loads
+    done = subprocess.run([*cmd[:7], "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run = ul.open_run(out)
+    assert run.step == total and ckpt.load_state(state)["step"] == total
+    steps = [m["step"] for m in run.metrics()]
+    assert steps == sorted(set(steps)) and steps[-1] == total
+    run.encoder()
