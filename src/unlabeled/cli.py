@@ -70,7 +70,7 @@ def pretrain(
     size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the data")] = None,
-    batch_size: Annotated[int, typer.Option(help="samples per step (per process)")] = 256,
+    batch_size: Annotated[int, typer.Option(help="samples per step (per process)")] = 128,
     lr: Annotated[float | None, typer.Option(help="peak learning rate (AdamW)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",

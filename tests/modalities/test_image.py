@@ -54,6 +54,12 @@ def test_blur_keeps_mean_and_smooths(batch):
     assert (z[0] - x[0]).abs().max() < 1e-3 and (z[1] - x[1]).abs().max() > 0.05
 
 
+def test_defaults_follow_image_size():
+    small, large = ImageModality((1, 28, 28), [0.5], [0.25]), ImageModality((3, 96, 96), [0.5] * 3, [0.25] * 3)
+    assert small.aug.blur_p == 0 and small.aug.crop_scale[0] > large.aug.crop_scale[0]
+    assert large.aug.blur_p > 0
+
+
 def test_rgb_and_invalid_settings():
     mod = ImageModality((3, 16, 16), [0.5] * 3, [0.25] * 3)
     x = torch.rand(4, 3, 16, 16)

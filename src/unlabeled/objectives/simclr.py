@@ -5,7 +5,7 @@ Visual Representations" (ICML). Each sample is augmented twice; a projection hea
 encoder's representation to a space where the two views of one sample must be closer to each
 other than to the other 2(B-1) views of the batch.
 
-    obj = SimCLR(encoder, modality, temperature=0.2)
+    obj = SimCLR(encoder, modality, temperature=0.5)
     loss, logs = obj.loss(x, generator)
 """
 
@@ -39,7 +39,7 @@ class SimCLR(Objective):
     name = "simclr"
 
     def __init__(
-        self, encoder, modality, temperature: float = 0.2, proj_hidden: int = 512, proj_dim: int = 128
+        self, encoder, modality, temperature: float = 0.5, proj_hidden: int = 512, proj_dim: int = 128
     ) -> None:
         super().__init__(encoder, modality)
         if temperature <= 0:

@@ -42,7 +42,7 @@ def pretrain(
     size: str | None = None,
     minutes: float | None = None,
     epochs: float | None = None,
-    batch_size: int = 256,
+    batch_size: int = 128,
     lr: float | None = None,
     weight_decay: float | None = None,
     seed: int = 0,

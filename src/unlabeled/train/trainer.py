@@ -43,7 +43,7 @@ from unlabeled.train import distributed as dist
 class TrainConfig:
     """Settings of the training loop (stored in the run's config.json)."""
 
-    batch_size: int = 256
+    batch_size: int = 128
     epochs: float | None = None
     minutes: float | None = None
     lr: float = 2e-3

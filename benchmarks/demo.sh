@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The numbers behind BENCHMARKS.md's demo section:
+#   1. `make demo` from an empty demo/ folder, timed end to end (set-up included);
+#   2. the peak resident memory of `unlabeled pretrain` on Fashion-MNIST, alone.
+# Usage: benchmarks/demo.sh            (about 20 minutes on a 2-core CPU)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p benchmarks/results
+log=benchmarks/results/demo-$(date +%Y%m%d-%H%M).log
+rm -rf demo
+{
+  echo "# $(date -Is) on $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
+  /usr/bin/time -f "make demo: %e s wall" make demo
+  echo
+  tmp=$(mktemp -d)
+  /usr/bin/time -f "unlabeled pretrain (3 min budget): %e s wall, peak RSS %M KiB" \
+    .venv/bin/unlabeled pretrain demo/data/fashion-mnist --out "$tmp/run" --minutes 3
+  rm -rf "$tmp"
+} 2>&1 | tee "$log"
+echo "log: $log"
