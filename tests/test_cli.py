@@ -43,3 +43,20 @@ def test_whole_path_on_digits(tmp_path):
     rows = json.loads((tmp_path / "run" / "bench.json").read_text())
     assert len(rows) == 3 * 2 * 2
     assert (tmp_path / "run" / "report.html").stat().st_size > 10_000
+
+
+def test_settings_parse_numbers_lists_and_strings():
+    from unlabeled.cli import _settings
+
+    assert _settings(["temperature=0.2", "crop_scale=0.35,1", "name=x"], "--option") == {
+        "temperature": 0.2, "crop_scale": [0.35, 1.0], "name": "x"}  # fmt: skip
+
+
+def test_pretrain_options_reach_the_run(digits, tmp_path):
+    cli("pretrain", digits.path, "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "64",
+        "--option", "temperature=0.3", "--augment", "flip_p=0", "--augment", "crop_scale=0.5,1")  # fmt: skip
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["method"]["temperature"] == 0.3
+    assert cfg["modality"]["augment"]["flip_p"] == 0 and cfg["modality"]["augment"]["crop_scale"] == [0.5, 1.0]
+    p = cli("pretrain", digits.path, "--out", tmp_path / "r2", "--epochs", "1", "--augment", "wobble=1", check=False)
+    assert p.returncode == 2 and "wobble" in p.stderr

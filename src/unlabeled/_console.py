@@ -44,5 +44,6 @@ def progress(*extra: TextColumn) -> Progress:
 
 
 def info(message: str) -> None:
-    if not quiet():
+    """A status line, printed by rank 0 only."""
+    if int(os.environ.get("RANK", "0")) == 0:
         console.print(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +34,20 @@ def _size(text: str | None) -> tuple[int, int] | None:
         return h, w
     except ValueError:
         raise UnlabeledError(f"--resize takes HEIGHTxWIDTH, e.g. 28x28; got {text!r}") from None
+
+
+def _settings(items: list[str] | None, what: str) -> dict[str, object]:
+    """``["temperature=0.2", "crop_scale=0.35,1"]`` -> ``{"temperature": 0.2, "crop_scale": [0.35, 1.0]}``."""
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UnlabeledError(f"{what} takes NAME=VALUE, got {item!r}")
+        try:
+            out[key] = [float(v) for v in value.split(",")] if "," in value else json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 @app.command()
@@ -75,6 +90,8 @@ def pretrain(
     seed: Annotated[int, typer.Option()] = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N]")] = "auto",
+    option: Annotated[list[str] | None, typer.Option(help="objective setting NAME=VALUE, repeatable")] = None,
+    augment: Annotated[list[str] | None, typer.Option(help="augmentation setting NAME=VALUE, repeatable")] = None,
     checkpoint_steps: Annotated[int, typer.Option(help="also checkpoint every N steps")] = 0,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
@@ -84,6 +101,7 @@ def pretrain(
 
     run_pretrain(data, out, method=method, encoder=encoder, size=size, minutes=minutes, epochs=epochs,
                  batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device,
+                 method_options=_settings(option, "--option"), augment=_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, resume=resume, overwrite=overwrite)  # fmt: skip
 
 
@@ -123,7 +141,7 @@ def bench(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the data, the run and the report")] = Path("demo"),
-    minutes: Annotated[float, typer.Option(help="pretraining budget")] = 10.0,
+    minutes: Annotated[float, typer.Option(help="pretraining budget")] = 11.0,
     seeds: Annotated[int, typer.Option()] = 3,
 ) -> None:
     """The whole path on Fashion-MNIST: import, pretrain without labels, bench, report."""

@@ -18,7 +18,7 @@ from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import pretrain
 
 
-def run_demo(out: str | Path = "demo", minutes: float = 10.0, seeds: int = 3) -> BenchResult:
+def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3) -> BenchResult:
     out = Path(out)
     t0 = time.perf_counter()
     data, run_dir = out / "data" / "fashion-mnist", out / "runs" / "simclr"
@@ -27,14 +27,13 @@ def run_demo(out: str | Path = "demo", minutes: float = 10.0, seeds: int = 3) ->
     else:
         console.print(import_source("fashion-mnist", data).summary())
     col = open_collection(data)
-    run = Run(run_dir) if (run_dir / "config.json").exists() else None
-    state = run_dir / ckpt.STATE_FILE
-    if run is None:
+    if not (run_dir / "config.json").exists():
         run = pretrain(col, run_dir, method="simclr", minutes=minutes)
-    elif not state.exists() or ckpt.load_state(state)["step"] < ckpt.load_state(state)["total_steps"]:
-        run = pretrain(col, run_dir, resume=True)
-    else:
+    elif _finished(run_dir):
+        run = Run(run_dir)
         info(f"using the finished run in {run_dir}")
+    else:
+        run = pretrain(col, run_dir, resume=True)
     embed(run, col)
     result = bench(run, col, fractions=[0.01, 0.1, 1.0], seeds=seeds)
     console.print(result.table())
@@ -46,3 +45,11 @@ def run_demo(out: str | Path = "demo", minutes: float = 10.0, seeds: int = 3) ->
     )
     console.print(f"report: {result.report_path}   ({time.perf_counter() - t0:.0f} s in all)")
     return result
+
+
+def _finished(run_dir: Path) -> bool:
+    state = run_dir / ckpt.STATE_FILE
+    if not state.exists():
+        return False
+    s = ckpt.load_state(state)
+    return s["step"] >= s["total_steps"]

@@ -55,6 +55,9 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any:
             style = "--" if model in ("raw", "random-init") or model.startswith("random-init:") else "-"
             ax.errorbar(f * 100, m, yerr=s, fmt=style + "o", ms=4, capsize=3, label=model)
         ax.set_xscale("log")
+        ticks = sorted({r["fraction"] * 100 for r in rows})
+        ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("labels used (% of train split)")
         ax.set_ylabel(rows[0]["metric"])
         ax.set_title(f"{probe} probe")

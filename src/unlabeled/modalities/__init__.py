@@ -20,8 +20,9 @@ from unlabeled.modalities.image import ImageAugment, ImageModality
 MODALITIES: dict[str, type[ImageModality]] = {"image": ImageModality}
 
 
-def fit_modality(collection: Collection, positions=None) -> ImageModality:
-    """The modality of ``collection``, with its normalisation fitted on ``positions``."""
+def fit_modality(collection: Collection, positions=None, augment: dict[str, Any] | None = None) -> ImageModality:
+    """The modality of ``collection``, with its normalisation fitted on ``positions``;
+    ``augment`` overrides settings of the modality's default augmentation."""
     try:
         cls = MODALITIES[collection.modality]
     except KeyError:
@@ -29,7 +30,10 @@ def fit_modality(collection: Collection, positions=None) -> ImageModality:
             f"{collection.path}: modality {collection.modality!r} is not supported "
             f"(available: {', '.join(MODALITIES)})"
         ) from None
-    return cls.fit(collection, positions)
+    mod = cls.fit(collection, positions)
+    if augment:
+        mod.aug = mod.augmentation_with(augment)
+    return mod
 
 
 def modality_from_state(state: dict[str, Any]) -> ImageModality:

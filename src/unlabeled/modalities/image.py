@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 
 
@@ -168,6 +169,17 @@ class ImageModality:
         mean = x.mean(axis=(0, 2, 3))
         std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
         return cls(collection.sample_shape, mean.tolist(), std.tolist(), scale, augment)
+
+    def augmentation_with(self, changes: dict[str, Any]) -> ImageAugment:
+        """This modality's augmentation with some settings changed (unknown names are errors)."""
+        known = set(ImageAugment.__dataclass_fields__)
+        unknown = set(changes) - known
+        if unknown:
+            raise UnlabeledError(
+                f"unknown image augmentation setting(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values = {**asdict(self.aug), **changes}
+        return ImageAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def state(self) -> dict[str, Any]:
         return {

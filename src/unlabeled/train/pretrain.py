@@ -50,6 +50,7 @@ def pretrain(
     device: str = "auto",
     exclude_split: str | None = "test",
     method_options: dict[str, Any] | None = None,
+    augment: dict[str, Any] | None = None,
     checkpoint_steps: int = 0,
     resume: bool = False,
     overwrite: bool = False,
@@ -58,7 +59,9 @@ def pretrain(
 
     Trains for ``minutes`` of wall time or ``epochs`` passes (default: 10 minutes). Samples
     in split ``exclude_split`` (the test split) are never trained on. With ``resume`` the run
-    in ``out`` continues from its last checkpoint with its saved settings."""
+    in ``out`` continues from its last checkpoint with its saved settings.
+    ``method_options`` go to the objective (e.g. ``{"temperature": 0.2}``); ``augment``
+    changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``)."""
     out = Path(out)
     dev = resolve_device(device)
     dist.init_from_env(dev)
@@ -91,7 +94,7 @@ def pretrain(
         exclude = exclude_split
     positions = col.indices(exclude=exclude)
     if not resume:
-        modality = fit_modality(col, positions)
+        modality = fit_modality(col, positions, augment)
         size = size or default_size(len(positions))
         config = {
             "unlabeled": __version__,

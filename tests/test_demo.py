@@ -1,0 +1,36 @@
+"""`unlabeled demo` end to end, on a small Fashion-MNIST written in the Debian package's IDX
+format (so the built-in loader reads it exactly as it reads /usr/share/datasets)."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
+    src = tmp_path / "idx"
+    src.mkdir()
+    x, y = fmnist_arrays.arrays[:, 0], fmnist_arrays.labels
+    _write_idx(src / "train-images-idx3-ubyte.gz", x[:1500])
+    _write_idx(src / "train-labels-idx1-ubyte.gz", y[:1500])
+    _write_idx(src / "t10k-images-idx3-ubyte.gz", x[60000:60500])
+    _write_idx(src / "t10k-labels-idx1-ubyte.gz", y[60000:60500])
+    env = {**os.environ, "UNLABELED_FASHION_MNIST": str(src), "UNLABELED_QUIET": "1"}
+    cmd = [sys.executable, "-m", "unlabeled", "demo", "--out", str(tmp_path / "demo"), "--minutes", "0.1",
+           "--seeds", "1"]  # fmt: skip
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "imported 2000 samples" in first.stderr and "linear probe, 1% of the labels" in first.stderr
+    run = tmp_path / "demo" / "runs" / "simclr"
+    assert {"report.html", "bench.json", "embeddings.parquet", "model.safetensors"} <= {p.name for p in run.iterdir()}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "using the collection" in again.stderr and "using the finished run" in again.stderr
