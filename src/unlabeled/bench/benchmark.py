@@ -178,7 +178,8 @@ def bench(
     ckpt.atomic_write_json(result.json_path, rows)
     result.report_path = write_report(result, out_dir / "report.html", labels=col.labels[both],
                                       classes=col.classes, n_train=n_train)  # fmt: skip
-    info(f"bench: {len(jobs)} probe fits in {settings['seconds']:.0f} s; wrote {result.json_path} and {result.report_path}")
+    info(f"bench: {len(jobs)} probe fits in {settings['seconds']:.0f} s")
+    info(f"wrote {result.json_path} and {result.report_path}")
     return result
 
 
