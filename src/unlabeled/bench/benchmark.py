@@ -176,8 +176,7 @@ def bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     result.json_path = out_dir / "bench.json"
     ckpt.atomic_write_json(result.json_path, rows)
-    result.report_path = write_report(result, out_dir / "report.html", labels=col.labels[both],
-                                      classes=col.classes, n_train=n_train)  # fmt: skip
+    result.report_path = write_report(result, out_dir / "report.html")
     info(f"bench: {len(jobs)} probe fits in {settings['seconds']:.0f} s")
     info(f"wrote {result.json_path} and {result.report_path}")
     return result

@@ -131,6 +131,6 @@ def render(result: BenchResult) -> str:
     return "\n".join(parts)
 
 
-def write_report(result: BenchResult, path: Path, **_: Any) -> Path:
+def write_report(result: BenchResult, path: Path) -> Path:
     ckpt.atomic_write_text(path, render(result))
     return path
