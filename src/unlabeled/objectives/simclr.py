@@ -18,18 +18,28 @@ import torch.nn.functional as F
 
 from unlabeled.models.heads import projection_head
 from unlabeled.objectives.base import Objective
+from unlabeled.train import distributed as dist
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised-temperature cross-entropy (SimCLR eq. 1), averaged over all 2B anchors.
+def nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, gather: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised-temperature cross-entropy (SimCLR eq. 1), averaged over the 2B anchors.
 
-    Returns the loss and the fraction of anchors whose most similar other view is their
-    positive (a cheap health signal for the run)."""
+    Under data parallelism (``gather``), every rank's views join the candidates, so each
+    anchor is contrasted with the 2·B·world - 2 views of the global batch, as in SimCLR's
+    cross-replica setup. Returns the loss and the fraction of anchors whose most similar
+    other view is their positive (a cheap health signal for the run)."""
     b = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    logits = z @ z.T / temperature
-    logits.fill_diagonal_(float("-inf"))  # a view is never its own negative
-    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    all1, all2 = (dist.gather(z1), dist.gather(z2)) if gather else (z1, z2)
+    offset = dist.rank() * b if gather else 0
+    n = all1.shape[0]
+    logits = torch.cat([z1, z2]) @ torch.cat([all1, all2]).T / temperature
+    local = torch.arange(b, device=z1.device) + offset
+    own = torch.cat([local, local + n])  # where each anchor sits among the candidates
+    logits[torch.arange(2 * b, device=z1.device), own] = float("-inf")  # a view is never its own negative
+    target = torch.cat([local + n, local])
     loss = F.cross_entropy(logits, target)
     acc = (logits.argmax(dim=1) == target).float().mean()
     return loss, acc

@@ -1,14 +1,31 @@
 """Distributed data parallel helpers. Everything here is a no-op in a single process, so the
 trainer has one code path; under ``torchrun`` the process group is set up from the
-environment (gloo on CPU, nccl on GPU)."""
+environment (gloo on CPU, nccl on GPU).
+
+    torchrun --nproc_per_node=2 -m unlabeled pretrain data/fmnist --out runs/ddp
+
+Each process takes its own slice of every global batch (``Trainer.batch_positions``), batch
+norm statistics are computed over the global batch (:class:`GlobalBatchNorm`), contrastive
+negatives are gathered from every rank (:func:`gather`), gradients are averaged by DDP, and
+only rank 0 writes files. The result matches one process running the global batch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as tdist
+import torch.distributed.nn.functional as dist_fn
 from torch import nn
+
+# torch marks its autograd-aware collectives deprecated in favour of the private
+# torch.distributed._functional_collectives; the public ones are kept until that is public
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional", category=FutureWarning)
 
 
 def is_distributed() -> bool:
@@ -23,27 +40,119 @@ def world_size() -> int:
     return tdist.get_world_size() if is_distributed() else 1
 
 
-def init_from_env(device: torch.device) -> None:
-    """Join the process group that ``torchrun`` describes in the environment, if any."""
-    if is_distributed() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+def launched() -> bool:
+    """True in a process started by ``torchrun`` with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """Join the process group that ``torchrun`` describes in the environment, if any and
+    not joined already, and leave it on exit."""
+    if is_distributed() or not launched():
+        yield
         return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+        gc.collect()  # DDP wrappers hold the group: free them first
+        tdist.barrier()  # leave together, so no rank waits on one that is gone
+    finally:
+        tdist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """On GPU under torchrun, each process takes the GPU of its local rank."""
+    if device.type == "cuda" and launched() and device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if tdist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def barrier() -> None:
+    if is_distributed():
+        tdist.barrier()
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics cover the global batch of all ranks, on any
+    device (``torch.nn.SyncBatchNorm`` runs on GPUs only). Statistics are summed with an
+    autograd-aware all-gather, so gradients flow through them as in one large batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]
+        xf = x.float()
+        c = x.shape[1]
+        # each rank's count, mean and centred variance, merged exactly (Chan et al. 1979):
+        # summing x and x² instead loses the variance of near-constant channels to cancellation
+        var_r, mean_r = torch.var_mean(xf, dim=dims, correction=0)
+        count = torch.full((1,), xf.numel() / c, device=x.device)
+        parts = torch.stack(dist_fn.all_gather(torch.cat([mean_r, var_r, count])))  # (world, 2c + 1)
+        means, variances, counts = parts[:, :c], parts[:, c : 2 * c], parts[:, 2 * c :]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1))
+                self.num_batches_tracked.add_(1)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def use_global_batch_norm(module: nn.Module) -> nn.Module:
+    """Replace every batch norm in ``module`` by :class:`GlobalBatchNorm` (weights kept)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
+            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                  child.track_running_stats)  # fmt: skip
+            new.load_state_dict(child.state_dict())
+            new.to(device=child.weight.device if child.affine else None)
+            setattr(module, name, new)
+        else:
+            use_global_batch_norm(child)
+    return module
 
 
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
-    """The module itself in one process; a DistributedDataParallel wrapper in several."""
+    """The module itself in one process; in several, a DistributedDataParallel wrapper
+    around it, with its batch norms switched to global-batch statistics (in place)."""
     module.to(device)
     if not is_distributed():
         return module
+    if device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    else:
+        use_global_batch_norm(module)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """``x`` from every rank concatenated along dim 0, in rank order, with gradients flowing
+    back to each rank's own part."""
+    if not is_distributed():
+        return x
+    return torch.cat(dist_fn.all_gather(x.contiguous()))
 
 
 def agree(flag: bool) -> bool:
     """True on every rank when it is true on any rank (checkpoint and stop together)."""
     if not is_distributed():
         return bool(flag)
-    t = torch.tensor([int(flag)])
+    t = torch.tensor([int(flag)], device=_comm_device())
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return bool(t.item())
 
@@ -52,6 +161,16 @@ def max_float(x: float) -> float:
     """The largest value of ``x`` over ranks."""
     if not is_distributed():
         return x
-    t = torch.tensor([x], dtype=torch.float64)
+    t = torch.tensor([x], dtype=torch.float64, device=_comm_device())
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return float(t.item())
+
+
+def mean_logs(logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    """Logged values averaged over ranks (called only at logging steps)."""
+    values = torch.tensor([float(v) for v in logs.values()], dtype=torch.float64)
+    if is_distributed():
+        values = values.to(_comm_device())
+        tdist.all_reduce(values)
+        values /= world_size()
+    return dict(zip(logs, values.tolist(), strict=True))

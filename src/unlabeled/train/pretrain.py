@@ -63,68 +63,71 @@ def pretrain(
     ``method_options`` go to the objective (e.g. ``{"temperature": 0.2}``); ``augment``
     changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``)."""
     out = Path(out)
-    dev = resolve_device(device)
-    dist.init_from_env(dev)
-    col = open_collection(data)
-    has_run = (out / "config.json").exists()
-    if resume and not has_run:
-        raise UnlabeledError(f"nothing to resume: {out} holds no run")
-    if has_run and not resume:
-        if not overwrite:
-            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
-        if dist.rank() == 0:
-            shutil.rmtree(out)
+    dev = dist.local_device(resolve_device(device))
+    with dist.process_group(dev):
+        col = open_collection(data)
+        has_run = (out / "config.json").exists()
+        if resume and not has_run:
+            raise UnlabeledError(f"nothing to resume: {out} holds no run")
+        if has_run and not resume:
+            if not overwrite:
+                raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
+            dist.barrier()  # every rank has looked before rank 0 removes it
+            if dist.rank() == 0:
+                shutil.rmtree(out)
 
-    if resume:
-        config = json.loads((out / "config.json").read_text())
-        cfg = TrainConfig(**config["train"])
-        modality = modality_from_state(config["modality"])
-        exclude = config["data"]["exclude_split"]
-        if config["data"]["fingerprint"] != col.fingerprint():
-            raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
-    else:
-        if minutes is None and epochs is None:
-            minutes = DEFAULT_MINUTES
-        cfg = TrainConfig(batch_size=batch_size, epochs=epochs, minutes=minutes, seed=seed,
-                          precision=precision, checkpoint_steps=checkpoint_steps)  # fmt: skip
-        if lr is not None:
-            cfg.lr = lr
-        if weight_decay is not None:
-            cfg.weight_decay = weight_decay
-        exclude = exclude_split
-    positions = col.indices(exclude=exclude)
-    if not resume:
-        modality = fit_modality(col, positions, augment)
-        size = size or default_size(len(positions))
-        config = {
-            "unlabeled": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(sys.argv),
-            "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
-                     "samples": len(positions), "exclude_split": exclude},
-            "modality": modality.state(),
-            "encoder": {"name": encoder, "size": size, "sample_shape": list(col.sample_shape)},
-            "method": {"name": method, **(method_options or {})},
-            "train": asdict(cfg),
-            "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                            "device": str(dev), "world_size": dist.world_size()},
-        }  # fmt: skip
+        if resume:
+            config = json.loads((out / "config.json").read_text())
+            cfg = TrainConfig(**config["train"])
+            modality = modality_from_state(config["modality"])
+            exclude = config["data"]["exclude_split"]
+            if config["data"]["fingerprint"] != col.fingerprint():
+                raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+        else:
+            if minutes is None and epochs is None:
+                minutes = DEFAULT_MINUTES
+            cfg = TrainConfig(batch_size=batch_size, epochs=epochs, minutes=minutes, seed=seed,
+                              precision=precision, checkpoint_steps=checkpoint_steps)  # fmt: skip
+            if lr is not None:
+                cfg.lr = lr
+            if weight_decay is not None:
+                cfg.weight_decay = weight_decay
+            exclude = exclude_split
+        positions = col.indices(exclude=exclude)
+        if not resume:
+            modality = fit_modality(col, positions, augment)
+            size = size or default_size(len(positions))
+            config = {
+                "unlabeled": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(sys.argv),
+                "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
+                         "samples": len(positions), "exclude_split": exclude},
+                "modality": modality.state(),
+                "encoder": {"name": encoder, "size": size, "sample_shape": list(col.sample_shape)},
+                "method": {"name": method, **(method_options or {})},
+                "train": asdict(cfg),
+                "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                                "device": str(dev), "world_size": dist.world_size()},
+            }  # fmt: skip
 
-    torch.manual_seed(cfg.seed)
-    enc_cfg = config["encoder"]
-    enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
-    hparams = {k: v for k, v in config["method"].items() if k != "name"}
-    objective = build_objective(config["method"]["name"], enc, modality, **hparams)
-    config["method"] = {"name": objective.name, **objective.hparams()}
-    if not resume and dist.rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_json(out / "config.json", config)
-    info(
-        f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
-        f"{enc_cfg['name']}-{enc_cfg['size']} encoder "
-        f"({sum(p.numel() for p in enc.parameters()) / 1e6:.2f}M parameters), device {dev}"
-    )
-    trainer = Trainer(objective, col, positions, cfg, out, dev)
-    summary = trainer.fit(resume=resume)
-    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
-    return Run(out)
+        torch.manual_seed(cfg.seed)
+        enc_cfg = config["encoder"]
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
+        hparams = {k: v for k, v in config["method"].items() if k != "name"}
+        objective = build_objective(config["method"]["name"], enc, modality, **hparams)
+        config["method"] = {"name": objective.name, **objective.hparams()}
+        dist.barrier()  # every rank has checked `out` before rank 0 writes into it
+        if not resume and dist.rank() == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_json(out / "config.json", config)
+        info(
+            f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
+            f"{enc_cfg['name']}-{enc_cfg['size']} encoder "
+            f"({sum(p.numel() for p in enc.parameters()) / 1e6:.2f}M parameters), device {dev}"
+        )
+        trainer = Trainer(objective, col, positions, cfg, out, dev)
+        summary = trainer.fit(resume=resume)
+        del trainer  # its DDP wrapper must go before the process group does
+        info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
+        return Run(out)

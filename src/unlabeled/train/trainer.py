@@ -231,7 +231,7 @@ class Trainer:
                             "step": step,
                             "epoch": round(step / self.steps_per_epoch, 4),
                             "lr": self.opt.param_groups[0]["lr"],
-                            **{k: round(float(v), 5) for k, v in logs.items()},
+                            **{k: round(v, 5) for k, v in dist.mean_logs(logs).items()},
                             "samples_per_s": round(rate, 1),
                             "elapsed_s": round(elapsed_before + now - t_start, 2),
                         }

@@ -1,0 +1,145 @@
+"""Data parallelism on CPU with gloo: two processes against one process with the same
+global batch, and the `torchrun -m unlabeled pretrain` path with resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+import unlabeled as ul
+from unlabeled.modalities.image import ImageAugment, ImageModality
+from unlabeled.models import build_encoder
+from unlabeled.objectives.simclr import SimCLR, nt_xent
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train import distributed as dist
+from unlabeled.train.trainer import TrainConfig, Trainer
+
+# identical views in both set-ups, so that only the data-parallel machinery differs
+SAME_VIEWS = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0, jitter_p=0,
+                          grayscale_p=0, blur_p=0, noise_p=0)  # fmt: skip
+STEPS_EPOCHS = 8 / 31  # 8 steps of a global batch of 64 over 2,000 images
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{stat}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(stat))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _train(rank: int, world: int, port: int, data: str, out: str, batch: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), UNLABELED_QUIET="1")  # fmt: skip
+    torch.set_num_threads(1)
+    col = ul.open_collection(data)
+    with dist.process_group(torch.device("cpu")):
+        torch.manual_seed(0)
+        mod = ImageModality.fit(col, augment=SAME_VIEWS)
+        obj = SimCLR(build_encoder("cnn", "tiny", (1, 28, 28)), mod)
+        cfg = TrainConfig(batch_size=batch, epochs=STEPS_EPOCHS, precision="fp32", log_every=1)
+        trainer = Trainer(obj, col, col.indices(exclude="test"), cfg, out)
+        # the first step's gradient, as DDP leaves it on this rank
+        x = mod.prepare(col.get(trainer.batch_positions(0)))
+        trainer.model(x, trainer._generator(0))[0].backward()
+        save_file({k: p.grad.contiguous() for k, p in obj.named_parameters()}, f"{out}/grad{rank}.safetensors")
+        obj.zero_grad(set_to_none=True)
+        trainer.fit()
+        save_file({k: v.contiguous() for k, v in obj.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+
+
+def _run(world: int, data, out, batch: int) -> None:
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    mp.start_processes(_train, args=(world, _free_port(), str(data), str(out), batch), nprocs=world,
+                       start_method="spawn")  # fmt: skip
+
+
+def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_path):
+    _run(2, fmnist_small.path, tmp_path / "ddp", batch=32)
+    _run(1, fmnist_small.path, tmp_path / "one", batch=64)
+    # the data-parallel gradient of the global batch is the one-process gradient: gathered
+    # negatives, global batch-norm statistics and DDP's averaging add up to it. Equal up to
+    # float32 rounding, which batch norm's cancellation amplifies on Fashion-MNIST's flat
+    # backgrounds: one process with its batch in another order differs by as much (~0.3%
+    # in norm, measured), so 1% is the bound
+    g0, g1 = load_file(tmp_path / "ddp/grad0.safetensors"), load_file(tmp_path / "ddp/grad1.safetensors")
+    g = load_file(tmp_path / "one/grad0.safetensors")
+    for k in g:
+        assert torch.equal(g0[k], g1[k]), k
+        assert ((g0[k] - g[k]).norm() / g[k].norm()).item() < 1e-2, k
+    # after 8 AdamW steps the ranks hold identical weights, close to the one-process weights
+    # (AdamW steps are about lr in size whatever the gradient, so rounding differences in
+    # near-zero gradients show up at that scale)
+    r0, r1 = load_file(tmp_path / "ddp/rank0.safetensors"), load_file(tmp_path / "ddp/rank1.safetensors")
+    one = load_file(tmp_path / "one/rank0.safetensors")
+    for k in r0:
+        if "running" in k or "num_batches" in k:
+            continue
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
+        assert (r0[k] - one[k]).abs().max() < 0.02, k
+    moved = max((r0[k] - ckpt.load_weights(tmp_path / "ddp/model.safetensors")[k]).abs().max().item() for k in r0)
+    assert moved == 0  # rank 0's checkpoint is its final state
+    ddp_loss = [json.loads(x)["loss"] for x in (tmp_path / "ddp/metrics.jsonl").read_text().splitlines()]
+    one_loss = [json.loads(x)["loss"] for x in (tmp_path / "one/metrics.jsonl").read_text().splitlines()]
+    assert len(ddp_loss) == len(one_loss) == 8  # one writer: rank 1 logged nothing
+    assert ddp_loss == pytest.approx(one_loss, rel=1e-3)
+    assert ddp_loss[-1] < ddp_loss[0]
+
+
+def test_nt_xent_without_a_group_is_the_batch_loss():
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(6, 4), torch.randn(6, 4)
+    assert torch.equal(nt_xent(z1, z2, 0.5)[0], nt_xent(z1, z2, 0.5, gather=False)[0])
+
+
+def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "UNLABELED_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "unlabeled", "pretrain", str(fmnist_small.path), "--out", str(out), "--epochs", "1",
+           "--batch-size", "16", "--checkpoint-steps", "5", "--precision", "fp32"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "state.pt").exists() and ckpt.load_state(out / "state.pt")["step"] >= 10:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and both workers, mid-run
+        os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["environment"]["world_size"] == 2 and cfg["train"]["total_steps"] == 62  # 2,000 // (2 * 16)
+    done = subprocess.run([*cmd[:4], f"--master_port={_free_port()}", *cmd[5:], "--resume"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = ul.open_run(out)
+    steps = [m["step"] for m in run.metrics()]
+    assert run.step == 62 and steps == sorted(set(steps)) and steps[-1] == 62
+    run.encoder()
