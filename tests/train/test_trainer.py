@@ -103,3 +103,24 @@ def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     steps = [m["step"] for m in run.metrics()]
     assert steps == sorted(set(steps)) and steps[-1] == total
     run.encoder()
+
+
+def test_snapshots_keep_weights_along_the_way(fmnist_small, tmp_path):
+    run = ul.pretrain(fmnist_small, tmp_path / "r", snapshot_seconds=1e-6, **FAST)
+    snaps = sorted((run.path / "snapshots").iterdir())
+    assert [s.name for s in snaps] == [f"step-{i:07d}.safetensors" for i in range(1, 13)]
+    w = ckpt.load_weights(snaps[0])
+    assert set(w) == set(ckpt.load_weights(run.path / "model.safetensors"))
+
+
+def test_compile_option_trains_the_same_model(digits, tmp_path):
+    kw = dict(epochs=1, batch_size=128, precision="fp32")
+    eager = ul.pretrain(digits, tmp_path / "eager", **kw)
+    compiled = ul.pretrain(digits, tmp_path / "compiled", compile=True, **kw)
+    a, b = ckpt.load_weights(eager.path / "model.safetensors"), ckpt.load_weights(compiled.path / "model.safetensors")
+    assert a.keys() == b.keys()
+    params = [k for k in a if "running" not in k and "num_batches" not in k]
+    # equal up to rounding, which AdamW's sign-like first steps turn into differences of ~lr
+    assert max((a[k] - b[k]).abs().max().item() for k in params) < 5e-2
+    assert compiled.metrics()[-1]["loss"] == pytest.approx(eager.metrics()[-1]["loss"], rel=0.02)
+    assert compiled.config["train"]["compile"] is True

@@ -52,6 +52,8 @@ def pretrain(
     method_options: dict[str, Any] | None = None,
     augment: dict[str, Any] | None = None,
     checkpoint_steps: int = 0,
+    snapshot_seconds: float = 0.0,
+    compile: bool = False,
     resume: bool = False,
     overwrite: bool = False,
 ) -> Run:
@@ -87,7 +89,8 @@ def pretrain(
             if minutes is None and epochs is None:
                 minutes = DEFAULT_MINUTES
             cfg = TrainConfig(batch_size=batch_size, epochs=epochs, minutes=minutes, seed=seed,
-                              precision=precision, checkpoint_steps=checkpoint_steps)  # fmt: skip
+                              precision=precision, checkpoint_steps=checkpoint_steps,
+                              snapshot_seconds=snapshot_seconds, compile=compile)  # fmt: skip
             if lr is not None:
                 cfg.lr = lr
             if weight_decay is not None:

@@ -55,6 +55,8 @@ class TrainConfig:
     checkpoint_seconds: float = 60.0
     checkpoint_steps: int = 0
     log_every: int = 20
+    snapshot_seconds: float = 0.0  # also keep the weights every this many seconds, in snapshots/
+    compile: bool = False  # torch.compile the encoder (its compile time is reported)
     total_steps: int | None = None  # resolved from epochs or minutes before training
 
     def __post_init__(self) -> None:
@@ -196,8 +198,13 @@ class Trainer:
                 total = max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
             self._record_total(total)
 
+        if self.cfg.compile:
+            enc = self.objective.encoder
+            enc.forward, enc.embed = torch.compile(enc.forward), torch.compile(enc.embed)
         self.objective.train()
         stop = _StopOnSignal()
+        last_snap = time.perf_counter()
+        first_step = step
         last_ckpt = time.perf_counter()
         seen_t, seen_n = time.perf_counter(), 0
         mark: tuple[int, float] | None = None  # (step, time) where timing for the budget starts
@@ -209,10 +216,16 @@ class Trainer:
             with stop, progress(loss_col, rate_col) as bar:
                 task = bar.add_task("pretrain", total=total, completed=step, loss="-", rate="-")
                 while step < total:
+                    t_step = time.perf_counter()
                     logs = self._step(self.model, self.opt, step, total)
                     step += 1
                     seen_n += self.global_batch
                     now = time.perf_counter()
+                    if self.cfg.compile and step == first_step + 1:
+                        info(f"torch.compile: the first step took {now - t_step:.1f} s")
+                    if self.cfg.snapshot_seconds and now - last_snap >= self.cfg.snapshot_seconds:
+                        self.snapshot(step, elapsed_before + now - t_start)
+                        last_snap = now
                     if not fixed:
                         # the calibration was a short guess: once 10% of the budget has passed,
                         # fix the step count from the speed of the real steps
@@ -284,6 +297,15 @@ class Trainer:
         ckpt.save_state(self.dir / ckpt.STATE_FILE, state)
         meta = {"step": str(step), "total_steps": str(total)}
         ckpt.save_weights(self.dir / ckpt.MODEL_FILE, self.objective.state_dict(), meta)
+
+    def snapshot(self, step: int, elapsed: float) -> None:
+        """Keep the current weights as snapshots/step-NNNNNNN.safetensors (rank 0 only)."""
+        if self.rank != 0:
+            return
+        folder = self.dir / "snapshots"
+        folder.mkdir(exist_ok=True)
+        meta = {"step": str(step), "elapsed_s": f"{elapsed:.2f}"}
+        ckpt.save_weights(folder / f"step-{step:07d}.safetensors", self.objective.state_dict(), meta)
 
     def _trim_metrics(self, step: int) -> None:
         """Drop metric lines written after the checkpoint we resume from."""

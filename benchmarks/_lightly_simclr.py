@@ -1,0 +1,123 @@
+"""LightlySSL's SimCLR on Fashion-MNIST, run inside benchmarks/.lightly-venv by vs_lightly.py.
+
+The way LightlySSL's examples train: a torch Dataset yielding PIL images, LightlySSL's
+``SimCLRTransform`` applied per sample in DataLoader workers, fp32, its
+``SimCLRProjectionHead`` and ``NTXentLoss``. The encoder is ours (cnn-tiny), and the
+optimiser, learning-rate schedule, temperature, batch size and augmentation strengths are set
+to ours, so that only the training machinery differs. Weights are kept every
+``--snapshot-seconds`` in our safetensors layout (``encoder.*``) for the same evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
+from lightly.transforms import SimCLRTransform
+from PIL import Image
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from unlabeled import open_collection
+from unlabeled.models import build_encoder
+
+
+class Images(Dataset):
+    def __init__(self, arrays: np.ndarray, transform) -> None:
+        self.arrays, self.transform = arrays, transform
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(np.asarray(self.arrays[i, 0]), mode="L"))
+
+
+class Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = build_encoder("cnn", "tiny", (1, 28, 28)).to(memory_format=torch.contiguous_format)
+        self.head = SimCLRProjectionHead(self.encoder.dim, 512, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder.embed(x))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--snapshot-seconds", type=float, default=60)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mean", type=float, required=True)
+    ap.add_argument("--std", type=float, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "snapshots").mkdir(exist_ok=True)
+    col = open_collection(args.data)
+    arrays = col.get(col.indices(exclude="test"))  # the same 60k train images, in memory
+    transform = SimCLRTransform(
+        input_size=28, cj_prob=0.8, cj_strength=0.5, cj_bright=0.8, cj_contrast=0.8, cj_sat=0.0, cj_hue=0.0,
+        min_scale=0.35, random_gray_scale=0.0, gaussian_blur=0.0, vf_prob=0.0, hf_prob=0.5, rr_prob=0.0,
+        normalize={"mean": [args.mean], "std": [args.std]},
+    )  # our 28-px defaults: crops from 35%, flip, brightness/contrast 0.4 with p 0.8, no blur
+    loader = DataLoader(Images(arrays, transform), batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.workers, persistent_workers=args.workers > 0)  # fmt: skip
+    torch.manual_seed(0)
+    model = Model()
+    criterion = NTXentLoss(temperature=0.5)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)  # our defaults
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    budget = args.minutes * 60
+    metrics = (args.out / "metrics.jsonl").open("w")
+    t0 = time.perf_counter()
+    last_snap, step, seen = t0, 0, 0
+    done = False
+    while not done:
+        for views in loader:
+            x0, x1 = views[0], views[1]
+            progress = (time.perf_counter() - t0) / budget
+            if progress >= 1:
+                done = True
+                break
+            # the same shape as our trainer's: linear warm-up over 5%, then cosine, here in wall time
+            scale = progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * scale
+            z = model(torch.cat([x0, x1]))
+            loss = criterion(*z.chunk(2))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+            opt.step()
+            step += 1
+            seen += len(x0)
+            now = time.perf_counter()
+            if step % 20 == 0:
+                metrics.write(json.dumps({"step": step, "loss": loss.item(), "elapsed_s": now - t0,
+                                          "samples_per_s": seen / (now - t0)}) + "\n")  # fmt: skip
+                metrics.flush()
+            if now - last_snap >= args.snapshot_seconds:
+                state = {f"encoder.{k}": v.contiguous() for k, v in model.encoder.state_dict().items()}
+                save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
+                          metadata={"step": str(step), "elapsed_s": f"{now - t0:.2f}"})  # fmt: skip
+                last_snap = now
+    elapsed = time.perf_counter() - t0
+    state = {f"encoder.{k}": v.contiguous() for k, v in model.encoder.state_dict().items()}
+    save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
+              metadata={"step": str(step), "elapsed_s": f"{elapsed:.2f}"})  # fmt: skip
+    print(json.dumps({"steps": step, "samples": seen, "seconds": elapsed, "samples_per_s": seen / elapsed}))
+
+
+if __name__ == "__main__":
+    main()

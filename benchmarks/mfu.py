@@ -1,0 +1,101 @@
+"""Model FLOPs utilisation of pretraining on this machine.
+
+1. The machine's GEMM peak, measured: a large square matmul in fp32, and in bf16 where the
+   CPU (or GPU) supports it.
+2. One SimCLR training step of each encoder (forward and backward of both views, batch 256,
+   28x28 Fashion-MNIST-sized images) with its FLOPs counted by
+   ``torch.utils.flop_counter.FlopCounterMode`` and its time measured, in the precision the
+   trainer would use.
+3. MFU = achieved FLOP/s / peak FLOP/s of that precision.
+
+    python benchmarks/mfu.py                 # the CNN (and the transformer, once it exists)
+    python benchmarks/mfu.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from unlabeled.modalities.image import ImageModality
+from unlabeled.models import ENCODERS, build_encoder
+from unlabeled.objectives import build_objective
+from unlabeled.train.trainer import bf16_available
+
+
+def gemm_peak(dtype: torch.dtype, device: torch.device, n: int = 4096, repeats: int = 10) -> float:
+    """FLOP/s of an n x n matmul, best of ``repeats``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def step_flops_and_time(
+    encoder: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10
+) -> tuple[float, float]:
+    torch.manual_seed(0)
+    mod = ImageModality((1, 28, 28), [0.286], [0.353])
+    obj = build_objective("simclr", build_encoder(encoder, size, (1, 28, 28)), mod).to(device)
+    opt = torch.optim.AdamW(obj.parameters(), lr=1e-3)
+    x = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
+
+    def step(i: int) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = obj.loss(x, torch.Generator(device=device).manual_seed(i))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(0)
+    flops = float(counter.get_total_flops())
+    for i in range(3):  # warm-up
+        step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return flops, (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=256)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    print(f"device: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    peaks = {"fp32": gemm_peak(torch.float32, dev)}
+    if bf16_available(dev):
+        peaks["bf16"] = gemm_peak(torch.bfloat16, dev)
+    for k, v in peaks.items():
+        print(f"GEMM peak {k}: {v / 1e9:,.0f} GFLOP/s (4096² matmul)")
+    print("| encoder | precision | GFLOP per step | ms per step | samples/s | achieved GFLOP/s | MFU |")
+    print("|---|---|---|---|---|---|---|")
+    for encoder in ENCODERS:
+        for precision in peaks:
+            flops, sec = step_flops_and_time(encoder, "tiny", precision == "bf16", dev, args.batch)
+            achieved = flops / sec
+            print(f"| {encoder}-tiny | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} | {args.batch / sec:,.0f} "
+                  f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

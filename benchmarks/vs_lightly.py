@@ -1,0 +1,194 @@
+"""Pretraining speed and time-to-accuracy against LightlySSL, one after the other on this
+machine, in one invocation (not run by CI).
+
+Both sides train SimCLR with our cnn-tiny encoder on the same 60,000 Fashion-MNIST train
+images at batch 256 for the same wall time, with the same optimiser, schedule, temperature
+and augmentation strengths. Ours: ``unlabeled pretrain`` (batched tensor augmentation, bf16
+autocast where the CPU has it, channels-last). LightlySSL: its ``SimCLRTransform`` per sample
+in DataLoader workers, fp32 (benchmarks/_lightly_simclr.py, run in its own virtual
+environment with torch 2.14.1 and torchvision 0.29.1, created here when missing).
+
+Every ``--snapshot-seconds`` both keep their weights; afterwards each snapshot's frozen
+features are scored by the bench protocol (linear probe, 1% of the labels, 3 seeds), which
+gives accuracy against wall time and the time to reach 0.80. Peak memory is the largest sum of
+resident memory over each side's process tree, sampled every 0.2 s.
+
+    python benchmarks/vs_lightly.py --minutes 15 --snapshot-seconds 90
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import unlabeled as ul
+from unlabeled.bench.benchmark import task_split
+from unlabeled.bench.protocol import evaluate
+from unlabeled.data.splits import stratified_subset
+from unlabeled.modalities.image import ImageModality
+from unlabeled.models import build_encoder
+from unlabeled.runs import encode
+from unlabeled.train import checkpoint as ckpt
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "benchmarks" / ".lightly-venv"
+
+
+def ensure_lightly() -> Path:
+    python = VENV / "bin" / "python"
+    if python.exists() and subprocess.run([python, "-c", "import lightly, unlabeled"]).returncode == 0:
+        return python
+    print("installing LightlySSL into", VENV, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    pip = [python, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "torch==2.14.1", "torchvision==0.29.1", "lightly"], check=True)
+    subprocess.run([*pip, "-e", ROOT], check=True)  # for our encoder
+    return python
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(stat[1])
+            rss[int(entry)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += [c for c, pp in parents.items() if pp == p]
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak tree RSS in bytes, stdout) of a command."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.2)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, _ = proc.communicate()
+    done.set()
+    th.join()
+    if proc.returncode:
+        raise SystemExit(f"{cmd[:4]} failed with exit code {proc.returncode}")
+    return time.perf_counter() - t, peak, out
+
+
+def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> list[tuple[float, float, float]]:
+    """(elapsed seconds, mean, std) of the 1%-label linear probe for every snapshot."""
+    train, test, _ = task_split(col)
+    y = col.labels
+    subsets = [train[stratified_subset(y[train], 0.01, s)] for s in range(3)]
+    need = np.unique(np.concatenate([*subsets, test]))  # only what the probe will see
+    where = {p: i for i, p in enumerate(need)}
+    out = []
+    for path in sorted(folder.glob("step-*.safetensors")):
+        weights = ckpt.load_weights(path)
+        enc = build_encoder("cnn", "tiny", (1, 28, 28))
+        enc.load_state_dict({k[8:]: v for k, v in weights.items() if k.startswith("encoder.")})
+        X = encode(enc, mod, col, need)
+        Xte = X[[where[p] for p in test]]
+        scores = []
+        for seed in range(3):
+            # evaluate() draws the same 1% subset from the train split for this seed
+            Xtr = np.zeros((len(train), X.shape[1]), np.float32)
+            rows = stratified_subset(y[train], 0.01, seed)
+            Xtr[rows] = X[[where[p] for p in train[rows]]]
+            scores.append(evaluate(Xtr, y[train], Xte, y[test], "linear", 0.01, seed).value)
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            elapsed = float(f.metadata()["elapsed_s"])
+        out.append((elapsed, float(np.mean(scores)), float(np.std(scores))))
+        print(f"  {folder.parent.name} {path.name} t={elapsed:.0f}s linear1%={np.mean(scores):.4f}", flush=True)
+    return out
+
+
+def first_reaching(curve: list[tuple[float, float, float]], target: float) -> float | None:
+    return next((t for t, m, _ in curve if m >= target), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=15)
+    ap.add_argument("--snapshot-seconds", type=float, default=90)
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "vs_lightly")
+    ap.add_argument("--target", type=float, default=0.80)
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    python = ensure_lightly()
+    data = args.work / "fashion-mnist"
+    if not data.exists():
+        ul.import_source("fashion-mnist", data)
+    col = ul.open_collection(data)
+    mod = ImageModality.fit(col, col.indices(exclude="test"))
+    env = {**os.environ, "UNLABELED_QUIET": "1"}
+
+    ours_dir, lightly_dir = args.work / "ours", args.work / "lightly"
+    print(f"ours: {args.minutes} min ...", flush=True)
+    ours_wall, ours_peak, _ = run_measured(
+        [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(ours_dir), "--overwrite",
+         "--batch-size", "256", "--minutes", str(args.minutes), "--snapshot-seconds", str(args.snapshot_seconds)],
+        env,
+    )  # fmt: skip
+    ours_metrics = ul.open_run(ours_dir).metrics()
+    ours_rate = ours_metrics[-1]["step"] * 256 / ours_metrics[-1]["elapsed_s"]
+    print(f"LightlySSL: {args.minutes} min ...", flush=True)
+    lightly_wall, lightly_peak, out = run_measured(
+        [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(lightly_dir),
+         "--minutes", str(args.minutes), "--snapshot-seconds", str(args.snapshot_seconds),
+         "--mean", str(mod.mean[0]), "--std", str(mod.std[0])],
+        env,
+    )  # fmt: skip
+    lightly = json.loads(out.strip().splitlines()[-1])
+    print("scoring snapshots ...", flush=True)
+    ours_curve = score_snapshots(ours_dir / "snapshots", col, mod)
+    lightly_curve = score_snapshots(lightly_dir / "snapshots", col, mod)
+
+    t_ours, t_lightly = first_reaching(ours_curve, args.target), first_reaching(lightly_curve, args.target)
+    print("\n| | ours | LightlySSL | ratio |\n|---|---|---|---|")
+    print(f"| samples/s (2 views each), whole run | {ours_rate:,.0f} | {lightly['samples_per_s']:,.0f} "
+          f"| {ours_rate / lightly['samples_per_s']:.2f}x |")
+    print(f"| linear 1% after {args.minutes:g} min | {ours_curve[-1][1]:.4f} ± {ours_curve[-1][2]:.4f} "
+          f"| {lightly_curve[-1][1]:.4f} ± {lightly_curve[-1][2]:.4f} | |")
+    fmt = lambda t: f"{t / 60:.1f} min" if t is not None else f"not within {args.minutes:g} min"  # noqa: E731
+    ratio = f"{t_lightly / t_ours:.2f}x" if t_ours and t_lightly else "-"
+    print(f"| time to {args.target} linear 1% | {fmt(t_ours)} | {fmt(t_lightly)} | {ratio} |")
+    print(f"| peak memory (process tree) | {ours_peak / 2**30:.2f} GiB | {lightly_peak / 2**30:.2f} GiB | |")
+    print(f"| wall time of the command | {ours_wall:.0f} s | {lightly_wall:.0f} s | |")
+    print("\naccuracy against time (minutes: ours | LightlySSL):")
+    for (t1, m1, _), (t2, m2, _) in zip(ours_curve, lightly_curve, strict=False):
+        print(f"  {t1 / 60:5.1f}: {m1:.4f}   |   {t2 / 60:5.1f}: {m2:.4f}")
+    (args.work / "result.json").write_text(json.dumps({
+        "ours": {"samples_per_s": ours_rate, "curve": ours_curve, "peak_bytes": ours_peak, "wall_s": ours_wall},
+        "lightly": {"samples_per_s": lightly["samples_per_s"], "curve": lightly_curve, "peak_bytes": lightly_peak,
+                    "wall_s": lightly_wall},
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
