@@ -43,3 +43,53 @@ def fmnist_small(tmp_path_factory, fmnist_arrays) -> ul.Collection:
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> ul.Collection:
     return ul.import_source("digits", tmp_path_factory.mktemp("data") / "digits").collection
+
+
+@pytest.fixture(scope="session")
+def gunpoint(tmp_path_factory) -> ul.Collection:
+    """UCR GunPoint (bundled in aeon): 50 train + 150 test univariate series of length 150."""
+    return ul.import_source("ucr:GunPoint", tmp_path_factory.mktemp("data") / "gunpoint").collection
+
+
+@pytest.fixture(scope="session")
+def keywords_wav(tmp_path_factory) -> Path:
+    """A small spoken-keyword folder from scripts/make_keywords.py (espeak-ng): 10 words,
+    3 speakers (one held out for test), one speed, two pitches."""
+    import runpy
+
+    out = tmp_path_factory.mktemp("data") / "keywords-wav"
+    script = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "make_keywords.py"))
+    assert script["main"](["--out", str(out), "--words", "10", "--speakers", "3", "--test-speakers", "1",
+                           "--speeds", "160", "--pitches", "35,65"]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def keywords(tmp_path_factory, keywords_wav) -> ul.Collection:
+    return ul.import_source(keywords_wav, tmp_path_factory.mktemp("data") / "keywords").collection
+
+
+def digit_volumes(n: int = 40, side: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Volumes made from scikit-learn's digits: each 8x8 digit upsampled and extruded along a
+    depth axis with a random thickness (real digit shapes, a synthetic third axis)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(d.images), n, replace=False)
+    vols = np.zeros((n, side, side, side), np.float32)
+    for k, i in enumerate(idx):
+        img = np.kron(d.images[i], np.ones((side // 8, side // 8))) / 16.0
+        lo = rng.integers(0, side // 2)
+        vols[k, lo : lo + side // 2] = img
+    return vols, d.target[idx]
+
+
+@pytest.fixture(scope="session")
+def volumes(tmp_path_factory) -> ul.Collection:
+    """40 digit volumes of 16^3 (see ``digit_volumes``), 30 train / 10 test."""
+    vols, y = digit_volumes(40)
+    w = CollectionWriter(tmp_path_factory.mktemp("data") / "volumes", "volume", (1, 16, 16, 16), "float32",
+                         [str(i) for i in range(10)], extra_meta={"name": "digit-volumes"})  # fmt: skip
+    w.add(vols[:, None], [f"{i:03d}" for i in range(40)], y, ["train"] * 30 + ["test"] * 10)
+    return w.close()

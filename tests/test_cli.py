@@ -60,3 +60,17 @@ def test_pretrain_options_reach_the_run(digits, tmp_path):
     assert cfg["modality"]["augment"]["flip_p"] == 0 and cfg["modality"]["augment"]["crop_scale"] == [0.5, 1.0]
     p = cli("pretrain", digits.path, "--out", tmp_path / "r2", "--epochs", "1", "--augment", "wobble=1", check=False)
     assert p.returncode == 2 and "wobble" in p.stderr
+
+
+def test_series_path_with_mae_and_the_transformer(tmp_path):
+    out = cli("import", "ucr:GunPoint", tmp_path / "gunpoint").stderr
+    assert "modality: series" in out and "train 50" in out
+    cli("pretrain", tmp_path / "gunpoint", "--out", tmp_path / "g", "--method", "mae", "--epochs", "4",
+        "--batch-size", "16", "--option", "mask_ratio=0.5", "--encoder-option", "pool=cls")  # fmt: skip
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert config["encoder"]["name"] == "transformer" and config["method"]["mask_ratio"] == 0.5
+    assert config["encoder"]["options"]["pool"] == "cls"
+    out = cli("bench", tmp_path / "g", "--task", tmp_path / "gunpoint", "--fractions", "0.1,1", "--seeds", "1",
+              "--probes", "linear").stderr  # fmt: skip
+    assert "10% labels" in out and "raw" in out
+    assert "ucr:NAME" in cli("datasets").stderr

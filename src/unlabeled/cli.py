@@ -26,14 +26,16 @@ def _floats(text: str, what: str) -> list[float]:
         raise UnlabeledError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
-def _size(text: str | None) -> tuple[int, int] | None:
+def _size(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        return h, w
+        dims = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UnlabeledError(f"--resize takes HEIGHTxWIDTH, e.g. 28x28; got {text!r}") from None
+        dims = ()
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise UnlabeledError(f"--resize takes HEIGHTxWIDTH (images) or DEPTHxHEIGHTxWIDTH (volumes); got {text!r}")
+    return dims
 
 
 def _settings(items: list[str] | None, what: str) -> dict[str, object]:
@@ -54,25 +56,36 @@ def _settings(items: list[str] | None, what: str) -> dict[str, object]:
 def datasets() -> None:
     """List the built-in real datasets (available offline)."""
     from unlabeled.data.builtins import BUILTINS
+    from unlabeled.data.formats import ucr_names
 
     for b in BUILTINS.values():
         console.print(f"[bold]{b.name:<16}[/] {b.description}")
+    console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series classification sets bundled in aeon: "
+                  + ", ".join(ucr_names()))  # fmt: skip
 
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="built-in dataset name, folder, or .npy file")],
+    source: Annotated[str, typer.Argument(help="built-in name, ucr:NAME, folder, table of series or .npy file")],
     dest: Annotated[Path, typer.Argument(help="folder to write the collection to")],
-    modality: Annotated[str | None, typer.Option(help="image (inferred when omitted)")] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="image | series | audio | volume (inferred from the files when omitted)")
+    ] = None,
     labels: Annotated[Path | None, typer.Option(help="labels file for a .npy source (one per row)")] = None,
-    resize: Annotated[str | None, typer.Option(help="resize images to HxW instead of reporting them")] = None,
+    resize: Annotated[
+        str | None, typer.Option(help="images: HxW instead of reporting other sizes; volumes: DxHxW")
+    ] = None,
+    sample_rate: Annotated[int | None, typer.Option(help="audio: resample to this rate (default 16000)")] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="audio: crop or pad to this duration (default: longest, at most 10)")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
 ) -> None:
     """Import a dataset as a collection; bad files are reported and skipped."""
     from unlabeled.data import import_source
 
     report = import_source(source, dest, modality=modality, labels=labels, resize=_size(resize),
-                           overwrite=overwrite)  # fmt: skip
+                           sample_rate=sample_rate, seconds=seconds, overwrite=overwrite)  # fmt: skip
     console.print(report.summary())
 
 
@@ -81,7 +94,9 @@ def pretrain(
     data: Annotated[Path, typer.Argument(help="collection to pretrain on (labels are ignored)")],
     out: Annotated[Path, typer.Option(help="run folder to write")],
     method: Annotated[str, typer.Option(help="self-supervised objective")] = "simclr",
-    encoder: Annotated[str, typer.Option(help="encoder architecture")] = "cnn",
+    encoder: Annotated[
+        str | None, typer.Option(help="cnn | transformer (default: cnn for images, transformer otherwise)")
+    ] = None,
     size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the data")] = None,
@@ -91,6 +106,9 @@ def pretrain(
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N]")] = "auto",
     option: Annotated[list[str] | None, typer.Option(help="objective setting NAME=VALUE, repeatable")] = None,
+    encoder_option: Annotated[
+        list[str] | None, typer.Option(help="encoder setting NAME=VALUE (patch=4,4 / pool=cls), repeatable")
+    ] = None,
     augment: Annotated[list[str] | None, typer.Option(help="augmentation setting NAME=VALUE, repeatable")] = None,
     checkpoint_steps: Annotated[int, typer.Option(help="also checkpoint every N steps")] = 0,
     snapshot_seconds: Annotated[float, typer.Option(help="keep the weights every N seconds in RUN/snapshots")] = 0,
@@ -103,7 +121,8 @@ def pretrain(
 
     run_pretrain(data, out, method=method, encoder=encoder, size=size, minutes=minutes, epochs=epochs,
                  batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device,
-                 method_options=_settings(option, "--option"), augment=_settings(augment, "--augment"),
+                 method_options=_settings(option, "--option"),
+                 encoder_options=_settings(encoder_option, "--encoder-option"), augment=_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
                  resume=resume, overwrite=overwrite)  # fmt: skip
 

@@ -79,13 +79,13 @@ class Run:
         with the run's seed (the random-init baseline)."""
         enc_cfg = self.config["encoder"]
         torch.manual_seed(self.config["train"]["seed"])
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
+                            **enc_cfg.get("options", {}))  # fmt: skip
         if trained:
             path = self.path / ckpt.MODEL_FILE
             if not path.exists():
                 raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
-            weights = ckpt.load_weights(path)
-            enc.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
+            enc.load_state_dict(encoder_weights(ckpt.load_weights(path), enc_cfg.get("weights", "encoder")))
         return enc.eval()
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -106,6 +106,12 @@ class Run:
         """Features (n, dim) of the samples at ``positions`` (all when None)."""
         col = open_collection(collection)
         return encode(self.encoder(trained), self.modality(), col, positions, batch_size, device)
+
+
+def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -> dict[str, torch.Tensor]:
+    """The weights of submodule ``module`` (the pretrained encoder) from an objective's state."""
+    prefix = module + "."
+    return {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
 def open_run(path: str | os.PathLike[str] | Run) -> Run:

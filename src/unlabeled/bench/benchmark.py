@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.bench.probes import PROBES
@@ -27,6 +28,7 @@ from unlabeled.bench.protocol import evaluate, run_jobs
 from unlabeled.bench.report import write_report
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import stratified_split
+from unlabeled.modalities import fit_modality
 from unlabeled.runs import Run, features, open_run
 from unlabeled.train import checkpoint as ckpt
 
@@ -85,10 +87,16 @@ def task_split(col: Collection) -> tuple[np.ndarray, np.ndarray, str]:
     return pos[fit], pos[held], "stratified 80/20 split of the labelled samples, seed 0"
 
 
-def raw_features(col: Collection, positions: np.ndarray) -> np.ndarray:
-    """Samples flattened to vectors, scaled to [0, 1] for uint8 data."""
-    X = col.get(positions).reshape(len(positions), -1).astype(np.float32)
-    return X / 255.0 if col.meta["dtype"] == "uint8" else X
+def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | None = None) -> np.ndarray:
+    """The raw-input baseline: what the encoder would be given (normalised pixels, series,
+    log-mel spectrograms, voxels), flattened to vectors; padding becomes 0. The
+    normalisation is fitted on ``fit_on`` (the train split)."""
+    mod = fit_modality(col, fit_on)
+    out = []
+    for start in range(0, len(positions), 1024):
+        x = mod.normalize(mod.prepare(col.get(positions[start : start + 1024])))
+        out.append(torch.nan_to_num(x).flatten(1).numpy())
+    return np.concatenate(out).astype(np.float32)
 
 
 def _model_names(runs: list[Run]) -> list[str]:
@@ -132,13 +140,14 @@ def bench(
 
     feats: dict[str, np.ndarray] = {}
     if baselines:
-        feats[RAW] = raw_features(col, both)
+        feats[RAW] = raw_features(col, both, fit_on=train)
     seen_arch: set[str] = set()
     for run, name in zip(run_list, _model_names(run_list), strict=True):
-        if tuple(run.config["encoder"]["sample_shape"]) != col.sample_shape:
+        trained_on = run.config["modality"]
+        if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
             raise UnlabeledError(
-                f"run {run.path} was trained on samples of shape {run.config['encoder']['sample_shape']}, "
-                f"task {col.path} has {list(col.sample_shape)}"
+                f"run {run.path} was trained on {trained_on['name']} samples of shape {trained_on['sample_shape']}, "
+                f"task {col.path} has {col.modality} samples of shape {list(col.sample_shape)}"
             )
         feats[name] = features(run, col, both, device=device)
         arch = f"{run.config['encoder']['name']}-{run.config['encoder']['size']}"

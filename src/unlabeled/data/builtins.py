@@ -9,8 +9,9 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,8 @@ class Loaded:
     classes: list[str] | None
     modality: str
     source: str
+    groups: list[str | None] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # extra collection.json entries (sample_rate)
 
 
 @dataclass(frozen=True)

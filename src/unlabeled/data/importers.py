@@ -1,6 +1,10 @@
-"""Importers: turn a built-in dataset, a folder of files or an array file into a Collection.
+"""Importers: turn a built-in dataset, a UCR/UEA set (``ucr:NAME``), a folder of files, a
+table of series or an array file into a Collection, for every modality.
 
-Every file is validated; a bad one (corrupt, unreadable, wrong size) is reported by path and
+The modality is inferred from the files (images: PNG/JPEG/TIFF; audio: wav/flac/ogg; volumes:
+NIfTI; series: CSV/TSV/Parquet/.ts tables, or one table per recording in a folder) unless
+``modality`` says it; ``.npy`` stacks are images unless their shape or ``modality`` says
+otherwise. Every file is validated; a bad one (corrupt, unreadable, wrong size) is reported by path and
 reason in the :class:`ImportReport` and skipped, and the others still import. A missing or
 empty source is an error.
 
@@ -17,15 +21,28 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from unlabeled._console import UnlabeledError, progress
+from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS, Loaded
 from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter
+from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 ARRAY_EXTENSIONS = {".npy"}
+MODALITY_NAMES = ("image", "series", "audio", "volume")
+# what files of a folder each modality imports (.npy serves every one)
+FOLDER_EXTENSIONS = {
+    "image": IMAGE_EXTENSIONS | TIFF_EXTENSIONS,
+    "audio": AUDIO_EXTENSIONS,
+    "volume": VOLUME_EXTENSIONS,
+    "series": {".csv", ".tsv", ".parquet"},
+}
+MAX_AUDIO_SECONDS = 10.0
+MAX_VOLUME_SIDE = 128
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 CHUNK = 1024
 
@@ -40,13 +57,15 @@ class ImportReport:
     imported: int
     bad: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    given: bool = False  # whether the modality was given rather than inferred
 
     def summary(self) -> str:
         col = self.collection
         shape = "x".join(map(str, col.sample_shape))
         lines = [
             f"imported {self.imported} samples from {self.source} into {col.path}",
-            f"  modality: {self.modality} (sample shape {shape}, {col.meta['dtype']})",
+            f"  modality: {self.modality}{'' if self.given else ' (inferred)'} (sample shape {shape}, "
+            f"{col.meta['dtype']})",
         ]
         if col.classes:
             lines.append(f"  labels: {len(col.classes)} classes")
@@ -66,41 +85,64 @@ def import_source(
     *,
     modality: str | None = None,
     labels: str | os.PathLike[str] | None = None,
-    resize: tuple[int, int] | None = None,
+    resize: tuple[int, ...] | None = None,
+    sample_rate: int | None = None,
+    seconds: float | None = None,
     overwrite: bool = False,
 ) -> ImportReport:
-    """Import ``source`` (a built-in name, a folder, or a ``.npy`` file) as a collection at
-    ``dest``. ``labels`` is an optional per-row labels file for an array source; ``resize``
-    (height, width) makes images of other sizes fit instead of being reported."""
-    if modality not in (None, "image"):
-        raise UnlabeledError(f"unknown modality {modality!r}; this version imports: image")
+    """Import ``source`` as a collection at ``dest``: a built-in name (``unlabeled
+    datasets``), ``ucr:NAME`` (a UCR/UEA set bundled in aeon), a folder, a table of series
+    (CSV/TSV/Parquet/.ts) or a ``.npy`` stack. ``modality`` overrides inference.
+
+    ``labels``: a per-row labels file for a ``.npy`` source. ``resize``: (H, W) for images
+    of other sizes (reported otherwise), or (D, H, W) for volumes (default: the most common
+    shape, at most 128 a side). ``sample_rate`` / ``seconds``: audio is resampled to this rate
+    (default 16 kHz) and cropped or padded to this duration (default: the longest file, at
+    most 10 s)."""
+    if modality not in (None, *MODALITY_NAMES):
+        raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
     name = str(source)
     if name in BUILTINS:
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
+    if name.lower().startswith("ucr:"):
+        return _write_loaded(formats.load_ucr(name[4:]), dest, overwrite, name[4:])
     path = Path(source)
     if not path.exists():
         raise UnlabeledError(
             f"source not found: {path} (neither a path nor a built-in dataset; "
-            f"built-ins: {', '.join(BUILTINS)})"
+            f"built-ins: {', '.join(BUILTINS)}, ucr:NAME)"
         )
     if path.is_file():
-        if path.suffix.lower() in ARRAY_EXTENSIONS:
-            return _import_array_file(path, dest, labels, overwrite)
-        raise UnlabeledError(f"cannot import {path}: expected a folder or a .npy file")
-    return _import_folder(path, dest, resize, overwrite)
+        ext = suffix(path)
+        if ext in ARRAY_EXTENSIONS:
+            report = _import_array_file(path, dest, labels, modality, overwrite)
+            report.given = modality is not None
+            return report
+        if ext in SERIES_TABLE_EXTENSIONS and modality in (None, "series"):
+            loaded, bad = formats.read_series_table(path)
+            return _write_loaded(loaded, dest, overwrite, path.stem, bad, given=modality is not None)
+        raise UnlabeledError(
+            f"cannot import {path}: expected a folder, a .npy stack or a table of series "
+            f"({', '.join(sorted(SERIES_TABLE_EXTENSIONS))})"
+        )
+    opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds}
+    report = _import_folder(path, dest, modality, opts, overwrite)
+    report.given = modality is not None
+    return report
 
 
 # -- in-memory sources -----------------------------------------------------------------------
 def _write_loaded(
-    loaded: Loaded, dest: str | os.PathLike[str], overwrite: bool, name: str
-) -> ImportReport:
+    loaded: Loaded, dest: str | os.PathLike[str], overwrite: bool, name: str,
+    bad: list[tuple[str, str]] | None = None, given: bool = True,
+) -> ImportReport:  # fmt: skip
     writer = CollectionWriter(
         Path(dest),
         modality=loaded.modality,
         sample_shape=tuple(loaded.arrays.shape[1:]),
         dtype=str(loaded.arrays.dtype),
         classes=loaded.classes,
-        extra_meta={"name": name, "source": loaded.source},
+        extra_meta={"name": name, "source": loaded.source, **loaded.meta},
         overwrite=overwrite,
     )
     try:
@@ -111,12 +153,13 @@ def _write_loaded(
                 loaded.ids[sl],
                 None if loaded.labels is None else loaded.labels[sl],
                 None if loaded.splits is None else loaded.splits[sl],
+                None if loaded.groups is None else loaded.groups[sl],
             )
         col = writer.close()
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, name, loaded.modality, len(col))
+    return ImportReport(col, name, loaded.modality, len(col), list(bad or []), given=given)
 
 
 def _as_images(arr: np.ndarray) -> np.ndarray:
@@ -144,25 +187,45 @@ def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
     return np.asarray([code[str(v)] for v in raw], dtype=np.int64), names
 
 
+def _as_modality(arr: np.ndarray, modality: str | None) -> tuple[np.ndarray, str]:
+    """A stack of samples in the layout of its modality (inferred from the shape if None)."""
+    if modality is None:
+        modality = {2: "series", 5: "volume"}.get(arr.ndim, "image")
+    if modality == "image":
+        return _as_images(arr), modality
+    if modality == "series" and arr.ndim in (2, 3):
+        return (arr[:, None] if arr.ndim == 2 else arr), modality
+    if modality == "volume" and arr.ndim in (4, 5):
+        return (arr[:, None] if arr.ndim == 4 else arr), modality
+    expected = {"series": "N×T or N×C×T", "volume": "N×D×H×W or N×C×D×H×W", "audio": "(audio imports from files)"}
+    raise UnlabeledError(f"array of shape {arr.shape} is not a stack of {modality} samples ({expected[modality]})")
+
+
 def _import_array_file(
-    path: Path, dest: str | os.PathLike[str], labels: str | os.PathLike[str] | None, overwrite: bool
-) -> ImportReport:
+    path: Path, dest: str | os.PathLike[str], labels: str | os.PathLike[str] | None, modality: str | None,
+    overwrite: bool,
+) -> ImportReport:  # fmt: skip
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # corrupt header, pickled objects, truncated file
         raise UnlabeledError(f"cannot read {path}: {e}") from e
-    arr = _as_images(arr)
+    arr, modality = _as_modality(arr, modality)
     y, classes = (None, None) if labels is None else _read_labels(Path(labels), len(arr))
     bad: list[tuple[str, str]] = []
     keep = np.ones(len(arr), dtype=bool)
     if np.issubdtype(arr.dtype, np.floating):
-        finite = np.isfinite(np.asarray(arr).reshape(len(arr), -1)).all(axis=1)
-        for i in np.flatnonzero(~finite):
-            bad.append((f"{path}[{i}]", "contains NaN or infinity"))
-        keep &= finite
-    dtype = "uint8" if arr.dtype == np.uint8 else "float32"
+        flat = np.asarray(arr).reshape(len(arr), -1)
+        # series may end in NaN padding; nothing may hold infinity
+        ok = ~np.isinf(flat).any(axis=1) if modality == "series" else np.isfinite(flat).all(axis=1)
+        if modality == "series":
+            ok &= ~np.isnan(flat).all(axis=1)
+        for i in np.flatnonzero(~ok):
+            bad.append((f"{path}[{i}]", "contains infinity or no values" if modality == "series"
+                        else "contains NaN or infinity"))  # fmt: skip
+        keep &= ok
+    dtype = "uint8" if arr.dtype == np.uint8 and modality == "image" else "float32"
     writer = CollectionWriter(
-        Path(dest), "image", tuple(arr.shape[1:]), dtype, classes,
+        Path(dest), modality, tuple(arr.shape[1:]), dtype, classes,
         extra_meta={"name": path.stem, "source": str(path)}, overwrite=overwrite,
     )  # fmt: skip
     try:
@@ -176,7 +239,7 @@ def _import_array_file(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, str(path), "image", len(col), bad)
+    return ImportReport(col, str(path), modality, len(col), bad)
 
 
 # -- folders of files ----------------------------------------------------------------------
@@ -236,7 +299,7 @@ def _npy_header(path: Path) -> tuple[int, ...]:
     return tuple(arr.shape if arr.ndim == 3 else (1, *arr.shape))
 
 
-def _read_npy(path: Path, shape: tuple[int, int, int], resize: bool) -> np.ndarray:
+def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     a = np.load(path, allow_pickle=False)
     a = a[None] if a.ndim == 2 else a
     if a.shape != shape:
@@ -246,43 +309,175 @@ def _read_npy(path: Path, shape: tuple[int, int, int], resize: bool) -> np.ndarr
     return a
 
 
+@dataclass
+class _Kind:
+    """How one modality's files are imported: ``header`` reads a file's shape cheaply,
+    ``plan`` picks the collection's sample shape (and notes, metadata) from all the headers,
+    ``read`` loads one file in that shape or raises with the reason."""
+
+    modality: str
+    dtype: str
+    header: Callable[[Path], tuple[int, ...]]
+    plan: Callable[[list[tuple[int, ...]], dict[str, Any], list[str]], tuple[tuple[int, ...], dict[str, Any]]]
+    read: Callable[[Path, tuple[int, ...], dict[str, Any]], np.ndarray]
+
+
+def _most_common(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], int]:
+    return Counter(shapes).most_common(1)[0]
+
+
+def _plan_image(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    channels = max(s[0] for s in shapes)
+    if opts.get("resize") is not None:
+        if len(opts["resize"]) != 2:
+            raise UnlabeledError(f"images resize to HxW, got {'x'.join(map(str, opts['resize']))}")
+        return (channels, *opts["resize"]), {}
+    size, count = _most_common([s[1:] for s in shapes])
+    if count < len(shapes):
+        notes.append(f"most files are {size[0]}x{size[1]}; others are reported below")
+    return (channels, *size), {}
+
+
+def _plan_bands(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    bands, count = _most_common([s[:1] for s in shapes])
+    if count < len(shapes):
+        notes.append(f"most files have {bands[0]} bands; others are reported below")
+    shape, meta = _plan_image(shapes, opts, notes)
+    return (bands[0], *shape[1:]), meta
+
+
+def _plan_npy(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    shape, count = _most_common(shapes)
+    if count < len(shapes):
+        notes.append(f"most arrays have shape {shape}; others are reported below")
+    return shape, {}
+
+
+def _plan_audio(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    rate = int(opts.get("sample_rate") or 16000)
+    longest = max(frames / sr for sr, frames in shapes)
+    seconds = opts.get("seconds") or min(longest, MAX_AUDIO_SECONDS)
+    if not opts.get("seconds") and longest > MAX_AUDIO_SECONDS:
+        notes.append(f"recordings are cropped to {MAX_AUDIO_SECONDS:g} s (pass --seconds to change)")
+    rates = sorted({sr for sr, _ in shapes})
+    notes.append(f"audio resampled to {rate} Hz mono (files at {', '.join(map(str, rates))} Hz), "
+                 f"cropped or zero-padded to {seconds:g} s")  # fmt: skip
+    return (1, max(1, round(seconds * rate))), {"sample_rate": rate}
+
+
+def _plan_volume(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    channels, _ = _most_common([s[:1] for s in shapes])
+    if opts.get("resize") is not None:
+        if len(opts["resize"]) != 3:
+            raise UnlabeledError(f"volumes resize to DxHxW, got {'x'.join(map(str, opts['resize']))}")
+        size = tuple(opts["resize"])
+    else:
+        common, count = _most_common([s[1:] for s in shapes])
+        factor = min(1.0, MAX_VOLUME_SIDE / max(common))
+        size = tuple(max(1, round(v * factor)) for v in common)
+        if count < len(shapes) or size != common:
+            notes.append(f"volumes resampled to {'x'.join(map(str, size))} (pass --resize DxHxW to change)")
+    return (channels[0], *size), {}
+
+
+def _plan_series(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
+    (channels,), count = _most_common([s[:1] for s in shapes])
+    lengths = {s[1] for s in shapes if s[0] == channels}
+    if count < len(shapes):
+        notes.append(f"most recordings have {channels} channels; others are reported below")
+    if len(lengths) > 1:
+        notes.append(f"lengths vary from {min(lengths)} to {max(lengths)}: shorter series are padded (masked)")
+    return (channels, max(lengths)), {}
+
+
+def _read_padded_series(path: Path, shape: tuple[int, ...], opts: dict[str, Any]) -> np.ndarray:
+    return formats.pad_series([formats.read_series_file(path, shape), np.full(shape, np.nan, np.float32)])[0]
+
+
+KINDS: dict[str, _Kind] = {
+    "image": _Kind("image", "uint8", _image_header, _plan_image,
+                   lambda p, s, o: _read_image(p, s, o["resize"] is not None)),
+    "tiff": _Kind("image", "float32", formats.tiff_header, _plan_bands,
+                  lambda p, s, o: formats.read_tiff(p, s, o["resize"] is not None)),
+    "npy": _Kind("image", "float32", _npy_header, _plan_npy, lambda p, s, o: _read_npy(p, s)),
+    "audio": _Kind("audio", "float32", formats.audio_header, _plan_audio,
+                   lambda p, s, o: formats.read_audio(p, o["sample_rate"], s[1])),
+    "volume": _Kind("volume", "float32", formats.volume_header, _plan_volume,
+                    lambda p, s, o: formats.read_volume(p, s)),
+    "series": _Kind("series", "float32", formats.series_header, _plan_series, _read_padded_series),
+}  # fmt: skip
+
+
+def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind, list[Path]]:
+    """Which files of a folder to import and how: by ``modality`` or by what the files are."""
+    by_ext = Counter(suffix(f) for f in files)
+    if modality is None:
+        found = {m for m, exts in FOLDER_EXTENSIONS.items() if any(e in exts for e in by_ext)}
+        if len(found) > 1:
+            raise UnlabeledError(
+                f"{root} holds files of several modalities ({', '.join(sorted(found))}); "
+                "pass --modality to pick one"
+            )
+        modality = found.pop() if found else None
+    if modality is None:  # only .npy files: their shape decides
+        ndim = len(_npy_header(files[0]))
+        kind = {2: KINDS["series"], 4: KINDS["volume"]}.get(ndim, KINDS["npy"])
+        return _npy_kind(kind), files
+    exts = FOLDER_EXTENSIONS[modality] | ARRAY_EXTENSIONS
+    chosen = [f for f in files if suffix(f) in exts]
+    if not chosen:
+        raise UnlabeledError(f"no {modality} files under {root} (looked for {', '.join(sorted(exts))})")
+    if modality == "image":
+        tiff = any(suffix(f) in TIFF_EXTENSIONS for f in chosen)
+        npy = any(suffix(f) in ARRAY_EXTENSIONS for f in chosen)
+        plain = any(suffix(f) in IMAGE_EXTENSIONS for f in chosen)
+        if tiff + npy + plain > 1:
+            raise UnlabeledError(f"{root} mixes image formats (PNG/JPEG, TIFF, .npy); import them separately")
+        return KINDS["tiff" if tiff else "npy" if npy else "image"], chosen
+    if modality == "volume" or modality == "series":
+        return KINDS[modality], chosen
+    if any(suffix(f) in ARRAY_EXTENSIONS for f in chosen):
+        raise UnlabeledError(f"audio imports from sound files, not .npy ({root})")
+    return KINDS[modality], chosen
+
+
+def _npy_kind(kind: _Kind) -> _Kind:
+    if kind.modality == "volume":
+        return _Kind("volume", "float32", formats.volume_header, _plan_npy, lambda p, s, o: formats.read_volume(p, s))
+    return kind
+
+
 def _import_folder(
-    root: Path, dest: str | os.PathLike[str], resize: tuple[int, int] | None, overwrite: bool
+    root: Path, dest: str | os.PathLike[str], modality: str | None, opts: dict[str, Any], overwrite: bool
 ) -> ImportReport:
     files, ignored = [], Counter()
+    known = set().union(*FOLDER_EXTENSIONS.values(), ARRAY_EXTENSIONS)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fn in sorted(filenames):
             if fn.startswith("."):
                 continue
-            ext = Path(fn).suffix.lower()
-            if ext in IMAGE_EXTENSIONS | ARRAY_EXTENSIONS:
+            ext = suffix(Path(fn))
+            if ext in known:
                 files.append(Path(dirpath) / fn)
             else:
                 ignored[ext or "(no extension)"] += 1
-    kinds = {f.suffix.lower() in ARRAY_EXTENSIONS for f in files}
     if not files:
-        raise UnlabeledError(
-            f"no importable files under {root} (looked for "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS | ARRAY_EXTENSIONS))})"
-        )
-    if len(kinds) > 1:
-        raise UnlabeledError(f"{root} mixes image files and .npy files; import them separately")
-    is_npy = kinds == {True}
-    header: Callable[[Path], tuple[int, ...]] = _npy_header if is_npy else _image_header
-    reader = _read_npy if is_npy else _read_image
+        raise UnlabeledError(f"no importable files under {root} (looked for {', '.join(sorted(known))})")
+    kind, chosen = _kind_of(files, modality, root)
+    ignored.update(suffix(f) for f in files if f not in set(chosen))
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
 
-    entries = _layout(root, files)
+    entries = _layout(root, chosen)
     bad: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for e, shape in zip(entries, pool.map(_safe(header), [e.path for e in entries]), strict=True):
+        for e, shape in zip(entries, pool.map(_safe(kind.header), [e.path for e in entries]), strict=True):
             if isinstance(shape, str):
                 bad.append((str(e.path), shape))
             else:
                 e.shape = shape
         good = [e for e in entries if e.shape is not None]
-        if is_npy:
+        if kind is KINDS["npy"]:
             odd = [e for e in good if len(e.shape) != 3]
             bad += [(str(e.path), f"shape {e.shape[1:]} is not an image") for e in odd]
             good = [e for e in good if len(e.shape) == 3]
@@ -291,24 +486,18 @@ def _import_folder(
                 f"none of the {len(entries)} file(s) under {root} could be read:\n"
                 + "\n".join(f"  {p}: {r}" for p, r in bad[:20])
             )
-        channels = max(e.shape[0] for e in good)
-        if resize is not None:
-            size = tuple(resize)
-        else:
-            size, count = Counter(e.shape[1:] for e in good).most_common(1)[0]
-            if count < len(good):
-                notes.append(f"most files are {size[0]}x{size[1]}; others are reported below")
-        shape = (channels, *size) if not is_npy else Counter(e.shape for e in good).most_common(1)[0][0]
+        shape, meta = kind.plan([e.shape for e in good], opts, notes)
+        opts = {**opts, **meta}
         classes = sorted({e.label for e in good if e.label is not None}) or None
         code = {c: i for i, c in enumerate(classes or [])}
         writer = CollectionWriter(
-            Path(dest), "image", shape, "float32" if is_npy else "uint8", classes,
-            extra_meta={"name": root.name, "source": str(root)}, overwrite=overwrite,
+            Path(dest), kind.modality, shape, kind.dtype, classes,
+            extra_meta={"name": root.name, "source": str(root), **meta}, overwrite=overwrite,
         )  # fmt: skip
         try:
             with progress() as bar:
                 task = bar.add_task(f"import {root.name}", total=len(good))
-                read = _safe(lambda p: reader(p, shape, resize is not None))
+                read = _safe(lambda p: kind.read(p, shape, opts))
                 for chunk in _chunks(good, CHUNK):
                     arrays, kept = [], []
                     for e, a in zip(chunk, pool.map(read, [e.path for e in chunk]), strict=True):
@@ -335,7 +524,7 @@ def _import_folder(
             writer.abort()
             raise
     bad.sort()
-    return ImportReport(col, str(root), "image", len(col), bad, notes)
+    return ImportReport(col, str(root), kind.modality, len(col), bad, notes)
 
 
 def _safe(fn: Callable[[Path], object]) -> Callable[[Path], object]:

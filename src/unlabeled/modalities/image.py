@@ -16,15 +16,15 @@ Representations", section 3 and appendix A).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
+from unlabeled.modalities.base import Modality, chance, power_of_two_patch, sample_positions, uniform
 
 
 @dataclass
@@ -62,25 +62,17 @@ class ImageAugment:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
 
 
-def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
-
-
-def _chance(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=g, device=device) < p
-
-
 def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
     """Random resized crop plus horizontal flip of every image, as one affine ``grid_sample``."""
     b, dev = x.shape[0], x.device
-    area = _uniform(b, *aug.crop_scale, g, dev)
-    log_ratio = _uniform(b, math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1]), g, dev)
+    area = uniform(b, *aug.crop_scale, g, dev)
+    log_ratio = uniform(b, math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1]), g, dev)
     ratio = torch.exp(log_ratio)
     w = torch.sqrt(area * ratio).clamp(max=1.0)  # crop size as a fraction of the image
     h = torch.sqrt(area / ratio).clamp(max=1.0)
-    cx = _uniform(b, -1.0, 1.0, g, dev) * (1 - w)  # crop centre, in grid coordinates
-    cy = _uniform(b, -1.0, 1.0, g, dev) * (1 - h)
-    flip = torch.where(_chance(b, aug.flip_p, g, dev), -1.0, 1.0)
+    cx = uniform(b, -1.0, 1.0, g, dev) * (1 - w)  # crop centre, in grid coordinates
+    cy = uniform(b, -1.0, 1.0, g, dev) * (1 - h)
+    flip = torch.where(chance(b, aug.flip_p, g, dev), -1.0, 1.0)
     theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
     theta[:, 0, 0] = w * flip
     theta[:, 0, 2] = cx
@@ -111,32 +103,34 @@ def augment_images(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> to
     """One random view of every image in ``x`` (values in [0, 1], shape (B, C, H, W))."""
     b, c, dev = x.shape[0], x.shape[1], x.device
     x = resized_crop_flip(x, aug, g)
-    jitter = _chance(b, aug.jitter_p, g, dev)[:, None, None, None]
-    bright = _uniform(b, 1 - aug.brightness, 1 + aug.brightness, g, dev)[:, None, None, None]
-    contrast = _uniform(b, 1 - aug.contrast, 1 + aug.contrast, g, dev)[:, None, None, None]
+    jitter = chance(b, aug.jitter_p, g, dev)[:, None, None, None]
+    bright = uniform(b, 1 - aug.brightness, 1 + aug.brightness, g, dev)[:, None, None, None]
+    contrast = uniform(b, 1 - aug.contrast, 1 + aug.contrast, g, dev)[:, None, None, None]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     jittered = ((x * bright - mean * bright) * contrast + mean * bright).clamp(0, 1)
     x = torch.where(jitter, jittered, x)
     if c == 3 and aug.grayscale_p > 0:
         grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        x = torch.where(_chance(b, aug.grayscale_p, g, dev)[:, None, None, None], grey.expand_as(x), x)
+        x = torch.where(chance(b, aug.grayscale_p, g, dev)[:, None, None, None], grey.expand_as(x), x)
     if aug.blur_p > 0:
-        blur = _chance(b, aug.blur_p, g, dev)
-        sigma = _uniform(b, *aug.blur_sigma, g, dev)
+        blur = chance(b, aug.blur_p, g, dev)
+        sigma = uniform(b, *aug.blur_sigma, g, dev)
         if blur.any():
             x = x.clone()
             x[blur] = gaussian_blur(x[blur], sigma[blur])
     if aug.noise_p > 0:
-        noisy = _chance(b, aug.noise_p, g, dev)[:, None, None, None]
-        std = _uniform(b, 0.0, aug.noise_std, g, dev)[:, None, None, None]
+        noisy = chance(b, aug.noise_p, g, dev)[:, None, None, None]
+        std = uniform(b, 0.0, aug.noise_std, g, dev)[:, None, None, None]
         x = x + noisy * std * torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
     return x.clamp(0, 1)
 
 
-class ImageModality:
-    """Images stored as (C, H, W) arrays: uint8 (scaled by 1/255) or float32 (used as is)."""
+class ImageModality(Modality):
+    """Images stored as (C, H, W) arrays, any number of channels: uint8 (scaled by 1/255) or
+    float (used as is)."""
 
     name = "image"
+    Augment = ImageAugment
 
     def __init__(
         self,
@@ -148,52 +142,39 @@ class ImageModality:
     ) -> None:
         if len(sample_shape) != 3:
             raise ValueError(f"image samples are (C, H, W); got shape {tuple(sample_shape)}")
-        self.sample_shape = tuple(int(s) for s in sample_shape)
-        self.mean, self.std, self.scale = list(mean), list(std), float(scale)
-        if isinstance(augment, dict):
-            augment = ImageAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
-        self.aug = augment or ImageAugment.for_size(*self.sample_shape[1:])
-        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.scale = float(scale)
+        super().__init__(sample_shape, mean, std, augment)
+
+    def default_augment(self) -> ImageAugment:
+        return ImageAugment.for_size(*self.sample_shape[1:])
 
     @classmethod
     def fit(
-        cls, collection: Collection, positions: np.ndarray | None = None, max_samples: int = 10_000,
-        augment: ImageAugment | None = None,
+        cls, collection: Collection, positions: np.ndarray | None = None, augment: ImageAugment | None = None,
+        max_samples: int = 10_000,
     ) -> ImageModality:  # fmt: skip
         """Per-channel mean and std from (up to ``max_samples`` of) the given samples."""
-        pos = collection.indices() if positions is None else np.asarray(positions)
-        if len(pos) > max_samples:
-            pos = np.sort(np.random.default_rng(0).choice(pos, max_samples, replace=False))
-        scale = 255.0 if collection.meta["dtype"] == "uint8" else 1.0
-        x = collection.get(pos).astype(np.float64) / scale
+        pos = sample_positions(collection, positions, max_samples)
+        x = collection.get(pos).astype(np.float64)
+        # augmentations work on [0, 1]: uint8 is divided by 255, other types (16-bit or
+        # float multispectral bands, say) by the largest value seen
+        scale = 255.0 if collection.meta["dtype"] == "uint8" else max(1.0, float(np.abs(x).max()))
+        x /= scale
         mean = x.mean(axis=(0, 2, 3))
         std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
         return cls(collection.sample_shape, mean.tolist(), std.tolist(), scale, augment)
 
-    def augmentation_with(self, changes: dict[str, Any]) -> ImageAugment:
-        """This modality's augmentation with some settings changed (unknown names are errors)."""
-        known = set(ImageAugment.__dataclass_fields__)
-        unknown = set(changes) - known
-        if unknown:
-            raise UnlabeledError(
-                f"unknown image augmentation setting(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values = {**asdict(self.aug), **changes}
-        return ImageAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "sample_shape": list(self.sample_shape),
-            "mean": self.mean,
-            "std": self.std,
-            "scale": self.scale,
-            "augment": asdict(self.aug),
-        }
+    def extra_state(self) -> dict[str, Any]:
+        return {"scale": self.scale}
 
     @property
-    def channels(self) -> int:
-        return self.sample_shape[0]
+    def input_shape(self) -> tuple[int, ...]:
+        return self.sample_shape
+
+    @property
+    def patch(self) -> tuple[int, ...]:
+        """About 7-14 patches a side: 28x28 -> 4x4 pixels, 224x224 -> 16x16 (ViT's)."""
+        return (power_of_two_patch(min(self.sample_shape[1:]), 7),) * 2
 
     def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """A batch of stored samples as float in [0, 1] on ``device``, channels-last."""
@@ -202,12 +183,9 @@ class ImageModality:
         return x.contiguous(memory_format=torch.channels_last)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device not in self._stats:
-            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-            self._stats[x.device] = (mean, std)
-        mean, std = self._stats[x.device]
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        return super().normalize(x).contiguous(memory_format=torch.channels_last)
 
-    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
+        if light:
+            return resized_crop_flip(x, self.aug, generator)
         return augment_images(x, self.aug, generator)

@@ -8,21 +8,35 @@ from torch import nn
 
 from unlabeled._console import UnlabeledError
 from unlabeled.models.cnn import CNN_SIZES, CNNEncoder
+from unlabeled.models.transformer import TRANSFORMER_SIZES, PatchTransformer
 
-ENCODERS = {"cnn": CNNEncoder}
+ENCODERS = {"cnn": CNNEncoder, "transformer": PatchTransformer}
 SIZES = tuple(CNN_SIZES)
+assert set(SIZES) == set(TRANSFORMER_SIZES)
 
 
 def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options: Any) -> nn.Module:
-    """An untrained encoder for samples of ``sample_shape``; every encoder has ``dim``,
-    ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``."""
+    """An untrained encoder for model inputs of ``sample_shape`` (what the modality's
+    ``prepare`` gives, without the batch axis); every encoder has ``dim``,
+    ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
+
+    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean or cls) and
+    ``positions`` (sincos or learned)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+    if size not in SIZES:
+        raise UnlabeledError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
     if name == "cnn":
         if len(sample_shape) != 3:
-            raise UnlabeledError(f"the CNN encoder takes (C, H, W) images, not shape {sample_shape}")
-        return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]), **options)
-    raise AssertionError(name)
+            raise UnlabeledError(
+                f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; "
+                "use --encoder transformer"
+            )
+        return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]))
+    try:
+        return PatchTransformer(sample_shape, size, **options)
+    except (TypeError, ValueError) as e:
+        raise UnlabeledError(f"transformer encoder: {e}") from None
 
 
-__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "build_encoder"]
+__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "build_encoder"]

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from unlabeled._console import UnlabeledError
 from unlabeled.objectives.base import Objective
+from unlabeled.objectives.jepa import JEPA
+from unlabeled.objectives.mae import MAE
 from unlabeled.objectives.simclr import SimCLR
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "simclr": SimCLR,
+    "mae": MAE,
+    "jepa": JEPA,
 }
 
 
 def build_objective(name: str, encoder, modality, **hparams) -> Objective:
     if name not in OBJECTIVES:
         raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name](encoder, modality, **hparams)
+    try:
+        return OBJECTIVES[name](encoder, modality, **hparams)
+    except (TypeError, ValueError) as e:
+        raise UnlabeledError(f"{name}: {e}") from None
 
 
-__all__ = ["OBJECTIVES", "Objective", "SimCLR", "build_objective"]
+__all__ = ["JEPA", "MAE", "OBJECTIVES", "Objective", "SimCLR", "build_objective"]

@@ -13,9 +13,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlabeled._console import UnlabeledError
+
+
+def require_tokens(encoder: nn.Module, method: str) -> None:
+    """Masked-prediction objectives need an encoder that works on patch tokens."""
+    if not hasattr(encoder, "tokenize"):
+        raise UnlabeledError(f"{method} needs a patch-token encoder; use --encoder transformer")
+
 
 class Objective(nn.Module):
     name = "objective"
+    # which submodule's weights are the pretrained encoder that downstream stages use
+    export = "encoder"
 
     def __init__(self, encoder: nn.Module, modality: Any) -> None:
         super().__init__()

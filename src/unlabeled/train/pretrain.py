@@ -26,6 +26,8 @@ from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
 
 DEFAULT_MINUTES = 10.0
+TRANSFORMER_LR = 1e-3
+TRANSFORMER_WEIGHT_DECAY = 0.05
 
 
 def default_size(n: int) -> str:
@@ -38,7 +40,7 @@ def pretrain(
     out: str | os.PathLike[str],
     *,
     method: str = "simclr",
-    encoder: str = "cnn",
+    encoder: str | None = None,
     size: str | None = None,
     minutes: float | None = None,
     epochs: float | None = None,
@@ -50,6 +52,7 @@ def pretrain(
     device: str = "auto",
     exclude_split: str | None = "test",
     method_options: dict[str, Any] | None = None,
+    encoder_options: dict[str, Any] | None = None,
     augment: dict[str, Any] | None = None,
     checkpoint_steps: int = 0,
     snapshot_seconds: float = 0.0,
@@ -62,6 +65,8 @@ def pretrain(
     Trains for ``minutes`` of wall time or ``epochs`` passes (default: 10 minutes). Samples
     in split ``exclude_split`` (the test split) are never trained on. With ``resume`` the run
     in ``out`` continues from its last checkpoint with its saved settings.
+    ``encoder`` is ``cnn`` or ``transformer`` (default: the CNN for images, the transformer
+    for every other modality); ``encoder_options`` go to it (e.g. ``{"patch": [7, 7]}``).
     ``method_options`` go to the objective (e.g. ``{"temperature": 0.2}``); ``augment``
     changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``)."""
     out = Path(out)
@@ -100,6 +105,14 @@ def pretrain(
         if not resume:
             modality = fit_modality(col, positions, augment)
             size = size or default_size(len(positions))
+            encoder = encoder or ("cnn" if modality.name == "image" else "transformer")
+            enc_options = dict(encoder_options or {})
+            if encoder == "transformer":
+                enc_options.setdefault("patch", list(modality.patch))
+                # transformer recipes (ViT, MAE, I-JEPA) train with a lower peak rate and
+                # stronger weight decay than the CNN's defaults
+                cfg.lr = lr if lr is not None else TRANSFORMER_LR
+                cfg.weight_decay = weight_decay if weight_decay is not None else TRANSFORMER_WEIGHT_DECAY
             config = {
                 "unlabeled": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -107,7 +120,8 @@ def pretrain(
                 "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
                          "samples": len(positions), "exclude_split": exclude},
                 "modality": modality.state(),
-                "encoder": {"name": encoder, "size": size, "sample_shape": list(col.sample_shape)},
+                "encoder": {"name": encoder, "size": size, "sample_shape": list(modality.input_shape),
+                            "options": enc_options},
                 "method": {"name": method, **(method_options or {})},
                 "train": asdict(cfg),
                 "environment": {"torch": torch.__version__, "python": platform.python_version(),
@@ -116,10 +130,12 @@ def pretrain(
 
         torch.manual_seed(cfg.seed)
         enc_cfg = config["encoder"]
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]))
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
+                            **enc_cfg.get("options", {}))  # fmt: skip
         hparams = {k: v for k, v in config["method"].items() if k != "name"}
         objective = build_objective(config["method"]["name"], enc, modality, **hparams)
         config["method"] = {"name": objective.name, **objective.hparams()}
+        config["encoder"]["weights"] = objective.export  # the submodule downstream stages load
         dist.barrier()  # every rank has checked `out` before rank 0 writes into it
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)

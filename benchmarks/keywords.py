@@ -1,0 +1,40 @@
+"""Spoken keywords (synthesised with espeak-ng by scripts/make_keywords.py): a transformer
+pretrained without labels on the train clips' log-mel spectrograms, then a linear probe with
+10% (and 100%) of the train labels, against the same probe on the raw log-mel features.
+Test speakers are never heard in training (not run by CI).
+
+    python benchmarks/keywords.py --minutes 5 --method mae
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import unlabeled as ul
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5)
+    ap.add_argument("--method", default="mae")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "keywords")
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    wav, data = args.work / "wav", args.work / "keywords"
+    subprocess.run([sys.executable, ROOT / "scripts" / "make_keywords.py", "--out", wav], check=True)
+    if not data.exists():
+        print(ul.import_source(wav, data).summary())
+    out = args.work / f"{args.method}"
+    run = ul.pretrain(data, out, method=args.method, minutes=args.minutes, batch_size=64, overwrite=True)
+    result = ul.bench(run, task=data, fractions=[0.1, 1.0], seeds=3, probes=["linear", "knn"], out=out)
+    print(result.table())
+
+
+if __name__ == "__main__":
+    main()

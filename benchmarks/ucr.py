@@ -1,0 +1,158 @@
+"""UCR/UEA time series: self-supervised transformer + linear probe against MiniRocket, with
+10% and 100% of the train labels (not run by CI).
+
+Two rows per set:
+- ``per-set``: an encoder pretrained without labels on that set's train series only (the
+  test series never enter pretraining);
+- ``pooled``: one encoder pretrained on the train series of all the sets together, as
+  foundation models such as Tiny Time Mixers are. The sets differ in length and channels,
+  so the pooled encoder sees every channel as its own univariate series resampled to one
+  length (channel independence, as PatchTST and TTM do); a multivariate sample's feature is
+  its channels' embeddings side by side.
+
+Every row is a linear probe on frozen features (the bench protocol: stratified label subset
+per seed, regularisation chosen on a validation split of those labels); MiniRocket (aeon,
+10,000 kernels + ridge) is trained on exactly the same labelled subsets. Variable-length
+series are forward-filled to the set's longest length for MiniRocket, which needs equal
+lengths.
+
+    python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import unlabeled as ul
+from unlabeled.bench.benchmark import task_split
+from unlabeled.bench.protocol import evaluate
+from unlabeled.data.collection import CollectionWriter
+from unlabeled.data.splits import stratified_subset
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ["GunPoint", "ArrowHead", "OSULeaf", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
+POOLED_LENGTH = 256
+
+
+def resample_channels(x: np.ndarray, length: int) -> np.ndarray:
+    """(N, C, T) NaN-padded -> (N*C, 1, length): each channel's valid part linearly resampled."""
+    n, c, _ = x.shape
+    out = np.empty((n * c, 1, length), np.float32)
+    for i in range(n):
+        valid = int((~np.isnan(x[i]).all(0)).sum())
+        src = np.linspace(0, valid - 1, length)
+        for j in range(c):
+            out[i * c + j, 0] = np.interp(src, np.arange(valid), np.nan_to_num(x[i, j, :valid]))
+    return out
+
+
+def forward_fill(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    for t in range(1, x.shape[2]):
+        gap = np.isnan(x[:, :, t])
+        x[:, :, t][gap] = x[:, :, t - 1][gap]
+    return x
+
+
+def probe_scores(X: np.ndarray, col: ul.Collection, seeds: int, fractions: list[float]) -> dict[float, list[float]]:
+    train, test, _ = task_split(col)
+    y = col.labels
+    return {f: [evaluate(X[train], y[train], X[test], y[test], "linear", f, s).value for s in range(seeds)]
+            for f in fractions}  # fmt: skip
+
+
+def minirocket_scores(col: ul.Collection, seeds: int, fractions: list[float]) -> dict[float, list[float]]:
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
+    train, test, _ = task_split(col)
+    x = forward_fill(col.get(np.arange(len(col))).astype(np.float32))
+    y = col.labels
+    out = {}
+    for f in fractions:
+        scores = []
+        for s in range(seeds):
+            sub = train[stratified_subset(y[train], f, s)]
+            clf = MiniRocketClassifier(random_state=s).fit(x[sub], y[sub])
+            scores.append(float((clf.predict(x[test]) == y[test]).mean()))
+        out[f] = scores
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--method", default="mae")
+    ap.add_argument("--minutes", type=float, default=1.5, help="pretraining budget per set")
+    ap.add_argument("--pooled-minutes", type=float, default=6)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    sets, fractions = args.sets.split(","), [0.1, 1.0]
+    cols = {}
+    for name in sets:
+        path = args.work / "data" / name
+        if not path.exists():
+            ul.import_source(f"ucr:{name}", path)
+        cols[name] = ul.open_collection(path)
+
+    results: dict[str, dict[str, dict[float, list[float]]]] = {}
+    for name, col in cols.items():
+        t = time.perf_counter()
+        n_train = len(col.indices("train"))
+        run = ul.pretrain(col, args.work / "runs" / name, method=args.method, minutes=args.minutes,
+                          batch_size=min(128, n_train // 2), overwrite=True)  # fmt: skip
+        X = run.encode(col, device="cpu")
+        results[name] = {
+            "per-set": probe_scores(X, col, args.seeds, fractions),
+            "minirocket": minirocket_scores(col, args.seeds, fractions),
+        }
+        print(f"{name}: {time.perf_counter() - t:.0f} s", {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
+                                                        for k, r in results[name].items()}, flush=True)  # fmt: skip
+
+    # one encoder on every set's train series, channel by channel, resampled to one length
+    pooled_path = args.work / "data" / "pooled"
+    w = CollectionWriter(pooled_path, "series", (1, POOLED_LENGTH), "float32", None,
+                         extra_meta={"name": "ucr-pooled"}, overwrite=True)  # fmt: skip
+    for name, col in cols.items():
+        tr = col.indices("train")
+        arr = resample_channels(col.get(tr), POOLED_LENGTH)
+        w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
+    pooled = w.close()
+    run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
+                      overwrite=True)  # fmt: skip
+    enc, mod = run.encoder(), run.modality()
+    from unlabeled.runs import encode
+
+    for name, col in cols.items():
+        c = col.sample_shape[0]
+        flat = resample_channels(col.get(np.arange(len(col))), POOLED_LENGTH)
+        tmp = args.work / "data" / f"{name}-channels"
+        w = CollectionWriter(tmp, "series", (1, POOLED_LENGTH), "float32", None, overwrite=True)
+        w.add(flat, [str(i) for i in range(len(flat))])
+        X = encode(enc, mod, w.close(), device="cpu").reshape(len(col), c * enc.dim)
+        results[name]["pooled"] = probe_scores(X, col, args.seeds, fractions)
+
+    print("\n| set | channels x length | train / test | row | 10% labels | 100% labels |\n|---|---|---|---|---|---|")
+    for name, col in cols.items():
+        tr, te, _ = task_split(col)
+        for row in ("per-set", "pooled", "minirocket"):
+            cells = " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in results[name][row].values())
+            shape = "x".join(map(str, col.sample_shape))
+            print(f"| {name} | {shape} | {len(tr)} / {len(te)} | {row} | {cells} |")
+    means = {row: {f: float(np.mean([np.mean(results[n][row][f]) for n in cols])) for f in fractions}
+             for row in ("per-set", "pooled", "minirocket")}  # fmt: skip
+    for row, m in means.items():
+        print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
+    (args.work / "result.json").write_text(json.dumps({"method": args.method, "minutes": args.minutes,
+                                                       "results": results, "means": means}, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

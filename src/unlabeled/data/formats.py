@@ -1,0 +1,346 @@
+"""Readers for the file formats of every modality, and the UCR/UEA sets bundled in aeon.
+
+Each per-file reader raises ``ValueError`` (or the library's own error) with the reason a
+file is bad; the importer turns that into a report line and goes on with the other files.
+
+- series: CSV / TSV / Parquet tables, long (one row per time step, an ``id`` column) or wide
+  (one row per sample, one column per time step); ``.ts`` files (the UCR/UEA format, read by
+  aeon); one file per recording in a folder (rows = time steps, columns = channels).
+- audio: anything libsndfile decodes (wav, flac, ogg), mixed to mono and resampled
+  (``scipy.signal.resample_poly``), cropped or zero-padded to one duration.
+- volume: NIfTI (``.nii``, ``.nii.gz``, read by nibabel) or ``.npy``, resampled trilinearly to
+  one shape.
+- multi-band images: TIFF of any number of bands (tifffile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.builtins import Loaded
+
+SERIES_TABLE_EXTENSIONS = {".csv", ".tsv", ".parquet", ".ts"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
+VOLUME_EXTENSIONS = {".nii", ".nii.gz"}
+TIFF_EXTENSIONS = {".tif", ".tiff"}
+META_COLUMNS = ("id", "label", "split", "group", "time", "channel")
+
+
+def suffix(path: Path) -> str:
+    """The file's extension, lower case, with ``.nii.gz`` kept whole."""
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+# -- series -----------------------------------------------------------------------------------
+def pad_series(series: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack (C, T_i) arrays into (N, C, max T), NaN after each series' end."""
+    channels = {s.shape[0] for s in series}
+    if len(channels) > 1:
+        raise UnlabeledError(f"series have different numbers of channels: {sorted(channels)}")
+    t = max(s.shape[1] for s in series)
+    out = np.full((len(series), channels.pop(), t), np.nan, dtype=np.float32)
+    for i, s in enumerate(series):
+        out[i, :, : s.shape[1]] = s
+    return out
+
+
+def _codes(values: Sequence[object]) -> tuple[np.ndarray, list[str]]:
+    names = sorted({str(v) for v in values}, key=lambda v: (len(v), v))
+    code = {c: i for i, c in enumerate(names)}
+    return np.asarray([code[str(v)] for v in values], dtype=np.int64), names
+
+
+def _check_series(a: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise ValueError(f"{what}: not a series (shape {a.shape})")
+    if np.isinf(a).any():
+        raise ValueError(f"{what}: contains infinity")
+    real = ~np.isnan(a).all(0)
+    if not real.any():
+        raise ValueError(f"{what}: every value is missing")
+    return a[:, : int(np.flatnonzero(real)[-1]) + 1]  # trailing all-missing steps are padding
+
+
+def load_ucr(name: str) -> Loaded:
+    """A UCR/UEA classification set bundled in aeon (no download): both splits, labels."""
+    from aeon.datasets import load_from_ts_file
+
+    root = ucr_dir()
+    if not (root / name / f"{name}_TRAIN.ts").is_file():
+        raise UnlabeledError(f"ucr:{name} is not bundled in aeon; bundled sets: {', '.join(ucr_names())}")
+    series, labels, splits, ids = [], [], [], []
+    for split in ("train", "test"):
+        X, y = load_from_ts_file(str(root / name / f"{name}_{split.upper()}.ts"))
+        for i, x in enumerate(X):
+            series.append(_check_series(x, f"{name} {split} {i}"))
+            ids.append(f"{split}-{i:05d}")
+        labels += list(y)
+        splits += [split] * len(X)
+    try:
+        float_labels = np.asarray(labels, dtype=float)
+        if not np.allclose(float_labels, np.round(float_labels)):
+            raise UnlabeledError(f"ucr:{name} is a regression set; only classification sets import")
+    except ValueError:
+        pass  # string class names
+    codes, classes = _codes(labels)
+    return Loaded(pad_series(series), ids, codes, splits, classes, "series", f"aeon:{root / name}")
+
+
+def ucr_dir() -> Path:
+    import aeon.datasets
+
+    return Path(aeon.datasets.__file__).parent / "data"
+
+
+def ucr_names() -> list[str]:
+    """The classification sets with a train and a test file bundled in aeon."""
+    return sorted(
+        d.name for d in ucr_dir().iterdir()
+        if (d / f"{d.name}_TRAIN.ts").is_file() and (d / f"{d.name}_TEST.ts").is_file() and d.name != "UnitTest"
+        and not d.name.startswith("Covid")  # regression
+    )  # fmt: skip
+
+
+def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
+    """A table of series: long if it has an ``id`` column repeated over rows (one row per time
+    step, every other numeric column a channel), else wide (one row per sample, every numeric
+    column a time step). ``label``/``split``/``group`` columns are kept. Returns the data and
+    the bad rows or series, by reason."""
+    import pandas as pd
+
+    ext = suffix(path)
+    if ext == ".ts":
+        from aeon.datasets import load_from_ts_file
+
+        X, y = load_from_ts_file(str(path))
+        series = [_check_series(x, f"{path}[{i}]") for i, x in enumerate(X)]
+        codes, classes = _codes(list(y)) if y is not None and len(y) else (None, None)
+        ids = [f"{i:06d}" for i in range(len(series))]
+        return Loaded(pad_series(series), ids, codes, None, classes, "series", str(path)), []
+    try:
+        df = _read_table(path)
+    except Exception as e:
+        raise UnlabeledError(f"cannot read {path}: {e}") from e
+    df.columns = [str(c) for c in df.columns]
+    lower = {c.lower(): c for c in df.columns}
+    meta = {k: lower[k] for k in META_COLUMNS if k in lower}
+    value_cols = [c for c in df.columns if c not in meta.values()]
+    if not value_cols:
+        raise UnlabeledError(f"{path}: no value columns (besides {', '.join(meta.values())})")
+    bad: list[tuple[str, str]] = []
+    values = df[value_cols].apply(pd.to_numeric, errors="coerce")
+    unparsable = values.isna() & df[value_cols].notna()
+    long = "id" in meta and df[meta["id"]].duplicated().any()
+    series, ids, label_of, split_of, group_of = [], [], [], [], []
+    if long:
+        if "time" in meta:
+            df = df.sort_values([meta["id"], meta["time"]], kind="stable")
+            values, unparsable = values.loc[df.index], unparsable.loc[df.index]
+        for key, rows in df.groupby(meta["id"], sort=False).groups.items():
+            if unparsable.loc[rows].any(axis=None):
+                bad.append((f"{path} id={key}", "non-numeric values"))
+                continue
+            try:
+                series.append(_check_series(values.loc[rows].to_numpy().T, f"id={key}"))
+            except ValueError as e:
+                bad.append((f"{path} id={key}", str(e)))
+                continue
+            first = rows[0]
+            ids.append(str(key))
+            label_of.append(df.at[first, meta["label"]] if "label" in meta else None)
+            split_of.append(df.at[first, meta["split"]] if "split" in meta else None)
+            group_of.append(df.at[first, meta["group"]] if "group" in meta else None)
+    else:
+        for i, (idx, row) in enumerate(values.iterrows()):
+            rid = str(df.at[idx, meta["id"]]) if "id" in meta else f"{i:06d}"
+            if unparsable.loc[idx].any():
+                bad.append((f"{path} row {i + 2}", "non-numeric values"))
+                continue
+            try:
+                series.append(_check_series(row.to_numpy(), f"row {i + 2}"))
+            except ValueError as e:
+                bad.append((f"{path} row {i + 2}", str(e).split(": ", 1)[-1]))
+                continue
+            ids.append(rid)
+            label_of.append(df.at[idx, meta["label"]] if "label" in meta else None)
+            split_of.append(df.at[idx, meta["split"]] if "split" in meta else None)
+            group_of.append(df.at[idx, meta["group"]] if "group" in meta else None)
+    if not series:
+        raise UnlabeledError(f"no valid series in {path}" + "".join(f"\n  {p}: {r}" for p, r in bad[:20]))
+    codes, classes = (None, None)
+    if "label" in meta:
+        known = [i for i, v in enumerate(label_of) if not pd.isna(v)]
+        codes_known, classes = _codes([label_of[i] for i in known])
+        codes = np.full(len(series), -1, dtype=np.int64)
+        codes[known] = codes_known
+    splits = [None if pd.isna(s) else str(s).lower() for s in split_of] if "split" in meta else None
+    groups = [None if pd.isna(g) else str(g) for g in group_of] if "group" in meta else None
+    loaded = Loaded(pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups)
+    return loaded, bad
+
+
+def _read_table(path: Path):  # -> pandas.DataFrame
+    import pandas as pd
+
+    ext = suffix(path)
+    return pd.read_parquet(path) if ext == ".parquet" else pd.read_csv(path, sep="\t" if ext == ".tsv" else ",")
+
+
+def series_header(path: Path) -> tuple[int, ...]:
+    """(channels, length) of a one-recording file (CSV/TSV/Parquet rows = time steps, or .npy)."""
+    a = read_series_file(path)
+    return a.shape
+
+
+def read_series_file(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """One recording: a table whose rows are time steps and columns channels, or a .npy of
+    shape (T,) or (C, T)."""
+    ext = suffix(path)
+    if ext == ".npy":
+        a = np.load(path, allow_pickle=False)
+        if a.ndim > 2:
+            raise ValueError(f"shape {a.shape} is not a series ((T,) or (C, T))")
+    else:
+        import pandas as pd
+
+        df = _read_table(path)
+        df = df[[c for c in df.columns if str(c).lower() not in META_COLUMNS]]
+        num = df.apply(pd.to_numeric, errors="coerce")
+        if (num.isna() & df.notna()).any(axis=None):
+            raise ValueError("non-numeric values")
+        a = num.to_numpy().T
+    a = _check_series(a, "series")
+    if shape is not None and a.shape[0] != shape[0]:
+        raise ValueError(f"{a.shape[0]} channels, the collection has {shape[0]}")
+    return a
+
+
+# -- audio -------------------------------------------------------------------------------------
+def audio_header(path: Path) -> tuple[int, ...]:
+    """(sample rate, frames) from the file's header."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    if info.frames <= 0:
+        raise ValueError("no audio frames")
+    return (int(info.samplerate), int(info.frames))
+
+
+def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
+    """(1, length) float32 mono at ``rate``: decoded, mixed down, resampled, then cropped or
+    zero-padded at the end."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if data.size == 0:
+        raise ValueError("no audio frames")
+    mono = data.mean(axis=1)
+    if sr != rate:
+        f = Fraction(rate, sr).limit_denominator(1000)
+        mono = resample_poly(mono, f.numerator, f.denominator).astype(np.float32)
+    if not np.isfinite(mono).all():
+        raise ValueError("contains NaN or infinity")
+    out = np.zeros((1, length), dtype=np.float32)
+    n = min(length, len(mono))
+    out[0, :n] = mono[:n]
+    return out
+
+
+# -- volumes -----------------------------------------------------------------------------------
+def volume_header(path: Path) -> tuple[int, ...]:
+    """(C, D, H, W) without reading the voxels."""
+    if suffix(path) == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    else:
+        import nibabel as nib
+
+        shape = nib.load(str(path)).shape
+        if len(shape) == 4:
+            return (shape[3], *shape[:3])  # NIfTI keeps channels last
+    if len(shape) == 3:
+        return (1, *shape)
+    if len(shape) != 4:
+        raise ValueError(f"shape {shape} is not a volume ((D, H, W) or (C, D, H, W))")
+    return tuple(shape)
+
+
+def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, D, H, W) float32, resampled trilinearly to ``shape`` when it differs."""
+    if suffix(path) == ".npy":
+        a = np.load(path, allow_pickle=False).astype(np.float32)
+        a = a[None] if a.ndim == 3 else a
+    else:
+        import nibabel as nib
+
+        a = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        a = a[None] if a.ndim == 3 else np.moveaxis(a, -1, 0)
+    if a.ndim != 4:
+        raise ValueError(f"shape {a.shape} is not a volume")
+    if not np.isfinite(a).all():
+        raise ValueError("contains NaN or infinity")
+    if a.shape[0] != shape[0]:
+        raise ValueError(f"{a.shape[0]} channels, the collection has {shape[0]}")
+    if a.shape[1:] != tuple(shape[1:]):
+        import torch
+        import torch.nn.functional as F
+
+        t = F.interpolate(torch.from_numpy(a)[None], size=tuple(shape[1:]), mode="trilinear", align_corners=False)
+        a = t[0].numpy()
+    return a
+
+
+# -- multi-band TIFF ---------------------------------------------------------------------------
+def _tiff_layout(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) != 3:
+        raise ValueError(f"TIFF of shape {shape} ({axes}) is not a 2D image with bands")
+    if axes.endswith("S") or (axes[-1] not in "YX" and shape[-1] < shape[0]):
+        return (shape[2], shape[0], shape[1])  # bands last
+    return tuple(shape)
+
+
+def tiff_header(path: Path) -> tuple[int, ...]:
+    """(bands, H, W) from the TIFF's header."""
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        s = tif.series[0]
+        return _tiff_layout(tuple(s.shape), s.axes)
+
+
+def read_tiff(path: Path, shape: tuple[int, ...], resize: bool) -> np.ndarray:
+    """(bands, H, W) float32 of a TIFF (band-last files are transposed)."""
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        s = tif.series[0]
+        a = s.asarray()
+        layout = _tiff_layout(tuple(a.shape), s.axes)
+    a = a[None] if a.ndim == 2 else (np.moveaxis(a, -1, 0) if layout[0] != a.shape[0] else a)
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError("contains NaN or infinity")
+    if a.shape[0] != shape[0]:
+        raise ValueError(f"{a.shape[0]} bands, the collection has {shape[0]}")
+    if a.shape[1:] != tuple(shape[1:]):
+        if not resize:
+            raise ValueError(
+                f"size {a.shape[1]}x{a.shape[2]} differs from the collection's {shape[1]}x{shape[2]} "
+                f"(pass --resize {shape[1]}x{shape[2]} to resize)"
+            )
+        import torch
+        import torch.nn.functional as F
+
+        a = F.interpolate(torch.from_numpy(a)[None], size=tuple(shape[1:]), mode="bilinear")[0].numpy()
+    return a

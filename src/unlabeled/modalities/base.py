@@ -1,0 +1,132 @@
+"""What every modality shares: its augmentation settings as a dataclass, the state that
+rebuilds it from a run's config, normalisation statistics cached per device, and the random
+draws of batched augmentations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection
+
+
+def uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``n`` draws from U(lo, hi)."""
+    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
+
+
+def chance(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``n`` coin flips that come up True with probability ``p``."""
+    return torch.rand(n, generator=g, device=device) < p
+
+
+def sample_positions(collection: Collection, positions: np.ndarray | None, max_samples: int) -> np.ndarray:
+    """Up to ``max_samples`` of ``positions`` (a fixed random subset), to fit statistics on."""
+    pos = collection.indices() if positions is None else np.asarray(positions)
+    if len(pos) > max_samples:
+        pos = np.sort(np.random.default_rng(0).choice(pos, max_samples, replace=False))
+    return pos
+
+
+def power_of_two_patch(side: int, per_side: int, cap: int = 16) -> int:
+    """The power of two (at most ``cap``) giving at least ``per_side`` patches along ``side``."""
+    return min(cap, 2 ** max(0, math.floor(math.log2(max(side, 1) / per_side))))
+
+
+class Modality:
+    """Base of the modalities. A subclass sets ``name`` and ``Augment`` (a dataclass of
+    augmentation strengths) and implements ``fit``, ``prepare``, ``augment``, ``input_shape``
+    and ``patch``; ``state()`` must hold exactly the constructor's arguments."""
+
+    name: ClassVar[str]
+    Augment: ClassVar[type]
+
+    def __init__(self, sample_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 augment: Any = None) -> None:  # fmt: skip
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+        self.aug = self._as_augment(augment) if augment is not None else self.default_augment()
+        self._stats: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- to be provided by each modality ----------------------------------------------------
+    @classmethod
+    def fit(cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None) -> Modality:
+        raise NotImplementedError
+
+    def default_augment(self) -> Any:
+        return self.Augment()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample as ``prepare`` gives it to the encoder: (C, *spatial)."""
+        raise NotImplementedError
+
+    @property
+    def patch(self) -> tuple[int, ...]:
+        """Default patch size per spatial axis of ``input_shape`` for the transformer."""
+        raise NotImplementedError
+
+    def stat_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """How ``mean``/``std`` broadcast against a prepared batch (default: per channel)."""
+        return (1, -1) + (1,) * (x.dim() - 2)
+
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        raise NotImplementedError
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
+        """One random view of every sample of a prepared batch. ``light``: only the geometric
+        part (crops, flips, shifts), what masked-prediction objectives use (MAE, I-JEPA)."""
+        raise NotImplementedError
+
+    # -- shared -----------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in self._stats:
+            shape = self.stat_shape(x)
+            mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(shape)
+            std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(shape)
+            self._stats[key] = (mean, std)
+        mean, std = self._stats[key]
+        return (x - mean) / std
+
+    def _as_augment(self, value: Any) -> Any:
+        if isinstance(value, self.Augment):
+            return value
+        return self.Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(value).items()})
+
+    def augmentation_with(self, changes: dict[str, Any]) -> Any:
+        """This modality's augmentation with some settings changed (unknown names are errors)."""
+        known = {f.name for f in fields(self.Augment)}
+        unknown = set(changes) - known
+        if unknown:
+            raise UnlabeledError(
+                f"unknown {self.name} augmentation setting(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            return self._as_augment({**asdict(self.aug), **changes})
+        except (TypeError, ValueError) as e:
+            raise UnlabeledError(f"{self.name} augmentation: {e}") from None
+
+    def extra_state(self) -> dict[str, Any]:
+        """Constructor arguments beyond sample_shape, mean, std and augment."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sample_shape": list(self.sample_shape),
+            "mean": self.mean,
+            "std": self.std,
+            **self.extra_state(),
+            "augment": asdict(self.aug),
+        }
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]

@@ -1,0 +1,242 @@
+"""A patch-token transformer for every geometry: 1D series, 2D images and spectrograms, 3D
+volumes.
+
+A sample of shape ``(C, *spatial)`` is cut into non-overlapping patches by one strided
+convolution (``Conv1d``/``Conv2d``/``Conv3d``), each patch becomes a token, a positional
+embedding over the patch grid is added, and pre-norm transformer blocks follow (ViT,
+Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words"; fixed 2D sin-cos positions as in
+MAE, He et al. 2022, generalised here to any number of axes).
+
+Padding: a patch whose every input value is NaN is a padding token (a series shorter than
+the batch's length, say). Padding tokens are never attended to and are left out of the mean
+pool, so variable-length samples batch without a separate mask argument.
+
+The pieces objectives need are public: ``tokenize`` (patches -> tokens with positions, and the
+padding mask), ``run`` (blocks + final norm over any subset of tokens), ``patchify`` (the
+pixel targets of MAE) and ``grid`` (the patch grid).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# name -> (width, depth, heads)
+TRANSFORMER_SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (128, 4, 4),
+    "small": (256, 8, 8),
+    "base": (384, 12, 6),
+}
+
+
+def sincos_embedding(grid: Sequence[int], dim: int) -> torch.Tensor:
+    """Fixed sin-cos positions for a grid of any number of axes, ``(prod(grid), dim)``: each
+    axis gets an equal even share of the channels (the rest stay zero)."""
+    axes = [torch.arange(n, dtype=torch.float64) for n in grid]
+    coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(grid))
+    share = 2 * (dim // (2 * len(grid)))
+    out = torch.zeros(coords.shape[0], dim, dtype=torch.float64)
+    if share:
+        freqs = 1.0 / 10000 ** (torch.arange(share // 2, dtype=torch.float64) / (share // 2))
+        for a in range(len(grid)):
+            angle = coords[:, a : a + 1] * freqs
+            out[:, a * share : (a + 1) * share] = torch.cat([angle.sin(), angle.cos()], 1)
+    return out.float()
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        """``attend``: optional bool mask (B, 1, 1, N), True where a key may be attended to."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = attention(q, k, v, attend)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention. On the CPU in bf16, written out as two matmuls: PyTorch's fused CPU
+    kernel is 3-8x slower there (forward+backward, 128 x 4 heads x 12-104 tokens x 32,
+    BENCHMARKS.md); elsewhere the fused ``scaled_dot_product_attention``."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        a = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        if attend is not None:
+            a = a.masked_fill(~attend, float("-inf"))
+        return a.softmax(-1) @ v
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+
+
+def attention_mask(pad: torch.Tensor | None) -> torch.Tensor | None:
+    """Key mask for :class:`Block` from a padding mask (B, N) (True = padding)."""
+    return None if pad is None else (~pad)[:, None, None, :]
+
+
+class Blocks(nn.Module):
+    """A stack of blocks with a final norm (the trunk of encoders, decoders and predictors)."""
+
+    def __init__(self, dim: int, depth: int, heads: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        attend = attention_mask(pad)
+        for blk in self.blocks:
+            x = blk(x, attend)
+        return self.norm(x)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Xavier-uniform linear layers and unit layer norms, as ViT/MAE initialise."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class PatchTransformer(nn.Module):
+    """Transformer encoder over the patches of ``(C, *spatial)`` samples (1 to 3 spatial axes).
+
+    ``forward(x) -> (B, N, dim)`` patch tokens; ``embed(x) -> (B, dim)``: the mean of the
+    non-padding tokens, or the class token with ``pool="cls"``."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        size: str = "tiny",
+        patch: Sequence[int] | int | None = None,
+        pool: str = "mean",
+        positions: str = "sincos",
+    ) -> None:
+        super().__init__()
+        if size not in TRANSFORMER_SIZES:
+            raise ValueError(f"unknown transformer size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
+        if pool not in ("mean", "cls"):
+            raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
+        if positions not in ("sincos", "learned"):
+            raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
+        channels, *spatial = (int(s) for s in input_shape)
+        if not 1 <= len(spatial) <= 3:
+            raise ValueError(f"samples must have 1 to 3 axes after the channels, got shape {tuple(input_shape)}")
+        if isinstance(patch, int | float):
+            patch = (patch,) * len(spatial)
+        patch = tuple(int(p) for p in (patch or default_patch(spatial)))
+        if len(patch) != len(spatial):
+            raise ValueError(f"patch {patch} does not match the {len(spatial)} axes of shape {tuple(input_shape)}")
+        dim, depth, heads = TRANSFORMER_SIZES[size]
+        self.input_shape, self.patch, self.pool, self.dim = (channels, *spatial), patch, pool, dim
+        self.grid = tuple(math.ceil(s / p) for s, p in zip(spatial, patch, strict=True))
+        self.num_patches = math.prod(self.grid)
+        self.patch_dim = channels * math.prod(patch)
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[len(spatial)]
+        self.patch_embed = conv(channels, dim, kernel_size=patch, stride=patch)
+        pos = sincos_embedding(self.grid, dim)[None]
+        if positions == "learned":
+            self.pos = nn.Parameter(pos.clone())
+        else:
+            self.register_buffer("pos", pos, persistent=False)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
+        self.trunk = Blocks(dim, depth, heads)
+        init_weights(self)
+        w = self.patch_embed.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        if self.cls is not None:
+            nn.init.normal_(self.cls, std=0.02)
+
+    @property
+    def n_prefix(self) -> int:
+        """Tokens ``run`` puts before the patch tokens (the class token)."""
+        return 0 if self.cls is None else 1
+
+    def _pad_to_grid(self, x: torch.Tensor, value: float) -> torch.Tensor:
+        extra = [g * p - s for g, p, s in zip(self.grid, self.patch, x.shape[2:], strict=True)]
+        if not any(extra):
+            return x
+        pads = [v for e in reversed(extra) for v in (0, e)]
+        return F.pad(x, pads, value=value)
+
+    def padding(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, N) True for patches whose every value is NaN; None when there is no NaN."""
+        nan = torch.isnan(x)
+        if not bool(nan.any()):
+            return None
+        nan = self._pad_to_grid(nan.all(1, keepdim=True).float(), 1.0)
+        pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(self.patch)]
+        return (pool(nan, self.patch, self.patch) > 0.999).flatten(1)
+
+    def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch tokens with positions (B, N, dim) and the padding mask (B, N) or None."""
+        pad = self.padding(x)
+        if pad is not None:
+            x = torch.nan_to_num(x, nan=0.0)
+        x = self._pad_to_grid(x, 0.0)
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        return tokens + self.pos.to(tokens.dtype), pad
+
+    def run(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """The blocks and final norm over ``tokens`` (any subset of a sample's patch tokens),
+        with the class token first when ``pool="cls"``."""
+        if self.cls is not None:
+            tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], 1)
+            if pad is not None:
+                pad = F.pad(pad, (1, 0), value=False)
+        return self.trunk(tokens, pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens, pad = self.tokenize(x)
+        return self.run(tokens, pad)[:, self.n_prefix :]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        tokens, pad = self.tokenize(x)
+        out = self.run(tokens, pad)
+        return pool_tokens(out[:, self.n_prefix :], pad) if self.cls is None else out[:, 0]
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *spatial) -> (B, N, C * prod(patch)): each patch's values, in token order."""
+        x = self._pad_to_grid(x, float("nan") if torch.isnan(x).any() else 0.0)
+        b, c = x.shape[:2]
+        nd = len(self.patch)
+        shape = [b, c]
+        for g, p in zip(self.grid, self.patch, strict=True):
+            shape += [g, p]
+        x = x.reshape(shape)
+        order = [0, *range(2, 2 + 2 * nd, 2), 1, *range(3, 3 + 2 * nd, 2)]
+        return x.permute(order).reshape(b, self.num_patches, self.patch_dim)
+
+
+def pool_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the non-padding tokens of each sample."""
+    if pad is None:
+        return tokens.mean(1)
+    keep = (~pad).unsqueeze(-1).to(tokens.dtype)
+    return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
+def default_patch(spatial: Sequence[int]) -> tuple[int, ...]:
+    """A power-of-two patch giving about 7-14 patches along the shortest axis (at most 16):
+    28x28 -> 4, 224x224 -> 16, 32^3 -> 4."""
+    side = min(spatial)
+    p = 2 ** max(0, math.floor(math.log2(max(side, 1) / 7)))
+    return (min(p, 16),) * len(spatial)

@@ -1,0 +1,87 @@
+"""Series, audio and volume modalities: shapes, normalisation, padding, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from unlabeled.modalities import AudioModality, SeriesModality, VolumeModality, fit_modality, modality_from_state
+from unlabeled.modalities.audio import mel_filterbank
+from unlabeled.modalities.series import crop_stretch, valid_lengths
+
+
+def _g(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_series_fit_prepare_normalize(gunpoint):
+    mod = fit_modality(gunpoint, gunpoint.indices("train"))
+    assert isinstance(mod, SeriesModality) and mod.sample_shape == (1, 150)
+    x = mod.prepare(gunpoint.get(gunpoint.indices("train")))
+    assert x.shape == (50, *mod.input_shape) and mod.input_shape[2] % mod.patch_len == 0
+    z = torch.nan_to_num(mod.normalize(x), nan=0.0)
+    valid = ~torch.isnan(x)
+    assert abs(z[valid].mean().item()) < 1e-4 and z[valid].std().item() == pytest.approx(1.0, abs=1e-3)
+    assert modality_from_state(mod.state()).state() == mod.state()
+
+
+def test_series_augment_keeps_padding_and_is_seeded():
+    mod = SeriesModality((3, 50), [0.0] * 3, [1.0] * 3, patch_len=10)
+    raw = np.random.default_rng(0).normal(size=(4, 3, 50)).astype(np.float32)
+    raw[2, :, 30:] = np.nan
+    x = mod.prepare(raw)
+    a, b, c = mod.augment(x, _g(1)), mod.augment(x, _g(1)), mod.augment(x, _g(2))
+    a0, b0, c0 = (torch.nan_to_num(v) for v in (a, b, c))
+    assert torch.equal(a0, b0) and not torch.equal(a0, c0)
+    assert torch.equal(torch.isnan(a), torch.isnan(x))  # padding stays exactly where it was
+    assert valid_lengths(a).tolist() == [50, 50, 30, 50]
+
+
+def test_crop_stretch_of_the_whole_series_is_identity():
+    x = torch.randn(2, 1, 2, 20)
+    x[1, ..., 12:] = float("nan")
+    out = crop_stretch(x, valid_lengths(x), torch.ones(2), _g())
+    torch.testing.assert_close(torch.nan_to_num(out), torch.nan_to_num(x))
+
+
+def test_mel_filterbank_covers_the_spectrum():
+    fb = mel_filterbank(16000, 512, 40)
+    assert fb.shape == (257, 40) and (fb >= 0).all()
+    assert (fb.sum(0) > 0).all()  # no empty band
+    assert fb.argmax(0).diff().ge(0).all()  # bands rise in frequency
+
+
+def test_audio_logmel_on_device(keywords):
+    mod = fit_modality(keywords, keywords.indices("train"))
+    assert isinstance(mod, AudioModality) and mod.sample_rate == 16000
+    x = mod.prepare(keywords.get(keywords.indices()[:8]))
+    assert x.shape == (8, *mod.input_shape) and mod.input_shape[1] == 64
+    assert mod.input_shape[2] % mod.patch[1] == 0 and torch.isfinite(x).all()
+    z = mod.normalize(x)
+    assert abs(z.mean().item()) < 0.5
+    a, b = mod.augment(x, _g(3)), mod.augment(x, _g(3))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    assert modality_from_state(mod.state()).state() == mod.state()
+
+
+def test_a_tone_lands_in_the_right_mel_band():
+    rate, f = 16000, 1000.0
+    t = np.arange(rate) / rate
+    mod = AudioModality((1, rate), [0.0], [1.0], sample_rate=rate, n_mels=40)
+    spec = mod.prepare(np.sin(2 * np.pi * f * t).astype(np.float32)[None, None])[0, 0, :40]
+    band = int(spec.mean(1).argmax())
+    centres = mel_filterbank(rate, mod.n_fft, 40).argmax(0) * rate / mod.n_fft
+    assert abs(centres[band].item() - f) < 150
+
+
+def test_volume_augment():
+    from tests.conftest import digit_volumes
+
+    vols, _ = digit_volumes(6)
+    mod = VolumeModality((1, 16, 16, 16), [float(vols.mean())], [float(vols.std())])
+    x = mod.prepare(vols[:, None])
+    assert mod.patch == (4, 4, 4) and x.shape == (6, 1, 16, 16, 16)
+    a, b = mod.augment(x, _g(5)), mod.augment(x, _g(5))
+    assert torch.equal(a, b) and a.shape == x.shape
+    flip = VolumeModality((1, 16, 16, 16), [0.0], [1.0], augment={"crop_scale": (1.0, 1.0), "flip_p": 1.0,
+                                                                  "intensity_p": 0.0, "noise_p": 0.0})  # fmt: skip
+    torch.testing.assert_close(flip.augment(x, _g()), x.flip(2, 3, 4), atol=1e-5, rtol=1e-5)

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from unlabeled import UnlabeledError
+from unlabeled.models import build_encoder
+from unlabeled.models.transformer import PatchTransformer, default_patch, sincos_embedding
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch", "grid"),
+    [
+        ((3, 64), (16,), (4,)),
+        ((1, 28, 28), (4, 4), (7, 7)),
+        ((1, 3, 40), (1, 8), (3, 5)),
+        ((2, 16, 16, 16), (8, 8, 8), (2, 2, 2)),
+    ],
+)
+def test_one_encoder_for_every_geometry(shape, patch, grid):
+    enc = PatchTransformer(shape, "tiny", patch)
+    x = torch.randn(2, *shape)
+    assert enc.grid == grid
+    assert enc(x).shape == (2, enc.num_patches, enc.dim)
+    assert enc.embed(x).shape == (2, enc.dim)
+    assert enc.patchify(x).shape == (2, enc.num_patches, enc.patch_dim)
+
+
+def test_patchify_follows_the_token_order():
+    """Token i of the patch embedding is the linear map of patchify's row i."""
+    enc = PatchTransformer((2, 12, 8), "tiny", (4, 4))
+    x = torch.randn(3, 2, 12, 8)
+    conv = enc.patch_embed(x).flatten(2).transpose(1, 2)
+    linear = enc.patchify(x) @ enc.patch_embed.weight.reshape(enc.dim, -1).T + enc.patch_embed.bias
+    torch.testing.assert_close(conv, linear, rtol=1e-4, atol=1e-4)
+
+
+def test_nan_padding_is_masked_out():
+    """A series padded with NaN embeds exactly as its valid patches alone would."""
+    torch.manual_seed(0)
+    enc = PatchTransformer((1, 1, 64), "tiny", (1, 8)).eval()
+    x = torch.randn(2, 1, 1, 64)
+    x[0, ..., 40:] = float("nan")  # sample 0: 5 valid patches of 8
+    tokens, pad = enc.tokenize(x)
+    assert pad.tolist()[0] == [False] * 5 + [True] * 3 and not pad[1].any()
+    alone = enc.run(tokens[:1, :5]).mean(1)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.embed(x)[:1], alone, rtol=1e-4, atol=1e-5)
+        assert torch.isfinite(enc(x)).all()
+
+
+def test_class_token_and_learned_positions():
+    enc = PatchTransformer((1, 16, 16), "tiny", 4, pool="cls", positions="learned")
+    assert enc.n_prefix == 1 and isinstance(enc.pos, torch.nn.Parameter)
+    x = torch.randn(2, 1, 16, 16)
+    assert enc(x).shape == (2, 16, enc.dim) and enc.embed(x).shape == (2, enc.dim)
+
+
+def test_positions_and_defaults():
+    pos = sincos_embedding((3, 5), 32)
+    assert pos.shape == (15, 32) and torch.unique(pos, dim=0).shape[0] == 15
+    assert default_patch((28, 28)) == (4, 4) and default_patch((224, 224)) == (16, 16)
+    with pytest.raises(UnlabeledError, match="patch"):
+        build_encoder("transformer", "tiny", (1, 28, 28), patch=(4, 4, 4))
+    with pytest.raises(UnlabeledError, match="transformer"):
+        build_encoder("cnn", "tiny", (1, 100))

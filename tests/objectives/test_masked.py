@@ -1,0 +1,86 @@
+"""MAE and JEPA: masking, block sampling on grids of any dimension, losses, EMA."""
+
+import pytest
+import torch
+
+from unlabeled import UnlabeledError
+from unlabeled.modalities import ImageModality, SeriesModality, VolumeModality
+from unlabeled.models import build_encoder
+from unlabeled.objectives import build_objective
+from unlabeled.objectives.jepa import block_masks, block_shape
+from unlabeled.objectives.mae import masked_mse, random_masking
+
+
+def test_random_masking_hides_the_ratio():
+    g = torch.Generator().manual_seed(0)
+    keep, mask = random_masking(4, 49, 0.75, g, torch.device("cpu"))
+    assert keep.shape == (4, 12) and (mask.sum(1) == 37).all()
+    assert not mask.gather(1, keep).any()  # kept patches are the visible ones
+
+
+def test_masked_mse_only_counts_hidden_patches():
+    pred, target = torch.zeros(1, 4, 3), torch.ones(1, 4, 3)
+    target[0, 0] = 5.0
+    mask = torch.tensor([[False, True, True, False]])
+    assert masked_mse(pred, target, mask, norm_pix=False).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("grid", [(25,), (1, 25), (7, 7), (4, 4, 4)])
+def test_blocks_on_any_grid(grid):
+    g = torch.Generator().manual_seed(1)
+    shape = block_shape(grid, (0.15, 0.2), (0.75, 1.5), g)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n) for n in grid], indexing="ij"), -1).reshape(-1, len(grid))
+    masks = block_masks(coords, grid, shape, 3, 4, g)
+    n = torch.tensor(shape).prod().item()
+    assert masks.shape == (3, 4, coords.shape[0]) and (masks.sum(-1) == n).all()  # every block fits whole
+    assert all(1 <= s <= gr for s, gr in zip(shape, grid, strict=True))
+
+
+def _step(name, mod, enc, x, **kw):
+    obj = build_objective(name, enc, mod, **kw)
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and "loss" in logs
+    return obj
+
+
+def test_mae_and_jepa_on_images_series_and_volumes():
+    cases = [
+        (ImageModality((1, 16, 16), [0.5], [0.25]), torch.rand(4, 1, 16, 16)),
+        (SeriesModality((2, 40), [0.0, 0.0], [1.0, 1.0]), None),
+        (VolumeModality((1, 16, 16, 16), [0.0], [1.0]), torch.randn(4, 1, 16, 16, 16)),
+    ]
+    for mod, x in cases:
+        if x is None:
+            raw = torch.randn(4, 2, 40).numpy()
+            raw[1, :, 25:] = float("nan")  # a shorter series
+            x = mod.prepare(raw)
+        enc = build_encoder("transformer", "tiny", mod.input_shape, patch=mod.patch)
+        mae = _step("mae", mod, enc, x, mask_ratio=0.6)
+        assert all(p.grad is not None for n, p in mae.named_parameters() if p.requires_grad), type(mod)
+        enc = build_encoder("transformer", "tiny", mod.input_shape, patch=mod.patch)
+        jepa = _step("jepa", mod, enc, x)
+        assert all(p.grad is None for p in jepa.target.parameters())
+
+
+def test_jepa_target_is_an_ema_of_the_encoder():
+    mod = ImageModality((1, 16, 16), [0.5], [0.25])
+    enc = build_encoder("transformer", "tiny", mod.input_shape, patch=mod.patch)
+    obj = build_objective("jepa", enc, mod, ema=0.5)
+    before = obj.target.patch_embed.weight.clone()
+    with torch.no_grad():
+        enc.patch_embed.weight.add_(1.0)
+    obj.after_step(0.0)  # momentum 0.5: halfway to the online weights
+    torch.testing.assert_close(obj.target.patch_embed.weight, before + 0.5)
+    obj.after_step(1.0)  # momentum 1: frozen
+    torch.testing.assert_close(obj.target.patch_embed.weight, before + 0.5)
+    assert obj.export == "target"
+
+
+def test_masked_objectives_need_a_token_encoder():
+    mod = ImageModality((1, 16, 16), [0.5], [0.25])
+    for name in ("mae", "jepa"):
+        with pytest.raises(UnlabeledError, match="transformer"):
+            build_objective(name, build_encoder("cnn", "tiny", (1, 16, 16)), mod)
+    with pytest.raises(UnlabeledError, match="mask_ratio"):
+        build_objective("mae", build_encoder("transformer", "tiny", (1, 16, 16)), mod, mask_ratio=1.5)

@@ -1,0 +1,42 @@
+"""Every modality x every objective pretrains end to end with the transformer, on tiny real
+data, and leaves a run whose encoder embeds the collection."""
+
+import numpy as np
+import pytest
+import torch
+
+import unlabeled as ul
+
+
+@pytest.mark.parametrize("method", ["simclr", "mae", "jepa"])
+@pytest.mark.parametrize("data", ["fmnist_small", "gunpoint", "keywords", "volumes"])
+def test_every_modality_with_every_objective(request, tmp_path, data, method):
+    col = request.getfixturevalue(data)
+    n_train = len(col.indices(exclude="test"))
+    run = ul.pretrain(col, tmp_path / "run", method=method, encoder="transformer", epochs=3 / (n_train // 16),
+                      batch_size=16, seed=0)  # fmt: skip
+    assert run.config["encoder"]["name"] == "transformer" and run.step == 3
+    assert all(np.isfinite(m["loss"]) for m in run.metrics())
+    some = col.indices()[:8]
+    trained, untrained = run.encode(col, some, device="cpu"), run.encode(col, some, trained=False, device="cpu")
+    assert trained.shape == (8, 128) and np.isfinite(trained).all()
+    assert not np.allclose(trained, untrained)  # the saved weights are the trained ones
+
+
+def test_default_encoder_follows_the_modality(tmp_path, gunpoint):
+    run = ul.pretrain(gunpoint, tmp_path / "run", method="mae", epochs=1, batch_size=16)
+    assert run.config["encoder"]["name"] == "transformer"
+    assert run.config["encoder"]["options"]["patch"] == [1, run.config["modality"]["patch_len"]]
+    enc = run.encoder()
+    x = run.modality().prepare(gunpoint.get(gunpoint.indices()[:4]))
+    with torch.no_grad():
+        assert enc.embed(run.modality().normalize(x)).shape == (4, 128)
+
+
+def test_jepa_exports_the_target_encoder(tmp_path, gunpoint):
+    from unlabeled.train import checkpoint as ckpt
+
+    run = ul.pretrain(gunpoint, tmp_path / "run", method="jepa", epochs=1, batch_size=16)
+    weights = ckpt.load_weights(run.path / ckpt.MODEL_FILE)
+    enc = run.encoder()
+    torch.testing.assert_close(enc.patch_embed.weight, weights["target.patch_embed.weight"])
