@@ -12,7 +12,7 @@ import typer
 from unlabeled._console import UnlabeledError, console
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, bench.",
+    help="Learn from unlabeled data: import, pretrain, embed, select, bench.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -125,6 +125,34 @@ def pretrain(
                  encoder_options=_settings(encoder_option, "--encoder-option"), augment=_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
                  resume=resume, overwrite=overwrite)  # fmt: skip
+
+
+@app.command("select")
+def select_(
+    pool: Annotated[Path, typer.Argument(help="collection to select from")],
+    out: Annotated[Path, typer.Option(help="folder for the selected collection (refers to the pool's arrays)")],
+    method: Annotated[str, typer.Option(help="random | kcenter | simcore | dedup | target-shift")] = "random",
+    budget: Annotated[float | None, typer.Option(help="samples to keep (a fraction of the pool if below 1)")] = None,
+    encoder: Annotated[Path | None, typer.Option(help="pretrained run whose embeddings drive the selection")] = None,
+    target: Annotated[
+        Path | None, typer.Option(help="collection of the data you care about (simcore, target-shift)")
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="dedup: cosine similarity counting as duplicate")] = 0.95,
+    centroids: Annotated[int | None, typer.Option(help="k of the k-means (simcore, dedup)")] = None,
+    stop_similarity: Annotated[
+        float | None, typer.Option(help="simcore: stop a centroid below this similarity")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """Choose what to pretrain on: coreset, target-aware selection, or deduplication."""
+    from unlabeled.select import select
+
+    col = select(pool, method=method, out=out, budget=budget, encoder=encoder, target=target, threshold=threshold,
+                 centroids=centroids, stop_similarity=stop_similarity, seed=seed, device=device,
+                 overwrite=overwrite)  # fmt: skip
+    console.print(f"selected {len(col)} samples -> {col.path} (see {col.path / 'selection.json'})")
 
 
 @app.command()

@@ -128,16 +128,21 @@ def encode(
     batch_size: int = 1024,
     device: str | torch.device = "auto",
     description: str = "embed",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The one embedding routine: ``encoder.embed`` over batches read from the collection,
-    in bf16 where the device supports it, returned as float32 in the order of ``positions``."""
+    in bf16 where the device supports it, returned as float32 in the order of ``positions``
+    (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory)."""
     from unlabeled.train.trainer import bf16_available
 
     dev = resolve_device(device)
     pos = collection.indices() if positions is None else np.asarray(positions)
     encoder = encoder.to(dev).eval()
     use_bf16 = bf16_available(dev)
-    out = np.empty((len(pos), encoder.dim), dtype=np.float32)
+    if out is None:
+        out = np.empty((len(pos), encoder.dim), dtype=np.float32)
+    elif out.shape != (len(pos), encoder.dim):
+        raise ValueError(f"out has shape {out.shape}, expected {(len(pos), encoder.dim)}")
     with progress() as bar:
         task = bar.add_task(description, total=len(pos))
         for start in range(0, len(pos), batch_size):

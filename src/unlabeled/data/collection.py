@@ -154,6 +154,48 @@ class Collection:
         return str(self.meta.get("fingerprint", ""))
 
 
+def derive_collection(
+    source: Collection, positions: np.ndarray, dest: str | os.PathLike[str], extra_meta: dict[str, Any],
+    overwrite: bool = False,
+) -> Collection:  # fmt: skip
+    """A collection of some of ``source``'s samples that reads ``source``'s shards in place
+    (no copy of the data): its index lists the chosen rows, its ``collection.json`` points at
+    the source's shard files by relative path. Written atomically."""
+    dest = Path(dest)
+    pos = np.sort(np.asarray(positions, dtype=np.int64))
+    if dest.exists() and not overwrite:
+        raise UnlabeledError(f"{dest} already exists; pass --overwrite to replace it")
+    if not len(pos):
+        raise UnlabeledError("a derived collection needs at least one sample")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        columns: dict[str, pa.Array] = {
+            "id": pa.array([str(i) for i in source.ids[pos]], pa.string()),
+            "shard": pa.array(source._shard[pos], pa.int32()),
+            "row": pa.array(source._row[pos], pa.int64()),
+        }
+        if source.labels is not None:
+            columns["label"] = pa.array(source.labels[pos], pa.int64())
+        for name in ("splits", "groups"):
+            values = getattr(source, name)
+            if values is not None:
+                columns[name[:-1]] = pa.array(values[pos].tolist(), pa.string())
+        pq.write_table(pa.table(columns), tmp / INDEX_FILE)
+        shards = [os.path.relpath((source.path / s).resolve(), dest.resolve()) for s in source.meta["shards"]]
+        digest = hashlib.sha256(source.fingerprint().encode() + pos.tobytes()).hexdigest()[:16]
+        meta = {**source.meta, "shards": shards, "count": len(pos), "fingerprint": digest,
+                "derived_from": str(source.path.resolve()), **extra_meta}  # fmt: skip
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Collection(dest)
+
+
 def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
     """Open a collection folder written by ``unlabeled import`` (or pass one through)."""
     return path if isinstance(path, Collection) else Collection(path)
@@ -190,6 +232,8 @@ class CollectionWriter:
         self._split: list[str | None] = []
         self._group: list[str | None] = []
         self._hash = hashlib.sha256()
+        self._seen: dict[bytes, str] = {}
+        self.duplicates: list[tuple[str, str]] = []  # (id, id of the earlier sample with the same content)
 
     def add(
         self,
@@ -222,6 +266,11 @@ class CollectionWriter:
         self._split.extend([None] * n if splits is None else list(splits))
         self._group.extend([None] * n if groups is None else list(groups))
         self._hash.update(arrays.tobytes())
+        for sample_id, sample in zip(ids, arrays, strict=True):  # exact duplicates, by content hash
+            digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
+            first = self._seen.setdefault(digest, str(sample_id))
+            if first != str(sample_id):
+                self.duplicates.append((str(sample_id), first))
 
     def _flush(self) -> None:
         if not self._buffered:
@@ -261,6 +310,7 @@ class CollectionWriter:
             "shards": self._shards,
             "count": len(ids),
             "fingerprint": self._hash.hexdigest()[:16],
+            "exact_duplicates": len(self.duplicates),
             **self.extra_meta,
         }
         (self._tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -58,6 +58,7 @@ class ImportReport:
     bad: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     given: bool = False  # whether the modality was given rather than inferred
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, earlier id), same content
 
     def summary(self) -> str:
         col = self.collection
@@ -73,6 +74,10 @@ class ImportReport:
             counts = Counter(s for s in col.splits if s is not None)
             lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         lines += [f"  note: {n}" for n in self.notes]
+        dups = self.duplicates
+        if dups:
+            shown = ", ".join(f"{a} = {b}" for a, b in dups[:5]) + (" ..." if len(dups) > 5 else "")
+            lines.append(f"  exact duplicates: {len(dups)} sample(s) with the same content as an earlier one ({shown})")
         if self.bad:
             lines.append(f"  skipped {len(self.bad)} bad file(s):")
             lines += [f"    {path}: {reason}" for path, reason in self.bad]
@@ -159,7 +164,8 @@ def _write_loaded(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, name, loaded.modality, len(col), list(bad or []), given=given)
+    return ImportReport(col, name, loaded.modality, len(col), list(bad or []), given=given,
+                        duplicates=writer.duplicates)
 
 
 def _as_images(arr: np.ndarray) -> np.ndarray:
@@ -239,7 +245,7 @@ def _import_array_file(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, str(path), modality, len(col), bad)
+    return ImportReport(col, str(path), modality, len(col), bad, duplicates=writer.duplicates)
 
 
 # -- folders of files ----------------------------------------------------------------------
@@ -524,7 +530,7 @@ def _import_folder(
             writer.abort()
             raise
     bad.sort()
-    return ImportReport(col, str(root), kind.modality, len(col), bad, notes)
+    return ImportReport(col, str(root), kind.modality, len(col), bad, notes, duplicates=writer.duplicates)
 
 
 def _safe(fn: Callable[[Path], object]) -> Callable[[Path], object]:

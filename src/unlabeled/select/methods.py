@@ -1,0 +1,171 @@
+"""Selection methods: each takes unit-normalised pool embeddings (and target embeddings where
+it needs them) and returns the chosen pool positions.
+
+- ``random``: a uniform sample, the baseline every method must beat.
+- ``kcenter``: greedy farthest-point traversal, a 2-approximation of the k-center problem
+  (Gonzalez 1985; as a coreset for deep learning: Sener & Savarese 2018, "Active Learning for
+  Convolutional Neural Networks: A Core-Set Approach").
+- ``simcore``: Kim et al. 2023, "Coreset Sampling from Open-Set for Fine-Grained
+  Self-Supervised Learning" (CVPR): k-means on the target's embeddings, then every centroid
+  takes its nearest not-yet-taken pool sample, round after round, until the budget (or until
+  the similarity falls below a stopping threshold).
+- ``dedup``: SemDeDup, Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale
+  through semantic deduplication": k-means on the pool; inside each cluster, of every pair
+  more similar than the threshold only one is kept (the one farther from the centroid).
+- ``target-shift``: GOT-D, Kang et al. 2024, "Get more for less: Principled Data Selection
+  for Warming Up Fine-Tuning in LLMs" (ICLR): the entropic optimal transport between the
+  pool and the target; the gradient of the OT distance with respect to a pool sample's mass
+  is its dual potential, and the samples with the lowest potentials are those whose weight
+  moves the pool toward the target most.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from unlabeled._console import progress
+from unlabeled.select.index import CHUNK, EmbeddingIndex, normalized
+
+
+def random_selection(n: int, budget: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, budget, replace=False))
+
+
+def kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> np.ndarray:
+    """Spherical k-means centroids (faiss), unit length."""
+    import faiss
+
+    k = max(1, min(k, len(x)))
+    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
+                      max_points_per_centroid=512)  # fmt: skip
+    km.train(np.ascontiguousarray(normalized(x)))
+    return normalized(km.centroids)
+
+
+def kcenter(x: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    """Greedy k-center on cosine distance: start from a random sample, then repeatedly add the
+    sample farthest from everything chosen. One matrix-vector product over the pool per pick
+    (chunked, so a memory-mapped pool works)."""
+    n = len(x)
+    in_memory = n * x.shape[1] * 4 <= 2 << 30
+    xt = torch.from_numpy(normalized(x)) if in_memory else None
+    first = int(np.random.default_rng(seed).integers(n))
+    nearest = np.full(n, np.inf, dtype=np.float32)  # distance to the closest chosen sample
+    chosen = [first]
+    with progress() as bar:
+        task = bar.add_task("k-center", total=budget)
+        for _ in range(budget - 1):
+            c = chosen[-1]
+            if xt is not None:
+                d = (1 - xt @ xt[c]).numpy()
+            else:
+                center = normalized(x[c : c + 1])[0]
+                d = np.concatenate([1 - normalized(x[s : s + CHUNK]) @ center for s in range(0, n, CHUNK)])
+            np.minimum(nearest, d, out=nearest)
+            nearest[chosen[-1]] = -1.0
+            chosen.append(int(nearest.argmax()))
+            bar.advance(task)
+        bar.advance(task)
+    return np.sort(np.asarray(chosen))
+
+
+def simcore(index: EmbeddingIndex, target: np.ndarray, budget: int, centroids: int, seed: int,
+            stop_similarity: float | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """SimCore's sampling: rounds over the target's k-means centroids, each taking its nearest
+    unused pool sample."""
+    cents = kmeans(target, centroids, seed)
+    k = min(index.size, max(8, 2 * math.ceil(budget / len(cents))))
+    taken: set[int] = set()
+    order: list[int] = []
+    active = np.ones(len(cents), dtype=bool)
+    while True:
+        sims, idx = index.search(cents, k)
+        for r in range(k):
+            for c in np.flatnonzero(active):
+                p, s = int(idx[c, r]), float(sims[c, r])
+                if p < 0 or (stop_similarity is not None and s < stop_similarity):
+                    active[c] = False
+                    continue
+                if p not in taken:
+                    taken.add(p)
+                    order.append(p)
+                    if len(order) == budget:
+                        return np.sort(np.asarray(order)), {"centroids": len(cents), "stopped_early": False}
+            if not active.any():
+                return np.sort(np.asarray(order, dtype=np.int64)), {"centroids": len(cents), "stopped_early": True}
+        if k >= index.size:
+            return np.sort(np.asarray(order, dtype=np.int64)), {"centroids": len(cents), "stopped_early": True}
+        k = min(index.size, 2 * k)  # neighbours overlapped between centroids: look further
+        taken.clear()
+        order.clear()
+        active[:] = True
+
+
+def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -> tuple[np.ndarray, dict]:
+    """Positions kept by SemDeDup and what was removed: inside each k-means cluster, walk the
+    members from farthest to nearest the centroid and drop any more similar than ``threshold``
+    to one already walked."""
+    n = len(x)
+    k = clusters or max(1, round(math.sqrt(n)))
+    cents = kmeans(x, k, seed)
+    xn = normalized(x) if n * x.shape[1] * 4 <= 2 << 30 else None
+    assign = np.empty(n, dtype=np.int64)
+    near = np.empty(n, dtype=np.float32)
+    for s in range(0, n, CHUNK):
+        chunk = xn[s : s + CHUNK] if xn is not None else normalized(x[s : s + CHUNK])
+        sims = chunk @ cents.T
+        assign[s : s + len(chunk)] = sims.argmax(1)
+        near[s : s + len(chunk)] = sims.max(1)
+    keep = np.ones(n, dtype=bool)
+    pairs = 0
+    with progress() as bar:
+        task = bar.add_task("dedup", total=len(cents))
+        for c in range(len(cents)):
+            members = np.flatnonzero(assign == c)
+            if len(members) > 1:
+                members = members[np.argsort(near[members], kind="stable")]  # farthest from the centroid first
+                v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members]))
+                sim = torch.triu(v @ v.T, diagonal=1)  # sim[i, j], i walked before j
+                dup = (sim > threshold).any(0).numpy()
+                pairs += int((sim > threshold).sum())
+                keep[members[dup]] = False
+            bar.advance(task)
+    return np.flatnonzero(keep), {"clusters": len(cents), "removed": int((~keep).sum()), "pairs_above": pairs}
+
+
+def sinkhorn_potentials(x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: int = 200) -> np.ndarray:
+    """The pool-side dual potential of entropic OT between uniform masses on ``x`` (pool)
+    and ``y`` (target), cost 1 - cosine similarity; log-domain Sinkhorn (Cuturi 2013), the
+    pool processed in chunks so only (chunk x target) costs exist at once."""
+    yt = torch.from_numpy(normalized(y)).double()
+    n, m = len(x), len(yt)
+    log_a, log_b = -math.log(n), -math.log(m)
+    f = torch.zeros(n, dtype=torch.float64)
+    g = torch.zeros(m, dtype=torch.float64)
+    chunks = [(s, torch.from_numpy(normalized(x[s : s + CHUNK])).double()) for s in range(0, n, CHUNK)]
+    with progress() as bar:
+        task = bar.add_task("optimal transport", total=iters)
+        for _ in range(iters):
+            for s, xc in chunks:  # f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)
+                cost = 1 - xc @ yt.T
+                f[s : s + len(xc)] = -eps * torch.logsumexp((g - cost) / eps + log_b, dim=1)
+            parts = []  # g_j = -eps log sum_i a_i exp((f_i - C_ij) / eps), streamed over chunks
+            for s, xc in chunks:
+                cost = 1 - xc @ yt.T
+                parts.append(torch.logsumexp((f[s : s + len(xc), None] - cost) / eps + log_a, dim=0))
+            g = -eps * torch.logsumexp(torch.stack(parts), dim=0)
+            bar.advance(task)
+    return (f - f.mean()).numpy()
+
+
+def target_shift(x: np.ndarray, target: np.ndarray, budget: int, seed: int, max_target: int = 2000,
+                 eps: float = 0.05) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """GOT-D-style selection: the ``budget`` pool samples with the lowest OT dual potential."""
+    if len(target) > max_target:
+        target = target[np.sort(np.random.default_rng(seed).choice(len(target), max_target, replace=False))]
+    f = sinkhorn_potentials(x, target, eps)
+    chosen = np.argsort(f, kind="stable")[:budget]
+    return np.sort(chosen), {"target_used": len(target), "epsilon": eps}

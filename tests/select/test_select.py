@@ -1,0 +1,128 @@
+"""Selection: derived collections, exact duplicates at import, and every method on real
+scikit-learn digits (raw pixels as embeddings, or a pretrained encoder's)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+from unlabeled.data.collection import derive_collection
+from unlabeled.select import select
+from unlabeled.select.index import EmbeddingIndex
+from unlabeled.select.methods import kcenter, semdedup, sinkhorn_potentials
+
+
+@pytest.fixture(scope="module")
+def pixels(digits):
+    return digits.get(np.arange(len(digits))).reshape(len(digits), -1).astype(np.float32)
+
+
+def test_derived_collection_reads_the_pool_in_place(digits, tmp_path):
+    pos = np.array([5, 1, 700])
+    sub = derive_collection(digits, pos, tmp_path / "sub", {"name": "sub"})
+    assert not list((tmp_path / "sub").glob("*.npy"))  # no copy of the arrays
+    np.testing.assert_array_equal(sub.get([0, 1, 2]), digits.get([1, 5, 700]))
+    assert sub.labels.tolist() == digits.labels[[1, 5, 700]].tolist() and sub.ids[0] == digits.ids[1]
+    assert sub.fingerprint() != digits.fingerprint()
+
+
+def test_exact_duplicates_are_reported_at_import(tmp_path, digits):
+    img = digits.get([3])[0, 0]
+    for name in ("a.png", "b.png"):
+        Image.fromarray(img).save(tmp_path / name)
+    Image.fromarray(digits.get([4])[0, 0]).save(tmp_path / "c.png")
+    report = ul.import_source(tmp_path, tmp_path.parent / "dup-col")
+    assert report.duplicates == [("b.png", "a.png")] and "exact duplicates: 1" in report.summary()
+
+
+def test_random_is_seeded_and_never_takes_test_samples(fmnist_small, tmp_path):
+    a = select(fmnist_small, method="random", budget=100, out=tmp_path / "a", seed=1)
+    b = select(fmnist_small, method="random", budget=0.05, out=tmp_path / "b", seed=1)
+    assert len(a) == 100 and len(b) == 100 and (a.ids == b.ids).all()
+    assert set(a.splits) == {"train"}
+    rec = json.loads((tmp_path / "a" / "selection.json").read_text())
+    assert rec["method"] == "random" and rec["selected"] == 100 and rec["pool_size"] == 2000
+
+
+def test_kcenter_covers_better_than_random(pixels):
+    chosen = kcenter(pixels, 30, seed=0)
+    assert len(set(chosen.tolist())) == 30
+
+    def radius(idx):
+        x = pixels / np.linalg.norm(pixels, axis=1, keepdims=True)
+        return float((1 - x @ x[idx].T).min(1).max())
+
+    rand = [radius(np.random.default_rng(s).choice(len(pixels), 30, replace=False)) for s in range(5)]
+    assert radius(chosen) < min(rand)
+
+
+def test_simcore_and_target_shift_take_what_resembles_the_target(digits, pixels, tmp_path):
+    target = pixels[np.isin(digits.labels, [0, 1])][:40]
+    picks = {}
+    for method in ("simcore", "target-shift", "random"):
+        col = select(digits, method=method, budget=150, out=tmp_path / method, pool_vectors=pixels,
+                     target_vectors=target)  # fmt: skip
+        picks[method] = float(np.isin(col.labels, [0, 1]).mean())
+    assert picks["random"] < 0.35  # two classes of ten
+    assert picks["simcore"] > 0.8 and picks["target-shift"] > 0.6
+
+
+def test_semdedup_finds_planted_near_duplicates(pixels):
+    rng = np.random.default_rng(0)
+    base = pixels[:600]
+    planted = rng.choice(600, 60, replace=False)
+    copies = base[planted] + rng.normal(0, 0.2, (60, base.shape[1])).astype(np.float32)
+    pool = np.concatenate([base, copies])
+    keep, info = semdedup(pool, threshold=0.995, clusters=10, seed=0)
+    removed = set(range(len(pool))) - set(keep.tolist())
+    truth = set(range(600, 660)) | set(planted.tolist())  # either member of a pair may go
+    pairs_hit = sum(1 for i, p in enumerate(planted) if (600 + i) in removed or p in removed)
+    assert pairs_hit / 60 >= 0.9  # recall over planted pairs
+    assert len(removed & truth) / max(1, len(removed)) >= 0.9  # precision
+    assert info["removed"] == len(removed)
+
+
+def test_sinkhorn_potentials_prefer_points_near_the_target():
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], np.float32)
+    y = np.array([[1.0, 0.05], [0.98, -0.05]], np.float32)
+    f = sinkhorn_potentials(x, y, eps=0.05, iters=100)
+    assert f.argmin() == 0 and f.argmax() == 1
+
+
+def test_index_searches_by_cosine(pixels):
+    index = EmbeddingIndex(pixels, ivf_above=1000)  # 1797 > 1000: the IVF index
+    sims, idx = index.search(pixels[:5], 3)
+    assert "IVF" in index.kind and (idx[:, 0] == np.arange(5)).all() and np.allclose(sims[:, 0], 1, atol=1e-5)
+    with pytest.raises(UnlabeledError, match="dimension"):
+        index.search(np.ones((1, 3), np.float32), 1)
+
+
+def test_clear_errors(digits, pixels, tmp_path):
+    with pytest.raises(UnlabeledError, match="larger than the pool"):
+        select(digits, method="random", budget=5000, out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="needs --target"):
+        select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels)
+    with pytest.raises(UnlabeledError, match="empty"):
+        select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels,
+               target_vectors=np.zeros((0, 64), np.float32))  # fmt: skip
+    with pytest.raises(UnlabeledError, match="dimension"):
+        select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels,
+               target_vectors=np.ones((3, 8), np.float32))  # fmt: skip
+    with pytest.raises(UnlabeledError, match="--encoder"):
+        select(digits, method="kcenter", budget=10, out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="choose from"):
+        select(digits, method="nope", budget=10, out=tmp_path / "x")
+
+
+def test_select_with_an_encoder_then_pretrain_on_the_selection(digits, tmp_path):
+    run = ul.pretrain(digits, tmp_path / "enc", epochs=1, batch_size=64)
+    zeros = derive_collection(digits, np.flatnonzero(digits.labels == 0), tmp_path / "zeros", {"name": "zeros"})
+    sel = select(digits, method="simcore", budget=200, encoder=run, target=zeros, out=tmp_path / "sel")
+    assert len(sel) == 200 and list((run.path / "selection-embeddings").glob("*.npy"))
+    dedup = select(digits, method="dedup", threshold=0.999, encoder=run, out=tmp_path / "dd")
+    assert 0 < len(dedup) <= len(digits)
+    again = ul.pretrain(sel, tmp_path / "on-selection", epochs=1, batch_size=64)
+    assert again.step == 3
