@@ -74,3 +74,17 @@ def test_series_path_with_mae_and_the_transformer(tmp_path):
               "--probes", "linear").stderr  # fmt: skip
     assert "10% labels" in out and "raw" in out
     assert "ucr:NAME" in cli("datasets").stderr
+
+
+def test_finetune_forget_verify_log(tmp_path, fmnist_small):
+    cli("finetune", "--task", fmnist_small.path, "--out", tmp_path / "clf", "--epochs", "1")
+    ids = (tmp_path / "clf" / "training-ids.txt").read_text().splitlines()[:50]
+    (tmp_path / "forget.txt").write_text("\n".join(ids) + "\n")
+    cli("forget", tmp_path / "clf", "--ids", tmp_path / "forget.txt", "--method", "finetune", "--out", tmp_path / "f",
+        "--epochs", "0.5")  # fmt: skip
+    out = cli("forget", "--verify", tmp_path / "f").stderr
+    assert "average gap" in out and "retrain" in out
+    log = cli("forget", "--log", tmp_path / "clf").stderr
+    assert log.count("complete") >= 2 and "finetune" in log  # the request and its retrained reference
+    p = cli("forget", tmp_path / "clf", "--class", "nope", "--method", "ga", "--out", tmp_path / "g", check=False)
+    assert p.returncode == 2 and "does not exist" in p.stderr

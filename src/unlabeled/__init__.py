@@ -10,7 +10,10 @@ from unlabeled._console import UnlabeledError
 from unlabeled._version import __version__
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import Collection, ImportReport, import_source, open_collection
+from unlabeled.forget import forget, verify
 from unlabeled.runs import Run, embed, open_run
+from unlabeled.select import select
+from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import pretrain
 
 __all__ = [
@@ -22,8 +25,12 @@ __all__ = [
     "__version__",
     "bench",
     "embed",
+    "finetune",
+    "forget",
     "import_source",
     "open_collection",
     "open_run",
     "pretrain",
+    "select",
+    "verify",
 ]

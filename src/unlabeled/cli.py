@@ -12,7 +12,7 @@ import typer
 from unlabeled._console import UnlabeledError, console
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, select, bench.",
+    help="Learn from unlabeled data: import, pretrain, embed, select, bench, finetune, forget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -153,6 +153,78 @@ def select_(
                  centroids=centroids, stop_similarity=stop_similarity, seed=seed, device=device,
                  overwrite=overwrite)  # fmt: skip
     console.print(f"selected {len(col)} samples -> {col.path} (see {col.path / 'selection.json'})")
+
+
+@app.command("finetune")
+def finetune_(
+    run: Annotated[Path | None, typer.Argument(help="pretrained run to start from (omit: from scratch)")] = None,
+    task: Annotated[Path, typer.Option(help="labelled collection")] = Path("."),
+    out: Annotated[Path, typer.Option(help="run folder for the classifier")] = Path("runs/clf"),
+    epochs: Annotated[float, typer.Option()] = 5,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer")] = "cnn",
+    size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+) -> None:
+    """Train a classifier (encoder + linear head) on a labelled task."""
+    from unlabeled.train.finetune import finetune
+
+    finetune(run, task, out, epochs=epochs, batch_size=batch_size, lr=lr, encoder=encoder, size=size, seed=seed,
+             device=device, overwrite=overwrite)  # fmt: skip
+
+
+@app.command("forget")
+def forget_(
+    run: Annotated[Path | None, typer.Argument(help="classifier run to forget from")] = None,
+    ids: Annotated[Path | None, typer.Option(help="file of sample ids to forget, one per line")] = None,
+    class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
+    method: Annotated[str, typer.Option(help="retrain | finetune | ga | npo | scrub")] = "npo",
+    out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
+    epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default per method)")] = None,
+    verify: Annotated[Path | None, typer.Option(help="verify a forget result against retraining")] = None,
+    log: Annotated[Path | None, typer.Option(help="show the audit log of a run")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="replace a finished result in --out")] = False,
+) -> None:
+    """Remove samples or a class from a trained classifier; --verify and --log audit it."""
+    from unlabeled import forget as fg
+
+    if log is not None:
+        rows = fg.AuditLog(log).requests()
+        if not rows:
+            console.print(f"no forget requests recorded in {log}")
+        for r in rows:
+            gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
+            gap_text = f"  average gap {gap:.4f}" if gap is not None else ""
+            console.print(f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
+                          f"ids {r.get('ids_hash')}  {r['status']}{gap_text}  -> {r.get('output')}")  # fmt: skip
+        return
+    if verify is not None:
+        table = fg.verify(verify, device=device)
+        console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
+        console.print(f"{'model':<12}{'forget acc':>12}{'retain acc':>12}{'test acc':>12}{'MIA eff.':>12}")
+        for name, r in table["rows"].items():
+            console.print(f"{name:<12}" + "".join(f"{r[m]:>12.4f}" for m in fg.verify_metrics()))
+        g = table["gaps"]
+        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>12.4f}" for m in fg.verify_metrics())
+                      + f"   average gap {g['average_gap']:.4f}")  # fmt: skip
+        console.print(f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
+                      f"({table['time_ratio']:.1%})")  # fmt: skip
+        return
+    if run is None or out is None:
+        raise UnlabeledError("forget needs RUN and --out (or --verify RUN, or --log RUN)")
+    id_list = None
+    if ids is not None:
+        if not ids.is_file():
+            raise UnlabeledError(f"ids file not found: {ids}")
+        id_list = [line.strip() for line in ids.read_text().splitlines() if line.strip()]
+    fg.forget(run, method=method, out=out, ids=id_list, class_=class_, epochs=epochs, lr=lr, seed=seed,
+              device=device, overwrite=overwrite)  # fmt: skip
 
 
 @app.command()

@@ -88,6 +88,31 @@ class Run:
             enc.load_state_dict(encoder_weights(ckpt.load_weights(path), enc_cfg.get("weights", "encoder")))
         return enc.eval()
 
+    @property
+    def kind(self) -> str:
+        """``encoder`` for a pretraining run, ``classifier`` for ``finetune``/``forget`` output."""
+        return str(self.config.get("kind", "encoder"))
+
+    def classifier(self) -> nn.Module:
+        """The fine-tuned classifier (encoder + linear head) in eval mode."""
+        from unlabeled.objectives.supervised import Classifier
+
+        if self.kind != "classifier":
+            raise UnlabeledError(
+                f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"
+            )
+        clf = Classifier(self.encoder(), int(self.config["method"]["classes"]))
+        head = encoder_weights(ckpt.load_weights(self.path / ckpt.MODEL_FILE), "head")
+        clf.head.load_state_dict(head)
+        return clf.eval()
+
+    def training_ids(self) -> list[str]:
+        """The sample ids a classifier was trained on."""
+        path = self.path / "training-ids.txt"
+        if not path.exists():
+            raise UnlabeledError(f"{self.path} records no training ids (not made by finetune or forget)")
+        return [line for line in path.read_text().splitlines() if line]
+
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"
         if not path.exists():

@@ -8,11 +8,13 @@ from unlabeled.objectives.base import Objective
 from unlabeled.objectives.jepa import JEPA
 from unlabeled.objectives.mae import MAE
 from unlabeled.objectives.simclr import SimCLR
+from unlabeled.objectives.supervised import Classifier, Supervised
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "simclr": SimCLR,
     "mae": MAE,
     "jepa": JEPA,
+    "supervised": Supervised,
 }
 
 
@@ -25,4 +27,4 @@ def build_objective(name: str, encoder, modality, **hparams) -> Objective:
         raise UnlabeledError(f"{name}: {e}") from None
 
 
-__all__ = ["JEPA", "MAE", "OBJECTIVES", "Objective", "SimCLR", "build_objective"]
+__all__ = ["JEPA", "MAE", "OBJECTIVES", "Classifier", "Objective", "SimCLR", "Supervised", "build_objective"]

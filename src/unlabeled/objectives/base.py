@@ -26,6 +26,8 @@ class Objective(nn.Module):
     name = "objective"
     # which submodule's weights are the pretrained encoder that downstream stages use
     export = "encoder"
+    # whether the trainer passes the batch's labels: ``loss(x, generator, y)``
+    uses_labels = False
 
     def __init__(self, encoder: nn.Module, modality: Any) -> None:
         super().__init__()
@@ -35,8 +37,8 @@ class Objective(nn.Module):
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.loss(x, generator)
+    def forward(self, x: torch.Tensor, generator: torch.Generator, *labels: torch.Tensor):
+        return self.loss(x, generator, *labels)
 
     def hparams(self) -> dict[str, Any]:
         """The objective's own settings, stored in the run's config.json."""

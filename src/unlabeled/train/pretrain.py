@@ -30,6 +30,25 @@ TRANSFORMER_LR = 1e-3
 TRANSFORMER_WEIGHT_DECAY = 0.05
 
 
+def claim_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
+    remove the run there (rank 0, after every rank has looked)."""
+    has_run = (out / "config.json").exists()
+    if resume and not has_run:
+        raise UnlabeledError(f"nothing to resume: {out} holds no run")
+    if has_run and not resume:
+        if not overwrite:
+            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
+        dist.barrier()
+        if dist.rank() == 0:
+            shutil.rmtree(out)
+
+
+def environment(dev: torch.device) -> dict[str, Any]:
+    return {"torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
+            "world_size": dist.world_size()}  # fmt: skip
+
+
 def default_size(n: int) -> str:
     """Encoder size from the amount of data: small data overfits large encoders."""
     return "tiny" if n < 200_000 else "small" if n < 2_000_000 else "base"
@@ -73,15 +92,7 @@ def pretrain(
     dev = dist.local_device(resolve_device(device))
     with dist.process_group(dev):
         col = open_collection(data)
-        has_run = (out / "config.json").exists()
-        if resume and not has_run:
-            raise UnlabeledError(f"nothing to resume: {out} holds no run")
-        if has_run and not resume:
-            if not overwrite:
-                raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
-            dist.barrier()  # every rank has looked before rank 0 removes it
-            if dist.rank() == 0:
-                shutil.rmtree(out)
+        claim_run_dir(out, resume, overwrite)
 
         if resume:
             config = json.loads((out / "config.json").read_text())
@@ -124,8 +135,7 @@ def pretrain(
                             "options": enc_options},
                 "method": {"name": method, **(method_options or {})},
                 "train": asdict(cfg),
-                "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                                "device": str(dev), "world_size": dist.world_size()},
+                "environment": environment(dev),
             }  # fmt: skip
 
         torch.manual_seed(cfg.seed)

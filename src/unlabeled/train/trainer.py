@@ -139,11 +139,15 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------
     def _step(self, model: Any, opt: torch.optim.Optimizer, step: int, total: int) -> dict[str, Any]:
-        x = self.objective.modality.prepare(self.collection.get(self.batch_positions(step)), self.device)
+        pos = self.batch_positions(step)
+        x = self.objective.modality.prepare(self.collection.get(pos), self.device)
+        extra = ()
+        if self.objective.uses_labels:  # supervised and unlearning objectives get the labels too
+            extra = (torch.from_numpy(self.collection.labels[pos]).to(self.device),)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, self.cfg.lr, self.cfg.warmup)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss, logs = model(x, self._generator(step))
+            loss, logs = model(x, self._generator(step), *extra)
         if not torch.isfinite(loss):
             raise UnlabeledError(
                 f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32"

@@ -1,0 +1,209 @@
+"""Forget on request: remove samples or a class from a trained classifier, verify the result
+against retraining, and record every request in an append-only audit log.
+
+    new = forget("runs/clf", ids=["train-00017", ...], method="npo", out="runs/clf_forgot")
+    table = verify(new)                   # gaps to a model retrained without those samples
+    AuditLog("runs/clf").requests()       # what was asked, when, by which method, the outcome
+
+Methods: ``retrain`` (exact: the original recipe on the retain set, from the same starting
+point; the reference for every other) and the approximate ``finetune``, ``ga``, ``npo``,
+``scrub`` (see ``methods.py``). The original run is never modified; only its audit log grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.forget.audit import AuditLog
+from unlabeled.forget.methods import APPROXIMATE, Stream
+from unlabeled.forget.verify import gaps, scores
+from unlabeled.runs import Run, encoder_weights, open_run, resolve_device
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.finetune import TRAINING_IDS, finetune
+from unlabeled.train.pretrain import claim_run_dir
+from unlabeled.train.trainer import TrainConfig, Trainer
+
+METHODS = ("retrain", *APPROXIMATE)
+REFERENCE = "reference"
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def _task(run: Run) -> Collection:
+    task = open_collection(run.config["task"]["path"])
+    if task.fingerprint() != run.config["task"]["fingerprint"]:
+        raise UnlabeledError(f"{task.path} changed since {run.path} was trained on it")
+    return task
+
+
+def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | int | None) -> np.ndarray:
+    """Positions (in the task) of the samples to forget, checked against the training set."""
+    if (ids is None) == (class_ is None):
+        raise UnlabeledError("say what to forget: ids (--ids FILE) or a class (--class NAME), not both")
+    trained = set(run.training_ids())
+    if ids is not None:
+        ids = [str(i) for i in ids]
+        missing = [i for i in ids if i not in trained]
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise UnlabeledError(f"{len(missing)} id(s) are not in the training set of {run.path}: {shown}")
+        return np.sort(task.positions(sorted(set(ids))))
+    classes = task.classes or []
+    name = str(class_)
+    if name in classes:
+        code = classes.index(name)
+    elif name.lstrip("-").isdigit() and 0 <= int(name) < max(len(classes), int(task.labels.max()) + 1):
+        code = int(name)
+    else:
+        raise UnlabeledError(f"class {class_!r} does not exist; classes: {', '.join(classes) or 'none named'}")
+    pos = task.positions(sorted(trained))
+    return np.sort(pos[task.labels[pos] == code])
+
+
+def forget(
+    run: Run | str | os.PathLike[str],
+    *,
+    method: str,
+    out: str | os.PathLike[str],
+    ids: list[str] | None = None,
+    class_: str | int | None = None,
+    epochs: float | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> Run:
+    """Remove ``ids`` (or every training sample of class ``class_``) from classifier ``run``;
+    the result is a new classifier run at ``out`` trained (or unlearned) without them."""
+    src = open_run(run)
+    if src.kind != "classifier":
+        raise UnlabeledError(f"{src.path} is not a classifier (make one with `unlabeled finetune`)")
+    if method not in METHODS:
+        raise UnlabeledError(f"unknown forget method {method!r}; choose from {', '.join(METHODS)}")
+    out = Path(out)
+    task = _task(src)
+    forget_pos = forget_set(src, task, ids, class_)
+    trained_pos = np.sort(task.positions(src.training_ids()))
+    retain_pos = np.setdiff1d(trained_pos, forget_pos)
+    if not len(forget_pos):
+        raise UnlabeledError("nothing to forget: no training sample matches")
+    if not len(retain_pos):
+        raise UnlabeledError("that would forget every training sample; train a new model instead")
+    if (out / "config.json").exists():
+        done = json.loads((out / "config.json").read_text()).get("forget", {}).get("finished")
+        if done and not overwrite:
+            raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
+        overwrite = True  # an unfinished (crashed) request is redone
+    forgotten_ids = [str(i) for i in task.ids[forget_pos]]
+    request = {"request": uuid.uuid4().hex[:12], "method": method, "source": str(src.path.resolve()),
+               "ids_hash": ids_hash(forgotten_ids), "forgotten": len(forget_pos),
+               "class": None if class_ is None else str(class_)}  # fmt: skip
+    log = AuditLog(src.path)
+    log.append(request["request"], "started", method=method, ids_hash=request["ids_hash"],
+               forgotten=len(forget_pos), output=str(out.resolve()))  # fmt: skip
+    t0 = time.perf_counter()
+    train = src.config["train"]
+    if method == "retrain":
+        source = src.config.get("source_run")
+        enc = src.config["encoder"]
+        result = finetune(source, task, out, positions=retain_pos, epochs=train["epochs"],
+                          batch_size=train["batch_size"], lr=train["lr"], weight_decay=train["weight_decay"],
+                          seed=train["seed"], encoder=enc["name"], size=enc["size"], device=device,
+                          overwrite=overwrite, extra_config={"forget": request})  # fmt: skip
+    else:
+        result = _unlearn(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite, request)
+    seconds = round(time.perf_counter() - t0, 2)
+    config = dict(result.config)
+    config["forget"] = {**request, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "forget_ids_file": "forgotten-ids.txt"}  # fmt: skip
+    ckpt.atomic_write_text(out / "forgotten-ids.txt", "".join(f"{i}\n" for i in forgotten_ids))
+    ckpt.atomic_write_json(out / "config.json", config)
+    log.append(request["request"], "finished", method=method, output=str(out.resolve()), details={"seconds": seconds})
+    info(f"forgot {len(forget_pos)} samples with {method} in {seconds:.0f} s -> {out}")
+    return Run(out)
+
+
+def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, retain_pos: np.ndarray, out: Path,
+             epochs: float | None, lr: float | None, seed: int, device: str, overwrite: bool,
+             request: dict[str, Any]) -> Run:  # fmt: skip
+    cls, stream, default_epochs, default_lr = APPROXIMATE[method]
+    own, other = (forget_pos, retain_pos) if stream == "forget" else (retain_pos, forget_pos)
+    batch = int(src.config["train"]["batch_size"])
+    objective = cls(src.encoder().train(), src.modality(), int(src.config["method"]["classes"]),
+                    other=Stream(task, other, batch))  # fmt: skip
+    objective.head.load_state_dict(encoder_weights(ckpt.load_weights(src.path / ckpt.MODEL_FILE), "head"))
+    if objective.needs_original:
+        objective.keep_original()
+    claim_run_dir(out, False, overwrite)
+    cfg = TrainConfig(batch_size=min(batch, len(own)), epochs=epochs or default_epochs, lr=lr or default_lr,
+                      weight_decay=0.0, warmup=0.0, seed=seed)  # fmt: skip
+    config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
+              "train": vars(cfg).copy(), "source_run": src.config.get("source_run"), "forget": request}  # fmt: skip
+    config.pop("seconds", None)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in task.ids[retain_pos]))
+    ckpt.atomic_write_json(out / "config.json", config)
+    Trainer(objective, task, own, cfg, out, resolve_device(device)).fit()
+    return Run(out)
+
+
+def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True) -> dict[str, Any]:
+    """The verification table of a forget request's output: its forget / retain / test
+    accuracy and MIA efficacy beside a model retrained without the forget set (made once,
+    in ``RUN/reference``, unless the request was itself a retrain), the gaps, and the times."""
+    res = open_run(run)
+    request = res.config.get("forget")
+    if not request or not request.get("finished"):
+        raise UnlabeledError(f"{res.path} is not the output of a finished forget request")
+    src = open_run(request["source"])
+    task = _task(res)
+    forgotten = [line for line in (res.path / "forgotten-ids.txt").read_text().splitlines() if line]
+    forget_pos = np.sort(task.positions(forgotten))
+    retain_pos = np.sort(task.positions(res.training_ids()))
+    test_pos = task.indices("test")
+    if request["method"] == "retrain":
+        ref = res
+    else:
+        ref_path = res.path / REFERENCE
+        if not (ref_path / "config.json").exists() or not json.loads((ref_path / "config.json").read_text()).get(
+            "forget", {}
+        ).get("finished"):
+            if not retrain:
+                raise UnlabeledError(f"{res.path} has no retrained reference yet")
+            info("retraining without the forget set for the reference (once) ...")
+            forget(src, method="retrain", out=ref_path, ids=forgotten, device=device, overwrite=True)
+        ref = Run(ref_path)
+    rows = {}
+    for name, r in (("original", src), (request["method"], res), ("retrain", ref)):
+        if name in rows:
+            continue
+        rows[name] = scores(r.classifier(), r.modality(), task, forget_pos, retain_pos, test_pos, device)
+    table = {"request": request["request"], "method": request["method"], "forgotten": len(forget_pos),
+             "rows": rows, "gaps": gaps(rows[request["method"]], rows["retrain"]),
+             "seconds": request["seconds"], "retrain_seconds": ref.config["forget"]["seconds"]}  # fmt: skip
+    table["time_ratio"] = table["seconds"] / max(table["retrain_seconds"], 1e-9)
+    AuditLog(src.path).append(request["request"], "verified", method=request["method"], details=table)
+    ckpt.atomic_write_json(res.path / "verification.json", table)
+    return table
+
+
+def verify_metrics() -> tuple[str, ...]:
+    """The metrics of the verification table, in order."""
+    from unlabeled.forget.verify import METRICS
+
+    return METRICS
+
+
+__all__ = ["METHODS", "AuditLog", "forget", "verify", "verify_metrics"]

@@ -1,0 +1,79 @@
+"""The forget requests' audit log: an append-only SQLite table inside the original run.
+
+Every request writes a ``started`` row before any work, ``finished`` when its output run is
+complete, and ``verified`` rows with verification results; rows are never updated or
+deleted (triggers refuse it). A request with ``started`` and no ``finished`` crashed midway:
+``requests()`` shows it as incomplete, and running the same command again redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+AUDIT_FILE = "forget-audit.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request TEXT NOT NULL,
+    time TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('started', 'finished', 'verified')),
+    method TEXT,
+    ids_hash TEXT,
+    forgotten INTEGER,
+    output TEXT,
+    details TEXT
+);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the forget audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the forget audit log is append-only'); END;
+"""
+
+
+class AuditLog:
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / AUDIT_FILE
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.executescript(SCHEMA)
+        return con
+
+    def append(
+        self, request: str, event: str, *, method: str | None = None, ids_hash: str | None = None,
+        forgotten: int | None = None, output: str | None = None, details: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "INSERT INTO events (request, time, event, method, ids_hash, forgotten, output, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (request, time.strftime("%Y-%m-%dT%H:%M:%S%z"), event, method, ids_hash, forgotten, output,
+                 json.dumps(details or {})),
+            )  # fmt: skip
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with closing(self._connect()) as con:
+            con.row_factory = sqlite3.Row
+            rows = con.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        return [{**dict(r), "details": json.loads(r["details"] or "{}")} for r in rows]
+
+    def requests(self) -> list[dict[str, Any]]:
+        """One entry per request: its start, whether it finished, its latest verification."""
+        out: dict[str, dict[str, Any]] = {}
+        for e in self.events():
+            r = out.setdefault(e["request"], {"request": e["request"], "status": "incomplete"})
+            if e["event"] == "started":
+                r.update(started=e["time"], method=e["method"], ids_hash=e["ids_hash"], forgotten=e["forgotten"],
+                         output=e["output"])  # fmt: skip
+            elif e["event"] == "finished":
+                r.update(status="complete", finished=e["time"], seconds=e["details"].get("seconds"))
+            else:
+                r["verification"] = e["details"]
+        return list(out.values())

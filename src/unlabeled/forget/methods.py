@@ -1,0 +1,176 @@
+"""Approximate unlearning methods, each an Objective that the one Trainer runs, starting from
+the trained classifier's weights. The trainer's own stream is the forget set (``ga``,
+``npo``) or the retain set (``finetune``, ``scrub``); an objective that needs the other set
+draws its batches itself from a :class:`Stream`, with the step's generator, so a run is
+reproducible.
+
+- ``finetune``: cross-entropy on the retain set only, a few epochs (the "FT" baseline of
+  Warnecke et al. 2023 and SalUn's tables): the forget set is forgotten only by catastrophic
+  forgetting.
+- ``ga``: gradient ascent on the forget set's cross-entropy (Thudi et al. 2022, "Unrolling
+  SGD"); unbounded, so it collapses if run long: few steps, small rate.
+- ``npo``: Negative Preference Optimization, Zhang, Lin, Bai, Mei 2024, "Negative Preference
+  Optimization: From Catastrophic Collapse to Effective Unlearning": the bounded loss
+  ``-(2/β) log σ(-β (log p_θ(y|x) - log p_ref(y|x)))`` on the forget set, plus cross-entropy on
+  retain batches (NPO+RT).
+- ``scrub``: Kurmanji, Triantafillou, Hayes, Triantafillou 2023, "Towards Unbounded Machine
+  Unlearning" (NeurIPS): a student starting from the original (the teacher) alternates max
+  steps (move away from the teacher on forget batches) and min steps (stay close to the
+  teacher and fit the labels on retain batches); max steps only in the first half.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled.data.collection import Collection
+from unlabeled.objectives.base import Objective
+
+
+class Stream:
+    """Random labelled batches from ``positions`` of a collection, drawn with a generator."""
+
+    def __init__(self, collection: Collection, positions: np.ndarray, batch_size: int) -> None:
+        self.collection, self.positions = collection, np.asarray(positions)
+        self.batch_size = min(batch_size, len(self.positions))
+
+    def draw(self, modality: Any, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+        pick = torch.randint(len(self.positions), (self.batch_size,), generator=generator, device=generator.device)
+        pos = np.sort(self.positions[pick.cpu().numpy()])
+        x = modality.prepare(self.collection.get(pos), device)
+        return x, torch.from_numpy(self.collection.labels[pos]).to(device)
+
+
+def npo_loss(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    """NPO (Zhang et al. 2024, eq. 3): ``(2/β) E[log(1 + (p_θ/p_ref)^β)]`` over the forget set."""
+    return -(2.0 / beta) * F.logsigmoid(-beta * (logp - logp_ref)).mean()
+
+
+def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per batch, as SCRUB's distance."""
+    return F.kl_div(F.log_softmax(student_logits.float(), 1), F.log_softmax(teacher_logits.float(), 1),
+                    log_target=True, reduction="batchmean")  # fmt: skip
+
+
+class Unlearner(Objective):
+    """Shared parts: the classifier's encoder and head (so its weights load as they are), the
+    light view of a batch, and a frozen copy of the original classifier where needed."""
+
+    uses_labels = True
+    needs_original = False
+
+    def __init__(self, encoder: nn.Module, modality: Any, classes: int, other: Stream | None = None) -> None:
+        super().__init__(encoder, modality)
+        self.head = nn.Linear(encoder.dim, classes)
+        self.other = other
+        self.original: nn.ModuleDict | None = None
+
+    def keep_original(self) -> None:
+        """Freeze a copy of the current (original) weights as teacher / reference."""
+        self.original = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder), "head": copy.deepcopy(self.head)})
+        self.original.requires_grad_(False).eval()
+
+    def logits(self, x: torch.Tensor, generator: torch.Generator, original: bool = False) -> torch.Tensor:
+        mod = self.modality
+        with torch.autocast(x.device.type, enabled=False):
+            v = mod.normalize(mod.augment(x, generator, light=True))
+        if original:
+            assert self.original is not None
+            with torch.no_grad():
+                return self.original["head"](self.original["encoder"].embed(v))
+        return self.head(self.encoder.embed(v))
+
+
+class FinetuneRetain(Unlearner):
+    name = "finetune"
+
+    def loss(self, x, generator, y):
+        loss = F.cross_entropy(self.logits(x, generator).float(), y)
+        return loss, {"loss": loss.detach()}
+
+
+class GradientAscent(Unlearner):
+    name = "ga"
+
+    def loss(self, x, generator, y):
+        ce = F.cross_entropy(self.logits(x, generator).float(), y)
+        return -ce, {"loss": -ce.detach(), "forget_ce": ce.detach()}
+
+
+class NPO(Unlearner):
+    name = "npo"
+    needs_original = True
+
+    def __init__(self, encoder, modality, classes, other=None, beta: float = 0.1, retain_weight: float = 1.0) -> None:
+        super().__init__(encoder, modality, classes, other)
+        self.beta, self.retain_weight = beta, retain_weight
+
+    def hparams(self) -> dict[str, Any]:
+        return {"beta": self.beta, "retain_weight": self.retain_weight}
+
+    def loss(self, x, generator, y):
+        state = generator.get_state()  # the same view of the batch for the model and the reference
+        logits = self.logits(x, generator).float()
+        generator.set_state(state)
+        ref = self.logits(x, generator, original=True).float()
+        logp = logits.log_softmax(1).gather(1, y[:, None])[:, 0]
+        logp_ref = ref.log_softmax(1).gather(1, y[:, None])[:, 0]
+        forget = npo_loss(logp, logp_ref, self.beta)
+        loss, logs = forget, {"npo": forget.detach()}
+        if self.other is not None and self.retain_weight:
+            xr, yr = self.other.draw(self.modality, generator, x.device)
+            retain = F.cross_entropy(self.logits(xr, generator).float(), yr)
+            loss = loss + self.retain_weight * retain
+            logs["retain_ce"] = retain.detach()
+        logs["loss"] = loss.detach()
+        return loss, logs
+
+
+class SCRUB(Unlearner):
+    name = "scrub"
+    needs_original = True
+
+    def __init__(self, encoder, modality, classes, other=None, alpha: float = 1.0, max_fraction: float = 0.5) -> None:
+        super().__init__(encoder, modality, classes, other)
+        self.alpha, self.max_fraction = alpha, max_fraction
+        self.register_buffer("progress", torch.zeros(()))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def hparams(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "max_fraction": self.max_fraction}
+
+    def loss(self, x, generator, y):
+        max_step = self.other is not None and int(self.steps) % 2 == 0 and float(self.progress) < self.max_fraction
+        if max_step:  # away from the teacher on the forget set
+            xf, _ = self.other.draw(self.modality, generator, x.device)
+            state = generator.get_state()
+            student = self.logits(xf, generator)
+            generator.set_state(state)
+            loss = -kl_to_teacher(student, self.logits(xf, generator, original=True))
+            return loss, {"loss": loss.detach(), "forget_kl": -loss.detach()}
+        state = generator.get_state()
+        student = self.logits(x, generator)
+        generator.set_state(state)
+        kl = kl_to_teacher(student, self.logits(x, generator, original=True))
+        ce = F.cross_entropy(student.float(), y)
+        loss = kl + self.alpha * ce
+        return loss, {"loss": loss.detach(), "retain_kl": kl.detach(), "retain_ce": ce.detach()}
+
+    def after_step(self, progress: float) -> None:
+        self.steps += 1
+        self.progress.fill_(progress)
+
+
+# method -> (objective, which set the trainer streams, default epochs over that set, default lr)
+APPROXIMATE = {
+    "finetune": (FinetuneRetain, "retain", 1.0, 1e-3),
+    "ga": (GradientAscent, "forget", 1.0, 5e-5),
+    "npo": (NPO, "forget", 2.0, 2e-4),
+    "scrub": (SCRUB, "retain", 1.0, 5e-4),
+}

@@ -1,0 +1,86 @@
+"""Verification of a forget request against retraining, the field's protocol (SalUn, Fan et
+al. 2024; SCRUB): accuracy on the forget, retain and test sets, and membership-inference
+efficacy on the forget set, each as the gap to a model retrained without the forget set.
+
+MIA efficacy: a confidence-based attack (Yeom et al. 2018; SalUn's "MIA-Efficacy") — a
+logistic regression on (log-probability of the true label, entropy, top probability),
+trained to tell retain samples (members) from test samples (non-members), then asked about
+the forget set; efficacy is the fraction of the forget set it calls non-members. A model
+that truly forgot looks at its forget set as at unseen data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from unlabeled.data.collection import Collection
+from unlabeled.runs import resolve_device
+from unlabeled.train.trainer import bf16_available
+
+
+@torch.no_grad()
+def predict(classifier: torch.nn.Module, modality: Any, collection: Collection, positions: np.ndarray,
+            device: str = "auto", batch_size: int = 1024) -> np.ndarray:  # fmt: skip
+    """Class probabilities (n, classes) of the samples at ``positions``."""
+    dev = resolve_device(device)
+    classifier = classifier.to(dev).eval()
+    out = []
+    for start in range(0, len(positions), batch_size):
+        x = modality.normalize(modality.prepare(collection.get(positions[start : start + batch_size]), dev))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16_available(dev)):
+            logits = classifier(x)
+        out.append(logits.float().softmax(1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def attack_features(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1))).sum(1)
+    return np.stack([np.log(p_true), entropy, probs.max(1)], 1)
+
+
+def mia_efficacy(retain: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                 forget: tuple[np.ndarray, np.ndarray], seed: int = 0) -> float:  # fmt: skip
+    """Fraction of the forget set that an attack trained on retain (members) vs test
+    (non-members) predicts to be non-members. Each argument is (probabilities, labels)."""
+    rng = np.random.default_rng(seed)
+    n = min(len(retain[1]), len(test[1]))
+    r = rng.choice(len(retain[1]), n, replace=False)
+    t = rng.choice(len(test[1]), n, replace=False)
+    X = np.concatenate([attack_features(retain[0][r], retain[1][r]), attack_features(test[0][t], test[1][t])])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    return float((attack.predict(attack_features(*forget)) == 0).mean())
+
+
+def scores(
+    classifier: torch.nn.Module, modality: Any, task: Collection, forget: np.ndarray, retain: np.ndarray,
+    test: np.ndarray, device: str = "auto", max_eval: int = 10_000, seed: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """Forget / retain / test accuracy and MIA efficacy (retain and test subsampled to
+    ``max_eval`` each, the same subsample for every model compared)."""
+    rng = np.random.default_rng(seed)
+    retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
+    test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
+    y = task.labels
+    parts = {name: (predict(classifier, modality, task, pos, device), y[pos])
+             for name, pos in (("forget", forget), ("retain", retain), ("test", test))}  # fmt: skip
+    out = {f"{name}_acc": float((p.argmax(1) == labels).mean()) for name, (p, labels) in parts.items()}
+    out["mia_efficacy"] = mia_efficacy(parts["retain"], parts["test"], parts["forget"], seed)
+    return out
+
+
+METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
+
+
+def gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """Absolute gap to the retrained reference per metric, and their average."""
+    g = {f"{m}_gap": abs(result[m] - reference[m]) for m in METRICS}
+    g["average_gap"] = float(np.mean(list(g.values())))
+    return g

@@ -1,0 +1,124 @@
+"""Forgetting from a classifier trained on real Fashion-MNIST images: every method, the
+verification against retraining, the audit log, and the errors a user can hit."""
+
+import hashlib
+import sqlite3
+
+import numpy as np
+import pytest
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+from unlabeled.forget import METHODS, AuditLog, forget, verify
+from unlabeled.forget.verify import mia_efficacy
+from unlabeled.train.finetune import finetune
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory, fmnist_small):
+    """A cnn-tiny classifier trained from scratch on the 2,000 train images."""
+    return finetune(None, fmnist_small, tmp_path_factory.mktemp("runs") / "clf", epochs=4, seed=0)
+
+
+def _digest(path):
+    return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_finetune_learns_and_records_its_training_ids(clf, fmnist_small):
+    assert clf.kind == "classifier" and len(clf.training_ids()) == 2000
+    test = fmnist_small.indices("test")
+    from unlabeled.forget.verify import predict
+
+    acc = (predict(clf.classifier(), clf.modality(), fmnist_small, test).argmax(1) == fmnist_small.labels[test]).mean()
+    assert acc > 0.6  # ten classes: chance is 0.1
+
+
+def test_finetune_from_a_pretrained_run(tmp_path, fmnist_small):
+    run = ul.pretrain(fmnist_small, tmp_path / "pre", epochs=1, batch_size=128)
+    clf = finetune(run, fmnist_small, tmp_path / "ft", epochs=1)
+    assert clf.config["source_run"] == str(run.path.resolve()) and clf.classifier()(
+        clf.modality().normalize(clf.modality().prepare(fmnist_small.get([0, 1])))
+    ).shape == (2, 10)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "retrain"])
+def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, tmp_path, method):
+    before = _digest(clf.path)
+    out = forget(clf, method=method, class_="trouser", out=tmp_path / method)
+    assert _digest(clf.path) == before  # the original run is never modified
+    assert out.config["forget"]["finished"] and out.config["forget"]["forgotten"] == len(
+        [i for i in clf.training_ids()]) - len(out.training_ids())  # fmt: skip
+    events = [e for e in AuditLog(clf.path).events() if e["output"] == str(out.path.resolve())]
+    assert [e["event"] for e in events] == ["started", "finished"]
+
+
+def test_verify_against_retraining(clf, tmp_path, fmnist_small):
+    ids = clf.training_ids()[::10]  # random-ish 10%
+    out = forget(clf, method="npo", ids=ids, out=tmp_path / "npo", epochs=3)
+    table = verify(out)
+    rows = table["rows"]
+    assert set(rows) == {"original", "npo", "retrain"}
+    ref = rows["retrain"]
+    assert abs(ref["forget_acc"] - ref["test_acc"]) < 0.1  # retrained without them: they look like unseen data
+    reference = ul.open_run(out.path / "reference")
+    assert set(reference.training_ids()) == set(clf.training_ids()) - set(ids)
+    assert 0 <= table["gaps"]["average_gap"] <= 1 and table["retrain_seconds"] > 0
+    assert (out.path / "reference" / "model.safetensors").exists()
+    statuses = {r["request"]: r for r in AuditLog(clf.path).requests()}
+    assert statuses[table["request"]]["verification"]["gaps"] == table["gaps"]
+    again = verify(out)  # the reference is made once
+    assert again["rows"]["retrain"] == ref
+
+
+def test_mia_efficacy_separates_seen_from_unseen():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+
+    def probs(conf):
+        p = np.full((400, 3), (1 - conf) / 2)
+        p[np.arange(400), labels] = conf
+        return p
+
+    members, unseen = (probs(0.99), labels), (probs(0.5), labels)
+    assert mia_efficacy(members, unseen, (probs(0.5), labels)) > 0.9  # forgotten: looks unseen
+    assert mia_efficacy(members, unseen, (probs(0.99), labels)) < 0.1  # still remembered
+
+
+def test_a_crashed_request_shows_incomplete_and_can_be_rerun(clf, tmp_path, monkeypatch):
+    from unlabeled.train.trainer import Trainer
+
+    def crash(self, resume=False):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "fit", crash)
+        with pytest.raises(KeyboardInterrupt):
+            forget(clf, method="ga", class_="bag", out=tmp_path / "crashy")
+    crashed = [r for r in AuditLog(clf.path).requests() if r["output"] == str((tmp_path / "crashy").resolve())]
+    assert [r["status"] for r in crashed] == ["incomplete"]
+    forget(clf, method="ga", class_="bag", out=tmp_path / "crashy")  # the same command again
+    statuses = [r["status"] for r in AuditLog(clf.path).requests() if r["output"] == crashed[0]["output"]]
+    assert statuses == ["incomplete", "complete"]
+    with pytest.raises(UnlabeledError, match="already holds a finished"):
+        forget(clf, method="ga", class_="bag", out=tmp_path / "crashy")
+
+
+def test_the_audit_log_is_append_only(clf):
+    with sqlite3.connect(AuditLog(clf.path).path) as con, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("UPDATE events SET method = 'x'")
+    with sqlite3.connect(AuditLog(clf.path).path) as con, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("DELETE FROM events")
+
+
+def test_clear_errors(clf, tmp_path, fmnist_small):
+    test_id = str(fmnist_small.ids[fmnist_small.indices("test")[0]])
+    with pytest.raises(UnlabeledError, match=r"not in the training set.*" + test_id):
+        forget(clf, method="ga", ids=[clf.training_ids()[0], test_id], out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="does not exist"):
+        forget(clf, method="ga", class_="spaceship", out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="every training sample"):
+        forget(clf, method="ga", ids=clf.training_ids(), out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="not both"):
+        forget(clf, method="ga", out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="choose from"):
+        forget(clf, method="magic", class_="bag", out=tmp_path / "x")
