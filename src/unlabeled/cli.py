@@ -165,6 +165,7 @@ def finetune_(
     lr: Annotated[float, typer.Option()] = 1e-3,
     encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
+    shards: Annotated[int, typer.Option(help="SISA: this many isolated shard models (cheap exact forgetting)")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
@@ -173,7 +174,7 @@ def finetune_(
     from unlabeled.train.finetune import finetune
 
     finetune(run, task, out, epochs=epochs, batch_size=batch_size, lr=lr, encoder=encoder, size=size, seed=seed,
-             device=device, overwrite=overwrite)  # fmt: skip
+             shards=shards, device=device, overwrite=overwrite)  # fmt: skip
 
 
 @app.command("forget")
@@ -181,7 +182,7 @@ def forget_(
     run: Annotated[Path | None, typer.Argument(help="classifier run to forget from")] = None,
     ids: Annotated[Path | None, typer.Option(help="file of sample ids to forget, one per line")] = None,
     class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
-    method: Annotated[str, typer.Option(help="retrain | finetune | ga | npo | scrub")] = "npo",
+    method: Annotated[str, typer.Option(help="retrain | sisa | finetune | ga | npo | scrub")] = "npo",
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default per method)")] = None,
@@ -192,10 +193,11 @@ def forget_(
     overwrite: Annotated[bool, typer.Option(help="replace a finished result in --out")] = False,
 ) -> None:
     """Remove samples or a class from a trained classifier; --verify and --log audit it."""
-    from unlabeled import forget as fg
+    from unlabeled.forget import AuditLog, forget, verify_metrics
+    from unlabeled.forget import verify as verify_request
 
     if log is not None:
-        rows = fg.AuditLog(log).requests()
+        rows = AuditLog(log).requests()
         if not rows:
             console.print(f"no forget requests recorded in {log}")
         for r in rows:
@@ -205,13 +207,13 @@ def forget_(
                           f"ids {r.get('ids_hash')}  {r['status']}{gap_text}  -> {r.get('output')}")  # fmt: skip
         return
     if verify is not None:
-        table = fg.verify(verify, device=device)
+        table = verify_request(verify, device=device)
         console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
         console.print(f"{'model':<12}{'forget acc':>12}{'retain acc':>12}{'test acc':>12}{'MIA eff.':>12}")
         for name, r in table["rows"].items():
-            console.print(f"{name:<12}" + "".join(f"{r[m]:>12.4f}" for m in fg.verify_metrics()))
+            console.print(f"{name:<12}" + "".join(f"{r[m]:>12.4f}" for m in verify_metrics()))
         g = table["gaps"]
-        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>12.4f}" for m in fg.verify_metrics())
+        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>12.4f}" for m in verify_metrics())
                       + f"   average gap {g['average_gap']:.4f}")  # fmt: skip
         console.print(f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
                       f"({table['time_ratio']:.1%})")  # fmt: skip
@@ -223,7 +225,7 @@ def forget_(
         if not ids.is_file():
             raise UnlabeledError(f"ids file not found: {ids}")
         id_list = [line.strip() for line in ids.read_text().splitlines() if line.strip()]
-    fg.forget(run, method=method, out=out, ids=id_list, class_=class_, epochs=epochs, lr=lr, seed=seed,
+    forget(run, method=method, out=out, ids=id_list, class_=class_, epochs=epochs, lr=lr, seed=seed,
               device=device, overwrite=overwrite)  # fmt: skip
 
 

@@ -95,8 +95,11 @@ class Run:
 
     def classifier(self) -> nn.Module:
         """The fine-tuned classifier (encoder + linear head) in eval mode."""
-        from unlabeled.objectives.supervised import Classifier
+        from unlabeled.objectives.supervised import Classifier, ShardEnsemble
 
+        if "sisa" in self.config:
+            shards = sorted(p for p in (self.path / "shards").iterdir() if (p / "config.json").exists())
+            return ShardEnsemble([Run(p).classifier() for p in shards]).eval()
         if self.kind != "classifier":
             raise UnlabeledError(
                 f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"

@@ -6,6 +6,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+import torch
 
 import unlabeled as ul
 from unlabeled import UnlabeledError
@@ -41,7 +42,7 @@ def test_finetune_from_a_pretrained_run(tmp_path, fmnist_small):
     ).shape == (2, 10)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "retrain"])
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("retrain", "sisa")])
 def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, tmp_path, method):
     before = _digest(clf.path)
     out = forget(clf, method=method, class_="trouser", out=tmp_path / method)
@@ -122,3 +123,21 @@ def test_clear_errors(clf, tmp_path, fmnist_small):
         forget(clf, method="ga", out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="choose from"):
         forget(clf, method="magic", class_="bag", out=tmp_path / "x")
+
+
+def test_sisa_retrains_only_the_shards_that_held_the_samples(tmp_path, fmnist_small):
+    train = fmnist_small.indices("train")[:600]
+    sharded = finetune(None, fmnist_small, tmp_path / "sisa", positions=train, epochs=1, shards=3)
+    shard_ids = [ul.open_run(p).training_ids() for p in sorted((sharded.path / "shards").iterdir())]
+    assert sorted(sum(shard_ids, [])) == sorted(sharded.training_ids())  # disjoint shards covering the data
+    probs = sharded.classifier()(sharded.modality().normalize(sharded.modality().prepare(fmnist_small.get([0]))))
+    assert torch.allclose(probs.softmax(1).sum(), torch.tensor(1.0))
+    before = {p.name: _digest(p) for p in sorted((sharded.path / "shards").iterdir())}
+    out = forget(sharded, method="sisa", ids=shard_ids[1][:5], out=tmp_path / "forgot")
+    after = {p.name: _digest(p) for p in sorted((out.path / "shards").iterdir())}
+    assert out.config["sisa"]["retrained_shards"] == ["01"]
+    assert after["00"] == before["00"] and after["02"] == before["02"] and after["01"] != before["01"]
+    assert not set(shard_ids[1][:5]) & set(ul.open_run(out.path / "shards" / "01").training_ids())
+    with pytest.raises(UnlabeledError, match="--shards"):
+        forget(finetune(None, fmnist_small, tmp_path / "plain", positions=train, epochs=0.2), method="sisa",
+               ids=shard_ids[0][:1], out=tmp_path / "nope")  # fmt: skip

@@ -54,7 +54,8 @@ class BenchResult:
     def table(self) -> str:
         """The results as a plain-text table, one line per model and probe."""
         fractions = sorted({r["fraction"] for r in self.rows})
-        head = f"{'model':<24}{'probe':<8}" + "".join(f"{_pct(f):>16}" for f in fractions)
+        width = max([24, *(len(r["model"]) + 2 for r in self.rows)])
+        head = f"{'model':<{width}}{'probe':<8}" + "".join(f"{_pct(f):>16}" for f in fractions)
         lines = [head, "-" * len(head)]
         keys = list(dict.fromkeys((r["model"], r["probe"]) for r in self.rows))
         for model, probe in keys:
@@ -65,7 +66,7 @@ class BenchResult:
                     cells.append(f"{r['mean']:.4f} ± {r['std']:.4f}")
                 except KeyError:
                     cells.append("-")
-            lines.append(f"{model:<24}{probe:<8}" + "".join(f"{c:>16}" for c in cells))
+            lines.append(f"{model:<{width}}{probe:<8}" + "".join(f"{c:>16}" for c in cells))
         return "\n".join(lines)
 
 

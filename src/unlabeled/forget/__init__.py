@@ -6,8 +6,10 @@ against retraining, and record every request in an append-only audit log.
     AuditLog("runs/clf").requests()       # what was asked, when, by which method, the outcome
 
 Methods: ``retrain`` (exact: the original recipe on the retain set, from the same starting
-point; the reference for every other) and the approximate ``finetune``, ``ga``, ``npo``,
-``scrub`` (see ``methods.py``). The original run is never modified; only its audit log grows.
+point; the reference for every other), ``sisa`` (exact, for classifiers trained with
+``shards``: only the shards that held forgotten samples are retrained; Bourtoule et al.
+2021) and the approximate ``finetune``, ``ga``, ``npo``, ``scrub`` (see ``methods.py``).
+The original run is never modified; only its audit log grows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -29,11 +32,11 @@ from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import gaps, scores
 from unlabeled.runs import Run, encoder_weights, open_run, resolve_device
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.finetune import TRAINING_IDS, finetune
+from unlabeled.train.finetune import SHARDS, TRAINING_IDS, finetune
 from unlabeled.train.pretrain import claim_run_dir
 from unlabeled.train.trainer import TrainConfig, Trainer
 
-METHODS = ("retrain", *APPROXIMATE)
+METHODS = ("retrain", "sisa", *APPROXIMATE)
 REFERENCE = "reference"
 
 
@@ -114,14 +117,12 @@ def forget(
     log.append(request["request"], "started", method=method, ids_hash=request["ids_hash"],
                forgotten=len(forget_pos), output=str(out.resolve()))  # fmt: skip
     t0 = time.perf_counter()
-    train = src.config["train"]
     if method == "retrain":
-        source = src.config.get("source_run")
-        enc = src.config["encoder"]
-        result = finetune(source, task, out, positions=retain_pos, epochs=train["epochs"],
-                          batch_size=train["batch_size"], lr=train["lr"], weight_decay=train["weight_decay"],
-                          seed=train["seed"], encoder=enc["name"], size=enc["size"], device=device,
-                          overwrite=overwrite, extra_config={"forget": request})  # fmt: skip
+        shards = src.config.get("sisa", {}).get("shards", 1)
+        result = finetune(src.config.get("source_run"), task, out, positions=retain_pos, shards=shards, device=device,
+                          overwrite=overwrite, extra_config={"forget": request}, **_recipe(src))  # fmt: skip
+    elif method == "sisa":
+        result = _sisa(src, task, forget_pos, retain_pos, out, device, overwrite, request)
     else:
         result = _unlearn(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite, request)
     seconds = round(time.perf_counter() - t0, 2)
@@ -132,6 +133,38 @@ def forget(
     ckpt.atomic_write_json(out / "config.json", config)
     log.append(request["request"], "finished", method=method, output=str(out.resolve()), details={"seconds": seconds})
     info(f"forgot {len(forget_pos)} samples with {method} in {seconds:.0f} s -> {out}")
+    return Run(out)
+
+
+def _recipe(src: Run) -> dict[str, Any]:
+    """The training recipe of a classifier run, for retraining it exactly."""
+    train, enc = src.config["train"], src.config["encoder"]
+    return {"epochs": train["epochs"], "batch_size": train["batch_size"], "lr": train["lr"],
+            "weight_decay": train["weight_decay"], "seed": train["seed"], "encoder": enc["name"],
+            "size": enc["size"]}  # fmt: skip
+
+
+def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.ndarray, out: Path, device: str,
+          overwrite: bool, request: dict[str, Any]) -> Run:  # fmt: skip
+    """Retrain only the shards that trained on a forgotten sample; copy the others."""
+    if "sisa" not in src.config:
+        raise UnlabeledError(f"sisa forgets from a sharded classifier; {src.path} was not trained with --shards")
+    forgotten = {str(i) for i in task.ids[forget_pos]}
+    claim_run_dir(out, False, overwrite)
+    affected = []
+    for shard in sorted(p for p in (src.path / SHARDS).iterdir() if (p / "config.json").exists()):
+        ids = Run(shard).training_ids()
+        if forgotten.intersection(ids):
+            keep = task.positions([i for i in ids if i not in forgotten])
+            finetune(src.config.get("source_run"), task, out / SHARDS / shard.name, positions=keep, device=device,
+                     overwrite=True, **_recipe(src))  # fmt: skip
+            affected.append(shard.name)
+        else:
+            shutil.copytree(shard, out / SHARDS / shard.name, dirs_exist_ok=True)
+    info(f"sisa: retrained {len(affected)} of {src.config['sisa']['shards']} shards")
+    config = {**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}, "forget": request}
+    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in task.ids[retain_pos]))
+    ckpt.atomic_write_json(out / "config.json", config)
     return Run(out)
 
 
@@ -147,7 +180,9 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     if objective.needs_original:
         objective.keep_original()
     claim_run_dir(out, False, overwrite)
-    cfg = TrainConfig(batch_size=min(batch, len(own)), epochs=epochs or default_epochs, lr=lr or default_lr,
+    if epochs is None:
+        epochs = default_epochs * (float(src.config["train"]["epochs"] or 1) if stream == "retain" else 1.0)
+    cfg = TrainConfig(batch_size=min(batch, len(own)), epochs=epochs, lr=lr or default_lr,
                       weight_decay=0.0, warmup=0.0, seed=seed)  # fmt: skip
     config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
               "train": vars(cfg).copy(), "source_run": src.config.get("source_run"), "forget": request}  # fmt: skip

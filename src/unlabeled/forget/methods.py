@@ -87,6 +87,14 @@ class Unlearner(Objective):
         return self.head(self.encoder.embed(v))
 
 
+    def paired_logits(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model, original) logits of the same augmented view of ``x``."""
+        state = generator.get_state()
+        own = self.logits(x, generator)
+        generator.set_state(state)
+        return own, self.logits(x, generator, original=True)
+
+
 class FinetuneRetain(Unlearner):
     name = "finetune"
 
@@ -115,12 +123,9 @@ class NPO(Unlearner):
         return {"beta": self.beta, "retain_weight": self.retain_weight}
 
     def loss(self, x, generator, y):
-        state = generator.get_state()  # the same view of the batch for the model and the reference
-        logits = self.logits(x, generator).float()
-        generator.set_state(state)
-        ref = self.logits(x, generator, original=True).float()
-        logp = logits.log_softmax(1).gather(1, y[:, None])[:, 0]
-        logp_ref = ref.log_softmax(1).gather(1, y[:, None])[:, 0]
+        logits, ref = self.paired_logits(x, generator)
+        logp = logits.float().log_softmax(1).gather(1, y[:, None])[:, 0]
+        logp_ref = ref.float().log_softmax(1).gather(1, y[:, None])[:, 0]
         forget = npo_loss(logp, logp_ref, self.beta)
         loss, logs = forget, {"npo": forget.detach()}
         if self.other is not None and self.retain_weight:
@@ -149,15 +154,10 @@ class SCRUB(Unlearner):
         max_step = self.other is not None and int(self.steps) % 2 == 0 and float(self.progress) < self.max_fraction
         if max_step:  # away from the teacher on the forget set
             xf, _ = self.other.draw(self.modality, generator, x.device)
-            state = generator.get_state()
-            student = self.logits(xf, generator)
-            generator.set_state(state)
-            loss = -kl_to_teacher(student, self.logits(xf, generator, original=True))
+            loss = -kl_to_teacher(*self.paired_logits(xf, generator))
             return loss, {"loss": loss.detach(), "forget_kl": -loss.detach()}
-        state = generator.get_state()
-        student = self.logits(x, generator)
-        generator.set_state(state)
-        kl = kl_to_teacher(student, self.logits(x, generator, original=True))
+        student, teacher = self.paired_logits(x, generator)
+        kl = kl_to_teacher(student, teacher)
         ce = F.cross_entropy(student.float(), y)
         loss = kl + self.alpha * ce
         return loss, {"loss": loss.detach(), "retain_kl": kl.detach(), "retain_ce": ce.detach()}
@@ -167,10 +167,12 @@ class SCRUB(Unlearner):
         self.progress.fill_(progress)
 
 
-# method -> (objective, which set the trainer streams, default epochs over that set, default lr)
+# method -> (objective, which set the trainer streams, default epochs, default lr). Epochs over
+# the forget set are absolute; over the retain set they are a fraction of the original
+# training's epochs, so that a method costs about a tenth of retraining or less.
 APPROXIMATE = {
-    "finetune": (FinetuneRetain, "retain", 1.0, 1e-3),
+    "finetune": (FinetuneRetain, "retain", 0.1, 1e-3),
     "ga": (GradientAscent, "forget", 1.0, 5e-5),
     "npo": (NPO, "forget", 2.0, 2e-4),
-    "scrub": (SCRUB, "retain", 1.0, 5e-4),
+    "scrub": (SCRUB, "retain", 0.05, 5e-4),
 }

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import Modality, chance, sample_positions, uniform
+from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
 LOG_EPS = 1e-6
 
@@ -41,12 +41,7 @@ class AudioAugment:
     noise_std: float = 0.2  # in units of the log-mel std
 
     def __post_init__(self) -> None:
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        for name in ("freq_mask_p", "freq_mask", "time_mask_p", "time_mask", "noise_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_augment(self, ("freq_mask_p", "freq_mask", "time_mask_p", "time_mask", "noise_p"))
 
 
 def mel_filterbank(

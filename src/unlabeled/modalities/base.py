@@ -34,6 +34,17 @@ def sample_positions(collection: Collection, positions: np.ndarray | None, max_s
     return pos
 
 
+def check_augment(aug: Any, fractions: tuple[str, ...]) -> None:
+    """Validate an augmentation dataclass: ``crop_scale`` a range within (0, 1], each of
+    ``fractions`` (chances and relative sizes) within [0, 1]."""
+    lo, hi = aug.crop_scale
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {aug.crop_scale}")
+    for name in fractions:
+        if not 0 <= getattr(aug, name) <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(aug, name)}")
+
+
 def power_of_two_patch(side: int, per_side: int, cap: int = 16) -> int:
     """The power of two (at most ``cap``) giving at least ``per_side`` patches along ``side``."""
     return min(cap, 2 ** max(0, math.floor(math.log2(max(side, 1) / per_side))))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import Modality, chance, sample_positions, uniform
+from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
 
 @dataclass
@@ -39,12 +39,7 @@ class SeriesAugment:
     mask_frac: float = 0.15  # longest masked span, as a fraction of the valid length
 
     def __post_init__(self) -> None:
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        for name in ("scale_p", "jitter_p", "mask_p", "mask_frac"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_augment(self, ("scale_p", "jitter_p", "mask_p", "mask_frac"))
 
 
 def valid_lengths(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import Modality, chance, power_of_two_patch, sample_positions, uniform
+from unlabeled.modalities.base import Modality, chance, check_augment, power_of_two_patch, sample_positions, uniform
 
 
 @dataclass
@@ -33,12 +33,7 @@ class VolumeAugment:
     noise_std: float = 0.1  # in units of the channel std
 
     def __post_init__(self) -> None:
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        for name in ("flip_p", "intensity_p", "noise_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        check_augment(self, ("flip_p", "intensity_p", "noise_p"))
 
 
 class VolumeModality(Modality):

@@ -28,6 +28,19 @@ class Classifier(nn.Module):
         return self.head(self.encoder.embed(x))
 
 
+class ShardEnsemble(nn.Module):
+    """SISA's aggregate of shard classifiers: the log of their mean class probabilities (so
+    ``softmax`` of the output is the averaged prediction)."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
 class Supervised(Objective):
     name = "supervised"
     uses_labels = True

@@ -52,11 +52,22 @@ def finetune(
     encoder: str = "cnn",
     size: str | None = None,
     device: str = "auto",
+    shards: int = 1,
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Run:
     """Fine-tune ``run``'s encoder with a linear head on ``task``'s labelled train samples (or
-    on ``positions``), or train ``encoder``/``size`` from scratch when ``run`` is None."""
+    on ``positions``), or train ``encoder``/``size`` from scratch when ``run`` is None.
+
+    ``shards`` > 1 trains SISA-style (Bourtoule et al. 2021, "Machine Unlearning"): the
+    samples are split at random into that many disjoint shards, one classifier is trained on
+    each in ``OUT/shards/NN`` with the same recipe, and the prediction averages their
+    probabilities; forgetting then retrains only the shards that held the forgotten samples."""
+    if shards > 1:
+        return _finetune_sharded(run, task, out, positions=positions, shards=shards, extra_config=extra_config,
+                                 overwrite=overwrite, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 weight_decay=weight_decay, seed=seed, encoder=encoder, size=size,
+                                 device=device)  # fmt: skip
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     t0 = time.perf_counter()
@@ -119,3 +130,30 @@ def finetune(
         ckpt.atomic_write_json(out / "config.json", result.config)
     info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
     return result
+
+
+SHARDS = "shards"
+
+
+def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection | str | os.PathLike[str],
+                      out: str | os.PathLike[str], *, positions: np.ndarray | None, shards: int,
+                      extra_config: dict[str, Any] | None, overwrite: bool, **recipe: Any) -> Run:  # fmt: skip
+    out = Path(out)
+    t0 = time.perf_counter()
+    col = open_collection(task)
+    pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
+    if len(pos) < 2 * shards:
+        raise UnlabeledError(f"{len(pos)} samples are too few for {shards} shards")
+    claim_run_dir(out, False, overwrite)
+    parts = np.array_split(np.random.default_rng(recipe["seed"]).permutation(pos), shards)
+    for s, part in enumerate(parts):
+        info(f"shard {s + 1}/{shards}: {len(part)} samples")
+        finetune(run, col, out / SHARDS / f"{s:02d}", positions=np.sort(part), overwrite=True, **recipe)
+    first = Run(out / SHARDS / "00")
+    train = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
+    config = {**first.config, "sisa": {"shards": shards}, "train": {**first.config["train"], **train},
+              "seconds": round(time.perf_counter() - t0, 2), **(extra_config or {})}  # fmt: skip
+    config["task"] = {**config["task"], "samples": len(pos)}
+    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in col.ids[pos]))
+    ckpt.atomic_write_json(out / "config.json", config)
+    return Run(out)
