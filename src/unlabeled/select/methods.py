@@ -12,6 +12,7 @@ it needs them) and returns the chosen pool positions.
 - ``dedup``: SemDeDup, Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale
   through semantic deduplication": k-means on the pool; inside each cluster, of every pair
   more similar than the threshold only one is kept (the one farther from the centroid).
+  Similarities are between embeddings centred on the pool mean.
 - ``target-shift``: GOT-D, Kang et al. 2024, "Get more for less: Principled Data Selection
   for Warming Up Fine-Tuning in LLMs" (ICLR): the entropic optimal transport between the
   pool and the target; the gradient of the OT distance with respect to a pool sample's mass
@@ -109,13 +110,20 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
     members from farthest to nearest the centroid and drop any more similar than ``threshold``
     to one already walked."""
     n = len(x)
+    # the threshold is absolute, so embeddings are centred on the pool mean first: features
+    # after a ReLU are all positive, and uncentred they are all alike by cosine
+    mean = np.zeros(x.shape[1], np.float64)
+    for s in range(0, n, CHUNK):
+        mean += np.asarray(x[s : s + CHUNK], dtype=np.float64).sum(0)
+    mean = (mean / n).astype(np.float32)
+    in_memory = n * x.shape[1] * 4 <= 2 << 30
+    xn = normalized(np.asarray(x) - mean) if in_memory else None
     k = clusters or max(1, round(math.sqrt(n)))
-    cents = kmeans(x, k, seed)
-    xn = normalized(x) if n * x.shape[1] * 4 <= 2 << 30 else None
+    cents = kmeans(xn if xn is not None else np.asarray(x[: 64 * k]) - mean, k, seed)
     assign = np.empty(n, dtype=np.int64)
     near = np.empty(n, dtype=np.float32)
     for s in range(0, n, CHUNK):
-        chunk = xn[s : s + CHUNK] if xn is not None else normalized(x[s : s + CHUNK])
+        chunk = xn[s : s + CHUNK] if xn is not None else normalized(x[s : s + CHUNK] - mean)
         sims = chunk @ cents.T
         assign[s : s + len(chunk)] = sims.argmax(1)
         near[s : s + len(chunk)] = sims.max(1)
@@ -127,7 +135,7 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
             members = np.flatnonzero(assign == c)
             if len(members) > 1:
                 members = members[np.argsort(near[members], kind="stable")]  # farthest from the centroid first
-                v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members]))
+                v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members] - mean))
                 sim = torch.triu(v @ v.T, diagonal=1)  # sim[i, j], i walked before j
                 dup = (sim > threshold).any(0).numpy()
                 pairs += int((sim > threshold).sum())
