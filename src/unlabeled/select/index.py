@@ -35,17 +35,14 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
     if not path.exists():
         folder.mkdir(exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), run_dim(run)))
-        encode(run.encoder(), run.modality(), collection, np.arange(len(collection)), device=device,
+        encoder = run.encoder()
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
+        encode(encoder, run.modality(), collection, np.arange(len(collection)), device=device,
                description=f"embed {collection.name}", out=out)  # fmt: skip
         out.flush()
         del out
         os.replace(tmp, path)  # whole or absent
     return np.load(path, mmap_mode="r")
-
-
-def run_dim(run: Run) -> int:
-    return int(run.encoder().dim)
 
 
 class EmbeddingIndex:
