@@ -34,6 +34,7 @@ from unlabeled.bench.benchmark import task_split
 from unlabeled.bench.protocol import evaluate
 from unlabeled.data.collection import CollectionWriter
 from unlabeled.data.splits import stratified_subset
+from unlabeled.modalities.series import resample_valid
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["GunPoint", "ArrowHead", "OSULeaf", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
@@ -41,15 +42,8 @@ POOLED_LENGTH = 256
 
 
 def resample_channels(x: np.ndarray, length: int) -> np.ndarray:
-    """(N, C, T) NaN-padded -> (N*C, 1, length): each channel's valid part linearly resampled."""
-    n, c, _ = x.shape
-    out = np.empty((n * c, 1, length), np.float32)
-    for i in range(n):
-        valid = int((~np.isnan(x[i]).all(0)).sum())
-        src = np.linspace(0, valid - 1, length)
-        for j in range(c):
-            out[i * c + j, 0] = np.interp(src, np.arange(valid), np.nan_to_num(x[i, j, :valid]))
-    return out
+    """(N, C, T) NaN-padded -> (N*C, 1, length): each channel on its own, its valid part resampled."""
+    return resample_valid(np.asarray(x, np.float32).reshape(-1, 1, x.shape[2]), length)
 
 
 def forward_fill(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything `unlabeled` needs on a fresh Debian machine, idempotently:
-# system datasets/tools from Debian (Fashion-MNIST, espeak-ng), a virtual environment in .venv, the CPU build
-# of PyTorch 2.13.0 (only when no torch is installed), and the package itself.
+# system datasets/tools from Debian (Fashion-MNIST, espeak-ng; chromium in test mode, for the headless report
+# check), a virtual environment in .venv, the CPU build of PyTorch 2.13.0 (only when no torch is installed), and the
+# package itself.
 #   scripts/setup.sh          runtime (what `make demo` needs)
 #   scripts/setup.sh test     + test tools (what `make test` needs)
 set -euo pipefail
@@ -13,6 +14,9 @@ PY="${PYTHON:-python3}"
 apt_pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_pkgs+=(dataset-fashion-mnist)
 command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)  # spoken-keyword audio (scripts/make_keywords.py)
+if [ "$extra" = "test" ]; then
+    command -v chromium >/dev/null || apt_pkgs+=(chromium)  # headless check of the bench report (tests/bench/test_report.py)
+fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing Debian packages: ${apt_pkgs[*]}"

@@ -37,11 +37,11 @@ def test_whole_path_on_digits(tmp_path):
     cli("pretrain", tmp_path / "digits", "--out", tmp_path / "run", "--epochs", "2", "--batch-size", "128")
     cli("embed", tmp_path / "run", tmp_path / "digits")
     assert (tmp_path / "run" / "embeddings.parquet").exists()
-    out = cli("bench", tmp_path / "run", "--task", tmp_path / "digits", "--fractions", "0.1,1",
-              "--seeds", "1", "--probes", "linear,knn").stderr  # fmt: skip
-    assert "raw" in out and "random-init" in out and "10% labels" in out
-    rows = json.loads((tmp_path / "run" / "bench.json").read_text())
-    assert len(rows) == 3 * 2 * 2
+    out = cli("bench", tmp_path / "run", "--task", tmp_path / "digits", "--fractions", "0.1,1", "--shots", "3",
+              "--seeds", "1", "--probes", "linear,knn", "--baselines", "raw,random-init").stderr  # fmt: skip
+    assert "raw" in out and "random-init" in out and "10%" in out and "3-shot" in out and "unified score" in out
+    rows = json.loads((tmp_path / "run" / "bench.json").read_text())["rows"]
+    assert len(rows) == 3 * 2 * 3
     assert (tmp_path / "run" / "report.html").stat().st_size > 10_000
 
 
@@ -71,9 +71,24 @@ def test_series_path_with_mae_and_the_transformer(tmp_path):
     assert config["encoder"]["name"] == "transformer" and config["method"]["mask_ratio"] == 0.5
     assert config["encoder"]["options"]["pool"] == "cls"
     out = cli("bench", tmp_path / "g", "--task", tmp_path / "gunpoint", "--fractions", "0.1,1", "--seeds", "1",
-              "--probes", "linear").stderr  # fmt: skip
-    assert "10% labels" in out and "raw" in out
-    assert "ucr:NAME" in cli("datasets").stderr
+              "--probes", "linear", "--baselines", "raw").stderr  # fmt: skip
+    assert "10%" in out and "raw" in out
+    datasets = cli("datasets").stderr
+    assert "ucr:NAME" in datasets and "ucr-small" in datasets and "Covid3Month" in datasets
+    # a regression target of another length, through the same encoder
+    cli("import", "ucr:Covid3Month", tmp_path / "covid")
+    out = cli("bench", tmp_path / "g", "--task", tmp_path / "covid", "--target-column", "target", "--fractions", "1",
+              "--seeds", "1", "--probes", "linear,knn", "--baselines", "raw", "--metric", "rmse",
+              "--out", tmp_path / "covid-bench").stderr  # fmt: skip
+    assert "Covid3Month (rmse" in out
+    rows = json.loads((tmp_path / "covid-bench" / "bench.json").read_text())["rows"]
+    assert {r["probe"] for r in rows} == {"linear", "knn"} and set(rows[0]["metrics"]) == {"mae", "rmse", "r2"}
+    p = cli("bench", tmp_path / "g", "--task", tmp_path / "covid", "--baselines", "raw", check=False)
+    assert p.returncode == 2 and "--target-column" in p.stderr
+    out = cli("scaling", tmp_path / "gunpoint", "--task", tmp_path / "gunpoint", "--out", tmp_path / "sc",
+              "--pool-sizes", "0.5,1", "--fractions", "1", "--epochs", "1", "--batch-size", "8", "--seeds", "1",
+              "--method", "mae").stderr  # fmt: skip
+    assert "/m +" in out and (tmp_path / "sc" / "scaling.html").is_file()
 
 
 def test_finetune_forget_verify_log(tmp_path, fmnist_small):

@@ -47,3 +47,9 @@ def info(message: str) -> None:
     """A status line, printed by rank 0 only."""
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(message)
+
+
+def warn(message: str) -> None:
+    """A warning line, printed by rank 0 only."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(f"[yellow]warning:[/] {message}")

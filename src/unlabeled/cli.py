@@ -12,7 +12,7 @@ import typer
 from unlabeled._console import UnlabeledError, console
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, select, bench, finetune, forget.",
+    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, forget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -60,8 +60,16 @@ def datasets() -> None:
 
     for b in BUILTINS.values():
         console.print(f"[bold]{b.name:<16}[/] {b.description}")
-    console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series classification sets bundled in aeon: "
+    console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series sets bundled in aeon: "
                   + ", ".join(ucr_names()))  # fmt: skip
+    console.print(f"[bold]{'espeak-keywords':<16}[/] 2,160 spoken keywords synthesised with espeak-ng: 12 words, "
+                  "20 speakers (5 held out for test; speaker = group), 3 speeds, 3 pitches")  # fmt: skip
+    from unlabeled.bench.suites import builtin_suites, load_suite
+
+    console.print("\nbenchmark suites (unlabeled bench RUN --suite NAME):")
+    for name in builtin_suites():
+        suite = load_suite(name)
+        console.print(f"[bold]{name:<16}[/] {suite.description} ({len(suite.tasks)} tasks)")
 
 
 @app.command("import")
@@ -79,13 +87,22 @@ def import_(
     seconds: Annotated[
         float | None, typer.Option(help="audio: crop or pad to this duration (default: longest, at most 10)")
     ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="series tables: keep this per-sample column (a regression target, a patient id); repeatable"),
+    ] = None,
+    group_pattern: Annotated[
+        str | None,
+        typer.Option(help="folders: regex whose first group in a file's path is its group (speaker, patient)"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
 ) -> None:
     """Import a dataset as a collection; bad files are reported and skipped."""
     from unlabeled.data import import_source
 
     report = import_source(source, dest, modality=modality, labels=labels, resize=_size(resize),
-                           sample_rate=sample_rate, seconds=seconds, overwrite=overwrite)  # fmt: skip
+                           sample_rate=sample_rate, seconds=seconds, columns=column or (),
+                           group_pattern=group_pattern, overwrite=overwrite)  # fmt: skip
     console.print(report.summary())
 
 
@@ -243,22 +260,76 @@ def embed(
     console.print(f"wrote {path}")
 
 
+def _names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
 @app.command()
 def bench(
     runs: Annotated[list[Path], typer.Argument(help="one or more run folders")],
-    task: Annotated[Path, typer.Option(help="labelled collection to evaluate on")],
+    task: Annotated[Path | None, typer.Option(help="labelled collection to evaluate on")] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="a built-in suite (see `unlabeled datasets`) or a suite .toml file")
+    ] = None,
     fractions: Annotated[str, typer.Option(help="label fractions of the train split")] = "0.01,0.1,1",
-    seeds: Annotated[int, typer.Option(help="repetitions per fraction")] = 3,
-    probes: Annotated[str, typer.Option(help="comma-separated: linear,knn,nb")] = "linear,knn,nb",
+    shots: Annotated[str, typer.Option(help="labelled samples per class, e.g. 1,5,10 (k-shot)")] = "",
+    seeds: Annotated[int, typer.Option(help="repetitions per setting")] = 3,
+    probes: Annotated[
+        str, typer.Option(help="comma-separated: linear,knn,nb,mlp (frozen) and finetune,lora,svfit (trained)")
+    ] = "linear,knn,nb",
+    baselines: Annotated[
+        str, typer.Option(help="comma-separated: raw,random-init,supervised (from scratch; trains per setting)")
+    ] = "raw,random-init,supervised",
+    target_column: Annotated[
+        str, typer.Option(help="column to predict: label, or a numeric column for regression")
+    ] = "label",
+    group_column: Annotated[
+        str | None, typer.Option(help="column (patient, speaker) never on both sides of a split")
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="primary metric: accuracy, balanced_accuracy, macro_f1, auroc; mae, rmse, r2"),
+    ] = None,
+    split: Annotated[str, typer.Option(help="auto | given | stratified | group")] = "auto",
     out: Annotated[Path | None, typer.Option(help="folder for bench.json and report.html")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="where suite tasks are imported (default ~/.cache)")] = None,
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
-    """Score frozen features with few labels, against raw-feature and random-init baselines."""
+    """Score encoders with few labels on a task or a suite, against raw-feature, random-init and
+    supervised-from-scratch baselines; writes bench.json and one report.html."""
     from unlabeled.bench import bench as run_bench
 
-    result = run_bench(runs, task, fractions=_floats(fractions, "--fractions"), seeds=seeds,
-                       probes=[p.strip() for p in probes.split(",") if p.strip()], out=out,
-                       device=device)  # fmt: skip
+    result = run_bench(runs, task, suite=suite, fractions=_floats(fractions, "--fractions"),
+                       shots=[int(v) for v in _floats(shots, "--shots")], seeds=seeds, probes=_names(probes),
+                       baselines=_names(baselines), target=target_column, group=group_column, metric=metric,
+                       split=split, out=out, device=device, data_dir=data_dir)  # fmt: skip
+    console.print(result.table())
+
+
+@app.command()
+def scaling(
+    pool: Annotated[Path, typer.Argument(help="unlabeled collection to pretrain on (random subsets of it)")],
+    task: Annotated[Path, typer.Option(help="labelled collection to probe on")],
+    out: Annotated[Path, typer.Option(help="folder for the subsets, runs, scaling.json and scaling.html")],
+    pool_sizes: Annotated[str, typer.Option(help="fractions of the pool (m)")] = "0.1,0.3,1",
+    fractions: Annotated[str, typer.Option(help="label fractions of the task's train split (n)")] = "0.01,0.1",
+    method: Annotated[str, typer.Option()] = "simclr",
+    epochs: Annotated[
+        float | None, typer.Option(help="budget in passes over the WHOLE pool (the same steps for every m)")
+    ] = None,
+    minutes: Annotated[float | None, typer.Option(help="budget in wall-clock minutes per run")] = None,
+    batch_size: Annotated[int, typer.Option(help="pretraining batch, the same for every m")] = 128,
+    probe: Annotated[str, typer.Option()] = "linear",
+    seeds: Annotated[int, typer.Option()] = 3,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """How error falls with unlabeled count m and labelled count n: pretrain on pool subsets,
+    probe at label fractions, fit error ≈ e + a/m + b/n."""
+    from unlabeled.bench.scaling import scaling as run_scaling
+
+    result = run_scaling(pool, task, out, pool_sizes=_floats(pool_sizes, "--pool-sizes"),
+                         fractions=_floats(fractions, "--fractions"), probe=probe, seeds=seeds, method=method,
+                         epochs=epochs, minutes=minutes, batch_size=batch_size, device=device)  # fmt: skip
     console.print(result.table())
 
 

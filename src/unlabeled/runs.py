@@ -71,6 +71,16 @@ class Run:
         with safe_open(str(path), "pt") as f:
             return int((f.metadata() or {}).get("step", 0))
 
+    @property
+    def finished(self) -> bool:
+        """Whether training reached its planned steps (an interrupted run resumes with
+        ``pretrain(..., resume=True)``)."""
+        state = self.path / ckpt.STATE_FILE
+        if not state.exists():
+            return False
+        s = ckpt.load_state(state)
+        return s["step"] >= s["total_steps"]
+
     def modality(self):
         return modality_from_state(self.config["modality"])
 
@@ -131,9 +141,17 @@ class Run:
         batch_size: int = 1024,
         device: str | torch.device = "auto",
     ) -> np.ndarray:
-        """Features (n, dim) of the samples at ``positions`` (all when None)."""
+        """Features (n, dim) of the samples at ``positions`` (all when None). Samples of
+        another shape than the run's (a suite's tasks) are adapted first (``Modality.adapt``:
+        resized, resampled, or one channel at a time with the channels' features side by side)."""
         col = open_collection(collection)
-        return encode(self.encoder(trained), self.modality(), col, positions, batch_size, device)
+        mod = self.modality()
+        source = None
+        if col.sample_shape != mod.sample_shape or col.modality != mod.name:
+            from unlabeled.modalities import fit_modality
+
+            source = fit_modality(col, positions)
+        return encode(self.encoder(trained), mod, col, positions, batch_size, device, source=source)
 
 
 def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -> dict[str, torch.Tensor]:
@@ -157,28 +175,34 @@ def encode(
     device: str | torch.device = "auto",
     description: str = "embed",
     out: np.ndarray | None = None,
+    source: Any = None,
 ) -> np.ndarray:
     """The one embedding routine: ``encoder.embed`` over batches read from the collection,
     in bf16 where the device supports it, returned as float32 in the order of ``positions``
-    (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory)."""
+    (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory).
+    ``source``: the collection's own modality when its samples must be adapted to ``modality``."""
     from unlabeled.train.trainer import bf16_available
 
     dev = resolve_device(device)
     pos = collection.indices() if positions is None else np.asarray(positions)
     encoder = encoder.to(dev).eval()
     use_bf16 = bf16_available(dev)
+    dim = encoder.dim * (1 if source is None else modality.adapt_factor(source))
     if out is None:
-        out = np.empty((len(pos), encoder.dim), dtype=np.float32)
-    elif out.shape != (len(pos), encoder.dim):
-        raise ValueError(f"out has shape {out.shape}, expected {(len(pos), encoder.dim)}")
+        out = np.empty((len(pos), dim), dtype=np.float32)
+    elif out.shape != (len(pos), dim):
+        raise ValueError(f"out has shape {out.shape}, expected {(len(pos), dim)}")
     with progress() as bar:
         task = bar.add_task(description, total=len(pos))
         for start in range(0, len(pos), batch_size):
             chunk = pos[start : start + batch_size]
-            x = modality.normalize(modality.prepare(collection.get(chunk), dev))
+            raw = collection.get(chunk)
+            if source is not None:
+                raw = modality.adapt(raw, source)
+            x = modality.normalize(modality.prepare(raw, dev))
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
                 z = encoder.embed(x)
-            out[start : start + len(chunk)] = z.float().cpu().numpy()
+            out[start : start + len(chunk)] = z.float().cpu().numpy().reshape(len(chunk), dim)
             bar.advance(task, len(chunk))
     return out
 

@@ -1,41 +1,120 @@
 import json
 
+import numpy as np
 import pytest
 
 import unlabeled as ul
 
 
 @pytest.fixture(scope="module")
-def result(fmnist_small, tmp_path_factory):
-    run = ul.pretrain(fmnist_small, tmp_path_factory.mktemp("runs") / "simclr", epochs=1, batch_size=64)
-    return ul.bench(run, fmnist_small, fractions=[0.05, 1.0], seeds=2)
+def run(fmnist_small, tmp_path_factory):
+    return ul.pretrain(fmnist_small, tmp_path_factory.mktemp("runs") / "simclr", epochs=1, batch_size=64)
 
 
-def test_rows_have_every_model_probe_and_fraction(result):
-    rows = json.loads(result.json_path.read_text())
-    assert rows == result.rows
-    keys = {(r["model"], r["probe"], r["fraction"]) for r in rows}
+@pytest.fixture(scope="module")
+def result(run, fmnist_small):
+    return ul.bench(run, fmnist_small, fractions=[0.05, 1.0], shots=[5], seeds=2, baselines=["raw", "random-init"])
+
+
+def test_rows_have_every_model_probe_and_setting(result):
+    doc = json.loads(result.json_path.read_text())
+    assert doc["rows"] == result.rows and doc["unified"] == result.unified
+    keys = {(r["model"], r["probe"], r["setting"]) for r in result.rows}
     models, probes = ("raw", "simclr", "random-init"), ("linear", "knn", "nb")
-    assert keys == {(m, p, f) for m in models for p in probes for f in (0.05, 1.0)}
-    for r in rows:
-        assert {"task", "model", "probe", "fraction", "metric", "mean", "std"} <= set(r)
-        assert r["metric"] == "accuracy" and 0.1 < r["mean"] <= 1 and len(r["scores"]) == 2
+    assert keys == {(m, p, s) for m in models for p in probes for s in ("5%", "100%", "5-shot")}
+    for r in result.rows:
+        assert r["task"] == "fmnist-slice" and r["metric"] == "accuracy" and r["higher_is_better"]
+        assert 0.1 < r["mean"] <= 1 and len(r["scores"]) == 2 and r["baseline"] == (r["model"] != "simclr")
+        assert set(r["metrics"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc"}
+        assert r["metrics"]["accuracy"]["mean"] == pytest.approx(r["mean"])
+        assert 0.5 < r["metrics"]["auroc"]["mean"] <= 1
     assert result.score("raw", "linear", 1.0)["n_labels"] == 2000
     assert abs(result.score("raw", "linear", 0.05)["n_labels"] - 100) <= 5  # rounded per class
+    assert result.score("raw", "linear", shots=5)["n_labels"] == 50
     # more labels help
     assert result.score("raw", "linear", 1.0)["mean"] > result.score("raw", "linear", 0.05)["mean"]
+    assert result.unified["raw"] == 0 and min(result.unified.values()) >= -1 and max(result.unified.values()) <= 1
 
 
 def test_report_is_self_contained(result):
     page = result.report_path.read_text()
-    assert page.count("data:image/png;base64,") >= 2 and "<table id='results'>" in page
+    assert page.count("data:image/png;base64,") >= 3 and "class='results'" in page and "id='unified'" in page
+    assert "class='embedding-map'" in page and "<script" not in page
     assert "http://" not in page and "https://" not in page
     assert "simclr" in page and "random-init" in page
 
 
-def test_table_and_errors(result, fmnist_small, digits):
-    assert "1% labels" not in result.table() and "5% labels" in result.table()
-    with pytest.raises(ul.UnlabeledError, match="shape"):
-        ul.bench(result.settings["runs"][0], digits)
+def test_table_and_errors(result, fmnist_small, gunpoint):
+    table = result.table()
+    assert "5-shot" in table and "5%" in table and "unified score" in table
+    run = result.settings["runs"][0]
+    with pytest.raises(ul.UnlabeledError, match="image samples"):
+        ul.bench(run, gunpoint)
     with pytest.raises(ul.UnlabeledError, match="probe"):
-        ul.bench(result.settings["runs"][0], fmnist_small, probes=["svm"])
+        ul.bench(run, fmnist_small, probes=["svm"])
+    with pytest.raises(ul.UnlabeledError, match="baseline"):
+        ul.bench(run, fmnist_small, baselines=["ridge"])
+    with pytest.raises(ul.UnlabeledError, match="not both"):
+        ul.bench(run, fmnist_small, suite="ucr-small")
+
+
+def test_other_image_sizes_are_adapted_and_a_seed_repeats_exactly(run, digits, tmp_path):
+    """8x8 digits through an encoder of 28x28 images: resized on the way in; the same seed
+    gives the same numbers twice."""
+    kw = dict(fractions=[0.2], seeds=1, probes=["linear", "knn"], baselines=["raw"], n_jobs=1)
+    a = ul.bench(run, digits, out=tmp_path / "a", **kw)
+    b = ul.bench(run, digits, out=tmp_path / "b", **kw)
+    assert [r["scores"] for r in a.rows] == [r["scores"] for r in b.rows]
+    assert a.score("simclr", "knn", 0.2)["mean"] > 0.6  # digits are separable through a Fashion-MNIST encoder
+    assert a.embeddings[("digits", "simclr")][0].shape[1] == run.encode(digits, np.arange(2)).shape[1]
+
+
+def test_a_suite_file_with_relative_sources(run, fmnist_small, tmp_path):
+    import shutil
+
+    shutil.copytree(fmnist_small.path, tmp_path / "fm")
+    (tmp_path / "mine.toml").write_text(
+        'name = "mine"\n[[task]]\nname = "fm"\nsource = "fm"\n[[task]]\nsource = "digits"\nmetric = "macro_f1"\n'
+    )
+    r = ul.bench(run, suite=tmp_path / "mine.toml", fractions=[0.1], seeds=1, probes=["knn"], baselines=["raw"],
+                 out=tmp_path / "out", data_dir=tmp_path / "data")  # fmt: skip
+    assert {r["task"] for r in r.rows} == {"fm", "digits"} and r.settings["suite"] == "mine"
+    assert next(x for x in r.rows if x["task"] == "digits")["metric"] == "macro_f1"
+    assert (tmp_path / "data" / "mine" / "digits" / "collection.json").is_file()  # imported once
+    assert not (tmp_path / "data" / "mine" / "fm").exists()  # a collection is used where it is
+    (tmp_path / "bad.toml").write_text('[[task]]\nsource = "digits"\ncolour = "red"\n')
+    with pytest.raises(ul.UnlabeledError, match="unknown key"):
+        ul.bench(run, suite=tmp_path / "bad.toml")
+    with pytest.raises(ul.UnlabeledError, match="built-in suites are"):
+        ul.bench(run, suite="nope")
+
+
+def test_ucr_small_suite_with_one_series_encoder(gunpoint, tmp_path):
+    """The built-in suite: other lengths resampled, multivariate sets one channel at a time,
+    a regression task scored by MAE, k-shot skipped where there are no classes."""
+    run = ul.pretrain(gunpoint, tmp_path / "mae", method="mae", epochs=2, batch_size=16)
+    r = ul.bench(run, suite="ucr-small", fractions=[1.0], shots=[2], seeds=1, probes=["linear", "nb"],
+                 baselines=["raw"], out=tmp_path / "out", data_dir=tmp_path / "data")  # fmt: skip
+    tasks = r.settings["tasks"]
+    assert len(tasks) == 7 and tasks["Covid3Month"]["kind"] == "regression"
+    covid = [x for x in r.rows if x["task"] == "Covid3Month"]
+    assert {x["probe"] for x in covid} == {"linear"} and {x["setting"] for x in covid} == {"100%"}
+    assert covid[0]["metric"] == "mae" and not covid[0]["higher_is_better"]
+    assert any("no regression form" in n for n in r.settings["notes"])
+    motions = r.score("mae", "linear", 1.0, task="BasicMotions")
+    assert motions["mean"] > 0.5  # 6-channel IMU through a univariate encoder, 4 classes
+    assert r.embeddings[("BasicMotions", "mae")][0].shape[1] == 6 * run.encode(gunpoint, np.arange(1)).shape[1]
+
+
+def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
+    """LoRA on the pretrained encoder beside the same architecture trained from scratch on the
+    same labels; their learning rates and epochs are chosen on the validation split."""
+    run = ul.pretrain(gunpoint, tmp_path / "mae", method="mae", epochs=1, batch_size=16)
+    r = ul.bench(run, gunpoint, fractions=[1.0], seeds=1, probes=["lora"], baselines=["supervised"],
+                 out=tmp_path / "out")  # fmt: skip
+    assert {(x["model"], x["probe"], x["baseline"]) for x in r.rows} == {("mae", "lora", False),
+                                                                       ("supervised", "finetune", True)}
+    for x in r.rows:
+        (params,) = x["params"]
+        assert set(params) == {"lr", "epochs"} and params["epochs"] >= 1
+        assert x["mean"] > 0.6  # GunPoint's two classes, 50 labels (chance 0.5)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from unlabeled.bench.protocol import evaluate
+from unlabeled.bench.protocol import Setting, evaluate
 
 
 def test_evaluate_is_seeded_and_uses_the_fraction(digits):
@@ -13,3 +13,55 @@ def test_evaluate_is_seeded_and_uses_the_fraction(digits):
     full = evaluate(Xtr, ytr, Xte, yte, "linear", 1.0, seed=0)
     assert full.n_labels == 1400 and full.value > 0.85
     assert full.value > evaluate(Xtr, ytr, Xte, yte, "linear", 0.01, seed=0).value
+
+
+class _Spy:
+    """A probe that records which arrays it was fitted on and asked to predict."""
+
+    log: list = []
+
+    def __init__(self, C=1.0):
+        from sklearn.linear_model import LogisticRegression
+
+        self.model = LogisticRegression(C=C, max_iter=200)
+
+    def fit(self, X, y):
+        _Spy.log.append(("fit", X.copy()))
+        self.model.fit(X, y)
+        self.classes_ = self.model.classes_
+        return self
+
+    def predict(self, X):
+        _Spy.log.append(("predict", X.copy()))
+        return self.model.predict(X)
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(X)
+
+
+def test_the_test_split_is_used_once_and_never_for_a_choice(digits, monkeypatch):
+    from unlabeled.bench import probes
+
+    monkeypatch.setitem(probes.PROBES, "spy", probes.ProbeSpec("spy", _Spy, "C", (0.001, 0.1, 10.0)))
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32) / 16
+    y = digits.labels
+    Xtr, ytr, Xte, yte = X[:1400], y[:1400], X[1400:], y[1400:]
+    _Spy.log = []
+    a = evaluate(Xtr, ytr, Xte, yte, "spy", 0.2, seed=0)
+    test_rows = {r.tobytes() for r in Xte}
+    touched = [(kind, sum(r.tobytes() in test_rows for r in arr)) for kind, arr in _Spy.log]
+    assert [t for t in touched if t[1]] == [("predict", len(Xte))]  # once, at the very end
+    assert _Spy.log[-1][0] == "predict" and len(_Spy.log) == 3 * 2 + 2  # 3 grid fits + predicts, refit, test
+    # scrambled test labels and test inputs change the score but not a single choice
+    rng = np.random.default_rng(0)
+    b = evaluate(Xtr, ytr, rng.permutation(Xte), rng.permutation(yte), "spy", 0.2, seed=0)
+    assert a.param == b.param and a.n_labels == b.n_labels and a.value != b.value
+
+
+def test_k_shot_and_metric_choice(digits):
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32)
+    y = digits.labels
+    s = evaluate(X[:1400], y[:1400], X[1400:], y[1400:], "knn", Setting(shots=5), seed=1, metric="macro_f1")
+    assert s.n_labels == 50 and s.value == s.metrics["macro_f1"] and s.param in (5, 20, 50)
+    assert s.value > 0.7  # five digits of each class already separate most of the test set
+    assert Setting(shots=5).label == "5-shot" and Setting(fraction=0.01).label == "1%"

@@ -23,3 +23,19 @@ def test_split_is_disjoint_and_covers():
     assert set(fit).isdisjoint(held) and len(fit) + len(held) == len(y)
     assert 0 in y[fit]  # a class of one stays on the fitting side
     assert set(np.unique(y[held])) == {1, 2, 3, 4}
+
+
+def test_shots_random_subsets_and_group_holdout():
+    from unlabeled.data.splits import holdout_split, random_subset, shots_subset
+
+    y = np.repeat(np.arange(4), [3, 10, 10, 10])
+    s = shots_subset(y, 5, seed=0)
+    assert np.bincount(y[s]).tolist() == [3, 5, 5, 5]  # a class with fewer gives all it has
+    assert (s == shots_subset(y, 5, seed=0)).all()
+    r = random_subset(100, 0.1, seed=0)
+    assert len(r) == 10 and len(set(r)) == 10 and len(random_subset(100, 0.001, seed=0)) == 2
+    groups = np.array([f"p{i // 3}" for i in range(len(y))])  # 11 patients of 3 samples
+    fit, held = holdout_split(len(y), 0.2, 0, y, groups)
+    assert set(groups[fit]).isdisjoint(groups[held]) and len(fit) + len(held) == len(y) and len(held)
+    fit, held = holdout_split(len(y), 0.2, 0, None, groups)  # regression targets: no classes
+    assert set(groups[fit]).isdisjoint(groups[held])

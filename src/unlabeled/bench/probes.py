@@ -9,6 +9,13 @@ hyper-parameter is chosen from.
   Wu et al. 2018, "Unsupervised Feature Learning via Non-Parametric Instance
   Discrimination" and used by DINO and solo-learn. Written here because scikit-learn's
   KNeighborsClassifier has no temperature-weighted vote.
+- ``mlp``: standardised features + one hidden layer (scikit-learn's MLP).
+- ``finetune``, ``lora``, ``svfit``: the encoder itself trained with a head
+  (:mod:`unlabeled.bench.tuning`): fully, through LoRA adapters, or through its singular values.
+
+Regression tasks use ridge regression for ``linear``, a similarity-weighted mean of the
+neighbours' targets for ``knn``, and an MLP regressor for ``mlp``; naive Bayes has no
+regression form.
 
     probe = make_probe("linear", C=1.0).fit(X, y)
     probe.predict(X_test)
@@ -16,6 +23,7 @@ hyper-parameter is chosen from.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +31,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -80,37 +91,136 @@ def knn_vote(sims: np.ndarray, labels: np.ndarray, n_classes: int, temperature: 
     return out / out.sum(axis=1, keepdims=True)
 
 
+class KNNRegressorProbe(RegressorMixin, BaseEstimator):
+    """The kNN probe for regression targets: the neighbours' targets averaged with the same
+    temperature-weighted cosine similarities."""
+
+    def __init__(self, k: int = 20, temperature: float = KNN_TEMPERATURE) -> None:
+        self.k = k
+        self.temperature = temperature
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KNNRegressorProbe:
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        self.X_, self.y_ = np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.float64)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        sims, idx = neighbours(X, self.X_, self.k)
+        return knn_mean(sims, self.y_[idx], self.temperature)
+
+
+def knn_mean(sims: np.ndarray, targets: np.ndarray, temperature: float) -> np.ndarray:
+    w = np.exp((sims - sims[:, :1]) / temperature)
+    return (w * targets).sum(1) / w.sum(1)
+
+
+Scorer = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], float]
+
+
 def knn_grid_scores(
-    X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, grid: tuple[float, ...]
-) -> list[float]:
-    """Validation accuracy for every k of the grid from one neighbour search."""
+    X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, grid: tuple[float, ...],
+    scorer: Scorer,
+) -> list[float]:  # fmt: skip
+    """Validation scores for every k of the grid from one neighbour search."""
     classes, codes = np.unique(y_fit, return_inverse=True)
     sims, idx = neighbours(X_val, X_fit, int(max(grid)))
     scores = []
     for k in map(int, grid):
         proba = knn_vote(sims[:, :k], codes[idx[:, :k]], len(classes), KNN_TEMPERATURE)
-        scores.append(float((classes[proba.argmax(1)] == y_val).mean()))
+        scores.append(scorer(y_val, classes[proba.argmax(1)], proba, classes))
     return scores
 
 
+def knn_regression_grid_scores(
+    X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, grid: tuple[float, ...],
+    scorer: Scorer,
+) -> list[float]:  # fmt: skip
+    sims, idx = neighbours(X_val, X_fit, int(max(grid)))
+    targets = np.asarray(y_fit, dtype=np.float64)[idx]
+    return [scorer(y_val, knn_mean(sims[:, :k], targets[:, :k], KNN_TEMPERATURE), None, np.array([]))
+            for k in map(int, grid)]  # fmt: skip
+
+
 def _linear(C: float = 1.0) -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500, tol=1e-3))
+    """Standardised features + multinomial logistic regression."""
+    return _quiet(make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500, tol=1e-3)))
+
+
+def _standardised_target(model: Any) -> TransformedTargetRegressor:
+    """Regressors fit standardised targets (a target in the hundredths or the thousands then
+    needs no other regularisation grid), and predict in the target's units."""
+    return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
+
+
+def _ridge(alpha: float = 1.0) -> TransformedTargetRegressor:
+    return _standardised_target(make_pipeline(StandardScaler(), Ridge(alpha=alpha)))
 
 
 def _nb(var_smoothing: float = 1e-9) -> Pipeline:
     return make_pipeline(StandardScaler(), GaussianNB(var_smoothing=var_smoothing))
 
 
+def _mlp(alpha: float = 1e-4, regression: bool = False) -> Any:
+    """One hidden layer of 256 ReLU units (scikit-learn, Adam), L2 penalty ``alpha``; a
+    fixed epoch budget (no early stopping: it would carve its own split out of few labels)."""
+    cls = MLPRegressor if regression else MLPClassifier
+    mlp = cls(hidden_layer_sizes=(256,), alpha=alpha, batch_size="auto", learning_rate_init=1e-3, max_iter=60,
+              random_state=0)  # fmt: skip
+    pipe = _quiet(make_pipeline(StandardScaler(), mlp))
+    return _standardised_target(pipe) if regression else pipe
+
+
+class QuietPipeline(Pipeline):
+    """A pipeline whose ``fit`` does not warn that a fixed iteration budget ended before
+    convergence (the budgets here are deliberate; the validation split judges the result)."""
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> QuietPipeline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return super().fit(X, y, **params)
+
+
+def _quiet(pipe: Pipeline) -> QuietPipeline:
+    return QuietPipeline(pipe.steps)
+
+
 @dataclass(frozen=True)
 class ProbeSpec:
-    """A probe: how to make one from its hyper-parameter, and the grid to choose it from."""
+    """A probe for one kind of task: how to make one from its hyper-parameter, and the grid
+    to choose it from. ``inputs="raw"`` probes train the encoder itself (they are given
+    samples, not features, and choose their own learning rate and epochs with ``tune``)."""
 
     name: str
     make: Callable[..., Any]
     param: str
     grid: tuple[float, ...]
-    grid_scores: Callable[..., list[float]] | None = None  # validation accuracy of the whole grid at once
+    grid_scores: Callable[..., list[float]] | None = None  # validation scores of the whole grid at once
+    inputs: str = "features"
+    tune: Callable[..., dict[str, Any]] | None = None
 
+
+def _tuning(mode: str) -> tuple[Callable[..., Any], Callable[..., dict[str, Any]]]:
+    from unlabeled.bench import tuning
+
+    return functools.partial(tuning.FinetuneProbe, mode=mode), functools.partial(tuning.tune, mode=mode)
+
+
+class _Lazy:
+    """The fine-tuning probes import torch-heavy code only when used."""
+
+    def __init__(self, mode: str, which: int) -> None:
+        self.mode, self.which = mode, which
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return _tuning(self.mode)[self.which](*args, **kw)
+
+
+FINETUNE_PROBES = ("finetune", "lora", "svfit")
+_RAW = {
+    name: ProbeSpec(name, _Lazy(mode, 0), "lr", (), inputs="raw", tune=_Lazy(mode, 1))
+    for name, mode in zip(FINETUNE_PROBES, ("full", "lora", "svfit"), strict=True)
+}
 
 PROBES: dict[str, ProbeSpec] = {
     p.name: p
@@ -118,12 +228,32 @@ PROBES: dict[str, ProbeSpec] = {
         ProbeSpec("linear", _linear, "C", (0.01, 0.1, 1.0)),
         ProbeSpec("knn", KNNProbe, "k", (5, 20, 50), knn_grid_scores),
         ProbeSpec("nb", _nb, "var_smoothing", (1e-9, 1e-3, 1e-1)),
+        ProbeSpec("mlp", _mlp, "alpha", (1e-4, 1e-2, 1.0)),
+        *_RAW.values(),
+    )
+}
+REGRESSION_PROBES: dict[str, ProbeSpec] = {
+    p.name: p
+    for p in (
+        ProbeSpec("linear", _ridge, "alpha", (1.0, 10.0, 100.0, 1000.0)),
+        ProbeSpec("knn", KNNRegressorProbe, "k", (5, 20, 50), knn_regression_grid_scores),
+        ProbeSpec("mlp", functools.partial(_mlp, regression=True), "alpha", (1e-4, 1e-2, 1.0)),
+        *_RAW.values(),
     )
 }
 
 
-def make_probe(name: str, **params: Any) -> Any:
-    """An unfitted probe by name (``linear``, ``knn``, ``nb``)."""
-    if name not in PROBES:
+def probe_spec(name: str, kind: str = "classification") -> ProbeSpec:
+    """The probe ``name`` for a ``classification`` or ``regression`` task."""
+    table = REGRESSION_PROBES if kind == "regression" else PROBES
+    if name not in table:
+        if name in PROBES:
+            raise ValueError(f"probe {name!r} has no {kind} form; {kind} probes: {', '.join(table)}")
         raise ValueError(f"unknown probe {name!r}; choose from {', '.join(PROBES)}")
-    return PROBES[name].make(**params)
+    return table[name]
+
+
+def make_probe(name: str, kind: str = "classification", **params: Any) -> Any:
+    """An unfitted probe by name (``linear``, ``knn``, ``nb``, ``mlp``; the fine-tuning probes
+    ``finetune``, ``lora``, ``svfit`` also need ``run=``)."""
+    return probe_spec(name, kind).make(**params)

@@ -1,30 +1,64 @@
-"""The label-fraction protocol, in one place: for a fraction and a seed, draw a stratified
-labelled subset of the train split, carve a validation split out of it, choose the probe's
-hyper-parameter on that validation split, refit on the whole labelled subset, and score the
-test split once. The test split never influences a choice."""
+"""The label-efficiency protocol, in one place: for a setting (a label fraction, or k shots
+per class) and a seed, draw a labelled subset of the train split, carve a validation split
+out of it (group-aware when the task has groups), choose the probe's hyper-parameters on that
+validation split with the task's primary metric, refit on the whole labelled subset, and
+score the test split once. The test split never influences a choice."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-from sklearn.metrics import accuracy_score
 
-from unlabeled.bench.probes import PROBES
-from unlabeled.data.splits import stratified_split, stratified_subset
+from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, score, score_all
+from unlabeled.bench.probes import probe_spec
+from unlabeled.data.splits import holdout_split, random_subset, shots_subset, stratified_subset
 
 VALIDATION_FRACTION = 0.2
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Setting:
+    """How many labels a cell uses: a ``fraction`` of the train split (stratified for
+    classification) or ``shots`` labelled samples per class."""
+
+    fraction: float | None = None
+    shots: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fraction is None) == (self.shots is None):
+            raise ValueError("a setting is a label fraction or a number of shots, not both")
+
+    @property
+    def label(self) -> str:
+        return f"{self.shots}-shot" if self.shots is not None else f"{self.fraction * 100:g}%"
+
+    def subset(self, y: np.ndarray, kind: str, seed: int) -> np.ndarray:
+        if self.shots is not None:
+            if kind == REGRESSION:
+                raise ValueError("k-shot settings need classes; a regression task takes label fractions")
+            return shots_subset(y, self.shots, seed)
+        if kind == REGRESSION:
+            return random_subset(len(y), float(self.fraction), seed)
+        return stratified_subset(y, float(self.fraction), seed)
+
+
 @dataclass
 class Score:
-    value: float
+    value: float  # the primary metric
     param: Any
     n_labels: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _predict(model: Any, X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    pred = model.predict(X)
+    proba = model.predict_proba(X) if kind == CLASSIFICATION and hasattr(model, "predict_proba") else None
+    return pred, proba
 
 
 def evaluate(
@@ -33,26 +67,53 @@ def evaluate(
     X_test: np.ndarray,
     y_test: np.ndarray,
     probe: str,
-    fraction: float,
+    setting: Setting | float,
     seed: int,
+    *,
+    kind: str = CLASSIFICATION,
+    metric: str | None = None,
+    groups: np.ndarray | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Score:
-    """Test accuracy of ``probe`` trained on ``fraction`` of the train labels (seeded)."""
-    spec = PROBES[probe]
-    sub = stratified_subset(y_train, fraction, seed)
+    """Test score of ``probe`` trained on a seeded subset of the train labels.
+
+    The subset's hyper-parameter (and, for the fine-tuning probes, learning rate and epochs)
+    is chosen on a validation split carved out of that subset (group-aware when ``groups``
+    are given: no group on both sides); the chosen model is refitted on the whole subset and
+    the test split is scored once. ``context`` goes to raw-input probes (``run``, ``trained``,
+    ``device``)."""
+    setting = setting if isinstance(setting, Setting) else Setting(fraction=float(setting))
+    metric = metric or DEFAULT_METRIC[kind]
+    spec = probe_spec(probe, kind)
+    sub = setting.subset(y_train, kind, seed)
     Xl, yl = X_train[sub], y_train[sub]
-    fit, val = stratified_split(yl, VALIDATION_FRACTION, seed)
-    best = spec.grid[0]
-    if len(val) and len(spec.grid) > 1:
-        if spec.grid_scores is not None:
-            accs = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], spec.grid)
-        else:
-            accs = [
-                accuracy_score(yl[val], spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit]).predict(Xl[val]))
-                for v in spec.grid
-            ]
-        best = spec.grid[int(np.argmax(accs))]  # the first of equals: grids go from simple to complex
-    model = spec.make(**{spec.param: best}).fit(Xl, yl)
-    return Score(float(accuracy_score(y_test, model.predict(X_test))), best, len(sub))
+    fit, val = holdout_split(len(sub), VALIDATION_FRACTION, seed, None if kind == REGRESSION else yl,
+                             None if groups is None else groups[sub])  # fmt: skip
+
+    def scorer(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
+        return score(kind, metric, y, pred, proba, classes if len(classes) else None)
+
+    if spec.inputs == "raw":
+        ctx = {**(context or {}), "task": kind, "seed": seed}
+        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **ctx) if len(val) else {}
+        model = spec.make(**params, **ctx).fit(Xl, yl)
+        chosen: Any = params
+    else:
+        best = spec.grid[0]
+        if len(val) and len(spec.grid) > 1:
+            if spec.grid_scores is not None:
+                scores = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], spec.grid, scorer)
+            else:
+                scores = []
+                for v in spec.grid:
+                    m = spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit])
+                    scores.append(scorer(yl[val], *_predict(m, Xl[val], kind), getattr(m, "classes_", np.array([]))))
+            best = spec.grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
+        model = spec.make(**{spec.param: best}).fit(Xl, yl)
+        chosen = best
+    pred, proba = _predict(model, X_test, kind)  # the one use of the test split
+    values = score_all(kind, y_test, pred, proba, getattr(model, "classes_", None))
+    return Score(values[metric], chosen, len(sub), values)
 
 
 def run_jobs(fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int, on_done: Callable[[], None]) -> list[T]:

@@ -31,6 +31,7 @@ class Loaded:
     source: str
     groups: list[str | None] | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # extra collection.json entries (sample_rate)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra index columns (regression targets)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 META_FILE = "collection.json"
 INDEX_FILE = "index.parquet"
 NO_LABEL = -1
+RESERVED_COLUMNS = ("id", "shard", "row", "label", "split", "group")
 
 
 class Collection:
@@ -70,8 +71,26 @@ class Collection:
         self.groups: np.ndarray | None = (
             np.asarray(table.column("group").to_pylist(), dtype=object) if "group" in cols else None
         )
+        self._table = table
         self._arrays: list[np.ndarray | None] = [None] * len(self.meta["shards"])
         self._position: dict[str, int] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Extra per-sample columns of the index (regression targets, metadata such as a
+        patient id), beyond ``id``/``label``/``split``/``group``."""
+        return [c for c in self._table.column_names if c not in RESERVED_COLUMNS]
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the index by name (``label``, ``group``, ``split`` or an extra
+        column): floats for numeric columns (missing values NaN), else objects."""
+        if name not in self._table.column_names or name in ("shard", "row"):
+            have = ", ".join(c for c in self._table.column_names if c not in ("shard", "row"))
+            raise UnlabeledError(f"{self.path} has no column {name!r}; its columns: {have}")
+        col = self._table.column(name)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
+            return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(col.to_pylist(), dtype=object)
 
     # -- what the collection holds ----------------------------------------------------------
     def __len__(self) -> int:
@@ -181,6 +200,8 @@ def derive_collection(
             values = getattr(source, name)
             if values is not None:
                 columns[name[:-1]] = pa.array(values[pos].tolist(), pa.string())
+        for name in source.columns:
+            columns[name] = source._table.column(name).take(pa.array(pos))
         pq.write_table(pa.table(columns), tmp / INDEX_FILE)
         shards = [os.path.relpath((source.path / s).resolve(), dest.resolve()) for s in source.meta["shards"]]
         digest = hashlib.sha256(source.fingerprint().encode() + pos.tobytes()).hexdigest()[:16]
@@ -231,6 +252,7 @@ class CollectionWriter:
         self._label: list[int] = []
         self._split: list[str | None] = []
         self._group: list[str | None] = []
+        self._extra: dict[str, list[Any]] = {}
         self._hash = hashlib.sha256()
         self._seen: dict[bytes, str] = {}
         self.duplicates: list[tuple[str, str]] = []  # (id, id of the earlier sample with the same content)
@@ -242,8 +264,10 @@ class CollectionWriter:
         labels: Sequence[int] | None = None,
         splits: Sequence[str | None] | None = None,
         groups: Sequence[str | None] | None = None,
+        columns: dict[str, Sequence[Any]] | None = None,
     ) -> None:
-        """Append samples (stacked along axis 0) with their ids and optional columns."""
+        """Append samples (stacked along axis 0) with their ids and optional columns
+        (``columns``: extra per-sample values by column name, e.g. a regression target)."""
         arrays = np.ascontiguousarray(arrays, dtype=self.dtype)
         if arrays.shape[1:] != tuple(self.sample_shape):
             raise ValueError(f"sample shape {arrays.shape[1:]} != {self.sample_shape}")
@@ -265,6 +289,14 @@ class CollectionWriter:
         self._label.extend([NO_LABEL] * n if labels is None else [int(v) for v in labels])
         self._split.extend([None] * n if splits is None else list(splits))
         self._group.extend([None] * n if groups is None else list(groups))
+        for name in dict.fromkeys([*self._extra, *(columns or {})]):
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"{name!r} is a reserved column name")
+            values = (columns or {}).get(name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"{len(values)} values of column {name!r} for {n} samples")
+            have = self._extra.setdefault(name, [None] * (len(self._label) - n))
+            have.extend([None] * n if values is None else list(values))
         self._hash.update(arrays.tobytes())
         for sample_id, sample in zip(ids, arrays, strict=True):  # exact duplicates, by content hash
             digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
@@ -300,6 +332,8 @@ class CollectionWriter:
             columns["split"] = pa.array(self._split, pa.string())
         if any(v is not None for v in self._group):
             columns["group"] = pa.array(self._group, pa.string())
+        for name, values in self._extra.items():
+            columns[name] = pa.array(values)
         pq.write_table(pa.table(columns), self._tmp / INDEX_FILE)
         meta = {
             "format": FORMAT_VERSION,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def _check_series(a: np.ndarray, what: str) -> np.ndarray:
 
 
 def load_ucr(name: str) -> Loaded:
-    """A UCR/UEA classification set bundled in aeon (no download): both splits, labels."""
+    """A UCR/UEA set bundled in aeon (no download): both splits, and labels for a
+    classification set or a float ``target`` column for a regression set (``Covid3Month``)."""
     from aeon.datasets import load_from_ts_file
 
     root = ucr_dir()
@@ -86,9 +88,10 @@ def load_ucr(name: str) -> Loaded:
         labels += list(y)
         splits += [split] * len(X)
     try:
-        float_labels = np.asarray(labels, dtype=float)
-        if not np.allclose(float_labels, np.round(float_labels)):
-            raise UnlabeledError(f"ucr:{name} is a regression set; only classification sets import")
+        targets = np.asarray(labels, dtype=np.float64)
+        if not np.allclose(targets, np.round(targets)):  # a regression set: the values are a target column
+            return Loaded(pad_series(series), ids, None, splits, None, "series", f"aeon:{root / name}",
+                          columns={"target": targets})  # fmt: skip
     except ValueError:
         pass  # string class names
     codes, classes = _codes(labels)
@@ -102,19 +105,20 @@ def ucr_dir() -> Path:
 
 
 def ucr_names() -> list[str]:
-    """The classification sets with a train and a test file bundled in aeon."""
+    """The sets with a train and a test file bundled in aeon (classification, and the
+    ``Covid3Month`` regression set)."""
     return sorted(
         d.name for d in ucr_dir().iterdir()
         if (d / f"{d.name}_TRAIN.ts").is_file() and (d / f"{d.name}_TEST.ts").is_file() and d.name != "UnitTest"
-        and not d.name.startswith("Covid")  # regression
     )  # fmt: skip
 
 
-def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
+def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, list[tuple[str, str]]]:
     """A table of series: long if it has an ``id`` column repeated over rows (one row per time
     step, every other numeric column a channel), else wide (one row per sample, every numeric
-    column a time step). ``label``/``split``/``group`` columns are kept. Returns the data and
-    the bad rows or series, by reason."""
+    column a time step). ``label``/``split``/``group`` columns are kept, and so are the
+    per-sample columns named in ``keep`` (a regression target, a patient id), as extra
+    columns of the collection. Returns the data and the bad rows or series, by reason."""
     import pandas as pd
 
     ext = suffix(path)
@@ -133,7 +137,11 @@ def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
     df.columns = [str(c) for c in df.columns]
     lower = {c.lower(): c for c in df.columns}
     meta = {k: lower[k] for k in META_COLUMNS if k in lower}
-    value_cols = [c for c in df.columns if c not in meta.values()]
+    missing = [k for k in keep if k.lower() not in lower]
+    if missing:
+        raise UnlabeledError(f"{path} has no column(s) {', '.join(missing)}; its columns: {', '.join(df.columns)}")
+    kept = {k: lower[k.lower()] for k in keep}
+    value_cols = [c for c in df.columns if c not in meta.values() and c not in kept.values()]
     if not value_cols:
         raise UnlabeledError(f"{path}: no value columns (besides {', '.join(meta.values())})")
     bad: list[tuple[str, str]] = []
@@ -141,6 +149,7 @@ def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
     unparsable = values.isna() & df[value_cols].notna()
     long = "id" in meta and df[meta["id"]].duplicated().any()
     series, ids, label_of, split_of, group_of = [], [], [], [], []
+    kept_rows: list[Any] = []  # the table row each kept sample's extra columns come from
     if long:
         if "time" in meta:
             df = df.sort_values([meta["id"], meta["time"]], kind="stable")
@@ -155,6 +164,7 @@ def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
                 bad.append((f"{path} id={key}", str(e)))
                 continue
             first = rows[0]
+            kept_rows.append(first)
             ids.append(str(key))
             label_of.append(df.at[first, meta["label"]] if "label" in meta else None)
             split_of.append(df.at[first, meta["split"]] if "split" in meta else None)
@@ -171,6 +181,7 @@ def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
                 bad.append((f"{path} row {i + 2}", str(e).split(": ", 1)[-1]))
                 continue
             ids.append(rid)
+            kept_rows.append(idx)
             label_of.append(df.at[idx, meta["label"]] if "label" in meta else None)
             split_of.append(df.at[idx, meta["split"]] if "split" in meta else None)
             group_of.append(df.at[idx, meta["group"]] if "group" in meta else None)
@@ -184,8 +195,20 @@ def read_series_table(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
         codes[known] = codes_known
     splits = [None if pd.isna(s) else str(s).lower() for s in split_of] if "split" in meta else None
     groups = [None if pd.isna(g) else str(g) for g in group_of] if "group" in meta else None
-    loaded = Loaded(pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups)
+    columns = {k: _column_values(df.loc[kept_rows, c]) for k, c in kept.items()}
+    loaded = Loaded(pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups,
+                    columns=columns)  # fmt: skip
     return loaded, bad
+
+
+def _column_values(values: Any) -> np.ndarray:
+    """A kept table column: floats when every present value is numeric, else strings."""
+    import pandas as pd
+
+    num = pd.to_numeric(values, errors="coerce")
+    if not (num.isna() & values.notna()).any():
+        return num.to_numpy(dtype=np.float64)
+    return np.asarray([None if pd.isna(v) else str(v) for v in values], dtype=object)
 
 
 def _read_table(path: Path):  # -> pandas.DataFrame

@@ -16,8 +16,9 @@ Folder layout: files directly under class folders get that class as label
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,8 @@ def import_source(
     resize: tuple[int, ...] | None = None,
     sample_rate: int | None = None,
     seconds: float | None = None,
+    columns: Sequence[str] = (),
+    group_pattern: str | None = None,
     overwrite: bool = False,
 ) -> ImportReport:
     """Import ``source`` as a collection at ``dest``: a built-in name (``unlabeled
@@ -103,7 +106,10 @@ def import_source(
     of other sizes (reported otherwise), or (D, H, W) for volumes (default: the most common
     shape, at most 128 a side). ``sample_rate`` / ``seconds``: audio is resampled to this rate
     (default 16 kHz) and cropped or padded to this duration (default: the longest file, at
-    most 10 s)."""
+    most 10 s). ``columns``: per-sample columns of a series table to keep (a regression
+    target such as ``fev1``, a patient id) rather than read as values. ``group_pattern``: a
+    regular expression whose first group, found in each file's path within a folder, is the
+    sample's group (a speaker, a patient), for group-aware splits in ``bench``."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
     name = str(source)
@@ -111,7 +117,13 @@ def import_source(
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
     if name.lower().startswith("ucr:"):
         return _write_loaded(formats.load_ucr(name[4:]), dest, overwrite, name[4:])
+    if name == KEYWORDS:
+        return _import_keywords(Path(dest), overwrite)
     path = Path(source)
+    if group_pattern is not None and not path.is_dir():
+        raise UnlabeledError("--group-pattern applies to folders of files (tables have a group column)")
+    if columns and not (path.is_file() and suffix(path) in SERIES_TABLE_EXTENSIONS):
+        raise UnlabeledError("--column applies to tables of series (CSV/TSV/Parquet), one row per sample or time step")
     if not path.exists():
         raise UnlabeledError(
             f"source not found: {path} (neither a path nor a built-in dataset; "
@@ -124,15 +136,33 @@ def import_source(
             report.given = modality is not None
             return report
         if ext in SERIES_TABLE_EXTENSIONS and modality in (None, "series"):
-            loaded, bad = formats.read_series_table(path)
+            loaded, bad = formats.read_series_table(path, keep=columns)
             return _write_loaded(loaded, dest, overwrite, path.stem, bad, given=modality is not None)
         raise UnlabeledError(
             f"cannot import {path}: expected a folder, a .npy stack or a table of series "
             f"({', '.join(sorted(SERIES_TABLE_EXTENSIONS))})"
         )
-    opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds}
+    opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds, "group_pattern": group_pattern}
     report = _import_folder(path, dest, modality, opts, overwrite)
     report.given = modality is not None
+    return report
+
+
+KEYWORDS = "espeak-keywords"
+
+
+def _import_keywords(dest: Path, overwrite: bool) -> ImportReport:
+    """The default spoken-keyword set (``unlabeled.data.keywords``): synthesised beside
+    ``dest`` (kept, so an interrupted import resumes), imported with each clip's speaker as
+    its group, the WAV folder removed once the collection is written."""
+    import shutil
+
+    from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
+
+    work = dest.parent / f".{dest.name}.clips"
+    make_keywords(work / KEYWORDS)
+    report = _import_folder(work / KEYWORDS, dest, "audio", {"group_pattern": SPEAKER_PATTERN}, overwrite)
+    shutil.rmtree(work, ignore_errors=True)
     return report
 
 
@@ -159,6 +189,7 @@ def _write_loaded(
                 None if loaded.labels is None else loaded.labels[sl],
                 None if loaded.splits is None else loaded.splits[sl],
                 None if loaded.groups is None else loaded.groups[sl],
+                {k: v[sl] for k, v in loaded.columns.items()},
             )
         col = writer.close()
     except BaseException:
@@ -249,6 +280,24 @@ def _import_array_file(
 
 
 # -- folders of files ----------------------------------------------------------------------
+def _compile_group_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise UnlabeledError(f"--group-pattern {pattern!r} is not a regular expression: {e}") from None
+
+
+def _group_of(pattern: re.Pattern[str], rel: str) -> str | None:
+    """The group of a file: the pattern's first capture group (or whole match) in its path
+    relative to the imported folder; None (its own group) when it does not match."""
+    m = pattern.search(rel)
+    if m is None:
+        return None
+    return m.group(1) if m.groups() else m.group(0)
+
+
 @dataclass
 class _Entry:
     path: Path
@@ -475,6 +524,7 @@ def _import_folder(
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
 
     entries = _layout(root, chosen)
+    group_re = _compile_group_pattern(opts.get("group_pattern"))
     bad: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         for e, shape in zip(entries, pool.map(_safe(kind.header), [e.path for e in entries]), strict=True):
@@ -518,6 +568,7 @@ def _import_folder(
                             [e.rel for e in kept],
                             [code[e.label] if e.label is not None else NO_LABEL for e in kept],
                             [e.split for e in kept],
+                            None if group_re is None else [_group_of(group_re, e.rel) for e in kept],
                         )
                     bar.advance(task, len(chunk))
             if not len(writer):

@@ -6,6 +6,8 @@ subset on every machine.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -38,3 +40,58 @@ def stratified_split(
         held.append(members[:k])
         fit.append(members[k:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(held))
+
+
+def shots_subset(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Positions of ``shots`` samples per class (all of a class's samples when it has
+    fewer), sorted: the k-shot protocol."""
+    if shots < 1:
+        raise ValueError(f"shots must be at least 1, got {shots}")
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.choice(members, size=min(shots, len(members)), replace=False)
+        for members in (np.flatnonzero(labels == c) for c in np.unique(labels))
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def random_subset(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Positions of a random ``fraction`` of ``n`` samples (at least two), sorted: label
+    fractions for regression targets, which have no classes to stratify by."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if fraction >= 1:
+        return np.arange(n)
+    k = min(n, max(2, int(round(fraction * n))))
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def holdout_split(
+    n: int, holdout: float, seed: int, labels: np.ndarray | None = None, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions ``0..n-1`` into (fit, holdout): stratified by ``labels`` when given,
+    and never putting one group (a patient, a speaker) on both sides when ``groups`` is given
+    (scikit-learn's StratifiedGroupKFold / GroupShuffleSplit, first fold). Falls back to a
+    plain random split for regression targets without groups."""
+    if groups is None:
+        if labels is not None:
+            return stratified_split(labels, holdout, seed)
+        perm = np.random.default_rng(seed).permutation(n)
+        k = 0 if n < 2 else min(n - 1, max(1, int(round(holdout * n))))
+        return np.sort(perm[k:]), np.sort(perm[:k])
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    groups = np.asarray(groups).astype(str)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        return np.arange(n), np.arange(0)
+    folds = min(n_groups, max(2, int(round(1 / holdout))))
+    if labels is not None:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():  # with few labels, classes smaller than the folds are normal
+            warnings.simplefilter("ignore", UserWarning)
+            fit, held = next(splitter.split(np.zeros(n), labels, groups))
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=1 / folds, random_state=seed)
+        fit, held = next(splitter.split(np.zeros(n), groups=groups))
+    return np.sort(fit), np.sort(held)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
@@ -96,6 +97,19 @@ class AudioModality(Modality):
         mean = total / n
         mod.mean, mod.std = [mean], [max(math.sqrt(max(sq / n - mean**2, 0.0)), 1e-6)]
         return mod
+
+    def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
+        """Recordings of another duration: cropped or zero-padded to this one (the sample
+        rates must agree; import with ``--sample-rate`` to make them)."""
+        self._check_source(source)
+        if getattr(source, "sample_rate", self.sample_rate) != self.sample_rate:
+            raise UnlabeledError(
+                f"audio at {source.sample_rate} Hz does not fit an encoder of {self.sample_rate} Hz audio; "
+                f"import it with --sample-rate {self.sample_rate}"
+            )
+        n = self.sample_shape[1]
+        x = np.asarray(batch, dtype=np.float32)[:, :, :n]
+        return np.pad(x, ((0, 0), (0, 0), (0, n - x.shape[2]))) if x.shape[2] < n else x
 
     def extra_state(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "n_mels": self.n_mels, "win_ms": self.win_ms, "hop_ms": self.hop_ms}

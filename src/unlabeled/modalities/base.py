@@ -141,3 +141,27 @@ class Modality:
     @property
     def channels(self) -> int:
         return self.input_shape[0]
+
+    # -- samples of another collection ------------------------------------------------------
+    def adapt_factor(self, source: Modality) -> int:
+        """How many of this modality's samples one ``source`` sample becomes under
+        :meth:`adapt` (more than one for channel-independent series); its features are
+        those samples' embeddings side by side."""
+        self._check_source(source)
+        return 1
+
+    def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
+        """Samples stored as ``source`` stores them -> samples as this modality stores them,
+        so that an encoder pretrained on one collection can embed another (a benchmark
+        suite's tasks differ in size, length and channels). The base case: the same shape."""
+        self._check_source(source)
+        return batch
+
+    def _check_source(self, source: Modality) -> None:
+        if source.name != self.name:
+            raise UnlabeledError(f"an encoder of {self.name} samples cannot embed {source.name} samples")
+        if type(self).adapt is Modality.adapt and source.sample_shape != self.sample_shape:
+            raise UnlabeledError(
+                f"{self.name} samples of shape {list(source.sample_shape)} do not fit an encoder of "
+                f"shape {list(self.sample_shape)}"
+            )

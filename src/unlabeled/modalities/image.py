@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.base import Modality, chance, check_augment, power_of_two_patch, sample_positions, uniform
 
@@ -179,6 +180,26 @@ class ImageModality(Modality):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return super().normalize(x).contiguous(memory_format=torch.channels_last)
+
+    def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
+        """Other images: rescaled to this modality's units, resized (bilinear, antialiased
+        when shrinking), grey repeated to this modality's channels or channels averaged to grey."""
+        self._check_source(source)
+        if source.sample_shape == self.sample_shape and getattr(source, "scale", self.scale) == self.scale:
+            return batch
+        c, h, w = self.sample_shape
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) / getattr(source, "scale", 1.0)
+        if x.shape[1] != c:
+            if x.shape[1] == 1:
+                x = x.expand(-1, c, -1, -1)
+            elif c == 1:
+                x = x.mean(1, keepdim=True)
+            else:
+                raise UnlabeledError(f"images with {x.shape[1]} channels do not fit an encoder of {c} channels")
+        if x.shape[2:] != (h, w):
+            shrink = x.shape[2] > h or x.shape[3] > w
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
+        return (x.clamp(0, 1) * self.scale).numpy()
 
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         if light:

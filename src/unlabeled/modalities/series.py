@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
@@ -114,6 +115,30 @@ class SeriesModality(Modality):
             x = F.pad(x, (0, extra), value=float("nan"))
         return x.unsqueeze(1)
 
+    def adapt_factor(self, source: Modality) -> int:
+        self._check_source(source)
+        c, src_c = self.sample_shape[0], source.sample_shape[0]
+        if src_c == c:
+            return 1
+        if c == 1:
+            return src_c
+        raise UnlabeledError(
+            f"series with {src_c} channels do not fit an encoder of {c} channels (an encoder of "
+            "univariate series embeds any number of channels, one at a time)"
+        )
+
+    def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
+        """Series of another length: each resampled to this length. Multivariate series for
+        a univariate encoder: every channel on its own (channel independence, as PatchTST and
+        Tiny Time Mixers do), so ``(N, C, T)`` becomes ``(N * C, 1, length)``."""
+        k = self.adapt_factor(source)
+        if k == 1 and source.sample_shape == self.sample_shape:
+            return batch
+        x = np.asarray(batch, dtype=np.float32)
+        if k > 1:
+            x = x.reshape(-1, 1, x.shape[2])
+        return resample_valid(x, self.sample_shape[1])
+
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         a, g = self.aug, generator
         b, _, c, t = x.shape
@@ -142,6 +167,21 @@ class SeriesModality(Modality):
             inside &= chance(b, a.mask_p, g, dev)[:, None]
             x = torch.where(inside.view(b, 1, 1, t), mean.expand_as(x), x)  # padding (NaN) is never inside
         return x
+
+
+def resample_valid(x: np.ndarray, length: int) -> np.ndarray:
+    """(N, C, T) NaN-padded series -> (N, C, length): each sample's valid part (up to its
+    last time step with any value) linearly resampled; gaps inside are filled with 0."""
+    n, c, t = x.shape
+    out = np.empty((n, c, length), np.float32)
+    has = ~np.isnan(x).all(axis=1)  # (N, T)
+    valid = np.where(has.any(1), t - np.argmax(has[:, ::-1], axis=1), 1)
+    for i in range(n):
+        src = np.linspace(0, valid[i] - 1, length)
+        part = np.nan_to_num(x[i, :, : valid[i]])
+        for j in range(c):
+            out[i, j] = np.interp(src, np.arange(valid[i]), part[j])
+    return out
 
 
 def default_patch_len(channels: int, length: int) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.base import Modality, chance, check_augment, power_of_two_patch, sample_positions, uniform
 
@@ -75,6 +76,17 @@ class VolumeModality(Modality):
 
     def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+
+    def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
+        """Volumes of another size: resized (trilinear); the channel counts must agree."""
+        self._check_source(source)
+        if source.sample_shape == self.sample_shape:
+            return batch
+        if source.sample_shape[0] != self.sample_shape[0]:
+            raise UnlabeledError(f"volumes with {source.sample_shape[0]} channels do not fit an encoder of "
+                                 f"{self.sample_shape[0]} channels")  # fmt: skip
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return F.interpolate(x, size=self.sample_shape[1:], mode="trilinear", align_corners=False).numpy()
 
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         a, g = self.aug, generator

@@ -1,0 +1,112 @@
+"""Benchmark suites: a named list of tasks in a small TOML file.
+
+    name = "ucr-small"
+    modality = "series"
+
+    [[task]]
+    name = "GunPoint"
+    source = "ucr:GunPoint"      # a collection folder, or what `unlabeled import` takes
+    metric = "accuracy"          # optional; default accuracy (classification) or mae (regression)
+    target = "label"             # optional; another column makes a regression task if numeric
+    group = "patient"            # optional; no group on both sides of any split
+    split = "auto"               # optional; auto | given | stratified | group
+
+Built-in suites live beside this file (``unlabeled bench --suite ucr-small``); any other
+suite is a path to such a file, whose relative ``source`` paths are relative to the file.
+Tasks are imported once into ``data_dir/<suite>/<task>`` (default
+``$UNLABELED_DATA`` or ``~/.cache/unlabeled/suites``) and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.bench.tasks import Task, make_task
+from unlabeled.data.collection import META_FILE, open_collection
+
+SUITES_DIR = Path(__file__).parent / "suites"
+TASK_KEYS = {"name", "source", "metric", "target", "kind", "group", "split", "modality", "columns"}
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)  # metric, target, kind, group, split
+    modality: str | None = None
+    columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    tasks: list[TaskSpec]
+    path: Path
+
+    def load(self, data_dir: str | os.PathLike[str] | None = None) -> list[Task]:
+        """The suite's tasks, importing each source the first time."""
+        from unlabeled.data import import_source
+
+        root = Path(data_dir or os.environ.get("UNLABELED_DATA") or Path.home() / ".cache/unlabeled/suites")
+        tasks = []
+        for spec in self.tasks:
+            dest = root / self.name / spec.name
+            if (Path(spec.source) / META_FILE).is_file():
+                dest = Path(spec.source)  # already a collection
+            elif not (dest / META_FILE).is_file():
+                info(f"suite {self.name}: importing {spec.source} -> {dest}")
+                import_source(spec.source, dest, modality=spec.modality, columns=spec.columns, overwrite=True)
+            tasks.append(make_task(open_collection(dest), name=spec.name, **spec.options))
+        return tasks
+
+
+def builtin_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
+    """A built-in suite by name, or a suite file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = SUITES_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise UnlabeledError(f"no suite {str(name_or_path)!r}: not a file, and the built-in suites are "
+                                 f"{', '.join(builtin_suites())}")  # fmt: skip
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UnlabeledError(f"{path}: not valid TOML: {e}") from None
+    raw_tasks = doc.get("task")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise UnlabeledError(f"{path}: a suite needs at least one [[task]] table")
+    tasks, seen = [], set()
+    for i, t in enumerate(raw_tasks):
+        unknown = set(t) - TASK_KEYS
+        if unknown:
+            raise UnlabeledError(
+                f"{path}: task {i + 1} has unknown key(s) {sorted(unknown)}; known: {sorted(TASK_KEYS)}"
+            )
+        if "source" not in t:
+            raise UnlabeledError(f"{path}: task {i + 1} has no source")
+        name = str(t.get("name") or t["source"]).replace("/", "_").replace(":", "_")
+        if name in seen:
+            raise UnlabeledError(f"{path}: two tasks are named {name!r}")
+        seen.add(name)
+        source = str(t["source"])
+        if not (source in _builtin_names() or source.lower().startswith("ucr:") or Path(source).is_absolute()):
+            source = str((path.parent / source).resolve())
+        options = {k: t[k] for k in ("metric", "target", "kind", "group", "split") if k in t}
+        tasks.append(TaskSpec(name, source, options, t.get("modality"), list(t.get("columns", []))))
+    return Suite(str(doc.get("name") or path.stem), str(doc.get("description", "")), tasks, path)
+
+
+def _builtin_names() -> set[str]:
+    from unlabeled.data.builtins import BUILTINS
+
+    return set(BUILTINS)

@@ -1,0 +1,147 @@
+"""A bench task: a labelled collection, what to predict, how to score it, how to split it.
+
+    task = make_task(open_collection("data/spiro"), target="fev1", group="patient")
+    task.kind, task.metric, task.split      # 'regression', 'mae', 'group-aware 80/20 split ...'
+
+What to predict is the ``label`` column (classification) or any other column of the
+collection's index (``--target-column``): a numeric column is a regression target, a text
+column a set of classes. The split is the collection's own train/test split when it has one,
+else a seeded 80/20 split that is stratified by class, and group-aware when the task names a
+group column (no patient, speaker or subject on both sides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError
+from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, check_metric
+from unlabeled.data.collection import NO_LABEL, Collection
+from unlabeled.data.splits import holdout_split
+
+TEST_FRACTION = 0.2
+SPLITS = ("auto", "given", "stratified", "group")
+
+
+@dataclass
+class Task:
+    """Positions of the train and test samples (among the labelled ones), their targets and,
+    for group-aware protocols, their groups."""
+
+    name: str
+    collection: Collection
+    kind: str
+    metric: str
+    target: str
+    train: np.ndarray
+    test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    groups_train: np.ndarray | None
+    split: str
+    classes: list[str] | None = None
+
+    def describe(self) -> dict[str, object]:
+        return {"train": int(len(self.train)), "test": int(len(self.test)), "split": self.split,
+                "kind": self.kind, "metric": self.metric, "target": self.target,
+                "collection": str(self.collection.path)}  # fmt: skip
+
+
+def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str] | None]:
+    """(targets of every sample, which are labelled, kind, class names)."""
+    if target == "label":
+        if not col.has_labels():
+            raise UnlabeledError(
+                f"task {col.path} has no labels; import a labelled collection, or name a column to predict "
+                f"with --target-column (its columns: {', '.join(col.columns) or 'none'})"
+            )
+        if kind == REGRESSION:
+            raise UnlabeledError("the label column holds classes; name a numeric column for a regression task")
+        return col.labels, col.labels != NO_LABEL, CLASSIFICATION, col.classes
+    values = col.column(target)
+    numeric = values.dtype != object
+    kind = kind or (REGRESSION if numeric else CLASSIFICATION)
+    if kind == REGRESSION:
+        if not numeric:
+            raise UnlabeledError(f"column {target!r} of {col.path} is not numeric; it cannot be a regression target")
+        return values, ~np.isnan(values), kind, None
+    present = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values])
+    names = sorted({str(v) for v in values[present]})
+    code = {c: i for i, c in enumerate(names)}
+    y = np.array([code[str(v)] if ok else NO_LABEL for v, ok in zip(values, present, strict=True)], dtype=np.int64)
+    return y, present, kind, names
+
+
+def _groups(col: Collection, column: str) -> np.ndarray:
+    values = col.groups if column == "group" and col.groups is not None else col.column(column)
+    # a sample without a group is its own group
+    return np.array([f"\0{i}" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                     for i, v in zip(col.ids, values, strict=True)], dtype=object)  # fmt: skip
+
+
+def make_task(
+    col: Collection,
+    *,
+    name: str | None = None,
+    target: str = "label",
+    kind: str | None = None,
+    metric: str | None = None,
+    group: str | None = None,
+    split: str = "auto",
+) -> Task:
+    """The task of predicting ``target`` (``label`` or another column) of ``col``'s labelled
+    samples. ``kind``: ``classification`` or ``regression`` (default: from the column).
+    ``metric``: the primary metric (default accuracy, or MAE for regression). ``group``: a
+    column whose values must never be on both sides of a split. ``split``: ``auto`` (the
+    collection's own train/test split if it has one that respects the groups, else a seeded
+    80/20 split), ``given``, ``stratified`` or ``group``."""
+    if split not in SPLITS:
+        raise UnlabeledError(f"unknown split rule {split!r}; choose from {', '.join(SPLITS)}")
+    if kind not in (None, CLASSIFICATION, REGRESSION):
+        raise UnlabeledError(f"task kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
+    y, labelled, kind, classes = _targets(col, target, kind)
+    metric = metric or DEFAULT_METRIC[kind]
+    try:
+        check_metric(kind, metric)
+    except ValueError as e:
+        raise UnlabeledError(str(e)) from None
+    if split == "group" and group is None:
+        raise UnlabeledError("a group-aware split needs a group column (--group-column)")
+    groups = _groups(col, group) if group is not None else None
+    pos = np.flatnonzero(labelled)
+    if len(pos) < 4:
+        raise UnlabeledError(f"task {col.path} has {len(pos)} labelled samples; a benchmark needs at least 4")
+
+    given = col.splits is not None and {"train", "test"} <= set(col.splits[pos])
+    if split == "given" and not given:
+        raise UnlabeledError(f"{col.path} has no train/test split column; use --split stratified or group")
+    train = test = None
+    if given and split in ("auto", "given"):
+        train = pos[col.splits[pos] == "train"]
+        test = pos[col.splits[pos] == "test"]
+        note = "the collection's train/test split"
+        if groups is not None:
+            shared = set(groups[train]) & set(groups[test])
+            if shared and split == "given":
+                raise UnlabeledError(f"the collection's split puts {len(shared)} {group} value(s) on both sides, "
+                                     f"e.g. {sorted(shared)[:3]}; use --split group")  # fmt: skip
+            if shared:
+                train = test = None  # fall through to a group-aware split
+            else:
+                note += f", {group}-disjoint"
+    if train is None:
+        fit, held = holdout_split(len(pos), TEST_FRACTION, 0, y[pos] if kind == CLASSIFICATION else None,
+                                  None if groups is None else groups[pos])  # fmt: skip
+        train, test = pos[fit], pos[held]
+        how = "stratified " if kind == CLASSIFICATION else "random "
+        note = (f"{how}80/20 split of the labelled samples, seed 0"
+                + (f", {group}-disjoint (no {group} on both sides)" if groups is not None else ""))  # fmt: skip
+    if not len(test) or not len(train):
+        raise UnlabeledError(f"task {col.path}: the split left no {'test' if not len(test) else 'train'} samples")
+    return Task(
+        name=name or col.name, collection=col, kind=kind, metric=metric, target=target, train=train, test=test,
+        y_train=y[train], y_test=y[test], groups_train=None if groups is None else groups[train], split=note,
+        classes=classes,
+    )  # fmt: skip

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from unlabeled.bench.metrics import higher_is_better, score, score_all
+
+
+def test_classification_metrics_match_their_definitions():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    proba = np.eye(3)[pred] * 0.7 + 0.1
+    m = score_all("classification", y, pred, proba, np.arange(3))
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert 0 < m["macro_f1"] < 1 and 0.5 < m["auroc"] < 1
+    perfect = score_all("classification", y, y, np.eye(3)[y], np.arange(3))
+    assert perfect["auroc"] == 1 and perfect["macro_f1"] == 1
+
+
+def test_binary_auroc_and_missing_probabilities():
+    y = np.array(["a", "a", "b", "b"])
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]])
+    assert score_all("classification", y, y, proba, np.array(["a", "b"]))["auroc"] == 1
+    assert np.isnan(score_all("classification", y, y, None)["auroc"])
+
+
+def test_regression_metrics_and_signs():
+    y, pred = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 2.0, 4.0])
+    m = score_all("regression", y, pred)
+    assert m["mae"] == pytest.approx(0.375) and m["rmse"] == pytest.approx(np.sqrt(1.25 / 4))
+    assert m["r2"] == pytest.approx(1 - 1.25 / 5)
+    assert not higher_is_better("mae") and higher_is_better("r2")
+    assert score("regression", "mae", y, pred) == pytest.approx(-0.375)  # larger is better when choosing

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+import unlabeled as ul
+from unlabeled.bench.scaling import fit_law, scaling
+
+
+def test_fit_law_recovers_a_known_law():
+    import numpy as np
+
+    m, n = np.meshgrid([100.0, 300.0, 1000.0], [10.0, 30.0, 100.0])
+    err = 0.05 + 20 / m + 2 / n
+    fit = fit_law(m.ravel(), n.ravel(), err.ravel())
+    assert fit["e_inf"] == pytest.approx(0.05) and fit["a"] == pytest.approx(20) and fit["b"] == pytest.approx(2)
+    assert fit["r2"] == pytest.approx(1)
+
+
+def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
+    kw = dict(pool_sizes=[0.5, 1.0], fractions=[0.2, 1.0], seeds=1, method="mae", epochs=1, batch_size=8)
+    r = scaling(gunpoint, gunpoint, tmp_path / "s", **kw)
+    assert [(x["m"], x["n"]) for x in r.rows] == [(25, 10), (25, 50), (50, 10), (50, 50)]
+    assert all(0 <= x["error"] <= 1 for x in r.rows) and set(r.fit) == {"e_inf", "a", "b", "r2"}
+    doc = json.loads(r.json_path.read_text())
+    assert doc["rows"] == r.rows and "id='scaling'" in r.report_path.read_text()
+    # the pools are nested random subsets of the train split and never hold a test sample
+    small, big = (ul.open_collection(tmp_path / "s" / "pools" / m) for m in ("m25", "m50"))
+    assert set(small.ids) < set(big.ids) and (big.splits == "train").all()
+    weights = [p / "model.safetensors" for p in r.runs]
+    stamps = [w.stat().st_mtime_ns for w in weights]
+    again = scaling(gunpoint, gunpoint, tmp_path / "s", **kw)  # finished runs are reused, not retrained
+    assert [w.stat().st_mtime_ns for w in weights] == stamps and again.rows == r.rows
+    with pytest.raises(ul.UnlabeledError, match="one batch"):
+        scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[0.1], fractions=[1.0], epochs=1, batch_size=64)
+    with pytest.raises(ul.UnlabeledError, match="budget"):
+        scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[1.0], fractions=[1.0], batch_size=8)
