@@ -1,4 +1,4 @@
-"""Spoken keywords (synthesised with espeak-ng by scripts/make_keywords.py): a transformer
+"""Spoken keywords (synthesised with espeak-ng: ``unlabeled import espeak-keywords``): a transformer
 pretrained without labels on the train clips' log-mel spectrograms, then a linear probe with
 10% (and 100%) of the train labels, against the same probe on the raw log-mel features.
 Test speakers are never heard in training (not run by CI).
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import unlabeled as ul
@@ -26,10 +24,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "keywords")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
-    wav, data = args.work / "wav", args.work / "keywords"
-    subprocess.run([sys.executable, ROOT / "scripts" / "make_keywords.py", "--out", wav], check=True)
+    data = args.work / "espeak-keywords"
     if not data.exists():
-        print(ul.import_source(wav, data).summary())
+        print(ul.import_source("espeak-keywords", data).summary())
     out = args.work / f"{args.method}"
     run = ul.pretrain(data, out, method=args.method, minutes=args.minutes, batch_size=64, overwrite=True)
     result = ul.bench(run, task=data, fractions=[0.1, 1.0], seeds=3, probes=["linear", "knn"], out=out)

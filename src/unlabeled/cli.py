@@ -196,10 +196,12 @@ def finetune_(
 
 @app.command("forget")
 def forget_(
-    run: Annotated[Path | None, typer.Argument(help="classifier run to forget from")] = None,
+    run: Annotated[Path | None, typer.Argument(help="classifier (or, with laf/retrain, encoder) run")] = None,
     ids: Annotated[Path | None, typer.Option(help="file of sample ids to forget, one per line")] = None,
     class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
-    method: Annotated[str, typer.Option(help="retrain | sisa | finetune | ga | npo | scrub")] = "npo",
+    method: Annotated[
+        str, typer.Option(help="classifiers: retrain | sisa | finetune | ga | npo | scrub; encoders: laf | retrain")
+    ] = "npo",
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default per method)")] = None,
@@ -209,7 +211,7 @@ def forget_(
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace a finished result in --out")] = False,
 ) -> None:
-    """Remove samples or a class from a trained classifier; --verify and --log audit it."""
+    """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
     from unlabeled.forget import AuditLog, forget, verify_metrics
     from unlabeled.forget import verify as verify_request
 
@@ -226,11 +228,13 @@ def forget_(
     if verify is not None:
         table = verify_request(verify, device=device)
         console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
-        console.print(f"{'model':<12}{'forget acc':>12}{'retain acc':>12}{'test acc':>12}{'MIA eff.':>12}")
+        metrics = [m for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
+                   if m in next(iter(table["rows"].values()))]  # fmt: skip
+        console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
         for name, r in table["rows"].items():
-            console.print(f"{name:<12}" + "".join(f"{r[m]:>12.4f}" for m in verify_metrics()))
+            console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
         g = table["gaps"]
-        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>12.4f}" for m in verify_metrics())
+        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics)
                       + f"   average gap {g['average_gap']:.4f}")  # fmt: skip
         console.print(f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
                       f"({table['time_ratio']:.1%})")  # fmt: skip

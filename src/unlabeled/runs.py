@@ -120,11 +120,18 @@ class Run:
         return clf.eval()
 
     def training_ids(self) -> list[str]:
-        """The sample ids a classifier was trained on."""
+        """The sample ids the run was trained on: recorded by ``finetune`` and ``forget``; for
+        a pretraining run, its collection's samples outside the excluded (test) split."""
         path = self.path / "training-ids.txt"
-        if not path.exists():
-            raise UnlabeledError(f"{self.path} records no training ids (not made by finetune or forget)")
-        return [line for line in path.read_text().splitlines() if line]
+        if path.exists():
+            return [line for line in path.read_text().splitlines() if line]
+        data = self.config.get("data")
+        if self.kind == "encoder" and data:
+            col = open_collection(data["path"])
+            if col.fingerprint() != data["fingerprint"]:
+                raise UnlabeledError(f"{col.path} changed since {self.path} was trained on it")
+            return [str(i) for i in col.ids[col.indices(exclude=data.get("exclude_split"))]]
+        raise UnlabeledError(f"{self.path} records no training ids (not made by pretrain, finetune or forget)")
 
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"

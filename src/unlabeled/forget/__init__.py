@@ -9,6 +9,8 @@ Methods: ``retrain`` (exact: the original recipe on the retain set, from the sam
 point; the reference for every other), ``sisa`` (exact, for classifiers trained with
 ``shards``: only the shards that held forgotten samples are retrained; Bourtoule et al.
 2021) and the approximate ``finetune``, ``ga``, ``npo``, ``scrub`` (see ``methods.py``).
+Self-supervised encoders forget without labels: ``laf`` (``laf.py``) or ``retrain`` (the
+pretraining recipe on the retain set, for as many steps).
 The original run is never modified; only its audit log grows.
 """
 
@@ -29,14 +31,15 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
-from unlabeled.forget.verify import gaps, scores
+from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
 from unlabeled.runs import Run, encoder_weights, open_run, resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import SHARDS, TRAINING_IDS, finetune
 from unlabeled.train.pretrain import claim_run_dir
 from unlabeled.train.trainer import TrainConfig, Trainer
 
-METHODS = ("retrain", "sisa", *APPROXIMATE)
+METHODS = ("retrain", "sisa", *APPROXIMATE, "laf")
+ENCODER_METHODS = ("retrain", "laf")
 REFERENCE = "reference"
 
 
@@ -45,8 +48,10 @@ def ids_hash(ids: list[str]) -> str:
 
 
 def _task(run: Run) -> Collection:
-    task = open_collection(run.config["task"]["path"])
-    if task.fingerprint() != run.config["task"]["fingerprint"]:
+    """The collection a classifier was fine-tuned on, or an encoder pretrained on."""
+    key = "task" if run.kind == "classifier" else "data"
+    task = open_collection(run.config[key]["path"])
+    if task.fingerprint() != run.config[key]["fingerprint"]:
         raise UnlabeledError(f"{task.path} changed since {run.path} was trained on it")
     return task
 
@@ -91,10 +96,13 @@ def forget(
     """Remove ``ids`` (or every training sample of class ``class_``) from classifier ``run``;
     the result is a new classifier run at ``out`` trained (or unlearned) without them."""
     src = open_run(run)
-    if src.kind != "classifier":
-        raise UnlabeledError(f"{src.path} is not a classifier (make one with `unlabeled finetune`)")
     if method not in METHODS:
         raise UnlabeledError(f"unknown forget method {method!r}; choose from {', '.join(METHODS)}")
+    if src.kind != "classifier" and method not in ENCODER_METHODS:
+        raise UnlabeledError(f"{src.path} is a self-supervised encoder: forget from it with "
+                             f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)")
+    if src.kind == "classifier" and method == "laf":
+        raise UnlabeledError("laf forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
     out = Path(out)
     task = _task(src)
     forget_pos = forget_set(src, task, ids, class_)
@@ -117,7 +125,10 @@ def forget(
     log.append(request["request"], "started", method=method, ids_hash=request["ids_hash"],
                forgotten=len(forget_pos), output=str(out.resolve()))  # fmt: skip
     t0 = time.perf_counter()
-    if method == "retrain":
+    if src.kind != "classifier":
+        result = _forget_encoder(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite,
+                                 request)  # fmt: skip
+    elif method == "retrain":
         shards = src.config.get("sisa", {}).get("shards", 1)
         result = finetune(src.config.get("source_run"), task, out, positions=retain_pos, shards=shards, device=device,
                           overwrite=overwrite, extra_config={"forget": request}, **_recipe(src))  # fmt: skip
@@ -194,6 +205,60 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     return Run(out)
 
 
+def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndarray, retain_pos: np.ndarray,
+                    out: Path, epochs: float | None, lr: float | None, seed: int, device: str, overwrite: bool,
+                    request: dict[str, Any]) -> Run:  # fmt: skip
+    """``retrain``: the run's pretraining recipe on the retain set, for as many steps as the
+    original took (its collection minus the forget set, as an index over the same arrays, is
+    written beside ``out``); ``laf``: Label-Agnostic Forgetting (``laf.py``)."""
+    from unlabeled.data.collection import derive_collection
+    from unlabeled.forget.laf import LAF, fit_vae
+    from unlabeled.train.pretrain import pretrain
+
+    train = src.config["train"]
+    if method == "retrain":
+        retain_data = out.with_name(out.name + ".retain-data")
+        derived = derive_collection(data, retain_pos, retain_data, {"name": f"{data.name}-retain",
+                                    "forget_request": request["request"]}, overwrite=True)  # fmt: skip
+        steps = int(ckpt.load_state(src.path / ckpt.STATE_FILE)["step"]) if (src.path / ckpt.STATE_FILE).exists() \
+            else int(train["total_steps"])  # fmt: skip
+        per_epoch = max(1, len(retain_pos) // int(train["batch_size"]))
+        method_cfg = {k: v for k, v in src.config["method"].items() if k != "name"}
+        run = pretrain(
+            derived, out, method=src.config["method"]["name"], encoder=src.config["encoder"]["name"],
+            size=src.config["encoder"]["size"], epochs=steps / per_epoch, batch_size=int(train["batch_size"]),
+            lr=train["lr"], weight_decay=train["weight_decay"], seed=int(train["seed"]), device=device,
+            exclude_split=None, method_options=method_cfg, encoder_options=src.config["encoder"].get("options"),
+            augment=src.config["modality"]["augment"], overwrite=overwrite,
+        )  # fmt: skip
+        config = {**run.config, "forget": request}
+        ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in data.ids[retain_pos]))
+        ckpt.atomic_write_json(out / "config.json", config)
+        return Run(out)
+    # laf: density models of the original representations, then the encoder update
+    dev = resolve_device(device)
+    encoder, modality = src.encoder(), src.modality()
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(retain_pos, min(len(retain_pos), 10_000), replace=False))
+    from unlabeled.runs import encode
+
+    vae_retain = fit_vae(encode(encoder, modality, data, sample, device=dev, description="laf: retain"), seed=seed)
+    vae_forget = fit_vae(encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"),
+                         seed=seed)  # fmt: skip
+    batch = int(train["batch_size"])
+    objective = LAF(encoder, modality, vae_retain, vae_forget, Stream(data, retain_pos, batch))
+    claim_run_dir(out, False, overwrite)
+    cfg = TrainConfig(batch_size=min(batch, len(forget_pos)), epochs=epochs if epochs is not None else 10.0,
+                      lr=lr or 1e-4, weight_decay=0.0, warmup=0.0, seed=seed)  # fmt: skip
+    config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
+              "train": vars(cfg).copy(), "forget": request}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in data.ids[retain_pos]))
+    ckpt.atomic_write_json(out / "config.json", config)
+    Trainer(objective, data, forget_pos, cfg, out, dev).fit()
+    return Run(out)
+
+
 def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True) -> dict[str, Any]:
     """The verification table of a forget request's output: its forget / retain / test
     accuracy and MIA efficacy beside a model retrained without the forget set (made once,
@@ -220,13 +285,19 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
             info("retraining without the forget set for the reference (once) ...")
             forget(src, method="retrain", out=ref_path, ids=forgotten, device=device, overwrite=True)
         ref = Run(ref_path)
-    rows = {}
-    for name, r in (("original", src), (request["method"], res), ("retrain", ref)):
-        if name in rows:
-            continue
-        rows[name] = scores(r.classifier(), r.modality(), task, forget_pos, retain_pos, test_pos, device)
+    runs = dict((("original", src), (request["method"], res), ("retrain", ref)))
+    if res.kind == "classifier":
+        rows = {name: scores(r.classifier(), r.modality(), task, forget_pos, retain_pos, test_pos, device)
+                for name, r in runs.items()}  # fmt: skip
+        gap = gaps(rows[request["method"]], rows["retrain"])
+    else:
+        if not len(test_pos) or len(test_pos) == len(task):
+            raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
+        rows = encoder_scores({name: (r.encoder(), r.modality()) for name, r in runs.items()}, "retrain", task,
+                              forget_pos, retain_pos, test_pos, device)  # fmt: skip
+        gap = encoder_gaps(rows[request["method"]], rows["retrain"])
     table = {"request": request["request"], "method": request["method"], "forgotten": len(forget_pos),
-             "rows": rows, "gaps": gaps(rows[request["method"]], rows["retrain"]),
+             "rows": rows, "gaps": gap,
              "seconds": request["seconds"], "retrain_seconds": ref.config["forget"]["seconds"]}  # fmt: skip
     table["time_ratio"] = table["seconds"] / max(table["retrain_seconds"], 1e-9)
     AuditLog(src.path).append(request["request"], "verified", method=request["method"], details=table)
@@ -234,11 +305,11 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
     return table
 
 
-def verify_metrics() -> tuple[str, ...]:
-    """The metrics of the verification table, in order."""
-    from unlabeled.forget.verify import METRICS
+def verify_metrics(encoder: bool = False) -> tuple[str, ...]:
+    """The metrics of the verification table, in order (a classifier's or an encoder's)."""
+    from unlabeled.forget.verify import ENCODER_METRICS, METRICS
 
-    return METRICS
+    return ENCODER_METRICS if encoder else METRICS
 
 
 __all__ = ["METHODS", "AuditLog", "forget", "verify", "verify_metrics"]

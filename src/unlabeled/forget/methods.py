@@ -44,6 +44,8 @@ class Stream:
         pick = torch.randint(len(self.positions), (self.batch_size,), generator=generator, device=generator.device)
         pos = np.sort(self.positions[pick.cpu().numpy()])
         x = modality.prepare(self.collection.get(pos), device)
+        if self.collection.labels is None:  # an unlabelled collection (encoder unlearning)
+            return x, torch.zeros(len(pos), dtype=torch.long, device=device)
         return x, torch.from_numpy(self.collection.labels[pos]).to(device)
 
 

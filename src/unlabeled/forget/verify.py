@@ -84,3 +84,84 @@ def gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, flo
     g = {f"{m}_gap": abs(result[m] - reference[m]) for m in METRICS}
     g["average_gap"] = float(np.mean(list(g.values())))
     return g
+
+
+# -- encoders (no head, no labels needed) ------------------------------------------------------
+ENCODER_METRICS = ("forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka")
+
+
+@torch.no_grad()
+def view_alignment(encoder: torch.nn.Module, modality: Any, collection: Collection, positions: np.ndarray,
+                   device: str = "auto", batch_size: int = 512, seed: int = 0) -> np.ndarray:  # fmt: skip
+    """Cosine similarity between the embeddings of two augmented views of each sample: a
+    self-supervised encoder aligns the views of its training samples more closely than those
+    of unseen ones, the signal of encoder membership inference (Liu et al. 2021, "EncoderMI")."""
+    dev = resolve_device(device)
+    encoder = encoder.to(dev).eval()
+    g = torch.Generator(device=dev).manual_seed(seed)
+    out = []
+    for start in range(0, len(positions), batch_size):
+        x = modality.prepare(collection.get(positions[start : start + batch_size]), dev)
+        with torch.autocast(dev.type, enabled=False):
+            a, b = (modality.normalize(modality.augment(x, g)) for _ in range(2))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16_available(dev)):
+            za, zb = encoder.embed(a).float(), encoder.embed(b).float()
+        out.append(torch.nn.functional.cosine_similarity(za, zb, dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations of the
+    same samples: 1 when they agree up to rotation and scale, whatever their dimensions."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    cross = np.linalg.norm(a.T @ b) ** 2
+    return float(cross / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b) + 1e-12))
+
+
+def encoder_scores(
+    encoders: dict[str, tuple[torch.nn.Module, Any]], reference: str, data: Collection, forget: np.ndarray,
+    retain: np.ndarray, test: np.ndarray, device: str = "auto", max_eval: int = 5_000, seed: int = 0,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Per encoder: kNN accuracy (k=20, cosine; the retain set's labels as memory, used only
+    to verify) on the forget and test sets, MIA efficacy of a view-alignment attack trained
+    on retain vs test, and the linear CKA of its forget-set representations to those of the
+    ``reference`` (retrained) encoder. Removal moves the forget set's representations
+    toward the retrained encoder's; suppression only moves them away from the original's."""
+    from unlabeled.bench.probes import KNNProbe
+    from unlabeled.runs import encode
+
+    rng = np.random.default_rng(seed)
+    retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
+    test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
+    forget = np.sort(rng.choice(forget, min(max_eval, len(forget)), replace=False))
+    feats = {name: {part: encode(enc, mod, data, pos, device=device, description=f"verify {name} {part}")
+                    for part, pos in (("forget", forget), ("retain", retain), ("test", test))}
+             for name, (enc, mod) in encoders.items()}  # fmt: skip
+    rows: dict[str, dict[str, float]] = {}
+    for name, (enc, mod) in encoders.items():
+        f = feats[name]
+        row: dict[str, float] = {}
+        if data.has_labels():
+            knn = KNNProbe(k=20).fit(f["retain"], data.labels[retain])
+            row["forget_knn_acc"] = float((knn.predict(f["forget"]) == data.labels[forget]).mean())
+            row["test_knn_acc"] = float((knn.predict(f["test"]) == data.labels[test]).mean())
+        align = {part: view_alignment(enc, mod, data, pos, device, seed=seed)[:, None]
+                 for part, pos in (("forget", forget), ("retain", retain), ("test", test))}  # fmt: skip
+        n = min(len(retain), len(test))
+        X = np.concatenate([align["retain"][:n], align["test"][:n]])
+        y = np.concatenate([np.ones(n), np.zeros(n)])
+        attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+        row["mia_efficacy"] = float((attack.predict(align["forget"]) == 0).mean())
+        row["forget_cka"] = linear_cka(f["forget"], feats[reference]["forget"])
+        row["retain_cka"] = linear_cka(f["retain"], feats[reference]["retain"])
+        rows[name] = row
+    return rows
+
+
+def encoder_gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """Absolute gap to the retrained encoder per metric present (CKA: 1 - CKA), and their average."""
+    g = {f"{m}_gap": abs(result[m] - reference[m]) for m in ENCODER_METRICS if m in result and m != "forget_cka"}
+    g["forget_cka_gap"] = 1.0 - result["forget_cka"]
+    g["average_gap"] = float(np.mean(list(g.values())))
+    return g

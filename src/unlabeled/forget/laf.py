@@ -1,0 +1,134 @@
+"""Label-Agnostic Forgetting for self-supervised encoders: Shen, Zhang, Zhao, Zhu, Qian,
+Yang, Li 2024, "Label-Agnostic Forgetting: A Supervision-Free Unlearning in Deep Models"
+(ICLR). No labels anywhere: the request is met at the level of representations.
+
+1. Two small VAEs learn the distribution of the original encoder's representations, one of
+   the retain set and one of the forget set (:func:`fit_vae`).
+2. Extractor unlearning: the encoder is updated so that its retain representations stay
+   well reconstructed by the retain VAE while its forget representations stop being
+   reconstructed by the forget VAE (:func:`reconstruction_term`, the paper's
+   ``sum exp(mse / (mse + 1))`` per sample).
+3. Representation alignment: retain representations are pulled back to the original
+   encoder's while forget representations are pushed away from theirs (:func:`alignment_loss`,
+   a contrastive ratio of cosine distances with temperature).
+
+The paper alternates steps 2 and 3 with two optimisers; here both terms are summed into the
+one loss the project's Trainer runs (one optimiser, resumable), with weight ``alignment``.
+The paper's last step refits a classifier head on the retain labels; an encoder has none.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled.forget.methods import Stream
+from unlabeled.objectives.base import Objective
+
+
+class RepresentationVAE(nn.Module):
+    """A two-layer VAE over representation vectors (LAF's density model)."""
+
+    def __init__(self, dim: int, latent: int | None = None) -> None:
+        super().__init__()
+        latent = latent or max(8, dim // 4)
+        self.enc = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 2 * latent))
+        self.dec = nn.Sequential(nn.Linear(latent, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def forward(self, e: torch.Tensor, generator: torch.Generator | None = None):
+        mu, logvar = self.enc(e).chunk(2, dim=1)
+        if self.training:
+            noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            z = mu + noise * (0.5 * logvar).exp()
+        else:
+            z = mu
+        return self.dec(z), mu, logvar
+
+    def reconstruct(self, e: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.enc(e).chunk(2, dim=1)[0])
+
+
+def vae_loss(recon: torch.Tensor, e: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             kld_weight: float = 0.025) -> torch.Tensor:  # fmt: skip
+    """Reconstruction (squared error per sample) + weighted KL to N(0, I), as LAF trains its VAEs."""
+    rec = ((recon - e) ** 2).sum(1).mean()
+    kld = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1).mean()
+    return rec + kld_weight * kld
+
+
+def fit_vae(embeddings: np.ndarray, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
+            seed: int = 0) -> RepresentationVAE:  # fmt: skip
+    """A VAE fitted to fixed representation vectors (a few seconds: they are small)."""
+    torch.manual_seed(seed)
+    e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    vae = RepresentationVAE(e.shape[1])
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    vae.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(e), generator=g).split(batch_size):
+            recon, mu, logvar = vae(e[idx], g)
+            loss = vae_loss(recon, e[idx], mu, logvar)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return vae.eval().requires_grad_(False)
+
+
+def reconstruction_term(recon: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """LAF's bounded reconstruction error, ``mean exp(mse / (mse + 1))`` over the batch."""
+    mse = ((recon - e) ** 2).sum(1)
+    return torch.exp(mse / (mse + 1)).mean()
+
+
+def alignment_loss(retain: torch.Tensor, retain_ref: torch.Tensor, forget: torch.Tensor, forget_ref: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:  # fmt: skip
+    """LAF's representation alignment: ``mean_i d_i^retain - log sum_j exp(d_j^forget / T)``
+    with ``d = 1 - cos`` to the original encoder's representation of the same sample."""
+    d_retain = 1 - F.cosine_similarity(retain, retain_ref, dim=1)
+    d_forget = 1 - F.cosine_similarity(forget, forget_ref, dim=1)
+    return d_retain.mean() - torch.logsumexp(d_forget / temperature, dim=0)
+
+
+class LAF(Objective):
+    """The trainer streams forget batches; retain batches come from ``other``."""
+
+    name = "laf"
+
+    def __init__(self, encoder: nn.Module, modality: Any, vae_retain: RepresentationVAE,
+                 vae_forget: RepresentationVAE, other: Stream, alignment: float = 1.0,
+                 temperature: float = 1.0) -> None:  # fmt: skip
+        super().__init__(encoder, modality)
+        self.original = copy.deepcopy(encoder).requires_grad_(False).eval()
+        self.vae_retain, self.vae_forget = vae_retain, vae_forget
+        self.other, self.alignment, self.temperature = other, float(alignment), float(temperature)
+
+    def hparams(self) -> dict[str, Any]:
+        return {"alignment": self.alignment, "temperature": self.temperature}
+
+    def train(self, mode: bool = True) -> LAF:
+        """The encoder's normalisation statistics stay the original's (as in LAF, which
+        updates the extractor in eval mode): only its weights move."""
+        super().train(mode)
+        for m in (self.encoder, self.original, self.vae_retain, self.vae_forget):
+            m.eval()
+        return self
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        mod = self.modality
+        xr = self.other.draw(mod, generator, x.device)[0]
+        with torch.autocast(x.device.type, enabled=False):
+            u, s = mod.normalize(x), mod.normalize(xr)
+        e_u, e_s = self.encoder.embed(u).float(), self.encoder.embed(s).float()
+        with torch.no_grad():
+            ref_u, ref_s = self.original.embed(u).float(), self.original.embed(s).float()
+        unlearn = reconstruction_term(self.vae_retain.reconstruct(e_s), e_s) - reconstruction_term(
+            self.vae_forget.reconstruct(e_u), e_u)  # fmt: skip
+        align = alignment_loss(e_s, ref_s, e_u, ref_u, self.temperature)
+        loss = unlearn + self.alignment * align
+        return loss, {"loss": loss.detach(), "unlearn": unlearn.detach(), "align": align.detach()}

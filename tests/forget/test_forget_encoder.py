@@ -1,0 +1,71 @@
+"""Forgetting from a self-supervised encoder, without labels: LAF and the retrained
+reference, verified at the level of representations."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+from unlabeled.forget import AuditLog, forget, verify
+from unlabeled.forget.laf import alignment_loss, fit_vae, reconstruction_term
+from unlabeled.forget.verify import linear_cka
+
+
+@pytest.fixture(scope="module")
+def encoder(gunpoint, tmp_path_factory):
+    return ul.pretrain(gunpoint, tmp_path_factory.mktemp("runs") / "mae", method="mae", epochs=4, batch_size=16)
+
+
+def test_laf_forgets_and_verifies_against_a_retrained_encoder(encoder, gunpoint, tmp_path):
+    before = hashlib.sha256((encoder.path / "model.safetensors").read_bytes()).hexdigest()
+    train_ids = encoder.training_ids()
+    assert len(train_ids) == 50  # GunPoint's train split; the test split is never trained on
+    gone = train_ids[:10]
+    new = forget(encoder, method="laf", ids=gone, out=tmp_path / "laf", epochs=3)
+    assert new.kind == "encoder" and set(new.training_ids()) == set(train_ids[10:])
+    x = gunpoint.get(np.arange(5))
+    with torch.no_grad():
+        a = encoder.encoder().embed(encoder.modality().normalize(encoder.modality().prepare(x)))
+        b = new.encoder().embed(new.modality().normalize(new.modality().prepare(x)))
+    assert not torch.allclose(a, b)  # the encoder moved
+    assert hashlib.sha256((encoder.path / "model.safetensors").read_bytes()).hexdigest() == before
+
+    table = verify(new)
+    assert set(table["rows"]) == {"original", "laf", "retrain"}
+    ref = ul.open_run(tmp_path / "laf" / "reference")
+    assert set(ref.training_ids()) == set(train_ids[10:]) and ref.config["forget"]["method"] == "retrain"
+    for row in table["rows"].values():
+        assert {"forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka", "retain_cka"} <= set(row)
+        assert 0 <= row["mia_efficacy"] <= 1 and 0.3 < row["test_knn_acc"] <= 1
+    assert table["rows"]["retrain"]["forget_cka"] == pytest.approx(1.0)
+    assert table["gaps"]["average_gap"] >= 0 and table["time_ratio"] > 0
+    events = [e["event"] for e in AuditLog(encoder.path).events()]
+    assert "verified" in events
+
+
+def test_encoder_errors(encoder, tmp_path):
+    with pytest.raises(UnlabeledError, match="retrain or laf"):
+        forget(encoder, method="npo", ids=encoder.training_ids()[:3], out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="not in the training set"):
+        forget(encoder, method="laf", ids=["test-00001"], out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="every training sample"):
+        forget(encoder, method="laf", ids=encoder.training_ids(), out=tmp_path / "x")
+
+
+def test_laf_losses_and_cka():
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(200, 16)).astype(np.float32)
+    vae = fit_vae(e, epochs=30)
+    t = torch.from_numpy(e)
+    fitted = reconstruction_term(vae.reconstruct(t), t)
+    other = torch.from_numpy(rng.normal(3, 1, size=(200, 16)).astype(np.float32))
+    assert fitted < reconstruction_term(vae.reconstruct(other), other)  # the VAE knows its distribution
+    same = alignment_loss(t, t, t, t)
+    pushed = alignment_loss(t, t, -t, t)  # forget representations turned away from the original's
+    assert pushed < same
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    assert linear_cka(e, 3 * e @ q) == pytest.approx(1.0, abs=1e-6)  # rotation and scale do not matter
+    assert linear_cka(e, rng.normal(size=(200, 16))) < 0.3
