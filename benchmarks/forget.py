@@ -27,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=float, default=3)
     ap.add_argument("--forget-class", default="trouser")
-    ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in ("retrain", "sisa")))
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in ("retrain", "sisa", "laf")))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")

@@ -148,17 +148,24 @@ def _render(result: ScalingResult) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for m in sorted({r["m"] for r in result.rows}):
-        pts = sorted((r["n"], r["error"], r["std"], r["fitted"]) for r in result.rows if r["m"] == m)
-        n, e, s, f = map(np.array, zip(*pts, strict=True))
-        line = ax.errorbar(n, e, yerr=s, fmt="o", ms=4, capsize=3, label=f"m = {m}")
-        ax.plot(n, f, "--", color=line[0].get_color(), lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("n (labelled samples)")
-    ax.set_ylabel("test error")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    # error against n, one line per m; and against m, one line per n (dashed: the fitted law)
+    for ax, (x_key, line_key, label) in zip(axes, (("n", "m", "n (labelled samples)"),
+                                                   ("m", "n", "m (unlabeled samples)")), strict=True):  # fmt: skip
+        for key in sorted({r[line_key] for r in result.rows}):
+            pts = sorted((r[x_key], r["error"], r["std"], r["fitted"]) for r in result.rows if r[line_key] == key)
+            x, e, s, f = map(np.array, zip(*pts, strict=True))
+            line = ax.errorbar(x, e, yerr=s, fmt="o", ms=4, capsize=3, label=f"{line_key} = {key}")
+            ax.plot(x, f, "--", color=line[0].get_color(), lw=1)
+        ax.set_xscale("log")
+        ticks = sorted({r[x_key] for r in result.rows})
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel(label)
+        ax.set_ylabel("test error")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -1,0 +1,67 @@
+"""Unlearning from a self-supervised encoder on Fashion-MNIST, without labels (issue 7; not
+run by CI).
+
+A SimCLR cnn-tiny encoder pretrained on the 60k train images for a fixed number of steps;
+two requests, a random 10% of its training samples and every image of one class, each
+served by ``laf`` and verified against an encoder pretrained again on the retain set for as
+many steps (kNN accuracy on the forget and test sets with the retain labels as memory, the
+view-alignment membership attack, linear CKA to the retrained encoder, their gaps, and the
+time against retraining's). Labels are used only to verify.
+
+    python benchmarks/forget_encoder.py --steps 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+import unlabeled as ul
+from unlabeled.forget import forget, verify
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000, help="pretraining steps (batch 128)")
+    ap.add_argument("--forget-class", default="trouser")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget_encoder")
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    data = args.work / "fashion-mnist"
+    if not data.exists():
+        ul.import_source("fashion-mnist", data)
+    col = ul.open_collection(data)
+    enc_dir = args.work / "simclr"
+    if not (enc_dir / "state.pt").exists() or not ul.open_run(enc_dir).finished:
+        n_train = len(col.indices(exclude="test"))
+        ul.pretrain(col, enc_dir, method="simclr", epochs=args.steps / (n_train // 128), batch_size=128,
+                    overwrite=True)  # fmt: skip
+    enc = ul.open_run(enc_dir)
+    train_ids = enc.training_ids()
+    rng = np.random.default_rng(0)
+    requests = {"random 10%": {"ids": sorted(rng.choice(train_ids, len(train_ids) // 10, replace=False).tolist())},
+                f"class {args.forget_class}": {"class_": args.forget_class}}  # fmt: skip
+    results = {}
+    for name, what in requests.items():
+        out = args.work / name.replace(" ", "-").replace("%", "pct") / "laf"
+        forget(enc, method="laf", out=out, overwrite=True, **what)
+        table = verify(out)
+        results[name] = table
+        print(f"\n{name}: {table['forgotten']} samples; laf {table['seconds']:.0f} s, retrain "
+              f"{table['retrain_seconds']:.0f} s ({table['time_ratio']:.1%})")  # fmt: skip
+        metrics = ["forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka", "retain_cka"]
+        print("| model | " + " | ".join(metrics) + " |\n|---" * (len(metrics) + 1) + "|")
+        for model, row in table["rows"].items():
+            print(f"| {model} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
+        print("gaps:", {k: round(v, 4) for k, v in table["gaps"].items()})
+    (args.work / "result.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
