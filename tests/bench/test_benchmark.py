@@ -118,3 +118,24 @@ def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
         (params,) = x["params"]
         assert set(params) == {"lr", "epochs"} and params["epochs"] >= 1
         assert x["mean"] > 0.6  # GunPoint's two classes, 50 labels (chance 0.5)
+
+
+def test_an_interrupted_bench_resumes_from_its_finished_fits(run, digits, tmp_path, monkeypatch):
+    import sys
+
+    kw = dict(fractions=[0.2, 1.0], seeds=2, probes=["linear", "knn"], baselines=["raw"], out=tmp_path, n_jobs=1)
+    first = ul.bench(run, digits, **kw)
+    cache = tmp_path / "bench-cache.jsonl"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 2 * 2 * 2 * 2  # models x probes x settings x seeds
+    # as if killed: half the fits on disk, the last line torn
+    cache.write_text("\n".join(lines[:8]) + "\n" + lines[8][:20])
+    module = sys.modules["unlabeled.bench.benchmark"]
+    calls = []
+    real = module._job
+    monkeypatch.setattr(module, "_job", lambda *a: calls.append(a) or real(*a))
+    again = ul.bench(run, digits, **kw)
+    assert len(calls) == 8 and [r["scores"] for r in again.rows] == [r["scores"] for r in first.rows]
+    calls.clear()
+    ul.bench(run, digits, **kw)  # everything cached now
+    assert not calls

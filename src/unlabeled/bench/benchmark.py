@@ -14,6 +14,8 @@ model across tasks, written to ``bench.json`` beside a self-contained ``report.h
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -38,6 +40,7 @@ from unlabeled.runs import Run, features, open_run
 from unlabeled.train import checkpoint as ckpt
 
 RAW, RANDOM_INIT, SUPERVISED = "raw", "random-init", "supervised"
+CACHE_FILE = "bench-cache.jsonl"
 BASELINES = (RAW, RANDOM_INIT, SUPERVISED)
 MAP_POINTS = 2000  # test samples per embedding map
 
@@ -87,6 +90,40 @@ class BenchResult:
             out.append("unified score (0 = raw features, 1 = best in each cell; mean over tasks, probes, settings)")
             out += [f"  {m:<{22}} {v:.3f}" for m, v in sorted(self.unified.items(), key=lambda kv: -kv[1])]
         return "\n".join(out).rstrip()
+
+
+class ScoreCache:
+    """Finished probe fits of an interrupted bench, in ``OUT/bench-cache.jsonl``, one line
+    per fit, keyed by everything its score depends on (the task's data, split and target, the
+    model's weights, the probe, the setting, the seed); a rerun into the same ``out`` skips
+    them. Lines are appended and flushed as fits finish, so a kill loses at most the fits in
+    flight; a torn last line is ignored."""
+
+    VERSION = 1  # bump when the protocol changes what a score means
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.scores: dict[str, Score] = {}
+        if path.exists():
+            good = []
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.scores[entry["key"]] = Score(**entry["score"])
+                    good.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue
+            ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in good))  # without a torn tail
+
+    @classmethod
+    def key(cls, *parts: Any) -> str:
+        return hashlib.sha256(json.dumps([cls.VERSION, *parts], default=str).encode()).hexdigest()[:24]
+
+    def add(self, key: str, score: Score) -> None:
+        self.scores[key] = score
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"key": key, "score": dataclasses.asdict(score)}, default=_jsonable) + "\n")
+            f.flush()
 
 
 def _setting_order(r: dict[str, Any]) -> tuple[int, float]:
@@ -209,13 +246,18 @@ def bench(
         for run in run_list:
             _check_modality(run, t.collection)
 
+    out_dir = Path(out) if out is not None else run_list[0].path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = ScoreCache(out_dir / CACHE_FILE)
+    if cache.scores:
+        info(f"bench: {len(cache.scores)} finished fits found in {cache.path}; they are not redone")
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     maps: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     notes: list[str] = []
     for t in tasks:
         task_rows, task_maps = _bench_task(t, run_list, fractions, shots, seeds, probes, baselines, device,
-                                           n_jobs or (os.cpu_count() or 1), notes)  # fmt: skip
+                                           n_jobs or (os.cpu_count() or 1), notes, cache)  # fmt: skip
         rows += task_rows
         maps.update(task_maps)
     settings = {
@@ -228,8 +270,6 @@ def bench(
         settings.update({"task": str(tasks[0].collection.path), "split": tasks[0].split,
                          "train": int(len(tasks[0].train)), "test": int(len(tasks[0].test))})  # fmt: skip
     result = BenchResult(rows, settings, embeddings=maps, unified=unified_scores(rows))
-    out_dir = Path(out) if out is not None else run_list[0].path
-    out_dir.mkdir(parents=True, exist_ok=True)
     result.json_path = out_dir / "bench.json"
     ckpt.atomic_write_json(result.json_path, {"settings": settings, "unified": result.unified, "rows": rows})
     result.report_path = write_report(result, out_dir / "report.html")
@@ -243,6 +283,7 @@ def bench(
 def _bench_task(
     task: Task, run_list: list[Run], fractions: Sequence[float], shots: Sequence[int], seeds: int,
     probes: Sequence[str], baselines: Sequence[str], device: str, n_jobs: int, notes: list[str],
+    cache: ScoreCache,
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:  # fmt: skip
     col, kind = task.collection, task.kind
     table = REGRESSION_PROBES if kind == REGRESSION else PROBES
@@ -261,6 +302,7 @@ def _bench_task(
 
     # (model, baseline?, features or None, raw-probe context or None)
     models: list[tuple[str, bool, np.ndarray | None, dict[str, Any] | None]] = []
+    task_id = (task.name, col.fingerprint(), task.split, task.target, task.metric, int(len(task.train)))
     if RAW in baselines and feature_probes:
         models.append((RAW, True, raw_features(col, both, fit_on=task.train), None))
     archs: dict[str, Run] = {}
@@ -306,16 +348,28 @@ def _bench_task(
                 raw_jobs += [(arrays[0], task.y_train, arrays[1], task.y_test, probe, s, seed, kind, task.metric,
                               task.groups_train, ctx) for seed in range(seeds)]  # fmt: skip
 
-    # the largest fits first, so that the worker processes finish together
-    order = sorted(range(len(feature_jobs)), key=lambda i: -(feature_jobs[i][5].fraction or 0))
+    identity = {m: _identity(m, ctx, run_list) for m, _, _, ctx in models}
+    jobs = feature_jobs + raw_jobs
+    keys = [ScoreCache.key(task_id, identity[m], p, s.label, seed)
+            for m, p, s in feature_cells + raw_cells for seed in range(seeds)]  # fmt: skip
+    scores: list[Score | None] = [cache.scores.get(k) for k in keys]
+    todo = [i for i in range(len(feature_jobs)) if scores[i] is None]
+    todo.sort(key=lambda i: -(jobs[i][5].fraction or 0))  # the largest fits first: the workers finish together
+    todo_raw = [i for i in range(len(feature_jobs), len(jobs)) if scores[i] is None]
     with progress() as bar:
-        bar_id = bar.add_task(f"bench {task.name}", total=len(feature_jobs) + len(raw_jobs))
-        done = run_jobs(_job, [feature_jobs[i] for i in order], n_jobs, lambda: bar.advance(bar_id))
-        scores: list[Score] = [None] * len(feature_jobs)  # type: ignore[list-item]
-        for i, sc in zip(order, done, strict=True):
-            scores[i] = sc
+        bar_id = bar.add_task(f"bench {task.name}", total=len(jobs), completed=len(jobs) - len(todo) - len(todo_raw))
+
+        def done(indices: list[int]) -> Any:
+            def record(j: int, score: Score) -> None:
+                scores[indices[j]] = score
+                cache.add(keys[indices[j]], score)
+                bar.advance(bar_id)
+
+            return record
+
+        run_jobs(_job, [jobs[i] for i in todo], n_jobs, done(todo))
         # fine-tuning trains with every core already; one fit at a time
-        scores += run_jobs(_job, raw_jobs, 1, lambda: bar.advance(bar_id))
+        run_jobs(_job, [jobs[i] for i in todo_raw], 1, done(todo_raw))
 
     baseline_of = {m: b for m, b, _, _ in models}
     rows = []
@@ -338,6 +392,18 @@ def _bench_task(
     maps = {(task.name, m): (feats[n_train:][pick], task.y_test[pick]) for m, _, feats, _ in models
             if feats is not None}  # fmt: skip
     return rows, maps
+
+
+def _identity(model: str, ctx: dict[str, Any] | None, runs: list[Run]) -> list[Any]:
+    """What a model's scores depend on besides the task: its weights (path and step) and,
+    for baselines, which architecture."""
+    if ctx is not None:
+        run = open_run(ctx["run"])
+        return [model, str(run.path.resolve()), run.step, ctx["trained"]]
+    if model == RAW:
+        return [model]
+    arch_run = next((r for r in runs if model == RANDOM_INIT or model.endswith(_arch(r))), runs[0])
+    return [model, str(arch_run.path.resolve()), arch_run.config["train"]["seed"]]
 
 
 def _jsonable(v: Any) -> Any:

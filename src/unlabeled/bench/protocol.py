@@ -116,16 +116,18 @@ def evaluate(
     return Score(values[metric], chosen, len(sub), values)
 
 
-def run_jobs(fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int, on_done: Callable[[], None]) -> list[T]:
-    """``[fn(*job) for job in jobs]``, over ``n_jobs`` worker processes when more than one.
+def run_jobs(fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int,
+             on_done: Callable[[int, T], None]) -> list[T]:  # fmt: skip
+    """``[fn(*job) for job in jobs]``, over ``n_jobs`` worker processes when more than one;
+    ``on_done(i, result)`` as each job finishes (in any order).
 
     Probe fits are mostly single-threaded (scikit-learn's lbfgs), so processes, not threads,
     use the machine; feature arrays reach the workers memory-mapped, not copied."""
     if n_jobs <= 1 or len(jobs) <= 1:
         out = []
-        for job in jobs:
+        for i, job in enumerate(jobs):
             out.append(fn(*job))
-            on_done()
+            on_done(i, out[-1])
         return out
     from joblib import Parallel, delayed
 
@@ -134,7 +136,7 @@ def run_jobs(fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int, on_
     tasks = (delayed(_indexed)(i, threads, fn, job) for i, job in enumerate(jobs))
     for i, value in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
         results[i] = value
-        on_done()
+        on_done(i, value)
     return [results[i] for i in range(len(jobs))]
 
 
