@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=6, help="pretraining budget per encoder")
     ap.add_argument("--probes", default="linear,knn,nb,mlp,finetune")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--baselines", default="raw,random-init,supervised")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "suite")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ucr-small")
     args = ap.parse_args()
@@ -59,7 +60,8 @@ def main() -> None:
                                     minutes=args.minutes, encoder_options={"patch": [1, 8]}, overwrite=True))
     t = time.perf_counter()
     result = ul.bench(runs, suite="ucr-small", fractions=[0.1, 1.0], shots=[5], seeds=args.seeds,
-                      probes=args.probes.split(","), out=args.out, data_dir=args.work / "tasks")  # fmt: skip
+                      probes=args.probes.split(","), baselines=args.baselines.split(","), out=args.out,
+                      data_dir=args.work / "tasks")  # fmt: skip
     print(result.table())
     print(f"bench: {time.perf_counter() - t:.0f} s; {result.json_path}, {result.report_path}")
 
