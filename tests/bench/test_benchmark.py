@@ -139,3 +139,11 @@ def test_an_interrupted_bench_resumes_from_its_finished_fits(run, digits, tmp_pa
     calls.clear()
     ul.bench(run, digits, **kw)  # everything cached now
     assert not calls
+
+
+def test_built_in_suites_name_their_sources():
+    from unlabeled.bench.suites import builtin_suites, load_suite
+
+    assert {"ucr-small", "images-small", "keywords"} <= set(builtin_suites())
+    assert load_suite("keywords").tasks[0].source == "espeak-keywords"  # a name, not a path beside the file
+    assert load_suite("ucr-small").tasks[0].source == "ucr:GunPoint"

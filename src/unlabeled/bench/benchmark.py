@@ -447,8 +447,3 @@ def unified_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
         for model, v in values.items():
             per_model[model].append(float(np.clip((v - ref) / scale, -1, 1)) if scale > 0 else 0.0)
     return {m: float(np.mean(v)) for m, v in per_model.items()}
-
-
-def load_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    doc = json.loads(Path(path).read_text())
-    return doc["rows"] if isinstance(doc, dict) else doc

@@ -200,25 +200,23 @@ class ProbeSpec:
     tune: Callable[..., dict[str, Any]] | None = None
 
 
-def _tuning(mode: str) -> tuple[Callable[..., Any], Callable[..., dict[str, Any]]]:
-    from unlabeled.bench import tuning
+class _FromTuning:
+    """``unlabeled.bench.tuning.<attr>(..., mode=mode)``, imported only when called (the
+    fine-tuning probes bring peft and the training loop; the frozen probes need neither)."""
 
-    return functools.partial(tuning.FinetuneProbe, mode=mode), functools.partial(tuning.tune, mode=mode)
-
-
-class _Lazy:
-    """The fine-tuning probes import torch-heavy code only when used."""
-
-    def __init__(self, mode: str, which: int) -> None:
-        self.mode, self.which = mode, which
+    def __init__(self, attr: str, mode: str) -> None:
+        self.attr, self.mode = attr, mode
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
-        return _tuning(self.mode)[self.which](*args, **kw)
+        from unlabeled.bench import tuning
+
+        return getattr(tuning, self.attr)(*args, mode=self.mode, **kw)
 
 
 FINETUNE_PROBES = ("finetune", "lora", "svfit")
 _RAW = {
-    name: ProbeSpec(name, _Lazy(mode, 0), "lr", (), inputs="raw", tune=_Lazy(mode, 1))
+    name: ProbeSpec(name, _FromTuning("FinetuneProbe", mode), "lr", (), inputs="raw",
+                    tune=_FromTuning("tune", mode))  # fmt: skip
     for name, mode in zip(FINETUNE_PROBES, ("full", "lora", "svfit"), strict=True)
 }
 

@@ -28,6 +28,7 @@ from typing import Any
 from unlabeled._console import UnlabeledError, info
 from unlabeled.bench.tasks import Task, make_task
 from unlabeled.data.collection import META_FILE, open_collection
+from unlabeled.data.importers import is_named_source
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TASK_KEYS = {"name", "source", "metric", "target", "kind", "group", "split", "modality", "columns"}
@@ -99,14 +100,8 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
             raise UnlabeledError(f"{path}: two tasks are named {name!r}")
         seen.add(name)
         source = str(t["source"])
-        if not (source in _builtin_names() or source.lower().startswith("ucr:") or Path(source).is_absolute()):
+        if not (is_named_source(source) or Path(source).is_absolute()):
             source = str((path.parent / source).resolve())
         options = {k: t[k] for k in ("metric", "target", "kind", "group", "split") if k in t}
         tasks.append(TaskSpec(name, source, options, t.get("modality"), list(t.get("columns", []))))
     return Suite(str(doc.get("name") or path.stem), str(doc.get("description", "")), tasks, path)
-
-
-def _builtin_names() -> set[str]:
-    from unlabeled.data.builtins import BUILTINS
-
-    return set(BUILTINS)

@@ -75,7 +75,7 @@ def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray
 
 
 def _groups(col: Collection, column: str) -> np.ndarray:
-    values = col.groups if column == "group" and col.groups is not None else col.column(column)
+    values = col.column(column)
     # a sample without a group is its own group
     return np.array([f"\0{i}" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
                      for i, v in zip(col.ids, values, strict=True)], dtype=object)  # fmt: skip

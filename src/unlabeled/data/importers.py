@@ -85,6 +85,12 @@ class ImportReport:
         return "\n".join(lines)
 
 
+def is_named_source(name: str) -> bool:
+    """Whether ``name`` is a source ``import_source`` knows by name (a built-in, ``ucr:NAME``,
+    ``espeak-keywords``) rather than a path."""
+    return name in BUILTINS or name == KEYWORDS or name.lower().startswith("ucr:")
+
+
 def import_source(
     source: str | os.PathLike[str],
     dest: str | os.PathLike[str],

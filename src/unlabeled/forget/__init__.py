@@ -32,7 +32,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
-from unlabeled.runs import Run, encoder_weights, open_run, resolve_device
+from unlabeled.runs import Run, encode, encoder_weights, open_run, resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import SHARDS, TRAINING_IDS, finetune
 from unlabeled.train.pretrain import claim_run_dir
@@ -240,8 +240,6 @@ def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndar
     encoder, modality = src.encoder(), src.modality()
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(retain_pos, min(len(retain_pos), 10_000), replace=False))
-    from unlabeled.runs import encode
-
     vae_retain = fit_vae(encode(encoder, modality, data, sample, device=dev, description="laf: retain"), seed=seed)
     vae_forget = fit_vae(encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"),
                          seed=seed)  # fmt: skip

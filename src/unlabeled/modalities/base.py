@@ -155,13 +155,13 @@ class Modality:
         so that an encoder pretrained on one collection can embed another (a benchmark
         suite's tasks differ in size, length and channels). The base case: the same shape."""
         self._check_source(source)
+        if source.sample_shape != self.sample_shape:
+            raise UnlabeledError(
+                f"{self.name} samples of shape {list(source.sample_shape)} do not fit an encoder of "
+                f"shape {list(self.sample_shape)}"
+            )
         return batch
 
     def _check_source(self, source: Modality) -> None:
         if source.name != self.name:
             raise UnlabeledError(f"an encoder of {self.name} samples cannot embed {source.name} samples")
-        if type(self).adapt is Modality.adapt and source.sample_shape != self.sample_shape:
-            raise UnlabeledError(
-                f"{self.name} samples of shape {list(source.sample_shape)} do not fit an encoder of "
-                f"shape {list(self.sample_shape)}"
-            )
