@@ -130,6 +130,7 @@ def pretrain(
     checkpoint_steps: Annotated[int, typer.Option(help="also checkpoint every N steps")] = 0,
     snapshot_seconds: Annotated[float, typer.Option(help="keep the weights every N seconds in RUN/snapshots")] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the encoder (no gain measured on CPU)")] = False,
+    shards: Annotated[int, typer.Option(help="SISA: encoders on this many disjoint shards (exact forgetting)")] = 1,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
@@ -141,7 +142,7 @@ def pretrain(
                  method_options=_settings(option, "--option"),
                  encoder_options=_settings(encoder_option, "--encoder-option"), augment=_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
-                 resume=resume, overwrite=overwrite)  # fmt: skip
+                 shards=shards, resume=resume, overwrite=overwrite)  # fmt: skip
 
 
 @app.command("select")
@@ -183,6 +184,8 @@ def finetune_(
     encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     shards: Annotated[int, typer.Option(help="SISA: this many isolated shard models (cheap exact forgetting)")] = 1,
+    augment: Annotated[bool, typer.Option(help="light augmentation while training (--no-augment to fit the "
+                                          "samples as they are)")] = True,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
@@ -191,7 +194,7 @@ def finetune_(
     from unlabeled.train.finetune import finetune
 
     finetune(run, task, out, epochs=epochs, batch_size=batch_size, lr=lr, encoder=encoder, size=size, seed=seed,
-             shards=shards, device=device, overwrite=overwrite)  # fmt: skip
+             shards=shards, augment=augment, device=device, overwrite=overwrite)  # fmt: skip
 
 
 @app.command("forget")
@@ -200,8 +203,10 @@ def forget_(
     ids: Annotated[Path | None, typer.Option(help="file of sample ids to forget, one per line")] = None,
     class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
     method: Annotated[
-        str, typer.Option(help="classifiers: retrain | sisa | finetune | ga | npo | scrub; encoders: laf | retrain")
-    ] = "npo",
+        str | None,
+        typer.Option(help="classifiers: salun (default) | retrain | sisa | finetune | ga | npo | scrub; encoders: "
+                          "laf (default) | retrain | sisa"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default per method)")] = None,

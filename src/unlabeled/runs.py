@@ -33,6 +33,16 @@ from unlabeled.models import build_encoder
 from unlabeled.train import checkpoint as ckpt
 
 EMBEDDINGS_FILE = "embeddings.parquet"
+TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
+SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
+
+
+def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:
+    """SISA's disjoint shards of ``positions``: a seeded random partition into ``shards``
+    near-equal parts, each sorted."""
+    if shards < 1 or len(positions) < 2 * shards:
+        raise UnlabeledError(f"{len(positions)} samples are too few for {shards} shards")
+    return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(positions), shards)]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -74,7 +84,9 @@ class Run:
     @property
     def finished(self) -> bool:
         """Whether training reached its planned steps (an interrupted run resumes with
-        ``pretrain(..., resume=True)``)."""
+        ``pretrain(..., resume=True)``); a sharded run when every shard did."""
+        if "sisa" in self.config:
+            return len(self.shards()) == int(self.config["sisa"]["shards"]) and all(s.finished for s in self.shards())
         state = self.path / ckpt.STATE_FILE
         if not state.exists():
             return False
@@ -84,9 +96,21 @@ class Run:
     def modality(self):
         return modality_from_state(self.config["modality"])
 
+    def shards(self) -> list[Run]:
+        """The shard runs of a SISA run (``--shards``), in order; empty for any other run."""
+        root = self.path / SHARDS
+        if "sisa" not in self.config or not root.is_dir():
+            return []
+        return [Run(p) for p in sorted(root.iterdir()) if (p / "config.json").exists()]
+
     def encoder(self, trained: bool = True) -> nn.Module:
         """The run's encoder in eval mode: with its trained weights, or freshly initialised
-        with the run's seed (the random-init baseline)."""
+        with the run's seed (the random-init baseline). A sharded (SISA) run's encoder
+        concatenates its shard encoders' embeddings."""
+        if "sisa" in self.config:
+            from unlabeled.models import ShardEncoders
+
+            return ShardEncoders([s.encoder(trained) for s in self.shards()]).eval()
         enc_cfg = self.config["encoder"]
         torch.manual_seed(self.config["train"]["seed"])
         enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
@@ -107,9 +131,8 @@ class Run:
         """The fine-tuned classifier (encoder + linear head) in eval mode."""
         from unlabeled.objectives.supervised import Classifier, ShardEnsemble
 
-        if "sisa" in self.config:
-            shards = sorted(p for p in (self.path / "shards").iterdir() if (p / "config.json").exists())
-            return ShardEnsemble([Run(p).classifier() for p in shards]).eval()
+        if "sisa" in self.config and self.kind == "classifier":
+            return ShardEnsemble([s.classifier() for s in self.shards()]).eval()
         if self.kind != "classifier":
             raise UnlabeledError(
                 f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"
@@ -122,7 +145,7 @@ class Run:
     def training_ids(self) -> list[str]:
         """The sample ids the run was trained on: recorded by ``finetune`` and ``forget``; for
         a pretraining run, its collection's samples outside the excluded (test) split."""
-        path = self.path / "training-ids.txt"
+        path = self.path / TRAINING_IDS
         if path.exists():
             return [line for line in path.read_text().splitlines() if line]
         data = self.config.get("data")

@@ -47,6 +47,11 @@ def test_report_is_self_contained(result):
 def test_table_and_errors(result, fmnist_small, gunpoint):
     table = result.table()
     assert "5-shot" in table and "5%" in table and "unified score" in table
+    md = result.table(markdown=True).splitlines()
+    head = md.index("| model | probe | 5-shot | 5% | 100% |")
+    assert md[head + 1] == "|---|---|---|---|---|"
+    body = md[head + 2 : md.index("", head)]
+    assert len(body) == 9 and all(line.count("|") == 6 and " ± " in line for line in body)
     run = result.settings["runs"][0]
     with pytest.raises(ul.UnlabeledError, match="image samples"):
         ul.bench(run, gunpoint)

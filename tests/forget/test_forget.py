@@ -141,3 +141,23 @@ def test_sisa_retrains_only_the_shards_that_held_the_samples(tmp_path, fmnist_sm
     with pytest.raises(UnlabeledError, match="--shards"):
         forget(finetune(None, fmnist_small, tmp_path / "plain", positions=train, epochs=0.2), method="sisa",
                ids=shard_ids[0][:1], out=tmp_path / "nope")  # fmt: skip
+
+
+def test_salun_changes_only_the_salient_half_of_the_weights(clf, tmp_path):
+    from unlabeled.train import checkpoint as ckpt
+
+    out = forget(clf, class_="trouser", out=tmp_path / "salun")  # salun: a classifier's default
+    before, after = (ckpt.load_weights(r.path / ckpt.MODEL_FILE) for r in (clf, out))
+    weights = [k for k in before if before[k].is_floating_point() and "running_" not in k]
+    changed = sum(int((before[k] != after[k]).sum()) for k in weights)
+    total = sum(before[k].numel() for k in weights)
+    assert 0.05 < changed / total <= 0.5 + 1e-3  # the mask: at most the top half by saliency moves
+    assert out.config["method"]["unlearning"] == "salun" and out.config["method"]["sparsity"] == 0.5
+
+
+def test_a_classifier_trained_without_augmentation_is_retrained_without_it(tmp_path, fmnist_small):
+    train = fmnist_small.indices("train")[:300]
+    plain = finetune(None, fmnist_small, tmp_path / "plain", positions=train, epochs=1, augment=False)
+    assert plain.config["method"]["augment"] is False
+    out = forget(plain, method="retrain", ids=plain.training_ids()[:30], out=tmp_path / "re")
+    assert out.config["method"]["augment"] is False and len(out.training_ids()) == 270

@@ -47,12 +47,41 @@ def test_laf_forgets_and_verifies_against_a_retrained_encoder(encoder, gunpoint,
 
 
 def test_encoder_errors(encoder, tmp_path):
-    with pytest.raises(UnlabeledError, match="retrain or laf"):
+    with pytest.raises(UnlabeledError, match="retrain or sisa or laf"):
         forget(encoder, method="npo", ids=encoder.training_ids()[:3], out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="not in the training set"):
         forget(encoder, method="laf", ids=["test-00001"], out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="every training sample"):
         forget(encoder, method="laf", ids=encoder.training_ids(), out=tmp_path / "x")
+
+
+def test_sisa_encoder_retrains_only_the_shards_that_held_the_samples(gunpoint, tmp_path):
+    sharded = ul.pretrain(gunpoint, tmp_path / "sisa", method="mae", epochs=2, batch_size=8, shards=2)
+    shards = sharded.shards()
+    assert len(shards) == 2 and sharded.finished and sharded.config["sisa"]["shards"] == 2
+    ids = [s.training_ids() for s in shards]
+    assert not set(ids[0]) & set(ids[1]) and sorted(ids[0] + ids[1]) == sorted(sharded.training_ids())
+    assert len(sharded.training_ids()) == 50
+    enc = sharded.encoder()
+    x = sharded.modality().normalize(sharded.modality().prepare(gunpoint.get(np.arange(4))))
+    with torch.no_grad():
+        z = enc.embed(x)
+        assert z.shape == (4, enc.dim) and enc.dim == 2 * shards[0].encoder().dim
+        assert torch.allclose(z[:, : shards[0].encoder().dim], shards[0].encoder().embed(x))
+    digest = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest() for s in shards}
+    new = forget(sharded, method="sisa", ids=ids[1][:3], out=tmp_path / "forgot")
+    assert new.config["sisa"]["retrained_shards"] == ["01"]
+    after = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest()
+             for s in new.shards()}  # fmt: skip
+    assert after["00"] == digest["00"] and after["01"] != digest["01"]
+    assert set(new.shards()[1].training_ids()) == set(ids[1][3:])
+    table = verify(new)  # against the sharded recipe retrained on the retain set
+    ref = ul.open_run(tmp_path / "forgot" / "reference")
+    assert len(ref.shards()) == 2 and set(ref.training_ids()) == set(sharded.training_ids()) - set(ids[1][:3])
+    assert set(table["rows"]) == {"original", "sisa", "retrain"}
+    with pytest.raises(UnlabeledError, match="pretrain --shards"):
+        forget(ul.pretrain(gunpoint, tmp_path / "plain", method="mae", epochs=1, batch_size=16), method="sisa",
+               ids=ids[0][:1], out=tmp_path / "x")  # fmt: skip
 
 
 def test_laf_losses_and_cka():

@@ -71,24 +71,36 @@ class BenchResult:
                 return r
         raise KeyError((task, model, probe, fraction, shots))
 
-    def table(self) -> str:
-        """The results as plain-text tables, one per task, one line per model and probe."""
+    def table(self, markdown: bool = False) -> str:
+        """The results as tables, one per task, one line per model and probe: plain text, or
+        Markdown (for BENCHMARKS.md and issue notes)."""
         out = []
         for task in dict.fromkeys(r["task"] for r in self.rows):
             rows = [r for r in self.rows if r["task"] == task]
             labels = list(dict.fromkeys(r["setting"] for r in sorted(rows, key=_setting_order)))
-            width = max([24, *(len(r["model"]) + 2 for r in rows)])
-            head = f"{'model':<{width}}{'probe':<10}" + "".join(f"{lab:>18}" for lab in labels)
-            out += [f"{task} ({rows[0]['metric']}, mean ± std over seeds)", head, "-" * len(head)]
             cell = {(r["model"], r["probe"], r["setting"]): r for r in rows}
+            title = f"{task} ({rows[0]['metric']}, mean ± std over seeds)"
+            lines = []
             for model, probe in dict.fromkeys((r["model"], r["probe"]) for r in rows):
                 vals = [cell.get((model, probe, lab)) for lab in labels]
-                texts = ["-" if v is None else f"{v['mean']:.4f} ± {v['std']:.4f}" for v in vals]
-                out.append(f"{model:<{width}}{probe:<10}" + "".join(f"{t:>18}" for t in texts))
+                lines.append((model, probe, ["-" if v is None else f"{v['mean']:.4f} ± {v['std']:.4f}" for v in vals]))
+            if markdown:
+                out += [title, "", "| model | probe | " + " | ".join(labels) + " |",
+                        "|---|---|" + "---|" * len(labels)]  # fmt: skip
+                out += [f"| {m} | {p} | " + " | ".join(texts) + " |" for m, p, texts in lines]
+            else:
+                width = max([24, *(len(r["model"]) + 2 for r in rows)])
+                head = f"{'model':<{width}}{'probe':<10}" + "".join(f"{lab:>18}" for lab in labels)
+                out += [title, head, "-" * len(head)]
+                out += [f"{m:<{width}}{p:<10}" + "".join(f"{t:>18}" for t in texts) for m, p, texts in lines]
             out.append("")
         if self.unified:
             out.append("unified score (0 = raw features, 1 = best in each cell; mean over tasks, probes, settings)")
-            out += [f"  {m:<{22}} {v:.3f}" for m, v in sorted(self.unified.items(), key=lambda kv: -kv[1])]
+            ranked = sorted(self.unified.items(), key=lambda kv: -kv[1])
+            if markdown:
+                out += ["", "| model | unified score |", "|---|---|"] + [f"| {m} | {v:.3f} |" for m, v in ranked]
+            else:
+                out += [f"  {m:<{22}} {v:.3f}" for m, v in ranked]
         return "\n".join(out).rstrip()
 
 

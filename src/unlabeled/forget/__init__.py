@@ -8,7 +8,7 @@ against retraining, and record every request in an append-only audit log.
 Methods: ``retrain`` (exact: the original recipe on the retain set, from the same starting
 point; the reference for every other), ``sisa`` (exact, for classifiers trained with
 ``shards``: only the shards that held forgotten samples are retrained; Bourtoule et al.
-2021) and the approximate ``finetune``, ``ga``, ``npo``, ``scrub`` (see ``methods.py``).
+2021) and the approximate ``finetune``, ``ga``, ``npo``, ``scrub``, ``salun`` (see ``methods.py``).
 Self-supervised encoders forget without labels: ``laf`` (``laf.py``) or ``retrain`` (the
 pretraining recipe on the retain set, for as many steps).
 The original run is never modified; only its audit log grows.
@@ -32,14 +32,14 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
-from unlabeled.runs import Run, encode, encoder_weights, open_run, resolve_device
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encode, encoder_weights, open_run, resolve_device
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.finetune import SHARDS, TRAINING_IDS, finetune
-from unlabeled.train.pretrain import claim_run_dir
+from unlabeled.train.finetune import finetune
+from unlabeled.train.pretrain import claim_run_dir, pretrain
 from unlabeled.train.trainer import TrainConfig, Trainer
 
 METHODS = ("retrain", "sisa", *APPROXIMATE, "laf")
-ENCODER_METHODS = ("retrain", "laf")
+ENCODER_METHODS = ("retrain", "sisa", "laf")
 REFERENCE = "reference"
 
 
@@ -83,8 +83,8 @@ def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | 
 def forget(
     run: Run | str | os.PathLike[str],
     *,
-    method: str,
     out: str | os.PathLike[str],
+    method: str | None = None,
     ids: list[str] | None = None,
     class_: str | int | None = None,
     epochs: float | None = None,
@@ -93,9 +93,12 @@ def forget(
     device: str = "auto",
     overwrite: bool = False,
 ) -> Run:
-    """Remove ``ids`` (or every training sample of class ``class_``) from classifier ``run``;
-    the result is a new classifier run at ``out`` trained (or unlearned) without them."""
+    """Remove ``ids`` (or every training sample of class ``class_``) from a classifier or
+    encoder ``run``; the result is a new run at ``out`` trained (or unlearned) without them.
+    ``method`` defaults to ``salun`` for a classifier and ``laf`` for an encoder."""
     src = open_run(run)
+    if method is None:
+        method = "salun" if src.kind == "classifier" else "laf"
     if method not in METHODS:
         raise UnlabeledError(f"unknown forget method {method!r}; choose from {', '.join(METHODS)}")
     if src.kind != "classifier" and method not in ENCODER_METHODS:
@@ -125,15 +128,15 @@ def forget(
     log.append(request["request"], "started", method=method, ids_hash=request["ids_hash"],
                forgotten=len(forget_pos), output=str(out.resolve()))  # fmt: skip
     t0 = time.perf_counter()
-    if src.kind != "classifier":
+    if method == "sisa":
+        result = _sisa(src, task, forget_pos, retain_pos, out, device, overwrite, request)
+    elif src.kind != "classifier":
         result = _forget_encoder(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite,
                                  request)  # fmt: skip
     elif method == "retrain":
         shards = src.config.get("sisa", {}).get("shards", 1)
         result = finetune(src.config.get("source_run"), task, out, positions=retain_pos, shards=shards, device=device,
                           overwrite=overwrite, extra_config={"forget": request}, **_recipe(src))  # fmt: skip
-    elif method == "sisa":
-        result = _sisa(src, task, forget_pos, retain_pos, out, device, overwrite, request)
     else:
         result = _unlearn(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite, request)
     seconds = round(time.perf_counter() - t0, 2)
@@ -152,26 +155,50 @@ def _recipe(src: Run) -> dict[str, Any]:
     train, enc = src.config["train"], src.config["encoder"]
     return {"epochs": train["epochs"], "batch_size": train["batch_size"], "lr": train["lr"],
             "weight_decay": train["weight_decay"], "seed": train["seed"], "encoder": enc["name"],
-            "size": enc["size"]}  # fmt: skip
+            "size": enc["size"], "augment": bool(src.config["method"].get("augment", True))}  # fmt: skip
+
+
+def _pretrain_recipe(src: Run, samples: int) -> dict[str, Any]:
+    """The pretraining recipe of an encoder run (for a sharded run, its first shard's), for
+    retraining it on ``samples`` samples (split between the shards) for as many steps as the
+    original took."""
+    one = src.shards()[0] if "sisa" in src.config else src
+    train = one.config["train"]
+    state = one.path / ckpt.STATE_FILE
+    steps = int(ckpt.load_state(state)["step"]) if state.exists() else int(train["total_steps"])
+    per_epoch = max(1, samples // (int(train["batch_size"]) * int(src.config.get("sisa", {}).get("shards", 1))))
+    return {"method": one.config["method"]["name"], "encoder": one.config["encoder"]["name"],
+            "size": one.config["encoder"]["size"], "epochs": steps / per_epoch, "batch_size": int(train["batch_size"]),
+            "lr": train["lr"], "weight_decay": train["weight_decay"], "seed": int(train["seed"]),
+            "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
+            "encoder_options": one.config["encoder"].get("options"),
+            "augment": one.config["modality"]["augment"]}  # fmt: skip
 
 
 def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.ndarray, out: Path, device: str,
           overwrite: bool, request: dict[str, Any]) -> Run:  # fmt: skip
-    """Retrain only the shards that trained on a forgotten sample; copy the others."""
+    """Retrain only the shards that trained on a forgotten sample (each with its own recipe
+    on what it keeps); copy the others."""
     if "sisa" not in src.config:
-        raise UnlabeledError(f"sisa forgets from a sharded classifier; {src.path} was not trained with --shards")
+        flag = "finetune --shards" if src.kind == "classifier" else "pretrain --shards"
+        raise UnlabeledError(f"sisa forgets from a sharded run; {src.path} was not trained with `{flag}`")
     forgotten = {str(i) for i in task.ids[forget_pos]}
     claim_run_dir(out, False, overwrite)
     affected = []
-    for shard in sorted(p for p in (src.path / SHARDS).iterdir() if (p / "config.json").exists()):
-        ids = Run(shard).training_ids()
+    for shard in src.shards():
+        ids = shard.training_ids()
+        dest = out / SHARDS / shard.path.name
         if forgotten.intersection(ids):
             keep = task.positions([i for i in ids if i not in forgotten])
-            finetune(src.config.get("source_run"), task, out / SHARDS / shard.name, positions=keep, device=device,
-                     overwrite=True, **_recipe(src))  # fmt: skip
-            affected.append(shard.name)
+            if src.kind == "classifier":
+                finetune(src.config.get("source_run"), task, dest, positions=keep, device=device, overwrite=True,
+                         **_recipe(shard))  # fmt: skip
+            else:
+                pretrain(task, dest, positions=keep, device=device, overwrite=True, exclude_split=None,
+                         **_pretrain_recipe(shard, len(keep)))  # fmt: skip
+            affected.append(shard.path.name)
         else:
-            shutil.copytree(shard, out / SHARDS / shard.name, dirs_exist_ok=True)
+            shutil.copytree(shard.path, dest, dirs_exist_ok=True)
     info(f"sisa: retrained {len(affected)} of {src.config['sisa']['shards']} shards")
     config = {**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}, "forget": request}
     ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in task.ids[retain_pos]))
@@ -187,9 +214,11 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     batch = int(src.config["train"]["batch_size"])
     objective = cls(src.encoder().train(), src.modality(), int(src.config["method"]["classes"]),
                     other=Stream(task, other, batch))  # fmt: skip
+    objective.use_augment = bool(src.config["method"].get("augment", True))
     objective.head.load_state_dict(encoder_weights(ckpt.load_weights(src.path / ckpt.MODEL_FILE), "head"))
     if objective.needs_original:
         objective.keep_original()
+    objective.prepare(task, forget_pos, retain_pos, resolve_device(device))
     claim_run_dir(out, False, overwrite)
     if epochs is None:
         epochs = default_epochs * (float(src.config["train"]["epochs"] or 1) if stream == "retain" else 1.0)
@@ -208,29 +237,16 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
 def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndarray, retain_pos: np.ndarray,
                     out: Path, epochs: float | None, lr: float | None, seed: int, device: str, overwrite: bool,
                     request: dict[str, Any]) -> Run:  # fmt: skip
-    """``retrain``: the run's pretraining recipe on the retain set, for as many steps as the
-    original took (its collection minus the forget set, as an index over the same arrays, is
-    written beside ``out``); ``laf``: Label-Agnostic Forgetting (``laf.py``)."""
-    from unlabeled.data.collection import derive_collection
+    """``retrain``: the run's pretraining recipe on the retain set (sharded again if the run
+    was), for as many steps as the original took; ``laf``: Label-Agnostic Forgetting
+    (``laf.py``)."""
     from unlabeled.forget.laf import LAF, fit_vae
-    from unlabeled.train.pretrain import pretrain
 
     train = src.config["train"]
     if method == "retrain":
-        retain_data = out.with_name(out.name + ".retain-data")
-        derived = derive_collection(data, retain_pos, retain_data, {"name": f"{data.name}-retain",
-                                    "forget_request": request["request"]}, overwrite=True)  # fmt: skip
-        steps = int(ckpt.load_state(src.path / ckpt.STATE_FILE)["step"]) if (src.path / ckpt.STATE_FILE).exists() \
-            else int(train["total_steps"])  # fmt: skip
-        per_epoch = max(1, len(retain_pos) // int(train["batch_size"]))
-        method_cfg = {k: v for k, v in src.config["method"].items() if k != "name"}
-        run = pretrain(
-            derived, out, method=src.config["method"]["name"], encoder=src.config["encoder"]["name"],
-            size=src.config["encoder"]["size"], epochs=steps / per_epoch, batch_size=int(train["batch_size"]),
-            lr=train["lr"], weight_decay=train["weight_decay"], seed=int(train["seed"]), device=device,
-            exclude_split=None, method_options=method_cfg, encoder_options=src.config["encoder"].get("options"),
-            augment=src.config["modality"]["augment"], overwrite=overwrite,
-        )  # fmt: skip
+        shards = int(src.config.get("sisa", {}).get("shards", 1))
+        run = pretrain(data, out, positions=retain_pos, exclude_split=None, shards=shards, device=device,
+                       overwrite=overwrite, **_pretrain_recipe(src, len(retain_pos)))  # fmt: skip
         config = {**run.config, "forget": request}
         ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in data.ids[retain_pos]))
         ckpt.atomic_write_json(out / "config.json", config)

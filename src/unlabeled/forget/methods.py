@@ -17,6 +17,13 @@ reproducible.
   Unlearning" (NeurIPS): a student starting from the original (the teacher) alternates max
   steps (move away from the teacher on forget batches) and min steps (stay close to the
   teacher and fit the labels on retain batches); max steps only in the first half.
+- ``salun``: Fan, Liu, Zhang, Wei, Wong, Liu 2024, "SalUn: Empowering Machine Unlearning via
+  Gradient-based Weight Saliency in Both Image Classification and Generation" (ICLR): the
+  forget set relabelled at random (another class per sample) and trained on together with
+  the retain set — each step a retain batch and a share of forget samples in proportion to
+  the two sets' sizes, as training on their union does — with only the salient half of the
+  weights updated, those where the forget loss's gradient is largest, so the rest of the
+  model, which the forget set barely shaped, is left as it was.
 """
 
 from __future__ import annotations
@@ -72,6 +79,10 @@ class Unlearner(Objective):
         self.head = nn.Linear(encoder.dim, classes)
         self.other = other
         self.original: nn.ModuleDict | None = None
+        self.use_augment = True  # as the classifier was trained (``finetune --no-augment``)
+
+    def prepare(self, collection: Collection, forget: np.ndarray, retain: np.ndarray, device: torch.device) -> None:
+        """Anything a method computes from the forget and retain sets before its first step."""
 
     def keep_original(self) -> None:
         """Freeze a copy of the current (original) weights as teacher / reference."""
@@ -81,7 +92,7 @@ class Unlearner(Objective):
     def logits(self, x: torch.Tensor, generator: torch.Generator, original: bool = False) -> torch.Tensor:
         mod = self.modality
         with torch.autocast(x.device.type, enabled=False):
-            v = mod.normalize(mod.augment(x, generator, light=True))
+            v = mod.normalize(mod.augment(x, generator, light=True) if self.use_augment else x)
         if original:
             assert self.original is not None
             with torch.no_grad():
@@ -169,6 +180,70 @@ class SCRUB(Unlearner):
         self.progress.fill_(progress)
 
 
+class SalUn(Unlearner):
+    name = "salun"
+
+    def __init__(self, encoder, modality, classes, other=None, sparsity: float = 0.5,
+                 saliency_samples: int = 512) -> None:  # fmt: skip
+        super().__init__(encoder, modality, classes, other)
+        self.classes, self.sparsity, self.saliency_samples = classes, sparsity, saliency_samples
+        # masks aligned with trainable_parameters(); plain attributes, not buffers, so they are
+        # not written into the unlearned model's weights (a rerun recomputes them)
+        self.masks: list[torch.Tensor] | None = None
+
+    def hparams(self) -> dict[str, Any]:
+        return {"sparsity": self.sparsity, "saliency_samples": self.saliency_samples}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("original.")]
+
+    def prepare(self, collection: Collection, forget: np.ndarray, retain: np.ndarray, device: torch.device) -> None:
+        """Weight saliency (SalUn eq. 4): |∇ forget loss| summed over (up to
+        ``saliency_samples`` of) the forget set; the top ``sparsity`` share of weights,
+        thresholded over the whole model, is what unlearning may change. The forget batch is
+        sized to the forget set's share of the union."""
+        if self.other is not None:
+            self.other.batch_size = max(1, round(self.other.batch_size * len(forget) / max(len(retain), 1)))
+        self.to(device)
+        params = self.trainable_parameters()
+        grads = [torch.zeros_like(p) for p in params]
+        rng = np.random.default_rng(0)
+        pos = np.sort(rng.choice(forget, min(len(forget), self.saliency_samples), replace=False))
+        g = torch.Generator(device=device).manual_seed(0)
+        for start in range(0, len(pos), 256):
+            chunk = pos[start : start + 256]
+            x = self.modality.prepare(collection.get(chunk), device)
+            y = torch.from_numpy(collection.labels[chunk]).to(device)
+            loss = F.cross_entropy(self.logits(x, g).float(), y, reduction="sum")
+            for acc, grad in zip(grads, torch.autograd.grad(loss, params), strict=True):
+                acc += grad.abs()
+        flat = torch.cat([a.flatten() for a in grads])
+        k = max(1, int(round(self.sparsity * flat.numel())))
+        threshold = flat.kthvalue(flat.numel() - k + 1).values
+        self.masks = [(a >= threshold).to(a.dtype) for a in grads]
+
+    def before_update(self) -> None:
+        if self.masks is None:
+            return
+        for p, m in zip(self.trainable_parameters(), self.masks, strict=True):
+            if p.grad is not None:
+                p.grad.mul_(m.to(p.grad.device))
+
+    def loss(self, x, generator, y):
+        retain = F.cross_entropy(self.logits(x, generator).float(), y, reduction="sum")
+        loss, n, logs = retain, len(y), {"retain_ce": retain.detach() / len(y)}
+        if self.other is not None:  # the forget share of the step, each sample given another class
+            xf, yf = self.other.draw(self.modality, generator, x.device)
+            shift = torch.randint(1, self.classes, yf.shape, generator=generator, device=generator.device)
+            forget = F.cross_entropy(self.logits(xf, generator).float(), (yf + shift.to(yf.device)) % self.classes,
+                                     reduction="sum")  # fmt: skip
+            loss, n = loss + forget, n + len(yf)
+            logs["forget_rl"] = forget.detach() / len(yf)
+        loss = loss / n
+        logs["loss"] = loss.detach()
+        return loss, logs
+
+
 # method -> (objective, which set the trainer streams, default epochs, default lr). Epochs over
 # the forget set are absolute; over the retain set they are a fraction of the original
 # training's epochs, so that a method costs about a tenth of retraining or less.
@@ -177,4 +252,5 @@ APPROXIMATE = {
     "ga": (GradientAscent, "forget", 1.0, 5e-5),
     "npo": (NPO, "forget", 2.0, 2e-4),
     "scrub": (SCRUB, "retain", 0.05, 5e-4),
+    "salun": (SalUn, "retain", 0.1, 2e-3),
 }

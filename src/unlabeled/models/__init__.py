@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError
@@ -40,3 +41,20 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
 
 
 __all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "build_encoder"]
+
+
+class ShardEncoders(nn.Module):
+    """SISA's aggregate of encoders pretrained on disjoint shards (Bourtoule et al. 2021,
+    "Machine Unlearning"): ``embed`` concatenates the members' embeddings, so a probe on top
+    sees every shard and forgetting retrains only the shards that held the samples."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.dim = sum(int(m.dim) for m in members)
+
+    def embed(self, x):  # noqa: ANN001, ANN201 - the encoders' own signature
+        return torch.cat([m.embed(x) for m in self.members], dim=1)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.embed(x)

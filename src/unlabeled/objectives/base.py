@@ -44,5 +44,9 @@ class Objective(nn.Module):
         """The objective's own settings, stored in the run's config.json."""
         return {}
 
+    def before_update(self) -> None:
+        """Called after the backward pass, before clipping and the optimiser step (gradient
+        surgery such as SalUn's weight-saliency mask)."""
+
     def after_step(self, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1] (EMA updates)."""

@@ -22,13 +22,11 @@ from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import build_encoder
 from unlabeled.objectives.supervised import Supervised
-from unlabeled.runs import Run, open_run, resolve_device
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, open_run, resolve_device, shard_split
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import claim_run_dir, default_size, environment
 from unlabeled.train.trainer import TrainConfig, Trainer
-
-TRAINING_IDS = "training-ids.txt"
 
 
 def labelled_train(task: Collection) -> np.ndarray:
@@ -53,6 +51,7 @@ def finetune(
     size: str | None = None,
     device: str = "auto",
     shards: int = 1,
+    augment: bool = True,
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Run:
@@ -62,12 +61,13 @@ def finetune(
     ``shards`` > 1 trains SISA-style (Bourtoule et al. 2021, "Machine Unlearning"): the
     samples are split at random into that many disjoint shards, one classifier is trained on
     each in ``OUT/shards/NN`` with the same recipe, and the prediction averages their
-    probabilities; forgetting then retrains only the shards that held the forgotten samples."""
+    probabilities; forgetting then retrains only the shards that held the forgotten samples.
+    ``augment=False`` trains on the samples as they are (no light crops/noise)."""
     if shards > 1:
         return _finetune_sharded(run, task, out, positions=positions, shards=shards, extra_config=extra_config,
                                  overwrite=overwrite, epochs=epochs, batch_size=batch_size, lr=lr,
                                  weight_decay=weight_decay, seed=seed, encoder=encoder, size=size,
-                                 device=device)  # fmt: skip
+                                 augment=augment, device=device)  # fmt: skip
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def finetune(
                        "sample_shape": list(modality.input_shape), "options": options}  # fmt: skip
             enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **options)
         classes = len(col.classes or []) or int(col.labels.max()) + 1
-        objective = Supervised(enc, modality, classes)
+        objective = Supervised(enc, modality, classes, augment=augment)
         cfg = TrainConfig(batch_size=min(batch_size, len(pos)), epochs=epochs, lr=lr, weight_decay=weight_decay,
                           seed=seed)  # fmt: skip
         config = {
@@ -132,9 +132,6 @@ def finetune(
     return result
 
 
-SHARDS = "shards"
-
-
 def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection | str | os.PathLike[str],
                       out: str | os.PathLike[str], *, positions: np.ndarray | None, shards: int,
                       extra_config: dict[str, Any] | None, overwrite: bool, **recipe: Any) -> Run:  # fmt: skip
@@ -142,13 +139,11 @@ def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection
     t0 = time.perf_counter()
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
-    if len(pos) < 2 * shards:
-        raise UnlabeledError(f"{len(pos)} samples are too few for {shards} shards")
+    parts = shard_split(pos, shards, recipe["seed"])
     claim_run_dir(out, False, overwrite)
-    parts = np.array_split(np.random.default_rng(recipe["seed"]).permutation(pos), shards)
     for s, part in enumerate(parts):
         info(f"shard {s + 1}/{shards}: {len(part)} samples")
-        finetune(run, col, out / SHARDS / f"{s:02d}", positions=np.sort(part), overwrite=True, **recipe)
+        finetune(run, col, out / SHARDS / f"{s:02d}", positions=part, overwrite=True, **recipe)
     first = Run(out / SHARDS / "00")
     train = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
     config = {**first.config, "sisa": {"shards": shards}, "train": {**first.config["train"], **train},

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
@@ -20,7 +21,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import build_encoder
 from unlabeled.objectives import build_objective
-from unlabeled.runs import Run, resolve_device
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, resolve_device, shard_split
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
@@ -78,6 +79,8 @@ def pretrain(
     compile: bool = False,
     resume: bool = False,
     overwrite: bool = False,
+    positions: np.ndarray | None = None,
+    shards: int = 1,
 ) -> Run:
     """Pretrain an encoder on ``data`` without labels; returns the :class:`Run` in ``out``.
 
@@ -87,7 +90,14 @@ def pretrain(
     ``encoder`` is ``cnn`` or ``transformer`` (default: the CNN for images, the transformer
     for every other modality); ``encoder_options`` go to it (e.g. ``{"patch": [7, 7]}``).
     ``method_options`` go to the objective (e.g. ``{"temperature": 0.2}``); ``augment``
-    changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``)."""
+    changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``).
+    ``positions`` trains on those samples of ``data`` only (recorded as the run's training
+    ids). ``shards`` > 1 pretrains SISA-style (Bourtoule et al. 2021): one encoder per
+    disjoint random shard in ``OUT/shards/NN``, each with the same recipe (a time budget is
+    split between them), whose embeddings are concatenated; ``forget --method sisa`` then
+    retrains only the shards that held the forgotten samples."""
+    if shards > 1:
+        return _pretrain_sharded(**{k: v for k, v in locals().items() if k != "shards"}, shards=shards)
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     with dist.process_group(dev):
@@ -112,7 +122,13 @@ def pretrain(
             if weight_decay is not None:
                 cfg.weight_decay = weight_decay
             exclude = exclude_split
-        positions = col.indices(exclude=exclude)
+        ids_file = out / TRAINING_IDS
+        if resume and ids_file.exists():
+            positions = col.positions([line for line in ids_file.read_text().splitlines() if line])
+        elif positions is not None:
+            positions = np.sort(np.asarray(positions, dtype=np.int64))
+        else:
+            positions = col.indices(exclude=exclude)
         if not resume:
             modality = fit_modality(col, positions, augment)
             size = size or default_size(len(positions))
@@ -149,6 +165,8 @@ def pretrain(
         dist.barrier()  # every rank has checked `out` before rank 0 writes into it
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
+            if len(positions) != len(col.indices(exclude=exclude)):  # a subset: say which samples
+                ckpt.atomic_write_text(ids_file, "".join(f"{i}\n" for i in col.ids[positions]))
             ckpt.atomic_write_json(out / "config.json", config)
         info(
             f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
@@ -160,3 +178,34 @@ def pretrain(
         del trainer  # its DDP wrapper must go before the process group does
         info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
         return Run(out)
+
+
+def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.PathLike[str], *, shards: int,
+                      positions: np.ndarray | None, exclude_split: str | None, minutes: float | None,
+                      resume: bool, overwrite: bool, seed: int, **recipe: Any) -> Run:  # fmt: skip
+    """One pretraining run per SISA shard in ``OUT/shards/NN``; a resumed run finishes the
+    shards that did not."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    col = open_collection(data)
+    pos = col.indices(exclude=exclude_split) if positions is None else np.sort(np.asarray(positions))
+    parts = shard_split(pos, shards, seed)
+    if resume and not (out / "config.json").exists():
+        resume = False  # nothing finished yet: start
+    claim_run_dir(out, resume, overwrite)
+    if minutes is None and recipe.get("epochs") is None:
+        minutes = DEFAULT_MINUTES
+    for s, part in enumerate(parts):
+        shard = out / SHARDS / f"{s:02d}"
+        if resume and (shard / "config.json").exists() and Run(shard).finished:
+            continue
+        info(f"shard {s + 1}/{shards}: {len(part)} samples")
+        again = resume and (shard / ckpt.STATE_FILE).exists()
+        pretrain(col, shard, positions=part, exclude_split=exclude_split, seed=seed, resume=again,
+                 overwrite=not again, minutes=None if minutes is None else minutes / shards, **recipe)  # fmt: skip
+    first = Run(out / SHARDS / "00")
+    config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
+    config["data"] = {**config["data"], "samples": len(pos)}
+    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in col.ids[pos]))
+    ckpt.atomic_write_json(out / "config.json", config)
+    return Run(out)

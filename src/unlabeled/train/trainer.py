@@ -154,6 +154,7 @@ class Trainer:
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.objective.before_update()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.cfg.grad_clip)
         opt.step()
