@@ -56,7 +56,7 @@ def main() -> None:
         print(f"\n{name}: {table['forgotten']} samples; laf {table['seconds']:.0f} s, retrain "
               f"{table['retrain_seconds']:.0f} s ({table['time_ratio']:.1%})")  # fmt: skip
         metrics = ["forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka", "retain_cka"]
-        print("| model | " + " | ".join(metrics) + " |\n|---" * (len(metrics) + 1) + "|")
+        print("| model | " + " | ".join(metrics) + " |\n" + "|---" * (len(metrics) + 1) + "|")
         for model, row in table["rows"].items():
             print(f"| {model} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
         print("gaps:", {k: round(v, 4) for k, v in table["gaps"].items()})

@@ -205,7 +205,7 @@ def forget_(
     method: Annotated[
         str | None,
         typer.Option(help="classifiers: salun (default) | retrain | sisa | finetune | ga | npo | scrub; encoders: "
-                          "laf (default) | retrain | sisa"),
+                          "retrain (default) | sisa | laf"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
