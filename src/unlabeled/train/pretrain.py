@@ -190,9 +190,9 @@ def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.P
     col = open_collection(data)
     pos = col.indices(exclude=exclude_split) if positions is None else np.sort(np.asarray(positions))
     parts = shard_split(pos, shards, seed)
-    if resume and not (out / "config.json").exists():
-        resume = False  # nothing finished yet: start
-    claim_run_dir(out, resume, overwrite)
+    # the top-level config is written last, so an interrupted run has only shard folders:
+    # claim the folder as new then, and still resume the shards below
+    claim_run_dir(out, resume and (out / "config.json").exists(), overwrite)
     if minutes is None and recipe.get("epochs") is None:
         minutes = DEFAULT_MINUTES
     for s, part in enumerate(parts):
