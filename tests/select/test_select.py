@@ -10,6 +10,7 @@ from PIL import Image
 import unlabeled as ul
 from unlabeled import UnlabeledError
 from unlabeled.data.collection import derive_collection
+from unlabeled.select import methods as select_methods
 from unlabeled.select import select
 from unlabeled.select.index import EmbeddingIndex
 from unlabeled.select.methods import kcenter, semdedup, sinkhorn_potentials
@@ -59,6 +60,22 @@ def test_kcenter_covers_better_than_random(pixels):
     assert radius(chosen) < min(rand)
 
 
+def test_kcenter_pruning_is_exactly_the_greedy_traversal(pixels, monkeypatch):
+    # the plain traversal: one full distance pass per pick
+    x = pixels / np.linalg.norm(pixels, axis=1, keepdims=True)
+    first = int(np.random.default_rng(3).integers(len(x)))
+    chosen, near = [first], 1 - x @ x[first]
+    for _ in range(199):
+        near[chosen[-1]] = -1
+        chosen.append(int(near.argmax()))
+        near = np.minimum(near, 1 - x @ x[chosen[-1]])
+    assert kcenter(pixels, 200, seed=3).tolist() == sorted(chosen)
+    # the chunked path, for pools too large for memory, gives the same traversal
+    monkeypatch.setattr(select_methods, "CHUNK", 500)
+    monkeypatch.setattr(select_methods, "IN_MEMORY_BYTES", 0)
+    assert kcenter(pixels, 200, seed=3).tolist() == sorted(chosen)
+
+
 def test_simcore_and_target_shift_take_what_resembles_the_target(digits, pixels, tmp_path):
     target = pixels[np.isin(digits.labels, [0, 1])][:40]
     picks = {}
@@ -98,6 +115,8 @@ def test_index_searches_by_cosine(pixels):
     assert "IVF" in index.kind and (idx[:, 0] == np.arange(5)).all() and np.allclose(sims[:, 0], 1, atol=1e-5)
     with pytest.raises(UnlabeledError, match="dimension"):
         index.search(np.ones((1, 3), np.float32), 1)
+    # a few queries (SimCore's centroids) do not pay for training inverted lists
+    assert EmbeddingIndex(pixels, ivf_above=1000, queries=5).kind == "Flat (exact)"
 
 
 def test_clear_errors(digits, pixels, tmp_path):

@@ -125,7 +125,7 @@ def select(
     elif method == "simcore":
         n = _budget(budget, len(candidates), method)
         k = centroids or min(100, max(1, round(np.sqrt(len(tvec)))))
-        index = EmbeddingIndex(vectors, seed=seed)
+        index = EmbeddingIndex(vectors, seed=seed, queries=k)
         chosen, extra = methods.simcore(index, tvec, n, k, seed, stop_similarity)
         extra["index"] = index.kind
     elif method == "dedup":

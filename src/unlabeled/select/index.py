@@ -48,15 +48,20 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
 class EmbeddingIndex:
     """Cosine-similarity search over a pool's embeddings."""
 
-    def __init__(self, vectors: np.ndarray, ivf_above: int = 200_000, nprobe: int = 16, seed: int = 0) -> None:
+    def __init__(self, vectors: np.ndarray, ivf_above: int = 200_000, nprobe: int = 16, seed: int = 0,
+                 queries: int | None = None) -> None:  # fmt: skip
+        """``queries``: how many searches will be made, if known. Inverted lists are built
+        for a pool above ``ivf_above`` only when they pay for their training (a k-means of
+        ``4 sqrt(n)`` lists over 64 samples per list, ~25 passes): a handful of queries, such
+        as SimCore's target centroids, is one exact matrix product over the pool instead."""
         import faiss
 
         n, d = vectors.shape
         if n == 0:
             raise UnlabeledError("cannot index an empty pool")
         self.dim, self.size = d, n
-        if n > ivf_above:
-            nlist = int(4 * math.sqrt(n))
+        nlist = int(4 * math.sqrt(n))
+        if n > ivf_above and (queries is None or queries * n > 25 * 64 * nlist * nlist):
             quantizer = faiss.IndexFlatIP(d)
             self.index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(seed)

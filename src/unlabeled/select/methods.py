@@ -30,6 +30,8 @@ import torch
 from unlabeled._console import progress
 from unlabeled.select.index import CHUNK, EmbeddingIndex, normalized
 
+IN_MEMORY_BYTES = 2 << 30  # embeddings up to this size are normalised once and held in memory
+
 
 def random_selection(n: int, budget: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, budget, replace=False))
@@ -47,29 +49,67 @@ def kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> np.ndarray:
 
 
 def kcenter(x: np.ndarray, budget: int, seed: int) -> np.ndarray:
-    """Greedy k-center on cosine distance: start from a random sample, then repeatedly add the
-    sample farthest from everything chosen. One matrix-vector product over the pool per pick
-    (chunked, so a memory-mapped pool works)."""
-    n = len(x)
-    in_memory = n * x.shape[1] * 4 <= 2 << 30
-    xt = torch.from_numpy(normalized(x)) if in_memory else None
+    """Greedy k-center on unit-normalised embeddings: start from a random sample, then
+    repeatedly add the sample farthest from everything chosen.
+
+    Exactly Gonzalez's traversal, made cheap with the triangle inequality (as Elkan 2003 does
+    for k-means): with ``r`` a sample's distance to its nearest chosen centre ``a``, a new
+    centre ``c`` can only come closer if ``|a - c| < 2r``. Once the first picks have shrunk the
+    radii, a pick reads two numbers per sample instead of its whole embedding and computes
+    distances only for the few near the new centre. Distances are Euclidean between unit
+    vectors, a monotone function of cosine. A pool too large for memory is read in chunks.
+    All in numpy: its BLAS's matrix-vector product ran 3x faster than ``torch.mv`` on a
+    1M x 128 pool here (22 against 71 ms), and mixing the two thread pools slowed both."""
+    n, d = x.shape
+    xn = normalized(x) if n * d * 4 <= IN_MEMORY_BYTES else None
+
+    def rows(pos: np.ndarray) -> np.ndarray:  # unit rows at sorted positions ``pos``
+        return xn[pos] if xn is not None else normalized(x[pos])
+
+    def to_distance(sims: np.ndarray) -> np.ndarray:  # in place: |a - b| = sqrt(2 - 2 cos)
+        sims *= -2.0
+        sims += 2.0
+        np.maximum(sims, 0.0, out=sims)
+        return np.sqrt(sims, out=sims)
+
+    def distances(pos: np.ndarray | None, center: np.ndarray) -> np.ndarray:
+        if pos is not None:
+            return to_distance(rows(pos) @ center)
+        if xn is not None:
+            return to_distance(xn @ center)
+        return to_distance(np.concatenate([normalized(x[s : s + CHUNK]) @ center for s in range(0, n, CHUNK)]))
+
     first = int(np.random.default_rng(seed).integers(n))
-    nearest = np.full(n, np.inf, dtype=np.float32)  # distance to the closest chosen sample
+    centers = np.empty((budget, d), dtype=np.float32)
+    centers[0] = rows(np.array([first]))[0]
+    near = distances(None, centers[0])  # distance to the nearest chosen centre
+    owner = np.zeros(n, dtype=np.int32)  # which centre that is
     chosen = [first]
+    near[first] = 0.0
     with progress() as bar:
         task = bar.add_task("k-center", total=budget)
-        for _ in range(budget - 1):
-            c = chosen[-1]
-            if xt is not None:
-                d = (1 - xt @ xt[c]).numpy()
-            else:
-                center = normalized(x[c : c + 1])[0]
-                d = np.concatenate([1 - normalized(x[s : s + CHUNK]) @ center for s in range(0, n, CHUNK)])
-            np.minimum(nearest, d, out=nearest)
-            nearest[chosen[-1]] = -1.0
-            chosen.append(int(nearest.argmax()))
-            bar.advance(task)
         bar.advance(task)
+        for j in range(1, budget):
+            c = int(near.argmax())
+            if near[c] <= 0:  # fewer distinct points than the budget: the rest are repeats
+                c = int(np.flatnonzero(~np.isin(np.arange(n), chosen))[0])
+            centers[j] = rows(np.array([c]))[0]
+            gap = to_distance(centers[:j] @ centers[j])
+            # a sample may come closer only if its centre is within twice its radius of the
+            # new one (a small margin keeps float rounding on the safe side)
+            may = gap.take(owner) < 2.0 * near + 1e-5
+            pos = np.flatnonzero(may) if np.count_nonzero(may) <= n // 4 else None
+            dist = distances(pos, centers[j])
+            if pos is None:
+                closer = dist < near
+                np.minimum(near, dist, out=near)
+                owner[closer] = j
+            elif len(pos):
+                closer = dist < near[pos]
+                near[pos[closer]], owner[pos[closer]] = dist[closer], j
+            near[c], owner[c] = 0.0, j
+            chosen.append(c)
+            bar.advance(task)
     return np.sort(np.asarray(chosen))
 
 
@@ -116,7 +156,7 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
     for s in range(0, n, CHUNK):
         mean += np.asarray(x[s : s + CHUNK], dtype=np.float64).sum(0)
     mean = (mean / n).astype(np.float32)
-    in_memory = n * x.shape[1] * 4 <= 2 << 30
+    in_memory = n * x.shape[1] * 4 <= IN_MEMORY_BYTES
     xn = normalized(np.asarray(x) - mean) if in_memory else None
     k = clusters or max(1, round(math.sqrt(n)))
     cents = kmeans(xn if xn is not None else np.asarray(x[: 64 * k]) - mean, k, seed)
