@@ -52,7 +52,7 @@ class EmbeddingIndex:
                  queries: int | None = None) -> None:  # fmt: skip
         """``queries``: how many searches will be made, if known. Inverted lists are built
         for a pool above ``ivf_above`` only when they pay for their training (a k-means of
-        ``4 sqrt(n)`` lists over 64 samples per list, ~25 passes): a handful of queries, such
+        ``4 sqrt(n)`` lists over 64 samples per list, 10 passes): a handful of queries, such
         as SimCore's target centroids, is one exact matrix product over the pool instead."""
         import faiss
 
@@ -61,7 +61,7 @@ class EmbeddingIndex:
             raise UnlabeledError("cannot index an empty pool")
         self.dim, self.size = d, n
         nlist = int(4 * math.sqrt(n))
-        if n > ivf_above and (queries is None or queries * n > 25 * 64 * nlist * nlist):
+        if n > ivf_above and (queries is None or queries * n > 10 * 64 * nlist * nlist):
             quantizer = faiss.IndexFlatIP(d)
             self.index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(seed)

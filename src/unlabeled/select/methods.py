@@ -184,28 +184,43 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
     return np.flatnonzero(keep), {"clusters": len(cents), "removed": int((~keep).sum()), "pairs_above": pairs}
 
 
-def sinkhorn_potentials(x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: int = 200) -> np.ndarray:
+def sinkhorn_potentials(x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: int = 200,
+                        tol: float = 1e-4) -> np.ndarray:  # fmt: skip
     """The pool-side dual potential of entropic OT between uniform masses on ``x`` (pool)
-    and ``y`` (target), cost 1 - cosine similarity; log-domain Sinkhorn (Cuturi 2013), the
-    pool processed in chunks so only (chunk x target) costs exist at once."""
-    yt = torch.from_numpy(normalized(y)).double()
+    and ``y`` (target), cost 1 - cosine similarity; log-domain Sinkhorn (Cuturi 2013), stopped
+    when no potential moves by more than ``tol`` in an iteration. The (pool x target) costs
+    are computed once and kept while they fit in ``IN_MEMORY_BYTES / 2``; beyond that the pool
+    is streamed in chunks and they are recomputed every iteration. Float32 throughout: costs
+    lie in [0, 2], so the log-domain sums stay well within its range."""
+    yt = torch.from_numpy(normalized(y))
     n, m = len(x), len(yt)
     log_a, log_b = -math.log(n), -math.log(m)
-    f = torch.zeros(n, dtype=torch.float64)
-    g = torch.zeros(m, dtype=torch.float64)
-    chunks = [(s, torch.from_numpy(normalized(x[s : s + CHUNK])).double()) for s in range(0, n, CHUNK)]
+    f = torch.zeros(n)
+    g = torch.zeros(m)
+    cached = n * m * 4 <= IN_MEMORY_BYTES // 2
+    starts = range(0, n, CHUNK)
+
+    def neg_cost(s: int) -> torch.Tensor:  # -C / eps for the chunk starting at s
+        return (torch.from_numpy(normalized(x[s : s + CHUNK])) @ yt.T).sub_(1.0).div_(eps)
+
+    costs = {s: neg_cost(s) for s in starts} if cached else {}
     with progress() as bar:
         task = bar.add_task("optimal transport", total=iters)
         for _ in range(iters):
-            for s, xc in chunks:  # f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)
-                cost = 1 - xc @ yt.T
-                f[s : s + len(xc)] = -eps * torch.logsumexp((g - cost) / eps + log_b, dim=1)
+            moved = 0.0
+            for s in starts:  # f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)
+                c = costs[s] if cached else neg_cost(s)
+                new = -eps * torch.logsumexp(c + (g / eps + log_b), dim=1)
+                moved = max(moved, float((new - f[s : s + len(new)]).abs().max()))
+                f[s : s + len(new)] = new
             parts = []  # g_j = -eps log sum_i a_i exp((f_i - C_ij) / eps), streamed over chunks
-            for s, xc in chunks:
-                cost = 1 - xc @ yt.T
-                parts.append(torch.logsumexp((f[s : s + len(xc), None] - cost) / eps + log_a, dim=0))
+            for s in starts:
+                c = costs[s] if cached else neg_cost(s)
+                parts.append(torch.logsumexp(c + (f[s : s + len(c), None] / eps + log_a), dim=0))
             g = -eps * torch.logsumexp(torch.stack(parts), dim=0)
             bar.advance(task)
+            if moved < tol:
+                break
     return (f - f.mean()).numpy()
 
 
