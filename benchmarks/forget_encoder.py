@@ -9,6 +9,12 @@ view-alignment membership attack, linear CKA to the retrained encoder, their gap
 time against retraining's). Labels are used only to verify.
 
     python benchmarks/forget_encoder.py --steps 1000
+
+``--sisa S`` instead times SISA for encoders: the same recipe pretrained in S shards
+(``pretrain --shards S``), a one-sample request served by ``sisa`` (exact by construction: the
+shard that held the sample is retrained without it) against retraining the single encoder.
+
+    python benchmarks/forget_encoder.py --steps 600 --sisa 5
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000, help="pretraining steps (batch 128)")
     ap.add_argument("--forget-class", default="trouser")
+    ap.add_argument("--sisa", type=int, default=0, help="time SISA with this many shards instead")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget_encoder")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
@@ -44,6 +51,9 @@ def main() -> None:
                     overwrite=True)  # fmt: skip
     enc = ul.open_run(enc_dir)
     train_ids = enc.training_ids()
+    if args.sisa > 1:
+        sisa(args, col, enc)
+        return
     rng = np.random.default_rng(0)
     requests = {"random 10%": {"ids": sorted(rng.choice(train_ids, len(train_ids) // 10, replace=False).tolist())},
                 f"class {args.forget_class}": {"class_": args.forget_class}}  # fmt: skip
@@ -61,6 +71,30 @@ def main() -> None:
             print(f"| {model} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
         print("gaps:", {k: round(v, 4) for k, v in table["gaps"].items()})
     (args.work / "result.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def sisa(args: argparse.Namespace, col: ul.Collection, enc: ul.Run) -> None:
+    """Pretrain the same recipe in ``args.sisa`` shards, forget one sample from it and from the
+    single encoder (by retraining), and print both times."""
+    sharded_dir = args.work / f"simclr-sisa{args.sisa}"
+    if not (sharded_dir / "config.json").exists() or "sisa" not in ul.open_run(sharded_dir).config:
+        n_train = len(col.indices(exclude="test"))
+        ul.pretrain(col, sharded_dir, method="simclr", epochs=args.steps / (n_train // 128), batch_size=128,
+                    shards=args.sisa, overwrite=True)  # fmt: skip
+    sharded = ul.open_run(sharded_dir)
+    one = [str(np.random.default_rng(1).choice(enc.training_ids()))]
+    times = {}
+    for name, src, method in (("retrain", enc, "retrain"), ("sisa", sharded, "sisa")):
+        out = args.work / "one-sample" / name
+        forget(src, method=method, ids=one, out=out, overwrite=True)
+        times[name] = ul.open_run(out).config["forget"]["seconds"]
+    shards = ul.open_run(args.work / "one-sample" / "sisa").config["sisa"]["retrained_shards"]
+    print(f"single encoder pretrained in {enc.config.get('seconds', float('nan'))} s; "
+          f"{args.sisa} shards in {sharded.config['seconds']} s")
+    print(f"one sample ({one[0]}): retrain {times['retrain']:.1f} s; sisa retrained shards {shards} in "
+          f"{times['sisa']:.1f} s = {times['sisa'] / times['retrain']:.1%} of retrain (1/S = {1 / args.sisa:.0%})")
+    result = dict(times, shards=args.sisa, retrained_shards=shards, sample=one[0])
+    (args.work / f"sisa{args.sisa}.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

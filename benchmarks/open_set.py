@@ -55,7 +55,8 @@ def build_pool(work: Path, classes: list[int] = FOOTWEAR, share: float = 1.0,
         w = CollectionWriter(pool_path, "image", (1, 28, 28), "uint8", None, extra_meta={"name": "open-pool"})
         train = np.flatnonzero(splits == "train")
         inside = np.isin(fm.labels[train], classes)
-        drop = rng.random(len(train)) >= share
+        # drawn only for a share below 1, so the default pool is the one measured before
+        drop = rng.random(len(train)) >= share if share < 1 else np.zeros(len(train), dtype=bool)
         train = train[~(inside & drop)]
         w.add(fm.arrays[train], [f"fmnist/{fm.ids[i]}" for i in train])
         d = load_digits()
