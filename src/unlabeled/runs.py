@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ from unlabeled.train import checkpoint as ckpt
 EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
+
+
+def write_ids(path: Path, ids: Iterable[object]) -> None:
+    """Sample ids, one per line, written atomically (``training-ids.txt``, ``forgotten-ids.txt``)."""
+    ckpt.atomic_write_text(path, "".join(f"{i}\n" for i in ids))
+
+
+def read_ids(path: Path) -> list[str]:
+    """The ids in a file written by :func:`write_ids`."""
+    return [line for line in path.read_text().splitlines() if line]
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:
@@ -147,7 +158,7 @@ class Run:
         a pretraining run, its collection's samples outside the excluded (test) split."""
         path = self.path / TRAINING_IDS
         if path.exists():
-            return [line for line in path.read_text().splitlines() if line]
+            return read_ids(path)
         data = self.config.get("data")
         if self.kind == "encoder" and data:
             col = open_collection(data["path"])

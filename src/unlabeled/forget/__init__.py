@@ -32,7 +32,17 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encode, encoder_weights, open_run, resolve_device
+from unlabeled.runs import (
+    SHARDS,
+    TRAINING_IDS,
+    Run,
+    encode,
+    encoder_weights,
+    open_run,
+    read_ids,
+    resolve_device,
+    write_ids,
+)
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import claim_run_dir, pretrain
@@ -145,7 +155,7 @@ def forget(
     config = dict(result.config)
     config["forget"] = {**request, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "forget_ids_file": "forgotten-ids.txt"}  # fmt: skip
-    ckpt.atomic_write_text(out / "forgotten-ids.txt", "".join(f"{i}\n" for i in forgotten_ids))
+    write_ids(out / "forgotten-ids.txt", forgotten_ids)
     ckpt.atomic_write_json(out / "config.json", config)
     log.append(request["request"], "finished", method=method, output=str(out.resolve()), details={"seconds": seconds})
     info(f"forgot {len(forget_pos)} samples with {method} in {seconds:.0f} s -> {out}")
@@ -203,7 +213,7 @@ def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.nda
             shutil.copytree(shard.path, dest, dirs_exist_ok=True)
     info(f"sisa: retrained {len(affected)} of {src.config['sisa']['shards']} shards")
     config = {**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}, "forget": request}
-    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in task.ids[retain_pos]))
+    write_ids(out / TRAINING_IDS, task.ids[retain_pos])
     ckpt.atomic_write_json(out / "config.json", config)
     return Run(out)
 
@@ -230,7 +240,7 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
               "train": vars(cfg).copy(), "source_run": src.config.get("source_run"), "forget": request}  # fmt: skip
     config.pop("seconds", None)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in task.ids[retain_pos]))
+    write_ids(out / TRAINING_IDS, task.ids[retain_pos])
     ckpt.atomic_write_json(out / "config.json", config)
     Trainer(objective, task, own, cfg, out, resolve_device(device)).fit()
     return Run(out)
@@ -250,7 +260,7 @@ def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndar
         run = pretrain(data, out, positions=retain_pos, exclude_split=None, shards=shards, device=device,
                        overwrite=overwrite, **_pretrain_recipe(src, len(retain_pos)))  # fmt: skip
         config = {**run.config, "forget": request}
-        ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in data.ids[retain_pos]))
+        write_ids(out / TRAINING_IDS, data.ids[retain_pos])
         ckpt.atomic_write_json(out / "config.json", config)
         return Run(out)
     # laf: density models of the original representations, then the encoder update
@@ -269,7 +279,7 @@ def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndar
     config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
               "train": vars(cfg).copy(), "forget": request}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in data.ids[retain_pos]))
+    write_ids(out / TRAINING_IDS, data.ids[retain_pos])
     ckpt.atomic_write_json(out / "config.json", config)
     Trainer(objective, data, forget_pos, cfg, out, dev).fit()
     return Run(out)
@@ -285,7 +295,7 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
         raise UnlabeledError(f"{res.path} is not the output of a finished forget request")
     src = open_run(request["source"])
     task = _task(res)
-    forgotten = [line for line in (res.path / "forgotten-ids.txt").read_text().splitlines() if line]
+    forgotten = read_ids(res.path / "forgotten-ids.txt")
     forget_pos = np.sort(task.positions(forgotten))
     retain_pos = np.sort(task.positions(res.training_ids()))
     test_pos = task.indices("test")

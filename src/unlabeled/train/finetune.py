@@ -22,7 +22,7 @@ from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import build_encoder
 from unlabeled.objectives.supervised import Supervised
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, open_run, resolve_device, shard_split
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, open_run, resolve_device, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import claim_run_dir, default_size, environment
@@ -116,7 +116,7 @@ def finetune(
         dist.barrier()
         if dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in col.ids[pos]))
+            write_ids(out / TRAINING_IDS, col.ids[pos])
             ckpt.atomic_write_json(out / "config.json", config)
         start = "from scratch" if src is None else f"from {src.path}"
         info(f"finetune {enc_cfg['name']}-{enc_cfg['size']} {start} on {col.name}: {len(pos)} labelled samples, "
@@ -149,6 +149,6 @@ def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection
     config = {**first.config, "sisa": {"shards": shards}, "train": {**first.config["train"], **train},
               "seconds": round(time.perf_counter() - t0, 2), **(extra_config or {})}  # fmt: skip
     config["task"] = {**config["task"], "samples": len(pos)}
-    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in col.ids[pos]))
+    write_ids(out / TRAINING_IDS, col.ids[pos])
     ckpt.atomic_write_json(out / "config.json", config)
     return Run(out)

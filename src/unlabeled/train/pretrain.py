@@ -21,7 +21,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import build_encoder
 from unlabeled.objectives import build_objective
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, resolve_device, shard_split
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, read_ids, resolve_device, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
@@ -124,7 +124,7 @@ def pretrain(
             exclude = exclude_split
         ids_file = out / TRAINING_IDS
         if resume and ids_file.exists():
-            positions = col.positions([line for line in ids_file.read_text().splitlines() if line])
+            positions = col.positions(read_ids(ids_file))
         elif positions is not None:
             positions = np.sort(np.asarray(positions, dtype=np.int64))
         else:
@@ -166,7 +166,7 @@ def pretrain(
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
             if len(positions) != len(col.indices(exclude=exclude)):  # a subset: say which samples
-                ckpt.atomic_write_text(ids_file, "".join(f"{i}\n" for i in col.ids[positions]))
+                write_ids(ids_file, col.ids[positions])
             ckpt.atomic_write_json(out / "config.json", config)
         info(
             f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
@@ -206,6 +206,6 @@ def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.P
     first = Run(out / SHARDS / "00")
     config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
     config["data"] = {**config["data"], "samples": len(pos)}
-    ckpt.atomic_write_text(out / TRAINING_IDS, "".join(f"{i}\n" for i in col.ids[pos]))
+    write_ids(out / TRAINING_IDS, col.ids[pos])
     ckpt.atomic_write_json(out / "config.json", config)
     return Run(out)
