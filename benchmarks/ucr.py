@@ -10,11 +10,12 @@ Two rows per set:
   length (channel independence, as PatchTST and TTM do); a multivariate sample's feature is
   its channels' embeddings side by side.
 
-Every row is a linear probe on frozen features (the bench protocol: stratified label subset
-per seed, regularisation chosen on a validation split of those labels); MiniRocket (aeon,
-10,000 kernels + ridge) is trained on exactly the same labelled subsets. Variable-length
-series are forward-filled to the set's longest length for MiniRocket, which needs equal
-lengths.
+Every row is a linear probe on frozen features (``--pool stats``, the default: the mean, max
+and standard deviation of the encoder's tokens; ``mean`` for the token mean) with the bench
+protocol (stratified label subset per seed, regularisation chosen on a validation split of
+those labels); MiniRocket (aeon, 10,000 kernels + ridge) is trained on exactly the same
+labelled subsets. Variable-length series are forward-filled to the set's longest length for
+MiniRocket, which needs equal lengths.
 
     python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6
 """
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--method", default="mae")
     ap.add_argument("--minutes", type=float, default=1.5, help="pretraining budget per set")
     ap.add_argument("--pooled-minutes", type=float, default=6)
+    ap.add_argument("--pool", default="stats", help="transformer pooling for the probe's features: mean | stats")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
     args = ap.parse_args()
@@ -101,7 +103,8 @@ def main() -> None:
         t = time.perf_counter()
         n_train = len(col.indices("train"))
         run = ul.pretrain(col, args.work / "runs" / name, method=args.method, minutes=args.minutes,
-                          batch_size=min(128, n_train // 2), overwrite=True)  # fmt: skip
+                          batch_size=min(128, n_train // 2), encoder_options={"pool": args.pool},
+                          overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
             "per-set": probe_scores(X, col, args.seeds, fractions),
@@ -120,7 +123,7 @@ def main() -> None:
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
-                      overwrite=True)  # fmt: skip
+                      encoder_options={"pool": args.pool}, overwrite=True)  # fmt: skip
     enc, mod = run.encoder(), run.modality()
     from unlabeled.runs import encode
 
@@ -144,8 +147,8 @@ def main() -> None:
              for row in ("per-set", "pooled", "minirocket")}  # fmt: skip
     for row, m in means.items():
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
-    (args.work / "result.json").write_text(json.dumps({"method": args.method, "minutes": args.minutes,
-                                                       "results": results, "means": means}, indent=1))  # fmt: skip
+    summary = {"method": args.method, "minutes": args.minutes, "pool": args.pool, "results": results, "means": means}
+    (args.work / "result.json").write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

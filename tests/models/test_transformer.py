@@ -1,9 +1,12 @@
+import numpy as np
 import pytest
 import torch
 
 from unlabeled import UnlabeledError
+from unlabeled.modalities.series import SeriesModality
 from unlabeled.models import build_encoder
 from unlabeled.models.transformer import PatchTransformer, default_patch, sincos_embedding
+from unlabeled.objectives import build_objective
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,30 @@ def test_nan_padding_is_masked_out():
     with torch.no_grad():
         torch.testing.assert_close(enc.embed(x)[:1], alone, rtol=1e-4, atol=1e-5)
         assert torch.isfinite(enc(x)).all()
+
+
+def test_stats_pool_of_padded_series():
+    """``pool="stats"``: mean, max and std of the valid tokens only (3 x width), with finite
+    gradients; the objectives' token width stays ``width``."""
+    torch.manual_seed(0)
+    enc = PatchTransformer((1, 1, 64), "tiny", (1, 8), pool="stats").eval()
+    assert enc.dim == 3 * enc.width
+    x = torch.randn(2, 1, 1, 64)
+    x[0, ..., 40:] = float("nan")
+    tokens, _ = enc.tokenize(x)
+    with torch.no_grad():
+        alone = enc.run(tokens[:1, :5])[0]
+        want = torch.cat([alone.mean(0), alone.amax(0), alone.std(0, unbiased=False)])
+        torch.testing.assert_close(enc.embed(x)[0], want, rtol=1e-4, atol=1e-4)
+    y = torch.randn(3, 1, 1, 64, requires_grad=True)
+    enc.train().embed(y).sum().backward()
+    assert torch.isfinite(y.grad).all()
+    series = SeriesModality((1, 64), [0.0], [1.0], patch_len=8)
+    for method in ("mae", "jepa", "simclr"):  # token width for MAE/JEPA, the pooled dim for SimCLR
+        obj = build_objective(method, enc, series)
+        x = series.prepare(np.random.default_rng(0).normal(size=(4, 1, 64)).astype(np.float32), "cpu")
+        loss, _ = obj.loss(x, torch.Generator().manual_seed(0))
+        assert torch.isfinite(loss)
 
 
 def test_class_token_and_learned_positions():

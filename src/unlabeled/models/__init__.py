@@ -21,7 +21,7 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``prepare`` gives, without the batch axis); every encoder has ``dim``,
     ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
 
-    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean or cls) and
+    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats) and
     ``positions`` (sincos or learned)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")

@@ -7,6 +7,12 @@ embedding over the patch grid is added, and pre-norm transformer blocks follow (
 Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words"; fixed 2D sin-cos positions as in
 MAE, He et al. 2022, generalised here to any number of axes).
 
+Pooling for ``embed``: the token mean (default), the class token (``cls``), or ``stats``: the
+mean, maximum and standard deviation of the tokens side by side (3 x width), the statistics
+pooling of speaker embeddings (Snyder et al. 2018, "X-vectors") with the max of TS2Vec (Yue et
+al. 2022). On the UCR sets MAE features gain 4-5 points of linear-probe accuracy from it
+(BENCHMARKS.md): a token mean washes out where in a series a shape occurs and how strongly.
+
 Padding: a patch whose every input value is NaN is a padding token (a series shorter than
 the batch's length, say). Padding tokens are never attended to and are left out of the mean
 pool, so variable-length samples batch without a separate mask argument.
@@ -26,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # name -> (width, depth, heads)
+POOLS = ("mean", "cls", "stats")
 TRANSFORMER_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (128, 4, 4),
     "small": (256, 8, 8),
@@ -119,8 +126,9 @@ def init_weights(module: nn.Module) -> None:
 class PatchTransformer(nn.Module):
     """Transformer encoder over the patches of ``(C, *spatial)`` samples (1 to 3 spatial axes).
 
-    ``forward(x) -> (B, N, dim)`` patch tokens; ``embed(x) -> (B, dim)``: the mean of the
-    non-padding tokens, or the class token with ``pool="cls"``."""
+    ``forward(x) -> (B, N, width)`` patch tokens; ``embed(x) -> (B, dim)``: the mean of the
+    non-padding tokens, the class token with ``pool="cls"`` (``dim == width`` for both), or
+    their mean, max and standard deviation with ``pool="stats"`` (``dim == 3 * width``)."""
 
     def __init__(
         self,
@@ -133,8 +141,8 @@ class PatchTransformer(nn.Module):
         super().__init__()
         if size not in TRANSFORMER_SIZES:
             raise ValueError(f"unknown transformer size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
-        if pool not in ("mean", "cls"):
-            raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if positions not in ("sincos", "learned"):
             raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
         channels, *spatial = (int(s) for s in input_shape)
@@ -146,7 +154,8 @@ class PatchTransformer(nn.Module):
         if len(patch) != len(spatial):
             raise ValueError(f"patch {patch} does not match the {len(spatial)} axes of shape {tuple(input_shape)}")
         dim, depth, heads = TRANSFORMER_SIZES[size]
-        self.input_shape, self.patch, self.pool, self.dim = (channels, *spatial), patch, pool, dim
+        self.input_shape, self.patch, self.pool, self.width = (channels, *spatial), patch, pool, dim
+        self.dim = dim * (3 if pool == "stats" else 1)
         self.grid = tuple(math.ceil(s / p) for s, p in zip(spatial, patch, strict=True))
         self.num_patches = math.prod(self.grid)
         self.patch_dim = channels * math.prod(patch)
@@ -211,7 +220,9 @@ class PatchTransformer(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         tokens, pad = self.tokenize(x)
         out = self.run(tokens, pad)
-        return pool_tokens(out[:, self.n_prefix :], pad) if self.cls is None else out[:, 0]
+        if self.cls is not None:
+            return out[:, 0]
+        return token_stats(out, pad) if self.pool == "stats" else pool_tokens(out, pad)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *spatial) -> (B, N, C * prod(patch)): each patch's values, in token order."""
@@ -232,6 +243,15 @@ def pool_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         return tokens.mean(1)
     keep = (~pad).unsqueeze(-1).to(tokens.dtype)
     return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
+def token_stats(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    """Mean, max and standard deviation over the non-padding tokens, side by side: (B, 3 * width)."""
+    mean = pool_tokens(tokens, pad)
+    std = (pool_tokens((tokens - mean.unsqueeze(1)).square(), pad) + 1e-8).sqrt()
+    if pad is not None:
+        tokens = tokens.masked_fill(pad.unsqueeze(-1), torch.finfo(tokens.dtype).min)
+    return torch.cat([mean, tokens.amax(1), std], 1)
 
 
 def default_patch(spatial: Sequence[int]) -> tuple[int, ...]:

@@ -79,18 +79,18 @@ class JEPA(Objective):
         self.targets, self.ema = int(targets), float(ema)
         self.target_scale, self.target_aspect = tuple(target_scale), tuple(target_aspect)
         self.context_scale = tuple(context_scale)
-        self.predictor_dim = int(predictor_dim or max(64, encoder.dim // 2))
+        self.predictor_dim = int(predictor_dim or max(64, encoder.width // 2))
         self.predictor_depth, self.predictor_heads = predictor_depth, predictor_heads
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         grid = encoder.grid
         axes = [torch.arange(n) for n in grid]
         self.register_buffer("coords", torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(grid)),
                              persistent=False)  # fmt: skip
-        self.to_predictor = nn.Linear(encoder.dim, self.predictor_dim)
+        self.to_predictor = nn.Linear(encoder.width, self.predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.predictor_dim))
         self.register_buffer("predictor_pos", sincos_embedding(grid, self.predictor_dim), persistent=False)
         self.predictor = Blocks(self.predictor_dim, predictor_depth, predictor_heads)
-        self.from_predictor = nn.Linear(self.predictor_dim, encoder.dim)
+        self.from_predictor = nn.Linear(self.predictor_dim, encoder.width)
         init_weights(self.predictor)
         nn.init.normal_(self.mask_token, std=0.02)
         self._momentum = self.ema

@@ -53,7 +53,7 @@ class MAE(Objective):
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         self.mask_ratio, self.norm_pix = mask_ratio, norm_pix
         self.decoder_dim, self.decoder_depth, self.decoder_heads = decoder_dim, decoder_depth, decoder_heads
-        self.to_decoder = nn.Linear(encoder.dim, decoder_dim)
+        self.to_decoder = nn.Linear(encoder.width, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.register_buffer("decoder_pos", sincos_embedding(encoder.grid, decoder_dim)[None], persistent=False)
         self.decoder = Blocks(decoder_dim, decoder_depth, decoder_heads)
