@@ -10,7 +10,7 @@ MAE, He et al. 2022, generalised here to any number of axes).
 Pooling for ``embed``: the token mean (default), the class token (``cls``), or ``stats``: the
 mean, maximum and standard deviation of the tokens side by side (3 x width), the statistics
 pooling of speaker embeddings (Snyder et al. 2018, "X-vectors") with the max of TS2Vec (Yue et
-al. 2022). On the UCR sets MAE features gain 4-5 points of linear-probe accuracy from it
+al. 2022). On the UCR sets MAE features gain 3-5 points of linear-probe accuracy from it
 (BENCHMARKS.md): a token mean washes out where in a series a shape occurs and how strongly.
 
 Padding: a patch whose every input value is NaN is a padding token (a series shorter than
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# name -> (width, depth, heads)
 POOLS = ("mean", "cls", "stats")
+# name -> (width, depth, heads)
 TRANSFORMER_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (128, 4, 4),
     "small": (256, 8, 8),
