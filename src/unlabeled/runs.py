@@ -35,17 +35,18 @@ from unlabeled.train import checkpoint as ckpt
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
+FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its output run)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
 
 
-def write_ids(path: Path, ids: Iterable[object]) -> None:
+def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
     """Sample ids, one per line, written atomically (``training-ids.txt``, ``forgotten-ids.txt``)."""
     ckpt.atomic_write_text(path, "".join(f"{i}\n" for i in ids))
 
 
-def read_ids(path: Path) -> list[str]:
+def read_ids(path: str | os.PathLike[str]) -> list[str]:
     """The ids in a file written by :func:`write_ids`."""
-    return [line for line in path.read_text().splitlines() if line]
+    return [line for line in Path(path).read_text().splitlines() if line]
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:

@@ -33,6 +33,7 @@ from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
 from unlabeled.runs import (
+    FORGOTTEN_IDS,
     SHARDS,
     TRAINING_IDS,
     Run,
@@ -154,8 +155,8 @@ def forget(
     seconds = round(time.perf_counter() - t0, 2)
     config = dict(result.config)
     config["forget"] = {**request, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "forget_ids_file": "forgotten-ids.txt"}  # fmt: skip
-    write_ids(out / "forgotten-ids.txt", forgotten_ids)
+                        "forget_ids_file": FORGOTTEN_IDS}  # fmt: skip
+    write_ids(out / FORGOTTEN_IDS, forgotten_ids)
     ckpt.atomic_write_json(out / "config.json", config)
     log.append(request["request"], "finished", method=method, output=str(out.resolve()), details={"seconds": seconds})
     info(f"forgot {len(forget_pos)} samples with {method} in {seconds:.0f} s -> {out}")
@@ -295,7 +296,7 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
         raise UnlabeledError(f"{res.path} is not the output of a finished forget request")
     src = open_run(request["source"])
     task = _task(res)
-    forgotten = read_ids(res.path / "forgotten-ids.txt")
+    forgotten = read_ids(res.path / FORGOTTEN_IDS)
     forget_pos = np.sort(task.positions(forgotten))
     retain_pos = np.sort(task.positions(res.training_ids()))
     test_pos = task.indices("test")
