@@ -82,10 +82,12 @@ def minirocket_scores(col: ul.Collection, seeds: int, fractions: list[float]) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default=",".join(SETS))
-    ap.add_argument("--method", default="mae")
+    ap.add_argument("--method", default="mae", help="mae | jepa | simclr (transformer); ts2vec | simclr (tcn)")
+    ap.add_argument("--encoder", default="transformer", help="transformer | tcn")
+    ap.add_argument("--batch", type=int, default=128, help="pretraining batch (at most half the train series)")
     ap.add_argument("--minutes", type=float, default=1.5, help="pretraining budget per set")
     ap.add_argument("--pooled-minutes", type=float, default=6)
-    ap.add_argument("--pool", default="stats", help="transformer pooling for the probe's features: mean | stats")
+    ap.add_argument("--pool", default="stats", help="probe features: mean | stats (transformer), max | stats (tcn)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
     args = ap.parse_args()
@@ -103,8 +105,8 @@ def main() -> None:
         t = time.perf_counter()
         n_train = len(col.indices("train"))
         run = ul.pretrain(col, args.work / "runs" / name, method=args.method, minutes=args.minutes,
-                          batch_size=min(128, n_train // 2), encoder_options={"pool": args.pool},
-                          overwrite=True)  # fmt: skip
+                          encoder=args.encoder, batch_size=min(args.batch, n_train // 2),
+                          encoder_options={"pool": args.pool}, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
             "per-set": probe_scores(X, col, args.seeds, fractions),
@@ -123,7 +125,8 @@ def main() -> None:
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
-                      encoder_options={"pool": args.pool}, overwrite=True)  # fmt: skip
+                      encoder=args.encoder, batch_size=args.batch, encoder_options={"pool": args.pool},
+                      overwrite=True)  # fmt: skip
     enc, mod = run.encoder(), run.modality()
     from unlabeled.runs import encode
 
@@ -147,7 +150,8 @@ def main() -> None:
              for row in ("per-set", "pooled", "minirocket")}  # fmt: skip
     for row, m in means.items():
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
-    summary = {"method": args.method, "minutes": args.minutes, "pool": args.pool, "results": results, "means": means}
+    summary = {"method": args.method, "encoder": args.encoder, "batch": args.batch, "minutes": args.minutes,
+               "pool": args.pool, "results": results, "means": means}  # fmt: skip
     (args.work / "result.json").write_text(json.dumps(summary, indent=1))
 
 

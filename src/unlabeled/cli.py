@@ -112,7 +112,9 @@ def pretrain(
     out: Annotated[Path, typer.Option(help="run folder to write")],
     method: Annotated[str, typer.Option(help="self-supervised objective")] = "simclr",
     encoder: Annotated[
-        str | None, typer.Option(help="cnn | transformer (default: cnn for images, transformer otherwise)")
+        str | None,
+        typer.Option(help="cnn | transformer | tcn (default: cnn for images, tcn for series with simclr or "
+                     "ts2vec, transformer otherwise)"),  # fmt: skip
     ] = None,
     size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
@@ -181,7 +183,7 @@ def finetune_(
     epochs: Annotated[float, typer.Option()] = 5,
     batch_size: Annotated[int, typer.Option()] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
-    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer")] = "cnn",
+    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     shards: Annotated[int, typer.Option(help="SISA: this many isolated shard models (cheap exact forgetting)")] = 1,
     augment: Annotated[bool, typer.Option(help="light augmentation while training (--no-augment to fit the "

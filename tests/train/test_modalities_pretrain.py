@@ -1,11 +1,13 @@
-"""Every modality x every objective pretrains end to end with the transformer, on tiny real
-data, and leaves a run whose encoder embeds the collection."""
+"""Every modality x every objective pretrains end to end with the transformer (and series and
+spectrograms with the tcn), on tiny real data, and leaves a run whose encoder embeds the
+collection."""
 
 import numpy as np
 import pytest
 import torch
 
 import unlabeled as ul
+from unlabeled.train.pretrain import TCN_LR
 
 
 @pytest.mark.parametrize("method", ["simclr", "mae", "jepa"])
@@ -21,6 +23,24 @@ def test_every_modality_with_every_objective(request, tmp_path, data, method):
     trained, untrained = run.encode(col, some, device="cpu"), run.encode(col, some, trained=False, device="cpu")
     assert trained.shape == (8, 128) and np.isfinite(trained).all()
     assert not np.allclose(trained, untrained)  # the saved weights are the trained ones
+
+
+@pytest.mark.parametrize("method", ["simclr", "ts2vec"])
+@pytest.mark.parametrize("data", ["gunpoint", "keywords"])
+def test_series_and_spectrograms_with_the_tcn(request, tmp_path, data, method):
+    """The dilated-convolution encoder under the contrastive objectives: series as they are,
+    spectrograms with their mel bands as channels; for series it is the default encoder."""
+    col = request.getfixturevalue(data)
+    n_train = len(col.indices(exclude="test"))
+    run = ul.pretrain(col, tmp_path / "run", method=method, encoder="tcn" if data == "keywords" else None,
+                      epochs=3 / (n_train // 16), batch_size=16, seed=0)  # fmt: skip
+    assert run.config["encoder"]["name"] == "tcn" and run.step == 3
+    assert run.config["train"]["lr"] == TCN_LR
+    assert all(np.isfinite(m["loss"]) for m in run.metrics())
+    some = col.indices()[:8]
+    trained, untrained = run.encode(col, some, device="cpu"), run.encode(col, some, trained=False, device="cpu")
+    assert trained.shape == (8, 320) and np.isfinite(trained).all()
+    assert not np.allclose(trained, untrained)
 
 
 def test_default_encoder_follows_the_modality(tmp_path, gunpoint):

@@ -9,11 +9,12 @@ from torch import nn
 
 from unlabeled._console import UnlabeledError
 from unlabeled.models.cnn import CNN_SIZES, CNNEncoder
+from unlabeled.models.tcn import TCN_SIZES, TCNEncoder
 from unlabeled.models.transformer import TRANSFORMER_SIZES, PatchTransformer
 
-ENCODERS = {"cnn": CNNEncoder, "transformer": PatchTransformer}
+ENCODERS = {"cnn": CNNEncoder, "transformer": PatchTransformer, "tcn": TCNEncoder}
 SIZES = tuple(CNN_SIZES)
-assert set(SIZES) == set(TRANSFORMER_SIZES)
+assert set(SIZES) == set(TRANSFORMER_SIZES) == set(TCN_SIZES)
 
 
 def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options: Any) -> nn.Module:
@@ -22,7 +23,7 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
 
     Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats) and
-    ``positions`` (sincos or learned)."""
+    ``positions`` (sincos or learned); for the tcn (series) ``pool`` (max or stats)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:
@@ -35,12 +36,12 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
             )
         return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]))
     try:
-        return PatchTransformer(sample_shape, size, **options)
+        return ENCODERS[name](sample_shape, size, **options)
     except (TypeError, ValueError) as e:
-        raise UnlabeledError(f"transformer encoder: {e}") from None
+        raise UnlabeledError(f"{name} encoder: {e}") from None
 
 
-__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "build_encoder"]
+__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "TCNEncoder", "build_encoder"]
 
 
 class ShardEncoders(nn.Module):

@@ -9,11 +9,13 @@ from unlabeled.objectives.jepa import JEPA
 from unlabeled.objectives.mae import MAE
 from unlabeled.objectives.simclr import SimCLR
 from unlabeled.objectives.supervised import Classifier, Supervised
+from unlabeled.objectives.ts2vec import TS2Vec
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "simclr": SimCLR,
     "mae": MAE,
     "jepa": JEPA,
+    "ts2vec": TS2Vec,
     "supervised": Supervised,
 }
 
@@ -27,4 +29,4 @@ def build_objective(name: str, encoder, modality, **hparams) -> Objective:
         raise UnlabeledError(f"{name}: {e}") from None
 
 
-__all__ = ["JEPA", "MAE", "OBJECTIVES", "Classifier", "Objective", "SimCLR", "Supervised", "build_objective"]
+__all__ = ["JEPA", "MAE", "OBJECTIVES", "Classifier", "Objective", "SimCLR", "Supervised", "TS2Vec", "build_objective"]

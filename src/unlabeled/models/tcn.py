@@ -1,0 +1,113 @@
+"""A dilated convolutional encoder for series: every time step becomes a token that sees
+an exponentially growing window of its neighbours.
+
+The encoder of TS2Vec (Yue et al. 2022, "TS2Vec: Towards Universal Representation of Time
+Series", AAAI): a per-step linear projection of the channels, then residual blocks of two
+"same"-padded 1D convolutions (kernel 3) with GELU, the dilation doubling from block to
+block (1, 2, 4, ...), so ten blocks see about 2,000 steps around each step; the last block
+widens to the output width. A sample's embedding is the maximum of its steps' features
+over time (TS2Vec's instance-level representation), or their mean, max and standard
+deviation side by side (``pool="stats"``).
+
+Input is what the series modality's ``prepare`` gives: ``(B, 1, C, T)`` with the channels as
+the convolution's input channels (a spectrogram ``(B, 1, F, T)`` works the same way, its
+frequency bins as channels). Time steps whose every channel is NaN are padding: they are
+zeroed before every convolution and left out of the pooling, so variable-length series batch
+without a separate mask. A NaN inside a series (a missing value) reads as the channel mean
+(0 after normalisation).
+
+    enc = TCNEncoder((1, 3, 200), size="tiny")
+    tokens = enc(x)       # (B, T, width): one token per time step
+    z = enc.embed(x)      # (B, dim): max over time (or mean|max|std with pool="stats")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled.models.transformer import token_stats
+
+TCN_POOLS = ("max", "stats")
+# name -> (hidden width, residual blocks, output width); tiny is TS2Vec's encoder
+TCN_SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (64, 10, 320),
+    "small": (128, 10, 320),
+    "base": (256, 12, 512),
+}
+
+
+class DilatedBlock(nn.Module):
+    """GELU, dilated conv, GELU, dilated conv, added to the (1x1-projected) input."""
+
+    def __init__(self, cin: int, cout: int, dilation: int, kernel: int = 3) -> None:
+        super().__init__()
+        pad = (kernel - 1) * dilation // 2  # odd receptive field: the output keeps the length
+        self.conv1 = nn.Conv1d(cin, cout, kernel, padding=pad, dilation=dilation)
+        self.conv2 = nn.Conv1d(cout, cout, kernel, padding=pad, dilation=dilation)
+        self.skip = nn.Identity() if cin == cout else nn.Conv1d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``keep`` (B, 1, T): 1 for real steps, 0 for padding, which is zeroed before each
+        convolution, as the convolution's own padding is."""
+        if keep is not None:
+            x = x * keep
+        h = F.gelu(self.conv1(F.gelu(x)))
+        return self.skip(x) + self.conv2(h if keep is None else h * keep)
+
+
+class TCNEncoder(nn.Module):
+    """Dilated residual 1D convolutions over ``(1, C, T)`` samples; see the module docstring."""
+
+    def __init__(self, input_shape: Sequence[int], size: str = "tiny", pool: str = "max") -> None:
+        super().__init__()
+        if size not in TCN_SIZES:
+            raise ValueError(f"unknown tcn size {size!r}; choose from {', '.join(TCN_SIZES)}")
+        if pool not in TCN_POOLS:
+            raise ValueError(f"pool must be one of {', '.join(TCN_POOLS)}, got {pool!r}")
+        if len(input_shape) != 3 or int(input_shape[0]) != 1:
+            raise ValueError(
+                f"the tcn encoder takes series (1, channels, time) as the series and audio modalities "
+                f"prepare them, not shape {tuple(input_shape)}"
+            )
+        hidden, depth, out = TCN_SIZES[size]
+        self.input_shape, self.pool = tuple(int(s) for s in input_shape), pool
+        self.width = out
+        self.dim = out * (3 if pool == "stats" else 1)
+        self.input_fc = nn.Conv1d(self.input_shape[1], hidden, 1)
+        widths = [hidden] * depth + [out]
+        self.blocks = nn.ModuleList(
+            DilatedBlock(widths[i], widths[i + 1], dilation=2**i) for i in range(depth)
+        )
+
+    def steps(self, x: torch.Tensor, hide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-step features (B, width, T) and the padding mask (B, T) (True = padding) or None.
+        ``hide`` (B, T), True where a step's projected input is zeroed (TS2Vec's timestamp
+        masking, used in training only)."""
+        x = x.squeeze(1)
+        nan = torch.isnan(x)
+        pad = None
+        if bool(nan.any()):
+            pad = nan.all(1)
+            x = torch.nan_to_num(x, nan=0.0)
+        h = self.input_fc(x)
+        if hide is not None:
+            h = h.masked_fill(hide.unsqueeze(1), 0.0)
+        keep = None if pad is None else (~pad).unsqueeze(1).to(h.dtype)
+        for blk in self.blocks:
+            h = blk(h, keep)
+        return h, pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.steps(x)[0].transpose(1, 2)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        h, pad = self.steps(x)
+        if self.pool == "stats":
+            return token_stats(h.transpose(1, 2), pad)
+        if pad is not None:
+            h = h.masked_fill(pad.unsqueeze(1), torch.finfo(h.dtype).min)
+        return h.amax(2)

@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unlabeled import UnlabeledError
+from unlabeled.modalities.series import SeriesModality
+from unlabeled.models import build_encoder
+from unlabeled.objectives import build_objective
+from unlabeled.objectives.ts2vec import contrast, crop, hierarchical_loss
+from unlabeled.train.pretrain import default_encoder
+
+
+def test_contrast_matches_the_formula():
+    """Each of the 2N rows picks its partner among the 2N - 1 others, by raw dot product."""
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    total = 0.0
+    for g in range(2):
+        z = torch.cat([z1[g], z2[g]])
+        sim = z @ z.T
+        for i in range(6):
+            pos = (i + 3) % 6
+            denom = sum(math.exp(sim[i, k]) for k in range(6) if k != i)
+            total += -math.log(math.exp(sim[i, pos]) / denom)
+    assert contrast(z1, z2).item() == pytest.approx(total / 12, rel=1e-5)
+
+
+def test_hierarchical_loss_rewards_agreeing_steps():
+    torch.manual_seed(0)
+    z = 3 * torch.randn(8, 16, 32)
+    agree = hierarchical_loss(z, z + 0.01 * torch.randn_like(z))
+    unrelated = hierarchical_loss(z, 3 * torch.randn(8, 16, 32))
+    assert agree < 0.5 * unrelated
+    # alpha=1: instance contrast only; alpha=0: temporal only; the default mixes them
+    assert hierarchical_loss(z, z, alpha=1.0) != hierarchical_loss(z, z, alpha=0.0)
+
+
+def test_crop_takes_each_series_from_its_own_start():
+    x = torch.arange(2 * 3 * 10, dtype=torch.float32).view(2, 1, 3, 10)
+    out = crop(x, torch.tensor([0, 6]), 4)
+    assert torch.equal(out[0], x[0, ..., 0:4]) and torch.equal(out[1], x[1, ..., 6:10])
+
+
+def test_ts2vec_step_trains_the_tcn_and_needs_it():
+    mod = SeriesModality((2, 60), [0.0, 0.0], [1.0, 1.0])
+    obj = build_objective("ts2vec", build_encoder("tcn", "tiny", mod.input_shape), mod, alpha=0.3)
+    x = mod.prepare(np.random.default_rng(0).normal(size=(6, 2, 60)).astype(np.float32))
+    x[2, ..., 45:] = float("nan")  # a shorter series in the batch
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and set(logs) == {"loss"} and obj.hparams()["alpha"] == 0.3
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in obj.parameters())
+    again, _ = obj.loss(x, torch.Generator().manual_seed(0))
+    assert again.item() == pytest.approx(loss.item())  # every draw from the generator
+    with pytest.raises(UnlabeledError, match="tcn"):
+        build_objective("ts2vec", build_encoder("transformer", "tiny", mod.input_shape), mod)
+
+
+def test_default_encoders():
+    assert default_encoder("series", "ts2vec") == default_encoder("series", "simclr") == "tcn"
+    assert default_encoder("series", "mae") == default_encoder("audio", "simclr") == "transformer"
+    assert default_encoder("image", "simclr") == "cnn" and default_encoder("audio", "ts2vec") == "tcn"
