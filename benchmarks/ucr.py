@@ -84,9 +84,12 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--method", default="mae", help="mae | jepa | simclr (transformer); ts2vec | simclr (tcn)")
     ap.add_argument("--encoder", default="transformer", help="transformer | tcn")
+    ap.add_argument("--size", default=None, help="encoder size (default: from the amount of data, tiny here)")
     ap.add_argument("--batch", type=int, default=128, help="pretraining batch (at most half the train series)")
     ap.add_argument("--minutes", type=float, default=1.5, help="pretraining budget per set")
     ap.add_argument("--pooled-minutes", type=float, default=6)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="per set: this many optimiser steps instead of --minutes (TS2Vec trains 200 on small sets)")
     ap.add_argument("--pool", default="stats", help="probe features: mean | stats (transformer), max | stats (tcn)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
@@ -104,8 +107,10 @@ def main() -> None:
     for name, col in cols.items():
         t = time.perf_counter()
         n_train = len(col.indices("train"))
-        run = ul.pretrain(col, args.work / "runs" / name, method=args.method, minutes=args.minutes,
-                          encoder=args.encoder, batch_size=min(args.batch, n_train // 2),
+        batch = min(args.batch, n_train // 2)
+        budget = {"epochs": args.steps / (n_train // batch)} if args.steps else {"minutes": args.minutes}
+        run = ul.pretrain(col, args.work / "runs" / name, method=args.method, **budget,
+                          encoder=args.encoder, size=args.size, batch_size=batch,
                           encoder_options={"pool": args.pool}, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
@@ -125,7 +130,7 @@ def main() -> None:
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
-                      encoder=args.encoder, batch_size=args.batch, encoder_options={"pool": args.pool},
+                      encoder=args.encoder, size=args.size, batch_size=args.batch, encoder_options={"pool": args.pool},
                       overwrite=True)  # fmt: skip
     enc, mod = run.encoder(), run.modality()
     from unlabeled.runs import encode
@@ -151,6 +156,7 @@ def main() -> None:
     for row, m in means.items():
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
     summary = {"method": args.method, "encoder": args.encoder, "batch": args.batch, "minutes": args.minutes,
+               "steps": args.steps,
                "pool": args.pool, "results": results, "means": means}  # fmt: skip
     (args.work / "result.json").write_text(json.dumps(summary, indent=1))
 

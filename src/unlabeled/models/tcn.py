@@ -4,10 +4,11 @@ an exponentially growing window of its neighbours.
 The encoder of TS2Vec (Yue et al. 2022, "TS2Vec: Towards Universal Representation of Time
 Series", AAAI): a per-step linear projection of the channels, then residual blocks of two
 "same"-padded 1D convolutions (kernel 3) with GELU, the dilation doubling from block to
-block (1, 2, 4, ...), so ten blocks see about 2,000 steps around each step; the last block
-widens to the output width. A sample's embedding is the maximum of its steps' features
-over time (TS2Vec's instance-level representation), or their mean, max and standard
-deviation side by side (``pool="stats"``).
+block (1, 2, 4, ...), the last block widening to the output width. ``tiny`` has TS2Vec's
+widths (64 hidden, 320 out) and ten blocks where TS2Vec has eleven: ten already see about
+2,000 steps on either side of each step, more than the series measured here are long. A
+sample's embedding is the maximum of its steps' features over time (TS2Vec's instance-level
+representation), or their mean, max and standard deviation side by side (``pool="stats"``).
 
 Input is what the series modality's ``prepare`` gives: ``(B, 1, C, T)`` with the channels as
 the convolution's input channels (a spectrogram ``(B, 1, F, T)`` works the same way, its
@@ -32,7 +33,7 @@ from torch import nn
 from unlabeled.models.transformer import token_stats
 
 TCN_POOLS = ("max", "stats")
-# name -> (hidden width, residual blocks, output width); tiny is TS2Vec's encoder
+# name -> (hidden width, residual blocks, output width); tiny has TS2Vec's widths
 TCN_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (64, 10, 320),
     "small": (128, 10, 320),
