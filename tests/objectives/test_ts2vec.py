@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from unlabeled import UnlabeledError
+from unlabeled.modalities.image import ImageModality
 from unlabeled.modalities.series import SeriesModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import build_objective
@@ -56,6 +57,9 @@ def test_ts2vec_step_trains_the_tcn_and_needs_it():
     assert again.item() == pytest.approx(loss.item())  # every draw from the generator
     with pytest.raises(UnlabeledError, match="tcn"):
         build_objective("ts2vec", build_encoder("transformer", "tiny", mod.input_shape), mod)
+    image = ImageModality((1, 28, 28), [0.5], [0.25])  # would fit the tcn's shape, rows as channels
+    with pytest.raises(UnlabeledError, match="series or audio"):
+        build_objective("ts2vec", build_encoder("tcn", "tiny", (1, 28, 28)), image)
 
 
 def test_default_encoders():

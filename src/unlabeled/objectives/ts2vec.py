@@ -9,7 +9,8 @@ the other steps of the same series (temporal contrast) and than to the same step
 other series in the batch (instance contrast). The loss is repeated after max-pooling the
 time axis by 2, again and again, so that every scale from a single step to the whole crop is
 contrasted. There is no projection head: the representations themselves are compared by dot
-product, and a sample's embedding is their maximum over time.
+product, and a sample's embedding is their maximum over time. Under data parallelism each
+rank contrasts its own batch (TS2Vec trains on batches of 8; nothing is gathered).
 
     obj = TS2Vec(TCNEncoder((1, 1, 150)), modality)
     loss, logs = obj.loss(x, generator)
@@ -65,8 +66,12 @@ class TS2Vec(Objective):
 
     def __init__(self, encoder, modality, alpha: float = 0.5, mask_p: float = 0.5, min_crop: int = 4) -> None:
         super().__init__(encoder, modality)
+        if modality.name not in ("series", "audio"):
+            raise UnlabeledError(f"ts2vec contrasts time steps: it takes series or audio, not {modality.name} data")
         if not hasattr(encoder, "steps"):
             raise UnlabeledError("ts2vec contrasts time steps: it needs --encoder tcn")
+        if min_crop < 1:
+            raise ValueError(f"min_crop must be at least 1, got {min_crop}")
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if not 0 <= mask_p < 1:
