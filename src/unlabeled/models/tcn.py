@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlabeled.models.transformer import token_stats
+from unlabeled.models.transformer import max_tokens, token_stats
 
 TCN_POOLS = ("max", "stats")
 # name -> (hidden width, residual blocks, output width); tiny has TS2Vec's widths
@@ -107,8 +107,4 @@ class TCNEncoder(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         h, pad = self.steps(x)
-        if self.pool == "stats":
-            return token_stats(h.transpose(1, 2), pad)
-        if pad is not None:
-            h = h.masked_fill(pad.unsqueeze(1), torch.finfo(h.dtype).min)
-        return h.amax(2)
+        return (token_stats if self.pool == "stats" else max_tokens)(h.transpose(1, 2), pad)

@@ -245,13 +245,18 @@ def pool_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
     return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1)
 
 
+def max_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    """Maximum over the non-padding tokens of each sample."""
+    if pad is not None:
+        tokens = tokens.masked_fill(pad.unsqueeze(-1), torch.finfo(tokens.dtype).min)
+    return tokens.amax(1)
+
+
 def token_stats(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
     """Mean, max and standard deviation over the non-padding tokens, side by side: (B, 3 * width)."""
     mean = pool_tokens(tokens, pad)
     std = (pool_tokens((tokens - mean.unsqueeze(1)).square(), pad) + 1e-8).sqrt()
-    if pad is not None:
-        tokens = tokens.masked_fill(pad.unsqueeze(-1), torch.finfo(tokens.dtype).min)
-    return torch.cat([mean, tokens.amax(1), std], 1)
+    return torch.cat([mean, max_tokens(tokens, pad), std], 1)
 
 
 def default_patch(spatial: Sequence[int]) -> tuple[int, ...]:
