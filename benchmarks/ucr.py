@@ -1,4 +1,4 @@
-"""UCR/UEA time series: self-supervised transformer + linear probe against MiniRocket, with
+"""UCR/UEA time series: self-supervised encoder + linear probe against MiniRocket, with
 10% and 100% of the train labels (not run by CI).
 
 Two rows per set:
@@ -11,13 +11,15 @@ Two rows per set:
   its channels' embeddings side by side.
 
 Every row is a linear probe on frozen features (``--pool stats``, the default: the mean, max
-and standard deviation of the encoder's tokens; ``mean`` for the token mean) with the bench
+and standard deviation of the encoder's tokens; ``mean`` for the token mean; more encoder
+settings with ``--encoder-option``, e.g. ``diff=0`` or ``layers=1`` for the tcn) with the bench
 protocol (stratified label subset per seed, regularisation chosen on a validation split of
 those labels); MiniRocket (aeon, 10,000 kernels + ridge) is trained on exactly the same
 labelled subsets. Variable-length series are forward-filled to the set's longest length for
 MiniRocket, which needs equal lengths.
 
-    python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6
+    python benchmarks/ucr.py --encoder tcn --method ts2vec --batch 8 --steps 200 --pooled-minutes 6
+    python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6      # MAE on the transformer
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
 from unlabeled.bench.protocol import evaluate
+from unlabeled.cli import parse_settings
 from unlabeled.data.collection import CollectionWriter
 from unlabeled.data.splits import stratified_subset
 from unlabeled.modalities.series import resample_valid
@@ -91,10 +94,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None,
                     help="per set: this many optimiser steps instead of --minutes (TS2Vec trains 200 on small sets)")
     ap.add_argument("--pool", default="stats", help="probe features: mean | stats (transformer), max | stats (tcn)")
+    ap.add_argument("--encoder-option", action="append", default=[],
+                    help="more encoder settings NAME=VALUE as `unlabeled pretrain` takes them (diff=0, layers=1)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
+    options = {"pool": args.pool, **parse_settings(args.encoder_option, "--encoder-option")}
     sets, fractions = args.sets.split(","), [0.1, 1.0]
     cols = {}
     for name in sets:
@@ -111,7 +117,7 @@ def main() -> None:
         budget = {"epochs": args.steps / (n_train // batch)} if args.steps else {"minutes": args.minutes}
         run = ul.pretrain(col, args.work / "runs" / name, method=args.method, **budget,
                           encoder=args.encoder, size=args.size, batch_size=batch,
-                          encoder_options={"pool": args.pool}, overwrite=True)  # fmt: skip
+                          encoder_options=options, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
             "per-set": probe_scores(X, col, args.seeds, fractions),
@@ -130,7 +136,7 @@ def main() -> None:
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
-                      encoder=args.encoder, size=args.size, batch_size=args.batch, encoder_options={"pool": args.pool},
+                      encoder=args.encoder, size=args.size, batch_size=args.batch, encoder_options=options,
                       overwrite=True)  # fmt: skip
     enc, mod = run.encoder(), run.modality()
     from unlabeled.runs import encode

@@ -46,9 +46,9 @@ def test_whole_path_on_digits(tmp_path):
 
 
 def test_settings_parse_numbers_lists_and_strings():
-    from unlabeled.cli import _settings
+    from unlabeled.cli import parse_settings
 
-    assert _settings(["temperature=0.2", "crop_scale=0.35,1", "name=x"], "--option") == {
+    assert parse_settings(["temperature=0.2", "crop_scale=0.35,1", "name=x"], "--option") == {
         "temperature": 0.2, "crop_scale": [0.35, 1.0], "name": "x"}  # fmt: skip
 
 

@@ -38,7 +38,7 @@ def _size(text: str | None) -> tuple[int, ...] | None:
     return dims
 
 
-def _settings(items: list[str] | None, what: str) -> dict[str, object]:
+def parse_settings(items: list[str] | None, what: str) -> dict[str, object]:
     """``["temperature=0.2", "crop_scale=0.35,1"]`` -> ``{"temperature": 0.2, "crop_scale": [0.35, 1.0]}``."""
     out: dict[str, object] = {}
     for item in items or []:
@@ -141,8 +141,9 @@ def pretrain(
 
     run_pretrain(data, out, method=method, encoder=encoder, size=size, minutes=minutes, epochs=epochs,
                  batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device,
-                 method_options=_settings(option, "--option"),
-                 encoder_options=_settings(encoder_option, "--encoder-option"), augment=_settings(augment, "--augment"),
+                 method_options=parse_settings(option, "--option"),
+                 encoder_options=parse_settings(encoder_option, "--encoder-option"),
+                 augment=parse_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
                  shards=shards, resume=resume, overwrite=overwrite)  # fmt: skip
 

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from unlabeled import UnlabeledError
-from unlabeled.models import build_encoder
+from unlabeled.models import build_encoder, default_options
 from unlabeled.models.tcn import TCNEncoder
+from unlabeled.models.transformer import token_stats
 
 
 @pytest.mark.parametrize("pool, dim", [("max", 320), ("stats", 960)])
@@ -15,11 +16,13 @@ def test_one_token_per_time_step(pool, dim):
     assert [b.conv1.dilation[0] for b in enc.blocks] == [2**i for i in range(10)]
 
 
-def test_nan_padding_embeds_as_the_valid_part_alone():
+@pytest.mark.parametrize("diff", [0, 1, 2])
+def test_nan_padding_embeds_as_the_valid_part_alone(diff):
     """A series padded with NaN gives the same step features and embedding as its valid part
-    on its own: padding is zeroed before every convolution, as the convolutions' own padding is."""
+    on its own: padding is zeroed before every convolution, as the convolutions' own padding is,
+    and the differences are scaled by the valid steps' spread alone."""
     torch.manual_seed(0)
-    enc = TCNEncoder((1, 2, 64), "tiny").eval()
+    enc = TCNEncoder((1, 2, 64), "tiny", diff=diff).eval()
     x = torch.randn(2, 1, 2, 64)
     x[0, ..., 40:] = float("nan")
     with torch.no_grad():
@@ -28,6 +31,67 @@ def test_nan_padding_embeds_as_the_valid_part_alone():
         torch.testing.assert_close(h[:1, :, :40], alone, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(enc.embed(x)[:1], alone.amax(2), rtol=1e-4, atol=1e-5)
     assert pad[0].tolist() == [False] * 40 + [True] * 24 and not pad[1].any()
+
+
+def test_differences_are_read_beside_the_series():
+    """diff=1: the convolutions see the series and its first difference, each sample's scaled to
+    unit spread (MultiRocket's two representations); diff=2 adds the second difference."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 2, 40).cumsum(-1)
+
+    def unit(d):
+        return d / d.std(2, unbiased=False, keepdim=True)
+
+    seen = []
+    for diff in (1, 2):
+        enc = TCNEncoder((1, 2, 40), "tiny", diff=diff).eval()
+        assert enc.input_fc.in_channels == 2 * (1 + diff)
+        seen.clear()
+        enc.input_fc.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+        with torch.no_grad():
+            enc.steps(x)
+        d = torch.diff(x[:, 0], dim=2, prepend=x[:, 0, :, :1])
+        torch.testing.assert_close(seen[0][:, :2], x[:, 0])
+        torch.testing.assert_close(seen[0][:, 2:4], unit(d), rtol=1e-4, atol=1e-5)
+        if diff == 2:
+            d2 = torch.diff(d, dim=2, prepend=d[:, :, :1])
+            torch.testing.assert_close(seen[0][:, 4:], unit(d2), rtol=1e-4, atol=1e-5)
+    # the difference channels do not depend on the series' level or scale
+    enc = TCNEncoder((1, 2, 40), "tiny", diff=1).eval()
+    with torch.no_grad():
+        enc.input_fc.weight[:, :2] = 0
+        torch.testing.assert_close(enc.steps(x)[0], enc.steps(3 * x + 5)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layers, blocks", [(1, 1), (3, 3), ("all", 10)])
+def test_embedding_of_several_blocks(layers, blocks):
+    """layers=k: the last k blocks' pooled step features side by side, the last block's first."""
+    torch.manual_seed(0)
+    enc = TCNEncoder((1, 2, 30), "tiny", pool="stats", layers=layers).eval()
+    assert enc.layers == blocks and enc.dim == 3 * (320 + (blocks - 1) * 64)
+    x = torch.randn(3, 1, 2, 30)
+    x[1, ..., 20:] = float("nan")
+    outs = []
+    hooks = [b.register_forward_hook(lambda m, a, out: outs.append(out)) for b in enc.blocks]
+    with torch.no_grad():
+        z = enc.embed(x)
+        pad = torch.isnan(x).all(2).squeeze(1)
+        want = torch.cat([token_stats(h.transpose(1, 2), pad) for h in outs[10 - blocks :]], 1)
+        torch.testing.assert_close(z, want)
+        outs.clear()
+        torch.testing.assert_close(enc.steps(x)[0], enc(x).transpose(1, 2))  # tokens: the last block only
+    for h in hooks:
+        h.remove()
+    assert z.shape == (3, enc.dim)
+
+
+def test_new_runs_record_the_tcn_reading_differences():
+    assert default_options("tcn", (1, 8)) == {"diff": 1}
+    assert default_options("tcn", (1, 8), method="simclr") == {"diff": 1}  # simclr trains the embedding
+    assert default_options("tcn", (1, 8), {"pool": "max"}, "ts2vec") == {"pool": "max", "diff": 1, "layers": "all"}
+    assert default_options("tcn", (1, 8), {"diff": 0, "pool": "max"}) == {"diff": 0, "pool": "max"}
+    assert default_options("transformer", (1, 8)) == {"patch": [1, 8]}
+    assert TCNEncoder((1, 1, 16)).diff == 0  # a run saved before the option rebuilds as it was trained
 
 
 def test_hidden_steps_lose_their_input():
@@ -52,3 +116,8 @@ def test_wrong_shape_and_options_are_clear_errors():
         build_encoder("tcn", "tiny", (3, 28, 28))
     with pytest.raises(UnlabeledError, match="pool"):
         build_encoder("tcn", "tiny", (1, 1, 28), pool="cls")
+    with pytest.raises(UnlabeledError, match="diff must be 0, 1 or 2"):
+        build_encoder("tcn", "tiny", (1, 1, 28), diff=3)
+    for bad in (0, 11, "some", 1.5):
+        with pytest.raises(UnlabeledError, match="layers must be 'all' or a number of blocks from 1 to 10"):
+            build_encoder("tcn", "tiny", (1, 1, 28), layers=bad)

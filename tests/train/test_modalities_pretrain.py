@@ -35,11 +35,15 @@ def test_series_and_spectrograms_with_the_tcn(request, tmp_path, data, method):
     run = ul.pretrain(col, tmp_path / "run", method=method, encoder="tcn" if data == "keywords" else None,
                       epochs=3 / (n_train // 16), batch_size=16, seed=0)  # fmt: skip
     assert run.config["encoder"]["name"] == "tcn" and run.step == 3
+    options = run.config["encoder"]["options"]  # recorded, so a later default cannot change them
+    assert options["diff"] == 1
+    # the probe reads every block under ts2vec, whose loss never reads the embedding
+    assert (options.get("layers"), options.get("pool")) == (("all", "stats") if method == "ts2vec" else (None, None))
     assert run.config["train"]["lr"] == TCN_LR
     assert all(np.isfinite(m["loss"]) for m in run.metrics())
     some = col.indices()[:8]
     trained, untrained = run.encode(col, some, device="cpu"), run.encode(col, some, trained=False, device="cpu")
-    assert trained.shape == (8, 320) and np.isfinite(trained).all()
+    assert trained.shape == (8, 3 * (320 + 9 * 64) if method == "ts2vec" else 320) and np.isfinite(trained).all()
     assert not np.allclose(trained, untrained)
 
 

@@ -20,7 +20,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
-from unlabeled.models import build_encoder
+from unlabeled.models import build_encoder, default_options
 from unlabeled.objectives.supervised import Supervised
 from unlabeled.runs import SHARDS, TRAINING_IDS, Run, open_run, resolve_device, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
@@ -88,7 +88,7 @@ def finetune(
         else:
             src = None
             modality = fit_modality(col, pos)
-            options = {"patch": list(modality.patch)} if encoder == "transformer" else {}
+            options = default_options(encoder, modality.patch)
             enc_cfg = {"name": encoder, "size": size or default_size(len(pos)), "weights": "encoder",
                        "sample_shape": list(modality.input_shape), "options": options}  # fmt: skip
             enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **options)

@@ -19,7 +19,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
-from unlabeled.models import build_encoder
+from unlabeled.models import build_encoder, default_options
 from unlabeled.objectives import build_objective
 from unlabeled.runs import SHARDS, TRAINING_IDS, Run, read_ids, resolve_device, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
@@ -145,9 +145,8 @@ def pretrain(
             modality = fit_modality(col, positions, augment)
             size = size or default_size(len(positions))
             encoder = encoder or default_encoder(modality.name, method)
-            enc_options = dict(encoder_options or {})
+            enc_options = default_options(encoder, modality.patch, encoder_options, method)
             if encoder == "transformer":
-                enc_options.setdefault("patch", list(modality.patch))
                 # transformer recipes (ViT, MAE, I-JEPA) train with a lower peak rate and
                 # stronger weight decay than the CNN's defaults
                 cfg.lr = lr if lr is not None else TRANSFORMER_LR
