@@ -1,8 +1,10 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from unlabeled import UnlabeledError
 from unlabeled.models import build_encoder
+from unlabeled.models.cnn import CNN_SIZES, PoolReLU, ResidualUnit
 
 
 @pytest.mark.parametrize("size,dim,tokens", [("tiny", 256, 49), ("small", 512, 16), ("base", 512, 16)])
@@ -30,3 +32,33 @@ def test_sizes_grow():
 def test_unknown_size():
     with pytest.raises(UnlabeledError, match="tiny"):
         build_encoder("cnn", "huge", (1, 28, 28))
+
+
+def _relu_then_pool(enc, x):
+    """The encoder as it was written before PoolReLU: every ReLU before its max-pool."""
+    for m in [*enc.stem, *enc.stages]:
+        if isinstance(m, PoolReLU):
+            x = F.max_pool2d(torch.relu(x), 2, ceil_mode=m.ceil_mode)
+        elif isinstance(m, ResidualUnit):
+            x = torch.relu(m.body(x) + m.skip(x))
+        else:
+            x = m(x)
+    return x.mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize("size, shape", [("tiny", (1, 28, 28)), ("small", (1, 28, 28)), ("base", (3, 32, 32)),
+                                         ("tiny", (3, 130, 130))])  # fmt: skip
+def test_pooling_before_the_relu_changes_nothing(size, shape):
+    """Max-pool then ReLU is ReLU then max-pool: same embedding and same gradients, in
+    training mode (batch statistics) too; the stem's odd sizes keep floor pooling."""
+    torch.manual_seed(0)
+    enc = build_encoder("cnn", size, shape).train()
+    assert sum(isinstance(m, PoolReLU) for m in enc.modules()) == len(CNN_SIZES[size].widths)
+    x = torch.randn(4, *shape)
+    z = enc.embed(x)
+    grads = torch.autograd.grad(z.square().sum(), list(enc.parameters()))
+    z_ref = _relu_then_pool(enc, x)
+    grads_ref = torch.autograd.grad(z_ref.square().sum(), list(enc.parameters()))
+    torch.testing.assert_close(z, z_ref)
+    for g, r in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
