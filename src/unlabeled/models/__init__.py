@@ -24,8 +24,9 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
 
     Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats) and
-    ``positions`` (sincos or learned); for the tcn (series) ``pool`` (max or stats) and ``diff``
-    (orders of time differences read beside the series, 0 to 2)."""
+    ``positions`` (sincos or learned); for the tcn (series) ``pool`` (max or stats), ``diff``
+    (orders of time differences read beside the series, 0 to 2) and ``layers`` (how many of the
+    last blocks the embedding pools, or ``all``)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:

@@ -89,7 +89,7 @@ class CNNEncoder(nn.Module):
         s0, s1 = cfg.stem
         # every ReLU that a 2x max-pool follows moves after the pool (PoolReLU): the same
         # function with a quarter of the ReLU's work; on cnn-tiny at 28x28 the bf16 SimCLR step
-        # ran 3-7% faster (BENCHMARKS.md). Parameter names are unchanged.
+        # ran 5% faster (median of an A/B, BENCHMARKS.md). Parameter names are unchanged.
         stem: list[nn.Module] = [
             *conv_bn(in_channels, s0, 2 if min(image_size) >= 64 else 1),  # large images: stride early
             nn.ReLU(inplace=True),

@@ -20,8 +20,8 @@ deviation) beside the series as more input channels, ``diff=2`` the second as we
 series and its first difference are MultiRocket's two representations (Tan et al. 2022,
 "MultiRocket: multiple pooling operators and transformations for fast and effective time
 series classification"). On slowly varying series such as leaf and arrowhead outlines the
-difference carries the shape that the level hides (+6 to +11 points of linear-probe accuracy
-on the UCR sets measured, BENCHMARKS.md); new runs default to ``diff=1``.
+difference carries the shape that the level hides (+3 to +11 points of linear-probe accuracy
+on OSULeaf and ArrowHead, BENCHMARKS.md); new runs default to ``diff=1``.
 
 Input is what the series modality's ``prepare`` gives: ``(B, 1, C, T)`` with the channels as
 the convolution's input channels (a spectrogram ``(B, 1, F, T)`` works the same way, its
