@@ -36,9 +36,9 @@ def test_series_and_spectrograms_with_the_tcn(request, tmp_path, data, method):
                       epochs=3 / (n_train // 16), batch_size=16, seed=0)  # fmt: skip
     assert run.config["encoder"]["name"] == "tcn" and run.step == 3
     options = run.config["encoder"]["options"]  # recorded, so a later default cannot change them
-    assert options["diff"] == 1
-    # the probe reads every block under ts2vec, whose loss never reads the embedding
-    assert (options.get("layers"), options.get("pool")) == (("all", "stats") if method == "ts2vec" else (None, None))
+    # under ts2vec, whose loss never reads the embedding, the probe reads every block
+    want = (1, "all", "stats") if method == "ts2vec" else (0, None, None)
+    assert (options["diff"], options.get("layers"), options.get("pool")) == want
     assert run.config["train"]["lr"] == TCN_LR
     assert all(np.isfinite(m["loss"]) for m in run.metrics())
     some = col.indices()[:8]
