@@ -152,9 +152,5 @@ def unit_std(d: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """(B, C, T) series, each scaled to unit standard deviation over its valid (non-NaN) steps.
     Per sample rather than from data statistics: the encoder needs no fitted state, and a
     crop's differences have about the whole series' spread."""
-    valid = ~torch.isnan(d)
-    n = valid.sum(2, keepdim=True).clamp(min=1)
-    d0 = torch.nan_to_num(d)
-    mean = d0.sum(2, keepdim=True) / n
-    std = (((d0 - mean) ** 2) * valid).sum(2, keepdim=True).div(n).sqrt()
+    std = (d - d.nanmean(2, keepdim=True)).square().nanmean(2, keepdim=True).sqrt()
     return d / (std + eps)
