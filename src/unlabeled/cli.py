@@ -133,6 +133,9 @@ def pretrain(
     snapshot_seconds: Annotated[float, typer.Option(help="keep the weights every N seconds in RUN/snapshots")] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the encoder (no gain measured on CPU)")] = False,
     shards: Annotated[int, typer.Option(help="SISA: encoders on this many disjoint shards (exact forgetting)")] = 1,
+    init: Annotated[
+        Path | None, typer.Option(help="start from this pretraining run's weights (continued pretraining)")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
@@ -145,7 +148,7 @@ def pretrain(
                  encoder_options=parse_settings(encoder_option, "--encoder-option"),
                  augment=parse_settings(augment, "--augment"),
                  checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
-                 shards=shards, resume=resume, overwrite=overwrite)  # fmt: skip
+                 shards=shards, init=init, resume=resume, overwrite=overwrite)  # fmt: skip
 
 
 @app.command("select")

@@ -44,6 +44,11 @@ class Objective(nn.Module):
         """The objective's own settings, stored in the run's config.json."""
         return {}
 
+    def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
+        """Start the encoder (and any copy of it the objective keeps, such as an EMA target)
+        from ``weights``: continued pretraining from another run."""
+        self.encoder.load_state_dict(weights)
+
     def before_update(self) -> None:
         """Called after the backward pass, before clipping and the optimiser step (gradient
         surgery such as SalUn's weight-saliency mask)."""

@@ -145,6 +145,11 @@ class JEPA(Objective):
             loss = (per_token * real).sum() / real.sum().clamp(min=1)
         return loss, {"loss": loss.detach(), "momentum": torch.tensor(self._momentum)}
 
+    def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
+        """The context encoder and its EMA target both start from ``weights``."""
+        self.encoder.load_state_dict(weights)
+        self.target.load_state_dict(weights)
+
     @torch.no_grad()
     def after_step(self, progress: float) -> None:
         """EMA update of the target encoder, momentum rising linearly from ``ema`` to 1."""

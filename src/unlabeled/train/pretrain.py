@@ -19,9 +19,21 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
+from unlabeled.modalities.base import Modality
 from unlabeled.models import build_encoder, default_options
 from unlabeled.objectives import build_objective
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, read_ids, resolve_device, shard_split, write_ids
+from unlabeled.objectives.base import Objective
+from unlabeled.runs import (
+    SHARDS,
+    TRAINING_IDS,
+    Run,
+    encoder_weights,
+    open_run,
+    read_ids,
+    resolve_device,
+    shard_split,
+    write_ids,
+)
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
@@ -66,6 +78,45 @@ def default_size(n: int) -> str:
     return "tiny" if n < 200_000 else "small" if n < 2_000_000 else "base"
 
 
+def init_encoder(src: Run, modality: Modality, encoder: str | None, size: str | None,
+                 options: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:  # fmt: skip
+    """Encoder name, size and options of a run that continues pretraining from ``src``: its
+    own, with ``options`` over them (those that leave the weights' shapes alone, such as
+    ``pool``, may change; the rest must fit the weights)."""
+    if "sisa" in src.config or src.kind != "encoder":
+        raise UnlabeledError(f"--init takes a single pretraining run; {src.path} is a sharded run or a classifier")
+    if not (src.path / ckpt.MODEL_FILE).exists():
+        raise UnlabeledError(f"--init {src.path}: the run has no saved weights yet ({ckpt.MODEL_FILE})")
+    if src.config["modality"]["name"] != modality.name:
+        raise UnlabeledError(
+            f"--init {src.path} was pretrained on {src.config['modality']['name']} data, not {modality.name}"
+        )
+    cfg = src.config["encoder"]
+    for given, have, what in ((encoder, cfg["name"], "encoder"), (size, cfg["size"], "size")):
+        if given is not None and given != have:
+            raise UnlabeledError(f"--init {src.path} holds a {have} encoder; drop --{what} {given}")
+    return cfg["name"], cfg["size"], {**cfg.get("options", {}), **(options or {})}
+
+
+def start_from(objective: Objective, src: Run) -> str:
+    """Load ``src``'s weights into ``objective``: every weight when the saved state fits it
+    (same method and settings: the heads go on too), else the encoder alone. Returns which."""
+    weights = ckpt.load_weights(src.path / ckpt.MODEL_FILE)
+    own = objective.state_dict()
+    try:
+        if weights.keys() == own.keys() and all(weights[k].shape == own[k].shape for k in own):
+            objective.load_state_dict(weights)
+            return "every weight"
+        objective.load_encoder(encoder_weights(weights, src.config["encoder"].get("weights", "encoder")))
+    except RuntimeError as e:
+        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
+        raise UnlabeledError(
+            f"--init {src.path}: its encoder (inputs {tuple(src.config['encoder']['sample_shape'])}) does not fit "
+            f"inputs {tuple(objective.modality.input_shape)}: {reason}"
+        ) from None
+    return "the encoder"
+
+
 def pretrain(
     data: Collection | str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -92,6 +143,7 @@ def pretrain(
     overwrite: bool = False,
     positions: np.ndarray | None = None,
     shards: int = 1,
+    init: Run | str | os.PathLike[str] | None = None,
 ) -> Run:
     """Pretrain an encoder on ``data`` without labels; returns the :class:`Run` in ``out``.
 
@@ -107,13 +159,21 @@ def pretrain(
     ids). ``shards`` > 1 pretrains SISA-style (Bourtoule et al. 2021): one encoder per
     disjoint random shard in ``OUT/shards/NN``, each with the same recipe (a time budget is
     split between them), whose embeddings are concatenated; ``forget --method sisa`` then
-    retrains only the shards that held the forgotten samples."""
+    retrains only the shards that held the forgotten samples.
+    ``init`` continues pretraining from another run's weights on this data (domain-adaptive
+    pretraining: a general encoder, say one pretrained on many sets, adapted to one of them;
+    Gururangan et al. 2020, "Don't Stop Pretraining"): the new run takes that run's encoder,
+    size and options, every weight when the method and its settings are the same, else the
+    encoder alone; the data may differ in length but not in channels."""
     if shards > 1:
         return _pretrain_sharded(**{k: v for k, v in locals().items() if k != "shards"}, shards=shards)
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     with dist.process_group(dev):
         col = open_collection(data)
+        src = None if init is None or resume else open_run(init)
+        if src is not None and src.path.resolve() == out.resolve():
+            raise UnlabeledError(f"--init and --out are both {out}; continue a run in place with --resume")
         claim_run_dir(out, resume, overwrite)
 
         if resume:
@@ -143,6 +203,8 @@ def pretrain(
             positions = col.indices(exclude=exclude)
         if not resume:
             modality = fit_modality(col, positions, augment)
+            if src is not None:
+                encoder, size, encoder_options = init_encoder(src, modality, encoder, size, encoder_options)
             size = size or default_size(len(positions))
             encoder = encoder or default_encoder(modality.name, method)
             enc_options = default_options(encoder, modality.patch, encoder_options, method)
@@ -166,6 +228,8 @@ def pretrain(
                 "train": asdict(cfg),
                 "environment": environment(dev),
             }  # fmt: skip
+            if src is not None:
+                config["init"] = {"run": str(src.path.resolve()), "step": src.step}
 
         torch.manual_seed(cfg.seed)
         enc_cfg = config["encoder"]
@@ -175,6 +239,9 @@ def pretrain(
         objective = build_objective(config["method"]["name"], enc, modality, **hparams)
         config["method"] = {"name": objective.name, **objective.hparams()}
         config["encoder"]["weights"] = objective.export  # the submodule downstream stages load
+        if src is not None:
+            config["init"]["loaded"] = start_from(objective, src)
+            info(f"starting from {src.path} (step {src.step}): {config['init']['loaded']}")
         dist.barrier()  # every rank has checked `out` before rank 0 writes into it
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
