@@ -9,6 +9,9 @@ Two rows per set:
   so the pooled encoder sees every channel as its own univariate series resampled to one
   length (channel independence, as PatchTST and TTM do); a multivariate sample's feature is
   its channels' embeddings side by side.
+- ``adapted`` (with ``--adapt-steps``): the pooled encoder pretrained further on each set's
+  train series, channel by channel (``pretrain --init``: domain-adaptive pretraining,
+  Gururangan et al. 2020), then probed the same way.
 
 Every row is a linear probe on frozen features (``--pool stats``, the default: the mean, max
 and standard deviation of the encoder's tokens; ``mean`` for the token mean; more encoder
@@ -18,7 +21,8 @@ those labels); MiniRocket (aeon, 10,000 kernels + ridge) is trained on exactly t
 labelled subsets. Variable-length series are forward-filled to the set's longest length for
 MiniRocket, which needs equal lengths.
 
-    python benchmarks/ucr.py --encoder tcn --method ts2vec --batch 8 --steps 200 --pooled-minutes 6
+    python benchmarks/ucr.py --encoder tcn --method ts2vec --batch 8 --steps 200 --pooled-minutes 6 \
+        --adapt-steps 200
     python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6      # MAE on the transformer
 """
 
@@ -93,6 +97,8 @@ def main() -> None:
     ap.add_argument("--pooled-minutes", type=float, default=6)
     ap.add_argument("--steps", type=int, default=None,
                     help="per set: this many optimiser steps instead of --minutes (TS2Vec trains 200 on small sets)")
+    ap.add_argument("--adapt-steps", type=int, default=0,
+                    help="also pretrain the pooled encoder this many steps more on each set (the adapted row)")
     ap.add_argument("--pool", default="stats", help="probe features: mean | stats (transformer), max | stats (tcn)")
     ap.add_argument("--encoder-option", action="append", default=[],
                     help="more encoder settings NAME=VALUE as `unlabeled pretrain` takes them (diff=0, layers=1)")
@@ -138,31 +144,45 @@ def main() -> None:
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
                       encoder=args.encoder, size=args.size, batch_size=args.batch, encoder_options=options,
                       overwrite=True)  # fmt: skip
-    enc, mod = run.encoder(), run.modality()
-    from unlabeled.runs import encode
-
+    rows = ["per-set", "pooled", "minirocket"] + (["adapted"] if args.adapt_steps else [])
     for name, col in cols.items():
         c = col.sample_shape[0]
         flat = resample_channels(col.get(np.arange(len(col))), POOLED_LENGTH)
-        tmp = args.work / "data" / f"{name}-channels"
-        w = CollectionWriter(tmp, "series", (1, POOLED_LENGTH), "float32", None, overwrite=True)
+        w = CollectionWriter(args.work / "data" / f"{name}-channels", "series", (1, POOLED_LENGTH), "float32", None,
+                             overwrite=True)  # fmt: skip
         w.add(flat, [str(i) for i in range(len(flat))])
-        X = encode(enc, mod, w.close(), device="cpu").reshape(len(col), c * enc.dim)
+        channels = w.close()
+        X = run.encode(channels, device="cpu").reshape(len(col), -1)
         results[name]["pooled"] = probe_scores(X, col, args.seeds, fractions)
+        if args.adapt_steps:
+            # further pretraining sees the set's train series only, as the per-set row does
+            tr = col.indices("train")
+            w = CollectionWriter(args.work / "data" / f"{name}-train-channels", "series", (1, POOLED_LENGTH),
+                                 "float32", None, overwrite=True)  # fmt: skip
+            w.add(resample_channels(col.get(tr), POOLED_LENGTH), [str(i) for i in range(len(tr) * c)])
+            own = w.close()
+            batch = min(args.batch, len(own) // 2)
+            adapted = ul.pretrain(own, args.work / "runs" / f"adapted-{name}", method=args.method, init=run,
+                                  epochs=args.adapt_steps / (len(own) // batch), batch_size=batch,
+                                  encoder_options=options, overwrite=True)  # fmt: skip
+            X = adapted.encode(channels, device="cpu").reshape(len(col), -1)
+            results[name]["adapted"] = probe_scores(X, col, args.seeds, fractions)
+            print(name, "adapted", {f: round(float(np.mean(v)), 4) for f, v in results[name]["adapted"].items()},
+                  flush=True)  # fmt: skip
 
     print("\n| set | channels x length | train / test | row | 10% labels | 100% labels |\n|---|---|---|---|---|---|")
     for name, col in cols.items():
         tr, te, _ = task_split(col)
-        for row in ("per-set", "pooled", "minirocket"):
+        for row in rows:
             cells = " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in results[name][row].values())
             shape = "x".join(map(str, col.sample_shape))
             print(f"| {name} | {shape} | {len(tr)} / {len(te)} | {row} | {cells} |")
     means = {row: {f: float(np.mean([np.mean(results[n][row][f]) for n in cols])) for f in fractions}
-             for row in ("per-set", "pooled", "minirocket")}  # fmt: skip
+             for row in rows}  # fmt: skip
     for row, m in means.items():
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
     summary = {"method": args.method, "encoder": args.encoder, "batch": args.batch, "minutes": args.minutes,
-               "steps": args.steps,
+               "steps": args.steps, "adapt_steps": args.adapt_steps,
                "pool": args.pool, "results": results, "means": means}  # fmt: skip
     (args.work / "result.json").write_text(json.dumps(summary, indent=1))
 
