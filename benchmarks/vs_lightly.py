@@ -14,6 +14,15 @@ gives accuracy against wall time and the time to reach 0.80. Peak memory is the 
 resident memory over each side's process tree, sampled every 0.2 s.
 
     python benchmarks/vs_lightly.py --minutes 15 --snapshot-seconds 90
+
+A snapshot in the middle of a long run is taken at a high learning rate, so it understates
+what a run of that length would reach. ``--budgets-ours`` / ``--budgets-lightly`` measure
+time to accuracy as DAWNBench does instead: one complete run (warm-up and cosine decay
+within its budget) per listed budget, each scored on its final weights; a system's time to
+the target is the wall time of its shortest run that reaches it. Throughput and peak memory
+come from the same runs.
+
+    python benchmarks/vs_lightly.py --budgets-ours 1,1.5,2,3 --budgets-lightly 3,4,5,6,8
 """
 
 from __future__ import annotations
@@ -98,15 +107,15 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
     return time.perf_counter() - t, peak, out
 
 
-def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> list[tuple[float, float, float]]:
-    """(elapsed seconds, mean, std) of the 1%-label linear probe for every snapshot."""
+def score_weights(paths: list[Path], col: ul.Collection, mod: ImageModality) -> list[tuple[float, float]]:
+    """(mean, std) of the 1%-label linear probe (3 seeds) on the frozen encoder in each weights file."""
     train, test, _ = task_split(col)
     y = col.labels
     subsets = [train[stratified_subset(y[train], 0.01, s)] for s in range(3)]
     need = np.unique(np.concatenate([*subsets, test]))  # only what the probe will see
     where = {p: i for i, p in enumerate(need)}
     out = []
-    for path in sorted(folder.glob("step-*.safetensors")):
+    for path in paths:
         weights = ckpt.load_weights(path)
         enc = build_encoder("cnn", "tiny", (1, 28, 28))
         enc.load_state_dict({k[8:]: v for k, v in weights.items() if k.startswith("encoder.")})
@@ -119,13 +128,89 @@ def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> lis
             rows = stratified_subset(y[train], 0.01, seed)
             Xtr[rows] = X[[where[p] for p in train[rows]]]
             scores.append(evaluate(Xtr, y[train], Xte, y[test], "linear", 0.01, seed).value)
-        from safetensors import safe_open
+        out.append((float(np.mean(scores)), float(np.std(scores))))
+    return out
 
+
+def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> list[tuple[float, float, float]]:
+    """(elapsed seconds, mean, std) of the 1%-label linear probe for every snapshot."""
+    from safetensors import safe_open
+
+    paths = sorted(folder.glob("step-*.safetensors"))
+    out = []
+    for path, (mean, std) in zip(paths, score_weights(paths, col, mod), strict=True):
         with safe_open(str(path), "pt") as f:
             elapsed = float(f.metadata()["elapsed_s"])
-        out.append((elapsed, float(np.mean(scores)), float(np.std(scores))))
-        print(f"  {folder.parent.name} {path.name} t={elapsed:.0f}s linear1%={np.mean(scores):.4f}", flush=True)
+        out.append((elapsed, mean, std))
+        print(f"  {folder.parent.name} {path.name} t={elapsed:.0f}s linear1%={mean:.4f}", flush=True)
     return out
+
+
+def train_ours(data: Path, out: Path, minutes: float, snapshot_seconds: float, env: dict[str, str]) -> dict:
+    wall, peak, _ = run_measured(
+        [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(out), "--overwrite",
+         "--batch-size", "256", "--minutes", str(minutes), "--snapshot-seconds", str(snapshot_seconds)],
+        env,
+    )  # fmt: skip
+    last = ul.open_run(out).metrics()[-1]
+    return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": last["elapsed_s"], "steps": last["step"],
+            "samples_per_s": last["step"] * 256 / last["elapsed_s"], "weights": str(out / ckpt.MODEL_FILE)}  # fmt: skip
+
+
+def train_lightly(python: Path, data: Path, out: Path, minutes: float, snapshot_seconds: float,
+                  mod: ImageModality, env: dict[str, str]) -> dict:  # fmt: skip
+    wall, peak, stdout = run_measured(
+        [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(out),
+         "--minutes", str(minutes), "--snapshot-seconds", str(snapshot_seconds),
+         "--mean", str(mod.mean[0]), "--std", str(mod.std[0])],
+        env,
+    )  # fmt: skip
+    res = json.loads(stdout.strip().splitlines()[-1])
+    return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": res["seconds"], "steps": res["steps"],
+            "samples_per_s": res["samples_per_s"],
+            "weights": str(out / "snapshots" / f"step-{res['steps']:07d}.safetensors")}  # fmt: skip
+
+
+def sweep(args: argparse.Namespace, python: Path, data: Path, col: ul.Collection, mod: ImageModality,
+          env: dict[str, str]) -> None:  # fmt: skip
+    """One complete run per budget for each system, scored on its final weights."""
+    rows: dict[str, list[dict]] = {"ours": [], "lightly": []}
+    for system, budgets in (("ours", args.budgets_ours), ("lightly", args.budgets_lightly)):
+        for minutes in budgets:
+            out = args.work / "sweep" / f"{system}-{minutes:g}"
+            print(f"{system}: a complete {minutes:g}-minute run ...", flush=True)
+            if system == "ours":
+                r = train_ours(data, out, minutes, 0, env)
+            else:
+                r = train_lightly(python, data, out, minutes, 1e9, mod, env)  # only the final weights
+            ((r["mean"], r["std"]),) = score_weights([Path(r["weights"])], col, mod)
+            rows[system].append({"minutes": minutes, **r})
+            print(f"  trained {r['elapsed_s']:.0f} s, {r['samples_per_s']:.0f} samples/s, "
+                  f"linear 1% {r['mean']:.4f} ± {r['std']:.4f}", flush=True)  # fmt: skip
+
+    print("\n| system | budget | trained for | steps | samples/s | linear 1% | peak memory |")
+    print("|---|---|---|---|---|---|---|")
+    for system, rs in rows.items():
+        for r in rs:
+            print(f"| {system} | {r['minutes']:g} min | {r['elapsed_s']:.0f} s | {r['steps']} "
+                  f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} "
+                  f"| {r['peak_bytes'] / 2**30:.2f} GiB |")  # fmt: skip
+    rate = {k: sum(r["steps"] * 256 for r in rs) / sum(r["elapsed_s"] for r in rs) for k, rs in rows.items() if rs}
+    reach = {k: min((r["elapsed_s"] for r in rs if r["mean"] >= args.target), default=None) for k, rs in rows.items()}
+    below = {k: max((r["elapsed_s"] for r in rs if r["mean"] < args.target and (reach[k] is None or
+                     r["elapsed_s"] < reach[k])), default=None) for k, rs in rows.items()}  # fmt: skip
+    if len(rate) == 2:
+        print(f"\nsamples/s over all runs: ours {rate['ours']:.0f}, LightlySSL {rate['lightly']:.0f}, "
+              f"ratio {rate['ours'] / rate['lightly']:.2f}x")
+    for k in rows:
+        print(f"{k}: shortest run reaching {args.target}: "
+              f"{'none' if reach[k] is None else f'{reach[k]:.0f} s'}; longest below it: "
+              f"{'none' if below[k] is None else f'{below[k]:.0f} s'}")
+    if reach["ours"] and reach["lightly"]:
+        print(f"time to {args.target}: ratio {reach['lightly'] / reach['ours']:.2f}x"
+              + (f" (at least {below['lightly'] / reach['ours']:.2f}x: LightlySSL's longest run below the target)"
+                 if below["lightly"] else ""))  # fmt: skip
+    (args.work / "sweep.json").write_text(json.dumps({"target": args.target, "runs": rows}, indent=2))
 
 
 def first_reaching(curve: list[tuple[float, float, float]], target: float) -> float | None:
@@ -138,6 +223,9 @@ def main() -> None:
     ap.add_argument("--snapshot-seconds", type=float, default=90)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "vs_lightly")
     ap.add_argument("--target", type=float, default=0.80)
+    ap.add_argument("--budgets-ours", type=lambda v: [float(x) for x in v.split(",")], default=[],
+                    help="minutes, comma-separated: one complete run each (time to accuracy, DAWNBench-style)")
+    ap.add_argument("--budgets-lightly", type=lambda v: [float(x) for x in v.split(",")], default=[])
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
     python = ensure_lightly()
@@ -148,45 +236,35 @@ def main() -> None:
     mod = ImageModality.fit(col, col.indices(exclude="test"))
     env = {**os.environ, "UNLABELED_QUIET": "1"}
 
+    if args.budgets_ours or args.budgets_lightly:
+        sweep(args, python, data, col, mod, env)
+        return
     ours_dir, lightly_dir = args.work / "ours", args.work / "lightly"
     print(f"ours: {args.minutes} min ...", flush=True)
-    ours_wall, ours_peak, _ = run_measured(
-        [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(ours_dir), "--overwrite",
-         "--batch-size", "256", "--minutes", str(args.minutes), "--snapshot-seconds", str(args.snapshot_seconds)],
-        env,
-    )  # fmt: skip
-    ours_metrics = ul.open_run(ours_dir).metrics()
-    ours_rate = ours_metrics[-1]["step"] * 256 / ours_metrics[-1]["elapsed_s"]
+    ours = train_ours(data, ours_dir, args.minutes, args.snapshot_seconds, env)
     print(f"LightlySSL: {args.minutes} min ...", flush=True)
-    lightly_wall, lightly_peak, out = run_measured(
-        [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(lightly_dir),
-         "--minutes", str(args.minutes), "--snapshot-seconds", str(args.snapshot_seconds),
-         "--mean", str(mod.mean[0]), "--std", str(mod.std[0])],
-        env,
-    )  # fmt: skip
-    lightly = json.loads(out.strip().splitlines()[-1])
+    lightly = train_lightly(python, data, lightly_dir, args.minutes, args.snapshot_seconds, mod, env)
     print("scoring snapshots ...", flush=True)
     ours_curve = score_snapshots(ours_dir / "snapshots", col, mod)
     lightly_curve = score_snapshots(lightly_dir / "snapshots", col, mod)
 
     t_ours, t_lightly = first_reaching(ours_curve, args.target), first_reaching(lightly_curve, args.target)
     print("\n| | ours | LightlySSL | ratio |\n|---|---|---|---|")
-    print(f"| samples/s (2 views each), whole run | {ours_rate:,.0f} | {lightly['samples_per_s']:,.0f} "
-          f"| {ours_rate / lightly['samples_per_s']:.2f}x |")
+    print(f"| samples/s (2 views each), whole run | {ours['samples_per_s']:,.0f} | {lightly['samples_per_s']:,.0f} "
+          f"| {ours['samples_per_s'] / lightly['samples_per_s']:.2f}x |")
     print(f"| linear 1% after {args.minutes:g} min | {ours_curve[-1][1]:.4f} ± {ours_curve[-1][2]:.4f} "
           f"| {lightly_curve[-1][1]:.4f} ± {lightly_curve[-1][2]:.4f} | |")
     fmt = lambda t: f"{t / 60:.1f} min" if t is not None else f"not within {args.minutes:g} min"  # noqa: E731
     ratio = f"{t_lightly / t_ours:.2f}x" if t_ours and t_lightly else "-"
     print(f"| time to {args.target} linear 1% | {fmt(t_ours)} | {fmt(t_lightly)} | {ratio} |")
-    print(f"| peak memory (process tree) | {ours_peak / 2**30:.2f} GiB | {lightly_peak / 2**30:.2f} GiB | |")
-    print(f"| wall time of the command | {ours_wall:.0f} s | {lightly_wall:.0f} s | |")
+    print(f"| peak memory (process tree) | {ours['peak_bytes'] / 2**30:.2f} GiB "
+          f"| {lightly['peak_bytes'] / 2**30:.2f} GiB | |")
+    print(f"| wall time of the command | {ours['wall_s']:.0f} s | {lightly['wall_s']:.0f} s | |")
     print("\naccuracy against time (minutes: ours | LightlySSL):")
     for (t1, m1, _), (t2, m2, _) in zip(ours_curve, lightly_curve, strict=False):
         print(f"  {t1 / 60:5.1f}: {m1:.4f}   |   {t2 / 60:5.1f}: {m2:.4f}")
     (args.work / "result.json").write_text(json.dumps({
-        "ours": {"samples_per_s": ours_rate, "curve": ours_curve, "peak_bytes": ours_peak, "wall_s": ours_wall},
-        "lightly": {"samples_per_s": lightly["samples_per_s"], "curve": lightly_curve, "peak_bytes": lightly_peak,
-                    "wall_s": lightly_wall},
+        "ours": {**ours, "curve": ours_curve}, "lightly": {**lightly, "curve": lightly_curve},
     }, indent=2))  # fmt: skip
 
 
