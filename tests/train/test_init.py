@@ -1,6 +1,8 @@
 """Continued pretraining (`pretrain --init RUN`): the new run starts from the other run's
 weights, takes its encoder settings, and refuses data the weights cannot read."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +44,17 @@ def test_continues_from_every_weight_on_series_of_another_length(tmp_path, gunpo
     # and trains from there with a rate
     moved = ul.pretrain(shorter, tmp_path / "cont2", method="ts2vec", init=ts2vec_run.path, epochs=1, batch_size=8)
     assert not torch.equal(moved.encoder().input_fc.weight, ts2vec_run.encoder().input_fc.weight)
+
+
+def test_from_the_command_line(tmp_path, gunpoint, ts2vec_run):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "unlabeled", "pretrain", str(gunpoint.path), "--out", str(tmp_path / "r"),
+                        "--method", "ts2vec", "--init", str(ts2vec_run.path), "--epochs", "1", "--batch-size", "8"],
+                       capture_output=True, text=True, env={**os.environ, "UNLABELED_QUIET": "1"})  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "starting from" in p.stderr and ul.open_run(tmp_path / "r").config["init"]["loaded"] == "every weight"
 
 
 def test_another_method_takes_the_encoder_into_both_of_jepas_copies(tmp_path, gunpoint):

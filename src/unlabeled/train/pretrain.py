@@ -171,6 +171,8 @@ def pretrain(
     dev = dist.local_device(resolve_device(device))
     with dist.process_group(dev):
         col = open_collection(data)
+        if init is not None and resume:
+            info("--init is ignored with --resume: the run continues from its own checkpoint")
         src = None if init is None or resume else open_run(init)
         if src is not None and src.path.resolve() == out.resolve():
             raise UnlabeledError(f"--init and --out are both {out}; continue a run in place with --resume")
