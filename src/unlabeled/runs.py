@@ -128,11 +128,17 @@ class Run:
         enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
                             **enc_cfg.get("options", {}))  # fmt: skip
         if trained:
-            path = self.path / ckpt.MODEL_FILE
-            if not path.exists():
-                raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
-            enc.load_state_dict(encoder_weights(ckpt.load_weights(path), enc_cfg.get("weights", "encoder")))
+            enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
         return enc.eval()
+
+    def weights(self, module: str | None = None) -> dict[str, torch.Tensor]:
+        """The saved weights (the objective's whole state), or those of submodule ``module``
+        (``encoder``, ``head``, ...) without its prefix."""
+        path = self.path / ckpt.MODEL_FILE
+        if not path.exists():
+            raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
+        weights = ckpt.load_weights(path)
+        return weights if module is None else encoder_weights(weights, module)
 
     @property
     def kind(self) -> str:
@@ -150,8 +156,7 @@ class Run:
                 f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"
             )
         clf = Classifier(self.encoder(), int(self.config["method"]["classes"]))
-        head = encoder_weights(ckpt.load_weights(self.path / ckpt.MODEL_FILE), "head")
-        clf.head.load_state_dict(head)
+        clf.head.load_state_dict(self.weights("head"))
         return clf.eval()
 
     def training_ids(self) -> list[str]:

@@ -38,7 +38,6 @@ from unlabeled.runs import (
     TRAINING_IDS,
     Run,
     encode,
-    encoder_weights,
     open_run,
     read_ids,
     resolve_device,
@@ -228,7 +227,7 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     objective = cls(src.encoder().train(), src.modality(), int(src.config["method"]["classes"]),
                     other=Stream(task, other, batch))  # fmt: skip
     objective.use_augment = bool(src.config["method"].get("augment", True))
-    objective.head.load_state_dict(encoder_weights(ckpt.load_weights(src.path / ckpt.MODEL_FILE), "head"))
+    objective.head.load_state_dict(src.weights("head"))
     if objective.needs_original:
         objective.keep_original()
     objective.prepare(task, forget_pos, retain_pos, resolve_device(device))

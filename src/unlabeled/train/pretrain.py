@@ -85,8 +85,6 @@ def init_encoder(src: Run, modality: Modality, encoder: str | None, size: str | 
     ``pool``, may change; the rest must fit the weights)."""
     if "sisa" in src.config or src.kind != "encoder":
         raise UnlabeledError(f"--init takes a single pretraining run; {src.path} is a sharded run or a classifier")
-    if not (src.path / ckpt.MODEL_FILE).exists():
-        raise UnlabeledError(f"--init {src.path}: the run has no saved weights yet ({ckpt.MODEL_FILE})")
     if src.config["modality"]["name"] != modality.name:
         raise UnlabeledError(
             f"--init {src.path} was pretrained on {src.config['modality']['name']} data, not {modality.name}"
@@ -101,7 +99,7 @@ def init_encoder(src: Run, modality: Modality, encoder: str | None, size: str | 
 def start_from(objective: Objective, src: Run) -> str:
     """Load ``src``'s weights into ``objective``: every weight when the saved state fits it
     (same method and settings: the heads go on too), else the encoder alone. Returns which."""
-    weights = ckpt.load_weights(src.path / ckpt.MODEL_FILE)
+    weights = src.weights()
     own = objective.state_dict()
     try:
         if weights.keys() == own.keys() and all(weights[k].shape == own[k].shape for k in own):
