@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import build_objective
-from unlabeled.train.trainer import bf16_available
+from unlabeled.train.trainer import bf16_available, keep_freed_memory
 
 RUNS = [("cnn", "simclr"), ("transformer", "simclr"), ("transformer", "mae")]
 
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     args = ap.parse_args()
     dev = torch.device(args.device)
+    keep_freed_memory(dev)  # as the trainer does (UNLABELED_MALLOC=system to measure without)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     peaks = {"fp32": gemm_peak(torch.float32, dev)}

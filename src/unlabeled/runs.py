@@ -228,9 +228,10 @@ def encode(
     in bf16 where the device supports it, returned as float32 in the order of ``positions``
     (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory).
     ``source``: the collection's own modality when its samples must be adapted to ``modality``."""
-    from unlabeled.train.trainer import bf16_available
+    from unlabeled.train.trainer import bf16_available, keep_freed_memory
 
     dev = resolve_device(device)
+    keep_freed_memory(dev)
     pos = collection.indices() if positions is None else np.asarray(positions)
     encoder = encoder.to(dev).eval()
     use_bf16 = bf16_available(dev)

@@ -54,7 +54,7 @@ from unlabeled._console import UnlabeledError
 from unlabeled.models.adapters import ADAPTERS
 from unlabeled.objectives.supervised import Classifier
 from unlabeled.runs import open_run, resolve_device
-from unlabeled.train.trainer import TrainConfig, bf16_available, lr_at
+from unlabeled.train.trainer import TrainConfig, bf16_available, keep_freed_memory, lr_at
 
 MODES = ("full", "lora", "svfit")
 TASKS = ("classification", "regression")
@@ -186,6 +186,7 @@ class FinetuneProbe(BaseEstimator):
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=_RECIPE.weight_decay)
         order = np.random.default_rng(self.seed)
         bf16 = bf16_available(dev)
+        keep_freed_memory(dev)
         y_t = torch.as_tensor(targets, device=dev)
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         step = 0
