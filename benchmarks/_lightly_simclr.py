@@ -6,6 +6,9 @@ The way LightlySSL's examples train: a torch Dataset yielding PIL images, Lightl
 optimiser, learning-rate schedule, temperature, batch size and augmentation strengths are set
 to ours, so that only the training machinery differs. Weights are kept every
 ``--snapshot-seconds`` in our safetensors layout (``encoder.*``) for the same evaluation.
+
+The schedule runs over ``--minutes`` of wall time or, with ``--steps``, over that many
+optimiser steps (our trainer's step schedule, for runs compared step for step).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from unlabeled import open_collection
 from unlabeled.models import build_encoder
+from unlabeled.train.trainer import lr_at
 
 
 class Images(Dataset):
@@ -55,7 +59,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--minutes", type=float, required=True)
+    budget = ap.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float)
+    budget.add_argument("--steps", type=int)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--snapshot-seconds", type=float, default=60)
     ap.add_argument("--workers", type=int, default=2)
@@ -73,12 +80,12 @@ def main() -> None:
     )  # our 28-px defaults: crops from 35%, flip, brightness/contrast 0.4 with p 0.8, no blur
     loader = DataLoader(Images(arrays, transform), batch_size=args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.workers, persistent_workers=args.workers > 0)  # fmt: skip
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)  # the model's initialisation and the loader's order
     model = Model()
     criterion = NTXentLoss(temperature=0.5)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)  # our defaults
     base_lrs = [g["lr"] for g in opt.param_groups]
-    budget = args.minutes * 60
+    budget = None if args.minutes is None else args.minutes * 60
     metrics = (args.out / "metrics.jsonl").open("w")
     t0 = time.perf_counter()
     last_snap, step, seen = t0, 0, 0
@@ -86,12 +93,14 @@ def main() -> None:
     while not done:
         for views in loader:
             x0, x1 = views[0], views[1]
-            progress = (time.perf_counter() - t0) / budget
+            progress = step / args.steps if budget is None else (time.perf_counter() - t0) / budget
             if progress >= 1:
                 done = True
                 break
-            # the same shape as our trainer's: linear warm-up over 5%, then cosine, here in wall time
-            scale = progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
+            if budget is None:  # our trainer's schedule, step for step
+                scale = lr_at(step, args.steps, 1.0, 0.05)
+            else:  # the same shape as our trainer's: linear warm-up over 5%, then cosine, in wall time
+                scale = progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * scale
             z = model(torch.cat([x0, x1]))

@@ -147,10 +147,13 @@ def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> lis
     return out
 
 
-def train_ours(data: Path, out: Path, minutes: float, snapshot_seconds: float, env: dict[str, str]) -> dict:
+def train_ours(data: Path, out: Path, minutes: float | None, snapshot_seconds: float, env: dict[str, str],
+               steps: int | None = None, seed: int = 0) -> dict:  # fmt: skip
+    # a step count as the fraction of an epoch (234 steps of 256) that the trainer rounds back to it
+    budget = ["--minutes", str(minutes)] if steps is None else ["--epochs", repr(steps / (60_000 // 256))]
     wall, peak, _ = run_measured(
         [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(out), "--overwrite",
-         "--batch-size", "256", "--minutes", str(minutes), "--snapshot-seconds", str(snapshot_seconds)],
+         "--batch-size", "256", *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds)],
         env,
     )  # fmt: skip
     last = ul.open_run(out).metrics()[-1]
@@ -158,11 +161,13 @@ def train_ours(data: Path, out: Path, minutes: float, snapshot_seconds: float, e
             "samples_per_s": last["step"] * 256 / last["elapsed_s"], "weights": str(out / ckpt.MODEL_FILE)}  # fmt: skip
 
 
-def train_lightly(python: Path, data: Path, out: Path, minutes: float, snapshot_seconds: float,
-                  mod: ImageModality, env: dict[str, str]) -> dict:  # fmt: skip
+def train_lightly(python: Path, data: Path, out: Path, minutes: float | None, snapshot_seconds: float,
+                  mod: ImageModality, env: dict[str, str], steps: int | None = None,
+                  seed: int = 0) -> dict:  # fmt: skip
+    budget = ["--minutes", str(minutes)] if steps is None else ["--steps", str(steps)]
     wall, peak, stdout = run_measured(
         [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(out),
-         "--minutes", str(minutes), "--snapshot-seconds", str(snapshot_seconds),
+         *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds),
          "--mean", str(mod.mean[0]), "--std", str(mod.std[0])],
         env,
     )  # fmt: skip
@@ -174,44 +179,67 @@ def train_lightly(python: Path, data: Path, out: Path, minutes: float, snapshot_
 
 def sweep(args: argparse.Namespace, python: Path, data: Path, col: ul.Collection, mod: ImageModality,
           env: dict[str, str]) -> None:  # fmt: skip
-    """One complete run per budget for each system, scored on its final weights."""
-    rows: dict[str, list[dict]] = {"ours": [], "lightly": []}
-    for system, budgets in (("ours", args.budgets_ours), ("lightly", args.budgets_lightly)):
-        for minutes in budgets:
-            out = args.work / "sweep" / f"{system}-{minutes:g}"
-            print(f"{system}: a complete {minutes:g}-minute run ...", flush=True)
+    """Complete runs, each scored on its final weights: one per minute budget of each system
+    (``--budgets-*``) and one per step count (``--steps``, the same counts for both), every
+    one repeated for ``--seeds`` seeds. A budget's accuracy is the mean over its seeds."""
+    plan = [("ours", "min", b) for b in args.budgets_ours] + [("lightly", "min", b) for b in args.budgets_lightly]
+    plan += [(system, "steps", n) for n in args.steps for system in ("ours", "lightly")]
+    runs: list[dict] = []
+    for system, unit, budget in plan:
+        for seed in range(args.seeds):
+            label = f"{budget:g} min" if unit == "min" else f"{budget} steps"
+            out = args.work / "sweep" / f"{system}-{budget:g}{'' if unit == 'min' else 'steps'}-{seed}"
+            print(f"{system}: a complete run of {label}, seed {seed} ...", flush=True)
+            minutes, steps = (budget, None) if unit == "min" else (None, int(budget))
             if system == "ours":
-                r = train_ours(data, out, minutes, 0, env)
-            else:
-                r = train_lightly(python, data, out, minutes, 1e9, mod, env)  # only the final weights
+                r = train_ours(data, out, minutes, 0, env, steps=steps, seed=seed)
+            else:  # only the final weights
+                r = train_lightly(python, data, out, minutes, 1e9, mod, env, steps=steps, seed=seed)
             ((r["mean"], r["std"]),) = score_weights([Path(r["weights"])], col, mod)
-            rows[system].append({"minutes": minutes, **r})
+            runs.append({"system": system, "budget": label, "seed": seed, **r})
             print(f"  trained {r['elapsed_s']:.0f} s, {r['samples_per_s']:.0f} samples/s, "
                   f"linear 1% {r['mean']:.4f} ± {r['std']:.4f}", flush=True)  # fmt: skip
 
-    print("\n| system | budget | trained for | steps | samples/s | linear 1% | peak memory |")
-    print("|---|---|---|---|---|---|---|")
-    for system, rs in rows.items():
-        for r in rs:
-            print(f"| {system} | {r['minutes']:g} min | {r['elapsed_s']:.0f} s | {r['steps']} "
-                  f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} "
-                  f"| {r['peak_bytes'] / 2**30:.2f} GiB |")  # fmt: skip
-    rate = {k: sum(r["steps"] * 256 for r in rs) / sum(r["elapsed_s"] for r in rs) for k, rs in rows.items() if rs}
-    reach = {k: min((r["elapsed_s"] for r in rs if r["mean"] >= args.target), default=None) for k, rs in rows.items()}
-    below = {k: max((r["elapsed_s"] for r in rs if r["mean"] < args.target and (reach[k] is None or
-                     r["elapsed_s"] < reach[k])), default=None) for k, rs in rows.items()}  # fmt: skip
+    print("\n| system | budget | seed | trained for | steps | samples/s | linear 1% | peak memory |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        print(f"| {r['system']} | {r['budget']} | {r['seed']} | {r['elapsed_s']:.0f} s | {r['steps']} "
+              f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} | {r['peak_bytes'] / 2**30:.2f} GiB |")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["system"], r["budget"]), []).append(r)
+    budgets = [{"system": k[0], "budget": k[1], "seeds": len(rs),
+                "elapsed_s": float(np.mean([r["elapsed_s"] for r in rs])),
+                "mean": float(np.mean([r["mean"] for r in rs])), "runs": [r["mean"] for r in rs]}
+               for k, rs in groups.items()]  # fmt: skip
+    if args.seeds > 1:
+        print("\n| system | budget | trained for (mean) | linear 1%, mean over seeds | per seed |")
+        print("|---|---|---|---|---|")
+        for b in budgets:
+            print(f"| {b['system']} | {b['budget']} | {b['elapsed_s']:.0f} s | {b['mean']:.4f} "
+                  f"| {' / '.join(f'{m:.4f}' for m in b['runs'])} |")
+    rate = {}
+    for k in ("ours", "lightly"):
+        mine = [r for r in runs if r["system"] == k]
+        if mine:
+            rate[k] = sum(r["steps"] * 256 for r in mine) / sum(r["elapsed_s"] for r in mine)
     if len(rate) == 2:
         print(f"\nsamples/s over all runs: ours {rate['ours']:.0f}, LightlySSL {rate['lightly']:.0f}, "
               f"ratio {rate['ours'] / rate['lightly']:.2f}x")
-    for k in rows:
-        print(f"{k}: shortest run reaching {args.target}: "
-              f"{'none' if reach[k] is None else f'{reach[k]:.0f} s'}; longest below it: "
-              f"{'none' if below[k] is None else f'{below[k]:.0f} s'}")
-    if reach["ours"] and reach["lightly"]:
+    reach, below = {}, {}
+    for k in rate:
+        mine = [b for b in budgets if b["system"] == k]
+        reach[k] = min((b["elapsed_s"] for b in mine if b["mean"] >= args.target), default=None)
+        below[k] = max((b["elapsed_s"] for b in mine if b["mean"] < args.target
+                        and (reach[k] is None or b["elapsed_s"] < reach[k])), default=None)  # fmt: skip
+        print(f"{k}: shortest budget reaching {args.target}: {'none' if reach[k] is None else f'{reach[k]:.0f} s'}; "
+              f"longest below it: {'none' if below[k] is None else f'{below[k]:.0f} s'}")
+    if reach.get("ours") and reach.get("lightly"):
         print(f"time to {args.target}: ratio {reach['lightly'] / reach['ours']:.2f}x"
-              + (f" (at least {below['lightly'] / reach['ours']:.2f}x: LightlySSL's longest run below the target)"
+              + (f" (at least {below['lightly'] / reach['ours']:.2f}x: LightlySSL's longest budget below the target)"
                  if below["lightly"] else ""))  # fmt: skip
-    (args.work / "sweep.json").write_text(json.dumps({"target": args.target, "runs": rows}, indent=2))
+    result = {"target": args.target, "runs": runs, "budgets": budgets}
+    (args.work / "sweep.json").write_text(json.dumps(result, indent=2))
 
 
 def first_reaching(curve: list[tuple[float, float, float]], target: float) -> float | None:
@@ -227,6 +255,9 @@ def main() -> None:
     ap.add_argument("--budgets-ours", type=lambda v: [float(x) for x in v.split(",")], default=[],
                     help="minutes, comma-separated: one complete run each (time to accuracy, DAWNBench-style)")
     ap.add_argument("--budgets-lightly", type=lambda v: [float(x) for x in v.split(",")], default=[])
+    ap.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                    help="optimiser steps, comma-separated: one complete run of each count for both systems")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per budget in a sweep")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
     python = ensure_lightly()
@@ -237,7 +268,7 @@ def main() -> None:
     mod = ImageModality.fit(col, col.indices(exclude="test"))
     env = {**os.environ, "UNLABELED_QUIET": "1"}
 
-    if args.budgets_ours or args.budgets_lightly:
+    if args.budgets_ours or args.budgets_lightly or args.steps:
         sweep(args, python, data, col, mod, env)
         return
     ours_dir, lightly_dir = args.work / "ours", args.work / "lightly"
