@@ -10,6 +10,11 @@
 
     python benchmarks/mfu.py                 # the CNN (SimCLR) and the transformer (SimCLR, MAE)
     python benchmarks/mfu.py --device cuda
+    python benchmarks/mfu.py --transformer-sizes tiny,small,base --precisions bf16 --steps 4
+
+At width 128 (``tiny``) a matrix product is small next to the layer norms, GELUs and layout
+copies around it, which run at memory speed; ``--transformer-sizes`` shows how MFU grows
+with the width.
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per row (after 3 warm-up steps)")
+    ap.add_argument("--transformer-sizes", default="tiny", help="comma-separated: tiny,small,base")
+    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32,bf16")
     args = ap.parse_args()
     dev = torch.device(args.device)
     keep_freed_memory(dev)  # as the trainer does (UNLABELED_MALLOC=system to measure without)
@@ -92,11 +100,12 @@ def main() -> None:
         print(f"GEMM peak {k}: {v / 1e9:,.0f} GFLOP/s (4096² matmul)")
     print("| encoder | method | precision | GFLOP per step | ms per step | samples/s | achieved GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
-    for encoder, method in RUNS:
-        for precision in peaks:
-            flops, sec = step_flops_and_time(encoder, method, "tiny", precision == "bf16", dev, args.batch)
+    runs = [(e, m, size) for e, m in RUNS for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))]
+    for encoder, method, size in runs:
+        for precision in [p for p in peaks if p in args.precisions.split(",")]:
+            flops, sec = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch, args.steps)
             achieved = flops / sec
-            print(f"| {encoder}-tiny | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
+            print(f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
                   f"| {args.batch / sec:,.0f} "
                   f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |", flush=True)  # fmt: skip
 

@@ -101,10 +101,10 @@ def keep_freed_memory(device: torch.device) -> bool:
     By default glibc serves every block of 32 MiB or more (a batch's activations are tens of
     MiB) with a fresh ``mmap`` and unmaps it when freed, so every step page-faults and zeroes
     its activations anew: on the AMX Xeon a ReLU over a 51 MB bf16 tensor took 18 ms, 3.7 ms
-    without the faults, and the cnn-tiny SimCLR step ran 15% faster end to end (816 against
-    941 samples/s, peak memory 1.15 against 1.36 GiB; BENCHMARKS.md). This is what PyTorch's
-    CPU tuning guide gets from swapping in jemalloc or tcmalloc, with no extra library:
-    ``mallopt`` turns off mmap for large blocks and raises the trim threshold to 1 GiB.
+    without the faults, and ``unlabeled pretrain`` of cnn-tiny SimCLR took 13% less wall time
+    (at 0.2 GiB more peak memory; BENCHMARKS.md). This is what PyTorch's CPU tuning guide gets
+    from swapping in jemalloc or tcmalloc, with no extra library: ``mallopt`` turns off mmap
+    for large blocks and raises the trim threshold to 1 GiB.
 
     Process-wide and applied once; ``UNLABELED_MALLOC=system`` leaves malloc alone. Returns
     whether the setting is in effect (False off glibc/Linux or off the CPU)."""
