@@ -24,6 +24,13 @@ the target is the wall time of its shortest run that reaches it. Throughput and 
 come from the same runs.
 
     python benchmarks/vs_lightly.py --budgets-ours 1,1.5,2,3 --budgets-lightly 3,4,5,6,8
+
+``--steps`` gives both systems complete runs of the same number of optimiser steps (and the
+same step schedule), and ``--seeds`` repeats every budget: a budget's accuracy is the mean
+over its seeds. Near the plateau one run moves by about ±0.4 points from seed to seed, so a
+crossing read off single runs is mostly noise (BENCHMARKS.md).
+
+    python benchmarks/vs_lightly.py --steps 800 --seeds 2
 """
 
 from __future__ import annotations
