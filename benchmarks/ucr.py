@@ -54,6 +54,22 @@ def resample_channels(x: np.ndarray, length: int) -> np.ndarray:
     return resample_valid(np.asarray(x, np.float32).reshape(-1, 1, x.shape[2]), length)
 
 
+def channel_collection(path: Path, series: np.ndarray) -> ul.Collection:
+    """``series`` (N, C, T) written as N*C univariate series of POOLED_LENGTH, as the pooled
+    encoder sees them."""
+    flat = resample_channels(series, POOLED_LENGTH)
+    w = CollectionWriter(path, "series", (1, POOLED_LENGTH), "float32", None, overwrite=True)
+    w.add(flat, [str(i) for i in range(len(flat))])
+    return w.close()
+
+
+def step_budget(n: int, batch: int, steps: int) -> dict[str, float | int]:
+    """``pretrain`` arguments for ``steps`` optimiser steps over ``n`` samples (a batch of at
+    most half the set)."""
+    batch = min(batch, n // 2)
+    return {"batch_size": batch, "epochs": steps / (n // batch)}
+
+
 def forward_fill(x: np.ndarray) -> np.ndarray:
     x = x.copy()
     for t in range(1, x.shape[2]):
@@ -119,11 +135,10 @@ def main() -> None:
     for name, col in cols.items():
         t = time.perf_counter()
         n_train = len(col.indices("train"))
-        batch = min(args.batch, n_train // 2)
-        budget = {"epochs": args.steps / (n_train // batch)} if args.steps else {"minutes": args.minutes}
+        budget = (step_budget(n_train, args.batch, args.steps) if args.steps
+                  else {"minutes": args.minutes, "batch_size": min(args.batch, n_train // 2)})  # fmt: skip
         run = ul.pretrain(col, args.work / "runs" / name, method=args.method, **budget,
-                          encoder=args.encoder, size=args.size, batch_size=batch,
-                          encoder_options=options, overwrite=True)  # fmt: skip
+                          encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
             "per-set": probe_scores(X, col, args.seeds, fractions),
@@ -146,25 +161,15 @@ def main() -> None:
                       overwrite=True)  # fmt: skip
     rows = ["per-set", "pooled", "minirocket"] + (["adapted"] if args.adapt_steps else [])
     for name, col in cols.items():
-        c = col.sample_shape[0]
-        flat = resample_channels(col.get(np.arange(len(col))), POOLED_LENGTH)
-        w = CollectionWriter(args.work / "data" / f"{name}-channels", "series", (1, POOLED_LENGTH), "float32", None,
-                             overwrite=True)  # fmt: skip
-        w.add(flat, [str(i) for i in range(len(flat))])
-        channels = w.close()
+        channels = channel_collection(args.work / "data" / f"{name}-channels", col.get(np.arange(len(col))))
         X = run.encode(channels, device="cpu").reshape(len(col), -1)
         results[name]["pooled"] = probe_scores(X, col, args.seeds, fractions)
         if args.adapt_steps:
             # further pretraining sees the set's train series only, as the per-set row does
-            tr = col.indices("train")
-            w = CollectionWriter(args.work / "data" / f"{name}-train-channels", "series", (1, POOLED_LENGTH),
-                                 "float32", None, overwrite=True)  # fmt: skip
-            w.add(resample_channels(col.get(tr), POOLED_LENGTH), [str(i) for i in range(len(tr) * c)])
-            own = w.close()
-            batch = min(args.batch, len(own) // 2)
+            own = channel_collection(args.work / "data" / f"{name}-train-channels", col.get(col.indices("train")))
             adapted = ul.pretrain(own, args.work / "runs" / f"adapted-{name}", method=args.method, init=run,
-                                  epochs=args.adapt_steps / (len(own) // batch), batch_size=batch,
-                                  encoder_options=options, overwrite=True)  # fmt: skip
+                                  **step_budget(len(own), args.batch, args.adapt_steps), encoder_options=options,
+                                  overwrite=True)  # fmt: skip
             X = adapted.encode(channels, device="cpu").reshape(len(col), -1)
             results[name]["adapted"] = probe_scores(X, col, args.seeds, fractions)
             print(name, "adapted", {f: round(float(np.mean(v)), 4) for f, v in results[name]["adapted"].items()},

@@ -118,7 +118,7 @@ def keep_freed_memory(device: torch.device) -> bool:
                 libc = ctypes.CDLL("libc.so.6")
                 _malloc_tuned = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
             except (OSError, AttributeError):  # musl or another libc: keep its defaults
-                _malloc_tuned = False
+                pass
     return _malloc_tuned
 
 
