@@ -8,7 +8,9 @@ to ours, so that only the training machinery differs. Weights are kept every
 ``--snapshot-seconds`` in our safetensors layout (``encoder.*``) for the same evaluation.
 
 The schedule runs over ``--minutes`` of wall time or, with ``--steps``, over that many
-optimiser steps (our trainer's step schedule, for runs compared step for step).
+optimiser steps (our trainer's step schedule, for runs compared step for step). ``--device
+cuda`` trains on a GPU as LightlySSL's examples do there: the loader's workers still augment
+on the CPU, into pinned memory, and the model stays in fp32.
 """
 
 from __future__ import annotations
@@ -66,9 +68,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--snapshot-seconds", type=float, default=60)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--mean", type=float, required=True)
     ap.add_argument("--std", type=float, required=True)
     args = ap.parse_args()
+    device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "snapshots").mkdir(exist_ok=True)
     col = open_collection(args.data)
@@ -79,9 +83,10 @@ def main() -> None:
         normalize={"mean": [args.mean], "std": [args.std]},
     )  # our 28-px defaults: crops from 35%, flip, brightness/contrast 0.4 with p 0.8, no blur
     loader = DataLoader(Images(arrays, transform), batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.workers, persistent_workers=args.workers > 0)  # fmt: skip
+                        num_workers=args.workers, persistent_workers=args.workers > 0,
+                        pin_memory=device.type == "cuda")  # fmt: skip
     torch.manual_seed(args.seed)  # the model's initialisation and the loader's order
-    model = Model()
+    model = Model().to(device)
     criterion = NTXentLoss(temperature=0.5)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)  # our defaults
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -92,7 +97,7 @@ def main() -> None:
     done = False
     while not done:
         for views in loader:
-            x0, x1 = views[0], views[1]
+            x0, x1 = views[0].to(device, non_blocking=True), views[1].to(device, non_blocking=True)
             progress = step / args.steps if budget is None else (time.perf_counter() - t0) / budget
             if progress >= 1:
                 done = True
@@ -117,15 +122,19 @@ def main() -> None:
                                           "samples_per_s": seen / (now - t0)}) + "\n")  # fmt: skip
                 metrics.flush()
             if now - last_snap >= args.snapshot_seconds:
-                state = {f"encoder.{k}": v.contiguous() for k, v in model.encoder.state_dict().items()}
+                state = {f"encoder.{k}": v.cpu().contiguous() for k, v in model.encoder.state_dict().items()}
                 save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
                           metadata={"step": str(step), "elapsed_s": f"{now - t0:.2f}"})  # fmt: skip
                 last_snap = now
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
-    state = {f"encoder.{k}": v.contiguous() for k, v in model.encoder.state_dict().items()}
+    state = {f"encoder.{k}": v.cpu().contiguous() for k, v in model.encoder.state_dict().items()}
     save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
               metadata={"step": str(step), "elapsed_s": f"{elapsed:.2f}"})  # fmt: skip
-    print(json.dumps({"steps": step, "samples": seen, "seconds": elapsed, "samples_per_s": seen / elapsed}))
+    gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    print(json.dumps({"steps": step, "samples": seen, "seconds": elapsed, "samples_per_s": seen / elapsed,
+                      "gpu_peak_bytes": gpu_peak}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ over its seeds. Near the plateau one run moves by about ±0.4 points from seed t
 crossing read off single runs is mostly noise (BENCHMARKS.md).
 
     python benchmarks/vs_lightly.py --steps 800 --seeds 2
+
+On a GPU (``--device cuda``, benchmarks/gpu.sh) both train there: ours augments on the GPU,
+LightlySSL in ``--lightly-workers`` loader processes on the CPU; the peak of each side's GPU
+memory (PyTorch's allocator) is reported beside its process tree's resident memory.
+``--lightly-python`` names an interpreter that already imports ``lightly`` and ``unlabeled``
+(the GPU machine's own) instead of the virtual environment made here.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
@@ -52,7 +59,7 @@ from unlabeled.bench.protocol import evaluate
 from unlabeled.data.splits import stratified_subset
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
-from unlabeled.runs import encode
+from unlabeled.runs import encode, resolve_device
 from unlabeled.train import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,32 +162,34 @@ def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> lis
 
 
 def train_ours(data: Path, out: Path, minutes: float | None, snapshot_seconds: float, env: dict[str, str],
-               steps: int | None = None, seed: int = 0) -> dict:  # fmt: skip
+               steps: int | None = None, seed: int = 0, device: str = "auto") -> dict:  # fmt: skip
     # a step count as the fraction of an epoch (234 steps of 256) that the trainer rounds back to it
     budget = ["--minutes", str(minutes)] if steps is None else ["--epochs", repr(steps / (60_000 // 256))]
     wall, peak, _ = run_measured(
         [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(out), "--overwrite",
-         "--batch-size", "256", *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds)],
+         "--batch-size", "256", *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds),
+         "--device", device],
         env,
     )  # fmt: skip
     last = ul.open_run(out).metrics()[-1]
     return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": last["elapsed_s"], "steps": last["step"],
-            "samples_per_s": last["step"] * 256 / last["elapsed_s"], "weights": str(out / ckpt.MODEL_FILE)}  # fmt: skip
+            "samples_per_s": last["step"] * 256 / last["elapsed_s"], "weights": str(out / ckpt.MODEL_FILE),
+            "gpu_peak_bytes": last.get("gpu_peak_gib", 0) * 2**30}  # fmt: skip
 
 
 def train_lightly(python: Path, data: Path, out: Path, minutes: float | None, snapshot_seconds: float,
                   mod: ImageModality, env: dict[str, str], steps: int | None = None,
-                  seed: int = 0) -> dict:  # fmt: skip
+                  seed: int = 0, device: str = "cpu", workers: int = 2) -> dict:  # fmt: skip
     budget = ["--minutes", str(minutes)] if steps is None else ["--steps", str(steps)]
     wall, peak, stdout = run_measured(
         [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(out),
          *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds),
-         "--mean", str(mod.mean[0]), "--std", str(mod.std[0])],
+         "--mean", str(mod.mean[0]), "--std", str(mod.std[0]), "--device", device, "--workers", str(workers)],
         env,
     )  # fmt: skip
     res = json.loads(stdout.strip().splitlines()[-1])
     return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": res["seconds"], "steps": res["steps"],
-            "samples_per_s": res["samples_per_s"],
+            "samples_per_s": res["samples_per_s"], "gpu_peak_bytes": res.get("gpu_peak_bytes", 0),
             "weights": str(out / "snapshots" / f"step-{res['steps']:07d}.safetensors")}  # fmt: skip
 
 
@@ -199,19 +208,23 @@ def sweep(args: argparse.Namespace, python: Path, data: Path, col: ul.Collection
             print(f"{system}: a complete run of {label}, seed {seed} ...", flush=True)
             minutes, steps = (budget, None) if unit == "min" else (None, int(budget))
             if system == "ours":
-                r = train_ours(data, out, minutes, 0, env, steps=steps, seed=seed)
+                r = train_ours(data, out, minutes, 0, env, steps=steps, seed=seed, device=args.device)
             else:  # only the final weights
-                r = train_lightly(python, data, out, minutes, 1e9, mod, env, steps=steps, seed=seed)
+                r = train_lightly(python, data, out, minutes, 1e9, mod, env, steps=steps, seed=seed,
+                                  device=args.device, workers=args.lightly_workers)  # fmt: skip
             ((r["mean"], r["std"]),) = score_weights([Path(r["weights"])], col, mod)
             runs.append({"system": system, "budget": label, "seed": seed, **r})
             print(f"  trained {r['elapsed_s']:.0f} s, {r['samples_per_s']:.0f} samples/s, "
                   f"linear 1% {r['mean']:.4f} ± {r['std']:.4f}", flush=True)  # fmt: skip
 
-    print("\n| system | budget | seed | trained for | steps | samples/s | linear 1% | peak memory |")
-    print("|---|---|---|---|---|---|---|---|")
+    gpu = args.device.startswith("cuda")
+    print("\n| system | budget | seed | trained for | steps | samples/s | linear 1% | peak memory |"
+          + (" peak GPU memory |" if gpu else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if gpu else ""))
     for r in runs:
         print(f"| {r['system']} | {r['budget']} | {r['seed']} | {r['elapsed_s']:.0f} s | {r['steps']} "
-              f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} | {r['peak_bytes'] / 2**30:.2f} GiB |")
+              f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} | {r['peak_bytes'] / 2**30:.2f} GiB |"
+              + (f" {r['gpu_peak_bytes'] / 2**30:.2f} GiB |" if gpu else ""))
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["system"], r["budget"]), []).append(r)
@@ -265,9 +278,15 @@ def main() -> None:
     ap.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=[],
                     help="optimiser steps, comma-separated: one complete run of each count for both systems")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per budget in a sweep")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N], for both systems")
+    ap.add_argument("--lightly-workers", type=int, default=2, help="LightlySSL's DataLoader worker processes")
+    ap.add_argument("--lightly-python", type=Path, help="an interpreter that imports lightly and unlabeled")
     args = ap.parse_args()
+    args.device = str(resolve_device(args.device))
     os.environ.setdefault("UNLABELED_QUIET", "1")
-    python = ensure_lightly()
+    python = args.lightly_python or ensure_lightly()
+    if args.device.startswith("cuda"):
+        print(f"device: {torch.cuda.get_device_name(torch.device(args.device))}, torch {torch.__version__}")
     data = args.work / "fashion-mnist"
     if not data.exists():
         ul.import_source("fashion-mnist", data)
@@ -280,9 +299,10 @@ def main() -> None:
         return
     ours_dir, lightly_dir = args.work / "ours", args.work / "lightly"
     print(f"ours: {args.minutes} min ...", flush=True)
-    ours = train_ours(data, ours_dir, args.minutes, args.snapshot_seconds, env)
+    ours = train_ours(data, ours_dir, args.minutes, args.snapshot_seconds, env, device=args.device)
     print(f"LightlySSL: {args.minutes} min ...", flush=True)
-    lightly = train_lightly(python, data, lightly_dir, args.minutes, args.snapshot_seconds, mod, env)
+    lightly = train_lightly(python, data, lightly_dir, args.minutes, args.snapshot_seconds, mod, env,
+                            device=args.device, workers=args.lightly_workers)  # fmt: skip
     print("scoring snapshots ...", flush=True)
     ours_curve = score_snapshots(ours_dir / "snapshots", col, mod)
     lightly_curve = score_snapshots(lightly_dir / "snapshots", col, mod)

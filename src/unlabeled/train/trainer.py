@@ -289,6 +289,8 @@ class Trainer:
                             "samples_per_s": round(rate, 1),
                             "elapsed_s": round(elapsed_before + now - t_start, 2),
                         }
+                        if self.device.type == "cuda":  # the allocator's own count: no synchronisation
+                            row["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
                         if metrics:
                             metrics.write(json.dumps(row) + "\n")
                             metrics.flush()
