@@ -12,7 +12,7 @@ import torch
 import unlabeled as ul
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
-from unlabeled.objectives import SimCLR, Supervised, build_objective
+from unlabeled.objectives import build_objective
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig, Trainer, lr_at
 
@@ -125,68 +125,6 @@ def test_compile_option_trains_the_same_model(digits, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in params) < 5e-2
     assert compiled.metrics()[-1]["loss"] == pytest.approx(eager.metrics()[-1]["loss"], rel=0.02)
     assert compiled.config["train"]["compile"] is True
-
-
-def _train_as_on_a_gpu(monkeypatch) -> list[bool]:
-    """Make every Trainer.fit do here what it does on a GPU: hold the training samples on the
-    device and defer the NaN check of the loss. Returns the list where each fit records
-    whether it held the samples."""
-    real_fit, held = Trainer.fit, []
-
-    def fit(self, resume=False):
-        self.hold_data = self.defer_checks = True
-        try:
-            return real_fit(self, resume)
-        finally:
-            held.append(self._resident is not None)
-
-    monkeypatch.setattr(Trainer, "fit", fit)
-    return held
-
-
-def test_samples_held_on_the_device_give_the_same_run(fmnist_small, tmp_path, monkeypatch):
-    kw = dict(epochs=1.1, batch_size=64, precision="fp32")  # 34 steps: into the second epoch's order
-    host = ul.pretrain(fmnist_small, tmp_path / "host", **kw)
-    held = _train_as_on_a_gpu(monkeypatch)
-    device = ul.pretrain(fmnist_small, tmp_path / "held", **kw)
-    assert held == [True]
-    a, b = ckpt.load_weights(host.path / "model.safetensors"), ckpt.load_weights(device.path / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-
-
-def test_labelled_batches_held_on_the_device_match_the_host_path(fmnist_small, tmp_path):
-    mod = ImageModality.fit(fmnist_small)
-    obj = Supervised(build_encoder("cnn", "tiny", (1, 28, 28)), mod, classes=10)
-    pos = fmnist_small.indices(exclude="test")
-    host = Trainer(obj, fmnist_small, pos, TrainConfig(batch_size=64), tmp_path / "a")
-    held = Trainer(obj, fmnist_small, pos, TrainConfig(batch_size=64), tmp_path / "b")
-    held.hold_data = True
-    held._hold_on_device()
-    assert held._resident is not None and host._resident is None
-    for step in (0, 7, host.steps_per_epoch, host.steps_per_epoch + 3):
-        (xa, (ya,)), (xb, (yb,)) = host._batch(step), held._batch(step)
-        assert torch.equal(xa, xb) and torch.equal(ya, yb), step
-        assert torch.equal(ya.cpu(), torch.from_numpy(fmnist_small.labels[host.batch_positions(step)]))
-
-
-@pytest.mark.parametrize("deferred", [False, True])
-def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, monkeypatch, deferred):
-    if deferred:
-        _train_as_on_a_gpu(monkeypatch)
-    real_loss, calls = SimCLR.loss, []
-
-    def loss(self, x, generator):
-        calls.append(1)
-        value, logs = real_loss(self, x, generator)
-        return (value * float("nan") if len(calls) > 5 else value), logs
-
-    monkeypatch.setattr(SimCLR, "loss", loss)
-    # on the CPU the step that makes a NaN stops the run; deferred, the first check after it
-    # (here the end of the 12 steps) does, and no weights are written in either case
-    with pytest.raises(ul.UnlabeledError, match="by step 12" if deferred else "at step 5"):
-        ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
-    assert not (tmp_path / "r" / ckpt.MODEL_FILE).exists()
 
 
 _FAULTS = """

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, stored_batch, uniform
+from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
 LOG_EPS = 1e-6
 
@@ -127,10 +127,10 @@ class AudioModality(Modality):
     def stat_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return (1, 1, 1, 1)
 
-    def prepare(self, batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """(B, 1, S) waveforms -> (B, 1, mels, frames) log-mel power on ``device``."""
         dev = torch.device(device)
-        wave = stored_batch(batch, dev, torch.float32).flatten(1)
+        wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(dev).flatten(1)
         if dev not in self._mel:
             self._mel[dev] = (torch.hann_window(self.win, device=dev),
                               mel_filterbank(self.sample_rate, self.n_fft, self.n_mels).to(dev))  # fmt: skip

@@ -26,17 +26,6 @@ def chance(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.
     return torch.rand(n, generator=g, device=device) < p
 
 
-def stored_batch(
-    batch: np.ndarray | torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """A batch as its collection stores it, as a tensor on ``device`` (converted to ``dtype``
-    there when given). A tensor is a batch gathered from a collection already held on the
-    device (the trainer keeps small collections on a GPU) and is used as it is."""
-    x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
-    x = x.to(device, non_blocking=True)
-    return x if dtype is None else x.to(dtype)
-
-
 def sample_positions(collection: Collection, positions: np.ndarray | None, max_samples: int) -> np.ndarray:
     """Up to ``max_samples`` of ``positions`` (a fixed random subset), to fit statistics on."""
     pos = collection.indices() if positions is None else np.asarray(positions)
@@ -98,9 +87,7 @@ class Modality:
         """How ``mean``/``std`` broadcast against a prepared batch (default: per channel)."""
         return (1, -1) + (1,) * (x.dim() - 2)
 
-    def prepare(self, batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-        """A batch of stored samples (``Collection.get``, or a tensor gathered from a
-        collection held on the device) as the encoder's float input on ``device``."""
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         raise NotImplementedError
 
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:

@@ -25,15 +25,7 @@ import torch.nn.functional as F
 
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import (
-    Modality,
-    chance,
-    check_augment,
-    power_of_two_patch,
-    sample_positions,
-    stored_batch,
-    uniform,
-)
+from unlabeled.modalities.base import Modality, chance, check_augment, power_of_two_patch, sample_positions, uniform
 
 
 @dataclass
@@ -180,10 +172,10 @@ class ImageModality(Modality):
         """About 7-14 patches a side: 28x28 -> 4x4 pixels, 224x224 -> 16x16 (ViT's)."""
         return (power_of_two_patch(min(self.sample_shape[1:]), 7),) * 2
 
-    def prepare(self, batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """A batch of stored samples as float in [0, 1] on ``device``, channels-last."""
-        x = stored_batch(batch, device, torch.float32)
-        x = x / self.scale if self.scale != 1 else x
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+        x = x.float().div_(self.scale) if self.scale != 1 else x.float()
         return x.contiguous(memory_format=torch.channels_last)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, stored_batch, uniform
+from unlabeled.modalities.base import Modality, chance, check_augment, sample_positions, uniform
 
 
 @dataclass
@@ -107,9 +107,9 @@ class SeriesModality(Modality):
     def stat_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return (1, 1, -1, 1)
 
-    def prepare(self, batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """(B, C, T) stored series -> (B, 1, C, T') float on ``device``, NaN-padded to T'."""
-        x = stored_batch(batch, device, torch.float32)
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
         extra = self.input_shape[2] - x.shape[2]
         if extra:
             x = F.pad(x, (0, extra), value=float("nan"))

@@ -21,15 +21,7 @@ import torch.nn.functional as F
 
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
-from unlabeled.modalities.base import (
-    Modality,
-    chance,
-    check_augment,
-    power_of_two_patch,
-    sample_positions,
-    stored_batch,
-    uniform,
-)
+from unlabeled.modalities.base import Modality, chance, check_augment, power_of_two_patch, sample_positions, uniform
 
 
 @dataclass
@@ -82,8 +74,8 @@ class VolumeModality(Modality):
         """Cubes giving about 4-8 patches a side: 32^3 -> 8^3 voxels (64 tokens), 96^3 -> 16^3."""
         return (power_of_two_patch(min(self.sample_shape[1:]), 4),) * 3
 
-    def prepare(self, batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-        return stored_batch(batch, device, torch.float32)
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
 
     def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
         """Volumes of another size: resized (trilinear); the channel counts must agree."""

@@ -10,11 +10,6 @@ Determinism: the data order of epoch ``e`` is a permutation seeded by ``(seed, e
 augmentation generator is reseeded from ``(seed, step)`` at every step, so a resumed run sees
 the same batches and the same views as one that was never interrupted.
 
-On a GPU a training set that fits (``RESIDENT_MAX_BYTES``, a quarter of the free memory) is
-copied there once, and each step gathers its batch on the device, so the loop neither copies
-from the host nor waits for the GPU between steps; the loss is checked for NaN where the loop
-waits anyway (metric rows, checkpoints) rather than after every step.
-
 A time budget (``minutes``) is turned into a step count: a first guess from timing a few
 steps of a throwaway copy of the model, then fixed from the speed of the real steps once 10%
 of the budget has passed. The count is saved, so a resumed run ends at the same step as an
@@ -95,10 +90,6 @@ def bf16_available(device: torch.device) -> bool:
     return False
 
 
-RESIDENT_MAX_BYTES = 4 << 30  # the most training data held on a GPU (Trainer._hold_on_device)
-# dtypes whose tensors CUDA can index (uint16/32 images are converted to float32 first)
-_RESIDENT_AS_IS = {np.dtype(t) for t in ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}
-
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 _malloc_tuned: bool | None = None  # set once per process by keep_freed_memory
 
@@ -165,13 +156,6 @@ class Trainer:
         params = [p for p in objective.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self._perm: tuple[int, np.ndarray] | None = None
-        # On a GPU the training samples are held there when they fit, and the NaN check of the
-        # loss waits for checkpoints and metric rows; both are attributes so tests can set them.
-        self.hold_data = self.defer_checks = self.device.type == "cuda"
-        # the samples held on the device: (sorted positions, samples, labels or None)
-        self._resident: tuple[np.ndarray, torch.Tensor, torch.Tensor | None] | None = None
-        self._perm_rows: tuple[int, torch.Tensor] | None = None  # this epoch's order, as resident rows
-        self._finite: torch.Tensor | None = None  # deferred: whether every loss since the last check was finite
 
     # -- data ------------------------------------------------------------------------------
     def batch_positions(self, step: int) -> np.ndarray:
@@ -183,57 +167,6 @@ class Trainer:
         start = k * self.global_batch + self.rank * self.cfg.batch_size
         return np.sort(self._perm[1][start : start + self.cfg.batch_size])
 
-    def _hold_on_device(self) -> None:
-        """Copy the training samples to the GPU once, when they fit: at most
-        ``RESIDENT_MAX_BYTES`` and a quarter of the free memory."""
-        if not self.hold_data or self._resident is not None:
-            return
-        dtype = np.dtype(self.collection.meta["dtype"])
-        as_is = dtype in _RESIDENT_AS_IS
-        nbytes = len(self.positions) * int(np.prod(self.collection.sample_shape)) * (dtype.itemsize if as_is else 4)
-        free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else RESIDENT_MAX_BYTES * 4
-        if nbytes > min(RESIDENT_MAX_BYTES, free // 4):
-            return
-        order = np.unique(self.positions)
-        data = self.collection.get(order)
-        data = torch.from_numpy(data if as_is else data.astype(np.float32)).to(self.device)
-        labels = None
-        if self.objective.uses_labels:
-            labels = torch.from_numpy(self.collection.labels[order]).to(self.device)
-        self._resident = (order, data, labels)
-
-    def _batch(self, step: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """This rank's prepared batch at ``step`` (the samples of ``batch_positions``), and its
-        labels for objectives that use them."""
-        uses_labels = self.objective.uses_labels
-        if self._resident is None:
-            pos = self.batch_positions(step)
-            x = self.objective.modality.prepare(self.collection.get(pos), self.device)
-            extra = (torch.from_numpy(self.collection.labels[pos]).to(self.device),) if uses_labels else ()
-            return x, extra
-        order, data, labels = self._resident
-        epoch, k = divmod(step, self.steps_per_epoch)
-        if self._perm_rows is None or self._perm_rows[0] != epoch:
-            self.batch_positions(step)  # draws this epoch's permutation into self._perm
-            assert self._perm is not None
-            rows = np.searchsorted(order, self._perm[1])
-            self._perm_rows = (epoch, torch.from_numpy(rows).to(self.device))  # one copy per epoch
-        start = k * self.global_batch + self.rank * self.cfg.batch_size
-        rows = self._perm_rows[1][start : start + self.cfg.batch_size].sort().values  # as batch_positions sorts
-        x = self.objective.modality.prepare(data[rows], self.device)
-        return x, ((labels[rows],) if uses_labels and labels is not None else ())
-
-    def _check_finite(self, step: int) -> None:
-        """With ``defer_checks`` (on a GPU): raise if a loss since the last check was NaN or
-        infinite. Reading the verdict waits for the GPU, so it happens only where the loop
-        waits anyway."""
-        if self._finite is not None and not bool(self._finite):
-            raise UnlabeledError(
-                f"the loss became NaN or infinite by step {step} (checked every {self.cfg.log_every} steps "
-                "on a GPU); lower --lr or use --precision fp32"
-            )
-        self._finite = None
-
     def _generator(self, step: int) -> torch.Generator:
         g = torch.Generator(device=self.device)
         g.manual_seed(self.cfg.seed * 1_000_003 + step * 7919 + self.rank)
@@ -241,15 +174,16 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------
     def _step(self, model: Any, opt: torch.optim.Optimizer, step: int, total: int) -> dict[str, Any]:
-        x, extra = self._batch(step)  # supervised and unlearning objectives get the labels too
+        pos = self.batch_positions(step)
+        x = self.objective.modality.prepare(self.collection.get(pos), self.device)
+        extra = ()
+        if self.objective.uses_labels:  # supervised and unlearning objectives get the labels too
+            extra = (torch.from_numpy(self.collection.labels[pos]).to(self.device),)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, self.cfg.lr, self.cfg.warmup)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss, logs = model(x, self._generator(step), *extra)
-        if self.defer_checks:  # checked later (_check_finite): no wait for the GPU here
-            finite = torch.isfinite(loss.detach())
-            self._finite = finite if self._finite is None else self._finite & finite
-        elif not torch.isfinite(loss):
+        if not torch.isfinite(loss):
             raise UnlabeledError(
                 f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32"
             )
@@ -271,17 +205,13 @@ class Trainer:
         for i in range(8):
             t = time.perf_counter()
             self._step(model, opt, i, 1_000_000)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
             times.append(time.perf_counter() - t)
-        self._finite = None
         return dist.max_float(float(np.median(times[3:])))
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
         keep_freed_memory(self.device)
         t_start = time.perf_counter()
-        self._hold_on_device()
         step, elapsed_before = 0, 0.0
         total = self.cfg.total_steps
         budget = None if self.cfg.minutes is None else self.cfg.minutes * 60
@@ -335,7 +265,6 @@ class Trainer:
                     if self.cfg.compile and step == first_step + 1:
                         info(f"torch.compile: the first step took {now - t_step:.1f} s")
                     if self.cfg.snapshot_seconds and now - last_snap >= self.cfg.snapshot_seconds:
-                        self._check_finite(step)
                         self.snapshot(step, elapsed_before + now - t_start)
                         last_snap = now
                     if not fixed:
@@ -350,7 +279,6 @@ class Trainer:
                             self._record_total(total)
                             bar.update(task, total=total)
                     if step % self.cfg.log_every == 0 or step == total:
-                        self._check_finite(step)
                         rate = seen_n / (now - seen_t)
                         seen_t, seen_n = now, 0
                         row = {
@@ -372,7 +300,6 @@ class Trainer:
                         now - last_ckpt >= self.cfg.checkpoint_seconds
                     )
                     if step < total and dist.agree(due or stop.requested):
-                        self._check_finite(step)
                         self.save(step, total, elapsed_before + time.perf_counter() - t_start, fixed)
                         last_ckpt = time.perf_counter()
                         if dist.agree(stop.requested):
@@ -383,7 +310,6 @@ class Trainer:
         finally:
             if metrics:
                 metrics.close()
-        self._check_finite(step)
         elapsed = elapsed_before + time.perf_counter() - t_start
         self.save(step, total, elapsed, True)
         return {"steps": step, "total_steps": total, "seconds": round(elapsed, 1),
