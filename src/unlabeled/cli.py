@@ -290,7 +290,7 @@ def bench(
     shots: Annotated[str, typer.Option(help="labelled samples per class, e.g. 1,5,10 (k-shot)")] = "",
     seeds: Annotated[int, typer.Option(help="repetitions per setting")] = 3,
     probes: Annotated[
-        str, typer.Option(help="comma-separated: linear,knn,nb,mlp (frozen) and finetune,lora,svfit (trained)")
+        str, typer.Option(help="comma-separated: linear,ridge,knn,nb,mlp (frozen) and finetune,lora,svfit (trained)")
     ] = "linear,knn,nb",
     baselines: Annotated[
         str, typer.Option(help="comma-separated: raw,random-init,supervised (from scratch; trains per setting)")

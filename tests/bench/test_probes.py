@@ -30,3 +30,14 @@ def test_knn_temperature_weighted_vote():
     assert KNNProbe(k=3, temperature=100).fit(X, y).predict(np.array([[0.2, 1.0]]))[0] == 0  # ~majority
     labels = np.array(["a", "a", "b"])
     assert KNNProbe(k=1).fit(X, labels).predict(X).tolist() == ["a", "a", "b"]
+
+
+def test_ridge_chooses_its_penalty_by_leave_one_out():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 200)), np.arange(40) % 2  # noise only: leave-one-out wants the most penalty
+    noisy = make_probe("ridge").fit(X, y)
+    clean = make_probe("ridge").fit(*_blobs(60))
+    assert noisy.alpha_ > clean.alpha_
+    p = noisy.predict_proba(X)
+    assert p.shape == (40, 2) and np.allclose(p.sum(1), 1)
+    assert (noisy.classes_[p.argmax(1)] == noisy.predict(X)).all()

@@ -12,7 +12,7 @@ import torch
 import unlabeled as ul
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
-from unlabeled.objectives import build_objective
+from unlabeled.objectives import SimCLR, build_objective
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig, Trainer, lr_at
 
@@ -125,6 +125,20 @@ def test_compile_option_trains_the_same_model(digits, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in params) < 5e-2
     assert compiled.metrics()[-1]["loss"] == pytest.approx(eager.metrics()[-1]["loss"], rel=0.02)
     assert compiled.config["train"]["compile"] is True
+
+
+def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, monkeypatch):
+    real_loss, calls = SimCLR.loss, []
+
+    def loss(self, x, generator):
+        calls.append(1)
+        value, logs = real_loss(self, x, generator)
+        return (value * float("nan") if len(calls) > 5 else value), logs
+
+    monkeypatch.setattr(SimCLR, "loss", loss)
+    with pytest.raises(ul.UnlabeledError, match="loss became nan at step 5"):
+        ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
+    assert not (tmp_path / "r" / ckpt.MODEL_FILE).exists()
 
 
 _FAULTS = """

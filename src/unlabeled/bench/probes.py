@@ -2,6 +2,10 @@
 hyper-parameter is chosen from.
 
 - ``linear``: standardised features + multinomial logistic regression (scikit-learn).
+- ``ridge``: standardised features + ridge classification, its penalty chosen by efficient
+  leave-one-out on the labels themselves (scikit-learn's ``RidgeClassifierCV``): the classifier
+  of ROCKET and MiniRocket (Dempster et al. 2020, 2021), so features compare under the same
+  probe as theirs; with tens of labels it also uses every label to choose its penalty.
 - ``nb``: standardised features + Gaussian naive Bayes (scikit-learn); with few labels it
   approaches its asymptotic error faster than logistic regression (Ng & Jordan 2001, "On
   Discriminative vs. Generative Classifiers").
@@ -13,7 +17,8 @@ hyper-parameter is chosen from.
 - ``finetune``, ``lora``, ``svfit``: the encoder itself trained with a head
   (:mod:`unlabeled.bench.tuning`): fully, through LoRA adapters, or through its singular values.
 
-Regression tasks use ridge regression for ``linear``, a similarity-weighted mean of the
+Regression tasks use ridge regression for ``linear`` (and, with its penalty chosen by
+leave-one-out, for ``ridge``), a similarity-weighted mean of the
 neighbours' targets for ``knn``, and an MLP regressor for ``mlp``; naive Bayes has no
 regression form.
 
@@ -34,7 +39,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifierCV, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -157,6 +162,43 @@ def _ridge(alpha: float = 1.0) -> TransformedTargetRegressor:
     return _standardised_target(make_pipeline(StandardScaler(), Ridge(alpha=alpha)))
 
 
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 10))  # MiniRocket's grid
+
+
+class RidgeCVProbe(ClassifierMixin, BaseEstimator):
+    """Standardised features + ridge classification (one-vs-all targets of ±1), the penalty
+    chosen from ``alphas`` by leave-one-out on the training labels, which ridge computes in
+    closed form: ROCKET's and MiniRocket's classifier (Dempster et al. 2020, "ROCKET:
+    Exceptionally fast and accurate time series classification using random convolutional
+    kernels"). ``predict_proba`` is a softmax of the decision values: it ranks (for AUROC)
+    but is not calibrated."""
+
+    def __init__(self, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> None:
+        self.alphas = alphas
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeCVProbe:
+        self.pipe_ = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.asarray(self.alphas)))
+        self.pipe_.fit(X, y)
+        self.classes_ = self.pipe_.classes_
+        self.alpha_ = float(self.pipe_[-1].alpha_)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.pipe_.decision_function(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.pipe_.predict(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = self.decision_function(X)
+        d = np.stack([-d, d], 1) if d.ndim == 1 else d  # two classes: one signed score
+        return torch.from_numpy(np.asarray(d, np.float64)).softmax(1).numpy()
+
+
+def _ridge_cv(alphas: tuple[float, ...] = RIDGE_ALPHAS) -> TransformedTargetRegressor:
+    return _standardised_target(make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas))))
+
+
 def _nb(var_smoothing: float = 1e-9) -> Pipeline:
     return make_pipeline(StandardScaler(), GaussianNB(var_smoothing=var_smoothing))
 
@@ -194,7 +236,7 @@ class ProbeSpec:
     name: str
     make: Callable[..., Any]
     param: str
-    grid: tuple[float, ...]
+    grid: tuple[Any, ...]  # one value: the probe chooses for itself (ridge's leave-one-out)
     grid_scores: Callable[..., list[float]] | None = None  # validation scores of the whole grid at once
     inputs: str = "features"
     tune: Callable[..., dict[str, Any]] | None = None
@@ -224,6 +266,7 @@ PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
         ProbeSpec("linear", _linear, "C", (0.01, 0.1, 1.0)),
+        ProbeSpec("ridge", RidgeCVProbe, "alphas", (RIDGE_ALPHAS,)),
         ProbeSpec("knn", KNNProbe, "k", (5, 20, 50), knn_grid_scores),
         ProbeSpec("nb", _nb, "var_smoothing", (1e-9, 1e-3, 1e-1)),
         ProbeSpec("mlp", _mlp, "alpha", (1e-4, 1e-2, 1.0)),
@@ -234,6 +277,7 @@ REGRESSION_PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
         ProbeSpec("linear", _ridge, "alpha", (1.0, 10.0, 100.0, 1000.0)),
+        ProbeSpec("ridge", _ridge_cv, "alphas", (RIDGE_ALPHAS,)),
         ProbeSpec("knn", KNNRegressorProbe, "k", (5, 20, 50), knn_regression_grid_scores),
         ProbeSpec("mlp", functools.partial(_mlp, regression=True), "alpha", (1e-4, 1e-2, 1.0)),
         *_RAW.values(),
@@ -252,6 +296,6 @@ def probe_spec(name: str, kind: str = "classification") -> ProbeSpec:
 
 
 def make_probe(name: str, kind: str = "classification", **params: Any) -> Any:
-    """An unfitted probe by name (``linear``, ``knn``, ``nb``, ``mlp``; the fine-tuning probes
+    """An unfitted probe by name (``linear``, ``ridge``, ``knn``, ``nb``, ``mlp``; the fine-tuning probes
     ``finetune``, ``lora``, ``svfit`` also need ``run=``)."""
     return probe_spec(name, kind).make(**params)
