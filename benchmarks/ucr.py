@@ -13,12 +13,14 @@ Two rows per set:
   train series, channel by channel (``pretrain --init``: domain-adaptive pretraining,
   Gururangan et al. 2020), then probed the same way.
 
-Every row is a linear probe on frozen features (``--pool stats``, the default: the mean, max
-and standard deviation of the encoder's tokens; ``mean`` for the token mean; more encoder
-settings with ``--encoder-option``, e.g. ``diff=0`` or ``layers=1`` for the tcn) with the bench
-protocol (stratified label subset per seed, regularisation chosen on a validation split of
-those labels); MiniRocket (aeon, 10,000 kernels + ridge) is trained on exactly the same
-labelled subsets. Variable-length series are forward-filled to the set's longest length for
+Every row is a probe on frozen features (``--pool stats``, the default: the mean, max and
+standard deviation of the encoder's tokens; ``mean`` for the token mean; more encoder settings
+with ``--encoder-option``, e.g. ``diff=0`` or ``layers=1`` for the tcn) with the bench protocol
+(stratified label subset per seed), once per probe in ``--probes``: ``linear`` (logistic
+regression, its C chosen on a validation split of those labels) and ``ridge`` (MiniRocket's own
+classifier, ridge with its penalty chosen by leave-one-out on all those labels), rows marked
+"· ridge". MiniRocket (aeon, 10,000 kernels + ridge) is trained on exactly the same labelled
+subsets. Variable-length series are forward-filled to the set's longest length for
 MiniRocket, which needs equal lengths.
 
     python benchmarks/ucr.py --encoder tcn --method ts2vec --batch 8 --steps 200 --pooled-minutes 6 \
@@ -78,11 +80,23 @@ def forward_fill(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def probe_scores(X: np.ndarray, col: ul.Collection, seeds: int, fractions: list[float]) -> dict[float, list[float]]:
+def probe_scores(X: np.ndarray, col: ul.Collection, seeds: int, fractions: list[float],
+                 probe: str = "linear") -> dict[float, list[float]]:  # fmt: skip
     train, test, _ = task_split(col)
     y = col.labels
-    return {f: [evaluate(X[train], y[train], X[test], y[test], "linear", f, s).value for s in range(seeds)]
+    return {f: [evaluate(X[train], y[train], X[test], y[test], probe, f, s).value for s in range(seeds)]
             for f in fractions}  # fmt: skip
+
+
+def row_name(row: str, probe: str) -> str:
+    """``per-set`` for the linear probe, ``per-set · ridge`` for another."""
+    return row if probe == "linear" else f"{row} · {probe}"
+
+
+def probe_rows(X: np.ndarray, col: ul.Collection, row: str, args: argparse.Namespace,
+               fractions: list[float]) -> dict[str, dict[float, list[float]]]:  # fmt: skip
+    """Scores of the features ``X`` under every probe of ``--probes``, one row each."""
+    return {row_name(row, p): probe_scores(X, col, args.seeds, fractions, p) for p in args.probes}
 
 
 def minirocket_scores(col: ul.Collection, seeds: int, fractions: list[float]) -> dict[float, list[float]]:
@@ -119,6 +133,8 @@ def main() -> None:
     ap.add_argument("--encoder-option", action="append", default=[],
                     help="more encoder settings NAME=VALUE as `unlabeled pretrain` takes them (diff=0, layers=1)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--probes", type=lambda v: v.split(","), default=["linear", "ridge"],
+                    help="frozen-feature probes, comma-separated (linear, ridge, ...)")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
@@ -141,7 +157,7 @@ def main() -> None:
                           encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
-            "per-set": probe_scores(X, col, args.seeds, fractions),
+            **probe_rows(X, col, "per-set", args, fractions),
             "minirocket": minirocket_scores(col, args.seeds, fractions),
         }
         print(f"{name}: {time.perf_counter() - t:.0f} s", {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
@@ -159,11 +175,12 @@ def main() -> None:
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, minutes=args.pooled_minutes,
                       encoder=args.encoder, size=args.size, batch_size=args.batch, encoder_options=options,
                       overwrite=True)  # fmt: skip
-    rows = ["per-set", "pooled", "minirocket"] + (["adapted"] if args.adapt_steps else [])
+    rows = [row_name(r, p) for r in ("per-set", "pooled") for p in args.probes] + ["minirocket"]
+    rows += [row_name("adapted", p) for p in args.probes] if args.adapt_steps else []
     for name, col in cols.items():
         channels = channel_collection(args.work / "data" / f"{name}-channels", col.get(np.arange(len(col))))
         X = run.encode(channels, device="cpu").reshape(len(col), -1)
-        results[name]["pooled"] = probe_scores(X, col, args.seeds, fractions)
+        results[name].update(probe_rows(X, col, "pooled", args, fractions))
         if args.adapt_steps:
             # further pretraining sees the set's train series only, as the per-set row does
             own = channel_collection(args.work / "data" / f"{name}-train-channels", col.get(col.indices("train")))
@@ -171,9 +188,9 @@ def main() -> None:
                                   **step_budget(len(own), args.batch, args.adapt_steps), encoder_options=options,
                                   overwrite=True)  # fmt: skip
             X = adapted.encode(channels, device="cpu").reshape(len(col), -1)
-            results[name]["adapted"] = probe_scores(X, col, args.seeds, fractions)
-            print(name, "adapted", {f: round(float(np.mean(v)), 4) for f, v in results[name]["adapted"].items()},
-                  flush=True)  # fmt: skip
+            results[name].update(probe_rows(X, col, "adapted", args, fractions))
+            print(name, {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
+                         for k, r in results[name].items() if k.startswith("adapted")}, flush=True)  # fmt: skip
 
     print("\n| set | channels x length | train / test | row | 10% labels | 100% labels |\n|---|---|---|---|---|---|")
     for name, col in cols.items():
@@ -188,7 +205,7 @@ def main() -> None:
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
     summary = {"method": args.method, "encoder": args.encoder, "batch": args.batch, "minutes": args.minutes,
                "steps": args.steps, "adapt_steps": args.adapt_steps,
-               "pool": args.pool, "results": results, "means": means}  # fmt: skip
+               "pool": args.pool, "probes": args.probes, "results": results, "means": means}  # fmt: skip
     (args.work / "result.json").write_text(json.dumps(summary, indent=1))
 
 
