@@ -50,7 +50,8 @@ def gemm_peak(dtype: torch.dtype, device: torch.device, n: int = 4096, repeats: 
 
 
 def step_flops_and_time(
-    encoder: str, method: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10
+    encoder: str, method: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10,
+    compile: bool = False,
 ) -> tuple[float, float]:
     torch.manual_seed(0)
     mod = ImageModality((1, 28, 28), [0.286], [0.353])
@@ -69,6 +70,12 @@ def step_flops_and_time(
     with counter:
         step(0)
     flops = float(counter.get_total_flops())
+    if compile:  # as pretrain --compile does; the FLOPs above were counted on the eager model
+        enc = obj.encoder
+        enc.forward, enc.embed = torch.compile(enc.forward), torch.compile(enc.embed)
+        t = time.perf_counter()
+        step(0)
+        print(f"  torch.compile: first step {time.perf_counter() - t:.1f} s", flush=True)
     for i in range(3):  # warm-up
         step(i)
     if device.type == "cuda":
@@ -88,6 +95,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per row (after 3 warm-up steps)")
     ap.add_argument("--transformer-sizes", default="tiny", help="comma-separated: tiny,small,base")
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32,bf16")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the encoder, as pretrain --compile does")
+    ap.add_argument("--encoders", default="cnn,transformer", help="comma-separated: cnn,transformer")
     args = ap.parse_args()
     dev = torch.device(args.device)
     keep_freed_memory(dev)  # as the trainer does (UNLABELED_MALLOC=system to measure without)
@@ -101,10 +110,12 @@ def main() -> None:
         print(f"GEMM peak {k}: {v / 1e9:,.0f} GFLOP/s ({n}² matmul)")
     print("| encoder | method | precision | GFLOP per step | ms per step | samples/s | achieved GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
-    runs = [(e, m, size) for e, m in RUNS for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))]
+    runs = [(e, m, size) for e, m in RUNS if e in args.encoders.split(",")
+            for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))]  # fmt: skip
     for encoder, method, size in runs:
         for precision in [p for p in peaks if p in args.precisions.split(",")]:
-            flops, sec = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch, args.steps)
+            flops, sec = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch, args.steps,
+                                             args.compile)  # fmt: skip
             achieved = flops / sec
             print(f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
                   f"| {args.batch / sec:,.0f} "

@@ -201,7 +201,10 @@ class PatchTransformer(nn.Module):
         if pad is not None:
             x = torch.nan_to_num(x, nan=0.0)
         x = self._pad_to_grid(x, 0.0)
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        # (B, N, dim) made row-major once: the residual stream inherits the layout of the first
+        # tokens, and the transposed view of the convolution's output made every layer norm,
+        # residual add and head reshape copy or stride through it (BENCHMARKS.md, MFU section)
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2).contiguous()
         return tokens + self.pos.to(tokens.dtype), pad
 
     def run(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
