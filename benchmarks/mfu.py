@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import build_objective
-from unlabeled.train.trainer import bf16_available, keep_freed_memory
+from unlabeled.train.trainer import bf16_available, compile_encoder, keep_freed_memory
 
 RUNS = [("cnn", "simclr"), ("transformer", "simclr"), ("transformer", "mae")]
 
@@ -51,7 +51,7 @@ def gemm_peak(dtype: torch.dtype, device: torch.device, n: int = 4096, repeats: 
 
 def step_flops_and_time(
     encoder: str, method: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10,
-    compile: bool = False,
+    compiled: bool = False,
 ) -> tuple[float, float]:
     torch.manual_seed(0)
     mod = ImageModality((1, 28, 28), [0.286], [0.353])
@@ -70,9 +70,8 @@ def step_flops_and_time(
     with counter:
         step(0)
     flops = float(counter.get_total_flops())
-    if compile:  # as pretrain --compile does; the FLOPs above were counted on the eager model
-        enc = obj.encoder
-        enc.forward, enc.embed = torch.compile(enc.forward), torch.compile(enc.embed)
+    if compiled:  # as pretrain --compile does; the FLOPs above were counted on the eager model
+        compile_encoder(obj.encoder)
         t = time.perf_counter()
         step(0)
         print(f"  torch.compile: first step {time.perf_counter() - t:.1f} s", flush=True)

@@ -1,5 +1,5 @@
-"""UCR/UEA time series: self-supervised encoder + linear probe against MiniRocket, with
-10% and 100% of the train labels (not run by CI).
+"""UCR/UEA time series: self-supervised encoder + frozen-feature probes against MiniRocket,
+with 10% and 100% of the train labels (not run by CI).
 
 Two rows per set:
 - ``per-set``: an encoder pretrained without labels on that set's train series only (the
@@ -40,6 +40,7 @@ import numpy as np
 
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
+from unlabeled.bench.probes import probe_spec
 from unlabeled.bench.protocol import evaluate
 from unlabeled.cli import parse_settings
 from unlabeled.data.collection import CollectionWriter
@@ -137,6 +138,8 @@ def main() -> None:
                     help="frozen-feature probes, comma-separated (linear, ridge, ...)")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
     args = ap.parse_args()
+    for probe in args.probes:  # before any training: a typo should not cost the first set's run
+        probe_spec(probe)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     options = {"pool": args.pool, **parse_settings(args.encoder_option, "--encoder-option")}
     sets, fractions = args.sets.split(","), [0.1, 1.0]

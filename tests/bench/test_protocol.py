@@ -65,3 +65,24 @@ def test_k_shot_and_metric_choice(digits):
     assert s.n_labels == 50 and s.value == s.metrics["macro_f1"] and s.param in (5, 20, 50)
     assert s.value > 0.7  # five digits of each class already separate most of the test set
     assert Setting(shots=5).label == "5-shot" and Setting(fraction=0.01).label == "1%"
+
+
+def test_ridge_chooses_by_leave_one_out_and_by_the_grouped_split_with_groups(digits, monkeypatch):
+    from sklearn.linear_model import RidgeClassifierCV
+
+    from unlabeled.bench.probes import RIDGE_ALPHAS
+
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32)
+    y = digits.labels
+    Xtr, ytr, Xte, yte = X[:1400], y[:1400], X[1400:], y[1400:]
+    loo = evaluate(Xtr, ytr, Xte, yte, "ridge", 0.1, seed=0)
+    assert np.isclose(loo.param, RIDGE_ALPHAS).any() and loo.value > 0.8 and 0.9 < loo.metrics["auroc"] <= 1
+    # with groups no leave-one-out (it would let a group's samples choose for each other):
+    # the penalty is chosen on the protocol's group-aware split, from the same grid
+    calls = []
+    real_fit = RidgeClassifierCV.fit
+    monkeypatch.setattr(RidgeClassifierCV, "fit", lambda self, *a, **k: calls.append(1) or real_fit(self, *a, **k))
+    grouped = evaluate(Xtr, ytr, Xte, yte, "ridge", 0.1, seed=0, groups=np.arange(1400) // 7)
+    assert not calls and np.isclose(grouped.param, RIDGE_ALPHAS).any() and grouped.value > 0.7
+    reg = evaluate(Xtr, Xtr[:, 20], Xte, Xte[:, 20], "ridge", 0.5, seed=0, kind="regression")
+    assert np.isclose(reg.param, RIDGE_ALPHAS).any() and reg.metrics["r2"] > 0.5

@@ -14,7 +14,7 @@ from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import SimCLR, build_objective
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.trainer import TrainConfig, Trainer, lr_at
+from unlabeled.train.trainer import TrainConfig, Trainer, compile_encoder, lr_at
 
 FAST = dict(epochs=0.4, batch_size=64, precision="fp32")  # 12 steps on 2,000 images
 
@@ -125,6 +125,16 @@ def test_compile_option_trains_the_same_model(digits, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in params) < 5e-2
     assert compiled.metrics()[-1]["loss"] == pytest.approx(eager.metrics()[-1]["loss"], rel=0.02)
     assert compiled.config["train"]["compile"] is True
+
+
+def test_compile_covers_what_masked_objectives_call():
+    enc = build_encoder("transformer", "tiny", (1, 28, 28))
+    compile_encoder(enc)  # MAE and JEPA call run() on a subset of the tokens, not forward()
+    for name in ("forward", "embed", "run"):
+        assert getattr(getattr(enc, name), "_torchdynamo_orig_callable", None) is not None, name
+    cnn = build_encoder("cnn", "tiny", (1, 28, 28))
+    compile_encoder(cnn)
+    assert not hasattr(cnn, "run") and hasattr(cnn.embed, "_torchdynamo_orig_callable")
 
 
 def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, monkeypatch):

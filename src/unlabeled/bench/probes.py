@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifierCV, RidgeCV
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier, RidgeClassifierCV, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -165,38 +166,55 @@ def _ridge(alpha: float = 1.0) -> TransformedTargetRegressor:
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 10))  # MiniRocket's grid
 
 
-class RidgeCVProbe(ClassifierMixin, BaseEstimator):
-    """Standardised features + ridge classification (one-vs-all targets of ±1), the penalty
-    chosen from ``alphas`` by leave-one-out on the training labels, which ridge computes in
-    closed form: ROCKET's and MiniRocket's classifier (Dempster et al. 2020, "ROCKET:
-    Exceptionally fast and accurate time series classification using random convolutional
-    kernels"). ``predict_proba`` is a softmax of the decision values: it ranks (for AUROC)
-    but is not calibrated."""
+class RidgeProbe(ClassifierMixin, BaseEstimator):
+    """Standardised features + ridge classification (one-vs-all targets of ±1): ROCKET's and
+    MiniRocket's classifier (Dempster et al. 2020, "ROCKET: Exceptionally fast and accurate
+    time series classification using random convolutional kernels").
 
-    def __init__(self, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> None:
-        self.alphas = alphas
+    With ``alpha=None`` the penalty is chosen from ``alphas`` by leave-one-out on the training
+    labels themselves, which ridge computes in closed form (scikit-learn's
+    ``RidgeClassifierCV``); the bench protocol does this when a task has no groups, and with
+    groups gives a fixed ``alpha`` chosen on its group-aware validation split instead.
+    ``predict_proba`` is a softmax of the decision values: it ranks (for AUROC) but is not
+    calibrated."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeCVProbe:
-        self.pipe_ = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.asarray(self.alphas)))
-        self.pipe_.fit(X, y)
+    def __init__(self, alpha: float | None = None, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> None:
+        self.alpha, self.alphas = alpha, alphas
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeProbe:
+        """Fit the scaler and the ridge classifier; ``alpha_`` is the penalty used."""
+        ridge = RidgeClassifierCV(alphas=np.asarray(self.alphas)) if self.alpha is None else RidgeClassifier(self.alpha)
+        self.pipe_ = make_pipeline(StandardScaler(), ridge).fit(X, y)
         self.classes_ = self.pipe_.classes_
-        self.alpha_ = float(self.pipe_[-1].alpha_)
+        self.alpha_ = float(self.pipe_[-1].alpha_ if self.alpha is None else self.alpha)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """One score per class (one signed score for two classes)."""
         return self.pipe_.decision_function(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The class of the highest score."""
         return self.pipe_.predict(X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Softmax of the scores, columns in ``classes_`` order."""
         d = self.decision_function(X)
-        d = np.stack([-d, d], 1) if d.ndim == 1 else d  # two classes: one signed score
-        return torch.from_numpy(np.asarray(d, np.float64)).softmax(1).numpy()
+        return softmax(np.stack([-d, d], 1) if d.ndim == 1 else d, axis=1)
 
 
-def _ridge_cv(alphas: tuple[float, ...] = RIDGE_ALPHAS) -> TransformedTargetRegressor:
-    return _standardised_target(make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas))))
+def _ridge_loo(alpha: float | None = None, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> TransformedTargetRegressor:
+    """Ridge regression, its penalty chosen by leave-one-out when ``alpha`` is None."""
+    model = RidgeCV(alphas=np.asarray(alphas)) if alpha is None else Ridge(alpha=alpha)
+    return _standardised_target(make_pipeline(StandardScaler(), model))
+
+
+def chosen_by_probe(model: Any) -> float | None:
+    """The penalty a self-tuning probe chose while fitting (``ridge``), else None."""
+    inner = getattr(model, "regressor_", model)  # regression probes wrap the pipeline
+    last = inner[-1] if isinstance(inner, Pipeline) else inner
+    value = getattr(last, "alpha_", None)
+    return None if value is None else float(value)
 
 
 def _nb(var_smoothing: float = 1e-9) -> Pipeline:
@@ -236,10 +254,13 @@ class ProbeSpec:
     name: str
     make: Callable[..., Any]
     param: str
-    grid: tuple[Any, ...]  # one value: the probe chooses for itself (ridge's leave-one-out)
+    grid: tuple[float, ...]
     grid_scores: Callable[..., list[float]] | None = None  # validation scores of the whole grid at once
     inputs: str = "features"
     tune: Callable[..., dict[str, Any]] | None = None
+    # chooses ``param`` itself from ``grid`` while fitting (ridge's leave-one-out) when the task
+    # has no groups; with groups the protocol chooses it on its group-aware validation split
+    self_tuning: bool = False
 
 
 class _FromTuning:
@@ -266,7 +287,7 @@ PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
         ProbeSpec("linear", _linear, "C", (0.01, 0.1, 1.0)),
-        ProbeSpec("ridge", RidgeCVProbe, "alphas", (RIDGE_ALPHAS,)),
+        ProbeSpec("ridge", RidgeProbe, "alpha", RIDGE_ALPHAS[::-1], self_tuning=True),  # simple first
         ProbeSpec("knn", KNNProbe, "k", (5, 20, 50), knn_grid_scores),
         ProbeSpec("nb", _nb, "var_smoothing", (1e-9, 1e-3, 1e-1)),
         ProbeSpec("mlp", _mlp, "alpha", (1e-4, 1e-2, 1.0)),
@@ -277,7 +298,7 @@ REGRESSION_PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
         ProbeSpec("linear", _ridge, "alpha", (1.0, 10.0, 100.0, 1000.0)),
-        ProbeSpec("ridge", _ridge_cv, "alphas", (RIDGE_ALPHAS,)),
+        ProbeSpec("ridge", _ridge_loo, "alpha", RIDGE_ALPHAS[::-1], self_tuning=True),
         ProbeSpec("knn", KNNRegressorProbe, "k", (5, 20, 50), knn_regression_grid_scores),
         ProbeSpec("mlp", functools.partial(_mlp, regression=True), "alpha", (1e-4, 1e-2, 1.0)),
         *_RAW.values(),

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, score, score_all
-from unlabeled.bench.probes import probe_spec
+from unlabeled.bench.probes import chosen_by_probe, probe_spec
 from unlabeled.data.splits import holdout_split, random_subset, shots_subset, stratified_subset
 
 VALIDATION_FRACTION = 0.2
@@ -80,8 +80,9 @@ def evaluate(
     The subset's hyper-parameter (and, for the fine-tuning probes, learning rate and epochs)
     is chosen on a validation split carved out of that subset (group-aware when ``groups``
     are given: no group on both sides); the chosen model is refitted on the whole subset and
-    the test split is scored once. ``context`` goes to raw-input probes (``run``, ``trained``,
-    ``device``)."""
+    the test split is scored once. A self-tuning probe (``ridge``) instead chooses its penalty
+    by leave-one-out over the whole subset while fitting, when there are no groups.
+    ``context`` goes to raw-input probes (``run``, ``trained``, ``device``)."""
     setting = setting if isinstance(setting, Setting) else Setting(fraction=float(setting))
     metric = metric or DEFAULT_METRIC[kind]
     spec = probe_spec(probe, kind)
@@ -98,6 +99,9 @@ def evaluate(
         params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **ctx) if len(val) else {}
         model = spec.make(**params, **ctx).fit(Xl, yl)
         chosen: Any = params
+    elif spec.self_tuning and groups is None:  # the probe chooses from its grid using every label
+        model = spec.make().fit(Xl, yl)
+        chosen = chosen_by_probe(model)
     else:
         best = spec.grid[0]
         if len(val) and len(spec.grid) > 1:

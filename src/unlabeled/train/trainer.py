@@ -122,6 +122,15 @@ def keep_freed_memory(device: torch.device) -> bool:
     return _malloc_tuned
 
 
+def compile_encoder(encoder: torch.nn.Module) -> None:
+    """``torch.compile`` what the objectives call on ``encoder``, in place: ``forward`` and
+    ``embed``, and ``run`` (the transformer's trunk, which MAE and JEPA call on a subset of
+    the tokens)."""
+    for name in ("forward", "embed", "run"):
+        if hasattr(encoder, name):
+            setattr(encoder, name, torch.compile(getattr(encoder, name)))
+
+
 class Trainer:
     """Trains ``objective`` on the samples of ``collection`` at ``positions``, writing
     checkpoints and metrics into ``run_dir``."""
@@ -240,8 +249,7 @@ class Trainer:
             self._record_total(total)
 
         if self.cfg.compile:
-            enc = self.objective.encoder
-            enc.forward, enc.embed = torch.compile(enc.forward), torch.compile(enc.embed)
+            compile_encoder(self.objective.encoder)
         self.objective.train()
         stop = _StopOnSignal()
         last_snap = time.perf_counter()
