@@ -5,7 +5,8 @@ hyper-parameter is chosen from.
 - ``ridge``: standardised features + ridge classification, its penalty chosen by efficient
   leave-one-out on the labels themselves (scikit-learn's ``RidgeClassifierCV``): the classifier
   of ROCKET and MiniRocket (Dempster et al. 2020, 2021), so features compare under the same
-  probe as theirs; with tens of labels it also uses every label to choose its penalty.
+  probe as theirs; with tens of labels it also uses every label to choose its penalty. On a
+  task with groups the protocol chooses the penalty on its group-aware split instead.
 - ``nb``: standardised features + Gaussian naive Bayes (scikit-learn); with few labels it
   approaches its asymptotic error faster than logistic regression (Ng & Jordan 2001, "On
   Discriminative vs. Generative Classifiers").
