@@ -27,9 +27,9 @@ MiniRocket, which needs equal lengths.
         --adapt-steps 200
     python benchmarks/ucr.py --minutes 1.5 --pooled-minutes 6      # MAE on the transformer
 
-The pooled encoder trains for ``--pooled-minutes`` of wall time, so its row moves with the
-machine's speed (the same command gave pooled 0.784 and 0.803 at 10% on two runs,
-BENCHMARKS); ``--pooled-steps N`` makes it a fixed number of steps instead.
+The pooled encoder trains for ``--pooled-minutes`` of wall time, so how many steps it takes
+depends on the machine's speed and load (1,441 and 1,494 steps in two 6-minute runs on one
+machine, BENCHMARKS); ``--pooled-steps N`` makes it a fixed number of steps instead.
 
 The run ends with every row paired against MiniRocket (the same subsets, set by set and seed
 by seed); ``--from-result WORK/result.json`` prints that comparison again for a saved run.
