@@ -36,6 +36,13 @@ from unlabeled.models import build_encoder
 from unlabeled.train.trainer import lr_at
 
 
+def save_encoder(model: nn.Module, folder: Path, step: int, elapsed: float) -> None:
+    """The encoder's weights as ``folder/step-NNNNNNN.safetensors``, in our layout."""
+    state = {f"encoder.{k}": v.cpu().contiguous() for k, v in model.encoder.state_dict().items()}
+    meta = {"step": str(step), "elapsed_s": f"{elapsed:.2f}"}
+    save_file(state, folder / f"step-{step:07d}.safetensors", metadata=meta)
+
+
 class Images(Dataset):
     def __init__(self, arrays: np.ndarray, transform) -> None:
         self.arrays, self.transform = arrays, transform
@@ -122,16 +129,12 @@ def main() -> None:
                                           "samples_per_s": seen / (now - t0)}) + "\n")  # fmt: skip
                 metrics.flush()
             if now - last_snap >= args.snapshot_seconds:
-                state = {f"encoder.{k}": v.cpu().contiguous() for k, v in model.encoder.state_dict().items()}
-                save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
-                          metadata={"step": str(step), "elapsed_s": f"{now - t0:.2f}"})  # fmt: skip
+                save_encoder(model, args.out / "snapshots", step, now - t0)
                 last_snap = now
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
-    state = {f"encoder.{k}": v.cpu().contiguous() for k, v in model.encoder.state_dict().items()}
-    save_file(state, args.out / "snapshots" / f"step-{step:07d}.safetensors",
-              metadata={"step": str(step), "elapsed_s": f"{elapsed:.2f}"})  # fmt: skip
+    save_encoder(model, args.out / "snapshots", step, elapsed)
     gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     print(json.dumps({"steps": step, "samples": seen, "seconds": elapsed, "samples_per_s": seen / elapsed,
                       "gpu_peak_bytes": gpu_peak}))  # fmt: skip

@@ -73,11 +73,11 @@ def channel_collection(path: Path, series: np.ndarray) -> ul.Collection:
     return w.close()
 
 
-def step_budget(n: int, batch: int, steps: int) -> dict[str, float | int]:
-    """``pretrain`` arguments for ``steps`` optimiser steps over ``n`` samples (a batch of at
-    most half the set)."""
+def budget(n: int, batch: int, steps: int | None = None, minutes: float | None = None) -> dict[str, float | int]:
+    """``pretrain`` arguments for ``steps`` optimiser steps over ``n`` samples, or for
+    ``minutes`` of wall time when ``steps`` is None; a batch of at most half the set."""
     batch = min(batch, n // 2)
-    return {"batch_size": batch, "epochs": steps / (n // batch)}
+    return {"batch_size": batch, **({"epochs": steps / (n // batch)} if steps else {"minutes": minutes})}
 
 
 def forward_fill(x: np.ndarray) -> np.ndarray:
@@ -168,8 +168,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.from_result:
         saved = json.loads(args.from_result.read_text())["results"]
-        rows = list(next(iter(saved.values())))
-        paired_against_minirocket(saved, rows, list(next(iter(saved.values()))["minirocket"]))
+        first = next(iter(saved.values()))
+        paired_against_minirocket(saved, list(first), list(first["minirocket"]))
         return
     for probe in args.probes:  # before any training: a typo should not cost the first set's run
         probe_spec(probe)
@@ -187,9 +187,8 @@ def main() -> None:
     for name, col in cols.items():
         t = time.perf_counter()
         n_train = len(col.indices("train"))
-        budget = (step_budget(n_train, args.batch, args.steps) if args.steps
-                  else {"minutes": args.minutes, "batch_size": min(args.batch, n_train // 2)})  # fmt: skip
-        run = ul.pretrain(col, args.work / "runs" / name, method=args.method, **budget,
+        run = ul.pretrain(col, args.work / "runs" / name, method=args.method,
+                          **budget(n_train, args.batch, args.steps, args.minutes),
                           encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
         X = run.encode(col, device="cpu")
         results[name] = {
@@ -208,9 +207,8 @@ def main() -> None:
         arr = resample_channels(col.get(tr), POOLED_LENGTH)
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
-    pooled_budget = (step_budget(len(pooled), args.batch, args.pooled_steps) if args.pooled_steps
-                     else {"minutes": args.pooled_minutes, "batch_size": args.batch})  # fmt: skip
-    run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method, **pooled_budget,
+    run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method,
+                      **budget(len(pooled), args.batch, args.pooled_steps, args.pooled_minutes),
                       encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
     rows = [row_name(r, p) for r in ("per-set", "pooled") for p in args.probes] + ["minirocket"]
     rows += [row_name("adapted", p) for p in args.probes] if args.adapt_steps else []
@@ -222,7 +220,7 @@ def main() -> None:
             # further pretraining sees the set's train series only, as the per-set row does
             own = channel_collection(args.work / "data" / f"{name}-train-channels", col.get(col.indices("train")))
             adapted = ul.pretrain(own, args.work / "runs" / f"adapted-{name}", method=args.method, init=run,
-                                  **step_budget(len(own), args.batch, args.adapt_steps), encoder_options=options,
+                                  **budget(len(own), args.batch, args.adapt_steps), encoder_options=options,
                                   overwrite=True)  # fmt: skip
             X = adapted.encode(channels, device="cpu").reshape(len(col), -1)
             results[name].update(probe_rows(X, col, "adapted", args, fractions))

@@ -206,8 +206,9 @@ class RidgeProbe(ClassifierMixin, BaseEstimator):
 
 def _ridge_loo(alpha: float | None = None, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> TransformedTargetRegressor:
     """Ridge regression, its penalty chosen by leave-one-out when ``alpha`` is None."""
-    model = RidgeCV(alphas=np.asarray(alphas)) if alpha is None else Ridge(alpha=alpha)
-    return _standardised_target(make_pipeline(StandardScaler(), model))
+    if alpha is not None:
+        return _ridge(alpha)
+    return _standardised_target(make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas))))
 
 
 def chosen_by_probe(model: Any) -> float | None:
