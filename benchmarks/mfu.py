@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from unlabeled.modalities.image import ImageModality
-from unlabeled.models import build_encoder
+from unlabeled.models import build_encoder, default_options
 from unlabeled.objectives import build_objective
 from unlabeled.train.trainer import bf16_available, compile_encoder, keep_freed_memory
 
@@ -55,7 +55,8 @@ def step_flops_and_time(
 ) -> tuple[float, float]:
     torch.manual_seed(0)
     mod = ImageModality((1, 28, 28), [0.286], [0.353])
-    obj = build_objective(method, build_encoder(encoder, size, (1, 28, 28)), mod).to(device)
+    options = default_options(encoder, mod.patch, method=method)  # what a new run builds
+    obj = build_objective(method, build_encoder(encoder, size, (1, 28, 28), **options), mod).to(device)
     opt = torch.optim.AdamW(obj.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
 

@@ -189,6 +189,9 @@ def main() -> None:
     if args.from_result:
         saved = json.loads(args.from_result.read_text())["results"]
         if args.sets:
+            missing = [n for n in args.sets.split(",") if n not in saved]
+            if missing:
+                raise SystemExit(f"{args.from_result} has no {', '.join(missing)}; it has {', '.join(saved)}")
             saved = {n: saved[n] for n in args.sets.split(",")}
         first = next(iter(saved.values()))
         paired_against_minirocket(saved, list(first), list(first["minirocket"]))
@@ -225,9 +228,10 @@ def main() -> None:
     pooled_path = args.work / "data" / "pooled"
     w = CollectionWriter(pooled_path, "series", (1, POOLED_LENGTH), "float32", None,
                          extra_meta={"name": "ucr-pooled"}, overwrite=True)  # fmt: skip
+    scales = {name: set_scale(col) for name, col in cols.items()}
     for name, col in cols.items():
         tr = col.indices("train")
-        arr = resample_channels(col.get(tr), POOLED_LENGTH, set_scale(col))
+        arr = resample_channels(col.get(tr), POOLED_LENGTH, scales[name])
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method,
@@ -237,14 +241,14 @@ def main() -> None:
     rows += [row_name("adapted", p) for p in args.probes] if args.adapt_steps else []
     for name, col in cols.items():
         channels = channel_collection(args.work / "data" / f"{name}-channels", col.get(np.arange(len(col))),
-                                      set_scale(col))
+                                      scales[name])
         X = run.encode(channels, device="cpu").reshape(len(col), -1)
         results[name].update(probe_rows(X, col, "pooled", args, fractions))
         results[name].update(probe_rows(np.concatenate([own[name], X], 1), col, "per-set + pooled", args, fractions))
         if args.adapt_steps:
             # further pretraining sees the set's train series only, as the per-set row does
             train_channels = channel_collection(args.work / "data" / f"{name}-train-channels",
-                                                col.get(col.indices("train")), set_scale(col))
+                                                col.get(col.indices("train")), scales[name])
             adapted = ul.pretrain(train_channels, args.work / "runs" / f"adapted-{name}", method=args.method, init=run,
                                   **budget(len(train_channels), args.batch, args.adapt_steps), encoder_options=options,
                                   overwrite=True)  # fmt: skip

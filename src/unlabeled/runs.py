@@ -30,7 +30,7 @@ from torch import nn
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
-from unlabeled.models import build_encoder
+from unlabeled.models import build_encoder, saved_options
 from unlabeled.train import checkpoint as ckpt
 
 EMBEDDINGS_FILE = "embeddings.parquet"
@@ -126,7 +126,7 @@ class Run:
         enc_cfg = self.config["encoder"]
         torch.manual_seed(self.config["train"]["seed"])
         enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
-                            **enc_cfg.get("options", {}))  # fmt: skip
+                            **saved_options(enc_cfg))  # fmt: skip
         if trained:
             enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
         return enc.eval()

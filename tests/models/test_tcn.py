@@ -90,7 +90,7 @@ def test_new_ts2vec_runs_record_the_tcn_reading_differences():
     assert default_options("tcn", (1, 8), method="simclr") == {"diff": 0}  # measured worse with it
     assert default_options("tcn", (1, 8), {"pool": "max"}, "ts2vec") == {"pool": "max", "diff": 1, "layers": "all"}
     assert default_options("tcn", (1, 8), {"diff": 0, "pool": "max"}) == {"diff": 0, "pool": "max"}
-    assert default_options("transformer", (1, 8)) == {"patch": [1, 8]}
+    assert default_options("transformer", (1, 8)) == {"patch": [1, 8], "bias": False}
     assert TCNEncoder((1, 1, 16)).diff == 0  # a run saved before the option rebuilds as it was trained
 
 

@@ -64,3 +64,28 @@ def test_jepa_exports_the_target_encoder(tmp_path, gunpoint):
     weights = ckpt.load_weights(run.path / ckpt.MODEL_FILE)
     enc = run.encoder()
     torch.testing.assert_close(enc.patch_embed.weight, weights["target.patch_embed.weight"])
+
+
+def test_new_transformer_runs_have_no_block_biases_and_old_runs_rebuild_with_them(tmp_path, gunpoint):
+    import json
+
+    run = ul.pretrain(gunpoint, tmp_path / "new", method="mae", epochs=1, batch_size=16)
+    assert run.config["encoder"]["options"]["bias"] is False
+    names = list(run.weights())
+    assert not [n for n in names if ".blocks." in n and n.endswith("bias") and "norm" not in n]  # encoder and decoder
+    assert "decoder.blocks.0.qkv.weight" in names
+    assert "encoder.trunk.blocks.0.qkv.weight" in names
+
+    # a run saved before the default changed has no "bias" option recorded: it rebuilds with biases
+    old = ul.pretrain(gunpoint, tmp_path / "old", method="mae", epochs=1, batch_size=16,
+                      encoder_options={"bias": True})  # fmt: skip
+    config = json.loads((old.path / "config.json").read_text())
+    del config["encoder"]["options"]["bias"]
+    (old.path / "config.json").write_text(json.dumps(config))
+    enc = ul.open_run(old.path).encoder()
+    assert enc.trunk.blocks[0].qkv.bias is not None
+    cont = ul.pretrain(gunpoint, tmp_path / "cont", method="mae", epochs=1, batch_size=16, init=old.path)
+    assert cont.config["encoder"]["options"]["bias"] is True and cont.encoder().trunk.blocks[0].qkv.bias is not None
+    with pytest.raises(ul.UnlabeledError, match="bias must be true or false"):
+        ul.pretrain(gunpoint, tmp_path / "bad", method="mae", epochs=1, batch_size=16,
+                    encoder_options={"bias": "False"})  # fmt: skip

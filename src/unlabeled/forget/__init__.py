@@ -32,6 +32,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import APPROXIMATE, Stream
 from unlabeled.forget.verify import encoder_gaps, encoder_scores, gaps, scores
+from unlabeled.models import saved_options
 from unlabeled.runs import (
     FORGOTTEN_IDS,
     SHARDS,
@@ -183,7 +184,7 @@ def _pretrain_recipe(src: Run, samples: int) -> dict[str, Any]:
             "size": one.config["encoder"]["size"], "epochs": steps / per_epoch, "batch_size": int(train["batch_size"]),
             "lr": train["lr"], "weight_decay": train["weight_decay"], "seed": int(train["seed"]),
             "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
-            "encoder_options": one.config["encoder"].get("options"),
+            "encoder_options": saved_options(one.config["encoder"]),
             "augment": one.config["modality"]["augment"]}  # fmt: skip
 
 

@@ -23,10 +23,11 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``prepare`` gives, without the batch axis); every encoder has ``dim``,
     ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
 
-    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats) and
-    ``positions`` (sincos or learned); for the tcn (series) ``pool`` (max or stats), ``diff``
-    (orders of time differences read beside the series, 0 to 2) and ``layers`` (how many of the
-    last blocks the embedding pools, or ``all``)."""
+    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats),
+    ``positions`` (sincos or learned) and ``bias`` (biases in the blocks' linear layers, true or
+    false); for the tcn (series) ``pool`` (max or stats), ``diff`` (orders of time differences
+    read beside the series, 0 to 2) and ``layers`` (how many of the last blocks the embedding
+    pools, or ``all``)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:
@@ -48,7 +49,8 @@ def default_options(name: str, patch: Sequence[int], given: dict[str, Any] | Non
                     method: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The options a new run records for encoder ``name`` trained by ``method`` (``given``
     first, then the defaults resolved now, so that a later change of default never changes how
-    a saved run rebuilds): the transformer's ``patch`` (the modality's); for the tcn under
+    a saved run rebuilds): the transformer's ``patch`` (the modality's) and ``bias=False`` (no
+    biases in its blocks' linear layers: faster in bf16 on a CPU, BENCHMARKS.md); for the tcn under
     ``ts2vec``, ``diff=1`` (each series' first difference beside it, MultiRocket's second
     representation) and, since TS2Vec's loss never reads the embedding, ``pool=stats`` over
     ``layers=all`` blocks: +3 points of linear-probe accuracy together on the UCR sets. Under
@@ -57,6 +59,7 @@ def default_options(name: str, patch: Sequence[int], given: dict[str, Any] | Non
     options = dict(given or {})
     if name == "transformer":
         options.setdefault("patch", list(patch))
+        options.setdefault("bias", False)  # runs saved before this default rebuild with biases
     elif name == "tcn":
         options.setdefault("diff", 1 if method == "ts2vec" else 0)
         if method == "ts2vec":
@@ -65,7 +68,19 @@ def default_options(name: str, patch: Sequence[int], given: dict[str, Any] | Non
     return options
 
 
-__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "TCNEncoder", "build_encoder", "default_options"]
+def saved_options(encoder_config: dict[str, Any]) -> dict[str, Any]:
+    """The options a saved run's encoder was built with, from its config's ``encoder`` entry:
+    what it recorded, plus the values of options added since, as they were before (a
+    transformer saved before ``bias`` was recorded has biases). Every rebuild of a saved
+    encoder (loading, resuming, ``--init``, SISA retraining) goes through here."""
+    options = dict(encoder_config.get("options") or {})
+    if encoder_config.get("name") == "transformer":
+        options.setdefault("bias", True)
+    return options
+
+
+__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "TCNEncoder", "build_encoder", "default_options",
+           "saved_options"]  # fmt: skip
 
 
 class ShardEncoders(nn.Module):

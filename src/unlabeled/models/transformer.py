@@ -56,19 +56,25 @@ def sincos_embedding(grid: Sequence[int], dim: int) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    ``bias=False`` leaves the biases out of its four linear layers, as PaLM (Chowdhery et al.
+    2022) and ViT-22B (Dehghani et al. 2023, for accelerator utilisation) do: in bf16 on a CPU
+    each bias costs a pass over the layer's output forward (``addmm`` first copies it into the
+    output) and a reduction backward, memory-bound work the matrix units do not speed up; the
+    base SimCLR step ran 4-17% faster without them in paired rounds (BENCHMARKS.md, MFU section)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, bias: bool = True) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, dim, bias=bias))
 
     def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         """``attend``: optional bool mask (B, 1, 1, N), True where a key may be attended to."""
@@ -99,9 +105,9 @@ def attention_mask(pad: torch.Tensor | None) -> torch.Tensor | None:
 class Blocks(nn.Module):
     """A stack of blocks with a final norm (the trunk of encoders, decoders and predictors)."""
 
-    def __init__(self, dim: int, depth: int, heads: int) -> None:
+    def __init__(self, dim: int, depth: int, heads: int, bias: bool = True) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, bias=bias) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,6 +143,7 @@ class PatchTransformer(nn.Module):
         patch: Sequence[int] | int | None = None,
         pool: str = "mean",
         positions: str = "sincos",
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if size not in TRANSFORMER_SIZES:
@@ -145,6 +152,8 @@ class PatchTransformer(nn.Module):
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if positions not in ("sincos", "learned"):
             raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
+        if bias not in (True, False):  # 1 and 0 compare equal; "False" from a command line must not
+            raise ValueError(f"bias must be true or false, got {bias!r}")
         channels, *spatial = (int(s) for s in input_shape)
         if not 1 <= len(spatial) <= 3:
             raise ValueError(f"samples must have 1 to 3 axes after the channels, got shape {tuple(input_shape)}")
@@ -167,7 +176,8 @@ class PatchTransformer(nn.Module):
         else:
             self.register_buffer("pos", pos, persistent=False)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
-        self.trunk = Blocks(dim, depth, heads)
+        self.bias = bool(bias)  # decoders and predictors built on this encoder follow it
+        self.trunk = Blocks(dim, depth, heads, bias=self.bias)
         init_weights(self)
         w = self.patch_embed.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))

@@ -89,7 +89,8 @@ class JEPA(Objective):
         self.to_predictor = nn.Linear(encoder.width, self.predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.predictor_dim))
         self.register_buffer("predictor_pos", sincos_embedding(grid, self.predictor_dim), persistent=False)
-        self.predictor = Blocks(self.predictor_dim, predictor_depth, predictor_heads)
+        bias = getattr(encoder, "bias", True)  # the predictor follows the encoder's layout
+        self.predictor = Blocks(self.predictor_dim, predictor_depth, predictor_heads, bias=bias)
         self.from_predictor = nn.Linear(self.predictor_dim, encoder.width)
         init_weights(self.predictor)
         nn.init.normal_(self.mask_token, std=0.02)

@@ -56,7 +56,7 @@ class MAE(Objective):
         self.to_decoder = nn.Linear(encoder.width, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.register_buffer("decoder_pos", sincos_embedding(encoder.grid, decoder_dim)[None], persistent=False)
-        self.decoder = Blocks(decoder_dim, decoder_depth, decoder_heads)
+        self.decoder = Blocks(decoder_dim, decoder_depth, decoder_heads, bias=getattr(encoder, "bias", True))
         self.to_patch = nn.Linear(decoder_dim, encoder.patch_dim)
         init_weights(self.decoder)
         nn.init.normal_(self.mask_token, std=0.02)

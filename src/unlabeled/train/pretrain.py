@@ -20,7 +20,7 @@ from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.modalities.base import Modality
-from unlabeled.models import build_encoder, default_options
+from unlabeled.models import build_encoder, default_options, saved_options
 from unlabeled.objectives import build_objective
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import (
@@ -93,7 +93,7 @@ def init_encoder(src: Run, modality: Modality, encoder: str | None, size: str | 
     for given, have, what in ((encoder, cfg["name"], "encoder"), (size, cfg["size"], "size")):
         if given is not None and given != have:
             raise UnlabeledError(f"--init {src.path} holds a {have} encoder; drop --{what} {given}")
-    return cfg["name"], cfg["size"], {**cfg.get("options", {}), **(options or {})}
+    return cfg["name"], cfg["size"], {**saved_options(cfg), **(options or {})}
 
 
 def start_from(objective: Objective, src: Run) -> str:
@@ -234,7 +234,7 @@ def pretrain(
         torch.manual_seed(cfg.seed)
         enc_cfg = config["encoder"]
         enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
-                            **enc_cfg.get("options", {}))  # fmt: skip
+                            **saved_options(enc_cfg))  # fmt: skip
         hparams = {k: v for k, v in config["method"].items() if k != "name"}
         objective = build_objective(config["method"]["name"], enc, modality, **hparams)
         config["method"] = {"name": objective.name, **objective.hparams()}
