@@ -54,9 +54,9 @@ def gemm_shapes(device: torch.device) -> list[tuple[int, int, int]]:
     """The products the peak is the best of: a large square one, and tall ones shaped like a
     transformer's linear layers (rows = tokens, inner dimension = width or MLP width).
 
-    Why not the square product alone: on the AMX Xeon in bf16 a 4096² product ran at about
-    2,500 GFLOP/s while (25088 x 384) @ (384 x 1152), the qkv projection of ``base`` at batch
-    256 x 2 views, ran at 4,050 (BENCHMARKS.md). Dividing by the square product's rate would
+    Why not the square product alone: on the AMX Xeon in bf16 a 4096² product ran at
+    2,420 GFLOP/s while (25088 x 384) @ (384 x 1152), the qkv projection of ``base`` at batch
+    256 x 2 views, ran at 4,000 (BENCHMARKS.md). Dividing by the square product's rate would
     credit the model with more of the machine than it uses."""
     n, rows = (8192, 65536) if device.type == "cuda" else (4096, 25088)
     return [(n, n, n)] + [(rows, k, m) for k, m in ((384, 1152), (384, 1536), (1536, 384), (768, 3072))]

@@ -234,8 +234,8 @@ class SalUn(Unlearner):
             loss = F.cross_entropy(self.logits(x, generator).float(), y)
             return loss, {"loss": loss.detach(), "retain_ce": loss.detach()}
         # the forget share of the step, each sample given another class, in one forward pass
-        # with the retain batch: one batch of the union, as SalUn trains on it (and its batch
-        # norm sees the union), and cheaper than a second pass over a dozen samples
+        # with the retain batch: one batch of the union, as SalUn trains on it, so that batch
+        # norm sees the union (the gap to retraining measured the same as with two passes)
         xf, yf = self.other.draw(self.modality, generator, x.device)
         shift = torch.randint(1, self.classes, yf.shape, generator=generator, device=generator.device)
         ce = F.cross_entropy(self.logits(torch.cat([x, xf]), generator).float(),
