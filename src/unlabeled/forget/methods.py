@@ -20,10 +20,10 @@ reproducible.
 - ``salun``: Fan, Liu, Zhang, Wei, Wong, Liu 2024, "SalUn: Empowering Machine Unlearning via
   Gradient-based Weight Saliency in Both Image Classification and Generation" (ICLR): the
   forget set relabelled at random (another class per sample) and trained on together with
-  the retain set — each step one batch: retain samples and a share of forget samples in proportion to
-  the two sets' sizes, as training on their union does — with only the salient half of the
-  weights updated, those where the forget loss's gradient is largest, so the rest of the
-  model, which the forget set barely shaped, is left as it was.
+  the retain set — each step one batch of retain samples and a share of forget samples in
+  proportion to the two sets' sizes, as training on their union does — with only the salient
+  half of the weights updated, those where the forget loss's gradient is largest, so the rest
+  of the model, which the forget set barely shaped, is left as it was.
 """
 
 from __future__ import annotations
