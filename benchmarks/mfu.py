@@ -12,6 +12,7 @@
     python benchmarks/mfu.py                 # the CNN (SimCLR) and the transformer (SimCLR, MAE)
     python benchmarks/mfu.py --device cuda
     python benchmarks/mfu.py --transformer-sizes tiny,small,base --precisions bf16 --steps 4
+    python benchmarks/mfu.py --encoders transformer --transformer-sizes base --profile   # the bound
 
 At width 128 (``tiny``) a matrix product is small next to the layer norms, GELUs and layout
 copies around it, which run at memory speed; ``--transformer-sizes`` shows how MFU grows
@@ -32,6 +33,11 @@ from unlabeled.objectives import build_objective
 from unlabeled.train.trainer import bf16_available, compile_encoder, keep_freed_memory
 
 RUNS = [("cnn", "simclr"), ("transformer", "simclr"), ("transformer", "mae")]
+# the operators whose FLOPs FlopCounterMode counts, as the CPU profiler names them
+PRODUCT_OPS = {
+    "aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::mkldnn_convolution", "aten::convolution_backward",
+    "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+}  # fmt: skip
 
 
 def gemm_flops(dtype: torch.dtype, device: torch.device, m: int, k: int, n: int, repeats: int = 10) -> float:
@@ -72,8 +78,10 @@ def gemm_peak(dtype: torch.dtype, device: torch.device) -> tuple[float, tuple[in
 
 def step_flops_and_time(
     encoder: str, method: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10,
-    compiled: bool = False,
-) -> tuple[float, float]:
+    compiled: bool = False, profiled: bool = False,
+) -> tuple[float, float, tuple[float, float] | None]:
+    """FLOPs of one step, seconds per step, and with ``profiled`` (CPU only) the matrix
+    products' and convolutions' own seconds per step and their share of the profiled step."""
     torch.manual_seed(0)
     mod = ImageModality((1, 28, 28), [0.286], [0.353])
     options = default_options(encoder, mod.patch, method=method)  # what a new run builds
@@ -106,7 +114,16 @@ def step_flops_and_time(
         step(i)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return flops, (time.perf_counter() - t) / steps
+    sec = (time.perf_counter() - t) / steps
+    if not profiled:
+        return flops, sec, None
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for i in range(2):
+            step(i)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    products = sum(e.self_cpu_time_total for e in events if e.key in PRODUCT_OPS)
+    return flops, sec, (products / 1e6 / 2, products / total)
 
 
 def main() -> None:
@@ -118,8 +135,13 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32,bf16")
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder, as pretrain --compile does")
     ap.add_argument("--encoders", default="cnn,transformer", help="comma-separated: cnn,transformer")
+    ap.add_argument("--profile", action="store_true",
+                    help="(CPU) also profile two steps: the matrix products' share of the step and their own rate, "
+                         "which bounds MFU if every other operator were free")  # fmt: skip
     args = ap.parse_args()
     dev = torch.device(args.device)
+    if args.profile and dev.type != "cpu":
+        ap.error("--profile measures operators' CPU time, so it runs on the CPU only")
     keep_freed_memory(dev)  # as the trainer does (UNLABELED_MALLOC=system to measure without)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}")
@@ -137,12 +159,17 @@ def main() -> None:
             for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))]  # fmt: skip
     for encoder, method, size in runs:
         for precision in [p for p in peaks if p in args.precisions.split(",")]:
-            flops, sec = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch, args.steps,
-                                             args.compile)  # fmt: skip
+            flops, sec, products = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch,
+                                                       args.steps, args.compile, args.profile)  # fmt: skip
             achieved = flops / sec
             print(f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
                   f"| {args.batch / sec:,.0f} "
                   f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |", flush=True)  # fmt: skip
+            if products:
+                own, share = products
+                print(f"  profile: matrix products and convolutions {share:.0%} of the step, at "
+                      f"{flops / own / 1e9:,.0f} GFLOP/s on their own: MFU {flops / own / peaks[precision]:.1%} "
+                      f"if every other operator were free", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
