@@ -119,7 +119,8 @@ def pretrain(
     size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the data")] = None,
-    batch_size: Annotated[int, typer.Option(help="samples per step (per process)")] = 128,
+    batch_size: Annotated[int | None, typer.Option(
+        help="samples per step (per process); default 128, fewer for a smaller training set")] = None,
     lr: Annotated[float | None, typer.Option(help="peak learning rate (AdamW)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
@@ -225,11 +226,14 @@ def forget_(
     """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
     from unlabeled.forget import AuditLog, forget, verify_metrics
     from unlabeled.forget import verify as verify_request
+    from unlabeled.runs import open_run
 
     if log is not None:
-        rows = AuditLog(log).requests()
+        rows = AuditLog(open_run(log).path).requests()  # open_run: a clear error if LOG is not a run
         if not rows:
             console.print(f"no forget requests recorded in {log}")
+        else:
+            console.print("request  started  method  forgot  ids  status  -> output")
         for r in rows:
             gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
             gap_text = f"  average gap {gap:.4f}" if gap is not None else ""

@@ -58,9 +58,20 @@ def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarra
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: the GPU if PyTorch sees one, else the CPU. A named device that this PyTorch
+    cannot use is an error here, before any run folder is written."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise UnlabeledError(f"--device {device}: not a device name ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UnlabeledError(f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                             "use --device cpu or auto")  # fmt: skip
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UnlabeledError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return dev
 
 
 class Run:

@@ -93,6 +93,8 @@ def test_npy_array_with_labels_file(tmp_path, fmnist_arrays):
     (tmp_path / "short.txt").write_text("1\n2\n")
     with pytest.raises(UnlabeledError, match="2 labels for 30 samples"):
         import_source(tmp_path / "x.npy", tmp_path / "col2", labels=tmp_path / "short.txt")
+    with pytest.raises(UnlabeledError, match="cannot read the labels file .*nope.txt"):
+        import_source(tmp_path / "x.npy", tmp_path / "col3", labels=tmp_path / "nope.txt")
 
 
 def test_folder_of_npy_files(tmp_path, fmnist_arrays):

@@ -89,3 +89,27 @@ def test_new_transformer_runs_have_no_block_biases_and_old_runs_rebuild_with_the
     with pytest.raises(ul.UnlabeledError, match="bias must be true or false"):
         ul.pretrain(gunpoint, tmp_path / "bad", method="mae", epochs=1, batch_size=16,
                     encoder_options={"bias": "False"})  # fmt: skip
+
+
+def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):
+    from unlabeled import UnlabeledError
+    from unlabeled.train.pretrain import default_batch
+
+    assert [default_batch(50), default_batch(1000), default_batch(300, world=4), default_batch(1)] == [32, 128, 64, 128]
+    run = ul.pretrain(gunpoint, tmp_path / "g", method="simclr", epochs=1)  # 50 training series
+    assert run.config["train"]["batch_size"] == 32 and run.step == 1
+    with pytest.raises(UnlabeledError, match="fewer than one batch of 128"):
+        ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=128)
+    assert not (tmp_path / "big" / "config.json").exists()  # refused before anything was written
+    assert ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=16).step == 3  # no --overwrite needed
+
+
+def test_a_device_this_pytorch_cannot_use_is_a_clear_error(tmp_path, gunpoint):
+    from unlabeled import UnlabeledError
+
+    bad = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or any GPU on a CPU-only build
+    with pytest.raises(UnlabeledError, match="--device cuda"):
+        ul.pretrain(gunpoint, tmp_path / "r", epochs=1, device=bad)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(UnlabeledError, match="not a device name"):
+        ul.pretrain(gunpoint, tmp_path / "r", epochs=1, device="gpu0")

@@ -219,10 +219,13 @@ def _as_images(arr: np.ndarray) -> np.ndarray:
 
 
 def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
-    if path.suffix == ".npy":
-        raw = np.load(path, allow_pickle=False).ravel().tolist()
-    else:
-        raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        if path.suffix == ".npy":
+            raw = np.load(path, allow_pickle=False).ravel().tolist()
+        else:
+            raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise UnlabeledError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
     if len(raw) != n:
         raise UnlabeledError(f"{path} has {len(raw)} labels for {n} samples")
     names = sorted({str(v) for v in raw}, key=lambda v: (len(v), v))

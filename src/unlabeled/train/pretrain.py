@@ -39,6 +39,16 @@ from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
 
 DEFAULT_MINUTES = 10.0
+DEFAULT_BATCH = 128
+
+
+def default_batch(samples: int, world: int = 1) -> int:
+    """Samples per step per process when none is given: 128, or for a training set too small to
+    give every process a batch of 128, the largest power of two that does (a UCR set such as
+    GunPoint has 50 training series). Below 2 samples per process there is no batch to make:
+    128 is returned and the trainer reports the set as too small."""
+    per = samples // max(world, 1)
+    return DEFAULT_BATCH if per >= DEFAULT_BATCH or per < 2 else 1 << (per.bit_length() - 1)
 TRANSFORMER_LR = 1e-3
 TRANSFORMER_WEIGHT_DECAY = 0.05
 TCN_LR = 1e-3  # TS2Vec's rate for its dilated convolutions
@@ -124,7 +134,7 @@ def pretrain(
     size: str | None = None,
     minutes: float | None = None,
     epochs: float | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
     seed: int = 0,
@@ -162,7 +172,9 @@ def pretrain(
     pretraining: a general encoder, say one pretrained on many sets, adapted to one of them;
     Gururangan et al. 2020, "Don't Stop Pretraining"): the new run takes that run's encoder,
     size and options, every weight when the method and its settings are the same, else the
-    encoder alone; the data may differ in length but not in channels."""
+    encoder alone; the data may differ in length but not in channels.
+    ``batch_size`` is per process; by default 128, fewer for a small training set
+    (:func:`default_batch`)."""
     if shards > 1:
         return _pretrain_sharded(**{k: v for k, v in locals().items() if k != "shards"}, shards=shards)
     out = Path(out)
@@ -186,7 +198,7 @@ def pretrain(
         else:
             if minutes is None and epochs is None:
                 minutes = DEFAULT_MINUTES
-            cfg = TrainConfig(batch_size=batch_size, epochs=epochs, minutes=minutes, seed=seed,
+            cfg = TrainConfig(batch_size=batch_size or DEFAULT_BATCH, epochs=epochs, minutes=minutes, seed=seed,
                               precision=precision, checkpoint_steps=checkpoint_steps,
                               snapshot_seconds=snapshot_seconds, compile=compile)  # fmt: skip
             if lr is not None:
@@ -202,6 +214,10 @@ def pretrain(
         else:
             positions = col.indices(exclude=exclude)
         if not resume:
+            if batch_size is None and (fit := default_batch(len(positions), dist.world_size())) != DEFAULT_BATCH:
+                cfg.batch_size = fit
+                info(f"batch {fit}: {len(positions)} training samples are fewer than the default batch of "
+                     f"{DEFAULT_BATCH} per process")  # fmt: skip
             modality = fit_modality(col, positions, augment)
             if src is not None:
                 encoder, size, encoder_options = init_encoder(src, modality, encoder, size, encoder_options)
@@ -242,6 +258,9 @@ def pretrain(
         if src is not None:
             config["init"]["loaded"] = start_from(objective, src)
             info(f"starting from {src.path} (step {src.step}): {config['init']['loaded']}")
+        # built before anything is written, so that a run it refuses (a batch larger than the
+        # training set, say) leaves no folder behind to --overwrite
+        trainer = Trainer(objective, col, positions, cfg, out, dev)
         dist.barrier()  # every rank has checked `out` before rank 0 writes into it
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +272,6 @@ def pretrain(
             f"{enc_cfg['name']}-{enc_cfg['size']} encoder "
             f"({sum(p.numel() for p in enc.parameters()) / 1e6:.2f}M parameters), device {dev}"
         )
-        trainer = Trainer(objective, col, positions, cfg, out, dev)
         summary = trainer.fit(resume=resume)
         del trainer  # its DDP wrapper must go before the process group does
         info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
