@@ -69,7 +69,8 @@ def datasets() -> None:
     console.print("\nbenchmark suites (unlabeled bench RUN --suite NAME):")
     for name in builtin_suites():
         suite = load_suite(name)
-        console.print(f"[bold]{name:<16}[/] {suite.description} ({len(suite.tasks)} tasks)")
+        n = len(suite.tasks)
+        console.print(f"[bold]{name:<16}[/] {suite.description} ({n} task{'s' if n != 1 else ''})")
 
 
 @app.command("import")

@@ -42,8 +42,10 @@ def kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> np.ndarray:
     import faiss
 
     k = max(1, min(k, len(x)))
+    # min_points_per_centroid=1: a small target set is expected here (a few hundred samples for
+    # 20 centroids), and faiss would otherwise print a warning to the terminal about it
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                      max_points_per_centroid=512)  # fmt: skip
+                      max_points_per_centroid=512, min_points_per_centroid=1)  # fmt: skip
     km.train(np.ascontiguousarray(normalized(x)))
     return normalized(km.centroids)
 
