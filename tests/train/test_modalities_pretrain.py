@@ -100,8 +100,17 @@ def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):
     assert run.config["train"]["batch_size"] == 32 and run.step == 1
     with pytest.raises(UnlabeledError, match="fewer than one batch of 128"):
         ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=128)
-    assert not (tmp_path / "big" / "config.json").exists()  # refused before anything was written
+    assert not (tmp_path / "big").exists()  # refused before anything was written
     assert ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=16).step == 3  # no --overwrite needed
+    # forgetting retrains on what is kept, too few for the fitted batch of 32: it is fitted again
+    first = gunpoint.classes[0]
+    again = ul.forget(run, class_=first, method="retrain", out=tmp_path / "g-forgot")
+    assert again.config["train"]["batch_size"] == 16
+    # shards share one batch, fitted to the smallest, so retraining any of them fits too
+    sharded = ul.pretrain(gunpoint, tmp_path / "s", method="simclr", epochs=1, shards=2, positions=np.arange(63))
+    batches = {s.config["train"]["batch_size"] for s in sharded.shards()}
+    assert batches == {16} and sharded.config["train"]["batch_size"] == 16  # shards of 32 and 31 series
+    ul.forget(sharded, class_=first, method="sisa", out=tmp_path / "s-forgot")
 
 
 def test_a_device_this_pytorch_cannot_use_is_a_clear_error(tmp_path, gunpoint):

@@ -46,7 +46,7 @@ from unlabeled.runs import (
 )
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import finetune
-from unlabeled.train.pretrain import claim_run_dir, pretrain
+from unlabeled.train.pretrain import claim_run_dir, default_batch, pretrain
 from unlabeled.train.trainer import TrainConfig, Trainer
 
 METHODS = ("retrain", "sisa", *APPROXIMATE, "laf")
@@ -179,9 +179,13 @@ def _pretrain_recipe(src: Run, samples: int) -> dict[str, Any]:
     train = one.config["train"]
     state = one.path / ckpt.STATE_FILE
     steps = int(ckpt.load_state(state)["step"]) if state.exists() else int(train["total_steps"])
-    per_epoch = max(1, samples // (int(train["batch_size"]) * int(src.config.get("sisa", {}).get("shards", 1))))
+    shards = int(src.config.get("sisa", {}).get("shards", 1))
+    # the saved batch, unless what is kept is too small for it (a small set whose batch was
+    # fitted to it, like pretrain's default): then the batch pretrain would fit to the rest
+    batch = min(int(train["batch_size"]), default_batch(samples // shards))
+    per_epoch = max(1, samples // (batch * shards))
     return {"method": one.config["method"]["name"], "encoder": one.config["encoder"]["name"],
-            "size": one.config["encoder"]["size"], "epochs": steps / per_epoch, "batch_size": int(train["batch_size"]),
+            "size": one.config["encoder"]["size"], "epochs": steps / per_epoch, "batch_size": batch,
             "lr": train["lr"], "weight_decay": train["weight_decay"], "seed": int(train["seed"]),
             "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
             "encoder_options": saved_options(one.config["encoder"]),

@@ -40,6 +40,9 @@ from unlabeled.train.trainer import TrainConfig, Trainer
 
 DEFAULT_MINUTES = 10.0
 DEFAULT_BATCH = 128
+TRANSFORMER_LR = 1e-3
+TRANSFORMER_WEIGHT_DECAY = 0.05
+TCN_LR = 1e-3  # TS2Vec's rate for its dilated convolutions
 
 
 def default_batch(samples: int, world: int = 1) -> int:
@@ -49,9 +52,6 @@ def default_batch(samples: int, world: int = 1) -> int:
     128 is returned and the trainer reports the set as too small."""
     per = samples // max(world, 1)
     return DEFAULT_BATCH if per >= DEFAULT_BATCH or per < 2 else 1 << (per.bit_length() - 1)
-TRANSFORMER_LR = 1e-3
-TRANSFORMER_WEIGHT_DECAY = 0.05
-TCN_LR = 1e-3  # TS2Vec's rate for its dilated convolutions
 
 
 def claim_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -198,8 +198,8 @@ def pretrain(
         else:
             if minutes is None and epochs is None:
                 minutes = DEFAULT_MINUTES
-            cfg = TrainConfig(batch_size=batch_size or DEFAULT_BATCH, epochs=epochs, minutes=minutes, seed=seed,
-                              precision=precision, checkpoint_steps=checkpoint_steps,
+            cfg = TrainConfig(batch_size=DEFAULT_BATCH if batch_size is None else batch_size, epochs=epochs,
+                              minutes=minutes, seed=seed, precision=precision, checkpoint_steps=checkpoint_steps,
                               snapshot_seconds=snapshot_seconds, compile=compile)  # fmt: skip
             if lr is not None:
                 cfg.lr = lr
@@ -288,6 +288,8 @@ def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.P
     col = open_collection(data)
     pos = col.indices(exclude=exclude_split) if positions is None else np.sort(np.asarray(positions))
     parts = shard_split(pos, shards, seed)
+    if recipe.get("batch_size") is None:  # one batch for every shard, fitted to the smallest
+        recipe["batch_size"] = default_batch(min(len(p) for p in parts), dist.world_size())
     # the top-level config is written last, so an interrupted run has only shard folders:
     # claim the folder as new then, and still resume the shards below
     claim_run_dir(out, resume and (out / "config.json").exists(), overwrite)
