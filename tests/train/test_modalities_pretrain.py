@@ -102,6 +102,9 @@ def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):
         ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=128)
     assert not (tmp_path / "big").exists()  # refused before anything was written
     assert ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=16).step == 3  # no --overwrite needed
+    with pytest.raises(UnlabeledError, match="fewer than one batch of 128"):
+        ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=128, overwrite=True)
+    assert ul.open_run(tmp_path / "big").step == 3  # a refused --overwrite keeps the old run
     # forgetting retrains on what is kept, too few for the fitted batch of 32: it is fitted again
     first = gunpoint.classes[0]
     again = ul.forget(run, class_=first, method="retrain", out=tmp_path / "g-forgot")

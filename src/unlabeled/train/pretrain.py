@@ -54,18 +54,28 @@ def default_batch(samples: int, world: int = 1) -> int:
     return DEFAULT_BATCH if per >= DEFAULT_BATCH or per < 2 else 1 << (per.bit_length() - 1)
 
 
-def claim_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
     """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
-    remove the run there (rank 0, after every rank has looked)."""
+    remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
+    that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
+    an old run is to be replaced."""
     has_run = (out / "config.json").exists()
     if resume and not has_run:
         raise UnlabeledError(f"nothing to resume: {out} holds no run")
     if has_run and not resume:
         if not overwrite:
             raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
-        dist.barrier()
-        if dist.rank() == 0:
-            shutil.rmtree(out)
+        if remove:
+            remove_run_dir(out)
+        return True
+    return False
+
+
+def remove_run_dir(out: Path) -> None:
+    """Remove the run in ``out`` (rank 0, after every rank has looked)."""
+    dist.barrier()
+    if dist.rank() == 0:
+        shutil.rmtree(out)
 
 
 def environment(dev: torch.device) -> dict[str, Any]:
@@ -186,7 +196,8 @@ def pretrain(
         src = None if init is None or resume else open_run(init)
         if src is not None and src.path.resolve() == out.resolve():
             raise UnlabeledError(f"--init and --out are both {out}; continue a run in place with --resume")
-        claim_run_dir(out, resume, overwrite)
+        # with --overwrite the old run goes only once the new one is known to start
+        replace = claim_run_dir(out, resume, overwrite, remove=False)
 
         if resume:
             config = json.loads((out / "config.json").read_text())
@@ -261,6 +272,8 @@ def pretrain(
         # built before anything is written, so that a run it refuses (a batch larger than the
         # training set, say) leaves no folder behind to --overwrite
         trainer = Trainer(objective, col, positions, cfg, out, dev)
+        if replace:
+            remove_run_dir(out)
         dist.barrier()  # every rank has checked `out` before rank 0 writes into it
         if not resume and dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
