@@ -64,12 +64,11 @@ SETS = ["GunPoint", "ArrowHead", "OSULeaf", "ItalyPowerDemand", "BasicMotions", 
 POOLED_LENGTH = 256
 
 
-def set_scale(col: ul.Collection) -> tuple[float, float]:
-    """The mean and standard deviation of a set's train series, every channel and step
-    together: the pooled encoder reads each set on one common scale, and within a set the
+def set_scale(train: np.ndarray) -> tuple[float, float]:
+    """The mean and standard deviation of a set's train series (N, C, T), every channel and
+    step together: the pooled encoder reads each set on one common scale, and within a set the
     channels and samples keep their relative amplitudes."""
-    x = col.get(col.indices("train"))
-    return float(np.nanmean(x)), max(float(np.nanstd(x)), 1e-6)
+    return float(np.nanmean(train)), max(float(np.nanstd(train)), 1e-6)
 
 
 def resample_channels(x: np.ndarray, length: int, scale: tuple[float, float]) -> np.ndarray:
@@ -228,10 +227,11 @@ def main() -> None:
     pooled_path = args.work / "data" / "pooled"
     w = CollectionWriter(pooled_path, "series", (1, POOLED_LENGTH), "float32", None,
                          extra_meta={"name": "ucr-pooled"}, overwrite=True)  # fmt: skip
-    scales = {name: set_scale(col) for name, col in cols.items()}
+    scales = {}
     for name, col in cols.items():
-        tr = col.indices("train")
-        arr = resample_channels(col.get(tr), POOLED_LENGTH, scales[name])
+        train = col.get(col.indices("train"))
+        scales[name] = set_scale(train)
+        arr = resample_channels(train, POOLED_LENGTH, scales[name])
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
     run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method,
