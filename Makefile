@@ -7,6 +7,7 @@ demo: setup             ## pretrain on Fashion-MNIST without labels, bench with 
 
 test: setup-test        ## install what the tests need and run them (.ci/run calls this)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 setup:

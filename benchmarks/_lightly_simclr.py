@@ -85,13 +85,30 @@ def main() -> None:
     col = open_collection(args.data)
     arrays = col.get(col.indices(exclude="test"))  # the same 60k train images, in memory
     transform = SimCLRTransform(
-        input_size=28, cj_prob=0.8, cj_strength=0.5, cj_bright=0.8, cj_contrast=0.8, cj_sat=0.0, cj_hue=0.0,
-        min_scale=0.35, random_gray_scale=0.0, gaussian_blur=0.0, vf_prob=0.0, hf_prob=0.5, rr_prob=0.0,
+        input_size=28,
+        cj_prob=0.8,
+        cj_strength=0.5,
+        cj_bright=0.8,
+        cj_contrast=0.8,
+        cj_sat=0.0,
+        cj_hue=0.0,
+        min_scale=0.35,
+        random_gray_scale=0.0,
+        gaussian_blur=0.0,
+        vf_prob=0.0,
+        hf_prob=0.5,
+        rr_prob=0.0,
         normalize={"mean": [args.mean], "std": [args.std]},
     )  # our 28-px defaults: crops from 35%, flip, brightness/contrast 0.4 with p 0.8, no blur
-    loader = DataLoader(Images(arrays, transform), batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.workers, persistent_workers=args.workers > 0,
-                        pin_memory=device.type == "cuda")  # fmt: skip
+    loader = DataLoader(
+        Images(arrays, transform),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     torch.manual_seed(args.seed)  # the model's initialisation and the loader's order
     model = Model().to(device)
     criterion = NTXentLoss(temperature=0.5)
@@ -125,8 +142,12 @@ def main() -> None:
             seen += len(x0)
             now = time.perf_counter()
             if step % 20 == 0:
-                metrics.write(json.dumps({"step": step, "loss": loss.item(), "elapsed_s": now - t0,
-                                          "samples_per_s": seen / (now - t0)}) + "\n")  # fmt: skip
+                metrics.write(
+                    json.dumps(
+                        {"step": step, "loss": loss.item(), "elapsed_s": now - t0, "samples_per_s": seen / (now - t0)}
+                    )
+                    + "\n"
+                )
                 metrics.flush()
             if now - last_snap >= args.snapshot_seconds:
                 save_encoder(model, args.out / "snapshots", step, now - t0)
@@ -136,8 +157,17 @@ def main() -> None:
     elapsed = time.perf_counter() - t0
     save_encoder(model, args.out / "snapshots", step, elapsed)
     gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-    print(json.dumps({"steps": step, "samples": seen, "seconds": elapsed, "samples_per_s": seen / elapsed,
-                      "gpu_peak_bytes": gpu_peak}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "steps": step,
+                "samples": seen,
+                "seconds": elapsed,
+                "samples_per_s": seen / elapsed,
+                "gpu_peak_bytes": gpu_peak,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,12 @@ def main() -> None:
     ap.add_argument("--train-samples", type=int, default=10_000)
     ap.add_argument("--epochs", type=float, default=15)
     ap.add_argument("--shards", type=int, default=5)
-    ap.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
-                    help="train the classifier with light augmentation (it then barely memorises)")
+    ap.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train the classifier with light augmentation (it then barely memorises)",
+    )
     ap.add_argument("--forget-class", default="trouser")
     ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in ("retrain", "laf")))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget10k")
@@ -51,18 +55,33 @@ def main() -> None:
     for name, shards in (("clf", 1), ("clf-sisa", args.shards)):
         path = args.work / name
         if not (path / "config.json").exists() or "seconds" not in json.loads((path / "config.json").read_text()):
-            ul.finetune(None, data, path, positions=train, epochs=args.epochs, shards=shards,
-                        augment=args.augment, overwrite=True)  # fmt: skip
+            ul.finetune(
+                None,
+                data,
+                path,
+                positions=train,
+                epochs=args.epochs,
+                shards=shards,
+                augment=args.augment,
+                overwrite=True,
+            )
         classifiers[name] = clf = ul.open_run(path)
-        accs = {part: float((predict(clf.classifier(), clf.modality(), col, pos).argmax(1) == col.labels[pos]).mean())
-                for part, pos in (("train", col.positions(clf.training_ids())), ("test", col.indices("test")))}
-        print(f"{name}: trained in {clf.config['seconds']:.1f} s, train accuracy {accs['train']:.4f}, "
-              f"test accuracy {accs['test']:.4f}", flush=True)  # fmt: skip
+        accs = {
+            part: float((predict(clf.classifier(), clf.modality(), col, pos).argmax(1) == col.labels[pos]).mean())
+            for part, pos in (("train", col.positions(clf.training_ids())), ("test", col.indices("test")))
+        }
+        print(
+            f"{name}: trained in {clf.config['seconds']:.1f} s, train accuracy {accs['train']:.4f}, "
+            f"test accuracy {accs['test']:.4f}",
+            flush=True,
+        )
     ids = classifiers["clf"].training_ids()
     rng = np.random.default_rng(0)
-    requests = {"random 10%": {"ids": sorted(rng.choice(ids, len(ids) // 10, replace=False).tolist())},
-                f"class {args.forget_class}": {"class_": args.forget_class},
-                "one sample": {"ids": [str(rng.choice(ids))]}}  # fmt: skip
+    requests = {
+        "random 10%": {"ids": sorted(rng.choice(ids, len(ids) // 10, replace=False).tolist())},
+        f"class {args.forget_class}": {"class_": args.forget_class},
+        "one sample": {"ids": [str(rng.choice(ids))]},
+    }
     results = {}
     for scenario, what in requests.items():
         key = scenario.replace(" ", "-").replace("%", "pct")
@@ -76,10 +95,16 @@ def main() -> None:
             if method == "sisa":  # exact by construction: its cost against this request's retrain
                 retrain_s = ul.open_run(args.work / key / "retrain").config["forget"]["seconds"]
                 done = ul.open_run(out).config
-                results[f"{scenario} / sisa"] = {"seconds": done["forget"]["seconds"], "retrain_seconds": retrain_s,
-                                                 "retrained_shards": done["sisa"]["retrained_shards"]}  # fmt: skip
-                print(f"{scenario:<16}sisa      shards retrained {len(done['sisa']['retrained_shards'])}/{args.shards}"
-                      f"  {done['forget']['seconds']:7.1f} s ({done['forget']['seconds'] / retrain_s:.1%})", flush=True)
+                results[f"{scenario} / sisa"] = {
+                    "seconds": done["forget"]["seconds"],
+                    "retrain_seconds": retrain_s,
+                    "retrained_shards": done["sisa"]["retrained_shards"],
+                }
+                print(
+                    f"{scenario:<16}sisa      shards retrained {len(done['sisa']['retrained_shards'])}/{args.shards}"
+                    f"  {done['forget']['seconds']:7.1f} s ({done['forget']['seconds'] / retrain_s:.1%})",
+                    flush=True,
+                )
                 continue
             ref = out / "reference"
             if method != "retrain" and not ref.exists():
@@ -91,8 +116,13 @@ def main() -> None:
             for label, r in [*rows, (method, table["rows"][method])]:
                 gap = np.mean([abs(r[m] - table["rows"]["retrain"][m]) for m in METRICS])
                 extra = f"  {table['seconds']:7.1f} s ({table['time_ratio']:.1%})" if label == method else ""
-                print(f"{scenario:<16}{label:<10}" + "".join(f"{r[m]:8.4f}" for m in METRICS)
-                      + f"  avg gap {gap:.4f}" + extra, flush=True)  # fmt: skip
+                print(
+                    f"{scenario:<16}{label:<10}"
+                    + "".join(f"{r[m]:8.4f}" for m in METRICS)
+                    + f"  avg gap {gap:.4f}"
+                    + extra,
+                    flush=True,
+                )
     (args.work / "result.json").write_text(json.dumps(results, indent=1))
 
 

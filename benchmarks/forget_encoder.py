@@ -47,24 +47,27 @@ def main() -> None:
     enc_dir = args.work / "simclr"
     if not (enc_dir / "state.pt").exists() or not ul.open_run(enc_dir).finished:
         n_train = len(col.indices(exclude="test"))
-        ul.pretrain(col, enc_dir, method="simclr", epochs=args.steps / (n_train // 128), batch_size=128,
-                    overwrite=True)  # fmt: skip
+        ul.pretrain(col, enc_dir, method="simclr", epochs=args.steps / (n_train // 128), batch_size=128, overwrite=True)
     enc = ul.open_run(enc_dir)
     train_ids = enc.training_ids()
     if args.sisa > 1:
         sisa(args, col, enc)
         return
     rng = np.random.default_rng(0)
-    requests = {"random 10%": {"ids": sorted(rng.choice(train_ids, len(train_ids) // 10, replace=False).tolist())},
-                f"class {args.forget_class}": {"class_": args.forget_class}}  # fmt: skip
+    requests = {
+        "random 10%": {"ids": sorted(rng.choice(train_ids, len(train_ids) // 10, replace=False).tolist())},
+        f"class {args.forget_class}": {"class_": args.forget_class},
+    }
     results = {}
     for name, what in requests.items():
         out = args.work / name.replace(" ", "-").replace("%", "pct") / "laf"
         forget(enc, method="laf", out=out, overwrite=True, **what)
         table = verify(out)
         results[name] = table
-        print(f"\n{name}: {table['forgotten']} samples; laf {table['seconds']:.0f} s, retrain "
-              f"{table['retrain_seconds']:.0f} s ({table['time_ratio']:.1%})")  # fmt: skip
+        print(
+            f"\n{name}: {table['forgotten']} samples; laf {table['seconds']:.0f} s, retrain "
+            f"{table['retrain_seconds']:.0f} s ({table['time_ratio']:.1%})"
+        )
         metrics = ["forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka", "retain_cka"]
         print("| model | " + " | ".join(metrics) + " |\n" + "|---" * (len(metrics) + 1) + "|")
         for model, row in table["rows"].items():
@@ -79,8 +82,15 @@ def sisa(args: argparse.Namespace, col: ul.Collection, enc: ul.Run) -> None:
     sharded_dir = args.work / f"simclr-sisa{args.sisa}"
     if not (sharded_dir / "config.json").exists() or "sisa" not in ul.open_run(sharded_dir).config:
         n_train = len(col.indices(exclude="test"))
-        ul.pretrain(col, sharded_dir, method="simclr", epochs=args.steps / (n_train // 128), batch_size=128,
-                    shards=args.sisa, overwrite=True)  # fmt: skip
+        ul.pretrain(
+            col,
+            sharded_dir,
+            method="simclr",
+            epochs=args.steps / (n_train // 128),
+            batch_size=128,
+            shards=args.sisa,
+            overwrite=True,
+        )
     sharded = ul.open_run(sharded_dir)
     one = [str(np.random.default_rng(1).choice(enc.training_ids()))]
     times = {}
@@ -89,10 +99,14 @@ def sisa(args: argparse.Namespace, col: ul.Collection, enc: ul.Run) -> None:
         forget(src, method=method, ids=one, out=out, overwrite=True)
         times[name] = ul.open_run(out).config["forget"]["seconds"]
     shards = ul.open_run(args.work / "one-sample" / "sisa").config["sisa"]["retrained_shards"]
-    print(f"single encoder pretrained in {enc.config.get('seconds', float('nan'))} s; "
-          f"{args.sisa} shards in {sharded.config['seconds']} s")
-    print(f"one sample ({one[0]}): retrain {times['retrain']:.1f} s; sisa retrained shards {shards} in "
-          f"{times['sisa']:.1f} s = {times['sisa'] / times['retrain']:.1%} of retrain (1/S = {1 / args.sisa:.0%})")
+    print(
+        f"single encoder pretrained in {enc.config.get('seconds', float('nan'))} s; "
+        f"{args.sisa} shards in {sharded.config['seconds']} s"
+    )
+    print(
+        f"one sample ({one[0]}): retrain {times['retrain']:.1f} s; sisa retrained shards {shards} in "
+        f"{times['sisa']:.1f} s = {times['sisa'] / times['retrain']:.1%} of retrain (1/S = {1 / args.sisa:.0%})"
+    )
     result = dict(times, shards=args.sisa, retrained_shards=shards, sample=one[0])
     (args.work / f"sisa{args.sisa}.json").write_text(json.dumps(result, indent=1))
 

@@ -35,8 +35,15 @@ def main() -> None:
         run = ul.pretrain(data, out, method=args.method, minutes=args.minutes, batch_size=64, overwrite=True)
     # the frozen-feature rows the issue asks for; supervised training from scratch on the
     # spectrograms (bench's third baseline) is slow on this CPU and left out
-    result = ul.bench(run, task=data, fractions=[0.1, 1.0], seeds=3, probes=["linear", "knn"], out=out,
-                      baselines=["raw", "random-init"])  # fmt: skip
+    result = ul.bench(
+        run,
+        task=data,
+        fractions=[0.1, 1.0],
+        seeds=3,
+        probes=["linear", "knn"],
+        out=out,
+        baselines=["raw", "random-init"],
+    )
     print(result.table())
 
 

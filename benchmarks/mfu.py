@@ -35,9 +35,15 @@ from unlabeled.train.trainer import bf16_available, compile_encoder, keep_freed_
 RUNS = [("cnn", "simclr"), ("transformer", "simclr"), ("transformer", "mae")]
 # the operators whose FLOPs FlopCounterMode counts, as the CPU profiler names them
 PRODUCT_OPS = {
-    "aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::mkldnn_convolution", "aten::convolution_backward",
-    "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
-}  # fmt: skip
+    "aten::mm",
+    "aten::bmm",
+    "aten::addmm",
+    "aten::baddbmm",
+    "aten::mkldnn_convolution",
+    "aten::convolution_backward",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+}
 
 
 def gemm_flops(dtype: torch.dtype, device: torch.device, m: int, k: int, n: int, repeats: int = 10) -> float:
@@ -77,8 +83,15 @@ def gemm_peak(dtype: torch.dtype, device: torch.device) -> tuple[float, tuple[in
 
 
 def step_flops_and_time(
-    encoder: str, method: str, size: str, bf16: bool, device: torch.device, batch: int = 256, steps: int = 10,
-    compiled: bool = False, profiled: bool = False,
+    encoder: str,
+    method: str,
+    size: str,
+    bf16: bool,
+    device: torch.device,
+    batch: int = 256,
+    steps: int = 10,
+    compiled: bool = False,
+    profiled: bool = False,
 ) -> tuple[float, float, tuple[float, float] | None]:
     """FLOPs of one step, seconds per step, and with ``profiled`` (CPU only) the matrix
     products' and convolutions' own seconds per step and their share of the profiled step."""
@@ -135,9 +148,12 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32,bf16")
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder, as pretrain --compile does")
     ap.add_argument("--encoders", default="cnn,transformer", help="comma-separated: cnn,transformer")
-    ap.add_argument("--profile", action="store_true",
-                    help="(CPU) also profile two steps: the matrix products' share of the step and their own rate, "
-                         "which bounds MFU if every other operator were free")  # fmt: skip
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="(CPU) also profile two steps: the matrix products' share of the step and their own rate, "
+        "which bounds MFU if every other operator were free",
+    )
     args = ap.parse_args()
     dev = torch.device(args.device)
     if args.profile and dev.type != "cpu":
@@ -151,25 +167,39 @@ def main() -> None:
             continue
         peaks[precision], (m, k, n), lines = gemm_peak(dtype, dev)
         print(f"GEMM {precision}:", *lines, sep="\n")
-        print(f"GEMM peak {precision}: {peaks[precision] / 1e9:,.0f} GFLOP/s, the best of these "
-              f"(({m} x {k}) @ ({k} x {n}))", flush=True)  # fmt: skip
+        print(
+            f"GEMM peak {precision}: {peaks[precision] / 1e9:,.0f} GFLOP/s, the best of these "
+            f"(({m} x {k}) @ ({k} x {n}))",
+            flush=True,
+        )
     print("| encoder | method | precision | GFLOP per step | ms per step | samples/s | achieved GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
-    runs = [(e, m, size) for e, m in RUNS if e in args.encoders.split(",")
-            for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))]  # fmt: skip
+    runs = [
+        (e, m, size)
+        for e, m in RUNS
+        if e in args.encoders.split(",")
+        for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))
+    ]
     for encoder, method, size in runs:
         for precision in [p for p in peaks if p in args.precisions.split(",")]:
-            flops, sec, products = step_flops_and_time(encoder, method, size, precision == "bf16", dev, args.batch,
-                                                       args.steps, args.compile, args.profile)  # fmt: skip
+            flops, sec, products = step_flops_and_time(
+                encoder, method, size, precision == "bf16", dev, args.batch, args.steps, args.compile, args.profile
+            )
             achieved = flops / sec
-            print(f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
-                  f"| {args.batch / sec:,.0f} "
-                  f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |", flush=True)  # fmt: skip
+            print(
+                f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
+                f"| {args.batch / sec:,.0f} "
+                f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |",
+                flush=True,
+            )
             if products:
                 own, share = products
-                print(f"  profile: matrix products and convolutions {share:.0%} of the step, at "
-                      f"{flops / own / 1e9:,.0f} GFLOP/s on their own: MFU {flops / own / peaks[precision]:.1%} "
-                      f"if every other operator were free", flush=True)  # fmt: skip
+                print(
+                    f"  profile: matrix products and convolutions {share:.0%} of the step, at "
+                    f"{flops / own / 1e9:,.0f} GFLOP/s on their own: MFU {flops / own / peaks[precision]:.1%} "
+                    f"if every other operator were free",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

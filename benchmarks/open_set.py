@@ -43,8 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FOOTWEAR = [5, 7, 9]  # sandal, sneaker, ankle boot
 
 
-def build_pool(work: Path, classes: list[int] = FOOTWEAR, share: float = 1.0,
-               ) -> tuple[ul.Collection, ul.Collection, ul.Collection]:  # fmt: skip
+def build_pool(
+    work: Path,
+    classes: list[int] = FOOTWEAR,
+    share: float = 1.0,
+) -> tuple[ul.Collection, ul.Collection, ul.Collection]:
     """(pool, target, task) collections: the task is Fashion-MNIST's ``classes``; the pool
     holds the other classes' train images and ``share`` of the task classes' ones."""
     fm = load_fashion_mnist()
@@ -69,10 +72,12 @@ def build_pool(work: Path, classes: list[int] = FOOTWEAR, share: float = 1.0,
     if not task_path.exists():
         keep = np.flatnonzero(np.isin(fm.labels, classes))
         code = {c: i for i, c in enumerate(classes)}
-        w = CollectionWriter(task_path, "image", (1, 28, 28), "uint8", [fm.classes[c] for c in classes],
-                             extra_meta={"name": "task"})  # fmt: skip
-        w.add(fm.arrays[keep], [fm.ids[i] for i in keep], [code[int(c)] for c in fm.labels[keep]],
-              splits[keep].tolist())  # fmt: skip
+        w = CollectionWriter(
+            task_path, "image", (1, 28, 28), "uint8", [fm.classes[c] for c in classes], extra_meta={"name": "task"}
+        )
+        w.add(
+            fm.arrays[keep], [fm.ids[i] for i in keep], [code[int(c)] for c in fm.labels[keep]], splits[keep].tolist()
+        )
         w.close()
     pool, task = ul.open_collection(pool_path), ul.open_collection(task_path)
     target_path = work / "target"
@@ -97,8 +102,11 @@ def main() -> None:
     os.environ.setdefault("UNLABELED_QUIET", "1")
     pool, target, task = build_pool(args.work, [int(c) for c in args.target_classes.split(",")], args.target_share)
     task_ids = set(task.ids.tolist())
-    print(f"pool {len(pool)} (task classes {sum(i.removeprefix('fmnist/') in task_ids for i in pool.ids)}), "
-          f"target {len(target)}, task {len(task)}", flush=True)  # fmt: skip
+    print(
+        f"pool {len(pool)} (task classes {sum(i.removeprefix('fmnist/') in task_ids for i in pool.ids)}), "
+        f"target {len(target)}, task {len(task)}",
+        flush=True,
+    )
 
     enc_dir = args.work / "runs" / "pool-encoder"
     if not (enc_dir / "model.safetensors").exists():
@@ -111,12 +119,21 @@ def main() -> None:
     methods = args.methods.split(",")
     for method in methods:
         t = time.perf_counter()
-        sels[method] = select(pool, method=method, budget=args.budget, encoder=enc_dir, target=target,
-                              out=args.work / "selections" / method, overwrite=True)  # fmt: skip
+        sels[method] = select(
+            pool,
+            method=method,
+            budget=args.budget,
+            encoder=enc_dir,
+            target=target,
+            out=args.work / "selections" / method,
+            overwrite=True,
+        )
         timing[f"select {method}"] = round(time.perf_counter() - t, 1)
         share = np.mean([i.removeprefix("fmnist/") in task_ids for i in sels[method].ids])
-        print(f"{method}: {len(sels[method])} selected in {timing[f'select {method}']} s, task-class share "
-              f"{share:.3f}", flush=True)  # fmt: skip
+        print(
+            f"{method}: {len(sels[method])} selected in {timing[f'select {method}']} s, task-class share {share:.3f}",
+            flush=True,
+        )
 
     runs = []
     plan = [*((m, sels[m], args.minutes) for m in methods), ("whole-pool", pool, args.pool_minutes)]
@@ -126,14 +143,22 @@ def main() -> None:
         ul.pretrain(data, out, minutes=minutes, overwrite=True)
         timing[f"pretrain {name}"] = round(time.perf_counter() - t, 1)
         runs.append(ul.open_run(out))
-    result = ul.bench(runs, task=task, fractions=[0.01, 0.1], seeds=3, probes=["linear"], out=args.work,
-                      baselines=["raw", "random-init"])  # fmt: skip
+    result = ul.bench(
+        runs,
+        task=task,
+        fractions=[0.01, 0.1],
+        seeds=3,
+        probes=["linear"],
+        out=args.work,
+        baselines=["raw", "random-init"],
+    )
     print(result.table())
 
     rows = dedup_experiment(args, enc_dir)
     print(json.dumps(timing, indent=1))
-    (args.work / "result.json").write_text(json.dumps({"bench": result.rows, "dedup": rows, "timing": timing},
-                                                      indent=1, default=str))  # fmt: skip
+    (args.work / "result.json").write_text(
+        json.dumps({"bench": result.rows, "dedup": rows, "timing": timing}, indent=1, default=str)
+    )
 
 
 def near_duplicate_pairs(x: np.ndarray, threshold: float, chunk: int = 2048) -> set[tuple[int, int]]:
@@ -164,8 +189,9 @@ def dedup_experiment(args: argparse.Namespace, enc_dir: Path) -> list[dict]:
     gain = rng.uniform(0.95, 1.05, (1000, 1, 1, 1))
     dup = base[src].astype(np.float64) * gain + rng.integers(-4, 5, (1000, 1, 28, 28))
     dup_path = args.work / "dedup-pool"
-    w = CollectionWriter(dup_path, "image", (1, 28, 28), "uint8", None, extra_meta={"name": "dedup-pool"},
-                         overwrite=True)  # fmt: skip
+    w = CollectionWriter(
+        dup_path, "image", (1, 28, 28), "uint8", None, extra_meta={"name": "dedup-pool"}, overwrite=True
+    )
     w.add(base, [f"orig/{i}" for i in range(10000)])
     w.add(np.clip(np.rint(dup), 0, 255).astype(np.uint8), [f"dup/{i}" for i in src])
     dpool = w.close()
@@ -174,21 +200,37 @@ def dedup_experiment(args: argparse.Namespace, enc_dir: Path) -> list[dict]:
     planted = {(int(i), 10000 + k) for k, i in enumerate(src)}
     natural = near_duplicate_pairs(pixels[:10000], 0.995)
     truths = {"planted": planted, "planted + natural twins": planted | natural}
-    print(f"{len(natural)} natural near-identical pairs (raw-pixel cosine >= 0.995) among the 10,000 originals",
-          flush=True)  # fmt: skip
+    print(
+        f"{len(natural)} natural near-identical pairs (raw-pixel cosine >= 0.995) among the 10,000 originals",
+        flush=True,
+    )
     rows = []
     for space, threshold in [(s, t) for s in ("encoder", "pixels") for t in (0.95, 0.98, 0.99, 0.995)]:
         t = time.perf_counter()
         vectors = {"pool_vectors": pixels} if space == "pixels" else {"encoder": enc_dir}
-        kept = select(dpool, method="dedup", threshold=threshold, out=args.work / "selections" / f"dedup-{threshold}",
-                      overwrite=True, **vectors)  # fmt: skip
+        kept = select(
+            dpool,
+            method="dedup",
+            threshold=threshold,
+            out=args.work / "selections" / f"dedup-{threshold}",
+            overwrite=True,
+            **vectors,
+        )
         seconds = round(time.perf_counter() - t, 1)
         removed = {ids.index(i) for i in set(ids) - set(kept.ids.tolist())}
         for truth, pairs in truths.items():
             members = {m for p in pairs for m in p}
-            rows.append({"space": space, "threshold": threshold, "truth": truth, "removed": len(removed),
-                         "recall": sum(a in removed or b in removed for a, b in pairs) / len(pairs),
-                         "precision": len(removed & members) / max(1, len(removed)), "seconds": seconds})  # fmt: skip
+            rows.append(
+                {
+                    "space": space,
+                    "threshold": threshold,
+                    "truth": truth,
+                    "removed": len(removed),
+                    "recall": sum(a in removed or b in removed for a, b in pairs) / len(pairs),
+                    "precision": len(removed & members) / max(1, len(removed)),
+                    "seconds": seconds,
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 

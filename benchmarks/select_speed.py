@@ -92,10 +92,21 @@ def child(method: str, pool: Path, budget: int, target_size: int, seed: int) -> 
         extra.update(info, index=index.kind)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"method": method, "selected": len(chosen), "unique": len(np.unique(chosen)),
-                      "seconds": round(seconds, 2), "load_seconds": round(load, 2),
-                      "peak_rss_mib": round(peak / 1024), "rss_before_mib": round(base / 1024),
-                      "pool_mib": round(x.nbytes / 2**20), **extra}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "selected": len(chosen),
+                "unique": len(np.unique(chosen)),
+                "seconds": round(seconds, 2),
+                "load_seconds": round(load, 2),
+                "peak_rss_mib": round(peak / 1024),
+                "rss_before_mib": round(base / 1024),
+                "pool_mib": round(x.nbytes / 2**20),
+                **extra,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -119,11 +130,21 @@ def main() -> None:
         make_pool(pool, args.pool, args.dim, clusters=2000)
         print(f"wrote {pool} in {time.perf_counter() - t0:.1f} s")
     shape = np.load(pool, mmap_mode="r").shape
-    print(f"pool {pool.name}: {shape[0]:,} x {shape[1]}, budget {args.budget:,}, {os.cpu_count()} CPU cores",
-          flush=True)  # fmt: skip
+    print(
+        f"pool {pool.name}: {shape[0]:,} x {shape[1]}, budget {args.budget:,}, {os.cpu_count()} CPU cores", flush=True
+    )
     for method in args.methods.split(","):
-        cmd = [sys.executable, __file__, "--child", method, str(pool), "--budget", str(args.budget),
-               "--target", str(args.target)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            method,
+            str(pool),
+            "--budget",
+            str(args.budget),
+            "--target",
+            str(args.target),
+        ]
         line = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
         print(line)
 

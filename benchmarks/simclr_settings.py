@@ -55,8 +55,11 @@ def main() -> None:
         lin = [evaluate(Xtr, ytr, Xte, yte, "linear", 0.01, s).value for s in range(3)]
         knn = evaluate(Xtr, ytr, Xte, yte, "knn", 0.01, 0).value
         lin10 = evaluate(Xtr, ytr, Xte, yte, "linear", 0.1, 0).value
-        print(f"| {name} `{json.dumps(kw)}` | {run.step} | {np.mean(lin):.4f} ± {np.std(lin):.4f} "
-              f"| {knn:.4f} | {lin10:.4f} |", flush=True)  # fmt: skip
+        print(
+            f"| {name} `{json.dumps(kw)}` | {run.step} | {np.mean(lin):.4f} ± {np.std(lin):.4f} "
+            f"| {knn:.4f} | {lin10:.4f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

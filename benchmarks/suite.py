@@ -56,12 +56,30 @@ def main() -> None:
         if (run_dir / "state.pt").is_file() and ul.open_run(run_dir).finished:
             runs.append(ul.open_run(run_dir))
         else:
-            runs.append(ul.pretrain(pooled, run_dir, method=method, encoder="transformer", size="tiny",
-                                    minutes=args.minutes, encoder_options={"patch": [1, 8]}, overwrite=True))
+            runs.append(
+                ul.pretrain(
+                    pooled,
+                    run_dir,
+                    method=method,
+                    encoder="transformer",
+                    size="tiny",
+                    minutes=args.minutes,
+                    encoder_options={"patch": [1, 8]},
+                    overwrite=True,
+                )
+            )
     t = time.perf_counter()
-    result = ul.bench(runs, suite="ucr-small", fractions=[0.1, 1.0], shots=[5], seeds=args.seeds,
-                      probes=args.probes.split(","), baselines=args.baselines.split(","), out=args.out,
-                      data_dir=args.work / "tasks")  # fmt: skip
+    result = ul.bench(
+        runs,
+        suite="ucr-small",
+        fractions=[0.1, 1.0],
+        shots=[5],
+        seeds=args.seeds,
+        probes=args.probes.split(","),
+        baselines=args.baselines.split(","),
+        out=args.out,
+        data_dir=args.work / "tasks",
+    )
     print(result.table())
     print(f"bench: {time.perf_counter() - t:.0f} s; {result.json_path}, {result.report_path}")
 

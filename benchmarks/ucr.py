@@ -105,12 +105,14 @@ def forward_fill(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def probe_scores(X: np.ndarray, col: ul.Collection, seeds: int, fractions: list[float],
-                 probe: str = "linear") -> dict[float, list[float]]:  # fmt: skip
+def probe_scores(
+    X: np.ndarray, col: ul.Collection, seeds: int, fractions: list[float], probe: str = "linear"
+) -> dict[float, list[float]]:
     train, test, _ = task_split(col)
     y = col.labels
-    return {f: [evaluate(X[train], y[train], X[test], y[test], probe, f, s).value for s in range(seeds)]
-            for f in fractions}  # fmt: skip
+    return {
+        f: [evaluate(X[train], y[train], X[test], y[test], probe, f, s).value for s in range(seeds)] for f in fractions
+    }
 
 
 def row_name(row: str, probe: str) -> str:
@@ -118,8 +120,9 @@ def row_name(row: str, probe: str) -> str:
     return row if probe == "linear" else f"{row} · {probe}"
 
 
-def probe_rows(X: np.ndarray, col: ul.Collection, row: str, args: argparse.Namespace,
-               fractions: list[float]) -> dict[str, dict[float, list[float]]]:  # fmt: skip
+def probe_rows(
+    X: np.ndarray, col: ul.Collection, row: str, args: argparse.Namespace, fractions: list[float]
+) -> dict[str, dict[float, list[float]]]:
     """Scores of the features ``X`` under every probe of ``--probes``, one row each."""
     return {row_name(row, p): probe_scores(X, col, args.seeds, fractions, p) for p in args.probes}
 
@@ -153,37 +156,62 @@ def paired_against_minirocket(results: dict[str, dict[str, dict]], rows: list[st
             d = np.array([np.subtract(results[n][row][f], results[n]["minirocket"][f]) for n in results])
             boots = [d[:, rng.integers(0, d.shape[1], d.shape[1])].mean() for _ in range(2000)]
             lo, hi = np.percentile(boots, [2.5, 97.5]) * 100
-            print(f"| {row} | {float(f):.0%} | {d.mean() * 100:+.2f} pt | {lo:+.2f} to {hi:+.2f} "
-                  f"| {(d > 0).sum()} / {(d == 0).sum()} / {(d < 0).sum()} |")  # fmt: skip
+            print(
+                f"| {row} | {float(f):.0%} | {d.mean() * 100:+.2f} pt | {lo:+.2f} to {hi:+.2f} "
+                f"| {(d > 0).sum()} / {(d == 0).sum()} / {(d < 0).sum()} |"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default=None,
-                    help=f"comma-separated UCR/UEA sets bundled in aeon (default {','.join(SETS)}); "
-                         "with --from-result, the sets to compare over")
+    ap.add_argument(
+        "--sets",
+        default=None,
+        help=f"comma-separated UCR/UEA sets bundled in aeon (default {','.join(SETS)}); "
+        "with --from-result, the sets to compare over",
+    )
     ap.add_argument("--method", default="mae", help="mae | jepa | simclr (transformer); ts2vec | simclr (tcn)")
     ap.add_argument("--encoder", default="transformer", help="transformer | tcn")
     ap.add_argument("--size", default=None, help="encoder size (default: from the amount of data, tiny here)")
     ap.add_argument("--batch", type=int, default=128, help="pretraining batch (at most half the train series)")
     ap.add_argument("--minutes", type=float, default=1.5, help="pretraining budget per set")
     ap.add_argument("--pooled-minutes", type=float, default=6)
-    ap.add_argument("--pooled-steps", type=int, default=None,
-                    help="the pooled encoder: this many optimiser steps instead of --pooled-minutes "
-                         "(the same run on any machine)")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="per set: this many optimiser steps instead of --minutes (TS2Vec trains 200 on small sets)")
-    ap.add_argument("--adapt-steps", type=int, default=0,
-                    help="also pretrain the pooled encoder this many steps more on each set (the adapted row)")
+    ap.add_argument(
+        "--pooled-steps",
+        type=int,
+        default=None,
+        help="the pooled encoder: this many optimiser steps instead of --pooled-minutes (the same run on any machine)",
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="per set: this many optimiser steps instead of --minutes (TS2Vec trains 200 on small sets)",
+    )
+    ap.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=0,
+        help="also pretrain the pooled encoder this many steps more on each set (the adapted row)",
+    )
     ap.add_argument("--pool", default="stats", help="probe features: mean | stats (transformer), max | stats (tcn)")
-    ap.add_argument("--encoder-option", action="append", default=[],
-                    help="more encoder settings NAME=VALUE as `unlabeled pretrain` takes them (diff=0, layers=1)")
+    ap.add_argument(
+        "--encoder-option",
+        action="append",
+        default=[],
+        help="more encoder settings NAME=VALUE as `unlabeled pretrain` takes them (diff=0, layers=1)",
+    )
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--probes", type=lambda v: v.split(","), default=["linear", "ridge"],
-                    help="frozen-feature probes, comma-separated (linear, ridge, ...)")
+    ap.add_argument(
+        "--probes",
+        type=lambda v: v.split(","),
+        default=["linear", "ridge"],
+        help="frozen-feature probes, comma-separated (linear, ridge, ...)",
+    )
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "ucr")
-    ap.add_argument("--from-result", type=Path,
-                    help="print the paired comparison of a saved result.json, and train nothing")
+    ap.add_argument(
+        "--from-result", type=Path, help="print the paired comparison of a saved result.json, and train nothing"
+    )
     args = ap.parse_args()
     if args.from_result:
         saved = json.loads(args.from_result.read_text())["results"]
@@ -212,21 +240,32 @@ def main() -> None:
     for name, col in cols.items():
         t = time.perf_counter()
         n_train = len(col.indices("train"))
-        run = ul.pretrain(col, args.work / "runs" / name, method=args.method,
-                          **budget(n_train, args.batch, args.steps, args.minutes),
-                          encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
+        run = ul.pretrain(
+            col,
+            args.work / "runs" / name,
+            method=args.method,
+            **budget(n_train, args.batch, args.steps, args.minutes),
+            encoder=args.encoder,
+            size=args.size,
+            encoder_options=options,
+            overwrite=True,
+        )
         X = own[name] = run.encode(col, device="cpu")
         results[name] = {
             **probe_rows(X, col, "per-set", args, fractions),
             "minirocket": minirocket_scores(col, args.seeds, fractions),
         }
-        print(f"{name}: {time.perf_counter() - t:.0f} s", {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
-                                                        for k, r in results[name].items()}, flush=True)  # fmt: skip
+        print(
+            f"{name}: {time.perf_counter() - t:.0f} s",
+            {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()} for k, r in results[name].items()},
+            flush=True,
+        )
 
     # one encoder on every set's train series, channel by channel, resampled to one length
     pooled_path = args.work / "data" / "pooled"
-    w = CollectionWriter(pooled_path, "series", (1, POOLED_LENGTH), "float32", None,
-                         extra_meta={"name": "ucr-pooled"}, overwrite=True)  # fmt: skip
+    w = CollectionWriter(
+        pooled_path, "series", (1, POOLED_LENGTH), "float32", None, extra_meta={"name": "ucr-pooled"}, overwrite=True
+    )
     scales = {}
     for name, col in cols.items():
         train = col.get(col.indices("train"))
@@ -234,28 +273,50 @@ def main() -> None:
         arr = resample_channels(train, POOLED_LENGTH, scales[name])
         w.add(arr, [f"{name}/{i}" for i in range(len(arr))])
     pooled = w.close()
-    run = ul.pretrain(pooled, args.work / "runs" / "pooled", method=args.method,
-                      **budget(len(pooled), args.batch, args.pooled_steps, args.pooled_minutes),
-                      encoder=args.encoder, size=args.size, encoder_options=options, overwrite=True)  # fmt: skip
+    run = ul.pretrain(
+        pooled,
+        args.work / "runs" / "pooled",
+        method=args.method,
+        **budget(len(pooled), args.batch, args.pooled_steps, args.pooled_minutes),
+        encoder=args.encoder,
+        size=args.size,
+        encoder_options=options,
+        overwrite=True,
+    )
     rows = [row_name(r, p) for r in ("per-set", "pooled", "per-set + pooled") for p in args.probes] + ["minirocket"]
     rows += [row_name("adapted", p) for p in args.probes] if args.adapt_steps else []
     for name, col in cols.items():
-        channels = channel_collection(args.work / "data" / f"{name}-channels", col.get(np.arange(len(col))),
-                                      scales[name])
+        channels = channel_collection(
+            args.work / "data" / f"{name}-channels", col.get(np.arange(len(col))), scales[name]
+        )
         X = run.encode(channels, device="cpu").reshape(len(col), -1)
         results[name].update(probe_rows(X, col, "pooled", args, fractions))
         results[name].update(probe_rows(np.concatenate([own[name], X], 1), col, "per-set + pooled", args, fractions))
         if args.adapt_steps:
             # further pretraining sees the set's train series only, as the per-set row does
-            train_channels = channel_collection(args.work / "data" / f"{name}-train-channels",
-                                                col.get(col.indices("train")), scales[name])
-            adapted = ul.pretrain(train_channels, args.work / "runs" / f"adapted-{name}", method=args.method, init=run,
-                                  **budget(len(train_channels), args.batch, args.adapt_steps), encoder_options=options,
-                                  overwrite=True)  # fmt: skip
+            train_channels = channel_collection(
+                args.work / "data" / f"{name}-train-channels", col.get(col.indices("train")), scales[name]
+            )
+            adapted = ul.pretrain(
+                train_channels,
+                args.work / "runs" / f"adapted-{name}",
+                method=args.method,
+                init=run,
+                **budget(len(train_channels), args.batch, args.adapt_steps),
+                encoder_options=options,
+                overwrite=True,
+            )
             X = adapted.encode(channels, device="cpu").reshape(len(col), -1)
             results[name].update(probe_rows(X, col, "adapted", args, fractions))
-            print(name, {k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
-                         for k, r in results[name].items() if k.startswith("adapted")}, flush=True)  # fmt: skip
+            print(
+                name,
+                {
+                    k: {f: round(float(np.mean(v)), 4) for f, v in r.items()}
+                    for k, r in results[name].items()
+                    if k.startswith("adapted")
+                },
+                flush=True,
+            )
 
     print("\n| set | channels x length | train / test | row | 10% labels | 100% labels |\n|---|---|---|---|---|---|")
     for name, col in cols.items():
@@ -264,14 +325,23 @@ def main() -> None:
             cells = " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in results[name][row].values())
             shape = "x".join(map(str, col.sample_shape))
             print(f"| {name} | {shape} | {len(tr)} / {len(te)} | {row} | {cells} |")
-    means = {row: {f: float(np.mean([np.mean(results[n][row][f]) for n in cols])) for f in fractions}
-             for row in rows}  # fmt: skip
+    means = {row: {f: float(np.mean([np.mean(results[n][row][f]) for n in cols])) for f in fractions} for row in rows}
     for row, m in means.items():
         print(f"| mean over sets | | | {row} | {m[0.1]:.3f} | {m[1.0]:.3f} |")
-    summary = {"method": args.method, "encoder": args.encoder, "batch": args.batch, "minutes": args.minutes,
-               "steps": args.steps, "pooled_minutes": args.pooled_minutes, "pooled_steps": args.pooled_steps,
-               "adapt_steps": args.adapt_steps,
-               "pool": args.pool, "probes": args.probes, "results": results, "means": means}  # fmt: skip
+    summary = {
+        "method": args.method,
+        "encoder": args.encoder,
+        "batch": args.batch,
+        "minutes": args.minutes,
+        "steps": args.steps,
+        "pooled_minutes": args.pooled_minutes,
+        "pooled_steps": args.pooled_steps,
+        "adapt_steps": args.adapt_steps,
+        "pool": args.pool,
+        "probes": args.probes,
+        "results": results,
+        "means": means,
+    }
     (args.work / "result.json").write_text(json.dumps(summary, indent=1))
     paired_against_minirocket(results, rows, fractions)
 

@@ -161,40 +161,105 @@ def score_snapshots(folder: Path, col: ul.Collection, mod: ImageModality) -> lis
     return out
 
 
-def train_ours(data: Path, out: Path, minutes: float | None, snapshot_seconds: float, env: dict[str, str],
-               steps: int | None = None, seed: int = 0, device: str = "auto") -> dict:  # fmt: skip
+def train_ours(
+    data: Path,
+    out: Path,
+    minutes: float | None,
+    snapshot_seconds: float,
+    env: dict[str, str],
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
     # a step count as the fraction of an epoch (234 steps of 256) that the trainer rounds back to it
     budget = ["--minutes", str(minutes)] if steps is None else ["--epochs", repr(steps / (60_000 // 256))]
     wall, peak, _ = run_measured(
-        [sys.executable, "-m", "unlabeled", "pretrain", str(data), "--out", str(out), "--overwrite",
-         "--batch-size", "256", *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds),
-         "--device", device],
+        [
+            sys.executable,
+            "-m",
+            "unlabeled",
+            "pretrain",
+            str(data),
+            "--out",
+            str(out),
+            "--overwrite",
+            "--batch-size",
+            "256",
+            *budget,
+            "--seed",
+            str(seed),
+            "--snapshot-seconds",
+            str(snapshot_seconds),
+            "--device",
+            device,
+        ],
         env,
-    )  # fmt: skip
+    )
     last = ul.open_run(out).metrics()[-1]
-    return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": last["elapsed_s"], "steps": last["step"],
-            "samples_per_s": last["step"] * 256 / last["elapsed_s"], "weights": str(out / ckpt.MODEL_FILE),
-            "gpu_peak_bytes": last.get("gpu_peak_gib", 0) * 2**30}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "peak_bytes": peak,
+        "elapsed_s": last["elapsed_s"],
+        "steps": last["step"],
+        "samples_per_s": last["step"] * 256 / last["elapsed_s"],
+        "weights": str(out / ckpt.MODEL_FILE),
+        "gpu_peak_bytes": last.get("gpu_peak_gib", 0) * 2**30,
+    }
 
 
-def train_lightly(python: Path, data: Path, out: Path, minutes: float | None, snapshot_seconds: float,
-                  mod: ImageModality, env: dict[str, str], steps: int | None = None,
-                  seed: int = 0, device: str = "cpu", workers: int = 2) -> dict:  # fmt: skip
+def train_lightly(
+    python: Path,
+    data: Path,
+    out: Path,
+    minutes: float | None,
+    snapshot_seconds: float,
+    mod: ImageModality,
+    env: dict[str, str],
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    workers: int = 2,
+) -> dict:
     budget = ["--minutes", str(minutes)] if steps is None else ["--steps", str(steps)]
     wall, peak, stdout = run_measured(
-        [str(python), str(ROOT / "benchmarks" / "_lightly_simclr.py"), "--data", str(data), "--out", str(out),
-         *budget, "--seed", str(seed), "--snapshot-seconds", str(snapshot_seconds),
-         "--mean", str(mod.mean[0]), "--std", str(mod.std[0]), "--device", device, "--workers", str(workers)],
+        [
+            str(python),
+            str(ROOT / "benchmarks" / "_lightly_simclr.py"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            *budget,
+            "--seed",
+            str(seed),
+            "--snapshot-seconds",
+            str(snapshot_seconds),
+            "--mean",
+            str(mod.mean[0]),
+            "--std",
+            str(mod.std[0]),
+            "--device",
+            device,
+            "--workers",
+            str(workers),
+        ],
         env,
-    )  # fmt: skip
+    )
     res = json.loads(stdout.strip().splitlines()[-1])
-    return {"wall_s": wall, "peak_bytes": peak, "elapsed_s": res["seconds"], "steps": res["steps"],
-            "samples_per_s": res["samples_per_s"], "gpu_peak_bytes": res.get("gpu_peak_bytes", 0),
-            "weights": str(out / "snapshots" / f"step-{res['steps']:07d}.safetensors")}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "peak_bytes": peak,
+        "elapsed_s": res["seconds"],
+        "steps": res["steps"],
+        "samples_per_s": res["samples_per_s"],
+        "gpu_peak_bytes": res.get("gpu_peak_bytes", 0),
+        "weights": str(out / "snapshots" / f"step-{res['steps']:07d}.safetensors"),
+    }
 
 
-def sweep(args: argparse.Namespace, python: Path, data: Path, col: ul.Collection, mod: ImageModality,
-          env: dict[str, str]) -> None:  # fmt: skip
+def sweep(
+    args: argparse.Namespace, python: Path, data: Path, col: ul.Collection, mod: ImageModality, env: dict[str, str]
+) -> None:
     """Complete runs, each scored on its final weights: one per minute budget of each system
     (``--budgets-*``) and one per step count (``--steps``, the same counts for both), every
     one repeated for ``--seeds`` seeds. A budget's accuracy is the mean over its seeds."""
@@ -210,54 +275,96 @@ def sweep(args: argparse.Namespace, python: Path, data: Path, col: ul.Collection
             if system == "ours":
                 r = train_ours(data, out, minutes, 0, env, steps=steps, seed=seed, device=args.device)
             else:  # only the final weights
-                r = train_lightly(python, data, out, minutes, 1e9, mod, env, steps=steps, seed=seed,
-                                  device=args.device, workers=args.lightly_workers)  # fmt: skip
+                r = train_lightly(
+                    python,
+                    data,
+                    out,
+                    minutes,
+                    1e9,
+                    mod,
+                    env,
+                    steps=steps,
+                    seed=seed,
+                    device=args.device,
+                    workers=args.lightly_workers,
+                )
             ((r["mean"], r["std"]),) = score_weights([Path(r["weights"])], col, mod)
             runs.append({"system": system, "budget": label, "seed": seed, **r})
-            print(f"  trained {r['elapsed_s']:.0f} s, {r['samples_per_s']:.0f} samples/s, "
-                  f"linear 1% {r['mean']:.4f} ± {r['std']:.4f}", flush=True)  # fmt: skip
+            print(
+                f"  trained {r['elapsed_s']:.0f} s, {r['samples_per_s']:.0f} samples/s, "
+                f"linear 1% {r['mean']:.4f} ± {r['std']:.4f}",
+                flush=True,
+            )
 
     gpu = args.device.startswith("cuda")
-    print("\n| system | budget | seed | trained for | steps | samples/s | linear 1% | peak memory |"
-          + (" peak GPU memory |" if gpu else ""))
+    print(
+        "\n| system | budget | seed | trained for | steps | samples/s | linear 1% | peak memory |"
+        + (" peak GPU memory |" if gpu else "")
+    )
     print("|---|---|---|---|---|---|---|---|" + ("---|" if gpu else ""))
     for r in runs:
-        print(f"| {r['system']} | {r['budget']} | {r['seed']} | {r['elapsed_s']:.0f} s | {r['steps']} "
-              f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} | {r['peak_bytes'] / 2**30:.2f} GiB |"
-              + (f" {r['gpu_peak_bytes'] / 2**30:.2f} GiB |" if gpu else ""))
+        print(
+            f"| {r['system']} | {r['budget']} | {r['seed']} | {r['elapsed_s']:.0f} s | {r['steps']} "
+            f"| {r['samples_per_s']:.0f} | {r['mean']:.4f} ± {r['std']:.4f} | {r['peak_bytes'] / 2**30:.2f} GiB |"
+            + (f" {r['gpu_peak_bytes'] / 2**30:.2f} GiB |" if gpu else "")
+        )
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["system"], r["budget"]), []).append(r)
-    budgets = [{"system": k[0], "budget": k[1], "seeds": len(rs),
-                "elapsed_s": float(np.mean([r["elapsed_s"] for r in rs])),
-                "mean": float(np.mean([r["mean"] for r in rs])), "runs": [r["mean"] for r in rs]}
-               for k, rs in groups.items()]  # fmt: skip
+    budgets = [
+        {
+            "system": k[0],
+            "budget": k[1],
+            "seeds": len(rs),
+            "elapsed_s": float(np.mean([r["elapsed_s"] for r in rs])),
+            "mean": float(np.mean([r["mean"] for r in rs])),
+            "runs": [r["mean"] for r in rs],
+        }
+        for k, rs in groups.items()
+    ]
     if args.seeds > 1:
         print("\n| system | budget | trained for (mean) | linear 1%, mean over seeds | per seed |")
         print("|---|---|---|---|---|")
         for b in budgets:
-            print(f"| {b['system']} | {b['budget']} | {b['elapsed_s']:.0f} s | {b['mean']:.4f} "
-                  f"| {' / '.join(f'{m:.4f}' for m in b['runs'])} |")
+            print(
+                f"| {b['system']} | {b['budget']} | {b['elapsed_s']:.0f} s | {b['mean']:.4f} "
+                f"| {' / '.join(f'{m:.4f}' for m in b['runs'])} |"
+            )
     rate = {}
     for k in ("ours", "lightly"):
         mine = [r for r in runs if r["system"] == k]
         if mine:
             rate[k] = sum(r["steps"] * 256 for r in mine) / sum(r["elapsed_s"] for r in mine)
     if len(rate) == 2:
-        print(f"\nsamples/s over all runs: ours {rate['ours']:.0f}, LightlySSL {rate['lightly']:.0f}, "
-              f"ratio {rate['ours'] / rate['lightly']:.2f}x")
+        print(
+            f"\nsamples/s over all runs: ours {rate['ours']:.0f}, LightlySSL {rate['lightly']:.0f}, "
+            f"ratio {rate['ours'] / rate['lightly']:.2f}x"
+        )
     reach, below = {}, {}
     for k in rate:
         mine = [b for b in budgets if b["system"] == k]
         reach[k] = min((b["elapsed_s"] for b in mine if b["mean"] >= args.target), default=None)
-        below[k] = max((b["elapsed_s"] for b in mine if b["mean"] < args.target
-                        and (reach[k] is None or b["elapsed_s"] < reach[k])), default=None)  # fmt: skip
-        print(f"{k}: shortest budget reaching {args.target}: {'none' if reach[k] is None else f'{reach[k]:.0f} s'}; "
-              f"longest below it: {'none' if below[k] is None else f'{below[k]:.0f} s'}")
+        below[k] = max(
+            (
+                b["elapsed_s"]
+                for b in mine
+                if b["mean"] < args.target and (reach[k] is None or b["elapsed_s"] < reach[k])
+            ),
+            default=None,
+        )
+        print(
+            f"{k}: shortest budget reaching {args.target}: {'none' if reach[k] is None else f'{reach[k]:.0f} s'}; "
+            f"longest below it: {'none' if below[k] is None else f'{below[k]:.0f} s'}"
+        )
     if reach.get("ours") and reach.get("lightly"):
-        print(f"time to {args.target}: ratio {reach['lightly'] / reach['ours']:.2f}x"
-              + (f" (at least {below['lightly'] / reach['ours']:.2f}x: LightlySSL's longest budget below the target)"
-                 if below["lightly"] else ""))  # fmt: skip
+        print(
+            f"time to {args.target}: ratio {reach['lightly'] / reach['ours']:.2f}x"
+            + (
+                f" (at least {below['lightly'] / reach['ours']:.2f}x: LightlySSL's longest budget below the target)"
+                if below["lightly"]
+                else ""
+            )
+        )
     result = {"target": args.target, "runs": runs, "budgets": budgets}
     (args.work / "sweep.json").write_text(json.dumps(result, indent=2))
 
@@ -272,11 +379,19 @@ def main() -> None:
     ap.add_argument("--snapshot-seconds", type=float, default=90)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "vs_lightly")
     ap.add_argument("--target", type=float, default=0.80)
-    ap.add_argument("--budgets-ours", type=lambda v: [float(x) for x in v.split(",")], default=[],
-                    help="minutes, comma-separated: one complete run each (time to accuracy, DAWNBench-style)")
+    ap.add_argument(
+        "--budgets-ours",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[],
+        help="minutes, comma-separated: one complete run each (time to accuracy, DAWNBench-style)",
+    )
     ap.add_argument("--budgets-lightly", type=lambda v: [float(x) for x in v.split(",")], default=[])
-    ap.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=[],
-                    help="optimiser steps, comma-separated: one complete run of each count for both systems")
+    ap.add_argument(
+        "--steps",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[],
+        help="optimiser steps, comma-separated: one complete run of each count for both systems",
+    )
     ap.add_argument("--seeds", type=int, default=1, help="seeds per budget in a sweep")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N], for both systems")
     ap.add_argument("--lightly-workers", type=int, default=2, help="LightlySSL's DataLoader worker processes")
@@ -301,30 +416,51 @@ def main() -> None:
     print(f"ours: {args.minutes} min ...", flush=True)
     ours = train_ours(data, ours_dir, args.minutes, args.snapshot_seconds, env, device=args.device)
     print(f"LightlySSL: {args.minutes} min ...", flush=True)
-    lightly = train_lightly(python, data, lightly_dir, args.minutes, args.snapshot_seconds, mod, env,
-                            device=args.device, workers=args.lightly_workers)  # fmt: skip
+    lightly = train_lightly(
+        python,
+        data,
+        lightly_dir,
+        args.minutes,
+        args.snapshot_seconds,
+        mod,
+        env,
+        device=args.device,
+        workers=args.lightly_workers,
+    )
     print("scoring snapshots ...", flush=True)
     ours_curve = score_snapshots(ours_dir / "snapshots", col, mod)
     lightly_curve = score_snapshots(lightly_dir / "snapshots", col, mod)
 
     t_ours, t_lightly = first_reaching(ours_curve, args.target), first_reaching(lightly_curve, args.target)
     print("\n| | ours | LightlySSL | ratio |\n|---|---|---|---|")
-    print(f"| samples/s (2 views each), whole run | {ours['samples_per_s']:,.0f} | {lightly['samples_per_s']:,.0f} "
-          f"| {ours['samples_per_s'] / lightly['samples_per_s']:.2f}x |")
-    print(f"| linear 1% after {args.minutes:g} min | {ours_curve[-1][1]:.4f} ± {ours_curve[-1][2]:.4f} "
-          f"| {lightly_curve[-1][1]:.4f} ± {lightly_curve[-1][2]:.4f} | |")
+    print(
+        f"| samples/s (2 views each), whole run | {ours['samples_per_s']:,.0f} | {lightly['samples_per_s']:,.0f} "
+        f"| {ours['samples_per_s'] / lightly['samples_per_s']:.2f}x |"
+    )
+    print(
+        f"| linear 1% after {args.minutes:g} min | {ours_curve[-1][1]:.4f} ± {ours_curve[-1][2]:.4f} "
+        f"| {lightly_curve[-1][1]:.4f} ± {lightly_curve[-1][2]:.4f} | |"
+    )
     fmt = lambda t: f"{t / 60:.1f} min" if t is not None else f"not within {args.minutes:g} min"  # noqa: E731
     ratio = f"{t_lightly / t_ours:.2f}x" if t_ours and t_lightly else "-"
     print(f"| time to {args.target} linear 1% | {fmt(t_ours)} | {fmt(t_lightly)} | {ratio} |")
-    print(f"| peak memory (process tree) | {ours['peak_bytes'] / 2**30:.2f} GiB "
-          f"| {lightly['peak_bytes'] / 2**30:.2f} GiB | |")
+    print(
+        f"| peak memory (process tree) | {ours['peak_bytes'] / 2**30:.2f} GiB "
+        f"| {lightly['peak_bytes'] / 2**30:.2f} GiB | |"
+    )
     print(f"| wall time of the command | {ours['wall_s']:.0f} s | {lightly['wall_s']:.0f} s | |")
     print("\naccuracy against time (minutes: ours | LightlySSL):")
     for (t1, m1, _), (t2, m2, _) in zip(ours_curve, lightly_curve, strict=False):
         print(f"  {t1 / 60:5.1f}: {m1:.4f}   |   {t2 / 60:5.1f}: {m2:.4f}")
-    (args.work / "result.json").write_text(json.dumps({
-        "ours": {**ours, "curve": ours_curve}, "lightly": {**lightly, "curve": lightly_curve},
-    }, indent=2))  # fmt: skip
+    (args.work / "result.json").write_text(
+        json.dumps(
+            {
+                "ours": {**ours, "curve": ours_curve},
+                "lightly": {**lightly, "curve": lightly_curve},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

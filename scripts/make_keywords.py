@@ -33,14 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         total, new, n_test = make_keywords(
-            args.out, args.words, args.speakers, args.test_speakers,
-            tuple(int(v) for v in args.speeds.split(",")), tuple(int(v) for v in args.pitches.split(",")),
-        )  # fmt: skip
+            args.out,
+            args.words,
+            args.speakers,
+            args.test_speakers,
+            tuple(int(v) for v in args.speeds.split(",")),
+            tuple(int(v) for v in args.pitches.split(",")),
+        )
     except UnlabeledError as e:
         print(e, file=sys.stderr)
         return 1
-    print(f"{args.out}: {total} clips ({new} new), {args.words} words, {args.speakers} speakers "
-          f"({n_test} held out for test), speeds {args.speeds}, pitches {args.pitches}")  # fmt: skip
+    print(
+        f"{args.out}: {total} clips ({new} new), {args.words} words, {args.speakers} speakers "
+        f"({n_test} held out for test), speeds {args.speeds}, pitches {args.pitches}"
+    )
     return 0
 
 

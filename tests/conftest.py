@@ -28,8 +28,7 @@ def write_slice(loaded, dest: Path, n_train: int, n_test: int, seed: int = 0) ->
     tr = np.sort(rng.choice(np.flatnonzero(splits == "train"), n_train, replace=False))
     te = np.sort(rng.choice(np.flatnonzero(splits == "test"), n_test, replace=False))
     pos = np.concatenate([tr, te])
-    w = CollectionWriter(dest, "image", (1, 28, 28), "uint8", loaded.classes,
-                         extra_meta={"name": "fmnist-slice"})  # fmt: skip
+    w = CollectionWriter(dest, "image", (1, 28, 28), "uint8", loaded.classes, extra_meta={"name": "fmnist-slice"})
     w.add(loaded.arrays[pos], [loaded.ids[i] for i in pos], loaded.labels[pos], splits[pos].tolist())
     return w.close()
 
@@ -59,8 +58,25 @@ def keywords_wav(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("data") / "keywords-wav"
     script = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "make_keywords.py"))
-    assert script["main"](["--out", str(out), "--words", "10", "--speakers", "3", "--test-speakers", "1",
-                           "--speeds", "160", "--pitches", "35,65"]) == 0  # fmt: skip
+    assert (
+        script["main"](
+            [
+                "--out",
+                str(out),
+                "--words",
+                "10",
+                "--speakers",
+                "3",
+                "--test-speakers",
+                "1",
+                "--speeds",
+                "160",
+                "--pitches",
+                "35,65",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -89,7 +105,13 @@ def digit_volumes(n: int = 40, side: int = 16) -> tuple[np.ndarray, np.ndarray]:
 def volumes(tmp_path_factory) -> ul.Collection:
     """40 digit volumes of 16^3 (see ``digit_volumes``), 30 train / 10 test."""
     vols, y = digit_volumes(40)
-    w = CollectionWriter(tmp_path_factory.mktemp("data") / "volumes", "volume", (1, 16, 16, 16), "float32",
-                         [str(i) for i in range(10)], extra_meta={"name": "digit-volumes"})  # fmt: skip
+    w = CollectionWriter(
+        tmp_path_factory.mktemp("data") / "volumes",
+        "volume",
+        (1, 16, 16, 16),
+        "float32",
+        [str(i) for i in range(10)],
+        extra_meta={"name": "digit-volumes"},
+    )
     w.add(vols[:, None], [f"{i:03d}" for i in range(40)], y, ["train"] * 30 + ["test"] * 10)
     return w.close()

@@ -9,8 +9,7 @@ ENV = {**os.environ, "UNLABELED_QUIET": "1"}
 
 
 def cli(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "unlabeled", *map(str, args)], env=ENV,
-                       capture_output=True, text=True)  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "unlabeled", *map(str, args)], env=ENV, capture_output=True, text=True)
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
@@ -37,8 +36,22 @@ def test_whole_path_on_digits(tmp_path):
     cli("pretrain", tmp_path / "digits", "--out", tmp_path / "run", "--epochs", "2", "--batch-size", "128")
     cli("embed", tmp_path / "run", tmp_path / "digits")
     assert (tmp_path / "run" / "embeddings.parquet").exists()
-    out = cli("bench", tmp_path / "run", "--task", tmp_path / "digits", "--fractions", "0.1,1", "--shots", "3",
-              "--seeds", "1", "--probes", "linear,knn", "--baselines", "raw,random-init").stderr  # fmt: skip
+    out = cli(
+        "bench",
+        tmp_path / "run",
+        "--task",
+        tmp_path / "digits",
+        "--fractions",
+        "0.1,1",
+        "--shots",
+        "3",
+        "--seeds",
+        "1",
+        "--probes",
+        "linear,knn",
+        "--baselines",
+        "raw,random-init",
+    ).stderr
     assert "raw" in out and "random-init" in out and "10%" in out and "3-shot" in out and "unified score" in out
     rows = json.loads((tmp_path / "run" / "bench.json").read_text())["rows"]
     assert len(rows) == 3 * 2 * 3
@@ -49,12 +62,29 @@ def test_settings_parse_numbers_lists_and_strings():
     from unlabeled.cli import parse_settings
 
     assert parse_settings(["temperature=0.2", "crop_scale=0.35,1", "name=x"], "--option") == {
-        "temperature": 0.2, "crop_scale": [0.35, 1.0], "name": "x"}  # fmt: skip
+        "temperature": 0.2,
+        "crop_scale": [0.35, 1.0],
+        "name": "x",
+    }
 
 
 def test_pretrain_options_reach_the_run(digits, tmp_path):
-    cli("pretrain", digits.path, "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "64",
-        "--option", "temperature=0.3", "--augment", "flip_p=0", "--augment", "crop_scale=0.5,1")  # fmt: skip
+    cli(
+        "pretrain",
+        digits.path,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--option",
+        "temperature=0.3",
+        "--augment",
+        "flip_p=0",
+        "--augment",
+        "crop_scale=0.5,1",
+    )
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["method"]["temperature"] == 0.3
     assert cfg["modality"]["augment"]["flip_p"] == 0 and cfg["modality"]["augment"]["crop_scale"] == [0.5, 1.0]
@@ -65,29 +95,89 @@ def test_pretrain_options_reach_the_run(digits, tmp_path):
 def test_series_path_with_mae_and_the_transformer(tmp_path):
     out = cli("import", "ucr:GunPoint", tmp_path / "gunpoint").stderr
     assert "modality: series" in out and "train 50" in out
-    cli("pretrain", tmp_path / "gunpoint", "--out", tmp_path / "g", "--method", "mae", "--epochs", "4",
-        "--batch-size", "16", "--option", "mask_ratio=0.5", "--encoder-option", "pool=cls")  # fmt: skip
+    cli(
+        "pretrain",
+        tmp_path / "gunpoint",
+        "--out",
+        tmp_path / "g",
+        "--method",
+        "mae",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--option",
+        "mask_ratio=0.5",
+        "--encoder-option",
+        "pool=cls",
+    )
     config = json.loads((tmp_path / "g" / "config.json").read_text())
     assert config["encoder"]["name"] == "transformer" and config["method"]["mask_ratio"] == 0.5
     assert config["encoder"]["options"]["pool"] == "cls"
-    out = cli("bench", tmp_path / "g", "--task", tmp_path / "gunpoint", "--fractions", "0.1,1", "--seeds", "1",
-              "--probes", "linear", "--baselines", "raw").stderr  # fmt: skip
+    out = cli(
+        "bench",
+        tmp_path / "g",
+        "--task",
+        tmp_path / "gunpoint",
+        "--fractions",
+        "0.1,1",
+        "--seeds",
+        "1",
+        "--probes",
+        "linear",
+        "--baselines",
+        "raw",
+    ).stderr
     assert "10%" in out and "raw" in out
     datasets = cli("datasets").stderr
     assert "ucr:NAME" in datasets and "ucr-small" in datasets and "Covid3Month" in datasets
     # a regression target of another length, through the same encoder
     cli("import", "ucr:Covid3Month", tmp_path / "covid")
-    out = cli("bench", tmp_path / "g", "--task", tmp_path / "covid", "--target-column", "target", "--fractions", "1",
-              "--seeds", "1", "--probes", "linear,knn", "--baselines", "raw", "--metric", "rmse",
-              "--out", tmp_path / "covid-bench").stderr  # fmt: skip
+    out = cli(
+        "bench",
+        tmp_path / "g",
+        "--task",
+        tmp_path / "covid",
+        "--target-column",
+        "target",
+        "--fractions",
+        "1",
+        "--seeds",
+        "1",
+        "--probes",
+        "linear,knn",
+        "--baselines",
+        "raw",
+        "--metric",
+        "rmse",
+        "--out",
+        tmp_path / "covid-bench",
+    ).stderr
     assert "Covid3Month (rmse" in out
     rows = json.loads((tmp_path / "covid-bench" / "bench.json").read_text())["rows"]
     assert {r["probe"] for r in rows} == {"linear", "knn"} and set(rows[0]["metrics"]) == {"mae", "rmse", "r2"}
     p = cli("bench", tmp_path / "g", "--task", tmp_path / "covid", "--baselines", "raw", check=False)
     assert p.returncode == 2 and "--target-column" in p.stderr
-    out = cli("scaling", tmp_path / "gunpoint", "--task", tmp_path / "gunpoint", "--out", tmp_path / "sc",
-              "--pool-sizes", "0.5,1", "--fractions", "1", "--epochs", "1", "--batch-size", "8", "--seeds", "1",
-              "--method", "mae").stderr  # fmt: skip
+    out = cli(
+        "scaling",
+        tmp_path / "gunpoint",
+        "--task",
+        tmp_path / "gunpoint",
+        "--out",
+        tmp_path / "sc",
+        "--pool-sizes",
+        "0.5,1",
+        "--fractions",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--seeds",
+        "1",
+        "--method",
+        "mae",
+    ).stderr
     assert "/m +" in out and (tmp_path / "sc" / "scaling.html").is_file()
 
 
@@ -95,8 +185,18 @@ def test_finetune_forget_verify_log(tmp_path, fmnist_small):
     cli("finetune", "--task", fmnist_small.path, "--out", tmp_path / "clf", "--epochs", "1")
     ids = (tmp_path / "clf" / "training-ids.txt").read_text().splitlines()[:50]
     (tmp_path / "forget.txt").write_text("\n".join(ids) + "\n")
-    cli("forget", tmp_path / "clf", "--ids", tmp_path / "forget.txt", "--method", "finetune", "--out", tmp_path / "f",
-        "--epochs", "0.5")  # fmt: skip
+    cli(
+        "forget",
+        tmp_path / "clf",
+        "--ids",
+        tmp_path / "forget.txt",
+        "--method",
+        "finetune",
+        "--out",
+        tmp_path / "f",
+        "--epochs",
+        "0.5",
+    )
     out = cli("forget", "--verify", tmp_path / "f").stderr
     assert "average gap" in out and "retrain" in out
     log = cli("forget", "--log", tmp_path / "clf").stderr

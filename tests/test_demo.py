@@ -24,8 +24,18 @@ def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     _write_idx(src / "t10k-images-idx3-ubyte.gz", x[60000:60500])
     _write_idx(src / "t10k-labels-idx1-ubyte.gz", y[60000:60500])
     env = {**os.environ, "UNLABELED_FASHION_MNIST": str(src), "UNLABELED_QUIET": "1"}
-    cmd = [sys.executable, "-m", "unlabeled", "demo", "--out", str(tmp_path / "demo"), "--minutes", "0.1",
-           "--seeds", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlabeled",
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--minutes",
+        "0.1",
+        "--seeds",
+        "1",
+    ]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "imported 2000 samples" in first.stderr and "linear probe, 1% of the labels" in first.stderr

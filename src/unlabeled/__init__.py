@@ -1,9 +1,9 @@
 """unlabeled: learn from unlabeled data.
 
-    import unlabeled as ul
-    col = ul.open_collection("data/fmnist")
-    run = ul.pretrain(col, out="runs/a", method="simclr", minutes=10)
-    result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
+import unlabeled as ul
+col = ul.open_collection("data/fmnist")
+run = ul.pretrain(col, out="runs/a", method="simclr", minutes=10)
+result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
 """
 
 from unlabeled._console import UnlabeledError

@@ -60,10 +60,11 @@ def datasets() -> None:
 
     for b in BUILTINS.values():
         console.print(f"[bold]{b.name:<16}[/] {b.description}")
-    console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series sets bundled in aeon: "
-                  + ", ".join(ucr_names()))  # fmt: skip
-    console.print(f"[bold]{'espeak-keywords':<16}[/] 2,160 spoken keywords synthesised with espeak-ng: 12 words, "
-                  "20 speakers (5 held out for test; speaker = group), 3 speeds, 3 pitches")  # fmt: skip
+    console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series sets bundled in aeon: " + ", ".join(ucr_names()))
+    console.print(
+        f"[bold]{'espeak-keywords':<16}[/] 2,160 spoken keywords synthesised with espeak-ng: 12 words, "
+        "20 speakers (5 held out for test; speaker = group), 3 speeds, 3 pitches"
+    )
     from unlabeled.bench.suites import builtin_suites, load_suite
 
     console.print("\nbenchmark suites (unlabeled bench RUN --suite NAME):")
@@ -101,9 +102,18 @@ def import_(
     """Import a dataset as a collection; bad files are reported and skipped."""
     from unlabeled.data import import_source
 
-    report = import_source(source, dest, modality=modality, labels=labels, resize=_size(resize),
-                           sample_rate=sample_rate, seconds=seconds, columns=column or (),
-                           group_pattern=group_pattern, overwrite=overwrite)  # fmt: skip
+    report = import_source(
+        source,
+        dest,
+        modality=modality,
+        labels=labels,
+        resize=_size(resize),
+        sample_rate=sample_rate,
+        seconds=seconds,
+        columns=column or (),
+        group_pattern=group_pattern,
+        overwrite=overwrite,
+    )
     console.print(report.summary())
 
 
@@ -114,14 +124,17 @@ def pretrain(
     method: Annotated[str, typer.Option(help="self-supervised objective")] = "simclr",
     encoder: Annotated[
         str | None,
-        typer.Option(help="cnn | transformer | tcn (default: cnn for images, tcn for series with simclr or "
-                     "ts2vec, transformer otherwise)"),  # fmt: skip
+        typer.Option(
+            help="cnn | transformer | tcn (default: cnn for images, tcn for series with simclr or "
+            "ts2vec, transformer otherwise)"
+        ),
     ] = None,
     size: Annotated[str | None, typer.Option(help="tiny | small | base (default: from data size)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-time budget (default 10 if no --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the data")] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        help="samples per step (per process); default 128, fewer for a smaller training set")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="samples per step (per process); default 128, fewer for a smaller training set")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="peak learning rate (AdamW)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
@@ -144,13 +157,30 @@ def pretrain(
     """Pretrain an encoder without labels."""
     from unlabeled.train.pretrain import pretrain as run_pretrain
 
-    run_pretrain(data, out, method=method, encoder=encoder, size=size, minutes=minutes, epochs=epochs,
-                 batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device,
-                 method_options=parse_settings(option, "--option"),
-                 encoder_options=parse_settings(encoder_option, "--encoder-option"),
-                 augment=parse_settings(augment, "--augment"),
-                 checkpoint_steps=checkpoint_steps, snapshot_seconds=snapshot_seconds, compile=compile,
-                 shards=shards, init=init, resume=resume, overwrite=overwrite)  # fmt: skip
+    run_pretrain(
+        data,
+        out,
+        method=method,
+        encoder=encoder,
+        size=size,
+        minutes=minutes,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        precision=precision,
+        device=device,
+        method_options=parse_settings(option, "--option"),
+        encoder_options=parse_settings(encoder_option, "--encoder-option"),
+        augment=parse_settings(augment, "--augment"),
+        checkpoint_steps=checkpoint_steps,
+        snapshot_seconds=snapshot_seconds,
+        compile=compile,
+        shards=shards,
+        init=init,
+        resume=resume,
+        overwrite=overwrite,
+    )
 
 
 @app.command("select")
@@ -175,9 +205,20 @@ def select_(
     """Choose what to pretrain on: coreset, target-aware selection, or deduplication."""
     from unlabeled.select import select
 
-    col = select(pool, method=method, out=out, budget=budget, encoder=encoder, target=target, threshold=threshold,
-                 centroids=centroids, stop_similarity=stop_similarity, seed=seed, device=device,
-                 overwrite=overwrite)  # fmt: skip
+    col = select(
+        pool,
+        method=method,
+        out=out,
+        budget=budget,
+        encoder=encoder,
+        target=target,
+        threshold=threshold,
+        centroids=centroids,
+        stop_similarity=stop_similarity,
+        seed=seed,
+        device=device,
+        overwrite=overwrite,
+    )
     console.print(f"selected {len(col)} samples -> {col.path} (see {col.path / 'selection.json'})")
 
 
@@ -192,8 +233,9 @@ def finetune_(
     encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     shards: Annotated[int, typer.Option(help="SISA: this many isolated shard models (cheap exact forgetting)")] = 1,
-    augment: Annotated[bool, typer.Option(help="light augmentation while training (--no-augment to fit the "
-                                          "samples as they are)")] = True,
+    augment: Annotated[
+        bool, typer.Option(help="light augmentation while training (--no-augment to fit the samples as they are)")
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
@@ -201,8 +243,21 @@ def finetune_(
     """Train a classifier (encoder + linear head) on a labelled task."""
     from unlabeled.train.finetune import finetune
 
-    finetune(run, task, out, epochs=epochs, batch_size=batch_size, lr=lr, encoder=encoder, size=size, seed=seed,
-             shards=shards, augment=augment, device=device, overwrite=overwrite)  # fmt: skip
+    finetune(
+        run,
+        task,
+        out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        encoder=encoder,
+        size=size,
+        seed=seed,
+        shards=shards,
+        augment=augment,
+        device=device,
+        overwrite=overwrite,
+    )
 
 
 @app.command("forget")
@@ -212,8 +267,10 @@ def forget_(
     class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
     method: Annotated[
         str | None,
-        typer.Option(help="classifiers: salun (default) | retrain | sisa | finetune | ga | npo | scrub; encoders: "
-                          "retrain (default) | sisa | laf"),
+        typer.Option(
+            help="classifiers: salun (default) | retrain | sisa | finetune | ga | npo | scrub; encoders: "
+            "retrain (default) | sisa | laf"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
@@ -238,22 +295,32 @@ def forget_(
         for r in rows:
             gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
             gap_text = f"  average gap {gap:.4f}" if gap is not None else ""
-            console.print(f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
-                          f"ids {r.get('ids_hash')}  {r['status']}{gap_text}  -> {r.get('output')}")  # fmt: skip
+            console.print(
+                f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
+                f"ids {r.get('ids_hash')}  {r['status']}{gap_text}  -> {r.get('output')}"
+            )
         return
     if verify is not None:
         table = verify_request(verify, device=device)
         console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
-        metrics = [m for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
-                   if m in next(iter(table["rows"].values()))]  # fmt: skip
+        metrics = [
+            m
+            for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
+            if m in next(iter(table["rows"].values()))
+        ]
         console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
         for name, r in table["rows"].items():
             console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
         g = table["gaps"]
-        console.print(f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics)
-                      + f"   average gap {g['average_gap']:.4f}")  # fmt: skip
-        console.print(f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
-                      f"({table['time_ratio']:.1%})")  # fmt: skip
+        console.print(
+            f"{'gap':<12}"
+            + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics)
+            + f"   average gap {g['average_gap']:.4f}"
+        )
+        console.print(
+            f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
+            f"({table['time_ratio']:.1%})"
+        )
         return
     if run is None or out is None:
         raise UnlabeledError("forget needs RUN and --out (or --verify RUN, or --log RUN)")
@@ -262,8 +329,18 @@ def forget_(
         if not ids.is_file():
             raise UnlabeledError(f"ids file not found: {ids}")
         id_list = [line.strip() for line in ids.read_text().splitlines() if line.strip()]
-    forget(run, method=method, out=out, ids=id_list, class_=class_, epochs=epochs, lr=lr, seed=seed,
-              device=device, overwrite=overwrite)  # fmt: skip
+    forget(
+        run,
+        method=method,
+        out=out,
+        ids=id_list,
+        class_=class_,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        device=device,
+        overwrite=overwrite,
+    )
 
 
 @app.command()
@@ -319,10 +396,23 @@ def bench(
     supervised-from-scratch baselines; writes bench.json and one report.html."""
     from unlabeled.bench import bench as run_bench
 
-    result = run_bench(runs, task, suite=suite, fractions=_floats(fractions, "--fractions"),
-                       shots=[int(v) for v in _floats(shots, "--shots")], seeds=seeds, probes=_names(probes),
-                       baselines=_names(baselines), target=target_column, group=group_column, metric=metric,
-                       split=split, out=out, device=device, data_dir=data_dir)  # fmt: skip
+    result = run_bench(
+        runs,
+        task,
+        suite=suite,
+        fractions=_floats(fractions, "--fractions"),
+        shots=[int(v) for v in _floats(shots, "--shots")],
+        seeds=seeds,
+        probes=_names(probes),
+        baselines=_names(baselines),
+        target=target_column,
+        group=group_column,
+        metric=metric,
+        split=split,
+        out=out,
+        device=device,
+        data_dir=data_dir,
+    )
     console.print(result.table())
 
 
@@ -347,9 +437,20 @@ def scaling(
     probe at label fractions, fit error ≈ e + a/m + b/n."""
     from unlabeled.bench.scaling import scaling as run_scaling
 
-    result = run_scaling(pool, task, out, pool_sizes=_floats(pool_sizes, "--pool-sizes"),
-                         fractions=_floats(fractions, "--fractions"), probe=probe, seeds=seeds, method=method,
-                         epochs=epochs, minutes=minutes, batch_size=batch_size, device=device)  # fmt: skip
+    result = run_scaling(
+        pool,
+        task,
+        out,
+        pool_sizes=_floats(pool_sizes, "--pool-sizes"),
+        fractions=_floats(fractions, "--fractions"),
+        probe=probe,
+        seeds=seeds,
+        method=method,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        device=device,
+    )
     console.print(result.table())
 
 

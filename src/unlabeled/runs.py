@@ -1,15 +1,15 @@
 """The Run directory: what ``pretrain`` leaves behind, reopened by path alone.
 
-    config.json          everything needed to rebuild and reproduce the run
-    model.safetensors    the objective's weights (encoder.* is the encoder)
-    state.pt             optimiser, step and weights, for --resume
-    metrics.jsonl        one line per logged step
-    embeddings.parquet   id, vector (from ``unlabeled embed``)
-    bench.json, report.html
+config.json          everything needed to rebuild and reproduce the run
+model.safetensors    the objective's weights (encoder.* is the encoder)
+state.pt             optimiser, step and weights, for --resume
+metrics.jsonl        one line per logged step
+embeddings.parquet   id, vector (from ``unlabeled embed``)
+bench.json, report.html
 
-    run = open_run("runs/a")
-    X = run.encode(collection)                    # (n, dim) float32 features
-    path = embed(run, collection)                 # runs/a/embeddings.parquet
+run = open_run("runs/a")
+X = run.encode(collection)                    # (n, dim) float32 features
+path = embed(run, collection)                 # runs/a/embeddings.parquet
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except RuntimeError as e:
         raise UnlabeledError(f"--device {device}: not a device name ({e})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UnlabeledError(f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU; "
-                             "use --device cpu or auto")  # fmt: skip
+        raise UnlabeledError(
+            f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto"
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise UnlabeledError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return dev
@@ -136,8 +137,7 @@ class Run:
             return ShardEncoders([s.encoder(trained) for s in self.shards()]).eval()
         enc_cfg = self.config["encoder"]
         torch.manual_seed(self.config["train"]["seed"])
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
-                            **saved_options(enc_cfg))  # fmt: skip
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg))
         if trained:
             enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
         return enc.eval()
@@ -308,7 +308,11 @@ def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any)
     path = run.path / EMBEDDINGS_FILE
     if path.exists():
         ids, vectors, meta = read_embeddings(path)
-        if meta.get("fingerprint") == collection.fingerprint() and meta.get("step") == str(run.step) \
-                and len(ids) == len(collection) and (ids == collection.ids).all():  # fmt: skip
+        if (
+            meta.get("fingerprint") == collection.fingerprint()
+            and meta.get("step") == str(run.step)
+            and len(ids) == len(collection)
+            and (ids == collection.ids).all()
+        ):
             return vectors[positions]
     return run.encode(collection, positions, **kw)

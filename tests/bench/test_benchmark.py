@@ -81,8 +81,16 @@ def test_a_suite_file_with_relative_sources(run, fmnist_small, tmp_path):
     (tmp_path / "mine.toml").write_text(
         'name = "mine"\n[[task]]\nname = "fm"\nsource = "fm"\n[[task]]\nsource = "digits"\nmetric = "macro_f1"\n'
     )
-    r = ul.bench(run, suite=tmp_path / "mine.toml", fractions=[0.1], seeds=1, probes=["knn"], baselines=["raw"],
-                 out=tmp_path / "out", data_dir=tmp_path / "data")  # fmt: skip
+    r = ul.bench(
+        run,
+        suite=tmp_path / "mine.toml",
+        fractions=[0.1],
+        seeds=1,
+        probes=["knn"],
+        baselines=["raw"],
+        out=tmp_path / "out",
+        data_dir=tmp_path / "data",
+    )
     assert {r["task"] for r in r.rows} == {"fm", "digits"} and r.settings["suite"] == "mine"
     assert next(x for x in r.rows if x["task"] == "digits")["metric"] == "macro_f1"
     assert (tmp_path / "data" / "mine" / "digits" / "collection.json").is_file()  # imported once
@@ -98,8 +106,17 @@ def test_ucr_small_suite_with_one_series_encoder(gunpoint, tmp_path):
     """The built-in suite: other lengths resampled, multivariate sets one channel at a time,
     a regression task scored by MAE, k-shot skipped where there are no classes."""
     run = ul.pretrain(gunpoint, tmp_path / "mae", method="mae", epochs=2, batch_size=16)
-    r = ul.bench(run, suite="ucr-small", fractions=[1.0], shots=[2], seeds=1, probes=["linear", "nb"],
-                 baselines=["raw"], out=tmp_path / "out", data_dir=tmp_path / "data")  # fmt: skip
+    r = ul.bench(
+        run,
+        suite="ucr-small",
+        fractions=[1.0],
+        shots=[2],
+        seeds=1,
+        probes=["linear", "nb"],
+        baselines=["raw"],
+        out=tmp_path / "out",
+        data_dir=tmp_path / "data",
+    )
     tasks = r.settings["tasks"]
     assert len(tasks) == 7 and tasks["Covid3Month"]["kind"] == "regression"
     covid = [x for x in r.rows if x["task"] == "Covid3Month"]
@@ -115,10 +132,13 @@ def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
     """LoRA on the pretrained encoder beside the same architecture trained from scratch on the
     same labels; their learning rates and epochs are chosen on the validation split."""
     run = ul.pretrain(gunpoint, tmp_path / "mae", method="mae", epochs=1, batch_size=16)
-    r = ul.bench(run, gunpoint, fractions=[1.0], seeds=1, probes=["lora"], baselines=["supervised"],
-                 out=tmp_path / "out")  # fmt: skip
-    assert {(x["model"], x["probe"], x["baseline"]) for x in r.rows} == {("mae", "lora", False),
-                                                                       ("supervised", "finetune", True)}
+    r = ul.bench(
+        run, gunpoint, fractions=[1.0], seeds=1, probes=["lora"], baselines=["supervised"], out=tmp_path / "out"
+    )
+    assert {(x["model"], x["probe"], x["baseline"]) for x in r.rows} == {
+        ("mae", "lora", False),
+        ("supervised", "finetune", True),
+    }
     for x in r.rows:
         (params,) = x["params"]
         assert set(params) == {"lr", "epochs"} and params["epochs"] >= 1

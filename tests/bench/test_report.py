@@ -29,13 +29,25 @@ def _row(task, model, probe, setting, fraction, shots, metric, hib, mean, n_trai
     scores = (mean + rng.normal(0, 0.003 * max(1.0, abs(mean)), 3)).tolist()
     n_labels = shots * n_classes if shots else max(1, round(fraction * n_train))
     return {
-        "task": task, "model": model, "baseline": model in ("raw", "random-init", "supervised"), "probe": probe,
-        "setting": setting, "fraction": fraction, "shots": shots, "metric": metric, "higher_is_better": hib,
-        "mean": float(np.mean(scores)), "std": float(np.std(scores)), "scores": scores,
-        "metrics": {metric: {"mean": float(np.mean(scores)), "std": float(np.std(scores))},
-                    "macro_f1" if hib else "rmse": {"mean": float(np.mean(scores)) * 0.97, "std": 0.01}},
-        "n_labels": n_labels, "params": [{"C": 1.0}] * 3,
-    }  # fmt: skip
+        "task": task,
+        "model": model,
+        "baseline": model in ("raw", "random-init", "supervised"),
+        "probe": probe,
+        "setting": setting,
+        "fraction": fraction,
+        "shots": shots,
+        "metric": metric,
+        "higher_is_better": hib,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores)),
+        "scores": scores,
+        "metrics": {
+            metric: {"mean": float(np.mean(scores)), "std": float(np.std(scores))},
+            "macro_f1" if hib else "rmse": {"mean": float(np.mean(scores)) * 0.97, "std": 0.01},
+        },
+        "n_labels": n_labels,
+        "params": [{"C": 1.0}] * 3,
+    }
 
 
 def _fake_run(root, name, losses):
@@ -43,8 +55,9 @@ def _fake_run(root, name, losses):
     run.mkdir()
     (run / "config.json").write_text("{}")
     if losses:
-        (run / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": v}) + "\n"
-                                                   for i, v in enumerate(losses)))  # fmt: skip
+        (run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": i, "loss": v}) + "\n" for i, v in enumerate(losses))
+        )
     return str(run)
 
 
@@ -74,15 +87,30 @@ def result(tmp_path_factory) -> BenchResult:
             for m, e in err.items():
                 rows.append(_row("diabetes", m, probe, setting, fraction, None, "mae", False, e / (1 + fraction), 353))
     settings = {
-        "runs": runs, "seeds": 3, "probes": ["linear", "knn", "finetune"], "fractions": [0.01, 0.1, 1.0],
-        "shots": [5], "seconds": 12.3, "suite": "toy <suite>",
+        "runs": runs,
+        "seeds": 3,
+        "probes": ["linear", "knn", "finetune"],
+        "fractions": [0.01, 0.1, 1.0],
+        "shots": [5],
+        "seconds": 12.3,
+        "suite": "toy <suite>",
         "tasks": {
-            "digits": {"train": 1437, "test": 360, "split": "stratified 80/20, seed 0", "kind": "classification",
-                       "metric": "accuracy"},
-            "diabetes": {"train": 353, "test": 89, "split": "random 80/20, seed 0", "kind": "regression",
-                         "metric": "mae"},
+            "digits": {
+                "train": 1437,
+                "test": 360,
+                "split": "stratified 80/20, seed 0",
+                "kind": "classification",
+                "metric": "accuracy",
+            },
+            "diabetes": {
+                "train": 353,
+                "test": 89,
+                "split": "random 80/20, seed 0",
+                "kind": "regression",
+                "metric": "mae",
+            },
         },
-    }  # fmt: skip
+    }
     rng = np.random.default_rng(0)
     digits = load_digits()
     keep = rng.choice(len(digits.target), 300, replace=False)
@@ -218,8 +246,11 @@ def test_render_is_robust_to_small_results(result, kind, tmp_path):
     if kind == "single":
         rows = [r for r in rows if r["model"] == "simclr" and r["probe"] == "linear" and r["setting"] == "10%"]
     if kind == "shots-only":
-        rows = [dict(r, setting="5-shot", fraction=None, shots=5) for r in result.rows
-                if r["task"] == "digits" and r["setting"] == "5-shot"]  # fmt: skip
+        rows = [
+            dict(r, setting="5-shot", fraction=None, shots=5)
+            for r in result.rows
+            if r["task"] == "digits" and r["setting"] == "5-shot"
+        ]
     settings = {"runs": [], "seeds": 3, "suite": None}  # no task details
     path = write_report(BenchResult(rows, settings), tmp_path / "out" / "report.html")
     doc = parse(path.read_text(encoding="utf-8"))
@@ -268,8 +299,16 @@ def chromium_dom(url: str, profile: str) -> str:
     exe = shutil.which("chromium")
     if exe is None:
         pytest.fail("chromium is not installed; run `scripts/setup.sh test` (it installs Debian's chromium package)")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-           "--virtual-time-budget=10000", "--dump-dom", url]  # fmt: skip
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

@@ -42,8 +42,9 @@ def test_regression_task_from_a_target_column(covid):
     assert task.kind == "regression" and task.metric == "mae" and task.split == "the collection's train/test split"
     X = raw_features(covid, np.concatenate([task.train, task.test]), fit_on=task.train)
     Xtr, Xte = X[: len(task.train)], X[len(task.train) :]
-    s = evaluate(Xtr, task.y_train, Xte, task.y_test, "linear", Setting(fraction=1.0), 0, kind="regression",
-                 metric="mae")  # fmt: skip
+    s = evaluate(
+        Xtr, task.y_train, Xte, task.y_test, "linear", Setting(fraction=1.0), 0, kind="regression", metric="mae"
+    )
     mean_guess = np.abs(task.y_test - task.y_train.mean()).mean()
     assert set(s.metrics) == {"mae", "rmse", "r2"} and s.value == s.metrics["mae"]
     assert s.value < 1.5 * mean_guess and s.param in (1.0, 10.0, 100.0, 1000.0)

@@ -18,8 +18,10 @@ LR = {"full": 1e-3, "lora": 1e-2, "svfit": 1e-2}
 @pytest.fixture(scope="module")
 def runs(fmnist_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return {enc: str(ul.pretrain(fmnist_small, out / enc, encoder=enc, size="tiny", epochs=0.02, batch_size=64).path)
-            for enc in ("cnn", "transformer")}  # fmt: skip
+    return {
+        enc: str(ul.pretrain(fmnist_small, out / enc, encoder=enc, size="tiny", epochs=0.02, batch_size=64).path)
+        for enc in ("cnn", "transformer")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +96,12 @@ def test_adapters_at_initialisation_are_the_original_encoder(runs, fmnist_small,
             assert sum(p.requires_grad for p in enc.parameters()) == len(trainable)
     layers = adaptable_layers(reference)
     if encoder == "transformer":  # attention qkv/proj and the two MLP linears of each of 4 blocks
-        assert len(layers) == 16 and layers[:4] == ["trunk.blocks.0.qkv", "trunk.blocks.0.proj",
-                                                    "trunk.blocks.0.mlp.0", "trunk.blocks.0.mlp.2"]  # fmt: skip
+        assert len(layers) == 16 and layers[:4] == [
+            "trunk.blocks.0.qkv",
+            "trunk.blocks.0.proj",
+            "trunk.blocks.0.mlp.0",
+            "trunk.blocks.0.mlp.2",
+        ]
     else:
         assert len(layers) == 6 and all(isinstance(reference.get_submodule(n), torch.nn.Conv2d) for n in layers)
 
@@ -123,8 +129,20 @@ def test_regression_of_mean_intensity_beats_the_mean(runs, data):
 
 def test_tune_picks_an_lr_of_the_grid_and_an_epoch(runs, data):
     (X, y), (Xv, yv) = data["fit"], data["val"]
-    params = tune(X[:150], y[:150], Xv, yv, run=runs["cnn"], mode="svfit", trained=True, task="classification",
-                  seed=0, epochs=2, batch_size=32, min_steps=0)  # fmt: skip
+    params = tune(
+        X[:150],
+        y[:150],
+        Xv,
+        yv,
+        run=runs["cnn"],
+        mode="svfit",
+        trained=True,
+        task="classification",
+        seed=0,
+        epochs=2,
+        batch_size=32,
+        min_steps=0,
+    )
     assert set(params) == {"lr", "epochs"}
     assert params["lr"] in LR_GRID["svfit"] and 1 <= params["epochs"] <= 2
     # 150 labels are 5 batches: min_steps raises 2 epochs to 20 to reach 100 steps

@@ -118,8 +118,9 @@ def test_multiband_tiff(tmp_path):
     (tmp_path / "tiles").mkdir()
     for i in range(4):
         tifffile.imwrite(tmp_path / "tiles" / f"{i}.tif", rng.integers(0, 10000, (6, 16, 16), dtype=np.uint16))
-    tifffile.imwrite(tmp_path / "tiles" / "3band.tif", rng.integers(0, 10000, (3, 16, 16), dtype=np.uint16),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "tiles" / "3band.tif", rng.integers(0, 10000, (3, 16, 16), dtype=np.uint16), photometric="minisblack"
+    )
     report = import_source(tmp_path / "tiles", tmp_path / "s2")
     col = report.collection
     assert report.modality == "image" and col.sample_shape == (6, 16, 16) and len(col) == 4

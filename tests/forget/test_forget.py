@@ -48,7 +48,8 @@ def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, tmp_pat
     out = forget(clf, method=method, class_="trouser", out=tmp_path / method)
     assert _digest(clf.path) == before  # the original run is never modified
     assert out.config["forget"]["finished"] and out.config["forget"]["forgotten"] == len(
-        [i for i in clf.training_ids()]) - len(out.training_ids())  # fmt: skip
+        [i for i in clf.training_ids()]
+    ) - len(out.training_ids())
     events = [e for e in AuditLog(clf.path).events() if e["output"] == str(out.path.resolve())]
     assert [e["event"] for e in events] == ["started", "finished"]
 
@@ -139,8 +140,12 @@ def test_sisa_retrains_only_the_shards_that_held_the_samples(tmp_path, fmnist_sm
     assert after["00"] == before["00"] and after["02"] == before["02"] and after["01"] != before["01"]
     assert not set(shard_ids[1][:5]) & set(ul.open_run(out.path / "shards" / "01").training_ids())
     with pytest.raises(UnlabeledError, match="--shards"):
-        forget(finetune(None, fmnist_small, tmp_path / "plain", positions=train, epochs=0.2), method="sisa",
-               ids=shard_ids[0][:1], out=tmp_path / "nope")  # fmt: skip
+        forget(
+            finetune(None, fmnist_small, tmp_path / "plain", positions=train, epochs=0.2),
+            method="sisa",
+            ids=shard_ids[0][:1],
+            out=tmp_path / "nope",
+        )
 
 
 def test_salun_changes_only_the_salient_half_of_the_weights(clf, tmp_path):
@@ -155,8 +160,7 @@ def test_salun_changes_only_the_salient_half_of_the_weights(clf, tmp_path):
     assert out.config["method"]["unlearning"] == "salun" and out.config["method"]["sparsity"] == 0.5
 
 
-def test_salun_trains_on_the_union_of_retain_and_relabelled_forget_samples_in_one_pass(clf, fmnist_small,
-                                                                                      monkeypatch):  # fmt: skip
+def test_salun_trains_on_the_union_of_retain_and_relabelled_forget_samples_in_one_pass(clf, fmnist_small, monkeypatch):
     from unlabeled.forget import methods
     from unlabeled.forget.methods import SalUn, Stream
 

@@ -71,8 +71,7 @@ def test_sisa_encoder_retrains_only_the_shards_that_held_the_samples(gunpoint, t
     digest = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest() for s in shards}
     new = forget(sharded, method="sisa", ids=ids[1][:3], out=tmp_path / "forgot")
     assert new.config["sisa"]["retrained_shards"] == ["01"]
-    after = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest()
-             for s in new.shards()}  # fmt: skip
+    after = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest() for s in new.shards()}
     assert after["00"] == digest["00"] and after["01"] != digest["01"]
     assert set(new.shards()[1].training_ids()) == set(ids[1][3:])
     table = verify(new)  # against the sharded recipe retrained on the retain set
@@ -80,8 +79,12 @@ def test_sisa_encoder_retrains_only_the_shards_that_held_the_samples(gunpoint, t
     assert len(ref.shards()) == 2 and set(ref.training_ids()) == set(sharded.training_ids()) - set(ids[1][:3])
     assert set(table["rows"]) == {"original", "sisa", "retrain"}
     with pytest.raises(UnlabeledError, match="pretrain --shards"):
-        forget(ul.pretrain(gunpoint, tmp_path / "plain", method="mae", epochs=1, batch_size=16), method="sisa",
-               ids=ids[0][:1], out=tmp_path / "x")  # fmt: skip
+        forget(
+            ul.pretrain(gunpoint, tmp_path / "plain", method="mae", epochs=1, batch_size=16),
+            method="sisa",
+            ids=ids[0][:1],
+            out=tmp_path / "x",
+        )
 
 
 def test_laf_losses_and_cka():

@@ -82,6 +82,10 @@ def test_volume_augment():
     assert mod.patch == (4, 4, 4) and x.shape == (6, 1, 16, 16, 16)
     a, b = mod.augment(x, _g(5)), mod.augment(x, _g(5))
     assert torch.equal(a, b) and a.shape == x.shape
-    flip = VolumeModality((1, 16, 16, 16), [0.0], [1.0], augment={"crop_scale": (1.0, 1.0), "flip_p": 1.0,
-                                                                  "intensity_p": 0.0, "noise_p": 0.0})  # fmt: skip
+    flip = VolumeModality(
+        (1, 16, 16, 16),
+        [0.0],
+        [1.0],
+        augment={"crop_scale": (1.0, 1.0), "flip_p": 1.0, "intensity_p": 0.0, "noise_p": 0.0},
+    )
     torch.testing.assert_close(flip.augment(x, _g()), x.flip(2, 3, 4), atol=1e-5, rtol=1e-5)

@@ -46,8 +46,9 @@ def _relu_then_pool(enc, x):
     return x.mean(dim=(2, 3))
 
 
-@pytest.mark.parametrize("size, shape", [("tiny", (1, 28, 28)), ("small", (1, 28, 28)), ("base", (3, 32, 32)),
-                                         ("tiny", (3, 130, 130))])  # fmt: skip
+@pytest.mark.parametrize(
+    "size, shape", [("tiny", (1, 28, 28)), ("small", (1, 28, 28)), ("base", (3, 32, 32)), ("tiny", (3, 130, 130))]
+)
 def test_pooling_before_the_relu_changes_nothing(size, shape):
     """Max-pool then ReLU is ReLU then max-pool: same embedding and same gradients, in
     training mode (batch statistics) too; the stem's odd sizes keep floor pooling."""

@@ -80,8 +80,9 @@ def test_simcore_and_target_shift_take_what_resembles_the_target(digits, pixels,
     target = pixels[np.isin(digits.labels, [0, 1])][:40]
     picks = {}
     for method in ("simcore", "target-shift", "random"):
-        col = select(digits, method=method, budget=150, out=tmp_path / method, pool_vectors=pixels,
-                     target_vectors=target)  # fmt: skip
+        col = select(
+            digits, method=method, budget=150, out=tmp_path / method, pool_vectors=pixels, target_vectors=target
+        )
         picks[method] = float(np.isin(col.labels, [0, 1]).mean())
     assert picks["random"] < 0.35  # two classes of ten
     assert picks["simcore"] > 0.8 and picks["target-shift"] > 0.6
@@ -125,11 +126,23 @@ def test_clear_errors(digits, pixels, tmp_path):
     with pytest.raises(UnlabeledError, match="needs --target"):
         select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels)
     with pytest.raises(UnlabeledError, match="empty"):
-        select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels,
-               target_vectors=np.zeros((0, 64), np.float32))  # fmt: skip
+        select(
+            digits,
+            method="simcore",
+            budget=10,
+            out=tmp_path / "x",
+            pool_vectors=pixels,
+            target_vectors=np.zeros((0, 64), np.float32),
+        )
     with pytest.raises(UnlabeledError, match="dimension"):
-        select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels,
-               target_vectors=np.ones((3, 8), np.float32))  # fmt: skip
+        select(
+            digits,
+            method="simcore",
+            budget=10,
+            out=tmp_path / "x",
+            pool_vectors=pixels,
+            target_vectors=np.ones((3, 8), np.float32),
+        )
     with pytest.raises(UnlabeledError, match="--encoder"):
         select(digits, method="kcenter", budget=10, out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="choose from"):

@@ -24,8 +24,9 @@ from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
 
 # identical views in both set-ups, so that only the data-parallel machinery differs
-SAME_VIEWS = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0, jitter_p=0,
-                          grayscale_p=0, blur_p=0, noise_p=0)  # fmt: skip
+SAME_VIEWS = ImageAugment(
+    crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0, jitter_p=0, grayscale_p=0, blur_p=0, noise_p=0
+)
 STEPS_EPOCHS = 8 / 31  # 8 steps of a global batch of 64 over 2,000 images
 
 
@@ -54,8 +55,14 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _train(rank: int, world: int, port: int, data: str, out: str, batch: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), UNLABELED_QUIET="1")  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        UNLABELED_QUIET="1",
+    )
     torch.set_num_threads(1)
     col = ul.open_collection(data)
     with dist.process_group(torch.device("cpu")):
@@ -76,8 +83,9 @@ def _train(rank: int, world: int, port: int, data: str, out: str, batch: int) ->
 def _run(world: int, data, out, batch: int) -> None:
     out.mkdir()
     (out / "config.json").write_text("{}")
-    mp.start_processes(_train, args=(world, _free_port(), str(data), str(out), batch), nprocs=world,
-                       start_method="spawn")  # fmt: skip
+    mp.start_processes(
+        _train, args=(world, _free_port(), str(data), str(out), batch), nprocs=world, start_method="spawn"
+    )
 
 
 def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_path):
@@ -121,9 +129,27 @@ def test_nt_xent_without_a_group_is_the_batch_loss():
 def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "UNLABELED_QUIET": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "unlabeled", "pretrain", str(fmnist_small.path), "--out", str(out), "--epochs", "1",
-           "--batch-size", "16", "--checkpoint-steps", "5", "--precision", "fp32"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "unlabeled",
+        "pretrain",
+        str(fmnist_small.path),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--checkpoint-steps",
+        "5",
+        "--precision",
+        "fp32",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -136,8 +162,13 @@ def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
     proc.wait(timeout=60)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["environment"]["world_size"] == 2 and cfg["train"]["total_steps"] == 62  # 2,000 // (2 * 16)
-    done = subprocess.run([*cmd[:4], f"--master_port={_free_port()}", *cmd[5:], "--resume"], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [*cmd[:4], f"--master_port={_free_port()}", *cmd[5:], "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     run = ul.open_run(out)
     steps = [m["step"] for m in run.metrics()]

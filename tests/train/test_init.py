@@ -35,8 +35,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def test_continues_from_every_weight_on_series_of_another_length(tmp_path, gunpoint, ts2vec_run):
     shorter = series_collection(tmp_path / "short", gunpoint.get(gunpoint.indices("train"))[:, :, :96])
     # lr 0: the run's weights stay where --init put them
-    run = ul.pretrain(shorter, tmp_path / "cont", method="ts2vec", init=ts2vec_run.path, epochs=1, batch_size=8,
-                      lr=0.0)  # fmt: skip
+    run = ul.pretrain(shorter, tmp_path / "cont", method="ts2vec", init=ts2vec_run.path, epochs=1, batch_size=8, lr=0.0)
     assert run.config["init"]["loaded"] == "every weight" and run.config["init"]["step"] == ts2vec_run.step
     assert run.config["encoder"]["options"] == ts2vec_run.config["encoder"]["options"]
     assert run.config["encoder"]["sample_shape"] == [1, 1, 96]
@@ -50,9 +49,28 @@ def test_from_the_command_line(tmp_path, gunpoint, ts2vec_run):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "unlabeled", "pretrain", str(gunpoint.path), "--out", str(tmp_path / "r"),
-                        "--method", "ts2vec", "--init", str(ts2vec_run.path), "--epochs", "1", "--batch-size", "8"],
-                       capture_output=True, text=True, env={**os.environ, "UNLABELED_QUIET": "1"})  # fmt: skip
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unlabeled",
+            "pretrain",
+            str(gunpoint.path),
+            "--out",
+            str(tmp_path / "r"),
+            "--method",
+            "ts2vec",
+            "--init",
+            str(ts2vec_run.path),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "UNLABELED_QUIET": "1"},
+    )
     assert p.returncode == 0, p.stderr
     assert "starting from" in p.stderr and ul.open_run(tmp_path / "r").config["init"]["loaded"] == "every weight"
 

@@ -15,8 +15,9 @@ from unlabeled.train.pretrain import TCN_LR
 def test_every_modality_with_every_objective(request, tmp_path, data, method):
     col = request.getfixturevalue(data)
     n_train = len(col.indices(exclude="test"))
-    run = ul.pretrain(col, tmp_path / "run", method=method, encoder="transformer", epochs=3 / (n_train // 16),
-                      batch_size=16, seed=0)  # fmt: skip
+    run = ul.pretrain(
+        col, tmp_path / "run", method=method, encoder="transformer", epochs=3 / (n_train // 16), batch_size=16, seed=0
+    )
     assert run.config["encoder"]["name"] == "transformer" and run.step == 3
     assert all(np.isfinite(m["loss"]) for m in run.metrics())
     some = col.indices()[:8]
@@ -32,8 +33,15 @@ def test_series_and_spectrograms_with_the_tcn(request, tmp_path, data, method):
     spectrograms with their mel bands as channels; for series it is the default encoder."""
     col = request.getfixturevalue(data)
     n_train = len(col.indices(exclude="test"))
-    run = ul.pretrain(col, tmp_path / "run", method=method, encoder="tcn" if data == "keywords" else None,
-                      epochs=3 / (n_train // 16), batch_size=16, seed=0)  # fmt: skip
+    run = ul.pretrain(
+        col,
+        tmp_path / "run",
+        method=method,
+        encoder="tcn" if data == "keywords" else None,
+        epochs=3 / (n_train // 16),
+        batch_size=16,
+        seed=0,
+    )
     assert run.config["encoder"]["name"] == "tcn" and run.step == 3
     options = run.config["encoder"]["options"]  # recorded, so a later default cannot change them
     # under ts2vec, whose loss never reads the embedding, the probe reads every block
@@ -77,8 +85,7 @@ def test_new_transformer_runs_have_no_block_biases_and_old_runs_rebuild_with_the
     assert "encoder.trunk.blocks.0.qkv.weight" in names
 
     # a run saved before the default changed has no "bias" option recorded: it rebuilds with biases
-    old = ul.pretrain(gunpoint, tmp_path / "old", method="mae", epochs=1, batch_size=16,
-                      encoder_options={"bias": True})  # fmt: skip
+    old = ul.pretrain(gunpoint, tmp_path / "old", method="mae", epochs=1, batch_size=16, encoder_options={"bias": True})
     config = json.loads((old.path / "config.json").read_text())
     del config["encoder"]["options"]["bias"]
     (old.path / "config.json").write_text(json.dumps(config))
@@ -87,8 +94,9 @@ def test_new_transformer_runs_have_no_block_biases_and_old_runs_rebuild_with_the
     cont = ul.pretrain(gunpoint, tmp_path / "cont", method="mae", epochs=1, batch_size=16, init=old.path)
     assert cont.config["encoder"]["options"]["bias"] is True and cont.encoder().trunk.blocks[0].qkv.bias is not None
     with pytest.raises(ul.UnlabeledError, match="bias must be true or false"):
-        ul.pretrain(gunpoint, tmp_path / "bad", method="mae", epochs=1, batch_size=16,
-                    encoder_options={"bias": "False"})  # fmt: skip
+        ul.pretrain(
+            gunpoint, tmp_path / "bad", method="mae", epochs=1, batch_size=16, encoder_options={"bias": "False"}
+        )
 
 
 def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):

@@ -80,8 +80,23 @@ def test_minutes_budget_is_fixed_before_training(fmnist_small, tmp_path):
 
 def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "unlabeled", "pretrain", str(fmnist_small.path), "--out", str(out),
-           "--epochs", "1", "--batch-size", "32", "--checkpoint-steps", "10", "--precision", "fp32"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlabeled",
+        "pretrain",
+        str(fmnist_small.path),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--checkpoint-steps",
+        "10",
+        "--precision",
+        "fp32",
+    ]
     env = {**os.environ, "UNLABELED_QUIET": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = out / "state.pt"

@@ -57,8 +57,15 @@ class BenchResult:
     embeddings: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     unified: dict[str, float] = field(default_factory=dict)
 
-    def score(self, model: str, probe: str, fraction: float | None = None, *, shots: int | None = None,
-              task: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def score(
+        self,
+        model: str,
+        probe: str,
+        fraction: float | None = None,
+        *,
+        shots: int | None = None,
+        task: str | None = None,
+    ) -> dict[str, Any]:
         """The row of ``model`` with ``probe`` at a label ``fraction`` (or ``shots``), on
         ``task`` (default: the first task)."""
         task = task or self.rows[0]["task"]
@@ -85,8 +92,7 @@ class BenchResult:
                 vals = [cell.get((model, probe, lab)) for lab in labels]
                 lines.append((model, probe, ["-" if v is None else f"{v['mean']:.4f} ± {v['std']:.4f}" for v in vals]))
             if markdown:
-                out += [title, "", "| model | probe | " + " | ".join(labels) + " |",
-                        "|---|---|" + "---|" * len(labels)]  # fmt: skip
+                out += [title, "", "| model | probe | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
                 out += [f"| {m} | {p} | " + " | ".join(texts) + " |" for m, p, texts in lines]
             else:
                 width = max([24, *(len(r["model"]) + 2 for r in rows)])
@@ -162,20 +168,29 @@ def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | No
 
 def _model_names(runs: list[Run]) -> list[str]:
     names = [r.name for r in runs]
-    return [
-        f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs
-    ]
+    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
 
 
 def _arch(run: Run) -> str:
     return f"{run.config['encoder']['name']}-{run.config['encoder']['size']}"
 
 
-def _job(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, probe: str,
-         setting: Setting, seed: int, kind: str, metric: str, groups: np.ndarray | None,
-         context: dict[str, Any] | None) -> Score:  # fmt: skip
-    return evaluate(X_train, y_train, X_test, y_test, probe, setting, seed, kind=kind, metric=metric, groups=groups,
-                    context=context)  # fmt: skip
+def _job(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    probe: str,
+    setting: Setting,
+    seed: int,
+    kind: str,
+    metric: str,
+    groups: np.ndarray | None,
+    context: dict[str, Any] | None,
+) -> Score:
+    return evaluate(
+        X_train, y_train, X_test, y_test, probe, setting, seed, kind=kind, metric=metric, groups=groups, context=context
+    )
 
 
 def _raw_samples(run: Run, task: Task, positions: np.ndarray) -> np.ndarray | None:
@@ -191,8 +206,11 @@ def _raw_samples(run: Run, task: Task, positions: np.ndarray) -> np.ndarray | No
 def _check_modality(run: Run, col: Collection) -> None:
     trained_on = run.config["modality"]["name"]
     if trained_on != col.modality:
-        raise UnlabeledError(f"run {run.path} was trained on {trained_on} samples; task {col.path} has "
-                             f"{col.modality} samples")  # fmt: skip
+        raise UnlabeledError(
+            f"run {run.path} was trained on {trained_on} samples; task {col.path} has {col.modality} samples"
+        )
+
+
 def bench(
     runs: Run | str | os.PathLike[str] | Sequence[Run | str | os.PathLike[str]],
     task: Collection | str | os.PathLike[str] | None = None,
@@ -268,19 +286,42 @@ def bench(
     maps: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     notes: list[str] = []
     for t in tasks:
-        task_rows, task_maps = _bench_task(t, run_list, fractions, shots, seeds, probes, baselines, device,
-                                           n_jobs or (os.cpu_count() or 1), notes, cache)  # fmt: skip
+        task_rows, task_maps = _bench_task(
+            t,
+            run_list,
+            fractions,
+            shots,
+            seeds,
+            probes,
+            baselines,
+            device,
+            n_jobs or (os.cpu_count() or 1),
+            notes,
+            cache,
+        )
         rows += task_rows
         maps.update(task_maps)
     settings = {
-        "suite": suite_name, "runs": [str(r.path) for r in run_list], "fractions": list(fractions),
-        "shots": [int(k) for k in shots], "seeds": seeds, "probes": list(probes), "baselines": list(baselines),
-        "tasks": {t.name: t.describe() for t in tasks}, "notes": notes,
+        "suite": suite_name,
+        "runs": [str(r.path) for r in run_list],
+        "fractions": list(fractions),
+        "shots": [int(k) for k in shots],
+        "seeds": seeds,
+        "probes": list(probes),
+        "baselines": list(baselines),
+        "tasks": {t.name: t.describe() for t in tasks},
+        "notes": notes,
         "seconds": round(time.perf_counter() - t0, 1),
-    }  # fmt: skip
+    }
     if len(tasks) == 1:  # the single-task keys earlier versions wrote
-        settings.update({"task": str(tasks[0].collection.path), "split": tasks[0].split,
-                         "train": int(len(tasks[0].train)), "test": int(len(tasks[0].test))})  # fmt: skip
+        settings.update(
+            {
+                "task": str(tasks[0].collection.path),
+                "split": tasks[0].split,
+                "train": int(len(tasks[0].train)),
+                "test": int(len(tasks[0].test)),
+            }
+        )
     result = BenchResult(rows, settings, embeddings=maps, unified=unified_scores(rows))
     result.json_path = out_dir / "bench.json"
     ckpt.atomic_write_json(result.json_path, {"settings": settings, "unified": result.unified, "rows": rows})
@@ -293,10 +334,18 @@ def bench(
 
 
 def _bench_task(
-    task: Task, run_list: list[Run], fractions: Sequence[float], shots: Sequence[int], seeds: int,
-    probes: Sequence[str], baselines: Sequence[str], device: str, n_jobs: int, notes: list[str],
+    task: Task,
+    run_list: list[Run],
+    fractions: Sequence[float],
+    shots: Sequence[int],
+    seeds: int,
+    probes: Sequence[str],
+    baselines: Sequence[str],
+    device: str,
+    n_jobs: int,
+    notes: list[str],
     cache: ScoreCache,
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:  # fmt: skip
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:
     col, kind = task.collection, task.kind
     table = REGRESSION_PROBES if kind == REGRESSION else PROBES
     usable = [p for p in probes if p in table]
@@ -337,8 +386,22 @@ def _bench_task(
         for probe in feature_probes if feats is not None else []:
             for s in settings:
                 feature_cells.append((model, probe, s))
-                feature_jobs += [(feats[:n_train], task.y_train, feats[n_train:], task.y_test, probe, s, seed, kind,
-                                  task.metric, task.groups_train, None) for seed in range(seeds)]  # fmt: skip
+                feature_jobs += [
+                    (
+                        feats[:n_train],
+                        task.y_train,
+                        feats[n_train:],
+                        task.y_test,
+                        probe,
+                        s,
+                        seed,
+                        kind,
+                        task.metric,
+                        task.groups_train,
+                        None,
+                    )
+                    for seed in range(seeds)
+                ]
         if ctx is None:
             continue
         model_probes = ["finetune"] if model.startswith(SUPERVISED) else raw_probes
@@ -349,21 +412,40 @@ def _bench_task(
             raw = _raw_samples(run, task, both)
             raw_cache[ctx["run"]] = None if raw is None else (raw[:n_train], raw[n_train:])
             if raw is None:
-                notes.append(f"{task.name}: fine-tuning probes skipped: its samples become several per sample for "
-                             f"{run.path}'s encoder (one channel at a time)")  # fmt: skip
+                notes.append(
+                    f"{task.name}: fine-tuning probes skipped: its samples become several per sample for "
+                    f"{run.path}'s encoder (one channel at a time)"
+                )
         arrays = raw_cache[ctx["run"]]
         if arrays is None:
             continue
         for probe in model_probes:
             for s in settings:
                 raw_cells.append((model, probe, s))
-                raw_jobs += [(arrays[0], task.y_train, arrays[1], task.y_test, probe, s, seed, kind, task.metric,
-                              task.groups_train, ctx) for seed in range(seeds)]  # fmt: skip
+                raw_jobs += [
+                    (
+                        arrays[0],
+                        task.y_train,
+                        arrays[1],
+                        task.y_test,
+                        probe,
+                        s,
+                        seed,
+                        kind,
+                        task.metric,
+                        task.groups_train,
+                        ctx,
+                    )
+                    for seed in range(seeds)
+                ]
 
     identity = {m: _identity(m, ctx, run_list) for m, _, _, ctx in models}
     jobs = feature_jobs + raw_jobs
-    keys = [ScoreCache.key(task_id, identity[m], p, s.label, seed)
-            for m, p, s in feature_cells + raw_cells for seed in range(seeds)]  # fmt: skip
+    keys = [
+        ScoreCache.key(task_id, identity[m], p, s.label, seed)
+        for m, p, s in feature_cells + raw_cells
+        for seed in range(seeds)
+    ]
     scores: list[Score | None] = [cache.scores.get(k) for k in keys]
     todo = [i for i in range(len(feature_jobs)) if scores[i] is None]
     todo.sort(key=lambda i: -(jobs[i][5].fraction or 0))  # the largest fits first: the workers finish together
@@ -389,20 +471,37 @@ def _bench_task(
         cell = scores[i * seeds : (i + 1) * seeds]
         values = np.array([c.value for c in cell])
         names = cell[0].metrics.keys()
-        rows.append({
-            "task": task.name, "model": model, "baseline": baseline_of[model], "probe": probe,
-            "setting": s.label, "fraction": s.fraction, "shots": s.shots, "metric": task.metric,
-            "higher_is_better": higher_is_better(task.metric), "mean": float(np.nanmean(values)),
-            "std": float(np.nanstd(values)), "scores": values.tolist(),
-            "metrics": {m: {"mean": float(np.nanmean([c.metrics[m] for c in cell])),
-                            "std": float(np.nanstd([c.metrics[m] for c in cell]))} for m in names},
-            "n_labels": cell[0].n_labels, "params": [_jsonable(c.param) for c in cell],
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": task.name,
+                "model": model,
+                "baseline": baseline_of[model],
+                "probe": probe,
+                "setting": s.label,
+                "fraction": s.fraction,
+                "shots": s.shots,
+                "metric": task.metric,
+                "higher_is_better": higher_is_better(task.metric),
+                "mean": float(np.nanmean(values)),
+                "std": float(np.nanstd(values)),
+                "scores": values.tolist(),
+                "metrics": {
+                    m: {
+                        "mean": float(np.nanmean([c.metrics[m] for c in cell])),
+                        "std": float(np.nanstd([c.metrics[m] for c in cell])),
+                    }
+                    for m in names
+                },
+                "n_labels": cell[0].n_labels,
+                "params": [_jsonable(c.param) for c in cell],
+            }
+        )
 
     # test-split features for the embedding maps, at most MAP_POINTS, the same samples for every model
     pick = np.sort(np.random.default_rng(0).choice(len(task.test), min(MAP_POINTS, len(task.test)), replace=False))
-    maps = {(task.name, m): (feats[n_train:][pick], task.y_test[pick]) for m, _, feats, _ in models
-            if feats is not None}  # fmt: skip
+    maps = {
+        (task.name, m): (feats[n_train:][pick], task.y_test[pick]) for m, _, feats, _ in models if feats is not None
+    }
     return rows, maps
 
 

@@ -69,8 +69,14 @@ def score_all(
     return {name: fn(y, pred, proba, cls) for name, fn in metrics_for(kind).items()}
 
 
-def score(kind: str, metric: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None = None,
-          classes: np.ndarray | None = None) -> float:  # fmt: skip
+def score(
+    kind: str,
+    metric: str,
+    y: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+) -> float:
     """One metric, signed so that larger is better (for choosing hyper-parameters)."""
     cls = np.unique(y) if classes is None else np.asarray(classes)
     value = metrics_for(kind)[metric](y, pred, proba, cls)

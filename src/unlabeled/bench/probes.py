@@ -126,9 +126,13 @@ Scorer = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], flo
 
 
 def knn_grid_scores(
-    X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, grid: tuple[float, ...],
+    X_fit: np.ndarray,
+    y_fit: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    grid: tuple[float, ...],
     scorer: Scorer,
-) -> list[float]:  # fmt: skip
+) -> list[float]:
     """Validation scores for every k of the grid from one neighbour search."""
     classes, codes = np.unique(y_fit, return_inverse=True)
     sims, idx = neighbours(X_val, X_fit, int(max(grid)))
@@ -140,13 +144,19 @@ def knn_grid_scores(
 
 
 def knn_regression_grid_scores(
-    X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, grid: tuple[float, ...],
+    X_fit: np.ndarray,
+    y_fit: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    grid: tuple[float, ...],
     scorer: Scorer,
-) -> list[float]:  # fmt: skip
+) -> list[float]:
     sims, idx = neighbours(X_val, X_fit, int(max(grid)))
     targets = np.asarray(y_fit, dtype=np.float64)[idx]
-    return [scorer(y_val, knn_mean(sims[:, :k], targets[:, :k], KNN_TEMPERATURE), None, np.array([]))
-            for k in map(int, grid)]  # fmt: skip
+    return [
+        scorer(y_val, knn_mean(sims[:, :k], targets[:, :k], KNN_TEMPERATURE), None, np.array([]))
+        for k in map(int, grid)
+    ]
 
 
 def _linear(C: float = 1.0) -> Pipeline:
@@ -227,8 +237,9 @@ def _mlp(alpha: float = 1e-4, regression: bool = False) -> Any:
     """One hidden layer of 256 ReLU units (scikit-learn, Adam), L2 penalty ``alpha``; a
     fixed epoch budget (no early stopping: it would carve its own split out of few labels)."""
     cls = MLPRegressor if regression else MLPClassifier
-    mlp = cls(hidden_layer_sizes=(256,), alpha=alpha, batch_size="auto", learning_rate_init=1e-3, max_iter=60,
-              random_state=0)  # fmt: skip
+    mlp = cls(
+        hidden_layer_sizes=(256,), alpha=alpha, batch_size="auto", learning_rate_init=1e-3, max_iter=60, random_state=0
+    )
     pipe = _quiet(make_pipeline(StandardScaler(), mlp))
     return _standardised_target(pipe) if regression else pipe
 
@@ -280,8 +291,7 @@ class _FromTuning:
 
 FINETUNE_PROBES = ("finetune", "lora", "svfit")
 _RAW = {
-    name: ProbeSpec(name, _FromTuning("FinetuneProbe", mode), "lr", (), inputs="raw",
-                    tune=_FromTuning("tune", mode))  # fmt: skip
+    name: ProbeSpec(name, _FromTuning("FinetuneProbe", mode), "lr", (), inputs="raw", tune=_FromTuning("tune", mode))
     for name, mode in zip(FINETUNE_PROBES, ("full", "lora", "svfit"), strict=True)
 }
 

@@ -88,8 +88,9 @@ def evaluate(
     spec = probe_spec(probe, kind)
     sub = setting.subset(y_train, kind, seed)
     Xl, yl = X_train[sub], y_train[sub]
-    fit, val = holdout_split(len(sub), VALIDATION_FRACTION, seed, None if kind == REGRESSION else yl,
-                             None if groups is None else groups[sub])  # fmt: skip
+    fit, val = holdout_split(
+        len(sub), VALIDATION_FRACTION, seed, None if kind == REGRESSION else yl, None if groups is None else groups[sub]
+    )
 
     def scorer(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
         return score(kind, metric, y, pred, proba, classes if len(classes) else None)
@@ -120,8 +121,9 @@ def evaluate(
     return Score(values[metric], chosen, len(sub), values)
 
 
-def run_jobs(fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int,
-             on_done: Callable[[int, T], None]) -> list[T]:  # fmt: skip
+def run_jobs(
+    fn: Callable[..., T], jobs: list[tuple[Any, ...]], n_jobs: int, on_done: Callable[[int, T], None]
+) -> list[T]:
     """``[fn(*job) for job in jobs]``, over ``n_jobs`` worker processes when more than one;
     ``on_done(i, result)`` as each job finishes (in any order).
 

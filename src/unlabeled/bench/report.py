@@ -206,14 +206,31 @@ def curves_figure(
                 ax.errorbar(x, m, yerr=s, color=colours[model], ls=ls, marker="o", ms=4, capsize=3, lw=1.4)
             shots = [r for r in mine if r.get("fraction") is None]
             for r in shots:
-                ax.errorbar([x_of(r)], [r["mean"]], yerr=[r["std"]], color=colours[model], marker="D", ms=5,
-                            capsize=3, ls="none", mfc="white" if model in baselines else colours[model])  # fmt: skip
+                ax.errorbar(
+                    [x_of(r)],
+                    [r["mean"]],
+                    yerr=[r["std"]],
+                    color=colours[model],
+                    marker="D",
+                    ms=5,
+                    capsize=3,
+                    ls="none",
+                    mfc="white" if model in baselines else colours[model],
+                )
         shot_x = {setting_name(r): x_of(r) for r in in_panel if r.get("fraction") is None}
         any_shots |= bool(shot_x)
         for name, x in shot_x.items():
             ax.axvline(x, color="0.75", ls=":", lw=1, zorder=0)
-            ax.annotate(name, (x, 0.98), xycoords=ax.get_xaxis_transform(), ha="center", va="top",
-                        fontsize=7, color="0.35", bbox={"fc": "white", "ec": "none", "pad": 0.5})  # fmt: skip
+            ax.annotate(
+                name,
+                (x, 0.98),
+                xycoords=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="0.35",
+                bbox={"fc": "white", "ec": "none", "pad": 0.5},
+            )
         ax.set_xscale("log")
         ticks = sorted({x_of(r) for r in in_panel if r.get("fraction") is not None})
         if ticks and train is not None:
@@ -228,8 +245,10 @@ def curves_figure(
         ax.grid(alpha=0.3)
     for ax in axes[len(probes) :]:
         ax.set_visible(False)
-    handles = [Line2D([], [], color=colours[m], ls="--" if m in baselines else "-", marker="o", ms=4, label=m)
-               for m in sorted(models, key=lambda m: m in baselines)]  # fmt: skip
+    handles = [
+        Line2D([], [], color=colours[m], ls="--" if m in baselines else "-", marker="o", ms=4, label=m)
+        for m in sorted(models, key=lambda m: m in baselines)
+    ]
     if any_shots:
         handles.append(Line2D([], [], color="0.3", ls="none", marker="D", ms=5, label="k-shot"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
@@ -309,8 +328,10 @@ def embedding_figure(maps: dict[str, tuple[np.ndarray, np.ndarray]], kind: str |
     if regression and scatter is not None:
         fig.colorbar(scatter, ax=list(axes[: len(models)]), label="target", shrink=0.8)
     elif not regression and len(classes) <= 20:
-        handles = [Line2D([], [], ls="none", marker="o", ms=5, color=cmap(norm(i)), label=str(cls))
-                   for i, cls in enumerate(classes)]  # fmt: skip
+        handles = [
+            Line2D([], [], ls="none", marker="o", ms=5, color=cmap(norm(i)), label=str(cls))
+            for i, cls in enumerate(classes)
+        ]
         fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False, title="label")
     return fig
 
@@ -350,8 +371,10 @@ def loss_figure(runs: list[str]) -> Figure | None:
 def unified_table(unified: dict[str, float], baselines: set[str]) -> str:
     """The unified score of every model, best first (a missing score last)."""
     ranked = sorted(unified.items(), key=lambda kv: (not _finite(kv[1]), -kv[1] if _finite(kv[1]) else 0.0))
-    out = ["<table id='unified'><thead><tr><th>rank</th><th class='name'>model</th>"
-           "<th>unified score</th></tr></thead><tbody>"]  # fmt: skip
+    out = [
+        "<table id='unified'><thead><tr><th>rank</th><th class='name'>model</th>"
+        "<th>unified score</th></tr></thead><tbody>"
+    ]
     for i, (model, score) in enumerate(ranked, 1):
         cls = "baseline" if model in baselines else "model"
         shown = f"{score:.3f}" if _finite(score) else "–"
@@ -425,16 +448,22 @@ def metrics_table(rows: list[dict[str, Any]]) -> str | None:
         return None
     settings = order_settings(rows)
     cell = {(r["model"], r["probe"], setting_name(r)): r for r in rows}
-    out = ["<table class='metrics'><thead><tr><th class='name'>model</th><th class='name'>probe</th>"
-           "<th class='name'>setting</th>", *[f"<th>{_e(n)}</th>" for n in names], "</tr></thead><tbody>"]  # fmt: skip
+    out = [
+        "<table class='metrics'><thead><tr><th class='name'>model</th><th class='name'>probe</th>"
+        "<th class='name'>setting</th>",
+        *[f"<th>{_e(n)}</th>" for n in names],
+        "</tr></thead><tbody>",
+    ]
     for model, probe in _row_order(rows):
         for s in settings:
             r = cell.get((model, probe, s))
             if r is None:
                 continue
             cls = "baseline" if is_baseline(r) else "model"
-            out.append(f"<tr class='{cls}'><td class='name'>{_e(model)}</td><td class='name'>{_e(probe)}</td>"
-                       f"<td class='name'>{_e(s)}</td>")  # fmt: skip
+            out.append(
+                f"<tr class='{cls}'><td class='name'>{_e(model)}</td><td class='name'>{_e(probe)}</td>"
+                f"<td class='name'>{_e(s)}</td>"
+            )
             for n in names:
                 m = (r.get("metrics") or {}).get(n)
                 out.append("<td>–</td>" if not m else f"<td>{_e(_mean_std(m.get('mean'), m.get('std')))}</td>")
@@ -485,8 +514,11 @@ def render(result: BenchResult) -> str:
     taken: set[str] = set()
     slugs = {t: _slug(str(t), taken) for t in tasks}
     suite = s.get("suite")
-    what = f"suite <code>{_e(suite)}</code>" if suite else (
-        f"<code>{_e(tasks[0])}</code>" if len(tasks) == 1 else f"{len(tasks)} tasks")  # fmt: skip
+    what = (
+        f"suite <code>{_e(suite)}</code>"
+        if suite
+        else (f"<code>{_e(tasks[0])}</code>" if len(tasks) == 1 else f"{len(tasks)} tasks")
+    )
     title = str(suite) if suite else ", ".join(map(str, tasks)) or "no tasks"
 
     parts = [
@@ -586,8 +618,11 @@ def render(result: BenchResult) -> str:
 
     loss = loss_figure(runs)
     if loss is not None:
-        parts += ["<section id='pretraining'><h2>Pretraining</h2>",
-                  _img(loss, "loss", "pretraining loss", "loss"), "</section>"]  # fmt: skip
+        parts += [
+            "<section id='pretraining'><h2>Pretraining</h2>",
+            _img(loss, "loss", "pretraining loss", "loss"),
+            "</section>",
+        ]
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 

@@ -44,8 +44,9 @@ class ScalingResult:
     def table(self) -> str:
         lines = [f"{'m (unlabeled)':>14}{'n (labels)':>12}{'metric':>18}{'error':>10}{'fitted':>10}"]
         for r in self.rows:
-            lines.append(f"{r['m']:>14}{r['n']:>12}{r['mean']:>11.4f} ± {r['std']:.4f}{r['error']:>10.4f}"
-                         f"{r['fitted']:>10.4f}")  # fmt: skip
+            lines.append(
+                f"{r['m']:>14}{r['n']:>12}{r['mean']:>11.4f} ± {r['std']:.4f}{r['error']:>10.4f}{r['fitted']:>10.4f}"
+            )
         f = self.fit
         lines.append(f"error ≈ {f['e_inf']:.4f} + {f['a']:.1f}/m + {f['b']:.2f}/n   (R² {f['r2']:.3f})")
         return "\n".join(lines)
@@ -98,8 +99,10 @@ def scaling(
     candidates = pool_col.indices(exclude="test")
     smallest = max(1, int(round(min(pool_sizes) * len(candidates))))
     if smallest < batch_size:
-        raise UnlabeledError(f"the smallest pool ({smallest} samples) is under one batch of {batch_size}; "
-                             "use larger --pool-sizes or a smaller --batch-size (the same for every m)")  # fmt: skip
+        raise UnlabeledError(
+            f"the smallest pool ({smallest} samples) is under one batch of {batch_size}; "
+            "use larger --pool-sizes or a smaller --batch-size (the same for every m)"
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(candidates)  # nested subsets: each m contains the smaller ones
     rows: list[dict[str, Any]] = []
@@ -107,8 +110,13 @@ def scaling(
     for size in sorted(pool_sizes):
         m = max(1, int(round(size * len(candidates))))
         sub_dir = out / "pools" / f"m{m}"
-        sub = open_collection(sub_dir) if (sub_dir / "collection.json").is_file() else derive_collection(
-            pool_col, order[:m], sub_dir, {"name": f"{pool_col.name}-m{m}", "scaling_subset": size})
+        sub = (
+            open_collection(sub_dir)
+            if (sub_dir / "collection.json").is_file()
+            else derive_collection(
+                pool_col, order[:m], sub_dir, {"name": f"{pool_col.name}-m{m}", "scaling_subset": size}
+            )
+        )
         run_dir = out / "runs" / f"m{m}"
         state = run_dir / ckpt.STATE_FILE
         if state.is_file() and ul.open_run(run_dir).finished:
@@ -117,22 +125,52 @@ def scaling(
             run = ul.pretrain(sub, run_dir, resume=True, device=device)
         else:
             budget = {"minutes": minutes} if minutes is not None else {"epochs": float(epochs) * len(candidates) / m}
-            run = ul.pretrain(sub, run_dir, method=method, seed=seed, device=device, overwrite=True,
-                              batch_size=batch_size, **budget, **pretrain_options)  # fmt: skip
+            run = ul.pretrain(
+                sub,
+                run_dir,
+                method=method,
+                seed=seed,
+                device=device,
+                overwrite=True,
+                batch_size=batch_size,
+                **budget,
+                **pretrain_options,
+            )
         runs.append(run.path)
         info(f"scaling: m = {m} pretrained; probing")
-        res = bench(run, task_col, fractions=fractions, seeds=seeds, probes=[probe], baselines=(), out=run.path,
-                    device=device)  # fmt: skip
+        res = bench(
+            run, task_col, fractions=fractions, seeds=seeds, probes=[probe], baselines=(), out=run.path, device=device
+        )
         for r in res.rows:
             err = 1.0 - r["mean"] if r["higher_is_better"] else r["mean"]
-            rows.append({"m": m, "pool_fraction": size, "n": r["n_labels"], "fraction": r["fraction"],
-                         "metric": r["metric"], "mean": r["mean"], "std": r["std"], "error": err})  # fmt: skip
+            rows.append(
+                {
+                    "m": m,
+                    "pool_fraction": size,
+                    "n": r["n_labels"],
+                    "fraction": r["fraction"],
+                    "metric": r["metric"],
+                    "mean": r["mean"],
+                    "std": r["std"],
+                    "error": err,
+                }
+            )
     fit = fit_law(*(np.array([r[k] for r in rows], dtype=float) for k in ("m", "n", "error")))
     for r in rows:
         r["fitted"] = fit["e_inf"] + fit["a"] / r["m"] + fit["b"] / r["n"]
-    settings = {"pool": str(pool_col.path), "task": str(task_col.path), "pool_sizes": list(pool_sizes),
-                "fractions": list(fractions), "probe": probe, "seeds": seeds, "method": method,
-                "epochs": epochs, "minutes": minutes, "batch_size": batch_size, "seed": seed}  # fmt: skip
+    settings = {
+        "pool": str(pool_col.path),
+        "task": str(task_col.path),
+        "pool_sizes": list(pool_sizes),
+        "fractions": list(fractions),
+        "probe": probe,
+        "seeds": seeds,
+        "method": method,
+        "epochs": epochs,
+        "minutes": minutes,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
     result = ScalingResult(rows, fit, settings, runs=runs)
     result.json_path = out / "scaling.json"
     ckpt.atomic_write_json(result.json_path, {"settings": settings, "fit": fit, "rows": rows})
@@ -150,8 +188,9 @@ def _render(result: ScalingResult) -> str:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     # error against n, one line per m; and against m, one line per n (dashed: the fitted law)
-    for ax, (x_key, line_key, label) in zip(axes, (("n", "m", "n (labelled samples)"),
-                                                   ("m", "n", "m (unlabeled samples)")), strict=True):  # fmt: skip
+    for ax, (x_key, line_key, label) in zip(
+        axes, (("n", "m", "n (labelled samples)"), ("m", "n", "m (unlabeled samples)")), strict=True
+    ):
         for key in sorted({r[line_key] for r in result.rows}):
             pts = sorted((r[x_key], r["error"], r["std"], r["fitted"]) for r in result.rows if r[line_key] == key)
             x, e, s, f = map(np.array, zip(*pts, strict=True))

@@ -77,8 +77,9 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
     if not path.is_file():
         path = SUITES_DIR / f"{name_or_path}.toml"
         if not path.is_file():
-            raise UnlabeledError(f"no suite {str(name_or_path)!r}: not a file, and the built-in suites are "
-                                 f"{', '.join(builtin_suites())}")  # fmt: skip
+            raise UnlabeledError(
+                f"no suite {str(name_or_path)!r}: not a file, and the built-in suites are {', '.join(builtin_suites())}"
+            )
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -44,9 +44,15 @@ class Task:
     classes: list[str] | None = None
 
     def describe(self) -> dict[str, object]:
-        return {"train": int(len(self.train)), "test": int(len(self.test)), "split": self.split,
-                "kind": self.kind, "metric": self.metric, "target": self.target,
-                "collection": str(self.collection.path)}  # fmt: skip
+        return {
+            "train": int(len(self.train)),
+            "test": int(len(self.test)),
+            "split": self.split,
+            "kind": self.kind,
+            "metric": self.metric,
+            "target": self.target,
+            "collection": str(self.collection.path),
+        }
 
 
 def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str] | None]:
@@ -77,8 +83,13 @@ def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray
 def _groups(col: Collection, column: str) -> np.ndarray:
     values = col.column(column)
     # a sample without a group is its own group
-    return np.array([f"\0{i}" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-                     for i, v in zip(col.ids, values, strict=True)], dtype=object)  # fmt: skip
+    return np.array(
+        [
+            f"\0{i}" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for i, v in zip(col.ids, values, strict=True)
+        ],
+        dtype=object,
+    )
 
 
 def make_task(
@@ -125,23 +136,40 @@ def make_task(
         if groups is not None:
             shared = set(groups[train]) & set(groups[test])
             if shared and split == "given":
-                raise UnlabeledError(f"the collection's split puts {len(shared)} {group} value(s) on both sides, "
-                                     f"e.g. {sorted(shared)[:3]}; use --split group")  # fmt: skip
+                raise UnlabeledError(
+                    f"the collection's split puts {len(shared)} {group} value(s) on both sides, "
+                    f"e.g. {sorted(shared)[:3]}; use --split group"
+                )
             if shared:
                 train = test = None  # fall through to a group-aware split
             else:
                 note += f", {group}-disjoint"
     if train is None:
-        fit, held = holdout_split(len(pos), TEST_FRACTION, 0, y[pos] if kind == CLASSIFICATION else None,
-                                  None if groups is None else groups[pos])  # fmt: skip
+        fit, held = holdout_split(
+            len(pos),
+            TEST_FRACTION,
+            0,
+            y[pos] if kind == CLASSIFICATION else None,
+            None if groups is None else groups[pos],
+        )
         train, test = pos[fit], pos[held]
         how = "stratified " if kind == CLASSIFICATION else "random "
-        note = (f"{how}80/20 split of the labelled samples, seed 0"
-                + (f", {group}-disjoint (no {group} on both sides)" if groups is not None else ""))  # fmt: skip
+        note = f"{how}80/20 split of the labelled samples, seed 0" + (
+            f", {group}-disjoint (no {group} on both sides)" if groups is not None else ""
+        )
     if not len(test) or not len(train):
         raise UnlabeledError(f"task {col.path}: the split left no {'test' if not len(test) else 'train'} samples")
     return Task(
-        name=name or col.name, collection=col, kind=kind, metric=metric, target=target, train=train, test=test,
-        y_train=y[train], y_test=y[test], groups_train=None if groups is None else groups[train], split=note,
+        name=name or col.name,
+        collection=col,
+        kind=kind,
+        metric=metric,
+        target=target,
+        train=train,
+        test=test,
+        y_train=y[train],
+        y_test=y[test],
+        groups_train=None if groups is None else groups[train],
+        split=note,
         classes=classes,
-    )  # fmt: skip
+    )

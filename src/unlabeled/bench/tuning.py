@@ -206,8 +206,9 @@ class FinetuneProbe(BaseEstimator):
                     out = model(x).float()
                 loss = self._loss(out, y_t[torch.from_numpy(idx).to(dev)])
                 if not torch.isfinite(loss):
-                    raise UnlabeledError(f"{self.mode} fine-tuning: loss became {loss.item()} at step {step}; "
-                                         f"lower lr (now {self.lr:g})")  # fmt: skip
+                    raise UnlabeledError(
+                        f"{self.mode} fine-tuning: loss became {loss.item()} at step {step}; lower lr (now {self.lr:g})"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, _RECIPE.grad_clip)

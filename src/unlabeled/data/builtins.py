@@ -42,9 +42,17 @@ class Builtin:
 
 
 FASHION_MNIST_CLASSES = [
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
-]  # fmt: skip
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+]
 
 
 def fashion_mnist_dir() -> Path:
@@ -121,8 +129,7 @@ BUILTINS: dict[str, Builtin] = {
     for b in (
         Builtin(
             "fashion-mnist",
-            "70,000 28x28 grey clothing images, 10 classes, 60k train / 10k test "
-            "(Debian dataset-fashion-mnist)",
+            "70,000 28x28 grey clothing images, 10 classes, 60k train / 10k test (Debian dataset-fashion-mnist)",
             load_fashion_mnist,
         ),
         Builtin(

@@ -48,8 +48,7 @@ class Collection:
         meta_path = self.path / META_FILE
         if not meta_path.is_file():
             raise UnlabeledError(
-                f"{self.path} is not a collection (no {META_FILE}); "
-                "create one with `unlabeled import SOURCE DEST`"
+                f"{self.path} is not a collection (no {META_FILE}); create one with `unlabeled import SOURCE DEST`"
             )
         self.meta: dict[str, Any] = json.loads(meta_path.read_text())
         if self.meta.get("format") != FORMAT_VERSION:
@@ -62,9 +61,7 @@ class Collection:
         self.ids: np.ndarray = np.asarray(table.column("id").to_pylist(), dtype=object)
         self._shard = table.column("shard").to_numpy().astype(np.int64)
         self._row = table.column("row").to_numpy().astype(np.int64)
-        self.labels: np.ndarray | None = (
-            table.column("label").to_numpy().astype(np.int64) if "label" in cols else None
-        )
+        self.labels: np.ndarray | None = table.column("label").to_numpy().astype(np.int64) if "label" in cols else None
         self.splits: np.ndarray | None = (
             np.asarray(table.column("split").to_pylist(), dtype=object) if "split" in cols else None
         )
@@ -174,9 +171,12 @@ class Collection:
 
 
 def derive_collection(
-    source: Collection, positions: np.ndarray, dest: str | os.PathLike[str], extra_meta: dict[str, Any],
+    source: Collection,
+    positions: np.ndarray,
+    dest: str | os.PathLike[str],
+    extra_meta: dict[str, Any],
     overwrite: bool = False,
-) -> Collection:  # fmt: skip
+) -> Collection:
     """A collection of some of ``source``'s samples that reads ``source``'s shards in place
     (no copy of the data): its index lists the chosen rows, its ``collection.json`` points at
     the source's shard files by relative path. Written atomically."""
@@ -205,8 +205,14 @@ def derive_collection(
         pq.write_table(pa.table(columns), tmp / INDEX_FILE)
         shards = [os.path.relpath((source.path / s).resolve(), dest.resolve()) for s in source.meta["shards"]]
         digest = hashlib.sha256(source.fingerprint().encode() + pos.tobytes()).hexdigest()[:16]
-        meta = {**source.meta, "shards": shards, "count": len(pos), "fingerprint": digest,
-                "derived_from": str(source.path.resolve()), **extra_meta}  # fmt: skip
+        meta = {
+            **source.meta,
+            "shards": shards,
+            "count": len(pos),
+            "fingerprint": digest,
+            "derived_from": str(source.path.resolve()),
+            **extra_meta,
+        }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         if dest.exists():
             shutil.rmtree(dest)

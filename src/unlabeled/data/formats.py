@@ -90,8 +90,16 @@ def load_ucr(name: str) -> Loaded:
     try:
         targets = np.asarray(labels, dtype=np.float64)
         if not np.allclose(targets, np.round(targets)):  # a regression set: the values are a target column
-            return Loaded(pad_series(series), ids, None, splits, None, "series", f"aeon:{root / name}",
-                          columns={"target": targets})  # fmt: skip
+            return Loaded(
+                pad_series(series),
+                ids,
+                None,
+                splits,
+                None,
+                "series",
+                f"aeon:{root / name}",
+                columns={"target": targets},
+            )
     except ValueError:
         pass  # string class names
     codes, classes = _codes(labels)
@@ -108,9 +116,10 @@ def ucr_names() -> list[str]:
     """The sets with a train and a test file bundled in aeon (classification, and the
     ``Covid3Month`` regression set)."""
     return sorted(
-        d.name for d in ucr_dir().iterdir()
+        d.name
+        for d in ucr_dir().iterdir()
         if (d / f"{d.name}_TRAIN.ts").is_file() and (d / f"{d.name}_TEST.ts").is_file() and d.name != "UnitTest"
-    )  # fmt: skip
+    )
 
 
 def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, list[tuple[str, str]]]:
@@ -196,8 +205,9 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     splits = [None if pd.isna(s) else str(s).lower() for s in split_of] if "split" in meta else None
     groups = [None if pd.isna(g) else str(g) for g in group_of] if "group" in meta else None
     columns = {k: _column_values(df.loc[kept_rows, c]) for k, c in kept.items()}
-    loaded = Loaded(pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups,
-                    columns=columns)  # fmt: skip
+    loaded = Loaded(
+        pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups, columns=columns
+    )
     return loaded, bad
 
 

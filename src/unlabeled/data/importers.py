@@ -174,9 +174,13 @@ def _import_keywords(dest: Path, overwrite: bool) -> ImportReport:
 
 # -- in-memory sources -----------------------------------------------------------------------
 def _write_loaded(
-    loaded: Loaded, dest: str | os.PathLike[str], overwrite: bool, name: str,
-    bad: list[tuple[str, str]] | None = None, given: bool = True,
-) -> ImportReport:  # fmt: skip
+    loaded: Loaded,
+    dest: str | os.PathLike[str],
+    overwrite: bool,
+    name: str,
+    bad: list[tuple[str, str]] | None = None,
+    given: bool = True,
+) -> ImportReport:
     writer = CollectionWriter(
         Path(dest),
         modality=loaded.modality,
@@ -201,8 +205,9 @@ def _write_loaded(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, name, loaded.modality, len(col), list(bad or []), given=given,
-                        duplicates=writer.duplicates)
+    return ImportReport(
+        col, name, loaded.modality, len(col), list(bad or []), given=given, duplicates=writer.duplicates
+    )
 
 
 def _as_images(arr: np.ndarray) -> np.ndarray:
@@ -213,9 +218,7 @@ def _as_images(arr: np.ndarray) -> np.ndarray:
         return np.moveaxis(arr, -1, 1)
     if arr.ndim == 4:
         return arr
-    raise UnlabeledError(
-        f"array of shape {arr.shape} is not a stack of images (expected N×H×W, N×H×W×C or N×C×H×W)"
-    )
+    raise UnlabeledError(f"array of shape {arr.shape} is not a stack of images (expected N×H×W, N×H×W×C or N×C×H×W)")
 
 
 def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
@@ -248,9 +251,12 @@ def _as_modality(arr: np.ndarray, modality: str | None) -> tuple[np.ndarray, str
 
 
 def _import_array_file(
-    path: Path, dest: str | os.PathLike[str], labels: str | os.PathLike[str] | None, modality: str | None,
+    path: Path,
+    dest: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    modality: str | None,
     overwrite: bool,
-) -> ImportReport:  # fmt: skip
+) -> ImportReport:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # corrupt header, pickled objects, truncated file
@@ -266,14 +272,23 @@ def _import_array_file(
         if modality == "series":
             ok &= ~np.isnan(flat).all(axis=1)
         for i in np.flatnonzero(~ok):
-            bad.append((f"{path}[{i}]", "contains infinity or no values" if modality == "series"
-                        else "contains NaN or infinity"))  # fmt: skip
+            bad.append(
+                (
+                    f"{path}[{i}]",
+                    "contains infinity or no values" if modality == "series" else "contains NaN or infinity",
+                )
+            )
         keep &= ok
     dtype = "uint8" if arr.dtype == np.uint8 and modality == "image" else "float32"
     writer = CollectionWriter(
-        Path(dest), modality, tuple(arr.shape[1:]), dtype, classes,
-        extra_meta={"name": path.stem, "source": str(path)}, overwrite=overwrite,
-    )  # fmt: skip
+        Path(dest),
+        modality,
+        tuple(arr.shape[1:]),
+        dtype,
+        classes,
+        extra_meta={"name": path.stem, "source": str(path)},
+        overwrite=overwrite,
+    )
     try:
         rows = np.flatnonzero(keep)
         for s in range(0, len(rows), 65536):
@@ -424,8 +439,10 @@ def _plan_audio(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list
     if not opts.get("seconds") and longest > MAX_AUDIO_SECONDS:
         notes.append(f"recordings are cropped to {MAX_AUDIO_SECONDS:g} s (pass --seconds to change)")
     rates = sorted({sr for sr, _ in shapes})
-    notes.append(f"audio resampled to {rate} Hz mono (files at {', '.join(map(str, rates))} Hz), "
-                 f"cropped or zero-padded to {seconds:g} s")  # fmt: skip
+    notes.append(
+        f"audio resampled to {rate} Hz mono (files at {', '.join(map(str, rates))} Hz), "
+        f"cropped or zero-padded to {seconds:g} s"
+    )
     return (1, max(1, round(seconds * rate))), {"sample_rate": rate}
 
 
@@ -459,17 +476,29 @@ def _read_padded_series(path: Path, shape: tuple[int, ...], opts: dict[str, Any]
 
 
 KINDS: dict[str, _Kind] = {
-    "image": _Kind("image", "uint8", _image_header, _plan_image,
-                   lambda p, s, o: _read_image(p, s, o["resize"] is not None)),
-    "tiff": _Kind("image", "float32", formats.tiff_header, _plan_bands,
-                  lambda p, s, o: formats.read_tiff(p, s, o["resize"] is not None)),
+    "image": _Kind(
+        "image", "uint8", _image_header, _plan_image, lambda p, s, o: _read_image(p, s, o["resize"] is not None)
+    ),
+    "tiff": _Kind(
+        "image",
+        "float32",
+        formats.tiff_header,
+        _plan_bands,
+        lambda p, s, o: formats.read_tiff(p, s, o["resize"] is not None),
+    ),
     "npy": _Kind("image", "float32", _npy_header, _plan_npy, lambda p, s, o: _read_npy(p, s)),
-    "audio": _Kind("audio", "float32", formats.audio_header, _plan_audio,
-                   lambda p, s, o: formats.read_audio(p, o["sample_rate"], s[1])),
-    "volume": _Kind("volume", "float32", formats.volume_header, _plan_volume,
-                    lambda p, s, o: formats.read_volume(p, s)),
+    "audio": _Kind(
+        "audio",
+        "float32",
+        formats.audio_header,
+        _plan_audio,
+        lambda p, s, o: formats.read_audio(p, o["sample_rate"], s[1]),
+    ),
+    "volume": _Kind(
+        "volume", "float32", formats.volume_header, _plan_volume, lambda p, s, o: formats.read_volume(p, s)
+    ),
     "series": _Kind("series", "float32", formats.series_header, _plan_series, _read_padded_series),
-}  # fmt: skip
+}
 
 
 def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind, list[Path]]:
@@ -479,8 +508,7 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
         found = {m for m, exts in FOLDER_EXTENSIONS.items() if any(e in exts for e in by_ext)}
         if len(found) > 1:
             raise UnlabeledError(
-                f"{root} holds files of several modalities ({', '.join(sorted(found))}); "
-                "pass --modality to pick one"
+                f"{root} holds files of several modalities ({', '.join(sorted(found))}); pass --modality to pick one"
             )
         modality = found.pop() if found else None
     if modality is None:  # only .npy files: their shape decides
@@ -556,9 +584,14 @@ def _import_folder(
         classes = sorted({e.label for e in good if e.label is not None}) or None
         code = {c: i for i, c in enumerate(classes or [])}
         writer = CollectionWriter(
-            Path(dest), kind.modality, shape, kind.dtype, classes,
-            extra_meta={"name": root.name, "source": str(root), **meta}, overwrite=overwrite,
-        )  # fmt: skip
+            Path(dest),
+            kind.modality,
+            shape,
+            kind.dtype,
+            classes,
+            extra_meta={"name": root.name, "source": str(root), **meta},
+            overwrite=overwrite,
+        )
         try:
             with progress() as bar:
                 task = bar.add_task(f"import {root.name}", total=len(good))

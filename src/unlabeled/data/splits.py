@@ -27,9 +27,7 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     return np.sort(np.concatenate(picked))
 
 
-def stratified_split(
-    labels: np.ndarray, holdout: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split positions into (fit, holdout), stratified: each class with at least two members
     puts about ``holdout`` of them, and at least one, on the holdout side."""
     rng = np.random.default_rng(seed)

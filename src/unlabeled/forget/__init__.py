@@ -115,8 +115,10 @@ def forget(
     if method not in METHODS:
         raise UnlabeledError(f"unknown forget method {method!r}; choose from {', '.join(METHODS)}")
     if src.kind != "classifier" and method not in ENCODER_METHODS:
-        raise UnlabeledError(f"{src.path} is a self-supervised encoder: forget from it with "
-                             f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)")
+        raise UnlabeledError(
+            f"{src.path} is a self-supervised encoder: forget from it with "
+            f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)"
+        )
     if src.kind == "classifier" and method == "laf":
         raise UnlabeledError("laf forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
     out = Path(out)
@@ -134,28 +136,53 @@ def forget(
             raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
         overwrite = True  # an unfinished (crashed) request is redone
     forgotten_ids = [str(i) for i in task.ids[forget_pos]]
-    request = {"request": uuid.uuid4().hex[:12], "method": method, "source": str(src.path.resolve()),
-               "ids_hash": ids_hash(forgotten_ids), "forgotten": len(forget_pos),
-               "class": None if class_ is None else str(class_)}  # fmt: skip
+    request = {
+        "request": uuid.uuid4().hex[:12],
+        "method": method,
+        "source": str(src.path.resolve()),
+        "ids_hash": ids_hash(forgotten_ids),
+        "forgotten": len(forget_pos),
+        "class": None if class_ is None else str(class_),
+    }
     log = AuditLog(src.path)
-    log.append(request["request"], "started", method=method, ids_hash=request["ids_hash"],
-               forgotten=len(forget_pos), output=str(out.resolve()))  # fmt: skip
+    log.append(
+        request["request"],
+        "started",
+        method=method,
+        ids_hash=request["ids_hash"],
+        forgotten=len(forget_pos),
+        output=str(out.resolve()),
+    )
     t0 = time.perf_counter()
     if method == "sisa":
         result = _sisa(src, task, forget_pos, retain_pos, out, device, overwrite, request)
     elif src.kind != "classifier":
-        result = _forget_encoder(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite,
-                                 request)  # fmt: skip
+        result = _forget_encoder(
+            src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite, request
+        )
     elif method == "retrain":
         shards = src.config.get("sisa", {}).get("shards", 1)
-        result = finetune(src.config.get("source_run"), task, out, positions=retain_pos, shards=shards, device=device,
-                          overwrite=overwrite, extra_config={"forget": request}, **_recipe(src))  # fmt: skip
+        result = finetune(
+            src.config.get("source_run"),
+            task,
+            out,
+            positions=retain_pos,
+            shards=shards,
+            device=device,
+            overwrite=overwrite,
+            extra_config={"forget": request},
+            **_recipe(src),
+        )
     else:
         result = _unlearn(src, task, method, forget_pos, retain_pos, out, epochs, lr, seed, device, overwrite, request)
     seconds = round(time.perf_counter() - t0, 2)
     config = dict(result.config)
-    config["forget"] = {**request, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "forget_ids_file": FORGOTTEN_IDS}  # fmt: skip
+    config["forget"] = {
+        **request,
+        "seconds": seconds,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "forget_ids_file": FORGOTTEN_IDS,
+    }
     write_ids(out / FORGOTTEN_IDS, forgotten_ids)
     ckpt.atomic_write_json(out / "config.json", config)
     log.append(request["request"], "finished", method=method, output=str(out.resolve()), details={"seconds": seconds})
@@ -166,9 +193,16 @@ def forget(
 def _recipe(src: Run) -> dict[str, Any]:
     """The training recipe of a classifier run, for retraining it exactly."""
     train, enc = src.config["train"], src.config["encoder"]
-    return {"epochs": train["epochs"], "batch_size": train["batch_size"], "lr": train["lr"],
-            "weight_decay": train["weight_decay"], "seed": train["seed"], "encoder": enc["name"],
-            "size": enc["size"], "augment": bool(src.config["method"].get("augment", True))}  # fmt: skip
+    return {
+        "epochs": train["epochs"],
+        "batch_size": train["batch_size"],
+        "lr": train["lr"],
+        "weight_decay": train["weight_decay"],
+        "seed": train["seed"],
+        "encoder": enc["name"],
+        "size": enc["size"],
+        "augment": bool(src.config["method"].get("augment", True)),
+    }
 
 
 def _pretrain_recipe(src: Run, samples: int) -> dict[str, Any]:
@@ -184,16 +218,31 @@ def _pretrain_recipe(src: Run, samples: int) -> dict[str, Any]:
     # fitted to it, like pretrain's default): then the batch pretrain would fit to the rest
     batch = min(int(train["batch_size"]), default_batch(samples // shards))
     per_epoch = max(1, samples // (batch * shards))
-    return {"method": one.config["method"]["name"], "encoder": one.config["encoder"]["name"],
-            "size": one.config["encoder"]["size"], "epochs": steps / per_epoch, "batch_size": batch,
-            "lr": train["lr"], "weight_decay": train["weight_decay"], "seed": int(train["seed"]),
-            "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
-            "encoder_options": saved_options(one.config["encoder"]),
-            "augment": one.config["modality"]["augment"]}  # fmt: skip
+    return {
+        "method": one.config["method"]["name"],
+        "encoder": one.config["encoder"]["name"],
+        "size": one.config["encoder"]["size"],
+        "epochs": steps / per_epoch,
+        "batch_size": batch,
+        "lr": train["lr"],
+        "weight_decay": train["weight_decay"],
+        "seed": int(train["seed"]),
+        "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
+        "encoder_options": saved_options(one.config["encoder"]),
+        "augment": one.config["modality"]["augment"],
+    }
 
 
-def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.ndarray, out: Path, device: str,
-          overwrite: bool, request: dict[str, Any]) -> Run:  # fmt: skip
+def _sisa(
+    src: Run,
+    task: Collection,
+    forget_pos: np.ndarray,
+    retain_pos: np.ndarray,
+    out: Path,
+    device: str,
+    overwrite: bool,
+    request: dict[str, Any],
+) -> Run:
     """Retrain only the shards that trained on a forgotten sample (each with its own recipe
     on what it keeps); copy the others."""
     if "sisa" not in src.config:
@@ -208,11 +257,25 @@ def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.nda
         if forgotten.intersection(ids):
             keep = task.positions([i for i in ids if i not in forgotten])
             if src.kind == "classifier":
-                finetune(src.config.get("source_run"), task, dest, positions=keep, device=device, overwrite=True,
-                         **_recipe(shard))  # fmt: skip
+                finetune(
+                    src.config.get("source_run"),
+                    task,
+                    dest,
+                    positions=keep,
+                    device=device,
+                    overwrite=True,
+                    **_recipe(shard),
+                )
             else:
-                pretrain(task, dest, positions=keep, device=device, overwrite=True, exclude_split=None,
-                         **_pretrain_recipe(shard, len(keep)))  # fmt: skip
+                pretrain(
+                    task,
+                    dest,
+                    positions=keep,
+                    device=device,
+                    overwrite=True,
+                    exclude_split=None,
+                    **_pretrain_recipe(shard, len(keep)),
+                )
             affected.append(shard.path.name)
         else:
             shutil.copytree(shard.path, dest, dirs_exist_ok=True)
@@ -223,14 +286,26 @@ def _sisa(src: Run, task: Collection, forget_pos: np.ndarray, retain_pos: np.nda
     return Run(out)
 
 
-def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, retain_pos: np.ndarray, out: Path,
-             epochs: float | None, lr: float | None, seed: int, device: str, overwrite: bool,
-             request: dict[str, Any]) -> Run:  # fmt: skip
+def _unlearn(
+    src: Run,
+    task: Collection,
+    method: str,
+    forget_pos: np.ndarray,
+    retain_pos: np.ndarray,
+    out: Path,
+    epochs: float | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    overwrite: bool,
+    request: dict[str, Any],
+) -> Run:
     cls, stream, default_epochs, default_lr = APPROXIMATE[method]
     own, other = (forget_pos, retain_pos) if stream == "forget" else (retain_pos, forget_pos)
     batch = int(src.config["train"]["batch_size"])
-    objective = cls(src.encoder().train(), src.modality(), int(src.config["method"]["classes"]),
-                    other=Stream(task, other, batch))  # fmt: skip
+    objective = cls(
+        src.encoder().train(), src.modality(), int(src.config["method"]["classes"]), other=Stream(task, other, batch)
+    )
     objective.use_augment = bool(src.config["method"].get("augment", True))
     objective.head.load_state_dict(src.weights("head"))
     if objective.needs_original:
@@ -239,10 +314,16 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     claim_run_dir(out, False, overwrite)
     if epochs is None:
         epochs = default_epochs * (float(src.config["train"]["epochs"] or 1) if stream == "retain" else 1.0)
-    cfg = TrainConfig(batch_size=min(batch, len(own)), epochs=epochs, lr=lr or default_lr,
-                      weight_decay=0.0, warmup=0.0, seed=seed)  # fmt: skip
-    config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
-              "train": vars(cfg).copy(), "source_run": src.config.get("source_run"), "forget": request}  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=min(batch, len(own)), epochs=epochs, lr=lr or default_lr, weight_decay=0.0, warmup=0.0, seed=seed
+    )
+    config = {
+        **src.config,
+        "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
+        "train": vars(cfg).copy(),
+        "source_run": src.config.get("source_run"),
+        "forget": request,
+    }
     config.pop("seconds", None)
     out.mkdir(parents=True, exist_ok=True)
     write_ids(out / TRAINING_IDS, task.ids[retain_pos])
@@ -251,9 +332,20 @@ def _unlearn(src: Run, task: Collection, method: str, forget_pos: np.ndarray, re
     return Run(out)
 
 
-def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndarray, retain_pos: np.ndarray,
-                    out: Path, epochs: float | None, lr: float | None, seed: int, device: str, overwrite: bool,
-                    request: dict[str, Any]) -> Run:  # fmt: skip
+def _forget_encoder(
+    src: Run,
+    data: Collection,
+    method: str,
+    forget_pos: np.ndarray,
+    retain_pos: np.ndarray,
+    out: Path,
+    epochs: float | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    overwrite: bool,
+    request: dict[str, Any],
+) -> Run:
     """``retrain``: the run's pretraining recipe on the retain set (sharded again if the run
     was), for as many steps as the original took; ``laf``: Label-Agnostic Forgetting
     (``laf.py``)."""
@@ -262,8 +354,16 @@ def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndar
     train = src.config["train"]
     if method == "retrain":
         shards = int(src.config.get("sisa", {}).get("shards", 1))
-        run = pretrain(data, out, positions=retain_pos, exclude_split=None, shards=shards, device=device,
-                       overwrite=overwrite, **_pretrain_recipe(src, len(retain_pos)))  # fmt: skip
+        run = pretrain(
+            data,
+            out,
+            positions=retain_pos,
+            exclude_split=None,
+            shards=shards,
+            device=device,
+            overwrite=overwrite,
+            **_pretrain_recipe(src, len(retain_pos)),
+        )
         config = {**run.config, "forget": request}
         write_ids(out / TRAINING_IDS, data.ids[retain_pos])
         ckpt.atomic_write_json(out / "config.json", config)
@@ -274,15 +374,24 @@ def _forget_encoder(src: Run, data: Collection, method: str, forget_pos: np.ndar
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(retain_pos, min(len(retain_pos), 10_000), replace=False))
     vae_retain = fit_vae(encode(encoder, modality, data, sample, device=dev, description="laf: retain"), seed=seed)
-    vae_forget = fit_vae(encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"),
-                         seed=seed)  # fmt: skip
+    vae_forget = fit_vae(encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"), seed=seed)
     batch = int(train["batch_size"])
     objective = LAF(encoder, modality, vae_retain, vae_forget, Stream(data, retain_pos, batch))
     claim_run_dir(out, False, overwrite)
-    cfg = TrainConfig(batch_size=min(batch, len(forget_pos)), epochs=epochs if epochs is not None else 10.0,
-                      lr=lr or 1e-4, weight_decay=0.0, warmup=0.0, seed=seed)  # fmt: skip
-    config = {**src.config, "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
-              "train": vars(cfg).copy(), "forget": request}  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=min(batch, len(forget_pos)),
+        epochs=epochs if epochs is not None else 10.0,
+        lr=lr or 1e-4,
+        weight_decay=0.0,
+        warmup=0.0,
+        seed=seed,
+    )
+    config = {
+        **src.config,
+        "method": {**src.config["method"], "unlearning": method, **objective.hparams()},
+        "train": vars(cfg).copy(),
+        "forget": request,
+    }
     out.mkdir(parents=True, exist_ok=True)
     write_ids(out / TRAINING_IDS, data.ids[retain_pos])
     ckpt.atomic_write_json(out / "config.json", config)
@@ -318,18 +427,33 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
         ref = Run(ref_path)
     runs = dict((("original", src), (request["method"], res), ("retrain", ref)))
     if res.kind == "classifier":
-        rows = {name: scores(r.classifier(), r.modality(), task, forget_pos, retain_pos, test_pos, device)
-                for name, r in runs.items()}  # fmt: skip
+        rows = {
+            name: scores(r.classifier(), r.modality(), task, forget_pos, retain_pos, test_pos, device)
+            for name, r in runs.items()
+        }
         gap = gaps(rows[request["method"]], rows["retrain"])
     else:
         if not len(test_pos) or len(test_pos) == len(task):
             raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
-        rows = encoder_scores({name: (r.encoder(), r.modality()) for name, r in runs.items()}, "retrain", task,
-                              forget_pos, retain_pos, test_pos, device)  # fmt: skip
+        rows = encoder_scores(
+            {name: (r.encoder(), r.modality()) for name, r in runs.items()},
+            "retrain",
+            task,
+            forget_pos,
+            retain_pos,
+            test_pos,
+            device,
+        )
         gap = encoder_gaps(rows[request["method"]], rows["retrain"])
-    table = {"request": request["request"], "method": request["method"], "forgotten": len(forget_pos),
-             "rows": rows, "gaps": gap,
-             "seconds": request["seconds"], "retrain_seconds": ref.config["forget"]["seconds"]}  # fmt: skip
+    table = {
+        "request": request["request"],
+        "method": request["method"],
+        "forgotten": len(forget_pos),
+        "rows": rows,
+        "gaps": gap,
+        "seconds": request["seconds"],
+        "retrain_seconds": ref.config["forget"]["seconds"],
+    }
     table["time_ratio"] = table["seconds"] / max(table["retrain_seconds"], 1e-9)
     AuditLog(src.path).append(request["request"], "verified", method=request["method"], details=table)
     ckpt.atomic_write_json(res.path / "verification.json", table)

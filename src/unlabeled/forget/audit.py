@@ -45,16 +45,31 @@ class AuditLog:
         return con
 
     def append(
-        self, request: str, event: str, *, method: str | None = None, ids_hash: str | None = None,
-        forgotten: int | None = None, output: str | None = None, details: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        request: str,
+        event: str,
+        *,
+        method: str | None = None,
+        ids_hash: str | None = None,
+        forgotten: int | None = None,
+        output: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         with closing(self._connect()) as con, con:
             con.execute(
                 "INSERT INTO events (request, time, event, method, ids_hash, forgotten, output, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (request, time.strftime("%Y-%m-%dT%H:%M:%S%z"), event, method, ids_hash, forgotten, output,
-                 json.dumps(details or {})),
-            )  # fmt: skip
+                (
+                    request,
+                    time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    event,
+                    method,
+                    ids_hash,
+                    forgotten,
+                    output,
+                    json.dumps(details or {}),
+                ),
+            )
 
     def events(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -70,8 +85,13 @@ class AuditLog:
         for e in self.events():
             r = out.setdefault(e["request"], {"request": e["request"], "status": "incomplete"})
             if e["event"] == "started":
-                r.update(started=e["time"], method=e["method"], ids_hash=e["ids_hash"], forgotten=e["forgotten"],
-                         output=e["output"])  # fmt: skip
+                r.update(
+                    started=e["time"],
+                    method=e["method"],
+                    ids_hash=e["ids_hash"],
+                    forgotten=e["forgotten"],
+                    output=e["output"],
+                )
             elif e["event"] == "finished":
                 r.update(status="complete", finished=e["time"], seconds=e["details"].get("seconds"))
             else:

@@ -53,16 +53,18 @@ class RepresentationVAE(nn.Module):
         return self.dec(self.enc(e).chunk(2, dim=1)[0])
 
 
-def vae_loss(recon: torch.Tensor, e: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             kld_weight: float = 0.025) -> torch.Tensor:  # fmt: skip
+def vae_loss(
+    recon: torch.Tensor, e: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, kld_weight: float = 0.025
+) -> torch.Tensor:
     """Reconstruction (squared error per sample) + weighted KL to N(0, I), as LAF trains its VAEs."""
     rec = ((recon - e) ** 2).sum(1).mean()
     kld = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1).mean()
     return rec + kld_weight * kld
 
 
-def fit_vae(embeddings: np.ndarray, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
-            seed: int = 0) -> RepresentationVAE:  # fmt: skip
+def fit_vae(
+    embeddings: np.ndarray, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, seed: int = 0
+) -> RepresentationVAE:
     """A VAE fitted to fixed representation vectors (a few seconds: they are small)."""
     torch.manual_seed(seed)
     e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
@@ -86,8 +88,13 @@ def reconstruction_term(recon: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     return torch.exp(mse / (mse + 1)).mean()
 
 
-def alignment_loss(retain: torch.Tensor, retain_ref: torch.Tensor, forget: torch.Tensor, forget_ref: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:  # fmt: skip
+def alignment_loss(
+    retain: torch.Tensor,
+    retain_ref: torch.Tensor,
+    forget: torch.Tensor,
+    forget_ref: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """LAF's representation alignment: ``mean_i d_i^retain - log sum_j exp(d_j^forget / T)``
     with ``d = 1 - cos`` to the original encoder's representation of the same sample."""
     d_retain = 1 - F.cosine_similarity(retain, retain_ref, dim=1)
@@ -100,9 +107,16 @@ class LAF(Objective):
 
     name = "laf"
 
-    def __init__(self, encoder: nn.Module, modality: Any, vae_retain: RepresentationVAE,
-                 vae_forget: RepresentationVAE, other: Stream, alignment: float = 1.0,
-                 temperature: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: nn.Module,
+        modality: Any,
+        vae_retain: RepresentationVAE,
+        vae_forget: RepresentationVAE,
+        other: Stream,
+        alignment: float = 1.0,
+        temperature: float = 1.0,
+    ) -> None:
         super().__init__(encoder, modality)
         self.original = copy.deepcopy(encoder).requires_grad_(False).eval()
         self.vae_retain, self.vae_forget = vae_retain, vae_forget
@@ -128,7 +142,8 @@ class LAF(Objective):
         with torch.no_grad():
             ref_u, ref_s = self.original.embed(u).float(), self.original.embed(s).float()
         unlearn = reconstruction_term(self.vae_retain.reconstruct(e_s), e_s) - reconstruction_term(
-            self.vae_forget.reconstruct(e_u), e_u)  # fmt: skip
+            self.vae_forget.reconstruct(e_u), e_u
+        )
         align = alignment_loss(e_s, ref_s, e_u, ref_u, self.temperature)
         loss = unlearn + self.alignment * align
         return loss, {"loss": loss.detach(), "unlearn": unlearn.detach(), "align": align.detach()}

@@ -63,8 +63,12 @@ def npo_loss(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.T
 
 def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher || student) per batch, as SCRUB's distance."""
-    return F.kl_div(F.log_softmax(student_logits.float(), 1), F.log_softmax(teacher_logits.float(), 1),
-                    log_target=True, reduction="batchmean")  # fmt: skip
+    return F.kl_div(
+        F.log_softmax(student_logits.float(), 1),
+        F.log_softmax(teacher_logits.float(), 1),
+        log_target=True,
+        reduction="batchmean",
+    )
 
 
 class Unlearner(Objective):
@@ -98,7 +102,6 @@ class Unlearner(Objective):
             with torch.no_grad():
                 return self.original["head"](self.original["encoder"].embed(v))
         return self.head(self.encoder.embed(v))
-
 
     def paired_logits(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(model, original) logits of the same augmented view of ``x``."""
@@ -183,8 +186,9 @@ class SCRUB(Unlearner):
 class SalUn(Unlearner):
     name = "salun"
 
-    def __init__(self, encoder, modality, classes, other=None, sparsity: float = 0.5,
-                 saliency_samples: int = 512) -> None:  # fmt: skip
+    def __init__(
+        self, encoder, modality, classes, other=None, sparsity: float = 0.5, saliency_samples: int = 512
+    ) -> None:
         super().__init__(encoder, modality, classes, other)
         self.classes, self.sparsity, self.saliency_samples = classes, sparsity, saliency_samples
         # masks aligned with trainable_parameters(); plain attributes, not buffers, so they are
@@ -238,8 +242,11 @@ class SalUn(Unlearner):
         # norm sees the union (the gap to retraining measured the same as with two passes)
         xf, yf = self.other.draw(self.modality, generator, x.device)
         shift = torch.randint(1, self.classes, yf.shape, generator=generator, device=generator.device)
-        ce = F.cross_entropy(self.logits(torch.cat([x, xf]), generator).float(),
-                             torch.cat([y, (yf + shift.to(yf.device)) % self.classes]), reduction="none")  # fmt: skip
+        ce = F.cross_entropy(
+            self.logits(torch.cat([x, xf]), generator).float(),
+            torch.cat([y, (yf + shift.to(yf.device)) % self.classes]),
+            reduction="none",
+        )
         loss, ce = ce.mean(), ce.detach()
         return loss, {"loss": loss.detach(), "retain_ce": ce[: len(y)].mean(), "forget_rl": ce[len(y) :].mean()}
 

@@ -25,8 +25,14 @@ from unlabeled.train.trainer import bf16_available
 
 
 @torch.no_grad()
-def predict(classifier: torch.nn.Module, modality: Any, collection: Collection, positions: np.ndarray,
-            device: str = "auto", batch_size: int = 1024) -> np.ndarray:  # fmt: skip
+def predict(
+    classifier: torch.nn.Module,
+    modality: Any,
+    collection: Collection,
+    positions: np.ndarray,
+    device: str = "auto",
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Class probabilities (n, classes) of the samples at ``positions``."""
     dev = resolve_device(device)
     classifier = classifier.to(dev).eval()
@@ -45,8 +51,12 @@ def attack_features(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.stack([np.log(p_true), entropy, probs.max(1)], 1)
 
 
-def mia_efficacy(retain: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                 forget: tuple[np.ndarray, np.ndarray], seed: int = 0) -> float:  # fmt: skip
+def mia_efficacy(
+    retain: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    forget: tuple[np.ndarray, np.ndarray],
+    seed: int = 0,
+) -> float:
     """Fraction of the forget set that an attack trained on retain (members) vs test
     (non-members) predicts to be non-members. Each argument is (probabilities, labels)."""
     rng = np.random.default_rng(seed)
@@ -60,17 +70,26 @@ def mia_efficacy(retain: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, 
 
 
 def scores(
-    classifier: torch.nn.Module, modality: Any, task: Collection, forget: np.ndarray, retain: np.ndarray,
-    test: np.ndarray, device: str = "auto", max_eval: int = 10_000, seed: int = 0,
-) -> dict[str, float]:  # fmt: skip
+    classifier: torch.nn.Module,
+    modality: Any,
+    task: Collection,
+    forget: np.ndarray,
+    retain: np.ndarray,
+    test: np.ndarray,
+    device: str = "auto",
+    max_eval: int = 10_000,
+    seed: int = 0,
+) -> dict[str, float]:
     """Forget / retain / test accuracy and MIA efficacy (retain and test subsampled to
     ``max_eval`` each, the same subsample for every model compared)."""
     rng = np.random.default_rng(seed)
     retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
     test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
     y = task.labels
-    parts = {name: (predict(classifier, modality, task, pos, device), y[pos])
-             for name, pos in (("forget", forget), ("retain", retain), ("test", test))}  # fmt: skip
+    parts = {
+        name: (predict(classifier, modality, task, pos, device), y[pos])
+        for name, pos in (("forget", forget), ("retain", retain), ("test", test))
+    }
     out = {f"{name}_acc": float((p.argmax(1) == labels).mean()) for name, (p, labels) in parts.items()}
     out["mia_efficacy"] = mia_efficacy(parts["retain"], parts["test"], parts["forget"], seed)
     return out
@@ -91,8 +110,15 @@ ENCODER_METRICS = ("forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka
 
 
 @torch.no_grad()
-def view_alignment(encoder: torch.nn.Module, modality: Any, collection: Collection, positions: np.ndarray,
-                   device: str = "auto", batch_size: int = 512, seed: int = 0) -> np.ndarray:  # fmt: skip
+def view_alignment(
+    encoder: torch.nn.Module,
+    modality: Any,
+    collection: Collection,
+    positions: np.ndarray,
+    device: str = "auto",
+    batch_size: int = 512,
+    seed: int = 0,
+) -> np.ndarray:
     """Cosine similarity between the embeddings of two augmented views of each sample: a
     self-supervised encoder aligns the views of its training samples more closely than those
     of unseen ones, the signal of encoder membership inference (Liu et al. 2021, "EncoderMI")."""
@@ -120,9 +146,16 @@ def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def encoder_scores(
-    encoders: dict[str, tuple[torch.nn.Module, Any]], reference: str, data: Collection, forget: np.ndarray,
-    retain: np.ndarray, test: np.ndarray, device: str = "auto", max_eval: int = 5_000, seed: int = 0,
-) -> dict[str, dict[str, float]]:  # fmt: skip
+    encoders: dict[str, tuple[torch.nn.Module, Any]],
+    reference: str,
+    data: Collection,
+    forget: np.ndarray,
+    retain: np.ndarray,
+    test: np.ndarray,
+    device: str = "auto",
+    max_eval: int = 5_000,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """Per encoder: kNN accuracy (k=20, cosine; the retain set's labels as memory, used only
     to verify) on the forget and test sets, MIA efficacy of a view-alignment attack trained
     on retain vs test, and the linear CKA of its forget-set representations to those of the
@@ -135,9 +168,13 @@ def encoder_scores(
     retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
     test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
     forget = np.sort(rng.choice(forget, min(max_eval, len(forget)), replace=False))
-    feats = {name: {part: encode(enc, mod, data, pos, device=device, description=f"verify {name} {part}")
-                    for part, pos in (("forget", forget), ("retain", retain), ("test", test))}
-             for name, (enc, mod) in encoders.items()}  # fmt: skip
+    feats = {
+        name: {
+            part: encode(enc, mod, data, pos, device=device, description=f"verify {name} {part}")
+            for part, pos in (("forget", forget), ("retain", retain), ("test", test))
+        }
+        for name, (enc, mod) in encoders.items()
+    }
     rows: dict[str, dict[str, float]] = {}
     for name, (enc, mod) in encoders.items():
         f = feats[name]
@@ -146,8 +183,10 @@ def encoder_scores(
             knn = KNNProbe(k=20).fit(f["retain"], data.labels[retain])
             row["forget_knn_acc"] = float((knn.predict(f["forget"]) == data.labels[forget]).mean())
             row["test_knn_acc"] = float((knn.predict(f["test"]) == data.labels[test]).mean())
-        align = {part: view_alignment(enc, mod, data, pos, device, seed=seed)[:, None]
-                 for part, pos in (("forget", forget), ("retain", retain), ("test", test))}  # fmt: skip
+        align = {
+            part: view_alignment(enc, mod, data, pos, device, seed=seed)[:, None]
+            for part, pos in (("forget", forget), ("retain", retain), ("test", test))
+        }
         n = min(len(retain), len(test))
         X = np.concatenate([align["retain"][:n], align["test"][:n]])
         y = np.concatenate([np.ones(n), np.zeros(n)])

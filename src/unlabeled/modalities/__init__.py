@@ -37,8 +37,7 @@ def fit_modality(collection: Collection, positions=None, augment: dict[str, Any]
         cls = MODALITIES[collection.modality]
     except KeyError:
         raise UnlabeledError(
-            f"{collection.path}: modality {collection.modality!r} is not supported "
-            f"(available: {', '.join(MODALITIES)})"
+            f"{collection.path}: modality {collection.modality!r} is not supported (available: {', '.join(MODALITIES)})"
         ) from None
     mod = cls.fit(collection, positions)
     if augment:

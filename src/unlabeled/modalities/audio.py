@@ -70,9 +70,17 @@ class AudioModality(Modality):
     name = "audio"
     Augment = AudioAugment
 
-    def __init__(self, sample_shape: tuple[int, ...], mean: list[float], std: list[float], sample_rate: int = 16000,
-                 n_mels: int = 64, win_ms: float = 25.0, hop_ms: float = 10.0,
-                 augment: AudioAugment | dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...],
+        mean: list[float],
+        std: list[float],
+        sample_rate: int = 16000,
+        n_mels: int = 64,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        augment: AudioAugment | dict[str, Any] | None = None,
+    ) -> None:
         if len(sample_shape) != 2 or sample_shape[0] != 1:
             raise ValueError(f"audio samples are mono waveforms (1, samples); got shape {tuple(sample_shape)}")
         super().__init__(sample_shape, mean, std, augment)
@@ -84,8 +92,9 @@ class AudioModality(Modality):
         self._mel: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def fit(cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None,
-            max_samples: int = 2000) -> AudioModality:  # fmt: skip
+    def fit(
+        cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None, max_samples: int = 2000
+    ) -> AudioModality:
         """Mean and std of the log-mel values of (up to ``max_samples``) recordings."""
         rate = int(collection.meta.get("sample_rate", 16000))
         mod = cls(collection.sample_shape, [0.0], [1.0], sample_rate=rate, augment=augment)
@@ -132,8 +141,10 @@ class AudioModality(Modality):
         dev = torch.device(device)
         wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(dev).flatten(1)
         if dev not in self._mel:
-            self._mel[dev] = (torch.hann_window(self.win, device=dev),
-                              mel_filterbank(self.sample_rate, self.n_fft, self.n_mels).to(dev))  # fmt: skip
+            self._mel[dev] = (
+                torch.hann_window(self.win, device=dev),
+                mel_filterbank(self.sample_rate, self.n_fft, self.n_mels).to(dev),
+            )
         window, fbank = self._mel[dev]
         with torch.autocast(dev.type, enabled=False):
             spec = torch.stft(wave, self.n_fft, self.hop, self.win, window, center=True, return_complex=True)

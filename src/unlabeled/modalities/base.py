@@ -58,8 +58,9 @@ class Modality:
     name: ClassVar[str]
     Augment: ClassVar[type]
 
-    def __init__(self, sample_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
-                 augment: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self, sample_shape: Sequence[int], mean: Sequence[float], std: Sequence[float], augment: Any = None
+    ) -> None:
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
         self.aug = self._as_augment(augment) if augment is not None else self.default_augment()

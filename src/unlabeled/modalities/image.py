@@ -146,9 +146,12 @@ class ImageModality(Modality):
 
     @classmethod
     def fit(
-        cls, collection: Collection, positions: np.ndarray | None = None, augment: ImageAugment | None = None,
+        cls,
+        collection: Collection,
+        positions: np.ndarray | None = None,
+        augment: ImageAugment | None = None,
         max_samples: int = 10_000,
-    ) -> ImageModality:  # fmt: skip
+    ) -> ImageModality:
         """Per-channel mean and std from (up to ``max_samples`` of) the given samples."""
         pos = sample_positions(collection, positions, max_samples)
         x = collection.get(pos).astype(np.float64)

@@ -75,17 +75,23 @@ class SeriesModality(Modality):
     name = "series"
     Augment = SeriesAugment
 
-    def __init__(self, sample_shape: tuple[int, ...], mean: list[float], std: list[float],
-                 patch_len: int | None = None,
-                 augment: SeriesAugment | dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...],
+        mean: list[float],
+        std: list[float],
+        patch_len: int | None = None,
+        augment: SeriesAugment | dict[str, Any] | None = None,
+    ) -> None:
         if len(sample_shape) != 2:
             raise ValueError(f"series samples are (channels, time); got shape {tuple(sample_shape)}")
         super().__init__(sample_shape, mean, std, augment)
         self.patch_len = int(patch_len or default_patch_len(*self.sample_shape))
 
     @classmethod
-    def fit(cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None,
-            max_samples: int = 10_000) -> SeriesModality:  # fmt: skip
+    def fit(
+        cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None, max_samples: int = 10_000
+    ) -> SeriesModality:
         """Per-channel mean and std over every valid time step of (up to ``max_samples``) series."""
         x = collection.get(sample_positions(collection, positions, max_samples)).astype(np.float64)
         mean = np.nan_to_num(np.nanmean(x, axis=(0, 2)))

@@ -43,15 +43,21 @@ class VolumeModality(Modality):
     name = "volume"
     Augment = VolumeAugment
 
-    def __init__(self, sample_shape: tuple[int, ...], mean: list[float], std: list[float],
-                 augment: VolumeAugment | dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...],
+        mean: list[float],
+        std: list[float],
+        augment: VolumeAugment | dict[str, Any] | None = None,
+    ) -> None:
         if len(sample_shape) != 4:
             raise ValueError(f"volume samples are (C, D, H, W); got shape {tuple(sample_shape)}")
         super().__init__(sample_shape, mean, std, augment)
 
     @classmethod
-    def fit(cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None,
-            max_samples: int = 500) -> VolumeModality:  # fmt: skip
+    def fit(
+        cls, collection: Collection, positions: np.ndarray | None = None, augment: Any = None, max_samples: int = 500
+    ) -> VolumeModality:
         """Per-channel mean and std of (up to ``max_samples``) volumes."""
         pos = sample_positions(collection, positions, max_samples)
         c = collection.sample_shape[0]
@@ -83,8 +89,10 @@ class VolumeModality(Modality):
         if source.sample_shape == self.sample_shape:
             return batch
         if source.sample_shape[0] != self.sample_shape[0]:
-            raise UnlabeledError(f"volumes with {source.sample_shape[0]} channels do not fit an encoder of "
-                                 f"{self.sample_shape[0]} channels")  # fmt: skip
+            raise UnlabeledError(
+                f"volumes with {source.sample_shape[0]} channels do not fit an encoder of "
+                f"{self.sample_shape[0]} channels"
+            )
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         return F.interpolate(x, size=self.sample_shape[1:], mode="trilinear", align_corners=False).numpy()
 

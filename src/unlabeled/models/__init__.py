@@ -35,8 +35,7 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     if name == "cnn":
         if len(sample_shape) != 3:
             raise UnlabeledError(
-                f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; "
-                "use --encoder transformer"
+                f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
             )
         return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]))
     try:
@@ -45,8 +44,9 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
         raise UnlabeledError(f"{name} encoder: {e}") from None
 
 
-def default_options(name: str, patch: Sequence[int], given: dict[str, Any] | None = None,
-                    method: str | None = None) -> dict[str, Any]:  # fmt: skip
+def default_options(
+    name: str, patch: Sequence[int], given: dict[str, Any] | None = None, method: str | None = None
+) -> dict[str, Any]:
     """The options a new run records for encoder ``name`` trained by ``method`` (``given``
     first, then the defaults resolved now, so that a later change of default never changes how
     a saved run rebuilds): the transformer's ``patch`` (the modality's) and ``bias=False`` (no
@@ -79,8 +79,16 @@ def saved_options(encoder_config: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-__all__ = ["ENCODERS", "SIZES", "CNNEncoder", "PatchTransformer", "TCNEncoder", "build_encoder", "default_options",
-           "saved_options"]  # fmt: skip
+__all__ = [
+    "ENCODERS",
+    "SIZES",
+    "CNNEncoder",
+    "PatchTransformer",
+    "TCNEncoder",
+    "build_encoder",
+    "default_options",
+    "saved_options",
+]
 
 
 class ShardEncoders(nn.Module):

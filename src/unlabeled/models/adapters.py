@@ -62,8 +62,13 @@ def apply_lora(encoder: nn.Module, rank: int = 8, alpha: float | None = None) ->
     from peft import LoraConfig, inject_adapter_in_model  # imports transformers: seconds, so only when used
 
     targets = adaptable_layers(encoder)
-    config = LoraConfig(r=int(rank), lora_alpha=float(alpha if alpha is not None else rank), lora_dropout=0.0,
-                        bias="none", target_modules=targets)  # fmt: skip
+    config = LoraConfig(
+        r=int(rank),
+        lora_alpha=float(alpha if alpha is not None else rank),
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=targets,
+    )
     freeze(encoder)
     inject_adapter_in_model(config, encoder)
     trainable = [p for name, p in encoder.named_parameters() if "lora_" in name]

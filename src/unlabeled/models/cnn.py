@@ -68,9 +68,7 @@ class ResidualUnit(nn.Module):
                 layers.append(nn.ReLU(inplace=True))
         self.body = nn.Sequential(*layers)
         self.skip = (
-            nn.Identity()
-            if cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+            nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

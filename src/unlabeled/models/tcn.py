@@ -77,8 +77,9 @@ class DilatedBlock(nn.Module):
 class TCNEncoder(nn.Module):
     """Dilated residual 1D convolutions over ``(1, C, T)`` samples; see the module docstring."""
 
-    def __init__(self, input_shape: Sequence[int], size: str = "tiny", pool: str = "max", diff: int = 0,
-                 layers: int | str = 1) -> None:  # fmt: skip
+    def __init__(
+        self, input_shape: Sequence[int], size: str = "tiny", pool: str = "max", diff: int = 0, layers: int | str = 1
+    ) -> None:
         super().__init__()
         if size not in TCN_SIZES:
             raise ValueError(f"unknown tcn size {size!r}; choose from {', '.join(TCN_SIZES)}")
@@ -101,9 +102,7 @@ class TCNEncoder(nn.Module):
         self.diff = int(diff)
         self.input_fc = nn.Conv1d(self.input_shape[1] * (1 + self.diff), hidden, 1)
         widths = [hidden] * depth + [out]
-        self.blocks = nn.ModuleList(
-            DilatedBlock(widths[i], widths[i + 1], dilation=2**i) for i in range(depth)
-        )
+        self.blocks = nn.ModuleList(DilatedBlock(widths[i], widths[i + 1], dilation=2**i) for i in range(depth))
 
     def steps(self, x: torch.Tensor, hide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-step features (B, width, T) and the padding mask (B, T) (True = padding) or None.

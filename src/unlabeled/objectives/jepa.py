@@ -30,8 +30,9 @@ from unlabeled.models.transformer import Blocks, init_weights, sincos_embedding
 from unlabeled.objectives.base import Objective, require_tokens
 
 
-def block_shape(grid: Sequence[int], scale: tuple[float, float], aspect: tuple[float, float],
-                g: torch.Generator) -> tuple[int, ...]:  # fmt: skip
+def block_shape(
+    grid: Sequence[int], scale: tuple[float, float], aspect: tuple[float, float], g: torch.Generator
+) -> tuple[int, ...]:
     """One block shape covering about U(scale) of the grid, with random aspect ratios between
     the axes that have more than one patch."""
     free = [i for i, n in enumerate(grid) if n > 1]
@@ -48,8 +49,9 @@ def block_shape(grid: Sequence[int], scale: tuple[float, float], aspect: tuple[f
     return tuple(size)
 
 
-def block_masks(coords: torch.Tensor, grid: Sequence[int], shape: Sequence[int], n: int, blocks: int,
-                g: torch.Generator) -> torch.Tensor:  # fmt: skip
+def block_masks(
+    coords: torch.Tensor, grid: Sequence[int], shape: Sequence[int], n: int, blocks: int, g: torch.Generator
+) -> torch.Tensor:
     """(n, blocks, N) bool: for every sample, ``blocks`` boxes of ``shape`` at random places
     on the grid; ``coords`` (N, axes) are the patches' grid coordinates."""
     room = torch.tensor([gr - s + 1 for gr, s in zip(grid, shape, strict=True)], device=coords.device)
@@ -68,10 +70,19 @@ class JEPA(Objective):
     name = "jepa"
     export = "target"
 
-    def __init__(self, encoder, modality, targets: int = 4, target_scale: tuple[float, float] = (0.15, 0.2),
-                 target_aspect: tuple[float, float] = (0.75, 1.5), context_scale: tuple[float, float] = (0.85, 1.0),
-                 ema: float = 0.996, predictor_dim: int | None = None, predictor_depth: int = 3,
-                 predictor_heads: int = 4) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder,
+        modality,
+        targets: int = 4,
+        target_scale: tuple[float, float] = (0.15, 0.2),
+        target_aspect: tuple[float, float] = (0.75, 1.5),
+        context_scale: tuple[float, float] = (0.85, 1.0),
+        ema: float = 0.996,
+        predictor_dim: int | None = None,
+        predictor_depth: int = 3,
+        predictor_heads: int = 4,
+    ) -> None:
         super().__init__(encoder, modality)
         require_tokens(encoder, self.name)
         if not 0 <= ema <= 1:
@@ -84,8 +95,9 @@ class JEPA(Objective):
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         grid = encoder.grid
         axes = [torch.arange(n) for n in grid]
-        self.register_buffer("coords", torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(grid)),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "coords", torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(grid)), persistent=False
+        )
         self.to_predictor = nn.Linear(encoder.width, self.predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.predictor_dim))
         self.register_buffer("predictor_pos", sincos_embedding(grid, self.predictor_dim), persistent=False)
@@ -97,10 +109,16 @@ class JEPA(Objective):
         self._momentum = self.ema
 
     def hparams(self) -> dict[str, Any]:
-        return {"targets": self.targets, "target_scale": list(self.target_scale),
-                "target_aspect": list(self.target_aspect), "context_scale": list(self.context_scale),
-                "ema": self.ema, "predictor_dim": self.predictor_dim, "predictor_depth": self.predictor_depth,
-                "predictor_heads": self.predictor_heads}  # fmt: skip
+        return {
+            "targets": self.targets,
+            "target_scale": list(self.target_scale),
+            "target_aspect": list(self.target_aspect),
+            "context_scale": list(self.context_scale),
+            "ema": self.ema,
+            "predictor_dim": self.predictor_dim,
+            "predictor_depth": self.predictor_depth,
+            "predictor_heads": self.predictor_heads,
+        }
 
     def masks(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(context indices (n, k), target indices (n, targets, t)) on the patch grid."""

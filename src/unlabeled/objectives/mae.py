@@ -45,8 +45,16 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, nor
 class MAE(Objective):
     name = "mae"
 
-    def __init__(self, encoder, modality, mask_ratio: float = 0.75, norm_pix: bool = True,
-                 decoder_dim: int = 128, decoder_depth: int = 2, decoder_heads: int = 4) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder,
+        modality,
+        mask_ratio: float = 0.75,
+        norm_pix: bool = True,
+        decoder_dim: int = 128,
+        decoder_depth: int = 2,
+        decoder_heads: int = 4,
+    ) -> None:
         super().__init__(encoder, modality)
         require_tokens(encoder, self.name)
         if not 0 < mask_ratio < 1:
@@ -62,8 +70,13 @@ class MAE(Objective):
         nn.init.normal_(self.mask_token, std=0.02)
 
     def hparams(self) -> dict[str, Any]:
-        return {"mask_ratio": self.mask_ratio, "norm_pix": self.norm_pix, "decoder_dim": self.decoder_dim,
-                "decoder_depth": self.decoder_depth, "decoder_heads": self.decoder_heads}  # fmt: skip
+        return {
+            "mask_ratio": self.mask_ratio,
+            "norm_pix": self.norm_pix,
+            "decoder_dim": self.decoder_dim,
+            "decoder_depth": self.decoder_depth,
+            "decoder_heads": self.decoder_heads,
+        }
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         enc, mod = self.encoder, self.modality

@@ -79,8 +79,13 @@ def select(
         raise UnlabeledError(f"{method} needs --target, a collection of the data you care about")
     if not 0 < threshold <= 1:
         raise UnlabeledError(f"threshold must be in (0, 1], got {threshold}")
-    record: dict[str, Any] = {"method": method, "pool": str(col.path.resolve()), "pool_size": len(candidates),
-                              "seed": seed, "exclude_split": exclude_split}  # fmt: skip
+    record: dict[str, Any] = {
+        "method": method,
+        "pool": str(col.path.resolve()),
+        "pool_size": len(candidates),
+        "seed": seed,
+        "exclude_split": exclude_split,
+    }
 
     run = None
     if method != "random":
@@ -139,8 +144,7 @@ def select(
     positions = candidates[chosen]
     record.update(extra)
     record.update({"selected": len(positions), "seconds": round(time.perf_counter() - t0, 2)})
-    derived = derive_collection(col, positions, out, {"name": Path(out).name, "selection": record},
-                                overwrite=overwrite)  # fmt: skip
+    derived = derive_collection(col, positions, out, {"name": Path(out).name, "selection": record}, overwrite=overwrite)
     ckpt.atomic_write_json(Path(out) / SELECTION_FILE, record)
     info(f"{method}: kept {len(positions)} of {len(candidates)} pool samples -> {out}")
     return derived

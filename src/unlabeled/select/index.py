@@ -37,8 +37,15 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
         tmp = path.with_suffix(".tmp.npy")
         encoder = run.encoder()
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
-        encode(encoder, run.modality(), collection, np.arange(len(collection)), device=device,
-               description=f"embed {collection.name}", out=out)  # fmt: skip
+        encode(
+            encoder,
+            run.modality(),
+            collection,
+            np.arange(len(collection)),
+            device=device,
+            description=f"embed {collection.name}",
+            out=out,
+        )
         out.flush()
         del out
         os.replace(tmp, path)  # whole or absent
@@ -48,8 +55,9 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
 class EmbeddingIndex:
     """Cosine-similarity search over a pool's embeddings."""
 
-    def __init__(self, vectors: np.ndarray, ivf_above: int = 200_000, nprobe: int = 16, seed: int = 0,
-                 queries: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, vectors: np.ndarray, ivf_above: int = 200_000, nprobe: int = 16, seed: int = 0, queries: int | None = None
+    ) -> None:
         """``queries``: how many searches will be made, if known. Inverted lists are built
         for a pool above ``ivf_above`` only when they pay for their training (a k-means of
         ``4 sqrt(n)`` lists over 64 samples per list, 10 passes): a handful of queries, such

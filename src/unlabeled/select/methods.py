@@ -44,8 +44,16 @@ def kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> np.ndarray:
     k = max(1, min(k, len(x)))
     # min_points_per_centroid=1: a small target set is expected here (a few hundred samples for
     # 20 centroids), and faiss would otherwise print a warning to the terminal about it
-    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                      max_points_per_centroid=512, min_points_per_centroid=1)  # fmt: skip
+    km = faiss.Kmeans(
+        x.shape[1],
+        k,
+        niter=niter,
+        seed=seed,
+        spherical=True,
+        verbose=False,
+        max_points_per_centroid=512,
+        min_points_per_centroid=1,
+    )
     km.train(np.ascontiguousarray(normalized(x)))
     return normalized(km.centroids)
 
@@ -115,8 +123,14 @@ def kcenter(x: np.ndarray, budget: int, seed: int) -> np.ndarray:
     return np.sort(np.asarray(chosen))
 
 
-def simcore(index: EmbeddingIndex, target: np.ndarray, budget: int, centroids: int, seed: int,
-            stop_similarity: float | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
+def simcore(
+    index: EmbeddingIndex,
+    target: np.ndarray,
+    budget: int,
+    centroids: int,
+    seed: int,
+    stop_similarity: float | None = None,
+) -> tuple[np.ndarray, dict]:
     """SimCore's sampling: rounds over the target's k-means centroids, each taking its nearest
     unused pool sample."""
     cents = kmeans(target, centroids, seed)
@@ -186,8 +200,9 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
     return np.flatnonzero(keep), {"clusters": len(cents), "removed": int((~keep).sum()), "pairs_above": pairs}
 
 
-def sinkhorn_potentials(x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: int = 200,
-                        tol: float = 1e-4) -> np.ndarray:  # fmt: skip
+def sinkhorn_potentials(
+    x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: int = 200, tol: float = 1e-4
+) -> np.ndarray:
     """The pool-side dual potential of entropic OT between uniform masses on ``x`` (pool)
     and ``y`` (target), cost 1 - cosine similarity; log-domain Sinkhorn (Cuturi 2013), stopped
     when no potential moves by more than ``tol`` in an iteration. The (pool x target) costs
@@ -226,8 +241,9 @@ def sinkhorn_potentials(x: np.ndarray, y: np.ndarray, eps: float = 0.05, iters: 
     return (f - f.mean()).numpy()
 
 
-def target_shift(x: np.ndarray, target: np.ndarray, budget: int, seed: int, max_target: int = 2000,
-                 eps: float = 0.05) -> tuple[np.ndarray, dict]:  # fmt: skip
+def target_shift(
+    x: np.ndarray, target: np.ndarray, budget: int, seed: int, max_target: int = 2000, eps: float = 0.05
+) -> tuple[np.ndarray, dict]:
     """GOT-D-style selection: the ``budget`` pool samples with the lowest OT dual potential."""
     if len(target) > max_target:
         target = target[np.sort(np.random.default_rng(seed).choice(len(target), max_target, replace=False))]

@@ -116,8 +116,9 @@ def use_global_batch_norm(module: nn.Module) -> nn.Module:
     """Replace every batch norm in ``module`` by :class:`GlobalBatchNorm` (weights kept)."""
     for name, child in module.named_children():
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
-            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                  child.track_running_stats)  # fmt: skip
+            new = GlobalBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             new.load_state_dict(child.state_dict())
             new.to(device=child.weight.device if child.affine else None)
             setattr(module, name, new)

@@ -64,10 +64,24 @@ def finetune(
     probabilities; forgetting then retrains only the shards that held the forgotten samples.
     ``augment=False`` trains on the samples as they are (no light crops/noise)."""
     if shards > 1:
-        return _finetune_sharded(run, task, out, positions=positions, shards=shards, extra_config=extra_config,
-                                 overwrite=overwrite, epochs=epochs, batch_size=batch_size, lr=lr,
-                                 weight_decay=weight_decay, seed=seed, encoder=encoder, size=size,
-                                 augment=augment, device=device)  # fmt: skip
+        return _finetune_sharded(
+            run,
+            task,
+            out,
+            positions=positions,
+            shards=shards,
+            extra_config=extra_config,
+            overwrite=overwrite,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            encoder=encoder,
+            size=size,
+            augment=augment,
+            device=device,
+        )
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     t0 = time.perf_counter()
@@ -89,38 +103,55 @@ def finetune(
             src = None
             modality = fit_modality(col, pos)
             options = default_options(encoder, modality.patch)
-            enc_cfg = {"name": encoder, "size": size or default_size(len(pos)), "weights": "encoder",
-                       "sample_shape": list(modality.input_shape), "options": options}  # fmt: skip
+            enc_cfg = {
+                "name": encoder,
+                "size": size or default_size(len(pos)),
+                "weights": "encoder",
+                "sample_shape": list(modality.input_shape),
+                "options": options,
+            }
             enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **options)
         classes = len(col.classes or []) or int(col.labels.max()) + 1
         objective = Supervised(enc, modality, classes, augment=augment)
-        cfg = TrainConfig(batch_size=min(batch_size, len(pos)), epochs=epochs, lr=lr, weight_decay=weight_decay,
-                          seed=seed)  # fmt: skip
+        cfg = TrainConfig(
+            batch_size=min(batch_size, len(pos)), epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
+        )
         config = {
             "unlabeled": __version__,
             "kind": "classifier",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": " ".join(sys.argv),
             "source_run": None if src is None else str(src.path.resolve()),
-            "task": {"path": str(col.path.resolve()), "fingerprint": col.fingerprint(), "classes": col.classes,
-                     "samples": len(pos)},
-            "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
-                     "samples": len(pos), "exclude_split": "test"},
+            "task": {
+                "path": str(col.path.resolve()),
+                "fingerprint": col.fingerprint(),
+                "classes": col.classes,
+                "samples": len(pos),
+            },
+            "data": {
+                "path": str(col.path.resolve()),
+                "name": col.name,
+                "fingerprint": col.fingerprint(),
+                "samples": len(pos),
+                "exclude_split": "test",
+            },
             "modality": modality.state(),
             "encoder": enc_cfg,
             "method": {"name": objective.name, **objective.hparams()},
             "train": asdict(cfg),
             "environment": environment(dev),
             **(extra_config or {}),
-        }  # fmt: skip
+        }
         dist.barrier()
         if dist.rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
             write_ids(out / TRAINING_IDS, col.ids[pos])
             ckpt.atomic_write_json(out / "config.json", config)
         start = "from scratch" if src is None else f"from {src.path}"
-        info(f"finetune {enc_cfg['name']}-{enc_cfg['size']} {start} on {col.name}: {len(pos)} labelled samples, "
-             f"{classes} classes, device {dev}")  # fmt: skip
+        info(
+            f"finetune {enc_cfg['name']}-{enc_cfg['size']} {start} on {col.name}: {len(pos)} labelled samples, "
+            f"{classes} classes, device {dev}"
+        )
         trainer = Trainer(objective, col, pos, cfg, out, dev)
         summary = trainer.fit()
         del trainer
@@ -132,9 +163,17 @@ def finetune(
     return result
 
 
-def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection | str | os.PathLike[str],
-                      out: str | os.PathLike[str], *, positions: np.ndarray | None, shards: int,
-                      extra_config: dict[str, Any] | None, overwrite: bool, **recipe: Any) -> Run:  # fmt: skip
+def _finetune_sharded(
+    run: Run | str | os.PathLike[str] | None,
+    task: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    positions: np.ndarray | None,
+    shards: int,
+    extra_config: dict[str, Any] | None,
+    overwrite: bool,
+    **recipe: Any,
+) -> Run:
     out = Path(out)
     t0 = time.perf_counter()
     col = open_collection(task)
@@ -146,8 +185,13 @@ def _finetune_sharded(run: Run | str | os.PathLike[str] | None, task: Collection
         finetune(run, col, out / SHARDS / f"{s:02d}", positions=part, overwrite=True, **recipe)
     first = Run(out / SHARDS / "00")
     train = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
-    config = {**first.config, "sisa": {"shards": shards}, "train": {**first.config["train"], **train},
-              "seconds": round(time.perf_counter() - t0, 2), **(extra_config or {})}  # fmt: skip
+    config = {
+        **first.config,
+        "sisa": {"shards": shards},
+        "train": {**first.config["train"], **train},
+        "seconds": round(time.perf_counter() - t0, 2),
+        **(extra_config or {}),
+    }
     config["task"] = {**config["task"], "samples": len(pos)}
     write_ids(out / TRAINING_IDS, col.ids[pos])
     ckpt.atomic_write_json(out / "config.json", config)

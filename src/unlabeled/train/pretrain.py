@@ -79,8 +79,12 @@ def remove_run_dir(out: Path) -> None:
 
 
 def environment(dev: torch.device) -> dict[str, Any]:
-    return {"torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
-            "world_size": dist.world_size()}  # fmt: skip
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(dev),
+        "world_size": dist.world_size(),
+    }
 
 
 def default_encoder(modality: str, method: str) -> str:
@@ -98,8 +102,9 @@ def default_size(n: int) -> str:
     return "tiny" if n < 200_000 else "small" if n < 2_000_000 else "base"
 
 
-def init_encoder(src: Run, modality: Modality, encoder: str | None, size: str | None,
-                 options: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:  # fmt: skip
+def init_encoder(
+    src: Run, modality: Modality, encoder: str | None, size: str | None, options: dict[str, Any] | None
+) -> tuple[str, str, dict[str, Any]]:
     """Encoder name, size and options of a run that continues pretraining from ``src``: its
     own, with ``options`` over them (those that leave the weights' shapes alone, such as
     ``pool``, may change; the rest must fit the weights)."""
@@ -209,9 +214,16 @@ def pretrain(
         else:
             if minutes is None and epochs is None:
                 minutes = DEFAULT_MINUTES
-            cfg = TrainConfig(batch_size=DEFAULT_BATCH if batch_size is None else batch_size, epochs=epochs,
-                              minutes=minutes, seed=seed, precision=precision, checkpoint_steps=checkpoint_steps,
-                              snapshot_seconds=snapshot_seconds, compile=compile)  # fmt: skip
+            cfg = TrainConfig(
+                batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+                epochs=epochs,
+                minutes=minutes,
+                seed=seed,
+                precision=precision,
+                checkpoint_steps=checkpoint_steps,
+                snapshot_seconds=snapshot_seconds,
+                compile=compile,
+            )
             if lr is not None:
                 cfg.lr = lr
             if weight_decay is not None:
@@ -227,8 +239,10 @@ def pretrain(
         if not resume:
             if batch_size is None and (fit := default_batch(len(positions), dist.world_size())) != DEFAULT_BATCH:
                 cfg.batch_size = fit
-                info(f"batch {fit}: {len(positions)} training samples are fewer than the default batch of "
-                     f"{DEFAULT_BATCH} per process")  # fmt: skip
+                info(
+                    f"batch {fit}: {len(positions)} training samples are fewer than the default batch of "
+                    f"{DEFAULT_BATCH} per process"
+                )
             modality = fit_modality(col, positions, augment)
             if src is not None:
                 encoder, size, encoder_options = init_encoder(src, modality, encoder, size, encoder_options)
@@ -246,22 +260,30 @@ def pretrain(
                 "unlabeled": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "command": " ".join(sys.argv),
-                "data": {"path": str(col.path.resolve()), "name": col.name, "fingerprint": col.fingerprint(),
-                         "samples": len(positions), "exclude_split": exclude},
+                "data": {
+                    "path": str(col.path.resolve()),
+                    "name": col.name,
+                    "fingerprint": col.fingerprint(),
+                    "samples": len(positions),
+                    "exclude_split": exclude,
+                },
                 "modality": modality.state(),
-                "encoder": {"name": encoder, "size": size, "sample_shape": list(modality.input_shape),
-                            "options": enc_options},
+                "encoder": {
+                    "name": encoder,
+                    "size": size,
+                    "sample_shape": list(modality.input_shape),
+                    "options": enc_options,
+                },
                 "method": {"name": method, **(method_options or {})},
                 "train": asdict(cfg),
                 "environment": environment(dev),
-            }  # fmt: skip
+            }
             if src is not None:
                 config["init"] = {"run": str(src.path.resolve()), "step": src.step}
 
         torch.manual_seed(cfg.seed)
         enc_cfg = config["encoder"]
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]),
-                            **saved_options(enc_cfg))  # fmt: skip
+        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg))
         hparams = {k: v for k, v in config["method"].items() if k != "name"}
         objective = build_objective(config["method"]["name"], enc, modality, **hparams)
         config["method"] = {"name": objective.name, **objective.hparams()}
@@ -291,9 +313,19 @@ def pretrain(
         return Run(out)
 
 
-def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.PathLike[str], *, shards: int,
-                      positions: np.ndarray | None, exclude_split: str | None, minutes: float | None,
-                      resume: bool, overwrite: bool, seed: int, **recipe: Any) -> Run:  # fmt: skip
+def _pretrain_sharded(
+    data: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    shards: int,
+    positions: np.ndarray | None,
+    exclude_split: str | None,
+    minutes: float | None,
+    resume: bool,
+    overwrite: bool,
+    seed: int,
+    **recipe: Any,
+) -> Run:
     """One pretraining run per SISA shard in ``OUT/shards/NN``; a resumed run finishes the
     shards that did not."""
     out = Path(out)
@@ -314,8 +346,17 @@ def _pretrain_sharded(data: Collection | str | os.PathLike[str], out: str | os.P
             continue
         info(f"shard {s + 1}/{shards}: {len(part)} samples")
         again = resume and (shard / ckpt.STATE_FILE).exists()
-        pretrain(col, shard, positions=part, exclude_split=exclude_split, seed=seed, resume=again,
-                 overwrite=not again, minutes=None if minutes is None else minutes / shards, **recipe)  # fmt: skip
+        pretrain(
+            col,
+            shard,
+            positions=part,
+            exclude_split=exclude_split,
+            seed=seed,
+            resume=again,
+            overwrite=not again,
+            minutes=None if minutes is None else minutes / shards,
+            **recipe,
+        )
     first = Run(out / SHARDS / "00")
     config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
     config["data"] = {**config["data"], "samples": len(pos)}

@@ -158,9 +158,7 @@ class Trainer:
                 f"{len(self.positions)} training samples are fewer than one batch of "
                 f"{self.global_batch}; lower --batch-size"
             )
-        self.bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and bf16_available(self.device)
-        )
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_available(self.device))
         self.model = dist.wrap(objective, self.device)
         params = [p for p in objective.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -193,9 +191,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss, logs = model(x, self._generator(step), *extra)
         if not torch.isfinite(loss):
-            raise UnlabeledError(
-                f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32"
-            )
+            raise UnlabeledError(f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         self.objective.before_update()
@@ -320,8 +316,12 @@ class Trainer:
                 metrics.close()
         elapsed = elapsed_before + time.perf_counter() - t_start
         self.save(step, total, elapsed, True)
-        return {"steps": step, "total_steps": total, "seconds": round(elapsed, 1),
-                "final": {k: round(float(v), 5) for k, v in logs.items()}}  # fmt: skip
+        return {
+            "steps": step,
+            "total_steps": total,
+            "seconds": round(elapsed, 1),
+            "final": {k: round(float(v), 5) for k, v in logs.items()},
+        }
 
     def _record_total(self, total: int) -> None:
         """Store the resolved step count in config.json, so the run can be reproduced."""
