@@ -10,7 +10,7 @@ from PIL import Image
 import unlabeled as ul
 from unlabeled import UnlabeledError
 from unlabeled.data.collection import derive_collection
-from unlabeled.select import methods as select_methods
+from unlabeled.select import algorithms as select_algorithms
 from unlabeled.select import select
 from unlabeled.select.index import EmbeddingIndex
 from unlabeled.select.methods import kcenter, semdedup, sinkhorn_potentials
@@ -71,8 +71,8 @@ def test_kcenter_pruning_is_exactly_the_greedy_traversal(pixels, monkeypatch):
         near = np.minimum(near, 1 - x @ x[chosen[-1]])
     assert kcenter(pixels, 200, seed=3).tolist() == sorted(chosen)
     # the chunked path, for pools too large for memory, gives the same traversal
-    monkeypatch.setattr(select_methods, "CHUNK", 500)
-    monkeypatch.setattr(select_methods, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(select_algorithms, "CHUNK", 500)
+    monkeypatch.setattr(select_algorithms, "IN_MEMORY_BYTES", 0)
     assert kcenter(pixels, 200, seed=3).tolist() == sorted(chosen)
 
 

@@ -62,6 +62,8 @@ class EmbeddingIndex:
         for a pool above ``ivf_above`` only when they pay for their training (a k-means of
         ``4 sqrt(n)`` lists over 64 samples per list, 10 passes): a handful of queries, such
         as SimCore's target centroids, is one exact matrix product over the pool instead."""
+        # imported here: faiss takes a while to load and only selection needs it, so `import
+        # unlabeled` (every CLI command) does not pay for it
         import faiss
 
         n, d = vectors.shape

@@ -1,0 +1,208 @@
+"""``select``: checks a selection request once, prepares what its method needs (the pool's
+candidates, their embeddings, the target's, the budget as a count), runs the method the
+registry names, and writes the chosen samples as a derived collection with ``selection.json``
+saying how they were chosen."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection, derive_collection, open_collection
+from unlabeled.runs import Run, open_run
+from unlabeled.select.index import pool_embeddings
+from unlabeled.select.methods import METHODS as REGISTRY
+from unlabeled.select.methods import MethodInput, SelectionMethod
+from unlabeled.train import checkpoint as ckpt
+
+METHODS = tuple(REGISTRY)  # the method names, in the registry's order
+SELECTION_FILE = "selection.json"
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: it may hold arrays
+class SelectionRequest:
+    """The arguments of one ``select`` call, as given."""
+
+    pool: Collection | str | os.PathLike[str]
+    method: str
+    out: str | os.PathLike[str]
+    budget: float | None
+    encoder: Run | str | os.PathLike[str] | None
+    target: Collection | str | os.PathLike[str] | None
+    threshold: float
+    centroids: int | None
+    stop_similarity: float | None
+    exclude_split: str | None
+    seed: int
+    device: str
+    overwrite: bool
+    pool_vectors: np.ndarray | None
+    target_vectors: np.ndarray | None
+
+
+def select(
+    pool: Collection | str | os.PathLike[str],
+    *,
+    method: str,
+    out: str | os.PathLike[str],
+    budget: float | None = None,
+    encoder: Run | str | os.PathLike[str] | None = None,
+    target: Collection | str | os.PathLike[str] | None = None,
+    threshold: float = 0.95,
+    centroids: int | None = None,
+    stop_similarity: float | None = None,
+    exclude_split: str | None = "test",
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+    pool_vectors: np.ndarray | None = None,
+    target_vectors: np.ndarray | None = None,
+) -> Collection:
+    """Select samples of ``pool`` (its ``exclude_split`` never: test samples stay out of
+    pretraining data) and write them as a derived collection at ``out``.
+
+    ``budget``: how many (a fraction if below 1). ``threshold``: dedup's cosine similarity
+    above which two samples are duplicates. ``centroids``: k of the k-means (default: SimCore's
+    sqrt of the target size, capped at 100; dedup's sqrt of the pool size).
+    ``pool_vectors``/``target_vectors``: precomputed embeddings instead of ``encoder``'s."""
+    request = SelectionRequest(
+        pool=pool,
+        method=method,
+        out=out,
+        budget=budget,
+        encoder=encoder,
+        target=target,
+        threshold=threshold,
+        centroids=centroids,
+        stop_similarity=stop_similarity,
+        exclude_split=exclude_split,
+        seed=seed,
+        device=device,
+        overwrite=overwrite,
+        pool_vectors=pool_vectors,
+        target_vectors=target_vectors,
+    )
+    return run_selection(request)
+
+
+def run_selection(req: SelectionRequest) -> Collection:
+    """Runs a request: the checks, the embeddings, the method, then the derived collection."""
+    t0 = time.perf_counter()
+    method = _method(req.method)
+    col = open_collection(req.pool)
+    candidates = col.indices(exclude=req.exclude_split)
+    _check(req, method, col, candidates)
+    record: dict[str, Any] = {
+        "method": req.method,
+        "pool": str(col.path.resolve()),
+        "pool_size": len(candidates),
+        "seed": req.seed,
+        "exclude_split": req.exclude_split,
+    }
+    vectors = target = run = None
+    if method.needs_embeddings:
+        vectors, run = _pool_vectors(req, col, candidates)
+        if run is not None:
+            record["encoder"] = str(run.path.resolve())
+    if method.needs_target:
+        target, target_col = _target_vectors(req, run, vectors)
+        if target_col is not None:
+            record["target"] = str(target_col.path.resolve())
+        record["target_size"] = len(target)
+    data = MethodInput(
+        size=len(candidates),
+        vectors=vectors,
+        target=target,
+        budget=_budget(req.budget, len(candidates), req.method) if method.needs_budget else None,
+        seed=req.seed,
+        threshold=req.threshold,
+        centroids=req.centroids,
+        stop_similarity=req.stop_similarity,
+    )
+    chosen, extra = method.select(data)
+    if req.budget is not None:
+        record["budget"] = req.budget
+    positions = candidates[chosen]
+    record.update(extra)
+    record.update({"selected": len(positions), "seconds": round(time.perf_counter() - t0, 2)})
+    out = Path(req.out)
+    meta = {"name": out.name, "selection": record}
+    derived = derive_collection(col, positions, req.out, meta, overwrite=req.overwrite)
+    ckpt.atomic_write_json(out / SELECTION_FILE, record)
+    info(f"{req.method}: kept {len(positions)} of {len(candidates)} pool samples -> {req.out}")
+    return derived
+
+
+def _method(name: str) -> SelectionMethod:
+    if name not in REGISTRY:
+        raise UnlabeledError(f"unknown selection method {name!r}; choose from {', '.join(METHODS)}")
+    return REGISTRY[name]()
+
+
+def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, candidates: np.ndarray) -> None:
+    """What can be refused before any embedding is computed."""
+    if not len(candidates):
+        raise UnlabeledError(f"{col.path} has no samples outside split {req.exclude_split!r}")
+    if Path(req.out).exists() and not req.overwrite:
+        raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
+    if method.needs_target and req.target is None and req.target_vectors is None:
+        raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
+    if not 0 < req.threshold <= 1:
+        raise UnlabeledError(f"threshold must be in (0, 1], got {req.threshold}")
+
+
+def _budget(budget: float | None, n: int, method: str) -> int:
+    if budget is None:
+        raise UnlabeledError(f"--budget is required for {method} (a count, or a fraction of the pool below 1)")
+    count = round(budget * n) if 0 < budget < 1 else int(budget)
+    if count < 1:
+        raise UnlabeledError(f"budget must be positive, got {budget}")
+    if count > n:
+        raise UnlabeledError(f"budget {count} is larger than the pool ({n} samples)")
+    return count
+
+
+def _pool_vectors(req: SelectionRequest, col: Collection, candidates: np.ndarray) -> tuple[np.ndarray, Run | None]:
+    """The candidates' embeddings, given or by the encoder (cached in its run), and the
+    encoder's run when it computed them."""
+    run = None
+    pool_vectors = req.pool_vectors
+    if pool_vectors is None:
+        if req.encoder is None:
+            raise UnlabeledError(f"{req.method} works on embeddings: pass --encoder RUN (a pretrained run)")
+        run = open_run(req.encoder)
+        if tuple(run.config["modality"]["sample_shape"]) != col.sample_shape:
+            raise UnlabeledError(f"encoder {run.path} was trained on samples of another shape than {col.path}'s")
+        pool_vectors = pool_embeddings(run, col, req.device)
+    vectors = np.asarray(pool_vectors[candidates]) if len(candidates) < len(col) else pool_vectors
+    if len(vectors) != len(candidates):
+        raise UnlabeledError(f"{len(vectors)} pool embeddings for {len(candidates)} pool samples")
+    return vectors, run
+
+
+def _target_vectors(
+    req: SelectionRequest, run: Run | None, vectors: np.ndarray
+) -> tuple[np.ndarray, Collection | None]:
+    """The target's embeddings, given or by the encoder, and the target collection when they
+    were computed from it."""
+    tcol = None
+    if req.target_vectors is None:
+        tcol = open_collection(req.target)
+        tpos = tcol.indices(exclude=req.exclude_split)
+        if not len(tpos):
+            raise UnlabeledError(f"target {tcol.path} is empty (outside split {req.exclude_split!r})")
+        assert run is not None, "target embeddings need the encoder"
+        tvec = run.encode(tcol, tpos, device=req.device)
+    else:
+        tvec = np.asarray(req.target_vectors, dtype=np.float32)
+    if len(tvec) == 0:
+        raise UnlabeledError("the target is empty")
+    if tvec.shape[1] != vectors.shape[1]:
+        raise UnlabeledError(f"target embeddings have dimension {tvec.shape[1]}, the pool's have {vectors.shape[1]}")
+    return tvec, tcol

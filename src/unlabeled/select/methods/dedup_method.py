@@ -1,0 +1,71 @@
+"""``dedup``: SemDeDup, Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale
+through semantic deduplication": k-means on the pool; inside each cluster, of every pair
+more similar than the threshold only one is kept (the one farther from the centroid).
+Similarities are between embeddings centred on the pool mean."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlabeled._console import progress
+from unlabeled.select import algorithms
+from unlabeled.select.algorithms import kmeans
+from unlabeled.select.index import normalized
+from unlabeled.select.methods.base import MethodInput, SelectionMethod
+
+
+def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -> tuple[np.ndarray, dict]:
+    """Positions kept by SemDeDup and what was removed: inside each k-means cluster, walk the
+    members from farthest to nearest the centroid and drop any more similar than ``threshold``
+    to one already walked."""
+    n, step = len(x), algorithms.CHUNK
+    # the threshold is absolute, so embeddings are centred on the pool mean first: features
+    # after a ReLU are all positive, and uncentred they are all alike by cosine
+    mean = np.zeros(x.shape[1], np.float64)
+    for s in range(0, n, step):
+        mean += np.asarray(x[s : s + step], dtype=np.float64).sum(0)
+    mean = (mean / n).astype(np.float32)
+    in_memory = n * x.shape[1] * 4 <= algorithms.IN_MEMORY_BYTES
+    xn = normalized(np.asarray(x) - mean) if in_memory else None
+    k = clusters or max(1, round(math.sqrt(n)))
+    cents = kmeans(xn if xn is not None else np.asarray(x[: 64 * k]) - mean, k, seed)
+    assign = np.empty(n, dtype=np.int64)
+    near = np.empty(n, dtype=np.float32)
+    for s in range(0, n, step):
+        chunk = xn[s : s + step] if xn is not None else normalized(x[s : s + step] - mean)
+        sims = chunk @ cents.T
+        assign[s : s + len(chunk)] = sims.argmax(1)
+        near[s : s + len(chunk)] = sims.max(1)
+    keep = np.ones(n, dtype=bool)
+    pairs = 0
+    with progress() as bar:
+        task = bar.add_task("dedup", total=len(cents))
+        for c in range(len(cents)):
+            members = np.flatnonzero(assign == c)
+            if len(members) > 1:
+                members = members[np.argsort(near[members], kind="stable")]  # farthest from the centroid first
+                v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members] - mean))
+                sim = torch.triu(v @ v.T, diagonal=1)  # sim[i, j], i walked before j
+                dup = (sim > threshold).any(0).numpy()
+                pairs += int((sim > threshold).sum())
+                keep[members[dup]] = False
+            bar.advance(task)
+    return np.flatnonzero(keep), {"clusters": len(cents), "removed": int((~keep).sum()), "pairs_above": pairs}
+
+
+class SemDeDup(SelectionMethod):
+    """Keeps what is left once near duplicates (cosine similarity above ``threshold``) are
+    removed, so it takes a threshold instead of a budget; ``centroids`` defaults to the
+    square root of the pool size."""
+
+    name = "dedup"
+    needs_budget = False
+
+    def select(self, data: MethodInput) -> tuple[np.ndarray, dict[str, Any]]:
+        chosen, extra = semdedup(data.vectors, data.threshold, data.centroids, data.seed)
+        extra["threshold"] = data.threshold
+        return chosen, extra
