@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import unlabeled as ul
+from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {  # name: (method, encoder)
@@ -53,4 +54,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import unlabeled as ul
+from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,4 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -30,7 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder, default_options
 from unlabeled.objectives import build_objective
-from unlabeled.train.trainer import bf16_available, compile_encoder, keep_freed_memory
+from unlabeled.runtime import bf16_available, keep_freed_memory
+from unlabeled.train.trainer import compile_encoder
 
 RUNS = [("cnn", "simclr"), ("transformer", "simclr"), ("transformer", "mae")]
 # the operators whose FLOPs FlopCounterMode counts, as the CPU profiler names them
@@ -158,7 +159,7 @@ def main() -> None:
     dev = torch.device(args.device)
     if args.profile and dev.type != "cpu":
         ap.error("--profile measures operators' CPU time, so it runs on the CPU only")
-    keep_freed_memory(dev)  # as the trainer does (UNLABELED_MALLOC=system to measure without)
+    keep_freed_memory()  # as the CLI does (UNLABELED_MALLOC=system to measure without)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     peaks = {}

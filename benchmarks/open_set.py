@@ -37,6 +37,7 @@ import numpy as np
 import unlabeled as ul
 from unlabeled.data.builtins import load_digits, load_fashion_mnist
 from unlabeled.data.collection import CollectionWriter, derive_collection
+from unlabeled.runtime import tune_process
 from unlabeled.select import select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,4 +237,5 @@ def dedup_experiment(args: argparse.Namespace, enc_dir: Path) -> list[dict]:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -20,6 +20,7 @@ import numpy as np
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
 from unlabeled.bench.protocol import evaluate
+from unlabeled.runtime import tune_process
 
 SETTINGS = {
     "default": {},
@@ -63,4 +64,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import unlabeled as ul
 from unlabeled.data.collection import CollectionWriter
+from unlabeled.runtime import tune_process
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ucr import POOLED_LENGTH, SETS, resample_channels  # noqa: E402
@@ -85,4 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -58,6 +58,7 @@ from unlabeled.cli import parse_settings
 from unlabeled.data.collection import CollectionWriter
 from unlabeled.data.splits import stratified_subset
 from unlabeled.modalities.series import resample_valid
+from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["GunPoint", "ArrowHead", "OSULeaf", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
@@ -347,4 +348,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

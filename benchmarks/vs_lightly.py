@@ -60,6 +60,7 @@ from unlabeled.data.splits import stratified_subset
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.runs import encode, resolve_device
+from unlabeled.runtime import tune_process
 from unlabeled.train import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -464,4 +465,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
     main()

@@ -1,4 +1,9 @@
-"""The ``unlabeled`` command. Each subcommand is a thin wrapper over the Python API."""
+"""The ``unlabeled`` command. Each subcommand is a thin wrapper over the Python API.
+
+Each command imports the part of the API it calls inside its own body: the package's top level
+pulls in torch, scikit-learn and matplotlib (seconds), which ``unlabeled --help`` and a
+mistyped option should not wait for. This is the one module that imports lazily on purpose.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Annotated
 import typer
 
 from unlabeled._console import UnlabeledError, console
+from unlabeled.runtime import tune_process
 
 app = typer.Typer(
     help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, forget.",
@@ -467,6 +473,7 @@ def demo(
 
 
 def main() -> None:
+    tune_process()  # process-wide settings belong to the entry point, never to a library call
     try:
         app()
     except UnlabeledError as e:

@@ -29,8 +29,11 @@ from torch import nn
 
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data.collection import Collection, open_collection
-from unlabeled.modalities import modality_from_state
-from unlabeled.models import build_encoder, saved_options
+from unlabeled.modalities import fit_modality, modality_from_state
+from unlabeled.models import ShardEncoders, build_encoder, saved_options
+from unlabeled.objectives.supervised import Classifier, ShardEnsemble
+from unlabeled.runtime import autocast, bf16_available
+from unlabeled.runtime import resolve_device as resolve_device  # re-exported: older import path
 from unlabeled.train import checkpoint as ckpt
 
 EMBEDDINGS_FILE = "embeddings.parquet"
@@ -55,24 +58,6 @@ def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarra
     if shards < 1 or len(positions) < 2 * shards:
         raise UnlabeledError(f"{len(positions)} samples are too few for {shards} shards")
     return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(positions), shards)]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto``: the GPU if PyTorch sees one, else the CPU. A named device that this PyTorch
-    cannot use is an error here, before any run folder is written."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise UnlabeledError(f"--device {device}: not a device name ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UnlabeledError(
-            f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto"
-        )
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UnlabeledError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return dev
 
 
 class Run:
@@ -132,12 +117,13 @@ class Run:
         with the run's seed (the random-init baseline). A sharded (SISA) run's encoder
         concatenates its shard encoders' embeddings."""
         if "sisa" in self.config:
-            from unlabeled.models import ShardEncoders
-
             return ShardEncoders([s.encoder(trained) for s in self.shards()]).eval()
         enc_cfg = self.config["encoder"]
-        torch.manual_seed(self.config["train"]["seed"])
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg))
+        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+            torch.manual_seed(self.config["train"]["seed"])
+            enc = build_encoder(
+                enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg)
+            )
         if trained:
             enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
         return enc.eval()
@@ -158,8 +144,6 @@ class Run:
 
     def classifier(self) -> nn.Module:
         """The fine-tuned classifier (encoder + linear head) in eval mode."""
-        from unlabeled.objectives.supervised import Classifier, ShardEnsemble
-
         if "sisa" in self.config and self.kind == "classifier":
             return ShardEnsemble([s.classifier() for s in self.shards()]).eval()
         if self.kind != "classifier":
@@ -204,12 +188,10 @@ class Run:
         resized, resampled, or one channel at a time with the channels' features side by side)."""
         col = open_collection(collection)
         mod = self.modality()
-        source = None
+        samples = col
         if col.sample_shape != mod.sample_shape or col.modality != mod.name:
-            from unlabeled.modalities import fit_modality
-
-            source = fit_modality(col, positions)
-        return encode(self.encoder(trained), mod, col, positions, batch_size, device, source=source)
+            samples = AdaptedSamples(col, mod, fit_modality(col, positions))
+        return encode(self.encoder(trained), mod, samples, positions, batch_size, device)
 
 
 def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -> dict[str, torch.Tensor]:
@@ -223,30 +205,41 @@ def open_run(path: str | os.PathLike[str] | Run) -> Run:
     return path if isinstance(path, Run) else Run(path)
 
 
+class AdaptedSamples:
+    """``collection``'s samples adapted to another run's ``modality`` as they are read
+    (``Modality.adapt``: resized, resampled, or one channel at a time), for :func:`encode`."""
+
+    def __init__(self, collection: Collection, modality: Any, source: Any) -> None:
+        self.collection, self.modality, self.source = collection, modality, source
+
+    def indices(self) -> np.ndarray:
+        return self.collection.indices()
+
+    def get(self, positions: np.ndarray) -> np.ndarray:
+        return self.modality.adapt(self.collection.get(positions), self.source)
+
+
 @torch.no_grad()
 def encode(
     encoder: nn.Module,
     modality: Any,
-    collection: Collection,
+    collection: Collection | AdaptedSamples,
     positions: np.ndarray | None = None,
     batch_size: int = 1024,
     device: str | torch.device = "auto",
     description: str = "embed",
     out: np.ndarray | None = None,
-    source: Any = None,
 ) -> np.ndarray:
     """The one embedding routine: ``encoder.embed`` over batches read from the collection,
     in bf16 where the device supports it, returned as float32 in the order of ``positions``
     (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory).
-    ``source``: the collection's own modality when its samples must be adapted to ``modality``."""
-    from unlabeled.train.trainer import bf16_available, keep_freed_memory
-
+    Pass :class:`AdaptedSamples` for a collection whose samples must be adapted to ``modality``."""
     dev = resolve_device(device)
-    keep_freed_memory(dev)
     pos = collection.indices() if positions is None else np.asarray(positions)
     encoder = encoder.to(dev).eval()
     use_bf16 = bf16_available(dev)
-    dim = encoder.dim * (1 if source is None else modality.adapt_factor(source))
+    factor = 1 if isinstance(collection, Collection) else modality.adapt_factor(collection.source)
+    dim = encoder.dim * factor
     if out is None:
         out = np.empty((len(pos), dim), dtype=np.float32)
     elif out.shape != (len(pos), dim):
@@ -255,11 +248,8 @@ def encode(
         task = bar.add_task(description, total=len(pos))
         for start in range(0, len(pos), batch_size):
             chunk = pos[start : start + batch_size]
-            raw = collection.get(chunk)
-            if source is not None:
-                raw = modality.adapt(raw, source)
-            x = modality.normalize(modality.prepare(raw, dev))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            x = modality.normalize(modality.prepare(collection.get(chunk), dev))
+            with autocast(dev, use_bf16):
                 z = encoder.embed(x)
             out[start : start + len(chunk)] = z.float().cpu().numpy().reshape(len(chunk), dim)
             bar.advance(task, len(chunk))

@@ -19,6 +19,7 @@ import unlabeled as ul
 from unlabeled.modalities.image import ImageAugment, ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives.simclr import SimCLR, nt_xent
+from unlabeled.runtime import step_generator
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.trainer import TrainConfig, Trainer
@@ -73,7 +74,7 @@ def _train(rank: int, world: int, port: int, data: str, out: str, batch: int) ->
         trainer = Trainer(obj, col, col.indices(exclude="test"), cfg, out)
         # the first step's gradient, as DDP leaves it on this rank
         x = mod.prepare(col.get(trainer.batch_positions(0)))
-        trainer.model(x, trainer._generator(0))[0].backward()
+        trainer.model(x, step_generator(0, 0, trainer.device, trainer.rank))[0].backward()
         save_file({k: p.grad.contiguous() for k, p in obj.named_parameters()}, f"{out}/grad{rank}.safetensors")
         obj.zero_grad(set_to_none=True)
         trainer.fit()

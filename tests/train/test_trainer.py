@@ -168,8 +168,8 @@ def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, mon
 
 _FAULTS = """
 import resource, sys, torch
-from unlabeled.train.trainer import keep_freed_memory
-tuned = keep_freed_memory(torch.device("cpu"))
+from unlabeled.runtime import keep_freed_memory
+tuned = keep_freed_memory()
 counts = []
 for _ in range(8):  # a training step's worth of large activations, allocated and freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

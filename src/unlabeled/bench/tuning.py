@@ -27,19 +27,19 @@ the pretrained weights.
     probe = FinetuneProbe("runs/a", mode="lora", **params).fit(X, y)
     probe.predict(X_test)
 
-The loop is written here rather than run through ``train.trainer.Trainer``: the Trainer reads
-batches from a Collection by position, writes a run folder (config.json, checkpoints,
-metrics.jsonl) and draws a progress bar, while a probe fit is one of many short fits on
-in-memory arrays that must leave nothing on disk and pick its best epoch on a validation
-split. The recipe is the Trainer's: AdamW, its warm-up + cosine schedule (``lr_at``), its
-weight decay and gradient clipping, bf16 autocast where ``bf16_available``, augmentation
-generators reseeded per step; the model is ``objectives.supervised.Classifier``, the
-encoder + linear head that ``finetune`` trains (with the normaliser in front of the head).
+Every fit runs through the one training loop (``train.trainer.Trainer``) on the arrays in
+memory (``ArraySource``), leaving nothing on disk: its AdamW, warm-up + cosine schedule,
+weight decay, gradient clipping, bf16 autocast policy and per-step augmentation seeds. The
+probe gives it its order (``SplitSampler``: every labelled sample once an epoch, batches
+never of one) and scores its validation split after each epoch to keep the best. The model
+is ``objectives.supervised.Classifier``, the encoder + linear head that ``finetune`` trains
+(with the normaliser in front of the head).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -52,9 +52,12 @@ from torch import nn
 
 from unlabeled._console import UnlabeledError
 from unlabeled.models.adapters import ADAPTERS
+from unlabeled.objectives.base import Objective
 from unlabeled.objectives.supervised import Classifier
-from unlabeled.runs import open_run, resolve_device
-from unlabeled.train.trainer import TrainConfig, bf16_available, keep_freed_memory, lr_at
+from unlabeled.runs import open_run
+from unlabeled.runtime import autocast, bf16_available, resolve_device
+from unlabeled.train.sampling import ArraySource, SplitSampler
+from unlabeled.train.trainer import TrainConfig, Trainer
 
 MODES = ("full", "lora", "svfit")
 TASKS = ("classification", "regression")
@@ -163,18 +166,9 @@ class FinetuneProbe(BaseEstimator):
         targets = self._fit_targets(y)
         dev = resolve_device(self.device)
         self.device_ = dev
-        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
-            encoder = run.encoder(self.trained)  # (seeds torch with the run's seed)
-            torch.manual_seed(self.seed)
-            if self.mode == "full":
-                encoder.requires_grad_(True)
-            else:
-                ADAPTERS[self.mode](encoder, int(self.rank))
-            model = Classifier(encoder, len(self.classes_) if self.task == "classification" else 1)
-            model.head = nn.Sequential(nn.BatchNorm1d(encoder.dim, affine=False), model.head)
-        model.to(dev)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.trainable_params_ = sum(p.numel() for p in params)
+        model = self._build_model()
+        objective = _ProbeObjective(model, self.modality_, self.task, self.mode != "full").to(dev)
+        self.trainable_params_ = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.model_ = model
 
         n = len(X)
@@ -182,47 +176,46 @@ class FinetuneProbe(BaseEstimator):
         # at least min_steps (a few dozen labels are one batch an epoch), at most max_steps
         wanted = max(int(self.epochs), math.ceil(int(self.min_steps) / batches))
         self.epochs_run_ = max(1, min(wanted, math.ceil(int(self.max_steps) / batches)))
-        total = self.epochs_run_ * batches
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=_RECIPE.weight_decay)
-        order = np.random.default_rng(self.seed)
-        bf16 = bf16_available(dev)
-        keep_freed_memory(dev)
-        y_t = torch.as_tensor(targets, device=dev)
-        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-        step = 0
-        for epoch in range(1, self.epochs_run_ + 1):
-            self._train_mode(model)
-            # array_split: every sample once per epoch, batches differ in size by at most one
-            # (never a batch of one beside a full one: batch norm needs two samples)
-            for idx in np.array_split(order.permutation(n), batches):
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total, self.lr, _RECIPE.warmup)
-                g = torch.Generator(device=dev)
-                g.manual_seed(int(self.seed) * 1_000_003 + step * 7919)
-                x = self.modality_.prepare(X[idx], dev)
-                with torch.autocast(dev.type, enabled=False):  # augment in fp32, as Supervised.views
-                    x = self.modality_.normalize(self.modality_.augment(x, g, light=True))
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                    out = model(x).float()
-                loss = self._loss(out, y_t[torch.from_numpy(idx).to(dev)])
-                if not torch.isfinite(loss):
-                    raise UnlabeledError(
-                        f"{self.mode} fine-tuning: loss became {loss.item()} at step {step}; lower lr (now {self.lr:g})"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, _RECIPE.grad_clip)
-                opt.step()
-                step += 1
-            if X_val is not None:
-                score = self.validation_score(X_val, y_val)
-                if best is None or score > best[0]:
-                    best = (score, epoch, _snapshot(model))
+        cfg = replace(_RECIPE, lr=self.lr, seed=int(self.seed), total_steps=self.epochs_run_ * batches)
+        best: list[tuple[float, int, dict[str, torch.Tensor]]] = []
+
+        def keep_best(epoch: int) -> None:
+            score = self.validation_score(X_val, y_val)
+            if not best or score > best[0][0]:
+                best[:] = [(score, epoch, _snapshot(model))]
+
+        # the one training loop, on the arrays in memory; nothing is written to disk
+        trainer = Trainer(
+            objective,
+            ArraySource(X, targets),
+            np.arange(n),
+            cfg,
+            device=dev,
+            sampler=SplitSampler(n, batches, int(self.seed)),
+            on_epoch=None if X_val is None else keep_best,
+            show_progress=False,
+        )
+        trainer.fit()
         model.eval()
-        if best is not None:
-            self.val_score_, self.best_epoch_, state = best
+        if best:
+            self.val_score_, self.best_epoch_, state = best[0]
             model.load_state_dict(state, strict=False)
         return self
+
+    def _build_model(self) -> Classifier:
+        """The run's encoder (trained or freshly initialised) with adapters per ``mode`` and a
+        linear head on batch-normalised features; the caller's random state stays as it was."""
+        run = open_run(self.run)
+        with torch.random.fork_rng(devices=[]):
+            encoder = run.encoder(self.trained)
+            torch.manual_seed(self.seed)
+            if self.mode == "full":
+                encoder.requires_grad_(True)
+            else:
+                ADAPTERS[self.mode](encoder, int(self.rank))
+            model = Classifier(encoder, len(self.classes_) if self.task == "classification" else 1)
+            model.head = nn.Sequential(nn.BatchNorm1d(encoder.dim, affine=False), model.head)
+        return model
 
     def _check_samples(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
@@ -247,16 +240,6 @@ class FinetuneProbe(BaseEstimator):
             raise UnlabeledError("regression needs at least 2 samples with different targets")
         return ((y - self.y_mean_) / self.y_std_).astype(np.float32)
 
-    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.task == "classification":
-            return F.cross_entropy(out, target)
-        return F.mse_loss(out[:, 0], target)  # on standardised targets
-
-    def _train_mode(self, model: Classifier) -> None:
-        model.train()
-        if self.mode != "full":
-            model.encoder.eval()  # frozen base: batch-norm running statistics included
-
     def validation_score(self, X_val: np.ndarray, y_val: np.ndarray) -> float:
         """Minus the validation loss: mean cross-entropy of the true classes (a class the
         probe never saw counts as probability 1e-6), or the mean squared error in units of
@@ -280,7 +263,7 @@ class FinetuneProbe(BaseEstimator):
         out = []
         for start in range(0, len(X), _PREDICT_BATCH):
             x = self.modality_.normalize(self.modality_.prepare(X[start : start + _PREDICT_BATCH], dev))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16_available(dev)):
+            with autocast(dev, bf16_available(dev)):
                 out.append(model(x).float().cpu())
         return torch.cat(out).numpy()
 
@@ -304,6 +287,35 @@ class FinetuneProbe(BaseEstimator):
         return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
+class _ProbeObjective(Objective):
+    """The probe's loss for the Trainer: cross-entropy on the classes, or mean squared error on
+    standardised targets, of the classifier on lightly augmented views (the modality's light,
+    geometric augmentation, in fp32 as ``Supervised.views``). With ``frozen_encoder`` (the
+    adapter modes) the encoder stays in eval mode while training, so batch-norm running
+    statistics stay frozen with the rest of the pretrained weights."""
+
+    name = "probe"
+    uses_labels = True
+
+    def __init__(self, model: Classifier, modality: Any, task: str, frozen_encoder: bool) -> None:
+        super().__init__(model.encoder, modality)
+        self.model, self.task, self.frozen_encoder = model, task, frozen_encoder
+
+    def train(self, mode: bool = True) -> _ProbeObjective:
+        super().train(mode)
+        if mode and self.frozen_encoder:
+            self.encoder.eval()
+        return self
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator, y: torch.Tensor):
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.modality.normalize(self.modality.augment(x, generator, light=True))
+        out = self.model(x).float()
+        with torch.autocast(x.device.type, enabled=False):  # on standardised targets for regression
+            loss = F.cross_entropy(out, y) if self.task == "classification" else F.mse_loss(out[:, 0], y)
+        return loss, {"loss": loss.detach()}
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise UnlabeledError(f"unknown fine-tuning mode {mode!r}; choose from {', '.join(MODES)}")
@@ -323,28 +335,23 @@ def tune(
     X_val: np.ndarray,
     y_val: np.ndarray,
     *,
-    run: str,
-    mode: str,
-    trained: bool,
-    task: str,
-    seed: int,
     lrs: tuple[float, ...] | None = None,
-    device: str = "cpu",
-    **kw: Any,
+    **params: Any,
 ) -> dict[str, Any]:
     """Choose the learning rate (from ``lrs``, default ``LR_GRID[mode]``) and the epoch count
     on the validation split: one fit per rate, each early-stopped at its best validation
     epoch. Returns ``{"lr": .., "epochs": ..}`` to pass to ``FinetuneProbe(**params)`` for the
-    refit on all labelled samples (ties go to the first rate of the grid). ``kw``: other
-    ``FinetuneProbe`` parameters (``batch_size``, ``rank``, ``max_steps``, ``epochs`` as the
-    most to try)."""
+    refit on all labelled samples (ties go to the first rate of the grid). ``params``: the
+    ``FinetuneProbe``'s (``run``, ``mode``, ``trained``, ``task``, ``seed``, ``device``,
+    ``batch_size``, ``rank``, ``max_steps``, ``epochs`` as the most to try)."""
+    mode = params.get("mode", "full")
     check_mode(mode)
     grid = LR_GRID[mode] if lrs is None else tuple(lrs)
     if not grid:
         raise UnlabeledError("no learning rates to choose from")
     best: tuple[float, float, int] | None = None
     for lr in grid:
-        probe = FinetuneProbe(run, mode=mode, trained=trained, task=task, lr=lr, seed=seed, device=device, **kw)
+        probe = FinetuneProbe(**{"device": "cpu", **params, "lr": lr})
         probe.fit(X_fit, y_fit, X_val, y_val)
         if best is None or probe.val_score_ > best[0]:
             best = (probe.val_score_, float(lr), int(probe.best_epoch_))

@@ -128,22 +128,58 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     column a time step). ``label``/``split``/``group`` columns are kept, and so are the
     per-sample columns named in ``keep`` (a regression target, a patient id), as extra
     columns of the collection. Returns the data and the bad rows or series, by reason."""
-    import pandas as pd
+    import pandas as pd  # pandas and aeon load in a second: only when a table is imported
 
-    ext = suffix(path)
-    if ext == ".ts":
-        from aeon.datasets import load_from_ts_file
-
-        X, y = load_from_ts_file(str(path))
-        series = [_check_series(x, f"{path}[{i}]") for i, x in enumerate(X)]
-        codes, classes = _codes(list(y)) if y is not None and len(y) else (None, None)
-        ids = [f"{i:06d}" for i in range(len(series))]
-        return Loaded(pad_series(series), ids, codes, None, classes, "series", str(path)), []
+    if suffix(path) == ".ts":
+        return _read_ts(path), []
     try:
         df = _read_table(path)
     except Exception as e:
         raise UnlabeledError(f"cannot read {path}: {e}") from e
     df.columns = [str(c) for c in df.columns]
+    meta, kept, value_cols = _table_columns(path, df, keep)
+    values = df[value_cols].apply(pd.to_numeric, errors="coerce")
+    unparsable = values.isna() & df[value_cols].notna()
+    if "id" in meta and df[meta["id"]].duplicated().any():
+        if "time" in meta:
+            df = df.sort_values([meta["id"], meta["time"]], kind="stable")
+            values, unparsable = values.loc[df.index], unparsable.loc[df.index]
+        series, ids, rows, bad = _long_series(path, df, meta["id"], values, unparsable)
+    else:
+        ids_col = df[meta["id"]] if "id" in meta else None
+        series, ids, rows, bad = _wide_series(path, ids_col, values, unparsable)
+    if not series:
+        raise UnlabeledError(f"no valid series in {path}" + "".join(f"\n  {p}: {r}" for p, r in bad[:20]))
+    of = {k: [df.at[r, meta[k]] for r in rows] for k in ("label", "split", "group") if k in meta}
+    codes, classes = (None, None)
+    if "label" in of:
+        known = [i for i, v in enumerate(of["label"]) if not pd.isna(v)]
+        codes_known, classes = _codes([of["label"][i] for i in known])
+        codes = np.full(len(series), -1, dtype=np.int64)
+        codes[known] = codes_known
+    splits = [None if pd.isna(s) else str(s).lower() for s in of["split"]] if "split" in of else None
+    groups = [None if pd.isna(g) else str(g) for g in of["group"]] if "group" in of else None
+    columns = {k: _column_values(df.loc[rows, c]) for k, c in kept.items()}
+    loaded = Loaded(
+        pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups, columns=columns
+    )
+    return loaded, bad
+
+
+def _read_ts(path: Path) -> Loaded:
+    """A ``.ts`` file (the UCR/UEA archive's format), read by aeon."""
+    from aeon.datasets import load_from_ts_file  # aeon loads in seconds: only for .ts files
+
+    X, y = load_from_ts_file(str(path))
+    series = [_check_series(x, f"{path}[{i}]") for i, x in enumerate(X)]
+    codes, classes = _codes(list(y)) if y is not None and len(y) else (None, None)
+    ids = [f"{i:06d}" for i in range(len(series))]
+    return Loaded(pad_series(series), ids, codes, None, classes, "series", str(path))
+
+
+def _table_columns(path: Path, df: Any, keep: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The table's meta columns (id, label, split, group, time: any case), the kept per-sample
+    columns, and the value columns (the rest)."""
     lower = {c.lower(): c for c in df.columns}
     meta = {k: lower[k] for k in META_COLUMNS if k in lower}
     missing = [k for k in keep if k.lower() not in lower]
@@ -153,62 +189,41 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     value_cols = [c for c in df.columns if c not in meta.values() and c not in kept.values()]
     if not value_cols:
         raise UnlabeledError(f"{path}: no value columns (besides {', '.join(meta.values())})")
-    bad: list[tuple[str, str]] = []
-    values = df[value_cols].apply(pd.to_numeric, errors="coerce")
-    unparsable = values.isna() & df[value_cols].notna()
-    long = "id" in meta and df[meta["id"]].duplicated().any()
-    series, ids, label_of, split_of, group_of = [], [], [], [], []
-    kept_rows: list[Any] = []  # the table row each kept sample's extra columns come from
-    if long:
-        if "time" in meta:
-            df = df.sort_values([meta["id"], meta["time"]], kind="stable")
-            values, unparsable = values.loc[df.index], unparsable.loc[df.index]
-        for key, rows in df.groupby(meta["id"], sort=False).groups.items():
-            if unparsable.loc[rows].any(axis=None):
-                bad.append((f"{path} id={key}", "non-numeric values"))
-                continue
-            try:
-                series.append(_check_series(values.loc[rows].to_numpy().T, f"id={key}"))
-            except ValueError as e:
-                bad.append((f"{path} id={key}", str(e)))
-                continue
-            first = rows[0]
-            kept_rows.append(first)
-            ids.append(str(key))
-            label_of.append(df.at[first, meta["label"]] if "label" in meta else None)
-            split_of.append(df.at[first, meta["split"]] if "split" in meta else None)
-            group_of.append(df.at[first, meta["group"]] if "group" in meta else None)
-    else:
-        for i, (idx, row) in enumerate(values.iterrows()):
-            rid = str(df.at[idx, meta["id"]]) if "id" in meta else f"{i:06d}"
-            if unparsable.loc[idx].any():
-                bad.append((f"{path} row {i + 2}", "non-numeric values"))
-                continue
-            try:
-                series.append(_check_series(row.to_numpy(), f"row {i + 2}"))
-            except ValueError as e:
-                bad.append((f"{path} row {i + 2}", str(e).split(": ", 1)[-1]))
-                continue
-            ids.append(rid)
-            kept_rows.append(idx)
-            label_of.append(df.at[idx, meta["label"]] if "label" in meta else None)
-            split_of.append(df.at[idx, meta["split"]] if "split" in meta else None)
-            group_of.append(df.at[idx, meta["group"]] if "group" in meta else None)
-    if not series:
-        raise UnlabeledError(f"no valid series in {path}" + "".join(f"\n  {p}: {r}" for p, r in bad[:20]))
-    codes, classes = (None, None)
-    if "label" in meta:
-        known = [i for i, v in enumerate(label_of) if not pd.isna(v)]
-        codes_known, classes = _codes([label_of[i] for i in known])
-        codes = np.full(len(series), -1, dtype=np.int64)
-        codes[known] = codes_known
-    splits = [None if pd.isna(s) else str(s).lower() for s in split_of] if "split" in meta else None
-    groups = [None if pd.isna(g) else str(g) for g in group_of] if "group" in meta else None
-    columns = {k: _column_values(df.loc[kept_rows, c]) for k, c in kept.items()}
-    loaded = Loaded(
-        pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups, columns=columns
-    )
-    return loaded, bad
+    return meta, kept, value_cols
+
+
+def _long_series(path: Path, df: Any, id_col: str, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
+    """Series of a long table (one row per time step): (series, ids, each one's first row, bad)."""
+    series, ids, rows_of, bad = [], [], [], []
+    for key, rows in df.groupby(id_col, sort=False).groups.items():
+        if unparsable.loc[rows].any(axis=None):
+            bad.append((f"{path} id={key}", "non-numeric values"))
+            continue
+        try:
+            series.append(_check_series(values.loc[rows].to_numpy().T, f"id={key}"))
+        except ValueError as e:
+            bad.append((f"{path} id={key}", str(e)))
+            continue
+        rows_of.append(rows[0])
+        ids.append(str(key))
+    return series, ids, rows_of, bad
+
+
+def _wide_series(path: Path, ids_col: Any, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
+    """Series of a wide table (one row per sample): (series, ids, their rows, bad)."""
+    series, ids, rows_of, bad = [], [], [], []
+    for i, (idx, row) in enumerate(values.iterrows()):
+        if unparsable.loc[idx].any():
+            bad.append((f"{path} row {i + 2}", "non-numeric values"))
+            continue
+        try:
+            series.append(_check_series(row.to_numpy(), f"row {i + 2}"))
+        except ValueError as e:
+            bad.append((f"{path} row {i + 2}", str(e).split(": ", 1)[-1]))
+            continue
+        ids.append(str(ids_col.at[idx]) if ids_col is not None else f"{i:06d}")
+        rows_of.append(idx)
+    return series, ids, rows_of, bad
 
 
 def _column_values(values: Any) -> np.ndarray:

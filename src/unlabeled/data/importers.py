@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS, Loaded
 from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter
 from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
+from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 ARRAY_EXTENSIONS = {".npy"}
@@ -161,10 +163,6 @@ def _import_keywords(dest: Path, overwrite: bool) -> ImportReport:
     """The default spoken-keyword set (``unlabeled.data.keywords``): synthesised beside
     ``dest`` (kept, so an interrupted import resumes), imported with each clip's speaker as
     its group, the WAV folder removed once the collection is written."""
-    import shutil
-
-    from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
-
     work = dest.parent / f".{dest.name}.clips"
     make_keywords(work / KEYWORDS)
     report = _import_folder(work / KEYWORDS, dest, "audio", {"group_pattern": SPEAKER_PATTERN}, overwrite)
@@ -539,9 +537,9 @@ def _npy_kind(kind: _Kind) -> _Kind:
     return kind
 
 
-def _import_folder(
-    root: Path, dest: str | os.PathLike[str], modality: str | None, opts: dict[str, Any], overwrite: bool
-) -> ImportReport:
+def _scan_folder(root: Path) -> tuple[list[Path], Counter]:
+    """The importable files under ``root`` (hidden ones skipped), and a count of the others by
+    extension."""
     files, ignored = [], Counter()
     known = set().union(*FOLDER_EXTENSIONS.values(), ARRAY_EXTENSIONS)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -556,63 +554,85 @@ def _import_folder(
                 ignored[ext or "(no extension)"] += 1
     if not files:
         raise UnlabeledError(f"no importable files under {root} (looked for {', '.join(sorted(known))})")
+    return files, ignored
+
+
+def _readable(kind: _Kind, entries: list[Any], pool: ThreadPoolExecutor, bad: list, root: Path) -> list[Any]:
+    """The entries whose header reads (their shape set); the others go to ``bad``."""
+    for e, shape in zip(entries, pool.map(_safe(kind.header), [e.path for e in entries]), strict=True):
+        if isinstance(shape, str):
+            bad.append((str(e.path), shape))
+        else:
+            e.shape = shape
+    good = [e for e in entries if e.shape is not None]
+    if kind is KINDS["npy"]:
+        odd = [e for e in good if len(e.shape) != 3]
+        bad += [(str(e.path), f"shape {e.shape[1:]} is not an image") for e in odd]
+        good = [e for e in good if len(e.shape) == 3]
+    if not good:
+        raise UnlabeledError(
+            f"none of the {len(entries)} file(s) under {root} could be read:\n"
+            + "\n".join(f"  {p}: {r}" for p, r in bad[:20])
+        )
+    return good
+
+
+def _write_entries(job: _FolderJob, good: list[Any], writer: CollectionWriter, pool: ThreadPoolExecutor) -> None:
+    """Read every entry (in parallel, a chunk at a time) into ``writer``; unreadable ones go to
+    ``job.bad``."""
+    code = {c: i for i, c in enumerate(writer.classes or [])}
+    read = _safe(lambda p: job.kind.read(p, job.shape, job.opts))
+    with progress() as bar:
+        task = bar.add_task(f"import {job.root.name}", total=len(good))
+        for chunk in _chunks(good, CHUNK):
+            arrays, kept = [], []
+            for e, a in zip(chunk, pool.map(read, [e.path for e in chunk]), strict=True):
+                if isinstance(a, str):
+                    job.bad.append((str(e.path), a))
+                else:
+                    arrays.append(a)
+                    kept.append(e)
+            if kept:
+                writer.add(
+                    np.stack(arrays),
+                    [e.rel for e in kept],
+                    [code[e.label] if e.label is not None else NO_LABEL for e in kept],
+                    [e.split for e in kept],
+                    None if job.group_re is None else [_group_of(job.group_re, e.rel) for e in kept],
+                )
+            bar.advance(task, len(chunk))
+
+
+@dataclass
+class _FolderJob:
+    """One folder import under way: what is read, how, and what went wrong so far."""
+
+    root: Path
+    kind: _Kind
+    shape: tuple[int, ...]
+    opts: dict[str, Any]
+    group_re: Any
+    bad: list[tuple[str, str]]
+
+
+def _import_folder(
+    root: Path, dest: str | os.PathLike[str], modality: str | None, opts: dict[str, Any], overwrite: bool
+) -> ImportReport:
+    files, ignored = _scan_folder(root)
     kind, chosen = _kind_of(files, modality, root)
     ignored.update(suffix(f) for f in files if f not in set(chosen))
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
-
     entries = _layout(root, chosen)
-    group_re = _compile_group_pattern(opts.get("group_pattern"))
     bad: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for e, shape in zip(entries, pool.map(_safe(kind.header), [e.path for e in entries]), strict=True):
-            if isinstance(shape, str):
-                bad.append((str(e.path), shape))
-            else:
-                e.shape = shape
-        good = [e for e in entries if e.shape is not None]
-        if kind is KINDS["npy"]:
-            odd = [e for e in good if len(e.shape) != 3]
-            bad += [(str(e.path), f"shape {e.shape[1:]} is not an image") for e in odd]
-            good = [e for e in good if len(e.shape) == 3]
-        if not good:
-            raise UnlabeledError(
-                f"none of the {len(entries)} file(s) under {root} could be read:\n"
-                + "\n".join(f"  {p}: {r}" for p, r in bad[:20])
-            )
+        good = _readable(kind, entries, pool, bad, root)
         shape, meta = kind.plan([e.shape for e in good], opts, notes)
-        opts = {**opts, **meta}
+        job = _FolderJob(root, kind, shape, {**opts, **meta}, _compile_group_pattern(opts.get("group_pattern")), bad)
         classes = sorted({e.label for e in good if e.label is not None}) or None
-        code = {c: i for i, c in enumerate(classes or [])}
-        writer = CollectionWriter(
-            Path(dest),
-            kind.modality,
-            shape,
-            kind.dtype,
-            classes,
-            extra_meta={"name": root.name, "source": str(root), **meta},
-            overwrite=overwrite,
-        )
+        extra = {"name": root.name, "source": str(root), **meta}
+        writer = CollectionWriter(Path(dest), kind.modality, shape, kind.dtype, classes, extra, overwrite=overwrite)
         try:
-            with progress() as bar:
-                task = bar.add_task(f"import {root.name}", total=len(good))
-                read = _safe(lambda p: kind.read(p, shape, opts))
-                for chunk in _chunks(good, CHUNK):
-                    arrays, kept = [], []
-                    for e, a in zip(chunk, pool.map(read, [e.path for e in chunk]), strict=True):
-                        if isinstance(a, str):
-                            bad.append((str(e.path), a))
-                        else:
-                            arrays.append(a)
-                            kept.append(e)
-                    if kept:
-                        writer.add(
-                            np.stack(arrays),
-                            [e.rel for e in kept],
-                            [code[e.label] if e.label is not None else NO_LABEL for e in kept],
-                            [e.split for e in kept],
-                            None if group_re is None else [_group_of(group_re, e.rel) for e in kept],
-                        )
-                    bar.advance(task, len(chunk))
+            _write_entries(job, good, writer, pool)
             if not len(writer):
                 raise UnlabeledError(
                     f"none of the {len(entries)} file(s) under {root} could be imported:\n"

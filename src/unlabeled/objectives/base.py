@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,11 @@ class Objective(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator, *labels: torch.Tensor):
         return self.loss(x, generator, *labels)
+
+    def inputs(self, raw: np.ndarray, device: torch.device) -> torch.Tensor:
+        """The batch the loss takes, from samples as the source stores them: the modality's
+        prepared tensor (float, on ``device``, not yet augmented)."""
+        return self.modality.prepare(raw, device)
 
     def hparams(self) -> dict[str, Any]:
         """The objective's own settings, stored in the run's config.json."""

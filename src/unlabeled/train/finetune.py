@@ -8,25 +8,26 @@ supervised baseline). The run records which sample ids it was trained on
 from __future__ import annotations
 
 import os
-import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from unlabeled._console import UnlabeledError, info
-from unlabeled._version import __version__
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
-from unlabeled.modalities import fit_modality, modality_from_state
-from unlabeled.models import build_encoder, default_options
-from unlabeled.objectives.supervised import Supervised
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, open_run, resolve_device, shard_split, write_ids
+from unlabeled.modalities import fit_modality
+from unlabeled.models import default_options
+from unlabeled.runs import Run, open_run
+from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.pretrain import claim_run_dir, default_size, environment
-from unlabeled.train.trainer import TrainConfig, Trainer
+from unlabeled.train.pretrain import default_size, provenance
+from unlabeled.train.run import claim_run_dir, train, train_shards
+from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
+from unlabeled.train.trainer import TrainConfig
 
 
 def labelled_train(task: Collection) -> np.ndarray:
@@ -34,6 +35,20 @@ def labelled_train(task: Collection) -> np.ndarray:
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
     return np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """What the user asked of a fine-tuning run (the architecture only matters from scratch)."""
+
+    epochs: float = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    encoder: str = "cnn"
+    size: str | None = None
+    augment: bool = True
 
 
 def finetune(
@@ -63,136 +78,78 @@ def finetune(
     each in ``OUT/shards/NN`` with the same recipe, and the prediction averages their
     probabilities; forgetting then retrains only the shards that held the forgotten samples.
     ``augment=False`` trains on the samples as they are (no light crops/noise)."""
+    recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment)
+    col = open_collection(task)
+    pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
+    if not len(pos):
+        raise UnlabeledError(f"{col.path}: no labelled samples to train on")
+    out, extra = Path(out), dict(extra_config or {})
+    src = None if run is None else open_run(run)
     if shards > 1:
-        return _finetune_sharded(
-            run,
-            task,
-            out,
-            positions=positions,
-            shards=shards,
-            extra_config=extra_config,
-            overwrite=overwrite,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            encoder=encoder,
-            size=size,
-            augment=augment,
-            device=device,
-        )
-    out = Path(out)
+        claim_run_dir(out, False, overwrite)
+        train = {k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
+
+        def one(folder: Path, part: np.ndarray, _: bool) -> Run:
+            return _finetune_one(recipe, src, col, part, folder, device, True, extra)
+
+        return train_shards(col, pos, out, shards, seed, one, top=lambda c: {"train": {**c["train"], **train}, **extra})
+    return _finetune_one(recipe, src, col, pos, out, device, overwrite, extra)
+
+
+def classifier_spec(
+    recipe: FinetuneRecipe, src: Run | None, col: Collection, positions: np.ndarray, dev: torch.device
+) -> RunSpec:
+    """The spec of a classifier of ``col``'s classes trained on ``positions``: ``src``'s
+    encoder and normalisation when given, else ``recipe``'s architecture from scratch."""
+    if src is not None:
+        trained_on = src.config["modality"]
+        if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
+            raise UnlabeledError(f"run {src.path} was trained on other samples than {col.path}'s")
+        modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
+    else:
+        fitted = fit_modality(col, positions)
+        options = default_options(recipe.encoder, fitted.patch)
+        size = recipe.size or default_size(len(positions))
+        modality, enc = fitted.state(), EncoderSpec(recipe.encoder, size, tuple(fitted.input_shape), options)
+    classes = len(col.classes or []) or int(col.labels.max()) + 1
+    where = {"path": str(col.path.resolve()), "fingerprint": col.fingerprint()}
+    r = recipe
+    return RunSpec(
+        kind="classifier",
+        data=DataSpec(where["path"], col.name, where["fingerprint"], len(positions), "test"),
+        modality=modality,
+        encoder=enc,
+        objective=ObjectiveSpec("supervised", {"classes": classes, "augment": r.augment}),
+        train=TrainConfig(
+            batch_size=min(r.batch_size, len(positions)),
+            epochs=r.epochs,
+            lr=r.lr,
+            weight_decay=r.weight_decay,
+            seed=r.seed,
+        ),
+        task={**where, "classes": col.classes, "samples": len(positions)},
+        source_run=None if src is None else str(src.path.resolve()),
+        provenance=provenance(dev),
+    )
+
+
+def _finetune_one(
+    recipe: FinetuneRecipe,
+    src: Run | None,
+    col: Collection,
+    positions: np.ndarray,
+    out: Path,
+    device: str,
+    overwrite: bool,
+    extra: dict[str, Any],
+) -> Run:
     dev = dist.local_device(resolve_device(device))
     t0 = time.perf_counter()
     with dist.process_group(dev):
-        col = open_collection(task)
-        pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
-        if not len(pos):
-            raise UnlabeledError(f"{col.path}: no labelled samples to train on")
         claim_run_dir(out, False, overwrite)
-        if run is not None:
-            src = open_run(run)
-            trained_on = src.config["modality"]
-            if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-                raise UnlabeledError(f"run {src.path} was trained on other samples than {col.path}'s")
-            modality = modality_from_state(trained_on)
-            enc_cfg = dict(src.config["encoder"], weights="encoder")
-            enc = src.encoder().train()
-        else:
-            src = None
-            modality = fit_modality(col, pos)
-            options = default_options(encoder, modality.patch)
-            enc_cfg = {
-                "name": encoder,
-                "size": size or default_size(len(pos)),
-                "weights": "encoder",
-                "sample_shape": list(modality.input_shape),
-                "options": options,
-            }
-            enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **options)
-        classes = len(col.classes or []) or int(col.labels.max()) + 1
-        objective = Supervised(enc, modality, classes, augment=augment)
-        cfg = TrainConfig(
-            batch_size=min(batch_size, len(pos)), epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
-        )
-        config = {
-            "unlabeled": __version__,
-            "kind": "classifier",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(sys.argv),
-            "source_run": None if src is None else str(src.path.resolve()),
-            "task": {
-                "path": str(col.path.resolve()),
-                "fingerprint": col.fingerprint(),
-                "classes": col.classes,
-                "samples": len(pos),
-            },
-            "data": {
-                "path": str(col.path.resolve()),
-                "name": col.name,
-                "fingerprint": col.fingerprint(),
-                "samples": len(pos),
-                "exclude_split": "test",
-            },
-            "modality": modality.state(),
-            "encoder": enc_cfg,
-            "method": {"name": objective.name, **objective.hparams()},
-            "train": asdict(cfg),
-            "environment": environment(dev),
-            **(extra_config or {}),
-        }
-        dist.barrier()
-        if dist.rank() == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            write_ids(out / TRAINING_IDS, col.ids[pos])
-            ckpt.atomic_write_json(out / "config.json", config)
-        start = "from scratch" if src is None else f"from {src.path}"
-        info(
-            f"finetune {enc_cfg['name']}-{enc_cfg['size']} {start} on {col.name}: {len(pos)} labelled samples, "
-            f"{classes} classes, device {dev}"
-        )
-        trainer = Trainer(objective, col, pos, cfg, out, dev)
-        summary = trainer.fit()
-        del trainer
-    result = Run(out)
+        spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
+        result = train(spec, col, positions, out, dev, start=src)
     if dist.rank() == 0:
         result.config["seconds"] = round(time.perf_counter() - t0, 2)
         ckpt.atomic_write_json(out / "config.json", result.config)
-    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
     return result
-
-
-def _finetune_sharded(
-    run: Run | str | os.PathLike[str] | None,
-    task: Collection | str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    positions: np.ndarray | None,
-    shards: int,
-    extra_config: dict[str, Any] | None,
-    overwrite: bool,
-    **recipe: Any,
-) -> Run:
-    out = Path(out)
-    t0 = time.perf_counter()
-    col = open_collection(task)
-    pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
-    parts = shard_split(pos, shards, recipe["seed"])
-    claim_run_dir(out, False, overwrite)
-    for s, part in enumerate(parts):
-        info(f"shard {s + 1}/{shards}: {len(part)} samples")
-        finetune(run, col, out / SHARDS / f"{s:02d}", positions=part, overwrite=True, **recipe)
-    first = Run(out / SHARDS / "00")
-    train = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
-    config = {
-        **first.config,
-        "sisa": {"shards": shards},
-        "train": {**first.config["train"], **train},
-        "seconds": round(time.perf_counter() - t0, 2),
-        **(extra_config or {}),
-    }
-    config["task"] = {**config["task"], "samples": len(pos)}
-    write_ids(out / TRAINING_IDS, col.ids[pos])
-    ckpt.atomic_write_json(out / "config.json", config)
-    return Run(out)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,15 @@ import torch
 from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, open_collection
-from unlabeled.modalities import fit_modality, modality_from_state
+from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
-from unlabeled.models import build_encoder, default_options, saved_options
-from unlabeled.objectives import build_objective
-from unlabeled.objectives.base import Objective
-from unlabeled.runs import (
-    SHARDS,
-    TRAINING_IDS,
-    Run,
-    encoder_weights,
-    open_run,
-    read_ids,
-    resolve_device,
-    shard_split,
-    write_ids,
-)
-from unlabeled.train import checkpoint as ckpt
+from unlabeled.models import default_options, saved_options
+from unlabeled.runs import Run, open_run
+from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
-from unlabeled.train.trainer import TrainConfig, Trainer
+from unlabeled.train.run import claim_run_dir, environment, start_point, train, train_shards, training_positions
+from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
+from unlabeled.train.trainer import TrainConfig
 
 DEFAULT_MINUTES = 10.0
 DEFAULT_BATCH = 128
@@ -52,39 +40,6 @@ def default_batch(samples: int, world: int = 1) -> int:
     128 is returned and the trainer reports the set as too small."""
     per = samples // max(world, 1)
     return DEFAULT_BATCH if per >= DEFAULT_BATCH or per < 2 else 1 << (per.bit_length() - 1)
-
-
-def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
-    """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
-    remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
-    that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
-    an old run is to be replaced."""
-    has_run = (out / "config.json").exists()
-    if resume and not has_run:
-        raise UnlabeledError(f"nothing to resume: {out} holds no run")
-    if has_run and not resume:
-        if not overwrite:
-            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
-        if remove:
-            remove_run_dir(out)
-        return True
-    return False
-
-
-def remove_run_dir(out: Path) -> None:
-    """Remove the run in ``out`` (rank 0, after every rank has looked)."""
-    dist.barrier()
-    if dist.rank() == 0:
-        shutil.rmtree(out)
-
-
-def environment(dev: torch.device) -> dict[str, Any]:
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(dev),
-        "world_size": dist.world_size(),
-    }
 
 
 def default_encoder(modality: str, method: str) -> str:
@@ -119,25 +74,6 @@ def init_encoder(
         if given is not None and given != have:
             raise UnlabeledError(f"--init {src.path} holds a {have} encoder; drop --{what} {given}")
     return cfg["name"], cfg["size"], {**saved_options(cfg), **(options or {})}
-
-
-def start_from(objective: Objective, src: Run) -> str:
-    """Load ``src``'s weights into ``objective``: every weight when the saved state fits it
-    (same method and settings: the heads go on too), else the encoder alone. Returns which."""
-    weights = src.weights()
-    own = objective.state_dict()
-    try:
-        if weights.keys() == own.keys() and all(weights[k].shape == own[k].shape for k in own):
-            objective.load_state_dict(weights)
-            return "every weight"
-        objective.load_encoder(encoder_weights(weights, src.config["encoder"].get("weights", "encoder")))
-    except RuntimeError as e:
-        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
-        raise UnlabeledError(
-            f"--init {src.path}: its encoder (inputs {tuple(src.config['encoder']['sample_shape'])}) does not fit "
-            f"inputs {tuple(objective.modality.input_shape)}: {reason}"
-        ) from None
-    return "the encoder"
 
 
 def pretrain(
@@ -190,176 +126,183 @@ def pretrain(
     encoder alone; the data may differ in length but not in channels.
     ``batch_size`` is per process; by default 128, fewer for a small training set
     (:func:`default_batch`)."""
+    recipe = PretrainRecipe(
+        method=method,
+        encoder=encoder,
+        size=size,
+        minutes=minutes,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        precision=precision,
+        exclude_split=exclude_split,
+        method_options=dict(method_options or {}),
+        encoder_options=dict(encoder_options or {}),
+        augment=dict(augment or {}),
+        checkpoint_steps=checkpoint_steps,
+        snapshot_seconds=snapshot_seconds,
+        compile=compile,
+    )
+    where = Where(Path(out), device, resume, overwrite)
     if shards > 1:
-        return _pretrain_sharded(**{k: v for k, v in locals().items() if k != "shards"}, shards=shards)
-    out = Path(out)
-    dev = dist.local_device(resolve_device(device))
+        return _pretrain_sharded(recipe, data, where, positions, shards, init)
+    return _pretrain_one(recipe, data, where, positions, init)
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """What the user asked of a pretraining run; ``None`` is "the default for this data",
+    resolved into a :class:`~unlabeled.train.spec.RunSpec` once the data is known."""
+
+    method: str = "simclr"
+    encoder: str | None = None
+    size: str | None = None
+    minutes: float | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    seed: int = 0
+    precision: str = "auto"
+    exclude_split: str | None = "test"
+    method_options: dict[str, Any] | None = None
+    encoder_options: dict[str, Any] | None = None
+    augment: dict[str, Any] | None = None
+    checkpoint_steps: int = 0
+    snapshot_seconds: float = 0.0
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a run goes and how: its folder, the device, resume or start anew (replacing an
+    old run with ``overwrite``)."""
+
+    out: Path
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+
+
+def provenance(dev: torch.device) -> dict[str, Any]:
+    """The config.json keys that say when, by which command and where a run was made."""
+    return {
+        "unlabeled": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+        "environment": environment(dev),
+    }
+
+
+def schedule(recipe: PretrainRecipe, encoder: str, samples: int) -> TrainConfig:
+    """The training loop's settings: the recipe's, with the defaults that depend on the data
+    (the batch for a small set) and on the encoder (transformer recipes, as ViT, MAE and
+    I-JEPA, train with a lower peak rate and stronger weight decay than the CNN)."""
+    batch = recipe.batch_size
+    if batch is None:
+        batch = default_batch(samples, dist.world_size())
+        if batch != DEFAULT_BATCH:
+            info(
+                f"batch {batch}: {samples} training samples are fewer than the default batch of "
+                f"{DEFAULT_BATCH} per process"
+            )
+    lr = {"transformer": TRANSFORMER_LR, "tcn": TCN_LR}.get(encoder, TrainConfig.lr)
+    wd = TRANSFORMER_WEIGHT_DECAY if encoder == "transformer" else TrainConfig.weight_decay
+    budget = recipe.minutes if recipe.minutes is not None or recipe.epochs is not None else DEFAULT_MINUTES
+    return TrainConfig(
+        batch_size=batch,
+        epochs=recipe.epochs,
+        minutes=budget,
+        lr=lr if recipe.lr is None else recipe.lr,
+        weight_decay=wd if recipe.weight_decay is None else recipe.weight_decay,
+        seed=recipe.seed,
+        precision=recipe.precision,
+        checkpoint_steps=recipe.checkpoint_steps,
+        snapshot_seconds=recipe.snapshot_seconds,
+        compile=recipe.compile,
+    )
+
+
+def pretrain_spec(
+    recipe: PretrainRecipe, col: Collection, positions: np.ndarray, src: Run | None, dev: torch.device
+) -> RunSpec:
+    """The spec of a new pretraining run of ``recipe`` on ``col``'s samples at ``positions``,
+    continuing from ``src``'s weights when given."""
+    modality = fit_modality(col, positions, recipe.augment)
+    encoder, size, enc_options = recipe.encoder, recipe.size, recipe.encoder_options
+    if src is not None:
+        encoder, size, enc_options = init_encoder(src, modality, encoder, size, enc_options)
+    encoder = encoder or default_encoder(modality.name, recipe.method)
+    options = default_options(encoder, modality.patch, enc_options, recipe.method)
+    data = DataSpec(str(col.path.resolve()), col.name, col.fingerprint(), len(positions), recipe.exclude_split)
+    return RunSpec(
+        kind="encoder",
+        data=data,
+        modality=modality.state(),
+        encoder=EncoderSpec(encoder, size or default_size(len(positions)), tuple(modality.input_shape), options),
+        objective=ObjectiveSpec(recipe.method, dict(recipe.method_options or {})),
+        train=schedule(recipe, encoder, len(positions)),
+        init=None if src is None else start_point(src),
+        provenance=provenance(dev),
+    )
+
+
+def _pretrain_one(
+    recipe: PretrainRecipe,
+    data: Collection | str | os.PathLike[str],
+    where: Where,
+    positions: np.ndarray | None,
+    init: Run | str | os.PathLike[str] | None,
+) -> Run:
+    out = where.out
+    dev = dist.local_device(resolve_device(where.device))
     with dist.process_group(dev):
         col = open_collection(data)
-        if init is not None and resume:
+        if init is not None and where.resume:
             info("--init is ignored with --resume: the run continues from its own checkpoint")
-        src = None if init is None or resume else open_run(init)
+        src = None if init is None or where.resume else open_run(init)
         if src is not None and src.path.resolve() == out.resolve():
             raise UnlabeledError(f"--init and --out are both {out}; continue a run in place with --resume")
         # with --overwrite the old run goes only once the new one is known to start
-        replace = claim_run_dir(out, resume, overwrite, remove=False)
-
-        if resume:
-            config = json.loads((out / "config.json").read_text())
-            cfg = TrainConfig(**config["train"])
-            modality = modality_from_state(config["modality"])
-            exclude = config["data"]["exclude_split"]
-            if config["data"]["fingerprint"] != col.fingerprint():
+        replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
+        if where.resume:
+            spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+            if spec.data.fingerprint != col.fingerprint():
                 raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+            pos = training_positions(col, spec, out)
         else:
-            if minutes is None and epochs is None:
-                minutes = DEFAULT_MINUTES
-            cfg = TrainConfig(
-                batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
-                epochs=epochs,
-                minutes=minutes,
-                seed=seed,
-                precision=precision,
-                checkpoint_steps=checkpoint_steps,
-                snapshot_seconds=snapshot_seconds,
-                compile=compile,
-            )
-            if lr is not None:
-                cfg.lr = lr
-            if weight_decay is not None:
-                cfg.weight_decay = weight_decay
-            exclude = exclude_split
-        ids_file = out / TRAINING_IDS
-        if resume and ids_file.exists():
-            positions = col.positions(read_ids(ids_file))
-        elif positions is not None:
-            positions = np.sort(np.asarray(positions, dtype=np.int64))
-        else:
-            positions = col.indices(exclude=exclude)
-        if not resume:
-            if batch_size is None and (fit := default_batch(len(positions), dist.world_size())) != DEFAULT_BATCH:
-                cfg.batch_size = fit
-                info(
-                    f"batch {fit}: {len(positions)} training samples are fewer than the default batch of "
-                    f"{DEFAULT_BATCH} per process"
-                )
-            modality = fit_modality(col, positions, augment)
-            if src is not None:
-                encoder, size, encoder_options = init_encoder(src, modality, encoder, size, encoder_options)
-            size = size or default_size(len(positions))
-            encoder = encoder or default_encoder(modality.name, method)
-            enc_options = default_options(encoder, modality.patch, encoder_options, method)
-            if encoder == "transformer":
-                # transformer recipes (ViT, MAE, I-JEPA) train with a lower peak rate and
-                # stronger weight decay than the CNN's defaults
-                cfg.lr = lr if lr is not None else TRANSFORMER_LR
-                cfg.weight_decay = weight_decay if weight_decay is not None else TRANSFORMER_WEIGHT_DECAY
-            elif encoder == "tcn":
-                cfg.lr = lr if lr is not None else TCN_LR
-            config = {
-                "unlabeled": __version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "command": " ".join(sys.argv),
-                "data": {
-                    "path": str(col.path.resolve()),
-                    "name": col.name,
-                    "fingerprint": col.fingerprint(),
-                    "samples": len(positions),
-                    "exclude_split": exclude,
-                },
-                "modality": modality.state(),
-                "encoder": {
-                    "name": encoder,
-                    "size": size,
-                    "sample_shape": list(modality.input_shape),
-                    "options": enc_options,
-                },
-                "method": {"name": method, **(method_options or {})},
-                "train": asdict(cfg),
-                "environment": environment(dev),
-            }
-            if src is not None:
-                config["init"] = {"run": str(src.path.resolve()), "step": src.step}
-
-        torch.manual_seed(cfg.seed)
-        enc_cfg = config["encoder"]
-        enc = build_encoder(enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg))
-        hparams = {k: v for k, v in config["method"].items() if k != "name"}
-        objective = build_objective(config["method"]["name"], enc, modality, **hparams)
-        config["method"] = {"name": objective.name, **objective.hparams()}
-        config["encoder"]["weights"] = objective.export  # the submodule downstream stages load
-        if src is not None:
-            config["init"]["loaded"] = start_from(objective, src)
-            info(f"starting from {src.path} (step {src.step}): {config['init']['loaded']}")
-        # built before anything is written, so that a run it refuses (a batch larger than the
-        # training set, say) leaves no folder behind to --overwrite
-        trainer = Trainer(objective, col, positions, cfg, out, dev)
-        if replace:
-            remove_run_dir(out)
-        dist.barrier()  # every rank has checked `out` before rank 0 writes into it
-        if not resume and dist.rank() == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            if len(positions) != len(col.indices(exclude=exclude)):  # a subset: say which samples
-                write_ids(ids_file, col.ids[positions])
-            ckpt.atomic_write_json(out / "config.json", config)
-        info(
-            f"pretrain {objective.name} on {col.name}: {len(positions)} samples, "
-            f"{enc_cfg['name']}-{enc_cfg['size']} encoder "
-            f"({sum(p.numel() for p in enc.parameters()) / 1e6:.2f}M parameters), device {dev}"
-        )
-        summary = trainer.fit(resume=resume)
-        del trainer  # its DDP wrapper must go before the process group does
-        info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
-        return Run(out)
+            pos = col.indices(exclude=recipe.exclude_split)
+            if positions is not None:
+                pos = np.sort(np.asarray(positions, dtype=np.int64))
+            spec = pretrain_spec(recipe, col, pos, src, dev)
+        return train(spec, col, pos, out, dev, resume=where.resume, replace_old=replace_old, start=src)
 
 
 def _pretrain_sharded(
+    recipe: PretrainRecipe,
     data: Collection | str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    shards: int,
+    where: Where,
     positions: np.ndarray | None,
-    exclude_split: str | None,
-    minutes: float | None,
-    resume: bool,
-    overwrite: bool,
-    seed: int,
-    **recipe: Any,
+    shards: int,
+    init: Run | str | os.PathLike[str] | None,
 ) -> Run:
-    """One pretraining run per SISA shard in ``OUT/shards/NN``; a resumed run finishes the
-    shards that did not."""
-    out = Path(out)
-    t0 = time.perf_counter()
+    """One pretraining run per SISA shard in ``OUT/shards/NN`` (a time budget split between
+    them, one batch for all fitted to the smallest); a resumed run finishes the shards that
+    did not."""
+    out = where.out
     col = open_collection(data)
-    pos = col.indices(exclude=exclude_split) if positions is None else np.sort(np.asarray(positions))
-    parts = shard_split(pos, shards, seed)
-    if recipe.get("batch_size") is None:  # one batch for every shard, fitted to the smallest
-        recipe["batch_size"] = default_batch(min(len(p) for p in parts), dist.world_size())
+    pos = col.indices(exclude=recipe.exclude_split) if positions is None else np.sort(np.asarray(positions))
+    if recipe.batch_size is None:  # np.array_split's smallest part has len // shards samples
+        recipe = replace(recipe, batch_size=default_batch(len(pos) // shards, dist.world_size()))
     # the top-level config is written last, so an interrupted run has only shard folders:
     # claim the folder as new then, and still resume the shards below
-    claim_run_dir(out, resume and (out / "config.json").exists(), overwrite)
-    if minutes is None and recipe.get("epochs") is None:
-        minutes = DEFAULT_MINUTES
-    for s, part in enumerate(parts):
-        shard = out / SHARDS / f"{s:02d}"
-        if resume and (shard / "config.json").exists() and Run(shard).finished:
-            continue
-        info(f"shard {s + 1}/{shards}: {len(part)} samples")
-        again = resume and (shard / ckpt.STATE_FILE).exists()
-        pretrain(
-            col,
-            shard,
-            positions=part,
-            exclude_split=exclude_split,
-            seed=seed,
-            resume=again,
-            overwrite=not again,
-            minutes=None if minutes is None else minutes / shards,
-            **recipe,
-        )
-    first = Run(out / SHARDS / "00")
-    config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
-    config["data"] = {**config["data"], "samples": len(pos)}
-    write_ids(out / TRAINING_IDS, col.ids[pos])
-    ckpt.atomic_write_json(out / "config.json", config)
-    return Run(out)
+    claim_run_dir(out, where.resume and (out / "config.json").exists(), where.overwrite)
+    minutes = DEFAULT_MINUTES if recipe.minutes is None and recipe.epochs is None else recipe.minutes
+    shard = replace(recipe, minutes=None if minutes is None else minutes / shards)
+
+    def one(folder: Path, part: np.ndarray, again: bool) -> Run:
+        return _pretrain_one(shard, col, replace(where, out=folder, resume=again, overwrite=not again), part, init)
+
+    return train_shards(col, pos, out, shards, recipe.seed, one, where.resume)

@@ -3,8 +3,10 @@
 It feeds an :class:`~unlabeled.objectives.Objective` with batches read straight from a
 collection's memory-mapped shards (no DataLoader workers, no per-sample Python), under bf16
 autocast where the device supports it, with AdamW, gradient clipping and a cosine schedule
-after a linear warm-up. Progress goes to a progress bar and ``metrics.jsonl``; checkpoints
-are atomic and a run resumes at exactly the step it reached.
+after a linear warm-up. The batches come from a Collection or from arrays in memory
+(``sampling.py``), and the run folder is optional: pretraining, fine-tuning, forgetting, the
+fine-tuning probes and LAF's density models all train here. Progress goes to a progress bar
+and ``metrics.jsonl``; checkpoints are atomic and a run resumes at exactly the step it reached.
 
 Determinism: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)`` and the
 augmentation generator is reseeded from ``(seed, step)`` at every step, so a resumed run sees
@@ -20,14 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import json
 import math
-import os
 import signal
-import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,15 @@ import torch
 from rich.progress import TextColumn
 
 from unlabeled._console import UnlabeledError, info, progress
-from unlabeled.data.collection import Collection
 from unlabeled.objectives.base import Objective
+from unlabeled.runtime import PRECISIONS, autocast, step_generator, use_bf16
+from unlabeled.runtime import bf16_available as bf16_available  # re-exported: older import path
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
+from unlabeled.train.sampling import BatchSource, EpochSampler, Sampler
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Settings of the training loop (stored in the run's config.json)."""
 
@@ -52,6 +54,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: float = 0.05
+    schedule: str = "cosine"  # or "constant": the rate ``lr`` throughout (a small density model's fit)
     grad_clip: float = 3.0
     precision: str = "auto"
     seed: int = 0
@@ -69,7 +72,9 @@ class TrainConfig:
             raise UnlabeledError(f"epochs must be positive, got {self.epochs}")
         if self.minutes is not None and self.minutes <= 0:
             raise UnlabeledError(f"minutes must be positive, got {self.minutes}")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.schedule not in ("cosine", "constant"):
+            raise UnlabeledError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
             raise UnlabeledError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
@@ -82,46 +87,6 @@ def lr_at(step: int, total: int, base: float, warmup: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def bf16_available(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
-_malloc_tuned: bool | None = None  # set once per process by keep_freed_memory
-
-
-def keep_freed_memory(device: torch.device) -> bool:
-    """On the CPU, let glibc's malloc keep freed memory for reuse instead of returning it to
-    the operating system, so a training step's activations land in pages already mapped.
-
-    By default glibc serves every block of 32 MiB or more (a batch's activations are tens of
-    MiB) with a fresh ``mmap`` and unmaps it when freed, so every step page-faults and zeroes
-    its activations anew: on the AMX Xeon a ReLU over a 51 MB bf16 tensor took 18 ms, 3.7 ms
-    without the faults, and ``unlabeled pretrain`` of cnn-tiny SimCLR took 13% less wall time
-    (at 0.2 GiB more peak memory; BENCHMARKS.md). This is what PyTorch's CPU tuning guide gets
-    from swapping in jemalloc or tcmalloc, with no extra library: ``mallopt`` turns off mmap
-    for large blocks and raises the trim threshold to 1 GiB.
-
-    Process-wide and applied once; ``UNLABELED_MALLOC=system`` leaves malloc alone. Returns
-    whether the setting is in effect (False off glibc/Linux or off the CPU)."""
-    global _malloc_tuned
-    if device.type != "cpu" or os.environ.get("UNLABELED_MALLOC", "").lower() == "system":
-        return False
-    if _malloc_tuned is None:
-        _malloc_tuned = False
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL("libc.so.6")
-                _malloc_tuned = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-            except (OSError, AttributeError):  # musl or another libc: keep its defaults
-                pass
-    return _malloc_tuned
-
-
 def compile_encoder(encoder: torch.nn.Module) -> None:
     """``torch.compile`` what the objectives call on ``encoder``, in place: ``forward`` and
     ``embed``, and ``run`` (the transformer's trunk, which MAE and JEPA call on a subset of
@@ -131,65 +96,87 @@ def compile_encoder(encoder: torch.nn.Module) -> None:
             setattr(encoder, name, torch.compile(getattr(encoder, name)))
 
 
+@dataclass
+class _Budget:
+    """Turns a time budget into a step count: a first guess from a calibration, then fixed
+    from the speed of the real steps once 10% of the budget has passed."""
+
+    seconds: float | None
+    fixed: bool
+    mark: tuple[int, float] | None = None  # (step, time) where timing for the budget starts
+
+    def refit(self, step: int, now: float, elapsed: float) -> int | None:
+        """The final step count once it can be fixed (at most once), else None."""
+        if self.fixed or self.seconds is None:
+            return None
+        self.mark = self.mark or ((step, now) if step >= 3 else None)
+        if self.mark and step - self.mark[0] >= 5 and dist.agree(elapsed >= 0.1 * self.seconds):
+            per_step = dist.max_float((now - self.mark[1]) / (step - self.mark[0]))
+            self.fixed = True
+            return max(step, step + int(0.98 * (self.seconds - elapsed) / per_step))
+        return None
+
+
 class Trainer:
-    """Trains ``objective`` on the samples of ``collection`` at ``positions``, writing
-    checkpoints and metrics into ``run_dir``."""
+    """Trains ``objective`` on the samples of ``source`` (a Collection, or an
+    :class:`~unlabeled.train.sampling.ArraySource` in memory) at ``positions``.
+
+    With ``run_dir`` it writes checkpoints, ``metrics.jsonl`` and the resolved step count into
+    that run folder, stops cleanly on SIGTERM/Ctrl-C and resumes; without one (a probe's fit on
+    a few labelled samples) it leaves nothing on disk. ``sampler`` overrides pretraining's
+    epoch order (:class:`~unlabeled.train.sampling.EpochSampler`); ``on_epoch(epoch)`` is
+    called after each full epoch (a probe scores its validation split there)."""
 
     def __init__(
         self,
         objective: Objective,
-        collection: Collection,
+        source: BatchSource,
         positions: np.ndarray,
         config: TrainConfig,
-        run_dir: str | Path,
+        run_dir: str | Path | None = None,
         device: torch.device | str = "cpu",
+        *,
+        sampler: Sampler | None = None,
+        on_epoch: Callable[[int], None] | None = None,
+        show_progress: bool = True,
     ) -> None:
         self.objective = objective
-        self.collection = collection
+        self.source = source
         self.positions = np.asarray(positions)
         self.cfg = config
-        self.dir = Path(run_dir)
+        self.dir = None if run_dir is None else Path(run_dir)
         self.device = torch.device(device)
         self.rank, self.world = dist.rank(), dist.world_size()
         self.global_batch = config.batch_size * self.world
-        self.steps_per_epoch = len(self.positions) // self.global_batch
+        self.sampler = sampler or EpochSampler(self.positions, config.batch_size, config.seed, self.rank, self.world)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
             raise UnlabeledError(
                 f"{len(self.positions)} training samples are fewer than one batch of "
                 f"{self.global_batch}; lower --batch-size"
             )
-        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_available(self.device))
+        self.on_epoch, self.show_progress = on_epoch, show_progress
+        self.bf16 = use_bf16(config.precision, self.device)
         self.model = dist.wrap(objective, self.device)
         params = [p for p in objective.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self._perm: tuple[int, np.ndarray] | None = None
 
-    # -- data ------------------------------------------------------------------------------
     def batch_positions(self, step: int) -> np.ndarray:
         """This rank's share of the global batch at ``step``: ranks never overlap."""
-        epoch, k = divmod(step, self.steps_per_epoch)
-        if self._perm is None or self._perm[0] != epoch:
-            rng = np.random.default_rng([self.cfg.seed, epoch])
-            self._perm = (epoch, rng.permutation(self.positions))
-        start = k * self.global_batch + self.rank * self.cfg.batch_size
-        return np.sort(self._perm[1][start : start + self.cfg.batch_size])
-
-    def _generator(self, step: int) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        g.manual_seed(self.cfg.seed * 1_000_003 + step * 7919 + self.rank)
-        return g
+        return self.sampler.positions(step)
 
     # -- one step --------------------------------------------------------------------------
     def _step(self, model: Any, opt: torch.optim.Optimizer, step: int, total: int) -> dict[str, Any]:
         pos = self.batch_positions(step)
-        x = self.objective.modality.prepare(self.collection.get(pos), self.device)
+        x = self.objective.inputs(self.source.get(pos), self.device)
         extra = ()
         if self.objective.uses_labels:  # supervised and unlearning objectives get the labels too
-            extra = (torch.from_numpy(self.collection.labels[pos]).to(self.device),)
+            extra = (torch.from_numpy(self.source.labels[pos]).to(self.device),)
+        lr = lr_at(step, total, self.cfg.lr, self.cfg.warmup) if self.cfg.schedule == "cosine" else self.cfg.lr
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, total, self.cfg.lr, self.cfg.warmup)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss, logs = model(x, self._generator(step), *extra)
+            group["lr"] = lr
+        with autocast(self.device, self.bf16):
+            loss, logs = model(x, step_generator(self.cfg.seed, step, self.device, self.rank), *extra)
         if not torch.isfinite(loss):
             raise UnlabeledError(f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32")
         opt.zero_grad(set_to_none=True)
@@ -214,127 +201,74 @@ class Trainer:
         return dist.max_float(float(np.median(times[3:])))
 
     # -- the loop --------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        keep_freed_memory(self.device)
-        t_start = time.perf_counter()
-        step, elapsed_before = 0, 0.0
-        total = self.cfg.total_steps
-        budget = None if self.cfg.minutes is None else self.cfg.minutes * 60
-        fixed = budget is None  # whether the step count is final
-        state_path = self.dir / ckpt.STATE_FILE
-        if resume and state_path.exists():
-            state = ckpt.load_state(state_path)
-            self.objective.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["optimizer"])
-            step, total, elapsed_before = state["step"], state["total_steps"], state["elapsed"]
-            fixed = state.get("budget_fixed", True)
-            torch.set_rng_state(state["torch_rng"])
-            self._trim_metrics(step)
-            info(f"resuming {self.dir} at step {step}/{total}")
-        if total is None:
-            if budget is not None:
-                per_step = self._calibrate()
-                total = max(1, int(0.97 * (budget - (time.perf_counter() - t_start)) / per_step))
-                info(
-                    f"time budget {self.cfg.minutes:g} min, about {per_step * 1000:.0f} ms/step "
-                    f"-> {total} steps ({total / self.steps_per_epoch:.1f} epochs); "
-                    "the count is fixed after 10% of the budget"
-                )
-            else:
-                total = max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
-            self._record_total(total)
+    def _restore(self) -> tuple[int, int | None, float, bool]:
+        """(step, total, elapsed, whether the count is final) from the run's last checkpoint."""
+        state = ckpt.load_state(self.dir / ckpt.STATE_FILE)
+        self.objective.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self._trim_metrics(state["step"])
+        info(f"resuming {self.dir} at step {state['step']}/{state['total_steps']}")
+        return state["step"], state["total_steps"], state["elapsed"], state.get("budget_fixed", True)
 
+    def _plan(self, t_start: float) -> int:
+        """The step count of a new run: from epochs, or a first guess from the time budget."""
+        if self.cfg.minutes is None:
+            return max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
+        per_step = self._calibrate()
+        total = max(1, int(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step))
+        info(
+            f"time budget {self.cfg.minutes:g} min, about {per_step * 1000:.0f} ms/step "
+            f"-> {total} steps ({total / self.steps_per_epoch:.1f} epochs); "
+            "the count is fixed after 10% of the budget"
+        )
+        return total
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to the planned step count (resuming from the run's checkpoint with ``resume``);
+        returns the steps, the seconds and the last step's logs."""
+        t_start = time.perf_counter()
+        step, total, elapsed_before = 0, self.cfg.total_steps, 0.0
+        budget = _Budget(None if self.cfg.minutes is None else self.cfg.minutes * 60, fixed=self.cfg.minutes is None)
+        if resume and self.dir is not None and (self.dir / ckpt.STATE_FILE).exists():
+            step, total, elapsed_before, budget.fixed = self._restore()
+        if total is None:
+            total = self._plan(t_start)
+            self._record_total(total)
         if self.cfg.compile:
             compile_encoder(self.objective.encoder)
         self.objective.train()
-        stop = _StopOnSignal()
-        last_snap = time.perf_counter()
-        first_step = step
-        last_ckpt = time.perf_counter()
-        seen_t, seen_n = time.perf_counter(), 0
-        mark: tuple[int, float] | None = None  # (step, time) where timing for the budget starts
-        logs: dict[str, Any] = {}
-        metrics = (self.dir / "metrics.jsonl").open("a") if self.rank == 0 else None
-        loss_col = TextColumn("loss {task.fields[loss]}")
-        rate_col = TextColumn("{task.fields[rate]} samples/s")
+        loop = _Loop(self, step, total, budget, t_start - elapsed_before)  # calibration counts against the budget
         try:
-            with stop, progress(loss_col, rate_col) as bar:
-                task = bar.add_task("pretrain", total=total, completed=step, loss="-", rate="-")
-                while step < total:
-                    t_step = time.perf_counter()
-                    logs = self._step(self.model, self.opt, step, total)
-                    step += 1
-                    seen_n += self.global_batch
-                    now = time.perf_counter()
-                    if self.cfg.compile and step == first_step + 1:
-                        info(f"torch.compile: the first step took {now - t_step:.1f} s")
-                    if self.cfg.snapshot_seconds and now - last_snap >= self.cfg.snapshot_seconds:
-                        self.snapshot(step, elapsed_before + now - t_start)
-                        last_snap = now
-                    if not fixed:
-                        # the calibration was a short guess: once 10% of the budget has passed,
-                        # fix the step count from the speed of the real steps
-                        mark = mark or ((step, now) if step >= 3 else None)
-                        elapsed = elapsed_before + now - t_start
-                        if mark and step - mark[0] >= 5 and dist.agree(elapsed >= 0.1 * budget):
-                            per_step = dist.max_float((now - mark[1]) / (step - mark[0]))
-                            total = max(step, step + int(0.98 * (budget - elapsed) / per_step))
-                            fixed = True
-                            self._record_total(total)
-                            bar.update(task, total=total)
-                    if step % self.cfg.log_every == 0 or step == total:
-                        rate = seen_n / (now - seen_t)
-                        seen_t, seen_n = now, 0
-                        row = {
-                            "step": step,
-                            "epoch": round(step / self.steps_per_epoch, 4),
-                            "lr": self.opt.param_groups[0]["lr"],
-                            **{k: round(v, 5) for k, v in dist.mean_logs(logs).items()},
-                            "samples_per_s": round(rate, 1),
-                            "elapsed_s": round(elapsed_before + now - t_start, 2),
-                        }
-                        if self.device.type == "cuda":  # the allocator's own count: no synchronisation
-                            row["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
-                        if metrics:
-                            metrics.write(json.dumps(row) + "\n")
-                            metrics.flush()
-                        bar.update(task, loss=f"{row.get('loss', 0):.4f}", rate=f"{rate:.0f}")
-                    bar.update(task, completed=step)
-                    due = (self.cfg.checkpoint_steps and step % self.cfg.checkpoint_steps == 0) or (
-                        now - last_ckpt >= self.cfg.checkpoint_seconds
-                    )
-                    if step < total and dist.agree(due or stop.requested):
-                        self.save(step, total, elapsed_before + time.perf_counter() - t_start, fixed)
-                        last_ckpt = time.perf_counter()
-                        if dist.agree(stop.requested):
-                            raise KeyboardInterrupt
+            with _StopOnSignal(self.dir is not None) as stop, self._progress() as bar:
+                loop.run(stop, bar)
         except KeyboardInterrupt:
-            info(f"[yellow]interrupted at step {step}/{total}; continue with --resume[/]")
+            info(f"[yellow]interrupted at step {loop.step}/{loop.total}; continue with --resume[/]")
             raise
         finally:
-            if metrics:
-                metrics.close()
-        elapsed = elapsed_before + time.perf_counter() - t_start
-        self.save(step, total, elapsed, True)
-        return {
-            "steps": step,
-            "total_steps": total,
-            "seconds": round(elapsed, 1),
-            "final": {k: round(float(v), 5) for k, v in logs.items()},
-        }
+            loop.close()
+        elapsed = time.perf_counter() - loop.t0
+        self.save(loop.step, loop.total, elapsed, True)
+        final = {k: round(float(v), 5) for k, v in loop.logs.items()}
+        return {"steps": loop.step, "total_steps": loop.total, "seconds": round(elapsed, 1), "final": final}
+
+    def _progress(self) -> Any:
+        if not self.show_progress:
+            return contextlib.nullcontext(None)
+        return progress(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"))
 
     def _record_total(self, total: int) -> None:
         """Store the resolved step count in config.json, so the run can be reproduced."""
-        self.cfg.total_steps = total
-        if self.rank == 0:
+        self.cfg = replace(self.cfg, total_steps=total)
+        if self.rank == 0 and self.dir is not None:
             cfg_path = self.dir / "config.json"
             config = json.loads(cfg_path.read_text())
             config["train"] = asdict(self.cfg)
             ckpt.atomic_write_json(cfg_path, config)
 
     def save(self, step: int, total: int, elapsed: float, budget_fixed: bool = True) -> None:
-        """Checkpoint: the resume state first, then the exported weights (rank 0 only)."""
-        if self.rank != 0:
+        """Checkpoint: the resume state first, then the exported weights (rank 0 of a run only)."""
+        if self.rank != 0 or self.dir is None:
             return
         state = {
             "step": step,
@@ -350,8 +284,8 @@ class Trainer:
         ckpt.save_weights(self.dir / ckpt.MODEL_FILE, self.objective.state_dict(), meta)
 
     def snapshot(self, step: int, elapsed: float) -> None:
-        """Keep the current weights as snapshots/step-NNNNNNN.safetensors (rank 0 only)."""
-        if self.rank != 0:
+        """Keep the current weights as snapshots/step-NNNNNNN.safetensors (rank 0 of a run only)."""
+        if self.rank != 0 or self.dir is None:
             return
         folder = self.dir / "snapshots"
         folder.mkdir(exist_ok=True)
@@ -373,18 +307,101 @@ class Trainer:
         ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in keep))
 
 
+class _Loop:
+    """The state of one ``Trainer.fit`` between steps: the step, the planned total, the
+    clocks for logging, checkpoints and snapshots, and the metrics file."""
+
+    def __init__(self, trainer: Trainer, step: int, total: int, budget: _Budget, t0: float) -> None:
+        self.tr, self.step, self.total, self.budget = trainer, step, total, budget
+        self.t0 = t0  # when the run would have started had it never been interrupted
+        self.first_step = step
+        self.last_snap = self.last_ckpt = self.seen_t = time.perf_counter()
+        self.seen_n = 0
+        self.logs: dict[str, Any] = {}
+        write = trainer.rank == 0 and trainer.dir is not None
+        self.metrics = (trainer.dir / "metrics.jsonl").open("a") if write else None
+
+    def run(self, stop: _StopOnSignal, bar: Any) -> None:
+        tr = self.tr
+        task = None if bar is None else bar.add_task("train", total=self.total, completed=self.step, loss="-", rate="-")
+        while self.step < self.total:
+            t_step = time.perf_counter()
+            self.logs = tr._step(tr.model, tr.opt, self.step, self.total)
+            self.step += 1
+            self.seen_n += tr.global_batch
+            now = time.perf_counter()
+            if tr.cfg.compile and self.step == self.first_step + 1:
+                info(f"torch.compile: the first step took {now - t_step:.1f} s")
+            if tr.cfg.snapshot_seconds and now - self.last_snap >= tr.cfg.snapshot_seconds:
+                tr.snapshot(self.step, now - self.t0)
+                self.last_snap = now
+            if (total := self.budget.refit(self.step, now, now - self.t0)) is not None:
+                self.total = total
+                tr._record_total(total)
+                if bar is not None:
+                    bar.update(task, total=total)
+            if self.step % tr.cfg.log_every == 0 or self.step == self.total:
+                self._log(now, bar, task)
+            if bar is not None:
+                bar.update(task, completed=self.step)
+            self._checkpoint(now, stop)
+            if tr.on_epoch is not None and self.step % tr.steps_per_epoch == 0:
+                tr.on_epoch(self.step // tr.steps_per_epoch)
+                tr.objective.train()
+
+    def _log(self, now: float, bar: Any, task: Any) -> None:
+        tr = self.tr
+        if self.metrics is None and bar is None:
+            return
+        rate = self.seen_n / (now - self.seen_t)
+        self.seen_t, self.seen_n = now, 0
+        row = {
+            "step": self.step,
+            "epoch": round(self.step / tr.steps_per_epoch, 4),
+            "lr": tr.opt.param_groups[0]["lr"],
+            **{k: round(v, 5) for k, v in dist.mean_logs(self.logs).items()},
+            "samples_per_s": round(rate, 1),
+            "elapsed_s": round(now - self.t0, 2),
+        }
+        if tr.device.type == "cuda":  # the allocator's own count: no synchronisation
+            row["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(tr.device) / 2**30, 3)
+        if self.metrics:
+            self.metrics.write(json.dumps(row) + "\n")
+            self.metrics.flush()
+        if bar is not None:
+            bar.update(task, loss=f"{row.get('loss', 0):.4f}", rate=f"{rate:.0f}")
+
+    def _checkpoint(self, now: float, stop: _StopOnSignal) -> None:
+        tr = self.tr
+        if tr.dir is None or self.step >= self.total:
+            return
+        due = (tr.cfg.checkpoint_steps and self.step % tr.cfg.checkpoint_steps == 0) or (
+            now - self.last_ckpt >= tr.cfg.checkpoint_seconds
+        )
+        if dist.agree(due or stop.requested):
+            tr.save(self.step, self.total, time.perf_counter() - self.t0, self.budget.fixed)
+            self.last_ckpt = time.perf_counter()
+            if dist.agree(stop.requested):
+                raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self.metrics:
+            self.metrics.close()
+
+
 class _StopOnSignal:
     """Turns SIGTERM or a first Ctrl-C into a request to checkpoint and stop after the
     current step; a second Ctrl-C stops at once (the last checkpoint is still intact)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self) -> None:
+    def __init__(self, active: bool = True) -> None:
         self.requested = False
+        self.active = active  # only a run with a folder to checkpoint into catches signals
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
-        for sig in self.SIGNALS:
+        for sig in self.SIGNALS if self.active else ():
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._old[sig] = signal.signal(sig, self._handle)
         return self

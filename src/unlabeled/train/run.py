@@ -1,0 +1,207 @@
+"""``train(spec, ...)``: the one way a run folder is made. Pretraining, fine-tuning, SISA
+shards, forget's retraining and ``--resume`` build a :class:`~unlabeled.train.spec.RunSpec`
+and call :func:`train`; it builds the encoder and objective from the spec, loads the starting
+weights, claims the folder (only once the run is known to start), writes ``config.json`` and
+the training ids, and runs the one :class:`~unlabeled.train.trainer.Trainer`.
+
+:func:`train_shards` is the SISA layout (Bourtoule et al. 2021, "Machine Unlearning") for any
+spec: one run per disjoint shard in ``OUT/shards/NN``, then the top-level ``config.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection
+from unlabeled.modalities import modality_from_state
+from unlabeled.models import build_encoder, saved_options
+from unlabeled.objectives import build_objective
+from unlabeled.objectives.base import Objective
+from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encoder_weights, read_ids, shard_split, write_ids
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train import distributed as dist
+from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash
+from unlabeled.train.trainer import Trainer
+
+
+def environment(dev: torch.device) -> dict[str, Any]:
+    """Where a run ran: library versions and the device (recorded in config.json)."""
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(dev),
+        "world_size": dist.world_size(),
+    }
+
+
+def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
+    """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
+    remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
+    that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
+    an old run is to be replaced."""
+    has_run = (out / "config.json").exists()
+    if resume and not has_run:
+        raise UnlabeledError(f"nothing to resume: {out} holds no run")
+    if has_run and not resume:
+        if not overwrite:
+            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
+        if remove:
+            remove_run_dir(out)
+        return True
+    return False
+
+
+def remove_run_dir(out: Path) -> None:
+    """Remove the run in ``out`` (rank 0, after every rank has looked)."""
+    dist.barrier()
+    if dist.rank() == 0:
+        shutil.rmtree(out)
+
+
+def training_positions(col: Collection, spec: RunSpec, out: Path) -> np.ndarray:
+    """The positions a resumed run trained on: its ids file, else the collection less the
+    excluded split."""
+    ids_file = out / TRAINING_IDS
+    if ids_file.exists():
+        return col.positions(read_ids(ids_file))
+    return col.indices(exclude=spec.data.exclude_split)
+
+
+def load_start(objective: Objective, src: Run) -> str:
+    """Load ``src``'s weights into ``objective``: every weight when the saved state fits it
+    (same method and settings: the heads go on too), else the encoder alone. Returns which."""
+    weights = src.weights()
+    own = objective.state_dict()
+    try:
+        if weights.keys() == own.keys() and all(weights[k].shape == own[k].shape for k in own):
+            objective.load_state_dict(weights)
+            return "every weight"
+        objective.load_encoder(encoder_weights(weights, src.config["encoder"].get("weights", "encoder")))
+    except RuntimeError as e:
+        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
+        raise UnlabeledError(
+            f"--init {src.path}: its encoder (inputs {tuple(src.config['encoder']['sample_shape'])}) does not fit "
+            f"inputs {tuple(objective.modality.input_shape)}: {reason}"
+        ) from None
+    return "the encoder"
+
+
+def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -> tuple[Objective, RunSpec]:
+    """The objective a spec describes, seeded with the spec's seed, started from ``start``'s
+    weights (the encoder alone with ``encoder_only``), and the spec completed with what the
+    objective resolved (its settings' defaults, the submodule that holds the encoder)."""
+    torch.manual_seed(spec.train.seed)
+    e = spec.encoder
+    enc = build_encoder(e.name, e.size, e.sample_shape, **saved_options(e.to_json()))
+    if start is not None and encoder_only:  # a classifier from a pretrained run: its encoder
+        if "sisa" in start.config:  # a SISA run's shard encoders side by side
+            enc = start.encoder().train()
+        else:
+            enc.load_state_dict(start.weights(start.config["encoder"].get("weights", "encoder")))
+    objective = build_objective(spec.objective.name, enc, modality_from_state(spec.modality), **spec.objective.options)
+    spec = spec.replace(
+        objective=replace(spec.objective, options=objective.hparams()),
+        encoder=replace(e, weights=objective.export),
+    )
+    if start is not None and not encoder_only:
+        loaded = load_start(objective, start)
+        spec = spec.replace(init=replace(spec.init, loaded=loaded))
+        info(f"starting from {start.path} (step {start.step}): {loaded}")
+    return objective, spec
+
+
+def start_point(src: Run) -> InitSpec:
+    """The starting point of a run that begins from ``src``'s weights, with their hash."""
+    path = src.path / ckpt.MODEL_FILE
+    if not path.exists():
+        raise UnlabeledError(f"{src.path} has no saved weights yet ({ckpt.MODEL_FILE})")
+    return InitSpec(run=str(src.path.resolve()), step=src.step, weights=file_hash(path))
+
+
+def train(
+    spec: RunSpec,
+    col: Collection,
+    positions: np.ndarray,
+    out: Path,
+    device: torch.device,
+    *,
+    resume: bool = False,
+    replace_old: bool = False,
+    start: Run | None = None,
+) -> Run:
+    """Train the run ``spec`` describes on ``col``'s samples at ``positions`` into ``out``:
+    a new run (``replace_old``: an old run there goes once this one is known to start), or
+    with ``resume`` the run in ``out`` from its last checkpoint. ``start`` is the run whose
+    weights it starts from (all of them for ``--init``; the encoder for a classifier)."""
+    objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
+    if not resume:
+        spec = spec.replace(data=replace(spec.data, samples=len(positions)))
+        if len(positions) != len(col.indices(exclude=spec.data.exclude_split)):
+            spec = spec.replace(data=replace(spec.data, ids=ids_hash(col.ids[positions])))
+    # built before anything is written, so that a run it refuses (a batch larger than the
+    # training set, say) leaves no folder behind to --overwrite
+    trainer = Trainer(objective, col, positions, spec.train, out, device)
+    if replace_old:
+        remove_run_dir(out)
+    dist.barrier()  # every rank has checked `out` before rank 0 writes into it
+    if not resume and dist.rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if spec.data.ids is not None or spec.kind == "classifier":  # a subset: say which samples
+            write_ids(out / TRAINING_IDS, col.ids[positions])
+        ckpt.atomic_write_json(out / "config.json", spec.to_config())
+    e = spec.encoder
+    params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6
+    info(
+        f"{'finetune' if spec.kind == 'classifier' else 'pretrain'} {objective.name} on {col.name}: "
+        f"{len(positions)} samples, {e.name}-{e.size} encoder ({params:.2f}M parameters), device {device}"
+    )
+    summary = trainer.fit(resume=resume)
+    del trainer  # its DDP wrapper must go before the process group does
+    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
+    return Run(out)
+
+
+def train_shards(
+    col: Collection,
+    positions: np.ndarray,
+    out: Path,
+    shards: int,
+    seed: int,
+    train_one: Callable[[Path, np.ndarray, bool], Run],
+    resume: bool = False,
+    top: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Run:
+    """SISA: ``positions`` split into ``shards`` disjoint random parts, one run per part in
+    ``OUT/shards/NN`` made by ``train_one(folder, part, resume)`` (with ``resume``, a finished
+    shard is kept and an interrupted one resumed), then the top-level ``config.json``: the
+    first shard's, with the whole training set, the shard count and the seconds taken
+    (``top(first shard's config)`` adds to it or overrides a section). The
+    top-level config is written last, so an interrupted run has only shard folders."""
+    t0 = time.perf_counter()
+    parts = shard_split(positions, shards, seed)
+    for s, part in enumerate(parts):
+        shard = out / SHARDS / f"{s:02d}"
+        if resume and (shard / "config.json").exists() and Run(shard).finished:
+            continue
+        info(f"shard {s + 1}/{shards}: {len(part)} samples")
+        train_one(shard, part, resume and (shard / ckpt.STATE_FILE).exists())
+    first = Run(out / SHARDS / "00")
+    config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
+    key = "task" if "task" in config else "data"
+    config[key] = {**config[key], "samples": len(positions)}
+    if "ids" in config["data"]:  # the first shard's subset; the whole run's is every shard's
+        config["data"] = {**config["data"], "ids": ids_hash(col.ids[positions])}
+    config |= top(first.config) if top else {}
+    write_ids(out / TRAINING_IDS, col.ids[positions])
+    ckpt.atomic_write_json(out / "config.json", config)
+    return Run(out)

@@ -1,0 +1,99 @@
+"""What the Trainer reads: a batch source (a Collection, or arrays in memory) and a sampler
+that says which positions make step ``s``'s batch.
+
+Both are pure functions of the step, so a resumed run reads exactly the batches an
+uninterrupted one would have.
+
+    source = ArraySource(X, y)                       # or a Collection
+    sampler = EpochSampler(np.arange(len(X)), batch=64, seed=0)
+    sampler.positions(step)                          # this rank's share of step's batch
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class BatchSource(Protocol):
+    """Anything that reads samples by position: a :class:`~unlabeled.data.Collection`, or an
+    :class:`ArraySource`. ``labels`` are the targets the supervised objectives train on."""
+
+    @property
+    def labels(self) -> np.ndarray | None: ...
+
+    def get(self, positions: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ArraySource:
+    """Samples (and targets) already in memory: a probe's few labelled samples, or the
+    embeddings a LAF VAE trains on."""
+
+    samples: np.ndarray
+    labels: np.ndarray | None = None
+
+    def get(self, positions: np.ndarray) -> np.ndarray:
+        return self.samples[positions]
+
+
+class Sampler(Protocol):
+    """Which positions form each step's batch on this process."""
+
+    steps_per_epoch: int
+
+    def positions(self, step: int) -> np.ndarray: ...
+
+
+@dataclass
+class EpochSampler:
+    """Pretraining's order: epoch ``e`` is a permutation of ``positions`` seeded by
+    ``(seed, e)``, cut into global batches of ``batch * world`` (the rest dropped, so every
+    batch has the same size); rank ``r`` takes its slice, sorted for reading locality on
+    memory-mapped shards. Ranks never overlap."""
+
+    positions_: np.ndarray
+    batch: int
+    seed: int
+    rank: int = 0
+    world: int = 1
+    _perm: tuple[int, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.positions_) // (self.batch * self.world)
+
+    def positions(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if self._perm is None or self._perm[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perm = (epoch, rng.permutation(self.positions_))
+        start = k * self.batch * self.world + self.rank * self.batch
+        return np.sort(self._perm[1][start : start + self.batch])
+
+
+@dataclass
+class SplitSampler:
+    """A few-sample fit's order: every sample once per epoch, in ``batches`` batches that differ
+    in size by at most one (never a batch of one beside full ones: batch norm needs two), the
+    epochs' permutations drawn in turn from one generator seeded by ``seed``. One process only."""
+
+    n: int
+    batches: int
+    seed: int
+    _rng: np.random.Generator | None = field(default=None, repr=False)
+    _current: tuple[int, list[np.ndarray]] = field(default=(-1, []), repr=False)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.batches
+
+    def positions(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.batches)
+        if self._rng is None or epoch < self._current[0]:  # (re)start the sequence of epochs
+            self._rng, self._current = np.random.default_rng(self.seed), (-1, [])
+        while self._current[0] < epoch:
+            self._current = (self._current[0] + 1, np.array_split(self._rng.permutation(self.n), self.batches))
+        return self._current[1][k]
