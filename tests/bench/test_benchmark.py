@@ -155,7 +155,7 @@ def test_an_interrupted_bench_resumes_from_its_finished_fits(run, digits, tmp_pa
     assert len(lines) == 2 * 2 * 2 * 2  # models x probes x settings x seeds
     # as if killed: half the fits on disk, the last line torn
     cache.write_text("\n".join(lines[:8]) + "\n" + lines[8][:20])
-    module = sys.modules["unlabeled.bench.benchmark"]
+    module = sys.modules["unlabeled.bench.jobs"]
     calls = []
     real = module._job
     monkeypatch.setattr(module, "_job", lambda *a: calls.append(a) or real(*a))

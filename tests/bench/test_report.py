@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_diabetes, load_digits
 
-from unlabeled.bench.benchmark import BenchResult
 from unlabeled.bench.report import render, write_report
+from unlabeled.bench.result import BenchResult
 
 SETTINGS = [("5-shot", None, 5), ("1%", 0.01, None), ("10%", 0.1, None), ("100%", 1.0, None)]
 

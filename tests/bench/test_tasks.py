@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import unlabeled as ul
-from unlabeled.bench.benchmark import raw_features
+from unlabeled.bench.features import raw_features
 from unlabeled.bench.protocol import Setting, evaluate
 from unlabeled.bench.tasks import make_task
 from unlabeled.data.splits import holdout_split

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
+from joblib import Parallel, delayed
 
 from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, score, score_all
-from unlabeled.bench.probes import chosen_by_probe, probe_spec
+from unlabeled.bench.probes import ProbeSpec, chosen_by_probe, probe_spec
 from unlabeled.data.splits import holdout_split, random_subset, shots_subset, stratified_subset
 
 VALIDATION_FRACTION = 0.2
@@ -61,6 +63,21 @@ def _predict(model: Any, X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarr
     return pred, proba
 
 
+@dataclass(frozen=True)
+class ProbeData:
+    """What a probe is fitted and scored on: the train split (features, or samples for the
+    fine-tuning probes) with its labels and groups, the test split, and the task's kind and
+    primary metric."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    kind: str = CLASSIFICATION
+    metric: str | None = None  # None: the kind's default metric
+    groups: np.ndarray | None = None
+
+
 def evaluate(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -83,42 +100,71 @@ def evaluate(
     the test split is scored once. A self-tuning probe (``ridge``) instead chooses its penalty
     by leave-one-out over the whole subset while fitting, when there are no groups.
     ``context`` goes to raw-input probes (``run``, ``trained``, ``device``)."""
+    data = ProbeData(X_train, y_train, X_test, y_test, kind=kind, metric=metric, groups=groups)
+    return fit_and_score(data, probe, setting, seed, context)
+
+
+def fit_and_score(
+    data: ProbeData, probe: str, setting: Setting | float, seed: int, context: dict[str, Any] | None = None
+) -> Score:
+    """:func:`evaluate` on a :class:`ProbeData`."""
     setting = setting if isinstance(setting, Setting) else Setting(fraction=float(setting))
-    metric = metric or DEFAULT_METRIC[kind]
+    kind = data.kind
+    metric = data.metric or DEFAULT_METRIC[kind]
     spec = probe_spec(probe, kind)
-    sub = setting.subset(y_train, kind, seed)
-    Xl, yl = X_train[sub], y_train[sub]
+    sub = setting.subset(data.y_train, kind, seed)
+    labelled = _Labelled(data.X_train[sub], data.y_train[sub], kind, metric)
     fit, val = holdout_split(
-        len(sub), VALIDATION_FRACTION, seed, None if kind == REGRESSION else yl, None if groups is None else groups[sub]
+        len(sub),
+        VALIDATION_FRACTION,
+        seed,
+        None if kind == REGRESSION else labelled.y,
+        None if data.groups is None else data.groups[sub],
     )
-
-    def scorer(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-        return score(kind, metric, y, pred, proba, classes if len(classes) else None)
-
-    if spec.inputs == "raw":
-        ctx = {**(context or {}), "task": kind, "seed": seed}
-        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **ctx) if len(val) else {}
-        model = spec.make(**params, **ctx).fit(Xl, yl)
-        chosen: Any = params
-    elif spec.self_tuning and groups is None:  # the probe chooses from its grid using every label
-        model = spec.make().fit(Xl, yl)
-        chosen = chosen_by_probe(model)
-    else:
-        best = spec.grid[0]
-        if len(val) and len(spec.grid) > 1:
-            if spec.grid_scores is not None:
-                scores = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], spec.grid, scorer)
-            else:
-                scores = []
-                for v in spec.grid:
-                    m = spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit])
-                    scores.append(scorer(yl[val], *_predict(m, Xl[val], kind), getattr(m, "classes_", np.array([]))))
-            best = spec.grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
-        model = spec.make(**{spec.param: best}).fit(Xl, yl)
-        chosen = best
-    pred, proba = _predict(model, X_test, kind)  # the one use of the test split
-    values = score_all(kind, y_test, pred, proba, getattr(model, "classes_", None))
+    ctx = {**(context or {}), "task": kind, "seed": seed}  # what raw-input probes are given
+    model, chosen = _choose_and_fit(spec, labelled, fit, val, data.groups is None, ctx)
+    pred, proba = _predict(model, data.X_test, kind)  # the one use of the test split
+    values = score_all(kind, data.y_test, pred, proba, getattr(model, "classes_", None))
     return Score(values[metric], chosen, len(sub), values)
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """The labelled subset of one fit, and how its predictions are scored."""
+
+    X: np.ndarray
+    y: np.ndarray
+    kind: str
+    metric: str
+
+    def scorer(self, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
+        return score(self.kind, self.metric, y, pred, proba, classes if len(classes) else None)
+
+
+def _choose_and_fit(
+    spec: ProbeSpec, data: _Labelled, fit: np.ndarray, val: np.ndarray, no_groups: bool, context: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The probe's hyper-parameters chosen on ``val`` (fitting on ``fit``), then the model
+    refitted on the whole labelled subset: (model, what was chosen)."""
+    Xl, yl = data.X, data.y
+    if spec.inputs == "raw":
+        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **context) if len(val) else {}
+        return spec.make(**params, **context).fit(Xl, yl), params
+    if spec.self_tuning and no_groups:  # the probe chooses from its grid using every label
+        model = spec.make().fit(Xl, yl)
+        return model, chosen_by_probe(model)
+    best = spec.grid[0]
+    if len(val) and len(spec.grid) > 1:
+        if spec.grid_scores is not None:
+            scores = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], spec.grid, data.scorer)
+        else:
+            scores = []
+            for v in spec.grid:
+                m = spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit])
+                classes = getattr(m, "classes_", np.array([]))
+                scores.append(data.scorer(yl[val], *_predict(m, Xl[val], data.kind), classes))
+        best = spec.grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
+    return spec.make(**{spec.param: best}).fit(Xl, yl), best
 
 
 def run_jobs(
@@ -135,8 +181,6 @@ def run_jobs(
             out.append(fn(*job))
             on_done(i, out[-1])
         return out
-    from joblib import Parallel, delayed
-
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     results: dict[int, T] = {}
     tasks = (delayed(_indexed)(i, threads, fn, job) for i, job in enumerate(jobs))
@@ -147,7 +191,5 @@ def run_jobs(
 
 
 def _indexed(i: int, threads: int, fn: Callable[..., T], job: tuple[Any, ...]) -> tuple[int, T]:
-    import torch
-
     torch.set_num_threads(threads)
     return i, fn(*job)

@@ -13,9 +13,6 @@ test errors are fitted by non-negative least squares to ``e(m, n) = e∞ + a/m +
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,10 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled.bench.benchmark import bench
+from unlabeled.bench.figures import png_base64, scaling_figure
+from unlabeled.bench.pages import render_page
 from unlabeled.data.collection import Collection, derive_collection, open_collection
+from unlabeled.runs import Run, open_run
 from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.pretrain import pretrain
 
 
 @dataclass
@@ -54,14 +57,55 @@ class ScalingResult:
 
 def fit_law(m: np.ndarray, n: np.ndarray, err: np.ndarray) -> dict[str, float]:
     """Non-negative least squares fit of ``err ≈ e_inf + a/m + b/n`` (scipy's nnls)."""
-    from scipy.optimize import nnls
-
     A = np.stack([np.ones_like(m, dtype=float), 1.0 / m, 1.0 / n], axis=1)
     coef, _ = nnls(A, err.astype(float))
     pred = A @ coef
     ss = float(((err - err.mean()) ** 2).sum())
     r2 = 1.0 - float(((err - pred) ** 2).sum()) / ss if ss > 0 else 1.0
     return {"e_inf": float(coef[0]), "a": float(coef[1]), "b": float(coef[2]), "r2": r2}
+
+
+@dataclass(frozen=True)
+class ScalingRequest:
+    """The options of :func:`scaling`, with the collections opened; checked on construction."""
+
+    pool: Collection
+    task: Collection
+    out: Path
+    pool_sizes: tuple[float, ...] = (0.1, 0.3, 1.0)
+    fractions: tuple[float, ...] = (0.01, 0.1)
+    probe: str = "linear"
+    seeds: int = 3
+    method: str = "simclr"
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    pretrain_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in (*self.pool_sizes, *self.fractions):
+            if not 0 < f <= 1:
+                raise UnlabeledError(f"pool sizes and label fractions must be in (0, 1], got {f}")
+        if self.epochs is None and self.minutes is None:
+            raise UnlabeledError("give the pretraining budget: --epochs (passes over the whole pool) or --minutes")
+
+    def settings(self) -> dict[str, Any]:
+        """What ``scaling.json`` records of how the study ran."""
+        return {
+            "pool": str(self.pool.path),
+            "task": str(self.task.path),
+            "pool_sizes": list(self.pool_sizes),
+            "fractions": list(self.fractions),
+            "probe": self.probe,
+            "seeds": self.seeds,
+            "method": self.method,
+            "epochs": self.epochs,
+            "minutes": self.minutes,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
 
 
 def scaling(
@@ -86,143 +130,124 @@ def scaling(
     ``out``. The budget is ``minutes`` of wall time per run (the same compute for every m), or
     ``epochs`` counted in passes over the *whole* pool, so that every m gets the same number
     of steps. Finished runs in ``out`` are reused (an interrupted study resumes)."""
-    import unlabeled as ul
-    from unlabeled.bench.benchmark import bench
+    request = ScalingRequest(
+        pool=open_collection(pool),
+        task=open_collection(task),
+        out=Path(out),
+        pool_sizes=tuple(pool_sizes),
+        fractions=tuple(fractions),
+        probe=probe,
+        seeds=seeds,
+        method=method,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        pretrain_options=dict(pretrain_options),
+    )
+    return run_scaling(request)
 
-    pool_col, task_col = open_collection(pool), open_collection(task)
-    out = Path(out)
-    for f in (*pool_sizes, *fractions):
-        if not 0 < f <= 1:
-            raise UnlabeledError(f"pool sizes and label fractions must be in (0, 1], got {f}")
-    if epochs is None and minutes is None:
-        raise UnlabeledError("give the pretraining budget: --epochs (passes over the whole pool) or --minutes")
-    candidates = pool_col.indices(exclude="test")
-    smallest = max(1, int(round(min(pool_sizes) * len(candidates))))
-    if smallest < batch_size:
+
+def run_scaling(request: ScalingRequest) -> ScalingResult:
+    """:func:`scaling` on a checked request."""
+    candidates = request.pool.indices(exclude="test")
+    smallest = max(1, int(round(min(request.pool_sizes) * len(candidates))))
+    if smallest < request.batch_size:
         raise UnlabeledError(
-            f"the smallest pool ({smallest} samples) is under one batch of {batch_size}; "
+            f"the smallest pool ({smallest} samples) is under one batch of {request.batch_size}; "
             "use larger --pool-sizes or a smaller --batch-size (the same for every m)"
         )
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(candidates)  # nested subsets: each m contains the smaller ones
+    order = np.random.default_rng(request.seed).permutation(candidates)  # nested subsets: each m holds the smaller
     rows: list[dict[str, Any]] = []
     runs: list[Path] = []
-    for size in sorted(pool_sizes):
+    for size in sorted(request.pool_sizes):
         m = max(1, int(round(size * len(candidates))))
-        sub_dir = out / "pools" / f"m{m}"
-        sub = (
-            open_collection(sub_dir)
-            if (sub_dir / "collection.json").is_file()
-            else derive_collection(
-                pool_col, order[:m], sub_dir, {"name": f"{pool_col.name}-m{m}", "scaling_subset": size}
-            )
-        )
-        run_dir = out / "runs" / f"m{m}"
-        state = run_dir / ckpt.STATE_FILE
-        if state.is_file() and ul.open_run(run_dir).finished:
-            run = ul.open_run(run_dir)
-        elif state.is_file():
-            run = ul.pretrain(sub, run_dir, resume=True, device=device)
-        else:
-            budget = {"minutes": minutes} if minutes is not None else {"epochs": float(epochs) * len(candidates) / m}
-            run = ul.pretrain(
-                sub,
-                run_dir,
-                method=method,
-                seed=seed,
-                device=device,
-                overwrite=True,
-                batch_size=batch_size,
-                **budget,
-                **pretrain_options,
-            )
+        run = _pretrained(request, order[:m], len(candidates), size)
         runs.append(run.path)
         info(f"scaling: m = {m} pretrained; probing")
-        res = bench(
-            run, task_col, fractions=fractions, seeds=seeds, probes=[probe], baselines=(), out=run.path, device=device
-        )
-        for r in res.rows:
-            err = 1.0 - r["mean"] if r["higher_is_better"] else r["mean"]
-            rows.append(
-                {
-                    "m": m,
-                    "pool_fraction": size,
-                    "n": r["n_labels"],
-                    "fraction": r["fraction"],
-                    "metric": r["metric"],
-                    "mean": r["mean"],
-                    "std": r["std"],
-                    "error": err,
-                }
-            )
+        rows += _probe_rows(request, run, m, size)
     fit = fit_law(*(np.array([r[k] for r in rows], dtype=float) for k in ("m", "n", "error")))
     for r in rows:
         r["fitted"] = fit["e_inf"] + fit["a"] / r["m"] + fit["b"] / r["n"]
-    settings = {
-        "pool": str(pool_col.path),
-        "task": str(task_col.path),
-        "pool_sizes": list(pool_sizes),
-        "fractions": list(fractions),
-        "probe": probe,
-        "seeds": seeds,
-        "method": method,
-        "epochs": epochs,
-        "minutes": minutes,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
+    settings = request.settings()
     result = ScalingResult(rows, fit, settings, runs=runs)
-    result.json_path = out / "scaling.json"
+    result.json_path = request.out / "scaling.json"
     ckpt.atomic_write_json(result.json_path, {"settings": settings, "fit": fit, "rows": rows})
-    result.report_path = out / "scaling.html"
+    result.report_path = request.out / "scaling.html"
     ckpt.atomic_write_text(result.report_path, _render(result))
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
 
 
-def _render(result: ScalingResult) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    # error against n, one line per m; and against m, one line per n (dashed: the fitted law)
-    for ax, (x_key, line_key, label) in zip(
-        axes, (("n", "m", "n (labelled samples)"), ("m", "n", "m (unlabeled samples)")), strict=True
-    ):
-        for key in sorted({r[line_key] for r in result.rows}):
-            pts = sorted((r[x_key], r["error"], r["std"], r["fitted"]) for r in result.rows if r[line_key] == key)
-            x, e, s, f = map(np.array, zip(*pts, strict=True))
-            line = ax.errorbar(x, e, yerr=s, fmt="o", ms=4, capsize=3, label=f"{line_key} = {key}")
-            ax.plot(x, f, "--", color=line[0].get_color(), lw=1)
-        ax.set_xscale("log")
-        ticks = sorted({r[x_key] for r in result.rows})
-        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel(label)
-        ax.set_ylabel("test error")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    f = result.fit
-    body = "".join(
-        f"<tr><td>{r['m']}</td><td>{r['n']}</td><td>{r['mean']:.4f} ± {r['std']:.4f}</td>"
-        f"<td>{r['error']:.4f}</td><td>{r['fitted']:.4f}</td></tr>"
-        for r in result.rows
+def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, size: float) -> Run:
+    """The encoder pretrained on the pool's first ``len(subset)`` shuffled samples: reused
+    when finished, resumed when interrupted, else trained."""
+    pool, m = request.pool, len(subset)
+    sub_dir = request.out / "pools" / f"m{m}"
+    sub = (
+        open_collection(sub_dir)
+        if (sub_dir / "collection.json").is_file()
+        else derive_collection(pool, subset, sub_dir, {"name": f"{pool.name}-m{m}", "scaling_subset": size})
     )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>unlabeled scaling</title></head><body>"
-        f"<h1>Scaling with unlabeled (m) and labelled (n) samples</h1><p>pool "
-        f"<code>{html.escape(result.settings['pool'])}</code>, "
-        f"task <code>{html.escape(result.settings['task'])}</code>,"
-        f" {html.escape(result.settings['probe'])} probe, {result.settings['seeds']} seed(s).</p>"
-        f"<p>Fit (Ge et al. 2024): error ≈ {f['e_inf']:.4f} + {f['a']:.1f}/m + {f['b']:.2f}/n, R² {f['r2']:.3f}.</p>"
-        f"<img id='scaling' alt='error against n per m' src='data:image/png;base64,"
-        f"{base64.b64encode(buf.getvalue()).decode()}'>"
-        "<table id='scaling-table'><thead><tr><th>m</th><th>n</th><th>metric</th><th>error</th><th>fitted</th>"
-        f"</tr></thead><tbody>{body}</tbody></table></body></html>"
+    run_dir = request.out / "runs" / f"m{m}"
+    state = run_dir / ckpt.STATE_FILE
+    if state.is_file() and open_run(run_dir).finished:
+        return open_run(run_dir)
+    if state.is_file():
+        return pretrain(sub, run_dir, resume=True, device=request.device)
+    if request.minutes is not None:
+        budget = {"minutes": request.minutes}
+    else:
+        budget = {"epochs": float(request.epochs) * n_candidates / m}
+    return pretrain(
+        sub,
+        run_dir,
+        method=request.method,
+        seed=request.seed,
+        device=request.device,
+        overwrite=True,
+        batch_size=request.batch_size,
+        **budget,
+        **request.pretrain_options,
+    )
+
+
+def _probe_rows(request: ScalingRequest, run: Run, m: int, size: float) -> list[dict[str, Any]]:
+    """The run's probe scores at each label fraction, as rows of m, n and the error."""
+    res = bench(
+        run,
+        request.task,
+        fractions=request.fractions,
+        seeds=request.seeds,
+        probes=[request.probe],
+        baselines=(),
+        out=run.path,
+        device=request.device,
+    )
+    return [
+        {
+            "m": m,
+            "pool_fraction": size,
+            "n": r["n_labels"],
+            "fraction": r["fraction"],
+            "metric": r["metric"],
+            "mean": r["mean"],
+            "std": r["std"],
+            "error": 1.0 - r["mean"] if r["higher_is_better"] else r["mean"],
+        }
+        for r in res.rows
+    ]
+
+
+def _render(result: ScalingResult) -> str:
+    rows = [
+        {k: f"{r[k]:.4f}" for k in ("mean", "std", "error", "fitted")} | {"m": r["m"], "n": r["n"]} for r in result.rows
+    ]
+    return render_page(
+        "scaling.html.j2",
+        settings=result.settings,
+        fit=result.fit,
+        png=png_base64(scaling_figure(result.rows)),
+        rows=rows,
     )

@@ -27,6 +27,7 @@ from typing import Any
 
 from unlabeled._console import UnlabeledError, info
 from unlabeled.bench.tasks import Task, make_task
+from unlabeled.data import import_source
 from unlabeled.data.collection import META_FILE, open_collection
 from unlabeled.data.importers import is_named_source
 
@@ -52,8 +53,6 @@ class Suite:
 
     def load(self, data_dir: str | os.PathLike[str] | None = None) -> list[Task]:
         """The suite's tasks, importing each source the first time."""
-        from unlabeled.data import import_source
-
         root = Path(data_dir or os.environ.get("UNLABELED_DATA") or Path.home() / ".cache/unlabeled/suites")
         tasks = []
         for spec in self.tasks:

@@ -125,6 +125,36 @@ def make_task(
     if len(pos) < 4:
         raise UnlabeledError(f"task {col.path} has {len(pos)} labelled samples; a benchmark needs at least 4")
 
+    train, test, note = _split(col, pos, y if kind == CLASSIFICATION else None, groups, group, split)
+    if not len(test) or not len(train):
+        raise UnlabeledError(f"task {col.path}: the split left no {'test' if not len(test) else 'train'} samples")
+    return Task(
+        name=name or col.name,
+        collection=col,
+        kind=kind,
+        metric=metric,
+        target=target,
+        train=train,
+        test=test,
+        y_train=y[train],
+        y_test=y[test],
+        groups_train=None if groups is None else groups[train],
+        split=note,
+        classes=classes,
+    )
+
+
+def _split(
+    col: Collection,
+    pos: np.ndarray,
+    classes_of: np.ndarray | None,
+    groups: np.ndarray | None,
+    group: str | None,
+    split: str,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train, test, how) among the labelled positions ``pos``: the collection's own split
+    when the rule allows it and it respects the groups, else a seeded 80/20 split
+    (stratified by ``classes_of`` when given, group-disjoint when ``groups`` are)."""
     given = col.splits is not None and {"train", "test"} <= set(col.splits[pos])
     if split == "given" and not given:
         raise UnlabeledError(f"{col.path} has no train/test split column; use --split stratified or group")
@@ -149,27 +179,18 @@ def make_task(
             len(pos),
             TEST_FRACTION,
             0,
-            y[pos] if kind == CLASSIFICATION else None,
+            None if classes_of is None else classes_of[pos],
             None if groups is None else groups[pos],
         )
         train, test = pos[fit], pos[held]
-        how = "stratified " if kind == CLASSIFICATION else "random "
+        how = "stratified " if classes_of is not None else "random "
         note = f"{how}80/20 split of the labelled samples, seed 0" + (
             f", {group}-disjoint (no {group} on both sides)" if groups is not None else ""
         )
-    if not len(test) or not len(train):
-        raise UnlabeledError(f"task {col.path}: the split left no {'test' if not len(test) else 'train'} samples")
-    return Task(
-        name=name or col.name,
-        collection=col,
-        kind=kind,
-        metric=metric,
-        target=target,
-        train=train,
-        test=test,
-        y_train=y[train],
-        y_test=y[test],
-        groups_train=None if groups is None else groups[train],
-        split=note,
-        classes=classes,
-    )
+    return train, test, note
+
+
+def task_split(col: Collection) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train positions, test positions, how the split was made) among labelled samples."""
+    t = make_task(col)
+    return t.train, t.test, t.split

@@ -1,0 +1,96 @@
+"""What the probes of a bench task are fitted on: the models compared (the runs and the
+baselines) with their features of the task's train and test samples, or, for the fine-tuning
+probes, the samples as each run's encoder takes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlabeled.bench.baselines import RANDOM_INIT, RAW, SUPERVISED
+from unlabeled.bench.request import BenchRequest
+from unlabeled.bench.tasks import Task
+from unlabeled.data.collection import Collection
+from unlabeled.modalities import fit_modality
+from unlabeled.runs import Run, features, open_run
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of a bench task: a run or a baseline."""
+
+    name: str
+    baseline: bool
+    features: np.ndarray | None  # train rows then test rows, for the frozen-feature probes
+    context: dict[str, Any] | None  # what the raw-input probes are given: run, trained, device
+
+
+def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | None = None) -> np.ndarray:
+    """The raw-input baseline: what the encoder would be given (normalised pixels, series,
+    log-mel spectrograms, voxels), flattened to vectors; padding becomes 0. The
+    normalisation is fitted on ``fit_on`` (the train split)."""
+    mod = fit_modality(col, fit_on)
+    out = []
+    for start in range(0, len(positions), 1024):
+        x = mod.normalize(mod.prepare(col.get(positions[start : start + 1024])))
+        out.append(torch.nan_to_num(x).flatten(1).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def task_models(task: Task, request: BenchRequest, with_features: bool) -> list[Model]:
+    """The runs and the requested baselines, in report order, with their features of the
+    task's train then test samples when ``with_features`` (a frozen-feature probe is asked
+    for). Random-init and supervised baselines come once per architecture among the runs."""
+    col, device = task.collection, request.device
+    both = np.concatenate([task.train, task.test])
+    models = []
+    if RAW in request.baselines and with_features:
+        models.append(Model(RAW, True, raw_features(col, both, fit_on=task.train), None))
+    archs: dict[str, Run] = {}
+    for run, name in zip(request.runs, _model_names(request.runs), strict=True):
+        feats = features(run, col, both, device=device) if with_features else None
+        models.append(Model(name, False, feats, {"run": str(run.path), "trained": True, "device": device}))
+        archs.setdefault(_arch(run), run)
+    for i, (arch, run) in enumerate(archs.items()):
+        suffix = "" if i == 0 else f":{arch}"
+        if RANDOM_INIT in request.baselines and with_features:
+            feats = run.encode(col, both, trained=False, device=device)
+            models.append(Model(RANDOM_INIT + suffix, True, feats, None))
+        if SUPERVISED in request.baselines:
+            ctx = {"run": str(run.path), "trained": False, "device": device}
+            models.append(Model(SUPERVISED + suffix, True, None, ctx))
+    return models
+
+
+def raw_samples(run: Run, task: Task, positions: np.ndarray) -> np.ndarray | None:
+    """The task's samples as the run's encoder takes them, or None when one sample becomes
+    several (channel-independent series), which the fine-tuning probes do not handle."""
+    mod, col = run.modality(), task.collection
+    source = fit_modality(col, task.train)
+    if mod.adapt_factor(source) != 1:
+        return None
+    return mod.adapt(col.get(positions), source)
+
+
+def identity(model: Model, runs: tuple[Run, ...]) -> list[Any]:
+    """What a model's scores depend on besides the task: its weights (path and step) and,
+    for baselines, which architecture."""
+    if model.context is not None:
+        run = open_run(model.context["run"])
+        return [model.name, str(run.path.resolve()), run.step, model.context["trained"]]
+    if model.name == RAW:
+        return [model.name]
+    arch_run = next((r for r in runs if model.name == RANDOM_INIT or model.name.endswith(_arch(r))), runs[0])
+    return [model.name, str(arch_run.path.resolve()), arch_run.config["train"]["seed"]]
+
+
+def _model_names(runs: tuple[Run, ...]) -> list[str]:
+    names = [r.name for r in runs]
+    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
+
+
+def _arch(run: Run) -> str:
+    return f"{run.config['encoder']['name']}-{run.config['encoder']['size']}"

@@ -1,0 +1,207 @@
+"""The job graph of one bench task: a cell per (model, probe, label setting), a probe fit per
+cell and seed; fits already in the score cache are skipped, the others run (frozen-feature
+probes over worker processes, fine-tuning one at a time), and each cell becomes a result row
+of mean ± std over seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import progress
+from unlabeled.bench.baselines import SUPERVISED
+from unlabeled.bench.cache import ScoreCache
+from unlabeled.bench.features import Model, identity, raw_samples, task_models
+from unlabeled.bench.metrics import REGRESSION, higher_is_better
+from unlabeled.bench.probes import PROBES, REGRESSION_PROBES
+from unlabeled.bench.protocol import ProbeData, Score, Setting, fit_and_score, run_jobs
+from unlabeled.bench.request import BenchRequest
+from unlabeled.bench.result import Embeddings, jsonable
+from unlabeled.bench.tasks import Task
+from unlabeled.runs import open_run
+
+MAP_POINTS = 2000  # test samples per embedding map
+
+Cell = tuple[str, str, Setting]  # (model, probe, label setting)
+Job = tuple[ProbeData, str, Setting, int, dict[str, Any] | None]  # the arguments of _job
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What runs on one task: its label settings and the probes that take features or raw
+    samples (those with a form for the task's kind)."""
+
+    task: Task
+    settings: tuple[Setting, ...]
+    feature_probes: tuple[str, ...]
+    raw_probes: tuple[str, ...]
+    seeds: int
+
+    @property
+    def n_train(self) -> int:
+        return len(self.task.train)
+
+
+def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
+    """The task's plan; what it cannot run goes to ``notes``."""
+    table = REGRESSION_PROBES if task.kind == REGRESSION else PROBES
+    usable = [p for p in request.probes if p in table]
+    for p in set(request.probes) - set(usable):
+        notes.append(f"{task.name}: probe {p} has no {task.kind} form; skipped")
+    settings = [Setting(fraction=float(f)) for f in request.fractions]
+    if task.kind == REGRESSION and request.shots:
+        notes.append(f"{task.name}: k-shot settings need classes; skipped for this regression task")
+    else:
+        settings += [Setting(shots=int(k)) for k in request.shots]
+    feature_probes = tuple(p for p in usable if table[p].inputs == "features")
+    raw_probes = tuple(p for p in usable if table[p].inputs == "raw")
+    return TaskPlan(task, tuple(settings), feature_probes, raw_probes, request.seeds)
+
+
+def bench_task(
+    task: Task, request: BenchRequest, cache: ScoreCache, notes: list[str]
+) -> tuple[list[dict[str, Any]], Embeddings]:
+    """One task's result rows and its test-split features for the embedding maps; skipped
+    work is explained in ``notes``."""
+    plan = plan_task(task, request, notes)
+    models = task_models(task, request, bool(plan.feature_probes))
+    feature_cells, feature_jobs = _feature_jobs(plan, models)
+    raw_cells, raw_jobs = _raw_jobs(plan, models, notes)
+    task_id = (task.name, task.collection.fingerprint(), task.split, task.target, task.metric, plan.n_train)
+    ids = {m.name: identity(m, request.runs) for m in models}
+    cells = feature_cells + raw_cells
+    keys = [ScoreCache.key(task_id, ids[m], p, s.label, seed) for m, p, s in cells for seed in range(plan.seeds)]
+    scores = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name)
+    baseline_of = {m.name: m.baseline for m in models}
+    rows = [
+        _row(plan, cell, baseline_of[cell[0]], scores[i * plan.seeds : (i + 1) * plan.seeds])  # the order of scores
+        for i, cell in enumerate(cells)
+    ]
+    return rows, _embedding_sample(plan, models)
+
+
+def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict[str, Any] | None) -> Score:
+    return fit_and_score(data, probe, setting, seed, context)
+
+
+def _feature_jobs(plan: TaskPlan, models: list[Model]) -> tuple[list[Cell], list[Job]]:
+    """Every frozen-feature probe on every model with features, at every setting and seed."""
+    task, n = plan.task, plan.n_train
+    cells: list[Cell] = []
+    jobs: list[Job] = []
+    for model in models:
+        if model.features is None:
+            continue
+        feats = model.features
+        data = ProbeData(feats[:n], task.y_train, feats[n:], task.y_test, task.kind, task.metric, task.groups_train)
+        for probe in plan.feature_probes:
+            for s in plan.settings:
+                cells.append((model.name, probe, s))
+                jobs += [(data, probe, s, seed, None) for seed in range(plan.seeds)]
+    return cells, jobs
+
+
+def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
+    """Every fine-tuning probe on every model with a run behind it (the supervised baseline:
+    ``finetune`` from random weights), at every setting and seed; the samples are adapted
+    once per run."""
+    samples: dict[str, ProbeData | None] = {}
+    cells: list[Cell] = []
+    jobs: list[Job] = []
+    for model in models:
+        ctx = model.context
+        if ctx is None:
+            continue
+        model_probes = ["finetune"] if model.name.startswith(SUPERVISED) else plan.raw_probes
+        if not model_probes:
+            continue
+        if ctx["run"] not in samples:
+            samples[ctx["run"]] = _raw_data(plan, ctx["run"], notes)
+        data = samples[ctx["run"]]
+        if data is None:
+            continue
+        for probe in model_probes:
+            for s in plan.settings:
+                cells.append((model.name, probe, s))
+                jobs += [(data, probe, s, seed, ctx) for seed in range(plan.seeds)]
+    return cells, jobs
+
+
+def _raw_data(plan: TaskPlan, run_path: str, notes: list[str]) -> ProbeData | None:
+    task, n = plan.task, plan.n_train
+    run = open_run(run_path)
+    raw = raw_samples(run, task, np.concatenate([task.train, task.test]))
+    if raw is None:
+        notes.append(
+            f"{task.name}: fine-tuning probes skipped: its samples become several per sample for "
+            f"{run.path}'s encoder (one channel at a time)"
+        )
+        return None
+    return ProbeData(raw[:n], task.y_train, raw[n:], task.y_test, task.kind, task.metric, task.groups_train)
+
+
+def _run(
+    feature_jobs: list[Job], raw_jobs: list[Job], keys: list[str], cache: ScoreCache, n_jobs: int, name: str
+) -> list[Score]:
+    """The score of every job (feature jobs then raw jobs, as ``keys``): from the cache, or
+    fitted and added to it as it finishes."""
+    jobs = feature_jobs + raw_jobs
+    scores: list[Score | None] = [cache.scores.get(k) for k in keys]
+    todo = [i for i in range(len(feature_jobs)) if scores[i] is None]
+    todo.sort(key=lambda i: -(jobs[i][2].fraction or 0))  # the largest fits first: the workers finish together
+    todo_raw = [i for i in range(len(feature_jobs), len(jobs)) if scores[i] is None]
+    with progress() as bar:
+        bar_id = bar.add_task(f"bench {name}", total=len(jobs), completed=len(jobs) - len(todo) - len(todo_raw))
+
+        def done(indices: list[int]) -> Any:
+            def record(j: int, score: Score) -> None:
+                scores[indices[j]] = score
+                cache.add(keys[indices[j]], score)
+                bar.advance(bar_id)
+
+            return record
+
+        run_jobs(_job, [jobs[i] for i in todo], n_jobs, done(todo))
+        # fine-tuning trains with every core already; one fit at a time
+        run_jobs(_job, [jobs[i] for i in todo_raw], 1, done(todo_raw))
+    return scores  # type: ignore[return-value]  # every job has a score now
+
+
+def _row(plan: TaskPlan, cell: Cell, baseline: bool, scores: list[Score]) -> dict[str, Any]:
+    """A cell's result row: the primary metric's mean ± std over seeds, and every metric's."""
+    model, probe, s = cell
+    task = plan.task
+    values = np.array([c.value for c in scores])
+    return {
+        "task": task.name,
+        "model": model,
+        "baseline": baseline,
+        "probe": probe,
+        "setting": s.label,
+        "fraction": s.fraction,
+        "shots": s.shots,
+        "metric": task.metric,
+        "higher_is_better": higher_is_better(task.metric),
+        "mean": float(np.nanmean(values)),
+        "std": float(np.nanstd(values)),
+        "scores": values.tolist(),
+        "metrics": {
+            m: {
+                "mean": float(np.nanmean([c.metrics[m] for c in scores])),
+                "std": float(np.nanstd([c.metrics[m] for c in scores])),
+            }
+            for m in scores[0].metrics
+        },
+        "n_labels": scores[0].n_labels,
+        "params": [jsonable(c.param) for c in scores],
+    }
+
+
+def _embedding_sample(plan: TaskPlan, models: list[Model]) -> Embeddings:
+    """Test-split features for the embedding maps: at most MAP_POINTS samples, the same for
+    every model with features."""
+    task, n = plan.task, plan.n_train
+    pick = np.sort(np.random.default_rng(0).choice(len(task.test), min(MAP_POINTS, len(task.test)), replace=False))
+    return {(task.name, m.name): (m.features[n:][pick], task.y_test[pick]) for m in models if m.features is not None}

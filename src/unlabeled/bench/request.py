@@ -1,0 +1,63 @@
+"""What a bench was asked to do, checked once: the runs, the task or suite, the label
+settings, seeds, probes and baselines, and where and how to run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from unlabeled._console import UnlabeledError
+from unlabeled.bench.baselines import BASELINES
+from unlabeled.bench.probes import PROBES
+from unlabeled.data.collection import Collection
+from unlabeled.runs import Run
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """The options of :func:`unlabeled.bench.bench`, with the runs opened; checked on
+    construction (an :class:`UnlabeledError` names the first bad option)."""
+
+    runs: tuple[Run, ...]
+    task: Collection | str | os.PathLike[str] | None = None
+    suite: str | os.PathLike[str] | None = None
+    fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    shots: tuple[int, ...] = ()
+    seeds: int = 3
+    probes: tuple[str, ...] = ("linear", "knn", "nb")
+    baselines: tuple[str, ...] = BASELINES
+    # the single task's definition (a suite defines its own): see unlabeled.bench.tasks.make_task
+    target: str = "label"
+    kind: str | None = None
+    metric: str | None = None
+    group: str | None = None
+    split: str = "auto"
+    out: str | os.PathLike[str] | None = None
+    device: str = "auto"
+    n_jobs: int = 1
+    data_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise UnlabeledError("bench needs at least one run")
+        if (self.task is None) == (self.suite is None):
+            raise UnlabeledError("bench takes a task (--task) or a suite (--suite), not both and not neither")
+        for p in self.probes:
+            if p not in PROBES:
+                raise UnlabeledError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
+        for b in self.baselines:
+            if b not in BASELINES:
+                raise UnlabeledError(f"unknown baseline {b!r}; choose from {', '.join(BASELINES)}")
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        for f in self.fractions:
+            if not 0 < f <= 1:
+                raise UnlabeledError(f"label fractions must be in (0, 1], got {f}")
+        for k in self.shots:
+            if int(k) < 1:
+                raise UnlabeledError(f"shots must be at least 1, got {k}")
+        if not self.fractions and not self.shots:
+            raise UnlabeledError("give at least one label fraction or number of shots")
+        if self.seeds < 1:
+            raise UnlabeledError(f"seeds must be at least 1, got {self.seeds}")
