@@ -20,6 +20,9 @@ from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_ids
 from unlabeled.train import checkpoint as ckpt
 
 REFERENCE = "reference"
+# the exact method the others are measured against: its output is its own reference, and its
+# row of the table is the reference's
+RETRAIN = "retrain"
 
 
 def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True) -> dict[str, Any]:
@@ -34,8 +37,8 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
     task = source_task(res)
     forgotten = read_ids(res.path / FORGOTTEN_IDS)
     parts = Parts(np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids())), task.indices("test"))
-    ref = res if request["method"] == "retrain" else _reference(res, src, forgotten, device, retrain)
-    runs = dict((("original", src), (request["method"], res), ("retrain", ref)))
+    ref = res if request["method"] == RETRAIN else _reference(res, src, forgotten, device, retrain)
+    runs = dict((("original", src), (request["method"], res), (RETRAIN, ref)))
     rows, gap = _score(runs, request["method"], task, parts, device)
     table = {
         "request": request["request"],
@@ -60,7 +63,7 @@ def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: b
         if not retrain:
             raise UnlabeledError(f"{res.path} has no retrained reference yet")
         info("retraining without the forget set for the reference (once) ...")
-        forget(src, method="retrain", out=ref_path, ids=forgotten, device=device, overwrite=True)
+        forget(src, method=RETRAIN, out=ref_path, ids=forgotten, device=device, overwrite=True)
     return Run(ref_path)
 
 
@@ -75,12 +78,12 @@ def _score(
     run to the retrained one: classifiers by accuracy, encoders by their representations."""
     if runs[method].kind == "classifier":
         rows = {name: scores(r.classifier(), r.modality(), task, parts, device) for name, r in runs.items()}
-        return rows, gaps(rows[method], rows["retrain"])
+        return rows, gaps(rows[method], rows[RETRAIN])
     if not len(parts.test) or len(parts.test) == len(task):
         raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
     encoders = {name: (r.encoder(), r.modality()) for name, r in runs.items()}
-    rows = encoder_scores(encoders, "retrain", task, parts, device)
-    return rows, encoder_gaps(rows[method], rows["retrain"])
+    rows = encoder_scores(encoders, RETRAIN, task, parts, device)
+    return rows, encoder_gaps(rows[method], rows[RETRAIN])
 
 
 def verify_metrics(encoder: bool = False) -> tuple[str, ...]:
