@@ -161,15 +161,16 @@ def test_salun_changes_only_the_salient_half_of_the_weights(clf, tmp_path):
 
 
 def test_salun_trains_on_the_union_of_retain_and_relabelled_forget_samples_in_one_pass(clf, fmnist_small, monkeypatch):
-    from unlabeled.forget import methods
-    from unlabeled.forget.methods import SalUn, Stream
+    from unlabeled.forget.methods import salun
+    from unlabeled.forget.methods.salun import SalUn
+    from unlabeled.forget.unlearner import Stream
 
     train = fmnist_small.indices("train")
     forget_pos = train[fmnist_small.labels[train] == 0][:40]  # every forget sample is of class 0
     obj = SalUn(clf.encoder(), clf.modality(), 10, other=Stream(fmnist_small, forget_pos, 8))
-    seen, targets, embed, ce = [], [], obj.encoder.embed, methods.F.cross_entropy
+    seen, targets, embed, ce = [], [], obj.encoder.embed, salun.F.cross_entropy
     obj.encoder.embed = lambda v: (seen.append(len(v)), embed(v))[1]
-    monkeypatch.setattr(methods.F, "cross_entropy", lambda logits, t, **kw: (targets.append(t), ce(logits, t, **kw))[1])
+    monkeypatch.setattr(salun.F, "cross_entropy", lambda logits, t, **kw: (targets.append(t), ce(logits, t, **kw))[1])
     x = clf.modality().prepare(fmnist_small.get(train[100:132]), torch.device("cpu"))
     y = torch.from_numpy(fmnist_small.labels[train[100:132]])
     loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)

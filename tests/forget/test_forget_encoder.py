@@ -10,7 +10,7 @@ import torch
 import unlabeled as ul
 from unlabeled import UnlabeledError
 from unlabeled.forget import AuditLog, forget, verify
-from unlabeled.forget.laf import alignment_loss, fit_vae, reconstruction_term
+from unlabeled.forget.methods.laf import alignment_loss, fit_vae, reconstruction_term
 from unlabeled.forget.verify import linear_cka
 
 

@@ -11,6 +11,7 @@ that truly forgot looks at its forget set as at unseen data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from unlabeled.bench.probes import KNNProbe
 from unlabeled.data.collection import Collection
-from unlabeled.runs import resolve_device
+from unlabeled.runs import encode, resolve_device
 from unlabeled.train.trainer import bf16_available
+
+
+@dataclass(frozen=True, eq=False)
+class Parts:
+    """The positions a verification scores: the forget set, the retain set (members) and the
+    test split (non-members)."""
+
+    forget: np.ndarray
+    retain: np.ndarray
+    test: np.ndarray
 
 
 @torch.no_grad()
@@ -73,15 +85,14 @@ def scores(
     classifier: torch.nn.Module,
     modality: Any,
     task: Collection,
-    forget: np.ndarray,
-    retain: np.ndarray,
-    test: np.ndarray,
+    parts: Parts,
     device: str = "auto",
     max_eval: int = 10_000,
     seed: int = 0,
 ) -> dict[str, float]:
     """Forget / retain / test accuracy and MIA efficacy (retain and test subsampled to
     ``max_eval`` each, the same subsample for every model compared)."""
+    forget, retain, test = parts.forget, parts.retain, parts.test
     rng = np.random.default_rng(seed)
     retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
     test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
@@ -149,9 +160,7 @@ def encoder_scores(
     encoders: dict[str, tuple[torch.nn.Module, Any]],
     reference: str,
     data: Collection,
-    forget: np.ndarray,
-    retain: np.ndarray,
-    test: np.ndarray,
+    parts: Parts,
     device: str = "auto",
     max_eval: int = 5_000,
     seed: int = 0,
@@ -161,9 +170,7 @@ def encoder_scores(
     on retain vs test, and the linear CKA of its forget-set representations to those of the
     ``reference`` (retrained) encoder. Removal moves the forget set's representations
     toward the retrained encoder's; suppression only moves them away from the original's."""
-    from unlabeled.bench.probes import KNNProbe
-    from unlabeled.runs import encode
-
+    forget, retain, test = parts.forget, parts.retain, parts.test
     rng = np.random.default_rng(seed)
     retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
     test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))

@@ -27,8 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlabeled.forget.methods import Stream
+from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
+from unlabeled.forget.request import ForgetRequest
+from unlabeled.forget.unlearner import Stream
 from unlabeled.objectives.base import Objective
+from unlabeled.runs import Run, encode, resolve_device
+from unlabeled.train.pretrain import claim_run_dir
 
 
 class RepresentationVAE(nn.Module):
@@ -147,3 +151,32 @@ class LAF(Objective):
         align = alignment_loss(e_s, ref_s, e_u, ref_u, self.temperature)
         loss = unlearn + self.alignment * align
         return loss, {"loss": loss.detach(), "unlearn": unlearn.detach(), "align": align.detach()}
+
+
+class LAFMethod(Method):
+    """Density models of the original encoder's representations (of up to 10,000 retain
+    samples, and of the forget set), then the encoder update."""
+
+    name = "laf"
+    classifiers = False
+    encoders = True
+    epochs = 10.0
+    lr = 1e-4
+
+    def run(self, request: ForgetRequest) -> Run:
+        src, data, seed = request.source, request.task, request.seed
+        dev = resolve_device(request.device)
+        encoder, modality = src.encoder(), src.modality()
+        rng = np.random.default_rng(seed)
+        retain_pos, forget_pos = request.retain_pos, request.forget_pos
+        sample = np.sort(rng.choice(retain_pos, min(len(retain_pos), 10_000), replace=False))
+        vae_retain = fit_vae(encode(encoder, modality, data, sample, device=dev, description="laf: retain"), seed=seed)
+        vae_forget = fit_vae(
+            encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"), seed=seed
+        )
+        batch = int(src.config["train"]["batch_size"])
+        objective = LAF(encoder, modality, vae_retain, vae_forget, Stream(data, retain_pos, batch))
+        claim_run_dir(request.out, False, request.overwrite)
+        epochs = request.epochs if request.epochs is not None else self.epochs
+        cfg = train_config(request, min(batch, len(forget_pos)), epochs, self.lr)
+        return unlearn(request, objective, forget_pos, cfg, unlearning_config(request, objective, cfg))

@@ -1,0 +1,140 @@
+"""``forget()``: check a request once, hand it to its method, and finish every request the
+same way (forgotten ids, the finished record in the new run's config, the audit log)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.forget.audit import AuditLog
+from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
+from unlabeled.forget.request import ForgetRequest, forget_set, ids_hash, source_task
+from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, write_ids
+from unlabeled.train import checkpoint as ckpt
+
+# a classifier's default, and an encoder's: the exact retrain (LAF, measured on Fashion-MNIST,
+# moved representations further from a retrained encoder's than leaving the encoder unchanged
+# did; BENCHMARKS.md)
+DEFAULT_METHOD = {"classifier": "salun", "encoder": "retrain"}
+
+
+def forget(
+    run: Run | str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str],
+    method: str | None = None,
+    ids: list[str] | None = None,
+    class_: str | int | None = None,
+    epochs: float | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> Run:
+    """Remove ``ids`` (or every training sample of class ``class_``) from a classifier or
+    encoder ``run``; the result is a new run at ``out`` trained (or unlearned) without them.
+    ``method`` defaults to ``salun`` for a classifier and to the exact ``retrain`` for an
+    encoder (LAF, measured on Fashion-MNIST, moved representations further from a retrained
+    encoder's than leaving the encoder unchanged did; BENCHMARKS.md)."""
+    src = open_run(run)
+    if method is None:
+        method = DEFAULT_METHOD["classifier" if src.kind == "classifier" else "encoder"]
+    chosen = _method(src, method)
+    out = Path(out)
+    task = source_task(src)
+    forget_pos = forget_set(src, task, ids, class_)
+    retain_pos = np.setdiff1d(np.sort(task.positions(src.training_ids())), forget_pos)
+    if not len(forget_pos):
+        raise UnlabeledError("nothing to forget: no training sample matches")
+    if not len(retain_pos):
+        raise UnlabeledError("that would forget every training sample; train a new model instead")
+    record = {
+        "request": uuid.uuid4().hex[:12],
+        "method": method,
+        "source": str(src.path.resolve()),
+        "ids_hash": ids_hash([str(i) for i in task.ids[forget_pos]]),
+        "forgotten": len(forget_pos),
+        "class": None if class_ is None else str(class_),
+    }
+    request = ForgetRequest(
+        source=src,
+        task=task,
+        forget_pos=forget_pos,
+        retain_pos=retain_pos,
+        out=out,
+        seed=seed,
+        device=device,
+        epochs=epochs,
+        lr=lr,
+        overwrite=_may_replace(out, overwrite),
+        record=record,
+    )
+    return _carry_out(chosen, request)
+
+
+def _method(src: Run, name: str) -> Method:
+    """The method called ``name``, if it applies to ``src``."""
+    if name not in METHODS:
+        raise UnlabeledError(f"unknown forget method {name!r}; choose from {', '.join(METHODS)}")
+    method = METHODS[name]()
+    if src.kind != "classifier" and not method.encoders:
+        raise UnlabeledError(
+            f"{src.path} is a self-supervised encoder: forget from it with "
+            f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)"
+        )
+    if src.kind == "classifier" and not method.classifiers:
+        raise UnlabeledError(f"{name} forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
+    return method
+
+
+def _may_replace(out: Path, overwrite: bool) -> bool:
+    """Whether the run in ``out`` may be replaced: with ``overwrite``, or when it is an
+    unfinished (crashed) request, which is redone."""
+    if (out / "config.json").exists():
+        done = json.loads((out / "config.json").read_text()).get("forget", {}).get("finished")
+        if done and not overwrite:
+            raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
+        return True
+    return overwrite
+
+
+def _carry_out(method: Method, request: ForgetRequest) -> Run:
+    """Log the start, run the method, and finish: the forgotten ids and the finished record
+    beside the new run, and the end in the audit log."""
+    src, out, record = request.source, request.out, request.record
+    log = AuditLog(src.path)
+    log.append(
+        record["request"],
+        "started",
+        method=record["method"],
+        ids_hash=record["ids_hash"],
+        forgotten=record["forgotten"],
+        output=str(out.resolve()),
+    )
+    # refused after the start is logged (the request then shows as incomplete), as it always was
+    if method.sharded_only and "sisa" not in src.config:
+        flag = "finetune --shards" if src.kind == "classifier" else "pretrain --shards"
+        raise UnlabeledError(f"{method.name} forgets from a sharded run; {src.path} was not trained with `{flag}`")
+    t0 = time.perf_counter()
+    result = method.run(request)
+    seconds = round(time.perf_counter() - t0, 2)
+    config = dict(result.config)
+    config["forget"] = {
+        **record,
+        "seconds": seconds,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "forget_ids_file": FORGOTTEN_IDS,
+    }
+    write_ids(out / FORGOTTEN_IDS, request.forgotten_ids)
+    ckpt.atomic_write_json(out / "config.json", config)
+    log.append(
+        record["request"], "finished", method=record["method"], output=str(out.resolve()), details={"seconds": seconds}
+    )
+    info(f"forgot {record['forgotten']} samples with {record['method']} in {seconds:.0f} s -> {out}")
+    return Run(out)

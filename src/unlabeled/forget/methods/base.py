@@ -1,0 +1,107 @@
+"""What every forgetting method declares, and the flow the approximate ones share.
+
+A method is a small class: its ``name``, what it applies to (classifier runs, encoder runs,
+only runs trained with ``--shards``), whether it is ``exact`` (the result is what retraining
+without the forgotten samples gives), its default ``epochs`` and ``lr``, and ``run``, which
+makes the new run in ``request.out``. The request's own bookkeeping (forgotten ids, the
+finished record, the audit log) is the caller's (``api.py``), the same for every method.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from unlabeled.forget.request import ForgetRequest
+from unlabeled.forget.unlearner import Stream, Unlearner
+from unlabeled.objectives.base import Objective
+from unlabeled.runs import Run, resolve_device
+from unlabeled.train.pretrain import claim_run_dir
+from unlabeled.train.trainer import TrainConfig, Trainer
+
+
+class Method:
+    """A way to forget; subclasses fill in the declarations and ``run``."""
+
+    name: ClassVar[str]
+    exact: ClassVar[bool] = False
+    classifiers: ClassVar[bool] = True  # forgets from classifier runs
+    encoders: ClassVar[bool] = False  # forgets from self-supervised encoder runs
+    sharded_only: ClassVar[bool] = False  # needs a run trained with --shards (SISA)
+    epochs: ClassVar[float | None] = None  # defaults, for the methods that train
+    lr: ClassVar[float | None] = None
+
+    def run(self, request: ForgetRequest) -> Run:
+        """Make the new run in ``request.out`` without the forgotten samples."""
+        raise NotImplementedError
+
+
+def unlearning_config(request: ForgetRequest, objective: Objective, cfg: TrainConfig) -> dict[str, Any]:
+    """The source run's config, with the unlearning objective and its training recorded."""
+    src = request.source
+    return {
+        **src.config,
+        "method": {**src.config["method"], "unlearning": request.record["method"], **objective.hparams()},
+        "train": vars(cfg).copy(),
+    }
+
+
+def unlearn(
+    request: ForgetRequest, objective: Objective, stream: np.ndarray, cfg: TrainConfig, config: dict[str, Any]
+) -> Run:
+    """Record the new run, then train ``objective`` on the samples at ``stream`` from the
+    source's weights (the one Trainer: resumable, reproducible for a seed)."""
+    request.save(config)
+    Trainer(objective, request.task, stream, cfg, request.out, resolve_device(request.device)).fit()
+    return Run(request.out)
+
+
+def train_config(request: ForgetRequest, batch_size: int, epochs: float, lr: float) -> TrainConfig:
+    """Unlearning trains without weight decay or warmup: a few steps from trained weights."""
+    return TrainConfig(
+        batch_size=batch_size, epochs=epochs, lr=request.lr or lr, weight_decay=0.0, warmup=0.0, seed=request.seed
+    )
+
+
+class Approximate(Method):
+    """An approximate unlearner for classifiers: ``objective`` (an :class:`Unlearner`) trained
+    from the classifier's weights on ``stream`` (``"forget"`` or ``"retain"``), drawing the
+    other set itself when it needs it. Default epochs over the forget set are absolute; over
+    the retain set they are a fraction of the original training's epochs, so that a method
+    costs about a tenth of retraining or less."""
+
+    objective: ClassVar[type[Unlearner]]
+    stream: ClassVar[str]
+
+    def run(self, request: ForgetRequest) -> Run:
+        src, task = request.source, request.task
+        own, other = (
+            (request.forget_pos, request.retain_pos)
+            if self.stream == "forget"
+            else (request.retain_pos, request.forget_pos)
+        )
+        batch = int(src.config["train"]["batch_size"])
+        objective = self.objective(
+            src.encoder().train(),
+            src.modality(),
+            int(src.config["method"]["classes"]),
+            other=Stream(task, other, batch),
+        )
+        objective.use_augment = bool(src.config["method"].get("augment", True))
+        objective.head.load_state_dict(src.weights("head"))
+        if objective.needs_original:
+            objective.keep_original()
+        objective.prepare(task, request.forget_pos, request.retain_pos, resolve_device(request.device))
+        claim_run_dir(request.out, False, request.overwrite)
+        cfg = train_config(request, min(batch, len(own)), self.default_epochs(request), self.lr)
+        config = {**unlearning_config(request, objective, cfg), "source_run": src.config.get("source_run")}
+        config.pop("seconds", None)
+        return unlearn(request, objective, own, cfg, config)
+
+    def default_epochs(self, request: ForgetRequest) -> float:
+        if request.epochs is not None:
+            return request.epochs
+        assert self.epochs is not None
+        scale = float(request.source.config["train"]["epochs"] or 1) if self.stream == "retain" else 1.0
+        return self.epochs * scale

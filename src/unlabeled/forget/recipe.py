@@ -1,0 +1,77 @@
+"""Retraining a run exactly: its recipe read back from its config, run again on what is kept.
+The one place that calls ``finetune`` and ``pretrain`` for forgetting."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from unlabeled.data.collection import Collection
+from unlabeled.models import saved_options
+from unlabeled.runs import Run
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.finetune import finetune
+from unlabeled.train.pretrain import default_batch, pretrain
+
+
+def recipe(run: Run, kept: int) -> dict[str, Any]:
+    """The keyword arguments that train ``run`` again on ``kept`` samples: ``finetune``'s for
+    a classifier, ``pretrain``'s for an encoder (for a sharded encoder, its first shard's
+    recipe, for as many steps as the original took, the samples split between the shards)."""
+    if run.kind == "classifier":
+        train, enc = run.config["train"], run.config["encoder"]
+        return {
+            "epochs": train["epochs"],
+            "batch_size": train["batch_size"],
+            "lr": train["lr"],
+            "weight_decay": train["weight_decay"],
+            "seed": train["seed"],
+            "encoder": enc["name"],
+            "size": enc["size"],
+            "augment": bool(run.config["method"].get("augment", True)),
+        }
+    one = run.shards()[0] if "sisa" in run.config else run
+    train = one.config["train"]
+    state = one.path / ckpt.STATE_FILE
+    steps = int(ckpt.load_state(state)["step"]) if state.exists() else int(train["total_steps"])
+    shards = int(run.config.get("sisa", {}).get("shards", 1))
+    # the saved batch, unless what is kept is too small for it (a small set whose batch was
+    # fitted to it, like pretrain's default): then the batch pretrain would fit to the rest
+    batch = min(int(train["batch_size"]), default_batch(kept // shards))
+    per_epoch = max(1, kept // (batch * shards))
+    return {
+        "method": one.config["method"]["name"],
+        "encoder": one.config["encoder"]["name"],
+        "size": one.config["encoder"]["size"],
+        "epochs": steps / per_epoch,
+        "batch_size": batch,
+        "lr": train["lr"],
+        "weight_decay": train["weight_decay"],
+        "seed": int(train["seed"]),
+        "method_options": {k: v for k, v in one.config["method"].items() if k != "name"},
+        "encoder_options": saved_options(one.config["encoder"]),
+        "augment": one.config["modality"]["augment"],
+    }
+
+
+def retrain(
+    run: Run,
+    task: Collection,
+    kept: np.ndarray,
+    out: str | os.PathLike[str],
+    *,
+    device: str,
+    overwrite: bool,
+    extra_config: dict[str, Any] | None = None,
+) -> Run:
+    """``run``'s recipe on the samples at ``kept``, from the same starting point (sharded
+    again if the run was) into ``out``. ``extra_config`` goes into a classifier's config as
+    ``finetune`` writes it (pretrain takes none: the caller records it afterwards)."""
+    shards = int(run.config.get("sisa", {}).get("shards", 1))
+    options = recipe(run, len(kept))
+    common = {"positions": kept, "shards": shards, "device": device, "overwrite": overwrite}
+    if run.kind == "classifier":
+        return finetune(run.config.get("source_run"), task, out, extra_config=extra_config, **common, **options)
+    return pretrain(task, out, exclude_split=None, **common, **options)

@@ -1,0 +1,85 @@
+"""A forget request, once checked: the run it is made of, the samples to forget and to keep,
+where the new run goes and how it is trained. Every method receives one."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.runs import TRAINING_IDS, Run, write_ids
+from unlabeled.train import checkpoint as ckpt
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def source_task(run: Run) -> Collection:
+    """The collection a classifier was fine-tuned on, or an encoder pretrained on."""
+    key = "task" if run.kind == "classifier" else "data"
+    task = open_collection(run.config[key]["path"])
+    if task.fingerprint() != run.config[key]["fingerprint"]:
+        raise UnlabeledError(f"{task.path} changed since {run.path} was trained on it")
+    return task
+
+
+def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | int | None) -> np.ndarray:
+    """Positions (in the task) of the samples to forget, checked against the training set."""
+    if (ids is None) == (class_ is None):
+        raise UnlabeledError("say what to forget: ids (--ids FILE) or a class (--class NAME), not both")
+    trained = set(run.training_ids())
+    if ids is not None:
+        ids = [str(i) for i in ids]
+        missing = [i for i in ids if i not in trained]
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise UnlabeledError(f"{len(missing)} id(s) are not in the training set of {run.path}: {shown}")
+        return np.sort(task.positions(sorted(set(ids))))
+    classes = task.classes or []
+    name = str(class_)
+    if name in classes:
+        code = classes.index(name)
+    elif name.lstrip("-").isdigit() and 0 <= int(name) < max(len(classes), int(task.labels.max()) + 1):
+        code = int(name)
+    else:
+        raise UnlabeledError(f"class {class_!r} does not exist; classes: {', '.join(classes) or 'none named'}")
+    pos = task.positions(sorted(trained))
+    return np.sort(pos[task.labels[pos] == code])
+
+
+@dataclass(frozen=True, eq=False)
+class ForgetRequest:
+    """What a method needs to make the new run. ``epochs`` and ``lr`` are the caller's
+    overrides (None: the method's defaults). ``record`` is what the new run's config holds
+    under ``forget`` while the request runs (request id, method, source, ids hash, count,
+    class); it gains its time and end once the request has finished."""
+
+    source: Run
+    task: Collection
+    forget_pos: np.ndarray
+    retain_pos: np.ndarray
+    out: Path
+    seed: int
+    device: str
+    epochs: float | None
+    lr: float | None
+    overwrite: bool
+    record: dict[str, Any]
+
+    @property
+    def forgotten_ids(self) -> list[str]:
+        return [str(i) for i in self.task.ids[self.forget_pos]]
+
+    def save(self, config: dict[str, Any]) -> Run:
+        """Write the new run's training ids (what is kept) and its ``config`` with the request
+        recorded in it; a config without a finished request marks the run as one to redo."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_ids(self.out / TRAINING_IDS, self.task.ids[self.retain_pos])
+        ckpt.atomic_write_json(self.out / "config.json", {**config, "forget": self.record})
+        return Run(self.out)

@@ -1,0 +1,91 @@
+"""``verify()``: a forget request's output beside a model retrained without the forget set
+(made once, in ``RUN/reference``), scored with ``verify.py``'s metrics, the gaps and the
+times recorded in the audit log and beside the run."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection
+from unlabeled.forget.api import forget
+from unlabeled.forget.audit import AuditLog
+from unlabeled.forget.request import source_task
+from unlabeled.forget.verify import ENCODER_METRICS, METRICS, Parts, encoder_gaps, encoder_scores, gaps, scores
+from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_ids
+from unlabeled.train import checkpoint as ckpt
+
+REFERENCE = "reference"
+# the exact method the others are measured against: its output is its own reference, and its
+# row of the table is the reference's
+RETRAIN = "retrain"
+
+
+def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True) -> dict[str, Any]:
+    """The verification table of a forget request's output: its forget / retain / test
+    accuracy and MIA efficacy beside a model retrained without the forget set (made once,
+    in ``RUN/reference``, unless the request was itself a retrain), the gaps, and the times."""
+    res = open_run(run)
+    request = res.config.get("forget")
+    if not request or not request.get("finished"):
+        raise UnlabeledError(f"{res.path} is not the output of a finished forget request")
+    src = open_run(request["source"])
+    task = source_task(res)
+    forgotten = read_ids(res.path / FORGOTTEN_IDS)
+    parts = Parts(np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids())), task.indices("test"))
+    ref = res if request["method"] == RETRAIN else _reference(res, src, forgotten, device, retrain)
+    runs = dict((("original", src), (request["method"], res), (RETRAIN, ref)))
+    rows, gap = _score(runs, request["method"], task, parts, device)
+    table = {
+        "request": request["request"],
+        "method": request["method"],
+        "forgotten": len(parts.forget),
+        "rows": rows,
+        "gaps": gap,
+        "seconds": request["seconds"],
+        "retrain_seconds": ref.config["forget"]["seconds"],
+    }
+    table["time_ratio"] = table["seconds"] / max(table["retrain_seconds"], 1e-9)
+    AuditLog(src.path).append(request["request"], "verified", method=request["method"], details=table)
+    ckpt.atomic_write_json(res.path / "verification.json", table)
+    return table
+
+
+def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: bool) -> Run:
+    """The model retrained without the forget set, in ``RUN/reference``: made the first time."""
+    ref_path = res.path / REFERENCE
+    config = ref_path / "config.json"
+    if not config.exists() or not json.loads(config.read_text()).get("forget", {}).get("finished"):
+        if not retrain:
+            raise UnlabeledError(f"{res.path} has no retrained reference yet")
+        info("retraining without the forget set for the reference (once) ...")
+        forget(src, method=RETRAIN, out=ref_path, ids=forgotten, device=device, overwrite=True)
+    return Run(ref_path)
+
+
+def _score(
+    runs: dict[str, Run],
+    method: str,
+    task: Collection,
+    parts: Parts,
+    device: str,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Each run's scores on the forget, retain and test positions, and the gaps of ``method``'s
+    run to the retrained one: classifiers by accuracy, encoders by their representations."""
+    if runs[method].kind == "classifier":
+        rows = {name: scores(r.classifier(), r.modality(), task, parts, device) for name, r in runs.items()}
+        return rows, gaps(rows[method], rows[RETRAIN])
+    if not len(parts.test) or len(parts.test) == len(task):
+        raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
+    encoders = {name: (r.encoder(), r.modality()) for name, r in runs.items()}
+    rows = encoder_scores(encoders, RETRAIN, task, parts, device)
+    return rows, encoder_gaps(rows[method], rows[RETRAIN])
+
+
+def verify_metrics(encoder: bool = False) -> tuple[str, ...]:
+    """The metrics of the verification table, in order (a classifier's or an encoder's)."""
+    return ENCODER_METRICS if encoder else METRICS
