@@ -20,6 +20,7 @@ The paper's last step refits a classifier head on the retain labels; an encoder 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ from unlabeled.forget.unlearner import Stream
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, encode, resolve_device
 from unlabeled.train.pretrain import claim_run_dir
+from unlabeled.train.sampling import ArraySource, SplitSampler
+from unlabeled.train.trainer import TrainConfig, Trainer
 
 
 class RepresentationVAE(nn.Module):
@@ -66,23 +69,45 @@ def vae_loss(
     return rec + kld_weight * kld
 
 
+class _VAEObjective(Objective):
+    """A :class:`RepresentationVAE`'s loss for the Trainer: representation vectors in memory,
+    no modality, the reparameterisation noise drawn from the step's generator."""
+
+    name = "laf-vae"
+
+    def __init__(self, vae: RepresentationVAE) -> None:
+        super().__init__(vae, None)
+
+    def inputs(self, raw: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)).to(device)
+
+    def loss(self, e: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        recon, mu, logvar = self.encoder(e, generator)
+        loss = vae_loss(recon, e, mu, logvar)
+        return loss, {"loss": loss.detach()}
+
+
 def fit_vae(
     embeddings: np.ndarray, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, seed: int = 0
 ) -> RepresentationVAE:
-    """A VAE fitted to fixed representation vectors (a few seconds: they are small)."""
+    """A VAE fitted to fixed representation vectors (a few seconds: they are small), by the one
+    Trainer: Adam at a constant rate (AdamW without decay), fp32, no clipping, every vector once
+    an epoch, as LAF trains its VAEs."""
     torch.manual_seed(seed)
-    e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
-    vae = RepresentationVAE(e.shape[1])
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    vae.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(e), generator=g).split(batch_size):
-            recon, mu, logvar = vae(e[idx], g)
-            loss = vae_loss(recon, e[idx], mu, logvar)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    vae = RepresentationVAE(embeddings.shape[1])
+    n = len(embeddings)
+    batches = math.ceil(n / min(batch_size, n))
+    cfg = TrainConfig(
+        lr=lr,
+        weight_decay=0.0,
+        schedule="constant",
+        grad_clip=0.0,
+        precision="fp32",
+        seed=seed,
+        total_steps=epochs * batches,
+    )
+    sampler = SplitSampler(n, batches, seed)
+    Trainer(_VAEObjective(vae), ArraySource(embeddings), np.arange(n), cfg, sampler=sampler, show_progress=False).fit()
     return vae.eval().requires_grad_(False)
 
 
