@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import unlabeled as ul
-from unlabeled.train.spec import DataSpec, RunSpec, ids_hash
+from unlabeled.train.spec import DataSpec, RunSpec, ids_hash, index_hash
 from unlabeled.train.trainer import TrainConfig
 
 # a config.json as runs wrote it before the specs existed (no ids hash, no init weights hash)
@@ -46,6 +48,21 @@ def test_specs_are_frozen_and_checked():
     assert ids_hash(["b", "a"]) == ids_hash(["a", "b"]) != ids_hash(["a"])
 
 
+def test_the_index_hash_changes_with_labels_and_splits_not_with_the_samples():
+    def col(labels, splits):
+        return SimpleNamespace(
+            ids=np.array(["a", "b"], dtype=object),
+            labels=np.array(labels),
+            classes=["x", "y"],
+            splits=np.array(splits, dtype=object),
+        )
+
+    base = index_hash(col([0, 1], ["train", "test"]))
+    assert base == index_hash(col([0, 1], ["train", "test"]))
+    assert base != index_hash(col([1, 1], ["train", "test"]))
+    assert base != index_hash(col([0, 1], ["train", "train"]))
+
+
 @pytest.mark.slow
 def test_a_new_runs_config_is_its_spec_with_content_hashes(tmp_path, fmnist_small):
     run = ul.pretrain(fmnist_small, tmp_path / "a", epochs=0.5, batch_size=64, positions=range(0, 400, 2))
@@ -53,6 +70,7 @@ def test_a_new_runs_config_is_its_spec_with_content_hashes(tmp_path, fmnist_smal
     spec = RunSpec.from_config(config)
     assert spec.to_config() == config
     assert spec.data.ids == ids_hash(fmnist_small.ids[list(range(0, 400, 2))])
+    assert spec.data.index == index_hash(fmnist_small) and len(spec.data.index) == 16
     assert spec.objective.options["temperature"] > 0  # the objective's resolved settings are recorded
     child = ul.pretrain(fmnist_small, tmp_path / "b", epochs=0.5, batch_size=64, init=run.path)
     init = RunSpec.from_config(child.config).init

@@ -30,7 +30,7 @@ from unlabeled.objectives.base import Objective
 from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encoder_weights, read_ids, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash
+from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash, index_hash
 from unlabeled.train.trainer import Trainer
 
 
@@ -145,7 +145,7 @@ def train(
     weights it starts from (all of them for ``--init``; the encoder for a classifier)."""
     objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
     if not resume:
-        spec = spec.replace(data=replace(spec.data, samples=len(positions)))
+        spec = spec.replace(data=replace(spec.data, samples=len(positions), index=index_hash(col)))
         if len(positions) != len(col.indices(exclude=spec.data.exclude_split)):
             spec = spec.replace(data=replace(spec.data, ids=ids_hash(col.ids[positions])))
     # built before anything is written, so that a run it refuses (a batch larger than the

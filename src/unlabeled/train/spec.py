@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unlabeled.train.trainer import TrainConfig
 
 # config.json keys that say where and how a run was made, not what it is
@@ -36,6 +38,18 @@ PROVENANCE = ("unlabeled", "created", "command", "environment")
 def ids_hash(ids: Iterable[object]) -> str:
     """A content hash of a set of sample ids (order-free): which samples a run trained on."""
     return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode()).hexdigest()[:16]
+
+
+def index_hash(col: Any) -> str:
+    """A content hash of a collection's index: its ids, labels (and class names) and splits,
+    what a run depends on besides the samples themselves (the collection's fingerprint)."""
+    h = hashlib.sha256("\n".join(str(i) for i in col.ids).encode())
+    if col.labels is not None:
+        h.update(np.ascontiguousarray(col.labels, dtype=np.int64).tobytes())
+        h.update("\n".join(col.classes or []).encode())
+    if col.splits is not None:
+        h.update("\n".join(str(s) for s in col.splits).encode())
+    return h.hexdigest()[:16]
 
 
 def file_hash(path: str | Path) -> str:
@@ -49,15 +63,17 @@ def file_hash(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The collection a run trained on: its path and name, its content fingerprint, how many
-    samples it trained on and which split it left out; ``ids`` hashes the training ids when
-    they are a subset (a shard, a retain set, a label draw)."""
+    """The collection a run trained on: its path and name, its content fingerprint (the
+    samples), how many samples it trained on and which split it left out; ``index`` hashes
+    the collection's ids, labels and splits, ``ids`` the training ids when they are a subset
+    (a shard, a retain set, a label draw). Runs made before these hashes have them as None."""
 
     path: str
     name: str
     fingerprint: str
     samples: int
     exclude_split: str | None = "test"
+    index: str | None = None
     ids: str | None = None
 
     @classmethod
@@ -66,10 +82,7 @@ class DataSpec:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        if self.ids is None:
-            del out["ids"]
-        return out
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "exclude_split"}
 
 
 @dataclass(frozen=True)
