@@ -23,7 +23,7 @@ old_py -m unlabeled pretrain digits --out A --epochs 1 --batch-size 64
 old_py -m unlabeled finetune A --task digits --out C --epochs 1
 old_py -m unlabeled bench A --task digits --fractions 0.1,1 --seeds 2 --probes linear,knn >/dev/null
 cp A/bench.json bench-old.json
-old_py -m unlabeled pretrain digits --out B --epochs 4 --batch-size 64 --checkpoint-steps 5 &
+(PYTHONPATH="$tree/src" exec "$PY" -m unlabeled pretrain digits --out B --epochs 4 --batch-size 64 --checkpoint-steps 5) &
 pid=$!
 step() { "$PY" -c "import torch; print(torch.load('B/state.pt', weights_only=True)['step'])" 2>/dev/null || echo 0; }
 for _ in $(seq 1 240); do sleep 0.5; [ -f B/state.pt ] && [ "$(step)" -ge 20 ] && break; done
