@@ -17,6 +17,7 @@ MAX_PARAMS = 8
 ENTRY_POINTS = {
     "pretrain",
     "finetune",
+    "distil",
     "bench",
     "select",
     "forget",

@@ -13,6 +13,7 @@ from unlabeled.data import Collection, ImportReport, import_source, open_collect
 from unlabeled.forget import forget, verify
 from unlabeled.runs import Run, embed, open_run
 from unlabeled.select import select
+from unlabeled.train.distil import distil
 from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import pretrain
 
@@ -24,6 +25,7 @@ __all__ = [
     "UnlabeledError",
     "__version__",
     "bench",
+    "distil",
     "embed",
     "finetune",
     "forget",

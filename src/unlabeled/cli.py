@@ -18,7 +18,7 @@ from unlabeled._console import UnlabeledError, console
 from unlabeled.runtime import tune_process
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, forget.",
+    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, forget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -264,6 +264,51 @@ def finetune_(
         device=device,
         overwrite=overwrite,
     )
+
+
+@app.command("distil")
+def distil_(
+    teacher: Annotated[Path, typer.Argument(help="classifier run to distil from (made by finetune)")],
+    unlabeled: Annotated[Path, typer.Option(help="collection of unlabeled samples (its test split is left out)")],
+    out: Annotated[Path, typer.Option(help="run folder for the student classifier")] = Path("runs/student"),
+    encoder: Annotated[str | None, typer.Option(help="student encoder (default: the teacher's)")] = None,
+    size: Annotated[str | None, typer.Option(help="student size: tiny | small | base (default: the teacher's)")] = None,
+    init: Annotated[Path | None, typer.Option(help="start the student from this pretrained run's encoder")] = None,
+    temperature: Annotated[float, typer.Option(help="softmax temperature of teacher and student")] = 1.0,
+    label_weight: Annotated[
+        float, typer.Option(help="weight of the true label in the targets of the teacher's own training samples")
+    ] = 0.0,
+    epochs: Annotated[float | None, typer.Option(help="passes over the unlabeled samples (default 5)")] = None,
+    minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+) -> None:
+    """Distil a classifier into a student on unlabeled data (SimCLRv2's third step)."""
+    from unlabeled.train.distil import distil
+
+    run = distil(
+        teacher,
+        unlabeled,
+        out,
+        encoder=encoder,
+        size=size,
+        init=init,
+        temperature=temperature,
+        label_weight=label_weight,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    console.print(f"student -> {run.path}")
 
 
 @app.command("forget")

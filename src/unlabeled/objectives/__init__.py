@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from unlabeled._console import UnlabeledError
 from unlabeled.objectives.base import Objective
+from unlabeled.objectives.distil import Distil
 from unlabeled.objectives.jepa import JEPA
 from unlabeled.objectives.mae import MAE
 from unlabeled.objectives.simclr import SimCLR
@@ -17,6 +18,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "jepa": JEPA,
     "ts2vec": TS2Vec,
     "supervised": Supervised,
+    "distil": Distil,
 }
 
 
@@ -29,4 +31,15 @@ def build_objective(name: str, encoder, modality, **hparams) -> Objective:
         raise UnlabeledError(f"{name}: {e}") from None
 
 
-__all__ = ["JEPA", "MAE", "OBJECTIVES", "Classifier", "Objective", "SimCLR", "Supervised", "TS2Vec", "build_objective"]
+__all__ = [
+    "Distil",
+    "JEPA",
+    "MAE",
+    "OBJECTIVES",
+    "Classifier",
+    "Objective",
+    "SimCLR",
+    "Supervised",
+    "TS2Vec",
+    "build_objective",
+]

@@ -12,7 +12,7 @@ uninterrupted one would have.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,6 +37,17 @@ class ArraySource:
 
     def get(self, positions: np.ndarray) -> np.ndarray:
         return self.samples[positions]
+
+
+class Retargeted:
+    """A collection whose targets are replaced (a teacher's class distributions, one row per
+    sample): ``labels`` is ``targets``, everything else is the collection's."""
+
+    def __init__(self, collection: Any, targets: np.ndarray) -> None:
+        self.collection, self.labels = collection, targets
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
 
 
 class Sampler(Protocol):

@@ -1,0 +1,219 @@
+"""``distil``: a student classifier trained on unlabeled data against a teacher classifier's
+soft labels (SimCLRv2's third step: Chen et al. 2020, "Big Self-Supervised Models are Strong
+Semi-Supervised Learners"). The teacher is any classifier run (``finetune``, ``forget``, a
+student before it); the student is a classifier run like any other, of any encoder and size,
+from scratch or from a pretrained run's encoder (``init``), so ``bench``, ``embed``, ``forget``
+and ``finetune --init`` take it.
+
+    student = distil("runs/ft", "data/fmnist", "runs/student", size="tiny")
+
+The teacher's class distributions over the unlabeled samples are computed once, before
+training (the one embedding routine, in bf16 where the device has it), and ride along as the
+batch's targets; the test split never enters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.modalities import modality_from_state
+from unlabeled.models import default_options
+from unlabeled.objectives.distil import teacher_probs
+from unlabeled.runs import Run, encode, open_run
+from unlabeled.runtime import resolve_device
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train import distributed as dist
+from unlabeled.train.pretrain import provenance
+from unlabeled.train.run import claim_run_dir, train
+from unlabeled.train.sampling import Retargeted
+from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
+from unlabeled.train.trainer import TrainConfig
+
+
+@dataclass(frozen=True)
+class DistilRecipe:
+    """What the user asked of a distillation run; ``None`` is the teacher's (architecture)."""
+
+    encoder: str | None = None
+    size: str | None = None
+    temperature: float = 1.0
+    label_weight: float = 0.0
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def distil(
+    teacher: Run | str | os.PathLike[str],
+    unlabeled: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    encoder: str | None = None,
+    size: str | None = None,
+    init: Run | str | os.PathLike[str] | None = None,
+    temperature: float = 1.0,
+    label_weight: float = 0.0,
+    epochs: float | None = None,
+    minutes: float | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Run:
+    """Train a student classifier on ``unlabeled``'s samples (every split but test) to match
+    ``teacher``'s class distributions at ``temperature`` (SimCLRv2's distillation loss).
+
+    The student is ``encoder``/``size`` (default: the teacher's), from scratch, or from the
+    pretrained run ``init``'s encoder. ``label_weight`` > 0 mixes the one-hot label into the
+    target of the samples the teacher was trained on (SimCLRv2's optional label loss, as a
+    weighted sum). Trains ``epochs`` passes (default 5) or ``minutes``; ``resume`` continues an
+    interrupted run."""
+    recipe = DistilRecipe(encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed)
+    if not recipe.temperature > 0:
+        raise UnlabeledError(f"--temperature must be positive, got {recipe.temperature}")
+    if not 0.0 <= recipe.label_weight <= 1.0:
+        raise UnlabeledError(f"--label-weight must be between 0 and 1, got {recipe.label_weight}")
+    out = Path(out)
+    dev = dist.local_device(resolve_device(device))
+    with dist.process_group(dev):
+        col = open_collection(unlabeled)
+        if resume:
+            replace_old = claim_run_dir(out, True, False)
+            spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+            src, recipe = _init_run(spec.source_run), _saved_recipe(spec)
+            teacher_run = _teacher(spec.extra["teacher"]["run"], col)
+        else:
+            teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
+            replace_old = claim_run_dir(out, False, overwrite, remove=False)
+        positions = col.indices(exclude="test")
+        targets = soft_targets(teacher_run, col, positions, recipe, dev)
+        if not resume:
+            spec = student_spec(recipe, teacher_run, src, col, len(positions), dev)
+        source = Retargeted(col, targets)
+        return train(spec, source, positions, out, dev, resume=resume, replace_old=replace_old, start=src)
+
+
+def _init_run(path: str | None) -> Run | None:
+    return None if path is None else open_run(path)
+
+
+def _saved_recipe(spec: RunSpec) -> DistilRecipe:
+    """The recipe of a saved student: what its soft targets are recomputed with on resume."""
+    t = spec.extra["teacher"]
+    return DistilRecipe(temperature=float(spec.objective.options["temperature"]), label_weight=float(t["label_weight"]))
+
+
+def _teacher(teacher: Run | str | os.PathLike[str], col: Collection) -> Run:
+    """The teacher run, checked: a classifier, of ``col``'s kind of samples and classes."""
+    run = open_run(teacher)
+    if run.kind != "classifier":
+        raise UnlabeledError(
+            f"the teacher {run.path} is a pretraining run; make a classifier to distil from with `unlabeled finetune`"
+        )
+    trained_on = run.config["modality"]
+    if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
+        raise UnlabeledError(
+            f"the teacher {run.path} reads {trained_on['name']} samples of shape {tuple(trained_on['sample_shape'])}; "
+            f"{col.path} holds {col.modality} samples of shape {col.sample_shape}"
+        )
+    classes = (run.config.get("task") or {}).get("classes")
+    if col.classes and classes and list(col.classes) != list(classes):
+        raise UnlabeledError(
+            f"the teacher {run.path} knows the classes {', '.join(classes)}; {col.path} has {', '.join(col.classes)}"
+        )
+    return run
+
+
+class _Logits(nn.Module):
+    """A classifier seen by the one embedding routine: its "embedding" is its logits."""
+
+    def __init__(self, classifier: nn.Module, classes: int) -> None:
+        super().__init__()
+        self.classifier, self.dim = classifier, classes
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+def soft_targets(
+    teacher: Run, col: Collection, positions: np.ndarray, recipe: DistilRecipe, dev: torch.device
+) -> np.ndarray:
+    """One target distribution per sample of ``col`` (rows outside ``positions`` stay zero):
+    the teacher's at the recipe's temperature, mixed with the one-hot label by
+    ``label_weight`` on the samples the teacher was trained on."""
+    classes = int(teacher.config["method"]["classes"])
+    logits = encode(
+        _Logits(teacher.classifier(), classes), teacher.modality(), col, positions, device=dev, description="teacher"
+    )
+    targets = np.zeros((len(col), classes), dtype=np.float32)
+    targets[positions] = teacher_probs(torch.from_numpy(logits), recipe.temperature).numpy()
+    if recipe.label_weight > 0 and col.labels is not None:
+        known = np.intersect1d(col.positions(teacher.training_ids()), positions)
+        known = known[(col.labels[known] >= 0) & (col.labels[known] < classes)]
+        onehot = np.eye(classes, dtype=np.float32)[col.labels[known]]
+        targets[known] = recipe.label_weight * onehot + (1 - recipe.label_weight) * targets[known]
+    return targets
+
+
+def student_spec(
+    recipe: DistilRecipe, teacher: Run, src: Run | None, col: Collection, samples: int, dev: torch.device
+) -> RunSpec:
+    """The student's spec: the teacher's normalisation and classes; the encoder of ``src``
+    (a pretrained run) or the recipe's architecture (default: the teacher's), from scratch."""
+    t = teacher.config
+    if src is not None:
+        if src.config["modality"]["sample_shape"] != t["modality"]["sample_shape"]:
+            raise UnlabeledError(f"--init {src.path} was pretrained on other samples than the teacher's")
+        modality, enc = src.config["modality"], EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
+    else:
+        name, size = recipe.encoder or t["encoder"]["name"], recipe.size or t["encoder"]["size"]
+        modality = t["modality"]
+        if name == t["encoder"]["name"]:
+            options = dict(t["encoder"].get("options", {}))
+        else:
+            options = default_options(name, modality_from_state(modality).patch)
+        enc = EncoderSpec(name, size, tuple(t["encoder"]["sample_shape"]), options)
+    epochs = recipe.epochs if recipe.epochs is not None or recipe.minutes is not None else 5.0
+    cfg = TrainConfig(
+        batch_size=min(recipe.batch_size, samples),
+        epochs=epochs,
+        minutes=recipe.minutes,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        seed=recipe.seed,
+    )
+    where = {"path": str(col.path.resolve()), "fingerprint": col.fingerprint()}
+    classes = int(t["method"]["classes"])
+    teacher_record = {
+        "run": str(teacher.path.resolve()),
+        "step": teacher.step,
+        "weights": file_hash(teacher.path / ckpt.MODEL_FILE) if (teacher.path / ckpt.MODEL_FILE).exists() else None,
+        "label_weight": recipe.label_weight,
+    }
+    return RunSpec(
+        kind="classifier",
+        data=DataSpec(where["path"], col.name, where["fingerprint"], samples, "test"),
+        modality=modality,
+        encoder=enc,
+        objective=ObjectiveSpec("distil", {"classes": classes, "temperature": recipe.temperature}),
+        train=cfg,
+        task={**where, "classes": (t.get("task") or {}).get("classes"), "samples": samples},
+        source_run=None if src is None else str(src.path.resolve()),
+        provenance=provenance(dev),
+        extra={"teacher": teacher_record},
+    )

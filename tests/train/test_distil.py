@@ -1,0 +1,55 @@
+"""``distil``: a student classifier from a teacher's soft labels on unlabeled data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import unlabeled as ul
+from unlabeled.data.collection import CollectionWriter
+from unlabeled.runs import read_ids
+from unlabeled.train.finetune import finetune
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, fmnist_small):
+    labelled = fmnist_small.indices(exclude="test")[:300]
+    return finetune(None, fmnist_small, tmp_path_factory.mktemp("t") / "teacher", positions=labelled, epochs=6)
+
+
+def _predict(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> np.ndarray:
+    clf, mod = run.classifier(), run.modality()
+    with torch.no_grad():
+        return clf(mod.normalize(mod.prepare(col.get(pos)))).argmax(1).numpy()
+
+
+@pytest.mark.slow
+def test_a_student_learns_the_teachers_predictions_without_seeing_the_test_split(tmp_path, fmnist_small, teacher):
+    student = ul.distil(teacher.path, fmnist_small, tmp_path / "s", size="tiny", epochs=3, batch_size=64)
+    assert student.kind == "classifier" and student.config["method"]["name"] == "distil"
+    test = fmnist_small.indices("test")
+    trained = set(read_ids(student.path / "training-ids.txt"))
+    assert trained == {str(i) for i in fmnist_small.ids[fmnist_small.indices(exclude="test")]}
+    assert not trained & {str(i) for i in fmnist_small.ids[test]}
+    agree = (_predict(student, fmnist_small, test) == _predict(teacher, fmnist_small, test)).mean()
+    assert agree > 0.7, agree  # an untrained head agrees on about 1 in 10
+    assert student.config["teacher"]["run"] == str(teacher.path.resolve())
+    # a classifier run like any other: fine-tuned further, and resumed (already finished) as it was
+    again = ul.distil(teacher.path, fmnist_small, tmp_path / "s", resume=True)
+    assert again.step == student.step
+    child = finetune(student, fmnist_small, tmp_path / "ft", epochs=1)
+    assert child.config["source_run"] == str(student.path.resolve())
+
+
+def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
+    with pytest.raises(ul.UnlabeledError, match="reads image samples of shape"):
+        ul.distil(teacher.path, digits, tmp_path / "a")
+    renamed = CollectionWriter(tmp_path / "renamed", "image", (1, 28, 28), "uint8", [f"c{i}" for i in range(10)])
+    pos = fmnist_small.indices()[:50]
+    renamed.add(fmnist_small.get(pos), [str(i) for i in fmnist_small.ids[pos]], fmnist_small.labels[pos], None)
+    with pytest.raises(ul.UnlabeledError, match="knows the classes"):
+        ul.distil(teacher.path, renamed.close(), tmp_path / "b")
+    with pytest.raises(ul.UnlabeledError, match="label-weight must be between 0 and 1"):
+        ul.distil(teacher.path, fmnist_small, tmp_path / "c", label_weight=2)
+    assert not any((tmp_path / name).exists() for name in "abc")  # a refused run leaves nothing behind
