@@ -233,6 +233,10 @@ def finetune_(
     run: Annotated[Path | None, typer.Argument(help="pretrained run to start from (omit: from scratch)")] = None,
     task: Annotated[Path, typer.Option(help="labelled collection")] = Path("."),
     out: Annotated[Path, typer.Option(help="run folder for the classifier")] = Path("runs/clf"),
+    fraction: Annotated[
+        float | None, typer.Option(help="train on this stratified share of the labels (drawn with --seed, as bench)")
+    ] = None,
+    shots: Annotated[int | None, typer.Option(help="train on this many labels per class")] = None,
     epochs: Annotated[float, typer.Option()] = 5,
     batch_size: Annotated[int, typer.Option()] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
@@ -253,6 +257,8 @@ def finetune_(
         run,
         task,
         out,
+        fraction=fraction,
+        shots=shots,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,

@@ -18,6 +18,7 @@ import torch
 
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
+from unlabeled.data.splits import shots_subset, stratified_subset
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
 from unlabeled.runs import Run, open_run
@@ -35,6 +36,25 @@ def labelled_train(task: Collection) -> np.ndarray:
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
     return np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
+
+
+def few_labels(
+    col: Collection, positions: np.ndarray, fraction: float | None, shots: int | None, seed: int
+) -> np.ndarray:
+    """The labelled samples a few-label run trains on: a stratified ``fraction`` of
+    ``positions`` or ``shots`` per class, seeded as the benchmark's label settings are (every
+    class keeps at least one label); ``positions`` when neither is given."""
+    if fraction is not None and shots is not None:
+        raise UnlabeledError("give --fraction or --shots, not both")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise UnlabeledError(f"--fraction must be in (0, 1], got {fraction}")
+    if shots is not None and shots < 1:
+        raise UnlabeledError(f"--shots must be at least 1, got {shots}")
+    if fraction is None and shots is None:
+        return positions
+    y = col.labels[positions]
+    pick = stratified_subset(y, fraction, seed) if fraction is not None else shots_subset(y, shots, seed)
+    return positions[pick]
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,8 @@ def finetune(
     out: str | os.PathLike[str],
     *,
     positions: np.ndarray | None = None,
+    fraction: float | None = None,
+    shots: int | None = None,
     epochs: float = 5,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -77,10 +99,15 @@ def finetune(
     samples are split at random into that many disjoint shards, one classifier is trained on
     each in ``OUT/shards/NN`` with the same recipe, and the prediction averages their
     probabilities; forgetting then retrains only the shards that held the forgotten samples.
-    ``augment=False`` trains on the samples as they are (no light crops/noise)."""
+    ``augment=False`` trains on the samples as they are (no light crops/noise).
+
+    ``fraction`` (a stratified share of the labelled train samples, at least one per class) or
+    ``shots`` (that many per class) trains on a few labels, drawn with ``seed`` as ``bench``
+    draws its label settings, so a fine-tuned run matches a bench cell's labels."""
     recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment)
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
+    pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
     out, extra = Path(out), dict(extra_config or {})
