@@ -162,7 +162,7 @@ def train(
     e = spec.encoder
     params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6
     info(
-        f"{'finetune' if spec.kind == 'classifier' else 'pretrain'} {objective.name} on {col.name}: "
+        f"{'train a classifier:' if spec.kind == 'classifier' else 'pretrain'} {objective.name} on {col.name}: "
         f"{len(positions)} samples, {e.name}-{e.size} encoder ({params:.2f}M parameters), device {device}"
     )
     summary = trainer.fit(resume=resume)
