@@ -1,9 +1,4 @@
-"""The ``unlabeled`` command. Each subcommand is a thin wrapper over the Python API.
-
-Each command imports the part of the API it calls inside its own body: the package's top level
-pulls in torch, scikit-learn and matplotlib (seconds), which ``unlabeled --help`` and a
-mistyped option should not wait for. This is the one module that imports lazily on purpose.
-"""
+"""The ``unlabeled`` command. Each subcommand is a thin wrapper over the Python API."""
 
 from __future__ import annotations
 
@@ -15,7 +10,22 @@ from typing import Annotated
 import typer
 
 from unlabeled._console import UnlabeledError, console
+from unlabeled.bench import bench as run_bench
+from unlabeled.bench.scaling import scaling as run_scaling
+from unlabeled.bench.suites import builtin_suites, load_suite
+from unlabeled.data import import_source
+from unlabeled.data.builtins import BUILTINS
+from unlabeled.data.formats import ucr_names
+from unlabeled.demo import run_demo
+from unlabeled.forget import AuditLog, forget, verify_metrics
+from unlabeled.forget import verify as verify_request
+from unlabeled.runs import embed as run_embed
+from unlabeled.runs import open_run
 from unlabeled.runtime import tune_process
+from unlabeled.select import select
+from unlabeled.train.distil import distil
+from unlabeled.train.finetune import finetune
+from unlabeled.train.pretrain import pretrain as run_pretrain
 
 app = typer.Typer(
     help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, forget.",
@@ -61,9 +71,6 @@ def parse_settings(items: list[str] | None, what: str) -> dict[str, object]:
 @app.command()
 def datasets() -> None:
     """List the built-in real datasets (available offline)."""
-    from unlabeled.data.builtins import BUILTINS
-    from unlabeled.data.formats import ucr_names
-
     for b in BUILTINS.values():
         console.print(f"[bold]{b.name:<16}[/] {b.description}")
     console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series sets bundled in aeon: " + ", ".join(ucr_names()))
@@ -71,8 +78,6 @@ def datasets() -> None:
         f"[bold]{'espeak-keywords':<16}[/] 2,160 spoken keywords synthesised with espeak-ng: 12 words, "
         "20 speakers (5 held out for test; speaker = group), 3 speeds, 3 pitches"
     )
-    from unlabeled.bench.suites import builtin_suites, load_suite
-
     console.print("\nbenchmark suites (unlabeled bench RUN --suite NAME):")
     for name in builtin_suites():
         suite = load_suite(name)
@@ -106,8 +111,6 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
 ) -> None:
     """Import a dataset as a collection; bad files are reported and skipped."""
-    from unlabeled.data import import_source
-
     report = import_source(
         source,
         dest,
@@ -161,8 +164,6 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Pretrain an encoder without labels."""
-    from unlabeled.train.pretrain import pretrain as run_pretrain
-
     run_pretrain(
         data,
         out,
@@ -209,8 +210,6 @@ def select_(
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """Choose what to pretrain on: coreset, target-aware selection, or deduplication."""
-    from unlabeled.select import select
-
     col = select(
         pool,
         method=method,
@@ -251,8 +250,6 @@ def finetune_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Train a classifier (encoder + linear head) on a labelled task."""
-    from unlabeled.train.finetune import finetune
-
     finetune(
         run,
         task,
@@ -294,8 +291,6 @@ def distil_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Distil a classifier into a student on unlabeled data (SimCLRv2's third step)."""
-    from unlabeled.train.distil import distil
-
     run = distil(
         teacher,
         unlabeled,
@@ -339,10 +334,6 @@ def forget_(
     overwrite: Annotated[bool, typer.Option(help="replace a finished result in --out")] = False,
 ) -> None:
     """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
-    from unlabeled.forget import AuditLog, forget, verify_metrics
-    from unlabeled.forget import verify as verify_request
-    from unlabeled.runs import open_run
-
     if log is not None:
         rows = AuditLog(open_run(log).path).requests()  # open_run: a clear error if LOG is not a run
         if not rows:
@@ -408,8 +399,6 @@ def embed(
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
     """Write the embedding of every sample (id, vector) to parquet."""
-    from unlabeled.runs import embed as run_embed
-
     path = run_embed(run, data, out, device=device)
     console.print(f"wrote {path}")
 
@@ -451,8 +440,6 @@ def bench(
 ) -> None:
     """Score encoders with few labels on a task or a suite, against raw-feature, random-init and
     supervised-from-scratch baselines; writes bench.json and one report.html."""
-    from unlabeled.bench import bench as run_bench
-
     result = run_bench(
         runs,
         task,
@@ -492,8 +479,6 @@ def scaling(
 ) -> None:
     """How error falls with unlabeled count m and labelled count n: pretrain on pool subsets,
     probe at label fractions, fit error ≈ e + a/m + b/n."""
-    from unlabeled.bench.scaling import scaling as run_scaling
-
     result = run_scaling(
         pool,
         task,
@@ -518,8 +503,6 @@ def demo(
     seeds: Annotated[int, typer.Option()] = 3,
 ) -> None:
     """The whole path on Fashion-MNIST: import, pretrain without labels, bench, report."""
-    from unlabeled.demo import run_demo
-
     run_demo(out, minutes=minutes, seeds=seeds)
 
 

@@ -40,6 +40,11 @@ def test_a_student_learns_the_teachers_predictions_without_seeing_the_test_split
     assert again.step == student.step
     child = finetune(student, fmnist_small, tmp_path / "ft", epochs=1)
     assert child.config["source_run"] == str(student.path.resolve())
+    # labels are mixed in only where a fine-tuned teacher saw them; a student's ids are the pool
+    with pytest.raises(ul.UnlabeledError, match="label-weight needs a teacher fine-tuned"):
+        ul.distil(student.path, fmnist_small, tmp_path / "s2", label_weight=0.5)
+    with pytest.raises(ul.UnlabeledError, match="forget from its teacher"):
+        ul.forget(student, ids=[str(fmnist_small.ids[0])], out=tmp_path / "f")
 
 
 def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
@@ -52,4 +57,9 @@ def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
         ul.distil(teacher.path, renamed.close(), tmp_path / "b")
     with pytest.raises(ul.UnlabeledError, match="label-weight must be between 0 and 1"):
         ul.distil(teacher.path, fmnist_small, tmp_path / "c", label_weight=2)
+    with pytest.raises(ul.UnlabeledError, match="is the teacher; write the student elsewhere"):
+        ul.distil(teacher.path, fmnist_small, teacher.path, overwrite=True)
+    with pytest.raises(ul.UnlabeledError, match="is not a distilled student"):
+        ul.distil(teacher.path, fmnist_small, teacher.path, resume=True)
+    assert teacher.classifier() is not None  # the teacher is still there
     assert not any((tmp_path / name).exists() for name in "abc")  # a refused run leaves nothing behind

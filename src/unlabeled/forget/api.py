@@ -88,6 +88,13 @@ def _method(src: Run, name: str) -> Method:
             f"{src.path} is a self-supervised encoder: forget from it with "
             f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)"
         )
+    if src.kind == "classifier" and src.config["method"]["name"] != "supervised":
+        # a student (distil) was trained on a teacher's soft labels over a whole pool, which
+        # neither retraining nor the label-based unlearning objectives reproduce
+        raise UnlabeledError(
+            f"{src.path} is a {src.config['method']['name']} run; forget from its teacher (a classifier made by "
+            "`unlabeled finetune`) and distil again"
+        )
     if src.kind == "classifier" and not method.classifiers:
         raise UnlabeledError(f"{name} forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
     return method

@@ -2,8 +2,8 @@
 soft labels (SimCLRv2's third step: Chen et al. 2020, "Big Self-Supervised Models are Strong
 Semi-Supervised Learners"). The teacher is any classifier run (``finetune``, ``forget``, a
 student before it); the student is a classifier run like any other, of any encoder and size,
-from scratch or from a pretrained run's encoder (``init``), so ``bench``, ``embed``, ``forget``
-and ``finetune --init`` take it.
+from scratch or from a pretrained run's encoder (``init``), so ``bench``, ``embed`` and
+``finetune`` take it (``forget`` refuses it for now: forget from the teacher and distil again).
 
     student = distil("runs/ft", "data/fmnist", "runs/student", size="tiny")
 
@@ -33,7 +33,7 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import provenance
-from unlabeled.train.run import claim_run_dir, train
+from unlabeled.train.run import claim_run_dir, train, training_positions
 from unlabeled.train.sampling import Retargeted
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
 from unlabeled.train.trainer import TrainConfig
@@ -93,14 +93,17 @@ def distil(
     with dist.process_group(dev):
         col = open_collection(unlabeled)
         if resume:
-            replace_old = claim_run_dir(out, True, False)
-            spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
-            src, recipe = _init_run(spec.source_run), _saved_recipe(spec)
-            teacher_run = _teacher(spec.extra["teacher"]["run"], col)
+            claim_run_dir(out, True, False)
+            spec, teacher_run, positions = _resumed(out, col)
+            recipe, src, replace_old = _saved_recipe(spec), None, False  # the checkpoint holds the weights
         else:
             teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
+            for other, what in ((teacher_run, "the teacher"), (src, "--init")):
+                if other is not None and other.path.resolve() == out.resolve():
+                    raise UnlabeledError(f"--out {out} is {what}; write the student elsewhere")
+            _check_label_weight(teacher_run, col, recipe.label_weight)
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
-        positions = col.indices(exclude="test")
+            positions = col.indices(exclude="test")
         targets = soft_targets(teacher_run, col, positions, recipe, dev)
         if not resume:
             spec = student_spec(recipe, teacher_run, src, col, len(positions), dev)
@@ -108,8 +111,33 @@ def distil(
         return train(spec, source, positions, out, dev, resume=resume, replace_old=replace_old, start=src)
 
 
-def _init_run(path: str | None) -> Run | None:
-    return None if path is None else open_run(path)
+def _resumed(out: Path, col: Collection) -> tuple[RunSpec, Run, np.ndarray]:
+    """The spec, teacher and training positions of the student in ``out``, checked: a student,
+    on this collection, whose teacher's weights are the ones it started with."""
+    spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+    record = spec.extra.get("teacher")
+    if spec.objective.name != "distil" or record is None:
+        raise UnlabeledError(f"{out} is not a distilled student; resume it with the command that made it")
+    if spec.data.fingerprint != col.fingerprint():
+        raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+    teacher = _teacher(record["run"], col)
+    weights = teacher.path / ckpt.MODEL_FILE
+    if record.get("weights") and (not weights.exists() or file_hash(weights) != record["weights"]):
+        raise UnlabeledError(f"the teacher {teacher.path} changed since {out} started; distil again with --overwrite")
+    return spec, teacher, training_positions(col, spec, out)
+
+
+def _check_label_weight(teacher: Run, col: Collection, weight: float) -> None:
+    """Labels are mixed in only where the teacher saw them: a fine-tuned teacher of this very
+    collection (a student's training ids are the whole pool, not labels it saw)."""
+    if weight == 0:
+        return
+    task = teacher.config.get("task") or {}
+    if teacher.config["method"]["name"] != "supervised" or task.get("fingerprint") != col.fingerprint():
+        raise UnlabeledError(
+            f"--label-weight needs a teacher fine-tuned on {col.path} itself (`unlabeled finetune`): "
+            f"the labels mixed in are those of the samples it was trained on"
+        )
 
 
 def _saved_recipe(spec: RunSpec) -> DistilRecipe:
