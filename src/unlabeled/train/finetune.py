@@ -117,7 +117,7 @@ def finetune(
         train = {k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
 
         def one(folder: Path, part: np.ndarray, _: bool) -> Run:
-            return _finetune_one(recipe, src, col, part, folder, device, True, extra)
+            return _finetune_one(recipe, src, col, part, folder, device, True, {})  # extra: the whole run's
 
         return train_shards(col, pos, out, shards, seed, one, top=lambda c: {"train": {**c["train"], **train}, **extra})
     return _finetune_one(recipe, src, col, pos, out, device, overwrite, extra)

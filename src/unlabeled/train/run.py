@@ -197,10 +197,13 @@ def train_shards(
         train_one(shard, part, resume and (shard / ckpt.STATE_FILE).exists())
     first = Run(out / SHARDS / "00")
     config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
-    key = "task" if "task" in config else "data"
-    config[key] = {**config[key], "samples": len(positions)}
-    if "ids" in config["data"]:  # the first shard's subset; the whole run's is every shard's
-        config["data"] = {**config["data"], "ids": ids_hash(col.ids[positions])}
+    if "task" in config:
+        config["task"] = {**config["task"], "samples": len(positions)}
+    # the whole run's training set, as a single run on it would record it
+    data = {k: v for k, v in config["data"].items() if k != "ids"} | {"samples": len(positions)}
+    if len(positions) != len(col.indices(exclude=data.get("exclude_split"))):
+        data["ids"] = ids_hash(col.ids[positions])
+    config["data"] = data
     config |= top(first.config) if top else {}
     write_ids(out / TRAINING_IDS, col.ids[positions])
     ckpt.atomic_write_json(out / "config.json", config)
