@@ -18,6 +18,7 @@ ENTRY_POINTS = {
     "pretrain",
     "finetune",
     "distil",
+    "selftrain",
     "bench",
     "select",
     "forget",

@@ -16,6 +16,7 @@ from unlabeled.select import select
 from unlabeled.train.distil import distil
 from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import pretrain
+from unlabeled.train.selftrain import selftrain
 
 __all__ = [
     "BenchResult",
@@ -34,5 +35,6 @@ __all__ = [
     "open_run",
     "pretrain",
     "select",
+    "selftrain",
     "verify",
 ]

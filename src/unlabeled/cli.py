@@ -26,9 +26,11 @@ from unlabeled.select import select
 from unlabeled.train.distil import distil
 from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import pretrain as run_pretrain
+from unlabeled.train.selftrain import selftrain
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, forget.",
+    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, "
+    "selftrain, forget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -245,6 +247,7 @@ def finetune_(
     augment: Annotated[
         bool, typer.Option(help="light augmentation while training (--no-augment to fit the samples as they are)")
     ] = True,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
@@ -264,6 +267,7 @@ def finetune_(
         seed=seed,
         shards=shards,
         augment=augment,
+        precision=precision,
         device=device,
         overwrite=overwrite,
     )
@@ -285,6 +289,7 @@ def distil_(
     minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,
     batch_size: Annotated[int, typer.Option()] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
@@ -304,12 +309,71 @@ def distil_(
         minutes=minutes,
         batch_size=batch_size,
         lr=lr,
+        precision=precision,
         seed=seed,
         device=device,
         resume=resume,
         overwrite=overwrite,
     )
     console.print(f"student -> {run.path}")
+
+
+@app.command("selftrain")
+def selftrain_(
+    run: Annotated[
+        Path | None, typer.Argument(help="pretrained (or classifier) run to start from (omit: from scratch)")
+    ] = None,
+    task: Annotated[Path, typer.Option(help="collection with a few labels (its test split is left out)")] = Path("."),
+    out: Annotated[Path, typer.Option(help="run folder for the classifier")] = Path("runs/selftrain"),
+    fraction: Annotated[
+        float | None,
+        typer.Option(help="label this stratified share of the train samples (drawn with --seed, as bench)"),
+    ] = None,
+    shots: Annotated[int | None, typer.Option(help="label this many train samples per class")] = None,
+    threshold: Annotated[float, typer.Option(help="confidence a pseudo-label needs")] = 0.95,
+    ratio: Annotated[int, typer.Option(help="unlabelled samples per labelled one in a batch (FixMatch's mu)")] = 7,
+    unlabeled_weight: Annotated[float, typer.Option(help="weight of the pseudo-label loss")] = 1.0,
+    ema: Annotated[float, typer.Option(help="pseudo-labels from an EMA teacher with this decay (0: the model)")] = 0.0,
+    head: Annotated[
+        str, typer.Option(help="from a pretrained run: probe (a linear probe on the labels first, LP-FT) | random")
+    ] = "probe",
+    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
+    size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
+    epochs: Annotated[float | None, typer.Option(help="passes over the unlabelled samples (default 5)")] = None,
+    minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,
+    batch_size: Annotated[int, typer.Option(help="labelled samples per batch")] = 32,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+) -> None:
+    """Self-train a classifier on a few labels and the unlabeled samples (FixMatch)."""
+    result = selftrain(
+        run,
+        task,
+        out,
+        fraction=fraction,
+        shots=shots,
+        threshold=threshold,
+        ratio=ratio,
+        unlabeled_weight=unlabeled_weight,
+        ema=ema,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        encoder=encoder,
+        size=size,
+        precision=precision,
+        head=head,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    console.print(f"self-trained classifier -> {result.path}")
 
 
 @app.command("forget")
@@ -418,7 +482,11 @@ def bench(
     shots: Annotated[str, typer.Option(help="labelled samples per class, e.g. 1,5,10 (k-shot)")] = "",
     seeds: Annotated[int, typer.Option(help="repetitions per setting")] = 3,
     probes: Annotated[
-        str, typer.Option(help="comma-separated: linear,ridge,knn,nb,mlp (frozen) and finetune,lora,svfit (trained)")
+        str,
+        typer.Option(
+            help="comma-separated: linear,ridge,knn,nb,mlp (frozen), finetune,lora,svfit (trained) and semi "
+            "(FixMatch with the rest of the train split, unlabelled)"
+        ),
     ] = "linear,knn,nb",
     baselines: Annotated[
         str, typer.Option(help="comma-separated: raw,random-init,supervised (from scratch; trains per setting)")
@@ -501,9 +569,10 @@ def demo(
     out: Annotated[Path, typer.Option(help="folder for the data, the run and the report")] = Path("demo"),
     minutes: Annotated[float, typer.Option(help="pretraining budget")] = 11.0,
     seeds: Annotated[int, typer.Option()] = 3,
+    precision: Annotated[str, typer.Option(help="auto | fp32 (what a CPU without bf16 gets) | bf16")] = "auto",
 ) -> None:
     """The whole path on Fashion-MNIST: import, pretrain without labels, bench, report."""
-    run_demo(out, minutes=minutes, seeds=seeds)
+    run_demo(out, minutes=minutes, seeds=seeds, precision=precision)
 
 
 def main() -> None:

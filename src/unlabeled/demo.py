@@ -17,7 +17,9 @@ from unlabeled.runs import Run, embed
 from unlabeled.train.pretrain import pretrain
 
 
-def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3) -> BenchResult:
+def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3, precision: str = "auto") -> BenchResult:
+    """Import, pretrain for ``minutes`` (in ``precision``: ``fp32`` shows what a CPU without
+    bf16 gets), bench, report into ``out``."""
     out = Path(out)
     t0 = time.perf_counter()
     data, run_dir = out / "data" / "fashion-mnist", out / "runs" / "simclr"
@@ -27,7 +29,7 @@ def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3) ->
         console.print(import_source("fashion-mnist", data).summary())
     col = open_collection(data)
     if not (run_dir / "config.json").exists():
-        run = pretrain(col, run_dir, method="simclr", minutes=minutes)
+        run = pretrain(col, run_dir, method="simclr", minutes=minutes, precision=precision)
     elif Run(run_dir).finished:
         run = Run(run_dir)
         info(f"using the finished run in {run_dir}")

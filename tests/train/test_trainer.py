@@ -194,3 +194,20 @@ def test_keep_freed_memory_reuses_pages_across_steps():
     # glibc's default maps and unmaps a 64 MiB block every time; kept, its pages are reused
     assert system_faults > 0
     assert faults < system_faults / 4
+
+
+@pytest.mark.parametrize("early, late", [(1.0, 0.5), (0.5, 1.0), (0.8, 0.8)])
+def test_a_time_budget_is_used_to_within_five_percent_when_the_speed_changes(early, late):
+    """A simulated clock: steps take ``early`` seconds for the first 15% of the budget, then
+    ``late``; the loop runs to the count the budget last gave (no real time is measured)."""
+    from unlabeled.train.trainer import _Budget
+
+    budget, seconds = _Budget(100.0, fixed=False), 100.0
+    total, step, now = 1_000_000, 0, 0.0
+    while step < total:
+        now += early if now < 0.15 * seconds else late
+        step += 1
+        new = budget.refit(step, now, now)
+        total = total if new is None else new
+    assert budget.fixed
+    assert 0.95 * seconds <= now <= 1.05 * seconds, now

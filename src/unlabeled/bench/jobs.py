@@ -105,7 +105,7 @@ def _feature_jobs(plan: TaskPlan, models: list[Model]) -> tuple[list[Cell], list
 
 def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
     """Every fine-tuning probe on every model with a run behind it (the supervised baseline:
-    ``finetune`` from random weights), at every setting and seed; the samples are adapted
+    ``finetune``, and ``semi`` when asked for, from random weights), at every setting and seed; the samples are adapted
     once per run."""
     samples: dict[str, ProbeData | None] = {}
     cells: list[Cell] = []
@@ -114,7 +114,10 @@ def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[li
         ctx = model.context
         if ctx is None:
             continue
-        model_probes = ["finetune"] if model.name.startswith(SUPERVISED) else plan.raw_probes
+        # the supervised baseline: training from scratch on the labels alone (finetune), and with
+        # the unlabelled samples too (semi: FixMatch from scratch) when semi is asked for
+        scratch = ["finetune"] + [p for p in plan.raw_probes if p == "semi"]
+        model_probes = scratch if model.name.startswith(SUPERVISED) else plan.raw_probes
         if not model_probes:
             continue
         if ctx["run"] not in samples:

@@ -17,6 +17,8 @@ hyper-parameter is chosen from.
 - ``mlp``: standardised features + one hidden layer (scikit-learn's MLP).
 - ``finetune``, ``lora``, ``svfit``: the encoder itself trained with a head
   (:mod:`unlabeled.bench.tuning`): fully, through LoRA adapters, or through its singular values.
+- ``semi``: the encoder and head trained with FixMatch on the labelled subset and the rest of
+  the train split, unlabelled (:mod:`unlabeled.bench.semi`); classification only.
 
 Regression tasks use ridge regression for ``linear`` (and, with its penalty chosen by
 leave-one-out, for ``ridge``), a similarity-weighted mean of the
@@ -274,18 +276,23 @@ class ProbeSpec:
     # chooses ``param`` itself from ``grid`` while fitting (ridge's leave-one-out) when the task
     # has no groups; with groups the protocol chooses it on its group-aware validation split
     self_tuning: bool = False
+    # also given the train split's samples, unlabelled (``X_unlabelled``): the semi probe
+    unlabelled: bool = False
 
 
 class _FromTuning:
-    """``unlabeled.bench.tuning.<attr>(..., mode=mode)``, imported only when called (the
-    fine-tuning probes bring peft and the training loop; the frozen probes need neither)."""
+    """``unlabeled.bench.tuning.<attr>(..., mode=mode)`` (or ``unlabeled.bench.semi.<attr>``
+    without a mode), imported only when called (the fine-tuning probes bring peft and the
+    training loop; the frozen probes need neither)."""
 
-    def __init__(self, attr: str, mode: str) -> None:
+    def __init__(self, attr: str, mode: str | None) -> None:
         self.attr, self.mode = attr, mode
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
-        from unlabeled.bench import tuning
+        from unlabeled.bench import semi, tuning
 
+        if self.mode is None:
+            return getattr(semi, self.attr)(*args, **kw)
         return getattr(tuning, self.attr)(*args, mode=self.mode, **kw)
 
 
@@ -294,6 +301,16 @@ _RAW = {
     name: ProbeSpec(name, _FromTuning("FinetuneProbe", mode), "lr", (), inputs="raw", tune=_FromTuning("tune", mode))
     for name, mode in zip(FINETUNE_PROBES, ("full", "lora", "svfit"), strict=True)
 }
+
+_SEMI = ProbeSpec(
+    "semi",
+    _FromTuning("SemiProbe", None),
+    "max_steps",
+    (),
+    inputs="raw",
+    tune=_FromTuning("tune_semi", None),
+    unlabelled=True,
+)
 
 PROBES: dict[str, ProbeSpec] = {
     p.name: p
@@ -304,6 +321,7 @@ PROBES: dict[str, ProbeSpec] = {
         ProbeSpec("nb", _nb, "var_smoothing", (1e-9, 1e-3, 1e-1)),
         ProbeSpec("mlp", _mlp, "alpha", (1e-4, 1e-2, 1.0)),
         *_RAW.values(),
+        _SEMI,
     )
 }
 REGRESSION_PROBES: dict[str, ProbeSpec] = {

@@ -122,7 +122,10 @@ def fit_and_score(
         None if data.groups is None else data.groups[sub],
     )
     ctx = {**(context or {}), "task": kind, "seed": seed}  # what raw-input probes are given
-    model, chosen = _choose_and_fit(spec, labelled, fit, val, data.groups is None, ctx)
+    pools = None
+    if spec.unlabelled:  # the train split, unlabelled; while choosing, without the validation samples
+        pools = (np.delete(data.X_train, sub[val], axis=0), data.X_train)
+    model, chosen = _choose_and_fit(spec, labelled, (fit, val), data.groups is None, ctx, pools)
     pred, proba = _predict(model, data.X_test, kind)  # the one use of the test split
     values = score_all(kind, data.y_test, pred, proba, getattr(model, "classes_", None))
     return Score(values[metric], chosen, len(sub), values)
@@ -142,14 +145,22 @@ class _Labelled:
 
 
 def _choose_and_fit(
-    spec: ProbeSpec, data: _Labelled, fit: np.ndarray, val: np.ndarray, no_groups: bool, context: dict[str, Any]
+    spec: ProbeSpec,
+    data: _Labelled,
+    split: tuple[np.ndarray, np.ndarray],
+    no_groups: bool,
+    context: dict[str, Any],
+    pools: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
     """The probe's hyper-parameters chosen on ``val`` (fitting on ``fit``), then the model
-    refitted on the whole labelled subset: (model, what was chosen)."""
+    refitted on the whole labelled subset: (model, what was chosen). ``pools``: the unlabelled
+    samples a semi-supervised probe is given while choosing and when refitted."""
     Xl, yl = data.X, data.y
+    fit, val = split
     if spec.inputs == "raw":
-        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **context) if len(val) else {}
-        return spec.make(**params, **context).fit(Xl, yl), params
+        choosing, refit = ({"X_unlabelled": pools[0]}, {"X_unlabelled": pools[1]}) if pools is not None else ({}, {})
+        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **choosing, **context) if len(val) else {}
+        return spec.make(**params, **context).fit(Xl, yl, **refit), params
     if spec.self_tuning and no_groups:  # the probe chooses from its grid using every label
         model = spec.make().fit(Xl, yl)
         return model, chosen_by_probe(model)

@@ -89,11 +89,13 @@ def _method(src: Run, name: str) -> Method:
             f"{' or '.join(ENCODER_METHODS)} (or from a classifier made by `unlabeled finetune`)"
         )
     if src.kind == "classifier" and src.config["method"]["name"] != "supervised":
-        # a student (distil) was trained on a teacher's soft labels over a whole pool, which
-        # neither retraining nor the label-based unlearning objectives reproduce
+        # a student (distil) or a self-trained classifier (fixmatch) learnt from a whole
+        # unlabelled pool, which neither retraining nor the label-based unlearning objectives
+        # reproduce
+        how = {"distil": "forget from its teacher (a classifier made by `unlabeled finetune`) and distil again"}
         raise UnlabeledError(
-            f"{src.path} is a {src.config['method']['name']} run; forget from its teacher (a classifier made by "
-            "`unlabeled finetune`) and distil again"
+            f"{src.path} is a {src.config['method']['name']} run; "
+            + how.get(src.config["method"]["name"], "remove the samples from the data and self-train again")
         )
     if src.kind == "classifier" and not method.classifiers:
         raise UnlabeledError(f"{name} forgets from self-supervised encoders; for a classifier use npo, scrub, ...")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from unlabeled._console import UnlabeledError
 from unlabeled.objectives.base import Objective
 from unlabeled.objectives.distil import Distil
+from unlabeled.objectives.fixmatch import FixMatch
 from unlabeled.objectives.jepa import JEPA
 from unlabeled.objectives.mae import MAE
 from unlabeled.objectives.simclr import SimCLR
@@ -19,6 +20,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "ts2vec": TS2Vec,
     "supervised": Supervised,
     "distil": Distil,
+    "fixmatch": FixMatch,
 }
 
 
@@ -33,6 +35,7 @@ def build_objective(name: str, encoder, modality, **hparams) -> Objective:
 
 __all__ = [
     "Distil",
+    "FixMatch",
     "JEPA",
     "MAE",
     "OBJECTIVES",

@@ -53,6 +53,7 @@ class DistilRecipe:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    precision: str = "auto"
 
 
 def distil(
@@ -71,6 +72,7 @@ def distil(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    precision: str = "auto",
     device: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
@@ -83,7 +85,9 @@ def distil(
     target of the samples the teacher was trained on (SimCLRv2's optional label loss, as a
     weighted sum). Trains ``epochs`` passes (default 5) or ``minutes``; ``resume`` continues an
     interrupted run."""
-    recipe = DistilRecipe(encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed)
+    recipe = DistilRecipe(
+        encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed, precision
+    )
     if not recipe.temperature > 0:
         raise UnlabeledError(f"--temperature must be positive, got {recipe.temperature}")
     if not 0.0 <= recipe.label_weight <= 1.0:
@@ -108,7 +112,7 @@ def distil(
         if not resume:
             spec = student_spec(recipe, teacher_run, src, col, len(positions), dev)
         source = Retargeted(col, targets)
-        return train(spec, source, positions, out, dev, resume=resume, replace_old=replace_old, start=src)
+        return train(spec, source, positions, out, dev, resume=resume, replace_old=replace_old)
 
 
 def _resumed(out: Path, col: Collection) -> tuple[RunSpec, Run, np.ndarray]:
@@ -224,6 +228,7 @@ def student_spec(
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
         seed=recipe.seed,
+        precision=recipe.precision,
     )
     where = {"path": str(col.path.resolve()), "fingerprint": col.fingerprint()}
     classes = int(t["method"]["classes"])

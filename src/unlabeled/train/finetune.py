@@ -69,6 +69,7 @@ class FinetuneRecipe:
     encoder: str = "cnn"
     size: str | None = None
     augment: bool = True
+    precision: str = "auto"
 
 
 def finetune(
@@ -89,6 +90,7 @@ def finetune(
     device: str = "auto",
     shards: int = 1,
     augment: bool = True,
+    precision: str = "auto",
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Run:
@@ -99,12 +101,13 @@ def finetune(
     samples are split at random into that many disjoint shards, one classifier is trained on
     each in ``OUT/shards/NN`` with the same recipe, and the prediction averages their
     probabilities; forgetting then retrains only the shards that held the forgotten samples.
-    ``augment=False`` trains on the samples as they are (no light crops/noise).
+    ``augment=False`` trains on the samples as they are (no light crops/noise); ``precision``
+    is the training loop's (``auto``: bf16 where the CPU or GPU has it, ``fp32``, ``bf16``).
 
     ``fraction`` (a stratified share of the labelled train samples, at least one per class) or
     ``shots`` (that many per class) trains on a few labels, drawn with ``seed`` as ``bench``
     draws its label settings, so a fine-tuned run matches a bench cell's labels."""
-    recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment)
+    recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
     pos = few_labels(col, pos, fraction, shots, seed)
@@ -153,6 +156,7 @@ def classifier_spec(
             lr=r.lr,
             weight_decay=r.weight_decay,
             seed=r.seed,
+            precision=r.precision,
         ),
         task={**where, "classes": col.classes, "samples": len(positions)},
         source_run=None if src is None else str(src.path.resolve()),
@@ -175,7 +179,7 @@ def _finetune_one(
     with dist.process_group(dev):
         claim_run_dir(out, False, overwrite)
         spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
-        result = train(spec, col, positions, out, dev, start=src)
+        result = train(spec, col, positions, out, dev)
     if dist.rank() == 0:
         result.config["seconds"] = round(time.perf_counter() - t0, 2)
         ckpt.atomic_write_json(out / "config.json", result.config)

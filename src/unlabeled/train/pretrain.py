@@ -277,7 +277,7 @@ def _pretrain_one(
             if positions is not None:
                 pos = np.sort(np.asarray(positions, dtype=np.int64))
             spec = pretrain_spec(recipe, col, pos, src, dev)
-        return train(spec, col, pos, out, dev, resume=where.resume, replace_old=replace_old, start=src)
+        return train(spec, col, pos, out, dev, resume=where.resume, replace_old=replace_old)
 
 
 def _pretrain_sharded(

@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from unlabeled.objectives.base import Objective
 from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encoder_weights, read_ids, shard_split, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
+from unlabeled.train.sampling import Sampler
 from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash, index_hash
 from unlabeled.train.trainer import Trainer
 
@@ -120,12 +121,31 @@ def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -
     return objective, spec
 
 
+def starting_run(spec: RunSpec) -> Run | None:
+    """The run whose weights a new run starts from: the ``--init`` run of a pretraining spec
+    (every weight that fits), or the source run of a classifier's (its encoder)."""
+    path = spec.init.run if spec.init is not None and spec.init.run else spec.source_run
+    return None if path is None else Run(path)
+
+
 def start_point(src: Run) -> InitSpec:
     """The starting point of a run that begins from ``src``'s weights, with their hash."""
     path = src.path / ckpt.MODEL_FILE
     if not path.exists():
         raise UnlabeledError(f"{src.path} has no saved weights yet ({ckpt.MODEL_FILE})")
     return InitSpec(run=str(src.path.resolve()), step=src.step, weights=file_hash(path))
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A run's own batches: the ``sampler`` that draws them (instead of the epoch order over
+    the training positions), and the id files a new run records beside ``training-ids.txt``
+    (name -> positions), such as a self-trained run's labelled samples, and ``warm_start``."""
+
+    sampler: Sampler
+    ids_files: dict[str, np.ndarray] = field(default_factory=dict)
+    # called on a new run's objective once its starting weights are in (a head fitted first)
+    warm_start: Callable[[Objective], None] | None = None
 
 
 def train(
@@ -137,20 +157,25 @@ def train(
     *,
     resume: bool = False,
     replace_old: bool = False,
-    start: Run | None = None,
+    feed: Feed | None = None,
 ) -> Run:
     """Train the run ``spec`` describes on ``col``'s samples at ``positions`` into ``out``:
     a new run (``replace_old``: an old run there goes once this one is known to start), or
-    with ``resume`` the run in ``out`` from its last checkpoint. ``start`` is the run whose
-    weights it starts from (all of them for ``--init``; the encoder for a classifier)."""
+    with ``resume`` the run in ``out`` from its last checkpoint. A new run starts from the
+    weights of the run its spec names (:func:`starting_run`).
+    ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
+    start = None if resume else starting_run(spec)  # a resumed run's checkpoint holds its weights
     objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
+    if not resume and feed is not None and feed.warm_start is not None:
+        feed.warm_start(objective)
     if not resume:
         spec = spec.replace(data=replace(spec.data, samples=len(positions), index=index_hash(col)))
         if len(positions) != len(col.indices(exclude=spec.data.exclude_split)):
             spec = spec.replace(data=replace(spec.data, ids=ids_hash(col.ids[positions])))
     # built before anything is written, so that a run it refuses (a batch larger than the
     # training set, say) leaves no folder behind to --overwrite
-    trainer = Trainer(objective, col, positions, spec.train, out, device)
+    sampler = None if feed is None else feed.sampler
+    trainer = Trainer(objective, col, positions, spec.train, out, device, sampler=sampler)
     if replace_old:
         remove_run_dir(out)
     dist.barrier()  # every rank has checked `out` before rank 0 writes into it
@@ -158,6 +183,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         if spec.data.ids is not None or spec.kind == "classifier":  # a subset: say which samples
             write_ids(out / TRAINING_IDS, col.ids[positions])
+        for name, where in (feed.ids_files if feed else {}).items():
+            write_ids(out / name, col.ids[where])
         ckpt.atomic_write_json(out / "config.json", spec.to_config())
     e = spec.encoder
     params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6

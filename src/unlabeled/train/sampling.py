@@ -108,3 +108,63 @@ class SplitSampler:
         while self._current[0] < epoch:
             self._current = (self._current[0] + 1, np.array_split(self._rng.permutation(self.n), self.batches))
         return self._current[1][k]
+
+
+def _stream(pool: np.ndarray, seed: int, tag: int, start: int, count: int) -> np.ndarray:
+    """Items ``start .. start + count`` of an endless stream over ``pool``: its permutations,
+    one per pass, seeded by ``(seed, tag, pass)``, one after another (a pool smaller than the
+    count is passed over several times)."""
+    i = np.arange(start, start + count)
+    passes, within = np.divmod(i, len(pool))
+    out = np.empty(count, dtype=np.int64)
+    for p in np.unique(passes):
+        perm = np.random.default_rng([seed, tag, int(p)]).permutation(pool)
+        out[passes == p] = perm[within[passes == p]]
+    return out
+
+
+@dataclass
+class SemiSampler:
+    """Semi-supervised order (FixMatch): each step's batch is ``batch`` labelled positions
+    then ``ratio * batch`` unlabelled ones, each drawn from its own stream of seeded
+    permutations (the labelled stream wraps around many times per pass over the unlabelled
+    pool). Unlabelled positions are offset by ``offset`` (the collection's length), which is how
+    :class:`SemiSource` tells them apart: a sample may be in both pools. An epoch is one pass
+    over the unlabelled pool, or ``every`` steps where given (a probe that scores its validation
+    split that often); rank ``r`` takes its own slice of both streams."""
+
+    labelled: np.ndarray
+    unlabelled: np.ndarray
+    batch: int
+    ratio: int
+    seed: int
+    offset: int
+    rank: int = 0
+    world: int = 1
+    every: int = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.every or len(self.unlabelled) // (self.batch * self.ratio * self.world)
+
+    def positions(self, step: int) -> np.ndarray:
+        b, u = self.batch, self.batch * self.ratio
+        lab = _stream(self.labelled, self.seed, 0, (step * self.world + self.rank) * b, b)
+        unl = _stream(self.unlabelled, self.seed, 1, (step * self.world + self.rank) * u, u)
+        return np.concatenate([lab, unl + self.offset])
+
+
+class SemiSource:
+    """A collection read through :class:`SemiSampler`'s positions: ``p`` below the collection's
+    length is a labelled sample with its label, ``p + len`` the same sample unlabelled
+    (label ``-1``)."""
+
+    def __init__(self, collection: Any, labels: np.ndarray) -> None:
+        self.collection, self.n = collection, len(labels)
+        self.labels = np.concatenate([labels, np.full(self.n, -1, dtype=labels.dtype)])
+
+    def get(self, positions: np.ndarray) -> np.ndarray:
+        return self.collection.get(np.asarray(positions) % self.n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)

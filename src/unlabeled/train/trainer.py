@@ -13,9 +13,9 @@ augmentation generator is reseeded from ``(seed, step)`` at every step, so a res
 the same batches and the same views as one that was never interrupted.
 
 A time budget (``minutes``) is turned into a step count: a first guess from timing a few
-steps of a throwaway copy of the model, then fixed from the speed of the real steps once 10%
-of the budget has passed. The count is saved, so a resumed run ends at the same step as an
-uninterrupted one would.
+steps of a throwaway copy of the model, refitted from the speed of the real steps once 10% of
+the budget has passed and fixed at 50%. The count is saved, so a run resumed after that ends at
+the same step as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -98,22 +98,29 @@ def compile_encoder(encoder: torch.nn.Module) -> None:
 
 @dataclass
 class _Budget:
-    """Turns a time budget into a step count: a first guess from a calibration, then fixed
-    from the speed of the real steps once 10% of the budget has passed."""
+    """Turns a time budget into a step count: a first guess from a calibration, then refitted
+    from the speed of the real steps once 10% of the budget has passed and fixed at 50% (the
+    first steps are often slower or faster than the rest: one refit early left runs 20% short
+    of their budget)."""
 
     seconds: float | None
     fixed: bool
-    mark: tuple[int, float] | None = None  # (step, time) where timing for the budget starts
+    mark: tuple[int, float] | None = None  # (step, time) where timing for the next refit starts
+    refits: int = 0
+    POINTS = (0.1, 0.5)  # shares of the budget at which the count is refitted; fixed at the last
 
     def refit(self, step: int, now: float, elapsed: float) -> int | None:
-        """The final step count once it can be fixed (at most once), else None."""
+        """The new step count when one is due (the last is final), else None."""
         if self.fixed or self.seconds is None:
             return None
         self.mark = self.mark or ((step, now) if step >= 3 else None)
-        if self.mark and step - self.mark[0] >= 5 and dist.agree(elapsed >= 0.1 * self.seconds):
+        due = elapsed >= self.POINTS[min(self.refits, len(self.POINTS) - 1)] * self.seconds
+        if self.mark and step - self.mark[0] >= 5 and dist.agree(due):
             per_step = dist.max_float((now - self.mark[1]) / (step - self.mark[0]))
-            self.fixed = True
-            return max(step, step + int(0.98 * (self.seconds - elapsed) / per_step))
+            self.refits += 1
+            self.fixed = self.refits >= len(self.POINTS)
+            self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
+            return max(step, step + int(0.99 * (self.seconds - elapsed) / per_step))
         return None
 
 
@@ -220,7 +227,7 @@ class Trainer:
         info(
             f"time budget {self.cfg.minutes:g} min, about {per_step * 1000:.0f} ms/step "
             f"-> {total} steps ({total / self.steps_per_epoch:.1f} epochs); "
-            "the count is fixed after 10% of the budget"
+            "the count is refitted from the real steps at 10% and 50% of the budget"
         )
         return total
 

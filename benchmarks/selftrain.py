@@ -1,0 +1,166 @@
+"""Few labels, all the unlabeled data: Fashion-MNIST with 1% of the labels, each arm a whole
+pipeline a user runs (not run by CI).
+
+Arms (any subset, in this order):
+- ``linear``: pretrain (SimCLR) without labels, frozen linear probe (the bench protocol);
+- ``finetune``: pretrain, then ``finetune --fraction``;
+- ``supervised``: ``finetune --fraction`` from scratch;
+- ``fixmatch-scratch``: ``selftrain --fraction`` from scratch;
+- ``fixmatch``: pretrain, then ``selftrain --fraction`` from the pretrained encoder;
+- ``distil``: pretrain, ``finetune --fraction``, then ``distil`` on every unlabeled image.
+
+``--split dev`` scores a development split instead of the test split: 10,000 train images
+held out (from the labels, the unlabeled pool and pretraining alike), for choosing recipes;
+``--split test`` (the default) reports. Pretraining is done once and shared by the arms and
+label draws (it sees no labels); its minutes count in each arm's pipeline time.
+
+    python benchmarks/selftrain.py --split dev --arms fixmatch-scratch,fixmatch --precision fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import unlabeled as ul
+from unlabeled.bench.protocol import evaluate
+from unlabeled.data.collection import INDEX_FILE, derive_collection
+from unlabeled.runtime import tune_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from distil import accuracy, machine  # noqa: E402  (the sibling benchmark's helpers)
+
+ROOT = Path(__file__).resolve().parent.parent
+ARMS = ("linear", "finetune", "supervised", "fixmatch-scratch", "fixmatch", "distil")
+DEV = 10_000
+
+
+def dev_collection(col: ul.Collection, dest: Path) -> ul.Collection:
+    """The train split alone, with ``DEV`` images (seeded) marked as its test split."""
+    if (dest / INDEX_FILE).exists():
+        return ul.open_collection(dest)
+    train = col.indices(exclude="test")
+    derive_collection(col, train, dest, {"name": "fashion-mnist-dev"}, overwrite=True)
+    table = pq.read_table(dest / INDEX_FILE)
+    split = np.array(["train"] * len(train), dtype=object)
+    split[np.random.default_rng(12345).choice(len(train), DEV, replace=False)] = "test"
+    table = table.set_column(table.schema.get_field_index("split"), "split", pa.array(split.tolist(), pa.string()))
+    pq.write_table(table, dest / INDEX_FILE)
+    return ul.open_collection(dest)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--split", choices=("dev", "test"), default="test")
+    ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--draws", type=int, default=1)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--pretrain-minutes", type=float, default=10)
+    ap.add_argument("--pretrain-size", default="tiny")
+    ap.add_argument("--minutes", type=float, default=15, help="self-training or distillation budget")
+    ap.add_argument("--size", default="tiny", help="from-scratch arms' encoder size")
+    ap.add_argument("--finetune-epochs", type=float, default=30)
+    ap.add_argument("--selftrain", default="{}", help="JSON of more selftrain options (threshold, ratio, ema, lr)")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "selftrain")
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    print(machine())
+    print(vars(args), flush=True)
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    full = args.work / "fashion-mnist"
+    if not full.exists():
+        print(ul.import_source("fashion-mnist", full).summary())
+    col = ul.open_collection(full)
+    if args.split == "dev":
+        col = dev_collection(col, args.work / "fashion-mnist-dev")
+    scored = col.indices("test")
+    print(f"scored on the {args.split} split: {len(scored)} images", flush=True)
+    work = args.work / args.split
+    pre, pre_s = None, 0.0
+    if any(a in arms for a in ("linear", "finetune", "fixmatch", "distil")):
+        path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}"
+        t = time.perf_counter()
+        if (path / "config.json").exists() and ul.open_run(path).finished:
+            pre = ul.open_run(path)
+            pre_s = float(pre.config.get("seconds", args.pretrain_minutes * 60))
+        else:
+            pre = ul.pretrain(
+                col,
+                path,
+                size=args.pretrain_size,
+                minutes=args.pretrain_minutes,
+                precision=args.precision,
+                overwrite=True,
+            )
+            pre_s = time.perf_counter() - t
+        print(f"pretrained: {pre.step} steps, {pre_s:.0f} s", flush=True)
+    extra = json.loads(args.selftrain)
+    results: dict[str, list[tuple[float, float]]] = {a: [] for a in arms}
+    for seed in range(args.draws):
+        for arm in arms:
+            t = time.perf_counter()
+            acc = run_arm(arm, args, col, pre, work / f"{arm}-{seed}", seed, extra)
+            secs = time.perf_counter() - t + (pre_s if arm in ("linear", "finetune", "fixmatch", "distil") else 0)
+            results[arm].append((acc, secs))
+            print(f"draw {seed} {arm:<17} {args.split} accuracy {acc:.4f}  pipeline {secs:.0f} s", flush=True)
+    print(f"\nmean of {args.draws} draws, {args.split} accuracy with {args.fraction:.0%} of the labels:")
+    for arm, rows in results.items():
+        a = np.array(rows)
+        print(f"  {arm:<17} {a[:, 0].mean():.4f} ± {a[:, 0].std():.4f}   pipeline {a[:, 1].mean():.0f} s")
+
+
+def run_arm(
+    arm: str, args: argparse.Namespace, col: ul.Collection, pre: ul.Run | None, out: Path, seed: int, extra: dict
+) -> float:
+    """The ``split`` accuracy of one arm's pipeline on one label draw."""
+    test = col.indices("test")
+    common = {"fraction": args.fraction, "seed": seed, "overwrite": True}
+    if arm == "linear":
+        X, train = pre.encode(col), col.indices(exclude="test")
+        return evaluate(X[train], col.labels[train], X[test], col.labels[test], "linear", args.fraction, seed).value
+    if arm in ("finetune", "supervised", "distil"):
+        start = None if arm == "supervised" else pre
+        clf = ul.finetune(
+            start,
+            col,
+            out,
+            epochs=args.finetune_epochs,
+            batch_size=64,
+            size=args.size,
+            precision=args.precision,
+            **common,
+        )
+        if arm != "distil":
+            return accuracy(clf, col, test)
+        student = ul.distil(
+            clf.path,
+            col,
+            out.with_name(out.name + "-student"),
+            minutes=args.minutes,
+            seed=seed,
+            precision=args.precision,
+            overwrite=True,
+        )
+        return accuracy(student, col, test)
+    start = pre if arm == "fixmatch" else None
+    run = ul.selftrain(
+        start, col, out, minutes=args.minutes, size=args.size, precision=args.precision, **common, **extra
+    )
+    return accuracy(run, col, test)
+
+
+if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
+    main()

@@ -1,0 +1,292 @@
+"""``selftrain``: a classifier trained on a few labels and every unlabelled sample at once,
+with FixMatch's pseudo-labels and consistency (Sohn et al. 2020, "FixMatch: Simplifying
+Semi-Supervised Learning with Consistency and Confidence"), from a pretrained run's encoder
+or from scratch.
+
+    run = selftrain("runs/a", "data/fmnist", "runs/st", fraction=0.01)
+
+The labelled samples are a stratified ``fraction`` (or ``shots`` per class) of the task's
+labelled train samples, drawn with ``seed`` exactly as ``finetune`` and ``bench`` draw them;
+the unlabelled pool is every sample outside the test split (the labelled ones included, their
+labels hidden, as FixMatch does). The test split never enters. The run records
+``training-ids.txt`` (the pool and the labelled samples), ``labelled-ids.txt`` and, where the
+pool is not all of them, ``unlabelled-ids.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import NO_LABEL, Collection, open_collection
+from unlabeled.objectives.base import Objective
+from unlabeled.runs import Run, encode, open_run, read_ids
+from unlabeled.runtime import resolve_device
+from unlabeled.train import distributed as dist
+from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train
+from unlabeled.train.run import Feed, claim_run_dir, train, training_positions
+from unlabeled.train.sampling import SemiSampler, SemiSource
+from unlabeled.train.spec import ObjectiveSpec, RunSpec
+from unlabeled.train.trainer import TrainConfig
+
+LABELLED_IDS = "labelled-ids.txt"
+UNLABELLED_IDS = "unlabelled-ids.txt"  # only where the pool is not every training sample
+
+
+@dataclass(frozen=True)
+class SelftrainRecipe:
+    """What the user asked of a self-training run. ``batch_size`` counts labelled samples;
+    each step also takes ``ratio`` times as many unlabelled ones (FixMatch's mu)."""
+
+    threshold: float = 0.95
+    ratio: int = 7
+    unlabeled_weight: float = 1.0
+    ema: float = 0.0
+    cutout: float = 0.5
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    encoder: str = "cnn"
+    size: str | None = None
+    precision: str = "auto"
+    head: str = "probe"  # a pretrained start's head: a linear probe on the labels (LP-FT), or "random"
+
+    def __post_init__(self) -> None:
+        if self.ratio < 1:
+            raise UnlabeledError(f"--ratio must be at least 1, got {self.ratio}")
+        if not 0 <= self.threshold <= 1:
+            raise UnlabeledError(f"--threshold must be in [0, 1], got {self.threshold}")
+        if not 0 <= self.ema < 1:
+            raise UnlabeledError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.head not in ("probe", "random"):
+            raise UnlabeledError(f"--head must be probe or random, got {self.head!r}")
+
+
+def selftrain(
+    run: Run | str | os.PathLike[str] | None,
+    task: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    labelled: np.ndarray | None = None,
+    unlabelled: np.ndarray | None = None,
+    fraction: float | None = None,
+    shots: int | None = None,
+    threshold: float = 0.95,
+    ratio: int = 7,
+    unlabeled_weight: float = 1.0,
+    ema: float = 0.0,
+    epochs: float | None = None,
+    minutes: float | None = None,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    encoder: str = "cnn",
+    size: str | None = None,
+    precision: str = "auto",
+    head: str = "probe",
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Run:
+    """Self-train a classifier of ``task``'s classes with FixMatch: ``run``'s encoder (a
+    pretrained or classifier run) with a new linear head, or ``encoder``/``size`` from
+    scratch when ``run`` is None.
+
+    The labelled samples are ``labelled`` (positions), or a ``fraction``/``shots`` draw of the
+    task's labelled train samples with ``seed``, or all of them; the unlabelled pool is
+    ``unlabelled`` (positions) or every sample outside the test split. Each step takes
+    ``batch_size`` labelled and ``ratio`` times as many unlabelled samples; a pseudo-label
+    counts where the weak view's confidence reaches ``threshold``, its loss weighted by
+    ``unlabeled_weight``; ``ema`` > 0 takes pseudo-labels from an EMA teacher of that decay.
+    From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
+    encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
+    Pretrained Features and Underperform Out-of-Distribution"), so the first pseudo-labels are
+    the probe's rather than a random head's; ``"random"`` starts it from scratch.
+    Trains ``epochs`` passes over the pool (default 5) or ``minutes``; ``resume`` continues
+    an interrupted run."""
+    recipe = SelftrainRecipe(
+        threshold=threshold,
+        ratio=ratio,
+        unlabeled_weight=unlabeled_weight,
+        ema=ema,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        encoder=encoder,
+        size=size,
+        precision=precision,
+        head=head,
+    )
+    out = Path(out)
+    dev = dist.local_device(resolve_device(device))
+    with dist.process_group(dev):
+        col = open_collection(task)
+        if resume:
+            claim_run_dir(out, True, False)
+            spec, lab, pool = _resumed(out, col)
+            src, replace_old = None, False  # the checkpoint holds the weights
+        else:
+            lab, pool = _pools(col, labelled, unlabelled, fraction, shots, recipe.seed)
+            src = None if run is None else open_run(run)
+            if src is not None and src.path.resolve() == out.resolve():
+                raise UnlabeledError(f"--out {out} is the run to start from; write elsewhere")
+            replace_old = claim_run_dir(out, False, overwrite, remove=False)
+            spec = selftrain_spec(recipe, src, col, lab, pool, dev)
+        warm = None if resume or src is None or recipe.head != "probe" else probe_head(col, lab, dev)
+        feed = semi_feed(col, spec, lab, pool, warm)
+        source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
+        return train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
+
+
+def semi_feed(
+    col: Collection, spec: RunSpec, lab: np.ndarray, pool: np.ndarray, warm: Callable[[Objective], None] | None
+) -> Feed:
+    """The batches of a self-trained run (this process's share) and the id files it records."""
+    cfg, ratio = spec.train, int(spec.extra["selftrain"]["ratio"])
+    if len(pool) < cfg.batch_size * ratio * dist.world_size():
+        raise UnlabeledError(
+            f"{len(pool)} unlabelled samples are fewer than one batch of {cfg.batch_size * ratio}; "
+            "lower --batch-size or --ratio"
+        )
+    sampler = SemiSampler(lab, pool, cfg.batch_size, ratio, cfg.seed, len(col), dist.rank(), dist.world_size())
+    everything = np.union1d(lab, pool)
+    files = {LABELLED_IDS: lab} | ({} if len(pool) == len(everything) else {UNLABELLED_IDS: pool})
+    return Feed(sampler, files, warm)
+
+
+def _pools(
+    col: Collection,
+    labelled: np.ndarray | None,
+    unlabelled: np.ndarray | None,
+    fraction: float | None,
+    shots: int | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled positions and the unlabelled pool, checked: labels on every labelled
+    sample, every class labelled, nothing from the test split."""
+    lab = labelled_train(col) if labelled is None else np.sort(np.asarray(labelled, dtype=np.int64))
+    lab = few_labels(col, lab, fraction, shots, seed)
+    pool = col.indices(exclude="test") if unlabelled is None else np.sort(np.asarray(unlabelled, dtype=np.int64))
+    test = np.flatnonzero(col.splits == "test") if col.splits is not None else np.array([], dtype=np.int64)
+    if np.isin(lab, test).any() or np.isin(pool, test).any():
+        raise UnlabeledError(f"{col.path}: the test split may not train a self-trained classifier")
+    if not len(lab) or (col.labels[lab] == NO_LABEL).any():
+        raise UnlabeledError(f"{col.path}: the labelled samples must all have labels")
+    # every class the train split has labels of needs one here (a class absent from the train
+    # split altogether cannot be learnt, and finetune does not ask for it either)
+    missing = sorted(set(col.labels[labelled_train(col)].tolist()) - set(col.labels[lab].tolist()))
+    if missing:
+        names = [col.classes[c] if col.classes else str(c) for c in missing]
+        raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")
+    return lab, pool
+
+
+def _labels(col: Collection, labelled: np.ndarray) -> np.ndarray:
+    """The collection's labels on the labelled positions, ``-1`` everywhere else."""
+    y = np.full(len(col), NO_LABEL, dtype=np.int64)
+    y[labelled] = col.labels[labelled]
+    return y
+
+
+def selftrain_spec(
+    recipe: SelftrainRecipe, src: Run | None, col: Collection, labelled: np.ndarray, pool: np.ndarray, dev: torch.device
+) -> RunSpec:
+    """A classifier's spec (``finetune``'s: ``src``'s encoder and normalisation, or the
+    recipe's architecture fitted to the pool) with the FixMatch objective and loop."""
+    r = recipe
+    base = FinetuneRecipe(seed=r.seed, encoder=r.encoder, size=r.size)
+    spec = classifier_spec(base, src, col, np.union1d(labelled, pool), dev)
+    classes = int(spec.objective.options["classes"])
+    options = {"classes": classes, "threshold": r.threshold, "unlabeled_weight": r.unlabeled_weight}
+    epochs = r.epochs if r.epochs is not None or r.minutes is not None else 5.0
+    cfg = TrainConfig(
+        batch_size=r.batch_size,
+        epochs=epochs,
+        minutes=r.minutes,
+        lr=r.lr,
+        weight_decay=r.weight_decay,
+        seed=r.seed,
+        precision=r.precision,
+    )
+    head = r.head if src is not None else "random"
+    record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
+    return spec.replace(
+        objective=ObjectiveSpec("fixmatch", {**options, "ema": r.ema, "cutout": r.cutout}),
+        train=cfg,
+        extra={"selftrain": record},
+    )
+
+
+def probe_head(col: Collection, labelled: np.ndarray, dev: torch.device) -> Callable[[Objective], None]:
+    """LP-FT's first step for an objective with a linear ``head`` on ``encoder.embed``: the head
+    set to a logistic regression of the frozen encoder's features of the labelled samples
+    (:func:`linear_head`)."""
+
+    def warm(objective: Objective) -> None:
+        feats = encode(objective.encoder, objective.modality, col, labelled, device=dev, description="probe head")
+        weight, bias = linear_head(feats, col.labels[labelled], objective.head.out_features)
+        with torch.no_grad():
+            for head in (objective.head, getattr(objective, "teacher_head", None)):
+                if head is not None:
+                    head.weight.copy_(torch.from_numpy(weight))
+                    head.bias.copy_(torch.from_numpy(bias))
+        info(f"head: a linear probe on {len(labelled)} labels (LP-FT)")
+
+    return warm
+
+
+def standardised_probe(feats: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndarray, ...]:
+    """A multinomial logistic regression of ``y`` on ``feats`` standardised by their mean and
+    std (the penalty chosen by 3-fold cross-validation on these labels where every class has
+    3, else C = 0.1): (weight (classes, dim), bias (classes,), mean, std), its logits
+    ``((feats - mean) / std) @ weight.T + bias``. A class with no label gets bias -30."""
+    mean, std = feats.mean(0), feats.std(0) + 1e-6
+    z = (feats - mean) / std
+    counts = np.bincount(y)
+    if counts[counts > 0].min() >= 3:
+        with warnings.catch_warnings():  # scikit-learn 1.9 announces its coming defaults
+            warnings.simplefilter("ignore", FutureWarning)
+            model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=3, max_iter=1000).fit(z, y)
+    else:
+        model = LogisticRegression(C=0.1, max_iter=1000).fit(z, y)
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1:  # two classes: one logit, split evenly between them
+        coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    weight = np.zeros((classes, feats.shape[1]), dtype=np.float32)
+    bias = np.full(classes, -30.0, dtype=np.float32)  # a class with no label: never predicted at first
+    weight[model.classes_], bias[model.classes_] = coef, intercept
+    return weight, bias, mean.astype(np.float32), std.astype(np.float32)
+
+
+def linear_head(feats: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`standardised_probe` folded into one linear map of the raw features: weights
+    (classes, dim) and bias (classes,) with ``feats @ weight.T + bias`` its logits."""
+    weight, bias, mean, std = standardised_probe(feats, y, classes)
+    return weight / std, bias - (weight / std) @ mean
+
+
+def _resumed(out: Path, col: Collection) -> tuple[RunSpec, np.ndarray, np.ndarray]:
+    """The spec, labelled positions and unlabelled pool of the self-trained run in ``out``,
+    checked: a self-trained run, on this collection."""
+    spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+    if spec.objective.name != "fixmatch" or "selftrain" not in spec.extra or not (out / LABELLED_IDS).exists():
+        raise UnlabeledError(f"{out} is not a self-trained run; resume it with the command that made it")
+    if spec.data.fingerprint != col.fingerprint():
+        raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+    lab = col.positions(read_ids(out / LABELLED_IDS))
+    pool = out / UNLABELLED_IDS
+    return spec, lab, col.positions(read_ids(pool)) if pool.exists() else training_positions(col, spec, out)

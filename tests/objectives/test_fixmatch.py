@@ -1,0 +1,113 @@
+"""FixMatch's pieces against their definitions: pseudo-labels and their confidence mask, the
+weak view as their source, Cutout, the two losses, and the EMA teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled.objectives import fixmatch
+from unlabeled.objectives.fixmatch import FixMatch, cutout, pseudo_labels
+
+
+class _Encoder(nn.Module):
+    """A linear encoder without batch norm: its outputs depend on each sample alone."""
+
+    def __init__(self, features: int = 12, dim: int = 6) -> None:
+        super().__init__()
+        self.dim, self.lin = dim, nn.Linear(features, dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.flatten(1))
+
+
+class _Views:
+    """A modality whose weak view is the sample itself and whose strong view is its negation
+    plus 5: the two can never be mistaken for one another."""
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
+        return x.clone() if light else 5 - x
+
+
+def test_pseudo_labels_are_the_argmax_masked_below_the_threshold():
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.3, 0.2, 0.1], [0.0, 0.0, 9.0]])
+    labels, mask = pseudo_labels(logits, threshold=0.9)
+    assert labels.tolist() == [0, 0, 2]
+    probs = logits.softmax(1).max(1).values
+    assert mask.tolist() == (probs >= 0.9).tolist() == [True, False, True]
+    assert not labels.requires_grad and not mask.requires_grad
+    _, none = pseudo_labels(logits, threshold=1.0)
+    assert not none.any()
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_pseudo_labels_come_from_the_weak_view_never_the_strong_one(monkeypatch, ema):
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.5, ema=ema, cutout=0.0)
+    seen = []
+    monkeypatch.setattr(fixmatch, "pseudo_labels", lambda logits, t: (seen.append(logits), pseudo_labels(logits, t))[1])
+    x = torch.randn(8, 1, 12)
+    y = torch.tensor([0, 1, -1, -1, -1, -1, -1, -1])
+    obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        on_weak = obj.head(obj.encoder.embed(x[2:]))
+        on_strong = obj.head(obj.encoder.embed(5 - x[2:]))
+    torch.testing.assert_close(seen[0], on_weak)
+    assert not torch.allclose(seen[0], on_strong)
+
+
+def test_the_loss_is_labelled_cross_entropy_plus_the_masked_pseudo_label_term():
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, unlabeled_weight=2.0, cutout=0.0)
+    x, y = torch.randn(6, 1, 12), torch.tensor([2, 0, -1, -1, -1, -1])
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        logits_l = obj.head(obj.encoder.embed(x[:2]))
+        targets = obj.head(obj.encoder.embed(x[2:])).argmax(1)
+        logits_s = obj.head(obj.encoder.embed(5 - x[2:]))
+    sup = F.cross_entropy(logits_l, y[:2])
+    unsup = F.cross_entropy(logits_s, targets)  # threshold 0: every pseudo-label counts
+    torch.testing.assert_close(loss.detach(), sup + 2.0 * unsup)
+    assert logs["mask"] == 1.0
+    # a threshold nothing reaches: the unlabelled samples add nothing
+    obj.threshold = 1.0
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
+    torch.testing.assert_close(loss.detach(), sup)
+    assert logs["mask"] == 0.0 and logs["unsup"] == 0.0
+
+
+@pytest.mark.parametrize("shape", [(4, 2, 40), (4, 1, 10, 20), (4, 1, 8, 8, 8)])
+def test_cutout_zeroes_one_box_of_the_given_share_of_each_spatial_axis(shape):
+    x = torch.rand(shape) + 1.0  # no zero anywhere before
+    out = cutout(x, 0.5, torch.Generator().manual_seed(0))
+    box = 1
+    for size in shape[2:]:
+        box *= round(0.5 * size)
+    zeros = (out == 0).flatten(2).sum(-1)  # per sample and channel
+    assert (zeros == box).all()
+    assert torch.equal(out[out != 0], x[out != 0]) and (x > 0).all()
+    assert torch.equal(cutout(x, 0.0, torch.Generator()), x)
+
+
+def test_the_ema_teacher_moves_toward_the_model_by_one_minus_the_decay():
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, ema=0.75)
+    before = obj.teacher_head.weight.clone()
+    assert torch.equal(before, obj.head.weight)
+    with torch.no_grad():
+        obj.head.weight.add_(1.0)
+    obj.after_step(0.5)
+    torch.testing.assert_close(obj.teacher_head.weight, before + 0.25)
+    assert not any(p.requires_grad for p in obj.teacher_encoder.parameters())
+    assert {k.split(".")[0] for k in obj.state_dict()} == {"encoder", "head", "teacher_encoder", "teacher_head"}
+
+
+def test_bad_settings_are_refused():
+    for bad in ({"threshold": -0.1}, {"ema": 1.0}, {"cutout": 1.0}, {"unlabeled_weight": -1.0}, {"classes": 1}):
+        with pytest.raises(ValueError):
+            FixMatch(_Encoder(), _Views(), **{"classes": 3, **bad})

@@ -1,0 +1,127 @@
+"""``selftrain``: FixMatch on a few labels and every unlabelled sample, end to end on small
+slices of real data, for every modality with augmentations."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import unlabeled as ul
+from unlabeled.bench.protocol import Setting
+from unlabeled.runs import read_ids
+from unlabeled.train import sampling
+from unlabeled.train.finetune import finetune, labelled_train
+from unlabeled.train.sampling import SemiSampler, SemiSource
+
+
+def test_the_sampler_puts_labelled_then_unlabelled_and_covers_the_pool_once_an_epoch():
+    lab, pool = np.array([3, 5, 8]), np.arange(100, 140)
+    s = SemiSampler(lab, pool, batch=2, ratio=4, seed=0, offset=1000)
+    assert s.steps_per_epoch == 5
+    steps = [s.positions(k) for k in range(5)]
+    assert all(len(p) == 10 and set(p[:2]) <= set(lab) for p in steps)
+    unl = np.concatenate([p[2:] for p in steps]) - 1000
+    assert sorted(unl) == pool.tolist()  # one epoch: every unlabelled sample once
+    assert np.array_equal(s.positions(3), SemiSampler(lab, pool, 2, 4, 0, 1000).positions(3))  # a pure function
+    ranks = [SemiSampler(lab, pool, 2, 4, 0, 1000, rank=r, world=2).positions(0)[2:] for r in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1])
+
+
+def test_the_source_reads_the_same_sample_labelled_or_not(fmnist_small):
+    y = np.full(len(fmnist_small), -1)
+    y[[4, 9]] = fmnist_small.labels[[4, 9]]
+    src = SemiSource(fmnist_small, y)
+    pos = np.array([4, 9, 4 + len(fmnist_small)])
+    assert np.array_equal(src.get(pos), fmnist_small.get([4, 9, 4]))
+    assert src.labels[pos].tolist() == [fmnist_small.labels[4], fmnist_small.labels[9], -1]
+
+
+@pytest.mark.slow
+def test_a_self_trained_classifier_never_sees_the_test_split(tmp_path, fmnist_small, monkeypatch):
+    read = []
+    original = sampling.SemiSource.get
+
+    def get(self, positions):
+        read.append(np.asarray(positions) % self.n)
+        return original(self, positions)
+
+    monkeypatch.setattr(sampling.SemiSource, "get", get)
+    run = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=5, epochs=2, batch_size=16, ratio=3, size="tiny")
+    assert run.kind == "classifier" and run.config["method"]["name"] == "fixmatch"
+    test = set(fmnist_small.indices("test").tolist())
+    assert read and not test & set(np.concatenate(read).tolist())
+    # the labels are the ones bench and finetune draw for the same setting and seed
+    train = labelled_train(fmnist_small)
+    drawn = train[Setting(shots=5).subset(fmnist_small.labels[train], "classification", 0)]
+    assert read_ids(run.path / "labelled-ids.txt") == [str(i) for i in fmnist_small.ids[drawn]]
+    pool = fmnist_small.indices(exclude="test")
+    assert read_ids(run.path / "training-ids.txt") == [str(i) for i in fmnist_small.ids[pool]]
+    # a classifier run like any other: it predicts, resumes (finished) as it was, and fine-tunes further
+    assert run.classifier()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert ul.selftrain(None, fmnist_small, tmp_path / "st", resume=True).step == run.step
+    assert finetune(run, fmnist_small, tmp_path / "ft", epochs=1).config["source_run"] == str(run.path.resolve())
+    with pytest.raises(ul.UnlabeledError, match="self-train again"):
+        ul.forget(run, ids=[str(fmnist_small.ids[0])], out=tmp_path / "f")
+
+
+@pytest.mark.slow
+def test_self_training_from_a_pretrained_encoder_trains_on_pseudo_labels(tmp_path, fmnist_small):
+    """With every pseudo-label counted (threshold 0), the unlabelled term trains too: the mask
+    is full and the pseudo-label loss is finite and positive."""
+    pre = ul.pretrain(fmnist_small, tmp_path / "pre", size="tiny", epochs=1, batch_size=64)
+    run = ul.selftrain(pre, fmnist_small, tmp_path / "st", shots=3, epochs=1, batch_size=8, ratio=4, threshold=0.0)
+    assert run.config["source_run"] == str(pre.path.resolve())
+    last = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["mask"] == 1.0 and last["unsup"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data, encoder", [("gunpoint", "cnn"), ("keywords", "cnn"), ("volumes", "transformer")])
+def test_every_modality_with_augmentations_self_trains(tmp_path, request, data, encoder):
+    col = request.getfixturevalue(data)
+    run = ul.selftrain(None, col, tmp_path / "st", epochs=1, batch_size=4, ratio=2, encoder=encoder, size="tiny")
+    assert run.config["method"]["name"] == "fixmatch" and run.step >= 1
+    assert run.config["modality"]["name"] == col.modality
+
+
+def test_clear_errors(tmp_path, fmnist_small):
+    train = fmnist_small.indices(exclude="test")
+    one_class = train[fmnist_small.labels[train] == 0][:20]
+    with pytest.raises(ul.UnlabeledError, match="no labelled sample of class"):
+        ul.selftrain(None, fmnist_small, tmp_path / "a", labelled=one_class)
+    with pytest.raises(ul.UnlabeledError, match="the test split may not train"):
+        ul.selftrain(None, fmnist_small, tmp_path / "b", unlabelled=fmnist_small.indices())
+    with pytest.raises(ul.UnlabeledError, match="fewer than one batch"):
+        ul.selftrain(None, fmnist_small, tmp_path / "c", shots=2, unlabelled=train[:50])
+    with pytest.raises(ul.UnlabeledError, match="--threshold must be in"):
+        ul.selftrain(None, fmnist_small, tmp_path / "d", threshold=1.5)
+    with pytest.raises(ul.UnlabeledError, match="nothing to resume"):
+        ul.selftrain(None, fmnist_small, tmp_path / "e", resume=True)
+    assert not any((tmp_path / name).exists() for name in "abcde")  # a refused run leaves nothing behind
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_probe_head_is_the_logistic_regression_on_standardised_features(classes):
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from unlabeled.train.selftrain import linear_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(classes), 10)
+    feats = rng.normal(size=(len(y), 5)) * 3 + 2 + y[:, None]
+    weight, bias = linear_head(feats, y, classes + 1)  # one class without a label
+    logits = feats @ weight.T + bias
+    z = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=3, max_iter=1000).fit(z, y)
+    margin = model.decision_function(z)
+    if classes == 2:  # one logit: the difference of the two
+        assert np.allclose(logits[:, 1] - logits[:, 0], margin, atol=1e-3)
+    else:  # softmax is shift-invariant, and scikit-learn's multinomial logits are these
+        assert np.allclose(logits[:, :classes], margin, atol=1e-3)
+    assert (logits[:, classes] < logits[:, :classes].min(1) - 10).all()  # the class with no label: never predicted
