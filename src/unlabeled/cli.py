@@ -285,6 +285,9 @@ def distil_(
     label_weight: Annotated[
         float, typer.Option(help="weight of the true label in the targets of the teacher's own training samples")
     ] = 0.0,
+    select: Annotated[
+        str, typer.Option(help="all | llkd (samples where the teacher is confident and the student uncertain)")
+    ] = "all",
     epochs: Annotated[float | None, typer.Option(help="passes over the unlabeled samples (default 5)")] = None,
     minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,
     batch_size: Annotated[int, typer.Option()] = 128,
@@ -305,6 +308,7 @@ def distil_(
         init=init,
         temperature=temperature,
         label_weight=label_weight,
+        select=select,
         epochs=epochs,
         minutes=minutes,
         batch_size=batch_size,

@@ -63,3 +63,15 @@ def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
         ul.distil(teacher.path, fmnist_small, teacher.path, resume=True)
     assert teacher.classifier() is not None  # the teacher is still there
     assert not any((tmp_path / name).exists() for name in "abc")  # a refused run leaves nothing behind
+
+
+@pytest.mark.slow
+def test_llkd_selection_reaches_the_run_and_its_metrics(tmp_path, fmnist_small, teacher):
+    import json
+
+    student = ul.distil(teacher.path, fmnist_small, tmp_path / "s", size="tiny", epochs=1, batch_size=64, select="llkd")
+    assert student.config["method"]["select"] == "llkd"
+    rows = [json.loads(line) for line in (student.path / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < r["kept"] < 1 for r in rows)  # a share of each batch, not all of it
+    with pytest.raises(ul.UnlabeledError, match="--select must be all or llkd"):
+        ul.distil(teacher.path, fmnist_small, tmp_path / "t", select="best")

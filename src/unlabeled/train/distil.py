@@ -27,7 +27,7 @@ from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import default_options
-from unlabeled.objectives.distil import teacher_probs
+from unlabeled.objectives.distil import SELECTIONS, teacher_probs
 from unlabeled.runs import Run, encode, open_run
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
@@ -54,6 +54,7 @@ class DistilRecipe:
     weight_decay: float = 1e-4
     seed: int = 0
     precision: str = "auto"
+    select: str = "all"
 
 
 def distil(
@@ -73,6 +74,7 @@ def distil(
     weight_decay: float = 1e-4,
     seed: int = 0,
     precision: str = "auto",
+    select: str = "all",
     device: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
@@ -83,11 +85,15 @@ def distil(
     The student is ``encoder``/``size`` (default: the teacher's), from scratch, or from the
     pretrained run ``init``'s encoder. ``label_weight`` > 0 mixes the one-hot label into the
     target of the samples the teacher was trained on (SimCLRv2's optional label loss, as a
-    weighted sum). Trains ``epochs`` passes (default 5) or ``minutes``; ``resume`` continues an
-    interrupted run."""
+    weighted sum). ``select="llkd"`` learns only from the samples of each batch where the teacher
+    is confident and the student uncertain, weighted by both (after LLKD:
+    :class:`~unlabeled.objectives.distil.LLKDSelection`). Trains ``epochs`` passes (default 5) or
+    ``minutes``; ``resume`` continues an interrupted run."""
     recipe = DistilRecipe(
-        encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed, precision
+        encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed, precision, select
     )
+    if recipe.select not in SELECTIONS:
+        raise UnlabeledError(f"--select must be {' or '.join(SELECTIONS)}, got {recipe.select!r}")
     if not recipe.temperature > 0:
         raise UnlabeledError(f"--temperature must be positive, got {recipe.temperature}")
     if not 0.0 <= recipe.label_weight <= 1.0:
@@ -243,7 +249,11 @@ def student_spec(
         data=DataSpec(where["path"], col.name, where["fingerprint"], samples, "test"),
         modality=modality,
         encoder=enc,
-        objective=ObjectiveSpec("distil", {"classes": classes, "temperature": recipe.temperature}),
+        objective=ObjectiveSpec(
+            "distil",
+            {"classes": classes, "temperature": recipe.temperature}
+            | ({"select": recipe.select} if recipe.select != "all" else {}),
+        ),
         train=cfg,
         task={**where, "classes": (t.get("task") or {}).get("classes"), "samples": samples},
         source_run=None if src is None else str(src.path.resolve()),
