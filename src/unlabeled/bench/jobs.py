@@ -105,8 +105,8 @@ def _feature_jobs(plan: TaskPlan, models: list[Model]) -> tuple[list[Cell], list
 
 def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
     """Every fine-tuning probe on every model with a run behind it (the supervised baseline:
-    ``finetune``, and ``semi`` when asked for, from random weights), at every setting and seed; the samples are adapted
-    once per run."""
+    ``finetune``, and ``semi`` when asked for, from random weights), at every setting and
+    seed; the samples are adapted once per run."""
     samples: dict[str, ProbeData | None] = {}
     cells: list[Cell] = []
     jobs: list[Job] = []

@@ -32,6 +32,7 @@ regression form.
 from __future__ import annotations
 
 import functools
+import importlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,35 +281,39 @@ class ProbeSpec:
     unlabelled: bool = False
 
 
-class _FromTuning:
-    """``unlabeled.bench.tuning.<attr>(..., mode=mode)`` (or ``unlabeled.bench.semi.<attr>``
-    without a mode), imported only when called (the fine-tuning probes bring peft and the
-    training loop; the frozen probes need neither)."""
+class _Lazy:
+    """``unlabeled.bench.<module>.<attr>(..., **bound)``, imported only when called (the
+    fine-tuning and semi-supervised probes bring peft and the training loop; the frozen probes
+    need neither)."""
 
-    def __init__(self, attr: str, mode: str | None) -> None:
-        self.attr, self.mode = attr, mode
+    def __init__(self, module: str, attr: str, **bound: Any) -> None:
+        self.module, self.attr, self.bound = module, attr, bound
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
-        from unlabeled.bench import semi, tuning
-
-        if self.mode is None:
-            return getattr(semi, self.attr)(*args, **kw)
-        return getattr(tuning, self.attr)(*args, mode=self.mode, **kw)
+        module = importlib.import_module(f"unlabeled.bench.{self.module}")
+        return getattr(module, self.attr)(*args, **self.bound, **kw)
 
 
 FINETUNE_PROBES = ("finetune", "lora", "svfit")
 _RAW = {
-    name: ProbeSpec(name, _FromTuning("FinetuneProbe", mode), "lr", (), inputs="raw", tune=_FromTuning("tune", mode))
+    name: ProbeSpec(
+        name,
+        _Lazy("tuning", "FinetuneProbe", mode=mode),
+        "lr",
+        (),
+        inputs="raw",
+        tune=_Lazy("tuning", "tune", mode=mode),
+    )
     for name, mode in zip(FINETUNE_PROBES, ("full", "lora", "svfit"), strict=True)
 }
 
 _SEMI = ProbeSpec(
     "semi",
-    _FromTuning("SemiProbe", None),
+    _Lazy("semi", "SemiProbe"),
     "max_steps",
     (),
     inputs="raw",
-    tune=_FromTuning("tune_semi", None),
+    tune=_Lazy("semi", "tune_semi"),
     unlabelled=True,
 )
 

@@ -11,6 +11,7 @@ uninterrupted one would have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,16 +111,14 @@ class SplitSampler:
         return self._current[1][k]
 
 
-def _stream(pool: np.ndarray, seed: int, tag: int, start: int, count: int) -> np.ndarray:
-    """Items ``start .. start + count`` of an endless stream over ``pool``: its permutations,
-    one per pass, seeded by ``(seed, tag, pass)``, one after another (a pool smaller than the
-    count is passed over several times)."""
-    i = np.arange(start, start + count)
-    passes, within = np.divmod(i, len(pool))
+def _stream(perm: Callable[[int], np.ndarray], size: int, start: int, count: int) -> np.ndarray:
+    """Items ``start .. start + count`` of an endless stream over a pool of ``size``: its
+    permutations ``perm(pass)``, one after another (a pool smaller than the count is passed
+    over several times)."""
+    passes, within = np.divmod(np.arange(start, start + count), size)
     out = np.empty(count, dtype=np.int64)
     for p in np.unique(passes):
-        perm = np.random.default_rng([seed, tag, int(p)]).permutation(pool)
-        out[passes == p] = perm[within[passes == p]]
+        out[passes == p] = perm(int(p))[within[passes == p]]
     return out
 
 
@@ -142,29 +141,37 @@ class SemiSampler:
     rank: int = 0
     world: int = 1
     every: int = 0
+    _perms: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def steps_per_epoch(self) -> int:
         return self.every or len(self.unlabelled) // (self.batch * self.ratio * self.world)
 
+    def _perm(self, tag: int, p: int) -> np.ndarray:
+        """Pass ``p`` over the labelled (``tag`` 0) or unlabelled (1) pool, seeded by
+        ``(seed, tag, p)``; the current passes are kept, not redrawn every step."""
+        if (tag, p) not in self._perms:
+            pool = self.unlabelled if tag else self.labelled
+            self._perms = {k: v for k, v in self._perms.items() if k[0] != tag or k[1] >= p - 1}
+            self._perms[tag, p] = np.random.default_rng([self.seed, tag, p]).permutation(pool)
+        return self._perms[tag, p]
+
     def positions(self, step: int) -> np.ndarray:
         b, u = self.batch, self.batch * self.ratio
-        lab = _stream(self.labelled, self.seed, 0, (step * self.world + self.rank) * b, b)
-        unl = _stream(self.unlabelled, self.seed, 1, (step * self.world + self.rank) * u, u)
+        first = step * self.world + self.rank
+        lab = _stream(lambda p: self._perm(0, p), len(self.labelled), first * b, b)
+        unl = _stream(lambda p: self._perm(1, p), len(self.unlabelled), first * u, u)
         return np.concatenate([lab, unl + self.offset])
 
 
-class SemiSource:
+class SemiSource(Retargeted):
     """A collection read through :class:`SemiSampler`'s positions: ``p`` below the collection's
     length is a labelled sample with its label, ``p + len`` the same sample unlabelled
     (label ``-1``)."""
 
     def __init__(self, collection: Any, labels: np.ndarray) -> None:
-        self.collection, self.n = collection, len(labels)
-        self.labels = np.concatenate([labels, np.full(self.n, -1, dtype=labels.dtype)])
+        super().__init__(collection, np.concatenate([labels, np.full(len(labels), -1, dtype=labels.dtype)]))
+        self.n = len(labels)
 
     def get(self, positions: np.ndarray) -> np.ndarray:
         return self.collection.get(np.asarray(positions) % self.n)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.collection, name)
