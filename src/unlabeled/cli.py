@@ -337,7 +337,12 @@ def selftrain_(
     threshold: Annotated[float, typer.Option(help="confidence a pseudo-label needs")] = 0.95,
     ratio: Annotated[int, typer.Option(help="unlabelled samples per labelled one in a batch (FixMatch's mu)")] = 7,
     unlabeled_weight: Annotated[float, typer.Option(help="weight of the pseudo-label loss")] = 1.0,
-    ema: Annotated[float, typer.Option(help="pseudo-labels from an EMA teacher with this decay (0: the model)")] = 0.0,
+    ema: Annotated[
+        float, typer.Option(help="keep an EMA of the model with this decay: it pseudo-labels and is exported")
+    ] = 0.0,
+    adaptive: Annotated[
+        float, typer.Option(help="FreeMatch's self-adaptive threshold, averaged with this momentum (e.g. 0.999)")
+    ] = 0.0,
     head: Annotated[
         str, typer.Option(help="from a pretrained run: probe (a linear probe on the labels first, LP-FT) | random")
     ] = "probe",
@@ -364,6 +369,7 @@ def selftrain_(
         ratio=ratio,
         unlabeled_weight=unlabeled_weight,
         ema=ema,
+        adaptive=adaptive,
         epochs=epochs,
         minutes=minutes,
         batch_size=batch_size,

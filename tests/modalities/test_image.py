@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from unlabeled.modalities.image import ImageAugment, ImageModality, augment_images, gaussian_blur, resized_crop_flip
+from unlabeled.modalities.image import (
+    ImageAugment,
+    ImageModality,
+    augment_images,
+    gaussian_blur,
+    resized_crop_flip,
+    shift_flip,
+)
 
 
 @pytest.fixture
@@ -41,6 +48,26 @@ def test_identity_crop_and_flip(batch):
     torch.testing.assert_close(resized_crop_flip(x, same, _g()), x, atol=1e-5, rtol=0)
     flip = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=1.0)
     torch.testing.assert_close(resized_crop_flip(x, flip, _g()), x.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_the_weak_view_only_shifts_and_flips(batch):
+    """FixMatch's weak view: no shift and no flip is the identity; whole-pixel shifts move the
+    image by that many pixels; shifts never exceed ``weak_shift`` of a side and nothing is
+    rescaled (a centred dot stays one bright pixel wide along the axis it did not move on)."""
+    mod, x = batch
+    torch.testing.assert_close(shift_flip(x, 0.0, 0.0, _g()), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(shift_flip(x, 0.0, 1.0, _g()), x.flip(-1), atol=1e-5, rtol=0)
+    dot = torch.zeros(256, 1, 28, 28)
+    dot[:, :, 14, 14] = 1.0
+    moved = shift_flip(dot, 0.125, 0.0, _g())
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = moved.sum(dim=(1, 2, 3))
+    cy, cx = (moved[:, 0] * ys).sum((1, 2)) / mass, (moved[:, 0] * xs).sum((1, 2)) / mass
+    assert (cy - 14).abs().max() <= 0.125 * 28 + 1e-4 and (cx - 14).abs().max() <= 0.125 * 28 + 1e-4
+    assert (cx - 14).abs().max() > 2.5 and (cy - 14).abs().max() > 2.5  # it does move
+    torch.testing.assert_close(mass, torch.ones(256), atol=1e-4, rtol=0)  # bilinear: the mass is kept
+    views = mod.weak(x, _g(3))
+    assert views.shape == x.shape and not torch.equal(views, x) and torch.equal(views, mod.weak(x, _g(3)))
 
 
 def test_blur_keeps_mean_and_smooths(batch):

@@ -33,6 +33,9 @@ class _Views:
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         return x.clone() if light else 5 - x
 
+    def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x.clone()
+
 
 def test_pseudo_labels_are_the_argmax_masked_below_the_threshold():
     logits = torch.tensor([[4.0, 0.0, 0.0], [0.3, 0.2, 0.1], [0.0, 0.0, 9.0]])
@@ -81,6 +84,51 @@ def test_the_loss_is_labelled_cross_entropy_plus_the_masked_pseudo_label_term():
     assert logs["mask"] == 0.0 and logs["unsup"] == 0.0
 
 
+def test_only_confident_samples_get_a_strong_view_and_the_mean_is_over_all(monkeypatch):
+    """The strong views of samples below the threshold would add zeros: they are not made or
+    run, and the pseudo-label term is still the mean over every unlabelled sample."""
+    torch.manual_seed(1)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.5, cutout=0.0)
+    x, y = torch.randn(12, 1, 12) * 3, torch.tensor([1, 0] + [-1] * 10)
+    with torch.no_grad():
+        guess = obj.head(obj.encoder.embed(x[2:]))
+    targets, confident = pseudo_labels(guess, 0.5)
+    assert 0 < confident.sum() < 10  # some above the threshold, some below
+    strong = []
+    original = obj.views
+    monkeypatch.setattr(obj, "views", lambda v, g, s: (strong.append(len(v)) if s else None, original(v, g, s))[1])
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
+    assert strong == [int(confident.sum())]
+    with torch.no_grad():
+        sup = F.cross_entropy(obj.head(obj.encoder.embed(x[:2])), y[:2])
+        per = F.cross_entropy(obj.head(obj.encoder.embed(5 - x[2:])), targets, reduction="none")
+    torch.testing.assert_close(loss.detach(), sup + (per * confident).sum() / 10)
+    assert logs["mask"] == confident.float().mean()
+
+
+def test_the_adaptive_threshold_follows_freematchs_moving_averages():
+    """FreeMatch's self-adaptive threshold, by hand: both averages start at 1/C, move by
+    (1 - m) toward the batch's mean top probability and mean class probabilities, and a
+    pseudo-label counts where its probability reaches tau * class_tau[c] / max(class_tau)."""
+    obj = FixMatch(_Encoder(), _Views(), classes=3, adaptive=0.5)
+    logits = torch.tensor([[3.0, 0.0, 0.0], [0.2, 0.1, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.4]])
+    probs = logits.softmax(-1)
+    labels, mask = obj.pseudo_labels(logits)
+    tau = 0.5 / 3 + 0.5 * probs.max(-1).values.mean()
+    class_tau = 0.5 / 3 + 0.5 * probs.mean(0)
+    level = tau * class_tau / class_tau.max()
+    torch.testing.assert_close(obj.tau, tau)
+    torch.testing.assert_close(obj.class_tau, class_tau)
+    assert labels.tolist() == [0, 0, 1, 2]
+    assert mask.tolist() == (probs.max(-1).values >= level[labels]).tolist()
+    assert mask.any() and not mask.all()  # a threshold between the sure and the unsure
+    # a second batch moves the averages again, from where the first left them
+    obj.pseudo_labels(logits)
+    torch.testing.assert_close(obj.tau, 0.5 * tau + 0.5 * probs.max(-1).values.mean())
+    # the averages are state: a resumed run thresholds as an uninterrupted one
+    assert {"tau", "class_tau"} <= set(obj.state_dict())
+
+
 @pytest.mark.parametrize("shape", [(4, 2, 40), (4, 1, 10, 20), (4, 1, 8, 8, 8)])
 def test_cutout_zeroes_one_box_of_the_given_share_of_each_spatial_axis(shape):
     x = torch.rand(shape) + 1.0  # no zero anywhere before
@@ -105,9 +153,21 @@ def test_the_ema_teacher_moves_toward_the_model_by_one_minus_the_decay():
     torch.testing.assert_close(obj.teacher_head.weight, before + 0.25)
     assert not any(p.requires_grad for p in obj.teacher_encoder.parameters())
     assert {k.split(".")[0] for k in obj.state_dict()} == {"encoder", "head", "teacher_encoder", "teacher_head"}
+    # the run exports the teacher, under a classifier's names
+    exported = obj.exported_state()
+    assert set(exported) == {"encoder.lin.weight", "encoder.lin.bias", "head.weight", "head.bias"}
+    assert torch.equal(exported["head.weight"], obj.teacher_head.weight)
+    assert not torch.equal(exported["head.weight"], obj.head.weight)
 
 
 def test_bad_settings_are_refused():
-    for bad in ({"threshold": -0.1}, {"ema": 1.0}, {"cutout": 1.0}, {"unlabeled_weight": -1.0}, {"classes": 1}):
+    for bad in (
+        {"threshold": -0.1},
+        {"ema": 1.0},
+        {"cutout": 1.0},
+        {"unlabeled_weight": -1.0},
+        {"classes": 1},
+        {"adaptive": 1.0},
+    ):
         with pytest.raises(ValueError):
             FixMatch(_Encoder(), _Views(), **{"classes": 3, **bad})

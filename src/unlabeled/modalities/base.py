@@ -96,6 +96,11 @@ class Modality:
         part (crops, flips, shifts), what masked-prediction objectives use (MAE, I-JEPA)."""
         raise NotImplementedError
 
+    def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The least distorting random view, what self-training takes pseudo-labels from
+        (FixMatch's "weak" augmentation): the light view unless a modality has a milder one."""
+        return self.augment(x, generator, light=True)
+
     # -- shared -----------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         key = (x.device, x.dtype)

@@ -43,6 +43,7 @@ class ImageAugment:
     blur_sigma: tuple[float, float] = (0.1, 1.5)
     noise_p: float = 0.0
     noise_std: float = 0.05
+    weak_shift: float = 0.125  # the weak view's largest shift, a share of each side
 
     @classmethod
     def for_size(cls, height: int, width: int) -> ImageAugment:
@@ -55,7 +56,7 @@ class ImageAugment:
         return cls()
 
     def __post_init__(self) -> None:
-        check_augment(self, ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p"))
+        check_augment(self, ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p", "weak_shift"))
 
 
 def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
@@ -74,6 +75,19 @@ def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) ->
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def shift_flip(x: torch.Tensor, shift: float, flip_p: float, g: torch.Generator) -> torch.Tensor:
+    """Every image moved by up to ``shift`` of its width and height (reflected at the border)
+    and flipped horizontally with chance ``flip_p``: FixMatch's weak view, its "flip-and-shift"
+    (Sohn et al. 2020, section 2.3), as one affine ``grid_sample``."""
+    b, dev = x.shape[0], x.device
+    theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = torch.where(chance(b, flip_p, g, dev), -1.0, 1.0)
+    theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = uniform(2 * b, -2 * shift, 2 * shift, g, dev).view(b, 2)  # the grid spans 2
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -208,3 +222,9 @@ class ImageModality(Modality):
         if light:
             return resized_crop_flip(x, self.aug, generator)
         return augment_images(x, self.aug, generator)
+
+    def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Flip and shift by up to ``weak_shift`` of each side, no crop: the light view's
+        crops (down to 35% of the area on small images) change what a garment looks like
+        enough to make pseudo-labels less sure."""
+        return shift_flip(x, self.aug.weak_shift, self.aug.flip_p, generator)

@@ -55,6 +55,11 @@ class Objective(nn.Module):
         from ``weights``: continued pretraining from another run."""
         self.encoder.load_state_dict(weights)
 
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """The weights a run exports (``model.safetensors``, snapshots): the whole state, unless
+        an objective evaluates another copy of its model (an EMA of it, say)."""
+        return self.state_dict()
+
     def before_update(self) -> None:
         """Called after the backward pass, before clipping and the optimiser step (gradient
         surgery such as SalUn's weight-saliency mask)."""

@@ -14,10 +14,19 @@ flips, shifts), the strong view the full one pretraining uses, followed by Cutou
 Taylor 2017), which FixMatch's strong view ends with: a box of ``cutout`` of each spatial
 axis set to the normalised mean.
 
-With ``ema`` > 0 the pseudo-labels come from an exponential moving average of the model (a
-teacher in eval mode, as in Mean Teacher, Tarvainen & Valpola 2017) instead of the model
-itself; the exported weights are the trained model's either way (``encoder.*``, ``head.*``),
-so a self-trained run is a classifier run like any other.
+With ``adaptive`` > 0 the threshold is FreeMatch's self-adaptive one (Wang et al. 2023,
+"FreeMatch: Self-adaptive Thresholding for Semi-supervised Learning", section 3.2) instead of the
+fixed ``threshold``: a global level ``tau``, the moving average (momentum ``adaptive``, 0.999 in
+the paper) of the unlabelled batches' mean top probability, scaled per class by the moving
+average of that class's mean probability over the largest class's; both start at ``1/C``, so
+early on most pseudo-labels count and the bar rises as the model grows sure, faster for the
+classes it predicts with more confidence. (FreeMatch's fairness loss is not included.)
+
+With ``ema`` > 0 the model keeps an exponential moving average of itself (in eval mode), which
+gives the pseudo-labels (a teacher, as in Mean Teacher, Tarvainen & Valpola 2017) and is the
+model the run exports, as FixMatch reports its EMA model; without it the trained model is
+exported. Either way the exported weights are a classifier's (``encoder.*``, ``head.*``), so a
+self-trained run is a classifier run like any other.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ class FixMatch(Objective):
         unlabeled_weight: float = 1.0,
         ema: float = 0.0,
         cutout: float = 0.5,
+        adaptive: float = 0.0,
     ) -> None:
         super().__init__(encoder, modality)
         if classes < 2:
@@ -86,9 +96,15 @@ class FixMatch(Objective):
             raise ValueError(f"ema must be in [0, 1), got {ema}")
         if not 0 <= cutout < 1:
             raise ValueError(f"cutout must be in [0, 1), got {cutout}")
+        if not 0 <= adaptive < 1:
+            raise ValueError(f"adaptive must be in [0, 1), got {adaptive}")
         self.classes, self.threshold = int(classes), float(threshold)
         self.unlabeled_weight, self.ema, self.cutout = float(unlabeled_weight), float(ema), float(cutout)
+        self.adaptive = float(adaptive)
         self.head = nn.Linear(encoder.dim, self.classes)
+        if self.adaptive:  # buffers: a resumed run thresholds exactly as an uninterrupted one
+            self.register_buffer("tau", torch.full((), 1.0 / self.classes))
+            self.register_buffer("class_tau", torch.full((self.classes,), 1.0 / self.classes))
         if self.ema:
             self.teacher_encoder = copy.deepcopy(encoder).requires_grad_(False)
             self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
@@ -100,6 +116,7 @@ class FixMatch(Objective):
             "unlabeled_weight": self.unlabeled_weight,
             "ema": self.ema,
             "cutout": self.cutout,
+            "adaptive": self.adaptive,
         }
 
     def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
@@ -114,13 +131,34 @@ class FixMatch(Objective):
             self.teacher_head.eval()
         return self
 
+    @torch.no_grad()
+    def pseudo_labels(self, guess: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weak view's classes and which of them count: the fixed threshold, or FreeMatch's
+        self-adaptive one after this batch has moved its averages."""
+        if not self.adaptive:
+            return pseudo_labels(guess, self.threshold)
+        probs = guess.float().softmax(-1)
+        confidence, labels = probs.max(-1)
+        if len(probs):
+            m = self.adaptive
+            self.tau.mul_(m).add_((1 - m) * confidence.mean())
+            self.class_tau.mul_(m).add_((1 - m) * probs.mean(0))
+        level = self.tau * self.class_tau / self.class_tau.max()
+        return labels, confidence >= level[labels]
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        if not self.ema:
+            return self.state_dict()
+        teacher = {f"encoder.{k}": v for k, v in self.teacher_encoder.state_dict().items()}
+        return teacher | {f"head.{k}": v for k, v in self.teacher_head.state_dict().items()}
+
     def views(self, x: torch.Tensor, generator: torch.Generator, strong: bool) -> torch.Tensor:
         """Normalised views of a prepared batch: weak (geometric only) or strong (the full
         augmentation, then Cutout), in fp32 as ``Supervised.views``."""
         mod = self.modality
         with torch.autocast(x.device.type, enabled=False):
             if not strong:
-                return mod.normalize(mod.augment(x, generator, light=True))
+                return mod.normalize(mod.weak(x, generator))
             return cutout(mod.normalize(mod.augment(x, generator)), self.cutout, generator)
 
     def _logits(self, x: torch.Tensor, teacher: bool = False) -> torch.Tensor:
@@ -131,20 +169,22 @@ class FixMatch(Objective):
     def loss(self, x: torch.Tensor, generator: torch.Generator, y: torch.Tensor):
         labelled = y >= 0
         xl, xu = x[labelled], x[~labelled]
-        weak_l, weak_u = self.views(xl, generator, False), self.views(xu, generator, False)
-        strong_u = self.views(xu, generator, True)
-        if self.ema:
-            with torch.no_grad():
-                guess = self._logits(weak_u, teacher=True)
-            logits = self._logits(torch.cat([weak_l, strong_u]))
-            logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
-        else:  # one pass over all three, as FixMatch does (batch norm sees them together)
-            logits = self._logits(torch.cat([weak_l, weak_u, strong_u]))
-            logits_l, guess, logits_s = logits.split([len(xl), len(xu), len(xu)])
-        targets, confident = pseudo_labels(guess, self.threshold)
-        sup = F.cross_entropy(logits_l.float(), y[labelled]) if len(xl) else logits.sum() * 0
-        per_sample = F.cross_entropy(logits_s.float(), targets, reduction="none")
-        unsup = (per_sample * confident.float()).mean() if len(xu) else logits.sum() * 0
+        weak_l = self.views(xl, generator, False)
+        with torch.no_grad():  # pseudo-labels carry no gradient: a forward pass alone
+            guess = self._logits(self.views(xu, generator, False), teacher=bool(self.ema))
+        targets, confident = self.pseudo_labels(guess)
+        # only the confident samples' strong views have a loss term, so only they are
+        # augmented, run and back-propagated; the rest would add zeros at full cost (the loss
+        # is the same, the mean still over every unlabelled sample; batch norm sees the
+        # labelled and confident strong views together)
+        xs = xu[confident]
+        strong_u = self.views(xs, generator, True) if len(xs) else weak_l[:0]
+        logits = self._logits(torch.cat([weak_l, strong_u]))
+        logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
+        zero = logits.sum() * 0
+        sup = F.cross_entropy(logits_l.float(), y[labelled]) if len(xl) else zero
+        per_sample = F.cross_entropy(logits_s.float(), targets[confident], reduction="sum")
+        unsup = per_sample / len(xu) if len(xu) else zero
         loss = sup + self.unlabeled_weight * unsup
         logs = {"loss": loss.detach(), "sup": sup.detach(), "unsup": unsup.detach(), "mask": confident.float().mean()}
         if len(xl):

@@ -52,6 +52,7 @@ class SelftrainRecipe:
     unlabeled_weight: float = 1.0
     ema: float = 0.0
     cutout: float = 0.5
+    adaptive: float = 0.0  # FreeMatch's self-adaptive threshold with this momentum (0: the fixed threshold)
     epochs: float | None = None
     minutes: float | None = None
     batch_size: int = 32
@@ -70,6 +71,8 @@ class SelftrainRecipe:
             raise UnlabeledError(f"--threshold must be in [0, 1], got {self.threshold}")
         if not 0 <= self.ema < 1:
             raise UnlabeledError(f"--ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.adaptive < 1:
+            raise UnlabeledError(f"--adaptive must be in [0, 1), got {self.adaptive}")
         if self.head not in ("probe", "random"):
             raise UnlabeledError(f"--head must be probe or random, got {self.head!r}")
 
@@ -87,6 +90,7 @@ def selftrain(
     ratio: int = 7,
     unlabeled_weight: float = 1.0,
     ema: float = 0.0,
+    adaptive: float = 0.0,
     epochs: float | None = None,
     minutes: float | None = None,
     batch_size: int = 32,
@@ -109,7 +113,9 @@ def selftrain(
     ``unlabelled`` (positions) or every sample outside the test split. Each step takes
     ``batch_size`` labelled and ``ratio`` times as many unlabelled samples; a pseudo-label
     counts where the weak view's confidence reaches ``threshold``, its loss weighted by
-    ``unlabeled_weight``; ``ema`` > 0 takes pseudo-labels from an EMA teacher of that decay.
+    ``unlabeled_weight``; ``adaptive`` > 0 replaces ``threshold`` with FreeMatch's
+    self-adaptive one (Wang et al. 2023), moving averages of that momentum; ``ema`` > 0 takes
+    pseudo-labels from an EMA of the model with that decay, and exports it.
     From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
     encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
     Pretrained Features and Underperform Out-of-Distribution"), so the first pseudo-labels are
@@ -121,6 +127,7 @@ def selftrain(
         ratio=ratio,
         unlabeled_weight=unlabeled_weight,
         ema=ema,
+        adaptive=adaptive,
         epochs=epochs,
         minutes=minutes,
         batch_size=batch_size,
@@ -225,7 +232,7 @@ def selftrain_spec(
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
     return spec.replace(
-        objective=ObjectiveSpec("fixmatch", {**options, "ema": r.ema, "cutout": r.cutout}),
+        objective=ObjectiveSpec("fixmatch", {**options, "ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive}),
         train=cfg,
         extra={"selftrain": record},
     )

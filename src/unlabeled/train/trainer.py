@@ -288,7 +288,7 @@ class Trainer:
         }
         ckpt.save_state(self.dir / ckpt.STATE_FILE, state)
         meta = {"step": str(step), "total_steps": str(total)}
-        ckpt.save_weights(self.dir / ckpt.MODEL_FILE, self.objective.state_dict(), meta)
+        ckpt.save_weights(self.dir / ckpt.MODEL_FILE, self.objective.exported_state(), meta)
 
     def snapshot(self, step: int, elapsed: float) -> None:
         """Keep the current weights as snapshots/step-NNNNNNN.safetensors (rank 0 of a run only)."""
@@ -297,7 +297,7 @@ class Trainer:
         folder = self.dir / "snapshots"
         folder.mkdir(exist_ok=True)
         meta = {"step": str(step), "elapsed_s": f"{elapsed:.2f}"}
-        ckpt.save_weights(folder / f"step-{step:07d}.safetensors", self.objective.state_dict(), meta)
+        ckpt.save_weights(folder / f"step-{step:07d}.safetensors", self.objective.exported_state(), meta)
 
     def _trim_metrics(self, step: int) -> None:
         """Drop metric lines written after the checkpoint we resume from."""
