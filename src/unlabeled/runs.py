@@ -317,19 +317,26 @@ def embed(
     rows to ``out`` (default ``<run>/embeddings.parquet``) and returns its path."""
     run, col = open_run(run), open_collection(collection)
     vectors = run.encode(col, batch_size=batch_size, device=device)
-    meta = {"collection": str(col.path.resolve()), "fingerprint": col.fingerprint(), "step": str(run.step)}
+    meta = {
+        "collection": str(col.path.resolve()),
+        "fingerprint": col.fingerprint(),
+        "step": str(run.step),
+        "encoder": run.digest(),
+    }
     return write_embeddings(out or run.path / EMBEDDINGS_FILE, col.ids, vectors, meta)
 
 
 def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any) -> np.ndarray:
     """Trained features of ``positions``, read from the run's embeddings.parquet when it was
-    written for this collection at this step, computed otherwise."""
+    written for this collection with these weights (:meth:`Run.digest`, not just the step: a
+    run overwritten in place may reach the same step with other weights), computed otherwise."""
     path = run.path / EMBEDDINGS_FILE
     if path.exists():
         ids, vectors, meta = read_embeddings(path)
         if (
             meta.get("fingerprint") == collection.fingerprint()
             and meta.get("step") == str(run.step)
+            and meta.get("encoder") == run.digest()
             and len(ids) == len(collection)
             and (ids == collection.ids).all()
         ):
