@@ -1,8 +1,11 @@
+import shutil
+
 import numpy as np
 import pytest
 
 import unlabeled as ul
 from unlabeled.runs import features, read_embeddings
+from unlabeled.train import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +23,20 @@ def test_embed_writes_every_id(run, fmnist_small):
     direct = run.encode(fmnist_small, np.arange(10))
     np.testing.assert_allclose(vectors[:10], direct, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(features(run, fmnist_small, np.arange(10)), vectors[:10])
+
+
+def test_embeddings_of_other_weights_at_the_same_step_are_not_reused(run, fmnist_small, tmp_path):
+    ul.embed(run, fmnist_small)
+    shutil.copytree(run.path, tmp_path / "r")
+    other = ul.open_run(tmp_path / "r")  # its weights rewritten in place, the step kept
+    weights = {k: v + 0.05 if v.is_floating_point() else v for k, v in other.weights().items()}
+    ckpt.save_weights(other.path / ckpt.MODEL_FILE, weights, {"step": str(run.step)})
+    assert other.step == run.step and other.digest() != run.digest()
+    _, stale, _ = read_embeddings(other.path / "embeddings.parquet")
+    fresh = features(other, fmnist_small, np.arange(10))
+    np.testing.assert_array_equal(fresh, other.encode(fmnist_small, np.arange(10)))
+    assert not np.allclose(fresh, stale[:10])
+    np.testing.assert_array_equal(features(run, fmnist_small, np.arange(10)), stale[:10])  # its own: reused
 
 
 def test_random_init_differs_from_trained(run, fmnist_small):

@@ -14,6 +14,7 @@ path = embed(run, collection)                 # runs/a/embeddings.parquet
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -40,6 +41,23 @@ EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
 FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its output run)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256 of the bytes
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, computed once per process for each version of the file (its
+    path, inode, size and modification time: an atomic replace is a new inode); "" when the
+    file does not exist."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return ""
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        with open(path, "rb") as f:
+            _FILE_DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _FILE_DIGESTS[key]
 
 
 def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
@@ -127,6 +145,17 @@ class Run:
         if trained:
             enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
         return enc.eval()
+
+    def digest(self, trained: bool = True) -> str:
+        """A hash of what the run's encoder is made of: its architecture, seed and fitted
+        modality and, when ``trained``, its saved weights (the bytes of model.safetensors);
+        a sharded (SISA) run's shards' too. Two runs with the same digest encode alike, so
+        the bench keys its score cache by it rather than by the run's path and step."""
+        made_of = [self.config.get("encoder"), self.config.get("modality"), self.config.get("train", {}).get("seed")]
+        if trained:
+            made_of.append(file_digest(self.path / ckpt.MODEL_FILE))
+        made_of += [s.digest(trained) for s in self.shards()]
+        return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
 
     def weights(self, module: str | None = None) -> dict[str, torch.Tensor]:
         """The saved weights (the objective's whole state), or those of submodule ``module``
@@ -288,19 +317,26 @@ def embed(
     rows to ``out`` (default ``<run>/embeddings.parquet``) and returns its path."""
     run, col = open_run(run), open_collection(collection)
     vectors = run.encode(col, batch_size=batch_size, device=device)
-    meta = {"collection": str(col.path.resolve()), "fingerprint": col.fingerprint(), "step": str(run.step)}
+    meta = {
+        "collection": str(col.path.resolve()),
+        "fingerprint": col.fingerprint(),
+        "step": str(run.step),
+        "encoder": run.digest(),
+    }
     return write_embeddings(out or run.path / EMBEDDINGS_FILE, col.ids, vectors, meta)
 
 
 def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any) -> np.ndarray:
     """Trained features of ``positions``, read from the run's embeddings.parquet when it was
-    written for this collection at this step, computed otherwise."""
+    written for this collection with these weights (:meth:`Run.digest`, not just the step: a
+    run overwritten in place may reach the same step with other weights), computed otherwise."""
     path = run.path / EMBEDDINGS_FILE
     if path.exists():
         ids, vectors, meta = read_embeddings(path)
         if (
             meta.get("fingerprint") == collection.fingerprint()
             and meta.get("step") == str(run.step)
+            and meta.get("encoder") == run.digest()
             and len(ids) == len(collection)
             and (ids == collection.ids).all()
         ):

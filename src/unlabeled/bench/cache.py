@@ -18,12 +18,16 @@ CACHE_FILE = "bench-cache.jsonl"
 
 class ScoreCache:
     """Finished probe fits of an interrupted bench, in ``OUT/bench-cache.jsonl``, one line
-    per fit, keyed by everything its score depends on (the task's data, split and target, the
-    model's weights, the probe, the setting, the seed); a rerun into the same ``out`` skips
-    them. Lines are appended and flushed as fits finish, so a kill loses at most the fits in
-    flight; a torn last line is ignored."""
+    per fit, keyed by the content of everything its score depends on (:meth:`Task.digest
+    <unlabeled.bench.tasks.Task.digest>`: the task's samples, split, targets and groups as
+    they are now; :meth:`Run.digest <unlabeled.runs.Run.digest>`: the model's weights,
+    architecture, seed and modality; then the probe, the setting, the seed), never by a
+    path or a step, so a run overwritten in place or a relabelled collection is fitted
+    anew; a rerun into the same ``out`` with nothing changed skips them. Lines are appended
+    and flushed as fits finish, so a kill loses at most the fits in flight; a torn last line
+    is ignored."""
 
-    VERSION = 1  # bump when the protocol changes what a score means
+    VERSION = 2  # bump when the protocol or the key changes what a score means (2: keys by content)
 
     def __init__(self, path: Path) -> None:
         self.path = path

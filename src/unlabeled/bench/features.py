@@ -76,15 +76,17 @@ def raw_samples(run: Run, task: Task, positions: np.ndarray) -> np.ndarray | Non
 
 
 def identity(model: Model, runs: tuple[Run, ...]) -> list[Any]:
-    """What a model's scores depend on besides the task: its weights (path and step) and,
-    for baselines, which architecture."""
+    """What a model's scores depend on besides the task, by content rather than by path: a
+    run's digest (its weights, architecture, seed and modality); for the supervised
+    baseline, which trains that architecture from scratch, and the random-init one, the
+    digest without the weights. Raw features depend on the task alone."""
     if model.context is not None:
-        run = open_run(model.context["run"])
-        return [model.name, str(run.path.resolve()), run.step, model.context["trained"]]
+        trained = bool(model.context["trained"])
+        return ["run" if trained else SUPERVISED, open_run(model.context["run"]).digest(trained)]
     if model.name == RAW:
-        return [model.name]
+        return [RAW]
     arch_run = next((r for r in runs if model.name == RANDOM_INIT or model.name.endswith(_arch(r))), runs[0])
-    return [model.name, str(arch_run.path.resolve()), arch_run.config["train"]["seed"]]
+    return [RANDOM_INIT, arch_run.digest(trained=False)]
 
 
 def _model_names(runs: tuple[Run, ...]) -> list[str]:

@@ -69,7 +69,8 @@ def bench_task(
     models = task_models(task, request, bool(plan.feature_probes))
     feature_cells, feature_jobs = _feature_jobs(plan, models)
     raw_cells, raw_jobs = _raw_jobs(plan, models, notes)
-    task_id = (task.name, task.collection.fingerprint(), task.split, task.target, task.metric, plan.n_train)
+    # keyed by content: the task's samples, split and targets, and each model's weights
+    task_id = task.digest()
     ids = {m.name: identity(m, request.runs) for m in models}
     cells = feature_cells + raw_cells
     keys = [ScoreCache.key(task_id, ids[m], p, s.label, seed) for m, p, s in cells for seed in range(plan.seeds)]

@@ -12,6 +12,8 @@ group column (no patient, speaker or subject on both sides).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,16 @@ class Task:
     split: str
     classes: list[str] | None = None
 
+    def digest(self) -> str:
+        """A hash of everything a score on this task depends on, as it is now: which samples
+        are in the train and test splits (the collection's content at those positions), their
+        targets and groups, the task's kind, metric and target column. Relabelling the
+        collection or changing its split gives another digest; renaming the task does not."""
+        samples = self.collection.digest(np.concatenate([self.train, self.test]))
+        arrays = (self.train, self.test, self.y_train, self.y_test, self.groups_train)
+        parts = [self.kind, self.metric, self.target, samples, *[_array_digest(a) for a in arrays]]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
     def describe(self) -> dict[str, object]:
         return {
             "train": int(len(self.train)),
@@ -53,6 +65,14 @@ class Task:
             "target": self.target,
             "collection": str(self.collection.path),
         }
+
+
+def _array_digest(a: np.ndarray | None) -> str | None:
+    """sha256 of an array's dtype, shape and values (an object array's values as strings)."""
+    if a is None:
+        return None
+    data = json.dumps([str(v) for v in a]).encode() if a.dtype == object else np.ascontiguousarray(a).tobytes()
+    return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + data).hexdigest()
 
 
 def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str] | None]:

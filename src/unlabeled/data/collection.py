@@ -169,6 +169,17 @@ class Collection:
         """Identifies this collection's content; stored beside embeddings to detect staleness."""
         return str(self.meta.get("fingerprint", ""))
 
+    def digest(self, positions: np.ndarray | Sequence[int]) -> str:
+        """A hash of the samples at ``positions``, in order: the collection's content
+        fingerprint and where each of them is stored (shard and row), so that an index
+        rewritten to point rows at other samples gives another digest. Labels, splits and
+        other columns are not part of it."""
+        pos = np.asarray(positions, dtype=np.int64)
+        h = hashlib.sha256(self.fingerprint().encode())
+        h.update(self._shard[pos].tobytes())
+        h.update(self._row[pos].tobytes())
+        return h.hexdigest()
+
 
 def derive_collection(
     source: Collection,
