@@ -41,23 +41,6 @@ EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
 FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its output run)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
-_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256 of the bytes
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, computed once per process for each version of the file (its
-    path, inode, size and modification time: an atomic replace is a new inode); "" when the
-    file does not exist."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return ""
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _FILE_DIGESTS:
-        with open(path, "rb") as f:
-            _FILE_DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
-    return _FILE_DIGESTS[key]
 
 
 def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
@@ -153,7 +136,7 @@ class Run:
         the bench keys its score cache by it rather than by the run's path and step."""
         made_of = [self.config.get("encoder"), self.config.get("modality"), self.config.get("train", {}).get("seed")]
         if trained:
-            made_of.append(file_digest(self.path / ckpt.MODEL_FILE))
+            made_of.append(ckpt.file_digest(self.path / ckpt.MODEL_FILE))
         made_of += [s.digest(trained) for s in self.shards()]
         return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
 

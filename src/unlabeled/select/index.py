@@ -29,9 +29,11 @@ def normalized(x: np.ndarray) -> np.ndarray:
 
 def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> np.ndarray:
     """Every sample's embedding by ``run``'s encoder, as a read-only memory map cached in
-    ``RUN/selection-embeddings/<fingerprint>-<step>.npy`` (computed once, written atomically)."""
+    ``RUN/selection-embeddings/<fingerprint>-<weights>.npy`` (computed once, written atomically;
+    keyed by the pool's content and the run's weights, so weights rewritten in place are not
+    served stale embeddings)."""
     folder = run.path / "selection-embeddings"
-    path = folder / f"{collection.fingerprint()}-{run.step}.npy"
+    path = folder / f"{collection.fingerprint()}-{run.digest()[:16]}.npy"
     if not path.exists():
         folder.mkdir(exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")

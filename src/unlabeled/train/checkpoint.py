@@ -8,6 +8,7 @@ for everything else that loads a run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -68,3 +69,22 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256 of the bytes
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, computed once per process for each version of the file (its
+    path, inode, size and modification time: an atomic replace is a new inode); "" when the
+    file does not exist."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return ""
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        with open(path, "rb") as f:
+            _FILE_DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _FILE_DIGESTS[key]

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig
 
 # config.json keys that say where and how a run was made, not what it is
@@ -53,12 +54,9 @@ def index_hash(col: Any) -> str:
 
 
 def file_hash(path: str | Path) -> str:
-    """A content hash of a file (a run's weights, as a starting point)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """A content hash of a file (a run's weights, as a starting point): the first 16 hex
+    digits of its sha256, computed once per version of the file."""
+    return ckpt.file_digest(path)[:16]
 
 
 @dataclass(frozen=True)
