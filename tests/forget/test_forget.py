@@ -11,7 +11,8 @@ import torch
 import unlabeled as ul
 from unlabeled import UnlabeledError
 from unlabeled.forget import METHODS, AuditLog, forget, verify
-from unlabeled.forget.verify import mia_efficacy
+from unlabeled.forget.request import forget_set, source_task
+from unlabeled.forget.verify import mia_efficacy, predict
 from unlabeled.train.finetune import finetune
 
 
@@ -25,13 +26,15 @@ def _digest(path):
     return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
 
 
+def _accuracy(run, task, positions):
+    """The share of the samples at ``positions`` that ``run`` classifies right."""
+    probs = predict(run.classifier(), run.modality(), task, positions)
+    return float((probs.argmax(1) == task.labels[positions]).mean())
+
+
 def test_finetune_learns_and_records_its_training_ids(clf, fmnist_small):
     assert clf.kind == "classifier" and len(clf.training_ids()) == 2000
-    test = fmnist_small.indices("test")
-    from unlabeled.forget.verify import predict
-
-    acc = (predict(clf.classifier(), clf.modality(), fmnist_small, test).argmax(1) == fmnist_small.labels[test]).mean()
-    assert acc > 0.6  # ten classes: chance is 0.1
+    assert _accuracy(clf, fmnist_small, fmnist_small.indices("test")) > 0.6  # ten classes: chance is 0.1
 
 
 def test_finetune_from_a_pretrained_run(tmp_path, fmnist_small):
@@ -42,16 +45,42 @@ def test_finetune_from_a_pretrained_run(tmp_path, fmnist_small):
     ).shape == (2, 10)
 
 
+@pytest.fixture(scope="module")
+def retrained(clf, tmp_path_factory):
+    """The exact reference: ``clf``'s recipe retrained without its trouser samples."""
+    return forget(clf, method="retrain", class_="trouser", out=tmp_path_factory.mktemp("runs") / "retrain")
+
+
+# epochs beside each method's defaults where those barely move this small model: gradient
+# ascent and NPO take one step an epoch on the 200 trouser samples (measured: at their default
+# epochs the forget accuracy falls from 0.91 to 0.89 and 0.80)
+FORGET_EPOCHS = {"ga": 5.0, "npo": 5.0}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [m for m in METHODS if m not in ("retrain", "sisa", "laf")])
-def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, tmp_path, method):
+def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, retrained, tmp_path, method):
     before = _digest(clf.path)
-    out = forget(clf, method=method, class_="trouser", out=tmp_path / method)
+    out = forget(clf, method=method, class_="trouser", out=tmp_path / method, epochs=FORGET_EPOCHS.get(method))
     assert _digest(clf.path) == before  # the original run is never modified
     assert out.config["forget"]["finished"] and out.config["forget"]["forgotten"] == len(
         [i for i in clf.training_ids()]
     ) - len(out.training_ids())
     events = [e for e in AuditLog(clf.path).events() if e["output"] == str(out.path.resolve())]
     assert [e["event"] for e in events] == ["started", "finished"]
+    # forgetting: the accuracy on the forget set (the trouser training samples) falls by a
+    # margin, toward the retrained model's (which never saw a trouser, and calls none one)
+    task = source_task(clf)
+    forget_pos = forget_set(clf, task, None, "trouser")
+    runs = {"original": clf, "new": out, "retrain": retrained}
+    acc = {name: _accuracy(r, task, forget_pos) for name, r in runs.items()}
+    assert acc["new"] <= acc["original"] - 0.2, acc
+    assert abs(acc["new"] - acc["retrain"]) < abs(acc["original"] - acc["retrain"]), acc
+    # and not by breaking the model: the other classes' test samples are still recognised
+    # (chance is 0.1; measured 0.44-0.61, against the original's 0.66)
+    test = task.indices("test")
+    others = test[task.labels[test] != task.labels[forget_pos[0]]]
+    assert _accuracy(out, task, others) > 0.3
 
 
 def test_verify_against_retraining(clf, tmp_path, fmnist_small):

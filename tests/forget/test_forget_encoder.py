@@ -12,6 +12,7 @@ from unlabeled import UnlabeledError
 from unlabeled.forget import AuditLog, forget, verify
 from unlabeled.forget.methods.laf import alignment_loss, fit_vae, reconstruction_term
 from unlabeled.forget.verify import linear_cka
+from unlabeled.runs import encode
 
 
 @pytest.fixture(scope="module")
@@ -19,23 +20,24 @@ def encoder(gunpoint, tmp_path_factory):
     return ul.pretrain(gunpoint, tmp_path_factory.mktemp("runs") / "mae", method="mae", epochs=4, batch_size=16)
 
 
-def test_laf_forgets_and_verifies_against_a_retrained_encoder(encoder, gunpoint, tmp_path):
+@pytest.fixture(scope="module")
+def laf(encoder, tmp_path_factory):
+    """LAF's answer to a request for the first 10 training samples, and its verification table."""
     before = hashlib.sha256((encoder.path / "model.safetensors").read_bytes()).hexdigest()
+    out = tmp_path_factory.mktemp("runs") / "laf"
+    new = forget(encoder, method="laf", ids=encoder.training_ids()[:10], out=out, epochs=3)
+    table = verify(new)
+    assert hashlib.sha256((encoder.path / "model.safetensors").read_bytes()).hexdigest() == before  # untouched
+    return new, table
+
+
+def test_laf_makes_a_new_encoder_verified_against_a_retrained_one(encoder, gunpoint, laf):
+    new, table = laf
     train_ids = encoder.training_ids()
     assert len(train_ids) == 50  # GunPoint's train split; the test split is never trained on
-    gone = train_ids[:10]
-    new = forget(encoder, method="laf", ids=gone, out=tmp_path / "laf", epochs=3)
     assert new.kind == "encoder" and set(new.training_ids()) == set(train_ids[10:])
-    x = gunpoint.get(np.arange(5))
-    with torch.no_grad():
-        a = encoder.encoder().embed(encoder.modality().normalize(encoder.modality().prepare(x)))
-        b = new.encoder().embed(new.modality().normalize(new.modality().prepare(x)))
-    assert not torch.allclose(a, b)  # the encoder moved
-    assert hashlib.sha256((encoder.path / "model.safetensors").read_bytes()).hexdigest() == before
-
-    table = verify(new)
     assert set(table["rows"]) == {"original", "laf", "retrain"}
-    ref = ul.open_run(tmp_path / "laf" / "reference")
+    ref = ul.open_run(new.path / "reference")
     assert set(ref.training_ids()) == set(train_ids[10:]) and ref.config["forget"]["method"] == "retrain"
     for row in table["rows"].values():
         assert {"forget_knn_acc", "test_knn_acc", "mia_efficacy", "forget_cka", "retain_cka"} <= set(row)
@@ -44,6 +46,36 @@ def test_laf_forgets_and_verifies_against_a_retrained_encoder(encoder, gunpoint,
     assert table["gaps"]["average_gap"] >= 0 and table["time_ratio"] > 0
     events = [e["event"] for e in AuditLog(encoder.path).events()]
     assert "verified" in events
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over samples of 1 - cos between two representations of each."""
+    a, b = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a, b))
+    return float((1 - (a * b).sum(1)).mean())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="LAF suppresses, it does not remove: measured here, its update moves every representation "
+    "(forget and retain alike, cosine distance 0.0047 from the original's) and the forget set's away "
+    "from the retrained encoder's (0.0070 -> 0.0134); BENCHMARKS.md finds the same on Fashion-MNIST",
+)
+def test_laf_moves_the_forget_sets_representations_toward_the_retrained_encoders(encoder, gunpoint, laf):
+    """Removal, not just change: LAF's forget-set representations are closer to those of the
+    encoder retrained without the forget set than the original's were, by a quarter of the
+    distance at least, both per sample (cosine) and as a whole (linear CKA)."""
+    new, table = laf
+    ref = ul.open_run(new.path / "reference")
+    forget_pos = np.sort(gunpoint.positions(encoder.training_ids()[:10]))
+    z = {
+        name: encode(r.encoder(), r.modality(), gunpoint, forget_pos)
+        for name, r in (("original", encoder), ("laf", new), ("retrain", ref))
+    }
+    before, after = _cosine_distance(z["original"], z["retrain"]), _cosine_distance(z["laf"], z["retrain"])
+    assert after <= 0.75 * before, (before, after)
+    rows = table["rows"]
+    assert 1 - rows["laf"]["forget_cka"] <= 0.75 * (1 - rows["original"]["forget_cka"]), rows
 
 
 def test_encoder_errors(encoder, tmp_path):

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 import unlabeled as ul
+from tests.train import pause_at_step
 from unlabeled.modalities.image import ImageAugment, ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives.simclr import SimCLR, nt_xent
@@ -151,16 +151,19 @@ def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
         "--precision",
         "fp32",
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "state.pt").exists() and ckpt.load_state(out / "state.pt")["step"] >= 10:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.stderr.read().decode()
-    for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and both workers, mid-run
-        os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    # both workers pause before step 12 (checkpointed at 10) and are killed there with the launcher
+    paused = [*cmd[:5], pause_at_step.SCRIPT, "12", *cmd[7:]]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen(paused, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            pause_at_step.wait_until_paused(proc, log)
+        finally:
+            if proc.poll() is None:
+                for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and both workers, mid-run
+                    os.kill(pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+    assert ckpt.load_state(out / "state.pt")["step"] == 10
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["environment"]["world_size"] == 2 and cfg["train"]["total_steps"] == 62  # 2,000 // (2 * 16)
     done = subprocess.run(

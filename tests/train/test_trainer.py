@@ -4,12 +4,12 @@ import platform
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 import unlabeled as ul
+from tests.train import pause_at_step
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import SimCLR, build_objective
@@ -71,19 +71,91 @@ def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
-def test_minutes_budget_is_fixed_before_training(fmnist_small, tmp_path):
-    run = ul.pretrain(fmnist_small, tmp_path / "r", minutes=0.15, batch_size=64, precision="fp32")
-    total = run.config["train"]["total_steps"]
-    assert total >= 1 and run.step == total
-    assert run.metrics()[-1]["elapsed_s"] < 0.15 * 60 * 2
+class _Clock:
+    """A simulated clock: the trainer's ``time.perf_counter`` reads it, and each training step
+    (which does nothing else: no real time passes) advances it by ``speed(now)`` seconds."""
+
+    def __init__(self, speed) -> None:
+        self.now, self.speed = 0.0, speed
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def tick(self) -> dict:
+        self.now += self.speed(self.now)
+        return {"loss": 1.0}
+
+
+def _simulate(monkeypatch, clock: _Clock) -> list[tuple[float, int]]:
+    """Train on ``clock``, with a calibration that guesses 0.1 s a step (too fast); returns the
+    list that every step count the trainer records is appended to, with the simulated time."""
+    from unlabeled.train import trainer as trainer_module
+
+    counts, real_record = [], Trainer._record_total
+
+    def record(self, total):
+        counts.append((clock.now, total))
+        real_record(self, total)
+
+    monkeypatch.setattr(trainer_module, "time", clock)
+    monkeypatch.setattr(Trainer, "_step", lambda self, model, opt, step, total: clock.tick())
+    monkeypatch.setattr(Trainer, "_calibrate", lambda self: 0.1)
+    monkeypatch.setattr(Trainer, "_record_total", record)
+    return counts
+
+
+def _budget_run(data, out, **kw):
+    return ul.pretrain(data, out, minutes=1.0, batch_size=64, precision="fp32", **kw)
+
+
+@pytest.mark.parametrize("late", [0.25, 0.125])
+def test_a_time_budget_is_refitted_at_10_and_50_percent_then_fixed(fmnist_small, tmp_path, monkeypatch, late):
+    """Steps take 0.25 s (not the calibration's 0.1 s) until half the one-minute budget is
+    spent, then ``late`` s: the count is refitted once 10% has passed and again at 50%, and
+    is final from then on. At an unchanged speed the run ends on its budget; twice as fast,
+    it still ends at the count fixed at 50% (a run is reproducible by its step count), early."""
+    clock = _Clock(lambda now: 0.25 if now < 30 else late)
+    counts = _simulate(monkeypatch, clock)
+    run = _budget_run(fmnist_small, tmp_path / "r")
+    assert len(counts) == 3, counts  # the plan, two refits, nothing after
+    (t_plan, guess), (t_first, first), (t_fixed, fixed) = counts
+    assert t_plan == 0 and guess == int(0.97 * 60 / 0.1)  # the calibration's guess: far too many
+    assert 6 <= t_first < 6.5 and first < guess  # the first step past 10%: down to what 0.25 s allows
+    assert 30 <= t_fixed < 30.5  # the first step past 50%
+    assert run.step == fixed == run.config["train"]["total_steps"]
+    assert ckpt.load_state(run.path / "state.pt")["budget_fixed"]
+    if late == 0.25:
+        assert 0.95 * 60 <= clock.now <= 60  # the budget used
+    else:
+        assert clock.now < 0.8 * 60  # the fixed count ends the run, not the clock
+
+
+def test_a_run_resumed_after_its_budget_is_fixed_ends_at_the_same_step(fmnist_small, tmp_path, monkeypatch):
+    clock = _Clock(lambda now: 0.25)
+    counts = _simulate(monkeypatch, clock)
+    straight = _budget_run(fmnist_small, tmp_path / "a").step
+
+    def crash_at_180(self, model, opt, step, total):
+        if step == 180:
+            raise RuntimeError("simulated crash")
+        return clock.tick()
+
+    clock.now = 0.0
+    monkeypatch.setattr(Trainer, "_step", crash_at_180)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _budget_run(fmnist_small, tmp_path / "b", checkpoint_steps=50)
+    state = ckpt.load_state(tmp_path / "b" / "state.pt")
+    assert state["step"] == 150 and state["budget_fixed"] and state["total_steps"] == straight
+    counts.clear()
+    clock.speed = lambda now: 1.0  # four times slower after the resume: the count stays
+    monkeypatch.setattr(Trainer, "_step", lambda self, model, opt, step, total: clock.tick())
+    resumed = ul.pretrain(fmnist_small, tmp_path / "b", resume=True)
+    assert resumed.step == straight and counts == []  # no refit
 
 
 def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     out = tmp_path / "r"
-    cmd = [
-        sys.executable,
-        "-m",
-        "unlabeled",
+    args = [
         "pretrain",
         str(fmnist_small.path),
         "--out",
@@ -98,21 +170,24 @@ def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
         "fp32",
     ]
     env = {**os.environ, "UNLABELED_QUIET": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = out / "state.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and ckpt.load_state(state)["step"] >= 20:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.stderr.read().decode()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    state, log = out / "state.pt", tmp_path / "stderr.txt"
+    # the run pauses before step 25 (checkpointed at 20, five steps taken since) and is killed there
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, pause_at_step.SCRIPT, "25", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        try:
+            pause_at_step.wait_until_paused(proc, log)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
     killed_at = ckpt.load_state(state)["step"]
     total = json.loads((out / "config.json").read_text())["train"]["total_steps"]
-    assert 20 <= killed_at < total == 62
+    assert killed_at == 20 and total == 62
     ul.open_run(out).encoder()  # the checkpoint left by the killed process loads
-    done = subprocess.run([*cmd[:7], "--resume"], env=env, capture_output=True, text=True)
+    resume = [sys.executable, "-m", "unlabeled", *args[:4], "--resume"]
+    done = subprocess.run(resume, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     run = ul.open_run(out)
     assert run.step == total and ckpt.load_state(state)["step"] == total
@@ -166,34 +241,63 @@ def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, mon
     assert not (tmp_path / "r" / ckpt.MODEL_FILE).exists()
 
 
-_FAULTS = """
-import resource, sys, torch
+_ALLOCATOR = """
+import ctypes, json, torch
 from unlabeled.runtime import keep_freed_memory
+
+class Mallinfo2(ctypes.Structure):  # glibc's malloc statistics (malloc.h), summed over arenas
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+    ]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Mallinfo2
 tuned = keep_freed_memory()
-counts = []
-for _ in range(8):  # a training step's worth of large activations, allocated and freed
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    x = torch.empty(64 * 2**20 // 4).fill_(1.0)
-    del x
-    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(int(tuned), sum(counts[4:]))
+before = libc.mallinfo2()
+x = torch.ones(64 * 2**20 // 4)  # a step's worth of activations: 64 MiB
+live = libc.mallinfo2()
+del x
+freed = libc.mallinfo2()
+print(json.dumps({"tuned": tuned, "mapped": live.hblkhd - before.hblkhd, "kept": freed.fordblks - live.fordblks}))
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tuning is glibc's mallopt; other libcs keep theirs")
-def test_keep_freed_memory_reuses_pages_across_steps():
-    def run(malloc: str) -> tuple[int, int]:
-        env = {**os.environ, "UNLABELED_MALLOC": malloc}
-        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
-        tuned, faults = out.stdout.split()
-        return int(tuned), int(faults)
+def test_keep_freed_memory_keeps_a_large_block_for_reuse():
+    """glibc's own statistics (no timing, no page-fault counts): by default a 64 MiB tensor is
+    a mapping of its own, unmapped when freed; tuned, it comes from the heap and stays there
+    when freed, free for the next step. ``UNLABELED_MALLOC=system`` leaves malloc alone."""
 
-    system_tuned, system_faults = run("system")
-    tuned, faults = run("")
-    assert (system_tuned, tuned) == (0, 1)
-    # glibc's default maps and unmaps a 64 MiB block every time; kept, its pages are reused
-    assert system_faults > 0
-    assert faults < system_faults / 4
+    def run(malloc: str) -> dict:
+        env = {**os.environ, "UNLABELED_MALLOC": malloc}
+        out = subprocess.run([sys.executable, "-c", _ALLOCATOR], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    block = 64 * 2**20
+    system, tuned = run("system"), run("")
+    assert not system["tuned"] and system["mapped"] >= block and system["kept"] < block
+    assert tuned["tuned"] and tuned["mapped"] == 0 and tuned["kept"] >= block
+
+
+def test_keep_freed_memory_sets_malloc_once_and_only_when_asked(monkeypatch):
+    from unlabeled import runtime
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime, "_malloc_tuned", None)
+    monkeypatch.setenv("UNLABELED_MALLOC", "system")
+    assert runtime.keep_freed_memory() is False and calls == []
+    monkeypatch.delenv("UNLABELED_MALLOC")
+    assert runtime.keep_freed_memory() is True and runtime.keep_freed_memory() is True
+    assert calls == [(-4, 0), (-1, 1 << 30)]  # M_MMAP_MAX 0 (no mmap), M_TRIM_THRESHOLD 1 GiB; once
 
 
 @pytest.mark.parametrize("early, late", [(1.0, 0.5), (0.5, 1.0), (0.8, 0.8)])
