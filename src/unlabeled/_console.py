@@ -22,6 +22,14 @@ class UnlabeledError(Exception):
     """An error caused by the user's input; the CLI prints its message and exits non-zero."""
 
 
+def short_reason(e: BaseException) -> str:
+    """One line of an exception's message for an error line: its first line that says something
+    (not a heading such as ``Error(s) in loading state_dict for X:``), or the exception's type."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = [line for line in lines if not line.endswith(":")]
+    return (detail or lines or [type(e).__name__])[0]
+
+
 def quiet() -> bool:
     """True when progress bars should stay off (non-rank-0 processes, UNLABELED_QUIET=1)."""
     return os.environ.get("UNLABELED_QUIET") == "1" or int(os.environ.get("RANK", "0")) != 0

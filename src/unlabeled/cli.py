@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from unlabeled._console import UnlabeledError, console
 from unlabeled.bench import bench as run_bench
@@ -446,11 +448,7 @@ def forget_(
         return
     if run is None or out is None:
         raise UnlabeledError("forget needs RUN and --out (or --verify RUN, or --log RUN)")
-    id_list = None
-    if ids is not None:
-        if not ids.is_file():
-            raise UnlabeledError(f"ids file not found: {ids}")
-        id_list = [line.strip() for line in ids.read_text().splitlines() if line.strip()]
+    id_list = None if ids is None else read_id_file(ids)
     forget(
         run,
         method=method,
@@ -475,6 +473,25 @@ def embed(
     """Write the embedding of every sample (id, vector) to parquet."""
     path = run_embed(run, data, out, device=device)
     console.print(f"wrote {path}")
+
+
+def read_id_file(path: Path) -> list[str]:
+    """The sample ids of a file, one a line: blank lines and the spaces around an id are
+    ignored, a repeated id counts once. A missing or unreadable file, one that is not UTF-8
+    text, or one that lists no id is an UnlabeledError naming it."""
+    if not path.is_file():
+        raise UnlabeledError(f"ids file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise UnlabeledError(
+            f"ids file {path} is not UTF-8 text (byte {e.object[e.start]:#x} on line {line})"
+        ) from None
+    ids = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    if not ids:
+        raise UnlabeledError(f"ids file {path} lists no ids (one id a line)")
+    return ids
 
 
 def _names(text: str) -> list[str]:
@@ -585,13 +602,34 @@ def demo(
     run_demo(out, minutes=minutes, seeds=seeds, precision=precision)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that what is being written is cleaned up on the way
+    out (an import's temporary folder, say); training handles SIGTERM itself (it checkpoints).
+    Not a KeyboardInterrupt, which click turns into an exit of its own."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    """The ``unlabeled`` command. A failure is one line and exit code 2: an UnlabeledError (bad
+    input) by its message, an OSError (a full disk, a file that cannot be read) by its reason
+    and path; SIGTERM and Ctrl-C stop it after cleaning up (exit codes 143 and 130)."""
     tune_process()  # process-wide settings belong to the entry point, never to a library call
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except UnlabeledError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         sys.exit(2)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        console.print(f"[red]error:[/] {escape(f'{e.strerror or e}{where}')}")
+        sys.exit(2)
+    except Terminated:
+        console.print("[yellow]terminated[/] (SIGTERM)")
+        sys.exit(143)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -14,6 +14,7 @@ path = embed(run, collection)                 # runs/a/embeddings.parquet
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors import safe_open
 from torch import nn
 
 from unlabeled._console import UnlabeledError, progress
@@ -36,6 +36,7 @@ from unlabeled.objectives.supervised import Classifier, ShardEnsemble
 from unlabeled.runtime import autocast, bf16_available
 from unlabeled.runtime import resolve_device as resolve_device  # re-exported: older import path
 from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.trainer import TrainConfig
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
@@ -61,6 +62,81 @@ def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarra
     return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(positions), shards)]
 
 
+class RunConfig(dict):
+    """A run's ``config.json`` as read: a plain dict, except that a missing key is an
+    UnlabeledError naming the file (a hand-edited config) rather than a KeyError."""
+
+    def __init__(self, items: Any = (), path: Path | None = None) -> None:
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        where = self.path or "a run's config.json"
+        raise UnlabeledError(f"{where} has no {key!r} entry (edited by hand?); restore it or make the run again")
+
+
+# the types of the config.json entries every command reads (checked where present)
+_SECTION_TYPES = {"data": dict, "modality": dict, "encoder": dict, "method": dict, "train": dict}
+_TYPE_NAMES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),)}
+
+
+def _wrong_type(value: object, annotation: str) -> bool:
+    """Whether ``value`` (from JSON) is not of the dataclass field type ``annotation`` (a
+    string such as ``float | None``); types other than int/float/bool/str/None are not checked."""
+    names = [n.strip() for n in annotation.split("|")]
+    if not all(n in _TYPE_NAMES for n in names):
+        return False
+    allowed = tuple(t for n in names for t in _TYPE_NAMES[n])
+    return not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in names)
+
+
+def check_config(config: dict[str, Any], path: Path) -> None:
+    """Check the types of the ``config.json`` entries that rebuild a run (its sections, the
+    encoder's name, size and input shape, the method's name, the training loop's settings);
+    a wrong one is an UnlabeledError naming the file and the entry."""
+
+    def bad(where: str, value: object, want: str) -> UnlabeledError:
+        return UnlabeledError(f"{path}: {where} should be {want}, not {json.dumps(value)} (edited by hand?)")
+
+    for key, kind in _SECTION_TYPES.items():
+        if key in config and not isinstance(config[key], kind):
+            raise bad(key, config[key], "an object")
+    for section, key in (("encoder", "name"), ("encoder", "size"), ("method", "name"), ("modality", "name")):
+        value = config.get(section, {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise bad(f"{section}.{key}", value, "a string")
+    shape = config.get("encoder", {}).get("sample_shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
+        raise bad("encoder.sample_shape", shape, "a list of positive integers")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in config.get("train", {}).items():
+        if key not in fields:
+            raise UnlabeledError(f"{path}: train.{key} is not a setting of the training loop (edited by hand?)")
+        if _wrong_type(value, str(fields[key].type)):
+            raise bad(f"train.{key}", value, f"of type {fields[key].type}")
+
+
+def read_config(path: Path) -> RunConfig:
+    """A run's ``config.json``, checked (:func:`check_config`): invalid JSON, or an entry of the
+    wrong type, is an UnlabeledError naming the file."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"), object_hook=lambda d: RunConfig(d, path))
+    except json.JSONDecodeError as e:
+        raise UnlabeledError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); restore it or make the run again"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise UnlabeledError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+    if not isinstance(config, dict):
+        raise UnlabeledError(f"{path} holds {type(config).__name__}, not an object of settings (edited by hand?)")
+    check_config(config, path)
+    return config
+
+
 class Run:
     """A pretraining run on disk."""
 
@@ -69,7 +145,7 @@ class Run:
         cfg = self.path / "config.json"
         if not cfg.is_file():
             raise UnlabeledError(f"{self.path} is not a run (no config.json); create one with `unlabeled pretrain`")
-        self.config: dict[str, Any] = json.loads(cfg.read_text())
+        self.config: dict[str, Any] = read_config(cfg)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, method={self.method!r}, step={self.step})"
@@ -88,8 +164,10 @@ class Run:
         path = self.path / ckpt.MODEL_FILE
         if not path.exists():
             return 0
-        with safe_open(str(path), "pt") as f:
-            return int((f.metadata() or {}).get("step", 0))
+        try:
+            return int(ckpt.weights_metadata(path).get("step", 0))
+        except ValueError:
+            return 0
 
     @property
     def finished(self) -> bool:
@@ -101,7 +179,7 @@ class Run:
         if not state.exists():
             return False
         s = ckpt.load_state(state)
-        return s["step"] >= s["total_steps"]
+        return s["step"] >= s.get("total_steps", s["step"] + 1)
 
     def modality(self):
         return modality_from_state(self.config["modality"])
@@ -126,7 +204,7 @@ class Run:
                 enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg)
             )
         if trained:
-            enc.load_state_dict(self.weights(enc_cfg.get("weights", "encoder")))
+            load_checked(enc, self.weights(enc_cfg.get("weights", "encoder")), self.path / ckpt.MODEL_FILE)
         return enc.eval()
 
     def digest(self, trained: bool = True) -> str:
@@ -163,7 +241,7 @@ class Run:
                 f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"
             )
         clf = Classifier(self.encoder(), int(self.config["method"]["classes"]))
-        clf.head.load_state_dict(self.weights("head"))
+        load_checked(clf.head, self.weights("head"), self.path / ckpt.MODEL_FILE)
         return clf.eval()
 
     def training_ids(self) -> list[str]:
@@ -204,6 +282,25 @@ class Run:
         if col.sample_shape != mod.sample_shape or col.modality != mod.name:
             samples = AdaptedSamples(col, mod, fit_modality(col, positions))
         return encode(self.encoder(trained), mod, samples, positions, batch_size, device)
+
+
+def load_checked(module: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``weights`` (read from ``path``) into ``module``; weights that do not fit it (missing,
+    unexpected, another shape, integers for floats: a file from another run, or a config.json
+    edited by hand) are an UnlabeledError naming the file and the first misfit."""
+    own = module.state_dict()
+    problems = [f"no weight {k}" for k in sorted(own.keys() - weights.keys())]
+    problems += [f"unexpected weight {k}" for k in sorted(weights.keys() - own.keys())]
+    for k in sorted(own.keys() & weights.keys()):
+        have, want = weights[k], own[k]
+        if have.shape != want.shape:
+            problems.append(f"{k} has shape {tuple(have.shape)}, the model's is {tuple(want.shape)}")
+        elif want.is_floating_point() and not have.is_floating_point():
+            problems.append(f"{k} holds {str(have.dtype).removeprefix('torch.')}, not floating-point numbers")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UnlabeledError(f"{path} does not fit the model config.json describes: {problems[0]}{more}")
+    module.load_state_dict(weights)
 
 
 def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -> dict[str, torch.Tensor]:

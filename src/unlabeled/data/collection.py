@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, short_reason
 
 FORMAT_VERSION = 1
 META_FILE = "collection.json"
@@ -45,18 +45,8 @@ class Collection:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        meta_path = self.path / META_FILE
-        if not meta_path.is_file():
-            raise UnlabeledError(
-                f"{self.path} is not a collection (no {META_FILE}); create one with `unlabeled import SOURCE DEST`"
-            )
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
-        if self.meta.get("format") != FORMAT_VERSION:
-            raise UnlabeledError(
-                f"{self.path}: collection format {self.meta.get('format')!r} is not supported "
-                f"(this version reads format {FORMAT_VERSION})"
-            )
-        table = pq.read_table(self.path / INDEX_FILE)
+        self.meta: dict[str, Any] = read_meta(self.path)
+        table = read_index(self.path, len(self.meta["shards"]))
         cols = set(table.column_names)
         self.ids: np.ndarray = np.asarray(table.column("id").to_pylist(), dtype=object)
         self._shard = table.column("shard").to_numpy().astype(np.int64)
@@ -143,8 +133,31 @@ class Collection:
     def _shard_array(self, s: int) -> np.ndarray:
         arr = self._arrays[s]
         if arr is None:
-            arr = np.load(self.path / self.meta["shards"][s], mmap_mode="r")
+            arr = self._open_shard(s)
             self._arrays[s] = arr
+        return arr
+
+    def _open_shard(self, s: int) -> np.ndarray:
+        """Shard ``s`` memory-mapped, checked against ``collection.json`` and the index: a missing,
+        damaged or replaced shard is an UnlabeledError naming it, not a wrong sample later."""
+        path = self.path / self.meta["shards"][s]
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except OSError as e:
+            raise UnlabeledError(f"cannot read {path}, a shard of {self.path}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise UnlabeledError(f"{path}, a shard of {self.path}, is damaged ({short_reason(e)})") from None
+        rows = self._row[self._shard == s]
+        shape, dtype = self.sample_shape, np.dtype(self.meta["dtype"])
+        if arr.shape[1:] != shape or arr.dtype != dtype:
+            raise UnlabeledError(
+                f"{path} holds {arr.dtype} samples of shape {arr.shape[1:]}, but {self.path / META_FILE} says "
+                f"{dtype} of shape {shape} (a shard replaced by hand?)"
+            )
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(arr)):
+            raise UnlabeledError(
+                f"{path} holds {len(arr)} samples, but {self.path / INDEX_FILE} refers to row {int(rows.max())}"
+            )
         return arr
 
     def get(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -179,6 +192,60 @@ class Collection:
         h.update(self._shard[pos].tobytes())
         h.update(self._row[pos].tobytes())
         return h.hexdigest()
+
+
+_META_TYPES = {"modality": str, "sample_shape": list, "dtype": str, "shards": list}
+_INDEX_COLUMNS = ("id", "shard", "row")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A collection's ``collection.json``, checked: missing, not JSON, of another format version,
+    or without the entries a reader needs is an UnlabeledError naming the file."""
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise UnlabeledError(
+            f"{path} is not a collection (no {META_FILE}); create one with `unlabeled import SOURCE DEST`"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UnlabeledError(f"cannot read {meta_path}: {short_reason(e)} (edited by hand?)") from None
+    if not isinstance(meta, dict):
+        raise UnlabeledError(f"{meta_path} holds {type(meta).__name__}, not an object (edited by hand?)")
+    if meta.get("format") != FORMAT_VERSION:
+        raise UnlabeledError(
+            f"{path}: collection format {meta.get('format')!r} is not supported "
+            f"(this version reads format {FORMAT_VERSION})"
+        )
+    for key, kind in _META_TYPES.items():
+        if not isinstance(meta.get(key), kind):
+            have = "no entry" if key not in meta else json.dumps(meta[key])
+            raise UnlabeledError(f"{meta_path}: {key!r} should be a {kind.__name__}, found {have} (edited by hand?)")
+    shape = meta["sample_shape"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        raise UnlabeledError(f"{meta_path}: sample_shape {shape} is not a list of positive integers")
+    try:
+        np.dtype(meta["dtype"])
+    except TypeError:
+        raise UnlabeledError(f"{meta_path}: dtype {meta['dtype']!r} is not a NumPy dtype") from None
+    return meta
+
+
+def read_index(path: Path, shards: int) -> pa.Table:
+    """A collection's ``index.parquet``, checked: unreadable, without the id/shard/row columns,
+    or referring to a shard ``collection.json`` does not list is an UnlabeledError naming it."""
+    index = path / INDEX_FILE
+    try:
+        table = pq.read_table(index)
+    except (OSError, pa.ArrowException) as e:
+        raise UnlabeledError(f"cannot read {index}: {short_reason(e)}") from None
+    missing = [c for c in _INDEX_COLUMNS if c not in table.column_names]
+    if missing:
+        raise UnlabeledError(f"{index} has no {', '.join(missing)} column(s); its columns: {table.column_names}")
+    shard = table.column("shard").to_numpy()
+    if len(shard) and (shard.min() < 0 or shard.max() >= shards):
+        raise UnlabeledError(f"{index} refers to shard {int(shard.max())}; {path / META_FILE} lists {shards}")
+    return table
 
 
 def derive_collection(
@@ -225,13 +292,29 @@ def derive_collection(
             **extra_meta,
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        move_into_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Collection(dest)
+
+
+def move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``dest``. An old ``dest`` is first renamed aside and
+    removed only once the new one is in place, so no moment leaves neither."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old / dest.name, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
@@ -333,11 +416,22 @@ class CollectionWriter:
         return len(self._rows["id"])
 
     def close(self) -> Collection:
-        """Write the index and metadata, then move the finished folder to ``dest``."""
+        """Write the index and metadata, then move the finished folder to ``dest``; on any
+        failure the temporary folder is removed and ``dest`` is left as it was."""
+        try:
+            return self._close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _close(self) -> Collection:
         self._flush()
         ids = self._rows["id"]
         if len(set(ids)) != len(ids):
-            raise ValueError("ids are not unique")
+            seen: set[str] = set()
+            dups = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+            shown = ", ".join(dups[:5]) + (" ..." if len(dups) > 5 else "")
+            raise UnlabeledError(f"{len(dups)} id(s) occur more than once, so {self.dest} was not written: {shown}")
         columns: dict[str, pa.Array] = {
             "id": pa.array(ids, pa.string()),
             "shard": pa.array(self._rows["shard"], pa.int32()),
@@ -365,12 +459,9 @@ class CollectionWriter:
             **self.extra_meta,
         }
         (self._tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if self.dest.exists():
-            if not self.overwrite:
-                self.abort()
-                raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
-            shutil.rmtree(self.dest)
-        os.replace(self._tmp, self.dest)
+        if self.dest.exists() and not self.overwrite:
+            raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
+        move_into_place(self._tmp, self.dest)
         return Collection(self.dest)
 
     def abort(self) -> None:

@@ -15,6 +15,8 @@ file is bad; the importer turns that into a report line and goes on with the oth
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +38,15 @@ def suffix(path: Path) -> str:
     """The file's extension, lower case, with ``.nii.gz`` kept whole."""
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def check_numeric(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it holds real numbers (integers, floats or booleans); raises ValueError
+    for text, objects, complex numbers or dates, which no modality stores."""
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_):
+        kind = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates"}
+        raise ValueError(f"holds {kind.get(a.dtype.kind, 'records')} ({a.dtype}), not real numbers")
+    return a
 
 
 # -- series -----------------------------------------------------------------------------------
@@ -132,12 +143,14 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
 
     if suffix(path) == ".ts":
         return _read_ts(path), []
+    skipped: list[tuple[str, str]] = []
     try:
-        df = _read_table(path)
+        df = _read_table(path, skipped)
     except Exception as e:
         raise UnlabeledError(f"cannot read {path}: {e}") from e
     df.columns = [str(c) for c in df.columns]
     meta, kept, value_cols = _table_columns(path, df, keep)
+    _check_single_values(path, df, [*meta.values(), *kept.values()])
     values = df[value_cols].apply(pd.to_numeric, errors="coerce")
     unparsable = values.isna() & df[value_cols].notna()
     if "id" in meta and df[meta["id"]].duplicated().any():
@@ -148,8 +161,10 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     else:
         ids_col = df[meta["id"]] if "id" in meta else None
         series, ids, rows, bad = _wide_series(path, ids_col, values, unparsable)
+    bad = skipped + bad
     if not series:
-        raise UnlabeledError(f"no valid series in {path}" + "".join(f"\n  {p}: {r}" for p, r in bad[:20]))
+        shown = "; ".join(f"{p}: {r}" for p, r in bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise UnlabeledError(f"no valid series in {path}" + (f": {shown}" if bad else ""))
     of = {k: [df.at[r, meta[k]] for r in rows] for k in ("label", "split", "group") if k in meta}
     codes, classes = (None, None)
     if "label" in of:
@@ -226,6 +241,18 @@ def _wide_series(path: Path, ids_col: Any, values: Any, unparsable: Any) -> tupl
     return series, ids, rows_of, bad
 
 
+def _check_single_values(path: Path, df: Any, columns: Sequence[str]) -> None:
+    """A table's id, label, split, group, time and kept columns hold one value per row; a column
+    of lists or records (a Parquet column of the wrong type) is an UnlabeledError naming it."""
+    for c in columns:
+        if df[c].dtype != object:
+            continue
+        odd = next((v for v in df[c] if isinstance(v, list | tuple | dict | set | np.ndarray)), None)
+        if odd is not None:
+            what = "records" if isinstance(odd, dict) else "lists"
+            raise UnlabeledError(f"{path}: column {c!r} holds {what} ({list(odd)!r:.40}), not one value per row")
+
+
 def _column_values(values: Any) -> np.ndarray:
     """A kept table column: floats when every present value is numeric, else strings."""
     import pandas as pd
@@ -236,11 +263,35 @@ def _column_values(values: Any) -> np.ndarray:
     return np.asarray([None if pd.isna(v) else str(v) for v in values], dtype=object)
 
 
-def _read_table(path: Path):  # -> pandas.DataFrame
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
+
+
+def _read_table(path: Path, skipped: list[tuple[str, str]] | None = None):  # -> pandas.DataFrame
+    """A CSV/TSV/Parquet table. A row of a text table with more fields than the header is an
+    error, or with ``skipped`` (from the main thread: the warnings module is process-wide) is
+    left out and listed there by line; a first row one field longer than the header is an error
+    either way (pandas would silently make the first column an index)."""
     import pandas as pd
 
     ext = suffix(path)
-    return pd.read_parquet(path) if ext == ".parquet" else pd.read_csv(path, sep="\t" if ext == ".tsv" else ",")
+    if ext == ".parquet":
+        return pd.read_parquet(path)
+    sep = "\t" if ext == ".tsv" else ","
+    try:
+        if skipped is None:
+            df = pd.read_csv(path, sep=sep)
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                df = pd.read_csv(path, sep=sep, on_bad_lines="warn")
+            for found in _SKIPPED_LINE.finditer("\n".join(str(w.message) for w in caught)):
+                line, want, saw = found.groups()
+                skipped.append((f"{path} line {line}", f"{saw} fields, the header has {want}"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+    if not df.index.equals(pd.RangeIndex(len(df))):  # pandas took the first column for an index
+        raise ValueError(f"the first row has {len(df.columns) + 1} fields, the header {len(df.columns)}")
+    return df
 
 
 def series_header(path: Path) -> tuple[int, ...]:
@@ -254,7 +305,7 @@ def read_series_file(path: Path, shape: tuple[int, ...] | None = None) -> np.nda
     shape (T,) or (C, T)."""
     ext = suffix(path)
     if ext == ".npy":
-        a = np.load(path, allow_pickle=False)
+        a = check_numeric(np.load(path, allow_pickle=False))
         if a.ndim > 2:
             raise ValueError(f"shape {a.shape} is not a series ((T,) or (C, T))")
     else:
@@ -325,7 +376,7 @@ def volume_header(path: Path) -> tuple[int, ...]:
 def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """(C, D, H, W) float32, resampled trilinearly to ``shape`` when it differs."""
     if suffix(path) == ".npy":
-        a = np.load(path, allow_pickle=False).astype(np.float32)
+        a = check_numeric(np.load(path, allow_pickle=False)).astype(np.float32)
         a = a[None] if a.ndim == 3 else a
     else:
         import nibabel as nib

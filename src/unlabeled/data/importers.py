@@ -15,9 +15,12 @@ Folder layout: files directly under class folders get that class as label
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -224,8 +227,20 @@ def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
         if path.suffix == ".npy":
             raw = np.load(path, allow_pickle=False).ravel().tolist()
         else:
-            raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+            raw = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            while raw and not raw[-1]:  # blank lines at the end are no labels
+                raw.pop()
+            blank = [i + 1 for i, v in enumerate(raw) if not v]
+            if blank:  # dropping it would shift every later label onto the wrong sample
+                raise UnlabeledError(
+                    f"the labels file {path} has a blank line at line {blank[0]}: one label per sample, in order"
+                )
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise UnlabeledError(
+            f"the labels file {path} is not UTF-8 text (byte {e.object[e.start]:#x} on line {line})"
+        ) from None
+    except (OSError, ValueError) as e:
         raise UnlabeledError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
     if len(raw) != n:
         raise UnlabeledError(f"{path} has {len(raw)} labels for {n} samples")
@@ -259,7 +274,11 @@ def _import_array_file(
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # corrupt header, pickled objects, truncated file
         raise UnlabeledError(f"cannot read {path}: {e}") from e
-    arr, modality = _as_modality(arr, modality)
+    try:
+        formats.check_numeric(arr)
+        arr, modality = _as_modality(arr, modality)
+    except (UnlabeledError, ValueError) as e:
+        raise UnlabeledError(f"{path}: {e}") from None
     y, classes = (None, None) if labels is None else _read_labels(Path(labels), len(arr))
     bad: list[tuple[str, str]] = []
     keep = np.ones(len(arr), dtype=bool)
@@ -354,13 +373,12 @@ def _read_image(path: Path, shape: tuple[int, int, int], resize: bool) -> np.nda
 
     c, h, w = shape
     with Image.open(path) as im:
+        if (im.height, im.width) != (h, w) and not resize:  # said before decoding anything
+            raise ValueError(
+                f"size {im.height}x{im.width} differs from the collection's {h}x{w} (pass --resize {h}x{w} to resize)"
+            )
         im.load()  # decodes fully: truncated or corrupt data fails here
         if (im.height, im.width) != (h, w):
-            if not resize:
-                raise ValueError(
-                    f"size {im.height}x{im.width} differs from the collection's {h}x{w} "
-                    f"(pass --resize {h}x{w} to resize)"
-                )
             im = im.resize((w, h), Image.Resampling.BILINEAR)
         if im.mode in ("I", "I;16", "F"):
             a = np.asarray(im, dtype=np.float64)
@@ -377,7 +395,7 @@ def _npy_header(path: Path) -> tuple[int, ...]:
 
 
 def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    a = np.load(path, allow_pickle=False)
+    a = formats.check_numeric(np.load(path, allow_pickle=False))
     a = a[None] if a.ndim == 2 else a
     if a.shape != shape:
         raise ValueError(f"shape {a.shape} differs from the collection's {shape}")
@@ -509,8 +527,8 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
                 f"{root} holds files of several modalities ({', '.join(sorted(found))}); pass --modality to pick one"
             )
         modality = found.pop() if found else None
-    if modality is None:  # only .npy files: their shape decides
-        ndim = len(_npy_header(files[0]))
+    if modality is None:  # only .npy files: the shape of the first that reads decides
+        ndim = next((len(shape) for shape in map(_safe(_npy_header), files) if not isinstance(shape, str)), 3)
         kind = {2: KINDS["series"], 4: KINDS["volume"]}.get(ndim, KINDS["npy"])
         return _npy_kind(kind), files
     exts = FOLDER_EXTENSIONS[modality] | ARRAY_EXTENSIONS
@@ -537,13 +555,31 @@ def _npy_kind(kind: _Kind) -> _Kind:
     return kind
 
 
-def _scan_folder(root: Path) -> tuple[list[Path], Counter]:
-    """The importable files under ``root`` (hidden ones skipped), and a count of the others by
-    extension."""
-    files, ignored = [], Counter()
+def _scan_folder(root: Path) -> tuple[list[Path], Counter, list[tuple[str, str]]]:
+    """The importable files under ``root`` (hidden ones skipped; a symbolic link to a folder is
+    followed, each folder walked once), a count of the others by extension, and what could not
+    be walked: unreadable folders and links that lead back into the tree, each with its reason
+    (never silently dropped)."""
+    files, ignored, bad = [], Counter(), []
     known = set().union(*FOLDER_EXTENSIONS.values(), ARRAY_EXTENSIONS)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    walked = {os.path.realpath(root): str(root)}  # each folder's real path -> the path it is walked as
+
+    def unreadable(e: OSError) -> None:
+        bad.append((str(e.filename), f"cannot list this folder: {e.strerror or e}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        here = os.path.realpath(dirpath)
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            full, real = os.path.join(dirpath, d), os.path.realpath(os.path.join(dirpath, d))
+            if real in walked:
+                loop = here == real or here.startswith(real + os.sep)
+                what = "symbolic link loop: leads back to" if loop else "leads to"
+                bad.append((full, f"{what} {walked[real]}, which is imported once"))
+                continue
+            walked[real] = full
+            keep.append(d)
+        dirnames[:] = keep
         for fn in sorted(filenames):
             if fn.startswith("."):
                 continue
@@ -553,8 +589,17 @@ def _scan_folder(root: Path) -> tuple[list[Path], Counter]:
             else:
                 ignored[ext or "(no extension)"] += 1
     if not files:
+        why = next((r for p, r in bad if p == str(root)), None)
+        if why is not None:
+            raise UnlabeledError(f"{root}: {why}")
         raise UnlabeledError(f"no importable files under {root} (looked for {', '.join(sorted(known))})")
-    return files, ignored
+    return files, ignored, bad
+
+
+def _listed(bad: list[tuple[str, str]], limit: int = 3) -> str:
+    """The first few bad files and their reasons, on one line."""
+    shown = "; ".join(f"{p}: {r}" for p, r in bad[:limit])
+    return shown + (f"; and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
 def _readable(kind: _Kind, entries: list[Any], pool: ThreadPoolExecutor, bad: list, root: Path) -> list[Any]:
@@ -570,10 +615,7 @@ def _readable(kind: _Kind, entries: list[Any], pool: ThreadPoolExecutor, bad: li
         bad += [(str(e.path), f"shape {e.shape[1:]} is not an image") for e in odd]
         good = [e for e in good if len(e.shape) == 3]
     if not good:
-        raise UnlabeledError(
-            f"none of the {len(entries)} file(s) under {root} could be read:\n"
-            + "\n".join(f"  {p}: {r}" for p, r in bad[:20])
-        )
+        raise UnlabeledError(f"none of the {len(entries)} file(s) under {root} could be read: {_listed(bad)}")
     return good
 
 
@@ -618,13 +660,12 @@ class _FolderJob:
 def _import_folder(
     root: Path, dest: str | os.PathLike[str], modality: str | None, opts: dict[str, Any], overwrite: bool
 ) -> ImportReport:
-    files, ignored = _scan_folder(root)
+    files, ignored, bad = _scan_folder(root)
     kind, chosen = _kind_of(files, modality, root)
     ignored.update(suffix(f) for f in files if f not in set(chosen))
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
     entries = _layout(root, chosen)
-    bad: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+    with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         good = _readable(kind, entries, pool, bad, root)
         shape, meta = kind.plan([e.shape for e in good], opts, notes)
         job = _FolderJob(root, kind, shape, {**opts, **meta}, _compile_group_pattern(opts.get("group_pattern")), bad)
@@ -635,8 +676,7 @@ def _import_folder(
             _write_entries(job, good, writer, pool)
             if not len(writer):
                 raise UnlabeledError(
-                    f"none of the {len(entries)} file(s) under {root} could be imported:\n"
-                    + "\n".join(f"  {p}: {r}" for p, r in bad[:20])
+                    f"none of the {len(entries)} file(s) under {root} could be imported: {_listed(bad)}"
                 )
             col = writer.close()
         except BaseException:
@@ -646,6 +686,37 @@ def _import_folder(
     return ImportReport(col, str(root), kind.modality, len(col), bad, notes, duplicates=writer.duplicates)
 
 
+@contextlib.contextmanager
+def _bombs_refused() -> Iterator[None]:
+    """While a folder imports, Pillow's warning about an image above its pixel limit is an
+    error: such a file (a decompression bomb, or just huge) is reported, never decoded. (The
+    warning filter is process-wide: the reading threads see it too.)"""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _reason(path: Path, e: Exception) -> str:
+    """Why a file could not be read, in a few words: the system's reason for an OS error
+    (without the path again), the empty file, the image Pillow does not recognise."""
+    if isinstance(e, OSError) and e.errno is not None:
+        if e.errno == errno.ENOENT and path.is_symlink():
+            return f"broken symbolic link (to {os.readlink(path)})"
+        return e.strerror or str(e)  # Permission denied, Too many levels of symbolic links
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+    name = type(e).__name__
+    if name == "UnidentifiedImageError":
+        return "not an image Pillow can read (another format, truncated or damaged)"
+    if name.startswith("DecompressionBomb"):
+        return f"refused as a possible decompression bomb: {e}"
+    reason = str(e) or name
+    return reason if isinstance(e, ValueError) else f"{name}: {reason}"
+
+
 def _safe(fn: Callable[[Path], object]) -> Callable[[Path], object]:
     """Wrap a reader so a failure comes back as its reason (a str) instead of raising."""
 
@@ -653,8 +724,7 @@ def _safe(fn: Callable[[Path], object]) -> Callable[[Path], object]:
         try:
             return fn(path)
         except Exception as e:
-            reason = str(e) or type(e).__name__
-            return reason if isinstance(e, ValueError) else f"{type(e).__name__}: {reason}"
+            return _reason(path, e)
 
     return run
 

@@ -3,7 +3,6 @@ same way (forgotten ids, the finished record in the new run's config, the audit 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -15,8 +14,9 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
 from unlabeled.forget.request import ForgetRequest, forget_set, ids_hash, source_task
-from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, write_ids
+from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_config, write_ids
 from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.run import run_lock
 
 # a classifier's default, and an encoder's: the exact retrain (LAF, measured on Fashion-MNIST,
 # moved representations further from a retrained encoder's than leaving the encoder unchanged
@@ -75,7 +75,8 @@ def forget(
         overwrite=_may_replace(out, overwrite),
         record=record,
     )
-    return _carry_out(chosen, request)
+    with run_lock(out):  # one process writes a run at a time
+        return _carry_out(chosen, request)
 
 
 def _method(src: Run, name: str) -> Method:
@@ -106,7 +107,7 @@ def _may_replace(out: Path, overwrite: bool) -> bool:
     """Whether the run in ``out`` may be replaced: with ``overwrite``, or when it is an
     unfinished (crashed) request, which is redone."""
     if (out / "config.json").exists():
-        done = json.loads((out / "config.json").read_text()).get("forget", {}).get("finished")
+        done = read_config(out / "config.json").get("forget", {}).get("finished")
         if done and not overwrite:
             raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
         return True

@@ -14,7 +14,6 @@ batch's targets; the test split never enters.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +27,12 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import default_options
 from unlabeled.objectives.distil import SELECTIONS, teacher_probs
-from unlabeled.runs import Run, encode, open_run
+from unlabeled.runs import Run, encode, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import provenance
-from unlabeled.train.run import claim_run_dir, train, training_positions
+from unlabeled.train.run import claim_run_dir, run_lock, train, training_positions
 from unlabeled.train.sampling import Retargeted
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
 from unlabeled.train.trainer import TrainConfig
@@ -100,7 +99,7 @@ def distil(
         raise UnlabeledError(f"--label-weight must be between 0 and 1, got {recipe.label_weight}")
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
-    with dist.process_group(dev):
+    with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
         col = open_collection(unlabeled)
         if resume:
             claim_run_dir(out, True, False)
@@ -124,7 +123,7 @@ def distil(
 def _resumed(out: Path, col: Collection) -> tuple[RunSpec, Run, np.ndarray]:
     """The spec, teacher and training positions of the student in ``out``, checked: a student,
     on this collection, whose teacher's weights are the ones it started with."""
-    spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+    spec = RunSpec.from_config(read_config(out / "config.json"))
     record = spec.extra.get("teacher")
     if spec.objective.name != "distil" or record is None:
         raise UnlabeledError(f"{out} is not a distilled student; resume it with the command that made it")

@@ -26,7 +26,7 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import default_size, provenance
-from unlabeled.train.run import claim_run_dir, train, train_shards
+from unlabeled.train.run import claim_run_dir, run_lock, train, train_shards
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
@@ -115,15 +115,20 @@ def finetune(
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
     out, extra = Path(out), dict(extra_config or {})
     src = None if run is None else open_run(run)
-    if shards > 1:
-        claim_run_dir(out, False, overwrite)
-        train = {k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
+    with run_lock(out):  # one process writes a run at a time
+        if shards > 1:
+            claim_run_dir(out, False, overwrite)
+            train = {
+                k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")
+            }
 
-        def one(folder: Path, part: np.ndarray, _: bool) -> Run:
-            return _finetune_one(recipe, src, col, part, folder, device, True, {})  # extra: the whole run's
+            def one(folder: Path, part: np.ndarray, _: bool) -> Run:
+                return _finetune_one(recipe, src, col, part, folder, device, True, {})  # extra: the whole run's
 
-        return train_shards(col, pos, out, shards, seed, one, top=lambda c: {"train": {**c["train"], **train}, **extra})
-    return _finetune_one(recipe, src, col, pos, out, device, overwrite, extra)
+            return train_shards(
+                col, pos, out, shards, seed, one, top=lambda c: {"train": {**c["train"], **train}, **extra}
+            )
+        return _finetune_one(recipe, src, col, pos, out, device, overwrite, extra)
 
 
 def classifier_spec(

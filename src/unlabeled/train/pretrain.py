@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -19,10 +18,18 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import default_options, saved_options
-from unlabeled.runs import Run, open_run
+from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
-from unlabeled.train.run import claim_run_dir, environment, start_point, train, train_shards, training_positions
+from unlabeled.train.run import (
+    claim_run_dir,
+    environment,
+    run_lock,
+    start_point,
+    train,
+    train_shards,
+    training_positions,
+)
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
@@ -146,9 +153,10 @@ def pretrain(
         compile=compile,
     )
     where = Where(Path(out), device, resume, overwrite)
-    if shards > 1:
-        return _pretrain_sharded(recipe, data, where, positions, shards, init)
-    return _pretrain_one(recipe, data, where, positions, init)
+    with run_lock(where.out):  # one process writes a run at a time
+        if shards > 1:
+            return _pretrain_sharded(recipe, data, where, positions, shards, init)
+        return _pretrain_one(recipe, data, where, positions, init)
 
 
 @dataclass(frozen=True)
@@ -268,7 +276,7 @@ def _pretrain_one(
         # with --overwrite the old run goes only once the new one is known to start
         replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
         if where.resume:
-            spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+            spec = RunSpec.from_config(read_config(out / "config.json"))
             if spec.data.fingerprint != col.fingerprint():
                 raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
             pos = training_positions(col, spec, out)

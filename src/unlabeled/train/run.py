@@ -10,10 +10,12 @@ spec: one run per disjoint shard in ``OUT/shards/NN``, then the top-level ``conf
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,16 @@ from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
 from unlabeled.objectives import build_objective
 from unlabeled.objectives.base import Objective
-from unlabeled.runs import SHARDS, TRAINING_IDS, Run, encoder_weights, read_ids, shard_split, write_ids
+from unlabeled.runs import (
+    SHARDS,
+    TRAINING_IDS,
+    Run,
+    encoder_weights,
+    load_checked,
+    read_ids,
+    shard_split,
+    write_ids,
+)
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.sampling import Sampler
@@ -43,6 +54,69 @@ def environment(dev: torch.device) -> dict[str, Any]:
         "device": str(dev),
         "world_size": dist.world_size(),
     }
+
+
+_HELD: dict[Path, int] = {}  # run folders this process holds the lock of -> how many times
+
+
+def _lock_file(out: Path) -> Path:
+    """The lock of run folder ``out``: a hidden file beside it (inside, --overwrite would remove it)."""
+    return out.parent / f".{out.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the run folder ``out`` for this process while a command writes it: a second
+    process that tries to write the same run (a second ``pretrain`` into the same ``--out``,
+    with ``--resume`` or ``--overwrite``) gets an UnlabeledError naming the holder's pid
+    instead of removing or interleaving with a run in progress. Re-entrant within a process;
+    taken by rank 0 alone under ``torchrun``; the lock file goes when released (``flock``:
+    the system releases it if the process dies)."""
+    out = Path(out).absolute()
+    if out in _HELD or int(os.environ.get("RANK", "0")) != 0:
+        _HELD[out] = _HELD.get(out, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD[out] -= 1
+            if not _HELD[out]:
+                del _HELD[out]
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(out, _lock_file(out))
+    _HELD[out] = 1
+    try:
+        yield
+    finally:
+        del _HELD[out]
+        with contextlib.suppress(OSError):
+            _lock_file(out).unlink()
+        os.close(fd)  # releases the lock
+
+
+def _acquire(out: Path, lock: Path) -> int:
+    """An open descriptor of ``lock`` holding its exclusive lock, with this pid written in it."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UnlabeledError(
+                f"{out} is being written by another process (pid {holder}); wait for it to finish or use another --out"
+            ) from None
+        try:  # the holder before us may have removed the file between our open and our lock
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
 
 
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
@@ -108,7 +182,9 @@ def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -
         if "sisa" in start.config:  # a SISA run's shard encoders side by side
             enc = start.encoder().train()
         else:
-            enc.load_state_dict(start.weights(start.config["encoder"].get("weights", "encoder")))
+            load_checked(
+                enc, start.weights(start.config["encoder"].get("weights", "encoder")), start.path / ckpt.MODEL_FILE
+            )
     objective = build_objective(spec.objective.name, enc, modality_from_state(spec.modality), **spec.objective.options)
     spec = spec.replace(
         objective=replace(spec.objective, options=objective.hparams()),

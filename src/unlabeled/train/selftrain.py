@@ -15,7 +15,6 @@ pool is not all of them, ``unlabelled-ids.txt``.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable
@@ -29,11 +28,11 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.objectives.base import Objective
-from unlabeled.runs import Run, encode, open_run, read_ids
+from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
 from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train
-from unlabeled.train.run import Feed, claim_run_dir, train, training_positions
+from unlabeled.train.run import Feed, claim_run_dir, run_lock, train, training_positions
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
@@ -140,7 +139,7 @@ def selftrain(
     )
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
-    with dist.process_group(dev):
+    with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
         col = open_collection(task)
         if resume:
             claim_run_dir(out, True, False)
@@ -289,7 +288,7 @@ def linear_head(feats: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndar
 def _resumed(out: Path, col: Collection) -> tuple[RunSpec, np.ndarray, np.ndarray]:
     """The spec, labelled positions and unlabelled pool of the self-trained run in ``out``,
     checked: a self-trained run, on this collection."""
-    spec = RunSpec.from_config(json.loads((out / "config.json").read_text()))
+    spec = RunSpec.from_config(read_config(out / "config.json"))
     if spec.objective.name != "fixmatch" or "selftrain" not in spec.extra or not (out / LABELLED_IDS).exists():
         raise UnlabeledError(f"{out} is not a self-trained run; resume it with the command that made it")
     if spec.data.fingerprint != col.fingerprint():

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from rich.progress import TextColumn
 
-from unlabeled._console import UnlabeledError, info, progress
+from unlabeled._console import UnlabeledError, info, progress, short_reason
 from unlabeled.objectives.base import Objective
 from unlabeled.runtime import PRECISIONS, autocast, step_generator, use_bf16
 from unlabeled.runtime import bf16_available as bf16_available  # re-exported: older import path
@@ -210,10 +210,17 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def _restore(self) -> tuple[int, int | None, float, bool]:
         """(step, total, elapsed, whether the count is final) from the run's last checkpoint."""
-        state = ckpt.load_state(self.dir / ckpt.STATE_FILE)
-        self.objective.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        path = self.dir / ckpt.STATE_FILE
+        state = ckpt.load_state(path)
+        missing = [k for k in ("total_steps", "elapsed", "model", "optimizer", "torch_rng") if k not in state]
+        if missing:
+            raise UnlabeledError(f"{path} is not a resume state of a run: it has no {', '.join(missing)}")
+        try:
+            self.objective.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, ValueError, TypeError) as e:
+            raise UnlabeledError(f"{path} does not fit the run config.json describes: {short_reason(e)}") from None
         self._trim_metrics(state["step"])
         info(f"resuming {self.dir} at step {state['step']}/{state['total_steps']}")
         return state["step"], state["total_steps"], state["elapsed"], state.get("budget_fixed", True)
@@ -274,7 +281,8 @@ class Trainer:
             ckpt.atomic_write_json(cfg_path, config)
 
     def save(self, step: int, total: int, elapsed: float, budget_fixed: bool = True) -> None:
-        """Checkpoint: the resume state first, then the exported weights (rank 0 of a run only)."""
+        """Checkpoint: the resume state and the exported weights, replaced as a pair (rank 0 of a
+        run only); a failed write (a full disk) leaves the previous checkpoint as it was."""
         if self.rank != 0 or self.dir is None:
             return
         state = {
@@ -286,9 +294,8 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
-        ckpt.save_state(self.dir / ckpt.STATE_FILE, state)
         meta = {"step": str(step), "total_steps": str(total)}
-        ckpt.save_weights(self.dir / ckpt.MODEL_FILE, self.objective.exported_state(), meta)
+        ckpt.save_checkpoint(self.dir, state, self.objective.exported_state(), meta)
 
     def snapshot(self, step: int, elapsed: float) -> None:
         """Keep the current weights as snapshots/step-NNNNNNN.safetensors (rank 0 of a run only)."""
