@@ -54,8 +54,9 @@ def test_aborted_write_leaves_nothing(tmp_path):
 def test_duplicate_ids_rejected(tmp_path):
     w = CollectionWriter(tmp_path / "c", "image", (1, 2, 2), "uint8")
     w.add(np.zeros((2, 1, 2, 2)), ["a", "a"])
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(UnlabeledError, match="occur more than once"):  # a user's input error, not a bug
         w.close()
+    assert not (tmp_path / "c").exists() and not list(tmp_path.iterdir())  # the temporary folder went too
 
 
 def test_not_a_collection(tmp_path):

@@ -151,7 +151,8 @@ def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
         "--precision",
         "fp32",
     ]
-    # both workers pause before step 12 (checkpointed at 10) and are killed there with the launcher
+    # both workers pause before step 12 (checkpointed at 10, or later if a minute passed since) and
+    # are killed there with the launcher
     paused = [*cmd[:5], pause_at_step.SCRIPT, "12", *cmd[7:]]
     log = tmp_path / "stderr.txt"
     with log.open("w") as err:
@@ -163,7 +164,7 @@ def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
                 for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and both workers, mid-run
                     os.kill(pid, signal.SIGKILL)
                 proc.wait(timeout=60)
-    assert ckpt.load_state(out / "state.pt")["step"] == 10
+    assert 10 <= ckpt.load_state(out / "state.pt")["step"] <= 12
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["environment"]["world_size"] == 2 and cfg["train"]["total_steps"] == 62  # 2,000 // (2 * 16)
     done = subprocess.run(

@@ -62,7 +62,8 @@ def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_step", crash_after_7)
     with pytest.raises(RuntimeError, match="simulated"):
         ul.pretrain(fmnist_small, tmp_path / "b", checkpoint_steps=5, **FAST)
-    assert ckpt.load_state(tmp_path / "b" / "state.pt")["step"] == 5
+    # the checkpoint at step 5, or a later one if a minute passed (checkpoint_seconds: a busy machine)
+    assert 5 <= ckpt.load_state(tmp_path / "b" / "state.pt")["step"] <= 7
     monkeypatch.setattr(Trainer, "_step", real_step)
     resumed = ul.pretrain(fmnist_small, tmp_path / "b", resume=True)
     a, b = ckpt.load_weights(straight.path / "model.safetensors"), ckpt.load_weights(resumed.path / "model.safetensors")
@@ -171,7 +172,8 @@ def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     ]
     env = {**os.environ, "UNLABELED_QUIET": "1"}
     state, log = out / "state.pt", tmp_path / "stderr.txt"
-    # the run pauses before step 25 (checkpointed at 20, five steps taken since) and is killed there
+    # the run pauses before step 25 and is killed there: checkpointed at 20 (or later, if a minute
+    # passed after that: checkpoint_seconds, on a busy machine)
     with log.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, pause_at_step.SCRIPT, "25", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True
@@ -184,7 +186,7 @@ def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
             proc.wait()
     killed_at = ckpt.load_state(state)["step"]
     total = json.loads((out / "config.json").read_text())["train"]["total_steps"]
-    assert killed_at == 20 and total == 62
+    assert 20 <= killed_at <= 25 and total == 62
     ul.open_run(out).encoder()  # the checkpoint left by the killed process loads
     resume = [sys.executable, "-m", "unlabeled", *args[:4], "--resume"]
     done = subprocess.run(resume, env=env, capture_output=True, text=True)

@@ -72,7 +72,7 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     instead of removing or interleaving with a run in progress. Re-entrant within a process;
     taken by rank 0 alone under ``torchrun``; the lock file goes when released (``flock``:
     the system releases it if the process dies)."""
-    out = Path(out).absolute()
+    out = Path(out).resolve()
     if out in _HELD or int(os.environ.get("RANK", "0")) != 0:
         _HELD[out] = _HELD.get(out, 0) + 1
         try:
