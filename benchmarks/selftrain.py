@@ -66,7 +66,9 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--pretrain-minutes", type=float, default=10)
     ap.add_argument("--pretrain-size", default="tiny")
-    ap.add_argument("--minutes", type=float, default=15, help="self-training or distillation budget")
+    ap.add_argument(
+        "--minutes", type=float, default=15, help="self-training budget (0: the epochs in --selftrain instead)"
+    )
     ap.add_argument("--size", default="tiny", help="from-scratch arms' encoder size")
     ap.add_argument("--finetune-epochs", type=float, default=30)
     ap.add_argument("--selftrain", default="{}", help="JSON of more selftrain options (threshold, ratio, ema, lr)")
@@ -156,7 +158,7 @@ def run_arm(
         return accuracy(student, col, test)
     start = pre if arm == "fixmatch" else None
     run = ul.selftrain(
-        start, col, out, minutes=args.minutes, size=args.size, precision=args.precision, **common, **extra
+        start, col, out, minutes=args.minutes or None, size=args.size, precision=args.precision, **common, **extra
     )
     return accuracy(run, col, test)
 

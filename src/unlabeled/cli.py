@@ -6,7 +6,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -345,6 +345,9 @@ def selftrain_(
     adaptive: Annotated[
         float, typer.Option(help="FreeMatch's self-adaptive threshold, averaged with this momentum (e.g. 0.999)")
     ] = 0.0,
+    align: Annotated[
+        float, typer.Option(help="ReMixMatch's distribution alignment, averaged with this momentum (e.g. 0.999)")
+    ] = 0.0,
     head: Annotated[
         str, typer.Option(help="from a pretrained run: probe (a linear probe on the labels first, LP-FT) | random")
     ] = "probe",
@@ -372,6 +375,7 @@ def selftrain_(
         unlabeled_weight=unlabeled_weight,
         ema=ema,
         adaptive=adaptive,
+        align=align,
         epochs=epochs,
         minutes=minutes,
         batch_size=batch_size,
@@ -408,6 +412,13 @@ def forget_(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace a finished result in --out")] = False,
+    ancestors: Annotated[
+        str | None,
+        typer.Option(
+            help="retrain/sisa when the run's pretrained encoder (or --init run) trained on the samples: refuse "
+            "(default), retrain (it too: exact) or keep (retrain this run alone: not exact); --verify: keep"
+        ),
+    ] = None,
 ) -> None:
     """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
     if log is not None:
@@ -425,26 +436,7 @@ def forget_(
             )
         return
     if verify is not None:
-        table = verify_request(verify, device=device)
-        console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
-        metrics = [
-            m
-            for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
-            if m in next(iter(table["rows"].values()))
-        ]
-        console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
-        for name, r in table["rows"].items():
-            console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
-        g = table["gaps"]
-        console.print(
-            f"{'gap':<12}"
-            + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics)
-            + f"   average gap {g['average_gap']:.4f}"
-        )
-        console.print(
-            f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
-            f"({table['time_ratio']:.1%})"
-        )
+        print_verification(verify_request(verify, device=device, ancestors=ancestors or "keep"))
         return
     if run is None or out is None:
         raise UnlabeledError("forget needs RUN and --out (or --verify RUN, or --log RUN)")
@@ -460,7 +452,42 @@ def forget_(
         seed=seed,
         device=device,
         overwrite=overwrite,
+        ancestors=ancestors or "refuse",
     )
+
+
+def print_verification(table: dict[str, Any]) -> None:
+    """A forget request's verification table, as ``forget --verify`` prints it."""
+    console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
+    console.print(reference_line(table["reference"]))
+    metrics = [
+        m
+        for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
+        if m in next(iter(table["rows"].values()))
+    ]
+    console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
+    for name, r in table["rows"].items():
+        console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
+    g = table["gaps"]
+    console.print(
+        f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics) + f"   average gap {g['average_gap']:.4f}"
+    )
+    console.print(
+        f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "
+        f"({table['time_ratio']:.1%})"
+    )
+
+
+def reference_line(ref: dict[str, Any]) -> str:
+    """What the verification's retrained reference is: exact, with which ancestors retrained."""
+    if ref["exact"] is None:
+        return "reference: retrained before ancestors were checked (exactness not recorded)"
+    line = "reference: exact retrain" if ref["exact"] else "reference: NOT exact"
+    if ref["retrained_ancestors"]:
+        line += "; ancestors retrained: " + ", ".join(ref["retrained_ancestors"])
+    if ref["kept_ancestors_that_saw"]:
+        line += "; kept ancestors that trained on the forget set: " + ", ".join(ref["kept_ancestors_that_saw"])
+    return line
 
 
 @app.command()

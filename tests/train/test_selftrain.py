@@ -79,6 +79,13 @@ def test_self_training_from_a_pretrained_encoder_trains_on_pseudo_labels(tmp_pat
     assert last["mask"] == 1.0 and last["unsup"] > 0
 
 
+def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp_path, fmnist_small):
+    run = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, align=0.99)
+    method = run.config["method"]
+    assert method["align"] == 0.99 and method["prior"] == pytest.approx([0.1] * 10)  # 3 shots of each class
+    assert "p_model" in ul.open_run(run.path).weights()  # the moving average is saved: resume aligns alike
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("data, encoder", [("gunpoint", "cnn"), ("keywords", "cnn"), ("volumes", "transformer")])
 def test_every_modality_with_augmentations_self_trains(tmp_path, request, data, encoder):

@@ -4,19 +4,27 @@ same way (forgotten ids, the finished record in the new run's config, the audit 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
+from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, ids_hash, source_task
 from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_config, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import run_lock
+
+ANCESTORS = "ancestors"  # OUT/ancestors/NN-name: the ancestors an exact request retrained
+# what an exact method does when an ancestor of the run trained on the samples to forget
+ANCESTOR_POLICIES = ("refuse", "retrain", "keep")
 
 # a classifier's default, and an encoder's: the exact retrain (LAF, measured on Fashion-MNIST,
 # moved representations further from a retrained encoder's than leaving the encoder unchanged
@@ -36,12 +44,22 @@ def forget(
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,
+    ancestors: str = "refuse",
 ) -> Run:
     """Remove ``ids`` (or every training sample of class ``class_``) from a classifier or
     encoder ``run``; the result is a new run at ``out`` trained (or unlearned) without them.
     ``method`` defaults to ``salun`` for a classifier and to the exact ``retrain`` for an
     encoder (LAF, measured on Fashion-MNIST, moved representations further from a retrained
-    encoder's than leaving the encoder unchanged did; BENCHMARKS.md)."""
+    encoder's than leaving the encoder unchanged did; BENCHMARKS.md).
+
+    An exact method (``retrain``, ``sisa``) is exact only if no ancestor of ``run`` (the
+    pretrained encoder a classifier was fine-tuned from, the ``--init`` run of an encoder)
+    trained on the samples: when one did, ``ancestors="refuse"`` stops with an error naming
+    it, ``"retrain"`` retrains it without them (and every run between it and ``run``) into
+    ``out/ancestors`` and starts from there, and ``"keep"`` retrains ``run`` alone from the
+    same ancestors, recorded as not exact (:mod:`unlabeled.forget.lineage`)."""
+    if ancestors not in ANCESTOR_POLICIES:
+        raise UnlabeledError(f"--ancestors must be one of {', '.join(ANCESTOR_POLICIES)}, got {ancestors!r}")
     src = open_run(run)
     if method is None:
         method = DEFAULT_METHOD["classifier" if src.kind == "classifier" else "encoder"]
@@ -62,6 +80,17 @@ def forget(
         "forgotten": len(forget_pos),
         "class": None if class_ is None else str(class_),
     }
+    chain = lineage.ancestors(src, task, forget_pos)
+    redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
+    dirty = [a for a in chain if a.saw]
+    if dirty and chosen.exact and ancestors == "refuse":
+        raise lineage.refusal(method, src, dirty[-1])
+    record["ancestors"] = [
+        {"run": str(a.run.path.resolve()), "relation": a.relation, "saw": a.saw, "retrained": a in redo} for a in chain
+    ]
+    record["exact"] = chosen.exact and (not dirty or bool(redo))
+    for a in dirty if not record["exact"] else []:
+        info(f"note: {a.describe()} trained on {a.saw} of these samples and keeps them; the result is not exact")
     request = ForgetRequest(
         source=src,
         task=task,
@@ -76,7 +105,7 @@ def forget(
         record=record,
     )
     with run_lock(out):  # one process writes a run at a time
-        return _carry_out(chosen, request)
+        return _carry_out(chosen, request, redo)
 
 
 def _method(src: Run, name: str) -> Method:
@@ -114,9 +143,40 @@ def _may_replace(out: Path, overwrite: bool) -> bool:
     return overwrite
 
 
-def _carry_out(method: Method, request: ForgetRequest) -> Run:
-    """Log the start, run the method, and finish: the forgotten ids and the finished record
-    beside the new run, and the end in the audit log."""
+def _retrain_ancestors(redo: list[lineage.Ancestor], request: ForgetRequest) -> Run:
+    """Each ancestor in ``redo`` (farthest first) trained again without the forgotten samples
+    into ``OUT/ancestors/NN-name``, each from the one before (the first from its own
+    starting point); the last, which the request's run starts from. A finished one from an
+    interrupted attempt at the same request is kept."""
+    start: Run | None = None
+    for i, a in enumerate(redo):
+        dest = request.out / ANCESTORS / f"{i:02d}-{a.run.name}"
+        done = (dest / "config.json").exists() and Run(dest).finished
+        if done and Run(dest).config.get("retrained_for") == request.record["ids_hash"]:
+            start = Run(dest)
+            continue
+        info(f"retraining ancestor {a.run.path} without the {a.saw} samples it saw ...")
+        kept = np.setdiff1d(np.sort(a.collection.positions(a.run.training_ids())), a.forgotten)
+        new = retrain(a.run, a.collection, kept, dest, device=request.device, overwrite=True, start=start)
+        made = {"retrained_for": request.record["ids_hash"], "retrained_from": str(a.run.path.resolve())}
+        ckpt.atomic_write_json(dest / "config.json", {**new.config, **made})
+        start = Run(dest)
+    assert start is not None
+    return start
+
+
+def _clear_for_ancestors(out: Path) -> None:
+    """An old run in ``out`` removed, but not the ancestors an interrupted request retrained."""
+    if not (out / "config.json").exists():
+        return
+    for p in out.iterdir():
+        if p.name != ANCESTORS:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _carry_out(method: Method, request: ForgetRequest, redo: list[lineage.Ancestor]) -> Run:
+    """Log the start, retrain the ancestors ``redo`` lists, run the method, and finish: the
+    forgotten ids and the finished record beside the new run, and the end in the audit log."""
     src, out, record = request.source, request.out, request.record
     log = AuditLog(src.path)
     log.append(
@@ -132,6 +192,10 @@ def _carry_out(method: Method, request: ForgetRequest) -> Run:
         flag = "finetune --shards" if src.kind == "classifier" else "pretrain --shards"
         raise UnlabeledError(f"{method.name} forgets from a sharded run; {src.path} was not trained with `{flag}`")
     t0 = time.perf_counter()
+    if redo:
+        if request.overwrite:
+            _clear_for_ancestors(out)
+        request = replace(request, start=_retrain_ancestors(redo, request), overwrite=False)
     result = method.run(request)
     seconds = round(time.perf_counter() - t0, 2)
     config = dict(result.config)
@@ -146,5 +210,6 @@ def _carry_out(method: Method, request: ForgetRequest) -> Run:
     log.append(
         record["request"], "finished", method=record["method"], output=str(out.resolve()), details={"seconds": seconds}
     )
-    info(f"forgot {record['forgotten']} samples with {record['method']} in {seconds:.0f} s -> {out}")
+    how = ("exact" if record["exact"] else "approximate") + (f", {len(redo)} ancestor(s) retrained" if redo else "")
+    info(f"forgot {record['forgotten']} samples with {record['method']} ({how}) in {seconds:.0f} s -> {out}")
     return Run(out)

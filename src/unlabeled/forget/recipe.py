@@ -65,13 +65,18 @@ def retrain(
     device: str,
     overwrite: bool,
     extra_config: dict[str, Any] | None = None,
+    start: Run | None = None,
 ) -> Run:
     """``run``'s recipe on the samples at ``kept``, from the same starting point (sharded
-    again if the run was) into ``out``. ``extra_config`` goes into a classifier's config as
-    ``finetune`` writes it (pretrain takes none: the caller records it afterwards)."""
+    again if the run was) into ``out``, or from ``start`` (an ancestor retrained in its
+    place: :mod:`unlabeled.forget.lineage`). ``extra_config`` goes into a classifier's config
+    as ``finetune`` writes it (pretrain takes none: the caller records it afterwards)."""
     shards = int(run.config.get("sisa", {}).get("shards", 1))
     options = recipe(run, len(kept))
     common = {"positions": kept, "shards": shards, "device": device, "overwrite": overwrite}
     if run.kind == "classifier":
-        return finetune(run.config.get("source_run"), task, out, extra_config=extra_config, **common, **options)
-    return pretrain(task, out, exclude_split=None, **common, **options)
+        source = run.config.get("source_run") if start is None else start
+        return finetune(source, task, out, extra_config=extra_config, **common, **options)
+    # an encoder that continued pretraining from another run (--init) starts from it again
+    init = (run.config.get("init") or {}).get("run") if start is None else start
+    return pretrain(task, out, exclude_split=None, init=init, **common, **options)

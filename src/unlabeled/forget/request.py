@@ -71,6 +71,7 @@ class ForgetRequest:
     lr: float | None
     overwrite: bool
     record: dict[str, Any]
+    start: Run | None = None  # an exact method's starting point, where an ancestor was retrained
 
     @property
     def forgotten_ids(self) -> list[str]:

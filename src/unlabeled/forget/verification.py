@@ -25,10 +25,15 @@ REFERENCE = "reference"
 RETRAIN = "retrain"
 
 
-def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True) -> dict[str, Any]:
+def verify(
+    run: Run | str | os.PathLike[str], device: str = "auto", retrain: bool = True, ancestors: str = "keep"
+) -> dict[str, Any]:
     """The verification table of a forget request's output: its forget / retain / test
     accuracy and MIA efficacy beside a model retrained without the forget set (made once,
-    in ``RUN/reference``, unless the request was itself a retrain), the gaps, and the times."""
+    in ``RUN/reference``, unless the request was itself a retrain), the gaps, and the times.
+    Where an ancestor of the original trained on the forget set, the reference retrains the
+    run alone from the same ancestors (``ancestors="keep"``, the reference then not exact)
+    or them too (``"retrain"``); ``table["reference"]`` says which ancestors were retrained."""
     res = open_run(run)
     request = res.config.get("forget")
     if not request or not request.get("finished"):
@@ -37,7 +42,7 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
     task = source_task(res)
     forgotten = read_ids(res.path / FORGOTTEN_IDS)
     parts = Parts(np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids())), task.indices("test"))
-    ref = res if request["method"] == RETRAIN else _reference(res, src, forgotten, device, retrain)
+    ref = res if request["method"] == RETRAIN else _reference(res, src, forgotten, device, retrain, ancestors)
     runs = dict((("original", src), (request["method"], res), (RETRAIN, ref)))
     rows, gap = _score(runs, request["method"], task, parts, device)
     table = {
@@ -48,6 +53,7 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
         "gaps": gap,
         "seconds": request["seconds"],
         "retrain_seconds": ref.config["forget"]["seconds"],
+        "reference": _lineage(ref.config["forget"]),
     }
     table["time_ratio"] = table["seconds"] / max(table["retrain_seconds"], 1e-9)
     AuditLog(src.path).append(request["request"], "verified", method=request["method"], details=table)
@@ -55,7 +61,18 @@ def verify(run: Run | str | os.PathLike[str], device: str = "auto", retrain: boo
     return table
 
 
-def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: bool) -> Run:
+def _lineage(record: dict[str, Any]) -> dict[str, Any]:
+    """Whether a retrain was exact and which of its ancestors it retrained and kept (requests
+    made before ancestors were checked record neither: ``exact`` is then None)."""
+    chain = record.get("ancestors", [])
+    return {
+        "exact": record.get("exact"),
+        "retrained_ancestors": [a["run"] for a in chain if a["retrained"]],
+        "kept_ancestors_that_saw": [a["run"] for a in chain if a["saw"] and not a["retrained"]],
+    }
+
+
+def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: bool, ancestors: str) -> Run:
     """The model retrained without the forget set, in ``RUN/reference``: made the first time."""
     ref_path = res.path / REFERENCE
     config = ref_path / "config.json"
@@ -63,7 +80,7 @@ def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: b
         if not retrain:
             raise UnlabeledError(f"{res.path} has no retrained reference yet")
         info("retraining without the forget set for the reference (once) ...")
-        forget(src, method=RETRAIN, out=ref_path, ids=forgotten, device=device, overwrite=True)
+        forget(src, method=RETRAIN, out=ref_path, ids=forgotten, device=device, overwrite=True, ancestors=ancestors)
     return Run(ref_path)
 
 

@@ -22,6 +22,12 @@ average of that class's mean probability over the largest class's; both start at
 early on most pseudo-labels count and the bar rises as the model grows sure, faster for the
 classes it predicts with more confidence. (FreeMatch's fairness loss is not included.)
 
+With ``align`` > 0 the weak view's probabilities are distribution-aligned first (Berthelot et
+al. 2020, "ReMixMatch", section 3.2): multiplied by ``prior`` (the labelled samples' class
+frequencies; uniform when not given) over the moving average (momentum ``align``) of the
+model's mean prediction on unlabelled batches, and renormalised, so that a class the model
+under-predicts (Fashion-MNIST's shirts) gets more pseudo-labels and an over-predicted one fewer.
+
 With ``ema`` > 0 the model keeps an exponential moving average of itself (in eval mode), which
 gives the pseudo-labels (a teacher, as in Mean Teacher, Tarvainen & Valpola 2017) and is the
 model the run exports, as FixMatch reports its EMA model; without it the trained model is
@@ -84,6 +90,8 @@ class FixMatch(Objective):
         ema: float = 0.0,
         cutout: float = 0.5,
         adaptive: float = 0.0,
+        align: float = 0.0,
+        prior: list[float] | None = None,
     ) -> None:
         super().__init__(encoder, modality)
         if classes < 2:
@@ -98,10 +106,19 @@ class FixMatch(Objective):
             raise ValueError(f"cutout must be in [0, 1), got {cutout}")
         if not 0 <= adaptive < 1:
             raise ValueError(f"adaptive must be in [0, 1), got {adaptive}")
+        if not 0 <= align < 1:
+            raise ValueError(f"align must be in [0, 1), got {align}")
+        if prior is not None and (len(prior) != classes or min(prior) <= 0):
+            raise ValueError(f"prior needs {classes} positive class frequencies, got {prior}")
         self.classes, self.threshold = int(classes), float(threshold)
         self.unlabeled_weight, self.ema, self.cutout = float(unlabeled_weight), float(ema), float(cutout)
-        self.adaptive = float(adaptive)
+        self.adaptive, self.align = float(adaptive), float(align)
+        self.prior = None if prior is None else [float(p) / sum(prior) for p in prior]
         self.head = nn.Linear(encoder.dim, self.classes)
+        if self.align:  # the model's mean prediction, a buffer like FreeMatch's averages
+            self.register_buffer("p_model", torch.full((self.classes,), 1.0 / self.classes))
+            target = torch.tensor(self.prior) if self.prior else torch.full((self.classes,), 1.0 / self.classes)
+            self.register_buffer("p_target", target, persistent=False)
         if self.adaptive:  # buffers: a resumed run thresholds exactly as an uninterrupted one
             self.register_buffer("tau", torch.full((), 1.0 / self.classes))
             self.register_buffer("class_tau", torch.full((self.classes,), 1.0 / self.classes))
@@ -117,6 +134,8 @@ class FixMatch(Objective):
             "ema": self.ema,
             "cutout": self.cutout,
             "adaptive": self.adaptive,
+            "align": self.align,
+            "prior": self.prior,
         }
 
     def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
@@ -133,12 +152,17 @@ class FixMatch(Objective):
 
     @torch.no_grad()
     def pseudo_labels(self, guess: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weak view's classes and which of them count: the fixed threshold, or FreeMatch's
-        self-adaptive one after this batch has moved its averages."""
-        if not self.adaptive:
-            return pseudo_labels(guess, self.threshold)
+        """The weak view's classes and which of them count (after distribution alignment with
+        ``align``): the fixed threshold, or FreeMatch's self-adaptive one after this batch has
+        moved its averages."""
         probs = guess.float().softmax(-1)
+        if self.align and len(probs):
+            self.p_model.mul_(self.align).add_((1 - self.align) * probs.mean(0))
+            probs = probs * (self.p_target / self.p_model)
+            probs = probs / probs.sum(-1, keepdim=True)
         confidence, labels = probs.max(-1)
+        if not self.adaptive:
+            return labels, confidence >= self.threshold
         if len(probs):
             m = self.adaptive
             self.tau.mul_(m).add_((1 - m) * confidence.mean())

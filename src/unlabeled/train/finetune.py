@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import default_size, provenance
-from unlabeled.train.run import claim_run_dir, run_lock, train, train_shards
+from unlabeled.train.run import claim_run_dir, run_lock, start_point, train, train_shards
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
@@ -165,6 +165,8 @@ def classifier_spec(
         ),
         task={**where, "classes": col.classes, "samples": len(positions)},
         source_run=None if src is None else str(src.path.resolve()),
+        # the source's weights hash, so that forgetting can tell the source changed since
+        init=None if src is None or "sisa" in src.config else replace(start_point(src), loaded="the encoder"),
         provenance=provenance(dev),
     )
 

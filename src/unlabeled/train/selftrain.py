@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ class SelftrainRecipe:
     ema: float = 0.0
     cutout: float = 0.5
     adaptive: float = 0.0  # FreeMatch's self-adaptive threshold with this momentum (0: the fixed threshold)
+    align: float = 0.0  # ReMixMatch's distribution alignment with this momentum (0: none)
     epochs: float | None = None
     minutes: float | None = None
     batch_size: int = 32
@@ -72,6 +73,8 @@ class SelftrainRecipe:
             raise UnlabeledError(f"--ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.adaptive < 1:
             raise UnlabeledError(f"--adaptive must be in [0, 1), got {self.adaptive}")
+        if not 0 <= self.align < 1:
+            raise UnlabeledError(f"--align must be in [0, 1), got {self.align}")
         if self.head not in ("probe", "random"):
             raise UnlabeledError(f"--head must be probe or random, got {self.head!r}")
 
@@ -90,6 +93,7 @@ def selftrain(
     unlabeled_weight: float = 1.0,
     ema: float = 0.0,
     adaptive: float = 0.0,
+    align: float = 0.0,
     epochs: float | None = None,
     minutes: float | None = None,
     batch_size: int = 32,
@@ -113,7 +117,9 @@ def selftrain(
     ``batch_size`` labelled and ``ratio`` times as many unlabelled samples; a pseudo-label
     counts where the weak view's confidence reaches ``threshold``, its loss weighted by
     ``unlabeled_weight``; ``adaptive`` > 0 replaces ``threshold`` with FreeMatch's
-    self-adaptive one (Wang et al. 2023), moving averages of that momentum; ``ema`` > 0 takes
+    self-adaptive one (Wang et al. 2023), moving averages of that momentum; ``align`` > 0
+    aligns the pseudo-labels' distribution with the labelled class frequencies (ReMixMatch's
+    distribution alignment, Berthelot et al. 2020), its moving average of that momentum; ``ema`` > 0 takes
     pseudo-labels from an EMA of the model with that decay, and exports it.
     From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
     encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
@@ -121,22 +127,8 @@ def selftrain(
     the probe's rather than a random head's; ``"random"`` starts it from scratch.
     Trains ``epochs`` passes over the pool (default 5) or ``minutes``; ``resume`` continues
     an interrupted run."""
-    recipe = SelftrainRecipe(
-        threshold=threshold,
-        ratio=ratio,
-        unlabeled_weight=unlabeled_weight,
-        ema=ema,
-        adaptive=adaptive,
-        epochs=epochs,
-        minutes=minutes,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        encoder=encoder,
-        size=size,
-        precision=precision,
-        head=head,
-    )
+    given = locals()  # the recipe's fields are keyword arguments of the same names
+    recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
     out = Path(out)
     dev = dist.local_device(resolve_device(device))
     with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
@@ -230,8 +222,12 @@ def selftrain_spec(
     )
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
+    options |= {"ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive, "align": r.align}
+    if r.align:  # the labelled draw's class frequencies, the distribution pseudo-labels align to
+        counts = np.bincount(col.labels[labelled], minlength=classes)
+        options["prior"] = [round(float(c) / counts.sum(), 6) for c in counts]
     return spec.replace(
-        objective=ObjectiveSpec("fixmatch", {**options, "ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive}),
+        objective=ObjectiveSpec("fixmatch", options),
         train=cfg,
         extra={"selftrain": record},
     )

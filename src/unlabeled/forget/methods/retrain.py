@@ -24,5 +24,6 @@ class RetrainMethod(Method):
             device=request.device,
             overwrite=request.overwrite,
             extra_config={"forget": request.record},
+            start=request.start,
         )
         return request.save(new.config)

@@ -30,7 +30,7 @@ class SISAMethod(Method):
             dest = request.out / SHARDS / shard.path.name
             if forgotten.intersection(ids):
                 keep = task.positions([i for i in ids if i not in forgotten])
-                retrain(shard, task, keep, dest, device=request.device, overwrite=True)
+                retrain(shard, task, keep, dest, device=request.device, overwrite=True, start=request.start)
                 affected.append(shard.path.name)
             else:
                 shutil.copytree(shard.path, dest, dirs_exist_ok=True)

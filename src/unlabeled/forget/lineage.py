@@ -1,0 +1,145 @@
+"""Provenance for exact forgetting: the runs a model descends from, and which of them trained
+on the samples to forget.
+
+A classifier fine-tuned from a pretrained encoder has seen its own labelled samples and,
+through that encoder, everything the encoder was pretrained on; an encoder pretrained with
+``--init`` has seen its starting run's data too. Retraining the classifier alone from the same
+encoder (what ``retrain`` and ``sisa`` do) is exact only when no ancestor trained on the
+forgotten samples: the "unlearning lineage" problem (Bourtoule et al. 2021, "Machine
+Unlearning", section IV, makes the same point for pretrained feature extractors). So before an
+exact method runs, every ancestor is checked:
+
+- by content: each ancestor is found by the path its child recorded and must still hold the
+  weights its child started from (the hash the child recorded), else the lineage is broken
+  and exactness cannot be established;
+- by sample: an ancestor trained on the same collection is compared by id; one trained on
+  another collection by the content of the samples (a hash of each sample's bytes), so a
+  sample imported twice under two ids is still found.
+
+An ancestor that saw a forgotten sample is retrained without it (``ancestors="retrain"``),
+from the nearest clean ancestor above it or from scratch, and everything below it again from
+the retrained one; otherwise the request is refused, naming the ancestor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection, open_collection
+from unlabeled.runs import Run
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.spec import file_hash
+
+
+@dataclass(frozen=True, eq=False)
+class Ancestor:
+    """A run another one started from. ``relation`` says how (``source``: the pretrained
+    encoder a classifier was fine-tuned from; ``init``: the weights pretraining continued
+    from); ``collection`` is what it trained on and ``forgotten`` the positions there of the
+    samples to forget that it trained on (empty: a clean ancestor)."""
+
+    run: Run
+    relation: str
+    collection: Collection
+    forgotten: np.ndarray
+
+    @property
+    def saw(self) -> int:
+        return len(self.forgotten)
+
+    def describe(self) -> str:
+        how = "the pretrained encoder" if self.relation == "source" else "the --init weights"
+        return f"{self.run.path} ({how})"
+
+
+def parent(run: Run) -> tuple[Run, str] | None:
+    """The run ``run`` started from and how, checked to still hold the weights ``run``
+    started from; None for a run trained from scratch."""
+    init = run.config.get("init") or {}
+    path, relation = (run.config.get("source_run"), "source") if run.kind == "classifier" else (init.get("run"), "init")
+    if not path:
+        return None
+    try:
+        up = Run(path)
+    except UnlabeledError:
+        raise UnlabeledError(
+            f"{run.path} started from {path}, which is no longer a run: whether it trained on the samples to forget "
+            "cannot be checked"
+        ) from None
+    recorded = init.get("weights") if init.get("run") == path else None
+    model = up.path / ckpt.MODEL_FILE
+    if recorded and model.exists() and file_hash(model) != recorded:
+        raise UnlabeledError(
+            f"{up.path} changed since {run.path} started from it (its weights' hash is not the one recorded): "
+            "the lineage is broken and retraining would not be exact"
+        )
+    return up, relation
+
+
+def lineage(run: Run) -> list[tuple[Run, str]]:
+    """``run``'s ancestors, nearest first, each with how its child started from it."""
+    out: list[tuple[Run, str]] = []
+    seen = {run.path.resolve()}
+    here = run
+    while (up := parent(here)) is not None:
+        if up[0].path.resolve() in seen:
+            raise UnlabeledError(f"{up[0].path} is its own ancestor (a cycle in the runs' source paths)")
+        seen.add(up[0].path.resolve())
+        out.append(up)
+        here = up[0]
+    return out
+
+
+def trained_collection(run: Run) -> Collection:
+    """The collection ``run`` trained on, checked unchanged since."""
+    where = run.config["task"] if run.kind == "classifier" else run.config["data"]
+    col = open_collection(where["path"])
+    if col.fingerprint() != where["fingerprint"]:
+        raise UnlabeledError(f"{col.path} changed since {run.path} was trained on it")
+    return col
+
+
+def sample_digests(col: Collection, positions: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """A content hash of each sample at ``positions`` (its dtype, shape and bytes)."""
+    out = []
+    for _, batch in col.iter_batches(np.asarray(positions, dtype=np.int64), batch_size):
+        head = f"{batch.dtype}{batch.shape[1:]}".encode()
+        out += [hashlib.blake2b(head + np.ascontiguousarray(x).tobytes(), digest_size=16).digest() for x in batch]
+    return np.asarray(out, dtype=object)
+
+
+def forgotten_in(run: Run, task: Collection, forget_pos: np.ndarray) -> tuple[Collection, np.ndarray]:
+    """Where, in the collection ``run`` trained on, the samples of ``task`` at ``forget_pos``
+    are that ``run`` trained on: matched by id on the same collection, else by content."""
+    col = trained_collection(run)
+    trained = np.sort(col.positions(run.training_ids()))
+    if col.fingerprint() == task.fingerprint():
+        return col, np.intersect1d(trained, task.positions([str(i) for i in task.ids[forget_pos]]))
+    wanted = set(sample_digests(task, forget_pos))
+    hit = np.fromiter((d in wanted for d in sample_digests(col, trained)), bool, len(trained))
+    return col, trained[hit]
+
+
+def ancestors(run: Run, task: Collection, forget_pos: np.ndarray) -> list[Ancestor]:
+    """Every ancestor of ``run``, nearest first, with the forgotten samples it trained on."""
+    return [Ancestor(up, how, *forgotten_in(up, task, forget_pos)) for up, how in lineage(run)]
+
+
+def to_retrain(chain: list[Ancestor]) -> list[Ancestor]:
+    """The ancestors that must be trained again, farthest first: the farthest one that saw a
+    forgotten sample and every one below it (they descend from it)."""
+    dirty = [i for i, a in enumerate(chain) if a.saw]
+    return [] if not dirty else chain[: dirty[-1] + 1][::-1]
+
+
+def refusal(method: str, run: Run, dirty: Ancestor) -> UnlabeledError:
+    """Why ``method`` would not be exact on ``run``, naming the ancestor that saw the samples."""
+    return UnlabeledError(
+        f"{method} would not be exact: {dirty.describe()} of {run.path} trained on {dirty.saw} of the samples "
+        "to forget; pass --ancestors retrain to retrain it without them (and what descends from it), or forget "
+        "with an approximate method"
+    )
