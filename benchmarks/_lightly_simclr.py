@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--mean", type=float, required=True)
     ap.add_argument("--std", type=float, required=True)
     args = ap.parse_args()
+    print(provenance("lightly"), flush=True)
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "snapshots").mkdir(exist_ok=True)

@@ -11,8 +11,7 @@ tree="$(mktemp -d)/old"; git worktree add -q --detach "$tree" "$old"
 repo="$PWD"; trap 'git -C "$repo" worktree remove --force "$tree"' EXIT
 export UNLABELED_QUIET=1
 echo "commit $(git rev-parse --short HEAD) against $(git -C "$tree" rev-parse --short HEAD); work $work"
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'); flags: $(grep -o 'avx512_bf16\|amx_bf16\|avx512f\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-"$PY" -c "import torch, sklearn, numpy; print('torch', torch.__version__, 'sklearn', sklearn.__version__, 'numpy', numpy.__version__)"
+"$PY" benchmarks/_provenance.py  # the current code's commit, the CPU and its flags, the versions
 mkdir -p "$work" && cd "$work"
 rm -rf digits A A2 B C C-forgot A-forgot bench-old.json
 

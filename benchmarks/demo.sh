@@ -10,6 +10,8 @@ log=benchmarks/results/demo-$(date +%Y%m%d-%H%M).log
 rm -rf demo
 {
   echo "# $(date -Is) on $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
+  # commit, CPU flags, versions (before `make demo` has made .venv, the system python3 reports what it can)
+  "$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )" benchmarks/_provenance.py
   /usr/bin/time -f "make demo: %e s wall" make demo
   echo
   tmp=$(mktemp -d)

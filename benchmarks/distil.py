@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.bench.protocol import evaluate
@@ -39,17 +38,6 @@ def accuracy(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
     return correct / len(pos)
 
 
-def machine() -> str:
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
-    flags = sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in cpu})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
-    return (
-        f"commit {commit.strip()}, {name} ({os.cpu_count()} cores; {' '.join(flags)}), "
-        f"python {platform.python_version()}, torch {torch.__version__}, unlabeled {ul.__version__}"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=8, help="pretraining budget")
@@ -62,7 +50,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "distil")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
-    print(machine())
+    print(provenance(), flush=True)
     print(vars(args))
     t0 = time.perf_counter()
     data = args.work / "fashion-mnist"

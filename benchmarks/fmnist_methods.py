@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+from _provenance import provenance
+
 import unlabeled as ul
 from unlabeled.runtime import tune_process
 
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "fmnist_methods")
     ap.add_argument("--only", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     data = args.work / "fashion-mnist"
     if not data.exists():

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.forget import METHODS, forget, verify
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in ("retrain", "laf")))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget10k")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     data = args.work / "fashion-mnist"
     if not (data / "collection.json").exists():

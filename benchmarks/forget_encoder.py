@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.forget import forget, verify
@@ -39,6 +40,7 @@ def main() -> None:
     ap.add_argument("--sisa", type=int, default=0, help="time SISA with this many shards instead")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "forget_encoder")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     data = args.work / "fashion-mnist"
     if not data.exists():

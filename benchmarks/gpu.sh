@@ -44,7 +44,8 @@ if [[ -z ${UNLABELED_FASHION_MNIST:-} && -f .gpudata/train-images-idx3-ubyte.gz 
     export UNLABELED_FASHION_MNIST=$PWD/.gpudata
 fi
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 benchmarks/_provenance.py | tee "$out/gpu.txt" "$out/torchrun.log"  # commit, CPU, GPU, versions
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/gpu.txt"
 nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
 python3 -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__)" \
     | tee -a "$out/gpu.txt"

@@ -12,6 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
+from _provenance import provenance
+
 import unlabeled as ul
 from unlabeled.runtime import tune_process
 
@@ -25,6 +27,7 @@ def main() -> None:
     ap.add_argument("--again", action="store_true", help="pretrain again even if the run exists")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "keywords")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     data = args.work / "espeak-keywords"
     if not data.exists():

@@ -25,6 +25,7 @@ import argparse
 import time
 
 import torch
+from _provenance import provenance
 from torch.utils.flop_counter import FlopCounterMode
 
 from unlabeled.modalities.image import ImageModality
@@ -156,6 +157,7 @@ def main() -> None:
         "which bounds MFU if every other operator were free",
     )
     args = ap.parse_args()
+    print(provenance(), flush=True)
     dev = torch.device(args.device)
     if args.profile and dev.type != "cpu":
         ap.error("--profile measures operators' CPU time, so it runs on the CPU only")

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.data.builtins import load_digits, load_fashion_mnist
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "open_set")
     ap.add_argument("--dedup-only", action="store_true", help="only the dedup experiment (reuses the pool encoder)")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     pool, target, task = build_pool(args.work, [int(c) for c in args.target_classes.split(",")], args.target_share)
     task_ids = set(task.ids.tolist())

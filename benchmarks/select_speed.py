@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,6 +124,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]), args.budget, args.target, 0)
         return
+    print(provenance(), flush=True)  # not in a child: its memory is measured from its start
     args.work.mkdir(parents=True, exist_ok=True)
     pool = args.embeddings or args.work / f"pool-{args.pool}x{args.dim}.npy"
     if not pool.exists():

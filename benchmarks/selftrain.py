@@ -36,7 +36,8 @@ from unlabeled.data.collection import INDEX_FILE, derive_collection
 from unlabeled.runtime import tune_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distil import accuracy, machine  # noqa: E402  (the sibling benchmark's helpers)
+from _provenance import provenance  # noqa: E402  (the sibling modules)
+from distil import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = ("linear", "finetune", "supervised", "fixmatch-scratch", "fixmatch", "distil")
@@ -75,7 +76,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "selftrain")
     args = ap.parse_args()
     os.environ.setdefault("UNLABELED_QUIET", "1")
-    print(machine())
+    print(provenance(), flush=True)
     print(vars(args), flush=True)
     arms = [a for a in args.arms.split(",") if a]
     unknown = sorted(set(arms) - set(ARMS))

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/unlabeled-settings"))
     ap.add_argument("--only", nargs="*", help="names of settings to run")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     data = args.out / "fashion-mnist"
     if not data.exists():

@@ -23,6 +23,7 @@ from unlabeled.data.collection import CollectionWriter
 from unlabeled.runtime import tune_process
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import provenance  # noqa: E402
 from ucr import POOLED_LENGTH, SETS, resample_channels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "suite")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ucr-small")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
     pooled = pooled_collection(args.work)
     runs = []

@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
@@ -214,6 +215,7 @@ def main() -> None:
         "--from-result", type=Path, help="print the paired comparison of a saved result.json, and train nothing"
     )
     args = ap.parse_args()
+    print(provenance(), flush=True)
     if args.from_result:
         saved = json.loads(args.from_result.read_text())["results"]
         if args.sets:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance
 
 import unlabeled as ul
 from unlabeled.bench.benchmark import task_split
@@ -398,9 +399,12 @@ def main() -> None:
     ap.add_argument("--lightly-workers", type=int, default=2, help="LightlySSL's DataLoader worker processes")
     ap.add_argument("--lightly-python", type=Path, help="an interpreter that imports lightly and unlabeled")
     args = ap.parse_args()
+    print(provenance(), flush=True)
     args.device = str(resolve_device(args.device))
     os.environ.setdefault("UNLABELED_QUIET", "1")
     python = args.lightly_python or ensure_lightly()
+    side = [str(python), str(ROOT / "benchmarks" / "_provenance.py"), "lightly"]
+    print("LightlySSL's interpreter:", subprocess.run(side, capture_output=True, text=True).stdout.strip(), flush=True)
     if args.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name(torch.device(args.device))}, torch {torch.__version__}")
     data = args.work / "fashion-mnist"
