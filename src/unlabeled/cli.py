@@ -253,6 +253,7 @@ def finetune_(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
 ) -> None:
     """Train a classifier (encoder + linear head) on a labelled task."""
     finetune(
@@ -272,6 +273,7 @@ def finetune_(
         precision=precision,
         device=device,
         overwrite=overwrite,
+        resume=resume,
     )
 
 
@@ -543,8 +545,11 @@ def bench(
         ),
     ] = "linear,knn,nb",
     baselines: Annotated[
-        str, typer.Option(help="comma-separated: raw,random-init,supervised (from scratch; trains per setting)")
-    ] = "raw,random-init,supervised",
+        str,
+        typer.Option(
+            help="comma-separated: raw,random-init,supervised (from scratch; trains per setting),minirocket (series)"
+        ),
+    ] = "raw,random-init,supervised,minirocket",
     target_column: Annotated[
         str, typer.Option(help="column to predict: label, or a numeric column for regression")
     ] = "label",

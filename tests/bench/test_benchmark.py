@@ -128,6 +128,20 @@ def test_ucr_small_suite_with_one_series_encoder(gunpoint, tmp_path):
     assert r.embeddings[("BasicMotions", "mae")][0].shape[1] == 6 * run.encode(gunpoint, np.arange(1)).shape[1]
 
 
+def test_a_series_bench_shows_minirocket_beside_the_encoder_and_an_image_bench_does_not(gunpoint, digits, tmp_path):
+    """MiniRocket's features (fitted on the train split, no labels) under the same probe and
+    label draws: on GunPoint they separate the two classes almost perfectly, far above chance
+    and above the raw series."""
+    run = ul.pretrain(gunpoint, tmp_path / "mae", method="mae", epochs=1, batch_size=16)
+    kw = {"fractions": [1.0], "seeds": 1, "probes": ["linear"], "baselines": ["raw", "minirocket"]}
+    r = ul.bench(run, gunpoint, out=tmp_path / "out", **kw)
+    assert {(x["model"], x["baseline"]) for x in r.rows} == {("mae", False), ("raw", True), ("minirocket", True)}
+    rocket, raw = (r.score(m, "linear", 1.0)["mean"] for m in ("minirocket", "raw"))
+    assert rocket > 0.9 and rocket > raw
+    image_run = ul.pretrain(digits, tmp_path / "img", epochs=1, batch_size=64)
+    assert "minirocket" not in {x["model"] for x in ul.bench(image_run, digits, out=tmp_path / "img-out", **kw).rows}
+
+
 def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
     """LoRA on the pretrained encoder beside the same architecture trained from scratch on the
     same labels; their learning rates and epochs are chosen on the validation split."""

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled.bench.baselines import RANDOM_INIT, RAW, SUPERVISED
+from unlabeled.bench.baselines import MINIROCKET, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.tasks import Task
 from unlabeled.data.collection import Collection
@@ -40,6 +40,21 @@ def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | No
     return np.concatenate(out).astype(np.float32)
 
 
+def minirocket_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The MiniRocket baseline for series (Dempster et al. 2021, "MiniRocket: A Very Fast
+    (Almost) Deterministic Transform for Time Series Classification"): aeon's transform, its
+    biases fitted on the series at ``fit_on`` (the train split; no labels), applied to those at
+    ``positions``; padding (NaN) becomes 0. The probes then see these features as any run's."""
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    def series(pos: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(col.get(pos).astype(np.float32, copy=False))
+
+    transform = MiniRocket(random_state=seed).fit(series(fit_on))
+    out = [transform.transform(series(positions[i : i + 1024])) for i in range(0, len(positions), 1024)]
+    return np.concatenate(out).astype(np.float32)
+
+
 def task_models(task: Task, request: BenchRequest, with_features: bool) -> list[Model]:
     """The runs and the requested baselines, in report order, with their features of the
     task's train then test samples when ``with_features`` (a frozen-feature probe is asked
@@ -49,6 +64,9 @@ def task_models(task: Task, request: BenchRequest, with_features: bool) -> list[
     models = []
     if RAW in request.baselines and with_features:
         models.append(Model(RAW, True, raw_features(col, both, fit_on=task.train), None))
+    # MiniRocket's kernels are 9 steps long: shorter series have no MiniRocket row
+    if MINIROCKET in request.baselines and with_features and col.modality == "series" and col.sample_shape[-1] >= 9:
+        models.append(Model(MINIROCKET, True, minirocket_features(col, both, task.train), None))
     archs: dict[str, Run] = {}
     for run, name in zip(request.runs, _model_names(request.runs), strict=True):
         feats = features(run, col, both, device=device) if with_features else None
@@ -79,12 +97,12 @@ def identity(model: Model, runs: tuple[Run, ...]) -> list[Any]:
     """What a model's scores depend on besides the task, by content rather than by path: a
     run's digest (its weights, architecture, seed and modality); for the supervised
     baseline, which trains that architecture from scratch, and the random-init one, the
-    digest without the weights. Raw features depend on the task alone."""
+    digest without the weights. Raw and MiniRocket features depend on the task alone."""
     if model.context is not None:
         trained = bool(model.context["trained"])
         return ["run" if trained else SUPERVISED, open_run(model.context["run"]).digest(trained)]
-    if model.name == RAW:
-        return [RAW]
+    if model.name in (RAW, MINIROCKET):
+        return [model.name]
     arch_run = next((r for r in runs if model.name == RANDOM_INIT or model.name.endswith(_arch(r))), runs[0])
     return [RANDOM_INIT, arch_run.digest(trained=False)]
 

@@ -21,12 +21,12 @@ from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
-from unlabeled.runs import Run, open_run
+from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.pretrain import default_size, provenance
-from unlabeled.train.run import claim_run_dir, run_lock, start_point, train, train_shards
+from unlabeled.train.pretrain import Where, default_size, provenance
+from unlabeled.train.run import claim_run_dir, run_lock, start_point, train, train_shards, training_positions
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
@@ -93,6 +93,7 @@ def finetune(
     precision: str = "auto",
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> Run:
     """Fine-tune ``run``'s encoder with a linear head on ``task``'s labelled train samples (or
     on ``positions``), or train ``encoder``/``size`` from scratch when ``run`` is None.
@@ -106,7 +107,10 @@ def finetune(
 
     ``fraction`` (a stratified share of the labelled train samples, at least one per class) or
     ``shots`` (that many per class) trains on a few labels, drawn with ``seed`` as ``bench``
-    draws its label settings, so a fine-tuned run matches a bench cell's labels."""
+    draws its label settings, so a fine-tuned run matches a bench cell's labels. ``resume``
+    continues an interrupted run in ``out`` from its last checkpoint (the same arguments that
+    made it; the recipe and training ids are read back from the run), ending as the
+    uninterrupted run would have, bit for bit (a sharded run: its unfinished shards)."""
     recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
@@ -117,18 +121,19 @@ def finetune(
     src = None if run is None else open_run(run)
     with run_lock(out):  # one process writes a run at a time
         if shards > 1:
-            claim_run_dir(out, False, overwrite)
+            if not resume:
+                claim_run_dir(out, False, overwrite)
             train = {
                 k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")
             }
 
-            def one(folder: Path, part: np.ndarray, _: bool) -> Run:
-                return _finetune_one(recipe, src, col, part, folder, device, True, {})  # extra: the whole run's
+            def one(folder: Path, part: np.ndarray, again: bool) -> Run:  # extra: the whole run's
+                return _finetune_one(recipe, src, col, part, Where(folder, device, again, not again), {})
 
             return train_shards(
-                col, pos, out, shards, seed, one, top=lambda c: {"train": {**c["train"], **train}, **extra}
+                col, pos, out, shards, seed, one, resume, top=lambda c: {"train": {**c["train"], **train}, **extra}
             )
-        return _finetune_one(recipe, src, col, pos, out, device, overwrite, extra)
+        return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
 
 
 def classifier_spec(
@@ -176,17 +181,25 @@ def _finetune_one(
     src: Run | None,
     col: Collection,
     positions: np.ndarray,
-    out: Path,
-    device: str,
-    overwrite: bool,
+    where: Where,
     extra: dict[str, Any],
 ) -> Run:
-    dev = dist.local_device(resolve_device(device))
+    """One classifier in ``where.out``: trained anew, or resumed from its checkpoint (its
+    recipe and training ids read back from the run, checked against ``col``)."""
+    out, dev = where.out, dist.local_device(resolve_device(where.device))
     t0 = time.perf_counter()
     with dist.process_group(dev):
-        claim_run_dir(out, False, overwrite)
-        spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
-        result = train(spec, col, positions, out, dev)
+        claim_run_dir(out, where.resume, where.overwrite)
+        if where.resume:
+            spec = RunSpec.from_config(read_config(out / "config.json"))
+            if spec.kind != "classifier" or spec.objective.name != "supervised":
+                raise UnlabeledError(f"{out} is not a fine-tuned classifier; resume it with the command that made it")
+            if spec.data.fingerprint != col.fingerprint():
+                raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
+            positions = training_positions(col, spec, out)
+        else:
+            spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
+        result = train(spec, col, positions, out, dev, resume=where.resume)
     if dist.rank() == 0:
         result.config["seconds"] = round(time.perf_counter() - t0, 2)
         ckpt.atomic_write_json(out / "config.json", result.config)

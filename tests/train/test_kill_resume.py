@@ -1,0 +1,167 @@
+"""Exact resume for every objective: a run killed with SIGKILL at a random step and resumed
+ends with the weights of the run that was never interrupted, bit for bit (SimCLR, MAE, JEPA,
+TS2Vec, supervised fine-tuning, distillation, self-training; a forgetting request, which is
+redone when run again; and SimCLR under torchrun with two processes).
+
+Each run is the ``unlabeled`` command a user types. The killed copy runs under
+``pause_at_step.py``, which checkpoints every 3 steps (what ``--checkpoint-steps`` does) and
+blocks before the chosen step until it is killed: the kill lands mid-run, 0-2 steps after a
+checkpoint, with no race."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import unlabeled as ul
+from tests.train import pause_at_step
+from tests.train.test_distributed import _descendants, _free_port
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.finetune import finetune
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "UNLABELED_QUIET": "1", "UNLABELED_TEST_CHECKPOINT_STEPS": "3", "OMP_NUM_THREADS": "1"}
+
+
+def _run(args: list[str], out: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "unlabeled", *args, "--out", str(out)], env=ENV, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _kill_at(step: int, args: list[str], out: Path, log: Path, launcher: list[str] | None = None) -> None:
+    """Run the command under pause_at_step and SIGKILL it (and its children) before ``step``."""
+    cmd = [*(launcher or [sys.executable]), pause_at_step.SCRIPT, str(step), *args, "--out", str(out)]
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            pause_at_step.wait_until_paused(proc, log)
+        finally:
+            if proc.poll() is None:  # the process and, under torchrun, its workers (in sessions of their own)
+                for pid in [proc.pid, *_descendants(proc.pid)]:
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    wa, wb = ckpt.load_weights(a / ckpt.MODEL_FILE), ckpt.load_weights(b / ckpt.MODEL_FILE)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+
+
+def _kill_resume_equals_straight(args: list[str], tmp_path: Path, seed: int, resume: list[str] | None = None) -> int:
+    """The command run straight, and killed at a random step then resumed: the same weights.
+    Returns the step it was killed at."""
+    _run(args, tmp_path / "straight")
+    total = ul.open_run(tmp_path / "straight").step
+    step = random.Random(seed).randint(4, total - 1)
+    _kill_at(step, args, tmp_path / "killed", tmp_path / "stderr.txt")
+    saved = ckpt.load_state(tmp_path / "killed" / ckpt.STATE_FILE)["step"]
+    assert step - 3 <= saved < step  # mid-run: a checkpoint before the kill, steps after it lost
+    _run([*args, *(["--resume"] if resume is None else resume)], tmp_path / "killed")
+    assert ul.open_run(tmp_path / "killed").step == total
+    _same_weights(tmp_path / "straight", tmp_path / "killed")
+    return step
+
+
+@pytest.mark.parametrize(
+    "method, data, extra",
+    [
+        ("simclr", "fmnist_small", ["--epochs", "0.4", "--batch-size", "32"]),
+        ("mae", "gunpoint", ["--epochs", "8", "--batch-size", "16"]),
+        ("jepa", "fmnist_small", ["--encoder", "transformer", "--epochs", "0.4", "--batch-size", "32"]),
+        ("ts2vec", "gunpoint", ["--epochs", "8", "--batch-size", "16"]),
+    ],
+)
+def test_pretraining_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(request, tmp_path, method, data, extra):
+    col = request.getfixturevalue(data)
+    args = ["pretrain", str(col.path), "--method", method, "--precision", "fp32", *extra]
+    _kill_resume_equals_straight(args, tmp_path, seed=len(method))
+
+
+def test_fine_tuning_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnist_small, tmp_path):
+    args = [
+        "finetune",
+        "--task",
+        str(fmnist_small.path),
+        "--epochs",
+        "0.4",
+        "--batch-size",
+        "32",
+        "--precision",
+        "fp32",
+    ]
+    _kill_resume_equals_straight(args, tmp_path, seed=1)
+
+
+def test_self_training_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnist_small, tmp_path):
+    args = [
+        "selftrain",
+        "--task",
+        str(fmnist_small.path),
+        "--fraction",
+        "0.05",
+        "--epochs",
+        "0.15",
+        "--batch-size",
+        "8",
+        "--ratio",
+        "2",
+        "--adaptive",
+        "0.9",
+        "--align",
+        "0.9",
+        "--ema",
+        "0.9",
+        "--precision",
+        "fp32",
+    ]
+    _kill_resume_equals_straight(args, tmp_path, seed=2)
+
+
+def test_distillation_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnist_small, tmp_path):
+    teacher = finetune(None, fmnist_small, tmp_path / "teacher", epochs=0.5, precision="fp32")
+    args = ["distil", str(teacher.path), "--unlabeled", str(fmnist_small.path), "--size", "tiny"]
+    args += ["--epochs", "0.25", "--batch-size", "32", "--select", "llkd", "--precision", "fp32"]
+    _kill_resume_equals_straight(args, tmp_path, seed=3)
+
+
+def test_a_forget_request_killed_and_run_again_ends_bit_for_bit_as_uninterrupted(fmnist_small, tmp_path):
+    """An interrupted request is redone by the same command (`--overwrite` not needed)."""
+    clf = finetune(None, fmnist_small, tmp_path / "clf", epochs=0.5, precision="fp32")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(clf.training_ids()[:60]) + "\n")
+    args = ["forget", str(clf.path), "--ids", str(ids), "--method", "npo", "--epochs", "8"]
+    _kill_resume_equals_straight(args, tmp_path, seed=4, resume=[])
+    assert ul.open_run(tmp_path / "killed").config["forget"]["finished"]
+
+
+def test_torchrun_with_two_processes_killed_and_resumed_ends_bit_for_bit(fmnist_small, tmp_path):
+    def launcher() -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+
+    args = ["pretrain", str(fmnist_small.path), "--epochs", "0.5", "--batch-size", "16", "--precision", "fp32"]
+
+    def run(extra: list[str], out: Path) -> None:
+        done = subprocess.run(
+            [*launcher(), "-m", "unlabeled", *args, *extra, "--out", str(out)], env=ENV, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    run([], tmp_path / "straight")
+    total = ul.open_run(tmp_path / "straight").step
+    step = random.Random(5).randint(4, total - 1)
+    _kill_at(step, args, tmp_path / "killed", tmp_path / "stderr.txt", launcher=launcher())
+    assert step - 3 <= ckpt.load_state(tmp_path / "killed" / ckpt.STATE_FILE)["step"] < step
+    run(["--resume"], tmp_path / "killed")
+    assert ul.open_run(tmp_path / "killed").config["environment"]["world_size"] == 2
+    _same_weights(tmp_path / "straight", tmp_path / "killed")
