@@ -36,6 +36,31 @@ def test_batches_cover_the_data_once_per_epoch(fmnist_small, tmp_path):
     assert (t.batch_positions(0) != t.batch_positions(t.steps_per_epoch)).any()  # reshuffled
 
 
+def test_the_calibration_leaves_the_real_objective_and_the_random_state_alone(fmnist_small):
+    """A time budget's calibration steps a throwaway copy: the hooks run on the copy only (an
+    EMA target or a moving threshold of the real objective would move otherwise), the real
+    weights are untouched and the global random state is as it was."""
+    hooked: list[int] = []
+
+    class Hooked(SimCLR):
+        def before_update(self) -> None:
+            hooked.append(id(self))
+
+        def after_step(self, progress: float) -> None:
+            hooked.append(id(self))
+
+    mod = ImageModality.fit(fmnist_small)
+    obj = Hooked(build_encoder("cnn", "tiny", (1, 28, 28)), mod)
+    t = Trainer(obj, fmnist_small, fmnist_small.indices(exclude="test"), TrainConfig(batch_size=32, minutes=1))
+    before = {k: v.clone() for k, v in obj.state_dict().items()}
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    assert t._calibrate() > 0
+    assert len(hooked) == 16 and id(obj) not in hooked  # 8 steps, two hooks each, all on the copy
+    assert all(torch.equal(before[k], v) for k, v in obj.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
 def test_run_directory(fmnist_small, tmp_path):
     run = ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
     names = {p.name for p in run.path.iterdir()}

@@ -173,11 +173,16 @@ class Trainer:
         return self.sampler.positions(step)
 
     # -- one step --------------------------------------------------------------------------
-    def _step(self, model: Any, opt: torch.optim.Optimizer, step: int, total: int) -> dict[str, Any]:
+    def _step(
+        self, model: Any, opt: torch.optim.Optimizer, step: int, total: int, objective: Objective | None = None
+    ) -> dict[str, Any]:
+        """One update of ``model`` (the wrapped ``objective``: this trainer's, or the throwaway
+        copy the calibration times, whose hooks then run on the copy alone)."""
+        obj = self.objective if objective is None else objective
         pos = self.batch_positions(step)
-        x = self.objective.inputs(self.source.get(pos), self.device)
+        x = obj.inputs(self.source.get(pos), self.device)
         extra = ()
-        if self.objective.uses_labels:  # supervised and unlearning objectives get the labels too
+        if obj.uses_labels:  # supervised and unlearning objectives get the labels too
             extra = (torch.from_numpy(self.source.labels[pos]).to(self.device),)
         lr = lr_at(step, total, self.cfg.lr, self.cfg.warmup) if self.cfg.schedule == "cosine" else self.cfg.lr
         for group in opt.param_groups:
@@ -188,23 +193,27 @@ class Trainer:
             raise UnlabeledError(f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.objective.before_update()
+        obj.before_update()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(obj.parameters(), self.cfg.grad_clip)
         opt.step()
-        self.objective.after_step((step + 1) / total)
+        obj.after_step((step + 1) / total)
         return logs
 
     def _calibrate(self) -> float:
-        """Seconds per step, timed on a throwaway copy so the real run is untouched."""
+        """Seconds per step, timed on a throwaway copy so the real run is untouched: its
+        weights, buffers and hooks (an EMA target, a moving threshold), and the random state,
+        which the copy's steps use and which is restored after them."""
         obj = copy.deepcopy(self.objective)
         opt = torch.optim.AdamW(obj.parameters(), lr=0.0)
         model = dist.wrap(obj, self.device)
         times = []
-        for i in range(8):
-            t = time.perf_counter()
-            self._step(model, opt, i, 1_000_000)
-            times.append(time.perf_counter() - t)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for i in range(8):
+                t = time.perf_counter()
+                self._step(model, opt, i, 1_000_000, obj)
+                times.append(time.perf_counter() - t)
         return dist.max_float(float(np.median(times[3:])))
 
     # -- the loop --------------------------------------------------------------------------
