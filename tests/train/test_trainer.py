@@ -179,6 +179,41 @@ def test_a_run_resumed_after_its_budget_is_fixed_ends_at_the_same_step(fmnist_sm
     assert resumed.step == straight and counts == []  # no refit
 
 
+@pytest.mark.parametrize("crash_at, saved_at", [(25, 20), (65, 60)])
+def test_a_run_resumed_before_its_budget_is_fixed_refits_where_the_uninterrupted_one_did(
+    fmnist_small, tmp_path, monkeypatch, crash_at, saved_at
+):
+    """Killed before the first refit (at step 25, saved at 20; the refit comes at 24, 10% of
+    the budget) or between the two (at 65, saved at 60), a run resumes with its budget's refits, timing mark and elapsed time, so it
+    makes the same refits at the same steps and ends at the same count as the run never
+    interrupted (a simulated clock: every step takes 0.25 s, the calibration guesses 0.1 s)."""
+    clock = _Clock(lambda now: 0.25)
+    counts = _simulate(monkeypatch, clock)
+    straight = _budget_run(fmnist_small, tmp_path / "a").step
+    straight_counts = [total for _, total in counts]
+    assert len(straight_counts) == 3  # the plan and two refits
+
+    def crash(self, model, opt, step, total):
+        if step == crash_at:
+            raise RuntimeError("simulated crash")
+        return clock.tick()
+
+    clock.now, counts[:] = 0.0, []
+    monkeypatch.setattr(Trainer, "_step", crash)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _budget_run(fmnist_small, tmp_path / "b", checkpoint_steps=10)
+    state = ckpt.load_state(tmp_path / "b" / "state.pt")
+    assert state["step"] == saved_at and not state["budget"]["fixed"]
+    assert state["budget"]["refits"] == (0 if saved_at < 24 else 1)
+    clock.now += 100.0  # time passes while the run is down; it does not count against the budget
+    counts[:] = []
+    monkeypatch.setattr(Trainer, "_step", lambda self, model, opt, step, total: clock.tick())
+    resumed = ul.pretrain(fmnist_small, tmp_path / "b", resume=True)
+    # the refits still due after the saved step, at the same counts as the straight run's
+    left = straight_counts[1 + state["budget"]["refits"] :]
+    assert resumed.step == straight and [total for _, total in counts] == left
+
+
 def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     out = tmp_path / "r"
     args = [

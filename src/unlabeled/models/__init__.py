@@ -50,12 +50,12 @@ def default_options(
     """The options a new run records for encoder ``name`` trained by ``method`` (``given``
     first, then the defaults resolved now, so that a later change of default never changes how
     a saved run rebuilds): the transformer's ``patch`` (the modality's) and ``bias=False`` (no
-    biases in its blocks' linear layers: faster in bf16 on a CPU, BENCHMARKS.md); for the tcn under
+    biases in its blocks' linear layers: faster in bf16 on a CPU, benchmarks/HISTORY.md); for the tcn under
     ``ts2vec``, ``diff=1`` (each series' first difference beside it, MultiRocket's second
     representation) and, since TS2Vec's loss never reads the embedding, ``pool=stats`` over
     ``layers=all`` blocks: +3 points of linear-probe accuracy together on the UCR sets. Under
     SimCLR the difference cost 3-4 points (its jitter swamps the differences of smooth series),
-    so there, as in fine-tuning, the tcn reads the series alone (BENCHMARKS.md)."""
+    so there, as in fine-tuning, the tcn reads the series alone (benchmarks/HISTORY.md)."""
     options = dict(given or {})
     if name == "transformer":
         options.setdefault("patch", list(patch))

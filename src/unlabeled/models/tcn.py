@@ -21,7 +21,7 @@ series and its first difference are MultiRocket's two representations (Tan et al
 "MultiRocket: multiple pooling operators and transformations for fast and effective time
 series classification"). On slowly varying series such as leaf and arrowhead outlines the
 difference carries the shape that the level hides (+3 to +11 points of linear-probe accuracy
-on OSULeaf and ArrowHead under TS2Vec, BENCHMARKS.md); new ts2vec runs default to ``diff=1``.
+on OSULeaf and ArrowHead under TS2Vec, benchmarks/HISTORY.md); new ts2vec runs default to ``diff=1``.
 Under SimCLR it lost 3-4 points: the jitter augmentation swamps the differences.
 
 Input is what the series modality's ``prepare`` gives: ``(B, 1, C, T)`` with the channels as

@@ -11,7 +11,7 @@ Pooling for ``embed``: the token mean (default), the class token (``cls``), or `
 mean, maximum and standard deviation of the tokens side by side (3 x width), the statistics
 pooling of speaker embeddings (Snyder et al. 2018, "X-vectors") with the max of TS2Vec (Yue et
 al. 2022). On the UCR sets MAE features gain 3-5 points of linear-probe accuracy from it
-(BENCHMARKS.md): a token mean washes out where in a series a shape occurs and how strongly.
+(benchmarks/HISTORY.md): a token mean washes out where in a series a shape occurs and how strongly.
 
 Padding: a patch whose every input value is NaN is a padding token (a series shorter than
 the batch's length, say). Padding tokens are never attended to and are left out of the mean
@@ -62,7 +62,7 @@ class Block(nn.Module):
     2022) and ViT-22B (Dehghani et al. 2023, for accelerator utilisation) do: in bf16 on a CPU
     each bias costs a pass over the layer's output forward (``addmm`` first copies it into the
     output) and a reduction backward, memory-bound work the matrix units do not speed up; the
-    base SimCLR step ran 4-17% faster without them in paired rounds (BENCHMARKS.md, MFU section)."""
+    base SimCLR step ran 4-17% faster without them in paired rounds (benchmarks/HISTORY.md, MFU section)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, bias: bool = True) -> None:
         super().__init__()
@@ -213,7 +213,7 @@ class PatchTransformer(nn.Module):
         x = self._pad_to_grid(x, 0.0)
         # (B, N, dim) made row-major once: the residual stream inherits the layout of the first
         # tokens, and the transposed view of the convolution's output made every layer norm,
-        # residual add and head reshape copy or stride through it (BENCHMARKS.md, MFU section)
+        # residual add and head reshape copy or stride through it (benchmarks/HISTORY.md, MFU section)
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2).contiguous()
         return tokens + self.pos.to(tokens.dtype), pad
 

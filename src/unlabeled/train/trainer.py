@@ -123,6 +123,20 @@ class _Budget:
             return max(step, step + int(0.99 * (self.seconds - elapsed) / per_step))
         return None
 
+    def state(self, t0: float) -> dict[str, Any]:
+        """What a checkpoint keeps of the budget: whether the count is final, the refits made
+        and the timing mark as (step, seconds into the run), so that a run resumed before its
+        count is fixed refits where the uninterrupted run would have."""
+        mark = None if self.mark is None else [self.mark[0], self.mark[1] - t0]
+        return {"fixed": self.fixed, "refits": self.refits, "mark": mark}
+
+    def restore(self, state: dict[str, Any], t0: float) -> None:
+        """The budget of a resumed run from :meth:`state` (``t0``: when the run would have
+        started had it never been interrupted)."""
+        self.fixed, self.refits = bool(state.get("fixed", True)), int(state.get("refits", 0))
+        mark = state.get("mark")
+        self.mark = None if mark is None else (int(mark[0]), t0 + float(mark[1]))
+
 
 class Trainer:
     """Trains ``objective`` on the samples of ``source`` (a Collection, or an
@@ -217,8 +231,8 @@ class Trainer:
         return dist.max_float(float(np.median(times[3:])))
 
     # -- the loop --------------------------------------------------------------------------
-    def _restore(self) -> tuple[int, int | None, float, bool]:
-        """(step, total, elapsed, whether the count is final) from the run's last checkpoint."""
+    def _restore(self) -> tuple[int, int | None, float, dict[str, Any]]:
+        """(step, total, elapsed, the time budget's state) from the run's last checkpoint."""
         path = self.dir / ckpt.STATE_FILE
         state = ckpt.load_state(path)
         missing = [k for k in ("total_steps", "elapsed", "model", "optimizer", "torch_rng") if k not in state]
@@ -232,7 +246,8 @@ class Trainer:
             raise UnlabeledError(f"{path} does not fit the run config.json describes: {short_reason(e)}") from None
         self._trim_metrics(state["step"])
         info(f"resuming {self.dir} at step {state['step']}/{state['total_steps']}")
-        return state["step"], state["total_steps"], state["elapsed"], state.get("budget_fixed", True)
+        budget = state.get("budget") or {"fixed": state.get("budget_fixed", True)}  # older runs: the flag alone
+        return state["step"], state["total_steps"], state["elapsed"], budget
 
     def _plan(self, t_start: float) -> int:
         """The step count of a new run: from epochs, or a first guess from the time budget."""
@@ -254,7 +269,8 @@ class Trainer:
         step, total, elapsed_before = 0, self.cfg.total_steps, 0.0
         budget = _Budget(None if self.cfg.minutes is None else self.cfg.minutes * 60, fixed=self.cfg.minutes is None)
         if resume and self.dir is not None and (self.dir / ckpt.STATE_FILE).exists():
-            step, total, elapsed_before, budget.fixed = self._restore()
+            step, total, elapsed_before, saved = self._restore()
+            budget.restore(saved, t_start - elapsed_before)
         if total is None:
             total = self._plan(t_start)
             self._record_total(total)
@@ -271,7 +287,7 @@ class Trainer:
         finally:
             loop.close()
         elapsed = time.perf_counter() - loop.t0
-        self.save(loop.step, loop.total, elapsed, True)
+        self.save(loop.step, loop.total, elapsed, {**budget.state(loop.t0), "fixed": True})
         final = {k: round(float(v), 5) for k, v in loop.logs.items()}
         return {"steps": loop.step, "total_steps": loop.total, "seconds": round(elapsed, 1), "final": final}
 
@@ -289,16 +305,19 @@ class Trainer:
             config["train"] = asdict(self.cfg)
             ckpt.atomic_write_json(cfg_path, config)
 
-    def save(self, step: int, total: int, elapsed: float, budget_fixed: bool = True) -> None:
+    def save(self, step: int, total: int, elapsed: float, budget: dict[str, Any] | None = None) -> None:
         """Checkpoint: the resume state and the exported weights, replaced as a pair (rank 0 of a
-        run only); a failed write (a full disk) leaves the previous checkpoint as it was."""
+        run only); a failed write (a full disk) leaves the previous checkpoint as it was.
+        ``budget`` is the time budget's state (:meth:`_Budget.state`; None: a fixed count)."""
+        budget = budget or {"fixed": True, "refits": 0, "mark": None}
         if self.rank != 0 or self.dir is None:
             return
         state = {
             "step": step,
             "total_steps": total,
             "elapsed": elapsed,
-            "budget_fixed": budget_fixed,
+            "budget_fixed": budget["fixed"],  # also in "budget"; kept for older readers
+            "budget": budget,
             "model": self.objective.state_dict(),
             "optimizer": self.opt.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -402,7 +421,7 @@ class _Loop:
             now - self.last_ckpt >= tr.cfg.checkpoint_seconds
         )
         if dist.agree(due or stop.requested):
-            tr.save(self.step, self.total, time.perf_counter() - self.t0, self.budget.fixed)
+            tr.save(self.step, self.total, time.perf_counter() - self.t0, self.budget.state(self.t0))
             self.last_ckpt = time.perf_counter()
             if dist.agree(stop.requested):
                 raise KeyboardInterrupt
