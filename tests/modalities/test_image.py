@@ -50,6 +50,27 @@ def test_identity_crop_and_flip(batch):
     torch.testing.assert_close(resized_crop_flip(x, flip, _g()), x.flip(-1), atol=1e-5, rtol=0)
 
 
+def test_smaller_views_for_pretraining_and_full_size_light_views(batch, fmnist_small, tmp_path):
+    """``view_size`` resizes the full augmentation's crops (pretraining's views): a whole-image
+    crop at 14 px is the image averaged down 2x2; the light view keeps the image's size; a CNN
+    pretrained on the small views embeds full-size images."""
+    import unlabeled as ul
+
+    mod, x = batch
+    whole = ImageAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, view_size=14)
+    small = resized_crop_flip(x, whole, _g(), whole.view_size)
+    torch.testing.assert_close(small, torch.nn.functional.avg_pool2d(x, 2), atol=1e-5, rtol=0)
+    aug = mod.augmentation_with({"view_size": 20})
+    assert augment_images(x, aug, _g()).shape == (64, 1, 20, 20)
+    light = ImageModality(mod.sample_shape, mod.mean, mod.std, augment=aug)
+    assert light.augment(x, _g(), light=True).shape == x.shape and light.weak(x, _g()).shape == x.shape
+    run = ul.pretrain(fmnist_small, tmp_path / "r", epochs=0.2, batch_size=64, augment={"view_size": 20})
+    assert run.config["modality"]["augment"]["view_size"] == 20
+    assert run.encode(fmnist_small, np.arange(4)).shape == (4, 256)
+    with pytest.raises(ValueError, match="view_size"):
+        ImageAugment(view_size=-1)
+
+
 def test_the_weak_view_only_shifts_and_flips(batch):
     """FixMatch's weak view: no shift and no flip is the identity; whole-pixel shifts move the
     image by that many pixels; shifts never exceed ``weak_shift`` of a side and nothing is

@@ -184,9 +184,10 @@ def test_a_run_resumed_before_its_budget_is_fixed_refits_where_the_uninterrupted
     fmnist_small, tmp_path, monkeypatch, crash_at, saved_at
 ):
     """Killed before the first refit (at step 25, saved at 20; the refit comes at 24, 10% of
-    the budget) or between the two (at 65, saved at 60), a run resumes with its budget's refits, timing mark and elapsed time, so it
-    makes the same refits at the same steps and ends at the same count as the run never
-    interrupted (a simulated clock: every step takes 0.25 s, the calibration guesses 0.1 s)."""
+    the budget) or between the two (at 65, saved at 60), a run resumes with its budget's
+    refits, timing mark and elapsed time, so it makes the same refits at the same steps and
+    ends at the same count as the run never interrupted (a simulated clock: every step takes
+    0.25 s, the calibration guesses 0.1 s)."""
     clock = _Clock(lambda now: 0.25)
     counts = _simulate(monkeypatch, clock)
     straight = _budget_run(fmnist_small, tmp_path / "a").step

@@ -44,6 +44,7 @@ class ImageAugment:
     noise_p: float = 0.0
     noise_std: float = 0.05
     weak_shift: float = 0.125  # the weak view's largest shift, a share of each side
+    view_size: int = 0  # the full augmentation's crops resized to this side (0: the image's own size)
 
     @classmethod
     def for_size(cls, height: int, width: int) -> ImageAugment:
@@ -57,10 +58,16 @@ class ImageAugment:
 
     def __post_init__(self) -> None:
         check_augment(self, ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p", "weak_shift"))
+        if not 0 <= self.view_size <= 4096:
+            raise ValueError(f"view_size must be 0 (the image's size) or a side in pixels, got {self.view_size}")
 
 
-def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
-    """Random resized crop plus horizontal flip of every image, as one affine ``grid_sample``."""
+def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator, size: int = 0) -> torch.Tensor:
+    """Random resized crop plus horizontal flip of every image, as one affine ``grid_sample``;
+    the crops come out ``size`` x ``size`` pixels (0: the images' own size). Smaller views cost
+    less to encode: a CNN's global pooling takes any size, so an encoder pretrained on them
+    embeds full-size images (training below the test resolution, as in Touvron et al. 2019,
+    "Fixing the train-test resolution discrepancy")."""
     b, dev = x.shape[0], x.device
     area = uniform(b, *aug.crop_scale, g, dev)
     log_ratio = uniform(b, math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1]), g, dev)
@@ -75,7 +82,8 @@ def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) ->
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    shape = list(x.shape) if not size else [b, x.shape[1], size, size]
+    grid = F.affine_grid(theta, shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -112,7 +120,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def augment_images(x: torch.Tensor, aug: ImageAugment, g: torch.Generator) -> torch.Tensor:
     """One random view of every image in ``x`` (values in [0, 1], shape (B, C, H, W))."""
     b, c, dev = x.shape[0], x.shape[1], x.device
-    x = resized_crop_flip(x, aug, g)
+    x = resized_crop_flip(x, aug, g, aug.view_size)
     jitter = chance(b, aug.jitter_p, g, dev)[:, None, None, None]
     bright = uniform(b, 1 - aug.brightness, 1 + aug.brightness, g, dev)[:, None, None, None]
     contrast = uniform(b, 1 - aug.contrast, 1 + aug.contrast, g, dev)[:, None, None, None]
