@@ -1,0 +1,89 @@
+"""Which pretraining recipe buys the most per CPU-minute (issue 23: the demo on CPUs without
+bf16): SimCLR on Fashion-MNIST for a fixed wall-time budget, then the frozen linear probe at
+1% of the labels, each candidate recipe scored on the **development split** only (10,000
+train images held out of pretraining and the labels, as `selftrain.py --split dev` holds
+them out; the test split is never read). Not run by CI.
+
+    python benchmarks/pretrain_recipe.py --minutes 8 --precision fp32 --recipes base,view20,view16
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/pretrain_recipe.py ...   # AVX2-only kernels
+
+A recipe is `pretrain` options by name (RECIPES); its pretraining is kept in --work and
+reused when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import unlabeled as ul
+from unlabeled.bench.protocol import evaluate
+from unlabeled.runtime import tune_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance  # noqa: E402  (the sibling modules)
+from selftrain import dev_collection  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES: dict[str, dict[str, Any]] = {
+    "base": {},  # the demo's: cnn-tiny, batch 128, 28x28 views
+    "view20": {"augment": {"view_size": 20}},
+    "view16": {"augment": {"view_size": 16}},
+    "batch256": {"batch_size": 256},
+    "crop50": {"augment": {"crop_scale": (0.5, 1.0)}},
+    "temp02": {"method_options": {"temperature": 0.2}},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--minutes", type=float, default=8)
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "pretrain_recipe")
+    args = ap.parse_args()
+    os.environ.setdefault("UNLABELED_QUIET", "1")
+    print(provenance(), flush=True)
+    print(vars(args), {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ})
+    names = [r for r in args.recipes.split(",") if r]
+    unknown = sorted(set(names) - set(RECIPES))
+    if unknown:
+        raise SystemExit(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
+    full = args.work / "fashion-mnist"
+    if not full.exists():
+        ul.import_source("fashion-mnist", full)
+    col = dev_collection(ul.open_collection(full), args.work / "fashion-mnist-dev")
+    dev, train = col.indices("test"), col.indices(exclude="test")
+    print(f"scored on the dev split: {len(dev)} images; pretrained on {len(train)}", flush=True)
+    for name in names:
+        out = args.work / f"{name}-{args.minutes:g}min-{args.precision}"
+        t = time.perf_counter()
+        if (out / "config.json").exists() and ul.open_run(out).finished:
+            run = ul.open_run(out)
+        else:
+            run = ul.pretrain(col, out, minutes=args.minutes, precision=args.precision, overwrite=True, **RECIPES[name])
+        secs = time.perf_counter() - t
+        X = run.encode(col)
+        scores = [
+            evaluate(X[train], col.labels[train], X[dev], col.labels[dev], "linear", args.fraction, s).value
+            for s in range(args.draws)
+        ]
+        print(
+            f"{name:<10} {run.step:>5} steps  linear {args.fraction:.0%} dev accuracy "
+            f"{np.mean(scores):.4f} ± {np.std(scores):.4f}  ({' / '.join(f'{v:.4f}' for v in scores)})  "
+            f"pretraining {secs:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    tune_process()  # the CLI's process-wide settings, so the figures match `unlabeled` runs
+    main()
