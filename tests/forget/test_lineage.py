@@ -105,6 +105,21 @@ def test_a_changed_ancestor_breaks_the_lineage(fmnist_small, parts, tmp_path):
         forget(clf, method="retrain", ids=_ids(fmnist_small, parts["unseen"][:5]), out=tmp_path / "x")
 
 
+def test_an_approximate_method_goes_on_when_the_lineage_cannot_be_read(fmnist_small, parts, tmp_path):
+    """The encoder deleted since: an approximate method still forgets from the classifier
+    (recorded as not exact, with the reason); an exact one is refused."""
+    import shutil
+
+    pre = ul.pretrain(fmnist_small, tmp_path / "pre", positions=parts["seen"][:200], epochs=0.5, batch_size=64)
+    clf = finetune(pre, fmnist_small, tmp_path / "clf", positions=parts["unseen"], epochs=0.5)
+    shutil.rmtree(pre.path)
+    ids = _ids(fmnist_small, parts["unseen"][:5])
+    out = forget(clf, method="ga", ids=ids, out=tmp_path / "ga", epochs=1)
+    assert out.config["forget"]["exact"] is False and "no longer a run" in out.config["forget"]["ancestors_unchecked"]
+    with pytest.raises(UnlabeledError, match="no longer a run"):
+        forget(clf, method="retrain", ids=ids, out=tmp_path / "re")
+
+
 def test_an_ancestor_on_another_collection_is_matched_by_content(fmnist_small, parts, tmp_path):
     """The same images imported again under other ids are found in the encoder's data."""
     seen = parts["seen"][:200]

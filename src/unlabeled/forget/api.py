@@ -9,10 +9,12 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
@@ -80,17 +82,7 @@ def forget(
         "forgotten": len(forget_pos),
         "class": None if class_ is None else str(class_),
     }
-    chain = lineage.ancestors(src, task, forget_pos)
-    redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
-    dirty = [a for a in chain if a.saw]
-    if dirty and chosen.exact and ancestors == "refuse":
-        raise lineage.refusal(method, src, dirty[-1])
-    record["ancestors"] = [
-        {"run": str(a.run.path.resolve()), "relation": a.relation, "saw": a.saw, "retrained": a in redo} for a in chain
-    ]
-    record["exact"] = chosen.exact and (not dirty or bool(redo))
-    for a in dirty if not record["exact"] else []:
-        info(f"note: {a.describe()} trained on {a.saw} of these samples and keeps them; the result is not exact")
+    redo = _check_lineage(chosen, src, task, forget_pos, ancestors, record)
     request = ForgetRequest(
         source=src,
         task=task,
@@ -106,6 +98,35 @@ def forget(
     )
     with run_lock(out):  # one process writes a run at a time
         return _carry_out(chosen, request, redo)
+
+
+def _check_lineage(
+    chosen: Method, src: Run, task: Collection, forget_pos: np.ndarray, ancestors: str, record: dict[str, Any]
+) -> list[lineage.Ancestor]:
+    """The ancestors an exact method must retrain first (``ancestors="retrain"``), after
+    checking every one: refused where one saw the samples (``"refuse"``) or the lineage
+    cannot be read (unless ``"keep"``); what was found goes into ``record``."""
+    method = record["method"]
+    try:
+        chain, unchecked = lineage.ancestors(src, task, forget_pos), None
+    except UnlabeledError as e:  # an ancestor gone, changed or unreadable
+        if chosen.exact and ancestors != "keep":
+            raise
+        chain, unchecked = [], str(e)
+        info(f"note: the runs this one descends from could not be checked ({e})")
+    redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
+    dirty = [a for a in chain if a.saw]
+    if dirty and chosen.exact and ancestors == "refuse":
+        raise lineage.refusal(method, src, dirty[-1])
+    record["ancestors"] = [
+        {"run": str(a.run.path.resolve()), "relation": a.relation, "saw": a.saw, "retrained": a in redo} for a in chain
+    ]
+    if unchecked:
+        record["ancestors_unchecked"] = unchecked
+    record["exact"] = chosen.exact and not unchecked and (not dirty or bool(redo))
+    for a in dirty if not record["exact"] else []:
+        info(f"note: {a.describe()} trained on {a.saw} of these samples and keeps them; the result is not exact")
+    return redo
 
 
 def _method(src: Run, name: str) -> Method:
