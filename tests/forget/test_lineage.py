@@ -14,7 +14,7 @@ from unlabeled.forget.lineage import forgotten_in, lineage
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import finetune
 
-PRE = {"epochs": 1, "batch_size": 64, "seed": 0}
+PRE = {"epochs": 1, "batch_size": 64, "seed": 0, "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
