@@ -28,7 +28,7 @@ from unlabeled.runtime import tune_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance  # noqa: E402  (the sibling modules)
-from selftrain import dev_collection  # noqa: E402
+from selftrain import fashion_mnist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES: dict[str, dict[str, Any]] = {
@@ -57,10 +57,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(RECIPES))
     if unknown:
         raise SystemExit(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
-    full = args.work / "fashion-mnist"
-    if not full.exists():
-        ul.import_source("fashion-mnist", full)
-    col = dev_collection(ul.open_collection(full), args.work / "fashion-mnist-dev")
+    col = fashion_mnist(args.work, "dev")
     dev, train = col.indices("test"), col.indices(exclude="test")
     print(f"scored on the dev split: {len(dev)} images; pretrained on {len(train)}", flush=True)
     for name in names:

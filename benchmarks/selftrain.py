@@ -58,6 +58,16 @@ def dev_collection(col: ul.Collection, dest: Path) -> ul.Collection:
     return ul.open_collection(dest)
 
 
+def fashion_mnist(work: Path, split: str) -> ul.Collection:
+    """Fashion-MNIST imported once into ``work``: whole (``split="test"``), or the train split
+    alone with its development split marked as test (``"dev"``, :func:`dev_collection`)."""
+    full = work / "fashion-mnist"
+    if not full.exists():
+        print(ul.import_source("fashion-mnist", full).summary())
+    col = ul.open_collection(full)
+    return dev_collection(col, work / "fashion-mnist-dev") if split == "dev" else col
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arms", default=",".join(ARMS))
@@ -82,12 +92,7 @@ def main() -> None:
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    full = args.work / "fashion-mnist"
-    if not full.exists():
-        print(ul.import_source("fashion-mnist", full).summary())
-    col = ul.open_collection(full)
-    if args.split == "dev":
-        col = dev_collection(col, args.work / "fashion-mnist-dev")
+    col = fashion_mnist(args.work, args.split)
     scored = col.indices("test")
     print(f"scored on the {args.split} split: {len(scored)} images", flush=True)
     work = args.work / args.split
