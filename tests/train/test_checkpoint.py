@@ -25,3 +25,23 @@ def test_weights_and_state_roundtrip(tmp_path):
     assert torch.equal(back["a"], sd["a"]) and torch.equal(back["b"], sd["b"])
     ckpt.save_state(tmp_path / "s.pt", {"step": 3, "model": sd, "rng": torch.get_rng_state()})
     assert ckpt.load_state(tmp_path / "s.pt")["step"] == 3
+
+
+def test_the_same_weights_and_metadata_make_the_same_bytes_every_time(tmp_path):
+    # lineage compares weights files by digest; safetensors orders a metadata map differently
+    # from one write to the next, which made equal runs look changed
+    sd = {"w": torch.randn(4, 4), "n": torch.tensor(3)}
+    meta = {"step": "9", "total_steps": "9", "kind": "encoder", "extra": "x"}
+    digests = set()
+    for i in range(12):
+        ckpt.save_weights(tmp_path / f"{i}.safetensors", sd, meta)
+        digests.add(ckpt.file_digest(tmp_path / f"{i}.safetensors"))
+    assert len(digests) == 1
+    assert ckpt.weights_metadata(tmp_path / "0.safetensors") == meta
+
+
+def test_weights_metadata_reads_the_flat_metadata_of_older_runs(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "old.safetensors"), metadata={"step": "4"})
+    assert ckpt.weights_metadata(tmp_path / "old.safetensors") == {"step": "4"}

@@ -90,9 +90,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+# safetensors keeps its metadata in a hash map whose order changes from one write to the next,
+# so two saves of the same weights gave different bytes (and file digests, which lineage
+# compares): the metadata goes in as one key, a JSON object with sorted keys.
+_META_KEY = "unlabeled"
+
+
 def _write_weights(tmp: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     try:
-        save_file(tensors, tmp, metadata=meta)
+        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
     except SafetensorError as e:  # an I/O error (a full disk) comes back as text: make it an OSError
         found = re.search(r"os error (\d+)", str(e))
         if found is None:
@@ -167,7 +173,9 @@ def weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The metadata of a ``.safetensors`` file (its step), without reading the tensors."""
     try:
         with safe_open(str(path), "pt") as f:
-            return dict(f.metadata() or {})
+            meta = dict(f.metadata() or {})
+        packed = meta.pop(_META_KEY, None)  # older runs kept their metadata flat
+        return meta if packed is None else {**meta, **{k: str(v) for k, v in json.loads(packed).items()}}
     except (SafetensorError, ValueError) as e:
         raise _damaged(path, short_reason(e)) from None
 
