@@ -3,7 +3,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup setup-test lint
 demo: setup             ## pretrain on Fashion-MNIST without labels, bench with few labels, write a report
-	$(BIN)/unlabeled demo --out demo
+	$(BIN)/unlabeled demo --out demo $(DEMO_ARGS)
 
 test: setup-test        ## install what the tests need and run them (.ci/run calls this)
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 # The numbers behind BENCHMARKS.md's demo section:
 #   1. `make demo` from an empty demo/ folder, timed end to end (set-up included);
 #   2. the peak resident memory of `unlabeled pretrain` on Fashion-MNIST, alone.
-# Usage: benchmarks/demo.sh            (about 20 minutes on a 2-core CPU)
+# Usage: benchmarks/demo.sh [DEMO_ARGS]   (about 20 minutes on a 2-core CPU), e.g. --precision fp32
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p benchmarks/results
@@ -12,7 +12,7 @@ rm -rf demo
   echo "# $(date -Is) on $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
   # commit, CPU flags, versions (before `make demo` has made .venv, the system python3 reports what it can)
   "$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )" benchmarks/_provenance.py
-  /usr/bin/time -f "make demo: %e s wall" make demo
+  /usr/bin/time -f "make demo: %e s wall" make demo DEMO_ARGS="$*"
   echo
   tmp=$(mktemp -d)
   /usr/bin/time -f "unlabeled pretrain (3 min budget): %e s wall, peak RSS %M KiB" \

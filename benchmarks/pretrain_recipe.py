@@ -35,6 +35,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "base": {},  # the demo's: cnn-tiny, batch 128, 28x28 views
     "view20": {"augment": {"view_size": 20}},
     "view16": {"augment": {"view_size": 16}},
+    "view12": {"augment": {"view_size": 12}},
+    "view16-batch256": {"augment": {"view_size": 16}, "batch_size": 256},
+    "view16-temp02": {"augment": {"view_size": 16}, "method_options": {"temperature": 0.2}},
     "batch256": {"batch_size": 256},
     "crop50": {"augment": {"crop_scale": (0.5, 1.0)}},
     "temp02": {"method_options": {"temperature": 0.2}},

@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--pretrain-minutes", type=float, default=10)
     ap.add_argument("--pretrain-size", default="tiny")
+    ap.add_argument("--pretrain-augment", default="{}", help='pretraining augmentation, JSON ({"view_size": 16})')
     ap.add_argument(
         "--minutes", type=float, default=15, help="self-training budget (0: the epochs in --selftrain instead)"
     )
@@ -98,7 +99,9 @@ def main() -> None:
     work = args.work / args.split
     pre, pre_s = None, 0.0
     if any(a in arms for a in ("linear", "finetune", "fixmatch", "distil")):
-        path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}"
+        augment = json.loads(args.pretrain_augment) or None
+        views = f"-view{augment['view_size']}" if augment and "view_size" in augment else ""
+        path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}{views}"
         t = time.perf_counter()
         if (path / "config.json").exists() and ul.open_run(path).finished:
             pre = ul.open_run(path)
@@ -110,6 +113,7 @@ def main() -> None:
                 size=args.pretrain_size,
                 minutes=args.pretrain_minutes,
                 precision=args.precision,
+                augment=augment,
                 overwrite=True,
             )
             pre_s = time.perf_counter() - t

@@ -2,11 +2,14 @@
 format (so the built-in loader reads it exactly as it reads /usr/share/datasets)."""
 
 import gzip
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+
+from unlabeled.demo import FP32_VIEW_SIZE, demo_augment
 
 
 def _write_idx(path, array):
@@ -41,6 +44,13 @@ def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     assert "imported 2000 samples" in first.stderr and "linear probe, 1% of the labels" in first.stderr
     run = tmp_path / "demo" / "runs" / "simclr"
     assert {"report.html", "bench.json", "embeddings.parquet", "model.safetensors"} <= {p.name for p in run.iterdir()}
+    view = json.loads((run / "config.json").read_text())["modality"]["augment"]["view_size"]
+    assert view == (demo_augment("auto") or {"view_size": 0})["view_size"]  # this machine's recipe
     again = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "using the collection" in again.stderr and "using the finished run" in again.stderr
+
+
+def test_the_demo_pretrains_on_small_views_where_it_runs_fp32_and_full_size_with_bf16():
+    assert demo_augment("fp32") == {"view_size": FP32_VIEW_SIZE} and 0 < FP32_VIEW_SIZE < 28
+    assert demo_augment("bf16") is None

@@ -196,3 +196,27 @@ def test_bad_settings_are_refused():
     ):
         with pytest.raises(ValueError):
             FixMatch(_Encoder(), _Views(), **{"classes": 3, **bad})
+
+
+def test_strong_views_of_another_size_than_the_weak_ones_train_in_their_own_pass():
+    """An encoder pretrained with a smaller ``view_size`` hands its resized crops to FixMatch's
+    strong view: the two sizes cannot share a batch, so each gets its own forward pass."""
+    from unlabeled.models.cnn import CNNEncoder
+
+    class _Smaller(_Views):
+        def augment(self, x, generator, light=False):
+            return F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+
+    torch.manual_seed(0)
+    enc = CNNEncoder(1, "tiny", (28, 28)).eval()  # eval: batch norm per sample, comparable by hand
+    obj = FixMatch(enc, _Smaller(), classes=3, threshold=0.0, cutout=0.0).eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([2, 0, -1, -1, -1, -1])
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        logits_l = obj.head(enc.embed(x[:2]))
+        targets = obj.head(enc.embed(x[2:])).argmax(1)
+        small = F.interpolate(x[2:], size=(16, 16), mode="bilinear", align_corners=False)
+        logits_s = obj.head(enc.embed(small))
+    expected = F.cross_entropy(logits_l, y[:2]) + F.cross_entropy(logits_s, targets)
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-5)
+    assert logs["mask"] == 1.0

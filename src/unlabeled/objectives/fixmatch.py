@@ -203,8 +203,13 @@ class FixMatch(Objective):
         # labelled and confident strong views together)
         xs = xu[confident]
         strong_u = self.views(xs, generator, True) if len(xs) else weak_l[:0]
-        logits = self._logits(torch.cat([weak_l, strong_u]))
-        logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
+        if strong_u.shape[1:] == weak_l.shape[1:]:
+            logits = self._logits(torch.cat([weak_l, strong_u]))
+            logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
+        else:  # strong views resized (an encoder pretrained with a smaller ``view_size``): one pass each
+            logits_l = self._logits(weak_l)
+            logits_s = self._logits(strong_u) if len(xs) else logits_l[:0]
+            logits = torch.cat([logits_l, logits_s])
         zero = logits.sum() * 0
         sup = F.cross_entropy(logits_l.float(), y[labelled]) if len(xl) else zero
         per_sample = F.cross_entropy(logits_s.float(), targets[confident], reduction="sum")
