@@ -1,8 +1,9 @@
 """``unlabeled demo``: the whole path on Fashion-MNIST, what ``make demo`` runs.
 
-Import the built-in dataset, pretrain SimCLR on its 60,000 train images without labels,
-then bench the encoder's frozen features with 1%, 10% and 100% of the train labels against
-raw pixels and a random-init encoder. An interrupted demo picks up where it stopped."""
+Import the built-in dataset, pretrain SimCLR on its 60,000 train images without labels (on
+12 px views where it runs fp32, see ``FP32_VIEW_SIZE``), then bench the encoder's frozen
+features with 1%, 10% and 100% of the train labels against raw pixels and a random-init
+encoder. An interrupted demo picks up where it stopped."""
 
 from __future__ import annotations
 
