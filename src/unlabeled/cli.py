@@ -353,6 +353,10 @@ def selftrain_(
     head: Annotated[
         str, typer.Option(help="from a pretrained run: probe (a linear probe on the labels first, LP-FT) | random")
     ] = "probe",
+    augment: Annotated[
+        list[str] | None,
+        typer.Option(help="strong-view augmentation setting NAME=VALUE (view_size=0: full size), repeatable"),
+    ] = None,
     encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the unlabelled samples (default 5)")] = None,
@@ -387,6 +391,7 @@ def selftrain_(
         size=size,
         precision=precision,
         head=head,
+        augment=parse_settings(augment, "--augment") or None,
         device=device,
         resume=resume,
         overwrite=overwrite,

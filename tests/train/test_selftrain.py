@@ -108,7 +108,23 @@ def test_clear_errors(tmp_path, fmnist_small):
         ul.selftrain(None, fmnist_small, tmp_path / "d", threshold=1.5)
     with pytest.raises(ul.UnlabeledError, match="nothing to resume"):
         ul.selftrain(None, fmnist_small, tmp_path / "e", resume=True)
-    assert not any((tmp_path / name).exists() for name in "abcde")  # a refused run leaves nothing behind
+    with pytest.raises(ul.UnlabeledError, match="unknown image augmentation setting"):
+        ul.selftrain(None, fmnist_small, tmp_path / "f", shots=3, augment={"view_sise": 0})
+    assert not any((tmp_path / name).exists() for name in "abcdef")  # a refused run leaves nothing behind
+
+
+def test_augment_gives_full_size_strong_views_from_an_encoder_pretrained_on_small_ones(tmp_path, fmnist_small):
+    pre = ul.pretrain(fmnist_small, tmp_path / "pre", epochs=0.1, batch_size=16, augment={"view_size": 12})
+    inherited = ul.selftrain(pre, fmnist_small, tmp_path / "a", shots=3, epochs=0.1, batch_size=8, ratio=2)
+    full = ul.selftrain(
+        pre, fmnist_small, tmp_path / "b", shots=3, epochs=0.1, batch_size=8, ratio=2, augment={"view_size": 0}
+    )
+    assert inherited.config["modality"]["augment"]["view_size"] == 12
+    assert full.config["modality"]["augment"]["view_size"] == 0
+    x = torch.rand(4, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    assert full.modality().augment(x, g).shape[-2:] == (28, 28)
+    assert inherited.modality().augment(x, g).shape[-2:] == (12, 12)
 
 
 @pytest.mark.parametrize("classes", [2, 4])

@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
 from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
+from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
@@ -63,6 +65,7 @@ class SelftrainRecipe:
     size: str | None = None
     precision: str = "auto"
     head: str = "probe"  # a pretrained start's head: a linear probe on the labels (LP-FT), or "random"
+    augment: dict[str, Any] | None = None  # changes to the modality's augmentation (the strong view)
 
     def __post_init__(self) -> None:
         if self.ratio < 1:
@@ -103,6 +106,7 @@ def selftrain(
     size: str | None = None,
     precision: str = "auto",
     head: str = "probe",
+    augment: dict[str, Any] | None = None,
     device: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
@@ -125,6 +129,8 @@ def selftrain(
     encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
     Pretrained Features and Underperform Out-of-Distribution"), so the first pseudo-labels are
     the probe's rather than a random head's; ``"random"`` starts it from scratch.
+    ``augment`` changes settings of the modality's augmentation, the strong view (e.g.
+    ``{"view_size": 0}``: full-size strong views from an encoder pretrained on small ones).
     Trains ``epochs`` passes over the pool (default 5) or ``minutes``; ``resume`` continues
     an interrupted run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
@@ -226,7 +232,13 @@ def selftrain_spec(
     if r.align:  # the labelled draw's class frequencies, the distribution pseudo-labels align to
         counts = np.bincount(col.labels[labelled], minlength=classes)
         options["prior"] = [round(float(c) / counts.sum(), 6) for c in counts]
+    modality = spec.modality
+    if r.augment:  # validated by the modality: an unknown setting is an error
+        mod = modality_from_state(modality)
+        mod.aug = mod.augmentation_with(dict(r.augment))
+        modality = mod.state()
     return spec.replace(
+        modality=modality,
         objective=ObjectiveSpec("fixmatch", options),
         train=cfg,
         extra={"selftrain": record},
