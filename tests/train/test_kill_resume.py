@@ -135,12 +135,29 @@ def test_distillation_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnis
     _kill_resume_equals_straight(args, tmp_path, seed=3)
 
 
-def test_a_forget_request_killed_and_run_again_ends_bit_for_bit_as_uninterrupted(fmnist_small, tmp_path):
-    """An interrupted request is redone by the same command (`--overwrite` not needed)."""
-    clf = finetune(None, fmnist_small, tmp_path / "clf", epochs=0.5, precision="fp32")
-    ids = tmp_path / "ids.txt"
+@pytest.fixture(scope="module")
+def forget_source(fmnist_small, tmp_path_factory) -> tuple[Path, Path]:
+    """A classifier and the ids of 60 of its training samples, shared by the forgetting cases."""
+    where = tmp_path_factory.mktemp("forget-source")
+    clf = finetune(None, fmnist_small, where / "clf", epochs=0.5, precision="fp32")
+    ids = where / "ids.txt"
     ids.write_text("\n".join(clf.training_ids()[:60]) + "\n")
-    args = ["forget", str(clf.path), "--ids", str(ids), "--method", "npo", "--epochs", "8"]
+    return clf.path, ids
+
+
+# epochs over the method's stream: 8 passes over the 60 forgotten samples (one batch each), or
+# half a pass over the retain set (about 15 batches); retrain redoes the classifier's own steps
+FORGET_CASES = [("npo", "8"), ("ga", "8"), ("salun", "0.5"), ("scrub", "0.5"), ("finetune", "0.5"), ("retrain", None)]
+
+
+@pytest.mark.parametrize("method, epochs", FORGET_CASES, ids=[m for m, _ in FORGET_CASES])
+def test_a_forget_request_killed_and_run_again_ends_bit_for_bit_as_uninterrupted(
+    forget_source, tmp_path, method, epochs
+):
+    """An interrupted request is redone by the same command (`--overwrite` not needed)."""
+    clf, ids = forget_source
+    args = ["forget", str(clf), "--ids", str(ids), "--method", method]
+    args += [] if epochs is None else ["--epochs", epochs]
     _kill_resume_equals_straight(args, tmp_path, seed=4, resume=[])
     assert ul.open_run(tmp_path / "killed").config["forget"]["finished"]
 
