@@ -1,7 +1,7 @@
 """Exact resume for every objective: a run killed with SIGKILL at a random step and resumed
 ends with the weights of the run that was never interrupted, bit for bit (SimCLR, MAE, JEPA,
-TS2Vec, supervised fine-tuning, distillation, self-training; a forgetting request, which is
-redone when run again; and SimCLR under torchrun with two processes).
+TS2Vec, supervised fine-tuning, distillation, self-training; a forgetting request by every
+method, which is redone when run again; and SimCLR under torchrun with two processes).
 
 Each run is the ``unlabeled`` command a user types. The killed copy runs under
 ``pause_at_step.py``, which checkpoints every 3 steps (what ``--checkpoint-steps`` does) and
@@ -58,15 +58,17 @@ def _same_weights(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
 
 
-def _kill_resume_equals_straight(args: list[str], tmp_path: Path, seed: int, resume: list[str] | None = None) -> int:
-    """The command run straight, and killed at a random step then resumed: the same weights.
-    Returns the step it was killed at."""
+def _kill_resume_equals_straight(
+    args: list[str], tmp_path: Path, seed: int, resume: list[str] | None = None, first: int = 4
+) -> int:
+    """The command run straight, and killed at a random step (``first`` or later) then resumed:
+    the same weights. Returns the step it was killed at."""
     _run(args, tmp_path / "straight")
     total = ul.open_run(tmp_path / "straight").step
-    step = random.Random(seed).randint(4, total - 1)
+    step = random.Random(seed).randint(first, total - 1)
     _kill_at(step, args, tmp_path / "killed", tmp_path / "stderr.txt")
     saved = ckpt.load_state(tmp_path / "killed" / ckpt.STATE_FILE)["step"]
-    assert step - 3 <= saved < step  # mid-run: a checkpoint before the kill, steps after it lost
+    assert step - 3 < saved <= step  # mid-run: killed 0-2 steps after a checkpoint
     _run([*args, *(["--resume"] if resume is None else resume)], tmp_path / "killed")
     assert ul.open_run(tmp_path / "killed").step == total
     _same_weights(tmp_path / "straight", tmp_path / "killed")
@@ -162,6 +164,39 @@ def test_a_forget_request_killed_and_run_again_ends_bit_for_bit_as_uninterrupted
     assert ul.open_run(tmp_path / "killed").config["forget"]["finished"]
 
 
+def test_laf_killed_during_the_encoder_update_and_run_again_ends_bit_for_bit(gunpoint, tmp_path):
+    """LAF fits its two VAEs (10 steps each, by the same Trainer) before the encoder update's
+    30 steps; the kill lands in the update, after a checkpoint, and the rerun redoes it all."""
+    encoder = ul.pretrain(gunpoint, tmp_path / "encoder", method="mae", epochs=2, batch_size=16, precision="fp32")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(encoder.training_ids()[:10]) + "\n")
+    args = ["forget", str(encoder.path), "--ids", str(ids), "--method", "laf", "--epochs", "30"]
+    assert _kill_resume_equals_straight(args, tmp_path, seed=6, resume=[], first=12) >= 12
+    assert ul.open_run(tmp_path / "killed").config["forget"]["finished"]
+
+
+def test_sisa_killed_while_retraining_a_shard_and_run_again_ends_bit_for_bit(fmnist_small, tmp_path):
+    """The kill lands mid-way through the retraining of the one shard that held the ids; the
+    same command again gives every shard the weights of the uninterrupted request."""
+    train = fmnist_small.indices("train")[:600]
+    sharded = finetune(
+        None, fmnist_small, tmp_path / "sharded", positions=train, epochs=0.6, batch_size=16, shards=2, precision="fp32"
+    )
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(ul.open_run(sharded.path / "shards" / "01").training_ids()[:5]) + "\n")
+    args = ["forget", str(sharded.path), "--ids", str(ids), "--method", "sisa"]
+    _run(args, tmp_path / "straight")
+    retrained = tmp_path / "straight" / "shards" / "01"
+    step = random.Random(7).randint(4, ul.open_run(retrained).step - 1)
+    _kill_at(step, args, tmp_path / "killed", tmp_path / "stderr.txt")
+    saved = ckpt.load_state(tmp_path / "killed" / "shards" / "01" / ckpt.STATE_FILE)["step"]
+    assert step - 3 < saved <= step  # killed inside the shard's retraining, 0-2 steps after a checkpoint
+    _run(args, tmp_path / "killed")
+    assert ul.open_run(tmp_path / "killed").config["sisa"]["retrained_shards"] == ["01"]
+    for shard in ("00", "01"):
+        _same_weights(tmp_path / "straight" / "shards" / shard, tmp_path / "killed" / "shards" / shard)
+
+
 def test_torchrun_with_two_processes_killed_and_resumed_ends_bit_for_bit(fmnist_small, tmp_path):
     def launcher() -> list[str]:
         return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
@@ -178,7 +213,7 @@ def test_torchrun_with_two_processes_killed_and_resumed_ends_bit_for_bit(fmnist_
     total = ul.open_run(tmp_path / "straight").step
     step = random.Random(5).randint(4, total - 1)
     _kill_at(step, args, tmp_path / "killed", tmp_path / "stderr.txt", launcher=launcher())
-    assert step - 3 <= ckpt.load_state(tmp_path / "killed" / ckpt.STATE_FILE)["step"] < step
+    assert step - 3 < ckpt.load_state(tmp_path / "killed" / ckpt.STATE_FILE)["step"] <= step
     run(["--resume"], tmp_path / "killed")
     assert ul.open_run(tmp_path / "killed").config["environment"]["world_size"] == 2
     _same_weights(tmp_path / "straight", tmp_path / "killed")
