@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything `unlabeled` needs on a fresh Debian machine, idempotently:
-# system datasets/tools from Debian (Fashion-MNIST, espeak-ng; chromium in test mode, for the headless report
+# system datasets/tools from Debian (Fashion-MNIST, the text corpora WordNet, GCIDE and fortunes, espeak-ng; chromium in test mode, for the headless report
 # check), a virtual environment in .venv, the CPU build of PyTorch 2.13.0 (only when no torch is installed), and the
 # package itself.
 #   scripts/setup.sh          runtime (what `make demo` needs)
@@ -13,6 +13,11 @@ PY="${PYTHON:-python3}"
 
 apt_pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_pkgs+=(dataset-fashion-mnist)
+[ -f /usr/share/wordnet/data.noun ] || apt_pkgs+=(wordnet-base)      # text: WordNet glosses (`import wordnet`)
+[ -f /usr/share/dictd/gcide.index ] || apt_pkgs+=(dict-gcide)        # text: the GCIDE dictionary (`import gcide`)
+for lang in "" -bg -br -cs -de -eo -es -ga -it -pl -ru -zh; do    # text: fortunes in 12 languages (`import fortunes`)
+    dpkg -s "fortunes$lang" >/dev/null 2>&1 || apt_pkgs+=("fortunes$lang")
+done
 command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)  # spoken-keyword audio (scripts/make_keywords.py)
 if [ "$extra" = "test" ]; then
     command -v chromium >/dev/null || apt_pkgs+=(chromium)  # headless check of the bench report (tests/bench/test_report.py)

@@ -91,10 +91,12 @@ def datasets() -> None:
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="built-in name, ucr:NAME, folder, table of series or .npy file")],
+    source: Annotated[
+        str, typer.Argument(help="built-in name, ucr:NAME, folder, table of series or text, or .npy file")
+    ],
     dest: Annotated[Path, typer.Argument(help="folder to write the collection to")],
     modality: Annotated[
-        str | None, typer.Option(help="image | series | audio | volume (inferred from the files when omitted)")
+        str | None, typer.Option(help="image | series | audio | volume | text (inferred from the files when omitted)")
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="labels file for a .npy source (one per row)")] = None,
     resize: Annotated[
@@ -112,6 +114,10 @@ def import_(
         str | None,
         typer.Option(help="folders: regex whose first group in a file's path is its group (speaker, patient)"),
     ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option(help="tables (CSV/TSV/Parquet/JSON lines): the column holding one document per row"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
 ) -> None:
     """Import a dataset as a collection; bad files are reported and skipped."""
@@ -125,6 +131,7 @@ def import_(
         seconds=seconds,
         columns=column or (),
         group_pattern=group_pattern,
+        text_column=text_column,
         overwrite=overwrite,
     )
     console.print(report.summary())

@@ -124,6 +124,15 @@ def load_digits() -> Loaded:
     )
 
 
+def _corpus(name: str) -> Callable[[], Loaded]:
+    def load() -> Loaded:
+        from unlabeled.data import corpora  # it reads Loaded from here
+
+        return getattr(corpora, f"load_{name}")()
+
+    return load
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
@@ -136,6 +145,22 @@ BUILTINS: dict[str, Builtin] = {
             "digits",
             "1,797 8x8 grey handwritten digits, 10 classes (scikit-learn)",
             load_digits,
+        ),
+        Builtin(
+            "wordnet",
+            "117,659 English glosses (definitions and examples), 45 lexicographer categories (Debian wordnet-base)",
+            _corpus("wordnet"),
+        ),
+        Builtin(
+            "fortunes",
+            "101,056 fortune cookies in 12 languages, labelled by language (Debian fortunes, fortunes-*)",
+            _corpus("fortunes"),
+        ),
+        Builtin(
+            "gcide",
+            "126,236 entries of the Collaborative International Dictionary of English, 40 MB, unlabelled "
+            "(Debian dict-gcide)",
+            _corpus("gcide"),
         ),
     )
 }

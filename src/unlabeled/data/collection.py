@@ -6,6 +6,14 @@ A Collection is a folder::
     index.parquet       one row per sample: id, shard, row, and label / split / group if known
     arrays-00000.npy    samples stacked along axis 0, opened with np.load(mmap_mode="r")
 
+Text has no fixed shape, so a text collection (``"layout": "text"`` in ``collection.json``)
+stores its documents as UTF-8 bytes, end to end, in ``text-00000.npy`` shards (flat uint8,
+memory-mapped like every shard); the index's ``row`` is then a document's byte offset in its
+shard and ``nbytes`` its length. One ragged byte array with offsets keeps the promises every
+other layout keeps (memory-mapped reads, derived collections that point at the source's shards,
+content digests by shard and row) without a second file format; ``get`` decodes the documents
+it is asked for and returns them as an array of ``str``.
+
 Ids are stable strings; embeddings, selections and forget requests refer to samples by id.
 Shard paths in ``collection.json`` are relative to the folder, so a derived collection (a
 selection, say) can point at another collection's shards without copying them.
@@ -36,7 +44,8 @@ FORMAT_VERSION = 1
 META_FILE = "collection.json"
 INDEX_FILE = "index.parquet"
 NO_LABEL = -1
-RESERVED_COLUMNS = ("id", "shard", "row", "label", "split", "group")
+RESERVED_COLUMNS = ("id", "shard", "row", "nbytes", "label", "split", "group")
+TEXT = "text"  # the modality, and the layout of its collections (ragged UTF-8)
 
 
 class Collection:
@@ -46,11 +55,12 @@ class Collection:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.meta: dict[str, Any] = read_meta(self.path)
-        table = read_index(self.path, len(self.meta["shards"]))
+        table = read_index(self.path, len(self.meta["shards"]), self.meta.get("layout") == TEXT)
         cols = set(table.column_names)
         self.ids: np.ndarray = np.asarray(table.column("id").to_pylist(), dtype=object)
         self._shard = table.column("shard").to_numpy().astype(np.int64)
         self._row = table.column("row").to_numpy().astype(np.int64)
+        self._nbytes: np.ndarray | None = table.column("nbytes").to_numpy().astype(np.int64) if self.is_text else None
         self.labels: np.ndarray | None = table.column("label").to_numpy().astype(np.int64) if "label" in cols else None
         self.splits: np.ndarray | None = (
             np.asarray(table.column("split").to_pylist(), dtype=object) if "split" in cols else None
@@ -92,6 +102,11 @@ class Collection:
     @property
     def modality(self) -> str:
         return str(self.meta["modality"])
+
+    @property
+    def is_text(self) -> bool:
+        """Whether samples are documents (ragged UTF-8) rather than fixed-shape arrays."""
+        return self.meta.get("layout") == TEXT
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -148,6 +163,8 @@ class Collection:
         except ValueError as e:
             raise UnlabeledError(f"{path}, a shard of {self.path}, is damaged ({short_reason(e)})") from None
         rows = self._row[self._shard == s]
+        if self.is_text:
+            return self._check_text_shard(path, arr, s)
         shape, dtype = self.sample_shape, np.dtype(self.meta["dtype"])
         if arr.shape[1:] != shape or arr.dtype != dtype:
             raise UnlabeledError(
@@ -160,10 +177,29 @@ class Collection:
             )
         return arr
 
+    def _check_text_shard(self, path: Path, arr: np.ndarray, s: int) -> np.ndarray:
+        if arr.ndim != 1 or arr.dtype != np.uint8:
+            raise UnlabeledError(
+                f"{path} holds {arr.dtype} of shape {arr.shape}, but a text shard is flat uint8 (replaced by hand?)"
+            )
+        m = self._shard == s
+        ends = self._row[m] + self._nbytes[m]
+        if m.any() and (self._row[m].min() < 0 or ends.max() > len(arr)):
+            raise UnlabeledError(
+                f"{path} holds {len(arr)} bytes, but {self.path / INDEX_FILE} refers to byte {int(ends.max())}"
+            )
+        return arr
+
     def get(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
-        """The samples at the given row positions, stacked, in the order given."""
+        """The samples at the given row positions, stacked, in the order given (for text,
+        an object array of ``str``)."""
         pos = np.asarray(positions, dtype=np.int64)
         shard, row = self._shard[pos], self._row[pos]
+        if self.is_text:
+            out = np.empty(len(pos), dtype=object)
+            for i, (s, start, n) in enumerate(zip(shard, row, self._nbytes[pos], strict=True)):
+                out[i] = bytes(self._shard_array(int(s))[start : start + n]).decode("utf-8")
+            return out
         if len(self._arrays) == 1:
             return np.asarray(self._shard_array(0)[row])
         out = np.empty((len(pos), *self.sample_shape), dtype=self.meta["dtype"])
@@ -231,7 +267,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_index(path: Path, shards: int) -> pa.Table:
+def read_index(path: Path, shards: int, text: bool = False) -> pa.Table:
     """A collection's ``index.parquet``, checked: unreadable, without the id/shard/row columns,
     or referring to a shard ``collection.json`` does not list is an UnlabeledError naming it."""
     index = path / INDEX_FILE
@@ -239,7 +275,7 @@ def read_index(path: Path, shards: int) -> pa.Table:
         table = pq.read_table(index)
     except (OSError, pa.ArrowException) as e:
         raise UnlabeledError(f"cannot read {index}: {short_reason(e)}") from None
-    missing = [c for c in _INDEX_COLUMNS if c not in table.column_names]
+    missing = [c for c in (*_INDEX_COLUMNS, *(("nbytes",) if text else ())) if c not in table.column_names]
     if missing:
         raise UnlabeledError(f"{index} has no {', '.join(missing)} column(s); its columns: {table.column_names}")
     shard = table.column("shard").to_numpy()
@@ -272,6 +308,8 @@ def derive_collection(
             "shard": pa.array(source._shard[pos], pa.int32()),
             "row": pa.array(source._row[pos], pa.int64()),
         }
+        if source.is_text:
+            columns["nbytes"] = pa.array(source._nbytes[pos], pa.int64())
         if source.labels is not None:
             columns["label"] = pa.array(source.labels[pos], pa.int64())
         for name in ("splits", "groups"):
@@ -326,7 +364,8 @@ def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
 class CollectionWriter:
     """Writes a collection atomically: everything goes to a temporary folder beside ``dest``,
     which replaces ``dest`` only when :meth:`close` succeeds. Samples are buffered into shards
-    of at most ``shard_bytes``."""
+    of at most ``shard_bytes``. With ``modality="text"`` the samples are strings, stored as
+    ragged UTF-8 (``sample_shape`` is then ``()`` and ``dtype`` ``uint8``)."""
 
     dest: Path
     modality: str
@@ -343,12 +382,16 @@ class CollectionWriter:
             raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        self.text = self.modality == TEXT
+        if self.text:
+            self.sample_shape, self.dtype = (), "uint8"
+            self.extra_meta = {**self.extra_meta, "layout": TEXT}
         per = max(1, int(np.prod(self.sample_shape)) * np.dtype(self.dtype).itemsize)
         self._shard_rows = max(1, self.shard_bytes // per)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._shards: list[str] = []
-        self._rows: dict[str, list[Any]] = {"id": [], "shard": [], "row": []}
+        self._rows: dict[str, list[Any]] = {"id": [], "shard": [], "row": [], "nbytes": []}
         self._label: list[int] = []
         self._split: list[str | None] = []
         self._group: list[str | None] = []
@@ -367,14 +410,33 @@ class CollectionWriter:
         columns: dict[str, Sequence[Any]] | None = None,
     ) -> None:
         """Append samples (stacked along axis 0) with their ids and optional columns
-        (``columns``: extra per-sample values by column name, e.g. a regression target)."""
-        arrays = np.ascontiguousarray(arrays, dtype=self.dtype)
-        if arrays.shape[1:] != tuple(self.sample_shape):
-            raise ValueError(f"sample shape {arrays.shape[1:]} != {self.sample_shape}")
-        n = len(arrays)
-        if len(ids) != n:
-            raise ValueError(f"{len(ids)} ids for {n} samples")
-        start = 0
+        (``columns``: extra per-sample values by column name, e.g. a regression target); for
+        text, ``arrays`` is a sequence of ``str``."""
+        if self.text:
+            blobs = [str(t).encode("utf-8") for t in arrays]
+            n = len(blobs)
+            if len(ids) != n:
+                raise ValueError(f"{len(ids)} ids for {n} samples")
+            self._add_text(blobs)
+        else:
+            arrays = np.ascontiguousarray(arrays, dtype=self.dtype)
+            if arrays.shape[1:] != tuple(self.sample_shape):
+                raise ValueError(f"sample shape {arrays.shape[1:]} != {self.sample_shape}")
+            n = len(arrays)
+            if len(ids) != n:
+                raise ValueError(f"{len(ids)} ids for {n} samples")
+            self._add_arrays(arrays)
+            blobs = [a.tobytes() for a in arrays]
+        self._add_columns(ids, n, labels, splits, groups, columns)
+        for sample_id, blob in zip(ids, blobs, strict=True):  # exact duplicates, by content hash
+            self._hash.update(blob)
+            digest = hashlib.blake2b(blob, digest_size=16).digest()
+            first = self._seen.setdefault(digest, str(sample_id))
+            if first != str(sample_id):
+                self.duplicates.append((str(sample_id), first))
+
+    def _add_arrays(self, arrays: np.ndarray) -> None:
+        n, start = len(arrays), 0
         while start < n:
             take = min(n - start, self._shard_rows - self._buffered)
             part = arrays[start : start + take]
@@ -385,6 +447,28 @@ class CollectionWriter:
             start += take
             if self._buffered == self._shard_rows:
                 self._flush()
+        self._rows["nbytes"].extend([0] * n)
+
+    def _add_text(self, blobs: list[bytes]) -> None:
+        """Documents appended to the current byte shard (a new one once it holds ``shard_bytes``)."""
+        for blob in blobs:
+            if self._buffered and self._buffered + len(blob) > self.shard_bytes:
+                self._flush()
+            self._rows["shard"].append(len(self._shards))
+            self._rows["row"].append(self._buffered)
+            self._rows["nbytes"].append(len(blob))
+            self._buf.append(np.frombuffer(blob, dtype=np.uint8))
+            self._buffered += len(blob)
+
+    def _add_columns(
+        self,
+        ids: Sequence[str],
+        n: int,
+        labels: Sequence[int] | None,
+        splits: Sequence[str | None] | None,
+        groups: Sequence[str | None] | None,
+        columns: dict[str, Sequence[Any]] | None,
+    ) -> None:
         self._rows["id"].extend(str(i) for i in ids)
         self._label.extend([NO_LABEL] * n if labels is None else [int(v) for v in labels])
         self._split.extend([None] * n if splits is None else list(splits))
@@ -397,17 +481,11 @@ class CollectionWriter:
                 raise ValueError(f"{len(values)} values of column {name!r} for {n} samples")
             have = self._extra.setdefault(name, [None] * (len(self._label) - n))
             have.extend([None] * n if values is None else list(values))
-        self._hash.update(arrays.tobytes())
-        for sample_id, sample in zip(ids, arrays, strict=True):  # exact duplicates, by content hash
-            digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
-            first = self._seen.setdefault(digest, str(sample_id))
-            if first != str(sample_id):
-                self.duplicates.append((str(sample_id), first))
 
     def _flush(self) -> None:
         if not self._buffered:
             return
-        name = f"arrays-{len(self._shards):05d}.npy"
+        name = f"{'text' if self.text else 'arrays'}-{len(self._shards):05d}.npy"
         np.save(self._tmp / name, np.concatenate(self._buf, axis=0))
         self._shards.append(name)
         self._buf, self._buffered = [], 0
@@ -437,6 +515,8 @@ class CollectionWriter:
             "shard": pa.array(self._rows["shard"], pa.int32()),
             "row": pa.array(self._rows["row"], pa.int64()),
         }
+        if self.text:
+            columns["nbytes"] = pa.array(self._rows["nbytes"], pa.int64())
         if any(v != NO_LABEL for v in self._label):
             columns["label"] = pa.array(self._label, pa.int64())
         if any(v is not None for v in self._split):

@@ -2,7 +2,8 @@
 table of series or an array file into a Collection, for every modality.
 
 The modality is inferred from the files (images: PNG/JPEG/TIFF; audio: wav/flac/ogg; volumes:
-NIfTI; series: CSV/TSV/Parquet/.ts tables, or one table per recording in a folder) unless
+NIfTI; series: CSV/TSV/Parquet/.ts tables, or one table per recording in a folder; text:
+.txt/.md files, or a .jsonl table, or any table given ``text_column``) unless
 ``modality`` says it; ``.npy`` stacks are images unless their shape or ``modality`` says
 otherwise. Every file is validated; a bad one (corrupt, unreadable, wrong size) is reported by path and
 reason in the :class:`ImportReport` and skipped, and the others still import. A missing or
@@ -36,16 +37,24 @@ from unlabeled.data.builtins import BUILTINS, Loaded
 from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter
 from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
 from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
+from unlabeled.data.textfiles import (
+    TEXT_EXTENSIONS,
+    TEXT_TABLE_EXTENSIONS,
+    read_text_file,
+    read_text_table,
+    text_header,
+)
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 ARRAY_EXTENSIONS = {".npy"}
-MODALITY_NAMES = ("image", "series", "audio", "volume")
+MODALITY_NAMES = ("image", "series", "audio", "volume", "text")
 # what files of a folder each modality imports (.npy serves every one)
 FOLDER_EXTENSIONS = {
     "image": IMAGE_EXTENSIONS | TIFF_EXTENSIONS,
     "audio": AUDIO_EXTENSIONS,
     "volume": VOLUME_EXTENSIONS,
     "series": {".csv", ".tsv", ".parquet"},
+    "text": TEXT_EXTENSIONS,
 }
 MAX_AUDIO_SECONDS = 10.0
 MAX_VOLUME_SIDE = 128
@@ -69,10 +78,14 @@ class ImportReport:
     def summary(self) -> str:
         col = self.collection
         shape = "x".join(map(str, col.sample_shape))
+        what = (
+            f"documents, UTF-8, {col._nbytes.mean():.0f} bytes on average"
+            if col.is_text
+            else f"sample shape {shape}, {col.meta['dtype']}"
+        )
         lines = [
             f"imported {self.imported} samples from {self.source} into {col.path}",
-            f"  modality: {self.modality}{'' if self.given else ' (inferred)'} (sample shape {shape}, "
-            f"{col.meta['dtype']})",
+            f"  modality: {self.modality}{'' if self.given else ' (inferred)'} ({what})",
         ]
         if col.classes:
             lines.append(f"  labels: {len(col.classes)} classes")
@@ -107,6 +120,7 @@ def import_source(
     seconds: float | None = None,
     columns: Sequence[str] = (),
     group_pattern: str | None = None,
+    text_column: str | None = None,
     overwrite: bool = False,
 ) -> ImportReport:
     """Import ``source`` as a collection at ``dest``: a built-in name (``unlabeled
@@ -120,7 +134,9 @@ def import_source(
     most 10 s). ``columns``: per-sample columns of a series table to keep (a regression
     target such as ``fev1``, a patient id) rather than read as values. ``group_pattern``: a
     regular expression whose first group, found in each file's path within a folder, is the
-    sample's group (a speaker, a patient), for group-aware splits in ``bench``."""
+    sample's group (a speaker, a patient), for group-aware splits in ``bench``. ``text_column``:
+    the column of a table (CSV/TSV/Parquet/JSON lines) that holds one document per row (a
+    ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
     name = str(source)
@@ -140,8 +156,13 @@ def import_source(
             f"source not found: {path} (neither a path nor a built-in dataset; "
             f"built-ins: {', '.join(BUILTINS)}, ucr:NAME)"
         )
+    if text_column is not None and not (path.is_file() and suffix(path) in TEXT_TABLE_EXTENSIONS):
+        raise UnlabeledError(f"--text-column applies to tables ({', '.join(sorted(TEXT_TABLE_EXTENSIONS))})")
     if path.is_file():
         ext = suffix(path)
+        if ext in TEXT_TABLE_EXTENSIONS and (text_column or modality == "text" or ext == ".jsonl"):
+            loaded, bad = read_text_table(path, text_column)
+            return _write_loaded(loaded, dest, overwrite, path.stem, bad, given=modality is not None)
         if ext in ARRAY_EXTENSIONS:
             report = _import_array_file(path, dest, labels, modality, overwrite)
             report.given = modality is not None
@@ -150,8 +171,8 @@ def import_source(
             loaded, bad = formats.read_series_table(path, keep=columns)
             return _write_loaded(loaded, dest, overwrite, path.stem, bad, given=modality is not None)
         raise UnlabeledError(
-            f"cannot import {path}: expected a folder, a .npy stack or a table of series "
-            f"({', '.join(sorted(SERIES_TABLE_EXTENSIONS))})"
+            f"cannot import {path}: expected a folder, a .npy stack, a table of series "
+            f"({', '.join(sorted(SERIES_TABLE_EXTENSIONS))}) or of text (.jsonl, or --text-column)"
         )
     opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds, "group_pattern": group_pattern}
     report = _import_folder(path, dest, modality, opts, overwrite)
@@ -514,6 +535,14 @@ KINDS: dict[str, _Kind] = {
         "volume", "float32", formats.volume_header, _plan_volume, lambda p, s, o: formats.read_volume(p, s)
     ),
     "series": _Kind("series", "float32", formats.series_header, _plan_series, _read_padded_series),
+    # a document comes back boxed in a 0-d array: a bare str is how a reader reports a bad file
+    "text": _Kind(
+        "text",
+        "uint8",
+        text_header,
+        lambda shapes, opts, notes: ((), {}),
+        lambda p, s, o: np.asarray(read_text_file(p), dtype=object),
+    ),
 }
 
 
@@ -522,6 +551,8 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
     by_ext = Counter(suffix(f) for f in files)
     if modality is None:
         found = {m for m, exts in FOLDER_EXTENSIONS.items() if any(e in exts for e in by_ext)}
+        if "text" in found and (len(found) > 1 or any(e in ARRAY_EXTENSIONS for e in by_ext)):
+            found.discard("text")  # notes (a README.txt) beside the data are not a modality of their own
         if len(found) > 1:
             raise UnlabeledError(
                 f"{root} holds files of several modalities ({', '.join(sorted(found))}); pass --modality to pick one"
@@ -542,7 +573,11 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
         if tiff + npy + plain > 1:
             raise UnlabeledError(f"{root} mixes image formats (PNG/JPEG, TIFF, .npy); import them separately")
         return KINDS["tiff" if tiff else "npy" if npy else "image"], chosen
-    if modality == "volume" or modality == "series":
+    if modality == "text" and any(suffix(f) in ARRAY_EXTENSIONS for f in chosen):
+        chosen = [f for f in chosen if suffix(f) not in ARRAY_EXTENSIONS]
+        if not chosen:
+            raise UnlabeledError(f"no text files under {root} (looked for {', '.join(sorted(TEXT_EXTENSIONS))})")
+    if modality in ("volume", "series", "text"):
         return KINDS[modality], chosen
     if any(suffix(f) in ARRAY_EXTENSIONS for f in chosen):
         raise UnlabeledError(f"audio imports from sound files, not .npy ({root})")

@@ -1,0 +1,173 @@
+"""Reading text sources: one document per ``.txt``/``.md`` file of a folder, or one per row of
+a table (``.jsonl``, ``.csv``/``.tsv``, ``.parquet``) with a text column.
+
+A document must be UTF-8, not empty and not binary; one that is not is reported with its path
+(and row) and the reason, and the others are imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from unlabeled._console import UnlabeledError, short_reason
+from unlabeled.data.builtins import Loaded
+from unlabeled.data.formats import _codes, suffix
+
+TEXT_EXTENSIONS = {".txt", ".md"}
+TEXT_TABLE_EXTENSIONS = {".jsonl", ".csv", ".tsv", ".parquet"}
+DEFAULT_TEXT_COLUMN = "text"
+# a document longer than this is cut (and the import says so): no encoder reads further
+MAX_DOCUMENT_BYTES = 1 << 20
+
+
+def decode_document(raw: bytes) -> str:
+    """``raw`` as a document, or a ValueError saying why it is not one: empty, binary (a NUL
+    byte), or not UTF-8 (the byte and its offset). A UTF-8 byte-order mark is dropped."""
+    if not raw.strip():
+        raise ValueError("empty document" if not raw else "empty document (only white space)")
+    if b"\x00" in raw[:8192]:
+        raise ValueError("a binary file, not text (it holds NUL bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {raw[e.start]:#x} at offset {e.start})") from None
+    return text.removeprefix("\ufeff")
+
+
+def text_header(path: Path) -> tuple[int, ...]:
+    """A text file checked as a document (the folder importer's header); its size in bytes."""
+    raw = path.read_bytes()
+    decode_document(raw)
+    return (len(raw),)
+
+
+def read_text_file(path: Path) -> str:
+    """One file as a document (its first ``MAX_DOCUMENT_BYTES``, cut at a character boundary)."""
+    raw = path.read_bytes()
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raw = raw[:MAX_DOCUMENT_BYTES].decode("utf-8", errors="ignore").encode("utf-8")
+    return decode_document(raw)
+
+
+def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.append((f"{path} line {n}", f"not UTF-8 text (byte {line[e.start]:#x} at offset {e.start})"))
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                bad.append((f"{path} line {n}", f"not JSON ({str(e).split(':')[0]})"))
+                continue
+            if not isinstance(row, dict):
+                bad.append((f"{path} line {n}", f"a JSON {type(row).__name__}, not an object"))
+                continue
+            rows.append({**row, "__line": n})
+    return rows
+
+
+def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows of a CSV/TSV by the line they end on. Python's csv module rather than pandas:
+    undecodable bytes stay in their row (as surrogates) to be reported with it, not fail the file."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
+        header = next(reader, None)
+        if not header:
+            raise UnlabeledError(f"{path} is empty (no header row)")
+        rows = []
+        for record in reader:
+            if not record:
+                continue
+            if len(record) != len(header):
+                bad.append((f"{path} line {reader.line_num}", f"{len(record)} fields, the header has {len(header)}"))
+                continue
+            rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": reader.line_num})
+    return rows
+
+
+def _table_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    if suffix(path) == ".jsonl":
+        return _json_rows(path, bad)
+    if suffix(path) in (".csv", ".tsv"):
+        return _csv_rows(path, bad)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise UnlabeledError(f"cannot read {path}: {short_reason(e)}") from None
+    return [{**row, "__line": n} for n, row in enumerate(table.to_pylist(), 1)]
+
+
+def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded, list[tuple[str, str]]]:
+    """One document per row, from column ``text_column`` (default ``text``); ``id``, ``label``,
+    ``split`` and ``group`` columns are used when present. Rows whose text is missing, not a
+    string, empty or binary are reported by line and left out."""
+    bad: list[tuple[str, str]] = []
+    rows = _table_rows(path, bad)
+    column = text_column or DEFAULT_TEXT_COLUMN
+    if rows and not any(column in r for r in rows):
+        have = sorted({k for r in rows for k in r if k != "__line"})
+        raise UnlabeledError(
+            f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); pass --text-column"
+        )
+    texts, kept = [], []
+    for r in rows:
+        where = f"{path} {'line' if suffix(path) != '.parquet' else 'row'} {r['__line']}"
+        value = r.get(column)
+        if not isinstance(value, str):
+            bad.append(
+                (
+                    where,
+                    f"no text in column {column!r}"
+                    if value is None or value != value
+                    else f"column {column!r} holds {type(value).__name__}, not text",
+                )
+            )
+            continue
+        try:
+            texts.append(decode_document(value.encode("utf-8", errors="surrogateescape")))
+        except ValueError as e:
+            bad.append((where, str(e)))
+            continue
+        kept.append(r)
+    if not kept:
+        raise UnlabeledError(f"no document could be read from {path}" + (f": {bad[0][0]}: {bad[0][1]}" if bad else ""))
+    return _loaded_rows(path, texts, kept), bad
+
+
+def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:
+    def column(name: str) -> list[Any] | None:
+        if not any(r.get(name) is not None for r in rows):
+            return None
+        return [None if r.get(name) is None or r.get(name) != r.get(name) else str(r[name]) for r in rows]
+
+    ids = column("id") or [str(r["__line"]) for r in rows]
+    labels, classes = None, None
+    names = column("label")
+    if names is not None:
+        present = [n for n in names if n is not None]
+        codes, classes = _codes(present)
+        it = iter(codes.tolist())
+        labels = np.asarray([-1 if n is None else next(it) for n in names], dtype=np.int64)
+    return Loaded(
+        arrays=np.asarray(texts, dtype=object),
+        ids=ids,
+        labels=labels,
+        splits=column("split"),
+        classes=classes,
+        modality="text",
+        source=str(path),
+        groups=column("group"),
+    )

@@ -1,0 +1,158 @@
+"""Text collections: the ragged UTF-8 layout, the built-in corpora (Debian packages) and text
+from a user's folders and tables, each bad document reported by path (and line) and reason."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from unlabeled import UnlabeledError, import_source, open_collection
+from unlabeled.data.collection import CollectionWriter, derive_collection
+from unlabeled.data.corpora import WORDNET_CATEGORIES, hash_splits
+
+
+def test_documents_round_trip_across_shards_and_into_a_derived_collection(tmp_path):
+    docs = ["héllo wörld", "b", "日本語のテキスト", "a longer document\nover two lines", "b"]
+    w = CollectionWriter(tmp_path / "c", modality="text", sample_shape=(), dtype="object", shard_bytes=24)
+    w.add(docs, [f"d{i}" for i in range(5)], labels=[0, 1, 0, 1, 1])
+    col = w.close()
+    assert col.is_text and len(col.meta["shards"]) > 1  # 24-byte shards: several
+    assert list(col.get([4, 2, 0, 3])) == [docs[4], docs[2], docs[0], docs[3]]
+    assert w.duplicates == [("d4", "d1")]
+    sub = derive_collection(col, np.array([3, 2]), tmp_path / "sub", {})
+    assert list(sub.get([0, 1])) == [docs[2], docs[3]]  # positions sorted: d2 then d3
+
+
+def test_a_text_shard_cut_short_is_an_error_naming_it(tmp_path):
+    w = CollectionWriter(tmp_path / "c", modality="text", sample_shape=(), dtype="object")
+    w.add(["one document", "another document"], ["a", "b"])
+    col = w.close()
+    shard = col.path / col.meta["shards"][0]
+    np.save(shard, np.load(shard)[:5])
+    with pytest.raises(UnlabeledError, match="holds 5 bytes, but .* refers to byte"):
+        open_collection(col.path).get([1])
+
+
+def test_wordnet_is_every_gloss_with_its_lexicographer_category(tmp_path):
+    col = import_source("wordnet", tmp_path / "wn").collection
+    assert len(col) == 117_659 and col.classes == WORDNET_CATEGORIES and len(set(col.ids)) == len(col)
+    assert np.bincount(col.labels, minlength=45).min() >= 42  # every category has glosses
+    dwarf = col.get(col.positions(["n00005930"]))[0]
+    assert dwarf == "a plant or animal that is atypically small"
+    assert col.classes[col.labels[col.positions(["n00005930"])[0]]] == "noun.Tops"  # lex file 03 in data.noun
+    test = col.indices("test")
+    assert 0.19 < len(test) / len(col) < 0.21
+
+
+def test_the_split_depends_on_the_id_alone():
+    ids = [f"doc{i}" for i in range(2000)]
+    assert hash_splits(ids) == hash_splits(list(reversed(ids)))[::-1]
+    assert hash_splits(ids[:100]) == hash_splits(ids)[:100]
+
+
+def test_fortunes_are_labelled_by_language_without_the_offensive_sets(tmp_path):
+    col = import_source("fortunes", tmp_path / "f").collection
+    assert len(col.classes) == 12 and {"en", "de", "ru", "zh", "pt", "ga"} <= set(col.classes)
+    assert not any("/off/" in str(g) for g in col.groups)
+    de = col.indices()[col.labels == col.classes.index("de")][:3]
+    assert all(str(g).startswith("de/") for g in col.groups[de])
+
+
+def test_gcide_is_an_unlabelled_pool_of_dictionary_entries(tmp_path):
+    col = import_source("gcide", tmp_path / "g").collection
+    assert len(col) > 100_000 and not col.has_labels()
+    assert sum(int(n) for n in col._nbytes) > 35e6  # about 40 MB of English
+    assert "Webster" in col.get(col.positions(["gcide:Zythepsary"]))[0]
+
+
+@pytest.fixture
+def text_folder(tmp_path):
+    """Two classes of real sentences, and every kind of bad document."""
+    root = tmp_path / "docs"
+    for label, lines in {
+        "animals": ["a beagle is a small hound", "cats purr"],
+        "tools": ["a hammer drives nails"],
+    }.items():
+        (root / label).mkdir(parents=True)
+        for i, line in enumerate(lines):
+            (root / label / f"{i}.txt").write_text(line + "\n", encoding="utf-8")
+    (root / "tools" / "notes.md").write_text("# Saw\n\nA saw *cuts* wood.", encoding="utf-8")
+    (root / "tools" / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (root / "tools" / "empty.txt").write_bytes(b"")
+    (root / "tools" / "blank.txt").write_text("  \n\t\n")
+    (root / "tools" / "binary.txt").write_bytes(b"\x7fELF\x02\x01\x00\x00binary")
+    (root / "tools" / "bom.txt").write_bytes("\ufeffwith a byte-order mark".encode())
+    return root
+
+
+def test_a_text_folder_reports_each_bad_document_and_imports_the_rest(text_folder, tmp_path):
+    report = import_source(text_folder, tmp_path / "col")
+    bad = {p.split("/")[-1]: r for p, r in report.bad}
+    assert set(bad) == {"latin1.txt", "empty.txt", "blank.txt", "binary.txt"}
+    assert "not UTF-8" in bad["latin1.txt"] and "0xe9 at offset 3" in bad["latin1.txt"]
+    assert "empty" in bad["empty.txt"] and "white space" in bad["blank.txt"] and "binary" in bad["binary.txt"]
+    col = report.collection
+    assert report.modality == "text" and col.classes == ["animals", "tools"] and len(col) == 5
+    docs = dict(zip(col.ids, col.get(col.indices()), strict=True))
+    assert docs["tools/bom.txt"] == "with a byte-order mark"  # the mark is dropped
+    assert docs["animals/0.txt"] == "a beagle is a small hound\n"
+    assert "latin1.txt: not UTF-8" in report.summary()
+
+
+def test_notes_beside_images_are_not_a_text_collection(tmp_path, fmnist_arrays):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        Image.fromarray(fmnist_arrays.arrays[i, 0]).save(tmp_path / "imgs" / f"{i}.png")
+    (tmp_path / "imgs" / "README.txt").write_text("three images")
+    report = import_source(tmp_path / "imgs", tmp_path / "col")
+    assert report.modality == "image" and len(report.collection) == 3
+
+
+def test_a_jsonl_table_reports_bad_rows_by_line(tmp_path):
+    src = tmp_path / "docs.jsonl"
+    rows = [
+        json.dumps({"id": "a", "text": "first document", "label": "x"}).encode(),
+        b"{not json",
+        json.dumps(["a", "list"]).encode(),
+        json.dumps({"id": "c", "label": "y"}).encode(),
+        json.dumps({"id": "d", "text": 42}).encode(),
+        json.dumps({"id": "e", "text": "   "}).encode(),
+        b'{"id": "f", "text": "caf\xe9"}',
+        b"",
+        json.dumps({"id": "g", "text": "second document", "label": "y", "split": "test"}).encode(),
+    ]
+    src.write_bytes(b"\n".join(rows) + b"\n")
+    report = import_source(src, tmp_path / "col")
+    bad = dict(report.bad)
+    assert set(bad) == {f"{src} line {n}" for n in (2, 3, 4, 5, 6, 7)}
+    assert "not JSON" in bad[f"{src} line 2"] and "not an object" in bad[f"{src} line 3"]
+    assert "no text" in bad[f"{src} line 4"] and "holds int" in bad[f"{src} line 5"]
+    assert "empty" in bad[f"{src} line 6"] and "not UTF-8" in bad[f"{src} line 7"]
+    col = report.collection
+    assert list(col.ids) == ["a", "g"] and col.classes == ["x", "y"] and list(col.splits) == [None, "test"]
+
+
+def test_a_csv_row_with_bad_bytes_is_reported_and_the_others_import(tmp_path):
+    src = tmp_path / "docs.csv"
+    src.write_bytes(b"body,label\n" + b"good one,a\n" + b"caf\xe9,b\n" + b",a\n" + b"good two,b\n")
+    report = import_source(src, tmp_path / "col", text_column="body")
+    assert dict(report.bad).keys() == {f"{src} line 3", f"{src} line 4"}
+    assert list(report.collection.get(report.collection.indices())) == ["good one", "good two"]
+
+
+def test_a_table_without_the_text_column_or_with_numbers_in_it_is_a_clear_error(tmp_path):
+    src = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"body": pa.array([1, 2, 3])}), src)
+    with pytest.raises(UnlabeledError, match="has no column 'text' .*body.*--text-column"):
+        import_source(src, tmp_path / "a", modality="text")
+    with pytest.raises(UnlabeledError, match="no document could be read .* holds int"):
+        import_source(src, tmp_path / "b", text_column="body")
+    with pytest.raises(UnlabeledError, match="--text-column applies to tables"):
+        import_source(tmp_path, tmp_path / "c", text_column="body")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
