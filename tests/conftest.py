@@ -1,5 +1,5 @@
-"""Shared fixtures: small slices of real data (Fashion-MNIST from Debian's package,
-scikit-learn's digits) written as collections once per session."""
+"""Shared fixtures: small slices of real data (Fashion-MNIST and WordNet from Debian's
+packages, scikit-learn's digits) written as collections once per session."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def write_slice(loaded, dest: Path, n_train: int, n_test: int, seed: int = 0) ->
     tr = np.sort(rng.choice(np.flatnonzero(splits == "train"), n_train, replace=False))
     te = np.sort(rng.choice(np.flatnonzero(splits == "test"), n_test, replace=False))
     pos = np.concatenate([tr, te])
-    w = CollectionWriter(dest, "image", (1, 28, 28), "uint8", loaded.classes, extra_meta={"name": "fmnist-slice"})
+    shape = loaded.arrays.shape[1:]
+    name = "wordnet-slice" if loaded.modality == "text" else "fmnist-slice"
+    w = CollectionWriter(dest, loaded.modality, shape, str(loaded.arrays.dtype), loaded.classes, {"name": name})
     w.add(loaded.arrays[pos], [loaded.ids[i] for i in pos], loaded.labels[pos], splits[pos].tolist())
     return w.close()
 
@@ -37,6 +39,14 @@ def write_slice(loaded, dest: Path, n_train: int, n_test: int, seed: int = 0) ->
 def fmnist_small(tmp_path_factory, fmnist_arrays) -> ul.Collection:
     """2,000 train + 1,000 test Fashion-MNIST images."""
     return write_slice(fmnist_arrays, tmp_path_factory.mktemp("data") / "fmnist-small", 2000, 1000)
+
+
+@pytest.fixture(scope="session")
+def wordnet_small(tmp_path_factory) -> ul.Collection:
+    """2,000 train + 500 test WordNet glosses, labelled by lexicographer category (45)."""
+    from unlabeled.data.corpora import load_wordnet
+
+    return write_slice(load_wordnet(), tmp_path_factory.mktemp("data") / "wordnet-small", 2000, 500)
 
 
 @pytest.fixture(scope="session")

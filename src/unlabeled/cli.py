@@ -141,7 +141,12 @@ def import_(
 def pretrain(
     data: Annotated[Path, typer.Argument(help="collection to pretrain on (labels are ignored)")],
     out: Annotated[Path, typer.Option(help="run folder to write")],
-    method: Annotated[str, typer.Option(help="self-supervised objective")] = "simclr",
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="self-supervised objective: simclr (default) | mae | jepa | ts2vec; text: mlm (default) | clm | simcse"
+        ),
+    ] = None,
     encoder: Annotated[
         str | None,
         typer.Option(

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -5,6 +7,8 @@ from unlabeled import UnlabeledError
 from unlabeled.models import build_encoder, default_options
 from unlabeled.models.tcn import TCNEncoder
 from unlabeled.models.transformer import token_stats
+
+_MOD = SimpleNamespace(patch=(1, 8), encoder_options=dict)  # a modality, as default_options reads one
 
 
 @pytest.mark.parametrize("pool, dim", [("max", 320), ("stats", 960)])
@@ -86,11 +90,11 @@ def test_embedding_of_several_blocks(layers, blocks):
 
 
 def test_new_ts2vec_runs_record_the_tcn_reading_differences():
-    assert default_options("tcn", (1, 8)) == {"diff": 0}  # fine-tuning from scratch
-    assert default_options("tcn", (1, 8), method="simclr") == {"diff": 0}  # measured worse with it
-    assert default_options("tcn", (1, 8), {"pool": "max"}, "ts2vec") == {"pool": "max", "diff": 1, "layers": "all"}
-    assert default_options("tcn", (1, 8), {"diff": 0, "pool": "max"}) == {"diff": 0, "pool": "max"}
-    assert default_options("transformer", (1, 8)) == {"patch": [1, 8], "bias": False}
+    assert default_options("tcn", _MOD) == {"diff": 0}  # fine-tuning from scratch
+    assert default_options("tcn", _MOD, method="simclr") == {"diff": 0}  # measured worse with it
+    assert default_options("tcn", _MOD, {"pool": "max"}, "ts2vec") == {"pool": "max", "diff": 1, "layers": "all"}
+    assert default_options("tcn", _MOD, {"diff": 0, "pool": "max"}) == {"diff": 0, "pool": "max"}
+    assert default_options("transformer", _MOD) == {"patch": [1, 8], "bias": False}
     assert TCNEncoder((1, 1, 16)).diff == 0  # a run saved before the option rebuilds as it was trained
 
 

@@ -20,6 +20,7 @@ from unlabeled.modalities.audio import AudioAugment, AudioModality
 from unlabeled.modalities.base import Modality
 from unlabeled.modalities.image import ImageAugment, ImageModality
 from unlabeled.modalities.series import SeriesAugment, SeriesModality
+from unlabeled.modalities.text import TextModality
 from unlabeled.modalities.volume import VolumeAugment, VolumeModality
 
 MODALITIES: dict[str, type[Modality]] = {
@@ -27,6 +28,7 @@ MODALITIES: dict[str, type[Modality]] = {
     "series": SeriesModality,
     "audio": AudioModality,
     "volume": VolumeModality,
+    "text": TextModality,
 }
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "Modality",
     "SeriesAugment",
     "SeriesModality",
+    "TextModality",
     "VolumeAugment",
     "VolumeModality",
     "fit_modality",

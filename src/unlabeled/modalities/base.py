@@ -130,6 +130,10 @@ class Modality:
         except (TypeError, ValueError) as e:
             raise UnlabeledError(f"{self.name} augmentation: {e}") from None
 
+    def encoder_options(self) -> dict[str, Any]:
+        """Options every encoder of this modality's samples is built with (text: the vocabulary)."""
+        return {}
+
     def extra_state(self) -> dict[str, Any]:
         """Constructor arguments beyond sample_shape, mean, std and augment."""
         return {}

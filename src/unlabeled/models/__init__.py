@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -45,20 +44,25 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
 
 
 def default_options(
-    name: str, patch: Sequence[int], given: dict[str, Any] | None = None, method: str | None = None
+    name: str, modality: Any, given: dict[str, Any] | None = None, method: str | None = None
 ) -> dict[str, Any]:
-    """The options a new run records for encoder ``name`` trained by ``method`` (``given``
-    first, then the defaults resolved now, so that a later change of default never changes how
-    a saved run rebuilds): the transformer's ``patch`` (the modality's) and ``bias=False`` (no
+    """The options a new run records for encoder ``name`` of ``modality``'s samples trained by
+    ``method`` (``given`` first, then the modality's own (a text encoder's vocabulary), then
+    the defaults resolved now, so that a later change of default never changes how a saved run
+    rebuilds): a causal transformer for ``clm``; the transformer's ``patch`` (the modality's) and ``bias=False`` (no
     biases in its blocks' linear layers: faster in bf16 on a CPU, benchmarks/HISTORY.md); for the tcn under
     ``ts2vec``, ``diff=1`` (each series' first difference beside it, MultiRocket's second
     representation) and, since TS2Vec's loss never reads the embedding, ``pool=stats`` over
     ``layers=all`` blocks: +3 points of linear-probe accuracy together on the UCR sets. Under
     SimCLR the difference cost 3-4 points (its jitter swamps the differences of smooth series),
     so there, as in fine-tuning, the tcn reads the series alone (benchmarks/HISTORY.md)."""
-    options = dict(given or {})
+    options = {**modality.encoder_options(), **(given or {})}
     if name == "transformer":
-        options.setdefault("patch", list(patch))
+        options.setdefault("patch", list(modality.patch))
+        if method == "clm":
+            options.setdefault("causal", True)
+        if method == "simcse":
+            options.setdefault("dropout", 0.1)  # SimCSE's (and BERT's) rate
         options.setdefault("bias", False)  # runs saved before this default rebuild with biases
     elif name == "tcn":
         options.setdefault("diff", 1 if method == "ts2vec" else 0)

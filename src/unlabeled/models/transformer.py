@@ -17,6 +17,13 @@ Padding: a patch whose every input value is NaN is a padding token (a series sho
 the batch's length, say). Padding tokens are never attended to and are left out of the mean
 pool, so variable-length samples batch without a separate mask argument.
 
+Text: with ``vocab`` set, a sample is a sequence of ``L`` token ids (input shape ``(L,)``)
+and the front end is a token embedding instead of the patch convolution, with learned
+positions (BERT, Devlin et al. 2019); id 0 is padding. ``causal=True`` lets each token attend
+only to itself and the tokens before it (a language model, Radford et al. 2018). ``dropout``
+(default 0) drops activations on every residual branch and the token embeddings while
+training, as BERT does.
+
 The pieces objectives need are public: ``tokenize`` (patches -> tokens with positions, and the
 padding mask), ``run`` (blocks + final norm over any subset of tokens), ``patchify`` (the
 pixel targets of MAE) and ``grid`` (the patch grid).
@@ -64,7 +71,7 @@ class Block(nn.Module):
     output) and a reduction backward, memory-bound work the matrix units do not speed up; the
     base SimCLR step ran 4-17% faster without them in paired rounds (benchmarks/HISTORY.md, MFU section)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, bias: bool = True) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, bias: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
@@ -75,14 +82,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, dim, bias=bias))
+        self.drop = nn.Dropout(dropout)  # on each residual branch, as BERT (SimCSE's views)
 
     def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         """``attend``: optional bool mask (B, 1, 1, N), True where a key may be attended to."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         a = attention(q, k, v, attend)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
+        return x + self.drop(self.mlp(self.norm2(x)))
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
@@ -105,13 +113,17 @@ def attention_mask(pad: torch.Tensor | None) -> torch.Tensor | None:
 class Blocks(nn.Module):
     """A stack of blocks with a final norm (the trunk of encoders, decoders and predictors)."""
 
-    def __init__(self, dim: int, depth: int, heads: int, bias: bool = True) -> None:
+    def __init__(self, dim: int, depth: int, heads: int, bias: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(Block(dim, heads, bias=bias) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, bias=bias, dropout=dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
         attend = attention_mask(pad)
+        if causal:
+            n = x.shape[1]
+            past = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None, None]
+            attend = past if attend is None else attend & past
         for blk in self.blocks:
             x = blk(x, attend)
         return self.norm(x)
@@ -144,6 +156,9 @@ class PatchTransformer(nn.Module):
         pool: str = "mean",
         positions: str = "sincos",
         bias: bool = True,
+        vocab: int = 0,
+        causal: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if size not in TRANSFORMER_SIZES:
@@ -154,6 +169,11 @@ class PatchTransformer(nn.Module):
             raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
         if bias not in (True, False):  # 1 and 0 compare equal; "False" from a command line must not
             raise ValueError(f"bias must be true or false, got {bias!r}")
+        self.vocab, self.causal = int(vocab), bool(causal)
+        if self.vocab:  # token ids (L,): one "channel", one axis of length L, patches of one token
+            if len(input_shape) != 1:
+                raise ValueError(f"a token transformer takes sequences of ids, shape (L,), not {tuple(input_shape)}")
+            input_shape, patch, positions = (1, int(input_shape[0])), (1,), "learned"
         channels, *spatial = (int(s) for s in input_shape)
         if not 1 <= len(spatial) <= 3:
             raise ValueError(f"samples must have 1 to 3 axes after the channels, got shape {tuple(input_shape)}")
@@ -168,8 +188,12 @@ class PatchTransformer(nn.Module):
         self.grid = tuple(math.ceil(s / p) for s, p in zip(spatial, patch, strict=True))
         self.num_patches = math.prod(self.grid)
         self.patch_dim = channels * math.prod(patch)
-        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[len(spatial)]
-        self.patch_embed = conv(channels, dim, kernel_size=patch, stride=patch)
+        if self.vocab:
+            self.input_shape = (int(spatial[0]),)
+            self.token_embed = nn.Embedding(self.vocab, dim)
+        else:
+            conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[len(spatial)]
+            self.patch_embed = conv(channels, dim, kernel_size=patch, stride=patch)
         pos = sincos_embedding(self.grid, dim)[None]
         if positions == "learned":
             self.pos = nn.Parameter(pos.clone())
@@ -177,10 +201,17 @@ class PatchTransformer(nn.Module):
             self.register_buffer("pos", pos, persistent=False)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.bias = bool(bias)  # decoders and predictors built on this encoder follow it
-        self.trunk = Blocks(dim, depth, heads, bias=self.bias)
+        if not 0 <= float(dropout) < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        self.trunk = Blocks(dim, depth, heads, bias=self.bias, dropout=self.dropout)
         init_weights(self)
-        w = self.patch_embed.weight
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        if self.vocab:
+            nn.init.normal_(self.token_embed.weight, std=0.02)
+            nn.init.normal_(self.pos, std=0.02)
+        else:
+            w = self.patch_embed.weight
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         if self.cls is not None:
             nn.init.normal_(self.cls, std=0.02)
 
@@ -207,6 +238,10 @@ class PatchTransformer(nn.Module):
 
     def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Patch tokens with positions (B, N, dim) and the padding mask (B, N) or None."""
+        if self.vocab:
+            pad = x == 0
+            tokens = F.dropout(self.token_embed(x), self.dropout, self.training)
+            return tokens + self.pos[:, : x.shape[1]].to(tokens.dtype), pad if bool(pad.any()) else None
         pad = self.padding(x)
         if pad is not None:
             x = torch.nan_to_num(x, nan=0.0)
@@ -224,7 +259,7 @@ class PatchTransformer(nn.Module):
             tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], 1)
             if pad is not None:
                 pad = F.pad(pad, (1, 0), value=False)
-        return self.trunk(tokens, pad)
+        return self.trunk(tokens, pad, self.causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens, pad = self.tokenize(x)
@@ -239,6 +274,8 @@ class PatchTransformer(nn.Module):
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *spatial) -> (B, N, C * prod(patch)): each patch's values, in token order."""
+        if self.vocab:
+            raise ValueError("a token transformer has no pixel patches to reconstruct; use --method mlm for text")
         x = self._pad_to_grid(x, float("nan") if torch.isnan(x).any() else 0.0)
         b, c = x.shape[:2]
         nd = len(self.patch)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from unlabeled._console import UnlabeledError
 from unlabeled.objectives.base import Objective
+from unlabeled.objectives.clm import CLM
 from unlabeled.objectives.distil import Distil
 from unlabeled.objectives.fixmatch import FixMatch
 from unlabeled.objectives.jepa import JEPA
 from unlabeled.objectives.mae import MAE
+from unlabeled.objectives.mlm import MLM
 from unlabeled.objectives.simclr import SimCLR
+from unlabeled.objectives.simcse import SimCSE
 from unlabeled.objectives.supervised import Classifier, Supervised
 from unlabeled.objectives.ts2vec import TS2Vec
 
@@ -21,12 +24,20 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "supervised": Supervised,
     "distil": Distil,
     "fixmatch": FixMatch,
+    "mlm": MLM,
+    "clm": CLM,
+    "simcse": SimCSE,
 }
+# what text can be trained by: the language-model objectives and the ones with labels or a
+# teacher; the others need augmentations or pixel patches that text does not have
+TEXT_OBJECTIVES = ("mlm", "clm", "simcse", "supervised", "distil")
 
 
 def build_objective(name: str, encoder, modality, **hparams) -> Objective:
     if name not in OBJECTIVES:
         raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(OBJECTIVES)}")
+    if getattr(modality, "name", None) == "text" and name not in TEXT_OBJECTIVES:
+        raise UnlabeledError(f"{name} does not train on text; for text choose {', '.join(TEXT_OBJECTIVES[:3])}")
     try:
         return OBJECTIVES[name](encoder, modality, **hparams)
     except (TypeError, ValueError) as e:
@@ -34,10 +45,14 @@ def build_objective(name: str, encoder, modality, **hparams) -> Objective:
 
 
 __all__ = [
+    "CLM",
+    "TEXT_OBJECTIVES",
+    "SimCSE",
     "Distil",
     "FixMatch",
     "JEPA",
     "MAE",
+    "MLM",
     "OBJECTIVES",
     "Classifier",
     "Objective",

@@ -23,6 +23,16 @@ def require_tokens(encoder: nn.Module, method: str) -> None:
         raise UnlabeledError(f"{method} needs a patch-token encoder; use --encoder transformer")
 
 
+def require_text(encoder: nn.Module, method: str, causal: bool) -> None:
+    """Language-model objectives need the token transformer of a text run, bidirectional or
+    causal as the objective reads it."""
+    if not getattr(encoder, "vocab", 0):
+        raise UnlabeledError(f"{method} is for text: it needs the token transformer of a text collection")
+    if bool(getattr(encoder, "causal", False)) != causal:
+        have = "causal" if encoder.causal else "bidirectional"
+        raise UnlabeledError(f"{method} needs a {'causal' if causal else 'bidirectional'} encoder, not a {have} one")
+
+
 class Objective(nn.Module):
     name = "objective"
     # which submodule's weights are the pretrained encoder that downstream stages use

@@ -223,7 +223,7 @@ def student_spec(
         if name == t["encoder"]["name"]:
             options = dict(t["encoder"].get("options", {}))
         else:
-            options = default_options(name, modality_from_state(modality).patch)
+            options = default_options(name, modality_from_state(modality))
         enc = EncoderSpec(name, size, tuple(t["encoder"]["sample_shape"]), options)
     epochs = recipe.epochs if recipe.epochs is not None or recipe.minutes is not None else 5.0
     cfg = TrainConfig(

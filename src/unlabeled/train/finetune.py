@@ -148,9 +148,10 @@ def classifier_spec(
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
     else:
         fitted = fit_modality(col, positions)
-        options = default_options(recipe.encoder, fitted.patch)
+        name = "transformer" if fitted.name == "text" else recipe.encoder  # the one text encoder
+        options = default_options(name, fitted)
         size = recipe.size or default_size(len(positions))
-        modality, enc = fitted.state(), EncoderSpec(recipe.encoder, size, tuple(fitted.input_shape), options)
+        modality, enc = fitted.state(), EncoderSpec(name, size, tuple(fitted.input_shape), options)
     classes = len(col.classes or []) or int(col.labels.max()) + 1
     where = {"path": str(col.path.resolve()), "fingerprint": col.fingerprint()}
     r = recipe

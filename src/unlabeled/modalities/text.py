@@ -1,0 +1,131 @@
+"""Text: documents become token ids through a byte-level BPE tokenizer (Sennrich et al. 2016,
+"Neural Machine Translation of Rare Words with Subword Units"; byte-level as in GPT-2, so no
+text is ever out of vocabulary) trained with the ``tokenizers`` library on the training split
+alone when a run starts, and saved in the run's config with the rest of the modality's state.
+
+``prepare`` gives (B, L) int64 ids: ``[BOS]``, the document's tokens (cut to fit) and ``[EOS]``,
+then ``[PAD]`` (id 0) up to the sequence length ``L``, which the transformer reads as its
+padding mask. ``L`` is fitted too: the 95th percentile of the documents' token counts, rounded
+up to a multiple of 8, at most ``max_len``.
+
+Text has no batched augmentation of its own: what makes two views of a sentence differ is the
+objective's (masking for MLM, dropout for SimCSE), so ``augment`` returns the batch unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.collection import Collection
+from unlabeled.modalities.base import Modality, sample_positions
+
+SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[BOS]", "[EOS]")
+PAD, MASK, BOS, EOS = range(len(SPECIAL_TOKENS))
+DEFAULT_VOCAB = 8192
+DEFAULT_MAX_LEN = 128
+FIT_DOCUMENTS = 200_000  # documents the tokenizer and the length are fitted on, at most
+
+
+@dataclass
+class TextAugment:
+    """No settings: text is not augmented by the modality."""
+
+
+def train_tokenizer(texts: list[str], vocab: int = DEFAULT_VOCAB) -> Any:
+    """A byte-level BPE tokenizer with ``vocab`` entries (the special tokens first), trained on
+    ``texts``; deterministic for the same texts in the same order."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab < 256 + len(SPECIAL_TOKENS):
+        raise UnlabeledError(f"a byte-level vocabulary needs at least {256 + len(SPECIAL_TOKENS)} entries, not {vocab}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+class TextModality(Modality):
+    """Documents (stored as UTF-8) -> padded token ids, with the tokenizer inside."""
+
+    name = "text"
+    Augment = TextAugment
+
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...] = (),
+        mean: Any = (0.0,),
+        std: Any = (1.0,),
+        tokenizer: str = "",
+        length: int = DEFAULT_MAX_LEN,
+        augment: Any = None,
+    ) -> None:
+        super().__init__(sample_shape, mean, std, augment)
+        from tokenizers import Tokenizer
+
+        if not tokenizer:
+            raise UnlabeledError("a text modality needs its tokenizer (fit one with TextModality.fit)")
+        self.tokenizer_json, self.length = tokenizer, int(length)
+        self.tokenizer = Tokenizer.from_str(tokenizer)
+        self.vocab = self.tokenizer.get_vocab_size()
+
+    @classmethod
+    def fit(
+        cls,
+        collection: Collection,
+        positions: np.ndarray | None = None,
+        augment: Any = None,
+        vocab: int = DEFAULT_VOCAB,
+        max_len: int = DEFAULT_MAX_LEN,
+    ) -> TextModality:
+        """The tokenizer trained on (up to 200,000 of) ``positions``' documents, and the length."""
+        pos = sample_positions(collection, positions, FIT_DOCUMENTS)
+        texts = [str(t) for t in collection.get(pos)]
+        tok = train_tokenizer(texts, vocab)
+        counts = np.array([len(e.ids) + 2 for e in tok.encode_batch(texts[:20_000])])
+        length = min(max_len, max(8, 8 * math.ceil(float(np.percentile(counts, 95)) / 8)))
+        return cls((), (0.0,), (1.0,), tok.to_str(), length, augment)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer_json, "length": self.length}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.length,)
+
+    @property
+    def patch(self) -> tuple[int, ...]:
+        return (1,)
+
+    def encoder_options(self) -> dict[str, Any]:
+        return {"vocab": self.vocab}
+
+    def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """``[BOS] tokens [EOS] [PAD]...`` for each document, (B, L) int64 on ``device``."""
+        out = np.zeros((len(batch), self.length), dtype=np.int64)
+        for i, enc in enumerate(self.tokenizer.encode_batch([str(t) for t in batch], add_special_tokens=False)):
+            ids = [BOS, *enc.ids[: self.length - 2], EOS]
+            out[i, : len(ids)] = ids
+        return torch.from_numpy(out).to(device)
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        """Token ids back to text (special tokens left out)."""
+        return self.tokenizer.decode_batch(ids.tolist(), skip_special_tokens=True)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
+        return x

@@ -1,0 +1,42 @@
+"""CLM: causal language modelling, next-token prediction.
+
+Radford, Narasimhan, Salimans, Sutskever 2018, "Improving Language Understanding by Generative
+Pre-Training" (GPT). The encoder is the token transformer with causal attention (each token
+sees itself and the tokens before it); the output layer is tied to the token embedding (Press
+and Wolf 2017, "Using the Output Embedding to Improve Language Models"), and the loss is the
+cross-entropy of every next token of a sequence, its ``[EOS]`` included, its padding excluded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled.modalities.text import PAD
+from unlabeled.objectives.base import Objective, require_text
+
+
+def next_token_logits(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, L, vocab): at each position, the causal encoder's scores for the token after it."""
+    return encoder(x) @ encoder.token_embed.weight.t()
+
+
+def next_token_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of tokens 2..L given the ones before, padding left out."""
+    target = x[:, 1:]
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), ignore_index=PAD)
+
+
+class CLM(Objective):
+    name = "clm"
+
+    def __init__(self, encoder: nn.Module, modality: Any) -> None:
+        super().__init__(encoder, modality)
+        require_text(encoder, self.name, causal=True)
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = next_token_loss(next_token_logits(self.encoder, x), x)
+        return loss, {"loss": loss.detach()}

@@ -1,0 +1,69 @@
+"""The text modality and the token transformer: a tokenizer fitted on the training split
+alone, ids with [BOS]/[EOS]/[PAD], a padding mask that attention and pooling respect, and
+causal attention that never looks ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unlabeled.data.collection import CollectionWriter
+from unlabeled.modalities import fit_modality, modality_from_state
+from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
+from unlabeled.models import build_encoder
+
+
+@pytest.fixture(scope="module")
+def text_mod(wordnet_small):
+    return fit_modality(wordnet_small, wordnet_small.indices("train"))
+
+
+def test_the_tokenizer_learns_from_the_training_split_alone(tmp_path):
+    train = [f"the quick brown fox jumps over the lazy dog number {i}" for i in range(300)]
+    test = ["zyzzyvas quetzalcoatl zyzzyvas quetzalcoatl"] * 300
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(train + test, [str(i) for i in range(600)], splits=["train"] * 300 + ["test"] * 300)
+    col = w.close()
+    vocab = fit_modality(col, col.indices("train")).tokenizer.get_vocab()
+    assert "Ġquick" in vocab and "Ġlazy" in vocab  # frequent in train: merged into one token
+    assert not any("zyzz" in t or "quetz" in t for t in vocab)  # test-only words: never merged
+    vocab_all = fit_modality(col, col.indices()).tokenizer.get_vocab()
+    assert any("zyzz" in t for t in vocab_all)  # (they would be, had the test split been read)
+
+
+def test_documents_become_bos_tokens_eos_then_padding_and_decode_back(text_mod, wordnet_small):
+    docs = wordnet_small.get(wordnet_small.indices("test")[:64])
+    x = text_mod.prepare(docs)
+    assert x.dtype == torch.int64 and x.shape == (64, text_mod.length)
+    assert (x[:, 0] == BOS).all()
+    lengths = (x != PAD).sum(1)
+    for row, n in zip(x, lengths, strict=True):
+        assert row[n - 1] == EOS or n == text_mod.length  # cut documents end without [EOS]
+        assert (row[n:] == PAD).all() and (row[1 : n - 1] > EOS).all()
+    short = [i for i, n in enumerate(lengths) if n < text_mod.length]
+    assert text_mod.decode(x[short]) == [docs[i] for i in short]  # byte-level BPE loses nothing
+    assert 8 <= text_mod.length <= 128 and text_mod.length % 8 == 0
+
+
+def test_the_modality_rebuilds_from_its_state(text_mod, wordnet_small):
+    again = modality_from_state(text_mod.state())
+    assert isinstance(again, TextModality) and again.vocab == text_mod.vocab
+    docs = wordnet_small.get(np.arange(10))
+    assert torch.equal(again.prepare(docs), text_mod.prepare(docs))
+
+
+def test_padding_changes_no_embedding_and_causal_attention_never_looks_ahead(text_mod, wordnet_small):
+    torch.manual_seed(0)
+    enc = build_encoder("transformer", "tiny", text_mod.input_shape, vocab=text_mod.vocab).eval()
+    x = text_mod.prepare(wordnet_small.get(np.arange(8)))
+    with torch.no_grad():
+        alone = torch.cat([enc.embed(x[i : i + 1, : int((x[i] != PAD).sum())]) for i in range(8)])
+        torch.testing.assert_close(enc.embed(x), alone, rtol=1e-4, atol=1e-5)
+    causal = build_encoder("transformer", "tiny", text_mod.input_shape, vocab=text_mod.vocab, causal=True).eval()
+    y = x.clone()
+    y[:, 6:] = torch.randint(4, text_mod.vocab, y[:, 6:].shape)
+    with torch.no_grad():
+        a, b = causal(x), causal(y)
+    torch.testing.assert_close(a[:, :6], b[:, :6])  # the first 6 outputs see only the first 6 tokens
+    assert not torch.allclose(a[:, 6:], b[:, 6:])
