@@ -11,6 +11,12 @@ label draw; the test split is scored once per row and seed.
 
     python benchmarks/semi_rows.py --data espeak-keywords --method mae --batch 64 --epochs 155.4
     python benchmarks/semi_rows.py --data ucr:JapaneseVowels --method ts2vec --encoder tcn --batch 8 --epochs 5.93
+
+The same pretrain-then-bench pipeline serves other tables with ``--minutes`` (a time budget
+instead of a step count) and other probes and baselines, e.g. text (issue 25):
+
+    python benchmarks/semi_rows.py --data wordnet --method mlm --batch 128 --minutes 15 \
+        --fractions 0.01,0.1 --probes linear,knn --baselines raw --work benchmarks/work/text
 """
 
 from __future__ import annotations
@@ -34,13 +40,16 @@ def main() -> None:
     ap.add_argument("--method", default="mae")
     ap.add_argument("--encoder", default=None)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--epochs", type=float, required=True, help="pretraining passes over the train split")
+    ap.add_argument("--epochs", type=float, default=None, help="pretraining passes over the train split")
+    ap.add_argument("--minutes", type=float, default=None, help="pretraining budget instead of --epochs")
     ap.add_argument("--fractions", default="0.1")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--probes", default="linear,ridge,knn,semi")
     ap.add_argument("--baselines", default="raw,supervised")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "semi")
     args = ap.parse_args()
+    if (args.epochs is None) == (args.minutes is None):
+        ap.error("give --epochs or --minutes")
     print(provenance(), flush=True)
     print(vars(args), flush=True)
     os.environ.setdefault("UNLABELED_QUIET", "1")
@@ -60,6 +69,7 @@ def main() -> None:
             method=args.method,
             encoder=args.encoder,
             epochs=args.epochs,
+            minutes=args.minutes,
             batch_size=args.batch,
             overwrite=True,
         )

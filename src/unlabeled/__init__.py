@@ -11,6 +11,7 @@ from unlabeled._version import __version__
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import Collection, ImportReport, import_source, open_collection
 from unlabeled.forget import forget, verify
+from unlabeled.lm import generate, perplexity
 from unlabeled.runs import Run, embed, open_run
 from unlabeled.select import select
 from unlabeled.train.distil import distil
@@ -30,9 +31,11 @@ __all__ = [
     "embed",
     "finetune",
     "forget",
+    "generate",
     "import_source",
     "open_collection",
     "open_run",
+    "perplexity",
     "pretrain",
     "select",
     "selftrain",

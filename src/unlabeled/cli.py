@@ -11,11 +11,12 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from unlabeled import lm
 from unlabeled._console import UnlabeledError, console
 from unlabeled.bench import bench as run_bench
 from unlabeled.bench.scaling import scaling as run_scaling
 from unlabeled.bench.suites import builtin_suites, load_suite
-from unlabeled.data import import_source
+from unlabeled.data import import_source, open_collection
 from unlabeled.data.builtins import BUILTINS
 from unlabeled.data.formats import ucr_names
 from unlabeled.demo import run_demo
@@ -519,6 +520,42 @@ def embed(
     """Write the embedding of every sample (id, vector) to parquet."""
     path = run_embed(run, data, out, device=device)
     console.print(f"wrote {path}")
+
+
+@app.command()
+def generate(
+    run: Annotated[Path, typer.Argument(help="a causal language model (pretrain --method clm)")],
+    prompt: Annotated[str, typer.Argument(help="text to continue")],
+    max_tokens: Annotated[int, typer.Option(help="tokens to add at most")] = 40,
+    temperature: Annotated[float, typer.Option(help="sampling temperature (0: the most likely token)")] = 0.8,
+    top_k: Annotated[int, typer.Option(help="sample among the k most likely tokens (0: all)")] = 40,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Continue PROMPT by sampling from a causal language model."""
+    text = lm.generate(
+        run, prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed, device=device
+    )
+    console.print(text, markup=False, highlight=False)
+
+
+@app.command()
+def perplexity(
+    run: Annotated[Path, typer.Argument(help="a causal language model (pretrain --method clm)")],
+    data: Annotated[Path, typer.Argument(help="a text collection")],
+    split: Annotated[str, typer.Option(help="the split to score")] = "test",
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Perplexity and bits per byte of a causal language model on a text collection's split,
+    beside xz -9e and zstd -19 on the same documents."""
+    got = lm.perplexity(run, data, split=split, device=device)
+    col = open_collection(data)
+    anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(col.indices(split))])
+    console.print(
+        f"{split}: {got['documents']:.0f} documents, {got['tokens']:.0f} tokens, {got['bytes']:.0f} bytes\n"
+        f"  perplexity {got['perplexity']:.2f}, bits per byte {got['bits_per_byte']:.4f}\n"
+        f"  xz -9e {anchors['xz -9e']:.4f}, zstd -19 {anchors['zstd -19']:.4f} bits per byte"
+    )
 
 
 def read_id_file(path: Path) -> list[str]:

@@ -3,8 +3,11 @@ der Maaten & Hinton, 2008), computed before the report is rendered."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn.decomposition import PCA
+import scipy.sparse as sp
+from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
@@ -14,6 +17,15 @@ TSNE_POINT_BUDGET = 20_000  # all panels together: about a minute of t-SNE on on
 TSNE_MIN_POINTS = 300  # a panel is never subsampled below this when the budget is shared
 
 Maps = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # task -> model -> (2-D coordinates, labels)
+
+
+def map_features(features: Any, seed: int = 0) -> np.ndarray:
+    """Features a map can be drawn from: dense ones as they are; sparse ones (the text
+    baseline's TF-IDF) as their 50 leading singular directions (LSA)."""
+    if not sp.issparse(features):
+        return np.asarray(features)
+    k = max(1, min(50, features.shape[0] - 1, features.shape[1] - 1))
+    return TruncatedSVD(k, random_state=seed).fit_transform(features).astype(np.float32)
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:

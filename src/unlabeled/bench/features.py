@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from unlabeled.bench.baselines import MINIROCKET, RANDOM_INIT, RAW, SUPERVISED
@@ -31,13 +32,30 @@ class Model:
 def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | None = None) -> np.ndarray:
     """The raw-input baseline: what the encoder would be given (normalised pixels, series,
     log-mel spectrograms, voxels), flattened to vectors; padding becomes 0. The
-    normalisation is fitted on ``fit_on`` (the train split)."""
+    normalisation is fitted on ``fit_on`` (the train split). For text: :func:`tfidf_features`."""
+    if col.is_text:
+        return tfidf_features(col, positions, fit_on)
     mod = fit_modality(col, fit_on)
     out = []
     for start in range(0, len(positions), 1024):
         x = mod.normalize(mod.prepare(col.get(positions[start : start + 1024])))
         out.append(torch.nan_to_num(x).flatten(1).numpy())
     return np.concatenate(out).astype(np.float32)
+
+
+def tfidf_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | None = None) -> sp.csr_matrix:
+    """The raw baseline for text, what a practitioner would try first: TF-IDF of word 1-2 grams
+    and of character 2-5 grams within words (scikit-learn; sublinear term frequency, n-grams
+    seen in at least 2 documents), each part's rows unit length, side by side (rows of unit
+    length again). Vocabularies and IDF weights are fitted on ``fit_on`` (the train split)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    fit_on = col.indices() if fit_on is None else fit_on
+    parts = []
+    for kw in ({"analyzer": "word", "ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (2, 5)}):
+        vec = TfidfVectorizer(sublinear_tf=True, min_df=2, dtype=np.float32, **kw).fit(col.get(fit_on))
+        parts.append(vec.transform(col.get(positions)))
+    return (sp.hstack(parts, format="csr") * np.float32(2**-0.5)).astype(np.float32)
 
 
 def minirocket_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from unlabeled._console import progress
 from unlabeled.bench.baselines import SUPERVISED
 from unlabeled.bench.cache import ScoreCache
+from unlabeled.bench.embedding_map import map_features
 from unlabeled.bench.features import Model, identity, raw_samples, task_models
 from unlabeled.bench.metrics import REGRESSION, higher_is_better
 from unlabeled.bench.probes import PROBES, REGRESSION_PROBES
@@ -67,7 +69,7 @@ def bench_task(
     work is explained in ``notes``."""
     plan = plan_task(task, request, notes)
     models = task_models(task, request, bool(plan.feature_probes))
-    feature_cells, feature_jobs = _feature_jobs(plan, models)
+    feature_cells, feature_jobs = _feature_jobs(plan, models, notes)
     raw_cells, raw_jobs = _raw_jobs(plan, models, notes)
     # keyed by content: the task's samples, split and targets, and each model's weights
     task_id = task.digest()
@@ -87,8 +89,9 @@ def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict
     return fit_and_score(data, probe, setting, seed, context)
 
 
-def _feature_jobs(plan: TaskPlan, models: list[Model]) -> tuple[list[Cell], list[Job]]:
-    """Every frozen-feature probe on every model with features, at every setting and seed."""
+def _feature_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
+    """Every frozen-feature probe on every model with features, at every setting and seed
+    (not ``nb`` on sparse features, the text baseline's TF-IDF: a note says so)."""
     task, n = plan.task, plan.n_train
     cells: list[Cell] = []
     jobs: list[Job] = []
@@ -98,6 +101,9 @@ def _feature_jobs(plan: TaskPlan, models: list[Model]) -> tuple[list[Cell], list
         feats = model.features
         data = ProbeData(feats[:n], task.y_train, feats[n:], task.y_test, task.kind, task.metric, task.groups_train)
         for probe in plan.feature_probes:
+            if probe == "nb" and sp.issparse(feats):
+                notes.append(f"{task.name}: {model.name} features are sparse (TF-IDF); probe nb skipped for them")
+                continue
             for s in plan.settings:
                 cells.append((model.name, probe, s))
                 jobs += [(data, probe, s, seed, None) for seed in range(plan.seeds)]
@@ -208,4 +214,8 @@ def _embedding_sample(plan: TaskPlan, models: list[Model]) -> Embeddings:
     every model with features."""
     task, n = plan.task, plan.n_train
     pick = np.sort(np.random.default_rng(0).choice(len(task.test), min(MAP_POINTS, len(task.test)), replace=False))
-    return {(task.name, m.name): (m.features[n:][pick], task.y_test[pick]) for m in models if m.features is not None}
+    return {
+        (task.name, m.name): (map_features(m.features[n:][pick]), task.y_test[pick])
+        for m in models
+        if m.features is not None
+    }

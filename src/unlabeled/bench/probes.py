@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -49,8 +50,22 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import normalize as sk_normalize
 
 KNN_TEMPERATURE = 0.07
+
+
+class Standardise(StandardScaler):
+    """Standardised features; sparse ones (TF-IDF, the text baseline) pass through as they are:
+    centring would make them dense, and scaling a rare n-gram by its tiny spread would make it
+    loud. Their rows are unit vectors already."""
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Standardise:
+        self.sparse_ = sp.issparse(X)
+        return self if self.sparse_ else super().fit(X, y, sample_weight)
+
+    def transform(self, X: Any, copy: bool | None = None) -> Any:
+        return X if self.sparse_ else super().transform(X, copy)
 
 
 class KNNProbe(ClassifierMixin, BaseEstimator):
@@ -64,7 +79,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
         self.classes_, self.y_ = np.unique(y, return_inverse=True)
-        self.X_ = np.asarray(X, dtype=np.float32)
+        self.X_ = X if sp.issparse(X) else np.asarray(X, dtype=np.float32)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -79,6 +94,15 @@ def neighbours(X: np.ndarray, ref: np.ndarray, k: int, chunk: int = 4096) -> tup
     """Cosine similarities and indices of the ``k`` most similar rows of ``ref`` for each
     row of ``X``, most similar first (torch: its matmul and top-k are several times faster
     than numpy's argpartition on the CPU)."""
+    if sp.issparse(X):  # TF-IDF: unit rows, sparse products, one dense chunk of similarities at a time
+        q, r = (sk_normalize(a).astype(np.float32) for a in (X, ref))
+        k = min(k, r.shape[0])
+        parts = [
+            torch.topk(torch.from_numpy((q[s : s + chunk] @ r.T).toarray()), k, dim=1)
+            for s in range(0, q.shape[0], chunk)
+        ]
+        sims, idx = zip(*parts, strict=True)
+        return torch.cat(sims).numpy(), torch.cat(idx).numpy()
     q, r = (torch.nn.functional.normalize(_tensor(a), dim=1) for a in (X, ref))
     k = min(k, len(r))
     sims, idx = zip(*(torch.topk(q[s : s + chunk] @ r.T, k, dim=1) for s in range(0, len(q), chunk)), strict=True)
@@ -164,7 +188,7 @@ def knn_regression_grid_scores(
 
 def _linear(C: float = 1.0) -> Pipeline:
     """Standardised features + multinomial logistic regression."""
-    return _quiet(make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500, tol=1e-3)))
+    return _quiet(make_pipeline(Standardise(), LogisticRegression(C=C, max_iter=500, tol=1e-3)))
 
 
 def _standardised_target(model: Any) -> TransformedTargetRegressor:
@@ -198,7 +222,7 @@ class RidgeProbe(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeProbe:
         """Fit the scaler and the ridge classifier; ``alpha_`` is the penalty used."""
         ridge = RidgeClassifierCV(alphas=np.asarray(self.alphas)) if self.alpha is None else RidgeClassifier(self.alpha)
-        self.pipe_ = make_pipeline(StandardScaler(), ridge).fit(X, y)
+        self.pipe_ = make_pipeline(Standardise(), ridge).fit(X, y)
         self.classes_ = self.pipe_.classes_
         self.alpha_ = float(self.pipe_[-1].alpha_ if self.alpha is None else self.alpha)
         return self
@@ -232,8 +256,15 @@ def chosen_by_probe(model: Any) -> float | None:
     return None if value is None else float(value)
 
 
+class _DenseNB(GaussianNB):
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _DenseNB:
+        if sp.issparse(X):
+            raise ValueError("the nb probe takes dense features; sparse ones (TF-IDF) have no Gaussian per n-gram")
+        return super().fit(X, y, sample_weight)
+
+
 def _nb(var_smoothing: float = 1e-9) -> Pipeline:
-    return make_pipeline(StandardScaler(), GaussianNB(var_smoothing=var_smoothing))
+    return make_pipeline(StandardScaler(), _DenseNB(var_smoothing=var_smoothing))
 
 
 def _mlp(alpha: float = 1e-4, regression: bool = False) -> Any:
@@ -279,6 +310,11 @@ class ProbeSpec:
     self_tuning: bool = False
     # also given the train split's samples, unlabelled (``X_unlabelled``): the semi probe
     unlabelled: bool = False
+    # the grid for sparse features (TF-IDF), whose unscaled unit rows want weaker penalties
+    sparse_grid: tuple[float, ...] | None = None
+
+    def grid_for(self, X: Any) -> tuple[float, ...]:
+        return self.sparse_grid if self.sparse_grid is not None and sp.issparse(X) else self.grid
 
 
 class _Lazy:
@@ -320,7 +356,7 @@ _SEMI = ProbeSpec(
 PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
-        ProbeSpec("linear", _linear, "C", (0.01, 0.1, 1.0)),
+        ProbeSpec("linear", _linear, "C", (0.01, 0.1, 1.0), sparse_grid=(1.0, 10.0, 100.0)),
         ProbeSpec("ridge", RidgeProbe, "alpha", RIDGE_ALPHAS[::-1], self_tuning=True),  # simple first
         ProbeSpec("knn", KNNProbe, "k", (5, 20, 50), knn_grid_scores),
         ProbeSpec("nb", _nb, "var_smoothing", (1e-9, 1e-3, 1e-1)),

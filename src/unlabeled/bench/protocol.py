@@ -164,17 +164,18 @@ def _choose_and_fit(
     if spec.self_tuning and no_groups:  # the probe chooses from its grid using every label
         model = spec.make().fit(Xl, yl)
         return model, chosen_by_probe(model)
-    best = spec.grid[0]
-    if len(val) and len(spec.grid) > 1:
+    grid = spec.grid_for(Xl)
+    best = grid[0]
+    if len(val) and len(grid) > 1:
         if spec.grid_scores is not None:
-            scores = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], spec.grid, data.scorer)
+            scores = spec.grid_scores(Xl[fit], yl[fit], Xl[val], yl[val], grid, data.scorer)
         else:
             scores = []
-            for v in spec.grid:
+            for v in grid:
                 m = spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit])
                 classes = getattr(m, "classes_", np.array([]))
                 scores.append(data.scorer(yl[val], *_predict(m, Xl[val], data.kind), classes))
-        best = spec.grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
+        best = grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
     return spec.make(**{spec.param: best}).fit(Xl, yl), best
 
 

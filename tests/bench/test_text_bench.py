@@ -1,0 +1,50 @@
+"""Text through the benchmark: TF-IDF as the raw baseline (fitted on the train split), sparse
+features under the same probes, and a pretrained text encoder benched end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import unlabeled as ul
+from unlabeled.bench.features import tfidf_features
+from unlabeled.bench.protocol import evaluate
+from unlabeled.data.collection import CollectionWriter
+
+
+def test_tfidf_is_fitted_on_the_train_split_alone(tmp_path):
+    train = [f"the cat sat on the mat number {i}" for i in range(50)]
+    test = ["zyzzyva quetzal"] * 10
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(train + test, [str(i) for i in range(60)], splits=["train"] * 50 + ["test"] * 10)
+    col = w.close()
+    X = tfidf_features(col, col.indices(), fit_on=col.indices("train"))
+    assert sp.issparse(X) and X.shape[0] == 60
+    np.testing.assert_allclose(np.sqrt(X[:50].multiply(X[:50]).sum(1)).A1, 1.0, rtol=1e-5)  # unit rows
+    # the test documents' words were never seen: only the character n-grams they share ("qu", " z") remain
+    assert X[50:].nnz < X[:10].nnz
+
+
+def test_sparse_features_go_through_the_linear_and_knn_probes(wordnet_small):
+    col = wordnet_small
+    train, test = col.indices("train"), col.indices("test")
+    X = tfidf_features(col, np.concatenate([train, test]), fit_on=train)
+    n = len(train)
+    for probe in ("linear", "knn", "ridge"):
+        s = evaluate(X[:n], col.labels[train], X[n:], col.labels[test], probe, 0.5, seed=0)
+        assert s.value > 1.5 / 45, (probe, s)  # far above chance on 45 categories
+    assert evaluate(X[:n], col.labels[train], X[n:], col.labels[test], "linear", 0.5, seed=0).param in (
+        1.0,
+        10.0,
+        100.0,
+    )
+
+
+@pytest.mark.slow
+def test_a_text_encoder_is_benched_beside_tfidf_end_to_end(wordnet_small, tmp_path):
+    run = ul.pretrain(wordnet_small, tmp_path / "mlm", method="mlm", epochs=1, batch_size=64, precision="fp32")
+    result = ul.bench(run, task=wordnet_small, fractions=[0.2], seeds=2, probes=["linear", "knn"], baselines=["raw"])
+    rows = {(r["model"], r["probe"]): r for r in result.rows}
+    assert {("raw", "linear"), ("raw", "knn"), (run.name, "linear"), (run.name, "knn")} <= set(rows)
+    assert all(0 < r["mean"] <= 1 for r in rows.values())

@@ -1,0 +1,53 @@
+"""A causal language model's uses: seeded sampling, perplexity and bits per byte on held-out
+text, and the compressors it is compared with."""
+
+from __future__ import annotations
+
+import lzma
+import math
+
+import pytest
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+from unlabeled.lm import compressor_bits_per_byte
+
+
+@pytest.fixture(scope="module")
+def gpt(wordnet_small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "clm"
+    return ul.pretrain(wordnet_small, out, method="clm", epochs=2, batch_size=64, precision="fp32")
+
+
+@pytest.mark.slow
+def test_generation_is_seeded_and_continues_the_prompt(gpt):
+    a = ul.generate(gpt, "a small", max_tokens=12, temperature=1.0, top_k=20, seed=1)
+    assert a.startswith("a small") and len(a) > len("a small")
+    assert a == ul.generate(gpt, "a small", max_tokens=12, temperature=1.0, top_k=20, seed=1)
+    greedy = ul.generate(gpt, "a small", max_tokens=12, temperature=0)
+    assert greedy == ul.generate(gpt, "a small", max_tokens=12, temperature=0, seed=5)  # no randomness
+
+
+@pytest.mark.slow
+def test_perplexity_and_bits_per_byte_of_held_out_glosses(gpt, wordnet_small):
+    got = ul.perplexity(gpt, wordnet_small)
+    assert got["documents"] == len(wordnet_small.indices("test"))
+    # the same figure two ways: nats per token and bits per byte describe one total
+    nll = math.log(got["perplexity"]) * got["tokens"]
+    assert math.isclose(got["bits_per_byte"], nll / math.log(2) / got["bytes"], rel_tol=1e-9)
+    assert 1 < got["perplexity"] < 8192 and got["bits_per_byte"] < 8  # better than uniform over the vocabulary
+
+
+def test_compressor_anchors_match_the_compressors():
+    texts = ["a small short-legged smooth-coated breed of hound"] * 50 + ["the act of running"] * 20
+    got = compressor_bits_per_byte(texts)
+    raw = "".join(t + "\n" for t in texts).encode()
+    assert got["bytes"] == len(raw)
+    assert got["xz -9e"] == 8 * len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)) / len(raw)
+    assert 0 < got["zstd -19"] < 8
+
+
+def test_a_model_that_is_not_a_causal_text_model_is_refused(fmnist_small, tmp_path):
+    run = ul.pretrain(fmnist_small, tmp_path / "img", epochs=0.05, batch_size=32, precision="fp32")
+    with pytest.raises(UnlabeledError, match="not a text run"):
+        ul.generate(run, "hello")
