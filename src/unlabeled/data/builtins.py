@@ -9,29 +9,14 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from unlabeled._console import UnlabeledError
-
-
-@dataclass
-class Loaded:
-    """A dataset read into memory, ready to be written as a collection."""
-
-    arrays: np.ndarray
-    ids: list[str]
-    labels: np.ndarray | None
-    splits: list[str] | None
-    classes: list[str] | None
-    modality: str
-    source: str
-    groups: list[str | None] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # extra collection.json entries (sample_rate)
-    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra index columns (regression targets)
+from unlabeled.data import corpora
+from unlabeled.data.loaded import Loaded
 
 
 @dataclass(frozen=True)
@@ -124,15 +109,6 @@ def load_digits() -> Loaded:
     )
 
 
-def _corpus(name: str) -> Callable[[], Loaded]:
-    def load() -> Loaded:
-        from unlabeled.data import corpora  # it reads Loaded from here
-
-        return getattr(corpora, f"load_{name}")()
-
-    return load
-
-
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
@@ -149,18 +125,18 @@ BUILTINS: dict[str, Builtin] = {
         Builtin(
             "wordnet",
             "117,659 English glosses (definitions and examples), 45 lexicographer categories (Debian wordnet-base)",
-            _corpus("wordnet"),
+            corpora.load_wordnet,
         ),
         Builtin(
             "fortunes",
             "101,056 fortune cookies in 12 languages, labelled by language (Debian fortunes, fortunes-*)",
-            _corpus("fortunes"),
+            corpora.load_fortunes,
         ),
         Builtin(
             "gcide",
             "126,236 entries of the Collaborative International Dictionary of English, 40 MB, unlabelled "
             "(Debian dict-gcide)",
-            _corpus("gcide"),
+            corpora.load_gcide,
         ),
     )
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from unlabeled._console import UnlabeledError
-from unlabeled.data.builtins import Loaded
+from unlabeled.data.loaded import Loaded
 
 TEST_FRACTION = 0.2
 

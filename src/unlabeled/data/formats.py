@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError
-from unlabeled.data.builtins import Loaded
+from unlabeled.data.loaded import Loaded
 
 SERIES_TABLE_EXTENSIONS = {".csv", ".tsv", ".parquet", ".ts"}
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}

@@ -33,10 +33,11 @@ import numpy as np
 
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data import formats
-from unlabeled.data.builtins import BUILTINS, Loaded
+from unlabeled.data.builtins import BUILTINS
 from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter
 from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
 from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
+from unlabeled.data.loaded import Loaded
 from unlabeled.data.textfiles import (
     TEXT_EXTENSIONS,
     TEXT_TABLE_EXTENSIONS,

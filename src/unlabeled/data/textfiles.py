@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, short_reason
-from unlabeled.data.builtins import Loaded
 from unlabeled.data.formats import _codes, suffix
+from unlabeled.data.loaded import Loaded
 
 TEXT_EXTENSIONS = {".txt", ".md"}
 TEXT_TABLE_EXTENSIONS = {".jsonl", ".csv", ".tsv", ".parquet"}
