@@ -30,3 +30,12 @@ def test_regression_metrics_and_signs():
     assert m["r2"] == pytest.approx(1 - 1.25 / 5)
     assert not higher_is_better("mae") and higher_is_better("r2")
     assert score("regression", "mae", y, pred) == pytest.approx(-0.375)  # larger is better when choosing
+
+
+def test_auroc_skips_a_test_class_that_no_training_label_had():
+    # few labels of many classes: class 3 is in the test split, the model was never told of it
+    y = np.array([0, 0, 1, 1, 2, 2, 3])
+    proba = np.eye(3)[[0, 0, 1, 1, 2, 2, 0]] * 0.7 + 0.1
+    m = score_all("classification", y, proba.argmax(1), proba, np.arange(3))
+    # classes 1 and 2 are ranked perfectly; class 0's scores tie its two samples with class 3's
+    assert m["auroc"] == pytest.approx((0.9 + 1 + 1) / 3)

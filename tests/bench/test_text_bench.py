@@ -44,7 +44,8 @@ def test_sparse_features_go_through_the_linear_and_knn_probes(wordnet_small):
 @pytest.mark.slow
 def test_a_text_encoder_is_benched_beside_tfidf_end_to_end(wordnet_small, tmp_path):
     run = ul.pretrain(wordnet_small, tmp_path / "mlm", method="mlm", epochs=1, batch_size=64, precision="fp32")
-    result = ul.bench(run, task=wordnet_small, fractions=[0.2], seeds=2, probes=["linear", "knn"], baselines=["raw"])
+    probes = ["linear", "knn", "finetune", "lora"]
+    result = ul.bench(run, task=wordnet_small, fractions=[0.2], seeds=2, probes=probes, baselines=["raw"])
     rows = {(r["model"], r["probe"]): r for r in result.rows}
-    assert {("raw", "linear"), ("raw", "knn"), (run.name, "linear"), (run.name, "knn")} <= set(rows)
+    assert {("raw", "linear"), ("raw", "knn")} | {(run.name, p) for p in probes} <= set(rows)
     assert all(0 < r["mean"] <= 1 for r in rows.values())

@@ -25,7 +25,9 @@ def _auroc(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: n
         return float("nan")  # undefined with one class in the test split
     if len(classes) == 2:
         return float(skm.roc_auc_score(y == classes[1], proba[:, 1]))
-    # macro one-vs-rest over the classes present in the test split
+    # macro one-vs-rest over the classes present in the test split that the model knows (a
+    # class no training label had has no score column; its samples count as negatives)
+    present = present[np.isin(present, classes)]
     cols = np.searchsorted(classes, present)
     return float(np.mean([skm.roc_auc_score(y == c, proba[:, j]) for c, j in zip(present, cols, strict=True)]))
 
