@@ -51,3 +51,17 @@ def test_a_model_that_is_not_a_causal_text_model_is_refused(fmnist_small, tmp_pa
     run = ul.pretrain(fmnist_small, tmp_path / "img", epochs=0.05, batch_size=32, precision="fp32")
     with pytest.raises(UnlabeledError, match="not a text run"):
         ul.generate(run, "hello")
+
+
+def test_the_byte_ngram_is_a_distribution_and_learns_its_text():
+    from unlabeled.lm import ByteNGram, ngram_bits_per_byte
+
+    text = "a small short-legged smooth-coated breed of hound\nthe act of running fast\n" * 30
+    model = ByteNGram(order=4).fit(text.encode())
+    for context in (b"hou", b"the", b"zzz", b"d\na"):  # seen, seen, never seen, across a line
+        p = [2 ** model.log2_probs(context + bytes([w]))[-1] for w in range(256)]
+        assert math.isclose(sum(p), 1.0, rel_tol=1e-9)
+    assert 2 ** model.log2_probs(b"houn")[-1] > 0.9  # "houn" is always followed by "d"
+    seen = ngram_bits_per_byte([text], ["a small short-legged smooth-coated breed of hound"], order=4)
+    unseen = ngram_bits_per_byte([text], ["qwxv jkzq pfft vvvv"], order=4)
+    assert seen < 1.5 and unseen > 6  # (worse than 8 bits is possible: the model bets on its own text)

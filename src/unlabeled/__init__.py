@@ -16,6 +16,7 @@ from unlabeled.runs import Run, embed, open_run
 from unlabeled.select import select
 from unlabeled.train.distil import distil
 from unlabeled.train.finetune import finetune
+from unlabeled.train.grow import grow
 from unlabeled.train.pretrain import pretrain
 from unlabeled.train.selftrain import selftrain
 
@@ -32,6 +33,7 @@ __all__ = [
     "finetune",
     "forget",
     "generate",
+    "grow",
     "import_source",
     "open_collection",
     "open_run",

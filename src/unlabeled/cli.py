@@ -28,12 +28,13 @@ from unlabeled.runtime import tune_process
 from unlabeled.select import select
 from unlabeled.train.distil import distil
 from unlabeled.train.finetune import finetune
+from unlabeled.train.grow import grow as grow_run
 from unlabeled.train.pretrain import pretrain as run_pretrain
 from unlabeled.train.selftrain import selftrain
 
 app = typer.Typer(
     help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, "
-    "selftrain, forget.",
+    "selftrain, forget, grow, generate, perplexity.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -556,6 +557,18 @@ def perplexity(
         f"  perplexity {got['perplexity']:.2f}, bits per byte {got['bits_per_byte']:.4f}\n"
         f"  xz -9e {anchors['xz -9e']:.4f}, zstd -19 {anchors['zstd -19']:.4f} bits per byte"
     )
+
+
+@app.command()
+def grow(
+    run: Annotated[Path, typer.Argument(help="a pretrained transformer run (mlm, clm or simcse)")],
+    out: Annotated[Path, typer.Option(help="the grown run's folder")],
+    size: Annotated[str, typer.Option(help="the larger size: tiny -> small")] = "small",
+    mode: Annotated[str, typer.Option(help="fpi (the same function) or aki (new units from the next layer)")] = "fpi",
+    overwrite: Annotated[bool, typer.Option(help="replace a run in --out")] = False,
+) -> None:
+    """Grow RUN's model to a larger size (bert2BERT); continue it with `pretrain --init OUT`."""
+    grow_run(run, size, out, mode=mode, overwrite=overwrite)
 
 
 def read_id_file(path: Path) -> list[str]:

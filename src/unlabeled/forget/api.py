@@ -115,6 +115,12 @@ def _check_lineage(
         chain, unchecked = [], str(e)
         info(f"note: the runs this one descends from could not be checked ({e})")
     redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
+    grown = [a.run for a in redo if "grown" in a.run.config]
+    if grown:  # a grown run was not trained: it is a function of the run it grew from
+        raise UnlabeledError(
+            f"{grown[0].path} was made by `unlabeled grow`, which --ancestors retrain does not redo; "
+            "forget from the run it grew from, grow the result again and continue pretraining from it"
+        )
     dirty = [a for a in chain if a.saw]
     if dirty and chosen.exact and ancestors == "refuse":
         raise lineage.refusal(method, src, dirty[-1])

@@ -32,16 +32,22 @@ MODALITIES: dict[str, type[Modality]] = {
 }
 
 
-def fit_modality(collection: Collection, positions=None, augment: dict[str, Any] | None = None) -> Modality:
+def fit_modality(
+    collection: Collection,
+    positions=None,
+    augment: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> Modality:
     """The modality of ``collection``, with its normalisation fitted on ``positions``;
-    ``augment`` overrides settings of the modality's default augmentation."""
+    ``augment`` overrides settings of the modality's default augmentation; ``options`` go to
+    the modality's ``fit`` (text: ``vocab``, the tokenizer's size)."""
     try:
         cls = MODALITIES[collection.modality]
     except KeyError:
         raise UnlabeledError(
             f"{collection.path}: modality {collection.modality!r} is not supported (available: {', '.join(MODALITIES)})"
         ) from None
-    mod = cls.fit(collection, positions)
+    mod = cls.fit(collection, positions, **(options or {}))
     if augment:
         mod.aug = mod.augmentation_with(augment)
     return mod

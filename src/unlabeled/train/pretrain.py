@@ -241,12 +241,30 @@ def schedule(recipe: PretrainRecipe, encoder: str, samples: int) -> TrainConfig:
     )
 
 
+def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe, src: Run | None) -> Modality:
+    """The modality a new run reads ``col`` with: fitted on ``positions``, except for text
+    continued from ``src`` (``--init``), which keeps ``src``'s tokenizer and length (its token
+    embedding and positions are indexed by them); asking it for another vocabulary is refused."""
+    vocab = (recipe.encoder_options or {}).get("vocab")
+    if col.is_text and src is not None and src.config["modality"]["name"] == "text":
+        mod = src.modality()
+        if vocab is not None and int(vocab) != mod.vocab:
+            raise UnlabeledError(
+                f"--init {src.path} reads text with its {mod.vocab}-entry vocabulary (its token embedding has "
+                f"{mod.vocab} rows); it cannot continue with vocab={vocab}: drop the option or start anew"
+            )
+        if recipe.augment:
+            mod.aug = mod.augmentation_with(recipe.augment)
+        return mod
+    return fit_modality(col, positions, recipe.augment, {"vocab": int(vocab)} if col.is_text and vocab else None)
+
+
 def pretrain_spec(
     recipe: PretrainRecipe, col: Collection, positions: np.ndarray, src: Run | None, dev: torch.device
 ) -> RunSpec:
     """The spec of a new pretraining run of ``recipe`` on ``col``'s samples at ``positions``,
     continuing from ``src``'s weights when given."""
-    modality = fit_modality(col, positions, recipe.augment)
+    modality = run_modality(col, positions, recipe, src)
     encoder, size, enc_options = recipe.encoder, recipe.size, recipe.encoder_options
     if src is not None:
         encoder, size, enc_options = init_encoder(src, modality, encoder, size, enc_options)

@@ -1,0 +1,75 @@
+"""``unlabeled grow``: a pretrained run's model made larger (bert2BERT), written as a run that
+``pretrain --init`` continues. The weight mapping is :mod:`unlabeled.models.grow`."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.models.grow import MODES, TIED_NORMS, grow_state
+from unlabeled.models.transformer import TRANSFORMER_SIZES
+from unlabeled.runs import TRAINING_IDS, Run, open_run
+from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.run import build, claim_run_dir
+from unlabeled.train.spec import RunSpec, file_hash
+
+
+def _check(src: Run, size: str, mode: str) -> None:
+    enc = src.config["encoder"]
+    if src.kind != "encoder" or "sisa" in src.config:
+        raise UnlabeledError(f"grow takes a single pretraining run; {src.path} is a classifier or a sharded run")
+    if enc["name"] != "transformer":
+        raise UnlabeledError(f"grow widens transformers; {src.path} holds a {enc['name']} encoder")
+    if src.method not in TIED_NORMS:
+        raise UnlabeledError(f"grow takes runs of {', '.join(TIED_NORMS)}; {src.path} was trained with {src.method}")
+    if mode not in MODES:
+        raise UnlabeledError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if size not in TRANSFORMER_SIZES:
+        raise UnlabeledError(f"unknown size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
+
+
+def grow(
+    run: Run | str | os.PathLike[str],
+    size: str,
+    out: str | os.PathLike[str],
+    *,
+    mode: str = "fpi",
+    overwrite: bool = False,
+) -> Run:
+    """Grow ``run``'s transformer (and its objective's head) to ``size`` by bert2BERT (Chen et
+    al. 2022): ``mode="fpi"`` computes the same function as ``run`` (the test suite checks the
+    outputs), ``"aki"`` takes the new units from the next layer. The result at ``out`` is a run
+    at step 0 that ``pretrain(data, out2, init=out)`` continues; it records where it grew from
+    (``init``), so lineage checks (``forget``) see ``run`` as its ancestor."""
+    src = open_run(run)
+    _check(src, size, mode)
+    out = Path(out)
+    if out.resolve() == src.path.resolve():
+        raise UnlabeledError(f"grow writes a new run; --out {out} is the run it grows")
+    claim_run_dir(out, resume=False, overwrite=overwrite)
+    config = copy.deepcopy(dict(src.config))
+    old_size = config["encoder"]["size"]
+    try:
+        state = grow_state(src.weights(), TRANSFORMER_SIZES[old_size], TRANSFORMER_SIZES[size], src.method, mode)
+    except ValueError as e:
+        raise UnlabeledError(f"grow {old_size} -> {size}: {e}") from None
+    config["encoder"]["size"] = size
+    config["init"] = {
+        "run": str(src.path.resolve()),
+        "step": src.step,
+        "loaded": f"grown from {old_size} ({mode})",
+        "weights": file_hash(src.path / ckpt.MODEL_FILE),
+    }
+    config["grown"] = {"from_size": old_size, "size": size, "mode": mode}
+    objective, _ = build(RunSpec.from_config(config))
+    objective.load_state_dict(state)  # strict: every weight of the larger model is there, of its shape
+    out.mkdir(parents=True, exist_ok=True)
+    if (src.path / TRAINING_IDS).exists():
+        ckpt.atomic_write_text(out / TRAINING_IDS, (src.path / TRAINING_IDS).read_text())
+    ckpt.save_weights(out / ckpt.MODEL_FILE, objective.exported_state(), {"step": "0", "grown_from": str(src.path)})
+    ckpt.atomic_write_json(out / "config.json", config)  # last: a folder without it is not a run
+    params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6
+    info(f"grew {src.path} ({old_size}, step {src.step}) to {size} ({params:.2f}M parameters, {mode}) -> {out}")
+    return Run(out)

@@ -1,0 +1,36 @@
+"""Continued (domain-adaptive) pretraining of a text model on another corpus with ``--init``:
+the tokenizer the weights were trained with is kept, and another vocabulary is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+from unlabeled.data.collection import CollectionWriter
+
+
+@pytest.fixture(scope="module")
+def other_corpus(tmp_path_factory):
+    """A corpus of another domain: made-up dictionary entries with words WordNet lacks."""
+    texts = [f"Zorblax {i}, n. a quibbling fellow of the {i % 7}th guild; also, a frumious snark." for i in range(300)]
+    w = CollectionWriter(tmp_path_factory.mktemp("data") / "other", "text", (), "object")
+    w.add(texts, [f"d{i}" for i in range(300)], splits=["train"] * 250 + ["test"] * 50)
+    return w.close()
+
+
+@pytest.mark.slow
+def test_continued_pretraining_keeps_the_tokenizer_and_refuses_another_vocabulary(
+    wordnet_small, other_corpus, tmp_path
+):
+    gpt = ul.pretrain(wordnet_small, tmp_path / "gpt", method="clm", epochs=1, batch_size=64, precision="fp32")
+    more = ul.pretrain(other_corpus, tmp_path / "more", method="clm", init=gpt, epochs=1, batch_size=32)
+    assert more.config["init"]["loaded"] == "every weight"
+    # a tokenizer fitted anew on the other corpus would give the embedding rows other meanings
+    assert more.config["modality"]["tokenizer"] == gpt.config["modality"]["tokenizer"]
+    assert more.config["modality"]["length"] == gpt.config["modality"]["length"]
+    with pytest.raises(UnlabeledError, match="8192-entry vocabulary"):
+        ul.pretrain(other_corpus, tmp_path / "v", method="clm", init=gpt, epochs=1, encoder_options={"vocab": 4096})
+    # a new run may choose its vocabulary
+    small_vocab = ul.pretrain(other_corpus, tmp_path / "v2", method="mlm", epochs=0.5, encoder_options={"vocab": 300})
+    assert small_vocab.modality().vocab == 300 == small_vocab.config["encoder"]["options"]["vocab"]
