@@ -4,13 +4,13 @@ does the grown model first reach the MLM loss the scratch model ends at? The bar
 70% of the scratch model's steps (bert2BERT reports about 45% of the compute saved).
 
 The tiny source is ``benchmarks/semi_rows.py``'s WordNet MLM run (15 minutes; pass another
-with ``--tiny``). The scratch arm trains for ``--minutes``; the grown arm for the same number
-of steps, so the two loss curves share an axis. Losses are the training loop's logged means
+with ``--tiny``). Both arms train for ``--epochs`` passes (the same number of steps, so the
+two loss curves share an axis, whatever else the CPU is doing). Losses are the training loop's logged means
 (every 20 steps) smoothed over ``--window`` logged points; both arms draw the same batches
 (same seed). The tiny model's own pretraining time is reported beside, since growth reuses
 it rather than making it free.
 
-    python benchmarks/grow.py --minutes 12
+    python benchmarks/grow.py --epochs 1
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=12.0, help="the scratch arm's budget")
+    ap.add_argument("--epochs", type=float, default=1.0, help="each arm's passes over the training split")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--window", type=int, default=10, help="logged points (of 20 steps) to smooth over")
     ap.add_argument("--tiny", type=Path, default=WORK / "wordnet" / "mlm")
@@ -65,17 +65,15 @@ def main() -> None:
         scratch = ul.open_run(scratch_out)
     else:
         scratch = ul.pretrain(
-            args.data, scratch_out, method="mlm", size="small", minutes=args.minutes, batch_size=args.batch,
+            args.data, scratch_out, method="mlm", size="small", epochs=args.epochs, batch_size=args.batch,
             overwrite=True,
         )  # fmt: skip
-    steps = scratch.step
     grown_start = ul.grow(tiny, "small", args.work / "grown-init", overwrite=True)
     if (grown_out / "config.json").exists() and ul.open_run(grown_out).finished:
         grown = ul.open_run(grown_out)
     else:
-        n = len(ul.open_collection(args.data).indices(exclude="test"))
         grown = ul.pretrain(
-            args.data, grown_out, method="mlm", init=grown_start, epochs=steps * args.batch / n,
+            args.data, grown_out, method="mlm", init=grown_start, epochs=args.epochs,
             batch_size=args.batch, overwrite=True,
         )  # fmt: skip
     s_steps, s_loss, s_time = losses(scratch)

@@ -27,35 +27,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 import unlabeled as ul
 from unlabeled.bench.protocol import evaluate
-from unlabeled.data.collection import INDEX_FILE, derive_collection
 from unlabeled.runtime import tune_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance  # noqa: E402  (the sibling modules)
+from _dev import dev_collection  # noqa: E402  (the sibling modules)
+from _provenance import provenance  # noqa: E402
 from distil import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = ("linear", "finetune", "supervised", "fixmatch-scratch", "fixmatch", "distil")
 DEV = 10_000
-
-
-def dev_collection(col: ul.Collection, dest: Path) -> ul.Collection:
-    """The train split alone, with ``DEV`` images (seeded) marked as its test split."""
-    if (dest / INDEX_FILE).exists():
-        return ul.open_collection(dest)
-    train = col.indices(exclude="test")
-    derive_collection(col, train, dest, {"name": "fashion-mnist-dev"}, overwrite=True)
-    table = pq.read_table(dest / INDEX_FILE)
-    split = np.array(["train"] * len(train), dtype=object)
-    split[np.random.default_rng(12345).choice(len(train), DEV, replace=False)] = "test"
-    table = table.set_column(table.schema.get_field_index("split"), "split", pa.array(split.tolist(), pa.string()))
-    pq.write_table(table, dest / INDEX_FILE)
-    return ul.open_collection(dest)
 
 
 def fashion_mnist(work: Path, split: str) -> ul.Collection:
@@ -65,7 +49,7 @@ def fashion_mnist(work: Path, split: str) -> ul.Collection:
     if not full.exists():
         print(ul.import_source("fashion-mnist", full).summary())
     col = ul.open_collection(full)
-    return dev_collection(col, work / "fashion-mnist-dev") if split == "dev" else col
+    return dev_collection(col, work / "fashion-mnist-dev", DEV, "fashion-mnist-dev") if split == "dev" else col
 
 
 def main() -> None:

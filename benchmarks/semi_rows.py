@@ -17,6 +17,12 @@ instead of a step count) and other probes and baselines, e.g. text (issue 25):
 
     python benchmarks/semi_rows.py --data wordnet --method mlm --batch 128 --minutes 15 \
         --fractions 0.01,0.1 --probes linear,knn --baselines raw --work benchmarks/work/text
+    python benchmarks/semi_rows.py --data wordnet --method mlm --batch 128 --minutes 15 \
+        --fractions 0.1 --probes finetune --baselines raw --work benchmarks/work/text
+    python benchmarks/semi_rows.py --data fortunes --method mlm --batch 128 --minutes 15 \
+        --fractions "" --shots 10 --probes linear,knn --baselines raw --work benchmarks/work/text
+
+Each bench writes to ``WORK/DATA/bench-METHOD`` (its score cache, ``bench.json`` and report).
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--epochs", type=float, default=None, help="pretraining passes over the train split")
     ap.add_argument("--minutes", type=float, default=None, help="pretraining budget instead of --epochs")
-    ap.add_argument("--fractions", default="0.1")
+    ap.add_argument("--fractions", default="0.1", help="label fractions, comma-separated (empty: none)")
+    ap.add_argument("--shots", default="", help="labelled samples per class, comma-separated")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--probes", default="linear,ridge,knn,semi")
     ap.add_argument("--baselines", default="raw,supervised")
@@ -78,11 +85,12 @@ def main() -> None:
     result = ul.bench(
         run,
         task=data,
-        fractions=[float(f) for f in args.fractions.split(",")],
+        fractions=[float(f) for f in args.fractions.split(",") if f],
+        shots=[int(k) for k in args.shots.split(",") if k],
         seeds=args.seeds,
         probes=args.probes.split(","),
         baselines=args.baselines.split(","),
-        out=work / "bench",
+        out=work / f"bench-{args.method}",
     )
     print(f"bench: {time.perf_counter() - t:.0f} s", flush=True)
     print(result.table())

@@ -82,6 +82,9 @@ def _kill_resume_equals_straight(
         ("mae", "gunpoint", ["--epochs", "8", "--batch-size", "16"]),
         ("jepa", "fmnist_small", ["--encoder", "transformer", "--epochs", "0.4", "--batch-size", "32"]),
         ("ts2vec", "gunpoint", ["--epochs", "8", "--batch-size", "16"]),
+        ("mlm", "wordnet_small", ["--epochs", "0.3", "--batch-size", "32"]),
+        ("clm", "wordnet_small", ["--epochs", "0.3", "--batch-size", "32"]),
+        ("simcse", "wordnet_small", ["--epochs", "0.3", "--batch-size", "32"]),
     ],
 )
 def test_pretraining_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(request, tmp_path, method, data, extra):

@@ -49,7 +49,13 @@ class Objective(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, generator: torch.Generator, *labels: torch.Tensor):
-        return self.loss(x, generator, *labels)
+        loss, logs = self.loss(x, generator, *labels)
+        teacher = self.__dict__.get("self_distil")  # self-distillation (objectives/self_distil.py)
+        if teacher is not None:
+            penalty = teacher.penalty(self.encoder, x)
+            loss = loss + teacher.weight * penalty
+            logs = {**logs, "self_distil": penalty.detach()}
+        return loss, logs
 
     def inputs(self, raw: np.ndarray, device: torch.device) -> torch.Tensor:
         """The batch the loss takes, from samples as the source stores them: the modality's

@@ -27,7 +27,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import Collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
-from unlabeled.objectives import build_objective
+from unlabeled.objectives import build_objective, self_distil
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import (
     SHARDS,
@@ -185,9 +185,12 @@ def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -
             load_checked(
                 enc, start.weights(start.config["encoder"].get("weights", "encoder")), start.path / ckpt.MODEL_FILE
             )
-    objective = build_objective(spec.objective.name, enc, modality_from_state(spec.modality), **spec.objective.options)
+    own, distil = self_distil.split_options(spec.objective.options)
+    objective = build_objective(spec.objective.name, enc, modality_from_state(spec.modality), **own)
+    if distil:
+        distil = with_teacher(objective, spec, distil)
     spec = spec.replace(
-        objective=replace(spec.objective, options=objective.hparams()),
+        objective=replace(spec.objective, options={**objective.hparams(), **distil}),
         encoder=replace(e, weights=objective.export),
     )
     if start is not None and not encoder_only:
@@ -195,6 +198,32 @@ def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -
         spec = spec.replace(init=replace(spec.init, loaded=loaded))
         info(f"starting from {start.path} (step {start.step}): {loaded}")
     return objective, spec
+
+
+def with_teacher(objective: Objective, spec: RunSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Attach the self-distillation penalty (``--option self_distil=W``; the teacher is
+    ``--option teacher=RUN`` or the ``--init`` run) and return its settings as the run records
+    them: the teacher's resolved path and the hash of its weights, checked when it is loaded
+    again on resume."""
+    path = options.get("teacher") or (spec.init.run if spec.init is not None else None)
+    if path is None:
+        raise UnlabeledError("self_distil regularises continued pretraining: give --init RUN or --option teacher=RUN")
+    try:
+        weight = float(options.get("self_distil", 0.1))
+    except ValueError:
+        raise UnlabeledError(f"self_distil must be a number, got {options['self_distil']!r}") from None
+    teacher = Run(path)
+    digest = file_hash(teacher.path / ckpt.MODEL_FILE)
+    if options.get("teacher_weights") not in (None, digest):
+        raise UnlabeledError(f"the self-distillation teacher {teacher.path} changed since this run started")
+    mine, theirs = spec.encoder.to_json(), teacher.config["encoder"]
+    if (mine["name"], mine["size"], mine["sample_shape"]) != (theirs["name"], theirs["size"], theirs["sample_shape"]):
+        raise UnlabeledError(f"the teacher {teacher.path} holds another architecture; it must match the student's")
+    try:
+        self_distil.attach(objective, self_distil.Teacher(teacher.encoder(), weight))
+    except ValueError as e:
+        raise UnlabeledError(str(e)) from None
+    return {"self_distil": weight, "teacher": str(teacher.path.resolve()), "teacher_weights": digest}
 
 
 def starting_run(spec: RunSpec) -> Run | None:
