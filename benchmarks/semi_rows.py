@@ -22,7 +22,14 @@ instead of a step count) and other probes and baselines, e.g. text (issue 25):
     python benchmarks/semi_rows.py --data fortunes --method mlm --batch 128 --minutes 15 \
         --fractions "" --shots 10 --probes linear,knn --baselines raw --work benchmarks/work/text
 
-Each bench writes to ``WORK/DATA/bench-METHOD`` (its score cache, ``bench.json`` and report).
+Each bench writes to ``WORK/DATA/bench-RUN`` (its score cache, ``bench.json`` and report).
+``--init RUN`` continues from another run (the new run is ``METHOD-from-RUN``), ``--also``
+benches finished runs beside it, and ``--split dev`` scores a development split instead of
+the test split: a seeded 20% of the train split (``_dev.py``; the encoders pretrained on the
+whole train split without labels, so they have seen its documents, never its labels):
+
+    python benchmarks/semi_rows.py --data wordnet --method simcse --init mlm --also mlm --batch 128 \
+        --minutes 15 --fractions 0.01,0.1 --probes linear --baselines raw --split dev --work benchmarks/work/text
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import os
 import time
 from pathlib import Path
 
+from _dev import dev_collection
 from _provenance import provenance
 
 import unlabeled as ul
@@ -54,6 +62,9 @@ def main() -> None:
     ap.add_argument("--probes", default="linear,ridge,knn,semi")
     ap.add_argument("--baselines", default="raw,supervised")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "semi")
+    ap.add_argument("--init", default=None, help="continue from this run (a name under WORK/DATA, or a path)")
+    ap.add_argument("--also", default="", help="other finished runs (names under WORK/DATA) benched beside it")
+    ap.add_argument("--split", choices=("test", "dev"), default="test", help="dev: score a development split")
     args = ap.parse_args()
     if (args.epochs is None) == (args.minutes is None):
         ap.error("give --epochs or --minutes")
@@ -64,7 +75,9 @@ def main() -> None:
     data = work / "data"
     if not data.exists():
         print(ul.import_source(args.data, data).summary(), flush=True)
-    out = work / args.method
+    init = None if args.init is None else (work / args.init if (work / args.init).exists() else Path(args.init))
+    name = args.method if init is None else f"{args.method}-from-{init.name}"
+    out = work / name
     t = time.perf_counter()
     if (out / "config.json").exists() and ul.open_run(out).finished:
         run = ul.open_run(out)  # pretrained already (the same fixed step count): only the bench is redone
@@ -78,19 +91,26 @@ def main() -> None:
             epochs=args.epochs,
             minutes=args.minutes,
             batch_size=args.batch,
+            init=init,
             overwrite=True,
         )
         print(f"pretrained: {run.step} steps in {time.perf_counter() - t:.0f} s", flush=True)
     t = time.perf_counter()
+    task = data
+    if args.split == "dev":  # a seeded 20% of the train split scored instead of the test split
+        col = ul.open_collection(data)
+        dev_size = len(col.indices(exclude="test")) // 5
+        task = dev_collection(col, work / "dev", dev_size, f"{col.name}-dev")
+    others = [ul.open_run(work / n) for n in args.also.split(",") if n]
     result = ul.bench(
-        run,
-        task=data,
+        [run, *others],
+        task=task,
         fractions=[float(f) for f in args.fractions.split(",") if f],
         shots=[int(k) for k in args.shots.split(",") if k],
         seeds=args.seeds,
         probes=args.probes.split(","),
         baselines=args.baselines.split(","),
-        out=work / f"bench-{args.method}",
+        out=work / (f"bench-{name}" + ("-dev" if args.split == "dev" else "")),
     )
     print(f"bench: {time.perf_counter() - t:.0f} s", flush=True)
     print(result.table())
