@@ -16,7 +16,6 @@ it rather than making it free.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -35,8 +34,7 @@ WORK = ROOT / "benchmarks" / "work" / "text"
 
 def losses(run: ul.Run) -> tuple[np.ndarray, np.ndarray, float]:
     """Logged steps, losses and the run's seconds."""
-    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "loss" in r]
+    rows = [r for r in run.metrics() if "loss" in r]
     return np.array([r["step"] for r in rows]), np.array([r["loss"] for r in rows]), float(rows[-1]["elapsed_s"])
 
 
@@ -78,11 +76,12 @@ def main() -> None:
         )  # fmt: skip
     s_steps, s_loss, s_time = losses(scratch)
     g_steps, g_loss, g_time = losses(grown)
-    _, _, t_time = losses(tiny)
+    _, t_loss, t_time = losses(tiny)
     target = smooth(s_loss, args.window)[-1]
     g_smooth = smooth(g_loss, args.window)
     reached = g_steps[np.argmax(g_smooth <= target)] if (g_smooth <= target).any() else None
     print(f"\nsmall from scratch: {s_steps[-1]} steps in {s_time:.0f} s, final MLM loss {target:.4f} (smoothed)")
+    print(f"tiny (the source): {tiny.step} steps in {t_time:.0f} s, final logged MLM loss {t_loss[-1]:.4f}")
     print(f"small grown from tiny ({tiny.step} steps, {t_time:.0f} s): {g_steps[-1]} steps in {g_time:.0f} s")
     print(f"  its first logged loss {g_loss[0]:.4f} (step {g_steps[0]}), final {g_smooth[-1]:.4f} (smoothed)")
     if reached is None:

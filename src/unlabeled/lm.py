@@ -129,6 +129,11 @@ def perplexity(
     }
 
 
+def as_file(texts: list[str]) -> bytes:
+    """The documents as a file holds them: UTF-8, one a line."""
+    return "".join(t + "\n" for t in texts).encode("utf-8")
+
+
 def compressor_bits_per_byte(texts: list[str]) -> dict[str, float]:
     """Bits per byte of the documents, one per line, under ``xz -9`` (LZMA preset 9, extreme)
     and ``zstd -19``: the anchors a language model's bits per byte is compared with."""
@@ -136,7 +141,7 @@ def compressor_bits_per_byte(texts: list[str]) -> dict[str, float]:
 
     import zstandard
 
-    raw = "".join(t + "\n" for t in texts).encode("utf-8")
+    raw = as_file(texts)
     xz = lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)
     zs = zstandard.ZstdCompressor(level=19).compress(raw)
     return {"xz -9e": 8 * len(xz) / len(raw), "zstd -19": 8 * len(zs) / len(raw), "bytes": float(len(raw))}
@@ -175,9 +180,10 @@ class ByteNGram:
         return self
 
     @staticmethod
-    def _lookup(keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _find(keys: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each key is in the sorted ``table``, and whether it is there."""
         at = np.searchsorted(table, keys).clip(0, len(table) - 1)
-        return np.where(table[at] == keys, values[at], 0)
+        return at, table[at] == keys
 
     def log2_probs(self, text: bytes) -> np.ndarray:
         """log2 P(byte | the bytes before it) of every byte of ``text`` but the first ``order - 1``."""
@@ -186,9 +192,10 @@ class ByteNGram:
         p = np.full(len(data) - skip, 1 / 256)
         for k, (grams, counts, ctx, total, distinct) in enumerate(self.tables):
             keys = self._grams(data, k)[skip - k :]
-            c_hw = self._lookup(keys, grams, counts)
-            c_h = self._lookup(keys >> 8, ctx, total)
-            u_h = self._lookup(keys >> 8, ctx, distinct)
+            at, seen = self._find(keys, grams)
+            c_hw = np.where(seen, counts[at], 0)
+            at, seen = self._find(keys >> 8, ctx)
+            c_h, u_h = np.where(seen, total[at], 0), np.where(seen, distinct[at], 0)
             p = np.where(c_h > 0, (c_hw + u_h * p) / np.maximum(c_h + u_h, 1), p)
         return np.log2(p)
 
@@ -196,12 +203,8 @@ class ByteNGram:
 def ngram_bits_per_byte(train: list[str], test: list[str], order: int = 6) -> float:
     """Bits per byte of ``test`` (documents one per line) under a :class:`ByteNGram` counted
     on ``train``; the first ``order - 1`` bytes are coded at 8 bits each."""
-
-    def raw(texts: list[str]) -> bytes:
-        return "".join(t + "\n" for t in texts).encode("utf-8")
-
-    model = ByteNGram(order).fit(raw(train))
-    data = raw(test)
+    model = ByteNGram(order).fit(as_file(train))
+    data = as_file(test)
     return float((-model.log2_probs(data).sum() + 8 * (order - 1)) / len(data))
 
 

@@ -66,6 +66,11 @@ class Shapes:
         self.copies = self.w1 // self.w0
 
 
+def _square(t: torch.Tensor, s: Shapes) -> torch.Tensor:
+    """A width x width weight (rows written to the residual stream, columns read from it)."""
+    return _widen(_widen(t, 0, s.w0, s.w1), 1, s.w0, s.w1, divide=True)
+
+
 def _block_param(rest: str, t: torch.Tensor, s: Shapes) -> torch.Tensor:
     """One parameter of a transformer block, widened. Residual-stream axes and the heads'
     concatenation both map by ``i mod width`` (heads are contiguous slices of it)."""
@@ -78,7 +83,7 @@ def _block_param(rest: str, t: torch.Tensor, s: Shapes) -> torch.Tensor:
     if rest == "qkv.bias":
         return torch.cat([_widen(part, 0, w0, w1) for part in t.chunk(3, 0)])
     if rest == "proj.weight":
-        return _widen(_widen(t, 0, w0, w1), 1, w0, w1, divide=True)
+        return _square(t, s)
     if rest == "mlp.0.weight":
         return _widen(_widen(t, 0, t.shape[0], t.shape[0] * s.copies), 1, w0, w1, divide=True)
     if rest == "mlp.0.bias":
@@ -96,14 +101,12 @@ def _other_param(key: str, t: torch.Tensor, s: Shapes, tied_norm: str | None) ->
     w0, w1 = s.w0, s.w1
     if key in _WIDEN_LAST:
         return _widen(t, t.dim() - 1, w0, w1)
-    if (
-        tied_norm is not None and key.rsplit(".", 1)[0] == tied_norm
-    ):  # the norm before a head tied to the embedding: logits stay the same
+    if key.rsplit(".", 1)[0] == tied_norm:  # the norm before a head tied to the embedding: logits stay the same
         return _widen(t, 0, w0, w1) / s.copies
     if key.endswith("trunk.norm.weight") or key.endswith("trunk.norm.bias"):
         return _widen(t, 0, w0, w1)
-    if key in ("transform.0.weight",):  # the MLM head's dense layer
-        return _widen(_widen(t, 0, w0, w1), 1, w0, w1, divide=True)
+    if key == "transform.0.weight":  # the MLM head's dense layer
+        return _square(t, s)
     if key == "transform.0.bias":
         return _widen(t, 0, w0, w1)
     if key == "out_bias":  # one per vocabulary entry
@@ -141,17 +144,12 @@ def grow_state(
         if m is None:
             out[key] = _other_param(key, t, s, tied)
             continue
-        if mode == "aki":
-            out[key] = _aki_block_param(m["rest"], *_pair(state, key, s), s)
+        if mode == "aki":  # the same parameter of the next block (the last block's own)
+            upper = state[f"{m['prefix']}{min(int(m['i']) + 1, s.d0 - 1)}.{m['rest']}"]
+            out[key] = _aki_block_param(m["rest"], t, upper, s)
         else:
             out[key] = _block_param(m["rest"], t, s)
     return _stack(out, s)
-
-
-def _pair(state: dict[str, torch.Tensor], key: str, s: Shapes) -> tuple[torch.Tensor, torch.Tensor]:
-    m = _BLOCK.match(key)
-    assert m is not None
-    return state[key], state[f"{m['prefix']}{min(int(m['i']) + 1, s.d0 - 1)}.{m['rest']}"]
 
 
 def _aki_block_param(rest: str, t: torch.Tensor, upper: torch.Tensor, s: Shapes) -> torch.Tensor:

@@ -39,6 +39,8 @@ class Objective(nn.Module):
     export = "encoder"
     # whether the trainer passes the batch's labels: ``loss(x, generator, y)``
     uses_labels = False
+    # the self-distillation penalty's teacher (objectives/self_distil.py), when one is given
+    self_distil: Any = None
 
     def __init__(self, encoder: nn.Module, modality: Any) -> None:
         super().__init__()
@@ -50,10 +52,9 @@ class Objective(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator, *labels: torch.Tensor):
         loss, logs = self.loss(x, generator, *labels)
-        teacher = self.__dict__.get("self_distil")  # self-distillation (objectives/self_distil.py)
-        if teacher is not None:
-            penalty = teacher.penalty(self.encoder, x)
-            loss = loss + teacher.weight * penalty
+        if self.self_distil is not None:
+            penalty = self.self_distil.penalty(self.encoder, x)
+            loss = loss + self.self_distil.weight * penalty
             logs = {**logs, "self_distil": penalty.detach()}
         return loss, logs
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlabeled.modalities.text import PAD
+
 OPTIONS = ("self_distil", "teacher", "teacher_weights")
 
 
@@ -33,8 +35,9 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 class Teacher:
-    """A frozen encoder and the penalty's weight. Deliberately not an ``nn.Module`` attribute
-    of the objective: its weights stay out of the run's state dict and checkpoints."""
+    """A frozen encoder and the penalty's weight, set as an objective's ``self_distil``, where
+    :meth:`Objective.forward` adds ``weight * penalty``. Not an ``nn.Module``: its weights stay
+    out of the run's state dict and checkpoints."""
 
     def __init__(self, encoder: nn.Module, weight: float) -> None:
         if weight <= 0:
@@ -55,11 +58,6 @@ class Teacher:
             student.train(was)
         diff = F.mse_loss(out.float(), target.float(), reduction="none").mean(-1)
         if getattr(student, "vocab", 0):
-            real = (x != 0).to(diff.dtype)
+            real = (x != PAD).to(diff.dtype)
             return (diff * real).sum() / real.sum().clamp(min=1)
         return diff.mean()
-
-
-def attach(objective: nn.Module, teacher: Teacher) -> None:
-    """Give ``objective`` the penalty: :meth:`Objective.forward` adds ``weight * penalty``."""
-    objective.self_distil = teacher

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from unlabeled._console import UnlabeledError, info
@@ -12,8 +13,8 @@ from unlabeled.models.grow import MODES, TIED_NORMS, grow_state
 from unlabeled.models.transformer import TRANSFORMER_SIZES
 from unlabeled.runs import TRAINING_IDS, Run, open_run
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.run import build, claim_run_dir
-from unlabeled.train.spec import RunSpec, file_hash
+from unlabeled.train.run import build, claim_run_dir, start_point
+from unlabeled.train.spec import RunSpec
 
 
 def _check(src: Run, size: str, mode: str) -> None:
@@ -56,12 +57,7 @@ def grow(
     except ValueError as e:
         raise UnlabeledError(f"grow {old_size} -> {size}: {e}") from None
     config["encoder"]["size"] = size
-    config["init"] = {
-        "run": str(src.path.resolve()),
-        "step": src.step,
-        "loaded": f"grown from {old_size} ({mode})",
-        "weights": file_hash(src.path / ckpt.MODEL_FILE),
-    }
+    config["init"] = replace(start_point(src), loaded=f"grown from {old_size} ({mode})").to_json()
     config["grown"] = {"from_size": old_size, "size": size, "mode": mode}
     objective, _ = build(RunSpec.from_config(config))
     objective.load_state_dict(state)  # strict: every weight of the larger model is there, of its shape

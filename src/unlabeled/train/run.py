@@ -220,7 +220,7 @@ def with_teacher(objective: Objective, spec: RunSpec, options: dict[str, Any]) -
     if (mine["name"], mine["size"], mine["sample_shape"]) != (theirs["name"], theirs["size"], theirs["sample_shape"]):
         raise UnlabeledError(f"the teacher {teacher.path} holds another architecture; it must match the student's")
     try:
-        self_distil.attach(objective, self_distil.Teacher(teacher.encoder(), weight))
+        objective.self_distil = self_distil.Teacher(teacher.encoder(), weight)
     except ValueError as e:
         raise UnlabeledError(str(e)) from None
     return {"self_distil": weight, "teacher": str(teacher.path.resolve()), "teacher_weights": digest}
