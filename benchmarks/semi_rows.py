@@ -35,6 +35,7 @@ whole train split without labels, so they have seen its documents, never its lab
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -65,6 +66,8 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="continue from this run (a name under WORK/DATA, or a path)")
     ap.add_argument("--also", default="", help="other finished runs (names under WORK/DATA) benched beside it")
     ap.add_argument("--split", choices=("test", "dev"), default="test", help="dev: score a development split")
+    ap.add_argument("--encoder-option", action="append", default=[], help="NAME=VALUE for the new run's encoder")
+    ap.add_argument("--pools", default="", help="other poolings of the same weights benched beside it (a choice on dev)")
     args = ap.parse_args()
     if (args.epochs is None) == (args.minutes is None):
         ap.error("give --epochs or --minutes")
@@ -76,7 +79,9 @@ def main() -> None:
     if not data.exists():
         print(ul.import_source(args.data, data).summary(), flush=True)
     init = None if args.init is None else (work / args.init if (work / args.init).exists() else Path(args.init))
-    name = args.method if init is None else f"{args.method}-from-{init.name}"
+    options = dict(o.split("=", 1) for o in args.encoder_option)
+    name = "-".join([args.method, *(f"{k}-{v}" for k, v in options.items())])
+    name = name if init is None else f"{name}-from-{init.name}"
     out = work / name
     t = time.perf_counter()
     if (out / "config.json").exists() and ul.open_run(out).finished:
@@ -92,6 +97,7 @@ def main() -> None:
             minutes=args.minutes,
             batch_size=args.batch,
             init=init,
+            encoder_options=options or None,
             overwrite=True,
         )
         print(f"pretrained: {run.step} steps in {time.perf_counter() - t:.0f} s", flush=True)
@@ -102,6 +108,7 @@ def main() -> None:
         dev_size = len(col.indices(exclude="test")) // 5
         task = dev_collection(col, work / "dev", dev_size, f"{col.name}-dev")
     others = [ul.open_run(work / n) for n in args.also.split(",") if n]
+    others += [repooled(run, p) for p in args.pools.split(",") if p]
     result = ul.bench(
         [run, *others],
         task=task,
@@ -114,6 +121,21 @@ def main() -> None:
     )
     print(f"bench: {time.perf_counter() - t:.0f} s", flush=True)
     print(result.table())
+
+
+def repooled(run: ul.Run, pool: str) -> ul.Run:
+    """The run's weights under another embedding pool (``NAME-pool-POOL`` beside it: its files
+    linked, its config with the pool changed), for choosing the pool on a development split
+    without pretraining again; the pool is part of the run's digest, so the bench scores it anew."""
+    out = run.path.parent / f"{run.path.name}-pool-{pool}"
+    out.mkdir(exist_ok=True)
+    for f in run.path.iterdir():
+        if f.name != "config.json" and not (out / f.name).exists():
+            (out / f.name).symlink_to(f.resolve())
+    config = json.loads((run.path / "config.json").read_text())
+    config["encoder"].setdefault("options", {})["pool"] = pool
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return ul.open_run(out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from unlabeled import UnlabeledError
 from unlabeled.modalities.series import SeriesModality
@@ -72,6 +73,29 @@ def test_stats_pool_of_padded_series():
         x = series.prepare(np.random.default_rng(0).normal(size=(4, 1, 64)).astype(np.float32), "cpu")
         loss, _ = obj.loss(x, torch.Generator().manual_seed(0))
         assert torch.isfinite(loss)
+
+
+def test_layers_pool_is_every_layers_token_mean_of_the_real_tokens():
+    """``pool="layers"``: the token mean of the input and of each block's output (layer-normed)
+    and the final output, side by side; padding tokens are left out and the last slice is the
+    default mean pool of the same weights."""
+    torch.manual_seed(0)
+    enc = PatchTransformer((16,), "tiny", pool="layers", vocab=50).eval()
+    depth = len(enc.trunk.blocks)
+    assert enc.dim == (depth + 1) * enc.width
+    ids = torch.randint(1, 50, (2, 16))
+    ids[0, 9:] = 0  # sample 0: 9 real tokens
+    with torch.no_grad():
+        got = enc.embed(ids)
+        x, _ = enc.tokenize(ids[:1, :9])
+        want = []
+        for blk in enc.trunk.blocks:
+            want.append(F.layer_norm(x, x.shape[-1:]).mean(1))
+            x = blk(x)
+        want.append(enc.trunk.norm(x).mean(1))
+        torch.testing.assert_close(got[:1], torch.cat(want, 1), rtol=1e-4, atol=1e-5)
+        enc.pool = "mean"
+        torch.testing.assert_close(got[:, -enc.width :], enc.embed(ids), rtol=1e-5, atol=1e-6)
 
 
 def test_class_token_and_learned_positions():

@@ -22,7 +22,7 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``prepare`` gives, without the batch axis); every encoder has ``dim``,
     ``forward(x) -> tokens`` and ``embed(x) -> (batch, dim)``.
 
-    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls or stats),
+    Options: for the transformer ``patch`` (one size per axis), ``pool`` (mean, cls, stats or layers),
     ``positions`` (sincos or learned) and ``bias`` (biases in the blocks' linear layers, true or
     false); for the tcn (series) ``pool`` (max or stats), ``diff`` (orders of time differences
     read beside the series, 0 to 2) and ``layers`` (how many of the last blocks the embedding

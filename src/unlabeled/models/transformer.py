@@ -12,6 +12,8 @@ mean, maximum and standard deviation of the tokens side by side (3 x width), the
 pooling of speaker embeddings (Snyder et al. 2018, "X-vectors") with the max of TS2Vec (Yue et
 al. 2022). On the UCR sets MAE features gain 3-5 points of linear-probe accuracy from it
 (benchmarks/HISTORY.md): a token mean washes out where in a series a shape occurs and how strongly.
+``layers``: the token mean of every layer side by side ((depth + 1) x width), for frozen
+probes on models whose last layer serves the pretraining loss more than the probe (an MLM's).
 
 Padding: a patch whose every input value is NaN is a padding token (a series shorter than
 the batch's length, say). Padding tokens are never attended to and are left out of the mean
@@ -38,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POOLS = ("mean", "cls", "stats")
+POOLS = ("mean", "cls", "stats", "layers")
 # name -> (width, depth, heads)
 TRANSFORMER_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (128, 4, 4),
@@ -118,13 +120,23 @@ class Blocks(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, bias=bias, dropout=dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        pad: torch.Tensor | None = None,
+        causal: bool = False,
+        states: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The blocks and the final norm; ``states``, where given, receives the input and each
+        block's output but the last (the residual stream before the final norm)."""
         attend = attention_mask(pad)
         if causal:
             n = x.shape[1]
             past = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None, None]
             attend = past if attend is None else attend & past
         for blk in self.blocks:
+            if states is not None:
+                states.append(x)
             x = blk(x, attend)
         return self.norm(x)
 
@@ -146,7 +158,8 @@ class PatchTransformer(nn.Module):
 
     ``forward(x) -> (B, N, width)`` patch tokens; ``embed(x) -> (B, dim)``: the mean of the
     non-padding tokens, the class token with ``pool="cls"`` (``dim == width`` for both), or
-    their mean, max and standard deviation with ``pool="stats"`` (``dim == 3 * width``)."""
+    their mean, max and standard deviation with ``pool="stats"`` (``dim == 3 * width``), or
+    the token mean of every layer with ``pool="layers"`` (``dim == (depth + 1) * width``)."""
 
     def __init__(
         self,
@@ -184,7 +197,7 @@ class PatchTransformer(nn.Module):
             raise ValueError(f"patch {patch} does not match the {len(spatial)} axes of shape {tuple(input_shape)}")
         dim, depth, heads = TRANSFORMER_SIZES[size]
         self.input_shape, self.patch, self.pool, self.width = (channels, *spatial), patch, pool, dim
-        self.dim = dim * (3 if pool == "stats" else 1)
+        self.dim = dim * {"stats": 3, "layers": depth + 1}.get(pool, 1)
         self.grid = tuple(math.ceil(s / p) for s, p in zip(spatial, patch, strict=True))
         self.num_patches = math.prod(self.grid)
         self.patch_dim = channels * math.prod(patch)
@@ -252,14 +265,16 @@ class PatchTransformer(nn.Module):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2).contiguous()
         return tokens + self.pos.to(tokens.dtype), pad
 
-    def run(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+    def run(
+        self, tokens: torch.Tensor, pad: torch.Tensor | None = None, states: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """The blocks and final norm over ``tokens`` (any subset of a sample's patch tokens),
-        with the class token first when ``pool="cls"``."""
+        with the class token first when ``pool="cls"``; ``states`` as :class:`Blocks` fills it."""
         if self.cls is not None:
             tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], 1)
             if pad is not None:
                 pad = F.pad(pad, (1, 0), value=False)
-        return self.trunk(tokens, pad, self.causal)
+        return self.trunk(tokens, pad, self.causal, states)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens, pad = self.tokenize(x)
@@ -267,9 +282,12 @@ class PatchTransformer(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         tokens, pad = self.tokenize(x)
-        out = self.run(tokens, pad)
+        states: list[torch.Tensor] | None = [] if self.pool == "layers" else None
+        out = self.run(tokens, pad, states)
         if self.cls is not None:
             return out[:, 0]
+        if states is not None:
+            return layer_means(states, out, pad)
         return token_stats(out, pad) if self.pool == "stats" else pool_tokens(out, pad)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -293,6 +311,16 @@ def pool_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         return tokens.mean(1)
     keep = (~pad).unsqueeze(-1).to(tokens.dtype)
     return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
+def layer_means(states: Sequence[torch.Tensor], out: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    """Token means of every layer side by side, (B, (depth + 1) * width): the input tokens and
+    each inner residual stream, layer-normed without weights so that no layer's scale drowns
+    the others, then the final output. The lower layers keep what the last one, trained to
+    predict single tokens, drops (SimCSE, Gao et al. 2021, found first-and-last-layer averages
+    better than the last layer alone for BERT's sentence embeddings)."""
+    normed = [F.layer_norm(s, s.shape[-1:]) for s in states]
+    return torch.cat([pool_tokens(t, pad) for t in (*normed, out)], 1)
 
 
 def max_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
