@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--also", default="", help="other finished runs (names under WORK/DATA) benched beside it")
     ap.add_argument("--split", choices=("test", "dev"), default="test", help="dev: score a development split")
     ap.add_argument("--encoder-option", action="append", default=[], help="NAME=VALUE for the new run's encoder")
-    ap.add_argument("--pools", default="", help="other poolings of the same weights benched beside it (a choice on dev)")
+    ap.add_argument("--pools", default="", help="other pools of the same weights, benched beside it")
     args = ap.parse_args()
     if (args.epochs is None) == (args.minutes is None):
         ap.error("give --epochs or --minutes")
