@@ -586,6 +586,7 @@ def _wait_for(what, seconds: float = 300.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_a_second_process_cannot_write_a_run_in_progress(cli, tiny, tmp_path):
     out = tmp_path / "run"
     first = subprocess.Popen(
@@ -648,6 +649,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(failing, cli, ti
     assert ul.open_run(out).finished and ul.open_run(out).step == 6
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_during_a_checkpoint_keeps_the_previous_one(tiny, run_copy):
     """The kernel's own refusal (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC), in a process
     that resumes a finished run and so rewrites its checkpoint."""

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ENV = {**os.environ, "UNLABELED_QUIET": "1"}
 
 
@@ -15,11 +17,13 @@ def cli(*args, check=True):
     return p
 
 
+@pytest.mark.slow
 def test_datasets_lists_builtins():
     out = cli("datasets").stderr
     assert "fashion-mnist" in out and "digits" in out
 
 
+@pytest.mark.slow
 def test_bad_sources_exit_non_zero(tmp_path):
     p = cli("import", tmp_path / "missing", tmp_path / "c", check=False)
     assert p.returncode != 0 and "source not found" in p.stderr
@@ -29,6 +33,7 @@ def test_bad_sources_exit_non_zero(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_whole_path_on_digits(tmp_path):
     cli("import", "digits", tmp_path / "digits")
     p = cli("import", "digits", tmp_path / "digits", check=False)
@@ -68,6 +73,7 @@ def test_settings_parse_numbers_lists_and_strings():
     }
 
 
+@pytest.mark.slow
 def test_pretrain_options_reach_the_run(digits, tmp_path):
     cli(
         "pretrain",
@@ -92,6 +98,7 @@ def test_pretrain_options_reach_the_run(digits, tmp_path):
     assert p.returncode == 2 and "wobble" in p.stderr
 
 
+@pytest.mark.slow
 def test_series_path_with_mae_and_the_transformer(tmp_path):
     out = cli("import", "ucr:GunPoint", tmp_path / "gunpoint").stderr
     assert "modality: series" in out and "train 50" in out
@@ -181,6 +188,7 @@ def test_series_path_with_mae_and_the_transformer(tmp_path):
     assert "/m +" in out and (tmp_path / "sc" / "scaling.html").is_file()
 
 
+@pytest.mark.slow
 def test_finetune_forget_verify_log(tmp_path, fmnist_small):
     cli("finetune", "--task", fmnist_small.path, "--out", tmp_path / "clf", "--epochs", "1")
     ids = (tmp_path / "clf" / "training-ids.txt").read_text().splitlines()[:50]
@@ -207,6 +215,7 @@ def test_finetune_forget_verify_log(tmp_path, fmnist_small):
     assert p.returncode == 2 and "does not exist" in p.stderr
 
 
+@pytest.mark.slow
 def test_selftrain_from_the_command_line(tmp_path, fmnist_small):
     out = tmp_path / "st"
     args = ["selftrain", "--task", fmnist_small.path, "--out", out, "--shots", "3", "--size", "tiny"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from unlabeled.demo import FP32_VIEW_SIZE, demo_augment
 
@@ -18,6 +19,7 @@ def _write_idx(path, array):
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     src = tmp_path / "idx"
     src.mkdir()

@@ -25,6 +25,7 @@ def test_selection_on_text_embeddings_writes_a_text_collection_of_train_glosses(
     assert list(chosen.get(np.arange(20))) == list(wordnet_small.get(pos))
 
 
+@pytest.mark.slow
 def test_retraining_a_text_classifier_without_a_category_forgets_it(wordnet_small, mlm, tmp_path):
     clf = ul.finetune(mlm, wordnet_small, tmp_path / "clf", epochs=4)
     forgot = ul.forget(clf, method="retrain", class_="noun.artifact", out=tmp_path / "forgot", ancestors="keep")

@@ -16,6 +16,7 @@ def result(run, fmnist_small):
     return ul.bench(run, fmnist_small, fractions=[0.05, 1.0], shots=[5], seeds=2, baselines=["raw", "random-init"])
 
 
+@pytest.mark.slow
 def test_rows_have_every_model_probe_and_setting(result):
     doc = json.loads(result.json_path.read_text())
     assert doc["rows"] == result.rows and doc["unified"] == result.unified
@@ -36,6 +37,7 @@ def test_rows_have_every_model_probe_and_setting(result):
     assert result.unified["raw"] == 0 and min(result.unified.values()) >= -1 and max(result.unified.values()) <= 1
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(result):
     page = result.report_path.read_text()
     assert page.count("data:image/png;base64,") >= 3 and "class='results'" in page and "id='unified'" in page
@@ -44,6 +46,7 @@ def test_report_is_self_contained(result):
     assert "simclr" in page and "random-init" in page
 
 
+@pytest.mark.slow
 def test_table_and_errors(result, fmnist_small, gunpoint):
     table = result.table()
     assert "5-shot" in table and "5%" in table and "unified score" in table
@@ -63,6 +66,7 @@ def test_table_and_errors(result, fmnist_small, gunpoint):
         ul.bench(run, fmnist_small, suite="ucr-small")
 
 
+@pytest.mark.slow
 def test_other_image_sizes_are_adapted_and_a_seed_repeats_exactly(run, digits, tmp_path):
     """8x8 digits through an encoder of 28x28 images: resized on the way in; the same seed
     gives the same numbers twice."""
@@ -74,6 +78,7 @@ def test_other_image_sizes_are_adapted_and_a_seed_repeats_exactly(run, digits, t
     assert a.embeddings[("digits", "simclr")][0].shape[1] == run.encode(digits, np.arange(2)).shape[1]
 
 
+@pytest.mark.slow
 def test_a_suite_file_with_relative_sources(run, fmnist_small, tmp_path):
     import shutil
 
@@ -102,6 +107,7 @@ def test_a_suite_file_with_relative_sources(run, fmnist_small, tmp_path):
         ul.bench(run, suite="nope")
 
 
+@pytest.mark.slow
 def test_ucr_small_suite_with_one_series_encoder(gunpoint, tmp_path):
     """The built-in suite: other lengths resampled, multivariate sets one channel at a time,
     a regression task scored by MAE, k-shot skipped where there are no classes."""
@@ -128,6 +134,7 @@ def test_ucr_small_suite_with_one_series_encoder(gunpoint, tmp_path):
     assert r.embeddings[("BasicMotions", "mae")][0].shape[1] == 6 * run.encode(gunpoint, np.arange(1)).shape[1]
 
 
+@pytest.mark.slow
 def test_a_series_bench_shows_minirocket_beside_the_encoder_and_an_image_bench_does_not(gunpoint, digits, tmp_path):
     """MiniRocket's features (fitted on the train split, no labels) under the same probe and
     label draws: on GunPoint they separate the two classes almost perfectly, far above chance
@@ -142,6 +149,7 @@ def test_a_series_bench_shows_minirocket_beside_the_encoder_and_an_image_bench_d
     assert "minirocket" not in {x["model"] for x in ul.bench(image_run, digits, out=tmp_path / "img-out", **kw).rows}
 
 
+@pytest.mark.slow
 def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
     """LoRA on the pretrained encoder beside the same architecture trained from scratch on the
     same labels; their learning rates and epochs are chosen on the validation split."""
@@ -159,6 +167,7 @@ def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
         assert x["mean"] > 0.6  # GunPoint's two classes, 50 labels (chance 0.5)
 
 
+@pytest.mark.slow
 def test_an_interrupted_bench_resumes_from_its_finished_fits(run, digits, tmp_path, monkeypatch):
     import sys
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import unlabeled as ul
 from unlabeled.data.collection import INDEX_FILE
@@ -42,6 +43,7 @@ def scores(result) -> dict:
     return {(r["model"], r["probe"], r["setting"]): r["scores"] for r in result.rows}
 
 
+@pytest.mark.slow
 def test_a_run_overwritten_in_place_is_fitted_anew(digits, tmp_path, monkeypatch):
     folder, out = tmp_path / "run", tmp_path / "out"
     run = ul.pretrain(digits, folder, epochs=1, batch_size=64, seed=0)
@@ -58,6 +60,7 @@ def test_a_run_overwritten_in_place_is_fitted_anew(digits, tmp_path, monkeypatch
     assert len(calls) == 3 and scores(second) == scores(fresh) != scores(first)
 
 
+@pytest.mark.slow
 def test_a_relabelled_or_resplit_collection_is_fitted_anew(digits, tmp_path, monkeypatch):
     """Relabelled and re-split with the counts kept (the same number of train samples, of
     each class): only the labels and the split's members differ."""

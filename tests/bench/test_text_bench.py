@@ -26,6 +26,7 @@ def test_tfidf_is_fitted_on_the_train_split_alone(tmp_path):
     assert X[50:].nnz < X[:10].nnz
 
 
+@pytest.mark.slow
 def test_sparse_features_go_through_the_linear_and_knn_probes(wordnet_small):
     col = wordnet_small
     train, test = col.indices("train"), col.indices("test")

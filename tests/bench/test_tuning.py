@@ -127,6 +127,7 @@ def test_regression_of_mean_intensity_beats_the_mean(runs, data):
         probe.predict_proba(X_test)
 
 
+@pytest.mark.slow
 def test_tune_picks_an_lr_of_the_grid_and_an_epoch(runs, data):
     (X, y), (Xv, yv) = data["fit"], data["val"]
     params = tune(

@@ -37,6 +37,7 @@ def test_finetune_learns_and_records_its_training_ids(clf, fmnist_small):
     assert _accuracy(clf, fmnist_small, fmnist_small.indices("test")) > 0.6  # ten classes: chance is 0.1
 
 
+@pytest.mark.slow
 def test_finetune_from_a_pretrained_run(tmp_path, fmnist_small):
     run = ul.pretrain(fmnist_small, tmp_path / "pre", epochs=1, batch_size=128)
     clf = finetune(run, fmnist_small, tmp_path / "ft", epochs=1)
@@ -83,6 +84,7 @@ def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, retrain
     assert _accuracy(out, task, others) > 0.3
 
 
+@pytest.mark.slow
 def test_verify_against_retraining(clf, tmp_path, fmnist_small):
     ids = clf.training_ids()[::10]  # random-ish 10%
     out = forget(clf, method="npo", ids=ids, out=tmp_path / "npo", epochs=3)

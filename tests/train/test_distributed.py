@@ -89,6 +89,7 @@ def _run(world: int, data, out, batch: int) -> None:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_path):
     _run(2, fmnist_small.path, tmp_path / "ddp", batch=32)
     _run(1, fmnist_small.path, tmp_path / "one", batch=64)
@@ -127,6 +128,7 @@ def test_nt_xent_without_a_group_is_the_batch_loss():
     assert torch.equal(nt_xent(z1, z2, 0.5)[0], nt_xent(z1, z2, 0.5, gather=False)[0])
 
 
+@pytest.mark.slow
 def test_torchrun_pretrain_and_resume(fmnist_small, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "UNLABELED_QUIET": "1", "OMP_NUM_THREADS": "1"}

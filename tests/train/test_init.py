@@ -45,6 +45,7 @@ def test_continues_from_every_weight_on_series_of_another_length(tmp_path, gunpo
     assert not torch.equal(moved.encoder().input_fc.weight, ts2vec_run.encoder().input_fc.weight)
 
 
+@pytest.mark.slow
 def test_from_the_command_line(tmp_path, gunpoint, ts2vec_run):
     import subprocess
     import sys

@@ -75,6 +75,7 @@ def test_run_directory(fmnist_small, tmp_path):
         ul.pretrain(fmnist_small, tmp_path / "r", **FAST)
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
     straight = ul.pretrain(fmnist_small, tmp_path / "a", checkpoint_steps=5, **FAST)
     real_step = Trainer._step
@@ -215,6 +216,7 @@ def test_a_run_resumed_before_its_budget_is_fixed_refits_where_the_uninterrupted
     assert resumed.step == straight and [total for _, total in counts] == left
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_from_the_cli(fmnist_small, tmp_path):
     out = tmp_path / "r"
     args = [
@@ -267,6 +269,7 @@ def test_snapshots_keep_weights_along_the_way(fmnist_small, tmp_path):
     assert set(w) == set(ckpt.load_weights(run.path / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_compile_option_trains_the_same_model(digits, tmp_path):
     kw = dict(epochs=1, batch_size=128, precision="fp32")
     eager = ul.pretrain(digits, tmp_path / "eager", **kw)
@@ -326,6 +329,7 @@ print(json.dumps({"tuned": tuned, "mapped": live.hblkhd - before.hblkhd, "kept":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tuning is glibc's mallopt; other libcs keep theirs")
 def test_keep_freed_memory_keeps_a_large_block_for_reuse():
     """glibc's own statistics (no timing, no page-fault counts): by default a 64 MiB tensor is
