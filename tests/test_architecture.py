@@ -23,6 +23,7 @@ ENTRY_POINTS = {
     "selftrain",
     "bench",
     "select",
+    "curate",
     "forget",
     "scaling",
     "import_source",

@@ -9,6 +9,7 @@ result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
 from unlabeled._console import UnlabeledError
 from unlabeled._version import __version__
 from unlabeled.bench import BenchResult, bench
+from unlabeled.curate import curate, curate_explain
 from unlabeled.data import Collection, ImportReport, import_source, open_collection
 from unlabeled.forget import forget, verify
 from unlabeled.lm import generate, perplexity
@@ -28,6 +29,8 @@ __all__ = [
     "UnlabeledError",
     "__version__",
     "bench",
+    "curate",
+    "curate_explain",
     "distil",
     "embed",
     "finetune",

@@ -33,7 +33,7 @@ from unlabeled.train.pretrain import pretrain as run_pretrain
 from unlabeled.train.selftrain import selftrain
 
 app = typer.Typer(
-    help="Learn from unlabeled data: import, pretrain, embed, select, bench, scaling, finetune, distil, "
+    help="Learn from unlabeled data: import, curate, pretrain, embed, select, bench, scaling, finetune, distil, "
     "selftrain, forget, grow, generate, perplexity.",
     no_args_is_help=True,
     add_completion=False,
@@ -243,6 +243,47 @@ def select_(
         overwrite=overwrite,
     )
     console.print(f"selected {len(col)} samples -> {col.path} (see {col.path / 'selection.json'})")
+
+
+@app.command("curate")
+def curate_(
+    source: Annotated[
+        Path | None,
+        typer.Argument(help="text collection, or files `import` reads as text (.txt/.md/.jsonl/.csv/.parquet)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the curated text collection")] = None,
+    languages: Annotated[str | None, typer.Option(help="languages to keep, comma-separated ISO 639-1 (en,de)")] = None,
+    lid_threshold: Annotated[float, typer.Option(help="least language-ID probability to keep a document")] = 0.65,
+    steps: Annotated[str, typer.Option(help="some of lid,dedup,quality (in that order)")] = "lid,dedup,quality",
+    option: Annotated[
+        list[str] | None, typer.Option(help="filter setting FILTER.NAME=VALUE (gopher_quality.min_doc_words=5)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="tasks run at once (datatrove's local executor)")] = 1,
+    tasks: Annotated[int | None, typer.Option(help="shards of the work (default: --workers)")] = None,
+    text_column: Annotated[str | None, typer.Option(help="the text column of a CSV/Parquet/JSONL source")] = None,
+    explain: Annotated[Path | None, typer.Option(help="print what curated this collection: kept, removed, why")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """Curate a text corpus as FineWeb2 does: language ID, MinHash dedup, quality filters, weights."""
+    from unlabeled.curate import curate, curate_explain
+
+    if explain is not None:
+        console.print(escape(curate_explain(explain)))
+        return
+    if source is None or out is None:
+        raise UnlabeledError("curate takes SOURCE and --out (or --explain COLLECTION)")
+    curate(
+        source,
+        out,
+        languages=[x.strip() for x in languages.split(",") if x.strip()] if languages else None,
+        lid_threshold=lid_threshold,
+        steps=[x.strip() for x in steps.split(",") if x.strip()],
+        options=parse_settings(option, "--option"),
+        workers=workers,
+        tasks=tasks,
+        text_column=text_column,
+        overwrite=overwrite,
+    )
 
 
 @app.command("finetune")

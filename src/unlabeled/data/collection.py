@@ -544,5 +544,10 @@ class CollectionWriter:
         move_into_place(self._tmp, self.dest)
         return Collection(self.dest)
 
+    def side_file(self, name: str) -> Path:
+        """A path inside the collection being written, for a file that goes with it (a record
+        of how it was made): :meth:`close` moves it into place with the rest."""
+        return self._tmp / name
+
     def abort(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""Curating text corpora (FineWeb2's pipeline on datatrove): ``curate`` and ``explain``.
+
+import unlabeled as ul
+clean = ul.curate("crawl/", "data/clean", languages=["en", "de"])
+print(ul.curate_explain("data/clean"))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from unlabeled.curate.pipeline import STEPS, CurationRequest, read_summary, run_curation
+from unlabeled.curate.records import explain
+from unlabeled.data.collection import Collection
+
+
+def curate(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    languages: Sequence[str] | None = None,
+    lid_threshold: float = 0.65,
+    steps: Sequence[str] = STEPS,
+    options: dict[str, Any] | None = None,
+    workers: int = 1,
+    tasks: int | None = None,
+    text_column: str | None = None,
+    overwrite: bool = False,
+) -> Collection:
+    """Clean a text corpus (a text collection, or anything ``import`` reads as text) into a
+    collection at ``out``: language identification (``languages`` kept, ``lid_threshold`` the
+    least confidence), MinHash near-duplicate removal and quality filters with each language's
+    own thresholds (FineWeb2, Penedo et al. 2025), each of ``steps`` optional; ``options``
+    sets a filter's threshold for every language (``{"gopher_quality.min_doc_words": 5}``).
+    ``workers`` tasks run at once, of ``tasks`` (default: ``workers``). The collection holds
+    ``curation.parquet`` (a row per input document: language, score, kept, step, reason,
+    cluster, weight) and ``curation.json`` (what :func:`curate_explain` prints). Run again after
+    an interruption, it continues from the completed tasks."""
+    req = CurationRequest(
+        source=str(source),
+        out=str(out),
+        languages=list(languages) if languages else None,
+        lid_threshold=float(lid_threshold),
+        steps=list(steps),
+        options=dict(options or {}),
+        tasks=int(tasks or workers),
+        workers=int(workers),
+        text_column=text_column,
+    )
+    return run_curation(req, overwrite=overwrite)
+
+
+def curate_explain(path: str | os.PathLike[str]) -> str:
+    """Per step of the curation that made the collection at ``path``: documents in, removed,
+    why, and examples of each reason."""
+    return explain(read_summary(path))
+
+
+__all__ = ["curate", "curate_explain"]

@@ -1,0 +1,303 @@
+"""``curate``: a text collection cleaned as FineWeb2 cleans the web (Penedo et al. 2025) —
+language identification, MinHash near-duplicate removal, quality filters with each language's
+own thresholds, and rehydration weights — run by datatrove's executors, so the same pipeline
+runs on a cluster.
+
+The stages, each a datatrove executor over ``tasks`` shards (``workers`` at once):
+
+1. read the collection, identify each document's language (:class:`~.steps.LanguageID`) and
+   write the kept documents as JSONL;
+2. MinHash signatures, buckets and clusters (datatrove's four stages, 5-grams, 14 bands of 8
+   hashes, as FineWeb), remembering each cluster's size;
+3. the duplicate filter (one document of each cluster kept), then the quality filters with the
+   thresholds from step 1's documents (:mod:`~.thresholds`).
+
+Everything happens in ``.NAME.curate`` beside the output, so an interrupted run continues from
+datatrove's completed tasks when run again with the same request; the output collection is
+written (atomically) only at the end, with ``curation.parquet`` (one row per input document:
+id, language, score, kept, step, reason, cluster, weight) and ``curation.json`` (the request,
+the per-step counts and reasons, examples of what each removed) inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from unlabeled._console import UnlabeledError, console, info, progress
+from unlabeled.curate.records import assemble, explain, read_jsonl
+from unlabeled.curate.thresholds import language_settings, parse_options
+from unlabeled.data.collection import Collection, CollectionWriter, open_collection
+
+STEPS = ("lid", "dedup", "quality")
+QUALITY = ("gopher_repetition", "fineweb_quality", "gopher_quality")
+RECORDS_FILE = "curation.parquet"
+SUMMARY_FILE = "curation.json"
+SAMPLE_PER_LANGUAGE = 5000  # documents of each language its thresholds are computed from
+
+
+@dataclass
+class CurationRequest:
+    """What ``curate`` was asked; the work folder is reused only for the same request."""
+
+    source: str
+    out: str
+    languages: list[str] | None = None
+    lid_threshold: float = 0.65  # FineWeb's fastText threshold for English
+    steps: list[str] = field(default_factory=lambda: list(STEPS))
+    options: dict[str, Any] = field(default_factory=dict)
+    tasks: int = 1
+    workers: int = 1
+    text_column: str | None = None
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _executor(pipeline: list[Any], req: CurationRequest, logs: Path, tasks: int | None = None) -> Any:
+    from datatrove.executor import LocalPipelineExecutor
+
+    tasks = tasks or req.tasks
+    return LocalPipelineExecutor(
+        pipeline, tasks=tasks, workers=min(req.workers, tasks), logging_dir=str(logs), start_method="spawn"
+    )
+
+
+def _run_stage(name: str, executor: Any, total: int, counts: Path) -> None:
+    """Run a datatrove executor in a thread, with a progress bar over ``total`` documents from
+    the per-rank counts its :class:`~.steps.Count` step writes to ``counts``; a failed task is
+    one error naming its log."""
+    from rich.progress import TextColumn
+
+    counts.mkdir(parents=True, exist_ok=True)
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            executor.run()
+        except BaseException as e:  # re-raised in the calling thread
+            failure.append(e)
+
+    thread = threading.Thread(target=target, daemon=True)
+    start = time.perf_counter()
+    with progress(TextColumn("{task.fields[rate]} docs/s")) as bar:
+        task = bar.add_task(name, total=total, rate="-")
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.5)
+            done = sum(int(p.read_text() or 0) for p in counts.glob("[0-9]*"))
+            bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
+    missing = executor.world_size - len(list((Path(executor.logging_dir.path) / "completions").glob("*")))
+    if failure or missing:
+        logs = Path(executor.logging_dir.path) / "logs"
+        why = f": {failure[0]}" if failure else ""
+        raise UnlabeledError(f"curate: the {name} stage failed{why}; its task logs are in {logs}")
+
+
+def _input(req: CurationRequest, work: Path) -> Collection:
+    """The source as a text collection: itself, or imported into the work folder (bad files
+    reported by the importer, the rest kept)."""
+    from unlabeled.data.importers import import_source
+
+    source = Path(req.source)
+    if (source / "collection.json").exists():
+        col = open_collection(source)
+    elif (work / "input" / "collection.json").exists():
+        col = open_collection(work / "input")
+    else:
+        col = import_source(req.source, work / "input", modality="text", text_column=req.text_column).collection
+    if not col.is_text:
+        raise UnlabeledError(f"curate takes text; {req.source} holds {col.modality} samples")
+    return col
+
+
+def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from unlabeled.curate.steps import CollectionReader, Count, LanguageID
+
+    pipeline: list[Any] = [CollectionReader(str(col.path)), Count(str(work / "counts" / "lid"))]
+    if "lid" in req.steps:
+        removed = JsonlWriter(str(work / "removed" / "lid"), compression=None)
+        pipeline.append(LanguageID(req.languages, req.lid_threshold, exclusion_writer=removed))
+    pipeline.append(JsonlWriter(str(work / "stage1"), compression=None))
+    _run_stage(
+        "language id" if "lid" in req.steps else "read",
+        _executor(pipeline, req, work / "logs" / "1"),
+        len(col),
+        work / "counts" / "lid",
+    )
+
+
+def _samples(stage1: list[dict[str, Any]], seed: int = 0) -> dict[str, list[str]]:
+    by_language: dict[str, list[str]] = {}
+    for row in stage1:
+        language = row.get("metadata", {}).get("language")
+        if language:
+            by_language.setdefault(language, []).append(row["text"])
+    rng = np.random.default_rng(seed)
+    return {
+        k: [v[i] for i in rng.permutation(len(v))[:SAMPLE_PER_LANGUAGE]] if len(v) > SAMPLE_PER_LANGUAGE else v
+        for k, v in by_language.items()
+    }
+
+
+def _minhash_config() -> Any:
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.utils.hashing import HashConfig
+
+    return MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, hash_config=HashConfig(precision=64))
+
+
+def _dedup_stages(req: CurationRequest, work: Path, total: int) -> None:
+    """MinHash signatures, buckets and clusters (with each cluster's id and size)."""
+    from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
+    from datatrove.pipeline.readers import JsonlReader
+
+    from unlabeled.curate.steps import Count
+
+    cfg, logs = _minhash_config(), work / "logs"
+    reader = JsonlReader(str(work / "stage1"))
+    signature = [reader, Count(str(work / "counts" / "minhash")), MinhashDedupSignature(str(work / "sigs"), config=cfg)]
+    _run_stage("minhash", _executor(signature, req, logs / "2"), total, work / "counts" / "minhash")
+    buckets = [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=cfg)]
+    _executor(buckets, req, logs / "3", tasks=cfg.num_buckets).run()
+    cluster = MinhashDedupCluster(
+        str(work / "buckets"), str(work / "remove"), config=cfg, save_cluster_id=True, save_cluster_size=True
+    )
+    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # its bar over bucket files
+    try:
+        _executor([cluster], req, logs / "4", tasks=1).run()
+    finally:
+        os.environ.pop("TQDM_DISABLE") if quiet is None else os.environ.__setitem__("TQDM_DISABLE", quiet)
+
+
+def _final_stage(req: CurationRequest, work: Path, settings: dict[str, Any], total: int) -> None:
+    """The duplicate filter (one document per cluster), then the quality filters."""
+    from datatrove.pipeline.dedup import MinhashDedupFilter
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from unlabeled.curate.steps import Count, QualityFilters
+
+    pipeline: list[Any] = [JsonlReader(str(work / "stage1")), Count(str(work / "counts" / "filters"))]
+    if "dedup" in req.steps:
+        removed = JsonlWriter(str(work / "removed" / "dedup"), compression=None)
+        pipeline.append(
+            MinhashDedupFilter(
+                str(work / "remove"), exclusion_writer=removed, load_cluster_ids=True, load_cluster_sizes=True
+            )
+        )
+    if "quality" in req.steps:
+        removed = JsonlWriter(str(work / "removed" / "quality"), compression=None)
+        pipeline.append(QualityFilters(settings, list(QUALITY), exclusion_writer=removed))
+    pipeline.append(JsonlWriter(str(work / "kept"), compression=None))
+    _run_stage("filters", _executor(pipeline, req, work / "logs" / "5"), total, work / "counts" / "filters")
+
+
+def _work_path(req: CurationRequest) -> Path:
+    out = Path(req.out)
+    return out.parent / f".{out.name}.curate"
+
+
+def _work_folder(req: CurationRequest) -> Path:
+    """``.NAME.curate`` beside the output: reused for the same request, made anew otherwise."""
+    work = _work_path(req)
+    key_file = work / "request.json"
+    if work.exists() and (not key_file.exists() or json.loads(key_file.read_text()).get("key") != req.key()):
+        info(f"curate: {work} holds another request's work; starting anew")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not key_file.exists():
+        key_file.write_text(json.dumps({"key": req.key(), "request": asdict(req)}, indent=2))
+    else:
+        info(f"curate: continuing the run in {work} (its completed tasks are kept)")
+    return work
+
+
+def _write(col: Collection, req: CurationRequest, work: Path, overwrite: bool) -> tuple[Collection, dict[str, Any]]:
+    """The kept documents (in their input order, with their labels, splits, groups and
+    weights) as a collection at ``req.out``, with the records and summary inside it."""
+    table, summary, weights = assemble(col, work, req.steps)
+    kept = np.flatnonzero(table.column("kept").to_numpy(zero_copy_only=False))
+    if not len(kept):
+        raise UnlabeledError(f"curate: no document of {req.source} passed every step; see {work}")
+    meta = {"name": Path(req.out).name, "curated_from": str(col.path.resolve())}
+    writer = CollectionWriter(Path(req.out), "text", (), "uint8", col.classes, meta, overwrite=overwrite)
+    try:
+        for start in range(0, len(kept), 10_000):
+            part = kept[start : start + 10_000]
+            writer.add(
+                col.get(part),
+                col.ids[part].astype(str).tolist(),
+                None if col.labels is None else col.labels[part],
+                None if col.splits is None else col.splits[part].tolist(),
+                None if col.groups is None else col.groups[part].tolist(),
+                {"weight": weights[start : start + len(part)].tolist()},
+            )
+        pq.write_table(table, writer.side_file(RECORDS_FILE))
+        summary = {"request": asdict(req), **summary}
+        writer.side_file(SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(), summary
+
+
+def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
+    """Runs a request: the stages (continuing any completed ones), then the collection."""
+    t0 = time.perf_counter()
+    unknown = set(req.steps) - set(STEPS)
+    if unknown or not req.steps:
+        raise UnlabeledError(f"curate --steps takes some of {', '.join(STEPS)}, got {', '.join(req.steps) or 'none'}")
+    if not 0 <= req.lid_threshold <= 1:
+        raise UnlabeledError(f"--lid-threshold must be in [0, 1], got {req.lid_threshold}")
+    if req.workers < 1 or req.tasks < 1:
+        raise UnlabeledError("--workers and --tasks must be at least 1")
+    if Path(req.out).exists() and not overwrite:
+        raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
+    options = parse_options(req.options)
+    fresh = not _work_path(req).exists()
+    work = _work_folder(req)
+    try:
+        col = _input(req, work)
+    except UnlabeledError:
+        if fresh:  # nothing done yet: leave nothing behind
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    _lid_stage(req, col, work)
+    stage1 = read_jsonl(work / "stage1")
+    settings, stats = language_settings(_samples(stage1), options) if "quality" in req.steps else ({}, {})
+    if "dedup" in req.steps:
+        _dedup_stages(req, work, len(stage1))
+    _final_stage(req, work, settings, len(stage1))
+    out, summary = _write(col, req, work, overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    console.print(explain({**summary, "examples": {}}))
+    info(f"curate: kept {summary['kept']:,} of {summary['input']:,} documents in {seconds:.0f} s -> {out.path}")
+    if stats:
+        info(
+            "thresholds from each language's documents: "
+            + ", ".join(f"{k} {v['documents']:,} docs" for k, v in stats.items())
+        )
+    return out
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The ``curation.json`` of a curated collection."""
+    f = Path(path) / SUMMARY_FILE
+    if not f.exists():
+        raise UnlabeledError(f"{path} is not a curated collection (no {SUMMARY_FILE})")
+    return json.loads(f.read_text())

@@ -1,0 +1,207 @@
+"""Curation (FineWeb2 on datatrove) on a slice of the real fortunes with known damage: German
+entries, exact and near copies, gibberish; each removal recorded with its step and reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import unlabeled as ul
+from unlabeled.curate.rehydrate import rehydration_weights, size_group
+from unlabeled.curate.thresholds import language_settings
+from unlabeled.data.collection import CollectionWriter
+
+# the fortunes are short quotes, not web pages: Gopher's web-page bounds are relaxed for them
+RELAXED = {
+    "gopher_quality.min_doc_words": 3,
+    "gopher_quality.min_stop_words": 1,
+    "gopher_quality.max_non_alpha_words_ratio": 0,
+    "gopher_repetition.top_n_grams": [],
+    "gopher_repetition.dup_n_grams": [],
+    "fineweb_quality.line_punct_thr": 0,
+    "fineweb_quality.short_line_thr": 1.01,
+}
+
+
+@pytest.fixture(scope="module")
+def fortunes():
+    from unlabeled.data.corpora import load_fortunes
+
+    return load_fortunes()
+
+
+@pytest.fixture(scope="module")
+def damaged(fortunes, tmp_path_factory):
+    """300 English fortunes (labelled by file, split), 40 German, 15 exact copies of English
+    ones and 15 near copies (one word changed) of long ones, 15 lines of gibberish; the ground
+    truth of what was injected. (MinHash on word 5-grams cannot find one changed word in a
+    short document: it changes up to 5 of its few 5-grams.)"""
+    rng = np.random.default_rng(0)
+    labels = np.asarray(fortunes.labels)
+    pick = lambda lang, n: rng.choice(np.flatnonzero(labels == fortunes.classes.index(lang)), n, replace=False)  # noqa: E731
+    candidates = [i for i in pick("en", 3000) if len(fortunes.arrays[i].split()) >= 12]
+    long = [i for i in candidates if len(fortunes.arrays[i].split()) >= 80][:15]
+    en = long + [i for i in candidates if i not in long][:285]
+    texts = [fortunes.arrays[i] for i in en] + [fortunes.arrays[i] for i in pick("de", 40)]
+    ids = [fortunes.ids[i] for i in en] + [f"de-{k}" for k in range(40)]
+    truth = {i: "clean" for i in ids[:300]} | {i: "german" for i in ids[300:]}
+    for k in range(15):
+        texts.append(texts[k])
+        ids.append(f"copy-{k}")
+        truth[ids[-1]] = ("exact", ids[k])
+        words = texts[k].split()
+        words[len(words) // 2] = "zebra"
+        texts.append(" ".join(words))
+        ids.append(f"near-{k}")
+        truth[ids[-1]] = ("near", ids[k])
+        texts.append(" ".join("".join(rng.choice(list("qxzjkvw"), 6)) for _ in range(12)))
+        ids.append(f"junk-{k}")
+        truth[ids[-1]] = "junk"
+    splits = ["test" if k % 5 == 0 else "train" for k in range(len(ids))]
+    w = CollectionWriter(tmp_path_factory.mktemp("curate") / "in", "text", (), "uint8", ["en", "de", "x"], {})
+    w.add(texts, ids, [0] * 300 + [1] * 40 + [2] * (len(ids) - 340), splits)
+    return w.close(), truth
+
+
+@pytest.fixture(scope="module")
+def curated(damaged, tmp_path_factory):
+    col, _ = damaged
+    return ul.curate(col.path, tmp_path_factory.mktemp("out") / "clean", languages=["en"], options=RELAXED)
+
+
+def test_each_kind_of_damage_is_removed_by_its_step_with_its_reason(damaged, curated):
+    col, truth = damaged
+    records = pq.read_table(curated.path / "curation.parquet").to_pandas().set_index("id")
+    assert len(records) == len(col) and set(records.index) == set(truth)
+    for doc_id, kind in truth.items():
+        r = records.loc[doc_id]
+        if kind == "german":
+            assert not r.kept and r.step == "lid" and r.reason in ("language", "language_score"), doc_id
+        elif kind == "junk":
+            assert not r.kept and r.step in ("lid", "quality"), doc_id
+    for k in range(15):  # an original, its exact copy and its near copy: one cluster, one of them kept
+        original = truth[f"copy-{k}"][1]
+        trio = records.loc[[original, f"copy-{k}", f"near-{k}"]]
+        assert trio.cluster.nunique() == 1 and (trio.cluster_size == 3).all(), original
+        assert (trio.step == "dedup").sum() == 2, original
+        keeper = trio.index[trio.step != "dedup"][0]
+        for doc_id, r in trio[trio.step == "dedup"].iterrows():
+            exact = {original, f"copy-{k}"} == {doc_id, keeper}
+            assert r.reason == f"{'exact' if exact else 'near'} duplicate of {keeper}", doc_id
+    german = records.loc[[i for i, k in truth.items() if k == "german"]]
+    assert (german.reason == "language").mean() > 0.9 and (german.language == "de").mean() > 0.9
+    clean = records.loc[[i for i, k in truth.items() if k == "clean"]]
+    assert clean.kept.mean() > 0.85  # relaxed thresholds: most clean quotes survive
+
+
+def test_the_collection_holds_the_kept_documents_with_their_labels_splits_and_weights(damaged, curated):
+    col, _ = damaged
+    records = pq.read_table(curated.path / "curation.parquet").to_pandas()
+    kept = records[records.kept]
+    assert curated.ids.tolist() == kept.id.tolist()  # input order
+    pos = col.positions(kept.id.tolist())
+    assert curated.get(np.arange(len(curated))).tolist() == col.get(pos).tolist()
+    assert curated.labels.tolist() == col.labels[pos].tolist() and curated.splits.tolist() == col.splits[pos].tolist()
+    assert np.allclose(curated.column("weight"), kept.weight) and (kept.weight >= 1).all()
+    assert (records[~records.kept].weight == 0).all()
+    summary = json.loads((curated.path / "curation.json").read_text())
+    assert summary["kept"] == len(curated) and summary["input"] == len(col)
+    steps = summary["steps"]
+    assert steps["lid"]["in"] == len(col) and steps["dedup"]["in"] == len(col) - steps["lid"]["removed"]
+    assert sum(s["removed"] for s in steps.values()) == len(col) - len(curated)
+    assert summary["examples"]["dedup"]["exact duplicate"]
+
+
+def test_explain_prints_every_step_and_reason_from_the_command_line(curated):
+    done = subprocess.run(
+        [sys.executable, "-m", "unlabeled", "curate", "--explain", str(curated.path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    for line in ("lid:", "dedup:", "quality:", "exact duplicate", "near duplicate", "language"):
+        assert line in out
+
+
+def test_thresholds_follow_each_languages_own_documents(fortunes):
+    labels = np.asarray(fortunes.labels)
+    sample = {
+        lang: [fortunes.arrays[i] for i in np.flatnonzero(labels == fortunes.classes.index(lang))[:400]]
+        for lang in ("en", "de")
+    }
+    settings, stats = language_settings(sample, {"gopher_quality": {"min_doc_words": 3}})
+    de, en = settings["de"]["gopher_quality"], settings["en"]["gopher_quality"]
+    assert stats["de"]["median_word_length"] > stats["en"]["median_word_length"]
+    assert (
+        de["min_avg_word_length"] > en["min_avg_word_length"] and de["max_avg_word_length"] > en["max_avg_word_length"]
+    )
+    assert {"die", "der", "und"} <= set(de["stop_words"]) and "the" in en["stop_words"]
+    assert de["min_doc_words"] == en["min_doc_words"] == 3  # the user's setting, for every language
+
+
+def test_rehydration_upsamples_the_cluster_sizes_the_filters_remove_less_often():
+    sizes = np.array([1] * 100 + [2] * 20 + [3] * 20 + [200] * 20)
+    removed = np.zeros(len(sizes), dtype=bool)
+    removed[:30] = True  # unique documents: 30% removed
+    removed[100:102] = True  # size 2: 10%
+    removed[140:150] = True  # size 101-1000: 50%
+    weights, info = rehydration_weights(sizes, removed, cap=5)
+    assert info["upsampled_groups"] == ["2", "3-4"]
+    assert (weights[removed] == 0).all() and (weights[30:100] == 1).all()
+    assert (weights[102:120] == 2).all() and (weights[120:140] == 3).all() and (weights[150:] == 1).all()
+    assert [size_group(s) for s in (1, 2, 4, 5, 1000, 1001)] == ["1", "2", "3-4", "5-100", "101-1000", "1001+"]
+
+
+def test_clear_errors(damaged, curated, tmp_path, fmnist_small):
+    col, _ = damaged
+    with pytest.raises(ul.UnlabeledError, match="already exists"):
+        ul.curate(col.path, curated.path)
+    with pytest.raises(ul.UnlabeledError, match="--steps takes some of"):
+        ul.curate(col.path, tmp_path / "a", steps=["lid", "spell"])
+    with pytest.raises(ul.UnlabeledError, match="gopher_quality has no setting 'min_words'"):
+        ul.curate(col.path, tmp_path / "b", options={"gopher_quality.min_words": 3})
+    with pytest.raises(ul.UnlabeledError, match="curate takes text"):
+        ul.curate(fmnist_small.path, tmp_path / "c")
+    with pytest.raises(ul.UnlabeledError, match="not a curated collection"):
+        ul.curate_explain(col.path)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # nothing left behind
+
+
+@pytest.mark.slow
+def test_an_interrupted_curation_continues_from_its_completed_tasks_and_ends_as_two_workers_do(
+    damaged, tmp_path, monkeypatch
+):
+    """A crash in one task of the last stage leaves no collection; run again, the finished
+    stages and tasks are not redone, and the records equal those of the same request run by
+    two worker processes from the command line."""
+    from unlabeled.curate import steps
+
+    col, _ = damaged
+    options = [f"--option={k}={json.dumps(v)}" for k, v in RELAXED.items()]
+    cli = [sys.executable, "-m", "unlabeled", "curate", str(col.path), "--languages", "en", *options]
+    done = subprocess.run([*cli, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    real_filter = steps.QualityFilters.filter
+
+    def crash(self, doc):
+        if doc.metadata["position"] % 2:  # the task of odd positions fails
+            raise OSError("disk gone")
+        return real_filter(self, doc)
+
+    monkeypatch.setattr(steps.QualityFilters, "filter", crash)
+    with pytest.raises(ul.UnlabeledError, match="the filters stage failed: disk gone"):
+        ul.curate(col.path, tmp_path / "one", languages=["en"], options=RELAXED, tasks=2)
+    assert not (tmp_path / "one").exists() and (tmp_path / ".one.curate").exists()
+    monkeypatch.setattr(steps.QualityFilters, "filter", real_filter)
+    calls = []
+    real_lid = steps.LanguageID.filter
+    monkeypatch.setattr(steps.LanguageID, "filter", lambda self, doc: calls.append(1) or real_lid(self, doc))
+    again = ul.curate(col.path, tmp_path / "one", languages=["en"], options=RELAXED, tasks=2)
+    assert not calls  # language ID (stage 1) was not run again
+    assert not (tmp_path / ".one.curate").exists()
+    one, two = (pq.read_table(p / "curation.parquet").to_pandas() for p in (again.path, tmp_path / "two"))
+    assert one.equals(two)
