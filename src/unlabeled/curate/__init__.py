@@ -17,7 +17,7 @@ from unlabeled.data.collection import Collection
 
 
 def curate(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | Collection,
     out: str | os.PathLike[str],
     *,
     languages: Sequence[str] | None = None,
@@ -39,7 +39,7 @@ def curate(
     cluster, weight) and ``curation.json`` (what :func:`curate_explain` prints). Run again after
     an interruption, it continues from the completed tasks."""
     req = CurationRequest(
-        source=str(source),
+        source=str(source.path if isinstance(source, Collection) else source),
         out=str(out),
         languages=list(languages) if languages else None,
         lid_threshold=float(lid_threshold),
