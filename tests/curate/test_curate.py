@@ -205,3 +205,23 @@ def test_an_interrupted_curation_continues_from_its_completed_tasks_and_ends_as_
     assert not (tmp_path / ".one.curate").exists()
     one, two = (pq.read_table(p / "curation.parquet").to_pandas() for p in (again.path, tmp_path / "two"))
     assert one.equals(two)
+
+
+def test_pretraining_counts_each_document_its_weight_times_an_epoch(wordnet_small, tmp_path):
+    """A curated collection's ``weight`` column is pretraining's sampling count: a document of
+    weight 3 is read three times an epoch, one of weight 0 never."""
+    from unlabeled.train.run import weighted_positions
+
+    n = 64
+    weights = np.tile([0, 1, 2, 3], n // 4)
+    w = CollectionWriter(tmp_path / "weighted", "text", (), "uint8", None, {})
+    w.add(wordnet_small.get(np.arange(n)), wordnet_small.ids[:n].tolist(), columns={"weight": weights.tolist()})
+    col = w.close()
+    order = weighted_positions(col, np.arange(n))
+    assert np.bincount(order, minlength=n).tolist() == weights.tolist()
+    run = ul.pretrain(col, tmp_path / "run", method="mlm", epochs=1, batch_size=8, precision="fp32")
+    assert run.step == int(weights.sum()) // 8  # 96 samples an epoch, not 64
+    bad = CollectionWriter(tmp_path / "bad", "text", (), "uint8", None, {})
+    bad.add(["a b c"] * 16, [f"d{i}" for i in range(16)], columns={"weight": [-1.0] * 16})
+    with pytest.raises(ul.UnlabeledError, match="weight column must hold finite counts"):
+        ul.pretrain(bad.close(), tmp_path / "bad-run", method="mlm", epochs=1, batch_size=8)

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from unlabeled._console import UnlabeledError, console, info, progress
 from unlabeled.curate.records import assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
-from unlabeled.data.collection import Collection, CollectionWriter, open_collection
+from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
 
 STEPS = ("lid", "dedup", "quality")
 QUALITY = ("gopher_repetition", "fineweb_quality", "gopher_quality")
@@ -244,7 +244,7 @@ def _write(col: Collection, req: CurationRequest, work: Path, overwrite: bool) -
                 None if col.labels is None else col.labels[part],
                 None if col.splits is None else col.splits[part].tolist(),
                 None if col.groups is None else col.groups[part].tolist(),
-                {"weight": weights[start : start + len(part)].tolist()},
+                {WEIGHT: weights[start : start + len(part)].tolist()},
             )
         pq.write_table(table, writer.side_file(RECORDS_FILE))
         summary = {"request": asdict(req), **summary}

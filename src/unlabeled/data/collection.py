@@ -45,6 +45,7 @@ META_FILE = "collection.json"
 INDEX_FILE = "index.parquet"
 NO_LABEL = -1
 RESERVED_COLUMNS = ("id", "shard", "row", "nbytes", "label", "split", "group")
+WEIGHT = "weight"  # optional column: how many times pretraining counts a sample (curate's rehydration)
 TEXT = "text"  # the modality, and the layout of its collections (ragged UTF-8)
 
 

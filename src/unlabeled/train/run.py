@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import Collection
+from unlabeled.data.collection import WEIGHT, Collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
 from unlabeled.objectives import build_objective, self_distil
@@ -253,6 +253,22 @@ class Feed:
     warm_start: Callable[[Objective], None] | None = None
 
 
+def weighted_positions(col: Collection, positions: np.ndarray) -> np.ndarray:
+    """Pretraining's pool: each position repeated its ``weight`` times where the collection has
+    a ``weight`` column (rounded to whole counts: ``curate``'s rehydration, FineWeb2), so an
+    epoch is a pass over the upsampled pool; the positions themselves otherwise."""
+    if WEIGHT not in col.columns:
+        return positions
+    weights = np.asarray(col.column(WEIGHT), dtype=np.float64)[positions]
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise UnlabeledError(f"{col.path}: the {WEIGHT} column must hold finite counts of 0 or more")
+    counts = np.rint(weights).astype(np.int64)
+    if (counts == 1).all():
+        return positions
+    info(f"sampling by {col.name}'s {WEIGHT} column: {len(positions)} samples count as {int(counts.sum())}")
+    return np.repeat(positions, counts)
+
+
 def train(
     spec: RunSpec,
     col: Collection,
@@ -280,7 +296,8 @@ def train(
     # built before anything is written, so that a run it refuses (a batch larger than the
     # training set, say) leaves no folder behind to --overwrite
     sampler = None if feed is None else feed.sampler
-    trainer = Trainer(objective, col, positions, spec.train, out, device, sampler=sampler)
+    order = positions if feed is not None or spec.kind == "classifier" else weighted_positions(col, positions)
+    trainer = Trainer(objective, col, order, spec.train, out, device, sampler=sampler)
     if replace_old:
         remove_run_dir(out)
     dist.barrier()  # every rank has checked `out` before rank 0 writes into it

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from unlabeled.data.collection import WEIGHT
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig
 
@@ -42,14 +43,16 @@ def ids_hash(ids: Iterable[object]) -> str:
 
 
 def index_hash(col: Any) -> str:
-    """A content hash of a collection's index: its ids, labels (and class names) and splits,
-    what a run depends on besides the samples themselves (the collection's fingerprint)."""
+    """A content hash of a collection's index: its ids, labels (and class names), splits and
+    sampling weights, what a run depends on besides the samples themselves (the collection's fingerprint)."""
     h = hashlib.sha256("\n".join(str(i) for i in col.ids).encode())
     if col.labels is not None:
         h.update(np.ascontiguousarray(col.labels, dtype=np.int64).tobytes())
         h.update("\n".join(col.classes or []).encode())
     if col.splits is not None:
         h.update("\n".join(str(s) for s in col.splits).encode())
+    if WEIGHT in getattr(col, "columns", ()):  # pretraining's sampling counts (curate's rehydration)
+        h.update(np.ascontiguousarray(col.column(WEIGHT), dtype=np.float64).tobytes())
     return h.hexdigest()[:16]
 
 
