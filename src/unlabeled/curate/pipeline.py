@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, console, info, progress
-from unlabeled.curate.records import assemble, explain, read_jsonl
+from unlabeled.curate.records import assemble, explain
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
 
@@ -139,17 +139,30 @@ def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
     )
 
 
-def _samples(stage1: list[dict[str, Any]], seed: int = 0) -> dict[str, list[str]]:
-    by_language: dict[str, list[str]] = {}
-    for row in stage1:
-        language = row.get("metadata", {}).get("language")
-        if language:
-            by_language.setdefault(language, []).append(row["text"])
+def _samples(folder: Path, seed: int = 0) -> tuple[int, dict[str, list[str]]]:
+    """How many documents stage 1 kept, and a uniform sample of at most
+    ``SAMPLE_PER_LANGUAGE`` of each language's (reservoir sampling: one pass, bounded memory)."""
     rng = np.random.default_rng(seed)
-    return {
-        k: [v[i] for i in rng.permutation(len(v))[:SAMPLE_PER_LANGUAGE]] if len(v) > SAMPLE_PER_LANGUAGE else v
-        for k, v in by_language.items()
-    }
+    seen: dict[str, int] = {}
+    sample: dict[str, list[str]] = {}
+    count = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                count += 1
+                row = json.loads(line)
+                language = row.get("metadata", {}).get("language")
+                if not language:
+                    continue
+                k = seen[language] = seen.get(language, 0) + 1
+                kept = sample.setdefault(language, [])
+                if len(kept) < SAMPLE_PER_LANGUAGE:
+                    kept.append(row["text"])
+                elif (j := int(rng.integers(k))) < SAMPLE_PER_LANGUAGE:
+                    kept[j] = row["text"]
+    return count, sample
 
 
 def _minhash_config() -> Any:
@@ -277,11 +290,11 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
             shutil.rmtree(work, ignore_errors=True)
         raise
     _lid_stage(req, col, work)
-    stage1 = read_jsonl(work / "stage1")
-    settings, stats = language_settings(_samples(stage1), options) if "quality" in req.steps else ({}, {})
+    total, samples = _samples(work / "stage1")
+    settings, stats = language_settings(samples, options) if "quality" in req.steps else ({}, {})
     if "dedup" in req.steps:
-        _dedup_stages(req, work, len(stage1))
-    _final_stage(req, work, settings, len(stage1))
+        _dedup_stages(req, work, total)
+    _final_stage(req, work, settings, total)
     out, summary = _write(col, req, work, overwrite)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,11 @@ EXAMPLES = 3  # removed documents shown per step and reason
 EXAMPLE_CHARS = 200
 
 
-def read_jsonl(folder: Path) -> list[dict[str, Any]]:
-    """Every document datatrove's JSONL writer left in ``folder``, in file order."""
-    rows = []
+def read_jsonl(folder: Path) -> Iterator[dict[str, Any]]:
+    """Every document datatrove's JSONL writer left in ``folder``, in file order, one at a time."""
     for path in sorted(folder.glob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
-            rows.extend(json.loads(line) for line in f if line.strip())
-    return rows
+            yield from (json.loads(line) for line in f if line.strip())
 
 
 def _digest(text: str) -> bytes:
