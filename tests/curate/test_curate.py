@@ -225,3 +225,28 @@ def test_pretraining_counts_each_document_its_weight_times_an_epoch(wordnet_smal
     bad.add(["a b c"] * 16, [f"d{i}" for i in range(16)], columns={"weight": [-1.0] * 16})
     with pytest.raises(ul.UnlabeledError, match="weight column must hold finite counts"):
         ul.pretrain(bad.close(), tmp_path / "bad-run", method="mlm", epochs=1, batch_size=8)
+
+
+@pytest.mark.parametrize("tasks", [1, 3])
+def test_duplicates_across_tasks_keep_their_cluster_and_are_named(fortunes, tmp_path, tasks):
+    """Copies dealt to different tasks (positions ``rank::tasks``) form one cluster whatever
+    the task count: the kept one has the cluster's size, the removed one names it."""
+    long = [str(t) for t in fortunes.arrays[:3000] if len(str(t).split()) >= 40][:3]
+    texts, ids = [long[0], long[0], long[1], long[2]], ["a0", "a1", "b", "c"]
+    w = CollectionWriter(tmp_path / "in", "text", (), "uint8", None, {})
+    w.add(texts, ids)
+    out = ul.curate(w.close(), tmp_path / "out", steps=["dedup", "lid"], tasks=tasks)
+    records = pq.read_table(out.path / "curation.parquet").to_pandas().set_index("id")
+    pair = records.loc[["a0", "a1"]]
+    assert pair.cluster.nunique() == 1 and (pair.cluster >= 0).all() and (pair.cluster_size == 2).all()
+    kept, removed = pair.index[pair.kept][0], pair.index[~pair.kept][0]
+    assert records.loc[removed, "reason"] == f"exact duplicate of {kept}"
+    assert (records.loc[["b", "c"], "cluster_size"] == 1).all() and records.loc[["b", "c"], "kept"].all()
+    summary = json.loads((out.path / "curation.json").read_text())
+    assert list(summary["steps"]) == ["lid", "dedup"]  # FineWeb2's order, whatever order was asked
+
+
+def test_a_language_no_document_is_in_fails_in_one_line(damaged, tmp_path):
+    col, _ = damaged
+    with pytest.raises(ul.UnlabeledError, match="no document .* passed language identification"):
+        ul.curate(col.path, tmp_path / "out", languages=["english"])

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from unlabeled._console import UnlabeledError, console, info, progress
 from unlabeled.curate.records import assemble, explain
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
+from unlabeled.train import checkpoint as ckpt
 
 STEPS = ("lid", "dedup", "quality")
 QUALITY = ("gopher_repetition", "fineweb_quality", "gopher_quality")
@@ -60,8 +60,11 @@ class CurationRequest:
     workers: int = 1
     text_column: str | None = None
 
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+    def key(self, source_fingerprint: str) -> str:
+        """What the work depends on: the request (less ``workers``, which changes only how
+        many tasks run at once) and the source's content."""
+        made_of = {**asdict(self), "workers": None, "source_fingerprint": source_fingerprint}
+        return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _executor(pipeline: list[Any], req: CurationRequest, logs: Path, tasks: int | None = None) -> Any:
@@ -97,11 +100,25 @@ def _run_stage(name: str, executor: Any, total: int, counts: Path) -> None:
             thread.join(0.5)
             done = sum(int(p.read_text() or 0) for p in counts.glob("[0-9]*"))
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
+    _check_done(name, executor, failure[0] if failure else None)
+
+
+def _check_done(name: str, executor: Any, failure: BaseException | None = None) -> None:
+    """One error naming the stage's logs unless every task of ``executor`` completed."""
     missing = executor.world_size - len(list((Path(executor.logging_dir.path) / "completions").glob("*")))
     if failure or missing:
         logs = Path(executor.logging_dir.path) / "logs"
-        why = f": {failure[0]}" if failure else ""
+        why = f": {failure}" if failure else ""
         raise UnlabeledError(f"curate: the {name} stage failed{why}; its task logs are in {logs}")
+
+
+def _run_short(name: str, executor: Any) -> None:
+    """A stage too short for a progress bar (MinHash's buckets and clusters), checked alike."""
+    try:
+        executor.run()
+    except Exception as e:  # noqa: BLE001 (any task's failure becomes the one error line)
+        _check_done(name, executor, e)
+    _check_done(name, executor)
 
 
 def _input(req: CurationRequest, work: Path) -> Collection:
@@ -185,15 +202,20 @@ def _dedup_stages(req: CurationRequest, work: Path, total: int) -> None:
     signature = [reader, Count(str(work / "counts" / "minhash")), MinhashDedupSignature(str(work / "sigs"), config=cfg)]
     _run_stage("minhash", _executor(signature, req, logs / "2"), total, work / "counts" / "minhash")
     buckets = [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=cfg)]
-    _executor(buckets, req, logs / "3", tasks=cfg.num_buckets).run()
+    # in this process (its tasks only merge sorted signature files): worker processes would
+    # unpickle datatrove's classes alone, not our steps module that keeps its logs in files
+    one = replace(req, workers=1)
+    _run_short("minhash buckets", _executor(buckets, one, logs / "3", tasks=cfg.num_buckets))
     cluster = MinhashDedupCluster(
         str(work / "buckets"), str(work / "remove"), config=cfg, save_cluster_id=True, save_cluster_size=True
     )
-    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # its bar over bucket files
-    try:
-        _executor([cluster], req, logs / "4", tasks=1).run()
-    finally:
-        os.environ.pop("TQDM_DISABLE") if quiet is None else os.environ.__setitem__("TQDM_DISABLE", quiet)
+    _run_short("minhash clusters", _executor([cluster], req, logs / "4", tasks=1))
+    # datatrove writes a rank's .remove only where that rank loses a document, and its filter
+    # then skips the rank's cluster ids and sizes: a rank whose copies were all kept (the lower
+    # rank keeps a cross-rank pair) would lose its clusters. Empty files make it read them
+    for rank in range(req.tasks):
+        for ext in ("remove", "clusters", "sizes"):
+            (work / "remove" / f"{rank:06d}.{ext}").touch(exist_ok=True)
 
 
 def _final_stage(req: CurationRequest, work: Path, settings: dict[str, Any], total: int) -> None:
@@ -224,18 +246,33 @@ def _work_path(req: CurationRequest) -> Path:
     return out.parent / f".{out.name}.curate"
 
 
+def _source_fingerprint(req: CurationRequest) -> str:
+    """The source's content: a collection's fingerprint, or the files' names, sizes and times."""
+    source = Path(req.source)
+    if (source / "collection.json").exists():
+        return open_collection(source).fingerprint()
+    files = sorted(source.rglob("*")) if source.is_dir() else [source]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+
+
 def _work_folder(req: CurationRequest) -> Path:
-    """``.NAME.curate`` beside the output: reused for the same request, made anew otherwise."""
-    work = _work_path(req)
+    """``.NAME.curate`` beside the output: reused for the same request on the same source,
+    made anew otherwise."""
+    work, key = _work_path(req), req.key(_source_fingerprint(req))
     key_file = work / "request.json"
-    if work.exists() and (not key_file.exists() or json.loads(key_file.read_text()).get("key") != req.key()):
+    try:
+        same = json.loads(key_file.read_text()).get("key") == key
+    except (OSError, ValueError, AttributeError):  # no record, or a damaged one: the work is not ours
+        same = False
+    if work.exists() and not same:
         info(f"curate: {work} holds another request's work; starting anew")
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    if not key_file.exists():
-        key_file.write_text(json.dumps({"key": req.key(), "request": asdict(req)}, indent=2))
-    else:
+    if same:
         info(f"curate: continuing the run in {work} (its completed tasks are kept)")
+        return work
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_json(key_file, {"key": key, "request": asdict(req)})
     return work
 
 
@@ -274,6 +311,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     unknown = set(req.steps) - set(STEPS)
     if unknown or not req.steps:
         raise UnlabeledError(f"curate --steps takes some of {', '.join(STEPS)}, got {', '.join(req.steps) or 'none'}")
+    req = replace(req, steps=[s for s in STEPS if s in req.steps])  # always run in FineWeb2's order
     if not 0 <= req.lid_threshold <= 1:
         raise UnlabeledError(f"--lid-threshold must be in [0, 1], got {req.lid_threshold}")
     if req.workers < 1 or req.tasks < 1:
@@ -291,6 +329,12 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
         raise
     _lid_stage(req, col, work)
     total, samples = _samples(work / "stage1")
+    if not total:
+        raise UnlabeledError(
+            f"curate: no document of {req.source} passed language identification "
+            f"(languages {', '.join(req.languages or ['any'])}, threshold {req.lid_threshold}); "
+            f"langid names languages by ISO 639-1 codes (en, de)"
+        )
     settings, stats = language_settings(samples, options) if "quality" in req.steps else ({}, {})
     if "dedup" in req.steps:
         _dedup_stages(req, work, total)

@@ -95,7 +95,7 @@ def _summary(rec: Records, steps: list[str]) -> dict[str, Any]:
         reasons = Counter(str(r).split(" of ")[0] for r in rec.reason[m])
         summary["steps"][step] = {"in": remaining, "removed": int(m.sum()), "reasons": dict(reasons.most_common())}
         remaining -= int(m.sum())
-    summary["languages"] = dict(Counter(str(x) for x in rec.language[rec.kept]).most_common())
+    summary["languages"] = dict(Counter(str(x) for x in rec.language[rec.kept] if x is not None).most_common())
     return summary
 
 

@@ -18,6 +18,7 @@ steps, so the same holds for them.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.executor import base as executor_base
 from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.dedup import minhash
 from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from loguru import logger
+from tqdm import tqdm
 
 from unlabeled.data.collection import open_collection
 
@@ -59,6 +62,7 @@ def _close_task_log(logfile: Any) -> None:
 executor_base.add_task_logger = _task_log_to_file
 executor_base.close_task_logger = _close_task_log
 logger.remove()
+minhash.tqdm = functools.partial(tqdm, disable=True)  # the cluster stage's bar over its bucket files
 
 
 class CollectionReader(PipelineStep):
