@@ -673,6 +673,7 @@ def test_a_file_size_limit_during_a_checkpoint_keeps_the_previous_one(tiny, run_
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.slow
 def test_sigterm_during_an_import_leaves_nothing_half_written(col_copy, tmp_path):
     """An import over an existing collection, terminated while it writes: the old collection
     stays as it was and no temporary folder is left."""

@@ -16,6 +16,7 @@ def test_fit_law_recovers_a_known_law():
     assert fit["r2"] == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
     kw = dict(pool_sizes=[0.5, 1.0], fractions=[0.2, 1.0], seeds=1, method="mae", epochs=1, batch_size=8)
     r = scaling(gunpoint, gunpoint, tmp_path / "s", **kw)

@@ -113,6 +113,7 @@ def test_same_seed_same_predictions(fitted, runs, data):
     assert again.best_epoch_ == fitted["full"].best_epoch_
 
 
+@pytest.mark.slow
 def test_regression_of_mean_intensity_beats_the_mean(runs, data):
     """Target: each image's mean pixel value (real, and not given to the probe)."""
     (X, _), (X_test, _) = data["fit"], data["test"]

@@ -117,6 +117,7 @@ def test_the_collection_holds_the_kept_documents_with_their_labels_splits_and_we
     assert summary["examples"]["dedup"]["exact duplicate"]
 
 
+@pytest.mark.slow
 def test_explain_prints_every_step_and_reason_from_the_command_line(curated):
     done = subprocess.run(
         [sys.executable, "-m", "unlabeled", "curate", "--explain", str(curated.path)], capture_output=True, text=True
