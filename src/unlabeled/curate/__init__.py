@@ -52,10 +52,10 @@ def curate(
     return run_curation(req, overwrite=overwrite)
 
 
-def curate_explain(path: str | os.PathLike[str]) -> str:
+def curate_explain(path: str | os.PathLike[str] | Collection) -> str:
     """Per step of the curation that made the collection at ``path``: documents in, removed,
     why, and examples of each reason."""
-    return explain(read_summary(path))
+    return explain(read_summary(path.path if isinstance(path, Collection) else path))
 
 
 __all__ = ["curate", "curate_explain"]
