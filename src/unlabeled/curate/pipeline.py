@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, console, info, progress
-from unlabeled.curate.records import assemble, explain
+from unlabeled.curate.records import assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
 from unlabeled.train import checkpoint as ckpt
@@ -163,22 +163,17 @@ def _samples(folder: Path, seed: int = 0) -> tuple[int, dict[str, list[str]]]:
     seen: dict[str, int] = {}
     sample: dict[str, list[str]] = {}
     count = 0
-    for path in sorted(folder.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                count += 1
-                row = json.loads(line)
-                language = row.get("metadata", {}).get("language")
-                if not language:
-                    continue
-                k = seen[language] = seen.get(language, 0) + 1
-                kept = sample.setdefault(language, [])
-                if len(kept) < SAMPLE_PER_LANGUAGE:
-                    kept.append(row["text"])
-                elif (j := int(rng.integers(k))) < SAMPLE_PER_LANGUAGE:
-                    kept[j] = row["text"]
+    for row in read_jsonl(folder):
+        count += 1
+        language = row.get("metadata", {}).get("language")
+        if not language:
+            continue
+        k = seen[language] = seen.get(language, 0) + 1
+        kept = sample.setdefault(language, [])
+        if len(kept) < SAMPLE_PER_LANGUAGE:
+            kept.append(row["text"])
+        elif (j := int(rng.integers(k))) < SAMPLE_PER_LANGUAGE:
+            kept[j] = row["text"]
     return count, sample
 
 
