@@ -144,6 +144,34 @@ def test_thresholds_follow_each_languages_own_documents(fortunes):
     assert de["min_doc_words"] == en["min_doc_words"] == 3  # the user's setting, for every language
 
 
+def test_thresholds_relax_to_the_languages_own_documents_and_still_remove_boilerplate(fortunes):
+    from datatrove.data import Document
+
+    from unlabeled.curate.pipeline import QUALITY
+    from unlabeled.curate.steps import QualityFilters
+    from unlabeled.curate.thresholds import LOWER_BOUNDS, TAIL, document_statistics
+
+    labels = np.asarray(fortunes.labels)
+    texts = [fortunes.arrays[i] for i in np.flatnonzero(labels == fortunes.classes.index("en"))[:600]]
+    settings, stats = language_settings({"en": texts}, {"gopher_quality": {"max_doc_words": 400}})
+    relaxed = stats["en"]["relaxed"]
+    # short quotes are not web pages: Gopher's 50-word minimum alone would remove most of them
+    assert 0 < relaxed["gopher_quality.min_doc_words"] < 50
+    assert settings["en"]["gopher_quality"]["max_doc_words"] == 400  # the user's setting, not relaxed
+    assert "gopher_quality.max_doc_words" not in relaxed
+    rows = [document_statistics(t, "en", set(settings["en"]["gopher_quality"]["stop_words"])) for t in texts]
+    for key, value in relaxed.items():  # each relaxed threshold alone removes at most TAIL of them
+        for n, bound in value if isinstance(value, tuple) else [(None, value)]:
+            stat = np.array([r[f"{key}.{n}" if n else key] for r in rows if (f"{key}.{n}" if n else key) in r])
+            removed = stat < bound if key in LOWER_BOUNDS else stat > bound
+            assert removed.mean() <= TAIL, (key, n, removed.mean())
+    both = QualityFilters(settings, list(QUALITY))
+    page = "Home | About us | Contact\n" * 8 + "Cookie settings\nCopyright 2024 All rights reserved\n" * 3
+    assert both.filter(Document(page, "page", metadata={"language": "en"})) is not True
+    kept = np.mean([both.filter(Document(t, str(i), metadata={"language": "en"})) is True for i, t in enumerate(texts)])
+    assert kept > 0.85, kept
+
+
 def test_rehydration_upsamples_the_cluster_sizes_the_filters_remove_less_often():
     sizes = np.array([1] * 100 + [2] * 20 + [3] * 20 + [200] * 20)
     removed = np.zeros(len(sizes), dtype=bool)

@@ -271,9 +271,12 @@ def _work_folder(req: CurationRequest) -> Path:
     return work
 
 
-def _write(col: Collection, req: CurationRequest, work: Path, overwrite: bool) -> tuple[Collection, dict[str, Any]]:
+def _write(
+    col: Collection, req: CurationRequest, work: Path, overwrite: bool, stats: dict[str, Any]
+) -> tuple[Collection, dict[str, Any]]:
     """The kept documents (in their input order, with their labels, splits, groups and
-    weights) as a collection at ``req.out``, with the records and summary inside it."""
+    weights) as a collection at ``req.out``, with the records and summary (``stats``: each
+    language's statistics and the thresholds relaxed from them) inside it."""
     table, summary, weights = assemble(col, work, req.steps)
     kept = np.flatnonzero(table.column("kept").to_numpy(zero_copy_only=False))
     if not len(kept):
@@ -292,7 +295,7 @@ def _write(col: Collection, req: CurationRequest, work: Path, overwrite: bool) -
                 {WEIGHT: weights[start : start + len(part)].tolist()},
             )
         pq.write_table(table, writer.side_file(RECORDS_FILE))
-        summary = {"request": asdict(req), **summary}
+        summary = {"request": asdict(req), **summary, "thresholds": stats}
         writer.side_file(SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     except BaseException:
         writer.abort()
@@ -334,7 +337,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     if "dedup" in req.steps:
         _dedup_stages(req, work, total)
     _final_stage(req, work, settings, total)
-    out, summary = _write(col, req, work, overwrite)
+    out, summary = _write(col, req, work, overwrite, stats)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
     console.print(explain({**summary, "examples": {}}))

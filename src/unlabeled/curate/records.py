@@ -147,6 +147,10 @@ def explain(summary: dict[str, Any]) -> str:
     if summary.get("languages"):
         kept = ", ".join(f"{k} {v:,}" for k, v in summary["languages"].items())
         lines.append(f"\nkept by language: {kept}")
+    for language, s in (summary.get("thresholds") or {}).items():
+        if s.get("relaxed"):
+            shown = ", ".join(f"{k}={v}" for k, v in s["relaxed"].items())
+            lines.append(f"thresholds relaxed to {language}'s own documents: {shown}")
     rates = summary.get("rehydration", {}).get("removal_rate_by_cluster_size")
     if rates:
         shown = ", ".join(f"size {g}: {r:.1%} of {n:,}" for g, (n, r) in rates.items())

@@ -4,11 +4,20 @@ words (a document must hold at least two of them) become the language's most wid
 instead of English ones, and Gopher's bounds on the average word length (3 to 10 characters,
 set on English) are scaled by the ratio of the language's median average word length to
 English's, so that German's longer words or Chinese's one-character words are not filtered for
-being a language. Every other threshold keeps datatrove's default unless the user sets it
-(``--option gopher_quality.min_doc_words=5``), which applies to every language."""
+being a language.
+
+Every other threshold is set on the language's own distribution of the statistic it bounds
+(FineWeb2 sets each at a quantile of the language's reference distribution): datatrove's
+default, which Gopher and FineWeb set on English web pages, is kept where it removes at most
+``TAIL`` of the language's sampled documents by itself, and is otherwise relaxed to the
+``TAIL`` quantile, so that dictionary glosses of twelve words are not "pages without enough
+words" or "a repeated 2-gram" for what they are. A threshold is only ever relaxed, never
+tightened; a setting the user gives (``--option gopher_quality.min_doc_words=5``) is kept as
+given, for every language."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -23,8 +32,12 @@ from unlabeled._console import UnlabeledError
 # English fortunes and 5.33 on 3,000 GCIDE entries; 4.7 lies between them
 ENGLISH_WORD_LENGTH = 4.7
 GOPHER_WORD_LENGTH = (3.0, 10.0)
+GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # datatrove's default list
 STOP_WORDS = 8  # as many as Gopher's English list ("the", "be", "to", "of", "and", "that", "have", "with")
 MIN_DOCUMENTS = 50  # fewer documents of a language than this: datatrove's (English) defaults
+# the share of a language's documents one threshold may remove by itself before it is relaxed;
+# set before any measurement (FineWeb2's filters each remove a few percent of a language)
+TAIL = 0.02
 
 
 def word_tokenizer_language(language: str) -> str:
@@ -59,6 +72,114 @@ def language_statistics(texts: Sequence[str], language: str) -> dict[str, Any]:
         "median_word_length": round(float(np.median(lengths)), 3) if lengths else None,
         "stop_words": [w for w, _ in spread.most_common(STOP_WORDS)],
     }
+
+
+def _fractions(parts: list[str]) -> tuple[float, float]:
+    """(share of ``parts`` that repeat an earlier one, share of characters in the repeats)."""
+    seen: set[str] = set()
+    repeats = chars = 0
+    for part in parts:
+        if part in seen:
+            repeats, chars = repeats + 1, chars + len(part)
+        seen.add(part)
+    return repeats / max(len(parts), 1), chars
+
+
+def document_statistics(text: str, language: str, stop_words: set[str]) -> dict[str, float]:
+    """What each of datatrove's quality settings compares with its threshold, for one document
+    (``FILTER.SETTING``, or ``FILTER.SETTING.N`` for an n-gram size), computed as the filters
+    compute them (datatrove's own n-gram helpers and word splitting)."""
+    import re
+
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate
+    from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION, split_into_words
+
+    size = max(len(text), 1)
+    words = split_into_words(text, language)
+    n_words = max(len(words), 1)
+    paragraphs, lines = re.split(r"\n{2,}", text.strip()), re.split("\n+", text)
+    out: dict[str, float] = {}
+    out["gopher_repetition.dup_para_frac"], chars = _fractions(paragraphs)
+    out["gopher_repetition.dup_para_char_frac"] = chars / size
+    out["gopher_repetition.dup_line_frac"], chars = _fractions(lines)
+    out["gopher_repetition.dup_line_char_frac"] = chars / size
+    for n in range(2, 11):
+        grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        if n <= 4 and grams:
+            out[f"gopher_repetition.top_n_grams.{n}"] = find_top_duplicate(grams) / size
+        if n >= 5:
+            out[f"gopher_repetition.dup_n_grams.{n}"] = find_all_duplicate(words, n) / size
+    full = [line for line in text.split("\n") if line.strip()] or [""]
+    out["fineweb_quality.line_punct_thr"] = sum(line.endswith(tuple(TERMINAL_PUNCTUATION)) for line in full) / len(full)
+    out["fineweb_quality.short_line_thr"] = sum(len(line) <= 30 for line in full) / len(full)
+    out["fineweb_quality.char_duplicates_ratio"] = _fractions(full)[1] / max(len(text.replace("\n", "")), 1)
+    out["fineweb_quality.new_line_ratio"] = text.count("\n") / n_words
+    plain = [w for w in words if any(c not in PUNCTUATION_SET for c in w)]
+    out["gopher_quality.min_doc_words"] = out["gopher_quality.max_doc_words"] = len(plain)
+    marks = max(text.count("#"), text.count("...") + text.count("\u2026"))
+    out["gopher_quality.max_symbol_word_ratio"] = marks / n_words
+    split = text.splitlines() or [""]
+    bullets = sum(s.lstrip().startswith(("\u2022", "-")) for s in split)
+    out["gopher_quality.max_bullet_lines_ratio"] = bullets / len(split)
+    ellipses = sum(s.rstrip().endswith(("...", "\u2026")) for s in split)
+    out["gopher_quality.max_ellipsis_lines_ratio"] = ellipses / len(split)
+    out["gopher_quality.max_non_alpha_words_ratio"] = sum(any(c.isalpha() for c in w) for w in words) / n_words
+    out["gopher_quality.min_stop_words"] = len(stop_words.intersection(words))
+    return out
+
+
+SCALED = {"min_avg_word_length", "max_avg_word_length"}  # scaled by the median word length instead
+
+# settings that bound a statistic from below (a document is removed below the threshold);
+# every other one bounds it from above
+LOWER_BOUNDS = {
+    "fineweb_quality.line_punct_thr",
+    "gopher_quality.min_doc_words",
+    "gopher_quality.max_non_alpha_words_ratio",  # datatrove's name; it is the least share of words with a letter
+    "gopher_quality.min_stop_words",
+}
+
+
+def relaxed_thresholds(
+    texts: Sequence[str], language: str, stop_words: Sequence[str], given: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each quality setting the user did not give, relaxed from datatrove's default to the
+    ``TAIL`` quantile of ``texts``' statistic where the default alone would remove more than
+    ``TAIL`` of them (``{filter: {setting: value}}``, only the settings that changed)."""
+    import inspect
+
+    from unlabeled.curate.steps import FILTERS
+
+    rows = [document_statistics(t, language, set(stop_words)) for t in texts]
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in FILTERS.items():
+        for setting, param in inspect.signature(cls).parameters.items():
+            default = param.default
+            if setting in given.get(name, {}) or setting in SCALED or default is None or isinstance(default, bool):
+                continue
+            pairs = default if isinstance(default, tuple) else ((None, default),)
+            if not all(isinstance(p, tuple) for p in pairs) or not isinstance(pairs[0][1], (int, float)):
+                continue
+            new = tuple((n, _relax(rows, f"{name}.{setting}" + (f".{n}" if n else ""), t)) for n, t in pairs)
+            if new != tuple(pairs):
+                out.setdefault(name, {})[setting] = new if isinstance(default, tuple) else new[0][1]
+    return out
+
+
+def _relax(rows: list[dict[str, float]], key: str, default: float) -> float:
+    """``default``, or the ``TAIL`` quantile of the statistic ``key`` where ``default`` removes more."""
+    values = np.array([r[key] for r in rows if key in r], dtype=np.float64)
+    if not len(values):
+        return default
+    if key in LOWER_BOUNDS:  # removed below the threshold
+        if (values < default).mean() <= TAIL:
+            return default
+        q = float(np.quantile(values, TAIL, method="lower"))
+        return type(default)(math.floor(q)) if isinstance(default, int) else round(q, 4)
+    if (values > default).mean() <= TAIL:
+        return default
+    q = float(np.quantile(values, 1 - TAIL, method="higher"))
+    return type(default)(math.ceil(q)) if isinstance(default, int) else round(q, 4)
 
 
 def parse_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -102,6 +223,9 @@ def language_settings(
             quality["max_avg_word_length"] = round(GOPHER_WORD_LENGTH[1] * scale, 2)
         if len(s["stop_words"]) == STOP_WORDS:
             quality["stop_words"] = s["stop_words"]
-        quality.update(options.get("gopher_quality", {}))
-        settings[language] = {"tokenizer": tokenizer, **options, "gopher_quality": quality}
+        relaxed = relaxed_thresholds(texts, tokenizer, quality.get("stop_words") or GOPHER_STOP_WORDS, options)
+        s["relaxed"] = {f"{f}.{k}": v for f, kv in relaxed.items() for k, v in kv.items()}
+        merged = {name: {**relaxed.get(name, {}), **options.get(name, {})} for name in {*relaxed, *options}}
+        quality.update(merged.pop("gopher_quality", {}))
+        settings[language] = {"tokenizer": tokenizer, **merged, "gopher_quality": quality}
     return settings, stats
