@@ -178,6 +178,14 @@ def pretrain(
     init: Annotated[
         Path | None, typer.Option(help="start from this pretraining run's weights (continued pretraining)")
     ] = None,
+    mix: Annotated[
+        str | None,
+        typer.Option(help='several collections at their shares of each batch: "DATA=0.9,data/domain=0.1"'),
+    ] = None,
+    upsample_last: Annotated[
+        str | None,
+        typer.Option(help='other shares over the last fraction of the steps: "0.2:data/domain=0.5"'),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
@@ -203,6 +211,8 @@ def pretrain(
         compile=compile,
         shards=shards,
         init=init,
+        mix=mix,
+        upsample_last=upsample_last,
         resume=resume,
         overwrite=overwrite,
     )

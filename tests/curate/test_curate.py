@@ -239,7 +239,7 @@ def test_an_interrupted_curation_continues_from_its_completed_tasks_and_ends_as_
 def test_pretraining_counts_each_document_its_weight_times_an_epoch(wordnet_small, tmp_path):
     """A curated collection's ``weight`` column is pretraining's sampling count: a document of
     weight 3 is read three times an epoch, one of weight 0 never."""
-    from unlabeled.train.run import weighted_positions
+    from unlabeled.data.collection import weighted_positions
 
     n = 64
     weights = np.tile([0, 1, 2, 3], n // 4)

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError, short_reason
+from unlabeled._console import UnlabeledError, info, short_reason
 
 FORMAT_VERSION = 1
 META_FILE = "collection.json"
@@ -354,6 +354,22 @@ def move_into_place(tmp: Path, dest: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def weighted_positions(col: Collection, positions: np.ndarray) -> np.ndarray:
+    """Pretraining's pool: each position repeated its ``weight`` times where the collection has
+    a ``weight`` column (rounded to whole counts: ``curate``'s rehydration, FineWeb2), so an
+    epoch is a pass over the upsampled pool; the positions themselves otherwise."""
+    if WEIGHT not in col.columns:
+        return positions
+    weights = np.asarray(col.column(WEIGHT), dtype=np.float64)[positions]
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise UnlabeledError(f"{col.path}: the {WEIGHT} column must hold finite counts of 0 or more")
+    counts = np.rint(weights).astype(np.int64)
+    if (counts == 1).all():
+        return positions
+    info(f"sampling by {col.name}'s {WEIGHT} column: {len(positions)} samples count as {int(counts.sum())}")
+    return np.repeat(positions, counts)
 
 
 def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:

@@ -97,6 +97,10 @@ def lineage(run: Run) -> list[tuple[Run, str]]:
 def trained_collection(run: Run) -> Collection:
     """The collection ``run`` trained on, checked unchanged since."""
     where = run.config["task"] if run.kind == "classifier" else run.config["data"]
+    if "mix" in where:
+        raise UnlabeledError(
+            f"{run.path} was pretrained on a mixture of collections (--mix); it cannot be forgotten from"
+        )
     col = open_collection(where["path"])
     if col.fingerprint() != where["fingerprint"]:
         raise UnlabeledError(f"{col.path} changed since {run.path} was trained on it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, open_collection
+from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import default_options, saved_options
@@ -115,6 +117,8 @@ def pretrain(
     positions: np.ndarray | None = None,
     shards: int = 1,
     init: Run | str | os.PathLike[str] | None = None,
+    mix: Mapping[str | os.PathLike[str], float] | str | None = None,
+    upsample_last: tuple[float, Mapping[str | os.PathLike[str], float]] | str | None = None,
 ) -> Run:
     """Pretrain an encoder on ``data`` without labels; returns the :class:`Run` in ``out``.
 
@@ -125,8 +129,7 @@ def pretrain(
     ``encoder`` is ``cnn``, ``transformer`` or ``tcn`` (dilated convolutions over time, for
     series; default: :func:`default_encoder`); ``encoder_options`` go to it (e.g.
     ``{"patch": [7, 7]}``).
-    ``method_options`` go to the objective (e.g. ``{"temperature": 0.2}``); ``augment``
-    changes the modality's augmentation (e.g. ``{"blur_p": 0.5}``).
+    ``method_options`` go to the objective (``{"temperature": 0.2}``), ``augment`` to the augmentation.
     ``positions`` trains on those samples of ``data`` only (recorded as the run's training
     ids). ``shards`` > 1 pretrains SISA-style (Bourtoule et al. 2021): one encoder per
     disjoint random shard in ``OUT/shards/NN``, each with the same recipe (a time budget is
@@ -137,12 +140,13 @@ def pretrain(
     Gururangan et al. 2020, "Don't Stop Pretraining"): the new run takes that run's encoder,
     size and options, every weight when the method and its settings are the same, else the
     encoder alone; the data may differ in length but not in channels.
-    ``batch_size`` is per process; by default 128, fewer for a small training set
-    (:func:`default_batch`)."""
-    if method is None:
-        method = default_method(data)
+    ``batch_size`` is per process; by default 128, fewer for a small training set.
+    ``mix`` pretrains on several collections at their shares of each batch (``"data/a=0.9,data/b=0.1"``
+    or a dict; ``data`` is one of them), ``upsample_last`` gives other shares over the last fraction
+    of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
+    plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
     recipe = PretrainRecipe(
-        method=method,
+        method=method or default_method(data),
         encoder=encoder,
         size=size,
         minutes=minutes,
@@ -159,12 +163,21 @@ def pretrain(
         checkpoint_steps=checkpoint_steps,
         snapshot_seconds=snapshot_seconds,
         compile=compile,
+        mix=plan,
     )
     where = Where(Path(out), device, resume, overwrite)
     with run_lock(where.out):  # one process writes a run at a time
         if shards > 1:
             return _pretrain_sharded(recipe, data, where, positions, shards, init)
         return _pretrain_one(recipe, data, where, positions, init)
+
+
+def _mix_plan(data: Collection | str | os.PathLike[str], mix: Any, upsample_last: Any, subset: bool) -> Mix | None:
+    """The mixture ``pretrain`` is asked for, if any (refused with shards or a subset)."""
+    plan = plan_mix(data.path if isinstance(data, Collection) else data, mix, upsample_last)
+    if plan is not None and subset:
+        raise UnlabeledError("--mix pretrains one run on whole collections; it does not combine with --shards")
+    return plan
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,7 @@ class PretrainRecipe:
     checkpoint_steps: int = 0
     snapshot_seconds: float = 0.0
     compile: bool = False
+    mix: Mix | None = None  # several collections at their shares (--mix, --upsample-last)
 
 
 @dataclass(frozen=True)
@@ -271,6 +285,8 @@ def pretrain_spec(
     encoder = encoder or default_encoder(modality.name, recipe.method)
     options = default_options(encoder, modality, enc_options, recipe.method)
     data = DataSpec(str(col.path.resolve()), col.name, col.fingerprint(), len(positions), recipe.exclude_split)
+    if isinstance(col, Mixture):
+        data = replace(data, mix=col.to_json())
     return RunSpec(
         kind="encoder",
         data=data,
@@ -303,10 +319,16 @@ def _pretrain_one(
         replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
         if where.resume:
             spec = RunSpec.from_config(read_config(out / "config.json"))
+            if recipe.mix is not None:
+                info("--mix and --upsample-last are ignored with --resume: the run continues its own mixture")
+            if spec.data.mix is not None:
+                col = Mixture.from_json(spec.data.mix)
             if spec.data.fingerprint != col.fingerprint():
                 raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
             pos = training_positions(col, spec, out)
         else:
+            if recipe.mix is not None:
+                col = Mixture.open(recipe.mix)
             pos = col.indices(exclude=recipe.exclude_split)
             if positions is not None:
                 pos = np.sort(np.asarray(positions, dtype=np.int64))

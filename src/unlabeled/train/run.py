@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import WEIGHT, Collection
+from unlabeled.data.collection import Collection, weighted_positions
+from unlabeled.data.mixture import Mixture
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
 from unlabeled.objectives import build_objective, self_distil
@@ -41,7 +42,7 @@ from unlabeled.runs import (
 )
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.sampling import Sampler
+from unlabeled.train.sampling import MixSampler, Sampler
 from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash, index_hash
 from unlabeled.train.trainer import Trainer
 
@@ -253,20 +254,17 @@ class Feed:
     warm_start: Callable[[Objective], None] | None = None
 
 
-def weighted_positions(col: Collection, positions: np.ndarray) -> np.ndarray:
-    """Pretraining's pool: each position repeated its ``weight`` times where the collection has
-    a ``weight`` column (rounded to whole counts: ``curate``'s rehydration, FineWeb2), so an
-    epoch is a pass over the upsampled pool; the positions themselves otherwise."""
-    if WEIGHT not in col.columns:
-        return positions
-    weights = np.asarray(col.column(WEIGHT), dtype=np.float64)[positions]
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise UnlabeledError(f"{col.path}: the {WEIGHT} column must hold finite counts of 0 or more")
-    counts = np.rint(weights).astype(np.int64)
-    if (counts == 1).all():
-        return positions
-    info(f"sampling by {col.name}'s {WEIGHT} column: {len(positions)} samples count as {int(counts.sum())}")
-    return np.repeat(positions, counts)
+def mixture_sampler(col: Mixture, positions: np.ndarray, cfg: Any) -> MixSampler:
+    """The order of a run on a mixture: each collection's pool at its share of each batch."""
+    pools = col.pools(positions)
+    m = col.mix
+    for c, pool, *shares in zip(col.parts, pools, m.weights, m.last_weights or m.weights, strict=True):
+        if not len(pool) and max(shares) > 0:
+            raise UnlabeledError(f"--mix: {c.path} has no sample to train on (all in the excluded split?)")
+    info(f"mixture: {col.describe(pools)}")
+    return MixSampler(
+        pools, m.weights, cfg.batch_size, cfg.seed, m.last, m.last_weights, dist.rank(), dist.world_size()
+    )
 
 
 def train(
@@ -296,6 +294,8 @@ def train(
     # built before anything is written, so that a run it refuses (a batch larger than the
     # training set, say) leaves no folder behind to --overwrite
     sampler = None if feed is None else feed.sampler
+    if sampler is None and isinstance(col, Mixture):
+        sampler = mixture_sampler(col, positions, spec.train)
     order = positions if feed is not None or spec.kind == "classifier" else weighted_positions(col, positions)
     trainer = Trainer(objective, col, order, spec.train, out, device, sampler=sampler)
     if replace_old:

@@ -6,7 +6,7 @@ uninterrupted one would have.
 
     source = ArraySource(X, y)                       # or a Collection
     sampler = EpochSampler(np.arange(len(X)), batch=64, seed=0)
-    sampler.positions(step)                          # this rank's share of step's batch
+    sampler.positions(step, total)                   # this rank's share of step's batch
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ class Retargeted:
 
 
 class Sampler(Protocol):
-    """Which positions form each step's batch on this process."""
+    """Which positions form each step's batch on this process; ``total`` is the run's step
+    count, for a sampler whose order changes over the run (:class:`MixSampler`)."""
 
     steps_per_epoch: int
 
-    def positions(self, step: int) -> np.ndarray: ...
+    def positions(self, step: int, total: int | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -77,7 +78,7 @@ class EpochSampler:
     def steps_per_epoch(self) -> int:
         return len(self.positions_) // (self.batch * self.world)
 
-    def positions(self, step: int) -> np.ndarray:
+    def positions(self, step: int, total: int | None = None) -> np.ndarray:
         epoch, k = divmod(step, self.steps_per_epoch)
         if self._perm is None or self._perm[0] != epoch:
             rng = np.random.default_rng([self.seed, epoch])
@@ -102,7 +103,7 @@ class SplitSampler:
     def steps_per_epoch(self) -> int:
         return self.batches
 
-    def positions(self, step: int) -> np.ndarray:
+    def positions(self, step: int, total: int | None = None) -> np.ndarray:
         epoch, k = divmod(step, self.batches)
         if self._rng is None or epoch < self._current[0]:  # (re)start the sequence of epochs
             self._rng, self._current = np.random.default_rng(self.seed), (-1, [])
@@ -156,7 +157,7 @@ class SemiSampler:
             self._perms[tag, p] = np.random.default_rng([self.seed, tag, p]).permutation(pool)
         return self._perms[tag, p]
 
-    def positions(self, step: int) -> np.ndarray:
+    def positions(self, step: int, total: int | None = None) -> np.ndarray:
         b, u = self.batch, self.batch * self.ratio
         first = step * self.world + self.rank
         lab = _stream(lambda p: self._perm(0, p), len(self.labelled), first * b, b)
@@ -175,3 +176,79 @@ class SemiSource(Retargeted):
 
     def get(self, positions: np.ndarray) -> np.ndarray:
         return self.collection.get(np.asarray(positions) % self.n)
+
+
+@dataclass
+class MixSampler:
+    """A mixture's order (:class:`~unlabeled.data.mixture.Mixture`): each process's batch of
+    ``batch`` is dealt between the collections by a multinomial draw with the mixture's shares
+    (``last_weights`` from step ``round((1 - last) * total)`` on), seeded by the step, and each
+    collection's share is the next stretch of that collection's own stream of seeded
+    permutations (``pools[k]``, mixture positions). The draws are made in blocks of ``BLOCK``
+    steps and their running sums kept, so a step's batch costs the same at step 10 and at step
+    100,000, and a resumed run draws exactly what an uninterrupted one did."""
+
+    pools: list[np.ndarray]
+    weights: tuple[float, ...]
+    batch: int
+    seed: int
+    last: float = 0.0
+    last_weights: tuple[float, ...] | None = None
+    rank: int = 0
+    world: int = 1
+    BLOCK = 256
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._perms: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """A pass over every collection's pool, at the batch's size."""
+        return sum(len(p) for p in self.pools) // (self.batch * self.world)
+
+    def switch(self, total: int | None) -> int | None:
+        """The first step drawn with the last shares (None: the shares never change)."""
+        if self.last_weights is None or not total:
+            return None
+        return total - round(self.last * total)
+
+    def _rows(self, block: int, boundary: int | None) -> np.ndarray:
+        """Per draw (one per process per step) in ``block``: how many samples each collection gives."""
+        g = np.arange(block * self.BLOCK, (block + 1) * self.BLOCK)
+        rows = np.random.default_rng([self.seed, 17, 0, block]).multinomial(self.batch, self.weights, size=len(g))
+        if boundary is not None and boundary < g[-1] + 1:
+            later = np.random.default_rng([self.seed, 17, 1, block]).multinomial(
+                self.batch, self.last_weights, size=len(g)
+            )
+            rows[g >= boundary] = later[g >= boundary]
+        return rows
+
+    def _counts(self, g: int, boundary: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(samples each collection gave before draw ``g``, samples each gives at ``g``)."""
+        if self._cache.get("boundary", -1) != boundary:
+            self._cache = {"boundary": boundary, "starts": [np.zeros(len(self.pools), dtype=np.int64)], "rows": []}
+        starts, rows = self._cache["starts"], self._cache["rows"]
+        block, k = divmod(g, self.BLOCK)
+        while len(rows) <= block:
+            rows.append(self._rows(len(rows), boundary))
+            starts.append(starts[-1] + rows[-1].sum(axis=0))
+        return starts[block] + rows[block][:k].sum(axis=0), rows[block][k]
+
+    def _perm(self, part: int, p: int) -> np.ndarray:
+        """Pass ``p`` over collection ``part``'s pool; the current passes are kept."""
+        if (part, p) not in self._perms:
+            self._perms = {key: v for key, v in self._perms.items() if key[0] != part or key[1] >= p - 1}
+            self._perms[part, p] = np.random.default_rng([self.seed, 17, 2, part, p]).permutation(self.pools[part])
+        return self._perms[part, p]
+
+    def positions(self, step: int, total: int | None = None) -> np.ndarray:
+        boundary = self.switch(total)
+        g = step * self.world + self.rank
+        before, now = self._counts(g, None if boundary is None else boundary * self.world)
+        out = [
+            _stream(lambda p, k=k: self._perm(k, p), len(self.pools[k]), int(before[k]), int(now[k]))
+            for k in range(len(self.pools))
+            if now[k]
+        ]
+        return np.sort(np.concatenate(out))

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled.data.collection import WEIGHT
+from unlabeled.data.mixture import Mixture
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig
 
@@ -45,6 +46,8 @@ def ids_hash(ids: Iterable[object]) -> str:
 def index_hash(col: Any) -> str:
     """A content hash of a collection's index: its ids, labels (and class names), splits and
     sampling weights, what a run depends on besides the samples themselves (the collection's fingerprint)."""
+    if isinstance(col, Mixture):  # every part's index, and the shares
+        return hashlib.sha256(repr([index_hash(c) for c in col.parts] + [col.to_json()]).encode()).hexdigest()[:16]
     h = hashlib.sha256("\n".join(str(i) for i in col.ids).encode())
     if col.labels is not None:
         h.update(np.ascontiguousarray(col.labels, dtype=np.int64).tobytes())
@@ -76,6 +79,7 @@ class DataSpec:
     exclude_split: str | None = "test"
     index: str | None = None
     ids: str | None = None
+    mix: dict[str, Any] | None = None  # pretraining on several collections (--mix): Mixture.to_json()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DataSpec:

@@ -182,9 +182,9 @@ class Trainer:
         params = [p for p in objective.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
-    def batch_positions(self, step: int) -> np.ndarray:
-        """This rank's share of the global batch at ``step``: ranks never overlap."""
-        return self.sampler.positions(step)
+    def batch_positions(self, step: int, total: int | None = None) -> np.ndarray:
+        """This rank's share of the global batch at ``step`` of ``total``: ranks never overlap."""
+        return self.sampler.positions(step, total)
 
     # -- one step --------------------------------------------------------------------------
     def _step(
@@ -193,7 +193,7 @@ class Trainer:
         """One update of ``model`` (the wrapped ``objective``: this trainer's, or the throwaway
         copy the calibration times, whose hooks then run on the copy alone)."""
         obj = self.objective if objective is None else objective
-        pos = self.batch_positions(step)
+        pos = self.batch_positions(step, total)
         x = obj.inputs(self.source.get(pos), self.device)
         extra = ()
         if obj.uses_labels:  # supervised and unlearning objectives get the labels too
