@@ -279,3 +279,18 @@ def test_a_language_no_document_is_in_fails_in_one_line(damaged, tmp_path):
     col, _ = damaged
     with pytest.raises(ul.UnlabeledError, match="no document .* passed language identification"):
         ul.curate(col.path, tmp_path / "out", languages=["english"])
+
+
+def test_a_run_on_curated_text_mixed_with_other_text_says_so_in_its_report(curated, wordnet_small, tmp_path):
+    from unlabeled.bench.report import pretraining_data, render
+    from unlabeled.bench.result import BenchResult
+
+    mix = {curated.path: 0.7, wordnet_small.path: 0.3}
+    run = ul.pretrain(curated, tmp_path / "run", method="mlm", epochs=0.2, batch_size=16, mix=mix)
+    rows = pretraining_data(run.path)
+    assert [(r["collection"], r["share"]) for r in rows] == [(curated.name, "0.7"), (wordnet_small.name, "0.3")]
+    summary = json.loads((curated.path / "curation.json").read_text())
+    assert rows[0]["curation"].startswith(f"{summary['kept']:,} of {summary['input']:,} documents kept")
+    assert "lid -" in rows[0]["curation"] and rows[1]["curation"] == ""  # the WordNet slice is not curated
+    page = render(BenchResult(rows=[], settings={"runs": [str(run.path)]}))
+    assert "pretraining-data" in page and f"{summary['kept']:,} of {summary['input']:,} documents kept" in page

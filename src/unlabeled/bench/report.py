@@ -13,6 +13,7 @@ The page is ``templates/report.html.j2`` (Jinja2, autoescaped); this module gath
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from unlabeled.bench.pages import render_page
 from unlabeled.bench.report_tables import metrics_table, results_table, unified_table
 from unlabeled.bench.result import BenchResult
 from unlabeled.bench.rows import finite, order_settings, row_higher_is_better, unique
+from unlabeled.curate.records import SUMMARY_FILE
 from unlabeled.runs import open_run
 from unlabeled.train import checkpoint as ckpt
 
@@ -68,6 +70,7 @@ def render(result: BenchResult, maps: Maps | None = None) -> str:
             for alt in [f"t-SNE map of {t}"]
         ],
         loss=_image(loss_figure(curves), "loss", "pretraining loss", "loss") if curves else None,
+        data=[d for r in runs for d in pretraining_data(r)],
     )
 
 
@@ -130,6 +133,38 @@ def _task(
         "results": results_table(rows),
         "metrics": metrics_table(rows),
     }
+
+
+def _curation(path: Path) -> str:
+    """One line of a curated collection's ``curation.json``: kept of input, removed per step."""
+    try:
+        summary = json.loads((path / SUMMARY_FILE).read_text())
+        steps = ", ".join(f"{k} -{v['removed']:,}" for k, v in summary["steps"].items())
+        return f"{summary['kept']:,} of {summary['input']:,} documents kept ({steps})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # not curated, or moved: nothing to say
+
+
+def pretraining_data(run: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """What a run was pretrained on, one row per collection: its name, its share of each batch
+    and over the last steps (``pretrain --mix``, ``--upsample-last``), and, for a collection
+    ``curate`` wrote, what curation kept and removed."""
+    try:
+        data = open_run(run).config["data"]
+    except (UnlabeledError, OSError, ValueError, KeyError):
+        return []
+    mix = data.get("mix") or {"parts": [{"path": data["path"], "name": data["name"], "weight": 1.0}]}
+    last = mix.get("last_weights") or [None] * len(mix["parts"])
+    return [
+        {
+            "run": Path(run).name,
+            "collection": part["name"],
+            "share": f"{part['weight']:.3g}",
+            "last": "" if w is None else f"{w:.3g} (last {mix['last']:.0%})",
+            "curation": _curation(Path(part["path"])),
+        }
+        for part, w in zip(mix["parts"], last, strict=True)
+    ]
 
 
 def _loss_curves(runs: list[str]) -> list[Curve]:

@@ -34,15 +34,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, console, info, progress
-from unlabeled.curate.records import assemble, explain, read_jsonl
+from unlabeled.curate.records import RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
 from unlabeled.train import checkpoint as ckpt
 
 STEPS = ("lid", "dedup", "quality")
 QUALITY = ("gopher_repetition", "fineweb_quality", "gopher_quality")
-RECORDS_FILE = "curation.parquet"
-SUMMARY_FILE = "curation.json"
 SAMPLE_PER_LANGUAGE = 5000  # documents of each language its thresholds are computed from
 
 

@@ -17,6 +17,9 @@ import pyarrow as pa
 from unlabeled.curate.rehydrate import rehydration_weights
 from unlabeled.data.collection import Collection
 
+RECORDS_FILE = "curation.parquet"  # a row per input document, inside the curated collection
+SUMMARY_FILE = "curation.json"  # the request, the counts per step and reason, examples
+
 EXAMPLES = 3  # removed documents shown per step and reason
 EXAMPLE_CHARS = 200
 
