@@ -172,6 +172,22 @@ def test_thresholds_relax_to_the_languages_own_documents_and_still_remove_boiler
     assert kept > 0.85, kept
 
 
+def test_the_threshold_sample_is_the_same_whatever_the_tasks_wrote(tmp_path, monkeypatch):
+    from unlabeled.curate import pipeline
+
+    monkeypatch.setattr(pipeline, "SAMPLE_PER_LANGUAGE", 10)
+    docs = [{"id": f"d{i}", "text": f"text {i}", "metadata": {"language": "en" if i % 3 else "de"}} for i in range(90)]
+    for tasks in (1, 3):  # task r writes documents r, r + tasks, ... to its own file
+        folder = tmp_path / str(tasks)
+        folder.mkdir()
+        for r in range(tasks):
+            lines = [json.dumps(d) for d in docs[r::tasks]]
+            (folder / f"{r:05d}.jsonl").write_text("\n".join(lines) + "\n")
+    one, three = pipeline._samples(tmp_path / "1"), pipeline._samples(tmp_path / "3")
+    assert one == three and one[0] == 90
+    assert len(one[1]["en"]) == len(one[1]["de"]) == 10
+
+
 def test_rehydration_upsamples_the_cluster_sizes_the_filters_remove_less_often():
     sizes = np.array([1] * 100 + [2] * 20 + [3] * 20 + [200] * 20)
     removed = np.zeros(len(sizes), dtype=bool)

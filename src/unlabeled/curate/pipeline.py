@@ -154,25 +154,27 @@ def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
     )
 
 
-def _samples(folder: Path, seed: int = 0) -> tuple[int, dict[str, list[str]]]:
+def _samples(folder: Path) -> tuple[int, dict[str, list[str]]]:
     """How many documents stage 1 kept, and a uniform sample of at most
-    ``SAMPLE_PER_LANGUAGE`` of each language's (reservoir sampling: one pass, bounded memory)."""
-    rng = np.random.default_rng(seed)
-    seen: dict[str, int] = {}
-    sample: dict[str, list[str]] = {}
+    ``SAMPLE_PER_LANGUAGE`` of each language's: those with the smallest hashes of their ids (a
+    bottom-k sample: one pass, bounded memory, and the same documents whatever order the tasks
+    wrote them in, so the thresholds do not depend on ``--tasks``)."""
+    import heapq
+
     count = 0
+    heaps: dict[str, list[tuple[int, str, str]]] = {}
     for row in read_jsonl(folder):
         count += 1
         language = row.get("metadata", {}).get("language")
         if not language:
             continue
-        k = seen[language] = seen.get(language, 0) + 1
-        kept = sample.setdefault(language, [])
-        if len(kept) < SAMPLE_PER_LANGUAGE:
-            kept.append(row["text"])
-        elif (j := int(rng.integers(k))) < SAMPLE_PER_LANGUAGE:
-            kept[j] = row["text"]
-    return count, sample
+        key = -int.from_bytes(hashlib.blake2b(str(row["id"]).encode(), digest_size=8).digest(), "big")
+        heap = heaps.setdefault(language, [])  # a max-heap of the smallest hashes, by negation
+        if len(heap) < SAMPLE_PER_LANGUAGE:
+            heapq.heappush(heap, (key, str(row["id"]), row["text"]))
+        elif key > heap[0][0]:
+            heapq.heapreplace(heap, (key, str(row["id"]), row["text"]))
+    return count, {language: [t for _, _, t in sorted(h)] for language, h in heaps.items()}
 
 
 def _minhash_config() -> Any:
