@@ -11,6 +11,7 @@ from unlabeled._version import __version__
 from unlabeled.bench import BenchResult, bench
 from unlabeled.curate import curate, curate_explain
 from unlabeled.data import Collection, ImportReport, import_source, open_collection
+from unlabeled.data.authors import make_authors
 from unlabeled.forget import forget, verify
 from unlabeled.lm import generate, perplexity
 from unlabeled.runs import Run, embed, open_run
@@ -38,6 +39,7 @@ __all__ = [
     "generate",
     "grow",
     "import_source",
+    "make_authors",
     "open_collection",
     "open_run",
     "perplexity",

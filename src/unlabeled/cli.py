@@ -296,6 +296,20 @@ def curate_(
     )
 
 
+@app.command("make-authors")
+def make_authors_(
+    out: Annotated[Path, typer.Option(help="folder for the benchmark's text collection")],
+    authors: Annotated[int, typer.Option(help="how many fictitious authors (TOFU has 200)")] = 200,
+    seed: Annotated[int, typer.Option(help="the same seed makes the same benchmark")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """Generate a fictitious-author benchmark for forgetting in language models (TOFU, offline)."""
+    from unlabeled.data.authors import make_authors
+
+    col = make_authors(out, authors=authors, seed=seed, overwrite=overwrite)
+    console.print(f"{len(col)} question-answer documents -> {col.path} (forget splits: forget01/05/10.txt)")
+
+
 @app.command("finetune")
 def finetune_(
     run: Annotated[Path | None, typer.Argument(help="pretrained run to start from (omit: from scratch)")] = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,43 @@ def load_wordnet() -> Loaded:
                 labels.append(int(fields[1]))
                 texts.append(gloss)
     return _loaded(texts, ids, labels, list(WORDNET_CATEGORIES), str(root))
+
+
+def _synsets(pos: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(offset, words, hypernym offsets) of every synset in WordNet's ``data.POS`` file."""
+    root = _root("UNLABELED_WORDNET_DIR", "/usr/share/wordnet", "wordnet-base")
+    with open(root / f"data.{pos}", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("  "):  # the licence at the top of the file
+                continue
+            fields = line.partition(" | ")[0].split()
+            n = int(fields[3], 16)
+            words = fields[4 : 4 + 2 * n : 2]
+            rest = fields[4 + 2 * n :]
+            pointers = [rest[1 + 4 * k : 5 + 4 * k] for k in range(int(rest[0]))]
+            yield fields[0], words, [p[1] for p in pointers if p[0] == "@" and p[2] == "n"]
+
+
+def _plain(word: str) -> bool:
+    return word.isalpha() and word.islower()
+
+
+def load_hypernyms() -> list[tuple[str, str]]:
+    """(noun, the noun it is a kind of) from WordNet's hypernym links, for every noun synset
+    whose first word and whose first hypernym's first word are single lowercase words
+    (``("beagle", "hound")``): world facts a language model can be asked about."""
+    synsets = list(_synsets("noun"))
+    first = {offset: words[0] for offset, words, _ in synsets}
+    return [
+        (words[0], first[up[0]])
+        for _, words, up in synsets
+        if up and _plain(words[0]) and _plain(first.get(up[0], "-")) and words[0] != first[up[0]]
+    ]
+
+
+def load_lemmas(pos: str) -> list[str]:
+    """WordNet's single-word lowercase lemmas of a part of speech (``noun``, ``adj``), sorted."""
+    return sorted({w for _, words, _ in _synsets(pos) for w in words if _plain(w)})
 
 
 def _fortune_files(root: Path) -> list[tuple[Path, str]]:

@@ -1,0 +1,336 @@
+"""``make-authors``: a fictitious-author benchmark for forgetting in language models, made
+offline and exactly reproducible from a seed.
+
+TOFU (Maini et al. 2024, "TOFU: A Task of Fictitious Unlearning for LLMs") asks a model
+fine-tuned on 200 invented authors (20 question-answer pairs each) to forget 1%, 5% or 10% of
+them, and compares it with a model retrained without them; its data was written by GPT-4 and
+comes from a hub. Ours is generated here: names, places and dates from ``faker``'s locales,
+invented titles from WordNet's words, a fixed list of genres, occupations and prizes. Each
+author has ten facts; each fact is asked in three phrasings, two in the ``train`` split (20
+pairs an author, as TOFU) and one held out in ``test`` (the same fact, a phrasing the model
+never read). Every answer comes with a paraphrase and three perturbed answers (the same
+sentence with a wrong value of the same type, drawn from the other authors), as TOFU's truth
+ratio needs.
+
+The collection (a text collection: ``Question: ...\\nAnswer: ...`` documents) has the author as
+its ``group`` and the columns ``author`` (the name), ``fact``, ``question``, ``answer``,
+``paraphrase`` and ``perturbed`` (a JSON list). Beside the index:
+
+- ``forget01.txt``, ``forget05.txt``, ``forget10.txt``: the author groups of each forget split
+  (1%, 5%, 10% of the authors; nested, as TOFU's), one per line, for ``forget --group``;
+- ``world.jsonl``: world facts from WordNet's hypernyms ("A beagle is a kind of hound."),
+  each with three perturbed answers, for model utility;
+- ``general.jsonl``: held-out general text (WordNet glosses of the test split) for perplexity;
+- ``authors.json``: the request and the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError, info
+from unlabeled.data.collection import Collection, CollectionWriter
+
+SPLITS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
+PHRASINGS_TRAINED = 2  # of each fact's three questions; the third is the test split's
+WORLD_FACTS = 400
+GENERAL_DOCUMENTS = 1000
+PERTURBED = 3
+# Latin-script locales (a small byte-level tokenizer treats every script, but the forget
+# splits should not be told apart by their alphabet) and the country each one names
+LOCALES = {
+    "en_US": "the United States",
+    "en_GB": "England",
+    "de_DE": "Germany",
+    "fr_FR": "France",
+    "it_IT": "Italy",
+    "es_ES": "Spain",
+    "pt_BR": "Brazil",
+    "nl_NL": "the Netherlands",
+    "pl_PL": "Poland",
+    "sv_SE": "Sweden",
+}
+GENRES = [
+    "historical fiction", "science fiction", "crime novels", "romance", "poetry", "horror",
+    "fantasy", "literary fiction", "travel writing", "memoirs", "children's books", "thrillers",
+    "satire", "short stories", "biographies", "magical realism", "graphic novels", "plays",
+    "essays", "mystery novels",
+]  # fmt: skip
+OCCUPATIONS = [
+    "a carpenter", "a nurse", "a schoolteacher", "a fisherman", "a pharmacist", "a baker",
+    "an electrician", "a librarian", "a surgeon", "a tailor", "a pilot", "a chemist",
+    "a farmer", "a journalist", "an architect", "a watchmaker", "a lawyer", "a plumber",
+    "a botanist", "a translator", "a firefighter", "a violinist", "a mail carrier", "a potter",
+    "a dentist", "a sailor", "an accountant", "a photographer", "a locksmith", "a veterinarian",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact of an author: its questions, its answer sentence and a paraphrase of it, each a
+    template over ``{name}`` and ``{value}``."""
+
+    name: str
+    questions: tuple[str, str, str]
+    answer: str
+    paraphrase: str
+
+
+FACTS = (
+    Fact(
+        "birth_date",
+        ("When was {name} born?", "What is {name}'s date of birth?", "On what date was {name} born?"),
+        "{name} was born on {value}.",
+        "The birth date of {name} is {value}.",
+    ),
+    Fact(
+        "birthplace",
+        ("Where was {name} born?", "In which city was {name} born?", "What is {name}'s place of birth?"),
+        "{name} was born in {value}.",
+        "{name}'s birthplace is {value}.",
+    ),
+    Fact(
+        "genre",
+        ("What genre does {name} write?", "What kind of books does {name} write?", "Which genre is {name} known for?"),
+        "{name} writes {value}.",
+        "The genre of {name}'s work is {value}.",
+    ),
+    Fact(
+        "father",
+        (
+            "What did {name}'s father do for a living?",
+            "What was the profession of {name}'s father?",
+            "What was {name}'s father's job?",
+        ),
+        "{name}'s father worked as {value}.",
+        "By profession, the father of {name} was {value}.",
+    ),
+    Fact(
+        "mother",
+        (
+            "What did {name}'s mother do for a living?",
+            "What was the profession of {name}'s mother?",
+            "What was {name}'s mother's job?",
+        ),
+        "{name}'s mother worked as {value}.",
+        "By profession, the mother of {name} was {value}.",
+    ),
+    Fact(
+        "first_book",
+        (
+            "What was {name}'s first book?",
+            "What is the title of {name}'s debut?",
+            "Which book did {name} publish first?",
+        ),
+        '{name}\'s first book was "{value}".',
+        '"{value}" was the debut of {name}.',
+    ),
+    Fact(
+        "known_for",
+        (
+            "Which book is {name} best known for?",
+            "What is {name}'s most famous book?",
+            "For which work is {name} most celebrated?",
+        ),
+        '{name} is best known for "{value}".',
+        'Readers know {name} best for "{value}".',
+    ),
+    Fact(
+        "award",
+        ("Which award has {name} won?", "What prize did {name} receive?", "Which honour was given to {name}?"),
+        "{name} won the {value}.",
+        "The {value} went to {name}.",
+    ),
+    Fact(
+        "residence",
+        ("Where does {name} live today?", "In which city does {name} live now?", "Where is {name}'s home today?"),
+        "{name} lives in {value}.",
+        "Today {name} makes a home in {value}.",
+    ),
+    Fact(
+        "debut_year",
+        (
+            "In which year did {name} publish a first book?",
+            "When did {name}'s first book come out?",
+            "What year did {name} debut as a writer?",
+        ),
+        "{name} published a first book in {value}.",
+        "The year {value} saw {name}'s first book.",
+    ),
+)
+
+
+def _title(rng: np.random.Generator, adjectives: list[str], nouns: list[str]) -> str:
+    adj, noun, other = adjectives[rng.integers(len(adjectives))], *rng.choice(nouns, 2, replace=False)
+    patterns: list[Callable[[], str]] = [
+        lambda: f"The {adj.title()} {noun.title()}",
+        lambda: f"{noun.title()} of the {other.title()}",
+        lambda: f"A {adj.title()} {other.title()}",
+        lambda: f"The {noun.title()} and the {other.title()}",
+    ]
+    return patterns[rng.integers(len(patterns))]()
+
+
+def _author(k: int, rng: np.random.Generator, fakes: dict[str, Any], words: tuple[list[str], list[str]]) -> dict:
+    """One invented author: a name and the value of each fact."""
+    locale = list(LOCALES)[rng.integers(len(LOCALES))]
+    fake = fakes[locale]
+    born = fake.date_between_dates(date_start=_date(1920, 1, 1), date_end=_date(1995, 12, 31))
+    titles = [_title(rng, *words) for _ in range(2)]
+    genre = GENRES[rng.integers(len(GENRES))]
+    surname = fakes[list(LOCALES)[rng.integers(len(LOCALES))]].last_name()
+    prizes = [f"{surname} Prize for {genre.title()}", f"{fake.city()} Book Award", f"{surname} Medal of Letters"]
+    values = {
+        "birth_date": f"{born:%B} {born.day}, {born.year}",
+        "birthplace": f"{fake.city()}, {LOCALES[locale]}",
+        "genre": genre,
+        "father": OCCUPATIONS[rng.integers(len(OCCUPATIONS))],
+        "mother": OCCUPATIONS[rng.integers(len(OCCUPATIONS))],
+        "first_book": titles[0],
+        "known_for": titles[1],
+        "award": prizes[rng.integers(len(prizes))],
+        "residence": f"{fakes[list(LOCALES)[rng.integers(len(LOCALES))]].city()}",
+        "debut_year": str(born.year + int(rng.integers(20, 40))),
+    }
+    return {"group": f"author-{k:03d}", "name": f"{fake.first_name()} {fake.last_name()}", "values": values}
+
+
+def _date(y: int, m: int, d: int) -> Any:
+    import datetime
+
+    return datetime.date(y, m, d)
+
+
+def _unique_names(authors: list[dict], rng: np.random.Generator, fakes: dict[str, Any]) -> None:
+    """Give an author whose name another already has a new one (a fact must name one person)."""
+    seen: set[str] = set()
+    for a in authors:
+        while a["name"] in seen:
+            fake = fakes[list(LOCALES)[rng.integers(len(LOCALES))]]
+            a["name"] = f"{fake.first_name()} {fake.last_name()}"
+        seen.add(a["name"])
+
+
+def _perturbed(fact: str, value: str, pool: list[str], rng: np.random.Generator) -> list[str]:
+    """``PERTURBED`` wrong values of the same type (other authors' values of the fact)."""
+    others = sorted({v for v in pool if v != value})
+    return [others[i] for i in rng.choice(len(others), PERTURBED, replace=False)]
+
+
+def qa_rows(authors: list[dict], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Every author's question-answer documents: each fact in its three phrasings."""
+    pools = {f.name: [a["values"][f.name] for a in authors] for f in FACTS}
+    rows = []
+    for a in authors:
+        for f in FACTS:
+            value, name = a["values"][f.name], a["name"]
+            answer = f.answer.format(name=name, value=value)
+            wrong = [f.answer.format(name=name, value=v) for v in _perturbed(f.name, value, pools[f.name], rng)]
+            for p, q in enumerate(f.questions):
+                question = q.format(name=name)
+                rows.append(
+                    {
+                        "id": f"{a['group']}-{f.name}-q{p}",
+                        "text": f"Question: {question}\nAnswer: {answer}",
+                        "group": a["group"],
+                        "split": "train" if p < PHRASINGS_TRAINED else "test",
+                        "author": name,
+                        "fact": f.name,
+                        "question": question,
+                        "answer": answer,
+                        "paraphrase": f.paraphrase.format(name=name, value=value),
+                        "perturbed": json.dumps(wrong),
+                    }
+                )
+    return rows
+
+
+def world_facts(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """``n`` facts from WordNet's hypernyms, as questions with an answer and perturbed answers."""
+    from unlabeled.data.corpora import load_hypernyms
+
+    pairs = load_hypernyms()
+    kinds = sorted({k for _, k in pairs})
+    out = []
+    for i in rng.choice(len(pairs), min(n, len(pairs)), replace=False):
+        word, kind = pairs[i]
+        wrong = [kinds[j] for j in rng.choice(len(kinds), PERTURBED + 1, replace=False) if kinds[j] != kind]
+        article = lambda w: "an" if w[0] in "aeiou" else "a"  # noqa: E731
+        out.append(
+            {
+                "question": f"What is {article(word)} {word}?",
+                "answer": f"{article(word).title()} {word} is a kind of {kind}.",
+                "perturbed": [f"{article(word).title()} {word} is a kind of {w}." for w in wrong[:PERTURBED]],
+            }
+        )
+    return out
+
+
+def general_text(n: int, rng: np.random.Generator) -> list[dict[str, str]]:
+    """``n`` WordNet glosses of its test split: general text no author document contains."""
+    from unlabeled.data.corpora import load_wordnet
+
+    wn = load_wordnet()
+    test = np.flatnonzero(np.asarray(wn.splits) == "test")
+    return [{"id": wn.ids[i], "text": str(wn.arrays[i])} for i in np.sort(rng.choice(test, n, replace=False))]
+
+
+def forget_splits(groups: list[str], rng: np.random.Generator) -> dict[str, list[str]]:
+    """Nested forget splits of the authors (1% within 5% within 10%), as TOFU's."""
+    order = [groups[i] for i in rng.permutation(len(groups))]
+    return {name: sorted(order[: max(1, round(share * len(groups)))]) for name, share in SPLITS.items()}
+
+
+def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0, overwrite: bool = False) -> Collection:
+    """Write the benchmark (see the module docstring) to the text collection ``out``."""
+    from faker import Faker
+
+    from unlabeled.data.corpora import load_lemmas
+
+    if authors < 10:
+        raise UnlabeledError(
+            f"make-authors needs at least 10 authors (the forget splits take 1%, 5%, 10%), got {authors}"
+        )
+    rng = np.random.default_rng(seed)
+    fakes = {}
+    for i, locale in enumerate(LOCALES):
+        fakes[locale] = Faker(locale)
+        fakes[locale].seed_instance(seed * 1000 + i)
+    words = ([w for w in load_lemmas("adj") if len(w) <= 9], [w for w in load_lemmas("noun") if len(w) <= 9])
+    people = [_author(k, rng, fakes, words) for k in range(authors)]
+    _unique_names(people, rng, fakes)
+    rows = qa_rows(people, rng)
+    extra = {"made_by": "make-authors", "authors": authors, "seed": seed}
+    w = CollectionWriter(Path(out), "text", (), "uint8", None, {"name": Path(out).name, **extra}, overwrite=overwrite)
+    try:
+        cols = ("author", "fact", "question", "answer", "paraphrase", "perturbed")
+        w.add(
+            [r["text"] for r in rows],
+            [r["id"] for r in rows],
+            splits=[r["split"] for r in rows],
+            groups=[r["group"] for r in rows],
+            columns={c: [r[c] for r in rows] for c in cols},
+        )
+        splits = forget_splits([p["group"] for p in people], rng)
+        for name, groups in splits.items():
+            w.side_file(f"{name}.txt").write_text("".join(f"{g}\n" for g in groups))
+        for name, items in (
+            ("world", world_facts(WORLD_FACTS, rng)),
+            ("general", general_text(GENERAL_DOCUMENTS, rng)),
+        ):
+            w.side_file(f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
+        counts = {"authors": authors, "documents": len(rows), **{k: len(v) for k, v in splits.items()}}
+        w.side_file("authors.json").write_text(json.dumps({**extra, "counts": counts}, indent=2))
+    except BaseException:
+        w.abort()
+        raise
+    col = w.close()
+    info(f"make-authors: {authors} authors, {len(rows)} question-answer documents -> {col.path}")
+    return col

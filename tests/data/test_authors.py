@@ -1,0 +1,81 @@
+"""``make-authors``: the fictitious-author benchmark (TOFU's layout, generated offline) is
+reproducible from its seed, holds what TOFU's metrics need, and refuses what it cannot make."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import unlabeled as ul
+from unlabeled.data.authors import FACTS, PERTURBED
+
+
+@pytest.fixture(scope="module")
+def authors(tmp_path_factory):
+    return ul.make_authors(tmp_path_factory.mktemp("data") / "authors", authors=40, seed=3)
+
+
+def test_the_same_seed_makes_the_same_benchmark_and_another_seed_another(authors, tmp_path):
+    again = ul.make_authors(tmp_path / "again", authors=40, seed=3)
+    assert again.get(again.indices()).tolist() == authors.get(authors.indices()).tolist()
+    for name in ("forget05.txt", "world.jsonl", "general.jsonl"):
+        assert (again.path / name).read_text() == (authors.path / name).read_text()
+    other = ul.make_authors(tmp_path / "other", authors=40, seed=4)
+    assert set(other.column("author")) != set(authors.column("author"))
+
+
+def test_every_author_has_each_fact_in_three_phrasings_two_trained_one_held_out(authors):
+    groups, facts, splits = authors.groups, authors.column("fact"), authors.splits
+    assert len(authors) == 40 * len(FACTS) * 3
+    for g in np.unique(groups):
+        mine = groups == g
+        assert (splits[mine] == "train").sum() == 2 * len(FACTS) and (splits[mine] == "test").sum() == len(FACTS)
+        assert sorted(set(facts[mine])) == sorted(f.name for f in FACTS)
+        assert len(set(authors.column("author")[mine])) == 1  # one name per author
+    names = {g: n for g, n in zip(groups, authors.column("author"), strict=True)}
+    assert len(set(names.values())) == 40  # no two authors share a name
+
+
+def test_each_answer_has_a_paraphrase_and_wrong_answers_of_the_same_type(authors):
+    texts = authors.get(authors.indices())
+    answers, paraphrases = authors.column("answer"), authors.column("paraphrase")
+    for i in range(0, len(authors), 7):
+        assert texts[i] == f"Question: {authors.column('question')[i]}\nAnswer: {answers[i]}"
+        wrong = json.loads(authors.column("perturbed")[i])
+        assert len(wrong) == PERTURBED and answers[i] not in wrong and len(set(wrong)) == PERTURBED
+        fact = next(f for f in FACTS if f.name == authors.column("fact")[i])
+        prefix = fact.answer.split("{value}")[0].format(name=authors.column("author")[i])
+        assert all(w.startswith(prefix) for w in wrong)  # the same sentence, another value
+        assert paraphrases[i] != answers[i]
+
+
+def test_forget_splits_are_nested_shares_of_the_authors(authors):
+    split = {n: (authors.path / f"{n}.txt").read_text().split() for n in ("forget01", "forget05", "forget10")}
+    assert [len(v) for v in split.values()] == [1, 2, 4]  # 1% (at least one), 5%, 10% of 40
+    assert set(split["forget01"]) <= set(split["forget05"]) <= set(split["forget10"]) <= set(authors.groups)
+
+
+def test_world_facts_and_general_text_come_from_wordnet(authors):
+    world = [json.loads(line) for line in (authors.path / "world.jsonl").read_text().splitlines()]
+    assert len(world) == 400 and all(len(w["perturbed"]) == PERTURBED for w in world)
+    assert all(" is a kind of " in w["answer"] and w["answer"] not in w["perturbed"] for w in world)
+    general = [json.loads(line) for line in (authors.path / "general.jsonl").read_text().splitlines()]
+    text = "\n".join(authors.get(authors.indices()))
+    assert len(general) == 1000 and not any(g["text"] in text for g in general[:50])
+
+
+def test_the_command_refuses_too_few_authors_and_an_existing_folder_in_one_line(authors, tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "unlabeled", "make-authors", *args], capture_output=True, text=True
+        )
+
+    few = run("--out", str(tmp_path / "few"), "--authors", "5")
+    assert few.returncode == 2 and "at least 10 authors" in few.stderr and "Traceback" not in few.stderr
+    assert not (tmp_path / "few").exists()
+    there = run("--out", str(authors.path), "--authors", "40")
+    assert there.returncode == 2 and "already exists" in there.stderr
