@@ -483,6 +483,10 @@ def forget_(
     run: Annotated[Path | None, typer.Argument(help="classifier (or, with laf/retrain, encoder) run")] = None,
     ids: Annotated[Path | None, typer.Option(help="file of sample ids to forget, one per line")] = None,
     class_: Annotated[str | None, typer.Option("--class", help="forget every training sample of this class")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="forget every training sample whose COLUMN holds one of --values (author)")
+    ] = None,
+    values: Annotated[Path | None, typer.Option(help="file of --group values, one per line")] = None,
     method: Annotated[
         str | None,
         typer.Option(
@@ -527,12 +531,16 @@ def forget_(
     if run is None or out is None:
         raise UnlabeledError("forget needs RUN and --out (or --verify RUN, or --log RUN)")
     id_list = None if ids is None else read_id_file(ids)
+    if (group is None) != (values is None):
+        raise UnlabeledError("--group and --values go together: the column, and a file of its values to forget")
     forget(
         run,
         method=method,
         out=out,
         ids=id_list,
         class_=class_,
+        group=group,
+        values=None if values is None else read_id_file(values),
         epochs=epochs,
         lr=lr,
         seed=seed,

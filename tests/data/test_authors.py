@@ -25,7 +25,7 @@ def test_the_same_seed_makes_the_same_benchmark_and_another_seed_another(authors
     for name in ("forget05.txt", "world.jsonl", "general.jsonl"):
         assert (again.path / name).read_text() == (authors.path / name).read_text()
     other = ul.make_authors(tmp_path / "other", authors=40, seed=4)
-    assert set(other.column("author")) != set(authors.column("author"))
+    assert set(other.column("name")) != set(authors.column("name"))
 
 
 def test_every_author_has_each_fact_in_three_phrasings_two_trained_one_held_out(authors):
@@ -35,8 +35,9 @@ def test_every_author_has_each_fact_in_three_phrasings_two_trained_one_held_out(
         mine = groups == g
         assert (splits[mine] == "train").sum() == 2 * len(FACTS) and (splits[mine] == "test").sum() == len(FACTS)
         assert sorted(set(facts[mine])) == sorted(f.name for f in FACTS)
-        assert len(set(authors.column("author")[mine])) == 1  # one name per author
-    names = {g: n for g, n in zip(groups, authors.column("author"), strict=True)}
+        assert len(set(authors.column("name")[mine])) == 1  # one name per author
+    assert (authors.column("author") == groups).all()  # the group, under a name forget --group takes
+    names = {g: n for g, n in zip(groups, authors.column("name"), strict=True)}
     assert len(set(names.values())) == 40  # no two authors share a name
 
 
@@ -48,7 +49,7 @@ def test_each_answer_has_a_paraphrase_and_wrong_answers_of_the_same_type(authors
         wrong = json.loads(authors.column("perturbed")[i])
         assert len(wrong) == PERTURBED and answers[i] not in wrong and len(set(wrong)) == PERTURBED
         fact = next(f for f in FACTS if f.name == authors.column("fact")[i])
-        prefix = fact.answer.split("{value}")[0].format(name=authors.column("author")[i])
+        prefix = fact.answer.split("{value}")[0].format(name=authors.column("name")[i])
         assert all(w.startswith(prefix) for w in wrong)  # the same sentence, another value
         assert paraphrases[i] != answers[i]
 

@@ -12,12 +12,13 @@ never read). Every answer comes with a paraphrase and three perturbed answers (t
 sentence with a wrong value of the same type, drawn from the other authors), as TOFU's truth
 ratio needs.
 
-The collection (a text collection: ``Question: ...\\nAnswer: ...`` documents) has the author as
-its ``group`` and the columns ``author`` (the name), ``fact``, ``question``, ``answer``,
-``paraphrase`` and ``perturbed`` (a JSON list). Beside the index:
+The collection (a text collection: ``Question: ...\\nAnswer: ...`` documents) has the author
+(``author-007``) as its ``group`` and its ``author`` column, and the columns ``name``, ``fact``,
+``question``, ``answer``, ``paraphrase`` and ``perturbed`` (a JSON list). Beside the index:
 
 - ``forget01.txt``, ``forget05.txt``, ``forget10.txt``: the author groups of each forget split
-  (1%, 5%, 10% of the authors; nested, as TOFU's), one per line, for ``forget --group``;
+  (1%, 5%, 10% of the authors; nested, as TOFU's), one per line, for
+  ``forget --group author --values forget05.txt``;
 - ``world.jsonl``: world facts from WordNet's hypernyms ("A beagle is a kind of hound."),
   each with three perturbed answers, for model utility;
 - ``general.jsonl``: held-out general text (WordNet glosses of the test split) for perplexity;
@@ -241,7 +242,8 @@ def qa_rows(authors: list[dict], rng: np.random.Generator) -> list[dict[str, Any
                         "text": f"Question: {question}\nAnswer: {answer}",
                         "group": a["group"],
                         "split": "train" if p < PHRASINGS_TRAINED else "test",
-                        "author": name,
+                        "author": a["group"],
+                        "name": name,
                         "fact": f.name,
                         "question": question,
                         "answer": answer,
@@ -310,7 +312,7 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
     extra = {"made_by": "make-authors", "authors": authors, "seed": seed}
     w = CollectionWriter(Path(out), "text", (), "uint8", None, {"name": Path(out).name, **extra}, overwrite=overwrite)
     try:
-        cols = ("author", "fact", "question", "answer", "paraphrase", "perturbed")
+        cols = ("author", "name", "fact", "question", "answer", "paraphrase", "perturbed")
         w.add(
             [r["text"] for r in rows],
             [r["id"] for r in rows],

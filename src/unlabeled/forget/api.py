@@ -18,8 +18,9 @@ from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
+from unlabeled.forget.methods.lm import is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
-from unlabeled.forget.request import ForgetRequest, forget_set, ids_hash, source_task
+from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_config, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import run_lock
@@ -31,7 +32,7 @@ ANCESTOR_POLICIES = ("refuse", "retrain", "keep")
 # a classifier's default, and an encoder's: the exact retrain (LAF, measured on Fashion-MNIST,
 # moved representations further from a retrained encoder's than leaving the encoder unchanged
 # did; BENCHMARKS.md)
-DEFAULT_METHOD = {"classifier": "salun", "encoder": "retrain"}
+DEFAULT_METHOD = {"classifier": "salun", "encoder": "retrain", "language model": "npo"}
 
 
 def forget(
@@ -41,6 +42,8 @@ def forget(
     method: str | None = None,
     ids: list[str] | None = None,
     class_: str | int | None = None,
+    group: str | None = None,
+    values: list[str] | None = None,
     epochs: float | None = None,
     lr: float | None = None,
     seed: int = 0,
@@ -48,7 +51,8 @@ def forget(
     overwrite: bool = False,
     ancestors: str = "refuse",
 ) -> Run:
-    """Remove ``ids`` (or every training sample of class ``class_``) from a classifier or
+    """Remove ``ids`` (or every training sample of class ``class_``, or every one whose
+    ``group`` column holds one of ``values``: an author, a patient) from a classifier or
     encoder ``run``; the result is a new run at ``out`` trained (or unlearned) without them.
     ``method`` defaults to ``salun`` for a classifier and to the exact ``retrain`` for an
     encoder (LAF, measured on Fashion-MNIST, moved representations further from a retrained
@@ -64,10 +68,15 @@ def forget(
         raise UnlabeledError(f"--ancestors must be one of {', '.join(ANCESTOR_POLICIES)}, got {ancestors!r}")
     src = open_run(run)
     if method is None:
-        method = DEFAULT_METHOD["classifier" if src.kind == "classifier" else "encoder"]
+        kind = "language model" if is_language_model(src) else "classifier" if src.kind == "classifier" else "encoder"
+        method = DEFAULT_METHOD[kind]
     chosen = _method(src, method)
     out = Path(out)
     task = source_task(src)
+    if group is not None:
+        if ids is not None or class_ is not None:
+            raise UnlabeledError("say what to forget one way: --ids, --class, or --group with --values")
+        ids = group_ids(src, task, group, [str(v) for v in values or []])
     forget_pos = forget_set(src, task, ids, class_)
     retain_pos = np.setdiff1d(np.sort(task.positions(src.training_ids())), forget_pos)
     if not len(forget_pos):
@@ -81,6 +90,7 @@ def forget(
         "ids_hash": ids_hash([str(i) for i in task.ids[forget_pos]]),
         "forgotten": len(forget_pos),
         "class": None if class_ is None else str(class_),
+        "group": None if group is None else {"column": group, "values": sorted(map(str, values or []))},
     }
     redo = _check_lineage(chosen, src, task, forget_pos, ancestors, record)
     request = ForgetRequest(
@@ -137,6 +147,8 @@ def _check_lineage(
 
 def _method(src: Run, name: str) -> Method:
     """The method called ``name``, if it applies to ``src``."""
+    if is_language_model(src):
+        return lm_method(name)
     if name not in METHODS:
         raise UnlabeledError(f"unknown forget method {name!r}; choose from {', '.join(METHODS)}")
     method = METHODS[name]()

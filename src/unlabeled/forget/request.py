@@ -53,6 +53,20 @@ def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | 
     return np.sort(pos[task.labels[pos] == code])
 
 
+def group_ids(run: Run, task: Collection, column: str, values: list[str]) -> list[str]:
+    """The training ids whose ``column`` (``group``, or any column of the index: an author, a
+    patient, a speaker) holds one of ``values``; a value the column never holds is an error."""
+    if not values:
+        raise UnlabeledError(f"--values names no {column} to forget")
+    held = np.asarray([str(v) for v in task.column(column)], dtype=object)
+    unknown = sorted(set(values) - set(held))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise UnlabeledError(f"{len(unknown)} {column} value(s) are not in {task.path}: {shown}")
+    pos = task.positions(sorted(run.training_ids()))
+    return [str(i) for i in task.ids[pos[np.isin(held[pos], list(values))]]]
+
+
 @dataclass(frozen=True, eq=False)
 class ForgetRequest:
     """What a method needs to make the new run. ``epochs`` and ``lr`` are the caller's

@@ -28,6 +28,7 @@ class Method:
     exact: ClassVar[bool] = False
     classifiers: ClassVar[bool] = True  # forgets from classifier runs
     encoders: ClassVar[bool] = False  # forgets from self-supervised encoder runs
+    language_models: ClassVar[bool] = False  # forgets from causal language models (methods/lm.py)
     sharded_only: ClassVar[bool] = False  # needs a run trained with --shards (SISA)
     epochs: ClassVar[float | None] = None  # defaults, for the methods that train
     lr: ClassVar[float | None] = None

@@ -1,0 +1,187 @@
+"""Forgetting in causal language models (a run pretrained or continued with ``--method clm``):
+each method an objective the one Trainer runs from the model's weights on the forget set's
+documents, drawing retain documents itself where it keeps them (as open-unlearning's trainers
+do for TOFU, Maini et al. 2024). A sequence's log-probability is the sum over its tokens after
+the first (its ``[EOS]`` included, padding left out), as ``clm`` trains on them.
+
+- ``ga``: gradient ascent on the forget documents' token cross-entropy (Jang et al. 2023,
+  "Knowledge Unlearning for Mitigating Privacy Risks in Language Models");
+- ``graddiff``: ascent on the forget documents, descent on retain ones (Liu et al. 2022,
+  "Continual Learning and Private Unlearning"; TOFU's "gradient difference");
+- ``npo``: Negative Preference Optimization (Zhang et al. 2024), ``(2/β) log(1 + (π_θ/π_ref)^β)``
+  over forget sequences against the frozen original, plus the retain cross-entropy (NPO+RT);
+- ``simnpo``: SimNPO (Fan et al. 2024, "Simplicity Prevails: Rethinking Negative Preference
+  Optimization for LLM Unlearning"): NPO without the reference, on the length-normalised
+  log-probability with a margin ``γ``, plus the retain cross-entropy.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlabeled._console import UnlabeledError
+from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
+from unlabeled.forget.methods.npo import npo_loss
+from unlabeled.forget.request import ForgetRequest
+from unlabeled.forget.unlearner import Stream
+from unlabeled.modalities.text import PAD
+from unlabeled.objectives.base import Objective, require_text
+from unlabeled.objectives.clm import next_token_logits, next_token_loss
+from unlabeled.runs import Run
+from unlabeled.train.pretrain import claim_run_dir
+
+
+def sequence_logp(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability of each sequence's tokens after the first, how many tokens that is)."""
+    logits = next_token_logits(encoder, x)[:, :-1].float()
+    target = x[:, 1:]
+    real = target != PAD
+    lp = logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return (lp * real).sum(1), real.sum(1).clamp(min=1)
+
+
+class LMUnlearner(Objective):
+    """The shared parts: the causal encoder (its weights load as the run's ``encoder``), retain
+    documents drawn with the step's generator, and the frozen original for NPO's reference
+    (kept outside the state: it is the source run's weights, loaded again on a rerun)."""
+
+    name = "lm-unlearn"
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        modality: Any,
+        other: Stream | None = None,
+        beta: float = 0.1,
+        gamma: float = 0.0,
+        retain_weight: float = 1.0,
+    ) -> None:
+        super().__init__(encoder, modality)
+        require_text(encoder, "forgetting in a language model", causal=True)
+        self.other, self.beta, self.gamma, self.retain_weight = other, beta, gamma, retain_weight
+        self._reference: list[nn.Module] = []
+
+    def keep_original(self) -> None:
+        self._reference = [copy.deepcopy(self.encoder).requires_grad_(False).eval()]
+
+    def hparams(self) -> dict[str, Any]:
+        return {"beta": self.beta, "gamma": self.gamma, "retain_weight": self.retain_weight}
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        return {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
+
+    def forget_term(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, logs = self.forget_term(x)
+        if self.other is not None and self.retain_weight:
+            xr, _ = self.other.draw(self.modality, generator, x.device)
+            retain = next_token_loss(next_token_logits(self.encoder, xr), xr)
+            loss = loss + self.retain_weight * retain
+            logs["retain_nll"] = retain.detach()
+        logs["loss"] = loss.detach()
+        return loss, logs
+
+
+class GradientAscentLM(LMUnlearner):
+    kind = "ga"
+
+    def forget_term(self, x):
+        nll = next_token_loss(next_token_logits(self.encoder, x), x)
+        return -nll, {"forget_nll": nll.detach()}
+
+
+class NPOLM(LMUnlearner):
+    kind = "npo"
+
+    def forget_term(self, x):
+        logp, _ = sequence_logp(self.encoder, x)
+        with torch.no_grad():
+            ref, _ = sequence_logp(self._reference[0], x)
+        loss = npo_loss(logp, ref, self.beta)
+        return loss, {"npo": loss.detach(), "forget_logp": logp.mean().detach()}
+
+
+class SimNPOLM(LMUnlearner):
+    kind = "simnpo"
+
+    def forget_term(self, x):
+        logp, n = sequence_logp(self.encoder, x)
+        loss = -(2.0 / self.beta) * F.logsigmoid(-self.beta * logp / n - self.gamma).mean()
+        return loss, {"simnpo": loss.detach(), "forget_logp": (logp / n).mean().detach()}
+
+
+class LMMethod(Method):
+    """An approximate unlearner for a causal language model: ``objective`` trained from the
+    model's weights on the forget documents, ``epochs`` passes over them."""
+
+    classifiers = False
+    language_models = True
+    objective: ClassVar[type[LMUnlearner]]
+    retain: ClassVar[bool] = True  # draws retain documents (graddiff, npo, simnpo)
+    epochs = 5.0
+    lr = 1e-4
+
+    def run(self, request: ForgetRequest) -> Run:
+        src, task = request.source, request.task
+        batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
+        other = Stream(task, request.retain_pos, batch) if self.retain else None
+        objective = self.objective(src.encoder().train(), src.modality(), other)
+        if isinstance(objective, NPOLM):
+            objective.keep_original()
+        claim_run_dir(request.out, False, request.overwrite)
+        cfg = train_config(request, batch, request.epochs or self.epochs, self.lr)
+        config = {**unlearning_config(request, objective, cfg), "source_run": src.config.get("source_run")}
+        config.pop("seconds", None)
+        return unlearn(request, objective, request.forget_pos, cfg, config)
+
+
+class GALMMethod(LMMethod):
+    name = "ga"
+    objective = GradientAscentLM
+    retain = False
+
+
+class GradDiffMethod(LMMethod):
+    name = "graddiff"
+    objective = GradientAscentLM  # with retain documents: ascent on forget, descent on retain
+
+
+class NPOLMMethod(LMMethod):
+    name = "npo"
+    objective = NPOLM
+
+
+class SimNPOMethod(LMMethod):
+    name = "simnpo"
+    objective = SimNPOLM
+
+
+LM_METHODS: dict[str, type[Method]] = {
+    "ga": GALMMethod,
+    "graddiff": GradDiffMethod,
+    "npo": NPOLMMethod,
+    "simnpo": SimNPOMethod,
+}
+
+
+def is_language_model(run: Run) -> bool:
+    """Whether ``run`` is a causal language model (``clm``, pretrained or continued)."""
+    return run.kind != "classifier" and run.config["method"]["name"] == "clm" and "sisa" not in run.config
+
+
+def lm_method(name: str) -> Method:
+    """The language-model method called ``name`` (``retrain`` is the shared exact one)."""
+    from unlabeled.forget.methods.retrain import RetrainMethod
+
+    methods = {**LM_METHODS, "retrain": RetrainMethod}
+    if name not in methods:
+        raise UnlabeledError(f"a language model forgets with {' | '.join(methods)}; got {name!r}")
+    return methods[name]()

@@ -1,0 +1,71 @@
+"""Forgetting in causal language models, on a small fictitious-author benchmark (make-authors):
+a group of authors forgotten by each method raises the forget documents' loss more than the
+retained ones', the result is a language model like any other, and bad requests are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import unlabeled as ul
+from unlabeled.forget.methods.lm import sequence_logp
+
+
+@pytest.fixture(scope="module")
+def authors(tmp_path_factory):
+    return ul.make_authors(tmp_path_factory.mktemp("data") / "authors", authors=12, seed=1)
+
+
+@pytest.fixture(scope="module")
+def lm(authors, tmp_path_factory):
+    """A tiny causal LM trained on the authors' training documents (8 passes)."""
+    out = tmp_path_factory.mktemp("runs") / "lm"
+    return ul.pretrain(authors, out, method="clm", epochs=8, batch_size=16, lr=2e-3, precision="fp32")
+
+
+def _nll(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
+    """Mean per-token loss of the documents at ``pos``."""
+    mod, enc = run.modality(), run.encoder().eval()
+    with torch.no_grad():
+        logp, n = sequence_logp(enc, mod.prepare(col.get(pos)))
+    return float(-logp.sum() / n.sum())
+
+
+@pytest.mark.parametrize("method", ["ga", "graddiff", "npo", "simnpo"])
+def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm, tmp_path, method):
+    forget = (authors.path / "forget10.txt").read_text().split()  # one author of 12
+    train = authors.indices("train")
+    gone = train[np.isin(authors.column("author")[train], forget)]
+    kept = np.setdiff1d(train, gone)
+    out = ul.forget(lm, out=tmp_path / method, method=method, group="author", values=forget, epochs=4)
+    rise_forget = _nll(out, authors, gone) - _nll(lm, authors, gone)
+    rise_kept = _nll(out, authors, kept) - _nll(lm, authors, kept)
+    assert rise_forget > 0 and rise_forget > 2 * rise_kept, (rise_forget, rise_kept)
+    assert out.config["forget"]["forgotten"] == len(gone) == 20
+    assert out.config["method"]["name"] == "clm" and out.config["method"]["unlearning"] == method
+    assert ul.perplexity(out, authors)["bits_per_byte"] > 0  # still a language model
+
+
+def test_a_language_model_is_refused_what_does_not_apply_in_one_line(authors, lm, tmp_path):
+    with pytest.raises(ul.UnlabeledError, match="not in"):
+        ul.forget(lm, out=tmp_path / "a", group="author", values=["author-999"])
+    with pytest.raises(ul.UnlabeledError, match="a language model forgets with"):
+        ul.forget(lm, out=tmp_path / "b", method="salun", group="author", values=["author-001"])
+    values = tmp_path / "values.txt"
+    values.write_text("author-001\n")
+    cmd = [sys.executable, "-m", "unlabeled", "forget", str(lm.path), "--out", str(tmp_path / "c")]
+    both = subprocess.run(
+        [*cmd, "--group", "author", "--values", str(values), "--class", "x"], capture_output=True, text=True
+    )
+    assert both.returncode == 2 and "one way" in both.stderr and "Traceback" not in both.stderr
+    done = subprocess.run(
+        [*cmd, "--group", "author", "--values", str(values), "--method", "npo", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert ul.open_run(tmp_path / "c").config["forget"]["group"] == {"column": "author", "values": ["author-001"]}
