@@ -554,17 +554,16 @@ def print_verification(table: dict[str, Any]) -> None:
     """A forget request's verification table, as ``forget --verify`` prints it."""
     console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
     console.print(reference_line(table["reference"]))
-    metrics = [
-        m
-        for m in verify_metrics(encoder="forget_cka" in next(iter(table["rows"].values())))
-        if m in next(iter(table["rows"].values()))
-    ]
+    first = next(iter(table["rows"].values()))
+    metrics = [m for m in verify_metrics("forget_cka" in first, "forget_quality" in first) if m in first]
     console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
     for name, r in table["rows"].items():
         console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
     g = table["gaps"]
     console.print(
-        f"{'gap':<12}" + "".join(f"{g[m + '_gap']:>16.4f}" for m in metrics) + f"   average gap {g['average_gap']:.4f}"
+        f"{'gap':<12}"
+        + "".join(f"{g[m + '_gap']:>16.4f}" if m + "_gap" in g else f"{'':>16}" for m in metrics)
+        + f"   average gap {g['average_gap']:.4f}"
     )
     console.print(
         f"time {table['seconds']:.1f} s against retraining's {table['retrain_seconds']:.1f} s "

@@ -35,7 +35,10 @@ def _nll(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
     return float(-logp.sum() / n.sum())
 
 
-@pytest.mark.parametrize("method", ["ga", "graddiff", "npo", "simnpo"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("method", ["npo", *(pytest.param(m, marks=SLOW) for m in ("ga", "graddiff", "simnpo"))])
 def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm, tmp_path, method):
     forget = (authors.path / "forget10.txt").read_text().split()  # one author of 12
     train = authors.indices("train")
@@ -50,6 +53,7 @@ def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm
     assert ul.perplexity(out, authors)["bits_per_byte"] > 0  # still a language model
 
 
+@pytest.mark.slow
 def test_a_language_model_is_refused_what_does_not_apply_in_one_line(authors, lm, tmp_path):
     with pytest.raises(ul.UnlabeledError, match="not in"):
         ul.forget(lm, out=tmp_path / "a", group="author", values=["author-999"])
@@ -69,3 +73,35 @@ def test_a_language_model_is_refused_what_does_not_apply_in_one_line(authors, lm
     )
     assert done.returncode == 0, done.stderr
     assert ul.open_run(tmp_path / "c").config["forget"]["group"] == {"column": "author", "values": ["author-001"]}
+    verified = subprocess.run([*cmd[:4], "--verify", str(tmp_path / "c")], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    shown = verified.stdout + verified.stderr
+    assert "forget_quality" in shown and "average gap" in shown
+
+
+@pytest.mark.slow
+def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors, lm, tmp_path):
+    forget = (authors.path / "forget10.txt").read_text().split()
+    out = ul.forget(lm, out=tmp_path / "npo", method="npo", group="author", values=forget, epochs=4)
+    table = ul.verify(out)
+    rows = table["rows"]
+    assert list(rows) == ["original", "npo", "retrain"]
+    assert rows["retrain"]["forget_quality"] == 1.0  # its own truth ratios
+    # the original read the forgotten authors: it finds their true answers likelier than a
+    # model that never did, and the unlearned model less likely than the original
+    assert rows["original"]["forget_probability"] > rows["retrain"]["forget_probability"]
+    assert rows["npo"]["forget_probability"] < rows["original"]["forget_probability"]
+    assert 0 <= rows["npo"]["forget_quality"] <= 1 and 0 <= rows["npo"]["utility"] <= 1
+    assert set(table["gaps"]) >= {"forget_probability_gap", "utility_gap", "average_gap"}
+
+
+def test_truth_ratio_and_rouge_follow_their_formulas():
+    from unlabeled.forget.lm_metrics import normalised, rouge_l_recall, utility
+
+    assert rouge_l_recall("the cat sat on a mat", "the cat sat on the mat") == pytest.approx(5 / 6)
+    assert rouge_l_recall("", "a b") == 0.0 and rouge_l_recall("a b", "a b") == 1.0
+    assert normalised(np.log([0.25 * 0.25]), np.array([2]))[0] == pytest.approx(0.25)
+    parts = [{"probability": 0.5, "rouge": 0.5, "ratios": np.array([0.5])}]
+    assert utility(parts) == pytest.approx(0.5)  # the harmonic mean of 0.5, 0.5 and 1 - 0.5
+    parts = [{"probability": 0.5, "rouge": 0.5, "ratios": np.array([0.0, 2.0])}]  # max(0, 1 - R): 1 and 0
+    assert utility(parts) == pytest.approx(3 / (2 + 2 + 2))

@@ -14,9 +14,11 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import Collection
 from unlabeled.forget.api import forget
 from unlabeled.forget.audit import AuditLog
+from unlabeled.forget.lm_metrics import LM_METRICS, lm_gaps, lm_rows
+from unlabeled.forget.methods.lm import is_language_model
 from unlabeled.forget.request import source_task
 from unlabeled.forget.verify import ENCODER_METRICS, METRICS, Parts, encoder_gaps, encoder_scores, gaps, scores
-from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_ids
+from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_ids, resolve_device
 from unlabeled.train import checkpoint as ckpt
 
 REFERENCE = "reference"
@@ -96,6 +98,13 @@ def _score(
     if runs[method].kind == "classifier":
         rows = {name: scores(r.classifier(), r.modality(), task, parts, device) for name, r in runs.items()}
         return rows, gaps(rows[method], rows[RETRAIN])
+    if is_language_model(runs[method]):  # TOFU's table (forget/lm_metrics.py)
+        if "question" not in task.columns:
+            raise UnlabeledError(f"{task.path} has no question-answer columns: verify a language model on make-authors")
+        dev = resolve_device(device)
+        models = {name: (r.encoder().to(dev), r.modality()) for name, r in runs.items()}
+        rows = lm_rows(models, RETRAIN, task, parts.forget, parts.retain)
+        return rows, lm_gaps(rows[method], rows[RETRAIN])
     if not len(parts.test) or len(parts.test) == len(task):
         raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
     encoders = {name: (r.encoder(), r.modality()) for name, r in runs.items()}
@@ -103,6 +112,7 @@ def _score(
     return rows, encoder_gaps(rows[method], rows[RETRAIN])
 
 
-def verify_metrics(encoder: bool = False) -> tuple[str, ...]:
-    """The metrics of the verification table, in order (a classifier's or an encoder's)."""
-    return ENCODER_METRICS if encoder else METRICS
+def verify_metrics(encoder: bool = False, language_model: bool = False) -> tuple[str, ...]:
+    """The metrics of the verification table, in order (a classifier's, an encoder's or a
+    language model's)."""
+    return (*LM_METRICS, "forget_quality") if language_model else ENCODER_METRICS if encoder else METRICS

@@ -1,0 +1,195 @@
+"""What a forget request did to a causal language model, as TOFU measures it (Maini et al.
+2024, "TOFU: A Task of Fictitious Unlearning for LLMs"), on a ``make-authors`` benchmark:
+
+- the **probability** of the answer given the question, ``P(a|q)^(1/|a|)`` (per-token);
+- the **truth ratio** ``R = mean_j P(â_j|q)^(1/|â_j|) / P(ã|q)^(1/|ã|)`` of the perturbed (wrong)
+  answers against the paraphrased one: a model that knows the fact finds the paraphrase far
+  likelier (``R`` small);
+- **ROUGE-L recall** of the greedy answer against the true one;
+- **forget quality**: the p-value of the two-sample Kolmogorov-Smirnov test between the forget
+  set's truth ratios under the unlearned model and under the model retrained without it
+  (high: indistinguishable from retraining);
+- **model utility**: the harmonic mean of the probability, ROUGE-L and ``max(0, 1 - R)`` on the
+  retained authors and on the world facts (TOFU also uses real authors; we have none offline);
+  on the forget set the truth ratio is shown as TOFU shows it, ``min(R, 1/R)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unlabeled.data.collection import Collection
+from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
+
+PROMPT = "Question: {question}\nAnswer:"
+
+
+def _ids(mod: TextModality, text: str) -> list[int]:
+    return mod.tokenizer.encode(text, add_special_tokens=False).ids
+
+
+@torch.no_grad()
+def answer_logprob(
+    encoder: nn.Module, mod: TextModality, prompts: list[str], answers: list[str], batch: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probability of each answer's tokens, and their ``[EOS]``, after its prompt; how many
+    tokens that is). The prompt is tokenized alone and the answer after it (with its leading
+    space), as the documents were written: ``Question: q\\nAnswer: a``."""
+    logp, counts = np.zeros(len(prompts)), np.zeros(len(prompts), dtype=np.int64)
+    dev = next(encoder.parameters()).device
+    for start in range(0, len(prompts), batch):
+        rows, spans = [], []
+        for p, a in zip(prompts[start : start + batch], answers[start : start + batch], strict=True):
+            head, tail = [BOS, *_ids(mod, p)], [*_ids(mod, " " + a), EOS]
+            row = (head + tail)[: mod.length]
+            rows.append(row)
+            spans.append((len(head), len(row)))
+        x = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.int64)
+        for i, r in enumerate(rows):
+            x[i, : len(r)] = torch.tensor(r)
+        x = x.to(dev)
+        lp = (encoder(x) @ encoder.token_embed.weight.t()).float().log_softmax(-1)
+        for i, (lo, hi) in enumerate(spans):
+            k = start + i
+            logp[k] = float(lp[i, lo - 1 : hi - 1].gather(-1, x[i, lo:hi, None]).sum())
+            counts[k] = hi - lo
+    return logp, counts
+
+
+def normalised(logp: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``P(a|q)^(1/|a|)``: the per-token geometric mean probability."""
+    return np.exp(logp / np.maximum(counts, 1))
+
+
+def truth_ratios(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any]]) -> np.ndarray:
+    """TOFU's truth ratio of each question: perturbed answers against the paraphrase."""
+    prompts = [PROMPT.format(question=r["question"]) for r in rows]
+    para = normalised(*answer_logprob(encoder, mod, prompts, [r["paraphrase"] for r in rows]))
+    wrong = [json.loads(r["perturbed"]) if isinstance(r["perturbed"], str) else r["perturbed"] for r in rows]
+    k = len(wrong[0])
+    flat = normalised(
+        *answer_logprob(encoder, mod, [p for p in prompts for _ in range(k)], [w for ws in wrong for w in ws])
+    )
+    return flat.reshape(len(rows), k).mean(1) / np.maximum(para, 1e-30)
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """The longest common subsequence of words over the reference's length (ROUGE-L recall)."""
+    p, r = prediction.lower().split(), reference.lower().split()
+    if not r:
+        return 0.0
+    prev = [0] * (len(p) + 1)
+    for word in r:
+        cur = [0]
+        for j, other in enumerate(p):
+            cur.append(prev[j] + 1 if word == other else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1] / len(r)
+
+
+@torch.no_grad()
+def greedy_answer(encoder: nn.Module, mod: TextModality, prompt: str, max_tokens: int = 40) -> str:
+    """The most likely continuation of ``prompt``, token by token, to ``[EOS]``."""
+    dev = next(encoder.parameters()).device
+    ids = [BOS, *_ids(mod, prompt)][: mod.length]
+    start = len(ids)
+    while len(ids) < min(mod.length, start + max_tokens):
+        nxt = int((encoder(torch.tensor([ids], device=dev))[0, -1] @ encoder.token_embed.weight.t()).argmax())
+        if nxt == EOS:
+            break
+        ids.append(nxt)
+    return mod.tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
+
+
+def qa_rows(task: Collection, positions: np.ndarray) -> list[dict[str, Any]]:
+    """The question, answer, paraphrase and perturbed answers of the documents at ``positions``."""
+    cols = {c: task.column(c)[positions] for c in ("question", "answer", "paraphrase", "perturbed")}
+    return [{c: str(v[i]) for c, v in cols.items()} for i in range(len(positions))]
+
+
+def qa_scores(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Probability, truth ratios and ROUGE-L recall of a model on question-answer rows."""
+    prompts = [PROMPT.format(question=r["question"]) for r in rows]
+    prob = normalised(*answer_logprob(encoder, mod, prompts, [r["answer"] for r in rows]))
+    ratios = truth_ratios(encoder, mod, rows)
+    rouge = [rouge_l_recall(greedy_answer(encoder, mod, p), r["answer"]) for p, r in zip(prompts, rows, strict=True)]
+    return {"probability": float(prob.mean()), "ratios": ratios, "rouge": float(np.mean(rouge))}
+
+
+def utility(parts: list[dict[str, Any]]) -> float:
+    """TOFU's model utility: the harmonic mean of probability, ROUGE-L and the mean of
+    ``max(0, 1 - R)`` over the questions (``R`` their truth ratios), over every set in ``parts``."""
+    values = [v for p in parts for v in (p["probability"], p["rouge"], float(np.maximum(0, 1 - p["ratios"]).mean()))]
+    return 0.0 if min(values) <= 0 else len(values) / sum(1 / v for v in values)
+
+
+def forget_quality(ratios: np.ndarray, reference: np.ndarray) -> float:
+    """The KS test's p-value between the forget set's truth ratios and the retrained model's."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(ratios, reference).pvalue)
+
+
+LM_METRICS = (
+    "forget_probability",
+    "forget_rouge",
+    "forget_truth_ratio",
+    "retain_probability",
+    "retain_rouge",
+    "utility",
+)
+SAMPLE = 200  # retained documents and world facts scored (greedy decoding costs a pass per token)
+
+
+def world_rows(task: Collection) -> list[dict[str, Any]]:
+    """The benchmark's world facts (``world.jsonl``), the true answer as the paraphrase."""
+    path = task.path / "world.jsonl"
+    if not path.exists():
+        return []
+    facts = [json.loads(line) for line in path.read_text().splitlines()[:SAMPLE]]
+    return [
+        {"question": f["question"], "answer": f["answer"], "paraphrase": f["answer"], "perturbed": f["perturbed"]}
+        for f in facts
+    ]
+
+
+def lm_rows(
+    encoders: dict[str, tuple[nn.Module, TextModality]],
+    reference: str,
+    task: Collection,
+    forget: np.ndarray,
+    retain: np.ndarray,
+) -> dict[str, dict[str, float]]:
+    """Each model's row: forget and retain probability, ROUGE-L and truth ratio, utility, and
+    forget quality against the ``reference`` model's forget truth ratios."""
+    keep = np.sort(np.random.default_rng(0).choice(retain, min(SAMPLE, len(retain)), replace=False))
+    sets = {"forget": qa_rows(task, forget), "retain": qa_rows(task, keep), "world": world_rows(task)}
+    raw = {}
+    for name, (enc, mod) in encoders.items():
+        enc.eval()
+        raw[name] = {k: qa_scores(enc, mod, rows) for k, rows in sets.items() if rows}
+    rows = {}
+    for name, s in raw.items():
+        rows[name] = {
+            "forget_probability": s["forget"]["probability"],
+            "forget_rouge": s["forget"]["rouge"],
+            # TOFU's forget-set statistic: min(R, 1/R), 1 where true and wrong answers are alike
+            "forget_truth_ratio": float(np.minimum(s["forget"]["ratios"], 1 / s["forget"]["ratios"]).mean()),
+            "retain_probability": s["retain"]["probability"],
+            "retain_rouge": s["retain"]["rouge"],
+            "utility": utility([v for k, v in s.items() if k != "forget"]),
+            "forget_quality": forget_quality(s["forget"]["ratios"], raw[reference]["forget"]["ratios"]),
+        }
+    return rows
+
+
+def lm_gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """Absolute gap to the retrained model per metric, and their average."""
+    g = {f"{m}_gap": abs(result[m] - reference[m]) for m in LM_METRICS}
+    g["average_gap"] = float(np.mean(list(g.values())))
+    return g
