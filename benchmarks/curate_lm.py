@@ -30,7 +30,7 @@ import numpy as np
 from _provenance import provenance
 
 import unlabeled as ul
-from unlabeled.data.collection import derive_collection
+from unlabeled.data.collection import derive_collection, weighted_positions
 from unlabeled.data.corpora import load_gcide, load_wordnet
 from unlabeled.runtime import tune_process
 
@@ -59,7 +59,9 @@ def pretrain(name: str, data: ul.Collection, args: argparse.Namespace, **mix) ->
     out = args.work / "lm" / name
     if (out / "config.json").exists() and ul.open_run(out).finished:
         return ul.open_run(out)
-    n = sum(len(ul.open_collection(p).indices(exclude="test")) for p in mix["mix"]) if mix else len(data)
+    # an epoch as the trainer counts it: every document its weight times (curate's rehydration)
+    parts = [ul.open_collection(p) for p in mix["mix"]] if mix else [data]
+    n = sum(len(weighted_positions(c, c.indices(exclude="test"))) for c in parts)
     epochs = args.steps / (n // args.batch)  # the same step count for every arm
     t = time.perf_counter()
     run = ul.pretrain(
