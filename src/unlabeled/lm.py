@@ -54,22 +54,39 @@ def generate(
     dev = resolve_device(device)
     encoder.to(dev)
     ids = [BOS, *mod.tokenizer.encode(prompt, add_special_tokens=False).ids][: mod.length]
-    start = len(ids)
     g = torch.Generator(device=dev).manual_seed(seed)
+    new = continue_ids(encoder, mod, ids, max_tokens, temperature, top_k, g)
+    return prompt + mod.tokenizer.decode(new, skip_special_tokens=True)
+
+
+@torch.no_grad()
+def continue_ids(
+    encoder: Any,
+    mod: TextModality,
+    ids: list[int],
+    max_tokens: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    generator: torch.Generator | None = None,
+) -> list[int]:
+    """The tokens a causal ``encoder`` adds after ``ids``: each drawn from the softmax of the
+    scores over ``temperature`` (0: the most likely) among the ``top_k`` most likely (0: all),
+    until ``[EOS]``, ``max_tokens`` or the model's context length."""
+    ids, start = list(ids), len(ids)
+    dev = next(encoder.parameters()).device
     while len(ids) < min(mod.length, start + max_tokens):
-        x = torch.tensor([ids], device=dev)
-        scores = (encoder(x)[0, -1] @ encoder.token_embed.weight.t()).float()
+        scores = (encoder(torch.tensor([ids], device=dev))[0, -1] @ encoder.token_embed.weight.t()).float()
         if top_k:
             kth = torch.topk(scores, min(top_k, len(scores))).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))
         if temperature == 0:
             nxt = int(scores.argmax())
         else:
-            nxt = int(torch.multinomial((scores / temperature).softmax(-1), 1, generator=g))
+            nxt = int(torch.multinomial((scores / temperature).softmax(-1), 1, generator=generator))
         if nxt == EOS:
             break
         ids.append(nxt)
-    return prompt + mod.tokenizer.decode(ids[start:], skip_special_tokens=True)
+    return ids[start:]
 
 
 def _windows(mod: TextModality, text: str) -> list[list[int]]:

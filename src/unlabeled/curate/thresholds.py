@@ -74,14 +74,11 @@ def language_statistics(texts: Sequence[str], language: str) -> dict[str, Any]:
     }
 
 
-def _fractions(parts: list[str]) -> tuple[float, float]:
-    """(share of ``parts`` that repeat an earlier one, share of characters in the repeats)."""
-    seen: set[str] = set()
-    repeats = chars = 0
-    for part in parts:
-        if part in seen:
-            repeats, chars = repeats + 1, chars + len(part)
-        seen.add(part)
+def _fractions(parts: list[str]) -> tuple[float, int]:
+    """(share of ``parts`` that repeat an earlier one, characters in the repeats), by datatrove's count."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
+
+    repeats, chars = find_duplicates(parts)
     return repeats / max(len(parts), 1), chars
 
 

@@ -92,18 +92,12 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     return prev[-1] / len(r)
 
 
-@torch.no_grad()
 def greedy_answer(encoder: nn.Module, mod: TextModality, prompt: str, max_tokens: int = 40) -> str:
     """The most likely continuation of ``prompt``, token by token, to ``[EOS]``."""
-    dev = next(encoder.parameters()).device
-    ids = [BOS, *_ids(mod, prompt)][: mod.length]
-    start = len(ids)
-    while len(ids) < min(mod.length, start + max_tokens):
-        nxt = int((encoder(torch.tensor([ids], device=dev))[0, -1] @ encoder.token_embed.weight.t()).argmax())
-        if nxt == EOS:
-            break
-        ids.append(nxt)
-    return mod.tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
+    from unlabeled.lm import continue_ids
+
+    new = continue_ids(encoder, mod, [BOS, *_ids(mod, prompt)][: mod.length], max_tokens)
+    return mod.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
 def qa_rows(task: Collection, positions: np.ndarray) -> list[dict[str, Any]]:
