@@ -7,7 +7,11 @@ Arms (any subset, in this order):
 - ``supervised``: ``finetune --fraction`` from scratch;
 - ``fixmatch-scratch``: ``selftrain --fraction`` from scratch;
 - ``fixmatch``: pretrain, then ``selftrain --fraction`` from the pretrained encoder;
-- ``distil``: pretrain, ``finetune --fraction``, then ``distil`` on every unlabeled image.
+- ``distil``: pretrain, ``finetune --fraction``, then ``distil`` on every unlabeled image;
+- ``fixmatch-distil``: pretrain, ``selftrain`` for ``--minutes`` less ``--distil-minutes``, then
+  ``distil`` the self-trained classifier into a student from the pretrained encoder on every
+  unlabeled image for ``--distil-minutes`` (SimCLRv2's last step after FixMatch); the
+  self-trained teacher's accuracy is printed too.
 
 ``--split dev`` scores a development split instead of the test split: 10,000 train images
 held out (from the labels, the unlabeled pool and pretraining alike), for choosing recipes;
@@ -38,7 +42,8 @@ from _provenance import provenance  # noqa: E402
 from distil import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-ARMS = ("linear", "finetune", "supervised", "fixmatch-scratch", "fixmatch", "distil")
+ARMS = ("linear", "finetune", "supervised", "fixmatch-scratch", "fixmatch", "distil", "fixmatch-distil")
+PRETRAINED = ("linear", "finetune", "fixmatch", "distil", "fixmatch-distil")
 DEV = 10_000
 
 
@@ -65,6 +70,9 @@ def main() -> None:
     ap.add_argument(
         "--minutes", type=float, default=15, help="self-training budget (0: the epochs in --selftrain instead)"
     )
+    ap.add_argument(
+        "--distil-minutes", type=float, default=6, help="fixmatch-distil: the distillation's share of --minutes"
+    )
     ap.add_argument("--size", default="tiny", help="from-scratch arms' encoder size")
     ap.add_argument("--finetune-epochs", type=float, default=30)
     ap.add_argument("--selftrain", default="{}", help="JSON of more selftrain options (threshold, ratio, ema, lr)")
@@ -82,7 +90,7 @@ def main() -> None:
     print(f"scored on the {args.split} split: {len(scored)} images", flush=True)
     work = args.work / args.split
     pre, pre_s = None, 0.0
-    if any(a in arms for a in ("linear", "finetune", "fixmatch", "distil")):
+    if any(a in arms for a in PRETRAINED):
         augment = json.loads(args.pretrain_augment) or None
         views = f"-view{augment['view_size']}" if augment and "view_size" in augment else ""
         path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}{views}"
@@ -108,7 +116,7 @@ def main() -> None:
         for arm in arms:
             t = time.perf_counter()
             acc = run_arm(arm, args, col, pre, work / f"{arm}-{seed}", seed, extra)
-            secs = time.perf_counter() - t + (pre_s if arm in ("linear", "finetune", "fixmatch", "distil") else 0)
+            secs = time.perf_counter() - t + (pre_s if arm in PRETRAINED else 0)
             results[arm].append((acc, secs))
             print(f"draw {seed} {arm:<17} {args.split} accuracy {acc:.4f}  pipeline {secs:.0f} s", flush=True)
     print(f"\nmean of {args.draws} draws, {args.split} accuracy with {args.fraction:.0%} of the labels:")
@@ -150,11 +158,27 @@ def run_arm(
             overwrite=True,
         )
         return accuracy(student, col, test)
-    start = pre if arm == "fixmatch" else None
+    start = None if arm == "fixmatch-scratch" else pre
+    minutes = args.minutes - (args.distil_minutes if arm == "fixmatch-distil" else 0)
     run = ul.selftrain(
-        start, col, out, minutes=args.minutes or None, size=args.size, precision=args.precision, **common, **extra
+        start, col, out, minutes=minutes or None, size=args.size, precision=args.precision, **common, **extra
     )
-    return accuracy(run, col, test)
+    if arm != "fixmatch-distil":
+        return accuracy(run, col, test)
+    print(
+        f"draw {seed} fixmatch-distil's teacher ({minutes:g} min) accuracy {accuracy(run, col, test):.4f}", flush=True
+    )
+    student = ul.distil(
+        run.path,
+        col,
+        out.with_name(out.name + "-student"),
+        init=pre,
+        minutes=args.distil_minutes,
+        seed=seed,
+        precision=args.precision,
+        overwrite=True,
+    )
+    return accuracy(student, col, test)
 
 
 if __name__ == "__main__":
