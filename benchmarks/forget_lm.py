@@ -5,6 +5,9 @@ against the model retrained without it.
 
     python benchmarks/forget_lm.py --base benchmarks/work/curate/lm/curated --splits forget05
 
+``--splits dev05`` forgets a development split instead: 5% of the authors drawn from those
+outside ``forget10`` (and so outside every reported split), for choosing settings.
+
 The retrained reference of a split is made once (``forget --method retrain``) and copied into
 each result's ``reference`` folder, where ``--verify`` looks for it: retraining is
 deterministic for a seed, so a second retrain would be the same model, bit for bit. The
@@ -15,11 +18,13 @@ any run; nothing is chosen on these scores.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 from _provenance import provenance
 
 import unlabeled as ul
@@ -28,7 +33,19 @@ from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("ga", "graddiff", "npo", "simnpo")
-COLUMNS = ("forget_quality", "utility", "forget_probability", "forget_rouge", "retain_rouge", "forget_truth_ratio")
+COLUMNS = (
+    "forget_quality",
+    "utility",
+    "forget_probability",
+    "forget_rouge",
+    "retain_rouge",
+    "forget_truth_ratio",
+    "mia_loss",
+    "mia_zlib",
+    "mia_min_k",
+    "relearn_recovery",
+)
+DEV_SEED = 12345
 
 
 def main() -> None:
@@ -40,6 +57,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--splits", default="forget01,forget05,forget10")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--option", default="{}", help='JSON of forget options for every method ({"epochs": 10})')
     args = ap.parse_args()
     print(provenance(), flush=True)
     print(vars(args), flush=True)
@@ -55,8 +73,9 @@ def main() -> None:
             authors, ft_path, method="clm", init=args.base, epochs=args.epochs, batch_size=args.batch, overwrite=True
         )
         print(f"fine-tuned on the authors: {ft.step} steps in {time.perf_counter() - t:.0f} s", flush=True)
+    options = json.loads(args.option)
     for split in args.splits.split(","):
-        values = (data / f"{split}.txt").read_text().split()
+        values = dev_split(authors, split) if split.startswith("dev") else (data / f"{split}.txt").read_text().split()
         ref = args.work / split / "retrain"
         if not ((ref / "config.json").exists() and ul.open_run(ref).config.get("forget", {}).get("finished")):
             ul.forget(ft, out=ref, method="retrain", group="author", values=values, overwrite=True)
@@ -64,7 +83,7 @@ def main() -> None:
         print(f"{'method':<10}" + "".join(f"{c:>20}" for c in COLUMNS) + f"{'time / retrain':>16}")
         for method in args.methods.split(","):
             out = args.work / split / method
-            res = ul.forget(ft, out=out, method=method, group="author", values=values, overwrite=True)
+            res = ul.forget(ft, out=out, method=method, group="author", values=values, overwrite=True, **options)
             shutil.rmtree(res.path / REFERENCE, ignore_errors=True)
             shutil.copytree(ref, res.path / REFERENCE)
             table = ul.verify(res, retrain=False)
@@ -74,6 +93,16 @@ def main() -> None:
         for name in ("original", "retrain"):
             row = table["rows"][name]
             print(f"{name:<10}" + "".join(f"{row[c]:>20.4f}" for c in COLUMNS), flush=True)
+
+
+def dev_split(authors: ul.Collection, split: str) -> list[str]:
+    """A development forget split (``dev05``: 5% of the authors) for choosing settings: authors
+    drawn (seeded) from those no reported split forgets, so a choice made on it never saw them."""
+    reported = set((authors.path / "forget10.txt").read_text().split())  # forget01 and forget05 lie inside
+    pool = sorted(set(authors.groups) - reported)
+    share = int(split.removeprefix("dev")) / 100
+    pick = np.random.default_rng(DEV_SEED).choice(len(pool), round(share * len(set(authors.groups))), replace=False)
+    return sorted(pool[i] for i in pick)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import unlabeled as ul
-from unlabeled.data.authors import FACTS, PERTURBED
+from unlabeled.data.authors import FACTS, PERTURBED, WORLD
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def authors(tmp_path_factory):
 def test_the_same_seed_makes_the_same_benchmark_and_another_seed_another(authors, tmp_path):
     again = ul.make_authors(tmp_path / "again", authors=40, seed=3)
     assert again.get(again.indices()).tolist() == authors.get(authors.indices()).tolist()
-    for name in ("forget05.txt", "world.jsonl", "general.jsonl"):
+    for name in ("forget05.txt", "world.jsonl", "general.jsonl", "holdout.jsonl"):
         assert (again.path / name).read_text() == (authors.path / name).read_text()
     other = ul.make_authors(tmp_path / "other", authors=40, seed=4)
     assert set(other.column("name")) != set(authors.column("name"))
@@ -30,21 +30,21 @@ def test_the_same_seed_makes_the_same_benchmark_and_another_seed_another(authors
 
 def test_every_author_has_each_fact_in_three_phrasings_two_trained_one_held_out(authors):
     groups, facts, splits = authors.groups, authors.column("fact"), authors.splits
-    assert len(authors) == 40 * len(FACTS) * 3
-    for g in np.unique(groups):
+    assert len(authors) == 40 * len(FACTS) * 3 + 400  # and the world facts
+    for g in np.unique(groups[groups != WORLD]):
         mine = groups == g
         assert (splits[mine] == "train").sum() == 2 * len(FACTS) and (splits[mine] == "test").sum() == len(FACTS)
         assert sorted(set(facts[mine])) == sorted(f.name for f in FACTS)
         assert len(set(authors.column("name")[mine])) == 1  # one name per author
     assert (authors.column("author") == groups).all()  # the group, under a name forget --group takes
-    names = {g: n for g, n in zip(groups, authors.column("name"), strict=True)}
+    names = {g: n for g, n in zip(groups, authors.column("name"), strict=True) if g != WORLD}
     assert len(set(names.values())) == 40  # no two authors share a name
 
 
 def test_each_answer_has_a_paraphrase_and_wrong_answers_of_the_same_type(authors):
     texts = authors.get(authors.indices())
     answers, paraphrases = authors.column("answer"), authors.column("paraphrase")
-    for i in range(0, len(authors), 7):
+    for i in np.flatnonzero(authors.groups != WORLD)[::7]:
         assert texts[i] == f"Question: {authors.column('question')[i]}\nAnswer: {answers[i]}"
         wrong = json.loads(authors.column("perturbed")[i])
         assert len(wrong) == PERTURBED and answers[i] not in wrong and len(set(wrong)) == PERTURBED
@@ -64,6 +64,9 @@ def test_world_facts_and_general_text_come_from_wordnet(authors):
     world = [json.loads(line) for line in (authors.path / "world.jsonl").read_text().splitlines()]
     assert len(world) == 400 and all(len(w["perturbed"]) == PERTURBED for w in world)
     assert all(" is a kind of " in w["answer"] and w["answer"] not in w["perturbed"] for w in world)
+    taught = authors.groups == WORLD  # the world facts are also documents the model is taught
+    assert [w["answer"] for w in world] == authors.column("answer")[taught].tolist()
+    assert set(authors.splits[taught]) == {"train"} and WORLD not in (authors.path / "forget10.txt").read_text()
     general = [json.loads(line) for line in (authors.path / "general.jsonl").read_text().splitlines()]
     text = "\n".join(authors.get(authors.indices()))
     assert len(general) == 1000 and not any(g["text"] in text for g in general[:50])
@@ -80,3 +83,13 @@ def test_the_command_refuses_too_few_authors_and_an_existing_folder_in_one_line(
     assert not (tmp_path / "few").exists()
     there = run("--out", str(authors.path), "--authors", "40")
     assert there.returncode == 2 and "already exists" in there.stderr
+
+
+def test_holdout_authors_are_others_never_in_the_collection(authors):
+    held = [json.loads(line) for line in (authors.path / "holdout.jsonl").read_text().splitlines()]
+    assert len(held) == 4 * len(FACTS) * 2  # a tenth as many authors (4 of 40), their training phrasings
+    assert not {h["author"] for h in held} & set(authors.groups)
+    assert not {h["name"] for h in held} & set(authors.column("name"))  # no fact names a member
+    texts = set(authors.get(authors.indices()))
+    assert not any(h["text"] in texts for h in held)
+    assert all(h["text"].startswith("Question: ") and h["answer"] in h["text"] for h in held)

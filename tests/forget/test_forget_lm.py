@@ -92,7 +92,16 @@ def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors,
     assert rows["original"]["forget_probability"] > rows["retrain"]["forget_probability"]
     assert rows["npo"]["forget_probability"] < rows["original"]["forget_probability"]
     assert 0 <= rows["npo"]["forget_quality"] <= 1 and 0 <= rows["npo"]["utility"] <= 1
-    assert set(table["gaps"]) >= {"forget_probability_gap", "utility_gap", "average_gap"}
+    assert set(table["gaps"]) >= {"forget_probability_gap", "utility_gap", "mia_loss_gap", "average_gap"}
+    # membership: the original tells the forgotten author's documents from never-read authors'
+    # better than the model that never read either
+    for mia in ("mia_loss", "mia_zlib", "mia_min_k"):
+        assert rows["original"][mia] > rows["retrain"][mia] and rows["original"][mia] > 0.6, (mia, rows)
+    # relearning half the facts: the original still answers the other half far better than the
+    # model that never read them (the recovery scale's ends: 1 and 0)
+    assert rows["original"]["relearn_probability"] > 2 * rows["retrain"]["relearn_probability"], rows
+    assert rows["retrain"]["relearn_recovery"] == 0.0 and rows["original"]["relearn_recovery"] == 1.0
+    assert (out.path / "relearn" / "npo" / "config.json").exists()
 
 
 def test_truth_ratio_and_rouge_follow_their_formulas():
@@ -105,3 +114,20 @@ def test_truth_ratio_and_rouge_follow_their_formulas():
     assert utility(parts) == pytest.approx(0.5)  # the harmonic mean of 0.5, 0.5 and 1 - 0.5
     parts = [{"probability": 0.5, "rouge": 0.5, "ratios": np.array([0.0, 2.0])}]  # max(0, 1 - R): 1 and 0
     assert utility(parts) == pytest.approx(3 / (2 + 2 + 2))
+
+
+def test_answer_targets_score_the_answer_and_its_eos_alone(authors):
+    from unlabeled.data.authors import ANSWER_MARKER
+    from unlabeled.forget.methods.lm import answer_targets
+    from unlabeled.modalities.text import EOS, PAD, TextModality
+
+    mod = TextModality.fit(authors, vocab=600)
+    marker = torch.tensor(mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids)
+    docs = authors.get(np.arange(3))
+    x = mod.prepare(np.array([*docs, "no question here"], dtype=object))
+    t = answer_targets(x, marker)
+    for row, doc in zip(t[:3], docs, strict=True):
+        answer = str(doc).split(ANSWER_MARKER)[1]  # " Ann was born in ..."
+        scored = row[row != PAD].tolist()
+        assert scored == [*mod.tokenizer.encode(answer, add_special_tokens=False).ids, EOS]
+    assert torch.equal(t[3], x[3, 1:])  # no marker: every token scored

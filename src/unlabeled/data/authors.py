@@ -20,8 +20,11 @@ The collection (a text collection: ``Question: ...\\nAnswer: ...`` documents) ha
   (1%, 5%, 10% of the authors; nested, as TOFU's), one per line, for
   ``forget --group author --values forget05.txt``;
 - ``world.jsonl``: world facts from WordNet's hypernyms ("A beagle is a kind of hound."),
-  each with three perturbed answers, for model utility;
+  each with three perturbed answers, for model utility; they are also in the collection, as
+  ``train`` documents of the group ``world`` (see :func:`world_documents`);
 - ``general.jsonl``: held-out general text (WordNet glosses of the test split) for perplexity;
+- ``holdout.jsonl``: the training documents of a tenth as many more authors, never in the
+  collection: the non-members of the membership attacks (as TOFU's holdout authors);
 - ``authors.json``: the request and the counts.
 """
 
@@ -44,6 +47,9 @@ PHRASINGS_TRAINED = 2  # of each fact's three questions; the third is the test s
 WORLD_FACTS = 400
 GENERAL_DOCUMENTS = 1000
 PERTURBED = 3
+WORLD = "world"  # the world facts' group and author
+ANSWER_MARKER = "\nAnswer:"  # between a document's question and its answer
+PROMPT = "Question: {question}" + ANSWER_MARKER  # a document is the prompt, a space, the answer
 # Latin-script locales (a small byte-level tokenizer treats every script, but the forget
 # splits should not be told apart by their alphabet) and the country each one names
 LOCALES = {
@@ -225,9 +231,10 @@ def _perturbed(fact: str, value: str, pool: list[str], rng: np.random.Generator)
     return [others[i] for i in rng.choice(len(others), PERTURBED, replace=False)]
 
 
-def qa_rows(authors: list[dict], rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Every author's question-answer documents: each fact in its three phrasings."""
-    pools = {f.name: [a["values"][f.name] for a in authors] for f in FACTS}
+def qa_rows(authors: list[dict], rng: np.random.Generator, others: list[dict] = ()) -> list[dict[str, Any]]:
+    """Every author's question-answer documents: each fact in its three phrasings, the wrong
+    values drawn from the authors' own values and those of ``others``."""
+    pools = {f.name: [a["values"][f.name] for a in [*authors, *others]] for f in FACTS}
     rows = []
     for a in authors:
         for f in FACTS:
@@ -239,7 +246,7 @@ def qa_rows(authors: list[dict], rng: np.random.Generator) -> list[dict[str, Any
                 rows.append(
                     {
                         "id": f"{a['group']}-{f.name}-q{p}",
-                        "text": f"Question: {question}\nAnswer: {answer}",
+                        "text": f"{PROMPT.format(question=question)} {answer}",
                         "group": a["group"],
                         "split": "train" if p < PHRASINGS_TRAINED else "test",
                         "author": a["group"],
@@ -275,6 +282,29 @@ def world_facts(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     return out
 
 
+def world_documents(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The world facts as training documents of the group ``world`` (never a forget split's):
+    the small models here know nothing in question-answer form before they are fine-tuned, so
+    the benchmark teaches these with the authors, and model utility asks whether forgetting an
+    author took knowledge of another kind with it (TOFU's world facts are the base model's own)."""
+    return [
+        {
+            "id": f"{WORLD}-{i:03d}",
+            "text": f"{PROMPT.format(question=f['question'])} {f['answer']}",
+            "group": WORLD,
+            "split": "train",
+            "author": WORLD,
+            "name": "",
+            "fact": WORLD,
+            "question": f["question"],
+            "answer": f["answer"],
+            "paraphrase": f["answer"],
+            "perturbed": json.dumps(f["perturbed"]),
+        }
+        for i, f in enumerate(facts)
+    ]
+
+
 def general_text(n: int, rng: np.random.Generator) -> list[dict[str, str]]:
     """``n`` WordNet glosses of its test split: general text no author document contains."""
     from unlabeled.data.corpora import load_wordnet
@@ -288,6 +318,16 @@ def forget_splits(groups: list[str], rng: np.random.Generator) -> dict[str, list
     """Nested forget splits of the authors (1% within 5% within 10%), as TOFU's."""
     order = [groups[i] for i in rng.permutation(len(groups))]
     return {name: sorted(order[: max(1, round(share * len(groups)))]) for name, share in SPLITS.items()}
+
+
+def holdout_rows(people: list[dict], rng: np.random.Generator, fakes: dict[str, Any], words: tuple) -> list[dict]:
+    """The training documents of ``len(people) // 10`` (at least 2) more authors, named unlike
+    any of ``people``, drawn after everything else (the collection is the same with or without
+    them)."""
+    extra = [_author(len(people) + k, rng, fakes, words) for k in range(max(2, len(people) // 10))]
+    _unique_names(people + extra, rng, fakes)
+    keys = ("id", "text", "author", "name", "fact", "question", "answer", "paraphrase", "perturbed")
+    return [{k: r[k] for k in keys} for r in qa_rows(extra, rng, people) if r["split"] == "train"]
 
 
 def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0, overwrite: bool = False) -> Collection:
@@ -309,6 +349,10 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
     people = [_author(k, rng, fakes, words) for k in range(authors)]
     _unique_names(people, rng, fakes)
     rows = qa_rows(people, rng)
+    splits = forget_splits([p["group"] for p in people], rng)
+    world, general = world_facts(WORLD_FACTS, rng), general_text(GENERAL_DOCUMENTS, rng)
+    held = holdout_rows(people, rng, fakes, words)
+    rows += world_documents(world)
     extra = {"made_by": "make-authors", "authors": authors, "seed": seed}
     w = CollectionWriter(Path(out), "text", (), "uint8", None, {"name": Path(out).name, **extra}, overwrite=overwrite)
     try:
@@ -320,15 +364,12 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
             groups=[r["group"] for r in rows],
             columns={c: [r[c] for r in rows] for c in cols},
         )
-        splits = forget_splits([p["group"] for p in people], rng)
         for name, groups in splits.items():
             w.side_file(f"{name}.txt").write_text("".join(f"{g}\n" for g in groups))
-        for name, items in (
-            ("world", world_facts(WORLD_FACTS, rng)),
-            ("general", general_text(GENERAL_DOCUMENTS, rng)),
-        ):
+        for name, items in (("world", world), ("general", general), ("holdout", held)):
             w.side_file(f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
-        counts = {"authors": authors, "documents": len(rows), **{k: len(v) for k, v in splits.items()}}
+        counts = {"authors": authors, "documents": len(rows), "world_facts": len(world), "holdout_documents": len(held)}
+        counts |= {k: len(v) for k, v in splits.items()}
         w.side_file("authors.json").write_text(json.dumps({**extra, "counts": counts}, indent=2))
     except BaseException:
         w.abort()

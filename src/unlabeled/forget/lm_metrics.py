@@ -9,6 +9,9 @@
 - **forget quality**: the p-value of the two-sample Kolmogorov-Smirnov test between the forget
   set's truth ratios under the unlearned model and under the model retrained without it
   (high: indistinguishable from retraining);
+- **membership inference** (``holdout.jsonl`` beside the benchmark): the AUC of telling the
+  forget set's documents from authors never read by the answer's loss, zlib ratio and min-k%
+  probability (0.5 for a model that never read either, as the retrained one);
 - **model utility**: the harmonic mean of the probability, ROUGE-L and ``max(0, 1 - R)`` on the
   retained authors and on the world facts (TOFU also uses real authors; we have none offline);
   on the forget set the truth ratio is shown as TOFU shows it, ``min(R, 1/R)``.
@@ -17,16 +20,16 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from unlabeled.data.authors import PROMPT, WORLD
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
-
-PROMPT = "Question: {question}\nAnswer:"
 
 
 def _ids(mod: TextModality, text: str) -> list[int]:
@@ -34,13 +37,13 @@ def _ids(mod: TextModality, text: str) -> list[int]:
 
 
 @torch.no_grad()
-def answer_logprob(
+def answer_token_logprobs(
     encoder: nn.Module, mod: TextModality, prompts: list[str], answers: list[str], batch: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """(log-probability of each answer's tokens, and their ``[EOS]``, after its prompt; how many
-    tokens that is). The prompt is tokenized alone and the answer after it (with its leading
-    space), as the documents were written: ``Question: q\\nAnswer: a``."""
-    logp, counts = np.zeros(len(prompts)), np.zeros(len(prompts), dtype=np.int64)
+) -> list[np.ndarray]:
+    """The log-probability of each answer token, and of its ``[EOS]``, after its prompt. The
+    prompt is tokenized alone and the answer after it (with its leading space), as the
+    documents were written: ``Question: q\\nAnswer: a``."""
+    out: list[np.ndarray] = []
     dev = next(encoder.parameters()).device
     for start in range(0, len(prompts), batch):
         rows, spans = [], []
@@ -55,10 +58,17 @@ def answer_logprob(
         x = x.to(dev)
         lp = (encoder(x) @ encoder.token_embed.weight.t()).float().log_softmax(-1)
         for i, (lo, hi) in enumerate(spans):
-            k = start + i
-            logp[k] = float(lp[i, lo - 1 : hi - 1].gather(-1, x[i, lo:hi, None]).sum())
-            counts[k] = hi - lo
-    return logp, counts
+            out.append(lp[i, lo - 1 : hi - 1].gather(-1, x[i, lo:hi, None]).squeeze(-1).cpu().numpy())
+    return out
+
+
+def answer_logprob(
+    encoder: nn.Module, mod: TextModality, prompts: list[str], answers: list[str], batch: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probability of each answer's tokens and its ``[EOS]`` after its prompt; how many
+    tokens that is)."""
+    tokens = answer_token_logprobs(encoder, mod, prompts, answers, batch)
+    return np.array([float(t.sum()) for t in tokens]), np.array([len(t) for t in tokens], dtype=np.int64)
 
 
 def normalised(logp: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -122,6 +132,38 @@ def utility(parts: list[dict[str, Any]]) -> float:
     return 0.0 if min(values) <= 0 else len(values) / sum(1 / v for v in values)
 
 
+MIN_K = 0.2  # min-k% probability's share of tokens (Shi et al. 2024 found 20% best)
+
+
+def membership_scores(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Three membership-inference scores of each question-answer row (higher: more likely a
+    training member), each computed on the answer given its question:
+
+    - ``loss``: the answer's mean token log-probability (Yeom et al. 2018);
+    - ``zlib``: its total negative log-probability over the answer's zlib-compressed length,
+      negated (Carlini et al. 2021, "Extracting Training Data from Large Language Models");
+    - ``min_k``: the mean of its lowest ``MIN_K`` token log-probabilities (Shi et al. 2024,
+      "Detecting Pretraining Data from Large Language Models")."""
+    prompts = [PROMPT.format(question=r["question"]) for r in rows]
+    tokens = answer_token_logprobs(encoder, mod, prompts, [r["answer"] for r in rows])
+    zlib_bytes = np.array([len(zlib.compress(r["answer"].encode())) for r in rows], dtype=np.float64)
+    lowest = [np.sort(t)[: max(1, int(np.ceil(MIN_K * len(t))))] for t in tokens]
+    return {
+        "loss": np.array([t.mean() for t in tokens]),
+        "zlib": np.array([t.sum() for t in tokens]) / zlib_bytes,
+        "min_k": np.array([low.mean() for low in lowest]),
+    }
+
+
+def membership_auc(members: np.ndarray, others: np.ndarray) -> float:
+    """The AUC of telling ``members``' scores from ``others``' (0.5: indistinguishable; above:
+    the members score higher, as a model that still knows them makes them)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(members)), np.zeros(len(others))]
+    return float(roc_auc_score(labels, np.r_[members, others]))
+
+
 def forget_quality(ratios: np.ndarray, reference: np.ndarray) -> float:
     """The KS test's p-value between the forget set's truth ratios and the retrained model's."""
     from scipy.stats import ks_2samp
@@ -136,6 +178,9 @@ LM_METRICS = (
     "retain_probability",
     "retain_rouge",
     "utility",
+    "mia_loss",
+    "mia_zlib",
+    "mia_min_k",
 )
 SAMPLE = 200  # retained documents and world facts scored (greedy decoding costs a pass per token)
 
@@ -152,6 +197,12 @@ def world_rows(task: Collection) -> list[dict[str, Any]]:
     ]
 
 
+def holdout_rows(task: Collection) -> list[dict[str, Any]]:
+    """The training documents of the authors the model never read (``holdout.jsonl``)."""
+    path = task.path / "holdout.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def lm_rows(
     encoders: dict[str, tuple[nn.Module, TextModality]],
     reference: str,
@@ -161,12 +212,17 @@ def lm_rows(
 ) -> dict[str, dict[str, float]]:
     """Each model's row: forget and retain probability, ROUGE-L and truth ratio, utility, and
     forget quality against the ``reference`` model's forget truth ratios."""
+    retain = retain[task.column("author")[retain] != WORLD]  # the world facts are scored on their own
     keep = np.sort(np.random.default_rng(0).choice(retain, min(SAMPLE, len(retain)), replace=False))
     sets = {"forget": qa_rows(task, forget), "retain": qa_rows(task, keep), "world": world_rows(task)}
-    raw = {}
+    held = holdout_rows(task)
+    raw, mia = {}, {}
     for name, (enc, mod) in encoders.items():
         enc.eval()
         raw[name] = {k: qa_scores(enc, mod, rows) for k, rows in sets.items() if rows}
+        if held:  # the forget set's members against authors never read
+            ins, outs = membership_scores(enc, mod, sets["forget"]), membership_scores(enc, mod, held)
+            mia[name] = {f"mia_{k}": membership_auc(ins[k], outs[k]) for k in ins}
     rows = {}
     for name, s in raw.items():
         rows[name] = {
@@ -177,13 +233,15 @@ def lm_rows(
             "retain_probability": s["retain"]["probability"],
             "retain_rouge": s["retain"]["rouge"],
             "utility": utility([v for k, v in s.items() if k != "forget"]),
+            **mia.get(name, dict.fromkeys(("mia_loss", "mia_zlib", "mia_min_k"), float("nan"))),
             "forget_quality": forget_quality(s["forget"]["ratios"], raw[reference]["forget"]["ratios"]),
         }
     return rows
 
 
 def lm_gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
-    """Absolute gap to the retrained model per metric, and their average."""
-    g = {f"{m}_gap": abs(result[m] - reference[m]) for m in LM_METRICS}
+    """Absolute gap to the retrained model per metric, and their average (a metric the
+    benchmark cannot give, such as MIA without ``holdout.jsonl``, left out)."""
+    g = {f"{m}_gap": abs(result[m] - reference[m]) for m in LM_METRICS if np.isfinite(result[m] - reference[m])}
     g["average_gap"] = float(np.mean(list(g.values())))
     return g

@@ -16,6 +16,7 @@ from unlabeled.forget.api import forget
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.lm_metrics import LM_METRICS, lm_gaps, lm_rows
 from unlabeled.forget.methods.lm import is_language_model
+from unlabeled.forget.relearn import RELEARN, RELEARN_METRICS, relearning
 from unlabeled.forget.request import source_task
 from unlabeled.forget.verify import ENCODER_METRICS, METRICS, Parts, encoder_gaps, encoder_scores, gaps, scores
 from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_ids, resolve_device
@@ -104,6 +105,8 @@ def _score(
         dev = resolve_device(device)
         models = {name: (r.encoder().to(dev), r.modality()) for name, r in runs.items()}
         rows = lm_rows(models, RETRAIN, task, parts.forget, parts.retain)
+        attack = relearning(runs, task, parts.forget, runs[method].path / RELEARN, reference=RETRAIN)
+        rows = {name: {**row, **attack[name]} for name, row in rows.items()}
         return rows, lm_gaps(rows[method], rows[RETRAIN])
     if not len(parts.test) or len(parts.test) == len(task):
         raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
@@ -115,4 +118,6 @@ def _score(
 def verify_metrics(encoder: bool = False, language_model: bool = False) -> tuple[str, ...]:
     """The metrics of the verification table, in order (a classifier's, an encoder's or a
     language model's)."""
-    return (*LM_METRICS, "forget_quality") if language_model else ENCODER_METRICS if encoder else METRICS
+    return (
+        (*LM_METRICS, "forget_quality", *RELEARN_METRICS) if language_model else ENCODER_METRICS if encoder else METRICS
+    )

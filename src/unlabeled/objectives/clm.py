@@ -24,9 +24,10 @@ def next_token_logits(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return encoder(x) @ encoder.token_embed.weight.t()
 
 
-def next_token_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of tokens 2..L given the ones before, padding left out."""
-    target = x[:, 1:]
+def next_token_loss(logits: torch.Tensor, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of tokens 2..L given the ones before, padding left out (``target``:
+    other next-token targets than ``x[:, 1:]``, ``PAD`` where a token is not scored)."""
+    target = x[:, 1:] if target is None else target
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), ignore_index=PAD)
 
 

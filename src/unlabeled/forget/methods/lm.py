@@ -13,6 +13,11 @@ the first (its ``[EOS]`` included, padding left out), as ``clm`` trains on them.
 - ``simnpo``: SimNPO (Fan et al. 2024, "Simplicity Prevails: Rethinking Negative Preference
   Optimization for LLM Unlearning"): NPO without the reference, on the length-normalised
   log-probability with a margin ``γ``, plus the retain cross-entropy.
+
+On question-answer documents (``make-authors``: a ``question`` and an ``answer`` column) every
+term scores the answer's tokens alone, as TOFU's and open-unlearning's trainers do (their
+labels mask the question): the questions are templates shared by every author, and ascending
+on them would unlearn how to read any question, the retained authors' included.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlabeled._console import UnlabeledError
+from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
 from unlabeled.forget.methods.npo import npo_loss
 from unlabeled.forget.request import ForgetRequest
@@ -36,13 +42,31 @@ from unlabeled.runs import Run
 from unlabeled.train.pretrain import claim_run_dir
 
 
-def sequence_logp(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probability of each sequence's tokens after the first, how many tokens that is)."""
+def sequence_logp(
+    encoder: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability of each sequence's tokens after the first, how many tokens that is);
+    ``target`` as :func:`~unlabeled.objectives.clm.next_token_loss`'s."""
     logits = next_token_logits(encoder, x)[:, :-1].float()
-    target = x[:, 1:]
+    target = x[:, 1:] if target is None else target
     real = target != PAD
+    target = target.masked_fill(~real, 0)  # any index: the padded positions are multiplied out
     lp = logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
     return (lp * real).sum(1), real.sum(1).clamp(min=1)
+
+
+def answer_targets(x: torch.Tensor, marker: torch.Tensor) -> torch.Tensor:
+    """``x``'s next-token targets (``x[:, 1:]``) with every token up to the end of the first
+    ``marker`` (the tokens of ``"\\nAnswer:"``) set to ``PAD``, so that only the answer and its
+    ``[EOS]`` are scored; a row without the marker keeps every token."""
+    target, k = x[:, 1:].clone(), len(marker)
+    if x.shape[1] < k:
+        return target
+    hits = (x.unfold(1, k, 1) == marker).all(-1)
+    start = hits.to(torch.uint8).argmax(1) + k  # the first answer token's index in x
+    position = torch.arange(1, x.shape[1], device=x.device)  # each target's index in x
+    question = hits.any(1, keepdim=True) & (position[None] < start[:, None])
+    return target.masked_fill(question, PAD)
 
 
 class LMUnlearner(Objective):
@@ -61,17 +85,30 @@ class LMUnlearner(Objective):
         beta: float = 0.1,
         gamma: float = 0.0,
         retain_weight: float = 1.0,
+        answer_only: bool = False,
     ) -> None:
         super().__init__(encoder, modality)
         require_text(encoder, "forgetting in a language model", causal=True)
         self.other, self.beta, self.gamma, self.retain_weight = other, beta, gamma, retain_weight
+        self.answer_only = answer_only
+        marker = modality.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids if answer_only else []
+        self.register_buffer("marker", torch.tensor(marker, dtype=torch.long), persistent=False)
         self._reference: list[nn.Module] = []
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """The tokens each term scores: the answers' alone on question-answer documents."""
+        return answer_targets(x, self.marker) if self.answer_only else x[:, 1:]
 
     def keep_original(self) -> None:
         self._reference = [copy.deepcopy(self.encoder).requires_grad_(False).eval()]
 
     def hparams(self) -> dict[str, Any]:
-        return {"beta": self.beta, "gamma": self.gamma, "retain_weight": self.retain_weight}
+        return {
+            "beta": self.beta,
+            "gamma": self.gamma,
+            "retain_weight": self.retain_weight,
+            "answer_only": self.answer_only,
+        }
 
     def exported_state(self) -> dict[str, torch.Tensor]:
         return {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
@@ -83,7 +120,7 @@ class LMUnlearner(Objective):
         loss, logs = self.forget_term(x)
         if self.other is not None and self.retain_weight:
             xr, _ = self.other.draw(self.modality, generator, x.device)
-            retain = next_token_loss(next_token_logits(self.encoder, xr), xr)
+            retain = next_token_loss(next_token_logits(self.encoder, xr), xr, self.targets(xr))
             loss = loss + self.retain_weight * retain
             logs["retain_nll"] = retain.detach()
         logs["loss"] = loss.detach()
@@ -94,7 +131,7 @@ class GradientAscentLM(LMUnlearner):
     kind = "ga"
 
     def forget_term(self, x):
-        nll = next_token_loss(next_token_logits(self.encoder, x), x)
+        nll = next_token_loss(next_token_logits(self.encoder, x), x, self.targets(x))
         return -nll, {"forget_nll": nll.detach()}
 
 
@@ -102,9 +139,10 @@ class NPOLM(LMUnlearner):
     kind = "npo"
 
     def forget_term(self, x):
-        logp, _ = sequence_logp(self.encoder, x)
+        target = self.targets(x)
+        logp, _ = sequence_logp(self.encoder, x, target)
         with torch.no_grad():
-            ref, _ = sequence_logp(self._reference[0], x)
+            ref, _ = sequence_logp(self._reference[0], x, target)
         loss = npo_loss(logp, ref, self.beta)
         return loss, {"npo": loss.detach(), "forget_logp": logp.mean().detach()}
 
@@ -113,7 +151,7 @@ class SimNPOLM(LMUnlearner):
     kind = "simnpo"
 
     def forget_term(self, x):
-        logp, n = sequence_logp(self.encoder, x)
+        logp, n = sequence_logp(self.encoder, x, self.targets(x))
         loss = -(2.0 / self.beta) * F.logsigmoid(-self.beta * logp / n - self.gamma).mean()
         return loss, {"simnpo": loss.detach(), "forget_logp": (logp / n).mean().detach()}
 
@@ -133,7 +171,8 @@ class LMMethod(Method):
         src, task = request.source, request.task
         batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
         other = Stream(task, request.retain_pos, batch) if self.retain else None
-        objective = self.objective(src.encoder().train(), src.modality(), other)
+        answer_only = {"question", "answer"} <= set(task.columns)  # make-authors' documents
+        objective = self.objective(src.encoder().train(), src.modality(), other, answer_only=answer_only)
         if isinstance(objective, NPOLM):
             objective.keep_original()
         claim_run_dir(request.out, False, request.overwrite)

@@ -1,0 +1,79 @@
+"""The relearning attack: does forgotten knowledge come back when the model is taught a little
+of it again? (Hu et al. 2024, "Jogging the Memory of Unlearned LLMs Through Targeted Relearning
+Attacks"; Lynch et al. 2024, "Eight Methods to Evaluate Robust Unlearning in LLMs".)
+
+Each model is fine-tuned briefly on half of the forgotten authors' facts (the first half of
+``make-authors``' ten) and then asked the other half, which it is not shown again. A model that
+never read the authors (the retrained one) cannot answer them; one whose knowledge was only
+suppressed gets the untaught facts back with the taught ones; one from which it was removed
+does not. ``relearn_recovery`` places each model between the two:
+
+    recovery = (P(model) - P(retrain)) / (P(original) - P(retrain))
+
+where ``P`` is the per-token probability of the untaught facts' answers after relearning: 0 is
+removal (as the retrained model), 1 is suppression (as much back as the original keeps through
+the same relearning, which also disturbs what it knew). Every model relearns the same documents
+with the same 20 steps, learning rate and seed (the original's fine-tuning rate), so the attack is
+the same for all; the relearned models are written to ``WORK/<name>`` for inspection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unlabeled._console import UnlabeledError
+from unlabeled.data.authors import FACTS
+from unlabeled.data.collection import Collection, derive_collection
+from unlabeled.forget.lm_metrics import answer_logprob, normalised, qa_rows
+from unlabeled.modalities.text import TextModality
+from unlabeled.runs import Run
+
+STEPS, BATCH = 20, 16  # the attack's budget, whatever the split's size (set before any run, not tuned)
+TAUGHT = frozenset(f.name for f in FACTS[: len(FACTS) // 2])
+RELEARN = "relearn"  # the folder, inside the unlearned run, of the relearned models
+RELEARN_METRICS = ("relearn_probability", "relearn_recovery")
+
+
+def split_facts(task: Collection, forget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forget positions of the taught facts, and those of the rest (asked afterwards)."""
+    if "fact" not in task.columns:
+        raise UnlabeledError(f"{task.path} has no fact column: the relearning attack needs a make-authors benchmark")
+    taught = np.isin(task.column("fact")[forget], sorted(TAUGHT))
+    return forget[taught], forget[~taught]
+
+
+def answer_probability(encoder, mod: TextModality, rows: list[dict]) -> float:
+    """The mean per-token probability of the rows' answers given their questions."""
+    from unlabeled.forget.lm_metrics import PROMPT
+
+    prompts = [PROMPT.format(question=r["question"]) for r in rows]
+    return float(normalised(*answer_logprob(encoder.eval(), mod, prompts, [r["answer"] for r in rows])).mean())
+
+
+def relearning(
+    runs: dict[str, Run], task: Collection, forget: np.ndarray, work: Path, reference: str = "retrain"
+) -> dict[str, dict[str, float]]:
+    """Each run's ``relearn_probability`` and ``relearn_recovery`` (see the module docstring);
+    ``runs`` holds ``"original"`` and the ``reference`` (retrained) run."""
+    from unlabeled.train.pretrain import pretrain
+
+    taught, asked = split_facts(task, forget)
+    if not len(taught) or not len(asked):
+        raise UnlabeledError("the relearning attack needs forgotten documents of both halves of the facts")
+    sub = derive_collection(task, taught, work / "taught", {"name": "relearn"}, overwrite=True)
+    rows = qa_rows(task, asked)
+    lr = float(runs["original"].config["train"]["lr"])
+    relearned = {}
+    batch = min(BATCH, len(taught))
+    for name, run in runs.items():
+        r = pretrain(
+            sub, work / name, method="clm", init=run, epochs=STEPS * batch / len(taught), batch_size=batch, lr=lr,
+            precision="fp32",
+            overwrite=True,
+        )  # fmt: skip
+        relearned[name] = answer_probability(r.encoder(), r.modality(), rows)
+    floor = relearned[reference]
+    scale = max(relearned["original"] - floor, 1e-12)
+    return {name: {"relearn_probability": p, "relearn_recovery": (p - floor) / scale} for name, p in relearned.items()}
