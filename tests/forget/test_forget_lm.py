@@ -38,7 +38,10 @@ def _nll(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
 SLOW = pytest.mark.slow
 
 
-@pytest.mark.parametrize("method", ["npo", *(pytest.param(m, marks=SLOW) for m in ("ga", "graddiff", "simnpo"))])
+SLOW_METHODS = ("ga", "graddiff", "simnpo", "rmu", "whp")
+
+
+@pytest.mark.parametrize("method", ["npo", *(pytest.param(m, marks=SLOW) for m in SLOW_METHODS)])
 def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm, tmp_path, method):
     forget = (authors.path / "forget10.txt").read_text().split()  # one author of 12
     train = authors.indices("train")

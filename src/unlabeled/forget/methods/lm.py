@@ -12,7 +12,11 @@ the first (its ``[EOS]`` included, padding left out), as ``clm`` trains on them.
   over forget sequences against the frozen original, plus the retain cross-entropy (NPO+RT);
 - ``simnpo``: SimNPO (Fan et al. 2024, "Simplicity Prevails: Rethinking Negative Preference
   Optimization for LLM Unlearning"): NPO without the reference, on the length-normalised
-  log-probability with a margin ``γ``, plus the retain cross-entropy.
+  log-probability with a margin ``γ``, plus the retain cross-entropy;
+- ``rmu``: RMU (Li et al. 2024, WMDP): the forget documents' hidden states at a middle layer
+  steered to a scaled random direction (:class:`RMULM`), plus the retain cross-entropy;
+- ``whp``: Who's Harry Potter (Eldan and Russinovich 2023): fine-tuned toward generic
+  predictions from the original and a model reinforced on the forget set (:class:`WHPLM`).
 
 On question-answer documents (``make-authors``: a ``question`` and an ``answer`` column) every
 term scores the answer's tokens alone, as TOFU's and open-unlearning's trainers do (their
@@ -76,6 +80,7 @@ class LMUnlearner(Objective):
 
     name = "lm-unlearn"
     kind: ClassVar[str] = ""
+    needs_original: ClassVar[bool] = False  # a frozen copy of the source (npo, rmu, whp)
 
     def __init__(
         self,
@@ -137,6 +142,7 @@ class GradientAscentLM(LMUnlearner):
 
 class NPOLM(LMUnlearner):
     kind = "npo"
+    needs_original = True
 
     def forget_term(self, x):
         target = self.targets(x)
@@ -156,6 +162,81 @@ class SimNPOLM(LMUnlearner):
         return loss, {"simnpo": loss.detach(), "forget_logp": (logp / n).mean().detach()}
 
 
+def residual_stream(encoder: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """(B, L, width): the residual stream entering block ``layer`` of the causal transformer."""
+    states: list[torch.Tensor] = []
+    tokens, pad = encoder.tokenize(x)
+    encoder.run(tokens, pad, states)
+    return states[layer]
+
+
+class RMULM(LMUnlearner):
+    """RMU (Li et al. 2024, "The WMDP Benchmark: Measuring and Reducing Malicious Use with
+    Unlearning", section 5): the forget documents' residual stream at a middle layer is pushed to
+    ``c * u``, a fixed random unit vector ``u`` scaled ``STEER`` times the original model's mean
+    norm there (measured on the first batch, kept in the state so a resumed run steers the same),
+    so that later layers read noise on the forgotten topic. The paper keeps the retained
+    documents' activations equal to the frozen model's; here the retain term is the language-model
+    loss the other methods use."""
+
+    kind = "rmu"
+    needs_original = True
+    STEER = 4.0
+
+    def keep_original(self) -> None:
+        super().keep_original()
+        width = self.encoder.token_embed.weight.shape[1]
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("direction", F.normalize(torch.randn(width, generator=g), dim=0), persistent=False)
+        self.register_buffer("scale", torch.zeros(()))
+
+    @property
+    def layer(self) -> int:
+        return len(self.encoder.trunk.blocks) // 2
+
+    def forget_term(self, x):
+        h = residual_stream(self.encoder, x, self.layer).float()
+        scored = self.targets(x) != PAD  # the tokens whose next token is scored ...
+        scored = F.pad(scored, (0, 1), value=False)  # ... as positions of x: the prefixes that predict them
+        if not bool(self.scale):
+            with torch.no_grad():
+                ref = residual_stream(self._reference[0], x, self.layer).float()
+                self.scale.fill_(self.STEER * float(ref[scored].norm(dim=-1).mean()))
+        gap = (h - self.scale * self.direction).pow(2).mean(-1)
+        loss = (gap * scored).sum() / scored.sum().clamp(min=1)
+        return loss, {"rmu": loss.detach()}
+
+
+class WHPLM(LMUnlearner):
+    """Who's Harry Potter (Eldan and Russinovich 2023, section 3): a *reinforced* model, the
+    original trained further on the forget documents, shows which next tokens the forgotten
+    knowledge makes likelier; the generic prediction lowers them,
+
+        v_generic = v_original - ALPHA * relu(v_reinforced - v_original),
+
+    and the model is fine-tuned on the forget documents toward ``argmax v_generic`` (a plain
+    cross-entropy, not an ascent, so it stays fluent), plus the retain cross-entropy. The
+    paper's anchored-term translation (named entities mapped to generic ones) needs an LLM to
+    list them and is left out. Both frozen models live outside the state."""
+
+    kind = "whp"
+    needs_original = True
+    ALPHA = 5.0
+
+    def keep_reinforced(self, reinforced: nn.Module) -> None:
+        self._reference.append(reinforced.requires_grad_(False).eval())
+
+    def forget_term(self, x):
+        target = self.targets(x)
+        with torch.no_grad():
+            base = next_token_logits(self._reference[0], x).float()
+            boost = next_token_logits(self._reference[1], x).float() - base
+            generic = (base - self.ALPHA * boost.relu()).argmax(-1)[:, :-1]
+        target = generic.masked_fill(target == PAD, PAD)
+        loss = next_token_loss(next_token_logits(self.encoder, x), x, target)
+        return loss, {"whp": loss.detach()}
+
+
 class LMMethod(Method):
     """An approximate unlearner for a causal language model: ``objective`` trained from the
     model's weights on the forget documents, ``epochs`` passes over them."""
@@ -173,13 +254,35 @@ class LMMethod(Method):
         other = Stream(task, request.retain_pos, batch) if self.retain else None
         answer_only = {"question", "answer"} <= set(task.columns)  # make-authors' documents
         objective = self.objective(src.encoder().train(), src.modality(), other, answer_only=answer_only)
-        if isinstance(objective, NPOLM):
+        if objective.needs_original:
             objective.keep_original()
         claim_run_dir(request.out, False, request.overwrite)
+        if isinstance(objective, WHPLM):
+            objective.keep_reinforced(reinforce(request).encoder())
         cfg = train_config(request, batch, request.epochs or self.epochs, self.lr)
         config = {**unlearning_config(request, objective, cfg), "source_run": src.config.get("source_run")}
         config.pop("seconds", None)
         return unlearn(request, objective, request.forget_pos, cfg, config)
+
+
+REINFORCED = "reinforced"  # WHP's reinforced model, inside the unlearned run
+
+
+def reinforce(request: ForgetRequest) -> Run:
+    """WHP's reinforced model: the source trained further on the forget documents (the one
+    Trainer, as continued pretraining; ``REINFORCE_EPOCHS`` passes at the source's rate)."""
+    from unlabeled.data.collection import derive_collection
+    from unlabeled.train.pretrain import pretrain
+
+    src, out = request.source, request.out / REINFORCED
+    docs = derive_collection(request.task, request.forget_pos, out.with_name(".forget-documents"), {}, overwrite=True)
+    batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
+    lr = float(src.config["train"]["lr"])
+    run = pretrain(docs, out, method="clm", init=src, epochs=REINFORCE_EPOCHS, batch_size=batch, lr=lr, overwrite=True)
+    return run
+
+
+REINFORCE_EPOCHS = 5.0
 
 
 class GALMMethod(LMMethod):
@@ -203,11 +306,24 @@ class SimNPOMethod(LMMethod):
     objective = SimNPOLM
 
 
+class RMUMethod(LMMethod):
+    name = "rmu"
+    objective = RMULM
+    lr = 1e-3  # a hidden state moves slowly at the others' 1e-4: Adam steps are lr-sized whatever the loss's scale
+
+
+class WHPMethod(LMMethod):
+    name = "whp"
+    objective = WHPLM
+
+
 LM_METHODS: dict[str, type[Method]] = {
     "ga": GALMMethod,
     "graddiff": GradDiffMethod,
     "npo": NPOLMMethod,
     "simnpo": SimNPOMethod,
+    "rmu": RMUMethod,
+    "whp": WHPMethod,
 }
 
 
