@@ -32,7 +32,7 @@ from unlabeled.forget.verification import REFERENCE
 from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("ga", "graddiff", "npo", "simnpo", "rmu", "whp")
+METHODS = ("ga", "graddiff", "npo", "simnpo", "rmu", "whp", "eco")
 COLUMNS = (
     "forget_quality",
     "utility",

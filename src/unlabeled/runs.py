@@ -205,6 +205,8 @@ class Run:
             )
         if trained:
             load_checked(enc, self.weights(enc_cfg.get("weights", "encoder")), self.path / ckpt.MODEL_FILE)
+            if "eco" in self.config:  # an ECO forget request: the same weights behind a prompt guard
+                enc = eco_guard(enc, self.weights("eco"), float(self.config["eco"]["sigma"]), self.path)
         return enc.eval()
 
     def digest(self, trained: bool = True) -> str:
@@ -301,6 +303,20 @@ def load_checked(module: nn.Module, weights: dict[str, torch.Tensor], path: Path
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UnlabeledError(f"{path} does not fit the model config.json describes: {problems[0]}{more}")
     module.load_state_dict(weights)
+
+
+def eco_guard(enc: nn.Module, weights: dict[str, torch.Tensor], sigma: float, path: Path) -> nn.Module:
+    """``enc`` behind the ECO prompt guard saved in the run at ``path``, checked: the guard's
+    classifier reads the model's own token ids."""
+    from unlabeled.models.eco import CorruptedPrompts
+
+    vocab = getattr(enc, "vocab", 0)
+    if "weight" not in weights or len(weights["weight"]) != vocab:
+        have = len(weights["weight"]) if "weight" in weights else 0
+        raise UnlabeledError(
+            f"the ECO guard in {path} was built for a vocabulary of {have} tokens; the model reads {vocab}"
+        )
+    return CorruptedPrompts(enc, weights, sigma)
 
 
 def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -> dict[str, torch.Tensor]:

@@ -38,7 +38,7 @@ def _nll(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
 SLOW = pytest.mark.slow
 
 
-SLOW_METHODS = ("ga", "graddiff", "simnpo", "rmu", "whp")
+SLOW_METHODS = ("ga", "graddiff", "simnpo", "rmu", "whp", "eco")
 
 
 @pytest.mark.parametrize("method", ["npo", *(pytest.param(m, marks=SLOW) for m in SLOW_METHODS)])
@@ -134,3 +134,32 @@ def test_answer_targets_score_the_answer_and_its_eos_alone(authors):
         scored = row[row != PAD].tolist()
         assert scored == [*mod.tokenizer.encode(answer, add_special_tokens=False).ids, EOS]
     assert torch.equal(t[3], x[3, 1:])  # no marker: every token scored
+
+
+@pytest.mark.slow
+def test_eco_keeps_the_weights_and_guards_only_the_forgotten_prompts(authors, lm, tmp_path):
+    forget = (authors.path / "forget10.txt").read_text().split()
+    out = ul.forget(lm, out=tmp_path / "eco", method="eco", group="author", values=forget)
+    mine, theirs = out.weights("encoder"), lm.weights("encoder")
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    guard = out.encoder()
+    train = authors.indices("train")
+    names = authors.column("author")[train]
+    gone, kept = train[np.isin(names, forget)], train[~np.isin(names, forget)][:200]
+    mod = out.modality()
+    flagged = lambda pos: guard.flagged(x := mod.prepare(authors.get(pos)), guard.prompt(x)).float().mean()  # noqa: E731
+    assert flagged(gone) > 0.9 and flagged(kept) < 0.05
+    test = authors.indices("test")  # the third phrasing, never seen by the classifier
+    assert flagged(test[np.isin(authors.column("author")[test], forget)]) > 0.5
+    config = out.path / "config.json"
+    import json
+
+    edited = json.loads(config.read_text())
+    from unlabeled.train import checkpoint as ckpt
+
+    weights = out.weights()
+    weights["eco.weight"] = weights["eco.weight"][:10]
+    ckpt.save_weights(out.path / ckpt.MODEL_FILE, weights, {"step": "1"})
+    config.write_text(json.dumps(edited))
+    with pytest.raises(ul.UnlabeledError, match="built for a vocabulary of 10 tokens"):
+        ul.open_run(out.path).encoder()

@@ -334,9 +334,10 @@ def is_language_model(run: Run) -> bool:
 
 def lm_method(name: str) -> Method:
     """The language-model method called ``name`` (``retrain`` is the shared exact one)."""
+    from unlabeled.forget.methods.eco import ECOMethod
     from unlabeled.forget.methods.retrain import RetrainMethod
 
-    methods = {**LM_METHODS, "retrain": RetrainMethod}
+    methods = {**LM_METHODS, "eco": ECOMethod, "retrain": RetrainMethod}
     if name not in methods:
         raise UnlabeledError(f"a language model forgets with {' | '.join(methods)}; got {name!r}")
     return methods[name]()

@@ -1,0 +1,68 @@
+"""ECO's inference-time guard (Liu et al. 2024, "Large Language Model Unlearning via
+Embedding-Corrupted Prompts"): a causal language model whose weights are unchanged, behind a
+prompt classifier; a prompt the classifier says is about the forgotten target has its token
+embeddings corrupted before the model reads them, so the model answers as one that cannot read
+the question. Here the classifier is linear over the prompt's bag of token ids (so it lives in
+the run's weights as two tensors) and the corruption adds Gaussian noise of ``sigma`` times the
+prompt embeddings' root-mean-square to every prompt token; the prompt is a document's tokens up
+to the end of its first ``marker`` (a question's ``"\\nAnswer:"``), or the whole input without one.
+The noise is drawn from a generator seeded the same at every call, so scores are reproducible.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unlabeled.modalities.text import PAD
+from unlabeled.models.transformer import pool_tokens
+
+
+class CorruptedPrompts(nn.Module):
+    """``inner`` (a causal token transformer) behind ECO's prompt classifier."""
+
+    def __init__(self, inner: nn.Module, weights: dict[str, torch.Tensor], sigma: float) -> None:
+        super().__init__()
+        self.inner, self.sigma = inner, float(sigma)
+        self.token_embed, self.dim = inner.token_embed, inner.dim
+        self.vocab, self.causal, self.n_prefix = inner.vocab, inner.causal, inner.n_prefix
+        self.register_buffer("weight", weights["weight"].float())
+        self.register_buffer("bias", weights["bias"].float().reshape(()))
+        self.register_buffer("marker", weights["marker"].long())
+
+    def prompt(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool: each row's prompt tokens (padding left out)."""
+        real, k = x != PAD, len(self.marker)
+        if x.shape[1] < k or k == 0:
+            return real
+        hits = (x.unfold(1, k, 1) == self.marker).all(-1)
+        end = hits.to(torch.uint8).argmax(1) + k  # the first token after the marker
+        position = torch.arange(x.shape[1], device=x.device)
+        return real & (~hits.any(1, keepdim=True) | (position[None] < end[:, None]))
+
+    def flagged(self, x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the rows whose prompt the classifier puts on the forgotten side."""
+        bag = torch.zeros(x.shape[0], len(self.weight), device=x.device)
+        bag.scatter_(1, x.masked_fill(~prompt, PAD), 1.0)
+        bag[:, PAD] = 0.0
+        return bag @ self.weight + self.bias > 0
+
+    def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tokens, pad = self.inner.tokenize(x)
+        prompt = self.prompt(x)
+        hit = self.flagged(x, prompt)[:, None] & prompt
+        if bool(hit.any()):
+            g = torch.Generator(device=tokens.device).manual_seed(0)
+            noise = torch.randn(tokens.shape, generator=g, device=tokens.device, dtype=tokens.dtype)
+            rms = tokens[prompt].pow(2).mean().sqrt()
+            tokens = torch.where(hit[..., None], tokens + self.sigma * rms * noise, tokens)
+        return tokens, pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens, pad = self.tokenize(x)
+        return self.inner.run(tokens, pad)[:, self.n_prefix :]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The token mean of the guarded outputs."""
+        tokens, pad = self.tokenize(x)
+        return pool_tokens(self.inner.run(tokens, pad)[:, self.n_prefix :], pad)
