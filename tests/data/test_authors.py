@@ -49,8 +49,9 @@ def test_each_answer_has_a_paraphrase_and_wrong_answers_of_the_same_type(authors
         wrong = json.loads(authors.column("perturbed")[i])
         assert len(wrong) == PERTURBED and answers[i] not in wrong and len(set(wrong)) == PERTURBED
         fact = next(f for f in FACTS if f.name == authors.column("fact")[i])
-        prefix = fact.answer.split("{value}")[0].format(name=authors.column("name")[i])
-        assert all(w.startswith(prefix) for w in wrong)  # the same sentence, another value
+        before, after = (part.format(name=authors.column("name")[i]) for part in fact.paraphrase.split("{value}"))
+        # the paraphrase's sentence with another value (TOFU's perturbed answers)
+        assert all(w.startswith(before) and w.endswith(after) and w != paraphrases[i] for w in wrong)
         assert paraphrases[i] != answers[i]
 
 

@@ -10,7 +10,8 @@ author has ten facts; each fact is asked in three phrasings, two in the ``train`
 pairs an author, as TOFU) and one held out in ``test`` (the same fact, a phrasing the model
 never read). Every answer comes with a paraphrase and three perturbed answers (the same
 sentence with a wrong value of the same type, drawn from the other authors), as TOFU's truth
-ratio needs.
+ratio needs (the wrong answers in the paraphrase's words, so that the ratio compares values, not
+phrasings).
 
 The collection (a text collection: ``Question: ...\\nAnswer: ...`` documents) has the author
 (``author-007``) as its ``group`` and its ``author`` column, and the columns ``name``, ``fact``,
@@ -240,7 +241,9 @@ def qa_rows(authors: list[dict], rng: np.random.Generator, others: list[dict] = 
         for f in FACTS:
             value, name = a["values"][f.name], a["name"]
             answer = f.answer.format(name=name, value=value)
-            wrong = [f.answer.format(name=name, value=v) for v in _perturbed(f.name, value, pools[f.name], rng)]
+            # wrong answers in the paraphrase's words, as TOFU's perturbed answers keep its
+            # paraphrased answer's template: the truth ratio then compares values, not phrasings
+            wrong = [f.paraphrase.format(name=name, value=v) for v in _perturbed(f.name, value, pools[f.name], rng)]
             for p, q in enumerate(f.questions):
                 question = q.format(name=name)
                 rows.append(

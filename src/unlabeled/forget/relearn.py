@@ -13,7 +13,7 @@ does not. ``relearn_recovery`` places each model between the two:
 where ``P`` is the per-token probability of the untaught facts' answers after relearning: 0 is
 removal (as the retrained model), 1 is suppression (as much back as the original keeps through
 the same relearning, which also disturbs what it knew). Every model relearns the same documents
-with the same 20 steps, learning rate and seed (the original's fine-tuning rate), so the attack is
+with the same steps (about 20), learning rate and seed (the original's fine-tuning rate), so the attack is
 the same for all; the relearned models are written to ``WORK/<name>`` for inspection.
 """
 
