@@ -105,6 +105,12 @@ def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors,
     assert rows["original"]["relearn_probability"] > 2 * rows["retrain"]["relearn_probability"], rows
     assert rows["retrain"]["relearn_recovery"] == 0.0 and rows["original"]["relearn_recovery"] == 1.0
     assert (out.path / "relearn" / "npo" / "config.json").exists()
+    # the request is in the original's audit log like any other: started, finished, verified
+    from unlabeled.forget import AuditLog
+
+    log = AuditLog(lm.path).events()
+    request = next(e["request"] for e in log if e["output"] == str(out.path.resolve()))
+    assert [e["event"] for e in log if e["request"] == request] == ["started", "finished", "verified"]
 
 
 def test_truth_ratio_and_rouge_follow_their_formulas():
