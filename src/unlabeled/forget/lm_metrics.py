@@ -116,10 +116,16 @@ def qa_rows(task: Collection, positions: np.ndarray) -> list[dict[str, Any]]:
     return [{c: str(v[i]) for c, v in cols.items()} for i in range(len(positions))]
 
 
+def answer_probability(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any]]) -> np.ndarray:
+    """Each row's ``P(answer | question)^(1/|answer|)``."""
+    prompts = [PROMPT.format(question=r["question"]) for r in rows]
+    return normalised(*answer_logprob(encoder, mod, prompts, [r["answer"] for r in rows]))
+
+
 def qa_scores(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Probability, truth ratios and ROUGE-L recall of a model on question-answer rows."""
     prompts = [PROMPT.format(question=r["question"]) for r in rows]
-    prob = normalised(*answer_logprob(encoder, mod, prompts, [r["answer"] for r in rows]))
+    prob = answer_probability(encoder, mod, rows)
     ratios = truth_ratios(encoder, mod, rows)
     rouge = [rouge_l_recall(greedy_answer(encoder, mod, p), r["answer"]) for p, r in zip(prompts, rows, strict=True)]
     return {"probability": float(prob.mean()), "ratios": ratios, "rouge": float(np.mean(rouge))}

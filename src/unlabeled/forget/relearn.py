@@ -26,8 +26,7 @@ import numpy as np
 from unlabeled._console import UnlabeledError
 from unlabeled.data.authors import FACTS
 from unlabeled.data.collection import Collection, derive_collection
-from unlabeled.forget.lm_metrics import answer_logprob, normalised, qa_rows
-from unlabeled.modalities.text import TextModality
+from unlabeled.forget.lm_metrics import answer_probability, qa_rows
 from unlabeled.runs import Run
 
 STEPS, BATCH = 20, 16  # the attack's budget, whatever the split's size (set before any run, not tuned)
@@ -42,14 +41,6 @@ def split_facts(task: Collection, forget: np.ndarray) -> tuple[np.ndarray, np.nd
         raise UnlabeledError(f"{task.path} has no fact column: the relearning attack needs a make-authors benchmark")
     taught = np.isin(task.column("fact")[forget], sorted(TAUGHT))
     return forget[taught], forget[~taught]
-
-
-def answer_probability(encoder, mod: TextModality, rows: list[dict]) -> float:
-    """The mean per-token probability of the rows' answers given their questions."""
-    from unlabeled.forget.lm_metrics import PROMPT
-
-    prompts = [PROMPT.format(question=r["question"]) for r in rows]
-    return float(normalised(*answer_logprob(encoder.eval(), mod, prompts, [r["answer"] for r in rows])).mean())
 
 
 def relearning(
@@ -73,7 +64,7 @@ def relearning(
             precision="fp32",
             overwrite=True,
         )  # fmt: skip
-        relearned[name] = answer_probability(r.encoder(), r.modality(), rows)
+        relearned[name] = float(answer_probability(r.encoder().eval(), r.modality(), rows).mean())
     floor = relearned[reference]
     scale = max(relearned["original"] - floor, 1e-12)
     return {name: {"relearn_probability": p, "relearn_recovery": (p - floor) / scale} for name, p in relearned.items()}

@@ -129,3 +129,13 @@ class TextModality(Modality):
 
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         return x
+
+
+def after_marker(x: torch.Tensor, marker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each row of token ids ``x`` (B, L) holds the token sequence ``marker`` first: (B,)
+    whether it does, and (B,) the index of the token just after it (meaningless where not)."""
+    k = len(marker)
+    if k == 0 or x.shape[1] < k:
+        return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device), torch.zeros_like(x[:, 0])
+    hits = (x.unfold(1, k, 1) == marker).all(-1)
+    return hits.any(1), hits.to(torch.uint8).argmax(1) + k

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlabeled.modalities.text import PAD
+from unlabeled.modalities.text import PAD, after_marker
 from unlabeled.models.transformer import pool_tokens
 
 
@@ -32,13 +32,9 @@ class CorruptedPrompts(nn.Module):
 
     def prompt(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) bool: each row's prompt tokens (padding left out)."""
-        real, k = x != PAD, len(self.marker)
-        if x.shape[1] < k or k == 0:
-            return real
-        hits = (x.unfold(1, k, 1) == self.marker).all(-1)
-        end = hits.to(torch.uint8).argmax(1) + k  # the first token after the marker
+        found, end = after_marker(x, self.marker)  # end: the first token after the marker
         position = torch.arange(x.shape[1], device=x.device)
-        return real & (~hits.any(1, keepdim=True) | (position[None] < end[:, None]))
+        return (x != PAD) & (~found[:, None] | (position[None] < end[:, None]))
 
     def flagged(self, x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         """(B,) bool: the rows whose prompt the classifier puts on the forgotten side."""

@@ -39,7 +39,7 @@ from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearn
 from unlabeled.forget.methods.npo import npo_loss
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream
-from unlabeled.modalities.text import PAD
+from unlabeled.modalities.text import PAD, after_marker
 from unlabeled.objectives.base import Objective, require_text
 from unlabeled.objectives.clm import next_token_logits, next_token_loss
 from unlabeled.runs import Run
@@ -63,14 +63,10 @@ def answer_targets(x: torch.Tensor, marker: torch.Tensor) -> torch.Tensor:
     """``x``'s next-token targets (``x[:, 1:]``) with every token up to the end of the first
     ``marker`` (the tokens of ``"\\nAnswer:"``) set to ``PAD``, so that only the answer and its
     ``[EOS]`` are scored; a row without the marker keeps every token."""
-    target, k = x[:, 1:].clone(), len(marker)
-    if x.shape[1] < k:
-        return target
-    hits = (x.unfold(1, k, 1) == marker).all(-1)
-    start = hits.to(torch.uint8).argmax(1) + k  # the first answer token's index in x
+    found, start = after_marker(x, marker)  # start: the first answer token's index in x
     position = torch.arange(1, x.shape[1], device=x.device)  # each target's index in x
-    question = hits.any(1, keepdim=True) & (position[None] < start[:, None])
-    return target.masked_fill(question, PAD)
+    question = found[:, None] & (position[None] < start[:, None])
+    return x[:, 1:].masked_fill(question, PAD)
 
 
 class LMUnlearner(Objective):
@@ -278,8 +274,7 @@ def reinforce(request: ForgetRequest) -> Run:
     docs = derive_collection(request.task, request.forget_pos, out.with_name(".forget-documents"), {}, overwrite=True)
     batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
     lr = float(src.config["train"]["lr"])
-    run = pretrain(docs, out, method="clm", init=src, epochs=REINFORCE_EPOCHS, batch_size=batch, lr=lr, overwrite=True)
-    return run
+    return pretrain(docs, out, method="clm", init=src, epochs=REINFORCE_EPOCHS, batch_size=batch, lr=lr, overwrite=True)
 
 
 REINFORCE_EPOCHS = 5.0
