@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--pretrain-size", default="tiny")
     ap.add_argument("--pretrain-augment", default="{}", help='pretraining augmentation, JSON ({"view_size": 16})')
     ap.add_argument(
+        "--pretrain-encoder", default="{}", help='the pretrained encoder\'s options, JSON ({"strided_stem": true})'
+    )
+    ap.add_argument(
         "--minutes", type=float, default=15, help="self-training budget (0: the epochs in --selftrain instead)"
     )
     ap.add_argument(
@@ -93,6 +96,8 @@ def main() -> None:
     if any(a in arms for a in PRETRAINED):
         augment = json.loads(args.pretrain_augment) or None
         views = f"-view{augment['view_size']}" if augment and "view_size" in augment else ""
+        enc_options = json.loads(args.pretrain_encoder)
+        views += "".join(f"-{k}={v}" for k, v in sorted(enc_options.items()))
         path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}{views}"
         t = time.perf_counter()
         if (path / "config.json").exists() and ul.open_run(path).finished:
@@ -106,6 +111,7 @@ def main() -> None:
                 minutes=args.pretrain_minutes,
                 precision=args.precision,
                 augment=augment,
+                encoder_options=enc_options,
                 overwrite=True,
             )
             pre_s = time.perf_counter() - t

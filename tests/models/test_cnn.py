@@ -63,3 +63,37 @@ def test_pooling_before_the_relu_changes_nothing(size, shape):
     torch.testing.assert_close(z, z_ref)
     for g, r in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (3, 130, 130)])
+def test_strided_stem_keeps_every_later_feature_map_size(shape):
+    """The stride replaces the first stage's pool: the stem's second convolution already gives
+    the first stage's resolution, the final map is the default's, one pool fewer."""
+    plain = build_encoder("cnn", "tiny", shape).eval()
+    strided = build_encoder("cnn", "tiny", shape, strided_stem=True).eval()
+    x = torch.randn(2, *shape)
+    assert strided(x).shape == plain(x).shape
+    assert strided.stem[3].stride == (2, 2) and plain.stem[3].stride == (1, 1)
+    pools = [sum(isinstance(m, (PoolReLU, torch.nn.MaxPool2d)) for m in e.modules()) for e in (plain, strided)]
+    assert pools[1] == pools[0] - 1
+    assert [p.shape for p in plain.parameters()] == [p.shape for p in strided.parameters()]
+
+
+def test_strided_stem_is_recorded_and_rebuilt(fmnist_small, tmp_path):
+    """A run pretrained with the option records it, and every rebuild (loading, fine-tuning
+    from it) makes the strided encoder again: its embeddings are the run's own."""
+    import unlabeled as ul
+
+    run = ul.pretrain(
+        fmnist_small,
+        tmp_path / "run",
+        epochs=0.1,
+        batch_size=16,
+        precision="fp32",
+        encoder_options={"strided_stem": True},
+    )
+    assert run.config["encoder"]["options"]["strided_stem"] is True
+    enc = ul.open_run(tmp_path / "run").encoder()
+    assert enc.stem[3].stride == (2, 2)
+    clf = ul.finetune(run, fmnist_small, tmp_path / "ft", epochs=0.1, fraction=0.5, batch_size=16, precision="fp32")
+    assert ul.open_run(clf.path).encoder().stem[3].stride == (2, 2)

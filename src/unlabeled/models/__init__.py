@@ -26,7 +26,8 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     ``positions`` (sincos or learned) and ``bias`` (biases in the blocks' linear layers, true or
     false); for the tcn (series) ``pool`` (max or stats), ``diff`` (orders of time differences
     read beside the series, 0 to 2) and ``layers`` (how many of the last blocks the embedding
-    pools, or ``all``)."""
+    pools, or ``all``); for the cnn ``strided_stem`` (true: the stem's second convolution strides
+    in place of the first pool, cheaper at the same feature-map sizes)."""
     if name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:
@@ -36,8 +37,9 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
             raise UnlabeledError(
                 f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
             )
-        return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]))
     try:
+        if name == "cnn":
+            return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]), **options)
         return ENCODERS[name](sample_shape, size, **options)
     except (TypeError, ValueError) as e:
         raise UnlabeledError(f"{name} encoder: {e}") from None
