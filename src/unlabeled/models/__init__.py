@@ -32,11 +32,10 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:
         raise UnlabeledError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
-    if name == "cnn":
-        if len(sample_shape) != 3:
-            raise UnlabeledError(
-                f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
-            )
+    if name == "cnn" and len(sample_shape) != 3:
+        raise UnlabeledError(
+            f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
+        )
     try:
         if name == "cnn":
             return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]), **options)
