@@ -7,6 +7,7 @@ import lzma
 import math
 
 import pytest
+import torch
 
 import unlabeled as ul
 from unlabeled import UnlabeledError
@@ -36,6 +37,25 @@ def test_perplexity_and_bits_per_byte_of_held_out_glosses(gpt, wordnet_small):
     nll = math.log(got["perplexity"]) * got["tokens"]
     assert math.isclose(got["bits_per_byte"], nll / math.log(2) / got["bytes"], rel_tol=1e-9)
     assert 1 < got["perplexity"] < 8192 and got["bits_per_byte"] < 8  # better than uniform over the vocabulary
+
+
+def test_documents_nll_is_the_next_token_loss_summed(gpt, wordnet_small):
+    """The summed log-likelihood perplexity is made of: the mean next-token cross-entropy of
+    the documents' windows times the tokens scored, [EOS] included, padding not."""
+    from unlabeled.objectives.clm import document_windows, documents_nll, next_token_logits, next_token_loss
+
+    run = ul.open_run(gpt)
+    enc, mod = run.encoder().eval(), run.modality()
+    docs = [str(t) for t in wordnet_small.get(wordnet_small.indices("test")[:5])]
+    nll, tokens = documents_nll(enc, mod, docs)
+    windows = [w for d in docs for w in document_windows(mod, d)]
+    assert tokens == sum(len(w) - 1 for w in windows)  # every token after [BOS], the [EOS] too
+    x = torch.zeros(len(windows), mod.length, dtype=torch.int64)
+    for i, w in enumerate(windows):
+        x[i, : len(w)] = torch.tensor(w)
+    with torch.no_grad():
+        mean = float(next_token_loss(next_token_logits(enc, x), x))
+    assert math.isclose(nll, mean * tokens, rel_tol=1e-4)
 
 
 def test_compressor_anchors_match_the_compressors():

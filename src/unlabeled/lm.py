@@ -19,6 +19,7 @@ import torch
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
+from unlabeled.objectives.clm import documents_nll
 from unlabeled.runs import Run, open_run, resolve_device
 
 
@@ -89,14 +90,6 @@ def continue_ids(
     return ids[start:]
 
 
-def _windows(mod: TextModality, text: str) -> list[list[int]]:
-    """A document's ids ``[BOS] tokens [EOS]`` cut into windows of the model's length (each
-    later window starting again from ``[BOS]``: no context carried across)."""
-    ids = [*mod.tokenizer.encode(text, add_special_tokens=False).ids, EOS]
-    step = mod.length - 1
-    return [[BOS, *ids[i : i + step]] for i in range(0, len(ids), step)]
-
-
 @torch.no_grad()
 def perplexity(
     run: Run | str | os.PathLike[str],
@@ -125,17 +118,8 @@ def perplexity(
         for start in range(0, len(pos), batch_size):
             docs = [str(t) for t in col.get(pos[start : start + batch_size])]
             nbytes += sum(len(d.encode("utf-8")) + 1 for d in docs)
-            rows = [w for d in docs for w in _windows(mod, d)]
-            x = torch.zeros(len(rows), mod.length, dtype=torch.int64)
-            for i, r in enumerate(rows):
-                x[i, : len(r)] = torch.tensor(r)
-            x = x.to(dev)
-            logits = (encoder(x) @ encoder.token_embed.weight.t()).float()[:, :-1]
-            target = x[:, 1:]
-            real = target != 0
-            lp = torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            nll -= float(lp[real].sum())
-            tokens += int(real.sum())
+            got = documents_nll(encoder, mod, docs)
+            nll, tokens = nll + got[0], tokens + got[1]
             bar.advance(task, len(docs))
     return {
         "perplexity": math.exp(nll / tokens),

@@ -96,6 +96,10 @@ def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors,
     assert rows["npo"]["forget_probability"] < rows["original"]["forget_probability"]
     assert 0 <= rows["npo"]["forget_quality"] <= 1 and 0 <= rows["npo"]["utility"] <= 1
     assert set(table["gaps"]) >= {"forget_probability_gap", "utility_gap", "mia_loss_gap", "average_gap"}
+    # held-out general text: a perplexity between certainty and the uniform guess, out of the average
+    vocab = ul.open_run(lm).modality().tokenizer.get_vocab_size()
+    assert all(1 < r["general_perplexity"] < vocab for r in rows.values()), rows
+    assert "general_perplexity_gap" not in table["gaps"]
     # membership: the original tells the forgotten author's documents from never-read authors'
     # better than the model that never read either
     for mia in ("mia_loss", "mia_zlib", "mia_min_k"):

@@ -14,7 +14,10 @@
   probability (0.5 for a model that never read either, as the retrained one);
 - **model utility**: the harmonic mean of the probability, ROUGE-L and ``max(0, 1 - R)`` on the
   retained authors and on the world facts (TOFU also uses real authors; we have none offline);
-  on the forget set the truth ratio is shown as TOFU shows it, ``min(R, 1/R)``.
+  on the forget set the truth ratio is shown as TOFU shows it, ``min(R, 1/R)``;
+- **general perplexity**: the per-token perplexity of held-out general text (``general.jsonl``,
+  WordNet glosses no document contains), what a model lost beyond the benchmark's own facts.
+  Shown beside the table, out of the average gap (its scale is not a probability's).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import nn
 from unlabeled.data.authors import PROMPT, WORLD
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
+from unlabeled.objectives.clm import documents_nll
 
 
 def _ids(mod: TextModality, text: str) -> list[int]:
@@ -203,6 +207,20 @@ def world_rows(task: Collection) -> list[dict[str, Any]]:
     ]
 
 
+def general_perplexity(encoder: nn.Module, mod: TextModality, task: Collection, batch: int = 32) -> float:
+    """Per-token perplexity of the benchmark's first ``SAMPLE`` general documents
+    (``general.jsonl``); NaN where the benchmark has none."""
+    path = task.path / "general.jsonl"
+    if not path.exists():
+        return float("nan")
+    docs = [json.loads(line)["text"] for line in path.read_text().splitlines()[:SAMPLE]]
+    nll, tokens = 0.0, 0
+    for start in range(0, len(docs), batch):
+        got = documents_nll(encoder, mod, docs[start : start + batch])
+        nll, tokens = nll + got[0], tokens + got[1]
+    return float(np.exp(nll / tokens)) if tokens else float("nan")
+
+
 def holdout_rows(task: Collection) -> list[dict[str, Any]]:
     """The training documents of the authors the model never read (``holdout.jsonl``)."""
     path = task.path / "holdout.jsonl"
@@ -216,8 +234,8 @@ def lm_rows(
     forget: np.ndarray,
     retain: np.ndarray,
 ) -> dict[str, dict[str, float]]:
-    """Each model's row: forget and retain probability, ROUGE-L and truth ratio, utility, and
-    forget quality against the ``reference`` model's forget truth ratios."""
+    """Each model's row: forget and retain probability, ROUGE-L and truth ratio, utility, the
+    membership AUCs, general perplexity, and forget quality against the ``reference`` model's forget truth ratios."""
     retain = retain[task.column("author")[retain] != WORLD]  # the world facts are scored on their own
     keep = np.sort(np.random.default_rng(0).choice(retain, min(SAMPLE, len(retain)), replace=False))
     sets = {"forget": qa_rows(task, forget), "retain": qa_rows(task, keep), "world": world_rows(task)}
@@ -240,6 +258,7 @@ def lm_rows(
             "retain_rouge": s["retain"]["rouge"],
             "utility": utility([v for k, v in s.items() if k != "forget"]),
             **mia.get(name, dict.fromkeys(("mia_loss", "mia_zlib", "mia_min_k"), float("nan"))),
+            "general_perplexity": general_perplexity(encoders[name][0], encoders[name][1], task),
             "forget_quality": forget_quality(s["forget"]["ratios"], raw[reference]["forget"]["ratios"]),
         }
     return rows

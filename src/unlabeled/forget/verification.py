@@ -119,5 +119,9 @@ def verify_metrics(encoder: bool = False, language_model: bool = False) -> tuple
     """The metrics of the verification table, in order (a classifier's, an encoder's or a
     language model's)."""
     return (
-        (*LM_METRICS, "forget_quality", *RELEARN_METRICS) if language_model else ENCODER_METRICS if encoder else METRICS
+        (*LM_METRICS, "general_perplexity", "forget_quality", *RELEARN_METRICS)
+        if language_model
+        else ENCODER_METRICS
+        if encoder
+        else METRICS
     )

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlabeled.modalities.text import PAD
+from unlabeled.modalities.text import BOS, EOS, PAD
 from unlabeled.objectives.base import Objective, require_text
 
 
@@ -29,6 +29,32 @@ def next_token_loss(logits: torch.Tensor, x: torch.Tensor, target: torch.Tensor 
     other next-token targets than ``x[:, 1:]``, ``PAD`` where a token is not scored)."""
     target = x[:, 1:] if target is None else target
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), ignore_index=PAD)
+
+
+def document_windows(mod: Any, text: str) -> list[list[int]]:
+    """A document's ids ``[BOS] tokens [EOS]`` cut into windows of the model's length (each
+    later window starting again from ``[BOS]``: no context carried across)."""
+    ids = [*mod.tokenizer.encode(text, add_special_tokens=False).ids, EOS]
+    step = mod.length - 1
+    return [[BOS, *ids[i : i + step]] for i in range(0, len(ids), step)]
+
+
+@torch.no_grad()
+def documents_nll(encoder: nn.Module, mod: Any, docs: list[str]) -> tuple[float, int]:
+    """The summed negative log-likelihood (nats) of every token of ``docs`` (each one's
+    ``[EOS]`` included, in :func:`document_windows`) under a causal encoder, and the tokens
+    counted: what perplexity and bits per byte are made of."""
+    rows = [w for d in docs for w in document_windows(mod, d)]
+    dev = next(encoder.parameters()).device
+    x = torch.zeros(len(rows), mod.length, dtype=torch.int64)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r)
+    x = x.to(dev)
+    target = x[:, 1:]
+    lp = torch.log_softmax(next_token_logits(encoder, x).float()[:, :-1], -1)
+    lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    real = target != PAD
+    return -float(lp[real].sum()), int(real.sum())
 
 
 class CLM(Objective):
