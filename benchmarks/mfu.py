@@ -13,6 +13,7 @@
     python benchmarks/mfu.py --device cuda
     python benchmarks/mfu.py --transformer-sizes tiny,small,base --precisions bf16 --steps 4
     python benchmarks/mfu.py --encoders transformer --transformer-sizes base --profile   # the bound
+    python benchmarks/mfu.py --encoders cnn --precisions fp32 --rounds 3 --cnn-options '[{}, {"strided_stem": true}]'
 
 At width 128 (``tiny``) a matrix product is small next to the layer norms, GELUs and layout
 copies around it, which run at memory speed; ``--transformer-sizes`` shows how MFU grows
@@ -22,6 +23,7 @@ with the width.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -94,12 +96,14 @@ def step_flops_and_time(
     steps: int = 10,
     compiled: bool = False,
     profiled: bool = False,
+    given: dict | None = None,
 ) -> tuple[float, float, tuple[float, float] | None]:
     """FLOPs of one step, seconds per step, and with ``profiled`` (CPU only) the matrix
-    products' and convolutions' own seconds per step and their share of the profiled step."""
+    products' and convolutions' own seconds per step and their share of the profiled step;
+    ``given``: encoder options beyond the defaults (``{"strided_stem": True}``)."""
     torch.manual_seed(0)
     mod = ImageModality((1, 28, 28), [0.286], [0.353])
-    options = default_options(encoder, mod.patch, method=method)  # what a new run builds
+    options = default_options(encoder, mod, given, method=method)  # what a new run builds
     obj = build_objective(method, build_encoder(encoder, size, (1, 28, 28), **options), mod).to(device)
     opt = torch.optim.AdamW(obj.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
@@ -151,6 +155,12 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder, as pretrain --compile does")
     ap.add_argument("--encoders", default="cnn,transformer", help="comma-separated: cnn,transformer")
     ap.add_argument(
+        "--cnn-options",
+        default="[{}]",
+        help="JSON list of cnn encoder options, a row each: '[{}, {\"strided_stem\": true}]' compares the stems",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the rows this many times, interleaved")
+    ap.add_argument(
         "--profile",
         action="store_true",
         help="(CPU) also profile two steps: the matrix products' share of the step and their own rate, "
@@ -177,20 +187,32 @@ def main() -> None:
         )
     print("| encoder | method | precision | GFLOP per step | ms per step | samples/s | achieved GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
+    cnn_options = json.loads(args.cnn_options)
     runs = [
-        (e, m, size)
+        (e, m, size, opts)
         for e, m in RUNS
         if e in args.encoders.split(",")
         for size in (["tiny"] if e == "cnn" else args.transformer_sizes.split(","))
+        for opts in (cnn_options if e == "cnn" else [{}])
     ]
-    for encoder, method, size in runs:
+    for encoder, method, size, opts in runs * args.rounds:
+        label = f"{encoder}-{size}" + "".join(f" {k}={v}" for k, v in opts.items())
         for precision in [p for p in peaks if p in args.precisions.split(",")]:
             flops, sec, products = step_flops_and_time(
-                encoder, method, size, precision == "bf16", dev, args.batch, args.steps, args.compile, args.profile
+                encoder,
+                method,
+                size,
+                precision == "bf16",
+                dev,
+                args.batch,
+                args.steps,
+                args.compile,
+                args.profile,
+                opts,
             )
             achieved = flops / sec
             print(
-                f"| {encoder}-{size} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
+                f"| {label} | {method} | {precision} | {flops / 1e9:.2f} | {sec * 1000:.0f} "
                 f"| {args.batch / sec:,.0f} "
                 f"| {achieved / 1e9:,.1f} | {achieved / peaks[precision]:.1%} |",
                 flush=True,
