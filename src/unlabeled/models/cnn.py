@@ -9,9 +9,9 @@ learns better SimCLR features per second of CPU than strided two-convolution blo
 
 ``strided_stem=True`` gives the stem's second convolution a stride of 2 in place of the first
 stage's max-pool: every later feature map keeps its size, and the widest full-resolution
-activation (and its batch norm, which dominates a CPU's fp32 step as much as the convolution
-does) is gone; on cnn-tiny at 28x28 an fp32 training step ran about 1.7x faster
-(BENCHMARKS.md).
+activation is gone. On cnn-tiny at 28x28 in fp32 a SimCLR step has 23% fewer FLOPs and ran
+1.25x faster (the step already runs at about 90% of the CPU's fp32 GEMM peak); FixMatch after
+SimCLR did not gain from the extra steps (BENCHMARKS.md), so it is not the default.
 
     enc = CNNEncoder(in_channels=1, size="tiny", image_size=(28, 28))
     tokens = enc(x)        # (B, H'*W', dim): the last feature map as tokens
