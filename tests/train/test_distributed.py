@@ -1,6 +1,7 @@
 """Data parallelism on CPU with gloo: two processes against one process with the same
 global batch, and the `torchrun -m unlabeled pretrain` path with resume."""
 
+import copy
 import json
 import os
 import signal
@@ -77,7 +78,8 @@ def _train(rank: int, world: int, port: int, data: str, out: str, batch: int) ->
         trainer.model(x, step_generator(0, 0, trainer.device, trainer.rank))[0].backward()
         save_file({k: p.grad.contiguous() for k, p in obj.named_parameters()}, f"{out}/grad{rank}.safetensors")
         obj.zero_grad(set_to_none=True)
-        trainer.fit()
+        summary = trainer.fit()
+        assert world == 1 or (summary["ranks"], summary["ranks_identical"]) == (world, True), summary
         save_file({k: v.contiguous() for k, v in obj.state_dict().items()}, f"{out}/rank{rank}.safetensors")
 
 
@@ -120,6 +122,19 @@ def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_pa
     assert len(ddp_loss) == len(one_loss) == 8  # one writer: rank 1 logged nothing
     assert ddp_loss == pytest.approx(one_loss, rel=1e-3)
     assert ddp_loss[-1] < ddp_loss[0]
+
+
+def test_weights_digest_tells_one_flipped_bit():
+    """The replicas' check compares digests: a copy has the same one, a single changed bit
+    (the smallest drift DDP could show) another."""
+    torch.manual_seed(0)
+    a = build_encoder("cnn", "tiny", (1, 28, 28))
+    b = copy.deepcopy(a)
+    assert dist.weights_digest(a) == dist.weights_digest(b) and dist.same_weights(a)
+    with torch.no_grad():
+        w = next(b.parameters()).view(-1)
+        w[0] = torch.nextafter(w[0], torch.tensor(float("inf")))
+    assert dist.weights_digest(a) != dist.weights_digest(b)
 
 
 def test_nt_xent_without_a_group_is_the_batch_loss():

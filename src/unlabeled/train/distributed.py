@@ -167,6 +167,29 @@ def max_float(x: float) -> float:
     return float(t.item())
 
 
+def weights_digest(module: nn.Module) -> int:
+    """A 63-bit digest (SHA-256) of ``module``'s parameters and buffers, bytes and order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "big") >> 1
+
+
+def same_weights(module: nn.Module) -> bool:
+    """Whether every rank holds bit-identical weights (True in a single process): the check
+    that data-parallel training kept its replicas in step."""
+    if not is_distributed():
+        return True
+    d = torch.tensor([weights_digest(module)], dtype=torch.int64, device=_comm_device())
+    low, high = d.clone(), d.clone()
+    tdist.all_reduce(low, op=tdist.ReduceOp.MIN)
+    tdist.all_reduce(high, op=tdist.ReduceOp.MAX)
+    return bool(low.item() == high.item())
+
+
 def mean_logs(logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
     """Logged values averaged over ranks (called only at logging steps)."""
     values = torch.tensor([float(v) for v in logs.values()], dtype=torch.float64)

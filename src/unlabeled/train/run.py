@@ -316,7 +316,12 @@ def train(
     )
     summary = trainer.fit(resume=resume)
     del trainer  # its DDP wrapper must go before the process group does
-    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s -> {out}")
+    ranks = (
+        f", weights {'identical' if summary['ranks_identical'] else 'DIFFERENT'} on {summary['ranks']} processes"
+        if "ranks" in summary
+        else ""
+    )
+    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s{ranks} -> {out}")
     return Run(out)
 
 

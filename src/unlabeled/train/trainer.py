@@ -289,7 +289,12 @@ class Trainer:
         elapsed = time.perf_counter() - loop.t0
         self.save(loop.step, loop.total, elapsed, {**budget.state(loop.t0), "fixed": True})
         final = {k: round(float(v), 5) for k, v in loop.logs.items()}
-        return {"steps": loop.step, "total_steps": loop.total, "seconds": round(elapsed, 1), "final": final}
+        done = {"steps": loop.step, "total_steps": loop.total, "seconds": round(elapsed, 1), "final": final}
+        if self.world > 1:  # the replicas must end identical; a run that drifted says so
+            done["ranks"], done["ranks_identical"] = self.world, dist.same_weights(self.objective)
+            if not done["ranks_identical"]:
+                info(f"[red]the {self.world} processes ended with different weights[/]")
+        return done
 
     def _progress(self) -> Any:
         if not self.show_progress:
