@@ -8,9 +8,9 @@ of steps of one global batch, run as
   would (the multi-node path, here without a network between them).
 
 Each row: steps, seconds, samples/s, and whether every process ended with bit-identical
-weights (the trainer checks it at the end of a multi-process run). The data-parallel runs
-divide each global batch among the processes, so the three train the same model up to
-float rounding.
+weights (the trainer checks it at the end of a multi-process run). ``--batch-size`` is per
+process, so the data-parallel runs get the global batch divided among their processes: the
+three train the same model, with the same steps, up to float rounding.
 
     python benchmarks/scale_out.py --processes 2 --epochs 0.3
 """
@@ -38,7 +38,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pretrain_args(data: Path, out: Path, args: argparse.Namespace) -> list[str]:
+def pretrain_args(data: Path, out: Path, args: argparse.Namespace, per_process: int) -> list[str]:
     return [
         "-m",
         "unlabeled",
@@ -49,7 +49,7 @@ def pretrain_args(data: Path, out: Path, args: argparse.Namespace) -> list[str]:
         "--epochs",
         str(args.epochs),
         "--batch-size",
-        str(args.batch),
+        str(per_process),
         "--precision",
         args.precision,
         "--overwrite",
@@ -61,7 +61,7 @@ def launch(arm: str, data: Path, out: Path, args: argparse.Namespace) -> list[su
     n = args.processes
     env = {**os.environ, "OMP_NUM_THREADS": str(n if arm == "one" else 1)}
     env.pop("UNLABELED_QUIET", None)
-    run = pretrain_args(data, out, args)
+    run = pretrain_args(data, out, args, args.batch if arm == "one" else args.batch // n)  # --batch-size is per process
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     if arm == "one":
         cmds = [[sys.executable, *run]]

@@ -124,6 +124,46 @@ def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_pa
     assert ddp_loss[-1] < ddp_loss[0]
 
 
+def _global_bn_against_native(rank: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    os.environ["LOCAL_RANK"] = str(rank)
+    torch.set_num_threads(1)
+    with dist.process_group(torch.device("cpu")):
+        torch.manual_seed(0)  # the same module, batch and output gradient on both ranks
+        native = torch.nn.BatchNorm2d(8)
+        with torch.no_grad():
+            native.weight.uniform_(0.5, 1.5)
+            native.bias.uniform_(-1, 1)
+        glob = dist.use_global_batch_norm(torch.nn.Sequential(copy.deepcopy(native)))[0]
+        assert isinstance(glob, dist.GlobalBatchNorm)
+        x = (torch.randn(16, 8, 6, 6) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        g = torch.randn(16, 8, 6, 6)
+        y_native = native(x)  # one process with the whole batch
+        y_native.backward(g)
+        half = slice(8 * rank, 8 * rank + 8)  # this rank's share of it
+        xr = x.detach()[half].clone().requires_grad_(True)
+        y = glob(xr)
+        y.backward(g[half])
+        close = {"rtol": 1e-4, "atol": 1e-5}
+        torch.testing.assert_close(y, y_native[half], **close)
+        torch.testing.assert_close(xr.grad, x.grad[half], **close)
+        for p, q in ((glob.weight.grad, native.weight.grad), (glob.bias.grad, native.bias.grad)):
+            total = p.clone()
+            torch.distributed.all_reduce(total)  # each rank holds its share of the sums
+            torch.testing.assert_close(total, q, **close)
+        torch.testing.assert_close(glob.running_mean, native.running_mean, **close)
+        torch.testing.assert_close(glob.running_var, native.running_var, **close)
+        native.eval(), glob.eval()  # evaluation: the running statistics, as any batch norm
+        torch.testing.assert_close(glob(x.detach()), native(x.detach()), **close)
+
+
+def test_global_batch_norm_over_two_ranks_is_batch_norm_of_the_whole_batch():
+    """Two ranks with half a batch each: every rank's input gradient, the summed weight
+    gradients and the running statistics are native batch norm's on the whole batch (the
+    custom backward's formula and its one all-reduce)."""
+    mp.start_processes(_global_bn_against_native, args=(_free_port(),), nprocs=2, start_method="spawn")
+
+
 def test_weights_digest_tells_one_flipped_bit():
     """The replicas' check compares digests: a copy has the same one, a single changed bit
     (the smallest drift DDP could show) another."""

@@ -17,10 +17,12 @@ import gc
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as tdist
 import torch.distributed.nn.functional as dist_fn
+import torch.nn.functional as F
 from torch import nn
 
 # torch marks its autograd-aware collectives deprecated in favour of the private
@@ -79,36 +81,83 @@ def barrier() -> None:
         tdist.barrier()
 
 
+class _GlobalNorm(torch.autograd.Function):
+    """Batch norm with given global statistics, differentiated as if they were the batch's own.
+
+    Forward is the native (fused) kernel in evaluation mode with the global mean and variance;
+    backward takes the native kernel's evaluation-mode gradients (``g * w * invstd``, and the
+    local sums ``sum g`` and ``sum g * xhat``), sums the two over ranks in one all-reduce and
+    subtracts what the statistics' own gradient adds:
+
+        dx = w * invstd * (g - (sum_all g + xhat * sum_all g * xhat) / N)
+
+    three native passes over the activation backward and one forward, where the same formula
+    in autograd-tracked elementwise operations took five to eight times the native batch
+    norm's time on a CPU."""
+
+    @staticmethod
+    def forward(ctx: Any, x, weight, bias, mean, var, n: float, eps: float):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.n, ctx.eps = n, eps
+        return F.batch_norm(x, mean, var, weight, bias, False, 0.0, eps)
+
+    @staticmethod
+    def backward(ctx: Any, g):  # noqa: ANN001, ANN205
+        x, weight, mean, var = ctx.saved_tensors
+        w = weight if weight is not None else torch.ones_like(mean)
+        dx, dw, db = torch.ops.aten.native_batch_norm_backward(
+            g, x, w, mean, var, None, None, False, ctx.eps, [True, True, True]
+        )
+        sums = torch.cat([db, dw]).to(_comm_device())
+        tdist.all_reduce(sums)
+        sum_g, sum_gx = sums.to(x.device).chunk(2)
+        invstd = torch.rsqrt(var + ctx.eps)
+        slope = w * invstd * invstd * sum_gx / ctx.n
+        offset = w * invstd * sum_g / ctx.n - mean * slope
+        # x * slope + offset per channel, as one native kernel pass: batch norm with mean 0,
+        # variance 1 and no eps is exactly that affine map
+        dx -= F.batch_norm(x, torch.zeros_like(mean), torch.ones_like(var), slope, offset, False, 0.0, 0.0)
+        keep = weight is not None
+        return dx, dw if keep else None, db if keep else None, None, None, None, None
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics cover the global batch of all ranks, on any
-    device (``torch.nn.SyncBatchNorm`` runs on GPUs only). Statistics are summed with an
-    autograd-aware all-gather, so gradients flow through them as in one large batch."""
+    device (``torch.nn.SyncBatchNorm`` runs on GPUs only): each rank's statistics are
+    gathered and merged, the normalisation runs in the native kernel, and gradients flow
+    through the statistics as in one large batch (:class:`_GlobalNorm`)."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:  # any (N, C, ...) input, as the batch norm it replaced
+        if input.dim() < 2:
+            raise ValueError(f"expected an input of 2 or more dimensions, got {input.dim()}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
-        dims = [0, *range(2, x.dim())]
         xf = x.float()
         c = x.shape[1]
         # each rank's count, mean and centred variance, merged exactly (Chan et al. 1979):
         # summing x and x² instead loses the variance of near-constant channels to cancellation
-        var_r, mean_r = torch.var_mean(xf, dim=dims, correction=0)
-        count = torch.full((1,), xf.numel() / c, device=x.device)
-        parts = torch.stack(dist_fn.all_gather(torch.cat([mean_r, var_r, count])))  # (world, 2c + 1)
-        means, variances, counts = parts[:, :c], parts[:, c : 2 * c], parts[:, 2 * c :]
-        n = counts.sum()
-        mean = (counts * means).sum(0) / n
-        var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
+        with torch.no_grad():
+            # the native kernel's one pass (Welford), several times faster than var_mean on a CPU;
+            # it updates the running buffers it is given, here scratch ones
+            mean_r, var_r = torch.batch_norm_update_stats(xf, xf.new_zeros(c), xf.new_ones(c), 0.0)
+            count = torch.full((1,), xf.numel() / c, device=x.device)
+            parts = [torch.empty(2 * c + 1, device=_comm_device()) for _ in range(world_size())]
+            tdist.all_gather(parts, torch.cat([mean_r, var_r, count]).to(_comm_device()))
+            parts = torch.stack(parts).to(x.device)  # (world, 2c + 1)
+            means, variances, counts = parts[:, :c], parts[:, c : 2 * c], parts[:, 2 * c :]
+            n = counts.sum()
+            mean = (counts * means).sum(0) / n
+            var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
         if self.track_running_stats:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1))
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * var * n / max(float(n) - 1, 1))
                 self.num_batches_tracked.add_(1)
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
+        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
+        y = _GlobalNorm.apply(xf, weight, bias, mean, var, float(n), self.eps)
         return y.to(x.dtype)
 
 
