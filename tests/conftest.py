@@ -3,7 +3,10 @@ packages, scikit-learn's digits) written as collections once per session."""
 
 from __future__ import annotations
 
+import io
 import os
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,8 @@ import pytest
 os.environ.setdefault("UNLABELED_QUIET", "1")  # no progress bars in test logs
 
 import unlabeled as ul  # noqa: E402
+from unlabeled import cli as cli_module  # noqa: E402
+from unlabeled._console import console  # noqa: E402
 from unlabeled.data.builtins import load_fashion_mnist  # noqa: E402
 from unlabeled.data.collection import CollectionWriter  # noqa: E402
 
@@ -125,3 +130,25 @@ def volumes(tmp_path_factory) -> ul.Collection:
     )
     w.add(vols[:, None], [f"{i:03d}" for i in range(40)], y, ["train"] * 30 + ["test"] * 10)
     return w.close()
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run ``unlabeled ARGS`` in this process: (exit code, the lines it printed)."""
+    monkeypatch.setattr(cli_module, "tune_process", lambda: None)  # process-wide: not in the test process
+    old_term = signal.getsignal(signal.SIGTERM)
+
+    def run(*args: object) -> tuple[int, list[str]]:
+        out = io.StringIO()
+        monkeypatch.setattr(console, "file", out)
+        monkeypatch.setattr(sys, "argv", ["unlabeled", *map(str, args)])
+        code = 0
+        try:
+            cli_module.main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+        return code, out.getvalue().splitlines()
+
+    return run

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import resource
@@ -32,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 import unlabeled as ul
 from unlabeled import cli as cli_module
-from unlabeled._console import UnlabeledError, console
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import CollectionWriter
 from unlabeled.train import checkpoint as ckpt
 
@@ -43,28 +42,6 @@ ROOT_READS_ANYTHING = "runs as root, which reads files and folders whatever thei
 
 
 # -- helpers ---------------------------------------------------------------------------------
-@pytest.fixture
-def cli(monkeypatch):
-    """Run ``unlabeled ARGS`` in this process: (exit code, the lines it printed)."""
-    monkeypatch.setattr(cli_module, "tune_process", lambda: None)  # process-wide: not in the test process
-    old_term = signal.getsignal(signal.SIGTERM)
-
-    def run(*args: object) -> tuple[int, list[str]]:
-        out = io.StringIO()
-        monkeypatch.setattr(console, "file", out)
-        monkeypatch.setattr(sys, "argv", ["unlabeled", *map(str, args)])
-        code = 0
-        try:
-            cli_module.main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        finally:
-            signal.signal(signal.SIGTERM, old_term)
-        return code, out.getvalue().splitlines()
-
-    return run
-
-
 def one_error(result: tuple[int, list[str]], *needles: object) -> str:
     """The failure's one ``error:`` line (the last line printed; exit code 2), which names each
     of ``needles``."""

@@ -4,8 +4,6 @@ reproducible from its seed, holds what TOFU's metrics need, and refuses what it 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -73,17 +71,12 @@ def test_world_facts_and_general_text_come_from_wordnet(authors):
     assert len(general) == 1000 and not any(g["text"] in text for g in general[:50])
 
 
-def test_the_command_refuses_too_few_authors_and_an_existing_folder_in_one_line(authors, tmp_path):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "unlabeled", "make-authors", *args], capture_output=True, text=True
-        )
-
-    few = run("--out", str(tmp_path / "few"), "--authors", "5")
-    assert few.returncode == 2 and "at least 10 authors" in few.stderr and "Traceback" not in few.stderr
+def test_the_command_refuses_too_few_authors_and_an_existing_folder_in_one_line(authors, tmp_path, cli):
+    code, lines = cli("make-authors", "--out", tmp_path / "few", "--authors", "5")
+    assert code == 2 and "at least 10 authors" in lines[-1]
     assert not (tmp_path / "few").exists()
-    there = run("--out", str(authors.path), "--authors", "40")
-    assert there.returncode == 2 and "already exists" in there.stderr
+    code, lines = cli("make-authors", "--out", authors.path, "--authors", "40")
+    assert code == 2 and "already exists" in lines[-1]
 
 
 def test_holdout_authors_are_others_never_in_the_collection(authors):

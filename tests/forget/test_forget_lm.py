@@ -41,7 +41,7 @@ SLOW = pytest.mark.slow
 SLOW_METHODS = ("ga", "graddiff", "simnpo", "rmu", "whp", "eco")
 
 
-@pytest.mark.parametrize("method", ["npo", *(pytest.param(m, marks=SLOW) for m in SLOW_METHODS)])
+@pytest.mark.parametrize("method", [pytest.param(m, marks=SLOW) for m in ("npo", *SLOW_METHODS)])
 def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm, tmp_path, method):
     forget = (authors.path / "forget10.txt").read_text().split()  # one author of 12
     train = authors.indices("train")

@@ -10,6 +10,7 @@ import torch
 
 import unlabeled as ul
 from tests.train import pause_at_step
+from unlabeled import UnlabeledError
 from unlabeled.modalities.image import ImageModality
 from unlabeled.models import build_encoder
 from unlabeled.objectives import SimCLR, build_objective
@@ -55,7 +56,7 @@ def test_the_calibration_leaves_the_real_objective_and_the_random_state_alone(fm
     before = {k: v.clone() for k, v in obj.state_dict().items()}
     torch.manual_seed(123)
     rng = torch.get_rng_state()
-    assert t._calibrate() > 0
+    assert t._calibrate(600) > 0
     assert len(hooked) == 16 and id(obj) not in hooked  # 8 steps, two hooks each, all on the copy
     assert all(torch.equal(before[k], v) for k, v in obj.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng)
@@ -126,7 +127,7 @@ def _simulate(monkeypatch, clock: _Clock) -> list[tuple[float, int]]:
 
     monkeypatch.setattr(trainer_module, "time", clock)
     monkeypatch.setattr(Trainer, "_step", lambda self, model, opt, step, total: clock.tick())
-    monkeypatch.setattr(Trainer, "_calibrate", lambda self: 0.1)
+    monkeypatch.setattr(Trainer, "_calibrate", lambda self, seconds: 0.1)
     monkeypatch.setattr(Trainer, "_record_total", record)
     return counts
 
@@ -155,6 +156,33 @@ def test_a_time_budget_is_refitted_at_10_and_50_percent_then_fixed(fmnist_small,
         assert 0.95 * 60 <= clock.now <= 60  # the budget used
     else:
         assert clock.now < 0.8 * 60  # the fixed count ends the run, not the clock
+
+
+def _slow_steps(monkeypatch, seconds: float) -> _Clock:
+    """Every step, the calibration's too, takes ``seconds`` on a simulated clock."""
+    from unlabeled.train import trainer as trainer_module
+
+    clock = _Clock(lambda now: seconds)
+    monkeypatch.setattr(trainer_module, "time", clock)
+    monkeypatch.setattr(Trainer, "_step", lambda self, model, opt, step, total, objective=None: clock.tick())
+    return clock
+
+
+def test_slow_steps_are_timed_without_spending_the_budget(fmnist_small, tmp_path, monkeypatch):
+    """Steps of 20 s against a one-minute budget (long series, a slow machine): the calibration
+    stops after one step instead of eight (160 s), and the run ends inside its budget."""
+    clock = _slow_steps(monkeypatch, 20.0)
+    run = _budget_run(fmnist_small, tmp_path / "r")
+    assert run.step == 1 and clock.now <= 60  # one step timed, one trained: 40 s
+
+
+@pytest.mark.parametrize("step_seconds", [70.0, 45.0])
+def test_a_budget_shorter_than_a_step_is_an_error_that_says_so(fmnist_small, tmp_path, monkeypatch, step_seconds):
+    """A step longer than the budget (70 s of 60), or one that leaves no time for a second
+    after being timed (45 s), is refused in one line instead of overrunning the budget."""
+    _slow_steps(monkeypatch, step_seconds)
+    with pytest.raises(UnlabeledError, match="time budget of 1 min"):
+        _budget_run(fmnist_small, tmp_path / "r")
 
 
 def test_a_run_resumed_after_its_budget_is_fixed_ends_at_the_same_step(fmnist_small, tmp_path, monkeypatch):

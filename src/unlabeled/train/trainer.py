@@ -96,6 +96,9 @@ def compile_encoder(encoder: torch.nn.Module) -> None:
             setattr(encoder, name, torch.compile(getattr(encoder, name)))
 
 
+CALIBRATION_SHARE = 0.1  # the most of a time budget that timing the step may take (beyond one step)
+
+
 @dataclass
 class _Budget:
     """Turns a time budget into a step count: a first guess from a calibration, then refitted
@@ -214,21 +217,32 @@ class Trainer:
         obj.after_step((step + 1) / total)
         return logs
 
-    def _calibrate(self) -> float:
+    def _calibrate(self, seconds: float) -> float:
         """Seconds per step, timed on a throwaway copy so the real run is untouched: its
         weights, buffers and hooks (an EMA target, a moving threshold), and the random state,
-        which the copy's steps use and which is restored after them."""
+        which the copy's steps use and which is restored after them. Up to 8 steps, fewer when
+        they would take more than ``CALIBRATION_SHARE`` of the budget ``seconds`` (long inputs,
+        a slow machine: the calibration must not spend the budget); the first step, which
+        warms caches and kernels up, counts only when it is the only one. A first step longer
+        than the whole budget is an error that says so."""
         obj = copy.deepcopy(self.objective)
         opt = torch.optim.AdamW(obj.parameters(), lr=0.0)
         model = dist.wrap(obj, self.device)
-        times = []
+        times: list[float] = []
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             for i in range(8):
                 t = time.perf_counter()
                 self._step(model, opt, i, 1_000_000, obj)
-                times.append(time.perf_counter() - t)
-        return dist.max_float(float(np.median(times[3:])))
+                times.append(dist.max_float(time.perf_counter() - t))
+                if sum(times) + times[-1] > CALIBRATION_SHARE * seconds:
+                    break
+        if times[0] > seconds:
+            raise UnlabeledError(
+                f"a time budget of {seconds / 60:g} min is shorter than one training step here "
+                f"({times[0]:.0f} s): give more minutes, or a smaller --batch-size or shorter inputs"
+            )
+        return float(np.median(times[3:] or times[1:] or times))
 
     # -- the loop --------------------------------------------------------------------------
     def _restore(self) -> tuple[int, int | None, float, dict[str, Any]]:
@@ -253,8 +267,13 @@ class Trainer:
         """The step count of a new run: from epochs, or a first guess from the time budget."""
         if self.cfg.minutes is None:
             return max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
-        per_step = self._calibrate()
-        total = max(1, int(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step))
+        per_step = self._calibrate(self.cfg.minutes * 60)
+        total = int(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step)
+        if total < 1:
+            raise UnlabeledError(
+                f"a time budget of {self.cfg.minutes:g} min leaves no time to train after timing the step "
+                f"({per_step:.0f} s a step here): give more minutes, or a smaller --batch-size or shorter inputs"
+            )
         info(
             f"time budget {self.cfg.minutes:g} min, about {per_step * 1000:.0f} ms/step "
             f"-> {total} steps ({total / self.steps_per_epoch:.1f} epochs); "
