@@ -429,6 +429,9 @@ def selftrain_(
     align: Annotated[
         float, typer.Option(help="ReMixMatch's distribution alignment, averaged with this momentum (e.g. 0.999)")
     ] = 0.0,
+    soft: Annotated[
+        float, typer.Option(help="soft pseudo-labels sharpened at this temperature (UDA, e.g. 0.4); 0: hard")
+    ] = 0.0,
     head: Annotated[
         str, typer.Option(help="from a pretrained run: probe (a linear probe on the labels first, LP-FT) | random")
     ] = "probe",
@@ -461,6 +464,7 @@ def selftrain_(
         ema=ema,
         adaptive=adaptive,
         align=align,
+        soft=soft,
         epochs=epochs,
         minutes=minutes,
         batch_size=batch_size,

@@ -84,6 +84,24 @@ def test_the_loss_is_labelled_cross_entropy_plus_the_masked_pseudo_label_term():
     assert logs["mask"] == 0.0 and logs["unsup"] == 0.0
 
 
+def test_soft_pseudo_labels_are_the_weak_views_sharpened_probabilities():
+    """With ``soft`` the strong view is trained toward softmax(weak logits / T) on the
+    confident samples (UDA), not toward their argmax; the mask and the mean are FixMatch's."""
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, cutout=0.0, soft=0.4)
+    x, y = torch.randn(6, 1, 12), torch.tensor([2, 0, -1, -1, -1, -1])
+    loss, _ = obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        logits_l = obj.head(obj.encoder.embed(x[:2]))
+        q = (obj.head(obj.encoder.embed(x[2:])) / 0.4).softmax(1)
+        logp_s = obj.head(obj.encoder.embed(5 - x[2:])).log_softmax(1)
+    expected = F.cross_entropy(logits_l, y[:2]) - (q * logp_s).sum(1).mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    hard = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, cutout=0.0)
+    hard.load_state_dict(obj.state_dict())
+    assert not torch.allclose(hard.loss(x, torch.Generator().manual_seed(0), y)[0], loss)  # not the argmax's loss
+
+
 def test_only_confident_samples_get_a_strong_view_and_the_mean_is_over_all(monkeypatch):
     """The strong views of samples below the threshold would add zeros: they are not made or
     run, and the pseudo-label term is still the mean over every unlabelled sample."""
@@ -193,6 +211,8 @@ def test_bad_settings_are_refused():
         {"align": 1.0},
         {"align": 0.5, "prior": [1.0, 1.0]},
         {"align": 0.5, "prior": [1.0, 0.0, 1.0]},
+        {"soft": 1.5},
+        {"soft": -0.1},
     ):
         with pytest.raises(ValueError):
             FixMatch(_Encoder(), _Views(), **{"classes": 3, **bad})

@@ -28,6 +28,10 @@ frequencies; uniform when not given) over the moving average (momentum ``align``
 model's mean prediction on unlabelled batches, and renormalised, so that a class the model
 under-predicts (Fashion-MNIST's shirts) gets more pseudo-labels and an over-predicted one fewer.
 
+With ``soft`` > 0 the confident samples' targets are the weak view's probabilities sharpened
+at that temperature (UDA, Xie et al. 2020: 0.4) instead of their argmax: a pseudo-label that
+is nearly a tie between two classes says so.
+
 With ``ema`` > 0 the model keeps an exponential moving average of itself (in eval mode), which
 gives the pseudo-labels (a teacher, as in Mean Teacher, Tarvainen & Valpola 2017) and is the
 model the run exports, as FixMatch reports its EMA model; without it the trained model is
@@ -53,6 +57,13 @@ def pseudo_labels(weak_logits: torch.Tensor, threshold: float) -> tuple[torch.Te
     probs = weak_logits.detach().float().softmax(-1)
     confidence, labels = probs.max(-1)
     return labels, confidence >= threshold
+
+
+def sharpen(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Probabilities ``softmax(logits / temperature)`` (detached, fp32): UDA's sharpened soft
+    pseudo-labels (Xie et al. 2020, "Unsupervised Data Augmentation for Consistency
+    Training"); temperature 1 is the prediction itself, towards 0 its argmax."""
+    return (logits.detach().float() / temperature).softmax(-1)
 
 
 def cutout(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -92,6 +103,7 @@ class FixMatch(Objective):
         adaptive: float = 0.0,
         align: float = 0.0,
         prior: list[float] | None = None,
+        soft: float = 0.0,
     ) -> None:
         super().__init__(encoder, modality)
         if classes < 2:
@@ -108,11 +120,13 @@ class FixMatch(Objective):
             raise ValueError(f"adaptive must be in [0, 1), got {adaptive}")
         if not 0 <= align < 1:
             raise ValueError(f"align must be in [0, 1), got {align}")
+        if not 0 <= soft <= 1:
+            raise ValueError(f"soft must be a temperature in (0, 1], or 0; got {soft}")
         if prior is not None and (len(prior) != classes or min(prior) <= 0):
             raise ValueError(f"prior needs {classes} positive class frequencies, got {prior}")
         self.classes, self.threshold = int(classes), float(threshold)
         self.unlabeled_weight, self.ema, self.cutout = float(unlabeled_weight), float(ema), float(cutout)
-        self.adaptive, self.align = float(adaptive), float(align)
+        self.adaptive, self.align, self.soft = float(adaptive), float(align), float(soft)
         self.prior = None if prior is None else [float(p) / sum(prior) for p in prior]
         self.head = nn.Linear(encoder.dim, self.classes)
         if self.align:  # the model's mean prediction, a buffer like FreeMatch's averages
@@ -136,6 +150,7 @@ class FixMatch(Objective):
             "adaptive": self.adaptive,
             "align": self.align,
             "prior": self.prior,
+            "soft": self.soft,
         }
 
     def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
@@ -197,6 +212,8 @@ class FixMatch(Objective):
         with torch.no_grad():  # pseudo-labels carry no gradient: a forward pass alone
             guess = self._logits(self.views(xu, generator, False), teacher=bool(self.ema))
         targets, confident = self.pseudo_labels(guess)
+        if self.soft:  # UDA's sharpened soft targets on the confident samples
+            targets = sharpen(guess, self.soft)
         # only the confident samples' strong views have a loss term, so only they are
         # augmented, run and back-propagated; the rest would add zeros at full cost (the loss
         # is the same, the mean still over every unlabelled sample; batch norm sees the
@@ -212,7 +229,9 @@ class FixMatch(Objective):
             logits = torch.cat([logits_l, logits_s])
         zero = logits.sum() * 0
         sup = F.cross_entropy(logits_l.float(), y[labelled]) if len(xl) else zero
-        per_sample = F.cross_entropy(logits_s.float(), targets[confident], reduction="sum")
+        per_sample = F.cross_entropy(
+            logits_s.float(), targets[confident], reduction="sum"
+        )  # class ids or probabilities
         unsup = per_sample / len(xu) if len(xu) else zero
         loss = sup + self.unlabeled_weight * unsup
         logs = {"loss": loss.detach(), "sup": sup.detach(), "unsup": unsup.detach(), "mask": confident.float().mean()}

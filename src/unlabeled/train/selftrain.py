@@ -55,6 +55,7 @@ class SelftrainRecipe:
     cutout: float = 0.5
     adaptive: float = 0.0  # FreeMatch's self-adaptive threshold with this momentum (0: the fixed threshold)
     align: float = 0.0  # ReMixMatch's distribution alignment with this momentum (0: none)
+    soft: float = 0.0  # soft pseudo-labels sharpened at this temperature (UDA); 0: hard ones (FixMatch)
     epochs: float | None = None
     minutes: float | None = None
     batch_size: int = 32
@@ -78,6 +79,10 @@ class SelftrainRecipe:
             raise UnlabeledError(f"--adaptive must be in [0, 1), got {self.adaptive}")
         if not 0 <= self.align < 1:
             raise UnlabeledError(f"--align must be in [0, 1), got {self.align}")
+        if not 0 <= self.soft <= 1:
+            raise UnlabeledError(
+                f"--soft must be a temperature in (0, 1], or 0 for hard pseudo-labels; got {self.soft}"
+            )
         if self.head not in ("probe", "random"):
             raise UnlabeledError(f"--head must be probe or random, got {self.head!r}")
 
@@ -97,6 +102,7 @@ def selftrain(
     ema: float = 0.0,
     adaptive: float = 0.0,
     align: float = 0.0,
+    soft: float = 0.0,
     epochs: float | None = None,
     minutes: float | None = None,
     batch_size: int = 32,
@@ -123,7 +129,9 @@ def selftrain(
     ``unlabeled_weight``; ``adaptive`` > 0 replaces ``threshold`` with FreeMatch's
     self-adaptive one (Wang et al. 2023), moving averages of that momentum; ``align`` > 0
     aligns the pseudo-labels' distribution with the labelled class frequencies (ReMixMatch's
-    distribution alignment, Berthelot et al. 2020), its moving average of that momentum; ``ema`` > 0 takes
+    distribution alignment, Berthelot et al. 2020), its moving average of that momentum; ``soft`` > 0
+    trains the strong view toward the weak view's probabilities sharpened at that temperature
+    instead of their argmax (UDA's soft targets, Xie et al. 2020); ``ema`` > 0 takes
     pseudo-labels from an EMA of the model with that decay, and exports it.
     From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
     encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
@@ -228,7 +236,7 @@ def selftrain_spec(
     )
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
-    options |= {"ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive, "align": r.align}
+    options |= {"ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive, "align": r.align, "soft": r.soft}
     if r.align:  # the labelled draw's class frequencies, the distribution pseudo-labels align to
         counts = np.bincount(col.labels[labelled], minlength=classes)
         options["prior"] = [round(float(c) / counts.sum(), 6) for c in counts]
