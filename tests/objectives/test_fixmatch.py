@@ -64,42 +64,29 @@ def test_pseudo_labels_come_from_the_weak_view_never_the_strong_one(monkeypatch,
     assert not torch.allclose(seen[0], on_strong)
 
 
-def test_the_loss_is_labelled_cross_entropy_plus_the_masked_pseudo_label_term():
+@pytest.mark.parametrize("soft", [0.0, 0.4])
+def test_the_loss_is_labelled_cross_entropy_plus_the_masked_pseudo_label_term(soft):
+    """FixMatch's hard pseudo-labels (the weak view's argmax), or with ``soft`` UDA's: the
+    weak view's probabilities sharpened at that temperature; the mask and the mean alike."""
     torch.manual_seed(0)
-    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, unlabeled_weight=2.0, cutout=0.0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, unlabeled_weight=2.0, cutout=0.0, soft=soft)
     x, y = torch.randn(6, 1, 12), torch.tensor([2, 0, -1, -1, -1, -1])
     loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
     with torch.no_grad():
         logits_l = obj.head(obj.encoder.embed(x[:2]))
-        targets = obj.head(obj.encoder.embed(x[2:])).argmax(1)
-        logits_s = obj.head(obj.encoder.embed(5 - x[2:]))
+        weak = obj.head(obj.encoder.embed(x[2:]))
+        logp_s = obj.head(obj.encoder.embed(5 - x[2:])).log_softmax(1)
     sup = F.cross_entropy(logits_l, y[:2])
-    unsup = F.cross_entropy(logits_s, targets)  # threshold 0: every pseudo-label counts
+    # threshold 0: every pseudo-label counts
+    hard = -logp_s.gather(1, weak.argmax(1, keepdim=True)).mean()
+    unsup = -((weak / soft).softmax(1) * logp_s).sum(1).mean() if soft else hard
     torch.testing.assert_close(loss.detach(), sup + 2.0 * unsup)
-    assert logs["mask"] == 1.0
+    assert logs["mask"] == 1.0 and (not soft or not torch.isclose(unsup, hard))
     # a threshold nothing reaches: the unlabelled samples add nothing
     obj.threshold = 1.0
     loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
     torch.testing.assert_close(loss.detach(), sup)
     assert logs["mask"] == 0.0 and logs["unsup"] == 0.0
-
-
-def test_soft_pseudo_labels_are_the_weak_views_sharpened_probabilities():
-    """With ``soft`` the strong view is trained toward softmax(weak logits / T) on the
-    confident samples (UDA), not toward their argmax; the mask and the mean are FixMatch's."""
-    torch.manual_seed(0)
-    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, cutout=0.0, soft=0.4)
-    x, y = torch.randn(6, 1, 12), torch.tensor([2, 0, -1, -1, -1, -1])
-    loss, _ = obj.loss(x, torch.Generator().manual_seed(0), y)
-    with torch.no_grad():
-        logits_l = obj.head(obj.encoder.embed(x[:2]))
-        q = (obj.head(obj.encoder.embed(x[2:])) / 0.4).softmax(1)
-        logp_s = obj.head(obj.encoder.embed(5 - x[2:])).log_softmax(1)
-    expected = F.cross_entropy(logits_l, y[:2]) - (q * logp_s).sum(1).mean()
-    torch.testing.assert_close(loss.detach(), expected)
-    hard = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, cutout=0.0)
-    hard.load_state_dict(obj.state_dict())
-    assert not torch.allclose(hard.loss(x, torch.Generator().manual_seed(0), y)[0], loss)  # not the argmax's loss
 
 
 def test_only_confident_samples_get_a_strong_view_and_the_mean_is_over_all(monkeypatch):
