@@ -91,9 +91,9 @@ class _GlobalNorm(torch.autograd.Function):
 
         dx = w * invstd * (g - (sum_all g + xhat * sum_all g * xhat) / N)
 
-    three native passes over the activation backward and one forward, where the same formula
-    in autograd-tracked elementwise operations took five to eight times the native batch
-    norm's time on a CPU."""
+    three native passes over the activation backward and two forward (the statistics, then
+    the normalisation), where the same formula in autograd-tracked elementwise operations took
+    five to eight times the native batch norm's time on a CPU (BENCHMARKS.md, scale-out)."""
 
     @staticmethod
     def forward(ctx: Any, x, weight, bias, mean, var, n: float, eps: float):  # noqa: ANN001, ANN205
