@@ -44,6 +44,7 @@ COLUMNS = (
     "mia_zlib",
     "mia_min_k",
     "relearn_recovery",
+    "general_perplexity",
 )
 DEV_SEED = 12345
 
