@@ -5,6 +5,10 @@ train images held out of pretraining and the labels, as `selftrain.py --split de
 them out; the test split is never read). Not run by CI.
 
     python benchmarks/pretrain_recipe.py --minutes 8 --precision fp32 --recipes base,view20,view16
+    python benchmarks/pretrain_recipe.py --epochs 6.4 --precision bf16 --recipes base,batch256,temp02
+
+With ``--epochs`` every recipe sees the same number of images (a batch of 256 takes half the
+steps of 128), so the comparison is the same compute and does not depend on the CPU's load.
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/pretrain_recipe.py ...   # AVX2-only kernels
 
 A recipe is `pretrain` options by name (RECIPES); its pretraining is kept in --work and
@@ -41,6 +45,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "batch256": {"batch_size": 256},
     "crop50": {"augment": {"crop_scale": (0.5, 1.0)}},
     "temp02": {"method_options": {"temperature": 0.2}},
+    # the rows of "How the defaults were chosen" (BENCHMARKS.md), then scored on the test split
+    "crop25-blur": {"augment": {"crop_scale": (0.25, 1.0), "blur_p": 0.5, "noise_p": 0.5}},
 }
 
 
@@ -48,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--minutes", type=float, default=8)
+    ap.add_argument("--epochs", type=float, default=None, help="passes for every recipe, not --minutes")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--fraction", type=float, default=0.01)
@@ -64,12 +71,13 @@ def main() -> None:
     dev, train = col.indices("test"), col.indices(exclude="test")
     print(f"scored on the dev split: {len(dev)} images; pretrained on {len(train)}", flush=True)
     for name in names:
-        out = args.work / f"{name}-{args.minutes:g}min-{args.precision}"
+        budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
+        out = args.work / f"{name}-{f'{args.epochs:g}ep' if args.epochs else f'{args.minutes:g}min'}-{args.precision}"
         t = time.perf_counter()
         if (out / "config.json").exists() and ul.open_run(out).finished:
             run = ul.open_run(out)
         else:
-            run = ul.pretrain(col, out, minutes=args.minutes, precision=args.precision, overwrite=True, **RECIPES[name])
+            run = ul.pretrain(col, out, **budget, precision=args.precision, overwrite=True, **RECIPES[name])
         secs = time.perf_counter() - t
         X = run.encode(col)
         scores = [
