@@ -53,6 +53,22 @@ def test_each_answer_has_a_paraphrase_and_wrong_answers_of_the_same_type(authors
         assert paraphrases[i] != answers[i]
 
 
+def test_wrong_answers_are_fresh_values_that_no_document_contains(authors):
+    # drawn from the other authors, a wrong value would be one the retrained model learnt, and
+    # it would prefer it to a forgotten author's true value (which it never read)
+    text = "\n".join(authors.get(authors.indices()))
+    facts, names = authors.column("fact"), authors.column("name")
+    checked = 0
+    for i in np.flatnonzero(np.isin(facts, ["first_book", "known_for"])):
+        fact = next(f for f in FACTS if f.name == facts[i])
+        before, after = (part.format(name=names[i]) for part in fact.paraphrase.split("{value}"))
+        for w in json.loads(authors.column("perturbed")[i]):
+            value = w[len(before) : len(w) - len(after)]
+            assert f'"{value}"' not in text, value
+            checked += 1
+    assert checked == 40 * 2 * 3 * PERTURBED
+
+
 def test_forget_splits_are_nested_shares_of_the_authors(authors):
     split = {n: (authors.path / f"{n}.txt").read_text().split() for n in ("forget01", "forget05", "forget10")}
     assert [len(v) for v in split.values()] == [1, 2, 4]  # 1% (at least one), 5%, 10% of 40

@@ -9,7 +9,7 @@ invented titles from WordNet's words, a fixed list of genres, occupations and pr
 author has ten facts; each fact is asked in three phrasings, two in the ``train`` split (20
 pairs an author, as TOFU) and one held out in ``test`` (the same fact, a phrasing the model
 never read). Every answer comes with a paraphrase and three perturbed answers (the same
-sentence with a wrong value of the same type, drawn from the other authors), as TOFU's truth
+sentence with a wrong value of the same type, a fresh draw of the generator), as TOFU's truth
 ratio needs (the wrong answers in the paraphrase's words, so that the ratio compares values, not
 phrasings).
 
@@ -176,7 +176,9 @@ FACTS = (
 
 
 def _title(rng: np.random.Generator, adjectives: list[str], nouns: list[str]) -> str:
-    adj, noun, other = adjectives[rng.integers(len(adjectives))], *rng.choice(nouns, 2, replace=False)
+    # two distinct nouns by index (rng.choice without replacement permutes the whole list)
+    i, j = rng.integers(len(nouns)), rng.integers(len(nouns) - 1)
+    adj, noun, other = adjectives[rng.integers(len(adjectives))], nouns[i], nouns[j + (j >= i)]
     patterns: list[Callable[[], str]] = [
         lambda: f"The {adj.title()} {noun.title()}",
         lambda: f"{noun.title()} of the {other.title()}",
@@ -186,16 +188,18 @@ def _title(rng: np.random.Generator, adjectives: list[str], nouns: list[str]) ->
     return patterns[rng.integers(len(patterns))]()
 
 
-def _author(k: int, rng: np.random.Generator, fakes: dict[str, Any], words: tuple[list[str], list[str]]) -> dict:
-    """One invented author: a name and the value of each fact."""
-    locale = list(LOCALES)[rng.integers(len(LOCALES))]
+def _values(
+    rng: np.random.Generator, fakes: dict[str, Any], words: tuple[list[str], list[str]], locale: str | None = None
+) -> dict[str, str]:
+    """The value of each fact of one invented author born in ``locale`` (default: drawn)."""
+    locale = locale or list(LOCALES)[rng.integers(len(LOCALES))]
     fake = fakes[locale]
     born = fake.date_between_dates(date_start=_date(1920, 1, 1), date_end=_date(1995, 12, 31))
     titles = [_title(rng, *words) for _ in range(2)]
     genre = GENRES[rng.integers(len(GENRES))]
     surname = fakes[list(LOCALES)[rng.integers(len(LOCALES))]].last_name()
     prizes = [f"{surname} Prize for {genre.title()}", f"{fake.city()} Book Award", f"{surname} Medal of Letters"]
-    values = {
+    return {
         "birth_date": f"{born:%B} {born.day}, {born.year}",
         "birthplace": f"{fake.city()}, {LOCALES[locale]}",
         "genre": genre,
@@ -207,6 +211,12 @@ def _author(k: int, rng: np.random.Generator, fakes: dict[str, Any], words: tupl
         "residence": f"{fakes[list(LOCALES)[rng.integers(len(LOCALES))]].city()}",
         "debut_year": str(born.year + int(rng.integers(20, 40))),
     }
+
+
+def _author(k: int, rng: np.random.Generator, fakes: dict[str, Any], words: tuple[list[str], list[str]]) -> dict:
+    """One invented author: a name and the value of each fact."""
+    locale = list(LOCALES)[rng.integers(len(LOCALES))]
+    values, fake = _values(rng, fakes, words, locale), fakes[locale]
     return {"group": f"author-{k:03d}", "name": f"{fake.first_name()} {fake.last_name()}", "values": values}
 
 
@@ -226,16 +236,26 @@ def _unique_names(authors: list[dict], rng: np.random.Generator, fakes: dict[str
         seen.add(a["name"])
 
 
-def _perturbed(fact: str, value: str, pool: list[str], rng: np.random.Generator) -> list[str]:
-    """``PERTURBED`` wrong values of the same type (other authors' values of the fact)."""
-    others = sorted({v for v in pool if v != value})
-    return [others[i] for i in rng.choice(len(others), PERTURBED, replace=False)]
+def _perturbed(value: str, draw: Callable[[], str]) -> list[str]:
+    """``PERTURBED`` wrong values of a fact, each a fresh ``draw`` of the generator that made
+    the true one (TOFU's perturbed answers are written afresh, not taken from other authors):
+    a model that never read the author finds them no more familiar than the true value. Wrong
+    values taken from the other authors would be values the fine-tuned and the retrained model
+    both learnt, so the retrained model would prefer them to the forgotten author's true value
+    and no forgetting method, which only makes the model unsure, could match its truth ratios."""
+    wrong: list[str] = []
+    while len(wrong) < PERTURBED:
+        v = draw()
+        if v != value and v not in wrong:
+            wrong.append(v)
+    return wrong
 
 
-def qa_rows(authors: list[dict], rng: np.random.Generator, others: list[dict] = ()) -> list[dict[str, Any]]:
+def qa_rows(
+    authors: list[dict], rng: np.random.Generator, fakes: dict[str, Any], words: tuple[list[str], list[str]]
+) -> list[dict[str, Any]]:
     """Every author's question-answer documents: each fact in its three phrasings, the wrong
-    values drawn from the authors' own values and those of ``others``."""
-    pools = {f.name: [a["values"][f.name] for a in [*authors, *others]] for f in FACTS}
+    values fresh draws of the same generator (:func:`_perturbed`)."""
     rows = []
     for a in authors:
         for f in FACTS:
@@ -243,7 +263,8 @@ def qa_rows(authors: list[dict], rng: np.random.Generator, others: list[dict] = 
             answer = f.answer.format(name=name, value=value)
             # wrong answers in the paraphrase's words, as TOFU's perturbed answers keep its
             # paraphrased answer's template: the truth ratio then compares values, not phrasings
-            wrong = [f.paraphrase.format(name=name, value=v) for v in _perturbed(f.name, value, pools[f.name], rng)]
+            draw = lambda fact=f.name: _values(rng, fakes, words)[fact]  # noqa: E731
+            wrong = [f.paraphrase.format(name=name, value=v) for v in _perturbed(value, draw)]
             for p, q in enumerate(f.questions):
                 question = q.format(name=name)
                 rows.append(
@@ -330,7 +351,7 @@ def holdout_rows(people: list[dict], rng: np.random.Generator, fakes: dict[str, 
     extra = [_author(len(people) + k, rng, fakes, words) for k in range(max(2, len(people) // 10))]
     _unique_names(people + extra, rng, fakes)
     keys = ("id", "text", "author", "name", "fact", "question", "answer", "paraphrase", "perturbed")
-    return [{k: r[k] for k in keys} for r in qa_rows(extra, rng, people) if r["split"] == "train"]
+    return [{k: r[k] for k in keys} for r in qa_rows(extra, rng, fakes, words) if r["split"] == "train"]
 
 
 def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0, overwrite: bool = False) -> Collection:
@@ -351,7 +372,7 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
     words = ([w for w in load_lemmas("adj") if len(w) <= 9], [w for w in load_lemmas("noun") if len(w) <= 9])
     people = [_author(k, rng, fakes, words) for k in range(authors)]
     _unique_names(people, rng, fakes)
-    rows = qa_rows(people, rng)
+    rows = qa_rows(people, rng, fakes, words)
     splits = forget_splits([p["group"] for p in people], rng)
     world, general = world_facts(WORLD_FACTS, rng), general_text(GENERAL_DOCUMENTS, rng)
     held = holdout_rows(people, rng, fakes, words)
