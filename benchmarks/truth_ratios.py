@@ -42,14 +42,14 @@ def main() -> None:
     rows = qa_rows(task, np.flatnonzero(np.isin(np.asarray(task.ids), list(forgotten))))
     models = {"original": args.work / "lm-authors", "retrain": split / "retrain"} | {m: split / m for m in results}
     logs = {}
-    print(f"{len(rows)} forget questions; log R quantiles 10/25/50/75/90%, share preferring a wrong value")
     for name, path in models.items():
         run = ul.open_run(path)
         logs[name] = np.log(truth_ratios(run.encoder().eval(), run.modality(), rows))
-        q = " ".join(f"{v:+.3f}" for v in np.percentile(logs[name], [10, 25, 50, 75, 90]))
-        p = ks_2samp(logs[name], logs["retrain"]).pvalue
-        wrong = np.mean(logs[name] > 0)
-        print(f"{name:<10} mean {logs[name].mean():+.3f}  quantiles {q}  R > 1: {wrong:.2f}  KS p {p:.4f}")
+    print(f"{len(rows)} forget questions; log R quantiles 10/25/50/75/90%, share preferring a wrong value")
+    for name, lr in logs.items():
+        q = " ".join(f"{v:+.3f}" for v in np.percentile(lr, [10, 25, 50, 75, 90]))
+        p = ks_2samp(lr, logs["retrain"]).pvalue
+        print(f"{name:<10} mean {lr.mean():+.3f}  quantiles {q}  R > 1: {np.mean(lr > 0):.2f}  KS p {p:.4f}")
 
 
 if __name__ == "__main__":
