@@ -6,10 +6,10 @@ them out; the test split is never read). Not run by CI.
 
     python benchmarks/pretrain_recipe.py --minutes 8 --precision fp32 --recipes base,view20,view16
     python benchmarks/pretrain_recipe.py --epochs 6.4 --precision bf16 --recipes base,batch256,temp02
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/pretrain_recipe.py ...   # AVX2-only kernels
 
 With ``--epochs`` every recipe sees the same number of images (a batch of 256 takes half the
 steps of 128), so the comparison is the same compute and does not depend on the CPU's load.
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/pretrain_recipe.py ...   # AVX2-only kernels
 
 A recipe is `pretrain` options by name (RECIPES); its pretraining is kept in --work and
 reused when run again.
@@ -70,8 +70,8 @@ def main() -> None:
     col = fashion_mnist(args.work, "dev")
     dev, train = col.indices("test"), col.indices(exclude="test")
     print(f"scored on the dev split: {len(dev)} images; pretrained on {len(train)}", flush=True)
+    budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
     for name in names:
-        budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
         out = args.work / f"{name}-{f'{args.epochs:g}ep' if args.epochs else f'{args.minutes:g}min'}-{args.precision}"
         t = time.perf_counter()
         if (out / "config.json").exists() and ul.open_run(out).finished:

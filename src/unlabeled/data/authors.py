@@ -263,8 +263,8 @@ def qa_rows(
             answer = f.answer.format(name=name, value=value)
             # wrong answers in the paraphrase's words, as TOFU's perturbed answers keep its
             # paraphrased answer's template: the truth ratio then compares values, not phrasings
-            draw = lambda fact=f.name: _values(rng, fakes, words)[fact]  # noqa: E731
-            wrong = [f.paraphrase.format(name=name, value=v) for v in _perturbed(value, draw)]
+            fresh = _perturbed(value, lambda: _values(rng, fakes, words)[f.name])  # noqa: B023 (called here)
+            wrong = [f.paraphrase.format(name=name, value=v) for v in fresh]
             for p, q in enumerate(f.questions):
                 question = q.format(name=name)
                 rows.append(
