@@ -4,6 +4,9 @@ reproducible from its seed, holds what TOFU's metrics need, and refuses what it 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +27,17 @@ def test_the_same_seed_makes_the_same_benchmark_and_another_seed_another(authors
         assert (again.path / name).read_text() == (authors.path / name).read_text()
     other = ul.make_authors(tmp_path / "other", authors=40, seed=4)
     assert set(other.column("name")) != set(authors.column("name"))
+
+
+def test_the_same_seed_makes_the_same_benchmark_in_another_process(authors, tmp_path):
+    # a process with another string-hash seed (faker's Italian cities come from a set)
+    code = "import sys, unlabeled as ul; ul.make_authors(sys.argv[1], authors=40, seed=3)"
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "UNLABELED_QUIET": "1"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env)
+    there = ul.open_collection(tmp_path / "there")
+    assert there.get(there.indices()).tolist() == authors.get(authors.indices()).tolist()
+    assert list(there.column("perturbed")) == list(authors.column("perturbed"))
+    assert (there.path / "holdout.jsonl").read_text() == (authors.path / "holdout.jsonl").read_text()
 
 
 def test_every_author_has_each_fact_in_three_phrasings_two_trained_one_held_out(authors):

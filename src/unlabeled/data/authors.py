@@ -220,6 +220,15 @@ def _author(k: int, rng: np.random.Generator, fakes: dict[str, Any], words: tupl
     return {"group": f"author-{k:03d}", "name": f"{fake.first_name()} {fake.last_name()}", "values": values}
 
 
+def _sorted_cities(fake: Any) -> None:
+    """Make ``fake.city()`` the same in every process: some locales' city lists are built from a
+    set (faker's ``it_IT``), whose order follows the process's string-hash seed, so a seeded
+    draw picked another city in another process. Sorted on the instance's providers."""
+    for provider in fake.providers:
+        if isinstance(getattr(provider, "cities", None), list):
+            provider.cities = sorted(provider.cities)
+
+
 def _date(y: int, m: int, d: int) -> Any:
     import datetime
 
@@ -369,6 +378,7 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
     for i, locale in enumerate(LOCALES):
         fakes[locale] = Faker(locale)
         fakes[locale].seed_instance(seed * 1000 + i)
+        _sorted_cities(fakes[locale])
     words = ([w for w in load_lemmas("adj") if len(w) <= 9], [w for w in load_lemmas("noun") if len(w) <= 9])
     people = [_author(k, rng, fakes, words) for k in range(authors)]
     _unique_names(people, rng, fakes)
