@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from unlabeled.demo import FP32_VIEW_SIZE, demo_augment
+from unlabeled.demo import BF16_TEMPERATURE, FP32_VIEW_SIZE, demo_recipe
 
 
 def _write_idx(path, array):
@@ -46,13 +46,16 @@ def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     assert "imported 2000 samples" in first.stderr and "linear probe, 1% of the labels" in first.stderr
     run = tmp_path / "demo" / "runs" / "simclr"
     assert {"report.html", "bench.json", "embeddings.parquet", "model.safetensors"} <= {p.name for p in run.iterdir()}
-    view = json.loads((run / "config.json").read_text())["modality"]["augment"]["view_size"]
-    assert view == (demo_augment("auto") or {"view_size": 0})["view_size"]  # this machine's recipe
+    config = json.loads((run / "config.json").read_text())
+    recipe = demo_recipe("auto")  # this machine's recipe
+    view, temperature = config["modality"]["augment"]["view_size"], config["method"]["temperature"]
+    assert view == recipe.get("augment", {"view_size": 0})["view_size"]
+    assert temperature == recipe.get("method_options", {"temperature": 0.5})["temperature"]
     again = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "using the collection" in again.stderr and "using the finished run" in again.stderr
 
 
-def test_the_demo_pretrains_on_small_views_where_it_runs_fp32_and_full_size_with_bf16():
-    assert demo_augment("fp32") == {"view_size": FP32_VIEW_SIZE} and 0 < FP32_VIEW_SIZE < 28
-    assert demo_augment("bf16") is None
+def test_the_demo_pretrains_on_small_views_in_fp32_and_full_size_at_a_lower_temperature_with_bf16():
+    assert demo_recipe("fp32") == {"augment": {"view_size": FP32_VIEW_SIZE}} and 0 < FP32_VIEW_SIZE < 28
+    assert demo_recipe("bf16") == {"method_options": {"temperature": BF16_TEMPERATURE}} and BF16_TEMPERATURE < 0.5
