@@ -180,8 +180,8 @@ def test_an_interrupted_bench_resumes_from_its_finished_fits(run, digits, tmp_pa
     cache.write_text("\n".join(lines[:8]) + "\n" + lines[8][:20])
     module = sys.modules["unlabeled.bench.jobs"]
     calls = []
-    real = module._job
-    monkeypatch.setattr(module, "_job", lambda *a: calls.append(a) or real(*a))
+    real = module.fit_and_score  # one call per fit (a seed of a cell)
+    monkeypatch.setattr(module, "fit_and_score", lambda *a: calls.append(a) or real(*a))
     again = ul.bench(run, digits, **kw)
     assert len(calls) == 8 and [r["scores"] for r in again.rows] == [r["scores"] for r in first.rows]
     calls.clear()

@@ -17,11 +17,11 @@ KW = dict(fractions=[0.5], seeds=1, probes=["linear"], baselines=["raw", "random
 
 
 def count_fits(monkeypatch) -> list:
-    """The probe fits the bench runs from now on (those not taken from the cache)."""
+    """The probe fits the bench runs from now on (those not taken from the cache), one per seed."""
     module = sys.modules["unlabeled.bench.jobs"]
     calls: list = []
-    real = module._job
-    monkeypatch.setattr(module, "_job", lambda *a: calls.append(a) or real(*a))
+    real = module.fit_and_score
+    monkeypatch.setattr(module, "fit_and_score", lambda *a: calls.append(a) or real(*a))
     return calls
 
 

@@ -86,3 +86,18 @@ def test_ridge_chooses_by_leave_one_out_and_by_the_grouped_split_with_groups(dig
     assert not calls and np.isclose(grouped.param, RIDGE_ALPHAS).any() and grouped.value > 0.7
     reg = evaluate(Xtr, Xtr[:, 20], Xte, Xte[:, 20], "ridge", 0.5, seed=0, kind="regression")
     assert np.isclose(reg.param, RIDGE_ALPHAS).any() and reg.metrics["r2"] > 0.5
+
+
+def test_seeds_that_draw_the_same_subset_and_choice_refit_and_score_the_test_split_once(digits, monkeypatch):
+    from unlabeled.bench import probes
+    from unlabeled.bench.protocol import ProbeData, fit_and_score
+
+    monkeypatch.setitem(probes.PROBES, "spy", probes.ProbeSpec("spy", _Spy, "C", (0.1,)))  # one choice
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32) / 16
+    data = ProbeData(X[:1400], digits.labels[:1400], X[1400:], digits.labels[1400:])
+    for fraction, refits in ((1.0, 1), (0.1, 3)):  # every seed draws all the labels / its own tenth
+        _Spy.log, memo = [], {}
+        shared = [fit_and_score(data, "spy", fraction, seed, None, memo) for seed in range(3)]
+        assert [kind for kind, _ in _Spy.log] == ["fit", "predict"] * refits
+        alone = [fit_and_score(data, "spy", fraction, seed) for seed in range(3)]  # no memo: each refits
+        assert shared == alone

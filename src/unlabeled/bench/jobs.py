@@ -89,6 +89,13 @@ def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict
     return fit_and_score(data, probe, setting, seed, context)
 
 
+def _cell_job(data: ProbeData, probe: str, setting: Setting, seeds: tuple[int, ...]) -> list[Score]:
+    """A frozen-feature cell's seeds in one job, so that seeds with the same labelled subset
+    and choice share one refit and one test-split score (see ``fit_and_score``'s memo)."""
+    memo: dict[Any, Score] = {}
+    return [fit_and_score(data, probe, setting, seed, None, memo) for seed in seeds]
+
+
 def _feature_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
     """Every frozen-feature probe on every model with features, at every setting and seed
     (not ``nb`` on sparse features, the text baseline's TF-IDF: a note says so)."""
@@ -159,23 +166,30 @@ def _run(
     fitted and added to it as it finishes."""
     jobs = feature_jobs + raw_jobs
     scores: list[Score | None] = [cache.scores.get(k) for k in keys]
-    todo = [i for i in range(len(feature_jobs)) if scores[i] is None]
-    todo.sort(key=lambda i: -(jobs[i][2].fraction or 0))  # the largest fits first: the workers finish together
+    cells: dict[tuple[int, str, str], list[int]] = {}  # a cell's fits still to do, by job index
+    for i in range(len(feature_jobs)):
+        if scores[i] is None:
+            data, probe, setting = jobs[i][:3]
+            cells.setdefault((id(data), probe, setting.label), []).append(i)
+    todo = sorted(cells.values(), key=lambda c: -(jobs[c[0]][2].fraction or 0))  # the largest first
     todo_raw = [i for i in range(len(feature_jobs), len(jobs)) if scores[i] is None]
     with progress() as bar:
-        bar_id = bar.add_task(f"bench {name}", total=len(jobs), completed=len(jobs) - len(todo) - len(todo_raw))
+        left = sum(map(len, todo)) + len(todo_raw)
+        bar_id = bar.add_task(f"bench {name}", total=len(jobs), completed=len(jobs) - left)
 
-        def done(indices: list[int]) -> Any:
-            def record(j: int, score: Score) -> None:
-                scores[indices[j]] = score
-                cache.add(keys[indices[j]], score)
-                bar.advance(bar_id)
+        def record(i: int, score: Score) -> None:
+            scores[i] = score
+            cache.add(keys[i], score)
+            bar.advance(bar_id)
 
-            return record
+        def record_cell(j: int, cell_scores: list[Score]) -> None:
+            for i, score in zip(todo[j], cell_scores, strict=True):
+                record(i, score)
 
-        run_jobs(_job, [jobs[i] for i in todo], n_jobs, done(todo))
+        cell_jobs = [(*jobs[c[0]][:3], tuple(jobs[i][3] for i in c)) for c in todo]
+        run_jobs(_cell_job, cell_jobs, n_jobs, record_cell)
         # fine-tuning trains with every core already; one fit at a time
-        run_jobs(_job, [jobs[i] for i in todo_raw], 1, done(todo_raw))
+        run_jobs(_job, [jobs[i] for i in todo_raw], 1, lambda j, score: record(todo_raw[j], score))
     return scores  # type: ignore[return-value]  # every job has a score now
 
 

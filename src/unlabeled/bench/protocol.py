@@ -6,6 +6,7 @@ score the test split once. The test split never influences a choice."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,9 +106,18 @@ def evaluate(
 
 
 def fit_and_score(
-    data: ProbeData, probe: str, setting: Setting | float, seed: int, context: dict[str, Any] | None = None
+    data: ProbeData,
+    probe: str,
+    setting: Setting | float,
+    seed: int,
+    context: dict[str, Any] | None = None,
+    memo: dict[Any, Score] | None = None,
 ) -> Score:
-    """:func:`evaluate` on a :class:`ProbeData`."""
+    """:func:`evaluate` on a :class:`ProbeData`. ``memo``: scores already made on the same
+    ``data`` (the other seeds of one cell), keyed by the labelled subset and the chosen
+    hyper-parameter: a frozen-feature probe's refit and test score depend on nothing else, so
+    seeds that draw the same subset and choose the same value (every seed at 100% of the
+    labels, mostly) refit and search the test split once."""
     setting = setting if isinstance(setting, Setting) else Setting(fraction=float(setting))
     kind = data.kind
     metric = data.metric or DEFAULT_METRIC[kind]
@@ -125,10 +135,19 @@ def fit_and_score(
     pools = None
     if spec.unlabelled:  # the train split, unlabelled; while choosing, without the validation samples
         pools = (np.delete(data.X_train, sub[val], axis=0), data.X_train)
-    model, chosen = _choose_and_fit(spec, labelled, (fit, val), data.groups is None, ctx, pools)
+    params = _choose(spec, labelled, (fit, val), data.groups is None, ctx, pools)
+    key = None
+    if memo is not None and spec.inputs == "features":  # raw-input probes train with the seed
+        key = (probe, metric, hashlib.sha256(np.ascontiguousarray(sub).tobytes()).hexdigest(), repr(params))
+        if key in memo:
+            return memo[key]
+    model, chosen = _refit(spec, labelled, params, ctx, pools)
     pred, proba = _predict(model, data.X_test, kind)  # the one use of the test split
     values = score_all(kind, data.y_test, pred, proba, getattr(model, "classes_", None))
-    return Score(values[metric], chosen, len(sub), values)
+    result = Score(values[metric], chosen, len(sub), values)
+    if key is not None:
+        memo[key] = result
+    return result
 
 
 @dataclass(frozen=True)
@@ -144,26 +163,24 @@ class _Labelled:
         return score(self.kind, self.metric, y, pred, proba, classes if len(classes) else None)
 
 
-def _choose_and_fit(
+def _choose(
     spec: ProbeSpec,
     data: _Labelled,
     split: tuple[np.ndarray, np.ndarray],
     no_groups: bool,
     context: dict[str, Any],
     pools: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[Any, Any]:
-    """The probe's hyper-parameters chosen on ``val`` (fitting on ``fit``), then the model
-    refitted on the whole labelled subset: (model, what was chosen). ``pools``: the unlabelled
-    samples a semi-supervised probe is given while choosing and when refitted."""
+) -> dict[str, Any] | None:
+    """The probe's hyper-parameters chosen on ``val`` (fitting on ``fit``); None where the
+    probe chooses its own while it is refitted (ridge's leave-one-out). ``pools``: the
+    unlabelled samples a semi-supervised probe is given."""
     Xl, yl = data.X, data.y
     fit, val = split
     if spec.inputs == "raw":
-        choosing, refit = ({"X_unlabelled": pools[0]}, {"X_unlabelled": pools[1]}) if pools is not None else ({}, {})
-        params = spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **choosing, **context) if len(val) else {}
-        return spec.make(**params, **context).fit(Xl, yl, **refit), params
+        choosing = {"X_unlabelled": pools[0]} if pools is not None else {}
+        return spec.tune(Xl[fit], yl[fit], Xl[val], yl[val], **choosing, **context) if len(val) else {}
     if spec.self_tuning and no_groups:  # the probe chooses from its grid using every label
-        model = spec.make().fit(Xl, yl)
-        return model, chosen_by_probe(model)
+        return None
     grid = spec.grid_for(Xl)
     best = grid[0]
     if len(val) and len(grid) > 1:
@@ -176,7 +193,25 @@ def _choose_and_fit(
                 classes = getattr(m, "classes_", np.array([]))
                 scores.append(data.scorer(yl[val], *_predict(m, Xl[val], data.kind), classes))
         best = grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
-    return spec.make(**{spec.param: best}).fit(Xl, yl), best
+    return {spec.param: best}
+
+
+def _refit(
+    spec: ProbeSpec,
+    data: _Labelled,
+    params: dict[str, Any] | None,
+    context: dict[str, Any],
+    pools: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Any, Any]:
+    """The probe refitted on the whole labelled subset with ``params``: (model, what was chosen)."""
+    Xl, yl = data.X, data.y
+    if spec.inputs == "raw":
+        refit = {"X_unlabelled": pools[1]} if pools is not None else {}
+        return spec.make(**(params or {}), **context).fit(Xl, yl, **refit), params
+    if params is None:
+        model = spec.make().fit(Xl, yl)
+        return model, chosen_by_probe(model)
+    return spec.make(**params).fit(Xl, yl), params[spec.param]
 
 
 def run_jobs(
