@@ -44,6 +44,11 @@ FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its out
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
 
 
+# samples per forward pass when embedding: on the 2-core CPU a random-init cnn-tiny embedded
+# Fashion-MNIST's 70k images in 24.6 s at 256 against 35.7 s at 1024, with 170 MiB less peak
+EMBED_BATCH = 256
+
+
 def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
     """Sample ids, one per line, written atomically (``training-ids.txt``, ``forgotten-ids.txt``)."""
     ckpt.atomic_write_text(path, "".join(f"{i}\n" for i in ids))
@@ -272,7 +277,7 @@ class Run:
         positions: np.ndarray | None = None,
         *,
         trained: bool = True,
-        batch_size: int = 1024,
+        batch_size: int = EMBED_BATCH,
         device: str | torch.device = "auto",
     ) -> np.ndarray:
         """Features (n, dim) of the samples at ``positions`` (all when None). Samples of
@@ -350,7 +355,7 @@ def encode(
     modality: Any,
     collection: Collection | AdaptedSamples,
     positions: np.ndarray | None = None,
-    batch_size: int = 1024,
+    batch_size: int = EMBED_BATCH,
     device: str | torch.device = "auto",
     description: str = "embed",
     out: np.ndarray | None = None,
@@ -398,7 +403,11 @@ def read_embeddings(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarra
     dim = vec.type.list_size
     vectors = vec.flatten().to_numpy().reshape(-1, dim)
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors, meta
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    # decoding the file took about five times the vectors' size in Arrow's pool, which keeps
+    # what it freed (Fashion-MNIST's 70k x 256 vectors: 390 MiB more resident, 320 MiB back)
+    pa.default_memory_pool().release_unused()
+    return ids, vectors, meta
 
 
 def embed(
@@ -406,7 +415,7 @@ def embed(
     collection: Collection | str,
     out: str | os.PathLike[str] | None = None,
     *,
-    batch_size: int = 1024,
+    batch_size: int = EMBED_BATCH,
     device: str | torch.device = "auto",
 ) -> Path:
     """Embed every sample of ``collection`` with the run's encoder; writes ``id, vector``

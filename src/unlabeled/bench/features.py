@@ -36,11 +36,13 @@ def raw_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | No
     if col.is_text:
         return tfidf_features(col, positions, fit_on)
     mod = fit_modality(col, fit_on)
-    out = []
+    out: np.ndarray | None = None  # filled in place: chunks, their concatenation and a cast held 3x
     for start in range(0, len(positions), 1024):
-        x = mod.normalize(mod.prepare(col.get(positions[start : start + 1024])))
-        out.append(torch.nan_to_num(x).flatten(1).numpy())
-    return np.concatenate(out).astype(np.float32)
+        x = torch.nan_to_num(mod.normalize(mod.prepare(col.get(positions[start : start + 1024])))).flatten(1)
+        if out is None:
+            out = np.empty((len(positions), x.shape[1]), dtype=np.float32)
+        out[start : start + len(x)] = x.numpy()
+    return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
 def tfidf_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | None = None) -> sp.csr_matrix:
