@@ -79,9 +79,13 @@ def test_sparse_features_fall_back_to_scikit_learns_saga():
     assert probe[-1].sklearn_.solver == "saga" and (probe.predict(X) == y).mean() > 0.9
 
 
-def test_one_class_is_an_error_that_says_so():
+def test_one_class_or_non_finite_features_are_errors_that_say_so():
     with pytest.raises(ValueError, match="at least 2 classes"):
         LogisticProbe().fit(np.ones((5, 3)), np.zeros(5))
+    X = np.ones((4, 3))
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        LogisticProbe().fit(X, np.array([0, 1, 0, 1]))
 
 
 def test_the_linear_probe_in_the_protocol_is_as_accurate_as_scikit_learns(digits):

@@ -112,6 +112,8 @@ def fit_logistic(
     C in ``Cs``, by L-BFGS on all of them at once; ``init`` (P, D): starting parameters (zeros
     otherwise). A problem stops when its largest gradient component is at most ``tol``, when a
     line search finds no decrease, or after ``max_iter`` iterations."""
+    if not torch.isfinite(X).all():
+        raise ValueError("logistic regression: the features contain NaN or infinity")
     prob = _Problem(X, y, n_classes, Cs)
     P, D = len(Cs), prob.d * prob.k + prob.k
     theta = torch.zeros(P, D, dtype=X.dtype) if init is None else init.clone().to(X.dtype)
