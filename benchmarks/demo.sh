@@ -16,7 +16,7 @@ rm -rf demo
   # commit, CPU flags, versions (before `make demo` has made .venv, the system python3 reports what it can)
   "$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )" benchmarks/_provenance.py
   echo "kernels: ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset} ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset}"
-  /usr/bin/time -f "make demo: %e s wall" make demo DEMO_ARGS="$*"
+  /usr/bin/time -f "make demo: %e s wall, peak RSS %M KiB (its largest process)" make demo DEMO_ARGS="$*"
   echo
   tmp=$(mktemp -d)
   /usr/bin/time -f "unlabeled pretrain (3 min budget): %e s wall, peak RSS %M KiB" \
