@@ -196,12 +196,8 @@ class LogisticProbe(ClassifierMixin, BaseEstimator):
             self.sklearn_.fit(X, y, sample_weight)
             self.classes_ = self.sklearn_.classes_
             return self
-        self.sklearn_ = None
-        self.classes_, index = np.unique(np.asarray(y), return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"logistic regression needs samples of at least 2 classes; got {len(self.classes_)}")
-        sol = fit_logistic(as_float32(X), torch.as_tensor(index), len(self.classes_), [self.C], tol=self.tol)
-        self.coef_, self.intercept_, self.n_iter_ = sol.weight[0], sol.bias[0], sol.n_iter
+        (fitted,) = fit_probes(X, y, [self.C], tol=self.tol, max_iter=self.max_iter)
+        self.__dict__.update(fitted.__dict__)  # the same parameters, and its fitted attributes
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -224,3 +220,19 @@ class LogisticProbe(ClassifierMixin, BaseEstimator):
 def as_float32(X: Any) -> torch.Tensor:
     """``X`` as a contiguous float32 tensor."""
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def fit_probes(X: Any, y: Any, Cs: Sequence[float], *, tol: float = 1e-3, max_iter: int = 500) -> list[LogisticProbe]:
+    """One fitted :class:`LogisticProbe` per C of ``Cs`` on dense features ``X``, every C
+    solved at once by :func:`fit_logistic`."""
+    classes, index = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"logistic regression needs samples of at least 2 classes; got {len(classes)}")
+    sol = fit_logistic(as_float32(X), torch.as_tensor(index), len(classes), Cs, tol=tol, max_iter=max_iter)
+    probes = []
+    for C, w, b, n in zip(Cs, sol.weight, sol.bias, sol.n_iter, strict=True):
+        probe = LogisticProbe(C=C, tol=tol, max_iter=max_iter)
+        probe.sklearn_, probe.classes_, probe.coef_, probe.intercept_ = None, classes, w, b
+        probe.n_iter_ = np.array([n])
+        probes.append(probe)
+    return probes

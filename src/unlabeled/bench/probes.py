@@ -53,7 +53,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.preprocessing import normalize as sk_normalize
 
-from unlabeled.bench.logistic import LogisticProbe, as_float32, fit_logistic
+from unlabeled.bench.logistic import LogisticProbe, fit_probes
 
 KNN_TEMPERATURE = 0.07
 
@@ -209,16 +209,8 @@ def logistic_grid_scores(
     if sp.issparse(X_fit):
         return [scorer(y_val, *_outputs(_linear(c).fit(X_fit, y_fit), X_val)) for c in grid]
     scale = Standardise().fit(X_fit)
-    classes, index = np.unique(np.asarray(y_fit), return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError(f"logistic regression needs samples of at least 2 classes; got {len(classes)}")
-    sol = fit_logistic(as_float32(scale.transform(X_fit)), torch.as_tensor(index), len(classes), grid)
-    scores = []
-    for w, b in zip(sol.weight, sol.bias, strict=True):
-        probe = LogisticProbe()
-        probe.sklearn_, probe.classes_, probe.coef_, probe.intercept_ = None, classes, w, b
-        scores.append(scorer(y_val, *_outputs(probe, scale.transform(X_val))))
-    return scores
+    X_val = scale.transform(X_val)
+    return [scorer(y_val, *_outputs(probe, X_val)) for probe in fit_probes(scale.transform(X_fit), y_fit, grid)]
 
 
 def _outputs(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
