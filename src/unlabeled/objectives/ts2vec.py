@@ -12,6 +12,14 @@ contrasted. There is no projection head: the representations themselves are comp
 product, and a sample's embedding is their maximum over time. Under data parallelism each
 rank contrasts its own batch (TS2Vec trains on batches of 8; nothing is gathered).
 
+The temporal contrast compares every step of a crop with every other (a (2T, 2T) matrix per
+series), so a step's cost grows with the square of the series' length: on this project's
+2-core CPU a batch of 64 series of 2,000 steps took up to two minutes a step. As TS2Vec's own
+code cuts series longer than ``max_train_length`` into sections, each step here first takes
+from every series a random window of at most ``max_length`` steps of its valid part (the
+crops are drawn inside it); the encoder still embeds whole series. Series no longer than
+``max_length`` are untouched, draws included.
+
     obj = TS2Vec(TCNEncoder((1, 1, 150)), modality)
     loss, logs = obj.loss(x, generator)
 """
@@ -24,7 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from unlabeled._console import UnlabeledError
+from unlabeled.modalities.series import valid_lengths
 from unlabeled.objectives.base import Objective
+
+# The longest window a step contrasts (see the module's docstring). Set for cost, not chosen on
+# a score: a worst-case step of a batch of 64 takes seconds on a 2-core CPU, and every set the
+# UCR comparison chooses on (up to 427 steps) stays whole.
+MAX_LENGTH = 512
 
 
 def contrast(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -64,7 +78,15 @@ def hierarchical_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5) ->
 class TS2Vec(Objective):
     name = "ts2vec"
 
-    def __init__(self, encoder, modality, alpha: float = 0.5, mask_p: float = 0.5, min_crop: int = 4) -> None:
+    def __init__(
+        self,
+        encoder,
+        modality,
+        alpha: float = 0.5,
+        mask_p: float = 0.5,
+        min_crop: int = 4,
+        max_length: int = MAX_LENGTH,
+    ) -> None:
         super().__init__(encoder, modality)
         if modality.name not in ("series", "audio"):
             raise UnlabeledError(f"ts2vec contrasts time steps: it takes series or audio, not {modality.name} data")
@@ -76,14 +98,17 @@ class TS2Vec(Objective):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if not 0 <= mask_p < 1:
             raise ValueError(f"mask_p must be in [0, 1), got {mask_p}")
-        self.alpha, self.mask_p, self.min_crop = alpha, mask_p, min_crop
+        if max_length < min_crop:
+            raise ValueError(f"max_length must be at least min_crop ({min_crop}), got {max_length}")
+        self.alpha, self.mask_p, self.min_crop, self.max_length = alpha, mask_p, min_crop, int(max_length)
 
     def hparams(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "mask_p": self.mask_p, "min_crop": self.min_crop}
+        return {"alpha": self.alpha, "mask_p": self.mask_p, "min_crop": self.min_crop, "max_length": self.max_length}
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """``x``: (B, 1, C, T) series. One overlap length for the batch; each series' crops at
         its own offset, as TS2Vec draws them (its section 3.2, "contextual consistency")."""
+        x = window(x, self.max_length, generator)
         b, t = x.shape[0], x.shape[-1]
         dev = x.device
 
@@ -109,6 +134,18 @@ class TS2Vec(Objective):
         if self.mask_p == 0:
             return None
         return torch.rand(x.shape[0], x.shape[-1], generator=generator, device=x.device) < self.mask_p
+
+
+def window(x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, C, T) -> (B, 1, C, min(T, ``length``)): each series' random window of ``length``
+    steps inside its valid part (from the start where the valid part is shorter); ``x`` itself,
+    and no draw, where T <= ``length``."""
+    if x.shape[-1] <= length:
+        return x
+    room = (valid_lengths(x) - length).clamp(min=0) + 1  # the window's possible starts
+    u = torch.rand(x.shape[0], generator=generator, device=x.device)
+    start = (u * room).long().minimum(room - 1)
+    return crop(x, start, length)
 
 
 def crop(x: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor:
