@@ -16,7 +16,7 @@ from unlabeled.bench import BenchResult, bench
 from unlabeled.data import import_source, open_collection
 from unlabeled.data.collection import META_FILE
 from unlabeled.runs import Run, embed
-from unlabeled.runtime import resolve_device, use_bf16
+from unlabeled.runtime import release_freed_memory, resolve_device, use_bf16
 from unlabeled.train.pretrain import pretrain
 
 # Where fp32 runs the pretraining (a CPU without bf16, or --precision fp32), SimCLR's crops are
@@ -57,6 +57,7 @@ def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3, pr
         info(f"using the finished run in {run_dir}")
     else:
         run = pretrain(col, run_dir, resume=True)
+    release_freed_memory()  # the pretraining's freed activations: the bench's arrays would not reuse them
     embed(run, col)
     # the supervised-from-scratch baseline trains a network per setting and seed: left out
     # here to keep the demo within its time (`unlabeled bench ... --baselines` adds it)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import sys
 
@@ -106,6 +107,17 @@ def keep_freed_memory() -> bool:
             except (OSError, AttributeError):  # musl or another libc: keep its defaults
                 pass
     return _malloc_tuned
+
+
+def release_freed_memory() -> None:
+    """Hand the freed memory :func:`keep_freed_memory` keeps back to the operating system
+    (glibc's ``malloc_trim``), after a garbage collection: for a process that ends one phase
+    and starts another with other shapes (``unlabeled demo``: pretraining, then the bench), whose
+    allocations would not fit the holes the first phase left and would grow the heap past them.
+    Nothing happens where the malloc policy is not in effect."""
+    if _malloc_tuned:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def tune_process() -> None:

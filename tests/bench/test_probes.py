@@ -1,3 +1,5 @@
+from unittest import mock
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -41,3 +43,28 @@ def test_ridge_chooses_its_penalty_by_leave_one_out():
     p = noisy.predict_proba(X)
     assert p.shape == (40, 2) and np.allclose(p.sum(1), 1)
     assert (noisy.classes_[p.argmax(1)] == noisy.predict(X)).all()
+
+
+def test_standardise_fits_large_matrices_by_blocks_as_scikit_learn_does_at_once():
+    """Above STANDARDISE_ROWS rows the statistics are accumulated a block at a time (no float64
+    copy of the whole matrix): the same means and scales as StandardScaler's (to float32 resolution), a constant
+    feature still scaled by 1, the same sample weights honoured."""
+    from sklearn.preprocessing import StandardScaler
+
+    from unlabeled.bench.probes import STANDARDISE_ROWS, Standardise
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2 * STANDARDISE_ROWS + 123, 6)) * [1, 10, 1e-3, 5, 1, 1] + [0, 3, -2, 100, 0, 0]).astype(
+        np.float32
+    )
+    X[:, 5] = 7.0  # a constant feature
+    w = rng.uniform(0.5, 2.0, size=len(X))
+    for weights in (None, w):
+        ours, theirs = Standardise().fit(X, sample_weight=weights), StandardScaler().fit(X, sample_weight=weights)
+        np.testing.assert_allclose(ours.mean_, theirs.mean_, rtol=1e-6)  # within float32 resolution
+        np.testing.assert_allclose(ours.scale_, theirs.scale_, rtol=1e-6)
+        assert ours.scale_[5] == 1.0 and ours.n_features_in_ == 6
+        np.testing.assert_allclose(ours.transform(X), theirs.transform(X), rtol=1e-5, atol=1e-5)
+    with mock.patch.object(Standardise, "partial_fit", autospec=True, side_effect=StandardScaler.partial_fit) as spy:
+        Standardise().fit(X)
+    assert [len(c.args[1]) for c in spy.call_args_list] == [STANDARDISE_ROWS, STANDARDISE_ROWS, 123]

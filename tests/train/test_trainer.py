@@ -336,8 +336,8 @@ def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, mon
 
 
 _ALLOCATOR = """
-import ctypes, json, torch
-from unlabeled.runtime import keep_freed_memory
+import ctypes, json, sys, torch
+from unlabeled.runtime import keep_freed_memory, release_freed_memory
 
 class Mallinfo2(ctypes.Structure):  # glibc's malloc statistics (malloc.h), summed over arenas
     _fields_ = [
@@ -352,6 +352,8 @@ before = libc.mallinfo2()
 x = torch.ones(64 * 2**20 // 4)  # a step's worth of activations: 64 MiB
 live = libc.mallinfo2()
 del x
+if sys.argv[1:] == ["release"]:
+    release_freed_memory()
 freed = libc.mallinfo2()
 print(json.dumps({"tuned": tuned, "mapped": live.hblkhd - before.hblkhd, "kept": freed.fordblks - live.fordblks}))
 """
@@ -364,15 +366,17 @@ def test_keep_freed_memory_keeps_a_large_block_for_reuse():
     a mapping of its own, unmapped when freed; tuned, it comes from the heap and stays there
     when freed, free for the next step. ``UNLABELED_MALLOC=system`` leaves malloc alone."""
 
-    def run(malloc: str) -> dict:
+    def run(malloc: str, *args: str) -> dict:
         env = {**os.environ, "UNLABELED_MALLOC": malloc}
-        out = subprocess.run([sys.executable, "-c", _ALLOCATOR], env=env, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
+        cmd = [sys.executable, "-c", _ALLOCATOR, *args]
+        return json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
 
     block = 64 * 2**20
     system, tuned = run("system"), run("")
     assert not system["tuned"] and system["mapped"] >= block and system["kept"] < block
     assert tuned["tuned"] and tuned["mapped"] == 0 and tuned["kept"] >= block
+    # release_freed_memory, between two phases of a process, hands the kept block back
+    assert run("", "release")["kept"] < block
 
 
 def test_keep_freed_memory_sets_malloc_once_and_only_when_asked(monkeypatch):
@@ -393,6 +397,25 @@ def test_keep_freed_memory_sets_malloc_once_and_only_when_asked(monkeypatch):
     monkeypatch.delenv("UNLABELED_MALLOC")
     assert runtime.keep_freed_memory() is True and runtime.keep_freed_memory() is True
     assert calls == [(-4, 0), (-1, 1 << 30)]  # M_MMAP_MAX 0 (no mmap), M_TRIM_THRESHOLD 1 GiB; once
+
+
+def test_release_freed_memory_trims_only_where_malloc_was_tuned(monkeypatch):
+    from unlabeled import runtime
+
+    calls = []
+
+    class Libc:
+        def malloc_trim(self, pad):
+            calls.append(pad)
+            return 1
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.setattr(runtime, "_malloc_tuned", False)
+    runtime.release_freed_memory()
+    assert calls == []
+    monkeypatch.setattr(runtime, "_malloc_tuned", True)
+    runtime.release_freed_memory()
+    assert calls == [0]
 
 
 @pytest.mark.parametrize("early, late", [(1.0, 0.5), (0.5, 1.0), (0.8, 0.8)])

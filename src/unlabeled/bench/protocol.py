@@ -123,7 +123,8 @@ def fit_and_score(
     metric = data.metric or DEFAULT_METRIC[kind]
     spec = probe_spec(probe, kind)
     sub = setting.subset(data.y_train, kind, seed)
-    labelled = _Labelled(data.X_train[sub], data.y_train[sub], kind, metric)
+    every = len(sub) == len(data.y_train) and bool((sub == np.arange(len(sub))).all())  # no copy of all of it
+    labelled = _Labelled(data.X_train if every else data.X_train[sub], data.y_train[sub], kind, metric)
     fit, val = holdout_split(
         len(sub),
         VALIDATION_FRACTION,
