@@ -6,7 +6,9 @@ images at batch 256 for the same wall time, with the same optimiser, schedule, t
 and augmentation strengths. Ours: ``unlabeled pretrain`` (batched tensor augmentation, bf16
 autocast where the CPU has it, channels-last). LightlySSL: its ``SimCLRTransform`` per sample
 in DataLoader workers, fp32 (benchmarks/_lightly_simclr.py, run in its own virtual
-environment with torch 2.14.1 and torchvision 0.29.1, created here when missing).
+environment, created here when missing, with the very torch build this project runs, the CPU
+one from PyPI by default, and the torchvision release made for it: the same kernels on both
+sides, and no several-GB CUDA download on a machine without a GPU).
 
 Every ``--snapshot-seconds`` both keep their weights; afterwards each snapshot's frozen
 features are scored by the bench protocol (linear probe, 1% of the labels, 3 seeds), which
@@ -69,13 +71,16 @@ VENV = ROOT / "benchmarks" / ".lightly-venv"
 
 
 def ensure_lightly() -> Path:
+    """The LightlySSL environment's python, made or remade when it is missing or holds another
+    torch than this process (pip picks the torchvision release that requires that torch)."""
     python = VENV / "bin" / "python"
-    if python.exists() and subprocess.run([python, "-c", "import lightly, unlabeled"]).returncode == 0:
+    check = f"import lightly, unlabeled, torch; assert torch.__version__ == {torch.__version__!r}"
+    if python.exists() and subprocess.run([python, "-c", check]).returncode == 0:
         return python
-    print("installing LightlySSL into", VENV, flush=True)
-    subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    print(f"installing LightlySSL with torch {torch.__version__} into", VENV, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
     pip = [python, "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "torch==2.14.1", "torchvision==0.29.1", "lightly"], check=True)
+    subprocess.run([*pip, f"torch=={torch.__version__}", "torchvision", "lightly"], check=True)
     subprocess.run([*pip, "-e", ROOT], check=True)  # for our encoder
     return python
 
