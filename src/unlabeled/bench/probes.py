@@ -73,8 +73,8 @@ class Standardise(StandardScaler):
         if len(X) <= STANDARDISE_ROWS:
             return super().fit(X, y, sample_weight)
         # scikit-learn's own incremental update, a block of rows at a time: fitted on the whole
-        # matrix at once it holds a float64 copy and its squares (two and four times float32
-        # features: 60,000 raw Fashion-MNIST images grew a bench worker by 600 MB)
+        # matrix at once it holds a float64 copy and its squares (two and four times the float32
+        # features' size)
         self._reset()
         for s in range(0, len(X), STANDARDISE_ROWS):
             w = None if sample_weight is None else sample_weight[s : s + STANDARDISE_ROWS]

@@ -14,7 +14,8 @@ rank contrasts its own batch (TS2Vec trains on batches of 8; nothing is gathered
 
 The temporal contrast compares every step of a crop with every other (a (2T, 2T) matrix per
 series), so a step's cost grows with the square of the series' length: on this project's
-2-core CPU a batch of 64 series of 2,000 steps took up to two minutes a step. As TS2Vec's own
+2-core CPU a batch of 64 of ACSF1's 1,460-step series took 60 s and 14 GB at its worst (crops
+of the whole series), 10 s and 3 GB in windows of 512 (BENCHMARKS.md). As TS2Vec's own
 code cuts series longer than ``max_train_length`` into sections, each step here first takes
 from every series a random window of at most ``max_length`` steps of its valid part (the
 crops are drawn inside it); the encoder still embeds whole series. Series no longer than
