@@ -501,6 +501,9 @@ def forget_(
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the method's stream (default per method)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default per method)")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="method setting NAME=VALUE, repeatable (npo: beta, retain_weight)")
+    ] = None,
     verify: Annotated[Path | None, typer.Option(help="verify a forget result against retraining")] = None,
     log: Annotated[Path | None, typer.Option(help="show the audit log of a run")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -547,6 +550,7 @@ def forget_(
         values=None if values is None else read_id_file(values),
         epochs=epochs,
         lr=lr,
+        options=parse_settings(option, "--option"),
         seed=seed,
         device=device,
         overwrite=overwrite,

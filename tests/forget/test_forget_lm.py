@@ -58,6 +58,25 @@ def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm
     assert ul.perplexity(out, authors)["bits_per_byte"] > 0  # still a language model
 
 
+def test_forget_options_set_the_objective_and_what_it_does_not_take_is_refused(authors, lm, tmp_path):
+    forget = (authors.path / "forget10.txt").read_text().split()
+    ask = {"group": "author", "values": forget, "epochs": 1}
+    with pytest.raises(ul.UnlabeledError, match="npo takes --option beta, retain_weight; got temperature"):
+        ul.forget(lm, out=tmp_path / "a", method="npo", options={"temperature": 1.0}, **ask)
+    with pytest.raises(ul.UnlabeledError, match="ga takes no --option; got retain_weight"):
+        ul.forget(lm, out=tmp_path / "b", method="ga", options={"retain_weight": 2.0}, **ask)
+    with pytest.raises(ul.UnlabeledError, match="--option beta must be a number"):
+        ul.forget(lm, out=tmp_path / "c", method="npo", options={"beta": "high"}, **ask)
+    assert not any((tmp_path / d).exists() for d in "abc")  # refused before anything is written
+    out = ul.forget(lm, out=tmp_path / "d", method="npo", options={"beta": 0.5, "retain_weight": 0}, **ask)
+    assert (out.config["method"]["beta"], out.config["method"]["retain_weight"]) == (0.5, 0.0)
+    assert out.config["forget"]["options"] == {"beta": 0.5, "retain_weight": 0.0}
+    logged = [json.loads(line) for line in (out.path / "metrics.jsonl").read_text().splitlines()]
+    assert logged and not any("retain_nll" in row for row in logged)  # the retain term is off
+    kept = ul.forget(lm, out=tmp_path / "e", method="npo", **ask)
+    assert any("retain_nll" in json.loads(line) for line in (kept.path / "metrics.jsonl").read_text().splitlines())
+
+
 @pytest.mark.slow
 def test_a_language_model_is_refused_what_does_not_apply_in_one_line(authors, lm, tmp_path):
     with pytest.raises(ul.UnlabeledError, match="not in"):
@@ -72,12 +91,25 @@ def test_a_language_model_is_refused_what_does_not_apply_in_one_line(authors, lm
     )
     assert both.returncode == 2 and "one way" in both.stderr and "Traceback" not in both.stderr
     done = subprocess.run(
-        [*cmd, "--group", "author", "--values", str(values), "--method", "npo", "--epochs", "1"],
+        [
+            *cmd,
+            "--group",
+            "author",
+            "--values",
+            str(values),
+            "--method",
+            "npo",
+            "--epochs",
+            "1",
+            "--option",
+            "beta=0.3",
+        ],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert ul.open_run(tmp_path / "c").config["forget"]["group"] == {"column": "author", "values": ["author-001"]}
+    assert ul.open_run(tmp_path / "c").config["method"]["beta"] == 0.3
     verified = subprocess.run([*cmd[:4], "--verify", str(tmp_path / "c")], capture_output=True, text=True)
     assert verified.returncode == 0, verified.stderr
     shown = verified.stdout + verified.stderr

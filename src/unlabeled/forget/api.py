@@ -46,6 +46,7 @@ def forget(
     values: list[str] | None = None,
     epochs: float | None = None,
     lr: float | None = None,
+    options: dict[str, float] | None = None,
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,
@@ -63,7 +64,8 @@ def forget(
     trained on the samples: when one did, ``ancestors="refuse"`` stops with an error naming
     it, ``"retrain"`` retrains it without them (and every run between it and ``run``) into
     ``out/ancestors`` and starts from there, and ``"keep"`` retrains ``run`` alone from the
-    same ancestors, recorded as not exact (:mod:`unlabeled.forget.lineage`)."""
+    same ancestors, recorded as not exact (:mod:`unlabeled.forget.lineage`). ``options`` set
+    the objective (NPO's ``{"beta": 0.2}``): each method's ``settings`` says which it takes."""
     if ancestors not in ANCESTOR_POLICIES:
         raise UnlabeledError(f"--ancestors must be one of {', '.join(ANCESTOR_POLICIES)}, got {ancestors!r}")
     src = open_run(run)
@@ -71,6 +73,7 @@ def forget(
         kind = "language model" if is_language_model(src) else "classifier" if src.kind == "classifier" else "encoder"
         method = DEFAULT_METHOD[kind]
     chosen = _method(src, method)
+    options = _options(chosen, options or {})
     out = Path(out)
     task = source_task(src)
     if group is not None:
@@ -91,6 +94,7 @@ def forget(
         "forgotten": len(forget_pos),
         "class": None if class_ is None else str(class_),
         "group": None if group is None else {"column": group, "values": sorted(map(str, values or []))},
+        **({"options": options} if options else {}),
     }
     redo = _check_lineage(chosen, src, task, forget_pos, ancestors, record)
     request = ForgetRequest(
@@ -105,6 +109,7 @@ def forget(
         lr=lr,
         overwrite=_may_replace(out, overwrite),
         record=record,
+        options=options,
     )
     with run_lock(out):  # one process writes a run at a time
         return _carry_out(chosen, request, redo)
@@ -169,6 +174,19 @@ def _method(src: Run, name: str) -> Method:
     if src.kind == "classifier" and not method.classifiers:
         raise UnlabeledError(f"{name} forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
     return method
+
+
+def _options(method: Method, options: dict[str, Any]) -> dict[str, float]:
+    """``options`` checked against what ``method`` takes: each one of its ``settings``, each a
+    finite number."""
+    unknown = sorted(set(options) - set(method.settings))
+    if unknown:
+        takes = f"takes --option {', '.join(method.settings)}" if method.settings else "takes no --option"
+        raise UnlabeledError(f"forget method {method.name} {takes}; got {', '.join(unknown)}")
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise UnlabeledError(f"--option {key} must be a number, got {value!r}")
+    return {k: float(v) for k, v in options.items()}
 
 
 def _may_replace(out: Path, overwrite: bool) -> bool:

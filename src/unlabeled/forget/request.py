@@ -4,7 +4,7 @@ where the new run goes and how it is trained. Every method receives one."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,8 @@ def group_ids(run: Run, task: Collection, column: str, values: list[str]) -> lis
 @dataclass(frozen=True, eq=False)
 class ForgetRequest:
     """What a method needs to make the new run. ``epochs`` and ``lr`` are the caller's
-    overrides (None: the method's defaults). ``record`` is what the new run's config holds
+    overrides (None: the method's defaults), ``options`` its settings of the method's objective
+    (checked against the method's ``settings``). ``record`` is what the new run's config holds
     under ``forget`` while the request runs (request id, method, source, ids hash, count,
     class); it gains its time and end once the request has finished."""
 
@@ -86,6 +87,7 @@ class ForgetRequest:
     overwrite: bool
     record: dict[str, Any]
     start: Run | None = None  # an exact method's starting point, where an ancestor was retrained
+    options: dict[str, float] = field(default_factory=dict)
 
     @property
     def forgotten_ids(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 A method is a small class: its ``name``, what it applies to (classifier runs, encoder runs,
 only runs trained with ``--shards``), whether it is ``exact`` (the result is what retraining
-without the forgotten samples gives), its default ``epochs`` and ``lr``, and ``run``, which
+without the forgotten samples gives), its default ``epochs`` and ``lr``, the ``settings`` of
+its objective a request may change (``forget(options=...)``), and ``run``, which
 makes the new run in ``request.out``. The request's own bookkeeping (forgotten ids, the
 finished record, the audit log) is the caller's (``api.py``), the same for every method.
 """
@@ -32,6 +33,9 @@ class Method:
     sharded_only: ClassVar[bool] = False  # needs a run trained with --shards (SISA)
     epochs: ClassVar[float | None] = None  # defaults, for the methods that train
     lr: ClassVar[float | None] = None
+    # the objective's settings a request may change (``--option NAME=VALUE``), each a keyword
+    # of the objective's constructor; every other one is the method's to fill in
+    settings: ClassVar[tuple[str, ...]] = ()
 
     def run(self, request: ForgetRequest) -> Run:
         """Make the new run in ``request.out`` without the forgotten samples."""
@@ -88,6 +92,7 @@ class Approximate(Method):
             src.modality(),
             int(src.config["method"]["classes"]),
             other=Stream(task, other, batch),
+            **request.options,
         )
         objective.use_augment = bool(src.config["method"].get("augment", True))
         objective.head.load_state_dict(src.weights("head"))

@@ -249,7 +249,9 @@ class LMMethod(Method):
         batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
         other = Stream(task, request.retain_pos, batch) if self.retain else None
         answer_only = {"question", "answer"} <= set(task.columns)  # make-authors' documents
-        objective = self.objective(src.encoder().train(), src.modality(), other, answer_only=answer_only)
+        objective = self.objective(
+            src.encoder().train(), src.modality(), other, answer_only=answer_only, **request.options
+        )
         if objective.needs_original:
             objective.keep_original()
         claim_run_dir(request.out, False, request.overwrite)
@@ -289,27 +291,32 @@ class GALMMethod(LMMethod):
 class GradDiffMethod(LMMethod):
     name = "graddiff"
     objective = GradientAscentLM  # with retain documents: ascent on forget, descent on retain
+    settings = ("retain_weight",)
 
 
 class NPOLMMethod(LMMethod):
     name = "npo"
     objective = NPOLM
+    settings = ("beta", "retain_weight")
 
 
 class SimNPOMethod(LMMethod):
     name = "simnpo"
     objective = SimNPOLM
+    settings = ("beta", "gamma", "retain_weight")
 
 
 class RMUMethod(LMMethod):
     name = "rmu"
     objective = RMULM
     lr = 1e-3  # a hidden state moves slowly at the others' 1e-4: Adam steps are lr-sized whatever the loss's scale
+    settings = ("retain_weight",)
 
 
 class WHPMethod(LMMethod):
     name = "whp"
     objective = WHPLM
+    settings = ("retain_weight",)
 
 
 LM_METHODS: dict[str, type[Method]] = {

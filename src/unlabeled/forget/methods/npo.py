@@ -52,5 +52,6 @@ class NPOMethod(Approximate):
     name = "npo"
     objective = NPO
     stream = "forget"
+    settings = ("beta", "retain_weight")
     epochs = 2.0
     lr = 2e-4

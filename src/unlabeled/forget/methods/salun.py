@@ -102,5 +102,6 @@ class SalUnMethod(Approximate):
     name = "salun"
     objective = SalUn
     stream = "retain"
+    settings = ("sparsity",)
     epochs = 0.1
     lr = 2e-3

@@ -58,5 +58,6 @@ class SCRUBMethod(Approximate):
     name = "scrub"
     objective = SCRUB
     stream = "retain"
+    settings = ("alpha", "max_fraction")
     epochs = 0.05
     lr = 5e-4

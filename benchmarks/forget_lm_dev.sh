@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 27: settings for the language-model forgetting methods, chosen on the development
+# split dev05 alone (10 authors outside every reported split; forget_lm.py's dev_split), never
+# on forget01/05/10. Each line is one candidate: METHOD and forget() keywords as JSON (epochs,
+# lr, options). Reuses forget_lm.py's work folder (the fine-tuned model and dev05's retrain).
+#
+#   benchmarks/forget_lm_dev.sh benchmarks/work/curate/lm/curated benchmarks/work/forget-lm-v2 \
+#       | tee benchmarks/results/forget-lm-dev05-grid-DATE.log
+set -euo pipefail
+base=${1:?a clm run}
+work=${2:?forget_lm.py's work folder}
+here=$(dirname "$0")
+while read -r method option; do
+  [ -z "$method" ] && continue
+  echo "=== $method $option"
+  python "$here/forget_lm.py" --base "$base" --work "$work" --splits dev05 --methods "$method" --option "$option" \
+    | grep -E "^(provenance|method|$method |original|retrain |dev05)"
+done <<'GRID'
+npo {"epochs": 10, "lr": 5e-5}
+npo {"epochs": 10, "lr": 5e-5, "options": {"retain_weight": 5}}
+npo {"epochs": 20, "lr": 5e-5, "options": {"retain_weight": 5}}
+npo {"epochs": 5, "options": {"retain_weight": 5}}
+simnpo {"epochs": 10, "options": {"retain_weight": 5}}
+simnpo {"epochs": 20, "options": {"retain_weight": 5}}
+graddiff {"epochs": 10, "options": {"retain_weight": 5}}
+rmu {"options": {"retain_weight": 5}}
+rmu {"epochs": 10, "lr": 3e-4}
+GRID
