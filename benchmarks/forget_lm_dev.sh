@@ -8,21 +8,22 @@
 #       | tee benchmarks/results/forget-lm-dev05-grid-DATE.log
 set -euo pipefail
 base=${1:?a clm run}
-work=${2:?forget_lm.py's work folder}
+work=${2:?the work folder of forget_lm.py}
 here=$(dirname "$0")
-while read -r method option; do
-  [ -z "$method" ] && continue
+grid=(
+  'npo {"epochs": 10, "lr": 5e-5}'
+  'npo {"epochs": 10, "lr": 5e-5, "options": {"retain_weight": 5}}'
+  'npo {"epochs": 20, "lr": 5e-5, "options": {"retain_weight": 5}}'
+  'npo {"epochs": 5, "options": {"retain_weight": 5}}'
+  'simnpo {"epochs": 10, "options": {"retain_weight": 5}}'
+  'simnpo {"epochs": 20, "options": {"retain_weight": 5}}'
+  'graddiff {"epochs": 10, "options": {"retain_weight": 5}}'
+  'rmu {"options": {"retain_weight": 5}}'
+  'rmu {"epochs": 10, "lr": 3e-4}'
+)
+for line in "${grid[@]}"; do
+  method=${line%% *} option=${line#* }
   echo "=== $method $option"
   python "$here/forget_lm.py" --base "$base" --work "$work" --splits dev05 --methods "$method" --option "$option" \
     | grep -E "^(provenance|method|$method |original|retrain |dev05)"
-done <<'GRID'
-npo {"epochs": 10, "lr": 5e-5}
-npo {"epochs": 10, "lr": 5e-5, "options": {"retain_weight": 5}}
-npo {"epochs": 20, "lr": 5e-5, "options": {"retain_weight": 5}}
-npo {"epochs": 5, "options": {"retain_weight": 5}}
-simnpo {"epochs": 10, "options": {"retain_weight": 5}}
-simnpo {"epochs": 20, "options": {"retain_weight": 5}}
-graddiff {"epochs": 10, "options": {"retain_weight": 5}}
-rmu {"options": {"retain_weight": 5}}
-rmu {"epochs": 10, "lr": 3e-4}
-GRID
+done
