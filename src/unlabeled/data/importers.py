@@ -698,7 +698,8 @@ def _import_folder(
 ) -> ImportReport:
     files, ignored, bad = _scan_folder(root)
     kind, chosen = _kind_of(files, modality, root)
-    ignored.update(suffix(f) for f in files if f not in set(chosen))
+    taken = set(chosen)  # once: a set per file made the import quadratic in the files
+    ignored.update(suffix(f) for f in files if f not in taken)
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
     entries = _layout(root, chosen)
     with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
