@@ -11,8 +11,9 @@ outside ``forget10`` (and so outside every reported split), for choosing setting
 The retrained reference of a split is made once (``forget --method retrain``) and copied into
 each result's ``reference`` folder, where ``--verify`` looks for it: retraining is
 deterministic for a seed, so a second retrain would be the same model, bit for bit. The
-methods' settings are their defaults (5 passes over the forget documents at 1e-4), set before
-any run; nothing is chosen on these scores.
+methods' settings are their defaults (the trained ones: 5 passes over the forget documents at
+1e-4, set before any run; SSD's selection threshold chosen on dev05 by ``forget_lm_dev.sh``);
+nothing is chosen on a reported split's scores.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from unlabeled.forget.verification import REFERENCE
 from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("ga", "graddiff", "npo", "simnpo", "rmu", "whp", "eco")
+METHODS = ("ga", "graddiff", "npo", "simnpo", "rmu", "whp", "eco", "ssd")
 COLUMNS = (
     "forget_quality",
     "utility",

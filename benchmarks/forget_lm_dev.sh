@@ -4,7 +4,7 @@
 # on forget01/05/10. Each line is one candidate: METHOD and forget() keywords as JSON (epochs,
 # lr, options). Reuses forget_lm.py's work folder (the fine-tuned model and dev05's retrain).
 #
-#   benchmarks/forget_lm_dev.sh benchmarks/work/curate/lm/curated benchmarks/work/forget-lm-v2 \
+#   benchmarks/forget_lm_dev.sh benchmarks/work/curate/lm/curated benchmarks/work/forget-lm-v2 [METHOD] \
 #       | tee benchmarks/results/forget-lm-dev05-grid-DATE.log
 set -euo pipefail
 base=${1:?a clm run}
@@ -20,9 +20,16 @@ grid=(
   'graddiff {"epochs": 10, "options": {"retain_weight": 5}}'
   'rmu {"options": {"retain_weight": 5}}'
   'rmu {"epochs": 10, "lr": 3e-4}'
+  'ssd {"options": {"alpha": 10}}'
+  'ssd {"options": {"alpha": 15}}'
+  'ssd {"options": {"alpha": 20}}'
+  'ssd {"options": {"alpha": 10, "dampening": 0.5}}'
+  'ssd {"options": {"alpha": 10, "dampening": 2}}'
 )
+only=${3:-}  # a method's name: its candidates alone
 for line in "${grid[@]}"; do
   method=${line%% *} option=${line#* }
+  [ -n "$only" ] && [ "$method" != "$only" ] && continue
   echo "=== $method $option"
   python "$here/forget_lm.py" --base "$base" --work "$work" --splits dev05 --methods "$method" --option "$option" \
     | grep -E "^(provenance|method|$method |original|retrain |dev05)"

@@ -15,6 +15,7 @@ import torch
 
 import unlabeled as ul
 from unlabeled.forget.methods.lm import sequence_logp
+from unlabeled.forget.methods.ssd import dampen
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ SLOW = pytest.mark.slow
 SLOW_METHODS = ("ga", "graddiff", "simnpo", "rmu", "whp", "eco")
 
 
-@pytest.mark.parametrize("method", [pytest.param(m, marks=SLOW) for m in ("npo", *SLOW_METHODS)])
+@pytest.mark.parametrize("method", ["npo", "ssd", *(pytest.param(m, marks=SLOW) for m in SLOW_METHODS)])
 def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm, tmp_path, method):
     forget = (authors.path / "forget10.txt").read_text().split()  # one author of 12
     train = authors.indices("train")
@@ -154,6 +155,20 @@ def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors,
     log = AuditLog(lm.path).events()
     request = next(e["request"] for e in log if e["output"] == str(out.path.resolve()))
     assert [e["event"] for e in log if e["request"] == request] == ["started", "finished", "verified"]
+
+
+def test_ssd_dampens_exactly_the_weights_far_more_important_to_the_forget_set():
+    layer = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    forget = [torch.tensor([[10.0, 1.0], [50.0, 0.0]])]
+    retain = [torch.tensor([[1.0, 1.0], [2.0, 0.0]])]
+    changed, total = dampen(layer, forget, retain, alpha=5.0, dampening=1.0)
+    # selected: 10 > 5 * 1 (scaled 1/10) and 50 > 5 * 2 (scaled 2/50); 1 > 5 and 0 > 0 are not
+    assert (changed, total) == (2, 4)
+    assert torch.allclose(layer.weight, torch.tensor([[0.1, 2.0], [3.0 * 2 / 50, 4.0]]))
+    dampen(layer, [torch.full((2, 2), 100.0)], [torch.full((2, 2), 1.0)], alpha=5.0, dampening=1000.0)
+    assert torch.allclose(layer.weight, torch.tensor([[0.1, 2.0], [0.12, 4.0]]))  # a scale above 1 is 1
 
 
 def test_truth_ratio_and_rouge_follow_their_formulas():

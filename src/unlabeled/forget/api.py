@@ -17,8 +17,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
-from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method
-from unlabeled.forget.methods.lm import is_language_model, lm_method
+from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method, is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_config, write_ids

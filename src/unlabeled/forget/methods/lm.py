@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlabeled._console import UnlabeledError
 from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
 from unlabeled.forget.methods.npo import npo_loss
@@ -319,27 +318,6 @@ class WHPMethod(LMMethod):
     settings = ("retain_weight",)
 
 
-LM_METHODS: dict[str, type[Method]] = {
-    "ga": GALMMethod,
-    "graddiff": GradDiffMethod,
-    "npo": NPOLMMethod,
-    "simnpo": SimNPOMethod,
-    "rmu": RMUMethod,
-    "whp": WHPMethod,
-}
-
-
 def is_language_model(run: Run) -> bool:
     """Whether ``run`` is a causal language model (``clm``, pretrained or continued)."""
     return run.kind != "classifier" and run.config["method"]["name"] == "clm" and "sisa" not in run.config
-
-
-def lm_method(name: str) -> Method:
-    """The language-model method called ``name`` (``retrain`` is the shared exact one)."""
-    from unlabeled.forget.methods.eco import ECOMethod
-    from unlabeled.forget.methods.retrain import RetrainMethod
-
-    methods = {**LM_METHODS, "eco": ECOMethod, "retrain": RetrainMethod}
-    if name not in methods:
-        raise UnlabeledError(f"a language model forgets with {' | '.join(methods)}; got {name!r}")
-    return methods[name]()
