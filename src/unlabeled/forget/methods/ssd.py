@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import info
+from unlabeled._console import info, progress
 from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method
 from unlabeled.forget.methods.lm import answer_targets
@@ -40,21 +40,26 @@ BATCH = 8
 
 
 def fisher_diagonal(
-    encoder: torch.nn.Module, request: ForgetRequest, positions: np.ndarray, device: torch.device
+    encoder: torch.nn.Module, request: ForgetRequest, positions: np.ndarray, device: torch.device, what: str
 ) -> list[torch.Tensor]:
     """The mean squared batch gradient of the language-model loss of the documents at
-    ``positions``, one tensor per parameter of ``encoder``."""
+    ``positions`` (``what`` they are, for the progress bar), one tensor per parameter of
+    ``encoder``."""
     task, mod = request.task, request.source.modality()
     qa = {"question", "answer"} <= set(task.columns)
     marker = torch.tensor(mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids, device=device)
     params = [p for p in encoder.parameters() if p.requires_grad]
     total = [torch.zeros_like(p) for p in params]
-    for start in range(0, len(positions), BATCH):
-        x = mod.prepare(task.get(positions[start : start + BATCH]), device)
-        target = answer_targets(x, marker) if qa else x[:, 1:]
-        loss = next_token_loss(next_token_logits(encoder, x), x, target)
-        for acc, grad in zip(total, torch.autograd.grad(loss, params), strict=True):
-            acc += grad.float() ** 2
+    with progress() as bar:
+        job = bar.add_task(f"ssd: Fisher information on {what}", total=len(positions))
+        for start in range(0, len(positions), BATCH):
+            x = mod.prepare(task.get(positions[start : start + BATCH]), device)
+            target = answer_targets(x, marker) if qa else x[:, 1:]
+            loss = next_token_loss(next_token_logits(encoder, x), x, target)
+            for acc, grad in zip(total, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
+                if grad is not None:  # a weight the loss does not reach has no information
+                    acc += grad.float() ** 2
+            bar.advance(job, len(x))
     return [t / len(positions) for t in total]
 
 
@@ -91,8 +96,8 @@ class SSDMethod(Method):
         if len(kept) > RETAINED:
             kept = np.sort(rng.choice(kept, RETAINED, replace=False))
         encoder = src.encoder().to(device).eval()
-        forget = fisher_diagonal(encoder, request, request.forget_pos, device)
-        retain = fisher_diagonal(encoder, request, kept, device)
+        forget = fisher_diagonal(encoder, request, request.forget_pos, device, "the forget documents")
+        retain = fisher_diagonal(encoder, request, kept, device, "retained documents")
         changed, total = dampen(encoder, forget, retain, alpha, dampening)
         info(f"ssd: dampened {changed:,} of {total:,} weights")
         ssd: dict[str, Any] = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
