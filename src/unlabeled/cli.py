@@ -495,8 +495,8 @@ def forget_(
         str | None,
         typer.Option(
             help="classifiers: salun (default) | retrain | sisa | finetune | ga | npo | scrub; encoders: "
-            "retrain (default) | sisa | laf; language models: npo (default) | ga | graddiff | simnpo | rmu | whp "
-            "| eco | ssd | retrain"
+            "retrain (default) | sisa | laf; language models: ssd (default) | npo | ga | graddiff | simnpo | rmu "
+            "| whp | eco | retrain"
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder for the result (the original is never changed)")] = None,

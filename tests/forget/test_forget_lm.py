@@ -157,6 +157,15 @@ def test_verify_scores_a_language_model_as_tofu_does_against_retraining(authors,
     assert [e["event"] for e in log if e["request"] == request] == ["started", "finished", "verified"]
 
 
+def test_a_language_model_forgets_with_ssd_by_default_and_records_its_settings(authors, lm, tmp_path):
+    forget = (authors.path / "forget10.txt").read_text().split()
+    out = ul.forget(lm, out=tmp_path / "default", group="author", values=forget)
+    method = out.config["method"]
+    assert method["unlearning"] == "ssd" and (method["alpha"], method["dampening"]) == (15.0, 1.0)
+    assert 0 < method["dampened"] < sum(p.numel() for p in lm.encoder().parameters())
+    assert out.config["forget"]["method"] == "ssd"
+
+
 def test_ssd_dampens_exactly_the_weights_far_more_important_to_the_forget_set():
     layer = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():
