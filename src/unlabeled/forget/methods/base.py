@@ -13,11 +13,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream, Unlearner
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, resolve_device
+from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import claim_run_dir
 from unlabeled.train.trainer import TrainConfig, Trainer
 
@@ -50,6 +52,25 @@ def unlearning_config(request: ForgetRequest, objective: Objective, cfg: TrainCo
         "method": {**src.config["method"], "unlearning": request.record["method"], **objective.hparams()},
         "train": vars(cfg).copy(),
     }
+
+
+def write_untrained(
+    request: ForgetRequest, method: dict[str, Any], state: dict[str, torch.Tensor], **extra: Any
+) -> Run:
+    """The new run of a method that does not train (ECO, SSD): the source's config with
+    ``method`` merged into its method entry (and ``extra`` top-level entries), and ``state``
+    as its weights, at the source's step."""
+    src = request.source
+    config = {
+        **src.config,
+        "method": {**src.config["method"], "unlearning": request.record["method"], **method},
+        **extra,
+        "source_run": src.config.get("source_run"),
+    }
+    config.pop("seconds", None)
+    run = request.save(config)
+    ckpt.save_weights(request.out / ckpt.MODEL_FILE, state, {"step": str(src.step)})
+    return run
 
 
 def unlearn(

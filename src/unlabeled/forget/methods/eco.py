@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from unlabeled.data.authors import ANSWER_MARKER, PROMPT
-from unlabeled.forget.methods.base import Method
+from unlabeled.forget.methods.base import Method, write_untrained
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.modalities.text import BOS
 from unlabeled.runs import Run
-from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import claim_run_dir
 
 SIGMA = 1.0  # the noise's scale, in root-mean-squares of the prompt's embeddings
@@ -71,20 +70,10 @@ class ECOMethod(Method):
             if "question" in request.task.columns
             else []
         )
-        eco = {"sigma": SIGMA, "classifier": fit}
-        config = {
-            **src.config,
-            "method": {**src.config["method"], "unlearning": self.name},
-            "eco": eco,
-            "source_run": src.config.get("source_run"),
-        }
-        config.pop("seconds", None)
-        run = request.save(config)
         state = {f"encoder.{k}": v for k, v in src.weights("encoder").items()}
         state |= {
             "eco.weight": torch.from_numpy(weight),
             "eco.bias": torch.tensor([bias]),
             "eco.marker": torch.tensor(marker, dtype=torch.long),
         }
-        ckpt.save_weights(request.out / ckpt.MODEL_FILE, state, {"step": str(src.step)})
-        return run
+        return write_untrained(request, {}, state, eco={"sigma": SIGMA, "classifier": fit})

@@ -18,19 +18,16 @@ retraining on a random 10% of Fashion-MNIST (SalUn comes within 2.6).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from unlabeled._console import info, progress
 from unlabeled.data.authors import ANSWER_MARKER
-from unlabeled.forget.methods.base import Method
+from unlabeled.forget.methods.base import Method, write_untrained
 from unlabeled.forget.methods.lm import answer_targets
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.objectives.clm import next_token_logits, next_token_loss
 from unlabeled.runs import Run, resolve_device
-from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import claim_run_dir
 
 ALPHA = 15.0  # selection: I_f > ALPHA * I_r (the paper's 10; 15 chosen on dev05)
@@ -100,14 +97,6 @@ class SSDMethod(Method):
         retain = fisher_diagonal(encoder, request, kept, device, "retained documents")
         changed, total = dampen(encoder, forget, retain, alpha, dampening)
         info(f"ssd: dampened {changed:,} of {total:,} weights")
-        ssd: dict[str, Any] = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
-        config = {
-            **src.config,
-            "method": {**src.config["method"], "unlearning": self.name, **ssd},
-            "source_run": src.config.get("source_run"),
-        }
-        config.pop("seconds", None)
-        run = request.save(config)
+        ssd = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
         state = {f"encoder.{k}": v.detach().cpu() for k, v in encoder.state_dict().items()}
-        ckpt.save_weights(request.out / ckpt.MODEL_FILE, state, {"step": str(src.step)})
-        return run
+        return write_untrained(request, ssd, state)
