@@ -6,7 +6,8 @@ against the model retrained without it.
     python benchmarks/forget_lm.py --base benchmarks/work/curate/lm/curated --splits forget05
 
 ``--splits dev05`` forgets a development split instead: 5% of the authors drawn from those
-outside ``forget10`` (and so outside every reported split), for choosing settings.
+outside ``forget10`` (and so outside every reported split), for choosing settings; ``dev05-2``,
+``dev05-3`` are further, disjoint draws.
 
 The retrained reference of a split is made once (``forget --method retrain``) and copied into
 each result's ``reference`` folder, where ``--verify`` looks for it: retraining is
@@ -98,13 +99,20 @@ def main() -> None:
 
 
 def dev_split(authors: ul.Collection, split: str) -> list[str]:
-    """A development forget split (``dev05``: 5% of the authors) for choosing settings: authors
-    drawn (seeded) from those no reported split forgets, so a choice made on it never saw them."""
+    """A development forget split for choosing settings: ``dev05`` is 5% of the authors drawn
+    (seeded) from those no reported split forgets, so a choice made on it never saw them;
+    ``dev05-2``, ``dev05-3``, ... are further draws of the same size, each disjoint from the
+    ones before it (``dev05`` stays the draw it always was)."""
     reported = set((authors.path / "forget10.txt").read_text().split())  # forget01 and forget05 lie inside
-    pool = sorted(set(authors.groups) - reported)
-    share = int(split.removeprefix("dev")) / 100
-    pick = np.random.default_rng(DEV_SEED).choice(len(pool), round(share * len(set(authors.groups))), replace=False)
-    return sorted(pool[i] for i in pick)
+    name, _, index = split.partition("-")
+    share = int(name.removeprefix("dev")) / 100
+    size = round(share * len(set(authors.groups)))
+    taken: set[str] = set()
+    for i in range(int(index or 1)):
+        pool = sorted(set(authors.groups) - reported - taken)
+        pick = sorted(pool[j] for j in np.random.default_rng(DEV_SEED + i).choice(len(pool), size, replace=False))
+        taken |= set(pick)
+    return pick
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Issue 27: settings for the language-model forgetting methods, chosen on the development
-# split dev05 alone (10 authors outside every reported split; forget_lm.py's dev_split), never
-# on forget01/05/10. Each line is one candidate: METHOD and forget() keywords as JSON (epochs,
-# lr, options). Reuses forget_lm.py's work folder (the fine-tuned model and dev05's retrain).
+# Issue 27: settings for the language-model forgetting methods, chosen on development splits
+# alone (dev05, dev05-2, ...: 10 authors each outside every reported split, disjoint; forget_lm.py's
+# dev_split), never on forget01/05/10. Each line is one candidate: METHOD and forget() keywords
+# as JSON (epochs, lr, options). Reuses forget_lm.py's work folder (the fine-tuned model and
+# each split's retrain, made on first use).
 #
-#   benchmarks/forget_lm_dev.sh benchmarks/work/curate/lm/curated benchmarks/work/forget-lm-v2 [METHOD] \
+#   benchmarks/forget_lm_dev.sh benchmarks/work/curate/lm/curated benchmarks/work/forget-lm-v2 [METHOD] [SPLITS] \
 #       | tee benchmarks/results/forget-lm-dev05-grid-DATE.log
 set -euo pipefail
 base=${1:?a clm run}
@@ -25,12 +26,17 @@ grid=(
   'ssd {"options": {"alpha": 20}}'
   'ssd {"options": {"alpha": 10, "dampening": 0.5}}'
   'ssd {"options": {"alpha": 10, "dampening": 2}}'
+  'ssd {"options": {"alpha": 12.5}}'
+  'ssd {"options": {"alpha": 17.5}}'
+  'ssd {"options": {"alpha": 25}}'
+  'ssd {"options": {"alpha": 30}}'
 )
 only=${3:-}  # a method's name: its candidates alone
+splits=${4:-dev05}  # comma-separated development splits
 for line in "${grid[@]}"; do
   method=${line%% *} option=${line#* }
   [ -n "$only" ] && [ "$method" != "$only" ] && continue
   echo "=== $method $option"
-  python "$here/forget_lm.py" --base "$base" --work "$work" --splits dev05 --methods "$method" --option "$option" \
-    | grep -E "^(provenance|method|$method |original|retrain |dev05)"
+  python "$here/forget_lm.py" --base "$base" --work "$work" --splits "$splits" --methods "$method" --option "$option" \
+    | grep -E "^(provenance|method|$method |original|retrain |dev)"
 done
