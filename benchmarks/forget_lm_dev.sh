@@ -30,12 +30,15 @@ grid=(
   'ssd {"options": {"alpha": 17.5}}'
   'ssd {"options": {"alpha": 25}}'
   'ssd {"options": {"alpha": 30}}'
+  'ssd {"options": {"alpha": 10, "retained": 4000}}'
+  'ssd {"options": {"alpha": 15, "retained": 4000}}'
+  'ssd {"options": {"alpha": 20, "retained": 4000}}'
 )
-only=${3:-}  # a method's name: its candidates alone
+only=${3:-}  # a method's name: its candidates alone (or a bash regex the candidate's line starts with)
 splits=${4:-dev05}  # comma-separated development splits
 for line in "${grid[@]}"; do
   method=${line%% *} option=${line#* }
-  [ -n "$only" ] && [ "$method" != "$only" ] && continue
+  [ -n "$only" ] && ! [[ "$line" =~ ^$only ]] && continue
   echo "=== $method $option"
   python "$here/forget_lm.py" --base "$base" --work "$work" --splits "$splits" --methods "$method" --option "$option" \
     | grep -E "^(provenance|method|$method |original|retrain |dev)"

@@ -164,6 +164,12 @@ def test_a_language_model_forgets_with_ssd_by_default_and_records_its_settings(a
     assert method["unlearning"] == "ssd" and (method["alpha"], method["dampening"]) == (15.0, 1.0)
     assert 0 < method["dampened"] < sum(p.numel() for p in lm.encoder().parameters())
     assert out.config["forget"]["method"] == "ssd"
+    fewer = ul.forget(lm, out=tmp_path / "fewer", group="author", values=forget, options={"retained": 5})
+    assert fewer.config["method"]["retained"] == 5
+    for bad, why in (({"retained": 0.5}, "retained must be a whole number"), ({"alpha": 0}, "alpha must be positive")):
+        with pytest.raises(ul.UnlabeledError, match=why):
+            ul.forget(lm, out=tmp_path / "bad", group="author", values=forget, options=bad)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
 def test_ssd_dampens_exactly_the_weights_far_more_important_to_the_forget_set():

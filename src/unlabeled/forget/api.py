@@ -186,7 +186,9 @@ def _options(method: Method, options: dict[str, Any]) -> dict[str, float]:
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise UnlabeledError(f"--option {key} must be a number, got {value!r}")
-    return {k: float(v) for k, v in options.items()}
+    checked = {k: float(v) for k, v in options.items()}
+    method.check_options(checked)
+    return checked
 
 
 def _may_replace(out: Path, overwrite: bool) -> bool:

@@ -39,6 +39,10 @@ class Method:
     # of the objective's constructor; every other one is the method's to fill in
     settings: ClassVar[tuple[str, ...]] = ()
 
+    def check_options(self, options: dict[str, float]) -> None:
+        """Refuse option values the method cannot take (an UnlabeledError), before anything
+        is written; ``options`` are known settings with finite values."""
+
     def run(self, request: ForgetRequest) -> Run:
         """Make the new run in ``request.out`` without the forgotten samples."""
         raise NotImplementedError

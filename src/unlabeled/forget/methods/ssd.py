@@ -4,7 +4,7 @@ the Fisher information, the squared gradient of the loss, is measured for every 
 forget documents (``I_f``) and on retained ones (``I_r``); a weight far more important to the
 forget set than to the rest, ``I_f > alpha * I_r``, is scaled by ``min(dampening * I_r / I_f, 1)``
 and every other weight is kept. The cost is one backward pass over the forget documents and
-``RETAINED`` retained ones.
+``RETAINED`` retained ones (``--option retained=N`` measures the retain Fisher on more or fewer).
 
 As in the paper's code the Fisher is accumulated from batch gradients (``BATCH`` documents a
 batch, the same for both sets, so their ratio is unbiased by it). On question-answer documents
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unlabeled._console import info, progress
+from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method, write_untrained
 from unlabeled.forget.methods.lm import answer_targets
@@ -80,7 +80,15 @@ class SSDMethod(Method):
     name = "ssd"
     classifiers = False
     language_models = True
-    settings = ("alpha", "dampening")
+    settings = ("alpha", "dampening", "retained")
+
+    def check_options(self, options: dict[str, float]) -> None:
+        retained = options.get("retained", RETAINED)
+        if retained < 1 or retained != int(retained):
+            raise UnlabeledError(f"--option retained must be a whole number of documents, at least 1; got {retained:g}")
+        for key in ("alpha", "dampening"):
+            if options.get(key, 1.0) <= 0:
+                raise UnlabeledError(f"--option {key} must be positive, got {options[key]:g}")
 
     def run(self, request: ForgetRequest) -> Run:
         src = request.source
@@ -88,10 +96,11 @@ class SSDMethod(Method):
         claim_run_dir(request.out, False, request.overwrite)
         alpha = float(request.options.get("alpha", ALPHA))
         dampening = float(request.options.get("dampening", DAMPENING))
+        retained = int(request.options.get("retained", RETAINED))
         rng = np.random.default_rng(request.seed)
         kept = request.retain_pos
-        if len(kept) > RETAINED:
-            kept = np.sort(rng.choice(kept, RETAINED, replace=False))
+        if len(kept) > retained:
+            kept = np.sort(rng.choice(kept, retained, replace=False))
         encoder = src.encoder().to(device).eval()
         forget = fisher_diagonal(encoder, request, request.forget_pos, device, "the forget documents")
         retain = fisher_diagonal(encoder, request, kept, device, "retained documents")
