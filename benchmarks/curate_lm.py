@@ -11,6 +11,10 @@
    0.5 over the last 20% of the steps (Blakeney et al. 2024, "Does your data spark joy?");
    scored by the same probe.
 
+``--seeds 0,1,2`` pretrains each arm once per seed (the same data and step count; seed 0's run
+keeps the arm's name, the others are ``ARM-sN``) and prints every seed's row and the mean over
+seeds: one pretraining per arm leaves the comparison at the mercy of that run's draw.
+
 Held out of every pretraining set: WordNet's test glosses, the GCIDE entries that cite WordNet
 (they hold WordNet glosses), and every injected copy or fragment of either. Nothing here is
 chosen on a score: the model (transformer-tiny), batch, step count and the shares are set
@@ -55,7 +59,7 @@ def derived(src: ul.Collection, drop: set[str], dest: Path, name: str) -> ul.Col
     return derive_collection(src, keep, dest, {"name": name}, overwrite=True)
 
 
-def pretrain(name: str, data: ul.Collection, args: argparse.Namespace, **mix) -> ul.Run:
+def pretrain(name: str, data: ul.Collection, args: argparse.Namespace, seed: int = 0, **mix) -> ul.Run:
     out = args.work / "lm" / name
     if (out / "config.json").exists() and ul.open_run(out).finished:
         return ul.open_run(out)
@@ -65,7 +69,7 @@ def pretrain(name: str, data: ul.Collection, args: argparse.Namespace, **mix) ->
     epochs = args.steps / (n // args.batch)  # the same step count for every arm
     t = time.perf_counter()
     run = ul.pretrain(
-        data, out, method="clm", size=args.size, epochs=epochs, batch_size=args.batch, overwrite=True, **mix
+        data, out, method="clm", size=args.size, epochs=epochs, batch_size=args.batch, seed=seed, overwrite=True, **mix
     )
     mod = run.modality()
     print(
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", default="tiny")
     ap.add_argument("--arms", default="raw,curated,constant,upsampled")
+    ap.add_argument("--seeds", default="0", help="pretraining seeds, comma-separated")
     args = ap.parse_args()
     print(provenance("datatrove", "langid"), flush=True)
     print(vars(args), flush=True)
@@ -114,16 +119,30 @@ def main() -> None:
     general = derived(curated, tainted | of_wordnet, args.work / "lm-data" / "general", "general")
     mix = {general.path: 0.9, task.path: 0.1}
     arms = {
-        "raw": lambda: pretrain("raw", data["raw"], args),
-        "curated": lambda: pretrain("curated", data["curated"], args),
-        "constant": lambda: pretrain("constant", general, args, mix=mix),
-        "upsampled": lambda: pretrain("upsampled", general, args, mix=mix, upsample_last=(0.2, {task.path: 0.5})),
+        "raw": lambda name, seed: pretrain(name, data["raw"], args, seed),
+        "curated": lambda name, seed: pretrain(name, data["curated"], args, seed),
+        "constant": lambda name, seed: pretrain(name, general, args, seed, mix=mix),
+        "upsampled": lambda name, seed: pretrain(
+            name, general, args, seed, mix=mix, upsample_last=(0.2, {task.path: 0.5})
+        ),
     }
-    rows = {name: score(name, arms[name](), task, args) for name in args.arms.split(",")}
-    print(f"\n{'arm':<11}{'bits/byte':>10}{'linear 1%':>20}{'linear 10%':>20}")
+    seeds = [int(x) for x in args.seeds.split(",")]
+    rows = {}
+    for arm in args.arms.split(","):
+        for seed in seeds:
+            name = arm if seed == 0 else f"{arm}-s{seed}"
+            rows[name] = score(name, arms[arm](name, seed), task, args)
+    keys = ("bits_per_byte", "linear@0.01", "linear@0.1")
+    print(f"\n{'arm':<14}{'bits/byte':>10}{'linear 1%':>20}{'linear 10%':>20}")
     for name, r in rows.items():
-        cells = "".join(f"{r[k][0]:>12.4f} ± {r[k][1]:.4f}" for k in ("linear@0.01", "linear@0.1"))
-        print(f"{name:<11}{r['bits_per_byte']:>10.4f}{cells}")
+        cells = "".join(f"{r[k][0]:>12.4f} ± {r[k][1]:.4f}" for k in keys[1:])
+        print(f"{name:<14}{r['bits_per_byte']:>10.4f}{cells}")
+    if len(seeds) > 1:  # each seed's mean over its label draws, then their mean and std over seeds
+        print(f"\nover {len(seeds)} pretraining seeds (mean ± std of the seeds' means)")
+        for arm in args.arms.split(","):
+            per = [rows[arm if s == 0 else f"{arm}-s{s}"] for s in seeds]
+            vals = [np.array([r[k] if k == keys[0] else r[k][0] for r in per]) for k in keys]
+            print(f"{arm:<14}" + "".join(f"{v.mean():>12.4f} ± {v.std():.4f}" for v in vals))
 
 
 if __name__ == "__main__":
