@@ -6,6 +6,7 @@ them out; the test split is never read). Not run by CI.
 
     python benchmarks/pretrain_recipe.py --minutes 8 --precision fp32 --recipes base,view20,view16
     python benchmarks/pretrain_recipe.py --epochs 6.4 --precision bf16 --recipes base,batch256,temp02
+    python benchmarks/pretrain_recipe.py --epochs 16.5 --precision fp32 --recipes view12,view12-temp02,view12-crop50
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/pretrain_recipe.py ...   # AVX2-only kernels
 
 With ``--epochs`` every recipe sees the same number of images (a batch of 256 takes half the
@@ -39,7 +40,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "base": {},  # the demo's: cnn-tiny, batch 128, 28x28 views
     "view20": {"augment": {"view_size": 20}},
     "view16": {"augment": {"view_size": 16}},
-    "view12": {"augment": {"view_size": 12}},
+    "view12": {"augment": {"view_size": 12}},  # the demo's where it runs fp32
+    "view12-temp02": {"augment": {"view_size": 12}, "method_options": {"temperature": 0.2}},
+    "view12-crop50": {"augment": {"view_size": 12, "crop_scale": (0.5, 1.0)}},
     "view16-batch256": {"augment": {"view_size": 16}, "batch_size": 256},
     "view16-temp02": {"augment": {"view_size": 16}, "method_options": {"temperature": 0.2}},
     "batch256": {"batch_size": 256},
