@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from unlabeled.demo import BF16_TEMPERATURE, FP32_VIEW_SIZE, demo_recipe
+from unlabeled.demo import FP32_VIEW_SIZE, TEMPERATURE, demo_recipe
 
 
 def _write_idx(path, array):
@@ -56,6 +56,7 @@ def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     assert "using the collection" in again.stderr and "using the finished run" in again.stderr
 
 
-def test_the_demo_pretrains_on_small_views_in_fp32_and_full_size_at_a_lower_temperature_with_bf16():
-    assert demo_recipe("fp32") == {"augment": {"view_size": FP32_VIEW_SIZE}} and 0 < FP32_VIEW_SIZE < 28
-    assert demo_recipe("bf16") == {"method_options": {"temperature": BF16_TEMPERATURE}} and BF16_TEMPERATURE < 0.5
+def test_the_demo_pretrains_on_small_views_in_fp32_and_full_size_with_bf16_both_at_a_lower_temperature():
+    lower = {"method_options": {"temperature": TEMPERATURE}}
+    assert demo_recipe("fp32") == {**lower, "augment": {"view_size": FP32_VIEW_SIZE}} and 0 < FP32_VIEW_SIZE < 28
+    assert demo_recipe("bf16") == lower and TEMPERATURE < 0.5
