@@ -43,6 +43,14 @@ RECIPES: dict[str, dict[str, Any]] = {
     "view12": {"augment": {"view_size": 12}},  # the demo's where it runs fp32
     "view12-temp02": {"augment": {"view_size": 12}, "method_options": {"temperature": 0.2}},
     "view12-crop50": {"augment": {"view_size": 12, "crop_scale": (0.5, 1.0)}},
+    # the encoder's design: the stem's second convolution strided in place of the first pool (no
+    # full-resolution stage, as the strided ResNet that full resolution was chosen over); fewer
+    # FLOPs a step, so compare it at the same wall time (more --epochs), not the same epochs
+    "view12-temp02-strided": {
+        "augment": {"view_size": 12},
+        "method_options": {"temperature": 0.2},
+        "encoder_options": {"strided_stem": True},
+    },
     "view16-batch256": {"augment": {"view_size": 16}, "batch_size": 256},
     "view16-temp02": {"augment": {"view_size": 16}, "method_options": {"temperature": 0.2}},
     "batch256": {"batch_size": 256},
