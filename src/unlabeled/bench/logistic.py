@@ -168,7 +168,9 @@ def _armijo(
     for _ in range(MAX_BACKTRACKS):
         trial = theta[pending] + step[pending, None] * d[pending]
         tf, tg = prob(trial, rows[pending])
-        accept = tf <= f[pending] + ARMIJO * step[pending].double() * slope[pending].double()
+        # a decrease, strictly: near float32's resolution ARMIJO * step * slope rounds away and
+        # an unchanged value would pass, and the problem would spin to max_iter on steps of 0
+        accept = (tf <= f[pending] + ARMIJO * step[pending].double() * slope[pending].double()) & (tf < f[pending])
         hit = pending[accept]
         out_theta[hit], out_f[hit], out_g[hit], ok[hit] = trial[accept], tf[accept], tg[accept], True
         pending = pending[~accept]
