@@ -161,7 +161,7 @@ def test_a_language_model_forgets_with_ssd_by_default_and_records_its_settings(a
     forget = (authors.path / "forget10.txt").read_text().split()
     out = ul.forget(lm, out=tmp_path / "default", group="author", values=forget)
     method = out.config["method"]
-    assert method["unlearning"] == "ssd" and (method["alpha"], method["dampening"]) == (15.0, 1.0)
+    assert method["unlearning"] == "ssd" and (method["alpha"], method["dampening"]) == (12.5, 1.0)
     assert 0 < method["dampened"] < sum(p.numel() for p in lm.encoder().parameters())
     assert out.config["forget"]["method"] == "ssd"
     fewer = ul.forget(lm, out=tmp_path / "fewer", group="author", values=forget, options={"retained": 5})
