@@ -80,6 +80,12 @@ def pretrain(name: str, data: ul.Collection, args: argparse.Namespace, seed: int
     return run
 
 
+def seed_name(arm: str, seed: int) -> str:
+    """An arm's run for one pretraining seed: seed 0 keeps the arm's name (the runs made before
+    ``--seeds``), the others are ``ARM-sN``."""
+    return arm if seed == 0 else f"{arm}-s{seed}"
+
+
 def score(name: str, run: ul.Run, task: ul.Collection, args: argparse.Namespace) -> dict[str, float]:
     got = ul.perplexity(run, task)
     result = ul.bench(
@@ -130,7 +136,7 @@ def main() -> None:
     rows = {}
     for arm in args.arms.split(","):
         for seed in seeds:
-            name = arm if seed == 0 else f"{arm}-s{seed}"
+            name = seed_name(arm, seed)
             rows[name] = score(name, arms[arm](name, seed), task, args)
     keys = ("bits_per_byte", "linear@0.01", "linear@0.1")
     print(f"\n{'arm':<14}{'bits/byte':>10}{'linear 1%':>20}{'linear 10%':>20}")
@@ -140,7 +146,7 @@ def main() -> None:
     if len(seeds) > 1:  # each seed's mean over its label draws, then their mean and std over seeds
         print(f"\nover {len(seeds)} pretraining seeds (mean ± std of the seeds' means)")
         for arm in args.arms.split(","):
-            per = [rows[arm if s == 0 else f"{arm}-s{s}"] for s in seeds]
+            per = [rows[seed_name(arm, s)] for s in seeds]
             vals = [np.array([r[k] if k == keys[0] else r[k][0] for r in per]) for k in keys]
             print(f"{arm:<14}" + "".join(f"{v.mean():>12.4f} ± {v.std():.4f}" for v in vals))
 
