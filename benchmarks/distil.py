@@ -27,8 +27,9 @@ from unlabeled.runtime import tune_process
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def accuracy(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
-    clf, mod = run.classifier(), run.modality()
+def accuracy(run: ul.Run, col: ul.Collection, pos: np.ndarray, clf: torch.nn.Module | None = None) -> float:
+    """The accuracy on ``pos`` of ``run``'s classifier (or of ``clf``, with ``run``'s inputs)."""
+    clf, mod = run.classifier() if clf is None else clf, run.modality()
     correct = 0
     with torch.no_grad():
         for start in range(0, len(pos), 1024):

@@ -35,6 +35,7 @@ import numpy as np
 import unlabeled as ul
 from unlabeled.bench.protocol import evaluate
 from unlabeled.runtime import tune_process
+from unlabeled.train import checkpoint as ckpt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _dev import dev_collection  # noqa: E402  (the sibling modules)
@@ -131,6 +132,15 @@ def main() -> None:
         print(f"  {arm:<17} {a[:, 0].mean():.4f} ± {a[:, 0].std():.4f}   pipeline {a[:, 1].mean():.0f} s")
 
 
+def live_accuracy(run: ul.Run, col: ul.Collection, pos: np.ndarray) -> float:
+    """The accuracy of the model a run with ``--ema`` trained (its checkpoint's ``encoder.*`` and
+    ``head.*``), where :func:`accuracy` scores the average the run exports."""
+    model = ckpt.load_state(run.path / ckpt.STATE_FILE)["model"]
+    clf = run.classifier()
+    clf.load_state_dict({k: v for k, v in model.items() if k.split(".")[0] in ("encoder", "head")})
+    return accuracy(run, col, pos, clf)
+
+
 def run_arm(
     arm: str, args: argparse.Namespace, col: ul.Collection, pre: ul.Run | None, out: Path, seed: int, extra: dict
 ) -> float:
@@ -170,6 +180,8 @@ def run_arm(
         start, col, out, minutes=minutes or None, size=args.size, precision=args.precision, **common, **extra
     )
     if arm != "fixmatch-distil":
+        if extra.get("ema"):  # the run exports the average; the trained model it averaged, paired
+            print(f"draw {seed} {arm} trained model (not its EMA) accuracy {live_accuracy(run, col, test):.4f}")
         return accuracy(run, col, test)
     print(
         f"draw {seed} fixmatch-distil's teacher ({minutes:g} min) accuracy {accuracy(run, col, test):.4f}", flush=True

@@ -421,8 +421,11 @@ def selftrain_(
     ratio: Annotated[int, typer.Option(help="unlabelled samples per labelled one in a batch (FixMatch's mu)")] = 7,
     unlabeled_weight: Annotated[float, typer.Option(help="weight of the pseudo-label loss")] = 1.0,
     ema: Annotated[
-        float, typer.Option(help="keep an EMA of the model with this decay: it pseudo-labels and is exported")
+        float, typer.Option(help="keep an EMA of the model with this decay: it is exported (and pseudo-labels)")
     ] = 0.0,
+    ema_teacher: Annotated[
+        bool, typer.Option(help="with --ema: the EMA gives the pseudo-labels (Mean Teacher); no: the model (FixMatch)")
+    ] = True,
     adaptive: Annotated[
         float, typer.Option(help="FreeMatch's self-adaptive threshold, averaged with this momentum (e.g. 0.999)")
     ] = 0.0,
@@ -462,6 +465,7 @@ def selftrain_(
         ratio=ratio,
         unlabeled_weight=unlabeled_weight,
         ema=ema,
+        ema_teacher=ema_teacher,
         adaptive=adaptive,
         align=align,
         soft=soft,

@@ -187,6 +187,27 @@ def test_the_ema_teacher_moves_toward_the_model_by_one_minus_the_decay():
     assert not torch.equal(exported["head.weight"], obj.head.weight)
 
 
+@pytest.mark.parametrize("ema_teacher", [True, False])
+def test_the_ema_gives_the_pseudo_labels_only_as_a_teacher(monkeypatch, ema_teacher):
+    """With ``ema_teacher`` the average pseudo-labels (Mean Teacher); without it the trained
+    model does and the average is only exported (FixMatch's evaluation model)."""
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.5, ema=0.9, cutout=0.0, ema_teacher=ema_teacher)
+    with torch.no_grad():
+        obj.head.weight.add_(1.0)  # the model and its average now disagree
+    seen = []
+    own = obj.pseudo_labels
+    monkeypatch.setattr(obj, "pseudo_labels", lambda logits: (seen.append(logits), own(logits))[1])
+    x, y = torch.randn(8, 1, 12), torch.tensor([0, 1, -1, -1, -1, -1, -1, -1])
+    obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        by_teacher = obj.teacher_head(obj.teacher_encoder.embed(x[2:]))
+        by_model = obj.head(obj.encoder.embed(x[2:]))
+    torch.testing.assert_close(seen[0], by_teacher if ema_teacher else by_model)
+    assert not torch.allclose(seen[0], by_model if ema_teacher else by_teacher)
+    assert torch.equal(obj.exported_state()["head.weight"], obj.teacher_head.weight)
+
+
 def test_bad_settings_are_refused():
     for bad in (
         {"threshold": -0.1},

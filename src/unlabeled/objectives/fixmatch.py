@@ -33,10 +33,12 @@ at that temperature (UDA, Xie et al. 2020: 0.4) instead of their argmax: a pseud
 is nearly a tie between two classes says so.
 
 With ``ema`` > 0 the model keeps an exponential moving average of itself (in eval mode), which
-gives the pseudo-labels (a teacher, as in Mean Teacher, Tarvainen & Valpola 2017) and is the
-model the run exports, as FixMatch reports its EMA model; without it the trained model is
-exported. Either way the exported weights are a classifier's (``encoder.*``, ``head.*``), so a
-self-trained run is a classifier run like any other.
+is the model the run exports, as FixMatch reports its EMA model; without it the trained model is
+exported. With ``ema_teacher`` (the default) the average also gives the pseudo-labels (a
+teacher, as in Mean Teacher, Tarvainen & Valpola 2017); without it the trained model does, as in
+FixMatch, where the average is only evaluated. Either way the exported weights are a
+classifier's (``encoder.*``, ``head.*``), so a self-trained run is a classifier run like any
+other.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class FixMatch(Objective):
         align: float = 0.0,
         prior: list[float] | None = None,
         soft: float = 0.0,
+        ema_teacher: bool = True,
     ) -> None:
         super().__init__(encoder, modality)
         if classes < 2:
@@ -127,6 +130,7 @@ class FixMatch(Objective):
         self.classes, self.threshold = int(classes), float(threshold)
         self.unlabeled_weight, self.ema, self.cutout = float(unlabeled_weight), float(ema), float(cutout)
         self.adaptive, self.align, self.soft = float(adaptive), float(align), float(soft)
+        self.ema_teacher = bool(ema_teacher)
         self.prior = None if prior is None else [float(p) / sum(prior) for p in prior]
         self.head = nn.Linear(encoder.dim, self.classes)
         if self.align:  # the model's mean prediction, a buffer like FreeMatch's averages
@@ -151,6 +155,7 @@ class FixMatch(Objective):
             "align": self.align,
             "prior": self.prior,
             "soft": self.soft,
+            "ema_teacher": self.ema_teacher,
         }
 
     def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
@@ -210,7 +215,7 @@ class FixMatch(Objective):
         xl, xu = x[labelled], x[~labelled]
         weak_l = self.views(xl, generator, False)
         with torch.no_grad():  # pseudo-labels carry no gradient: a forward pass alone
-            guess = self._logits(self.views(xu, generator, False), teacher=bool(self.ema))
+            guess = self._logits(self.views(xu, generator, False), teacher=bool(self.ema) and self.ema_teacher)
         targets, confident = self.pseudo_labels(guess)
         if self.soft:  # UDA's sharpened soft targets on the confident samples
             targets = sharpen(guess, self.soft)

@@ -52,6 +52,7 @@ class SelftrainRecipe:
     ratio: int = 7
     unlabeled_weight: float = 1.0
     ema: float = 0.0
+    ema_teacher: bool = True  # the EMA gives the pseudo-labels (Mean Teacher); False: only exported (FixMatch)
     cutout: float = 0.5
     adaptive: float = 0.0  # FreeMatch's self-adaptive threshold with this momentum (0: the fixed threshold)
     align: float = 0.0  # ReMixMatch's distribution alignment with this momentum (0: none)
@@ -100,6 +101,7 @@ def selftrain(
     ratio: int = 7,
     unlabeled_weight: float = 1.0,
     ema: float = 0.0,
+    ema_teacher: bool = True,
     adaptive: float = 0.0,
     align: float = 0.0,
     soft: float = 0.0,
@@ -131,8 +133,9 @@ def selftrain(
     aligns the pseudo-labels' distribution with the labelled class frequencies (ReMixMatch's
     distribution alignment, Berthelot et al. 2020), its moving average of that momentum; ``soft`` > 0
     trains the strong view toward the weak view's probabilities sharpened at that temperature
-    instead of their argmax (UDA's soft targets, Xie et al. 2020); ``ema`` > 0 takes
-    pseudo-labels from an EMA of the model with that decay, and exports it.
+    instead of their argmax (UDA's soft targets, Xie et al. 2020); ``ema`` > 0 keeps an EMA of
+    the model with that decay and exports it, and with ``ema_teacher`` (the default) takes the
+    pseudo-labels from it (Mean Teacher); without, from the trained model (FixMatch).
     From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
     encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
     Pretrained Features and Underperform Out-of-Distribution"), so the first pseudo-labels are
@@ -236,7 +239,14 @@ def selftrain_spec(
     )
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
-    options |= {"ema": r.ema, "cutout": r.cutout, "adaptive": r.adaptive, "align": r.align, "soft": r.soft}
+    options |= {
+        "ema": r.ema,
+        "ema_teacher": r.ema_teacher,
+        "cutout": r.cutout,
+        "adaptive": r.adaptive,
+        "align": r.align,
+        "soft": r.soft,
+    }
     if r.align:  # the labelled draw's class frequencies, the distribution pseudo-labels align to
         counts = np.bincount(col.labels[labelled], minlength=classes)
         options["prior"] = [round(float(c) / counts.sum(), 6) for c in counts]
