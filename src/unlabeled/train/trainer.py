@@ -13,9 +13,9 @@ augmentation generator is reseeded from ``(seed, step)`` at every step, so a res
 the same batches and the same views as one that was never interrupted.
 
 A time budget (``minutes``) is turned into a step count: a first guess from timing a few
-steps of a throwaway copy of the model, refitted from the speed of the real steps once 10% of
-the budget has passed and fixed at 50%. The count is saved, so a run resumed after that ends at
-the same step as an uninterrupted one would.
+steps of a throwaway copy of the model, refitted from the speed of the real steps once 10% and
+50% of the budget have passed and fixed at 90%. The count is saved, so a run resumed after that
+ends at the same step as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -102,29 +102,44 @@ CALIBRATION_SHARE = 0.1  # the most of a time budget that timing the step may ta
 @dataclass
 class _Budget:
     """Turns a time budget into a step count: a first guess from a calibration, then refitted
-    from the speed of the real steps once 10% of the budget has passed and fixed at 50% (the
-    first steps are often slower or faster than the rest: one refit early left runs 20% short
-    of their budget)."""
+    from the speed of the real steps once 10% of the budget has passed, again at 50%, and
+    fixed at 90% (the first steps are often slower or faster than the rest: one refit early
+    left runs 20% short of their budget; a count fixed at 50% missed by whatever the speed did
+    in the second half, 12% with a dozen TS2Vec steps whose crops vary in length).
+
+    Each refit times the steps since the previous one (the recent speed): at least 5 of them,
+    or 2 that took 5% of the budget (long steps: a dozen in the budget would otherwise leave
+    no time for a refit). Timing starts after the first 3 steps, which warm caches up, or after
+    the first alone when it has already taken 5% of the budget."""
 
     seconds: float | None
     fixed: bool
     mark: tuple[int, float] | None = None  # (step, time) where timing for the next refit starts
     refits: int = 0
-    POINTS = (0.1, 0.5)  # shares of the budget at which the count is refitted; fixed at the last
+    POINTS = (0.1, 0.5, 0.9)  # shares of the budget at which the count is refitted; fixed at the last
+    LONG = 0.05  # a span of steps that took this share of the budget is timed well enough
 
-    def refit(self, step: int, now: float, elapsed: float) -> int | None:
-        """The new step count when one is due (the last is final), else None."""
+    def refit(self, step: int, now: float, elapsed: float, total: int) -> int | None:
+        """The new step count when one is due (the last is final), else None: at the budget's
+        next point, or as the count ``total`` runs out before the count is fixed. Every rank
+        calls it at every step (its decisions are agreed, so the counts match)."""
         if self.fixed or self.seconds is None:
             return None
-        self.mark = self.mark or ((step, now) if step >= 3 else None)
-        due = elapsed >= self.POINTS[min(self.refits, len(self.POINTS) - 1)] * self.seconds
-        if self.mark and step - self.mark[0] >= 5 and dist.agree(due):
-            per_step = dist.max_float((now - self.mark[1]) / (step - self.mark[0]))
-            self.refits += 1
-            self.fixed = self.refits >= len(self.POINTS)
-            self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
-            return max(step, step + int(0.99 * (self.seconds - elapsed) / per_step))
-        return None
+        long = self.LONG * self.seconds
+        if self.mark is None:
+            if dist.agree(step >= 3 or (step >= 1 and elapsed >= long)):
+                self.mark = (step, now)
+            return None
+        span, took = step - self.mark[0], now - self.mark[1]
+        due = step >= total or elapsed >= self.POINTS[min(self.refits, len(self.POINTS) - 1)] * self.seconds
+        if not dist.agree(due and (span >= 5 or (span >= 2 and took >= long))):
+            return None
+        per_step = dist.max_float(took / span)
+        self.refits += 1
+        self.fixed = self.refits >= len(self.POINTS)
+        self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
+        # rounded: with long steps, flooring ended runs half a step early on average
+        return max(step, step + round(0.99 * (self.seconds - elapsed) / per_step))
 
     def state(self, t0: float) -> dict[str, Any]:
         """What a checkpoint keeps of the budget: whether the count is final, the refits made
@@ -268,7 +283,7 @@ class Trainer:
         if self.cfg.minutes is None:
             return max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
         per_step = self._calibrate(self.cfg.minutes * 60)
-        total = int(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step)
+        total = round(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step)
         if total < 1:
             raise UnlabeledError(
                 f"a time budget of {self.cfg.minutes:g} min leaves no time to train after timing the step "
@@ -277,8 +292,13 @@ class Trainer:
         info(
             f"time budget {self.cfg.minutes:g} min, about {per_step * 1000:.0f} ms/step "
             f"-> {total} steps ({total / self.steps_per_epoch:.1f} epochs); "
-            "the count is refitted from the real steps at 10% and 50% of the budget"
+            "the count is refitted from the real steps at 10%, 50% and 90% of the budget"
         )
+        if total < 10:
+            info(
+                f"[yellow]{self.cfg.minutes:g} min buys about {total} steps of {per_step:.0f} s here: the run "
+                f"may end up to a step ({per_step / (self.cfg.minutes * 60):.0%} of the budget) early or late[/]"
+            )
         return total
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -401,7 +421,7 @@ class _Loop:
             if tr.cfg.snapshot_seconds and now - self.last_snap >= tr.cfg.snapshot_seconds:
                 tr.snapshot(self.step, now - self.t0)
                 self.last_snap = now
-            if (total := self.budget.refit(self.step, now, now - self.t0)) is not None:
+            if (total := self.budget.refit(self.step, now, now - self.t0, self.total)) is not None:
                 self.total = total
                 tr._record_total(total)
                 if bar is not None:
