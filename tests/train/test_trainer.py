@@ -450,3 +450,11 @@ def test_a_budget_of_a_dozen_long_uneven_steps_is_used_to_within_five_percent(cy
         total = total if new is None else new
     assert budget.fixed and 9 <= step <= 13
     assert 0.95 * seconds <= now <= 1.05 * seconds, now
+
+
+def test_a_step_count_is_rounded_up_only_where_that_cannot_overrun_the_budget_by_4_percent():
+    from unlabeled.train.trainer import steps_within
+
+    assert steps_within(100.0, 0.3, 100.0) == 333 and steps_within(100.0, 0.7, 100.0) == 143  # the nearest
+    assert steps_within(0.97 * 40, 20.0, 60.0) == 2  # 1.94 steps: 1.2 s (2%) late at most
+    assert steps_within(0.97 * 38, 22.0, 60.0) == 1  # 1.68 steps: rounding up ends 7 s (12%) late

@@ -97,6 +97,16 @@ def compile_encoder(encoder: torch.nn.Module) -> None:
 
 
 CALIBRATION_SHARE = 0.1  # the most of a time budget that timing the step may take (beyond one step)
+OVERRUN = 0.04  # the most of a time budget that rounding a step count up may risk overrunning it by
+
+
+def steps_within(seconds_left: float, per_step: float, budget: float) -> int:
+    """The steps of ``per_step`` s to plan in ``seconds_left`` s of a ``budget`` s budget: the
+    nearest count (flooring ended runs of long steps half a step early on average), or the
+    one below where rounding up could overrun the budget by more than ``OVERRUN``."""
+    n = seconds_left / per_step
+    up = round(n)
+    return up if (up - n) * per_step <= OVERRUN * budget else math.floor(n)
 
 
 @dataclass
@@ -138,8 +148,7 @@ class _Budget:
         self.refits += 1
         self.fixed = self.refits >= len(self.POINTS)
         self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
-        # rounded: with long steps, flooring ended runs half a step early on average
-        return max(step, step + round(0.99 * (self.seconds - elapsed) / per_step))
+        return max(step, step + steps_within(0.99 * (self.seconds - elapsed), per_step, self.seconds))
 
     def state(self, t0: float) -> dict[str, Any]:
         """What a checkpoint keeps of the budget: whether the count is final, the refits made
@@ -282,8 +291,9 @@ class Trainer:
         """The step count of a new run: from epochs, or a first guess from the time budget."""
         if self.cfg.minutes is None:
             return max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
-        per_step = self._calibrate(self.cfg.minutes * 60)
-        total = round(0.97 * (self.cfg.minutes * 60 - (time.perf_counter() - t_start)) / per_step)
+        seconds = self.cfg.minutes * 60
+        per_step = self._calibrate(seconds)
+        total = steps_within(0.97 * (seconds - (time.perf_counter() - t_start)), per_step, seconds)
         if total < 1:
             raise UnlabeledError(
                 f"a time budget of {self.cfg.minutes:g} min leaves no time to train after timing the step "
@@ -297,7 +307,7 @@ class Trainer:
         if total < 10:
             info(
                 f"[yellow]{self.cfg.minutes:g} min buys about {total} steps of {per_step:.0f} s here: the run "
-                f"may end up to a step ({per_step / (self.cfg.minutes * 60):.0%} of the budget) early or late[/]"
+                f"may end up to a step ({per_step / seconds:.0%} of the budget) early or late[/]"
             )
         return total
 
