@@ -80,7 +80,10 @@ def test_self_training_from_a_pretrained_encoder_trains_on_pseudo_labels(tmp_pat
 
 
 def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp_path, fmnist_small):
-    run = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, align=0.99)
+    run = ul.selftrain(
+        None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, align=0.99, weight_decay=0.05
+    )
+    assert run.config["train"]["weight_decay"] == 0.05  # the optimiser's, as asked
     method = run.config["method"]
     assert method["align"] == 0.99 and method["prior"] == pytest.approx([0.1] * 10)  # 3 shots of each class
     assert "p_model" in ul.open_run(run.path).weights()  # the moving average is saved: resume aligns alike
@@ -108,6 +111,8 @@ def test_clear_errors(tmp_path, fmnist_small):
         ul.selftrain(None, fmnist_small, tmp_path / "d", threshold=1.5)
     with pytest.raises(ul.UnlabeledError, match="nothing to resume"):
         ul.selftrain(None, fmnist_small, tmp_path / "e", resume=True)
+    with pytest.raises(ul.UnlabeledError, match="weight decay must be at least 0"):
+        ul.selftrain(None, fmnist_small, tmp_path / "e", shots=3, weight_decay=-0.1)
     with pytest.raises(ul.UnlabeledError, match="unknown image augmentation setting"):
         ul.selftrain(None, fmnist_small, tmp_path / "f", shots=3, augment={"view_sise": 0})
     assert not any((tmp_path / name).exists() for name in "abcdef")  # a refused run leaves nothing behind

@@ -72,6 +72,8 @@ class SelftrainRecipe:
     def __post_init__(self) -> None:
         if self.ratio < 1:
             raise UnlabeledError(f"--ratio must be at least 1, got {self.ratio}")
+        if self.weight_decay < 0:
+            raise UnlabeledError(f"weight decay must be at least 0, got {self.weight_decay}")
         if not 0 <= self.threshold <= 1:
             raise UnlabeledError(f"--threshold must be in [0, 1], got {self.threshold}")
         if not 0 <= self.ema < 1:
@@ -109,6 +111,7 @@ def selftrain(
     minutes: float | None = None,
     batch_size: int = 32,
     lr: float = 1e-3,
+    weight_decay: float = 1e-4,
     seed: int = 0,
     encoder: str = "cnn",
     size: str | None = None,
@@ -142,8 +145,8 @@ def selftrain(
     the probe's rather than a random head's; ``"random"`` starts it from scratch.
     ``augment`` changes settings of the modality's augmentation, the strong view (e.g.
     ``{"view_size": 0}``: full-size strong views from an encoder pretrained on small ones).
-    Trains ``epochs`` passes over the pool (default 5) or ``minutes``; ``resume`` continues
-    an interrupted run."""
+    Trains ``epochs`` passes over the pool (default 5) or ``minutes`` with AdamW at ``lr`` and
+    ``weight_decay``; ``resume`` continues an interrupted run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
     recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
     out = Path(out)
