@@ -3,8 +3,10 @@
 # with the default window (`max_length` 512) and with whole series (`--option max_length=100000`):
 #   1. the worst step: crops as long as the window (min_crop = the window), 4 steps of 64
 #      (--epochs 2), seconds a step;
-#   2. what a user gets: a 1-minute budget, steps made and the share of the budget used.
+#   2. what a user gets: a 1-minute budget (MINUTES="1 3": each of these), steps made and the
+#      share of the budget used.
 #   benchmarks/long_series.sh | tee benchmarks/results/long-series-DATE.log
+#   ARMS=whole MINUTES=3 benchmarks/long_series.sh     # one arm, another budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "# $(date -Is) on $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
@@ -21,13 +23,15 @@ used = f" of a {budget:.0f} s budget ({last['elapsed_s'] / budget - 1:+.1%})" if
 print(f"{arm}: {last['step']} steps in {last['elapsed_s']} s{used}, {last['elapsed_s'] / last['step']:.2f} s a step")
 PY
 }
-for arm in window whole; do
+for arm in ${ARMS:-window whole}; do
   len=$([ "$arm" = whole ] && echo 1460 || echo 512)
   opt="max_length=$([ "$arm" = whole ] && echo 100000 || echo 512)"
   /usr/bin/time -f "$arm, worst step: %e s wall, peak RSS %M KiB" .venv/bin/unlabeled pretrain "$tmp/acsf1" \
     --method ts2vec --epochs 2 --option "$opt" --option "min_crop=$len" --out "$tmp/$arm-worst" 2>&1 | grep -v '^USDT' | tail -1
   summary "$tmp/$arm-worst" "$arm, worst step" 0
-  /usr/bin/time -f "$arm, 1-minute budget: %e s wall, peak RSS %M KiB" .venv/bin/unlabeled pretrain "$tmp/acsf1" \
-    --method ts2vec --minutes 1 --option "$opt" --out "$tmp/$arm" 2>&1 | grep -v '^USDT' | tail -1
-  summary "$tmp/$arm" "$arm, 1-minute budget" 60
+  for m in ${MINUTES:-1}; do
+    /usr/bin/time -f "$arm, $m-minute budget: %e s wall, peak RSS %M KiB" .venv/bin/unlabeled pretrain "$tmp/acsf1" \
+      --method ts2vec --minutes "$m" --option "$opt" --out "$tmp/$arm-$m" 2>&1 | grep -v '^USDT' | tail -1
+    summary "$tmp/$arm-$m" "$arm, $m-minute budget" $((m * 60))
+  done
 done
