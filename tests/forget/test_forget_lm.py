@@ -172,6 +172,29 @@ def test_a_language_model_forgets_with_ssd_by_default_and_records_its_settings(a
     assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
+def test_ssd_repair_trains_the_dampened_model_on_the_retained_documents_alone(authors, lm, tmp_path):
+    """``--option repair=E``: the same dampening, then E passes of retain-only descent, which
+    lowers the retained documents' loss below the dampened model's."""
+    forget = (authors.path / "forget10.txt").read_text().split()
+    train = authors.indices("train")
+    kept = train[~np.isin(authors.column("author")[train], forget)]
+    ask = {"group": "author", "values": forget}
+    plain = ul.forget(lm, out=tmp_path / "plain", **ask)
+    fixed = ul.forget(lm, out=tmp_path / "fixed", options={"repair": 3}, lr=1e-3, **ask)
+    method = fixed.config["method"]
+    assert (
+        method["unlearning"] == "ssd"
+        and method["repair"] == 3
+        and method["dampened"] == plain.config["method"]["dampened"]
+    )
+    assert fixed.config["train"]["lr"] == 1e-3 and fixed.step == 3  # 3 passes over 20 documents in batches of 16
+    logged = [json.loads(line) for line in (fixed.path / "metrics.jsonl").read_text().splitlines()]
+    assert logged and all("retain_nll" in row for row in logged)
+    assert _nll(fixed, authors, kept) < _nll(plain, authors, kept)
+    with pytest.raises(ul.UnlabeledError, match="repair must be 0 or more"):
+        ul.forget(lm, out=tmp_path / "bad", options={"repair": -1}, **ask)
+
+
 def test_ssd_dampens_exactly_the_weights_far_more_important_to_the_forget_set():
     layer = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():

@@ -244,22 +244,53 @@ class LMMethod(Method):
     lr = 1e-4
 
     def run(self, request: ForgetRequest) -> Run:
-        src, task = request.source, request.task
-        batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
-        other = Stream(task, request.retain_pos, batch) if self.retain else None
-        answer_only = {"question", "answer"} <= set(task.columns)  # make-authors' documents
+        src = request.source
+        batch = lm_batch(request)
+        other = Stream(request.task, request.retain_pos, batch) if self.retain else None
         objective = self.objective(
-            src.encoder().train(), src.modality(), other, answer_only=answer_only, **request.options
+            src.encoder().train(), src.modality(), other, answer_only=answers_only(request), **request.options
         )
         if objective.needs_original:
             objective.keep_original()
         claim_run_dir(request.out, False, request.overwrite)
         if isinstance(objective, WHPLM):
             objective.keep_reinforced(reinforce(request).encoder())
-        cfg = train_config(request, batch, request.epochs or self.epochs, self.lr)
-        config = {**unlearning_config(request, objective, cfg), "source_run": src.config.get("source_run")}
-        config.pop("seconds", None)
-        return unlearn(request, objective, request.forget_pos, cfg, config)
+        return train_unlearner(request, objective, request.epochs or self.epochs, self.lr)
+
+
+def lm_batch(request: ForgetRequest) -> int:
+    """The documents a step of an unlearner takes: the source's batch, at most the forget set."""
+    return min(int(request.source.config["train"]["batch_size"]), len(request.forget_pos))
+
+
+def answers_only(request: ForgetRequest) -> bool:
+    """Whether the task's documents are question-answer pairs (``make-authors``), whose terms
+    score the answers alone."""
+    return {"question", "answer"} <= set(request.task.columns)
+
+
+def train_unlearner(
+    request: ForgetRequest, objective: LMUnlearner, epochs: float, lr: float, record: dict[str, Any] | None = None
+) -> Run:
+    """Train ``objective`` from its encoder's weights for ``epochs`` passes over the forget
+    documents at ``lr`` (the request's ``--lr`` first), recording ``record`` in the run's
+    method entry beside the objective's settings."""
+    cfg = train_config(request, lm_batch(request), epochs, lr)
+    config = {**unlearning_config(request, objective, cfg), "source_run": request.source.config.get("source_run")}
+    config["method"] |= record or {}
+    config.pop("seconds", None)
+    return unlearn(request, objective, request.forget_pos, cfg, config)
+
+
+class RetainRepairLM(LMUnlearner):
+    """No forget term: the retain documents' cross-entropy alone, a few steps after a method
+    that edits the weights without training (SSD's ``repair``) to give back some of what the
+    edit took from the retained knowledge."""
+
+    kind = "repair"
+
+    def forget_term(self, x):
+        return x.new_zeros((), dtype=torch.float32), {}
 
 
 REINFORCED = "reinforced"  # WHP's reinforced model, inside the unlearned run

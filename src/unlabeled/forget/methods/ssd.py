@@ -5,6 +5,10 @@ forget documents (``I_f``) and on retained ones (``I_r``); a weight far more imp
 forget set than to the rest, ``I_f > alpha * I_r``, is scaled by ``min(dampening * I_r / I_f, 1)``
 and every other weight is kept. The cost is one backward pass over the forget documents and
 ``RETAINED`` retained ones (``--option retained=N`` measures the retain Fisher on more or fewer).
+``--option repair=E`` then trains the dampened model for ``E`` passes over the forget set's
+batches on retained documents alone (their cross-entropy, no forget term:
+:class:`~unlabeled.forget.methods.lm.RetainRepairLM`), to give back some of what the dampening
+took from the retained knowledge; 0 (the default) trains nothing.
 
 As in the paper's code the Fisher is accumulated from batch gradients (``BATCH`` documents a
 batch, the same for both sets, so their ratio is unbiased by it). On question-answer documents
@@ -26,8 +30,9 @@ import torch
 from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method, write_untrained
-from unlabeled.forget.methods.lm import answer_targets
+from unlabeled.forget.methods.lm import RetainRepairLM, answer_targets, answers_only, lm_batch, train_unlearner
 from unlabeled.forget.request import ForgetRequest
+from unlabeled.forget.unlearner import Stream
 from unlabeled.objectives.clm import next_token_logits, next_token_loss
 from unlabeled.runs import Run, resolve_device
 from unlabeled.train.pretrain import claim_run_dir
@@ -35,6 +40,7 @@ from unlabeled.train.pretrain import claim_run_dir
 ALPHA = 12.5  # selection: I_f > ALPHA * I_r (the paper's 10; 12.5 chosen on three dev splits)
 DAMPENING = 1.0  # the paper's lambda
 RETAINED = 1000  # retained documents the retain Fisher is measured on, at most
+REPAIR_LR = 1e-4  # the retain-only repair's rate (the trained methods' default)
 BATCH = 8
 
 
@@ -82,7 +88,7 @@ class SSDMethod(Method):
     name = "ssd"
     classifiers = False
     language_models = True
-    settings = ("alpha", "dampening", "retained")
+    settings = ("alpha", "dampening", "retained", "repair")
 
     def check_options(self, options: dict[str, float]) -> None:
         retained = options.get("retained", RETAINED)
@@ -91,6 +97,8 @@ class SSDMethod(Method):
         for key in ("alpha", "dampening"):
             if options.get(key, 1.0) <= 0:
                 raise UnlabeledError(f"--option {key} must be positive, got {options[key]:g}")
+        if options.get("repair", 0.0) < 0:
+            raise UnlabeledError(f"--option repair must be 0 or more passes, got {options['repair']:g}")
 
     def run(self, request: ForgetRequest) -> Run:
         src = request.source
@@ -109,5 +117,11 @@ class SSDMethod(Method):
         changed, total = dampen(encoder, forget, retain, alpha, dampening)
         info(f"ssd: dampened {changed:,} of {total:,} weights")
         ssd = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
+        repair = float(request.options.get("repair", 0.0))
+        if repair:  # retain-only descent from the dampened weights, the one Trainer
+            ssd["repair"] = repair
+            other = Stream(request.task, request.retain_pos, lm_batch(request))
+            objective = RetainRepairLM(encoder.train(), src.modality(), other, answer_only=answers_only(request))
+            return train_unlearner(request, objective, repair, REPAIR_LR, ssd)
         state = {f"encoder.{k}": v.detach().cpu() for k, v in encoder.state_dict().items()}
         return write_untrained(request, ssd, state)
