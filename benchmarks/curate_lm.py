@@ -134,8 +134,8 @@ def main() -> None:
     }
     seeds = [int(x) for x in args.seeds.split(",")]
     rows = {}
-    for arm in args.arms.split(","):
-        for seed in seeds:
+    for seed in seeds:  # seed by seed, so that a run stopped early has every arm at the seeds done
+        for arm in args.arms.split(","):
             name = seed_name(arm, seed)
             rows[name] = score(name, arms[arm](name, seed), task, args)
     keys = ("bits_per_byte", "linear@0.01", "linear@0.1")
