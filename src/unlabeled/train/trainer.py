@@ -120,12 +120,16 @@ class _Budget:
     Each refit times the steps since the previous one (the recent speed): at least 5 of them,
     or 2 that took 5% of the budget (long steps: a dozen in the budget would otherwise leave
     no time for a refit). Timing starts after the first 3 steps, which warm caches up, or after
-    the first alone when it has already taken 5% of the budget."""
+    the first alone when it has already taken 5% of the budget. Whatever the count, a run is
+    cut short before its next step could overrun the budget by more than ``OVERRUN``
+    (:meth:`cut`)."""
 
     seconds: float | None
     fixed: bool
     mark: tuple[int, float] | None = None  # (step, time) where timing for the next refit starts
     refits: int = 0
+    longest: float = 0.0  # the longest step this process has timed (after its first)
+    steps_seen: int = 0
     POINTS = (0.1, 0.5, 0.9)  # shares of the budget at which the count is refitted; fixed at the last
     LONG = 0.05  # a span of steps that took this share of the budget is timed well enough
 
@@ -149,6 +153,25 @@ class _Budget:
         self.fixed = self.refits >= len(self.POINTS)
         self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
         return max(step, step + steps_within(0.99 * (self.seconds - elapsed), per_step, self.seconds))
+
+    def cut(self, step: int, elapsed: float, took: float, total: int) -> int | None:
+        """``step`` as the new (final) step count when the next step could overrun the budget by
+        more than ``OVERRUN``: ``elapsed`` plus the longest step seen so far in this process
+        (``took``: the step just made; the first is a warm-up and is not counted) would pass
+        it. A count fixed in advance cannot hold a budget of a dozen steps whose cost varies
+        threefold (TS2Vec on whole 1,460-step series overran 3 minutes by 17%); ending a step
+        or two early costs the schedule's tail, not the budget. Every rank calls it at every
+        step of a time budget (the decision is agreed, so the counts match)."""
+        if self.seconds is None:
+            return None
+        if self.steps_seen > 0:
+            self.longest = max(self.longest, took)
+        self.steps_seen += 1
+        late = step < total and self.longest > 0 and elapsed + self.longest > (1 + OVERRUN) * self.seconds
+        if not dist.agree(late):
+            return None
+        self.fixed = True
+        return step
 
     def state(self, t0: float) -> dict[str, Any]:
         """What a checkpoint keeps of the budget: whether the count is final, the refits made
@@ -307,7 +330,7 @@ class Trainer:
         if total < 10:
             info(
                 f"[yellow]{self.cfg.minutes:g} min buys about {total} steps of {per_step:.0f} s here: the run "
-                f"may end up to a step ({per_step / seconds:.0%} of the budget) early or late[/]"
+                f"may end up to a step ({per_step / seconds:.0%} of the budget) early[/]"
             )
         return total
 
@@ -432,10 +455,13 @@ class _Loop:
                 tr.snapshot(self.step, now - self.t0)
                 self.last_snap = now
             if (total := self.budget.refit(self.step, now, now - self.t0, self.total)) is not None:
-                self.total = total
-                tr._record_total(total)
-                if bar is not None:
-                    bar.update(task, total=total)
+                self._retotal(total, bar, task)
+            if (total := self.budget.cut(self.step, now - self.t0, now - t_step, self.total)) is not None:
+                info(
+                    f"[yellow]the time budget ends the run at step {total} of {self.total}: the next step "
+                    f"(up to {self.budget.longest:.1f} s) could overrun it by more than {OVERRUN:.0%}[/]"
+                )
+                self._retotal(total, bar, task)
             if self.step % tr.cfg.log_every == 0 or self.step == self.total:
                 self._log(now, bar, task)
             if bar is not None:
@@ -444,6 +470,13 @@ class _Loop:
             if tr.on_epoch is not None and self.step % tr.steps_per_epoch == 0:
                 tr.on_epoch(self.step // tr.steps_per_epoch)
                 tr.objective.train()
+
+    def _retotal(self, total: int, bar: Any, task: Any) -> None:
+        """A new step count from the time budget: recorded in config.json and on the bar."""
+        self.total = total
+        self.tr._record_total(total)
+        if bar is not None:
+            bar.update(task, total=total)
 
     def _log(self, now: float, bar: Any, task: Any) -> None:
         tr = self.tr
