@@ -30,6 +30,7 @@ grid=(
   'ssd {"options": {"alpha": 17.5}}'
   'ssd {"options": {"alpha": 25}}'
   'ssd {"options": {"alpha": 30}}'
+  'ssd {"options": {"alpha": 12.5, "retained": 4000}}'
   'ssd {"options": {"alpha": 10, "retained": 4000}}'
   'ssd {"options": {"alpha": 15, "retained": 4000}}'
   'ssd {"options": {"alpha": 20, "retained": 4000}}'
