@@ -13,6 +13,7 @@ import torch
 import unlabeled as ul
 from unlabeled.bench.protocol import Setting
 from unlabeled.runs import read_ids
+from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import sampling
 from unlabeled.train.finetune import finetune, labelled_train
 from unlabeled.train.sampling import SemiSampler, SemiSource
@@ -79,6 +80,15 @@ def test_self_training_from_a_pretrained_encoder_trains_on_pseudo_labels(tmp_pat
     assert last["mask"] == 1.0 and last["unsup"] > 0
 
 
+def test_sgd_trains_with_nesterov_momentum_and_decays_the_weights_alone(tmp_path, fmnist_small):
+    run = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, optimizer="sgd")
+    assert run.config["train"]["optimizer"] == "sgd"
+    state = ckpt.load_state(run.path / "state.pt")["optimizer"]
+    decays = sorted(g["weight_decay"] for g in state["param_groups"])
+    assert decays == [0.0, 1e-4] and all(g["nesterov"] and g["momentum"] == 0.9 for g in state["param_groups"])
+    assert any("momentum_buffer" in s for s in state["state"].values())  # SGD's state, not Adam's moments
+
+
 def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp_path, fmnist_small):
     run = ul.selftrain(
         None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, align=0.99, weight_decay=0.05
@@ -115,7 +125,9 @@ def test_clear_errors(tmp_path, fmnist_small):
         ul.selftrain(None, fmnist_small, tmp_path / "e", shots=3, weight_decay=-0.1)
     with pytest.raises(ul.UnlabeledError, match="unknown image augmentation setting"):
         ul.selftrain(None, fmnist_small, tmp_path / "f", shots=3, augment={"view_sise": 0})
-    assert not any((tmp_path / name).exists() for name in "abcdef")  # a refused run leaves nothing behind
+    with pytest.raises(ul.UnlabeledError, match="optimizer must be adamw or sgd"):
+        ul.selftrain(None, fmnist_small, tmp_path / "g", shots=3, optimizer="adam")
+    assert not any((tmp_path / name).exists() for name in "abcdefg")  # a refused run leaves nothing behind
 
 
 def test_augment_gives_full_size_strong_views_from_an_encoder_pretrained_on_small_ones(tmp_path, fmnist_small):

@@ -511,6 +511,20 @@ def test_a_whole_series_budget_of_a_dozen_very_uneven_steps_is_not_overrun_by_mo
     assert 0.8 * seconds <= now <= 1.05 * seconds, now  # within 5%, and not far early either
 
 
+def test_sgd_decays_the_weights_of_convolutions_and_linear_layers_but_not_biases_or_norms():
+    from unlabeled.train.trainer import make_optimizer
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4, 2)
+    )
+    sgd = make_optimizer(net, TrainConfig(optimizer="sgd", weight_decay=5e-4, lr=0.03))
+    decayed = {id(p) for g in sgd.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(net[0].weight), id(net[3].weight)}
+    assert isinstance(make_optimizer(net, TrainConfig()), torch.optim.AdamW)
+    with pytest.raises(UnlabeledError, match="optimizer must be"):
+        TrainConfig(optimizer="lamb")
+
+
 def test_a_step_count_is_rounded_up_only_where_that_cannot_overrun_the_budget_by_4_percent():
     from unlabeled.train.trainer import steps_within
 

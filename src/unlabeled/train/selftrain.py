@@ -37,7 +37,7 @@ from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels
 from unlabeled.train.run import Feed, claim_run_dir, run_lock, train, training_positions
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
-from unlabeled.train.trainer import TrainConfig
+from unlabeled.train.trainer import OPTIMIZERS, TrainConfig
 
 LABELLED_IDS = "labelled-ids.txt"
 UNLABELLED_IDS = "unlabelled-ids.txt"  # only where the pool is not every training sample
@@ -62,6 +62,7 @@ class SelftrainRecipe:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # or "sgd": Nesterov momentum, weight decay on the weights alone (FixMatch's)
     seed: int = 0
     encoder: str = "cnn"
     size: str | None = None
@@ -74,6 +75,8 @@ class SelftrainRecipe:
             raise UnlabeledError(f"--ratio must be at least 1, got {self.ratio}")
         if self.weight_decay < 0:
             raise UnlabeledError(f"weight decay must be at least 0, got {self.weight_decay}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UnlabeledError(f"optimizer must be {' or '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.threshold <= 1:
             raise UnlabeledError(f"--threshold must be in [0, 1], got {self.threshold}")
         if not 0 <= self.ema < 1:
@@ -112,6 +115,7 @@ def selftrain(
     batch_size: int = 32,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
+    optimizer: str = "adamw",
     seed: int = 0,
     encoder: str = "cnn",
     size: str | None = None,
@@ -146,7 +150,8 @@ def selftrain(
     ``augment`` changes settings of the modality's augmentation, the strong view (e.g.
     ``{"view_size": 0}``: full-size strong views from an encoder pretrained on small ones).
     Trains ``epochs`` passes over the pool (default 5) or ``minutes`` with AdamW at ``lr`` and
-    ``weight_decay``; ``resume`` continues an interrupted run."""
+    ``weight_decay`` (``optimizer="sgd"``: SGD with Nesterov momentum and weight decay on the
+    weights alone, as FixMatch trains); ``resume`` continues an interrupted run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
     recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
     out = Path(out)
@@ -239,6 +244,7 @@ def selftrain_spec(
         weight_decay=r.weight_decay,
         seed=r.seed,
         precision=r.precision,
+        optimizer=r.optimizer,
     )
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
