@@ -219,9 +219,12 @@ def test_finetune_forget_verify_log(tmp_path, fmnist_small):
 def test_selftrain_from_the_command_line(tmp_path, fmnist_small):
     out = tmp_path / "st"
     args = ["selftrain", "--task", fmnist_small.path, "--out", out, "--shots", "3", "--size", "tiny"]
-    cli(*args, "--epochs", "0.5", "--batch-size", "8", "--ratio", "2", "--precision", "fp32")
+    cli(*args, "--epochs", "0.5", "--batch-size", "8", "--ratio", "2", "--precision", "fp32", "--optimizer", "sgd")
     config = json.loads((out / "config.json").read_text())
     assert config["method"]["name"] == "fixmatch" and config["train"]["precision"] == "fp32"
+    assert config["train"]["optimizer"] == "sgd"
     assert len((out / "labelled-ids.txt").read_text().splitlines()) == 30
     p = cli("selftrain", "--task", fmnist_small.path, "--out", tmp_path / "x", "--threshold", "2", check=False)
     assert p.returncode == 2 and "--threshold must be in" in p.stderr and "Traceback" not in p.stderr
+    p = cli("selftrain", "--task", fmnist_small.path, "--out", tmp_path / "y", "--optimizer", "adam", check=False)
+    assert p.returncode == 2 and "optimizer must be adamw or sgd" in p.stderr and "Traceback" not in p.stderr

@@ -448,6 +448,10 @@ def selftrain_(
     minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,
     batch_size: Annotated[int, typer.Option(help="labelled samples per batch")] = 32,
     lr: Annotated[float, typer.Option()] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="the optimizer's weight decay")] = 1e-4,
+    optimizer: Annotated[
+        str, typer.Option(help="adamw | sgd (Nesterov momentum, decay on weights alone: FixMatch's)")
+    ] = "adamw",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16")] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
@@ -455,34 +459,9 @@ def selftrain_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Self-train a classifier on a few labels and the unlabeled samples (FixMatch)."""
-    result = selftrain(
-        run,
-        task,
-        out,
-        fraction=fraction,
-        shots=shots,
-        threshold=threshold,
-        ratio=ratio,
-        unlabeled_weight=unlabeled_weight,
-        ema=ema,
-        ema_teacher=ema_teacher,
-        adaptive=adaptive,
-        align=align,
-        soft=soft,
-        epochs=epochs,
-        minutes=minutes,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        encoder=encoder,
-        size=size,
-        precision=precision,
-        head=head,
-        augment=parse_settings(augment, "--augment") or None,
-        device=device,
-        resume=resume,
-        overwrite=overwrite,
-    )
+    options = dict(locals())  # the options, named as selftrain's keywords
+    options["augment"] = parse_settings(augment, "--augment") or None
+    result = selftrain(options.pop("run"), options.pop("task"), options.pop("out"), **options)
     console.print(f"self-trained classifier -> {result.path}")
 
 

@@ -525,6 +525,41 @@ def test_sgd_decays_the_weights_of_convolutions_and_linear_layers_but_not_biases
         TrainConfig(optimizer="lamb")
 
 
+def test_a_run_past_its_budget_is_cut_at_once_and_a_hiccup_ages_out_of_the_prediction():
+    """Resumed past 104% of its budget, a run stops after its first step (no step timed yet:
+    the first of a process is a warm-up); one 30 s hiccup among 1 s steps predicts the next
+    ``RECENT`` steps only, then ages out."""
+    from unlabeled.train.trainer import _Budget
+
+    late = _Budget(100.0, fixed=True)
+    assert late.cut(50, 105.0, 1.0, 60) == 50 and late.fixed
+    budget, now = _Budget(100.0, fixed=True), 0.0
+    for step in range(1, 20):
+        took = 30.0 if step == 5 else 1.0
+        now += took
+        assert budget.cut(step, now, took, 100) is None
+        assert budget.longest == (0.0 if step == 1 else 30.0 if 5 <= step < 5 + _Budget.RECENT else 1.0)
+
+
+def test_a_resumed_run_refuses_another_optimizer_in_one_line(fmnist_small, tmp_path, monkeypatch):
+    real_step = Trainer._step
+
+    def crash_at_3(self, model, opt, step, total):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        return real_step(self, model, opt, step, total)
+
+    monkeypatch.setattr(Trainer, "_step", crash_at_3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        ul.pretrain(fmnist_small, tmp_path / "b", checkpoint_steps=2, **FAST)
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    config["train"]["optimizer"] = "sgd"
+    (tmp_path / "b" / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    with pytest.raises(UnlabeledError, match="was trained with adamw, but config.json asks for sgd"):
+        ul.pretrain(fmnist_small, tmp_path / "b", resume=True)
+
+
 def test_a_step_count_is_rounded_up_only_where_that_cannot_overrun_the_budget_by_4_percent():
     from unlabeled.train.trainer import steps_within
 

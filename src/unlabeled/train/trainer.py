@@ -27,7 +27,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +86,10 @@ class TrainConfig:
 def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The run's optimizer over ``module``'s trainable parameters: AdamW (decoupled weight
     decay on every parameter), or with ``optimizer="sgd"`` SGD with Nesterov momentum 0.9 and
-    L2 weight decay on the weights of convolutions and linear layers alone, not on biases or
-    normalisation scales, as FixMatch's code trains (Sohn et al. 2020, section 4: their
-    ablation found Adam worse than SGD for it)."""
+    L2 weight decay on the parameters of more than one dimension alone (the kernels of
+    convolutions and linear layers, embeddings), not on biases or normalisation scales, as
+    FixMatch's code trains (Sohn et al. 2020, section 4: their ablation found Adam worse than
+    SGD for it)."""
     params = [p for p in module.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -149,10 +150,11 @@ class _Budget:
     fixed: bool
     mark: tuple[int, float] | None = None  # (step, time) where timing for the next refit starts
     refits: int = 0
-    longest: float = 0.0  # the longest step this process has timed (after its first)
+    recent: list[float] = field(default_factory=list)  # the last RECENT steps' seconds (this process's)
     steps_seen: int = 0
     POINTS = (0.1, 0.5, 0.9)  # shares of the budget at which the count is refitted; fixed at the last
     LONG = 0.05  # a span of steps that took this share of the budget is timed well enough
+    RECENT = 10  # the steps whose longest predicts the next one's time, for the cut
 
     def refit(self, step: int, now: float, elapsed: float, total: int) -> int | None:
         """The new step count when one is due (the last is final), else None: at the budget's
@@ -177,22 +179,29 @@ class _Budget:
 
     def cut(self, step: int, elapsed: float, took: float, total: int) -> int | None:
         """``step`` as the new (final) step count when the next step could overrun the budget by
-        more than ``OVERRUN``: ``elapsed`` plus the longest step seen so far in this process
-        (``took``: the step just made; the first is a warm-up and is not counted) would pass
-        it. A count fixed in advance cannot hold a budget of a dozen steps whose cost varies
-        threefold (TS2Vec on whole 1,460-step series overran 3 minutes by 17%); ending a step
-        or two early costs the schedule's tail, not the budget. Every rank calls it at every
-        step of a time budget (the decision is agreed, so the counts match)."""
+        more than ``OVERRUN``: ``elapsed`` plus the longest of the last ``RECENT`` steps of this
+        process would pass it (``took``: the seconds since the previous step ended, checkpoint
+        writes and validation included; a process's first step is a warm-up and is not
+        counted; a run already past the mark stops at once). A count fixed in advance cannot
+        hold a budget of a dozen steps whose cost varies threefold (TS2Vec on whole 1,460-step
+        series overran 3 minutes by 17%); ending a step or two early costs the schedule's tail,
+        not the budget. Every rank calls it at every step of a time budget (the decision is
+        agreed, so the counts match)."""
         if self.seconds is None:
             return None
         if self.steps_seen > 0:
-            self.longest = max(self.longest, took)
+            self.recent = [*self.recent[-(self.RECENT - 1) :], took]
         self.steps_seen += 1
-        late = step < total and self.longest > 0 and elapsed + self.longest > (1 + OVERRUN) * self.seconds
+        late = step < total and elapsed + self.longest > (1 + OVERRUN) * self.seconds
         if not dist.agree(late):
             return None
         self.fixed = True
         return step
+
+    @property
+    def longest(self) -> float:
+        """The longest of the recent steps (0 before one is timed)."""
+        return max(self.recent, default=0.0)
 
     def state(self, t0: float) -> dict[str, Any]:
         """What a checkpoint keeps of the budget: whether the count is final, the refits made
@@ -319,6 +328,9 @@ class Trainer:
         missing = [k for k in ("total_steps", "elapsed", "model", "optimizer", "torch_rng") if k not in state]
         if missing:
             raise UnlabeledError(f"{path} is not a resume state of a run: it has no {', '.join(missing)}")
+        saved = state.get("optimizer_name", "adamw")  # runs from before the choice: AdamW
+        if saved != self.cfg.optimizer:
+            raise UnlabeledError(f"{path} was trained with {saved}, but config.json asks for {self.cfg.optimizer}")
         try:
             self.objective.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
@@ -417,6 +429,7 @@ class Trainer:
             "budget": budget,
             "model": self.objective.state_dict(),
             "optimizer": self.opt.state_dict(),
+            "optimizer_name": self.cfg.optimizer,
             "torch_rng": torch.get_rng_state(),
         }
         meta = {"step": str(step), "total_steps": str(total)}
@@ -454,6 +467,7 @@ class _Loop:
         self.tr, self.step, self.total, self.budget = trainer, step, total, budget
         self.t0 = t0  # when the run would have started had it never been interrupted
         self.first_step = step
+        self.last_end: float | None = None  # when the previous iteration ended
         self.last_snap = self.last_ckpt = self.seen_t = time.perf_counter()
         self.seen_n = 0
         self.logs: dict[str, Any] = {}
@@ -465,6 +479,7 @@ class _Loop:
         task = None if bar is None else bar.add_task("train", total=self.total, completed=self.step, loss="-", rate="-")
         while self.step < self.total:
             t_step = time.perf_counter()
+            since = t_step if self.last_end is None else self.last_end  # the iteration, writes included
             self.logs = tr._step(tr.model, tr.opt, self.step, self.total)
             self.step += 1
             self.seen_n += tr.global_batch
@@ -476,7 +491,7 @@ class _Loop:
                 self.last_snap = now
             if (total := self.budget.refit(self.step, now, now - self.t0, self.total)) is not None:
                 self._retotal(total, bar, task)
-            if (total := self.budget.cut(self.step, now - self.t0, now - t_step, self.total)) is not None:
+            if (total := self.budget.cut(self.step, now - self.t0, now - since, self.total)) is not None:
                 info(
                     f"[yellow]the time budget ends the run at step {total} of {self.total}: the next step "
                     f"(up to {self.budget.longest:.1f} s) could overrun it by more than {OVERRUN:.0%}[/]"
@@ -490,6 +505,7 @@ class _Loop:
             if tr.on_epoch is not None and self.step % tr.steps_per_epoch == 0:
                 tr.on_epoch(self.step // tr.steps_per_epoch)
                 tr.objective.train()
+            self.last_end = time.perf_counter()
 
     def _retotal(self, total: int, bar: Any, task: Any) -> None:
         """A new step count from the time budget: recorded in config.json and on the bar."""
