@@ -35,15 +35,46 @@ def test_the_tokenizer_learns_from_the_training_split_alone(tmp_path):
 def test_documents_become_bos_tokens_eos_then_padding_and_decode_back(text_mod, wordnet_small):
     docs = wordnet_small.get(wordnet_small.indices("test")[:64])
     x = text_mod.prepare(docs)
-    assert x.dtype == torch.int64 and x.shape == (64, text_mod.length)
-    assert (x[:, 0] == BOS).all()
     lengths = (x != PAD).sum(1)
+    assert x.dtype == torch.int64 and x.shape == (64, int(lengths.max())) and x.shape[1] <= text_mod.length
+    assert (x[:, 0] == BOS).all()
     for row, n in zip(x, lengths, strict=True):
         assert row[n - 1] == EOS or n == text_mod.length  # cut documents end without [EOS]
         assert (row[n:] == PAD).all() and (row[1 : n - 1] > EOS).all()
     short = [i for i, n in enumerate(lengths) if n < text_mod.length]
     assert text_mod.decode(x[short]) == [docs[i] for i in short]  # byte-level BPE loses nothing
     assert 8 <= text_mod.length <= 128 and text_mod.length % 8 == 0
+
+
+def test_a_batch_cut_to_its_longest_document_gives_the_loss_and_gradients_of_one_padded_to_the_full_length(
+    text_mod, wordnet_small
+):
+    """``prepare`` pads to the batch's longest document, not to ``L``: padding is masked out of
+    attention and of the loss, so nothing changes but the cost."""
+    from unlabeled.objectives.clm import next_token_logits, next_token_loss
+
+    torch.manual_seed(0)
+    enc = build_encoder("transformer", "tiny", text_mod.input_shape, vocab=text_mod.vocab, causal=True)
+    x = text_mod.prepare(wordnet_small.get(np.arange(8)))
+    full = torch.nn.functional.pad(x, (0, text_mod.length - x.shape[1]), value=PAD)
+    assert x.shape[1] < text_mod.length  # eight glosses: shorter than the 95th percentile's length
+    grads = []
+    for batch in (x, full):
+        loss = next_token_loss(next_token_logits(enc, batch), batch)
+        grads.append((loss.detach(), torch.autograd.grad(loss, list(enc.parameters()))))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_batches_prepared_apart_join_padded_to_the_widest():
+    from unlabeled.modalities.text import concat_batches
+
+    a, b = torch.tensor([[BOS, 9, EOS]]), torch.tensor([[BOS, 7, 8, 9, EOS], [BOS, EOS, PAD, PAD, PAD]])
+    joined = concat_batches(a, b)
+    assert joined.tolist() == [[BOS, 9, EOS, PAD, PAD], [BOS, 7, 8, 9, EOS], [BOS, EOS, PAD, PAD, PAD]]
+    images = torch.rand(2, 1, 4, 4)
+    assert torch.equal(concat_batches(images, images), torch.cat([images, images]))  # other data: as torch.cat
 
 
 def test_the_modality_rebuilds_from_its_state(text_mod, wordnet_small):

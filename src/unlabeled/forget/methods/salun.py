@@ -18,6 +18,7 @@ from torch import nn
 from unlabeled.data.collection import Collection
 from unlabeled.forget.methods.base import Approximate
 from unlabeled.forget.unlearner import Unlearner
+from unlabeled.modalities.text import concat_batches
 
 
 def saliency_masks(grads: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
@@ -92,7 +93,7 @@ class SalUn(Unlearner):
         xf, yf = self.other.draw(self.modality, generator, x.device)
         relabelled = other_class(yf, self.classes, generator)
         ce = F.cross_entropy(
-            self.logits(torch.cat([x, xf]), generator).float(), torch.cat([y, relabelled]), reduction="none"
+            self.logits(concat_batches(x, xf), generator).float(), torch.cat([y, relabelled]), reduction="none"
         )
         loss, ce = ce.mean(), ce.detach()
         return loss, {"loss": loss.detach(), "retain_ce": ce[: len(y)].mean(), "forget_rl": ce[len(y) :].mean()}
