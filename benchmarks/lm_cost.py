@@ -48,7 +48,9 @@ def main() -> None:
             t = time.perf_counter()
             ul.forget(ft, out=Path(tmp) / "ssd", method="ssd", group="author", values=values)
             ssd = time.perf_counter() - t
-        print(f"round {r}: fine-tune 1 pass {run.step} steps {fit:.1f} s (last loss {last['loss']}); ssd {ssd:.1f} s")
+        print(
+            f"round {r}: fine-tune 1 pass {last['step']} steps {fit:.1f} s (last loss {last['loss']}); ssd {ssd:.1f} s"
+        )
 
 
 if __name__ == "__main__":
