@@ -72,6 +72,10 @@ def main() -> None:
         "--pretrain-encoder", default="{}", help='the pretrained encoder\'s options, JSON ({"strided_stem": true})'
     )
     ap.add_argument(
+        "--pretrain-options", default="{}", help='the pretraining objective\'s options, JSON ({"temperature": 0.2})'
+    )
+    ap.add_argument("--pretrain-steps", type=int, default=0, help="pretrain for this many steps (0: by the minutes)")
+    ap.add_argument(
         "--minutes", type=float, default=15, help="self-training budget (0: the epochs in --selftrain instead)"
     )
     ap.add_argument(
@@ -99,7 +103,10 @@ def main() -> None:
         views = f"-view{augment['view_size']}" if augment and "view_size" in augment else ""
         enc_options = json.loads(args.pretrain_encoder)
         views += "".join(f"-{k}={v}" for k, v in sorted(enc_options.items()))
-        path = work / f"simclr-{args.pretrain_size}-{args.pretrain_minutes:g}min-{args.precision}{views}"
+        method_options = json.loads(args.pretrain_options)
+        views += "".join(f"-{k}={v}" for k, v in sorted(method_options.items()))
+        budget = f"{args.pretrain_steps}steps" if args.pretrain_steps else f"{args.pretrain_minutes:g}min"
+        path = work / f"simclr-{args.pretrain_size}-{budget}-{args.precision}{views}"
         t = time.perf_counter()
         if (path / "config.json").exists() and ul.open_run(path).finished:
             pre = ul.open_run(path)
@@ -109,10 +116,12 @@ def main() -> None:
                 col,
                 path,
                 size=args.pretrain_size,
-                minutes=args.pretrain_minutes,
+                minutes=None if args.pretrain_steps else args.pretrain_minutes,
+                epochs=args.pretrain_steps / (len(col.indices(exclude="test")) // 128) if args.pretrain_steps else None,
                 precision=args.precision,
                 augment=augment,
                 encoder_options=enc_options,
+                method_options=method_options or None,
                 overwrite=True,
             )
             pre_s = time.perf_counter() - t
