@@ -77,16 +77,22 @@ def test_run_directory(fmnist_small, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
-    straight = ul.pretrain(fmnist_small, tmp_path / "a", checkpoint_steps=5, **FAST)
+def _crash_at(monkeypatch, at: int):
+    """Make the trainer's step ``at`` raise a simulated crash; returns the real step function."""
     real_step = Trainer._step
 
-    def crash_after_7(self, model, opt, step, total):
-        if step == 7:
+    def crash(self, model, opt, step, total):
+        if step == at:
             raise RuntimeError("simulated crash")
         return real_step(self, model, opt, step, total)
 
-    monkeypatch.setattr(Trainer, "_step", crash_after_7)
+    monkeypatch.setattr(Trainer, "_step", crash)
+    return real_step
+
+
+def test_resume_after_a_crash_is_exact(fmnist_small, tmp_path, monkeypatch):
+    straight = ul.pretrain(fmnist_small, tmp_path / "a", checkpoint_steps=5, **FAST)
+    real_step = _crash_at(monkeypatch, 7)
     with pytest.raises(RuntimeError, match="simulated"):
         ul.pretrain(fmnist_small, tmp_path / "b", checkpoint_steps=5, **FAST)
     # the checkpoint at step 5, or a later one if a minute passed (checkpoint_seconds: a busy machine)
@@ -542,14 +548,7 @@ def test_a_run_past_its_budget_is_cut_at_once_and_a_hiccup_ages_out_of_the_predi
 
 
 def test_a_resumed_run_refuses_another_optimizer_in_one_line(fmnist_small, tmp_path, monkeypatch):
-    real_step = Trainer._step
-
-    def crash_at_3(self, model, opt, step, total):
-        if step == 3:
-            raise RuntimeError("simulated crash")
-        return real_step(self, model, opt, step, total)
-
-    monkeypatch.setattr(Trainer, "_step", crash_at_3)
+    real_step = _crash_at(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="simulated"):
         ul.pretrain(fmnist_small, tmp_path / "b", checkpoint_steps=2, **FAST)
     config = json.loads((tmp_path / "b" / "config.json").read_text())
