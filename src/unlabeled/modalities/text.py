@@ -11,9 +11,8 @@ attention and of every loss, so a batch is cut to its longest document rather th
 45-token answers under a model of 128 tokens: 2.5 times fewer positions). What is drawn at
 random in the batch's shape (MLM's masks, SimCSE's dropout) is drawn over fewer positions, so a
 seed gives other masks than it did when every batch was ``L`` wide. Batches prepared apart join
-with :func:`concat_batches`. ``L`` is fitted too:
-the 95th percentile of the documents' token counts, rounded up to a multiple of 8, at most
-``max_len``.
+with :func:`concat_batches`. ``L`` is fitted too: the 95th percentile of the documents' token
+counts, rounded up to a multiple of 8, at most ``max_len``.
 
 Text has no batched augmentation of its own: what makes two views of a sentence differ is the
 objective's (masking for MLM, dropout for SimCSE), so ``augment`` returns the batch unchanged.

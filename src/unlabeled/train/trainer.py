@@ -26,6 +26,7 @@ import json
 import math
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -150,7 +151,8 @@ class _Budget:
     fixed: bool
     mark: tuple[int, float] | None = None  # (step, time) where timing for the next refit starts
     refits: int = 0
-    recent: list[float] = field(default_factory=list)  # the last RECENT steps' seconds (this process's)
+    # the seconds of this process's last RECENT steps, whose longest predicts the next one's
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=_Budget.RECENT))
     steps_seen: int = 0
     POINTS = (0.1, 0.5, 0.9)  # shares of the budget at which the count is refitted; fixed at the last
     LONG = 0.05  # a span of steps that took this share of the budget is timed well enough
@@ -190,7 +192,7 @@ class _Budget:
         if self.seconds is None:
             return None
         if self.steps_seen > 0:
-            self.recent = [*self.recent[-(self.RECENT - 1) :], took]
+            self.recent.append(took)
         self.steps_seen += 1
         late = step < total and elapsed + self.longest > (1 + OVERRUN) * self.seconds
         if not dist.agree(late):
