@@ -98,3 +98,62 @@ def test_the_linear_probe_in_the_protocol_is_as_accurate_as_scikit_learns(digits
     scale = StandardScaler().fit(X[:1400])
     ref = LogisticRegression(C=ours.param, tol=1e-3, max_iter=500).fit(scale.transform(X[:1400]), y[:1400])
     assert ours.value == pytest.approx(ref.score(scale.transform(X[1400:]), y[1400:]), abs=0.01)
+
+
+def test_a_cells_later_seeds_and_its_refits_start_warm(digits, monkeypatch):
+    from unlabeled.bench import logistic
+    from unlabeled.bench.protocol import ProbeData, fit_and_score
+
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32) / 16
+    data = ProbeData(X[:1400], digits.labels[:1400], X[1400:], digits.labels[1400:])
+    real, iters = logistic.fit_logistic, []
+
+    def spy(*a, **kw):
+        sol = real(*a, **kw)
+        iters.append((kw.get("init") is not None, int(sol.n_iter.max())))
+        return sol
+
+    monkeypatch.setattr(logistic, "fit_logistic", spy)
+    for seed in range(3):
+        fit_and_score(data, "linear", 1.0, seed)
+    cold, iters[:] = list(iters), []
+    warm: dict = {}
+    for seed in range(3):
+        fit_and_score(data, "linear", 1.0, seed, None, None, warm)
+    assert [w for w, _ in cold] == [False] * 6  # a grid and a refit per seed, each from zeros
+    assert [w for w, _ in iters] == [False, True, True, True, True, True]  # only the first grid is cold
+    assert sum(n for _, n in iters) < 0.7 * sum(n for _, n in cold)
+
+
+def test_a_warm_grid_and_refit_reach_the_cold_ones_optimum(digits):
+    from unlabeled.bench.probes import warm_key
+
+    X, y = _data(digits, tuple(range(10)))
+    first, second = np.arange(0, 800), np.arange(400, 1200)  # two seeds' overlapping fit splits
+    val = np.arange(1200, len(y))
+    scorer = _Labelled(X, y, "classification", "accuracy").scorer
+    warm: dict = {}
+    logistic_grid_scores(X[first], y[first], X[val], y[val], (0.01, 1.0), scorer, warm)
+    start = {k: v.clone() for k, v in warm.items()}
+    cold = logistic_grid_scores(X[second], y[second], X[val], y[val], (0.01, 1.0), scorer)
+    hot = logistic_grid_scores(X[second], y[second], X[val], y[val], (0.01, 1.0), scorer, warm)
+    assert hot == pytest.approx(cold, abs=0.01)
+    assert not torch.equal(warm[warm_key(1.0, y)], start[warm_key(1.0, y)])  # replaced by the new fit's
+    refit_cold = LogisticProbe(C=1.0).fit(X[second], y[second])
+    refit_warm = LogisticProbe(C=1.0, init=warm[warm_key(1.0, y[second])]).fit(X[second], y[second])
+    assert refit_warm.n_iter_[0] < refit_cold.n_iter_[0]
+    assert _objective(refit_warm, X[second], y[second], 1.0) == pytest.approx(
+        _objective(refit_cold, X[second], y[second], 1.0), abs=1e-3
+    )
+
+
+def test_a_start_of_another_shape_is_ignored(digits):
+    from unlabeled.bench.logistic import fit_probes
+    from unlabeled.bench.probes import warm_key
+
+    X, y = _data(digits, tuple(range(10)))
+    wrong = torch.ones(1, 7)  # not (1, 65 * 10)
+    (cold,) = fit_probes(X, y, [0.1])
+    (fitted,) = fit_probes(X, y, [0.1], init=wrong)
+    torch.testing.assert_close(fitted.coef_, cold.coef_)
+    assert warm_key(0.1, y) != warm_key(0.1, y[y != 9])  # a start is kept per set of classes

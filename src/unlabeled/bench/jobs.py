@@ -91,9 +91,11 @@ def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict
 
 def _cell_job(data: ProbeData, probe: str, setting: Setting, seeds: tuple[int, ...]) -> list[Score]:
     """A frozen-feature cell's seeds in one job, so that seeds with the same labelled subset
-    and choice share one refit and one test-split score (see ``fit_and_score``'s memo)."""
+    and choice share one refit and one test-split score, and each seed's fit starts from the
+    one before where the probe can (see ``fit_and_score``'s memo and warm)."""
     memo: dict[Any, Score] = {}
-    return [fit_and_score(data, probe, setting, seed, None, memo) for seed in seeds]
+    warm: dict[Any, Any] = {}
+    return [fit_and_score(data, probe, setting, seed, None, memo, warm) for seed in seeds]
 
 
 def _feature_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[list[Cell], list[Job]]:
@@ -166,12 +168,14 @@ def _run(
     fitted and added to it as it finishes."""
     jobs = feature_jobs + raw_jobs
     scores: list[Score | None] = [cache.scores.get(k) for k in keys]
-    cells: dict[tuple[int, str, str], list[int]] = {}  # a cell's fits still to do, by job index
+    cells: dict[tuple[int, str, str], list[int]] = {}  # each cell's fits, by job index
     for i in range(len(feature_jobs)):
-        if scores[i] is None:
-            data, probe, setting = jobs[i][:3]
-            cells.setdefault((id(data), probe, setting.label), []).append(i)
-    todo = sorted(cells.values(), key=lambda c: -(jobs[c[0]][2].fraction or 0))  # the largest first
+        data, probe, setting = jobs[i][:3]
+        cells.setdefault((id(data), probe, setting.label), []).append(i)
+    # a cell with any fit missing is fitted whole: its seeds chain (warm starts), so a seed
+    # fitted without the ones before it could land elsewhere within the solver's tolerance
+    todo = [c for c in cells.values() if any(scores[i] is None for i in c)]
+    todo.sort(key=lambda c: -(jobs[c[0]][2].fraction or 0))  # the largest first
     todo_raw = [i for i in range(len(feature_jobs), len(jobs)) if scores[i] is None]
     with progress() as bar:
         left = sum(map(len, todo)) + len(todo_raw)
