@@ -59,6 +59,19 @@ def test_documents_nll_is_the_next_token_loss_summed(wordnet_small, tmp_path):
     assert math.isclose(nll, mean * tokens, rel_tol=1e-4)
 
 
+def test_a_collection_without_splits_is_scored_whole_only_when_asked(tmp_path):
+    from unlabeled.data.collection import CollectionWriter
+
+    texts = [f"a short line of text number {i} about a dog" for i in range(40)]
+    w = CollectionWriter(tmp_path / "nosplit", "text", (), "object")
+    w.add(texts, [f"d{i}" for i in range(40)])
+    col = w.close()
+    run = ul.pretrain(col, tmp_path / "clm", method="clm", epochs=0.2, batch_size=16, precision="fp32")
+    with pytest.raises(UnlabeledError, match="has no splits, so no test split; pass --split all"):
+        ul.perplexity(run, col)
+    assert ul.perplexity(run, col, split="all")["documents"] == 40
+
+
 def test_compressor_anchors_match_the_compressors():
     texts = ["a small short-legged smooth-coated breed of hound"] * 50 + ["the act of running"] * 20
     got = compressor_bits_per_byte(texts)

@@ -608,14 +608,14 @@ def generate(
 def perplexity(
     run: Annotated[Path, typer.Argument(help="a causal language model (pretrain --method clm)")],
     data: Annotated[Path, typer.Argument(help="a text collection")],
-    split: Annotated[str, typer.Option(help="the split to score")] = "test",
+    split: Annotated[str, typer.Option(help="the split to score (all: every document)")] = "test",
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
     """Perplexity and bits per byte of a causal language model on a text collection's split,
     beside xz -9e and zstd -19 on the same documents."""
     got = lm.perplexity(run, data, split=split, device=device)
     col = open_collection(data)
-    anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(col.indices(split))])
+    anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(col.indices(None if split == "all" else split))])
     console.print(
         f"{split}: {got['documents']:.0f} documents, {got['tokens']:.0f} tokens, {got['bytes']:.0f} bytes\n"
         f"  perplexity {got['perplexity']:.2f}, bits per byte {got['bits_per_byte']:.4f}\n"

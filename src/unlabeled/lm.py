@@ -99,7 +99,8 @@ def perplexity(
     batch_size: int = 64,
     device: str = "auto",
 ) -> dict[str, float]:
-    """How well a ``clm`` run predicts the documents of ``data``'s ``split`` (every token of
+    """How well a ``clm`` run predicts the documents of ``data``'s ``split`` (``all``: every
+    document; a named split of a collection without splits is refused) (every token of
     each, its ``[EOS]`` included, in windows of the model's length): ``perplexity`` per token,
     ``bits_per_byte`` over the documents' UTF-8 bytes (a newline between documents counted as
     one byte each, as a file of them would hold), and the counts."""
@@ -107,9 +108,14 @@ def perplexity(
     col = open_collection(data)
     if not col.is_text:
         raise UnlabeledError(f"{col.path} holds {col.modality} samples, not text")
+    if split not in (None, "all") and col.splits is None:
+        raise UnlabeledError(
+            f"{col.path} has no splits, so no {split} split; pass --split all to score every document "
+            "(held out from the model only if it was not trained on them)"
+        )
     dev = resolve_device(device)
     encoder.to(dev)
-    pos = col.indices(split)
+    pos = col.indices(None if split == "all" else split)
     if not len(pos):
         raise UnlabeledError(f"{col.path} has no {split} split")
     nll, tokens, nbytes = 0.0, 0, 0

@@ -81,3 +81,12 @@ def test_task_errors(gunpoint, covid):
         make_task(gunpoint, split="group")
     with pytest.raises(ul.UnlabeledError, match="split rule"):
         make_task(gunpoint, split="random")
+
+
+def test_a_task_whose_train_split_holds_one_class_is_refused_in_one_line(tmp_path):
+    from unlabeled.data.collection import CollectionWriter
+
+    w = CollectionWriter(tmp_path / "one", "text", (), "object", ["only", "other"], {})
+    w.add([f"only class document {i}" for i in range(30)], [f"d{i}" for i in range(30)], [0] * 30)
+    with pytest.raises(ul.UnlabeledError, match="one class \\('only'\\); a classifier needs two"):
+        make_task(w.close())

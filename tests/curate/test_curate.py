@@ -209,6 +209,10 @@ def test_clear_errors(damaged, curated, tmp_path, fmnist_small):
         ul.curate(col.path, tmp_path / "a", steps=["lid", "spell"])
     with pytest.raises(ul.UnlabeledError, match="gopher_quality has no setting 'min_words'"):
         ul.curate(col.path, tmp_path / "b", options={"gopher_quality.min_words": 3})
+    for value, kind in (("abc", "a number"), (True, "a number"), (5, "a list")):
+        key = "gopher_quality.min_doc_words" if kind == "a number" else "gopher_repetition.top_n_grams"
+        with pytest.raises(ul.UnlabeledError, match=f"--option {key} takes {kind}"):
+            ul.curate(col.path, tmp_path / "b", options={key: value})
     with pytest.raises(ul.UnlabeledError, match="curate takes text"):
         ul.curate(fmnist_small.path, tmp_path / "c")
     with pytest.raises(ul.UnlabeledError, match="not a curated collection"):
@@ -310,3 +314,35 @@ def test_a_run_on_curated_text_mixed_with_other_text_says_so_in_its_report(curat
     assert "lid -" in rows[0]["curation"] and rows[1]["curation"] == ""  # the WordNet slice is not curated
     page = render(BenchResult(rows=[], settings={"runs": [str(run.path)]}))
     assert "pretraining-data" in page and f"{summary['kept']:,} of {summary['input']:,} documents kept" in page
+
+
+def test_a_corpus_without_any_duplicate_curates(fortunes, tmp_path):
+    """Where MinHash finds no near-duplicate at all datatrove writes no removal folder; the
+    default steps still run to the end and keep every document."""
+    texts = [str(t) for t in fortunes.arrays[:3000] if len(str(t).split()) >= 40][:6]
+    w = CollectionWriter(tmp_path / "in", "text", (), "uint8", None, {})
+    w.add(texts, [f"d{i}" for i in range(len(texts))])
+    out = ul.curate(w.close(), tmp_path / "out", steps=["dedup"])
+    records = pq.read_table(out.path / "curation.parquet").to_pandas()
+    assert len(texts) == len(set(texts)) == len(records) and records.kept.all()
+
+
+def test_bad_files_of_a_folder_are_named_with_their_reasons_and_the_rest_curated(fortunes, tmp_path):
+    folder = tmp_path / "crawl"
+    folder.mkdir()
+    texts = [str(t) for t in fortunes.arrays[:3000] if len(str(t).split()) >= 40][:5]
+    for i, t in enumerate(texts):
+        (folder / f"good{i}.txt").write_text(t)
+    (folder / "bad.txt").write_bytes(b"\xff\xfe")
+    (folder / "bin.md").write_bytes(b"\x89PNG\x00\x00")
+    out = ul.curate(folder, tmp_path / "out", steps=["lid"], languages=["en"])
+    skipped = json.loads((out.path / "curation.json").read_text())["skipped"]
+    assert {s["path"].rsplit("/", 1)[1] for s in skipped} == {"bad.txt", "bin.md"}
+    assert all(s["reason"] for s in skipped) and len(out) == len(texts)
+
+
+def test_a_language_given_as_a_string_is_one_language(damaged, tmp_path):
+    col, truth = damaged
+    out = ul.curate(col.path, tmp_path / "out", languages="en", steps="lid")
+    assert json.loads((out.path / "curation.json").read_text())["request"]["languages"] == ["en"]
+    assert not any(truth.get(str(i)) == "german" for i in out.ids)

@@ -156,3 +156,27 @@ def test_a_table_without_the_text_column_or_with_numbers_in_it_is_a_clear_error(
     with pytest.raises(UnlabeledError, match="--text-column applies to tables"):
         import_source(tmp_path, tmp_path / "c", text_column="body")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_table_messages_say_where_and_what(tmp_path):
+    """A byte-order mark is not part of a column's name; a broken JSON line says at which
+    column; a lone surrogate is named as such; a ';'-separated file and text read as series
+    each get a hint; the summary counts rows as rows."""
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfbody,label\nhello there,a\nsecond doc,b\n")
+    assert len(import_source(bom, tmp_path / "bom", text_column="body").collection) == 2
+    src = tmp_path / "docs.jsonl"
+    src.write_bytes(b'{"text": "fine"}\n{"text": "broken line\n{"text": "\\ud800 alone"}\n')
+    report = import_source(src, tmp_path / "j")
+    bad = dict(report.bad)
+    assert bad[f"{src} line 2"].startswith("not JSON (") and "at column" in bad[f"{src} line 2"]
+    assert "lone surrogate" in bad[f"{src} line 3"]
+    assert "skipped 2 bad row(s):" in report.summary()
+    semi = tmp_path / "semi.csv"
+    semi.write_text("body;label\nhello;a\n")
+    with pytest.raises(UnlabeledError, match="';'-separated"):
+        import_source(semi, tmp_path / "s", text_column="body")
+    words = tmp_path / "words.csv"
+    words.write_text("id,body,label\n1,hello there,a\n2,more words,b\n")
+    with pytest.raises(UnlabeledError, match="--text-column NAME"):
+        import_source(words, tmp_path / "w")

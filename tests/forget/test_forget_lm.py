@@ -265,3 +265,17 @@ def test_eco_keeps_the_weights_and_guards_only_the_forgotten_prompts(authors, lm
     config.write_text(json.dumps(edited))
     with pytest.raises(ul.UnlabeledError, match="built for a vocabulary of 10 tokens"):
         ul.open_run(out.path).encoder()
+
+
+def test_an_answer_after_a_prompt_longer_than_the_context_is_still_scored(lm):
+    from unlabeled.forget.lm_metrics import answer_token_logprobs, membership_scores
+
+    enc, mod = lm.encoder().eval(), lm.modality()
+    long = "Question: " + " ".join(["where was the author born"] * mod.length) + "?\nAnswer:"
+    short = "Question: where was the author born?\nAnswer:"
+    answer = "in a small town by the sea"
+    n = len(mod.tokenizer.encode(" " + answer, add_special_tokens=False).ids) + 1  # and [EOS]
+    cut, whole = answer_token_logprobs(enc, mod, [long, short], [answer, answer])
+    assert len(cut) == len(whole) == n and np.isfinite(cut).all()  # the prompt gave up its start
+    rows = [{"question": long[len("Question: ") : -len("\nAnswer:")], "answer": answer}]
+    assert all(np.isfinite(v).all() for v in membership_scores(enc, mod, rows).values())

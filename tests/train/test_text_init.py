@@ -34,3 +34,13 @@ def test_continued_pretraining_keeps_the_tokenizer_and_refuses_another_vocabular
     # a new run may choose its vocabulary
     small_vocab = ul.pretrain(other_corpus, tmp_path / "v2", method="mlm", epochs=0.5, encoder_options={"vocab": 300})
     assert small_vocab.modality().vocab == 300 == small_vocab.config["encoder"]["options"]["vocab"]
+
+
+def test_a_vocabulary_larger_than_the_corpus_gives_is_the_tokenizers_and_a_bad_one_is_refused(other_corpus, tmp_path):
+    run = ul.pretrain(other_corpus, tmp_path / "big", method="mlm", epochs=0.05, encoder_options={"vocab": 10_000_000})
+    learned = run.modality().vocab
+    assert learned < 2000 and run.config["encoder"]["options"]["vocab"] == learned  # not 10 million embedding rows
+    assert run.encoder().token_embed.num_embeddings == learned
+    for bad in ("abc", 300.5, True):
+        with pytest.raises(UnlabeledError, match="vocab takes a whole number"):
+            ul.pretrain(other_corpus, tmp_path / f"bad{bad}", method="mlm", epochs=0.05, encoder_options={"vocab": bad})

@@ -34,16 +34,20 @@ def curate(
     least confidence), MinHash near-duplicate removal and quality filters with each language's
     own thresholds (FineWeb2, Penedo et al. 2025), each of ``steps`` optional; ``options``
     sets a filter's threshold for every language (``{"gopher_quality.min_doc_words": 5}``).
-    ``workers`` tasks run at once, of ``tasks`` (default: ``workers``). The collection holds
-    ``curation.parquet`` (a row per input document: language, score, kept, step, reason,
-    cluster, weight) and ``curation.json`` (what :func:`curate_explain` prints). Run again after
-    an interruption, it continues from the completed tasks."""
+    ``languages`` and ``steps`` may also be comma-separated strings. ``workers`` tasks run at
+    once, of ``tasks`` (default: ``workers``). The collection holds ``curation.parquet`` (a
+    row per input document: language, score, kept, step, reason, cluster, weight) and
+    ``curation.json`` (what :func:`curate_explain` prints). Run again after an interruption,
+    it continues from the completed tasks."""
+    # a string is one name (or a comma-separated list, as the command line takes), not letters
+    languages = languages.split(",") if isinstance(languages, str) else languages
+    steps = steps.split(",") if isinstance(steps, str) else steps
     req = CurationRequest(
         source=str(source.path if isinstance(source, Collection) else source),
         out=str(out),
-        languages=list(languages) if languages else None,
+        languages=[s.strip() for s in languages if s.strip()] if languages else None,
         lid_threshold=float(lid_threshold),
-        steps=list(steps),
+        steps=[s.strip() for s in steps],
         options=dict(options or {}),
         tasks=int(tasks or workers),
         workers=int(workers),

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError, console, info, progress
+from unlabeled._console import UnlabeledError, console, info, progress, warn
 from unlabeled.curate.records import RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
@@ -119,21 +119,30 @@ def _run_short(name: str, executor: Any) -> None:
     _check_done(name, executor)
 
 
-def _input(req: CurationRequest, work: Path) -> Collection:
-    """The source as a text collection: itself, or imported into the work folder (bad files
-    reported by the importer, the rest kept)."""
+def _input(req: CurationRequest, work: Path) -> tuple[Collection, list[list[str]]]:
+    """The source as a text collection: itself, or imported into the work folder; and the bad
+    files (and rows) the importer left out, each with its reason (kept beside the import, so
+    that a continued curation still reports them)."""
     from unlabeled.data.importers import import_source
 
-    source = Path(req.source)
+    source, skipped_file = Path(req.source), work / "skipped.json"
+    skipped: list[list[str]] = []
     if (source / "collection.json").exists():
         col = open_collection(source)
     elif (work / "input" / "collection.json").exists():
         col = open_collection(work / "input")
+        skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
     else:
-        col = import_source(req.source, work / "input", modality="text", text_column=req.text_column).collection
+        report = import_source(req.source, work / "input", modality="text", text_column=req.text_column)
+        col, skipped = report.collection, [[str(p), str(r)] for p, r in report.bad]
+        ckpt.atomic_write_text(skipped_file, json.dumps(skipped))
+        if skipped:
+            warn(f"curate: {len(skipped)} bad file(s) or row(s) of {req.source} left out (curation.json lists them):")
+            for path, reason in skipped[:20]:
+                warn(f"  {path}: {reason}")
     if not col.is_text:
         raise UnlabeledError(f"curate takes text; {req.source} holds {col.modality} samples")
-    return col
+    return col, skipped
 
 
 def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
@@ -207,7 +216,9 @@ def _dedup_stages(req: CurationRequest, work: Path, total: int) -> None:
     _run_short("minhash clusters", _executor([cluster], req, logs / "4", tasks=1))
     # datatrove writes a rank's .remove only where that rank loses a document, and its filter
     # then skips the rank's cluster ids and sizes: a rank whose copies were all kept (the lower
-    # rank keeps a cross-rank pair) would lose its clusters. Empty files make it read them
+    # rank keeps a cross-rank pair) would lose its clusters. Empty files make it read them (and
+    # where no document has a near-duplicate datatrove makes no folder at all)
+    (work / "remove").mkdir(parents=True, exist_ok=True)
     for rank in range(req.tasks):
         for ext in ("remove", "clusters", "sizes"):
             (work / "remove" / f"{rank:06d}.{ext}").touch(exist_ok=True)
@@ -272,11 +283,12 @@ def _work_folder(req: CurationRequest) -> Path:
 
 
 def _write(
-    col: Collection, req: CurationRequest, work: Path, overwrite: bool, stats: dict[str, Any]
+    col: Collection, req: CurationRequest, work: Path, overwrite: bool, stats: dict[str, Any], skipped: list[list[str]]
 ) -> tuple[Collection, dict[str, Any]]:
     """The kept documents (in their input order, with their labels, splits, groups and
     weights) as a collection at ``req.out``, with the records and summary (``stats``: each
-    language's statistics and the thresholds relaxed from them) inside it."""
+    language's statistics and the thresholds relaxed from them; ``skipped``: the bad files the
+    import left out, with their reasons) inside it."""
     table, summary, weights = assemble(col, work, req.steps)
     kept = np.flatnonzero(table.column("kept").to_numpy(zero_copy_only=False))
     if not len(kept):
@@ -296,6 +308,7 @@ def _write(
             )
         pq.write_table(table, writer.side_file(RECORDS_FILE))
         summary = {"request": asdict(req), **summary, "thresholds": stats}
+        summary["skipped"] = [{"path": path, "reason": reason} for path, reason in skipped]
         writer.side_file(SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     except BaseException:
         writer.abort()
@@ -320,7 +333,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     fresh = not _work_path(req).exists()
     work = _work_folder(req)
     try:
-        col = _input(req, work)
+        col, skipped = _input(req, work)
     except UnlabeledError:
         if fresh:  # nothing done yet: leave nothing behind
             shutil.rmtree(work, ignore_errors=True)
@@ -337,11 +350,12 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     if "dedup" in req.steps:
         _dedup_stages(req, work, total)
     _final_stage(req, work, settings, total)
-    out, summary = _write(col, req, work, overwrite, stats)
+    out, summary = _write(col, req, work, overwrite, stats, skipped)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
     console.print(explain({**summary, "examples": {}}))
-    info(f"curate: kept {summary['kept']:,} of {summary['input']:,} documents in {seconds:.0f} s -> {out.path}")
+    bad = f" ({len(skipped)} bad file(s) or row(s) left out)" if skipped else ""
+    info(f"curate: kept {summary['kept']:,} of {summary['input']:,} documents{bad} in {seconds:.0f} s -> {out.path}")
     if stats:
         info(
             "thresholds from each language's documents: "

@@ -191,13 +191,27 @@ def parse_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
         name, _, setting = key.partition(".")
         if name not in FILTERS:
             raise UnlabeledError(f"--option {key}: the filters are {', '.join(FILTERS)} (FILTER.SETTING=VALUE)")
-        allowed = set(inspect.signature(FILTERS[name]).parameters) - {"exclusion_writer", "language"}
+        params = inspect.signature(FILTERS[name]).parameters
+        allowed = set(params) - {"exclusion_writer", "language"}
         if setting not in allowed:
             raise UnlabeledError(
                 f"--option {key}: {name} has no setting {setting!r}; it has {', '.join(sorted(allowed))}"
             )
+        _check_kind(key, value, params[setting].default)
         out.setdefault(name, {})[setting] = value
     return out
+
+
+def _check_kind(key: str, value: Any, default: Any) -> None:
+    """A setting's value of the kind its default is (a number for a number, a list for a
+    list), so that a typo fails here, not inside a filter halfway through the pipeline."""
+    number = isinstance(default, int | float) and not isinstance(default, bool)
+    if number and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise UnlabeledError(f"--option {key} takes a number (its default is {default}), got {value!r}")
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise UnlabeledError(f"--option {key} takes true or false, got {value!r}")
+    if isinstance(default, list | tuple) and not isinstance(value, list | tuple):
+        raise UnlabeledError(f"--option {key} takes a list (its default is {list(default)}), got {value!r}")
 
 
 def language_settings(

@@ -164,7 +164,8 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     bad = skipped + bad
     if not series:
         shown = "; ".join(f"{p}: {r}" for p, r in bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise UnlabeledError(f"no valid series in {path}" + (f": {shown}" if bad else ""))
+        hint = " (a table of text? import it with --text-column NAME)" if "non-numeric" in shown else ""
+        raise UnlabeledError(f"no valid series in {path}" + (f": {shown}" if bad else "") + hint)
     of = {k: [df.at[r, meta[k]] for r in rows] for k in ("label", "split", "group") if k in meta}
     codes, classes = (None, None)
     if "label" in of:

@@ -99,7 +99,9 @@ class ImportReport:
             shown = ", ".join(f"{a} = {b}" for a, b in dups[:5]) + (" ..." if len(dups) > 5 else "")
             lines.append(f"  exact duplicates: {len(dups)} sample(s) with the same content as an earlier one ({shown})")
         if self.bad:
-            lines.append(f"  skipped {len(self.bad)} bad file(s):")
+            rows = sum(1 for path, _ in self.bad if re.search(r" (line|row) \d+$", path))
+            what = [f"{n} bad {w}" for n, w in ((len(self.bad) - rows, "file(s)"), (rows, "row(s)")) if n]
+            lines.append(f"  skipped {' and '.join(what)}:")
             lines += [f"    {path}: {reason}" for path, reason in self.bad]
         return "\n".join(lines)
 

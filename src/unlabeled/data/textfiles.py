@@ -69,8 +69,8 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as e:
-                bad.append((f"{path} line {n}", f"not JSON ({str(e).split(':')[0]})"))
+            except json.JSONDecodeError as e:
+                bad.append((f"{path} line {n}", f"not JSON ({e.msg} at column {e.colno})"))
                 continue
             if not isinstance(row, dict):
                 bad.append((f"{path} line {n}", f"a JSON {type(row).__name__}, not an object"))
@@ -82,7 +82,8 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
 def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """The rows of a CSV/TSV by the line they end on. Python's csv module rather than pandas:
     undecodable bytes stay in their row (as surrogates) to be reported with it, not fail the file."""
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+    # utf-8-sig: a byte-order mark would otherwise stick to the first column's name
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
         header = next(reader, None)
         if not header:
@@ -119,9 +120,10 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
     column = text_column or DEFAULT_TEXT_COLUMN
     if rows and not any(column in r for r in rows):
         have = sorted({k for r in rows for k in r if k != "__line"})
-        raise UnlabeledError(
-            f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); pass --text-column"
-        )
+        hint = "pass --text-column"
+        if len(have) == 1 and ";" in str(have[0]):
+            hint = "is it ';'-separated? .csv is read with ',' (and .tsv with tabs)"
+        raise UnlabeledError(f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); {hint}")
     texts, kept = [], []
     for r in rows:
         where = f"{path} {'line' if suffix(path) != '.parquet' else 'row'} {r['__line']}"
@@ -138,6 +140,9 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             continue
         try:
             texts.append(decode_document(value.encode("utf-8", errors="surrogateescape")))
+        except UnicodeEncodeError as e:  # a lone surrogate (JSON's "\ud800"): no character at all
+            bad.append((where, f"not text: a lone surrogate {value[e.start]!r} at character {e.start}"))
+            continue
         except ValueError as e:
             bad.append((where, str(e)))
             continue

@@ -46,16 +46,20 @@ def answer_token_logprobs(
 ) -> list[np.ndarray]:
     """The log-probability of each answer token, and of its ``[EOS]``, after its prompt. The
     prompt is tokenized alone and the answer after it (with its leading space), as the
-    documents were written: ``Question: q\\nAnswer: a``."""
+    documents were written: ``Question: q\\nAnswer: a``. Where the two pass the model's
+    context, the prompt gives up its first tokens (after ``[BOS]``) and then the answer its
+    last, so that every answer is scored on one token at least."""
     out: list[np.ndarray] = []
     dev = next(encoder.parameters()).device
     for start in range(0, len(prompts), batch):
         rows, spans = [], []
         for p, a in zip(prompts[start : start + batch], answers[start : start + batch], strict=True):
             head, tail = [BOS, *_ids(mod, p)], [*_ids(mod, " " + a), EOS]
-            row = (head + tail)[: mod.length]
-            rows.append(row)
-            spans.append((len(head), len(row)))
+            tail = tail[: mod.length - 1]
+            keep = mod.length - len(tail)  # the prompt's tokens that still fit, [BOS] among them
+            head = head[:1] + head[len(head) - keep + 1 :] if len(head) > keep else head
+            rows.append(head + tail)
+            spans.append((len(head), len(head) + len(tail)))
         x = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.int64)
         for i, r in enumerate(rows):
             x[i, : len(r)] = torch.tensor(r)

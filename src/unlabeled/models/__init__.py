@@ -48,7 +48,7 @@ def default_options(
     name: str, modality: Any, given: dict[str, Any] | None = None, method: str | None = None
 ) -> dict[str, Any]:
     """The options a new run records for encoder ``name`` of ``modality``'s samples trained by
-    ``method`` (``given`` first, then the modality's own (a text encoder's vocabulary), then
+    ``method`` (``given``, then the modality's own over them (a text encoder's vocabulary), then
     the defaults resolved now, so that a later change of default never changes how a saved run
     rebuilds): a causal transformer for ``clm``; the transformer's ``patch`` (the modality's) and ``bias=False`` (no
     biases in its blocks' linear layers: faster in bf16 on a CPU, benchmarks/HISTORY.md); for the tcn under
@@ -57,7 +57,9 @@ def default_options(
     ``layers=all`` blocks: +3 points of linear-probe accuracy together on the UCR sets. Under
     SimCLR the difference cost 3-4 points (its jitter swamps the differences of smooth series),
     so there, as in fine-tuning, the tcn reads the series alone (benchmarks/HISTORY.md)."""
-    options = {**modality.encoder_options(), **(given or {})}
+    # the modality's own last: a text encoder's vocabulary is the tokenizer's, which learns at
+    # most the size asked for (--encoder-option vocab=N asked 10 million of a small corpus)
+    options = {**(given or {}), **modality.encoder_options()}
     if name == "transformer":
         options.setdefault("patch", list(modality.patch))
         if method == "clm":

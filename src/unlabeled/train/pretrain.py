@@ -260,6 +260,8 @@ def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe,
     continued from ``src`` (``--init``), which keeps ``src``'s tokenizer and length (its token
     embedding and positions are indexed by them); asking it for another vocabulary is refused."""
     vocab = (recipe.encoder_options or {}).get("vocab")
+    if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int | float) or vocab != int(vocab)):
+        raise UnlabeledError(f"--encoder-option vocab takes a whole number of tokenizer entries, got {vocab!r}")
     if col.is_text and src is not None and src.config["modality"]["name"] == "text":
         mod = src.modality()
         if vocab is not None and int(vocab) != mod.vocab:
