@@ -56,6 +56,7 @@ class Collection:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.meta: dict[str, Any] = read_meta(self.path)
+        _check_source(self.path, self.meta)
         table = read_index(self.path, len(self.meta["shards"]), self.meta.get("layout") == TEXT)
         cols = set(table.column_names)
         self.ids: np.ndarray = np.asarray(table.column("id").to_pylist(), dtype=object)
@@ -328,6 +329,7 @@ def derive_collection(
             "count": len(pos),
             "fingerprint": digest,
             "derived_from": str(source.path.resolve()),
+            "source_fingerprint": source.fingerprint(),
             **extra_meta,
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -336,6 +338,23 @@ def derive_collection(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Collection(dest)
+
+
+def _check_source(path: Path, meta: dict[str, Any]) -> None:
+    """A derived collection reads its source's shards in place: refuse it once that source has
+    been replaced (imported again with --overwrite), whose shards now hold other samples."""
+    source, expected = meta.get("derived_from"), meta.get("source_fingerprint")
+    if not source or not expected or not (Path(source) / META_FILE).exists():
+        return  # older derived collections recorded no fingerprint; a missing source fails on reading
+    try:
+        now = json.loads((Path(source) / META_FILE).read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return
+    if now != expected:
+        raise UnlabeledError(
+            f"{path} reads the samples of {source}, which has changed since (imported again?): "
+            f"its rows would be other samples now; derive it again (select, or the command that made it)"
+        )
 
 
 def move_into_place(tmp: Path, dest: Path) -> None:

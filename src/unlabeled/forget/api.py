@@ -75,6 +75,8 @@ def forget(
     chosen = _method(src, method)
     options = _options(chosen, options or {})
     out = Path(out)
+    if out.resolve() == src.path.resolve():
+        raise UnlabeledError(f"--out {out} is the run to forget from, which is never modified; write elsewhere")
     task = source_task(src)
     if group is not None:
         if ids is not None or class_ is not None:

@@ -149,6 +149,8 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
     """What can be refused before any embedding is computed."""
     if not len(candidates):
         raise UnlabeledError(f"{col.path} has no samples outside split {req.exclude_split!r}")
+    if Path(req.out).resolve() == col.path.resolve():
+        raise UnlabeledError(f"--out {req.out} is the pool to select from; write the selection elsewhere")
     if Path(req.out).exists() and not req.overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     if method.needs_target and req.target is None and req.target_vectors is None:

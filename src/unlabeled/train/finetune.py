@@ -119,6 +119,8 @@ def finetune(
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
     out, extra = Path(out), dict(extra_config or {})
     src = None if run is None else open_run(run)
+    if src is not None and not resume and src.path.resolve() == out.resolve():
+        raise UnlabeledError(f"--out {out} is the run to start from; write elsewhere")
     with run_lock(out):  # one process writes a run at a time
         if shards > 1:
             if not resume:

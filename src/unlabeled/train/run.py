@@ -31,6 +31,7 @@ from unlabeled.models import build_encoder, saved_options
 from unlabeled.objectives import build_objective, self_distil
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import (
+    FORGOTTEN_IDS,
     SHARDS,
     TRAINING_IDS,
     Run,
@@ -120,12 +121,26 @@ def _acquire(out: Path, lock: Path) -> int:
         os.close(fd)
 
 
+# what a run's folder may hold before its config.json: a sharded run's shards, the id files
+# written just before it (a run killed between the two), an atomic write's temporary file
+RUN_LEFTOVERS = {SHARDS, TRAINING_IDS, FORGOTTEN_IDS, "labelled-ids.txt", "unlabelled-ids.txt", "metrics.jsonl"}
+
+
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
     """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
     remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
     that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
     an old run is to be replaced."""
     has_run = (out / "config.json").exists()
+    if (out / "collection.json").exists():
+        raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
+    if not has_run and out.is_dir():
+        # a new run goes into a new or empty folder (or one an interrupted sharded run left):
+        # --overwrite later removes a run's folder whole, with whatever else was put in it
+        other = sorted(p.name for p in out.iterdir() if p.name not in RUN_LEFTOVERS and not p.name.startswith("."))
+        if other:
+            shown = ", ".join(other[:5]) + (" ..." if len(other) > 5 else "")
+            raise UnlabeledError(f"{out} holds files that are not a run ({shown}); choose a new or empty folder")
     if resume and not has_run:
         raise UnlabeledError(f"nothing to resume: {out} holds no run")
     if has_run and not resume:

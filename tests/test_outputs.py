@@ -1,0 +1,70 @@
+"""An --out never destroys what the user has: not the run or collection a command reads, not
+a collection, not a folder of other files; and a derived collection whose source was imported
+again is refused instead of read as other samples."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import unlabeled as ul
+from unlabeled import UnlabeledError
+
+
+@pytest.fixture(scope="module")
+def pool(fmnist_small, tmp_path_factory):
+    """A copy of the small Fashion-MNIST slice the tests may overwrite."""
+    dest = tmp_path_factory.mktemp("data") / "pool"
+    shutil.copytree(fmnist_small.path, dest)
+    return ul.open_collection(dest)
+
+
+@pytest.fixture(scope="module")
+def run(pool, tmp_path_factory):
+    return ul.pretrain(pool, tmp_path_factory.mktemp("runs") / "a", epochs=0.05, batch_size=32, precision="fp32")
+
+
+def test_a_run_is_not_written_into_a_collection_or_a_folder_of_other_files(pool, tmp_path):
+    for overwrite in (False, True):
+        with pytest.raises(UnlabeledError, match="is a collection, not a run folder"):
+            ul.pretrain(pool, pool.path, epochs=0.05, batch_size=32, overwrite=overwrite)
+    assert len(ul.open_collection(pool.path)) == len(pool)  # untouched
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(UnlabeledError, match=r"holds files that are not a run \(notes.txt\)"):
+        ul.pretrain(pool, mine, epochs=0.05, batch_size=32, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "precious"
+    (tmp_path / "empty").mkdir()  # an empty folder takes a run
+    assert ul.pretrain(pool, tmp_path / "empty", epochs=0.05, batch_size=32, precision="fp32").finished
+
+
+def test_the_run_a_command_reads_is_not_its_out(pool, run, tmp_path):
+    weights = (run.path / "model.safetensors").read_bytes()
+    with pytest.raises(UnlabeledError, match="is the run to start from"):
+        ul.finetune(run, pool, run.path, epochs=0.05, overwrite=True)
+    clf = ul.finetune(run, pool, tmp_path / "ft", epochs=0.05, precision="fp32")
+    ids = clf.training_ids()[:3]
+    with pytest.raises(UnlabeledError, match="is the run to forget from, which is never modified"):
+        ul.forget(clf, ids=ids, out=clf.path, overwrite=True)
+    assert (run.path / "model.safetensors").read_bytes() == weights and clf.finished
+
+
+def test_a_selection_is_not_written_over_its_pool_and_is_refused_once_the_pool_changes(pool, tmp_path):
+    with pytest.raises(UnlabeledError, match="is the pool to select from"):
+        ul.select(pool, budget=10, method="random", out=pool.path, overwrite=True)
+    src = tmp_path / "src"
+    shutil.copytree(pool.path, src)
+    chosen = ul.select(ul.open_collection(src), budget=10, method="random", out=tmp_path / "sel")
+    first = ul.open_collection(chosen.path).get(np.arange(3))
+    from unlabeled.data.collection import CollectionWriter
+
+    shutil.rmtree(src)  # the pool imported again: other samples in its shards
+    w = CollectionWriter(src, "image", (1, 28, 28), "uint8", None, {})
+    w.add(np.random.default_rng(0).integers(0, 255, (50, 1, 28, 28), dtype=np.uint8), [f"n{i}" for i in range(50)])
+    w.close()
+    with pytest.raises(UnlabeledError, match="has changed since"):
+        ul.open_collection(chosen.path)
+    assert first.shape[0] == 3
