@@ -503,11 +503,13 @@ def test_damaged_weights_fail_in_one_line(kind, cli, tiny, run_copy):
     assert snapshot(run_copy) == before
 
 
-@pytest.mark.parametrize("kind", ["truncated", "garbage", "another pickle", "another run's shapes"])
+@pytest.mark.parametrize("kind", ["truncated", "cut to its start", "garbage", "another pickle", "another run's shapes"])
 def test_a_damaged_resume_state_fails_in_one_line(kind, cli, tiny, run_copy):
     path = run_copy / "state.pt"
     if kind == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "cut to its start":  # torch's reader fails with a bare OSError (Invalid argument)
+        path.write_bytes(path.read_bytes()[:5000])
     elif kind == "garbage":
         path.write_bytes(b"not a checkpoint")
     elif kind == "another pickle":
@@ -680,3 +682,54 @@ def test_sigterm_during_an_import_leaves_nothing_half_written(col_copy, tmp_path
     assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
     assert snapshot(col_copy) == before
     no_leftovers(tmp_path, "col")
+
+
+# -- options: a bad value is one line before anything is written ------------------------------
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["--lr", "-1"], "the learning rate must be 0 or more"),
+        (["--minutes", "nan"], "minutes must be a finite number"),
+        (["--epochs", "inf"], "epochs must be a finite number"),
+        (["--seed", "-1"], "seed must be 0 or more"),
+        (["--shards", "0"], "--shards must be a whole number, 1 or more"),
+        (["--method", "supervised"], "supervised trains on labels; pretrain takes"),
+        (["--option", "bogus=1"], "simclr has no setting 'bogus'; its --option settings:"),
+        (["--option", "temperature=abc"], "--option temperature takes a number"),
+        (["--encoder-option", "patch=0"], "the cnn encoder has no setting 'patch'"),
+    ],
+)
+def test_a_bad_pretraining_option_fails_in_one_line_and_writes_nothing(args, needs, cli, tiny, tmp_path):
+    one_error(cli("pretrain", tiny[0].path, "--out", tmp_path / "run", "--epochs", "0.1", *args), needs)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needs"),
+    [
+        (
+            "@problemName x\n@timeStamps false\n@univariate true\n@classLabel true a b\n@data\n1,2,x,4:a\n",
+            "cannot read",
+        ),
+        ("@data\n", "holds no series"),
+    ],
+)
+def test_a_malformed_ts_file_fails_in_one_line(content, needs, cli, tmp_path):
+    path = tmp_path / "bad.ts"
+    path.write_text(content)
+    one_error(cli("import", path, tmp_path / "col"), path, needs)
+    assert not (tmp_path / "col").exists()
+
+
+def test_bad_audio_options_and_an_import_into_its_own_source_fail_in_one_line(cli, tmp_path):
+    src = tmp_path / "imgs"
+    good_images(src)
+    for args, needs in (
+        (["--seconds", "nan"], "--seconds must be over 0"),
+        (["--seconds", "-1"], "--seconds must be over 0"),
+        (["--sample-rate", "1"], "--sample-rate must be between 1000 and 384000"),
+        (["--resize", "5000x5000"], "at most 16,777,216 values a sample"),
+    ):
+        one_error(cli("import", src, tmp_path / "col", *args), needs)
+    one_error(cli("import", src, src / "inside"), "is inside", "read back as part of its source")
+    assert not (tmp_path / "col").exists() and not (src / "inside").exists()

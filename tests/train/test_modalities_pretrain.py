@@ -93,7 +93,7 @@ def test_new_transformer_runs_have_no_block_biases_and_old_runs_rebuild_with_the
     assert enc.trunk.blocks[0].qkv.bias is not None
     cont = ul.pretrain(gunpoint, tmp_path / "cont", method="mae", epochs=1, batch_size=16, init=old.path)
     assert cont.config["encoder"]["options"]["bias"] is True and cont.encoder().trunk.blocks[0].qkv.bias is not None
-    with pytest.raises(ul.UnlabeledError, match="bias must be true or false"):
+    with pytest.raises(ul.UnlabeledError, match="bias takes true or false"):
         ul.pretrain(
             gunpoint, tmp_path / "bad", method="mae", epochs=1, batch_size=16, encoder_options={"bias": "False"}
         )

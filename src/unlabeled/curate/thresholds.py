@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_kind
 
 # Gopher's bounds (Rae et al. 2021) were set on English web text. The English reference the
 # bounds scale from: the median of documents' average word length (words holding a letter, by
@@ -197,21 +198,9 @@ def parse_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise UnlabeledError(
                 f"--option {key}: {name} has no setting {setting!r}; it has {', '.join(sorted(allowed))}"
             )
-        _check_kind(key, value, params[setting].default)
+        check_kind(f"--option {key}", value, params[setting].default)
         out.setdefault(name, {})[setting] = value
     return out
-
-
-def _check_kind(key: str, value: Any, default: Any) -> None:
-    """A setting's value of the kind its default is (a number for a number, a list for a
-    list), so that a typo fails here, not inside a filter halfway through the pipeline."""
-    number = isinstance(default, int | float) and not isinstance(default, bool)
-    if number and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise UnlabeledError(f"--option {key} takes a number (its default is {default}), got {value!r}")
-    if isinstance(default, bool) and not isinstance(value, bool):
-        raise UnlabeledError(f"--option {key} takes true or false, got {value!r}")
-    if isinstance(default, list | tuple) and not isinstance(value, list | tuple):
-        raise UnlabeledError(f"--option {key} takes a list (its default is {list(default)}), got {value!r}")
 
 
 def language_settings(

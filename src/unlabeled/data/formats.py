@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, short_reason
 from unlabeled.data.loaded import Loaded
 
 SERIES_TABLE_EXTENSIONS = {".csv", ".tsv", ".parquet", ".ts"}
@@ -186,7 +186,12 @@ def _read_ts(path: Path) -> Loaded:
     """A ``.ts`` file (the UCR/UEA archive's format), read by aeon."""
     from aeon.datasets import load_from_ts_file  # aeon loads in seconds: only for .ts files
 
-    X, y = load_from_ts_file(str(path))
+    try:
+        X, y = load_from_ts_file(str(path))
+    except (ValueError, OSError, IndexError, KeyError, TypeError) as e:  # aeon's reader on a malformed file
+        raise UnlabeledError(f"cannot read {path} as a .ts file: {short_reason(e)}") from None
+    if not len(X):
+        raise UnlabeledError(f"{path} holds no series (a .ts file's data follow its @data line)")
     series = [_check_series(x, f"{path}[{i}]") for i, x in enumerate(X)]
     codes, classes = _codes(list(y)) if y is not None and len(y) else (None, None)
     ids = [f"{i:06d}" for i in range(len(series))]

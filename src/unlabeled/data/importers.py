@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import re
 import shutil
@@ -142,6 +143,12 @@ def import_source(
     ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
+    _check_audio_options(sample_rate, seconds)
+    if resize is not None and (min(resize) < 1 or math.prod(resize) > MAX_RESIZE_VALUES):
+        raise UnlabeledError(
+            f"--resize {'x'.join(map(str, resize))}: each side at least 1 and at most {MAX_RESIZE_VALUES:,} values a "
+            "sample (a volume of 256x256x256)"
+        )
     name = str(source)
     if name in BUILTINS:
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
@@ -177,6 +184,8 @@ def import_source(
             f"cannot import {path}: expected a folder, a .npy stack, a table of series "
             f"({', '.join(sorted(SERIES_TABLE_EXTENSIONS))}) or of text (.jsonl, or --text-column)"
         )
+    if Path(dest).resolve().is_relative_to(path.resolve()):
+        raise UnlabeledError(f"{dest} is inside {source}: the collection would be read back as part of its source")
     opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds, "group_pattern": group_pattern}
     report = _import_folder(path, dest, modality, opts, overwrite)
     report.given = modality is not None
@@ -198,6 +207,18 @@ def _import_keywords(dest: Path, overwrite: bool) -> ImportReport:
 
 
 # -- in-memory sources -----------------------------------------------------------------------
+MAX_RESIZE_VALUES = 256**3  # a sample's values after --resize: beyond it a collection outgrows memory
+MAX_IMPORT_SECONDS = 3600.0  # an hour a recording: beyond it a stack of them would not fit in memory
+
+
+def _check_audio_options(sample_rate: int | None, seconds: float | None) -> None:
+    """--sample-rate and --seconds: a rate of 1 kHz to 384 kHz, a length over 0 up to an hour."""
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not 1000 <= sample_rate <= 384_000):
+        raise UnlabeledError(f"--sample-rate must be between 1000 and 384000 Hz, got {sample_rate}")
+    if seconds is not None and not (isinstance(seconds, int | float) and 0 < seconds <= MAX_IMPORT_SECONDS):
+        raise UnlabeledError(f"--seconds must be over 0 and at most {MAX_IMPORT_SECONDS:g}, got {seconds}")
+
+
 def _write_loaded(
     loaded: Loaded,
     dest: str | os.PathLike[str],

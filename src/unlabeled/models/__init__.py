@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_settings, settable
 from unlabeled.models.cnn import CNN_SIZES, CNNEncoder
 from unlabeled.models.tcn import TCN_SIZES, TCNEncoder
 from unlabeled.models.transformer import TRANSFORMER_SIZES, PatchTransformer
@@ -36,6 +37,8 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
         raise UnlabeledError(
             f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
         )
+    skip = ("in_channels", "size", "image_size") if name == "cnn" else ("input_shape", "size")
+    check_settings(f"the {name} encoder", "--encoder-option", settable(ENCODERS[name], skip=skip), options)
     try:
         if name == "cnn":
             return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]), **options)

@@ -4,6 +4,7 @@ in ``OBJECTIVES``."""
 from __future__ import annotations
 
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_settings, settable
 from unlabeled.objectives.base import Objective
 from unlabeled.objectives.clm import CLM
 from unlabeled.objectives.distil import Distil
@@ -33,11 +34,25 @@ OBJECTIVES: dict[str, type[Objective]] = {
 TEXT_OBJECTIVES = ("mlm", "clm", "simcse", "supervised", "distil")
 
 
+PRETRAINING = tuple(n for n, o in OBJECTIVES.items() if not o.uses_labels)  # what pretrain takes
+LABELLED = {"supervised": "finetune", "fixmatch": "selftrain", "distil": "distil"}  # and the command for the rest
+
+
+def check_pretraining_method(name: str) -> None:
+    """``name`` is an objective that trains without labels; one that needs them names its command."""
+    if name in LABELLED:
+        raise UnlabeledError(f"{name} trains on labels; pretrain takes {', '.join(PRETRAINING)} (use {LABELLED[name]})")
+    if name not in OBJECTIVES:
+        raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(PRETRAINING)}")
+
+
 def build_objective(name: str, encoder, modality, **hparams) -> Objective:
     if name not in OBJECTIVES:
         raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(OBJECTIVES)}")
     if getattr(modality, "name", None) == "text" and name not in TEXT_OBJECTIVES:
         raise UnlabeledError(f"{name} does not train on text; for text choose {', '.join(TEXT_OBJECTIVES[:3])}")
+    # the run's own arguments (classes, a teacher's) are passed by the commands, not by --option
+    check_settings(name, "--option", settable(OBJECTIVES[name], skip=("encoder", "modality")), hparams)
     try:
         return OBJECTIVES[name](encoder, modality, **hparams)
     except (TypeError, ValueError) as e:

@@ -146,7 +146,12 @@ def classifier_spec(
     if src is not None:
         trained_on = src.config["modality"]
         if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-            raise UnlabeledError(f"run {src.path} was trained on other samples than {col.path}'s")
+            shape = "x".join(map(str, trained_on["sample_shape"]))
+            raise UnlabeledError(
+                f"run {src.path} was trained on {trained_on['name']} samples of shape {shape}; {col.path} holds "
+                f"{col.modality} samples of shape {'x'.join(map(str, col.sample_shape))} (bench adapts a run's "
+                "features to other channels; training its encoder needs the shape it was built for)"
+            )
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
     else:
         fitted = fit_modality(col, positions)

@@ -20,6 +20,7 @@ from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import default_options, saved_options
+from unlabeled.objectives import check_pretraining_method
 from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
@@ -146,7 +147,7 @@ def pretrain(
     of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
     plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
     recipe = PretrainRecipe(
-        method=method or default_method(data),
+        method=_checked_method(method, data, shards),
         encoder=encoder,
         size=size,
         minutes=minutes,
@@ -170,6 +171,16 @@ def pretrain(
         if shards > 1:
             return _pretrain_sharded(recipe, data, where, positions, shards, init)
         return _pretrain_one(recipe, data, where, positions, init)
+
+
+def _checked_method(method: str | None, data: Collection | str | os.PathLike[str], shards: Any) -> str:
+    """The method a pretraining request runs (the data's default when None), checked with its
+    shard count before anything is read or written."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise UnlabeledError(f"--shards must be a whole number, 1 or more; got {shards!r}")
+    method = method or default_method(data)
+    check_pretraining_method(method)
+    return method
 
 
 def _mix_plan(data: Collection | str | os.PathLike[str], mix: Any, upsample_last: Any, subset: bool) -> Mix | None:

@@ -70,12 +70,32 @@ class TrainConfig:
     total_steps: int | None = None  # resolved from epochs or minutes before training
 
     def __post_init__(self) -> None:
+        for name in ("batch_size", "seed", "checkpoint_steps", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise UnlabeledError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
+        for name in ("epochs", "minutes", "lr", "weight_decay", "warmup", "grad_clip", "checkpoint_seconds"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise UnlabeledError(f"{name.replace('_', ' ')} must be a number, got {value!r}")
+            if value is not None and not math.isfinite(value):
+                raise UnlabeledError(f"{name.replace('_', ' ')} must be a finite number, got {value}")
         if self.batch_size < 2:
             raise UnlabeledError(f"batch size must be at least 2, got {self.batch_size}")
         if self.epochs is not None and self.epochs <= 0:
             raise UnlabeledError(f"epochs must be positive, got {self.epochs}")
         if self.minutes is not None and self.minutes <= 0:
             raise UnlabeledError(f"minutes must be positive, got {self.minutes}")
+        if self.seed < 0:
+            raise UnlabeledError(f"the seed must be 0 or more, got {self.seed}")
+        for name in ("lr", "weight_decay", "grad_clip", "checkpoint_steps", "snapshot_seconds"):
+            if getattr(self, name) < 0:
+                what = "the learning rate" if name == "lr" else name.replace("_", " ")
+                raise UnlabeledError(f"{what} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.warmup < 1:
+            raise UnlabeledError(f"warmup is a share of the steps, in [0, 1); got {self.warmup}")
+        if self.checkpoint_seconds <= 0:
+            raise UnlabeledError(f"checkpoint seconds must be positive, got {self.checkpoint_seconds}")
         if self.schedule not in ("cosine", "constant"):
             raise UnlabeledError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:

@@ -1,0 +1,45 @@
+"""Settings a user passes by name (``--option``, ``--encoder-option``, a curation filter's
+threshold), checked against the signature of what takes them before anything runs: an unknown
+name lists the known ones, a value of the wrong kind names the setting and its default, and
+neither surfaces as a Python error from inside a constructor."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from unlabeled._console import UnlabeledError
+
+
+def settable(fn: Callable[..., Any], skip: Iterable[str] = ()) -> dict[str, inspect.Parameter]:
+    """The named parameters of ``fn`` a user may set (not ``self``, not ``*args``/``**kwargs``,
+    not those in ``skip``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    skipped = {"self", *skip}
+    return {n: p for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds and n not in skipped}
+
+
+def check_kind(flag: str, value: Any, default: Any) -> None:
+    """``value`` of the kind ``default`` is: a number for a number, true or false for a flag,
+    a list for a list (a default of None takes anything)."""
+    number = isinstance(default, int | float) and not isinstance(default, bool)
+    if number and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise UnlabeledError(f"{flag} takes a number (its default is {default}), got {value!r}")
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise UnlabeledError(f"{flag} takes true or false, got {value!r}")
+    if isinstance(default, list | tuple) and not isinstance(value, list | tuple):
+        raise UnlabeledError(f"{flag} takes a list (its default is {list(default)}), got {value!r}")
+
+
+def check_settings(what: str, flag: str, params: dict[str, inspect.Parameter], given: dict[str, Any]) -> None:
+    """Every name in ``given`` one of ``params`` and its value of its default's kind; ``what``
+    names the thing that takes them in the message, ``flag`` the command-line option."""
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise UnlabeledError(f"{what} has no setting {', '.join(map(repr, unknown))}; its {flag} settings: {known}")
+    for name, value in given.items():
+        default, annotation = params[name].default, str(params[name].annotation)
+        if default is not inspect.Parameter.empty and "str" not in annotation:  # int | str: "all" too
+            check_kind(f"{flag} {name}", value, default)
