@@ -733,3 +733,16 @@ def test_bad_audio_options_and_an_import_into_its_own_source_fail_in_one_line(cl
         one_error(cli("import", src, tmp_path / "col", *args), needs)
     one_error(cli("import", src, src / "inside"), "is inside", "read back as part of its source")
     assert not (tmp_path / "col").exists() and not (src / "inside").exists()
+
+
+def test_bench_refuses_fractional_shots_and_no_probe_and_forget_names_its_values_file(cli, tiny, tmp_path):
+    col, run = tiny
+    one_error(cli("bench", run.path, "--task", col.path, "--shots", "1.5", "--out", tmp_path / "b"), "whole numbers")
+    one_error(cli("bench", run.path, "--task", col.path, "--probes", "", "--out", tmp_path / "b"), "at least one probe")
+    missing = tmp_path / "nofile.txt"
+    one_error(
+        cli("forget", run.path, "--group", "label", "--values", missing, "--out", tmp_path / "f"),
+        "values file not found",
+        missing,
+    )
+    assert not (tmp_path / "b").exists() and not (tmp_path / "f").exists()

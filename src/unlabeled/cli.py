@@ -531,7 +531,7 @@ def forget_(
         ids=id_list,
         class_=class_,
         group=group,
-        values=None if values is None else read_id_file(values),
+        values=None if values is None else read_id_file(values, "values"),
         epochs=epochs,
         lr=lr,
         options=parse_settings(option, "--option"),
@@ -635,27 +635,33 @@ def grow(
     grow_run(run, size, out, mode=mode, overwrite=overwrite)
 
 
-def read_id_file(path: Path) -> list[str]:
-    """The sample ids of a file, one a line: blank lines and the spaces around an id are
-    ignored, a repeated id counts once. A missing or unreadable file, one that is not UTF-8
-    text, or one that lists no id is an UnlabeledError naming it."""
+def read_id_file(path: Path, what: str = "ids") -> list[str]:
+    """The sample ids (or group values: ``what``) of a file, one a line: blank lines and the
+    spaces around one are ignored, a repeated one counts once. A missing or unreadable file,
+    one that is not UTF-8 text, or one that lists none is an UnlabeledError naming it."""
     if not path.is_file():
-        raise UnlabeledError(f"ids file not found: {path}")
+        raise UnlabeledError(f"{what} file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = e.object[: e.start].count(b"\n") + 1
         raise UnlabeledError(
-            f"ids file {path} is not UTF-8 text (byte {e.object[e.start]:#x} on line {line})"
+            f"{what} file {path} is not UTF-8 text (byte {e.object[e.start]:#x} on line {line})"
         ) from None
     ids = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
     if not ids:
-        raise UnlabeledError(f"ids file {path} lists no ids (one id a line)")
+        raise UnlabeledError(f"{what} file {path} lists no {what} (one a line)")
     return ids
 
 
 def _names(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _whole(values: list[float], what: str) -> list[int]:
+    if any(v != int(v) for v in values):
+        raise UnlabeledError(f"{what} takes whole numbers, got {', '.join(f'{v:g}' for v in values)}")
+    return [int(v) for v in values]
 
 
 @app.command()
@@ -703,7 +709,7 @@ def bench(
         task,
         suite=suite,
         fractions=_floats(fractions, "--fractions"),
-        shots=[int(v) for v in _floats(shots, "--shots")],
+        shots=_whole(_floats(shots, "--shots"), "--shots"),
         seeds=seeds,
         probes=_names(probes),
         baselines=_names(baselines),

@@ -151,8 +151,10 @@ def test_clear_errors(clf, tmp_path, fmnist_small):
         forget(clf, method="ga", class_="spaceship", out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="every training sample"):
         forget(clf, method="ga", ids=clf.training_ids(), out=tmp_path / "x")
-    with pytest.raises(UnlabeledError, match="not both"):
+    with pytest.raises(UnlabeledError, match="say what to forget: --ids FILE, --class NAME, or --group"):
         forget(clf, method="ga", out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="not both"):
+        forget(clf, method="ga", ids=clf.training_ids()[:2], class_="bag", out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="choose from"):
         forget(clf, method="magic", class_="bag", out=tmp_path / "x")
 

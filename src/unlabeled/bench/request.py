@@ -42,6 +42,8 @@ class BenchRequest:
             raise UnlabeledError("bench needs at least one run")
         if (self.task is None) == (self.suite is None):
             raise UnlabeledError("bench takes a task (--task) or a suite (--suite), not both and not neither")
+        if not self.probes:
+            raise UnlabeledError(f"bench needs at least one probe; choose from {', '.join(PROBES)}")
         for p in self.probes:
             if p not in PROBES:
                 raise UnlabeledError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")

@@ -31,8 +31,10 @@ def source_task(run: Run) -> Collection:
 
 def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | int | None) -> np.ndarray:
     """Positions (in the task) of the samples to forget, checked against the training set."""
-    if (ids is None) == (class_ is None):
-        raise UnlabeledError("say what to forget: ids (--ids FILE) or a class (--class NAME), not both")
+    if ids is None and class_ is None:
+        raise UnlabeledError("say what to forget: --ids FILE, --class NAME, or --group COLUMN --values FILE")
+    if ids is not None and class_ is not None:
+        raise UnlabeledError("say what to forget one way: --ids FILE or --class NAME, not both")
     trained = set(run.training_ids())
     if ids is not None:
         ids = [str(i) for i in ids]

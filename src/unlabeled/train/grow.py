@@ -49,7 +49,7 @@ def grow(
     out = Path(out)
     if out.resolve() == src.path.resolve():
         raise UnlabeledError(f"grow writes a new run; --out {out} is the run it grows")
-    claim_run_dir(out, resume=False, overwrite=overwrite)
+    claim_run_dir(out, resume=False, overwrite=overwrite, resumable=False)
     config = copy.deepcopy(dict(src.config))
     old_size = config["encoder"]["size"]
     try:

@@ -126,11 +126,11 @@ def _acquire(out: Path, lock: Path) -> int:
 RUN_LEFTOVERS = {SHARDS, TRAINING_IDS, FORGOTTEN_IDS, "labelled-ids.txt", "unlabelled-ids.txt", "metrics.jsonl"}
 
 
-def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True) -> bool:
+def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True, resumable: bool = True) -> bool:
     """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
     remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
     that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
-    an old run is to be replaced."""
+    an old run is to be replaced. ``resumable``: whether the command has a --resume to suggest."""
     has_run = (out / "config.json").exists()
     if (out / "collection.json").exists():
         raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
@@ -145,7 +145,8 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True)
         raise UnlabeledError(f"nothing to resume: {out} holds no run")
     if has_run and not resume:
         if not overwrite:
-            raise UnlabeledError(f"{out} already holds a run; pass --resume to continue it or --overwrite")
+            how = "pass --resume to continue it or --overwrite" if resumable else "pass --overwrite to replace it"
+            raise UnlabeledError(f"{out} already holds a run; {how}")
         if remove:
             remove_run_dir(out)
         return True

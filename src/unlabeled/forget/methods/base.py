@@ -124,7 +124,7 @@ class Approximate(Method):
         if objective.needs_original:
             objective.keep_original()
         objective.prepare(task, request.forget_pos, request.retain_pos, resolve_device(request.device))
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         cfg = train_config(request, min(batch, len(own)), self.default_epochs(request), self.lr)
         config = {**unlearning_config(request, objective, cfg), "source_run": src.config.get("source_run")}
         config.pop("seconds", None)

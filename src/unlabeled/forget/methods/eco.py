@@ -63,7 +63,7 @@ class ECOMethod(Method):
     def run(self, request: ForgetRequest) -> Run:
         src = request.source
         mod = src.modality()
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         weight, bias, fit = fit_classifier(request, mod.tokenizer, mod.vocab)
         marker = (
             mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids

@@ -201,7 +201,7 @@ class LAFMethod(Method):
         )
         batch = int(src.config["train"]["batch_size"])
         objective = LAF(encoder, modality, vae_retain, vae_forget, Stream(data, retain_pos, batch))
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         epochs = request.epochs if request.epochs is not None else self.epochs
         cfg = train_config(request, min(batch, len(forget_pos)), epochs, self.lr)
         return unlearn(request, objective, forget_pos, cfg, unlearning_config(request, objective, cfg))

@@ -252,7 +252,7 @@ class LMMethod(Method):
         )
         if objective.needs_original:
             objective.keep_original()
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         if isinstance(objective, WHPLM):
             objective.keep_reinforced(reinforce(request).encoder())
         return train_unlearner(request, objective, request.epochs or self.epochs, self.lr)

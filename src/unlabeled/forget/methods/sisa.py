@@ -23,7 +23,7 @@ class SISAMethod(Method):
     def run(self, request: ForgetRequest) -> Run:
         src, task = request.source, request.task
         forgotten = set(request.forgotten_ids)
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         affected = []
         for shard in src.shards():
             ids = shard.training_ids()

@@ -104,7 +104,7 @@ class SSDMethod(Method):
     def run(self, request: ForgetRequest) -> Run:
         src = request.source
         device = resolve_device(request.device)
-        claim_run_dir(request.out, False, request.overwrite)
+        claim_run_dir(request.out, False, request.overwrite, resumable=False)
         alpha = float(request.options.get("alpha", ALPHA))
         dampening = float(request.options.get("dampening", DAMPENING))
         retained = int(request.options.get("retained", RETAINED))
