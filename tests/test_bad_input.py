@@ -412,7 +412,11 @@ def test_duplicate_ids_write_nothing(tmp_path):
 def test_a_failed_import_over_a_collection_keeps_it(cli, col_copy, tmp_path):
     before = snapshot(col_copy)
     np.save(tmp_path / "nan.npy", np.full((4, 8, 8), np.nan, np.float32))  # fails once the writer has started
-    one_error(cli("import", tmp_path / "nan.npy", col_copy, "--overwrite"), "no valid samples")
+    one_error(
+        cli("import", tmp_path / "nan.npy", col_copy, "--overwrite"),
+        "no valid samples",
+        "every one of its 4 contains NaN or infinity",
+    )
     assert snapshot(col_copy) == before
     no_leftovers(tmp_path, "col")
 
@@ -746,3 +750,26 @@ def test_bench_refuses_fractional_shots_and_no_probe_and_forget_names_its_values
         missing,
     )
     assert not (tmp_path / "b").exists() and not (tmp_path / "f").exists()
+
+
+def test_a_resume_names_the_settings_it_ignores(cli, tiny, run_copy):
+    code, lines = cli(
+        "pretrain", tiny[0].path, "--out", run_copy, "--resume", "--encoder", "transformer", "--lr", "0.5"
+    )
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "ignored: --encoder transformer (saved: cnn), --lr 0.5 (saved: " in text
+
+
+def test_a_complex_valued_nifti_is_reported_and_the_rest_import(tmp_path):
+    import nibabel
+
+    src = tmp_path / "vols"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        nibabel.save(nibabel.Nifti1Image(rng.random((6, 6, 6)).astype(np.float32), np.eye(4)), src / f"v{i}.nii.gz")
+    nibabel.save(nibabel.Nifti1Image(np.ones((6, 6, 6), np.complex64), np.eye(4)), src / "complex.nii.gz")
+    report = ul.import_source(src, tmp_path / "col")
+    assert len(report.collection) == 3
+    assert [(Path(p).name, "complex-valued" in r) for p, r in report.bad] == [("complex.nii.gz", True)]

@@ -42,6 +42,7 @@ EMBEDDINGS_FILE = "embeddings.parquet"
 TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, forget, sharded or subset pretrain)
 FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its output run)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
+ANCESTORS = "ancestors"  # OUT/ancestors/NN-name: the ancestors an exact forget request retrained
 
 
 # samples per forward pass when embedding: on the 2-core CPU a random-init cnn-tiny embedded

@@ -387,7 +387,10 @@ def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     else:
         import nibabel as nib
 
-        a = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        img = nib.load(str(path))
+        if np.issubdtype(img.get_data_dtype(), np.complexfloating):  # get_fdata would drop the imaginary part
+            raise ValueError(f"complex-valued voxels ({img.get_data_dtype()}); import their magnitude or real part")
+        a = np.asarray(img.get_fdata(dtype=np.float32))
         a = a[None] if a.ndim == 3 else np.moveaxis(a, -1, 0)
     if a.ndim != 4:
         raise ValueError(f"shape {a.shape} is not a volume")

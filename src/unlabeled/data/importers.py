@@ -357,7 +357,8 @@ def _import_array_file(
             r = rows[s : s + 65536]
             writer.add(np.asarray(arr[r]), [f"{i:06d}" for i in r], None if y is None else y[r])
         if not len(writer):
-            raise UnlabeledError(f"no valid samples in {path}")
+            why = f": every one of its {len(arr)} {bad[0][1]}" if bad and len(bad) == len(arr) else ""
+            raise UnlabeledError(f"no valid samples in {path}{why}")
         col = writer.close()
     except BaseException:
         writer.abort()

@@ -20,11 +20,10 @@ from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method, is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
-from unlabeled.runs import FORGOTTEN_IDS, Run, open_run, read_config, write_ids
+from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import run_lock
 
-ANCESTORS = "ancestors"  # OUT/ancestors/NN-name: the ancestors an exact request retrained
 # what an exact method does when an ancestor of the run trained on the samples to forget
 ANCESTOR_POLICIES = ("refuse", "retrain", "keep")
 

@@ -332,6 +332,7 @@ def _pretrain_one(
         replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
         if where.resume:
             spec = RunSpec.from_config(read_config(out / "config.json"))
+            _say_what_resume_ignores(recipe, spec, default_method(col))
             if recipe.mix is not None:
                 info("--mix and --upsample-last are ignored with --resume: the run continues its own mixture")
             if spec.data.mix is not None:
@@ -347,6 +348,33 @@ def _pretrain_one(
                 pos = np.sort(np.asarray(positions, dtype=np.int64))
             spec = pretrain_spec(recipe, col, pos, src, dev)
         return train(spec, col, pos, out, dev, resume=where.resume, replace_old=replace_old)
+
+
+def _say_what_resume_ignores(recipe: PretrainRecipe, spec: RunSpec, default: str) -> None:
+    """A resumed run continues as it was saved; the settings asked for now that differ from
+    the saved ones are named, not silently dropped (the method only where it is not the data's
+    ``default``, which the recipe holds when none was asked for)."""
+    saved = {
+        "--encoder": spec.encoder.name,
+        "--size": spec.encoder.size,
+        "--batch-size": spec.train.batch_size,
+        "--lr": spec.train.lr,
+        "--minutes": spec.train.minutes,
+        "--epochs": spec.train.epochs,
+    }
+    asked = {
+        "--encoder": recipe.encoder,
+        "--size": recipe.size,
+        "--batch-size": recipe.batch_size,
+        "--lr": recipe.lr,
+        "--minutes": recipe.minutes,
+        "--epochs": recipe.epochs,
+    }
+    differ = [f"{k} {asked[k]} (saved: {saved[k]})" for k in saved if asked[k] is not None and asked[k] != saved[k]]
+    if recipe.method not in (spec.objective.name, default):
+        differ.insert(0, f"--method {recipe.method} (saved: {spec.objective.name})")
+    if differ:
+        info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
 
 
 def _pretrain_sharded(

@@ -31,6 +31,7 @@ from unlabeled.models import build_encoder, saved_options
 from unlabeled.objectives import build_objective, self_distil
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import (
+    ANCESTORS,
     FORGOTTEN_IDS,
     SHARDS,
     TRAINING_IDS,
@@ -121,9 +122,18 @@ def _acquire(out: Path, lock: Path) -> int:
         os.close(fd)
 
 
-# what a run's folder may hold before its config.json: a sharded run's shards, the id files
-# written just before it (a run killed between the two), an atomic write's temporary file
-RUN_LEFTOVERS = {SHARDS, TRAINING_IDS, FORGOTTEN_IDS, "labelled-ids.txt", "unlabelled-ids.txt", "metrics.jsonl"}
+# what a run's folder may hold before its config.json: a sharded run's shards, the ancestors a
+# forget request retrains first, the id files written just before it (a run killed between the
+# two), an atomic write's temporary file (hidden)
+RUN_LEFTOVERS = {
+    SHARDS,
+    ANCESTORS,
+    TRAINING_IDS,
+    FORGOTTEN_IDS,
+    "labelled-ids.txt",
+    "unlabelled-ids.txt",
+    "metrics.jsonl",
+}
 
 
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True, resumable: bool = True) -> bool:
