@@ -195,3 +195,18 @@ def test_built_in_suites_name_their_sources():
     assert {"ucr-small", "images-small", "keywords"} <= set(builtin_suites())
     assert load_suite("keywords").tasks[0].source == "espeak-keywords"  # a name, not a path beside the file
     assert load_suite("ucr-small").tasks[0].source == "ucr:GunPoint"
+
+
+def test_a_k_shot_setting_above_the_smallest_class_says_so(digits):
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.request import BenchRequest
+    from unlabeled.bench.tasks import make_task
+
+    task = make_task(digits)
+    fewest = int(np.unique(task.y_train, return_counts=True)[1].min())
+    notes: list[str] = []
+    plan_task(task, BenchRequest(runs=("r",), task="t", shots=(5, fewest + 1)), notes)
+    assert notes == [
+        f"{task.name}: its smallest class has {fewest} labelled train samples: the {fewest + 1}-shot setting(s) "
+        "use all of that class's"
+    ]

@@ -57,6 +57,13 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
         notes.append(f"{task.name}: k-shot settings need classes; skipped for this regression task")
     else:
         settings += [Setting(shots=int(k)) for k in request.shots]
+        fewest = int(np.unique(task.y_train, return_counts=True)[1].min()) if request.shots else 0
+        over = [int(k) for k in request.shots if k > fewest]
+        if over:
+            notes.append(
+                f"{task.name}: its smallest class has {fewest} labelled train samples: the "
+                f"{', '.join(f'{k}-shot' for k in over)} setting(s) use all of that class's"
+            )
     feature_probes = tuple(p for p in usable if table[p].inputs == "features")
     raw_probes = tuple(p for p in usable if table[p].inputs == "raw")
     return TaskPlan(task, tuple(settings), feature_probes, raw_probes, request.seeds)
