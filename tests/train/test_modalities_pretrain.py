@@ -113,6 +113,14 @@ def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):
     with pytest.raises(UnlabeledError, match="fewer than one batch of 128"):
         ul.pretrain(gunpoint, tmp_path / "big", epochs=1, batch_size=128, overwrite=True)
     assert ul.open_run(tmp_path / "big").step == 3  # a refused --overwrite keeps the old run
+    one = ul.open_collection(gunpoint.path)
+    from unlabeled.data.collection import derive_collection
+
+    single = derive_collection(one, [0], tmp_path / "one", {"name": "one"})
+    with pytest.raises(
+        UnlabeledError, match="1 training samples are fewer than one batch of 128; train on more samples"
+    ):
+        ul.pretrain(single, tmp_path / "single", epochs=1)
     # forgetting retrains on what is kept, too few for the fitted batch of 32: it is fitted again
     first = gunpoint.classes[0]
     again = ul.forget(run, class_=first, method="retrain", out=tmp_path / "g-forgot")

@@ -274,9 +274,10 @@ class Trainer:
         self.sampler = sampler or EpochSampler(self.positions, config.batch_size, config.seed, self.rank, self.world)
         self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch == 0:
+            # a batch holds 2 samples a process at least (batch norm, contrastive pairs)
+            fix = "lower --batch-size" if len(self.positions) >= 2 * self.world else "train on more samples"
             raise UnlabeledError(
-                f"{len(self.positions)} training samples are fewer than one batch of "
-                f"{self.global_batch}; lower --batch-size"
+                f"{len(self.positions)} training samples are fewer than one batch of {self.global_batch}; {fix}"
             )
         self.on_epoch, self.show_progress = on_epoch, show_progress
         self.bf16 = use_bf16(config.precision, self.device)
