@@ -44,6 +44,7 @@ from _dev import dev_collection
 from _provenance import provenance
 
 import unlabeled as ul
+from unlabeled.cli import parse_settings
 from unlabeled.runtime import tune_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def main() -> None:
     if not data.exists():
         print(ul.import_source(args.data, data).summary(), flush=True)
     init = None if args.init is None else (work / args.init if (work / args.init).exists() else Path(args.init))
-    options = dict(o.split("=", 1) for o in args.encoder_option)
+    options = parse_settings(args.encoder_option, "--encoder-option")  # numbers and true/false as the CLI reads them
     name = "-".join([args.method, *(f"{k}-{v}" for k, v in options.items())])
     name = name if init is None else f"{name}-from-{init.name}"
     out = work / name

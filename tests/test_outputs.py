@@ -68,3 +68,34 @@ def test_a_selection_is_not_written_over_its_pool_and_is_refused_once_the_pool_c
     with pytest.raises(UnlabeledError, match="has changed since"):
         ul.open_collection(chosen.path)
     assert first.shape[0] == 3
+
+
+def test_a_collection_derived_from_a_derived_one_is_refused_once_the_first_changes(pool, tmp_path):
+    from unlabeled.data.collection import CollectionWriter, derive_collection
+
+    root = tmp_path / "root"
+    shutil.copytree(pool.path, root)
+    mid = derive_collection(ul.open_collection(root), np.arange(100), tmp_path / "mid", {})
+    leaf = derive_collection(mid, np.arange(10), tmp_path / "leaf", {})
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("root", "mid", "leaf"):  # a workspace copied elsewhere reads its own copy
+        shutil.copytree(tmp_path / name, moved / name)
+    shutil.rmtree(root)  # the first collection imported again: other samples in its shards
+    w = CollectionWriter(root, "image", (1, 28, 28), "uint8", None, {})
+    w.add(np.zeros((200, 1, 28, 28), dtype=np.uint8), [f"n{i}" for i in range(200)])
+    w.close()
+    for derived in (mid, leaf):
+        with pytest.raises(UnlabeledError, match="has changed since"):
+            ul.open_collection(derived.path)
+    assert len(ul.open_collection(moved / "leaf")) == 10  # its shards are the copy's, unchanged
+
+
+def test_a_runs_own_leftovers_do_not_block_a_rerun(tmp_path):
+    from unlabeled.train.run import claim_run_dir
+
+    for leftover in ("model.safetensors", "reinforced", "shards", "training-ids.txt", ".config.json.x.tmp"):
+        out = tmp_path / leftover.strip(".")
+        out.mkdir()
+        (out / leftover).mkdir() if "." not in leftover else (out / leftover).write_text("")
+        assert claim_run_dir(out, False, False) is False  # a new run may start there

@@ -26,7 +26,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.bench.benchmark import bench
 from unlabeled.bench.figures import png_base64, scaling_figure
 from unlabeled.bench.pages import render_page
-from unlabeled.data.collection import Collection, derive_collection, open_collection
+from unlabeled.data.collection import Collection, derive_collection, derived_fingerprint, open_collection
 from unlabeled.runs import Run, open_run
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import pretrain
@@ -185,16 +185,21 @@ def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, 
     when finished, resumed when interrupted, else trained."""
     pool, m = request.pool, len(subset)
     sub_dir = request.out / "pools" / f"m{m}"
-    sub = (
-        open_collection(sub_dir)
-        if (sub_dir / "collection.json").is_file()
-        else derive_collection(pool, subset, sub_dir, {"name": f"{pool.name}-m{m}", "scaling_subset": size})
-    )
+    sub = None
+    if (sub_dir / "collection.json").is_file():
+        try:
+            sub = open_collection(sub_dir)
+        except UnlabeledError:  # the pool was imported again since: derive the subset anew
+            sub = None
+    if sub is None or sub.fingerprint() != derived_fingerprint(pool, subset):
+        meta = {"name": f"{pool.name}-m{m}", "scaling_subset": size}
+        sub = derive_collection(pool, subset, sub_dir, meta, overwrite=True)
     run_dir = request.out / "runs" / f"m{m}"
     state = run_dir / ckpt.STATE_FILE
-    if state.is_file() and open_run(run_dir).finished:
+    same = state.is_file() and open_run(run_dir).config["data"]["fingerprint"] == sub.fingerprint()
+    if same and open_run(run_dir).finished:
         return open_run(run_dir)
-    if state.is_file():
+    if same:
         return pretrain(sub, run_dir, resume=True, device=request.device)
     if request.minutes is not None:
         budget = {"minutes": request.minutes}

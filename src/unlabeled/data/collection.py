@@ -286,6 +286,13 @@ def read_index(path: Path, shards: int, text: bool = False) -> pa.Table:
     return table
 
 
+def derived_fingerprint(source: Collection, positions: np.ndarray) -> str:
+    """The fingerprint :func:`derive_collection` gives the collection of ``source``'s samples
+    at ``positions``: a derived collection made again from the same source and rows has it."""
+    pos = np.sort(np.asarray(positions, dtype=np.int64))
+    return hashlib.sha256(source.fingerprint().encode() + pos.tobytes()).hexdigest()[:16]
+
+
 def derive_collection(
     source: Collection,
     positions: np.ndarray,
@@ -322,16 +329,20 @@ def derive_collection(
             columns[name] = source._table.column(name).take(pa.array(pos))
         pq.write_table(pa.table(columns), tmp / INDEX_FILE)
         shards = [os.path.relpath((source.path / s).resolve(), dest.resolve()) for s in source.meta["shards"]]
-        digest = hashlib.sha256(source.fingerprint().encode() + pos.tobytes()).hexdigest()[:16]
+        digest = derived_fingerprint(source, pos)
         meta = {
             **source.meta,
             "shards": shards,
             "count": len(pos),
             "fingerprint": digest,
             "derived_from": str(source.path.resolve()),
-            "source_fingerprint": source.fingerprint(),
             **extra_meta,
         }
+        # the content of the collection whose shards are read (a derived source reads another's)
+        owner = source.meta.get("source_fingerprint") if source.meta.get("derived_from") else source.fingerprint()
+        meta.pop("source_fingerprint", None)
+        if owner:
+            meta["source_fingerprint"] = owner
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         move_into_place(tmp, dest)
     except BaseException:
@@ -341,18 +352,21 @@ def derive_collection(
 
 
 def _check_source(path: Path, meta: dict[str, Any]) -> None:
-    """A derived collection reads its source's shards in place: refuse it once that source has
-    been replaced (imported again with --overwrite), whose shards now hold other samples."""
-    source, expected = meta.get("derived_from"), meta.get("source_fingerprint")
-    if not source or not expected or not (Path(source) / META_FILE).exists():
+    """A derived collection reads another collection's shards in place: refuse it once that
+    collection (the folder its shards are in, found through their relative paths, whatever
+    chain of derivations led here) has been replaced, imported again with --overwrite: its
+    shards now hold other samples."""
+    expected = meta.get("source_fingerprint")
+    if not meta.get("derived_from") or not expected or not meta.get("shards"):
         return  # older derived collections recorded no fingerprint; a missing source fails on reading
+    owner = (path / meta["shards"][0]).resolve().parent
     try:
-        now = json.loads((Path(source) / META_FILE).read_text()).get("fingerprint")
+        now = json.loads((owner / META_FILE).read_text()).get("fingerprint")
     except (OSError, ValueError):
         return
     if now != expected:
         raise UnlabeledError(
-            f"{path} reads the samples of {source}, which has changed since (imported again?): "
+            f"{path} reads the samples of {owner}, which has changed since (imported again?): "
             f"its rows would be other samples now; derive it again (select, or the command that made it)"
         )
 

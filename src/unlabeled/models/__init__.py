@@ -37,14 +37,20 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
         raise UnlabeledError(
             f"the CNN encoder takes 2D (C, H, W) inputs, not shape {tuple(sample_shape)}; use --encoder transformer"
         )
-    skip = ("in_channels", "size", "image_size") if name == "cnn" else ("input_shape", "size")
-    check_settings(f"the {name} encoder", "--encoder-option", settable(ENCODERS[name], skip=skip), options)
     try:
         if name == "cnn":
             return CNNEncoder(sample_shape[0], size, tuple(sample_shape[1:]), **options)
         return ENCODERS[name](sample_shape, size, **options)
     except (TypeError, ValueError) as e:
         raise UnlabeledError(f"{name} encoder: {e}") from None
+
+
+def check_encoder_options(name: str, options: dict[str, Any]) -> None:
+    """A new run's ``--encoder-option`` settings against what encoder ``name`` takes (a saved
+    run is rebuilt as it was saved, unchecked: older runs may hold values typed more loosely)."""
+    if name in ENCODERS:
+        skip = ("in_channels", "size", "image_size") if name == "cnn" else ("input_shape", "size")
+        check_settings(f"the {name} encoder", "--encoder-option", settable(ENCODERS[name], skip=skip), options)
 
 
 def default_options(

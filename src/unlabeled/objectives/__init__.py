@@ -46,13 +46,18 @@ def check_pretraining_method(name: str) -> None:
         raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(PRETRAINING)}")
 
 
+def check_method_options(name: str, options: dict) -> None:
+    """A new run's ``--option`` settings against what objective ``name`` takes (a saved run is
+    rebuilt as it was saved, unchecked: older runs may hold values typed more loosely)."""
+    if name in OBJECTIVES:
+        check_settings(name, "--option", settable(OBJECTIVES[name], skip=("encoder", "modality")), options)
+
+
 def build_objective(name: str, encoder, modality, **hparams) -> Objective:
     if name not in OBJECTIVES:
         raise UnlabeledError(f"unknown method {name!r}; choose from {', '.join(OBJECTIVES)}")
     if getattr(modality, "name", None) == "text" and name not in TEXT_OBJECTIVES:
         raise UnlabeledError(f"{name} does not train on text; for text choose {', '.join(TEXT_OBJECTIVES[:3])}")
-    # the run's own arguments (classes, a teacher's) are passed by the commands, not by --option
-    check_settings(name, "--option", settable(OBJECTIVES[name], skip=("encoder", "modality")), hparams)
     try:
         return OBJECTIVES[name](encoder, modality, **hparams)
     except (TypeError, ValueError) as e:

@@ -19,8 +19,8 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
-from unlabeled.models import default_options, saved_options
-from unlabeled.objectives import check_pretraining_method
+from unlabeled.models import check_encoder_options, default_options, saved_options
+from unlabeled.objectives import check_method_options, check_pretraining_method, self_distil
 from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
@@ -296,7 +296,9 @@ def pretrain_spec(
     if src is not None:
         encoder, size, enc_options = init_encoder(src, modality, encoder, size, enc_options)
     encoder = encoder or default_encoder(modality.name, recipe.method)
+    check_encoder_options(encoder, dict(recipe.encoder_options or {}))
     options = default_options(encoder, modality, enc_options, recipe.method)
+    check_method_options(recipe.method, self_distil.split_options(dict(recipe.method_options or {}))[0])
     data = DataSpec(str(col.path.resolve()), col.name, col.fingerprint(), len(positions), recipe.exclude_split)
     if isinstance(col, Mixture):
         data = replace(data, mix=col.to_json())

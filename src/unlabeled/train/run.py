@@ -123,16 +123,12 @@ def _acquire(out: Path, lock: Path) -> int:
 
 
 # what a run's folder may hold before its config.json: a sharded run's shards, the ancestors a
-# forget request retrains first, the id files written just before it (a run killed between the
-# two), an atomic write's temporary file (hidden)
+# forget request retrains first, the id files and weights written just before it (a run killed
+# between them; grow writes its weights first), WHP's reinforced model, an atomic write's
+# temporary file (hidden)
 RUN_LEFTOVERS = {
-    SHARDS,
-    ANCESTORS,
-    TRAINING_IDS,
-    FORGOTTEN_IDS,
-    "labelled-ids.txt",
-    "unlabelled-ids.txt",
-    "metrics.jsonl",
+    *(SHARDS, ANCESTORS, TRAINING_IDS, FORGOTTEN_IDS, "labelled-ids.txt", "unlabelled-ids.txt"),
+    *("metrics.jsonl", "model.safetensors", "state.pt", "snapshots", "reinforced"),
 }
 
 
@@ -147,7 +143,11 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     if not has_run and out.is_dir():
         # a new run goes into a new or empty folder (or one an interrupted sharded run left):
         # --overwrite later removes a run's folder whole, with whatever else was put in it
-        other = sorted(p.name for p in out.iterdir() if p.name not in RUN_LEFTOVERS and not p.name.startswith("."))
+        try:
+            names = [p.name for p in out.iterdir()]
+        except FileNotFoundError:  # removed meanwhile (another rank's --overwrite)
+            names = []
+        other = sorted(n for n in names if n not in RUN_LEFTOVERS and not n.startswith("."))
         if other:
             shown = ", ".join(other[:5]) + (" ..." if len(other) > 5 else "")
             raise UnlabeledError(f"{out} holds files that are not a run ({shown}); choose a new or empty folder")
