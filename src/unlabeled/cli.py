@@ -615,7 +615,7 @@ def perplexity(
     beside xz -9e and zstd -19 on the same documents."""
     got = lm.perplexity(run, data, split=split, device=device)
     col = open_collection(data)
-    anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(col.indices(None if split == "all" else split))])
+    anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(lm.scored_positions(col, split))])
     console.print(
         f"{split}: {got['documents']:.0f} documents, {got['tokens']:.0f} tokens, {got['bytes']:.0f} bytes\n"
         f"  perplexity {got['perplexity']:.2f}, bits per byte {got['bits_per_byte']:.4f}\n"

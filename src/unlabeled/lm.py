@@ -108,16 +108,9 @@ def perplexity(
     col = open_collection(data)
     if not col.is_text:
         raise UnlabeledError(f"{col.path} holds {col.modality} samples, not text")
-    if split not in (None, "all") and col.splits is None:
-        raise UnlabeledError(
-            f"{col.path} has no splits, so no {split} split; pass --split all to score every document "
-            "(held out from the model only if it was not trained on them)"
-        )
     dev = resolve_device(device)
     encoder.to(dev)
-    pos = col.indices(None if split == "all" else split)
-    if not len(pos):
-        raise UnlabeledError(f"{col.path} has no {split} split")
+    pos = scored_positions(col, split)
     nll, tokens, nbytes = 0.0, 0, 0
     with progress() as bar:
         task = bar.add_task("perplexity", total=len(pos))
@@ -134,6 +127,20 @@ def perplexity(
         "bytes": float(nbytes),
         "documents": float(len(pos)),
     }
+
+
+def scored_positions(col: Collection, split: str | None) -> np.ndarray:
+    """The documents of ``col`` that :func:`perplexity` scores: ``split`` (``all`` or None:
+    every one); a named split of a collection without splits, or an empty one, is refused."""
+    if split not in (None, "all") and col.splits is None:
+        raise UnlabeledError(
+            f"{col.path} has no splits, so no {split} split; pass --split all to score every document "
+            "(held out from the model only if it was not trained on them)"
+        )
+    pos = col.indices(None if split == "all" else split)
+    if not len(pos):
+        raise UnlabeledError(f"{col.path} has no {split} split")
+    return pos
 
 
 def as_file(texts: list[str]) -> bytes:

@@ -13,6 +13,7 @@ test errors are fitted by non-negative least squares to ``e(m, n) = e∞ + a/m +
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -187,10 +188,8 @@ def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, 
     sub_dir = request.out / "pools" / f"m{m}"
     sub = None
     if (sub_dir / "collection.json").is_file():
-        try:
+        with contextlib.suppress(UnlabeledError):  # the pool was imported again since: derived anew below
             sub = open_collection(sub_dir)
-        except UnlabeledError:  # the pool was imported again since: derive the subset anew
-            sub = None
     if sub is None or sub.fingerprint() != derived_fingerprint(pool, subset):
         meta = {"name": f"{pool.name}-m{m}", "scaling_subset": size}
         sub = derive_collection(pool, subset, sub_dir, meta, overwrite=True)

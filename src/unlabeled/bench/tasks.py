@@ -150,8 +150,8 @@ def make_task(
         raise UnlabeledError(f"task {col.path}: the split left no {'test' if not len(test) else 'train'} samples")
     if kind == CLASSIFICATION and len(np.unique(y[train])) < 2:
         k = int(y[train][0])
-        name = classes[k] if classes is not None and k < len(classes) else k
-        raise UnlabeledError(f"task {col.path}: its train split holds one class ({name!r}); a classifier needs two")
+        only = classes[k] if classes is not None and k < len(classes) else k
+        raise UnlabeledError(f"task {col.path}: its train split holds one class ({only!r}); a classifier needs two")
     return Task(
         name=name or col.name,
         collection=col,

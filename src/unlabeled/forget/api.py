@@ -22,7 +22,7 @@ from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, write_ids
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.run import run_lock
+from unlabeled.train.run import refuse_out_at, run_lock
 
 # what an exact method does when an ancestor of the run trained on the samples to forget
 ANCESTOR_POLICIES = ("refuse", "retrain", "keep")
@@ -74,8 +74,7 @@ def forget(
     chosen = _method(src, method)
     options = _options(chosen, options or {})
     out = Path(out)
-    if out.resolve() == src.path.resolve():
-        raise UnlabeledError(f"--out {out} is the run to forget from, which is never modified; write elsewhere")
+    refuse_out_at(out, src, "the run to forget from, which is never modified")
     task = source_task(src)
     if group is not None:
         if ids is not None or class_ is not None:

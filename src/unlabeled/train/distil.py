@@ -32,7 +32,7 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import provenance
-from unlabeled.train.run import claim_run_dir, run_lock, train, training_positions
+from unlabeled.train.run import claim_run_dir, refuse_out_at, run_lock, train, training_positions
 from unlabeled.train.sampling import Retargeted
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
 from unlabeled.train.trainer import TrainConfig
@@ -108,8 +108,7 @@ def distil(
         else:
             teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
             for other, what in ((teacher_run, "the teacher"), (src, "--init")):
-                if other is not None and other.path.resolve() == out.resolve():
-                    raise UnlabeledError(f"--out {out} is {what}; write the student elsewhere")
+                refuse_out_at(out, other, what, "write the student elsewhere")
             _check_label_weight(teacher_run, col, recipe.label_weight)
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             positions = col.indices(exclude="test")

@@ -26,7 +26,15 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import Where, default_size, provenance
-from unlabeled.train.run import claim_run_dir, run_lock, start_point, train, train_shards, training_positions
+from unlabeled.train.run import (
+    claim_run_dir,
+    refuse_out_at,
+    run_lock,
+    start_point,
+    train,
+    train_shards,
+    training_positions,
+)
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
@@ -119,8 +127,8 @@ def finetune(
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
     out, extra = Path(out), dict(extra_config or {})
     src = None if run is None else open_run(run)
-    if src is not None and not resume and src.path.resolve() == out.resolve():
-        raise UnlabeledError(f"--out {out} is the run to start from; write elsewhere")
+    if not resume:
+        refuse_out_at(out, src, "the run to start from")
     with run_lock(out):  # one process writes a run at a time
         if shards > 1:
             if not resume:

@@ -356,23 +356,15 @@ def _say_what_resume_ignores(recipe: PretrainRecipe, spec: RunSpec, default: str
     """A resumed run continues as it was saved; the settings asked for now that differ from
     the saved ones are named, not silently dropped (the method only where it is not the data's
     ``default``, which the recipe holds when none was asked for)."""
-    saved = {
-        "--encoder": spec.encoder.name,
-        "--size": spec.encoder.size,
-        "--batch-size": spec.train.batch_size,
-        "--lr": spec.train.lr,
-        "--minutes": spec.train.minutes,
-        "--epochs": spec.train.epochs,
-    }
-    asked = {
-        "--encoder": recipe.encoder,
-        "--size": recipe.size,
-        "--batch-size": recipe.batch_size,
-        "--lr": recipe.lr,
-        "--minutes": recipe.minutes,
-        "--epochs": recipe.epochs,
-    }
-    differ = [f"{k} {asked[k]} (saved: {saved[k]})" for k in saved if asked[k] is not None and asked[k] != saved[k]]
+    pairs = (
+        ("--encoder", recipe.encoder, spec.encoder.name),
+        ("--size", recipe.size, spec.encoder.size),
+        ("--batch-size", recipe.batch_size, spec.train.batch_size),
+        ("--lr", recipe.lr, spec.train.lr),
+        ("--minutes", recipe.minutes, spec.train.minutes),
+        ("--epochs", recipe.epochs, spec.train.epochs),
+    )
+    differ = [f"{flag} {asked} (saved: {saved})" for flag, asked, saved in pairs if asked not in (None, saved)]
     if recipe.method not in (spec.objective.name, default):
         differ.insert(0, f"--method {recipe.method} (saved: {spec.objective.name})")
     if differ:

@@ -132,6 +132,12 @@ RUN_LEFTOVERS = {
 }
 
 
+def refuse_out_at(out: Path, run: Run | None, what: str, advice: str = "write elsewhere") -> None:
+    """Refuse an ``--out`` that is ``run``, which the command reads (``what`` it is to it)."""
+    if run is not None and run.path.resolve() == Path(out).resolve():
+        raise UnlabeledError(f"--out {out} is {what}; {advice}")
+
+
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True, resumable: bool = True) -> bool:
     """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
     remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave

@@ -34,7 +34,7 @@ from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
 from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train
-from unlabeled.train.run import Feed, claim_run_dir, run_lock, train, training_positions
+from unlabeled.train.run import Feed, claim_run_dir, refuse_out_at, run_lock, train, training_positions
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import OPTIMIZERS, TrainConfig
@@ -165,8 +165,7 @@ def selftrain(
         else:
             lab, pool = _pools(col, labelled, unlabelled, fraction, shots, recipe.seed)
             src = None if run is None else open_run(run)
-            if src is not None and src.path.resolve() == out.resolve():
-                raise UnlabeledError(f"--out {out} is the run to start from; write elsewhere")
+            refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
         warm = None if resume or src is None or recipe.head != "probe" else probe_head(col, lab, dev)
