@@ -99,3 +99,18 @@ def test_a_runs_own_leftovers_do_not_block_a_rerun(tmp_path):
         out.mkdir()
         (out / leftover).mkdir() if "." not in leftover else (out / leftover).write_text("")
         assert claim_run_dir(out, False, False) is False  # a new run may start there
+
+
+def test_a_sharded_rerun_with_fewer_shards_drops_the_interrupted_runs_extra_shards(pool, tmp_path):
+    """An interrupted 3-shard run (its shards, no top-level config), then a 2-shard run into
+    the same folder: shard 02 was the old run's and must not join the new one's ensemble."""
+    train = pool.indices("train")[:300]
+    out = tmp_path / "sisa"
+    ul.finetune(None, pool, out, positions=train, epochs=0.1, shards=3, precision="fp32")
+    (out / "config.json").unlink()  # as if killed before its top-level config
+    run = ul.finetune(None, pool, out, positions=train, epochs=0.1, shards=2, precision="fp32")
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["00", "01"]
+    assert len(run.shards()) == 2 and run.finished
+    assert sorted(sum((s.training_ids() for s in run.shards()), [])) == sorted(run.training_ids())
+    shutil.copytree(out / "shards" / "01", out / "shards" / "07")  # a stray folder is not a shard
+    assert [s.path.name for s in ul.open_run(out).shards()] == ["00", "01"]

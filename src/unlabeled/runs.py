@@ -195,7 +195,9 @@ class Run:
         root = self.path / SHARDS
         if "sisa" not in self.config or not root.is_dir():
             return []
-        return [Run(p) for p in sorted(root.iterdir()) if (p / "config.json").exists()]
+        # the configured shards by name: a folder beyond them is not this run's
+        names = (root / f"{s:02d}" for s in range(int(self.config["sisa"]["shards"])))
+        return [Run(p) for p in names if (p / "config.json").exists()]
 
     def encoder(self, trained: bool = True) -> nn.Module:
         """The run's encoder in eval mode: with its trained weights, or freshly initialised

@@ -170,10 +170,12 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
 
 
 def remove_run_dir(out: Path) -> None:
-    """Remove the run in ``out`` (rank 0, after every rank has looked)."""
+    """Remove the run in ``out`` (rank 0, after every rank has looked; every rank goes on once
+    it is gone, so none writes into the folder while it is being removed)."""
     dist.barrier()
     if dist.rank() == 0:
         shutil.rmtree(out)
+    dist.barrier()
 
 
 def training_positions(col: Collection, spec: RunSpec, out: Path) -> np.ndarray:
@@ -357,6 +359,18 @@ def train(
     return Run(out)
 
 
+def _remove_stale_shards(root: Path, shards: int) -> None:
+    """Remove shard folders beyond the first ``shards`` (an earlier, interrupted run with more
+    shards left them): they are not this run's, and would join its ensemble (rank 0)."""
+    dist.barrier()
+    if dist.rank() == 0:
+        keep = {f"{s:02d}" for s in range(shards)}
+        for p in sorted(root.iterdir()):
+            if p.name not in keep and not p.name.startswith("."):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    dist.barrier()
+
+
 def train_shards(
     col: Collection,
     positions: np.ndarray,
@@ -381,6 +395,7 @@ def train_shards(
             continue
         info(f"shard {s + 1}/{shards}: {len(part)} samples")
         train_one(shard, part, resume and (shard / ckpt.STATE_FILE).exists())
+    _remove_stale_shards(out / SHARDS, shards)
     first = Run(out / SHARDS / "00")
     config = {**first.config, "sisa": {"shards": shards}, "seconds": round(time.perf_counter() - t0, 2)}
     if "task" in config:
