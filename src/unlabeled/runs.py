@@ -43,6 +43,17 @@ TRAINING_IDS = "training-ids.txt"  # the sample ids a run trained on (finetune, 
 FORGOTTEN_IDS = "forgotten-ids.txt"  # the ids a forget request removed (its output run)
 SHARDS = "shards"  # SISA: OUT/shards/NN, one run per shard
 ANCESTORS = "ancestors"  # OUT/ancestors/NN-name: the ancestors an exact forget request retrained
+AUDIT_FILE = "forget-audit.sqlite"  # the append-only log of the forget requests made of a run
+
+
+def refuse_losing_audit(out: Path) -> None:
+    """Refuse to replace the run in ``out`` where it holds the audit log of forget requests
+    made of it: a log that ``--overwrite`` would delete is no audit log."""
+    if (Path(out) / AUDIT_FILE).exists():
+        raise UnlabeledError(
+            f"{out} holds the log of the forget requests made of it ({AUDIT_FILE}), which --overwrite "
+            "would delete; write the new run elsewhere, or move the log away first"
+        )
 
 
 # samples per forward pass when embedding: on the 2-core CPU a random-init cnn-tiny embedded
@@ -232,6 +243,12 @@ class Run:
         """The saved weights (the objective's whole state), or those of submodule ``module``
         (``encoder``, ``head``, ...) without its prefix."""
         path = self.path / ckpt.MODEL_FILE
+        if "forget" in self.config and not self.config["forget"].get("finished"):
+            # a half-unlearned model: it would pass for one that forgot
+            raise UnlabeledError(
+                f"{self.path} holds a forget request that did not finish; "
+                "run the same `unlabeled forget` command again to finish it"
+            )
         if not path.exists():
             raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
         weights = ckpt.load_weights(path)

@@ -129,6 +129,8 @@ def test_a_crashed_request_shows_incomplete_and_can_be_rerun(clf, tmp_path, monk
             forget(clf, method="ga", class_="bag", out=tmp_path / "crashy")
     crashed = [r for r in AuditLog(clf.path).requests() if r["output"] == str((tmp_path / "crashy").resolve())]
     assert [r["status"] for r in crashed] == ["incomplete"]
+    with pytest.raises(UnlabeledError, match="did not finish.*same `unlabeled forget` command"):
+        ul.open_run(tmp_path / "crashy").classifier()  # a half-unlearned model passes for none
     forget(clf, method="ga", class_="bag", out=tmp_path / "crashy")  # the same command again
     statuses = [r["status"] for r in AuditLog(clf.path).requests() if r["output"] == crashed[0]["output"]]
     assert statuses == ["incomplete", "complete"]
@@ -219,3 +221,40 @@ def test_a_classifier_trained_without_augmentation_is_retrained_without_it(tmp_p
     assert plain.config["method"]["augment"] is False
     out = forget(plain, method="retrain", ids=plain.training_ids()[:30], out=tmp_path / "re")
     assert out.config["method"]["augment"] is False and len(out.training_ids()) == 270
+
+
+def test_a_refused_request_writes_nothing_to_the_audit_log(clf, tmp_path):
+    """Settings, a method that does not apply and a string of ids are refused before the
+    request is logged: an append-only log cannot drop a false "incomplete" row later."""
+    before = len(AuditLog(clf.path).events())
+    ids = clf.training_ids()[:5]
+    for kwargs, match in (
+        ({"method": "ga", "lr": -1.0}, "learning rate"),
+        ({"method": "ga", "epochs": float("nan")}, "finite"),
+        ({"method": "sisa"}, "was not trained with `finetune --shards`"),
+    ):
+        with pytest.raises(UnlabeledError, match=match):
+            forget(clf, ids=ids, out=tmp_path / "x", **kwargs)
+    with pytest.raises(UnlabeledError, match="list of sample ids"):
+        forget(clf, method="ga", ids=ids[0], out=tmp_path / "x")
+    assert len(AuditLog(clf.path).events()) == before and not (tmp_path / "x").exists()
+
+
+def test_a_sharded_run_is_forgotten_from_by_sisa_or_retrain_only(tmp_path, fmnist_small):
+    train = fmnist_small.indices("train")[:300]
+    sharded = finetune(None, fmnist_small, tmp_path / "sisa", positions=train, epochs=0.2, shards=2)
+    with pytest.raises(UnlabeledError, match="trained with --shards.*sisa"):
+        forget(sharded, method="salun", ids=sharded.training_ids()[:3], out=tmp_path / "x")
+    assert not (sharded.path / "forget-audit.sqlite").exists()
+
+
+def test_forget_never_writes_over_the_lineage_or_a_runs_audit_log(tmp_path, fmnist_small):
+    pre = ul.pretrain(fmnist_small, tmp_path / "pre", epochs=0.2, batch_size=64, precision="fp32")
+    clf = finetune(pre, fmnist_small, tmp_path / "ft", epochs=0.2)
+    with pytest.raises(UnlabeledError, match="is the pretrained encoder .* descends from"):
+        forget(clf, method="ga", ids=clf.training_ids()[:3], out=pre.path, overwrite=True)
+    forget(clf, method="ga", ids=clf.training_ids()[:3], out=tmp_path / "ga")
+    assert (clf.path / "forget-audit.sqlite").exists()
+    with pytest.raises(UnlabeledError, match="log of the forget requests"):
+        finetune(pre, fmnist_small, clf.path, epochs=0.2, overwrite=True)
+    assert len(AuditLog(clf.path).events()) == 2 and pre.finished

@@ -133,3 +133,13 @@ def test_laf_losses_and_cka():
     q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
     assert linear_cka(e, 3 * e @ q) == pytest.approx(1.0, abs=1e-6)  # rotation and scale do not matter
     assert linear_cka(e, rng.normal(size=(200, 16))) < 0.3
+
+
+def test_an_unlearned_encoder_is_retrained_with_the_recipe_it_was_unlearned_from(encoder, laf, tmp_path):
+    """LAF's output records LAF's settings and training; retraining it (a chained request)
+    runs the original MAE recipe on what it still holds, not LAF's."""
+    new, _ = laf
+    again = forget(new, method="retrain", ids=new.training_ids()[:3], out=tmp_path / "again", ancestors="keep")
+    assert again.config["method"] == encoder.config["method"]
+    assert again.config["train"]["lr"] == encoder.config["train"]["lr"]
+    assert set(again.training_ids()) == set(new.training_ids()[3:])

@@ -158,3 +158,14 @@ def test_select_with_an_encoder_then_pretrain_on_the_selection(digits, tmp_path)
     assert 0 < len(dedup) <= len(digits)
     again = ul.pretrain(sel, tmp_path / "on-selection", epochs=1, batch_size=64)
     assert again.step == 3
+
+
+def test_semdedup_keeps_one_of_a_pools_exact_copies(pixels):
+    """A pool of one sample's copies centres to zero vectors, where cosine sees nothing:
+    exact copies are removed by their bytes, whatever else the pool holds."""
+    copies = np.repeat(pixels[:1], 300, axis=0)
+    keep, info = semdedup(copies, threshold=0.95, clusters=None, seed=0)
+    assert keep.tolist() == [0] and info["exact"] == 299
+    mixed = np.concatenate([pixels[:50], pixels[:50], pixels[7:8]])
+    keep, info = semdedup(mixed, threshold=0.999, clusters=5, seed=0)
+    assert info["exact"] == 51 and set(keep.tolist()) <= set(range(50)) and len(keep) >= 45

@@ -20,9 +20,10 @@ from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method, is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
-from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, write_ids
+from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, refuse_losing_audit, write_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import refuse_out_at, run_lock
+from unlabeled.train.trainer import TrainConfig, resume_hint
 
 # what an exact method does when an ancestor of the run trained on the samples to forget
 ANCESTOR_POLICIES = ("refuse", "retrain", "keep")
@@ -73,6 +74,9 @@ def forget(
         method = DEFAULT_METHOD[kind]
     chosen = _method(src, method)
     options = _options(chosen, options or {})
+    TrainConfig(**{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})  # checked before the log
+    if isinstance(ids, str):
+        raise UnlabeledError(f"ids must be a list of sample ids, got the string {ids!r}")
     out = Path(out)
     refuse_out_at(out, src, "the run to forget from, which is never modified")
     task = source_task(src)
@@ -96,7 +100,7 @@ def forget(
         "group": None if group is None else {"column": group, "values": sorted(map(str, values or []))},
         **({"options": options} if options else {}),
     }
-    redo = _check_lineage(chosen, src, task, forget_pos, ancestors, record)
+    redo = _check_lineage(chosen, src, task, forget_pos, ancestors, record, out)
     request = ForgetRequest(
         source=src,
         task=task,
@@ -116,11 +120,18 @@ def forget(
 
 
 def _check_lineage(
-    chosen: Method, src: Run, task: Collection, forget_pos: np.ndarray, ancestors: str, record: dict[str, Any]
+    chosen: Method,
+    src: Run,
+    task: Collection,
+    forget_pos: np.ndarray,
+    ancestors: str,
+    record: dict[str, Any],
+    out: Path,
 ) -> list[lineage.Ancestor]:
     """The ancestors an exact method must retrain first (``ancestors="retrain"``), after
     checking every one: refused where one saw the samples (``"refuse"``) or the lineage
-    cannot be read (unless ``"keep"``); what was found goes into ``record``."""
+    cannot be read (unless ``"keep"``), or where ``out`` is one of them; what was found goes
+    into ``record``."""
     method = record["method"]
     try:
         chain, unchecked = lineage.ancestors(src, task, forget_pos), None
@@ -129,6 +140,9 @@ def _check_lineage(
             raise
         chain, unchecked = [], str(e)
         info(f"note: the runs this one descends from could not be checked ({e})")
+    for a in chain:  # the lineage an exact method checks, and retrains from, is never written over
+        how = "the pretrained encoder" if a.relation == "source" else "the --init run"
+        refuse_out_at(out, a.run, f"{how} {src.path} descends from")
     redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
     grown = [a.run for a in redo if "grown" in a.run.config]
     if grown:  # a grown run was not trained: it is a function of the run it grew from
@@ -173,6 +187,15 @@ def _method(src: Run, name: str) -> Method:
         )
     if src.kind == "classifier" and not method.classifiers:
         raise UnlabeledError(f"{name} forgets from self-supervised encoders; for a classifier use npo, scrub, ...")
+    sharded = "sisa" in src.config
+    if method.sharded_only and not sharded:
+        flag = "finetune --shards" if src.kind == "classifier" else "pretrain --shards"
+        raise UnlabeledError(f"{method.name} forgets from a sharded run; {src.path} was not trained with `{flag}`")
+    if sharded and not (method.sharded_only or method.name == "retrain"):
+        raise UnlabeledError(
+            f"{src.path} was trained with --shards, an ensemble {name} does not unlearn from; "
+            "forget with sisa (retrains the shards that held the samples) or retrain"
+        )
     return method
 
 
@@ -198,6 +221,7 @@ def _may_replace(out: Path, overwrite: bool) -> bool:
         done = read_config(out / "config.json").get("forget", {}).get("finished")
         if done and not overwrite:
             raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
+        refuse_losing_audit(out)
         return True
     return overwrite
 
@@ -246,16 +270,13 @@ def _carry_out(method: Method, request: ForgetRequest, redo: list[lineage.Ancest
         forgotten=record["forgotten"],
         output=str(out.resolve()),
     )
-    # refused after the start is logged (the request then shows as incomplete), as it always was
-    if method.sharded_only and "sisa" not in src.config:
-        flag = "finetune --shards" if src.kind == "classifier" else "pretrain --shards"
-        raise UnlabeledError(f"{method.name} forgets from a sharded run; {src.path} was not trained with `{flag}`")
     t0 = time.perf_counter()
-    if redo:
-        if request.overwrite:
-            _clear_for_ancestors(out)
-        request = replace(request, start=_retrain_ancestors(redo, request), overwrite=False)
-    result = method.run(request)
+    with resume_hint("run the same command again to finish it"):  # forget has no --resume
+        if redo:
+            if request.overwrite:
+                _clear_for_ancestors(out)
+            request = replace(request, start=_retrain_ancestors(redo, request), overwrite=False)
+        result = method.run(request)
     seconds = round(time.perf_counter() - t0, 2)
     config = dict(result.config)
     config["forget"] = {

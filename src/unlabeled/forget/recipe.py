@@ -4,10 +4,12 @@ The one place that calls ``finetune`` and ``pretrain`` for forgetting."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.models import saved_options
 from unlabeled.runs import Run
@@ -16,10 +18,26 @@ from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import default_batch, pretrain
 
 
+def trained_origin(run: Run) -> Run:
+    """The run whose recipe retrains ``run``: ``run`` itself, or for the output of an
+    approximate forget request (its config's method and training are the unlearning's), the
+    run it was unlearned from, followed back to one that was trained."""
+    while isinstance(run.config.get("method", {}).get("unlearning"), str):
+        source = run.config.get("forget", {}).get("source")
+        if not source or not (Path(source) / "config.json").exists():
+            raise UnlabeledError(
+                f"{run.path} was unlearned from {source}, which is gone: its training recipe cannot be read"
+            )
+        run = Run(source)
+    return run
+
+
 def recipe(run: Run, kept: int) -> dict[str, Any]:
     """The keyword arguments that train ``run`` again on ``kept`` samples: ``finetune``'s for
     a classifier, ``pretrain``'s for an encoder (for a sharded encoder, its first shard's
-    recipe, for as many steps as the original took, the samples split between the shards)."""
+    recipe, for as many steps as the original took, the samples split between the shards);
+    an unlearned run's are those of the run it was unlearned from (:func:`trained_origin`)."""
+    run = trained_origin(run)
     if run.kind == "classifier":
         train, enc = run.config["train"], run.config["encoder"]
         return {
@@ -73,6 +91,7 @@ def retrain(
     again if the run was) into ``out``, or from ``start`` (an ancestor retrained in its
     place: :mod:`unlabeled.forget.lineage`). ``extra_config`` goes into a classifier's config
     as ``finetune`` writes it (pretrain takes none: the caller records it afterwards)."""
+    run = trained_origin(run)
     shards = int(run.config.get("sisa", {}).get("shards", 1))
     options = recipe(run, len(kept))
     common = {"positions": kept, "shards": shards, "device": device, "overwrite": overwrite}

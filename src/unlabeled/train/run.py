@@ -39,6 +39,7 @@ from unlabeled.runs import (
     encoder_weights,
     load_checked,
     read_ids,
+    refuse_losing_audit,
     shard_split,
     write_ids,
 )
@@ -163,6 +164,7 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
         if not overwrite:
             how = "pass --resume to continue it or --overwrite" if resumable else "pass --overwrite to replace it"
             raise UnlabeledError(f"{out} already holds a run; {how}")
+        refuse_losing_audit(out)
         if remove:
             remove_run_dir(out)
         return True

@@ -27,7 +27,8 @@ import math
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ from unlabeled.train import distributed as dist
 from unlabeled.train.sampling import BatchSource, EpochSampler, Sampler
 
 OPTIMIZERS = ("adamw", "sgd")
+# what the user of an interrupted command does next: a command without --resume (forget) says
+_RESUME_HINT: ContextVar[str] = ContextVar("resume_hint", default="continue with --resume")
+
+
+@contextlib.contextmanager
+def resume_hint(text: str) -> Iterator[None]:
+    """Within this block an interrupted run tells its user ``text`` instead of --resume."""
+    token = _RESUME_HINT.set(text)
+    try:
+        yield
+    finally:
+        _RESUME_HINT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -409,7 +422,7 @@ class Trainer:
             with _StopOnSignal(self.dir is not None) as stop, self._progress() as bar:
                 loop.run(stop, bar)
         except KeyboardInterrupt:
-            info(f"[yellow]interrupted at step {loop.step}/{loop.total}; continue with --resume[/]")
+            info(f"[yellow]interrupted at step {loop.step}/{loop.total}; {_RESUME_HINT.get()}[/]")
             raise
         finally:
             loop.close()

@@ -1,7 +1,8 @@
 """``dedup``: SemDeDup, Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale
 through semantic deduplication": k-means on the pool; inside each cluster, of every pair
 more similar than the threshold only one is kept (the one farther from the centroid).
-Similarities are between embeddings centred on the pool mean."""
+Similarities are between embeddings centred on the pool mean. Exact copies (identical
+embeddings) are removed first, whatever the threshold."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ from unlabeled.select import algorithms
 from unlabeled.select.algorithms import kmeans
 from unlabeled.select.index import normalized
 from unlabeled.select.methods.base import MethodInput, SelectionMethod
+
+
+def exact_duplicates(x: np.ndarray) -> np.ndarray:
+    """Which rows repeat an earlier row byte for byte. SemDeDup's centred cosine cannot see
+    them where they are all alike (a pool of one sample's copies centres to zero vectors), so
+    they are found by their bytes first."""
+    seen: set[bytes] = set()
+    dup = np.zeros(len(x), dtype=bool)
+    for s in range(0, len(x), algorithms.CHUNK):
+        chunk = np.ascontiguousarray(x[s : s + algorithms.CHUNK])
+        for i, row in enumerate(chunk):
+            key = row.tobytes()
+            dup[s + i] = key in seen
+            seen.add(key)
+    return dup
 
 
 def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -> tuple[np.ndarray, dict]:
@@ -40,12 +56,12 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
         sims = chunk @ cents.T
         assign[s : s + len(chunk)] = sims.argmax(1)
         near[s : s + len(chunk)] = sims.max(1)
-    keep = np.ones(n, dtype=bool)
-    pairs = 0
+    keep = ~exact_duplicates(x)
+    exact, pairs = int((~keep).sum()), 0
     with progress() as bar:
         task = bar.add_task("dedup", total=len(cents))
         for c in range(len(cents)):
-            members = np.flatnonzero(assign == c)
+            members = np.flatnonzero((assign == c) & keep)  # an exact copy is gone already
             if len(members) > 1:
                 members = members[np.argsort(near[members], kind="stable")]  # farthest from the centroid first
                 v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members] - mean))
@@ -54,7 +70,12 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
                 pairs += int((sim > threshold).sum())
                 keep[members[dup]] = False
             bar.advance(task)
-    return np.flatnonzero(keep), {"clusters": len(cents), "removed": int((~keep).sum()), "pairs_above": pairs}
+    return np.flatnonzero(keep), {
+        "clusters": len(cents),
+        "removed": int((~keep).sum()),
+        "exact": exact,
+        "pairs_above": pairs,
+    }
 
 
 class SemDeDup(SelectionMethod):
