@@ -210,3 +210,32 @@ def test_a_k_shot_setting_above_the_smallest_class_says_so(digits):
         f"{task.name}: its smallest class has {fewest} labelled train samples: the {fewest + 1}-shot setting(s) "
         "use all of that class's"
     ]
+
+
+def test_a_run_trained_on_the_test_samples_is_not_scored_as_held_out(gunpoint, tmp_path):
+    """A classifier that learnt test samples' labels is refused; an encoder pretrained on
+    their inputs is scored with a note that says so."""
+    from unlabeled import UnlabeledError
+
+    test = gunpoint.indices("test")
+    kw = {"fractions": [1.0], "seeds": 1, "probes": ["linear"], "baselines": []}
+    with pytest.raises(UnlabeledError, match="5 of the positions are in the test split"):
+        ul.finetune(None, gunpoint, tmp_path / "ft", positions=np.concatenate([gunpoint.indices("train"), test[:5]]))
+    clf = ul.finetune(None, gunpoint, tmp_path / "ft", epochs=1)
+    with open(clf.path / "training-ids.txt", "a") as f:  # as a run from elsewhere, trained on test samples, says
+        f.writelines(f"{i}\n" for i in gunpoint.ids[test[:5]])
+    with pytest.raises(UnlabeledError, match="trained on 5 of task .* 150 test samples, with their labels"):
+        ul.bench(clf, gunpoint, out=tmp_path / "b1", **kw)
+    enc = ul.pretrain(gunpoint, tmp_path / "pre", method="mae", epochs=1, batch_size=16, exclude_split=None)
+    notes = ul.bench(enc, gunpoint, out=tmp_path / "b2", **kw).settings["notes"]
+    assert any("pretrained on 150 of its 150 test samples" in n for n in notes)
+    clean = ul.pretrain(gunpoint, tmp_path / "clean", method="mae", epochs=1, batch_size=16)
+    assert not any("test samples" in n for n in ul.bench(clean, gunpoint, out=tmp_path / "b3", **kw).settings["notes"])
+
+
+def test_digits_hold_out_a_stratified_test_split(digits):
+    """scikit-learn's digits have no split of their own: the import makes bench's (20%,
+    stratified, seed 0), so finetune and pretrain hold it out as every command does."""
+    test = digits.indices("test")
+    assert len(test) == 359 and len(digits.indices("train")) == 1438
+    assert set(np.unique(digits.labels[test])) == set(range(10))

@@ -258,3 +258,16 @@ def test_forget_never_writes_over_the_lineage_or_a_runs_audit_log(tmp_path, fmni
     with pytest.raises(UnlabeledError, match="log of the forget requests"):
         finetune(pre, fmnist_small, clf.path, epochs=0.2, overwrite=True)
     assert len(AuditLog(clf.path).events()) == 2 and pre.finished
+
+
+def test_a_self_trained_ancestor_is_not_retrained_as_if_supervised(gunpoint, tmp_path):
+    """FixMatch learnt from a whole unlabelled pool: --ancestors retrain would rebuild it as a
+    supervised classifier on labels it never had, so an exact request is refused, and with
+    --ancestors keep the result is recorded as not exact."""
+    st = ul.selftrain(None, gunpoint, tmp_path / "st", shots=3, epochs=0.2, batch_size=4, ratio=2, size="tiny")
+    clf = finetune(st, gunpoint, tmp_path / "ft", epochs=0.5)
+    ids = clf.training_ids()[:1]
+    with pytest.raises(UnlabeledError, match="is a fixmatch run: it learnt from a whole unlabelled pool"):
+        forget(clf, method="retrain", ids=ids, out=tmp_path / "x", ancestors="retrain")
+    kept = forget(clf, method="retrain", ids=ids, out=tmp_path / "kept", ancestors="keep")
+    assert kept.config["forget"]["exact"] is False

@@ -113,7 +113,7 @@ def test_clear_errors(tmp_path, fmnist_small):
     one_class = train[fmnist_small.labels[train] == 0][:20]
     with pytest.raises(ul.UnlabeledError, match="no labelled sample of class"):
         ul.selftrain(None, fmnist_small, tmp_path / "a", labelled=one_class)
-    with pytest.raises(ul.UnlabeledError, match="the test split may not train"):
+    with pytest.raises(ul.UnlabeledError, match="in the test split, which may not train"):
         ul.selftrain(None, fmnist_small, tmp_path / "b", unlabelled=fmnist_small.indices())
     with pytest.raises(ul.UnlabeledError, match="fewer than one batch"):
         ul.selftrain(None, fmnist_small, tmp_path / "c", shots=2, unlabelled=train[:50])
@@ -165,3 +165,12 @@ def test_the_probe_head_is_the_logistic_regression_on_standardised_features(clas
     else:  # softmax is shift-invariant, and scikit-learn's multinomial logits are these
         assert np.allclose(logits[:, :classes], margin, atol=1e-3)
     assert (logits[:, classes] < logits[:, :classes].min(1) - 10).all()  # the class with no label: never predicted
+
+
+def test_positions_given_through_the_api_are_whole_and_within_the_collection(gunpoint, tmp_path):
+    for bad, match in (([-1, 2, 3], r"within 0\.\.199"), ([0.5, 1.7], "whole sample positions"), ([[1, 2]], "whole")):
+        with pytest.raises(ul.UnlabeledError, match=match):
+            ul.finetune(None, gunpoint, tmp_path / "x", positions=bad)
+        with pytest.raises(ul.UnlabeledError, match=match):
+            ul.selftrain(None, gunpoint, tmp_path / "x", unlabelled=bad)
+    assert not (tmp_path / "x").exists()

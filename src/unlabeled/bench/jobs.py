@@ -6,12 +6,13 @@ of mean ± std over seeds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from unlabeled._console import progress
+from unlabeled._console import UnlabeledError, progress
 from unlabeled.bench.baselines import SUPERVISED
 from unlabeled.bench.cache import ScoreCache
 from unlabeled.bench.embedding_map import map_features
@@ -22,7 +23,7 @@ from unlabeled.bench.protocol import ProbeData, Score, Setting, fit_and_score, r
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import Embeddings, jsonable
 from unlabeled.bench.tasks import Task
-from unlabeled.runs import open_run
+from unlabeled.runs import Run, open_run
 
 MAP_POINTS = 2000  # test samples per embedding map
 
@@ -75,6 +76,8 @@ def bench_task(
     """One task's result rows and its test-split features for the embedding maps; skipped
     work is explained in ``notes``."""
     plan = plan_task(task, request, notes)
+    for run in request.runs:
+        check_held_out(run, task, notes)
     models = task_models(task, request, bool(plan.feature_probes))
     feature_cells, feature_jobs = _feature_jobs(plan, models, notes)
     raw_cells, raw_jobs = _raw_jobs(plan, models, notes)
@@ -90,6 +93,38 @@ def bench_task(
         for i, cell in enumerate(cells)
     ]
     return rows, _embedding_sample(plan, models)
+
+
+def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
+    """Refuse to score a run that was trained with labels on the task's test samples (it, or
+    a run it started from, on the same collection); a note where one was pretrained on their
+    inputs without labels. Scores on samples a model learnt from are not held-out scores."""
+    test = set(task.collection.ids[task.test].tolist())
+    fingerprint = task.collection.fingerprint()
+    seen: set[str] = set()
+    while run is not None and str(run.path) not in seen:
+        seen.add(str(run.path))
+        where = run.config.get("task") or run.config.get("data") or {}
+        if where.get("fingerprint") == fingerprint:
+            overlap = len(test.intersection(run.training_ids()))
+            if overlap and run.kind == "classifier":
+                raise UnlabeledError(
+                    f"{run.path} was trained on {overlap} of task {task.name}'s {len(test)} test samples, "
+                    "with their labels: its scores would not be held-out; train it on the train split"
+                )
+            if overlap:
+                notes.append(
+                    f"{task.name}: {run.path} was pretrained on {overlap} of its {len(test)} test samples "
+                    "(their inputs, without labels)"
+                )
+        run = _started_from(run)
+
+
+def _started_from(run: Run) -> Run | None:
+    """The run ``run`` started from (a classifier's pretrained encoder, an ``--init`` run),
+    if it is still there."""
+    path = run.config.get("source_run") or (run.config.get("init") or {}).get("run")
+    return open_run(path) if path and (Path(path) / "config.json").exists() else None
 
 
 def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict[str, Any] | None) -> Score:

@@ -74,9 +74,7 @@ def forget(
         method = DEFAULT_METHOD[kind]
     chosen = _method(src, method)
     options = _options(chosen, options or {})
-    TrainConfig(**{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})  # checked before the log
-    if isinstance(ids, str):
-        raise UnlabeledError(f"ids must be a list of sample ids, got the string {ids!r}")
+    _check_request(epochs, lr, ids)
     out = Path(out)
     refuse_out_at(out, src, "the run to forget from, which is never modified")
     task = source_task(src)
@@ -119,6 +117,13 @@ def forget(
         return _carry_out(chosen, request, redo)
 
 
+def _check_request(epochs: float | None, lr: float | None, ids: Any) -> None:
+    """What a request asks checked before it is logged (the audit log is append-only)."""
+    TrainConfig(**{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
+    if isinstance(ids, str):
+        raise UnlabeledError(f"ids must be a list of sample ids, got the string {ids!r}")
+
+
 def _check_lineage(
     chosen: Method,
     src: Run,
@@ -150,6 +155,16 @@ def _check_lineage(
             f"{grown[0].path} was made by `unlabeled grow`, which --ancestors retrain does not redo; "
             "forget from the run it grew from, grow the result again and continue pretraining from it"
         )
+    # a self-trained or distilled ancestor learnt from a whole unlabelled pool (and a teacher's
+    # labels, whose own lineage is not recorded): no recipe here retrains it without the samples
+    semi = [a for a in chain if a.run.kind == "classifier" and a.run.config["method"]["name"] != "supervised"]
+    if semi and chosen.exact and ancestors != "keep":
+        name = semi[-1].run.config["method"]["name"]
+        raise UnlabeledError(
+            f"{semi[-1].run.path}, which {src.path} descends from, is a {name} run: it learnt from a whole "
+            "unlabelled pool, which retraining does not redo exactly; train again from data without the samples, "
+            "or pass --ancestors keep (not exact)"
+        )
     dirty = [a for a in chain if a.saw]
     if dirty and chosen.exact and ancestors == "refuse":
         raise lineage.refusal(method, src, dirty[-1])
@@ -158,7 +173,7 @@ def _check_lineage(
     ]
     if unchecked:
         record["ancestors_unchecked"] = unchecked
-    record["exact"] = chosen.exact and not unchecked and (not dirty or bool(redo))
+    record["exact"] = chosen.exact and not unchecked and not semi and (not dirty or bool(redo))
     for a in dirty if not record["exact"] else []:
         info(f"note: {a.describe()} trained on {a.saw} of these samples and keeps them; the result is not exact")
     return redo

@@ -46,6 +46,25 @@ def labelled_train(task: Collection) -> np.ndarray:
     return np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
 
 
+def train_positions(col: Collection, positions: Any, what: str = "positions") -> np.ndarray:
+    """``positions`` given through the API, checked and sorted: whole sample positions within
+    ``col`` (a negative one would wrap round to the end, a fraction be cut), none in its test
+    split, which never trains a model."""
+    a = np.asarray(positions)
+    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer) and not (a == np.round(a)).all()):
+        raise UnlabeledError(f"{what} must be a list of whole sample positions, got {a.dtype} of shape {a.shape}")
+    a = a.astype(np.int64)
+    bad = a[(a < 0) | (a >= len(col))]
+    if len(bad):
+        raise UnlabeledError(f"{what} must be within 0..{len(col) - 1} ({col.path}); got {bad[:3].tolist()}")
+    if col.splits is not None and (col.splits[a] == "test").any():
+        raise UnlabeledError(
+            f"{col.path}: {int((col.splits[a] == 'test').sum())} of the {what} are in the test split, "
+            "which may not train a model"
+        )
+    return np.sort(a)
+
+
 def few_labels(
     col: Collection, positions: np.ndarray, fraction: float | None, shots: int | None, seed: int
 ) -> np.ndarray:
@@ -121,7 +140,7 @@ def finetune(
     uninterrupted run would have, bit for bit (a sharded run: its unfinished shards)."""
     recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
     col = open_collection(task)
-    pos = labelled_train(col) if positions is None else np.sort(np.asarray(positions, dtype=np.int64))
+    pos = labelled_train(col) if positions is None else train_positions(col, positions)
     pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")

@@ -33,7 +33,7 @@ from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
-from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train
+from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train, train_positions
 from unlabeled.train.run import Feed, claim_run_dir, refuse_out_at, run_lock, train, training_positions
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
@@ -200,12 +200,11 @@ def _pools(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The labelled positions and the unlabelled pool, checked: labels on every labelled
     sample, every class labelled, nothing from the test split."""
-    lab = labelled_train(col) if labelled is None else np.sort(np.asarray(labelled, dtype=np.int64))
+    lab = labelled_train(col) if labelled is None else train_positions(col, labelled, "labelled positions")
     lab = few_labels(col, lab, fraction, shots, seed)
-    pool = col.indices(exclude="test") if unlabelled is None else np.sort(np.asarray(unlabelled, dtype=np.int64))
-    test = np.flatnonzero(col.splits == "test") if col.splits is not None else np.array([], dtype=np.int64)
-    if np.isin(lab, test).any() or np.isin(pool, test).any():
-        raise UnlabeledError(f"{col.path}: the test split may not train a self-trained classifier")
+    pool = (
+        col.indices(exclude="test") if unlabelled is None else train_positions(col, unlabelled, "unlabelled positions")
+    )
     if not len(lab) or (col.labels[lab] == NO_LABEL).any():
         raise UnlabeledError(f"{col.path}: the labelled samples must all have labels")
     # every class the train split has labels of needs one here (a class absent from the train
