@@ -114,3 +114,28 @@ def test_a_sharded_rerun_with_fewer_shards_drops_the_interrupted_runs_extra_shar
     assert sorted(sum((s.training_ids() for s in run.shards()), [])) == sorted(run.training_ids())
     shutil.copytree(out / "shards" / "01", out / "shards" / "07")  # a stray folder is not a shard
     assert [s.path.name for s in ul.open_run(out).shards()] == ["00", "01"]
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(pool, tmp_path, monkeypatch):
+    """A loss that turns NaN at its first steps: the folder it had just written is removed,
+    so no run without weights is left to read or to --overwrite."""
+    from unlabeled.train.trainer import Trainer
+
+    def nan_loss(self, resume=False):
+        raise UnlabeledError("loss became nan at step 0; lower --lr, or check the settings")
+
+    monkeypatch.setattr(Trainer, "fit", nan_loss)
+    with pytest.raises(UnlabeledError, match="became nan"):
+        ul.finetune(None, pool, tmp_path / "ft", epochs=0.1, precision="fp32")
+    assert not (tmp_path / "ft").exists()
+    with pytest.raises(UnlabeledError, match="unlabeled-weight must be a finite number"):
+        ul.selftrain(None, pool, tmp_path / "st", shots=2, unlabeled_weight=float("nan"))
+
+
+def test_a_run_is_not_written_inside_a_collection_and_shards_are_counted(pool, tmp_path):
+    with pytest.raises(UnlabeledError, match="is inside the collection"):
+        ul.finetune(None, pool, pool.path / "myrun", epochs=0.1)  # import --overwrite would delete it
+    for shards in (0, -1, 1.5):
+        with pytest.raises(UnlabeledError, match="--shards must be a whole number"):
+            ul.finetune(None, pool, tmp_path / "x", epochs=0.1, shards=shards)
+    assert not (pool.path / "myrun").exists() and not (tmp_path / "x").exists()

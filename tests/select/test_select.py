@@ -121,8 +121,13 @@ def test_index_searches_by_cosine(pixels):
 
 
 def test_clear_errors(digits, pixels, tmp_path):
-    with pytest.raises(UnlabeledError, match="larger than the pool"):
+    with pytest.raises(UnlabeledError, match="larger than the 1438 samples it can choose from"):
         select(digits, method="random", budget=5000, out=tmp_path / "x")
+    for budget, match in ((float("nan"), "a count, or a fraction"), (float("inf"), "a count"), (1.5, "whole number")):
+        with pytest.raises(UnlabeledError, match=match):
+            select(digits, method="random", budget=budget, out=tmp_path / "x")
+    with pytest.raises(UnlabeledError, match="rounds to none"):
+        select(digits, method="random", budget=0.0001, out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="needs --target"):
         select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels)
     with pytest.raises(UnlabeledError, match="empty"):

@@ -5,6 +5,7 @@ saying how they were chosen."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -162,11 +163,17 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
 def _budget(budget: float | None, n: int, method: str) -> int:
     if budget is None:
         raise UnlabeledError(f"--budget is required for {method} (a count, or a fraction of the pool below 1)")
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget):
+        raise UnlabeledError(f"--budget must be a count, or a fraction of the pool below 1; got {budget!r}")
+    if budget >= 1 and budget != int(budget):
+        raise UnlabeledError(f"--budget {budget:g}: a count is a whole number (a fraction of the pool is below 1)")
     count = round(budget * n) if 0 < budget < 1 else int(budget)
-    if count < 1:
+    if budget <= 0:
         raise UnlabeledError(f"budget must be positive, got {budget}")
+    if count < 1:
+        raise UnlabeledError(f"budget {budget:g} of {n} samples rounds to none; ask for at least one sample")
     if count > n:
-        raise UnlabeledError(f"budget {count} is larger than the pool ({n} samples)")
+        raise UnlabeledError(f"budget {count} is larger than the {n} samples it can choose from")
     return count
 
 

@@ -191,7 +191,7 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UnlabeledError(f"{path} is missing: the run has no resume state") from None
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError):  # OSError: EINVAL, cut short
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, KeyError, TypeError, IndexError):
         # torch's own messages here are paragraphs about weights_only and miniz
         raise _damaged(
             path, "not a readable PyTorch checkpoint: truncated, corrupted or another kind of file"

@@ -27,6 +27,7 @@ from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import Where, default_size, provenance
 from unlabeled.train.run import (
+    check_shards,
     claim_run_dir,
     refuse_out_at,
     run_lock,
@@ -139,6 +140,7 @@ def finetune(
     made it; the recipe and training ids are read back from the run), ending as the
     uninterrupted run would have, bit for bit (a sharded run: its unfinished shards)."""
     recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
+    check_shards(shards)
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else train_positions(col, positions)
     pos = few_labels(col, pos, fraction, shots, seed)

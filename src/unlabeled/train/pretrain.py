@@ -25,6 +25,7 @@ from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
 from unlabeled.train.run import (
+    check_shards,
     claim_run_dir,
     environment,
     run_lock,
@@ -176,8 +177,7 @@ def pretrain(
 def _checked_method(method: str | None, data: Collection | str | os.PathLike[str], shards: Any) -> str:
     """The method a pretraining request runs (the data's default when None), checked with its
     shard count before anything is read or written."""
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-        raise UnlabeledError(f"--shards must be a whole number, 1 or more; got {shards!r}")
+    check_shards(shards)
     method = method or default_method(data)
     check_pretraining_method(method)
     return method

@@ -127,6 +127,7 @@ def _acquire(out: Path, lock: Path) -> int:
 # forget request retrains first, the id files and weights written just before it (a run killed
 # between them; grow writes its weights first), WHP's reinforced model, an atomic write's
 # temporary file (hidden)
+CONFIG = "config.json"
 RUN_LEFTOVERS = {
     *(SHARDS, ANCESTORS, TRAINING_IDS, FORGOTTEN_IDS, "labelled-ids.txt", "unlabelled-ids.txt"),
     *("metrics.jsonl", "model.safetensors", "state.pt", "snapshots", "reinforced"),
@@ -147,6 +148,9 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     has_run = (out / "config.json").exists()
     if (out / "collection.json").exists():
         raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
+    inside = next((p for p in Path(out).resolve().parents if (p / "collection.json").exists()), None)
+    if inside is not None:  # `import --overwrite` of the collection would delete the run
+        raise UnlabeledError(f"{out} is inside the collection {inside}; write the run elsewhere")
     if not has_run and out.is_dir():
         # a new run goes into a new or empty folder (or one an interrupted sharded run left):
         # --overwrite later removes a run's folder whole, with whatever else was put in it
@@ -343,14 +347,20 @@ def train(
             write_ids(out / TRAINING_IDS, col.ids[positions])
         for name, where in (feed.ids_files if feed else {}).items():
             write_ids(out / name, col.ids[where])
-        ckpt.atomic_write_json(out / "config.json", spec.to_config())
+        ckpt.atomic_write_json(out / CONFIG, spec.to_config())
     e = spec.encoder
     params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6
     info(
         f"{'train a classifier:' if spec.kind == 'classifier' else 'pretrain'} {objective.name} on {col.name}: "
         f"{len(positions)} samples, {e.name}-{e.size} encoder ({params:.2f}M parameters), device {device}"
     )
-    summary = trainer.fit(resume=resume)
+    try:
+        summary = trainer.fit(resume=resume)
+    except UnlabeledError:
+        if not resume:  # a new run refused before its first checkpoint leaves nothing behind
+            written = [CONFIG, TRAINING_IDS, "metrics.jsonl", *(feed.ids_files if feed else {})]
+            _remove_unstarted(out, written)
+        raise
     del trainer  # its DDP wrapper must go before the process group does
     ranks = (
         f", weights {'identical' if summary['ranks_identical'] else 'DIFFERENT'} on {summary['ranks']} processes"
@@ -359,6 +369,17 @@ def train(
     )
     info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s{ranks} -> {out}")
     return Run(out)
+
+
+def _remove_unstarted(out: Path, written: list[str]) -> None:
+    """Remove the files a new run wrote before it failed, and its folder if that empties it
+    (rank 0), unless it saved a checkpoint: then it is a run to resume."""
+    if dist.rank() != 0 or (out / ckpt.STATE_FILE).exists():
+        return
+    for name in written:
+        (out / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: other files were there before it
+        out.rmdir()
 
 
 def _remove_stale_shards(root: Path, shards: int) -> None:
@@ -371,6 +392,12 @@ def _remove_stale_shards(root: Path, shards: int) -> None:
             if p.name not in keep and not p.name.startswith("."):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
     dist.barrier()
+
+
+def check_shards(shards: Any) -> None:
+    """A shard count is a whole number, 1 or more (checked before anything is read or written)."""
+    if isinstance(shards, bool) or not isinstance(shards, int | np.integer) or shards < 1:
+        raise UnlabeledError(f"--shards must be a whole number, 1 or more; got {shards!r}")
 
 
 def train_shards(

@@ -15,6 +15,7 @@ pool is not all of them, ``unlabelled-ids.txt``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -77,6 +78,8 @@ class SelftrainRecipe:
             raise UnlabeledError(f"weight decay must be at least 0, got {self.weight_decay}")
         if self.optimizer not in OPTIMIZERS:
             raise UnlabeledError(f"optimizer must be {' or '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not (math.isfinite(self.unlabeled_weight) and self.unlabeled_weight >= 0):
+            raise UnlabeledError(f"--unlabeled-weight must be a finite number, 0 or more; got {self.unlabeled_weight}")
         if not 0 <= self.threshold <= 1:
             raise UnlabeledError(f"--threshold must be in [0, 1], got {self.threshold}")
         if not 0 <= self.ema < 1:

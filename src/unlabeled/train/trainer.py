@@ -319,7 +319,8 @@ class Trainer:
         with autocast(self.device, self.bf16):
             loss, logs = model(x, step_generator(self.cfg.seed, step, self.device, self.rank), *extra)
         if not torch.isfinite(loss):
-            raise UnlabeledError(f"loss became {loss.item()} at step {step}; lower --lr or use --precision fp32")
+            hint = "lower --lr or use --precision fp32" if self.bf16 else "lower --lr, or check the settings"
+            raise UnlabeledError(f"loss became {loss.item()} at step {step}; {hint}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         obj.before_update()
