@@ -694,6 +694,7 @@ def test_sigterm_during_an_import_leaves_nothing_half_written(col_copy, tmp_path
     [
         (["--lr", "-1"], "the learning rate must be 0 or more"),
         (["--minutes", "nan"], "minutes must be a finite number"),
+        (["--minutes", "1", "--epochs", "2"], "give --epochs or --minutes, not both"),
         (["--epochs", "inf"], "epochs must be a finite number"),
         (["--seed", "-1"], "seed must be 0 or more"),
         (["--shards", "0"], "--shards must be a whole number, 1 or more"),
@@ -704,7 +705,8 @@ def test_sigterm_during_an_import_leaves_nothing_half_written(col_copy, tmp_path
     ],
 )
 def test_a_bad_pretraining_option_fails_in_one_line_and_writes_nothing(args, needs, cli, tiny, tmp_path):
-    one_error(cli("pretrain", tiny[0].path, "--out", tmp_path / "run", "--epochs", "0.1", *args), needs)
+    budget = [] if "--minutes" in args else ["--epochs", "0.1"]
+    one_error(cli("pretrain", tiny[0].path, "--out", tmp_path / "run", *budget, *args), needs)
     assert not (tmp_path / "run").exists()
 
 

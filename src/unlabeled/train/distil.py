@@ -35,7 +35,7 @@ from unlabeled.train.pretrain import provenance
 from unlabeled.train.run import claim_run_dir, refuse_out_at, run_lock, train, training_positions
 from unlabeled.train.sampling import Retargeted
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
-from unlabeled.train.trainer import TrainConfig
+from unlabeled.train.trainer import TrainConfig, one_budget
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def distil(
     is confident and the student uncertain, weighted by both (after LLKD:
     :class:`~unlabeled.objectives.distil.LLKDSelection`). Trains ``epochs`` passes (default 5) or
     ``minutes``; ``resume`` continues an interrupted run."""
+    one_budget(epochs, minutes)
     recipe = DistilRecipe(
         encoder, size, temperature, label_weight, epochs, minutes, batch_size, lr, weight_decay, seed, precision, select
     )

@@ -35,7 +35,7 @@ from unlabeled.train.run import (
     training_positions,
 )
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
-from unlabeled.train.trainer import TrainConfig
+from unlabeled.train.trainer import TrainConfig, one_budget
 
 DEFAULT_MINUTES = 10.0
 DEFAULT_BATCH = 128
@@ -147,6 +147,7 @@ def pretrain(
     or a dict; ``data`` is one of them), ``upsample_last`` gives other shares over the last fraction
     of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
     plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
+    one_budget(epochs, minutes)
     recipe = PretrainRecipe(
         method=_checked_method(method, data, shards),
         encoder=encoder,

@@ -38,7 +38,7 @@ from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels
 from unlabeled.train.run import Feed, claim_run_dir, refuse_out_at, run_lock, train, training_positions
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
-from unlabeled.train.trainer import OPTIMIZERS, TrainConfig
+from unlabeled.train.trainer import OPTIMIZERS, TrainConfig, one_budget
 
 LABELLED_IDS = "labelled-ids.txt"
 UNLABELLED_IDS = "unlabelled-ids.txt"  # only where the pool is not every training sample
@@ -72,6 +72,7 @@ class SelftrainRecipe:
     augment: dict[str, Any] | None = None  # changes to the modality's augmentation (the strong view)
 
     def __post_init__(self) -> None:
+        one_budget(self.epochs, self.minutes)
         if self.ratio < 1:
             raise UnlabeledError(f"--ratio must be at least 1, got {self.ratio}")
         if self.weight_decay < 0:

@@ -117,6 +117,12 @@ class TrainConfig:
             raise UnlabeledError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
+def one_budget(epochs: float | None, minutes: float | None) -> None:
+    """A run trains for ``epochs`` or for ``minutes``: asked for both, one would silently win."""
+    if epochs is not None and minutes is not None:
+        raise UnlabeledError("give --epochs or --minutes, not both")
+
+
 def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The run's optimizer over ``module``'s trainable parameters: AdamW (decoupled weight
     decay on every parameter), or with ``optimizer="sgd"`` SGD with Nesterov momentum 0.9 and
