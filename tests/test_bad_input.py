@@ -775,3 +775,14 @@ def test_a_complex_valued_nifti_is_reported_and_the_rest_import(tmp_path):
     report = ul.import_source(src, tmp_path / "col")
     assert len(report.collection) == 3
     assert [(Path(p).name, "complex-valued" in r) for p, r in report.bad] == [("complex.nii.gz", True)]
+
+
+def test_a_resumed_self_training_run_names_the_settings_it_ignores(cli, tiny, tmp_path):
+    args = ["selftrain", tiny[1].path, "--task", tiny[0].path, "--out", tmp_path / "st", "--shots", "4"]
+    args += ["--batch-size", "4", "--ratio", "2", "--epochs", "0.1"]
+    code, lines = cli(*args)
+    assert code == 0, "\n".join(lines)
+    code, lines = cli(*args[:6], "--fraction", "0.5", "--threshold", "0.5", "--epochs", "0.1", "--resume")
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "ignored: --fraction 0.5 (saved: 8 labelled samples), --threshold 0.5 (saved: 0.95)" in text

@@ -29,6 +29,7 @@ from unlabeled.train.run import (
     claim_run_dir,
     environment,
     run_lock,
+    say_resume_ignores,
     start_point,
     train,
     train_shards,
@@ -354,22 +355,19 @@ def _pretrain_one(
 
 
 def _say_what_resume_ignores(recipe: PretrainRecipe, spec: RunSpec, default: str) -> None:
-    """A resumed run continues as it was saved; the settings asked for now that differ from
-    the saved ones are named, not silently dropped (the method only where it is not the data's
-    ``default``, which the recipe holds when none was asked for)."""
-    pairs = (
-        ("--encoder", recipe.encoder, spec.encoder.name),
-        ("--size", recipe.size, spec.encoder.size),
-        ("--batch-size", recipe.batch_size, spec.train.batch_size),
-        ("--lr", recipe.lr, spec.train.lr),
-        ("--minutes", recipe.minutes, spec.train.minutes),
-        ("--epochs", recipe.epochs, spec.train.epochs),
+    """The settings asked for now that differ from the saved ones, named (the method only
+    where it is not the data's ``default``, which the recipe holds when none was asked for)."""
+    say_resume_ignores(
+        [
+            ("--method", recipe.method, spec.objective.name, default),
+            ("--encoder", recipe.encoder, spec.encoder.name, None),
+            ("--size", recipe.size, spec.encoder.size, None),
+            ("--batch-size", recipe.batch_size, spec.train.batch_size, None),
+            ("--lr", recipe.lr, spec.train.lr, None),
+            ("--minutes", recipe.minutes, spec.train.minutes, None),
+            ("--epochs", recipe.epochs, spec.train.epochs, None),
+        ]
     )
-    differ = [f"{flag} {asked} (saved: {saved})" for flag, asked, saved in pairs if asked not in (None, saved)]
-    if recipe.method not in (spec.objective.name, default):
-        differ.insert(0, f"--method {recipe.method} (saved: {spec.objective.name})")
-    if differ:
-        info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
 
 
 def _pretrain_sharded(

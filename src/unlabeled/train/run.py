@@ -394,6 +394,15 @@ def _remove_stale_shards(root: Path, shards: int) -> None:
     dist.barrier()
 
 
+def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:
+    """A resumed run continues as it was saved: of ``(flag, asked, saved, default)``, the
+    settings asked for now (not left at their ``default``) that differ from the saved ones are
+    named, not silently dropped."""
+    differ = [f"{flag} {asked} (saved: {saved})" for flag, asked, saved, unset in pairs if asked not in (unset, saved)]
+    if differ:
+        info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
+
+
 def check_shards(shards: Any) -> None:
     """A shard count is a whole number, 1 or more (checked before anything is read or written)."""
     if isinstance(shards, bool) or not isinstance(shards, int | np.integer) or shards < 1:

@@ -35,7 +35,15 @@ from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
 from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train, train_positions
-from unlabeled.train.run import Feed, claim_run_dir, refuse_out_at, run_lock, train, training_positions
+from unlabeled.train.run import (
+    Feed,
+    claim_run_dir,
+    refuse_out_at,
+    run_lock,
+    say_resume_ignores,
+    train,
+    training_positions,
+)
 from unlabeled.train.sampling import SemiSampler, SemiSource
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import OPTIMIZERS, TrainConfig, one_budget
@@ -165,6 +173,7 @@ def selftrain(
         if resume:
             claim_run_dir(out, True, False)
             spec, lab, pool = _resumed(out, col)
+            _say_what_resume_ignores(recipe, spec, (fraction, shots), len(lab))
             src, replace_old = None, False  # the checkpoint holds the weights
         else:
             lab, pool = _pools(col, labelled, unlabelled, fraction, shots, recipe.seed)
@@ -320,6 +329,23 @@ def linear_head(feats: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndar
     (classes, dim) and bias (classes,) with ``feats @ weight.T + bias`` its logits."""
     weight, bias, mean, std = standardised_probe(feats, y, classes)
     return weight / std, bias - (weight / std) @ mean
+
+
+def _say_what_resume_ignores(r: SelftrainRecipe, spec: RunSpec, draw: tuple[Any, Any], labelled: int) -> None:
+    """The settings asked for now that differ from those the run was saved with, named."""
+    saved, options, labels = spec.extra["selftrain"], spec.objective.options, f"{labelled} labelled samples"
+    say_resume_ignores(
+        [
+            ("--fraction", draw[0], labels, None),
+            ("--shots", draw[1], labels, None),
+            ("--threshold", r.threshold, options.get("threshold"), SelftrainRecipe.threshold),
+            ("--ratio", r.ratio, saved.get("ratio"), SelftrainRecipe.ratio),
+            ("--lr", r.lr, spec.train.lr, SelftrainRecipe.lr),
+            ("--batch-size", r.batch_size, spec.train.batch_size, SelftrainRecipe.batch_size),
+            ("--epochs", r.epochs, spec.train.epochs, None),
+            ("--minutes", r.minutes, spec.train.minutes, None),
+        ]
+    )
 
 
 def _resumed(out: Path, col: Collection) -> tuple[RunSpec, np.ndarray, np.ndarray]:
