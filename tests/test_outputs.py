@@ -139,3 +139,17 @@ def test_a_run_is_not_written_inside_a_collection_and_shards_are_counted(pool, t
         with pytest.raises(UnlabeledError, match="--shards must be a whole number"):
             ul.finetune(None, pool, tmp_path / "x", epochs=0.1, shards=shards)
     assert not (pool.path / "myrun").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_failed_write_names_the_file_asked_for_not_its_temporary_twin(tmp_path):
+    from unlabeled.train import checkpoint as ckpt
+
+    target = tmp_path / "missing folder" / "out.json"
+    with pytest.raises(OSError) as e:
+        ckpt.atomic_write_json(target, {"a": 1})
+    assert e.value.filename == str(target)
+    (tmp_path / "a dir").mkdir()
+    (tmp_path / "a dir" / "inside").touch()
+    with pytest.raises(OSError) as e:  # the destination is a folder: the rename fails
+        ckpt.atomic_write_json(tmp_path / "a dir", {"a": 1})
+    assert e.value.filename == str(tmp_path / "a dir") and not list(tmp_path.glob(".*.tmp"))

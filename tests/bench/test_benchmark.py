@@ -239,3 +239,13 @@ def test_digits_hold_out_a_stratified_test_split(digits):
     test = digits.indices("test")
     assert len(test) == 359 and len(digits.indices("train")) == 1438
     assert set(np.unique(digits.labels[test])) == set(range(10))
+
+
+def test_list_arguments_given_a_lone_value_are_refused(run, fmnist_small, tmp_path):
+    from unlabeled import UnlabeledError
+
+    for kwargs in ({"probes": "linear"}, {"fractions": 0.5}, {"baselines": "raw"}):
+        with pytest.raises(UnlabeledError, match="must be a list"):
+            ul.bench(run, fmnist_small, out=tmp_path / "x", **kwargs)
+    with pytest.raises(UnlabeledError, match="ratio must be a whole number"):
+        ul.selftrain(None, fmnist_small, tmp_path / "st", shots=2, ratio=2.5)

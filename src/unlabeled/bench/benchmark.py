@@ -86,11 +86,11 @@ def bench(
         runs=tuple(open_run(r) for r in ([runs] if isinstance(runs, Run | str | os.PathLike) else runs)),
         task=task,
         suite=suite,
-        fractions=tuple(fractions),
-        shots=tuple(shots),
+        fractions=_listed("fractions", fractions),
+        shots=_listed("shots", shots),
         seeds=seeds,
-        probes=tuple(probes),
-        baselines=tuple(baselines),
+        probes=_listed("probes", probes),
+        baselines=_listed("baselines", baselines),
         target=target,
         kind=kind,
         metric=metric,
@@ -130,6 +130,14 @@ def run_bench(request: BenchRequest) -> BenchResult:
     info(f"bench: {len(rows)} cells on {len(tasks)} task(s) in {settings['seconds']:.0f} s")
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
+
+
+def _listed(name: str, value: Any) -> tuple[Any, ...]:
+    """An argument that takes a list, as a tuple: a lone value or a string is refused (a
+    string would be read as its letters)."""
+    if isinstance(value, str | int | float):
+        raise UnlabeledError(f"{name} must be a list, got {value!r}; e.g. {name}=[{value!r}]")
+    return tuple(value)
 
 
 def _load_tasks(request: BenchRequest) -> tuple[str | None, list[Task]]:

@@ -36,21 +36,25 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
     path = folder / f"{collection.fingerprint()}-{run.digest()[:16]}.npy"
     if not path.exists():
         folder.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
         encoder = run.encoder()
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
-        encode(
-            encoder,
-            run.modality(),
-            collection,
-            np.arange(len(collection)),
-            device=device,
-            description=f"embed {collection.name}",
-            out=out,
-        )
-        out.flush()
-        del out
-        os.replace(tmp, path)  # whole or absent
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
+            encode(
+                encoder,
+                run.modality(),
+                collection,
+                np.arange(len(collection)),
+                device=device,
+                description=f"embed {collection.name}",
+                out=out,
+            )
+            out.flush()
+            del out
+            os.replace(tmp, path)  # whole or absent
+        except BaseException:  # interrupted or failed: no half-written cache file stays behind
+            tmp.unlink(missing_ok=True)
+            raise
     return np.load(path, mmap_mode="r")
 
 

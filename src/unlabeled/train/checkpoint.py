@@ -12,6 +12,7 @@ for everything else that loads a run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -19,7 +20,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
+@contextlib.contextmanager
+def _named(path: Path) -> Iterator[None]:
+    """An OSError inside names ``path``, the file the user asked for."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno or errno.EIO, e.strerror or str(e), str(path)) from None
+
+
 def atomic_write_all(files: list[tuple[str | os.PathLike[str], Callable[[str], None]]]) -> None:
     """Write several files as one: each ``write(tmp_path)`` goes to a temporary file beside its
     destination and is fsynced; only when every one is written are they renamed into place. A
@@ -57,18 +67,17 @@ def atomic_write_all(files: list[tuple[str | os.PathLike[str], Callable[[str], N
     try:
         for path, write in files:
             path = Path(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            done.append((tmp, path))
-            try:
+            with _named(path):  # name the file being written, not its temporary twin
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                os.close(fd)
+                done.append((tmp, path))
                 write(tmp)
                 _permissions(tmp)
                 with open(tmp, "rb+") as f:
                     os.fsync(f.fileno())
-            except OSError as e:  # name the file being written, not its temporary twin
-                raise OSError(e.errno or errno.EIO, e.strerror or str(e), str(path)) from None
         for tmp, path in done:
-            os.replace(tmp, path)
+            with _named(path):
+                os.replace(tmp, path)
     except BaseException:
         for tmp, _ in done:
             Path(tmp).unlink(missing_ok=True)

@@ -81,8 +81,8 @@ class SelftrainRecipe:
 
     def __post_init__(self) -> None:
         one_budget(self.epochs, self.minutes)
-        if self.ratio < 1:
-            raise UnlabeledError(f"--ratio must be at least 1, got {self.ratio}")
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, int) or self.ratio < 1:
+            raise UnlabeledError(f"--ratio must be a whole number, at least 1; got {self.ratio!r}")
         if self.weight_decay < 0:
             raise UnlabeledError(f"weight decay must be at least 0, got {self.weight_decay}")
         if self.optimizer not in OPTIMIZERS:
