@@ -232,6 +232,9 @@ def test_a_refused_request_writes_nothing_to_the_audit_log(clf, tmp_path):
         ({"method": "ga", "lr": -1.0}, "learning rate"),
         ({"method": "ga", "epochs": float("nan")}, "finite"),
         ({"method": "sisa"}, "was not trained with `finetune --shards`"),
+        ({"method": "salun", "options": {"sparsity": 2.0}}, "sparsity must be a share of the weights"),
+        ({"method": "npo", "options": {"beta": -1.0}}, "beta must be positive"),
+        ({"method": "scrub", "options": {"max_fraction": 5.0}}, r"max_fraction must be a share in \(0, 1\]"),
     ):
         with pytest.raises(UnlabeledError, match=match):
             forget(clf, ids=ids, out=tmp_path / "x", **kwargs)

@@ -128,6 +128,14 @@ def test_clear_errors(digits, pixels, tmp_path):
             select(digits, method="random", budget=budget, out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="rounds to none"):
         select(digits, method="random", budget=0.0001, out=tmp_path / "x")
+    for kwargs, match in (
+        ({"method": "simcore", "budget": 10, "centroids": 0}, "--centroids must be a whole number"),
+        ({"method": "simcore", "budget": 10, "stop_similarity": float("nan")}, "cosine similarity in"),
+        ({"method": "dedup", "budget": 10}, "dedup takes no --budget"),
+        ({"method": "random", "budget": 10, "target": digits}, "random takes no --target"),
+    ):
+        with pytest.raises(UnlabeledError, match=match):
+            select(digits, out=tmp_path / "x", pool_vectors=pixels, target_vectors=pixels[:20], **kwargs)
     with pytest.raises(UnlabeledError, match="needs --target"):
         select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels)
     with pytest.raises(UnlabeledError, match="empty"):

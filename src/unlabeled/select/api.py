@@ -158,6 +158,22 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
     if not 0 < req.threshold <= 1:
         raise UnlabeledError(f"threshold must be in (0, 1], got {req.threshold}")
+    if req.centroids is not None and (
+        isinstance(req.centroids, bool) or int(req.centroids) != req.centroids or req.centroids < 1
+    ):
+        raise UnlabeledError(f"--centroids must be a whole number, 1 or more; got {req.centroids}")
+    if req.stop_similarity is not None and not -1 <= req.stop_similarity <= 1:
+        raise UnlabeledError(f"--stop-similarity is a cosine similarity in [-1, 1]; got {req.stop_similarity}")
+    unused = [
+        flag
+        for flag, given in (
+            ("--budget", req.budget is not None and not method.needs_budget),
+            ("--target", req.target is not None and not method.needs_target),
+        )
+        if given
+    ]
+    if unused:
+        raise UnlabeledError(f"{req.method} takes no {' or '.join(unused)}")
 
 
 def _budget(budget: float | None, n: int, method: str) -> int:

@@ -10,11 +10,13 @@ finished record, the audit log) is the caller's (``api.py``), the same for every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from unlabeled._console import UnlabeledError
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream, Unlearner
 from unlabeled.objectives.base import Objective
@@ -39,9 +41,16 @@ class Method:
     # of the objective's constructor; every other one is the method's to fill in
     settings: ClassVar[tuple[str, ...]] = ()
 
+    # the values each setting takes: name -> (test, what it must be), checked by check_options
+    limits: ClassVar[dict[str, tuple[Callable[[float], bool], str]]] = {}
+
     def check_options(self, options: dict[str, float]) -> None:
         """Refuse option values the method cannot take (an UnlabeledError), before anything
         is written; ``options`` are known settings with finite values."""
+        for name, value in options.items():
+            ok, what = self.limits.get(name, (lambda v: True, ""))
+            if not ok(value):
+                raise UnlabeledError(f"--option {name} must be {what}, got {value:g}")
 
     def run(self, request: ForgetRequest) -> Run:
         """Make the new run in ``request.out`` without the forgotten samples."""

@@ -53,5 +53,6 @@ class NPOMethod(Approximate):
     objective = NPO
     stream = "forget"
     settings = ("beta", "retain_weight")
+    limits = {"beta": (lambda v: v > 0, "positive"), "retain_weight": (lambda v: v >= 0, "0 or more")}
     epochs = 2.0
     lr = 2e-4

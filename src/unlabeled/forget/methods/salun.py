@@ -104,5 +104,6 @@ class SalUnMethod(Approximate):
     objective = SalUn
     stream = "retain"
     settings = ("sparsity",)
+    limits = {"sparsity": (lambda v: 0 < v <= 1, "a share of the weights in (0, 1]")}
     epochs = 0.1
     lr = 2e-3

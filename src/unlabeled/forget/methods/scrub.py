@@ -59,5 +59,6 @@ class SCRUBMethod(Approximate):
     objective = SCRUB
     stream = "retain"
     settings = ("alpha", "max_fraction")
+    limits = {"alpha": (lambda v: v >= 0, "0 or more"), "max_fraction": (lambda v: 0 < v <= 1, "a share in (0, 1]")}
     epochs = 0.05
     lr = 5e-4
