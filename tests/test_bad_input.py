@@ -786,3 +786,23 @@ def test_a_resumed_self_training_run_names_the_settings_it_ignores(cli, tiny, tm
     text = "\n".join(lines)
     assert code == 0, text
     assert "ignored: --fraction 0.5 (saved: 8 labelled samples), --threshold 0.5 (saved: 0.95)" in text
+
+
+def test_an_architecture_asked_of_a_classifier_from_a_run_is_named_as_ignored(cli, tiny, tmp_path):
+    code, lines = cli("finetune", tiny[1].path, "--task", tiny[0].path, "--out", tmp_path / "ft", "--size", "base")
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "note: --size base ignored: the classifier is" in text and "cnn-tiny encoder" in text
+
+
+def test_a_class_only_in_the_test_split_is_named(cli, tmp_path):
+    rng = np.random.default_rng(1)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 8, 8), "uint8", ["a", "b", "c"])
+    labels = np.r_[rng.integers(0, 2, 40), [2, 2, 0, 1]]
+    splits = ["train"] * 40 + ["test"] * 4
+    w.add(rng.integers(0, 256, (44, 1, 8, 8), dtype=np.uint8), [f"s{i}" for i in range(44)], labels, splits=splits)
+    w.close()
+    code, lines = cli("finetune", "--task", tmp_path / "col", "--out", tmp_path / "ft", "--epochs", "0.5")
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "no labelled training sample of class c: the classifier cannot learn it" in text

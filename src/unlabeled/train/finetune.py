@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset
 from unlabeled.modalities import fit_modality
@@ -45,6 +45,16 @@ def labelled_train(task: Collection) -> np.ndarray:
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
     return np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
+
+
+def note_unlearnable(col: Collection, labelled: np.ndarray) -> None:
+    """Say which of the collection's classes have no label among ``labelled`` (one only in the
+    test split, say): the classifier has an output for each, and cannot learn those."""
+    known = np.unique(col.labels[col.labels != NO_LABEL])
+    absent = sorted(set(known.tolist()) - set(col.labels[labelled].tolist()))
+    if absent:
+        names = [col.classes[c] if col.classes and c < len(col.classes) else str(c) for c in absent]
+        info(f"note: no labelled training sample of class {', '.join(names[:5])}: the classifier cannot learn it")
 
 
 def train_positions(col: Collection, positions: Any, what: str = "positions") -> np.ndarray:
@@ -146,6 +156,7 @@ def finetune(
     pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
+    note_unlearnable(col, pos)
     out, extra = Path(out), dict(extra_config or {})
     src = None if run is None else open_run(run)
     if not resume:
@@ -182,6 +193,11 @@ def classifier_spec(
                 "features to other channels; training its encoder needs the shape it was built for)"
             )
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
+        # the architecture comes with the run: an asked-for other one is named (cnn is the default)
+        other = [f"--encoder {recipe.encoder}"] if recipe.encoder not in ("cnn", enc.name) else []
+        other += [f"--size {recipe.size}"] if recipe.size not in (None, enc.size) else []
+        if other:
+            info(f"note: {', '.join(other)} ignored: the classifier is {src.path}'s {enc.name}-{enc.size} encoder")
     else:
         fitted = fit_modality(col, positions)
         name = "transformer" if fitted.name == "text" else recipe.encoder  # the one text encoder

@@ -34,7 +34,14 @@ from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
-from unlabeled.train.finetune import FinetuneRecipe, classifier_spec, few_labels, labelled_train, train_positions
+from unlabeled.train.finetune import (
+    FinetuneRecipe,
+    classifier_spec,
+    few_labels,
+    labelled_train,
+    note_unlearnable,
+    train_positions,
+)
 from unlabeled.train.run import (
     Feed,
     claim_run_dir,
@@ -226,6 +233,7 @@ def _pools(
     if missing:
         names = [col.classes[c] if col.classes else str(c) for c in missing]
         raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")
+    note_unlearnable(col, lab)
     return lab, pool
 
 
