@@ -547,7 +547,7 @@ def test_a_bad_ids_file_fails_in_one_line(kind, cli, tiny, tmp_path):
         "invalid UTF-8": "not UTF-8 text (byte 0xff on line 2)",
         "only blank lines": "lists no ids",
         "unknown id": "nope",
-        "a folder": "ids file not found",
+        "a folder": "is a folder; give the file that lists them",
     }
     out = tmp_path / "forgot"
     result = cli("forget", tiny[1].path, "--ids", ids, "--out", out, "--device", "cpu")
@@ -559,6 +559,10 @@ def test_a_bad_ids_file_fails_in_one_line(kind, cli, tiny, tmp_path):
 def test_blank_lines_and_repeats_in_an_ids_file_are_ignored(tmp_path):
     (tmp_path / "ids.txt").write_text("s001\n\n  s002 \ns001\n\n")
     assert cli_module.read_id_file(tmp_path / "ids.txt") == ["s001", "s002"]
+    os.mkfifo(tmp_path / "pipe")  # as a shell's <(...) gives: no regular file, read as one
+    writer = subprocess.Popen(["sh", "-c", f"echo s003 > '{tmp_path / 'pipe'}'"])
+    assert cli_module.read_id_file(tmp_path / "pipe") == ["s003"]
+    writer.wait()
 
 
 # -- processes, disks and signals -------------------------------------------------------------

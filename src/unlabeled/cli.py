@@ -639,7 +639,9 @@ def read_id_file(path: Path, what: str = "ids") -> list[str]:
     """The sample ids (or group values: ``what``) of a file, one a line: blank lines and the
     spaces around one are ignored, a repeated one counts once. A missing or unreadable file,
     one that is not UTF-8 text, or one that lists none is an UnlabeledError naming it."""
-    if not path.is_file():
+    if path.is_dir():
+        raise UnlabeledError(f"{what} file {path} is a folder; give the file that lists them, one a line")
+    if not path.exists():  # a pipe (<(...)) is no regular file, and reads as one
         raise UnlabeledError(f"{what} file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")

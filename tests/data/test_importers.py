@@ -95,6 +95,18 @@ def test_npy_array_with_labels_file(tmp_path, fmnist_arrays):
         import_source(tmp_path / "x.npy", tmp_path / "col2", labels=tmp_path / "short.txt")
     with pytest.raises(UnlabeledError, match="cannot read the labels file .*nope.txt"):
         import_source(tmp_path / "x.npy", tmp_path / "col3", labels=tmp_path / "nope.txt")
+    y = fmnist_arrays.labels[:30].astype(np.float64)
+    np.save(tmp_path / "yf.npy", y[:, None])  # a column of whole floats: classes 0..9, as in a text file
+    assert import_source(tmp_path / "x.npy", tmp_path / "col4", labels=tmp_path / "yf.npy").collection.classes == [
+        str(c) for c in sorted(set(fmnist_arrays.labels[:30].tolist()))
+    ]
+    y[3] = np.nan
+    np.save(tmp_path / "ynan.npy", y)
+    with pytest.raises(UnlabeledError, match="holds nan at position 3"):
+        import_source(tmp_path / "x.npy", tmp_path / "col5", labels=tmp_path / "ynan.npy")
+    np.save(tmp_path / "y2d.npy", np.zeros((15, 2)))
+    with pytest.raises(UnlabeledError, match="holds a 15x2 array: one label per sample"):
+        import_source(tmp_path / "x.npy", tmp_path / "col6", labels=tmp_path / "y2d.npy")
 
 
 def test_folder_of_npy_files(tmp_path, fmnist_arrays):

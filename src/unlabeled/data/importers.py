@@ -270,7 +270,17 @@ def _as_images(arr: np.ndarray) -> np.ndarray:
 def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
     try:
         if path.suffix == ".npy":
-            raw = np.load(path, allow_pickle=False).ravel().tolist()
+            arr = np.load(path, allow_pickle=False)
+            arr = arr.ravel() if arr.ndim == 2 and arr.shape[1] == 1 else arr  # a column of labels
+            if arr.ndim != 1:
+                shape = "x".join(map(str, arr.shape))
+                raise UnlabeledError(f"the labels file {path} holds a {shape} array: one label per sample")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+                raise UnlabeledError(f"the labels file {path} holds {arr[bad]} at position {bad}: labels are classes")
+            if arr.dtype.kind == "f" and (arr == np.round(arr)).all():
+                arr = arr.astype(np.int64)  # 3.0 is class 3, as in a text file
+            raw = arr.tolist()
         else:
             raw = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
             while raw and not raw[-1]:  # blank lines at the end are no labels
