@@ -135,6 +135,9 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(pool, t
 def test_a_run_is_not_written_inside_a_collection_and_shards_are_counted(pool, tmp_path):
     with pytest.raises(UnlabeledError, match="is inside the collection"):
         ul.finetune(None, pool, pool.path / "myrun", epochs=0.1)  # import --overwrite would delete it
+    (tmp_path / "afile.txt").write_text("mine")
+    with pytest.raises(UnlabeledError, match="is a file; a run is a folder"):
+        ul.selftrain(None, pool, tmp_path / "afile.txt", shots=2, epochs=0.1)
     for shards in (0, -1, 1.5):
         with pytest.raises(UnlabeledError, match="--shards must be a whole number"):
             ul.finetune(None, pool, tmp_path / "x", epochs=0.1, shards=shards)

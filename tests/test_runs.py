@@ -51,3 +51,13 @@ def test_reopen_by_path(run):
     assert again.step == run.step and again.method == "simclr"
     with pytest.raises(ul.UnlabeledError, match="not a run"):
         ul.open_run(run.path.parent)
+
+
+def test_embed_writes_parquet_only_where_asked_for_parquet(run, fmnist_small, tmp_path):
+    from unlabeled import UnlabeledError
+
+    with pytest.raises(UnlabeledError, match=r"written as Parquet; name the file \*\.parquet"):
+        ul.embed(run, fmnist_small, tmp_path / "e.csv")
+    (tmp_path / "d.parquet").mkdir()
+    with pytest.raises(UnlabeledError, match="is a folder"):
+        ul.embed(run, fmnist_small, tmp_path / "d.parquet")

@@ -252,7 +252,8 @@ def select_(
         device=device,
         overwrite=overwrite,
     )
-    console.print(f"selected {len(col)} samples -> {col.path} (see {col.path / 'selection.json'})")
+    samples = f"{len(col)} sample{'s' * (len(col) != 1)}"
+    console.print(f"selected {samples} -> {col.path} (see {col.path / 'selection.json'})")
 
 
 @app.command("curate")

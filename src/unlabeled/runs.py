@@ -447,6 +447,10 @@ def embed(
 ) -> Path:
     """Embed every sample of ``collection`` with the run's encoder; writes ``id, vector``
     rows to ``out`` (default ``<run>/embeddings.parquet``) and returns its path."""
+    if out is not None and Path(out).suffix.lower() != ".parquet":
+        raise UnlabeledError(f"--out {out}: embeddings are written as Parquet; name the file *.parquet")
+    if out is not None and Path(out).is_dir():
+        raise UnlabeledError(f"--out {out} is a folder; name the Parquet file to write")
     run, col = open_run(run), open_collection(collection)
     vectors = run.encode(col, batch_size=batch_size, device=device)
     meta = {

@@ -131,3 +131,13 @@ def test_fashion_mnist_builtin(fmnist_arrays):
     assert fmnist_arrays.arrays.shape == (70000, 1, 28, 28)
     assert fmnist_arrays.splits.count("test") == 10000
     assert np.bincount(fmnist_arrays.labels).tolist() == [7000] * 10
+
+
+def test_a_collection_folder_has_the_usual_permissions(tmp_path, fmnist_arrays):
+    import os
+
+    np.save(tmp_path / "x.npy", fmnist_arrays.arrays[:10, 0])
+    col = import_source(tmp_path / "x.npy", tmp_path / "col").collection
+    umask = os.umask(0)
+    os.umask(umask)
+    assert col.path.stat().st_mode & 0o777 == 0o777 & ~umask  # mkdtemp's 0700 kept others out

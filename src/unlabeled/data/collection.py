@@ -310,7 +310,7 @@ def derive_collection(
     if not len(pos):
         raise UnlabeledError("a derived collection needs at least one sample")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp = _new_folder(dest)
     try:
         columns: dict[str, pa.Array] = {
             "id": pa.array([str(i) for i in source.ids[pos]], pa.string()),
@@ -410,6 +410,16 @@ def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
     return path if isinstance(path, Collection) else Collection(path)
 
 
+def _new_folder(dest: Path) -> Path:
+    """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
+    makes 0700 folders: a collection others could not read)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
 @dataclass
 class CollectionWriter:
     """Writes a collection atomically: everything goes to a temporary folder beside ``dest``,
@@ -431,7 +441,7 @@ class CollectionWriter:
         if self.dest.exists() and not self.overwrite:
             raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        self._tmp = _new_folder(self.dest)
         self.text = self.modality == TEXT
         if self.text:
             self.sample_shape, self.dtype = (), "uint8"

@@ -146,6 +146,8 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
     an old run is to be replaced. ``resumable``: whether the command has a --resume to suggest."""
     has_run = (out / "config.json").exists()
+    if out.exists() and not out.is_dir():
+        raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
     if (out / "collection.json").exists():
         raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
     inside = next((p for p in Path(out).resolve().parents if (p / "collection.json").exists()), None)
