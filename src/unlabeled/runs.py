@@ -72,10 +72,23 @@ def read_ids(path: str | os.PathLike[str]) -> list[str]:
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:
-    """SISA's disjoint shards of ``positions``: a seeded random partition into ``shards``
-    near-equal parts, each sorted."""
+    """SISA's disjoint shards of ``positions``, each sorted: every sample goes to the shard a
+    seeded hash of its position picks, so the same samples less some are split the same way
+    less those (a retrained reference of a SISA request then has SISA's own shards, and its
+    unaffected shards are the original's, bit for bit). Where that leaves a shard with fewer
+    than two samples (a small set), a seeded random partition into near-equal parts."""
+    positions = np.asarray(positions, dtype=np.int64)
     if shards < 1 or len(positions) < 2 * shards:
         raise UnlabeledError(f"{len(positions)} samples are too few for {shards} shards")
+    with np.errstate(over="ignore"):  # splitmix64: wrapping arithmetic is the point
+        h = positions.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    which = (h % np.uint64(shards)).astype(np.int64)
+    parts = [np.sort(positions[which == s]) for s in range(shards)]
+    if min(len(p) for p in parts) >= 2:
+        return parts
     return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(positions), shards)]
 
 
