@@ -810,3 +810,15 @@ def test_a_class_only_in_the_test_split_is_named(cli, tmp_path):
     text = "\n".join(lines)
     assert code == 0, text
     assert "no labelled training sample of class c: the classifier cannot learn it" in text
+
+
+def test_resume_and_overwrite_together_are_refused_and_a_finished_run_says_so(cli, tiny, run_copy):
+    one_error(cli("pretrain", tiny[0].path, "--out", run_copy, "--resume", "--overwrite"), "give one of them")
+    code, lines = cli("pretrain", tiny[0].path, "--out", run_copy, "--resume")
+    assert code == 0 and any("had finished" in line and "nothing left to train" in line for line in lines)
+
+
+def test_forget_log_and_verify_are_one_at_a_time(cli, tiny, tmp_path):
+    run = tiny[1].path
+    one_error(cli("forget", "--log", run, "--verify", run), "one at a time")
+    one_error(cli("forget", run, "--out", tmp_path / "f", "--log", run), "give no RUN or --out with them")

@@ -503,6 +503,10 @@ def forget_(
     ] = None,
 ) -> None:
     """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
+    if log is not None and verify is not None:
+        raise UnlabeledError("--log shows a run's audit log and --verify checks a result: one at a time")
+    if (log is not None or verify is not None) and (run is not None or out is not None):
+        raise UnlabeledError("--log and --verify take their run as their value; give no RUN or --out with them")
     if log is not None:
         rows = AuditLog(open_run(log).path).requests()  # open_run: a clear error if LOG is not a run
         if not rows:

@@ -148,9 +148,8 @@ def pretrain(
     or a dict; ``data`` is one of them), ``upsample_last`` gives other shares over the last fraction
     of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
     plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
-    one_budget(epochs, minutes)
     recipe = PretrainRecipe(
-        method=_checked_method(method, data, shards),
+        method=_checked_method(method, data, shards, (epochs, minutes)),
         encoder=encoder,
         size=size,
         minutes=minutes,
@@ -176,10 +175,13 @@ def pretrain(
         return _pretrain_one(recipe, data, where, positions, init)
 
 
-def _checked_method(method: str | None, data: Collection | str | os.PathLike[str], shards: Any) -> str:
+def _checked_method(
+    method: str | None, data: Collection | str | os.PathLike[str], shards: Any, budget: tuple[Any, Any]
+) -> str:
     """The method a pretraining request runs (the data's default when None), checked with its
-    shard count before anything is read or written."""
+    shard count and its budget (epochs, minutes) before anything is read or written."""
     check_shards(shards)
+    one_budget(*budget)
     method = method or default_method(data)
     check_pretraining_method(method)
     return method

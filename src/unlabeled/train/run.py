@@ -146,6 +146,8 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     that to :func:`remove_run_dir` once the caller knows the new run can start. Returns whether
     an old run is to be replaced. ``resumable``: whether the command has a --resume to suggest."""
     has_run = (out / "config.json").exists()
+    if resume and overwrite:
+        raise UnlabeledError("--resume continues the run in --out and --overwrite replaces it; give one of them")
     if out.exists() and not out.is_dir():
         raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
     if (out / "collection.json").exists():

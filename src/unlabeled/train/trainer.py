@@ -418,6 +418,8 @@ class Trainer:
         if resume and self.dir is not None and (self.dir / ckpt.STATE_FILE).exists():
             step, total, elapsed_before, saved = self._restore()
             budget.restore(saved, t_start - elapsed_before)
+            if total is not None and step >= total:
+                info(f"{self.dir} had finished ({step} steps): nothing left to train")
         if total is None:
             total = self._plan(t_start)
             self._record_total(total)
