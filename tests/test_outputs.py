@@ -156,3 +156,25 @@ def test_a_failed_write_names_the_file_asked_for_not_its_temporary_twin(tmp_path
     with pytest.raises(OSError) as e:  # the destination is a folder: the rename fails
         ckpt.atomic_write_json(tmp_path / "a dir", {"a": 1})
     assert e.value.filename == str(tmp_path / "a dir") and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_sharded_run_resumed_with_another_shard_count_is_refused(pool, tmp_path):
+    train = pool.indices("train")[:300]
+    out = tmp_path / "sisa"
+    ul.finetune(None, pool, out, positions=train, epochs=0.1, shards=3, precision="fp32")
+    (out / "config.json").unlink()  # interrupted before its top-level config
+    with pytest.raises(UnlabeledError, match="started with more than 2 shards; resume it with its own --shards"):
+        ul.finetune(None, pool, out, positions=train, epochs=0.1, shards=2, precision="fp32", resume=True)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["00", "01", "02"]  # nothing deleted
+
+
+def test_pretrain_shards_fit_their_batch_to_the_smallest_shard(pool, tmp_path):
+    """Shards are split sample by sample, so they differ in size: the default batch fits the
+    smallest (256 samples in 2 shards of 122 and 134 failed with a batch of 128)."""
+    from unlabeled.runs import shard_split
+
+    pos = pool.indices("train")[:256]
+    sizes = sorted(len(p) for p in shard_split(pos, 2, 0))
+    assert sizes[0] < 128 < sizes[1]
+    run = ul.pretrain(pool, tmp_path / "p", positions=pos, shards=2, epochs=0.2, precision="fp32")
+    assert run.finished and run.config["train"]["batch_size"] <= sizes[0]

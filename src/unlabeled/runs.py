@@ -47,9 +47,9 @@ AUDIT_FILE = "forget-audit.sqlite"  # the append-only log of the forget requests
 
 
 def refuse_losing_audit(out: Path) -> None:
-    """Refuse to replace the run in ``out`` where it holds the audit log of forget requests
-    made of it: a log that ``--overwrite`` would delete is no audit log."""
-    if (Path(out) / AUDIT_FILE).exists():
+    """Refuse to replace the run in ``out`` where it (or a run inside it) holds the audit log of
+    forget requests made of it: a log that ``--overwrite`` would delete is no audit log."""
+    if next(Path(out).rglob(AUDIT_FILE), None) is not None:  # its own, or a nested run's
         raise UnlabeledError(
             f"{out} holds the log of the forget requests made of it ({AUDIT_FILE}), which --overwrite "
             "would delete; write the new run elsewhere, or move the log away first"
@@ -256,7 +256,8 @@ class Run:
         """The saved weights (the objective's whole state), or those of submodule ``module``
         (``encoder``, ``head``, ...) without its prefix."""
         path = self.path / ckpt.MODEL_FILE
-        if "forget" in self.config and not self.config["forget"].get("finished"):
+        unfinished = "forget" in self.config and not self.config["forget"].get("finished")
+        if unfinished and self.path.parent.name != SHARDS:  # a shard's record is its run's (older runs)
             # a half-unlearned model: it would pass for one that forgot
             raise UnlabeledError(
                 f"{self.path} holds a forget request that did not finish; "

@@ -248,7 +248,16 @@ def test_a_sharded_run_is_forgotten_from_by_sisa_or_retrain_only(tmp_path, fmnis
     sharded = finetune(None, fmnist_small, tmp_path / "sisa", positions=train, epochs=0.2, shards=2)
     with pytest.raises(UnlabeledError, match="trained with --shards.*sisa"):
         forget(sharded, method="salun", ids=sharded.training_ids()[:3], out=tmp_path / "x")
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(UnlabeledError, match="is a file"):  # refused before the request is logged
+        forget(sharded, ids=sharded.training_ids()[:3], out=tmp_path / "afile")
     assert not (sharded.path / "forget-audit.sqlite").exists()
+    out = forget(sharded, ids=sharded.training_ids()[:3], out=tmp_path / "default")  # a sharded run's own method
+    assert out.config["forget"]["method"] == "sisa"
+    shard = ul.open_run(sharded.path / "shards" / "01")
+    forget(shard, method="ga", ids=shard.training_ids()[:2], out=tmp_path / "from-a-shard")
+    with pytest.raises(UnlabeledError, match="log of the forget requests"):  # a nested run's log counts too
+        finetune(None, fmnist_small, sharded.path, positions=train, epochs=0.2, overwrite=True)
 
 
 def test_forget_never_writes_over_the_lineage_or_a_runs_audit_log(tmp_path, fmnist_small):

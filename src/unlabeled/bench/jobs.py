@@ -106,11 +106,16 @@ def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
         seen.add(str(run.path))
         where = run.config.get("task") or run.config.get("data") or {}
         if where.get("fingerprint") == fingerprint:
-            overlap = len(test.intersection(run.training_ids()))
+            try:
+                overlap = len(test.intersection(run.training_ids()))
+            except UnlabeledError as e:  # its collection moved, say: scored, with a note
+                notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
+                overlap = 0
             if overlap and run.kind == "classifier":
                 raise UnlabeledError(
                     f"{run.path} was trained on {overlap} of task {task.name}'s {len(test)} test samples, "
-                    "with their labels: its scores would not be held-out; train it on the train split"
+                    "with their labels: its scores would not be held-out; train it on the train split "
+                    "(a collection without one: import it with a `split` column, or train/ and test/ folders)"
                 )
             if overlap:
                 notes.append(

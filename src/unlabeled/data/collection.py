@@ -414,10 +414,17 @@ def _new_folder(dest: Path) -> Path:
     """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
     makes 0700 folders: a collection others could not read)."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    os.chmod(tmp, 0o777 & ~_UMASK)
     return tmp
+
+
+def _read_umask() -> int:
+    umask = os.umask(0)  # the only way to read it is to set it: done once, at import
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
 
 
 @dataclass

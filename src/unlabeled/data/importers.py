@@ -271,7 +271,7 @@ def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
     try:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
-            arr = arr.ravel() if arr.ndim == 2 and arr.shape[1] == 1 else arr  # a column of labels
+            arr = arr.ravel() if arr.ndim == 2 and 1 in arr.shape else arr  # a column or a row of labels
             if arr.ndim != 1:
                 shape = "x".join(map(str, arr.shape))
                 raise UnlabeledError(f"the labels file {path} holds a {shape} array: one label per sample")

@@ -22,7 +22,7 @@ from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, refuse_losing_audit, write_ids
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.run import refuse_out_at, run_lock
+from unlabeled.train.run import check_run_folder, refuse_out_at, run_lock
 from unlabeled.train.trainer import TrainConfig, resume_hint
 
 # what an exact method does when an ancestor of the run trained on the samples to forget
@@ -71,12 +71,11 @@ def forget(
     src = open_run(run)
     if method is None:
         kind = "language model" if is_language_model(src) else "classifier" if src.kind == "classifier" else "encoder"
-        method = DEFAULT_METHOD[kind]
+        method = "sisa" if "sisa" in src.config else DEFAULT_METHOD[kind]  # a sharded run's own method
     chosen = _method(src, method)
     options = _options(chosen, options or {})
-    _check_request(epochs, lr, ids)
     out = Path(out)
-    refuse_out_at(out, src, "the run to forget from, which is never modified")
+    _check_request(src, out, epochs, lr, ids)
     task = source_task(src)
     if group is not None:
         if ids is not None or class_ is not None:
@@ -117,8 +116,16 @@ def forget(
         return _carry_out(chosen, request, redo)
 
 
-def _check_request(epochs: float | None, lr: float | None, ids: Any) -> None:
+def _semi(a: lineage.Ancestor) -> bool:
+    """Whether ancestor ``a`` is a self-trained classifier that saw the samples, or a student."""
+    name = a.run.config["method"]["name"] if a.run.kind == "classifier" else "supervised"
+    return name == "distil" or (name != "supervised" and bool(a.saw))
+
+
+def _check_request(src: Run, out: Path, epochs: float | None, lr: float | None, ids: Any) -> None:
     """What a request asks checked before it is logged (the audit log is append-only)."""
+    refuse_out_at(out, src, "the run to forget from, which is never modified")
+    check_run_folder(out)
     TrainConfig(**{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
     if isinstance(ids, str):
         raise UnlabeledError(f"ids must be a list of sample ids, got the string {ids!r}")
@@ -155,9 +162,9 @@ def _check_lineage(
             f"{grown[0].path} was made by `unlabeled grow`, which --ancestors retrain does not redo; "
             "forget from the run it grew from, grow the result again and continue pretraining from it"
         )
-    # a self-trained or distilled ancestor learnt from a whole unlabelled pool (and a teacher's
-    # labels, whose own lineage is not recorded): no recipe here retrains it without the samples
-    semi = [a for a in chain if a.run.kind == "classifier" and a.run.config["method"]["name"] != "supervised"]
+    # a self-trained ancestor that saw the samples, or any distilled one (its teacher's lineage
+    # is not recorded): no recipe here retrains it without them
+    semi = [a for a in chain if _semi(a)]
     if semi and chosen.exact and ancestors != "keep":
         name = semi[-1].run.config["method"]["name"]
         raise UnlabeledError(

@@ -12,7 +12,7 @@ import numpy as np
 from unlabeled._console import UnlabeledError
 from unlabeled.data.collection import Collection
 from unlabeled.models import saved_options
-from unlabeled.runs import Run
+from unlabeled.runs import Run, shard_split
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import finetune
 from unlabeled.train.pretrain import default_batch, pretrain
@@ -32,11 +32,12 @@ def trained_origin(run: Run) -> Run:
     return run
 
 
-def recipe(run: Run, kept: int) -> dict[str, Any]:
+def recipe(run: Run, kept: int, smallest: int | None = None) -> dict[str, Any]:
     """The keyword arguments that train ``run`` again on ``kept`` samples: ``finetune``'s for
     a classifier, ``pretrain``'s for an encoder (for a sharded encoder, its first shard's
     recipe, for as many steps as the original took, the samples split between the shards);
-    an unlearned run's are those of the run it was unlearned from (:func:`trained_origin`)."""
+    an unlearned run's are those of the run it was unlearned from (:func:`trained_origin`).
+    ``smallest``: the smallest shard the kept samples make, which a saved batch must fit."""
     run = trained_origin(run)
     if run.kind == "classifier":
         train, enc = run.config["train"], run.config["encoder"]
@@ -58,7 +59,7 @@ def recipe(run: Run, kept: int) -> dict[str, Any]:
     shards = int(run.config.get("sisa", {}).get("shards", 1))
     # the saved batch, unless what is kept is too small for it (a small set whose batch was
     # fitted to it, like pretrain's default): then the batch pretrain would fit to the rest
-    batch = min(int(train["batch_size"]), default_batch(kept // shards))
+    batch = min(int(train["batch_size"]), default_batch(smallest or kept // shards))
     per_epoch = max(1, kept // (batch * shards))
     return {
         "method": one.config["method"]["name"],
@@ -93,7 +94,8 @@ def retrain(
     as ``finetune`` writes it (pretrain takes none: the caller records it afterwards)."""
     run = trained_origin(run)
     shards = int(run.config.get("sisa", {}).get("shards", 1))
-    options = recipe(run, len(kept))
+    smallest = min(len(p) for p in shard_split(kept, shards, int(run.config["train"]["seed"]))) if shards > 1 else None
+    options = recipe(run, len(kept), smallest)
     common = {"positions": kept, "shards": shards, "device": device, "overwrite": overwrite}
     if run.kind == "classifier":
         source = run.config.get("source_run") if start is None else start

@@ -21,7 +21,7 @@ from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import check_encoder_options, default_options, saved_options
 from unlabeled.objectives import check_method_options, check_pretraining_method, self_distil
-from unlabeled.runs import Run, open_run, read_config
+from unlabeled.runs import Run, open_run, read_config, shard_split
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
 from unlabeled.train.run import (
@@ -386,8 +386,9 @@ def _pretrain_sharded(
     out = where.out
     col = open_collection(data)
     pos = col.indices(exclude=recipe.exclude_split) if positions is None else np.sort(np.asarray(positions))
-    if recipe.batch_size is None:  # np.array_split's smallest part has len // shards samples
-        recipe = replace(recipe, batch_size=default_batch(len(pos) // shards, dist.world_size()))
+    if recipe.batch_size is None:  # one batch for every shard: fitted to the smallest
+        smallest = min(len(p) for p in shard_split(pos, shards, recipe.seed))
+        recipe = replace(recipe, batch_size=default_batch(smallest, dist.world_size()))
     # the top-level config is written last, so an interrupted run has only shard folders:
     # claim the folder as new then, and still resume the shards below
     claim_run_dir(out, where.resume and (out / "config.json").exists(), where.overwrite)

@@ -140,6 +140,19 @@ def refuse_out_at(out: Path, run: Run | None, what: str, advice: str = "write el
         raise UnlabeledError(f"--out {out} is {what}; {advice}")
 
 
+def check_run_folder(out: Path) -> None:
+    """Refuse an ``--out`` that cannot hold a run whatever the flags: a file, a collection, a
+    folder inside a collection (``import --overwrite`` of it would delete the run)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
+    if (out / "collection.json").exists():
+        raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
+    inside = next((p for p in out.resolve().parents if (p / "collection.json").exists()), None)
+    if inside is not None:
+        raise UnlabeledError(f"{out} is inside the collection {inside}; write the run elsewhere")
+
+
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True, resumable: bool = True) -> bool:
     """Check that ``out`` can take a new run (or holds one to resume); with ``overwrite``
     remove the run there (rank 0, after every rank has looked), or with ``remove=False`` leave
@@ -148,13 +161,7 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     has_run = (out / "config.json").exists()
     if resume and overwrite:
         raise UnlabeledError("--resume continues the run in --out and --overwrite replaces it; give one of them")
-    if out.exists() and not out.is_dir():
-        raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
-    if (out / "collection.json").exists():
-        raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
-    inside = next((p for p in Path(out).resolve().parents if (p / "collection.json").exists()), None)
-    if inside is not None:  # `import --overwrite` of the collection would delete the run
-        raise UnlabeledError(f"{out} is inside the collection {inside}; write the run elsewhere")
+    check_run_folder(out)
     if not has_run and out.is_dir():
         # a new run goes into a new or empty folder (or one an interrupted sharded run left):
         # --overwrite later removes a run's folder whole, with whatever else was put in it
@@ -430,6 +437,10 @@ def train_shards(
     (``top(first shard's config)`` adds to it or overrides a section). The
     top-level config is written last, so an interrupted run has only shard folders."""
     t0 = time.perf_counter()
+    if resume and (out / SHARDS).is_dir():  # its trained shards belong to the split it started with
+        started = sorted(p.name for p in (out / SHARDS).iterdir() if p.is_dir() and not p.name.startswith("."))
+        if any(int(n) >= shards for n in started if n.isdigit()):
+            raise UnlabeledError(f"{out} was started with more than {shards} shards; resume it with its own --shards")
     parts = shard_split(positions, shards, seed)
     for s, part in enumerate(parts):
         shard = out / SHARDS / f"{s:02d}"

@@ -6,6 +6,7 @@ embeddings) are removed first, whatever the threshold."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -23,12 +24,12 @@ def exact_duplicates(x: np.ndarray) -> np.ndarray:
     """Which rows repeat an earlier row byte for byte. SemDeDup's centred cosine cannot see
     them where they are all alike (a pool of one sample's copies centres to zero vectors), so
     they are found by their bytes first."""
-    seen: set[bytes] = set()
+    seen: set[bytes] = set()  # a 16-byte digest a row: a pool too large for memory streams through
     dup = np.zeros(len(x), dtype=bool)
     for s in range(0, len(x), algorithms.CHUNK):
         chunk = np.ascontiguousarray(x[s : s + algorithms.CHUNK])
         for i, row in enumerate(chunk):
-            key = row.tobytes()
+            key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
             dup[s + i] = key in seen
             seen.add(key)
     return dup
