@@ -822,3 +822,17 @@ def test_forget_log_and_verify_are_one_at_a_time(cli, tiny, tmp_path):
     run = tiny[1].path
     one_error(cli("forget", "--log", run, "--verify", run), "one at a time")
     one_error(cli("forget", run, "--out", tmp_path / "f", "--log", run), "give no RUN or --out with them")
+
+
+def test_api_arguments_of_the_wrong_kind_are_named(tiny, tmp_path):
+    col, run = tiny
+    for call, match in (
+        (lambda: ul.finetune(run, col, tmp_path / "x", fraction="0.5"), "--fraction must be a number"),
+        (lambda: ul.finetune(run, col, tmp_path / "x", epochs="2"), "epochs must be a number, got '2'"),
+        (lambda: ul.selftrain(run, col, tmp_path / "x", shots=4, threshold="0.9"), "threshold must be a number"),
+        (lambda: ul.selftrain(run, col, tmp_path / "x", shots=4, ratio=True), "ratio must be a whole number"),
+    ):
+        with pytest.raises(ul.UnlabeledError, match=match):
+            call()
+    assert not (tmp_path / "x").exists()
+    ul.finetune(run, col, tmp_path / "ok", epochs=np.float32(0.5), batch_size=np.int64(16))  # numpy numbers are numbers

@@ -5,9 +5,12 @@ neither surfaces as a Python error from inside a constructor."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 from unlabeled._console import UnlabeledError
 
@@ -43,3 +46,33 @@ def check_settings(what: str, flag: str, params: dict[str, inspect.Parameter], g
         default, annotation = params[name].default, str(params[name].annotation)
         if default is not inspect.Parameter.empty and "str" not in annotation:  # int | str: "all" too
             check_kind(f"{flag} {name}", value, default)
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "float": (int, float, np.integer, np.floating),
+    "int": (int, np.integer),
+    "bool": (bool, np.bool_),
+    "str": (str,),
+}
+
+
+def check_field_kinds(recipe: Any) -> None:
+    """Each field of the dataclass ``recipe`` annotated with plain kinds (``float``, ``int``,
+    ``bool``, ``str``, ``| None``) holds a value of one of them: ``fraction="0.5"`` from the
+    API is named here, not a TypeError from a comparison deep inside (a bool is no number)."""
+    for f in dataclasses.fields(recipe):
+        names = [n.strip() for n in str(f.type).split("|")]
+        if not all(n in _KINDS or n == "None" for n in names):
+            continue  # a container or a class: checked where it is used
+        value = getattr(recipe, f.name)
+        if value is None and "None" in names:
+            continue
+        kinds = tuple(k for n in names if n in _KINDS for k in _KINDS[n])
+        number = bool(kinds) and bool not in kinds and isinstance(value, bool)
+        if isinstance(value, np.generic) and isinstance(value, kinds):  # numpy's numbers, as Python's
+            object.__setattr__(recipe, f.name, value.item())
+            continue
+        if number or not isinstance(value, kinds):
+            said = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}
+            wanted = " or ".join(said[n] for n in names if n != "None")
+            raise UnlabeledError(f"{f.name.replace('_', ' ')} must be {wanted}, got {value!r}")

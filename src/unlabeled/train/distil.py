@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import default_options
@@ -54,6 +55,9 @@ class DistilRecipe:
     seed: int = 0
     precision: str = "auto"
     select: str = "all"
+
+    def __post_init__(self) -> None:
+        check_field_kinds(self)
 
 
 def distil(

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset
 from unlabeled.modalities import fit_modality
@@ -84,6 +85,9 @@ def few_labels(
     class keeps at least one label); ``positions`` when neither is given."""
     if fraction is not None and shots is not None:
         raise UnlabeledError("give --fraction or --shots, not both")
+    for flag, value, kinds in (("--fraction", fraction, int | float | np.number), ("--shots", shots, int | np.integer)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise UnlabeledError(f"{flag} must be a number, got {value!r}")
     if fraction is not None and not 0 < fraction <= 1:
         raise UnlabeledError(f"--fraction must be in (0, 1], got {fraction}")
     if shots is not None and shots < 1:
@@ -108,6 +112,9 @@ class FinetuneRecipe:
     size: str | None = None
     augment: bool = True
     precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_field_kinds(self)
 
 
 def finetune(

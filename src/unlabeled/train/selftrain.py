@@ -28,6 +28,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
@@ -87,6 +88,7 @@ class SelftrainRecipe:
     augment: dict[str, Any] | None = None  # changes to the modality's augmentation (the strong view)
 
     def __post_init__(self) -> None:
+        check_field_kinds(self)
         one_budget(self.epochs, self.minutes)
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, int) or self.ratio < 1:
             raise UnlabeledError(f"--ratio must be a whole number, at least 1; got {self.ratio!r}")

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,10 @@ class TrainConfig:
     total_steps: int | None = None  # resolved from epochs or minutes before training
 
     def __post_init__(self) -> None:
+        for name in (f.name for f in fields(self)):  # numpy's numbers as Python's (config.json takes them)
+            value = getattr(self, name)
+            if isinstance(value, np.integer | np.floating):
+                object.__setattr__(self, name, value.item())
         for name in ("batch_size", "seed", "checkpoint_steps", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
