@@ -24,7 +24,7 @@ from unlabeled._console import UnlabeledError, info, warn
 from unlabeled.bench.baselines import BASELINES, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.cache import CACHE_FILE, ScoreCache
 from unlabeled.bench.features import raw_features
-from unlabeled.bench.jobs import MAP_POINTS, bench_task
+from unlabeled.bench.jobs import MAP_POINTS, bench_task, check_held_out
 from unlabeled.bench.report import write_report
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import BenchResult, Embeddings, unified_scores
@@ -107,6 +107,10 @@ def bench(
 def run_bench(request: BenchRequest) -> BenchResult:
     """:func:`bench` on a checked request."""
     suite_name, tasks = _load_tasks(request)
+    notes: list[str] = []
+    for t in tasks:  # every task checked before any is benched: a refusal wastes no work
+        for run in request.runs:
+            check_held_out(run, t, notes)
     out_dir = Path(request.out) if request.out is not None else request.runs[0].path
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(out_dir / CACHE_FILE)
@@ -115,7 +119,6 @@ def run_bench(request: BenchRequest) -> BenchResult:
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     maps: Embeddings = {}
-    notes: list[str] = []
     for t in tasks:
         task_rows, task_maps = bench_task(t, request, cache, notes)
         rows += task_rows

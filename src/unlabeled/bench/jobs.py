@@ -76,8 +76,6 @@ def bench_task(
     """One task's result rows and its test-split features for the embedding maps; skipped
     work is explained in ``notes``."""
     plan = plan_task(task, request, notes)
-    for run in request.runs:
-        check_held_out(run, task, notes)
     models = task_models(task, request, bool(plan.feature_probes))
     feature_cells, feature_jobs = _feature_jobs(plan, models, notes)
     raw_cells, raw_jobs = _raw_jobs(plan, models, notes)

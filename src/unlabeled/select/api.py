@@ -21,6 +21,7 @@ from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
 from unlabeled.select.methods import MethodInput, SelectionMethod
 from unlabeled.train import checkpoint as ckpt
+from unlabeled.train.run import run_lock
 
 METHODS = tuple(REGISTRY)  # the method names, in the registry's order
 SELECTION_FILE = "selection.json"
@@ -93,7 +94,13 @@ def select(
 
 
 def run_selection(req: SelectionRequest) -> Collection:
-    """Runs a request: the checks, the embeddings, the method, then the derived collection."""
+    """Runs a request: the checks, the embeddings, the method, then the derived collection;
+    one process at a time writes ``req.out`` (a second gets an error naming the first)."""
+    with run_lock(req.out):
+        return _run_selection(req)
+
+
+def _run_selection(req: SelectionRequest) -> Collection:
     t0 = time.perf_counter()
     method = _method(req.method)
     col = open_collection(req.pool)
