@@ -170,8 +170,6 @@ def finetune(
         refuse_out_at(out, src, "the run to start from")
     with run_lock(out):  # one process writes a run at a time
         if shards > 1:
-            if not resume:
-                claim_run_dir(out, False, overwrite)
             train = {
                 k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")
             }
@@ -179,9 +177,12 @@ def finetune(
             def one(folder: Path, part: np.ndarray, again: bool) -> Run:  # extra: the whole run's
                 return _finetune_one(recipe, src, col, part, Where(folder, device, again, not again), {})
 
-            return train_shards(
-                col, pos, out, shards, seed, one, resume, top=lambda c: {"train": {**c["train"], **train}, **extra}
-            )
+            # one process group for the whole run: the top folder's removal and the stale shards'
+            # are then waited for by every rank (each shard's run joins the same group)
+            with dist.process_group(dist.local_device(resolve_device(device))):
+                if not resume:
+                    claim_run_dir(out, False, overwrite)
+                return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
         return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
 
 
@@ -234,6 +235,11 @@ def classifier_spec(
         init=None if src is None or "sisa" in src.config else replace(start_point(src), loaded="the encoder"),
         provenance=provenance(dev),
     )
+
+
+def _top(first: dict[str, Any], train: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A sharded classifier's top-level config entries: the whole run's training settings."""
+    return {"train": {**first["train"], **train}, **extra}
 
 
 def _finetune_one(

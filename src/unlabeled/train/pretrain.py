@@ -389,13 +389,15 @@ def _pretrain_sharded(
     if recipe.batch_size is None:  # one batch for every shard: fitted to the smallest
         smallest = min(len(p) for p in shard_split(pos, shards, recipe.seed))
         recipe = replace(recipe, batch_size=default_batch(smallest, dist.world_size()))
-    # the top-level config is written last, so an interrupted run has only shard folders:
-    # claim the folder as new then, and still resume the shards below
-    claim_run_dir(out, where.resume and (out / "config.json").exists(), where.overwrite)
     minutes = DEFAULT_MINUTES if recipe.minutes is None and recipe.epochs is None else recipe.minutes
     shard = replace(recipe, minutes=None if minutes is None else minutes / shards)
 
     def one(folder: Path, part: np.ndarray, again: bool) -> Run:
         return _pretrain_one(shard, col, replace(where, out=folder, resume=again, overwrite=not again), part, init)
 
-    return train_shards(col, pos, out, shards, recipe.seed, one, where.resume)
+    # one process group for the whole run, so every rank waits for the top folder's removal
+    with dist.process_group(dist.local_device(resolve_device(where.device))):
+        # the top-level config is written last, so an interrupted run has only shard folders:
+        # claim the folder as new then, and still resume the shards below
+        claim_run_dir(out, where.resume and (out / "config.json").exists(), where.overwrite)
+        return train_shards(col, pos, out, shards, recipe.seed, one, where.resume)
