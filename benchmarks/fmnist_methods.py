@@ -51,7 +51,7 @@ def main() -> None:
         last = run.metrics()[-1]
         timing[name] = {"steps": last["step"], "samples_per_s": round(last["step"] * 128 / last["elapsed_s"], 1)}
         runs.append(run)
-    result = ul.bench(runs, task=data, fractions=[0.01, 0.1], seeds=3, probes=["linear"], out=args.work)
+    result = ul.bench(runs, task=data, fractions=[0.01, 0.1], seeds=3, probes=["linear"], out=args.work / "bench")
     print(result.table())
     print(json.dumps(timing, indent=1))
 

@@ -249,3 +249,25 @@ def test_list_arguments_given_a_lone_value_are_refused(run, fmnist_small, tmp_pa
             ul.bench(run, fmnist_small, out=tmp_path / "x", **kwargs)
     with pytest.raises(UnlabeledError, match="ratio must be a whole number"):
         ul.selftrain(None, fmnist_small, tmp_path / "st", shots=2, ratio=2.5)
+
+
+def test_a_bench_out_is_never_a_collection_or_a_folder_of_other_files(run, fmnist_small, tmp_path):
+    from unlabeled import UnlabeledError
+
+    kw = {"fractions": [1.0], "seeds": 1, "probes": ["linear"], "baselines": []}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    for out, match in ((fmnist_small.path, "is or is inside a collection"), (tmp_path / "mine", "not a bench's")):
+        with pytest.raises(UnlabeledError, match=match):
+            ul.bench(run, fmnist_small, out=out, **kw)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine" and not (fmnist_small.path / "bench.json").exists()
+
+
+def test_a_group_aware_validation_split_with_classes_smaller_than_its_folds():
+    """At a few labels every class can be smaller than the folds StratifiedGroupKFold needs:
+    the split is then made by group alone, still with no group on both sides."""
+    from unlabeled.data.splits import holdout_split
+
+    labels, groups = np.array([0, 1, 2] * 4), np.arange(12) % 6
+    fit, held = holdout_split(12, 0.2, 0, labels, groups)
+    assert len(held) and not set(groups[fit]) & set(groups[held])

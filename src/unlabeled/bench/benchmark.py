@@ -112,6 +112,8 @@ def run_bench(request: BenchRequest) -> BenchResult:
         for run in request.runs:
             check_held_out(run, t, notes)
     out_dir = Path(request.out) if request.out is not None else request.runs[0].path
+    if request.out is not None:
+        _check_out(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(out_dir / CACHE_FILE)
     if cache.scores:
@@ -133,6 +135,24 @@ def run_bench(request: BenchRequest) -> BenchResult:
     info(f"bench: {len(rows)} cells on {len(tasks)} task(s) in {settings['seconds']:.0f} s")
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
+
+
+BENCH_FILES = {"bench.json", "report.html", CACHE_FILE}
+
+
+def _check_out(out: Path) -> None:
+    """A bench's ``--out`` is new, empty, a run's folder or an earlier bench's: never a file, a
+    collection or a folder of other files, which its report would be mixed into."""
+    if out.exists() and not out.is_dir():
+        raise UnlabeledError(f"--out {out} is a file; bench writes a folder (bench.json, report.html)")
+    if (out / "collection.json").exists() or any((p / "collection.json").exists() for p in out.resolve().parents):
+        raise UnlabeledError(f"--out {out} is or is inside a collection; write the bench elsewhere")
+    if out.is_dir() and not (out / "config.json").exists():
+        other = sorted(p.name for p in out.iterdir() if p.name not in BENCH_FILES and not p.name.startswith("."))
+        if other:
+            raise UnlabeledError(
+                f"--out {out} holds files that are not a bench's ({', '.join(other[:5])}); choose a new folder"
+            )
 
 
 def _listed(name: str, value: Any) -> tuple[Any, ...]:

@@ -88,7 +88,10 @@ def holdout_split(
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         with warnings.catch_warnings():  # with few labels, classes smaller than the folds are normal
             warnings.simplefilter("ignore", UserWarning)
-            fit, held = next(splitter.split(np.zeros(n), labels, groups))
+            try:
+                fit, held = next(splitter.split(np.zeros(n), labels, groups))
+            except ValueError:  # every class smaller than the folds (a few labels): by group alone
+                return holdout_split(n, holdout, seed, None, groups)
     else:
         splitter = GroupShuffleSplit(n_splits=1, test_size=1 / folds, random_state=seed)
         fit, held = next(splitter.split(np.zeros(n), groups=groups))
