@@ -208,7 +208,7 @@ def test_a_k_shot_setting_above_the_smallest_class_says_so(digits):
     plan_task(task, BenchRequest(runs=("r",), task="t", shots=(5, fewest + 1)), notes)
     assert notes == [
         f"{task.name}: its smallest class has {fewest} labelled train samples: the {fewest + 1}-shot setting(s) "
-        "use all of that class's"
+        "use all of that class's samples"
     ]
 
 
@@ -231,6 +231,9 @@ def test_a_run_trained_on_the_test_samples_is_not_scored_as_held_out(gunpoint, t
     assert any("pretrained on 150 of its 150 test samples" in n for n in notes)
     clean = ul.pretrain(gunpoint, tmp_path / "clean", method="mae", epochs=1, batch_size=16)
     assert not any("test samples" in n for n in ul.bench(clean, gunpoint, out=tmp_path / "b3", **kw).settings["notes"])
+    labelled = ul.finetune(None, gunpoint, tmp_path / "ft2", epochs=1)
+    notes = ul.bench(labelled, gunpoint, out=tmp_path / "b4", **kw).settings["notes"]
+    assert any("is a classifier trained on 50 of its labelled train samples" in n for n in notes)
 
 
 def test_digits_hold_out_a_stratified_test_split(digits):

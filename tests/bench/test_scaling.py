@@ -32,6 +32,14 @@ def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
     again = scaling(gunpoint, gunpoint, tmp_path / "s", **kw)  # finished runs are reused, not retrained
     assert [w.stat().st_mtime_ns for w in weights] == stamps and again.rows == r.rows
     with pytest.raises(ul.UnlabeledError, match="one batch"):
-        scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[0.1], fractions=[1.0], epochs=1, batch_size=64)
+        scaling(
+            gunpoint, gunpoint, tmp_path / "t", pool_sizes=[0.1, 1.0], fractions=[0.5, 1.0], epochs=1, batch_size=64
+        )
+    with pytest.raises(ul.UnlabeledError, match="--pool-sizes needs at least two values"):
+        scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[1.0], fractions=[0.5, 1.0], epochs=1, batch_size=8)
+    with pytest.raises(ul.UnlabeledError, match="--fractions needs at least two values"):
+        scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[0.5, 1.0], fractions=[1.0], epochs=1, batch_size=8)
+    other = scaling(gunpoint, gunpoint, tmp_path / "s", **{**kw, "epochs": 2})  # other settings: trained again
+    assert [w.stat().st_mtime_ns for w in weights] != stamps and other.settings["epochs"] == 2
     with pytest.raises(ul.UnlabeledError, match="budget"):
         scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[1.0], fractions=[1.0], batch_size=8)

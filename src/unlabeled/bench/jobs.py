@@ -63,7 +63,7 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
         if over:
             notes.append(
                 f"{task.name}: its smallest class has {fewest} labelled train samples: the "
-                f"{', '.join(f'{k}-shot' for k in over)} setting(s) use all of that class's"
+                f"{', '.join(f'{k}-shot' for k in over)} setting(s) use all of that class's samples"
             )
     feature_probes = tuple(p for p in usable if table[p].inputs == "features")
     raw_probes = tuple(p for p in usable if table[p].inputs == "raw")
@@ -119,6 +119,12 @@ def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
                 notes.append(
                     f"{task.name}: {run.path} was pretrained on {overlap} of its {len(test)} test samples "
                     "(their inputs, without labels)"
+                )
+            if run.kind == "classifier":  # its encoder learnt from those labels: few-label rows are not few-label
+                seen = len(set(task.collection.ids[task.train].tolist()).intersection(run.training_ids()))
+                notes.append(
+                    f"{task.name}: {run.path} is a classifier trained on {seen} of its labelled train samples; "
+                    "its rows at fewer labels are not few-label results"
                 )
         run = _started_from(run)
 

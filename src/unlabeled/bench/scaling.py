@@ -14,6 +14,7 @@ test errors are fitted by non-negative least squares to ``e(m, n) = e∞ + a/m +
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from unlabeled.data.collection import Collection, derive_collection, derived_fin
 from unlabeled.runs import Run, open_run
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import pretrain
+from unlabeled.train.trainer import one_budget, resume_hint
 
 
 @dataclass
@@ -91,6 +93,12 @@ class ScalingRequest:
                 raise UnlabeledError(f"pool sizes and label fractions must be in (0, 1], got {f}")
         if self.epochs is None and self.minutes is None:
             raise UnlabeledError("give the pretraining budget: --epochs (passes over the whole pool) or --minutes")
+        one_budget(self.epochs, self.minutes)
+        for flag, values in (("--pool-sizes", self.pool_sizes), ("--fractions", self.fractions)):
+            if len(set(values)) < 2:  # the law's a/m and b/n terms need two of each to be fitted
+                raise UnlabeledError(
+                    f"{flag} needs at least two values to fit error ≈ e + a/m + b/n; got {list(values)}"
+                )
 
     def settings(self) -> dict[str, Any]:
         """What ``scaling.json`` records of how the study ran."""
@@ -164,7 +172,8 @@ def run_scaling(request: ScalingRequest) -> ScalingResult:
     runs: list[Path] = []
     for size in sorted(request.pool_sizes):
         m = max(1, int(round(size * len(candidates))))
-        run = _pretrained(request, order[:m], len(candidates), size)
+        with resume_hint("run the same scaling command again to go on"):  # scaling has no --resume
+            run = _pretrained(request, order[:m], len(candidates), size)
         runs.append(run.path)
         info(f"scaling: m = {m} pretrained; probing")
         rows += _probe_rows(request, run, m, size)
@@ -181,6 +190,25 @@ def run_scaling(request: ScalingRequest) -> ScalingResult:
     return result
 
 
+def _same_recipe(run: Run, request: ScalingRequest, sub: Collection, scale: float) -> bool:
+    """Whether a run found in the study was pretrained on ``sub`` as ``request`` asks (method,
+    its options, batch, seed, budget): one made with other settings is trained again."""
+    c, train = run.config, run.config["train"]
+    budget = (
+        train.get("minutes") == request.minutes
+        if request.minutes is not None
+        else train.get("minutes") is None and math.isclose(train.get("epochs") or 0, float(request.epochs) * scale)
+    )
+    options = all(c["method"].get(k) == v for k, v in request.pretrain_options.items())
+    return (
+        c["data"]["fingerprint"] == sub.fingerprint()
+        and c["method"]["name"] == request.method
+        and options
+        and (train["batch_size"], train["seed"]) == (request.batch_size, request.seed)
+        and budget
+    )
+
+
 def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, size: float) -> Run:
     """The encoder pretrained on the pool's first ``len(subset)`` shuffled samples: reused
     when finished, resumed when interrupted, else trained."""
@@ -195,7 +223,7 @@ def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, 
         sub = derive_collection(pool, subset, sub_dir, meta, overwrite=True)
     run_dir = request.out / "runs" / f"m{m}"
     state = run_dir / ckpt.STATE_FILE
-    same = state.is_file() and open_run(run_dir).config["data"]["fingerprint"] == sub.fingerprint()
+    same = state.is_file() and _same_recipe(open_run(run_dir), request, sub, n_candidates / m)
     if same and open_run(run_dir).finished:
         return open_run(run_dir)
     if same:
