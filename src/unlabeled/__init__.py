@@ -9,6 +9,7 @@ result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
 from unlabeled._console import UnlabeledError
 from unlabeled._version import __version__
 from unlabeled.bench import BenchResult, bench
+from unlabeled.bench.scaling import scaling
 from unlabeled.curate import curate, curate_explain
 from unlabeled.data import Collection, ImportReport, import_source, open_collection
 from unlabeled.data.authors import make_authors
@@ -44,6 +45,7 @@ __all__ = [
     "open_run",
     "perplexity",
     "pretrain",
+    "scaling",
     "select",
     "selftrain",
     "verify",

@@ -706,7 +706,10 @@ def bench(
     ] = None,
     split: Annotated[str, typer.Option(help="auto | given | stratified | group")] = "auto",
     out: Annotated[Path | None, typer.Option(help="folder for bench.json and report.html")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="where suite tasks are imported (default ~/.cache)")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="where suite tasks are imported (default $UNLABELED_DATA or ~/.cache/unlabeled/suites)"),
+    ] = None,
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
     """Score encoders with few labels on a task or a suite, against raw-feature, random-init and
