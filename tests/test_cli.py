@@ -175,7 +175,7 @@ def test_series_path_with_mae_and_the_transformer(tmp_path):
         "--pool-sizes",
         "0.5,1",
         "--fractions",
-        "1",
+        "0.5,1",
         "--epochs",
         "1",
         "--batch-size",
