@@ -234,6 +234,9 @@ def test_a_run_trained_on_the_test_samples_is_not_scored_as_held_out(gunpoint, t
     labelled = ul.finetune(None, gunpoint, tmp_path / "ft2", epochs=1)
     notes = ul.bench(labelled, gunpoint, out=tmp_path / "b4", **kw).settings["notes"]
     assert any("is a classifier trained on 50 of its labelled train samples" in n for n in notes)
+    from_encoder = ul.finetune(clean, gunpoint, tmp_path / "ft3", epochs=1)  # the chain goes on to its encoder
+    notes = ul.bench(from_encoder, gunpoint, out=tmp_path / "b5", **kw).settings["notes"]
+    assert any("is a classifier trained on 50" in n for n in notes) and not any("test samples" in n for n in notes)
 
 
 def test_digits_hold_out_a_stratified_test_split(digits):

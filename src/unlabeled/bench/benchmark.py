@@ -30,7 +30,7 @@ from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import BenchResult, Embeddings, unified_scores
 from unlabeled.bench.suites import load_suite
 from unlabeled.bench.tasks import Task, make_task, task_split
-from unlabeled.data.collection import Collection, open_collection
+from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.runs import Run, open_run
 from unlabeled.train import checkpoint as ckpt
 
@@ -145,7 +145,7 @@ def _check_out(out: Path) -> None:
     collection or a folder of other files, which its report would be mixed into."""
     if out.exists() and not out.is_dir():
         raise UnlabeledError(f"--out {out} is a file; bench writes a folder (bench.json, report.html)")
-    if (out / "collection.json").exists() or any((p / "collection.json").exists() for p in out.resolve().parents):
+    if holding_collection(out) is not None:
         raise UnlabeledError(f"--out {out} is or is inside a collection; write the bench elsewhere")
     if out.is_dir() and not (out / "config.json").exists():
         other = sorted(p.name for p in out.iterdir() if p.name not in BENCH_FILES and not p.name.startswith("."))

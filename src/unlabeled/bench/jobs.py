@@ -96,37 +96,45 @@ def bench_task(
 def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
     """Refuse to score a run that was trained with labels on the task's test samples (it, or
     a run it started from, on the same collection); a note where one was pretrained on their
-    inputs without labels. Scores on samples a model learnt from are not held-out scores."""
-    test = set(task.collection.ids[task.test].tolist())
-    fingerprint = task.collection.fingerprint()
-    seen: set[str] = set()
-    while run is not None and str(run.path) not in seen:
-        seen.add(str(run.path))
+    inputs without labels, and where a classifier learnt labels beyond the bench's settings.
+    Scores on samples a model learnt from are not held-out scores."""
+    col = task.collection
+    test, fingerprint = set(col.ids[task.test].tolist()), col.fingerprint()
+    visited: set[str] = set()
+    while run is not None and str(run.path) not in visited:
+        visited.add(str(run.path))
         where = run.config.get("task") or run.config.get("data") or {}
         if where.get("fingerprint") == fingerprint:
             try:
-                overlap = len(test.intersection(run.training_ids()))
+                trained_on = set(run.training_ids())
             except UnlabeledError as e:  # its collection moved, say: scored, with a note
                 notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
-                overlap = 0
-            if overlap and run.kind == "classifier":
-                raise UnlabeledError(
-                    f"{run.path} was trained on {overlap} of task {task.name}'s {len(test)} test samples, "
-                    "with their labels: its scores would not be held-out; train it on the train split "
-                    "(a collection without one: import it with a `split` column, or train/ and test/ folders)"
-                )
-            if overlap:
-                notes.append(
-                    f"{task.name}: {run.path} was pretrained on {overlap} of its {len(test)} test samples "
-                    "(their inputs, without labels)"
-                )
-            if run.kind == "classifier":  # its encoder learnt from those labels: few-label rows are not few-label
-                seen = len(set(task.collection.ids[task.train].tolist()).intersection(run.training_ids()))
-                notes.append(
-                    f"{task.name}: {run.path} is a classifier trained on {seen} of its labelled train samples; "
-                    "its rows at fewer labels are not few-label results"
-                )
+                trained_on = set()
+            _held_out_notes(run, task, trained_on, len(test.intersection(trained_on)), notes)
         run = _started_from(run)
+
+
+def _held_out_notes(run: Run, task: Task, trained_on: set[str], overlap: int, notes: list[str]) -> None:
+    """:func:`check_held_out`'s verdict on one run of the chain that trained on the task's
+    collection: ``overlap`` of its ``trained_on`` samples are test samples."""
+    n_test = len(task.test)
+    if overlap and run.kind == "classifier":
+        raise UnlabeledError(
+            f"{run.path} was trained on {overlap} of task {task.name}'s {n_test} test samples, "
+            "with their labels: its scores would not be held-out; train it on the train split "
+            "(a collection without one: import it with a `split` column, or train/ and test/ folders)"
+        )
+    if overlap:
+        notes.append(
+            f"{task.name}: {run.path} was pretrained on {overlap} of its {n_test} test samples "
+            "(their inputs, without labels)"
+        )
+    if run.kind == "classifier":  # its encoder learnt from those labels: few-label rows are not few-label
+        labelled = len(trained_on.intersection(task.collection.ids[task.train].tolist()))
+        notes.append(
+            f"{task.name}: {run.path} is a classifier trained on {labelled} of its labelled train samples; "
+            "its rows at fewer labels are not few-label results"
+        )
 
 
 def _started_from(run: Run) -> Run | None:

@@ -410,6 +410,13 @@ def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
     return path if isinstance(path, Collection) else Collection(path)
 
 
+def holding_collection(path: str | os.PathLike[str]) -> Path | None:
+    """The collection folder that ``path`` is or lies inside, if any: what an output must not
+    be written into (``import --overwrite`` of it would delete the output)."""
+    path = Path(path)
+    return next((p for p in (path, *path.resolve().parents) if (p / "collection.json").exists()), None)
+
+
 def _new_folder(dest: Path) -> Path:
     """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
     makes 0700 folders: a collection others could not read)."""

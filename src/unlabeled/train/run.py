@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import Collection, weighted_positions
+from unlabeled.data.collection import Collection, holding_collection, weighted_positions
 from unlabeled.data.mixture import Mixture
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
@@ -146,11 +146,11 @@ def check_run_folder(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
-    if (out / "collection.json").exists():
+    held = holding_collection(out)
+    if held == out:
         raise UnlabeledError(f"{out} is a collection, not a run folder; write the run elsewhere")
-    inside = next((p for p in out.resolve().parents if (p / "collection.json").exists()), None)
-    if inside is not None:
-        raise UnlabeledError(f"{out} is inside the collection {inside}; write the run elsewhere")
+    if held is not None:
+        raise UnlabeledError(f"{out} is inside the collection {held}; write the run elsewhere")
 
 
 def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True, resumable: bool = True) -> bool:
