@@ -329,3 +329,21 @@ def test_chromium_renders_the_report_and_decodes_every_image(page, tmp_path):
         assert img["complete"] and img["w"] > 100 and img["h"] > 100, img
         assert img["opaque"] == img["w"] * img["h"], img  # every pixel decoded
         assert img["inked"] > 0.01 * img["w"] * img["h"], img  # and not a blank figure
+
+
+def test_one_seed_prints_its_score_without_a_zero_spread(result, tmp_path):
+    """With one seed there is no spread to report: the text table and the page print the mean
+    alone, where ``± 0.0000`` would claim a certainty nobody measured."""
+    rows = [
+        dict(r, scores=r["scores"][:1], mean=r["scores"][0], std=0.0)
+        for r in result.rows
+        if r["task"] == "diabetes" and r["model"] in ("simclr", "raw")
+    ]
+    one = BenchResult(rows, {"runs": [], "seeds": 1, "suite": None})
+    text = one.table()
+    assert "one seed" in text and "±" not in text
+    _, body = _results(write_report(one, tmp_path / "out" / "report.html").read_text(encoding="utf-8"), "diabetes")
+    cells = [c[0] for r in body for c in r[2:]]
+    assert cells and all(re.fullmatch(r"-?\d+\.\d+", c) for c in cells)
+    three = BenchResult(result.rows, {"runs": [], "seeds": 3, "suite": None}).table()
+    assert "mean ± std over 3 seeds" in three and "±" in three.splitlines()[-1]

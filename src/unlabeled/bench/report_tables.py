@@ -21,8 +21,9 @@ def num(x: Any, ref: float | None = None) -> str:
     return f"{x:.{decimals}f}"
 
 
-def mean_std(mean: Any, std: Any) -> str:
-    return f"{num(mean)} ± {num(std, mean)}"
+def mean_std(mean: Any, std: Any, seeds: int | None = None) -> str:
+    """``mean ± std``, or the mean alone where one seed was scored (its spread is unknown, not 0)."""
+    return num(mean) if seeds == 1 else f"{num(mean)} ± {num(std, mean)}"
 
 
 def unified_table(unified: dict[str, float], baselines: set[str]) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ def results_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 None
                 if r is None
                 else {
-                    "text": mean_std(r.get("mean"), r.get("std")),
+                    "text": mean_std(r.get("mean"), r.get("std"), len(r.get("scores") or ())),
                     "title": _cell_title(r),
                     "best": (model, probe) in best[s],
                 }
@@ -116,7 +117,8 @@ def metrics_table(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             if r is None:
                 continue
             values = [(r.get("metrics") or {}).get(n) for n in names]
-            texts = ["–" if not m else mean_std(m.get("mean"), m.get("std")) for m in values]
+            seeds = len(r.get("scores") or ())
+            texts = ["–" if not m else mean_std(m.get("mean"), m.get("std"), seeds) for m in values]
             body.append(
                 {"cls": "baseline" if is_baseline(r) else "model", "model": model, "probe": probe, "setting": s}
             )

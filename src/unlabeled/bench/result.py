@@ -69,14 +69,23 @@ def _setting_order(r: dict[str, Any]) -> tuple[int, float]:
     return (0, r["shots"]) if r["shots"] is not None else (1, r["fraction"])
 
 
+def _mean_std(row: dict[str, Any]) -> str:
+    """A row's mean ± std, or its mean alone where one seed was scored (no spread to show)."""
+    if len(row.get("scores") or ()) == 1:
+        return f"{row['mean']:.4f}"
+    return f"{row['mean']:.4f} ± {row['std']:.4f}"
+
+
 def _task_table(rows: list[dict[str, Any]], task: str, markdown: bool) -> list[str]:
     labels = list(dict.fromkeys(r["setting"] for r in sorted(rows, key=_setting_order)))
     cell = {(r["model"], r["probe"], r["setting"]): r for r in rows}
-    title = f"{task} ({rows[0]['metric']}, mean ± std over seeds)"
+    seeds = max(len(r.get("scores") or ()) for r in rows)
+    spread = "one seed" if seeds == 1 else f"mean ± std over {seeds} seeds"
+    title = f"{task} ({rows[0]['metric']}, {spread})"
     lines = []
     for model, probe in dict.fromkeys((r["model"], r["probe"]) for r in rows):
         vals = [cell.get((model, probe, lab)) for lab in labels]
-        lines.append((model, probe, ["-" if v is None else f"{v['mean']:.4f} ± {v['std']:.4f}" for v in vals]))
+        lines.append((model, probe, ["-" if v is None else _mean_std(v) for v in vals]))
     if markdown:
         out = [title, "", "| model | probe | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
         return out + [f"| {m} | {p} | " + " | ".join(texts) + " |" for m, p, texts in lines]
