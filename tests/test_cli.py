@@ -228,3 +228,27 @@ def test_selftrain_from_the_command_line(tmp_path, fmnist_small):
     assert p.returncode == 2 and "--threshold must be in" in p.stderr and "Traceback" not in p.stderr
     p = cli("selftrain", "--task", fmnist_small.path, "--out", tmp_path / "y", "--optimizer", "adam", check=False)
     assert p.returncode == 2 and "optimizer must be adamw or sgd" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("reported", [False, True])
+def test_ctrl_c_outside_training_says_so_once(reported, monkeypatch, capsys):
+    """Ctrl-C where no training loop catches it (distil's teacher outputs, an import) used to end
+    the command with exit code 130 and not a word; training reports its own step and how to
+    resume, so the command adds nothing then."""
+    import unlabeled.cli as cli_module
+    from unlabeled._console import console
+
+    def interrupted() -> None:
+        e = KeyboardInterrupt()
+        if reported:
+            e.reported = True  # as the trainer marks the one it has reported
+        raise e
+
+    monkeypatch.setattr(cli_module, "app", interrupted)
+    monkeypatch.setattr(cli_module, "tune_process", lambda: None)
+    monkeypatch.setattr(cli_module.signal, "signal", lambda *a: None)  # pytest's own SIGTERM stays
+    monkeypatch.setattr(console, "file", sys.stderr)  # capsys's stream, not the one bound at import
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 130
+    assert ("interrupted" in capsys.readouterr().err) is not reported

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -61,3 +62,28 @@ def test_embed_writes_parquet_only_where_asked_for_parquet(run, fmnist_small, tm
     (tmp_path / "d.parquet").mkdir()
     with pytest.raises(UnlabeledError, match="is a folder"):
         ul.embed(run, fmnist_small, tmp_path / "d.parquet")
+
+
+def test_a_run_trained_in_fp32_is_embedded_in_fp32(run, fmnist_small, tmp_path):
+    """A run trained with ``--precision fp32`` (what a CPU without bf16 runs) embeds in fp32 on
+    every machine: its features, the bench's and ``embed``'s, no longer depend on whether this
+    CPU has bf16 kernels, and the digest that keys the bench's cache says which precision."""
+    shutil.copytree(run.path, tmp_path / "r")
+    cfg_path = tmp_path / "r" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["train"]["precision"] = "fp32"
+    cfg_path.write_text(json.dumps(cfg))
+    fp32_run = ul.open_run(tmp_path / "r")
+    assert run.precision == "auto" and fp32_run.precision == "fp32"
+    assert fp32_run.digest() != run.digest()  # same weights, another precision: another cache key
+    pos = np.arange(16)
+    own = fp32_run.encode(fmnist_small, pos)
+    np.testing.assert_array_equal(own, run.encode(fmnist_small, pos, precision="fp32"))
+    path = ul.embed(fp32_run, fmnist_small)
+    _, vectors, meta = read_embeddings(path)
+    assert meta["precision"] == "fp32"
+    np.testing.assert_array_equal(vectors[pos], own)
+    bf16 = run.encode(fmnist_small, pos, precision="bf16")  # emulated where the CPU has no bf16
+    assert not np.array_equal(bf16, own)  # the precision argument reaches the kernels
+    ul.embed(fp32_run, fmnist_small, precision="bf16")  # by hand, in another precision:
+    np.testing.assert_array_equal(features(fp32_run, fmnist_small, pos), own)  # not reused as its features

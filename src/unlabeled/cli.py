@@ -586,9 +586,12 @@ def embed(
     data: Annotated[Path, typer.Argument(help="collection to embed")],
     out: Annotated[Path | None, typer.Option(help="parquet file (default RUN/embeddings.parquet)")] = None,
     device: Annotated[str, typer.Option()] = "auto",
+    precision: Annotated[
+        str | None, typer.Option(help="auto | fp32 | bf16 (default: the precision the run trained in)")
+    ] = None,
 ) -> None:
     """Write the embedding of every sample (id, vector) to parquet."""
-    path = run_embed(run, data, out, device=device)
+    path = run_embed(run, data, out, device=device, precision=precision)
     console.print(f"wrote {path}")
 
 
@@ -809,7 +812,9 @@ def main() -> None:
     except Terminated:
         console.print("[yellow]terminated[/] (SIGTERM)")
         sys.exit(143)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if not getattr(e, "reported", False):  # training says where it stopped; anything else, here
+            console.print("[yellow]interrupted[/] (Ctrl-C)")
         sys.exit(130)
 
 

@@ -33,7 +33,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import ShardEncoders, build_encoder, saved_options
 from unlabeled.objectives.supervised import Classifier, ShardEnsemble
-from unlabeled.runtime import autocast, bf16_available
+from unlabeled.runtime import autocast, use_bf16
 from unlabeled.runtime import resolve_device as resolve_device  # re-exported: older import path
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.trainer import TrainConfig
@@ -249,6 +249,8 @@ class Run:
         made_of = [self.config.get("encoder"), self.config.get("modality"), self.config.get("train", {}).get("seed")]
         if trained:
             made_of.append(ckpt.file_digest(self.path / ckpt.MODEL_FILE))
+        if self.precision != "auto":  # it encodes in that precision (older caches keep their keys)
+            made_of.append(self.precision)
         made_of += [s.digest(trained) for s in self.shards()]
         return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -313,8 +315,10 @@ class Run:
         trained: bool = True,
         batch_size: int = EMBED_BATCH,
         device: str | torch.device = "auto",
+        precision: str | None = None,
     ) -> np.ndarray:
-        """Features (n, dim) of the samples at ``positions`` (all when None). Samples of
+        """Features (n, dim) of the samples at ``positions`` (all when None), computed in
+        ``precision`` (default: the one the run trained in, :attr:`precision`). Samples of
         another shape than the run's (a suite's tasks) are adapted first (``Modality.adapt``:
         resized, resampled, or one channel at a time with the channels' features side by side)."""
         col = open_collection(collection)
@@ -322,7 +326,14 @@ class Run:
         samples = col
         if col.sample_shape != mod.sample_shape or col.modality != mod.name:
             samples = AdaptedSamples(col, mod, fit_modality(col, positions))
-        return encode(self.encoder(trained), mod, samples, positions, batch_size, device)
+        precision = self.precision if precision is None else precision
+        return encode(self.encoder(trained), mod, samples, positions, batch_size, device, precision=precision)
+
+    @property
+    def precision(self) -> str:
+        """The precision the run trained in (``auto``, ``fp32`` or ``bf16``), which its
+        features are computed in too: a run trained in fp32 embeds alike on every CPU."""
+        return str(self.config.get("train", {}).get("precision") or "auto")
 
 
 def load_checked(module: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
@@ -392,31 +403,66 @@ def encode(
     batch_size: int = EMBED_BATCH,
     device: str | torch.device = "auto",
     description: str = "embed",
-    out: np.ndarray | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """The one embedding routine: ``encoder.embed`` over batches read from the collection,
-    in bf16 where the device supports it, returned as float32 in the order of ``positions``
-    (written into ``out`` when given: a memory-mapped file, say, for pools larger than memory).
-    Pass :class:`AdaptedSamples` for a collection whose samples must be adapted to ``modality``."""
-    dev = resolve_device(device)
+    in ``precision`` (``auto``: bf16 where the device supports it), returned as float32 in the
+    order of ``positions``. Pass :class:`AdaptedSamples` for a collection whose samples must be
+    adapted to ``modality``; :func:`encode_into` writes into an array of the caller's."""
     pos = collection.indices() if positions is None else np.asarray(positions)
-    encoder = encoder.to(dev).eval()
-    use_bf16 = bf16_available(dev)
     factor = 1 if isinstance(collection, Collection) else modality.adapt_factor(collection.source)
-    dim = encoder.dim * factor
-    if out is None:
-        out = np.empty((len(pos), dim), dtype=np.float32)
-    elif out.shape != (len(pos), dim):
-        raise ValueError(f"out has shape {out.shape}, expected {(len(pos), dim)}")
+    out = np.empty((len(pos), encoder.dim * factor), dtype=np.float32)
+    return _fill(out, _embedded(encoder, modality, collection, pos, batch_size, device, precision), description)
+
+
+@torch.no_grad()
+def encode_into(
+    out: np.ndarray,
+    encoder: nn.Module,
+    modality: Any,
+    collection: Collection,
+    device: str | torch.device = "auto",
+    description: str = "embed",
+    precision: str = "auto",
+) -> np.ndarray:
+    """:func:`encode` of every sample of ``collection``, written into ``out`` (a memory-mapped
+    file, say, for pools larger than memory) of shape (samples, ``encoder.dim``)."""
+    if out.shape != (len(collection), encoder.dim):
+        raise ValueError(f"out has shape {out.shape}, expected {(len(collection), encoder.dim)}")
+    batches = _embedded(encoder, modality, collection, collection.indices(), EMBED_BATCH, device, precision)
+    return _fill(out, batches, description)
+
+
+@torch.no_grad()  # a generator: the context holds while it runs, wherever it is consumed
+def _embedded(
+    encoder: nn.Module,
+    modality: Any,
+    collection: Collection | AdaptedSamples,
+    pos: np.ndarray,
+    batch_size: int,
+    device: str | torch.device,
+    precision: str,
+) -> Iterable[np.ndarray]:
+    """The embeddings of ``pos``, a batch at a time, as float32 (n, dim) arrays."""
+    dev = resolve_device(device)
+    encoder = encoder.to(dev).eval()
+    bf16 = use_bf16(precision, dev)
+    for start in range(0, len(pos), batch_size):
+        chunk = pos[start : start + batch_size]
+        x = modality.normalize(modality.prepare(collection.get(chunk), dev))
+        with autocast(dev, bf16):
+            z = encoder.embed(x)
+        yield z.float().cpu().numpy().reshape(len(chunk), -1)
+
+
+def _fill(out: np.ndarray, batches: Iterable[np.ndarray], description: str) -> np.ndarray:
+    """``out``'s rows from ``batches`` in order, with a progress bar."""
     with progress() as bar:
-        task = bar.add_task(description, total=len(pos))
-        for start in range(0, len(pos), batch_size):
-            chunk = pos[start : start + batch_size]
-            x = modality.normalize(modality.prepare(collection.get(chunk), dev))
-            with autocast(dev, use_bf16):
-                z = encoder.embed(x)
-            out[start : start + len(chunk)] = z.float().cpu().numpy().reshape(len(chunk), dim)
-            bar.advance(task, len(chunk))
+        task, start = bar.add_task(description, total=len(out)), 0
+        for z in batches:
+            out[start : start + len(z)] = z
+            start += len(z)
+            bar.advance(task, len(z))
     return out
 
 
@@ -458,16 +504,20 @@ def embed(
     *,
     batch_size: int = EMBED_BATCH,
     device: str | torch.device = "auto",
+    precision: str | None = None,
 ) -> Path:
-    """Embed every sample of ``collection`` with the run's encoder; writes ``id, vector``
-    rows to ``out`` (default ``<run>/embeddings.parquet``) and returns its path."""
+    """Embed every sample of ``collection`` with the run's encoder, in ``precision`` (default:
+    the run's own, :attr:`Run.precision`); writes ``id, vector`` rows to ``out`` (default
+    ``<run>/embeddings.parquet``) and returns its path."""
     if out is not None and Path(out).suffix.lower() != ".parquet":
         raise UnlabeledError(f"--out {out}: embeddings are written as Parquet; name the file *.parquet")
     if out is not None and Path(out).is_dir():
         raise UnlabeledError(f"--out {out} is a folder; name the Parquet file to write")
     run, col = open_run(run), open_collection(collection)
-    vectors = run.encode(col, batch_size=batch_size, device=device)
+    precision = run.precision if precision is None else precision
+    vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)
     meta = {
+        "precision": precision,
         "collection": str(col.path.resolve()),
         "fingerprint": col.fingerprint(),
         "step": str(run.step),
@@ -487,6 +537,7 @@ def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any)
             meta.get("fingerprint") == collection.fingerprint()
             and meta.get("step") == str(run.step)
             and meta.get("encoder") == run.digest()
+            and meta.get("precision", "auto") == run.precision  # not a file embedded otherwise by hand
             and len(ids) == len(collection)
             and (ids == collection.ids).all()
         ):

@@ -16,7 +16,7 @@ import numpy as np
 
 from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.collection import Collection
-from unlabeled.runs import Run, encode
+from unlabeled.runs import Run, encode_into
 
 CHUNK = 65536
 
@@ -40,15 +40,8 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
         encoder = run.encoder()
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
-            encode(
-                encoder,
-                run.modality(),
-                collection,
-                np.arange(len(collection)),
-                device=device,
-                description=f"embed {collection.name}",
-                out=out,
-            )
+            name = f"embed {collection.name}"
+            encode_into(out, encoder, run.modality(), collection, device, name, precision=run.precision)
             out.flush()
             del out
             os.replace(tmp, path)  # whole or absent

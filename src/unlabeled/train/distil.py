@@ -198,8 +198,14 @@ def soft_targets(
     the teacher's at the recipe's temperature, mixed with the one-hot label by
     ``label_weight`` on the samples the teacher was trained on."""
     classes = int(teacher.config["method"]["classes"])
-    logits = encode(
-        _Logits(teacher.classifier(), classes), teacher.modality(), col, positions, device=dev, description="teacher"
+    logits = encode(  # in the student's precision: an fp32 run computes nothing in bf16
+        _Logits(teacher.classifier(), classes),
+        teacher.modality(),
+        col,
+        positions,
+        device=dev,
+        description="teacher",
+        precision=recipe.precision,
     )
     targets = np.zeros((len(col), classes), dtype=np.float32)
     targets[positions] = teacher_probs(torch.from_numpy(logits), recipe.temperature).numpy()

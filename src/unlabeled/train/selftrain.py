@@ -190,7 +190,7 @@ def selftrain(
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
-        warm = None if resume or src is None or recipe.head != "probe" else probe_head(col, lab, dev)
+        warm = None if resume or src is None or recipe.head != "probe" else probe_head(col, lab, dev, recipe.precision)
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
         return train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
@@ -293,13 +293,16 @@ def selftrain_spec(
     )
 
 
-def probe_head(col: Collection, labelled: np.ndarray, dev: torch.device) -> Callable[[Objective], None]:
+def probe_head(
+    col: Collection, labelled: np.ndarray, dev: torch.device, precision: str = "auto"
+) -> Callable[[Objective], None]:
     """LP-FT's first step for an objective with a linear ``head`` on ``encoder.embed``: the head
     set to a logistic regression of the frozen encoder's features of the labelled samples
     (:func:`linear_head`)."""
 
     def warm(objective: Objective) -> None:
-        feats = encode(objective.encoder, objective.modality, col, labelled, device=dev, description="probe head")
+        enc, mod = objective.encoder, objective.modality
+        feats = encode(enc, mod, col, labelled, device=dev, description="probe head", precision=precision)
         weight, bias = linear_head(feats, col.labels[labelled], objective.head.out_features)
         with torch.no_grad():
             for head in (objective.head, getattr(objective, "teacher_head", None)):

@@ -434,8 +434,9 @@ class Trainer:
         try:
             with _StopOnSignal(self.dir is not None) as stop, self._progress() as bar:
                 loop.run(stop, bar)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             info(f"[yellow]interrupted at step {loop.step}/{loop.total}; {_RESUME_HINT.get()}[/]")
+            e.reported = True  # type: ignore[attr-defined]  # the command's exit says no more
             raise
         finally:
             loop.close()
