@@ -277,3 +277,34 @@ def test_a_group_aware_validation_split_with_classes_smaller_than_its_folds():
     labels, groups = np.array([0, 1, 2] * 4), np.arange(12) % 6
     fit, held = holdout_split(12, 0.2, 0, labels, groups)
     assert len(held) and not set(groups[fit]) & set(groups[held])
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('metric = "accuracyy"', "unknown metric 'accuracyy'"),
+        ('kind = "regression"\nmetric = "accuracy"', "unknown metric 'accuracy'; choose from mae"),
+        ('kind = "ordinal"', "kind must be classification or regression"),
+        ('split = "random"', "unknown split rule 'random'"),
+        ('split = "group"', "needs a group column"),
+        ('modality = "video"', "unknown modality 'video'"),
+        ("columns = 3", "columns must be a list"),
+        ("target = 7", "target must be a string"),
+    ],
+)
+def test_a_suites_last_task_is_checked_before_the_first_is_imported(line, message, tmp_path, monkeypatch):
+    """A mistake in a suite's last task used to surface only when that task's turn came, after
+    every task before it had been imported (and, through bench, benched)."""
+    from unlabeled.bench import suites
+
+    imported = []
+    monkeypatch.setattr(suites, "import_source", lambda *a, **k: imported.append(a))
+    (tmp_path / "s.toml").write_text(f'[[task]]\nsource = "digits"\n\n[[task]]\nsource = "fashion-mnist"\n{line}\n')
+    with pytest.raises(ul.UnlabeledError, match=message) as e:
+        suites.load_suite(tmp_path / "s.toml")
+    assert "task 'fashion-mnist'" in str(e.value) and not imported
+    (tmp_path / "ok.toml").write_text('[[task]]\nsource = "digits"\nmetric = "macro_f1"\nsplit = "stratified"\n')
+    assert suites.load_suite(tmp_path / "ok.toml").tasks[0].options == {"metric": "macro_f1", "split": "stratified"}
+    (tmp_path / "t.toml").write_text('[[task]]\nsource = "no-such-folder"\n')
+    with pytest.raises(ul.UnlabeledError, match="no-such-folder does not exist"):
+        suites.load_suite(tmp_path / "t.toml")

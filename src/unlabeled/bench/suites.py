@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.bench.tasks import Task, make_task
+from unlabeled.bench.metrics import CLASSIFICATION, REGRESSION, metrics_for
+from unlabeled.bench.tasks import SPLITS, Task, make_task
 from unlabeled.data import import_source
 from unlabeled.data.collection import META_FILE, open_collection
 from unlabeled.data.importers import is_named_source
+from unlabeled.modalities import MODALITIES
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TASK_KEYS = {"name", "source", "metric", "target", "kind", "group", "split", "modality", "columns"}
@@ -102,6 +104,33 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
         source = str(t["source"])
         if not (is_named_source(source) or Path(source).is_absolute()):
             source = str((path.parent / source).resolve())
+        _check_task(f"{path}: task {name!r}", t, source)
         options = {k: t[k] for k in ("metric", "target", "kind", "group", "split") if k in t}
         tasks.append(TaskSpec(name, source, options, t.get("modality"), list(t.get("columns", []))))
     return Suite(str(doc.get("name") or path.stem), str(doc.get("description", "")), tasks, path)
+
+
+def _check_task(where: str, t: dict[str, Any], source: str) -> None:
+    """A suite task's settings, checked when the file is read: a mistake in its last task
+    fails before the first task is imported or benched, not after."""
+    for key in ("name", "source", "metric", "target", "kind", "group", "split", "modality"):
+        if key in t and not isinstance(t[key], str):
+            raise UnlabeledError(f"{where}: {key} must be a string, got {t[key]!r}")
+    columns = t.get("columns", [])
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise UnlabeledError(f"{where}: columns must be a list of column names, got {columns!r}")
+    if t.get("split", "auto") not in SPLITS:
+        raise UnlabeledError(f"{where}: unknown split rule {t['split']!r}; choose from {', '.join(SPLITS)}")
+    if t.get("split") == "group" and "group" not in t:
+        raise UnlabeledError(f'{where}: split = "group" needs a group column (group = "...")')
+    kind = t.get("kind")
+    if kind not in (None, CLASSIFICATION, REGRESSION):
+        raise UnlabeledError(f"{where}: kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
+    kinds = (CLASSIFICATION, REGRESSION) if kind is None else (kind,)
+    known = sorted({m for k in kinds for m in metrics_for(k)})
+    if "metric" in t and t["metric"] not in known:
+        raise UnlabeledError(f"{where}: unknown metric {t['metric']!r}; choose from {', '.join(known)}")
+    if t.get("modality") not in (None, *MODALITIES):
+        raise UnlabeledError(f"{where}: unknown modality {t['modality']!r}; choose from {', '.join(MODALITIES)}")
+    if not is_named_source(source) and not Path(source).exists():
+        raise UnlabeledError(f"{where}: source {source} does not exist")
