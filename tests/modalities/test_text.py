@@ -46,6 +46,20 @@ def test_documents_become_bos_tokens_eos_then_padding_and_decode_back(text_mod, 
     assert 8 <= text_mod.length <= 128 and text_mod.length % 8 == 0
 
 
+def test_special_tokens_written_in_a_document_are_read_as_text(text_mod, wordnet_small):
+    """ "[PAD]" or "[EOS]" typed in a document are its bytes, not the special tokens: a document
+    of "[PAD]"s used to be read as padding, masked out of embeddings and never scored by
+    perplexity (bits per byte near zero for an untrained model)."""
+    docs = np.array(["[PAD][PAD][PAD]", "a [EOS] b [BOS] c [MASK]"], dtype=object)
+    x = text_mod.prepare(docs)
+    lengths = (x != PAD).sum(1)
+    for row, n in zip(x, lengths, strict=True):
+        assert row[0] == BOS and row[n - 1] == EOS and (row[1 : n - 1] > EOS).all()
+    assert text_mod.decode(x) == list(docs)
+    rebuilt = modality_from_state(text_mod.state())  # the setting is not saved: every load makes it
+    assert torch.equal(rebuilt.prepare(docs), x)
+
+
 def test_a_batch_cut_to_its_longest_document_gives_the_loss_and_gradients_of_one_padded_to_the_full_length(
     text_mod, wordnet_small
 ):

@@ -63,6 +63,15 @@ def train_tokenizer(texts: list[str], vocab: int = DEFAULT_VOCAB) -> Any:
     return tok
 
 
+def plain_text(tokenizer: Any) -> Any:
+    """``tokenizer`` set to read a document's text as text: "[PAD]" or "[EOS]" written in a
+    document become the bytes they are, never the special tokens (which only the modality
+    places, by id). Otherwise a document of "[PAD]"s would be scored as padding, that is not
+    at all, and a perplexity near zero. The setting is not saved with the tokenizer."""
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
 class TextModality(Modality):
     """Documents (stored as UTF-8) -> padded token ids, with the tokenizer inside."""
 
@@ -84,7 +93,7 @@ class TextModality(Modality):
         if not tokenizer:
             raise UnlabeledError("a text modality needs its tokenizer (fit one with TextModality.fit)")
         self.tokenizer_json, self.length = tokenizer, int(length)
-        self.tokenizer = Tokenizer.from_str(tokenizer)
+        self.tokenizer = plain_text(Tokenizer.from_str(tokenizer))
         self.vocab = self.tokenizer.get_vocab_size()
 
     @classmethod
@@ -100,7 +109,7 @@ class TextModality(Modality):
         pos = sample_positions(collection, positions, FIT_DOCUMENTS)
         texts = [str(t) for t in collection.get(pos)]
         tok = train_tokenizer(texts, vocab)
-        counts = np.array([len(e.ids) + 2 for e in tok.encode_batch(texts[:20_000])])
+        counts = np.array([len(e.ids) + 2 for e in plain_text(tok).encode_batch(texts[:20_000])])
         length = min(max_len, max(8, 8 * math.ceil(float(np.percentile(counts, 95)) / 8)))
         return cls((), (0.0,), (1.0,), tok.to_str(), length, augment)
 
