@@ -37,6 +37,24 @@ def test_bert_masking_chooses_15_percent_of_real_tokens_80_10_10(text_mod, wordn
     assert torch.equal(out[~chosen], x[~chosen])
 
 
+def test_a_batch_that_draws_no_masked_token_still_has_a_finite_loss(text_mod, wordnet_small):
+    """Three short documents at 15% can draw no position at all; the loss was a mean over none,
+    NaN, the same at every retry of that step ("loss became nan", a run that never finished).
+    One real token is chosen then, and a batch of ordinary draws is untouched."""
+    torch.manual_seed(0)
+    enc = build_encoder("transformer", "tiny", text_mod.input_shape, vocab=text_mod.vocab)
+    objective = build_objective("mlm", enc, text_mod, mask_ratio=1e-6)
+    x = text_mod.prepare(wordnet_small.get(np.arange(3)))
+    loss, logs = objective.loss(x, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and loss > 0 and loss.requires_grad
+    out, chosen = bert_mask(x, 1e-6, text_mod.vocab, torch.Generator().manual_seed(0))
+    assert chosen.sum() == 1 and x[chosen].item() >= len(SPECIAL_TOKENS)
+    ordinary = [bert_mask(x, 0.5, text_mod.vocab, torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*ordinary, strict=True))
+    blank = torch.full_like(x, PAD)  # no real token anywhere: nothing to predict, and no NaN
+    assert objective.loss(blank, torch.Generator().manual_seed(0))[0].item() == 0.0
+
+
 def test_the_next_token_loss_is_cross_entropy_over_real_next_tokens(text_mod, wordnet_small):
     torch.manual_seed(0)
     enc = build_encoder("transformer", "tiny", text_mod.input_shape, vocab=text_mod.vocab, causal=True)

@@ -27,6 +27,12 @@ def bert_mask(x: torch.Tensor, ratio: float, vocab: int, g: torch.Generator) -> 
     chosen = (torch.rand(x.shape, generator=g, device=x.device) < ratio) & real
     how = torch.rand(x.shape, generator=g, device=x.device)
     random_ids = torch.randint(len(SPECIAL_TOKENS), vocab, x.shape, generator=g, device=x.device)
+    if not bool(chosen.any()) and bool(real.any()):
+        # a batch of a few short documents drew no position: the loss, a mean over none, would
+        # be NaN at every try of that step; one real token is chosen instead (drawn last, so
+        # every other batch's draws are as they were)
+        pick = torch.rand(x.shape, generator=g, device=x.device).masked_fill(~real, -1.0).flatten().argmax()
+        chosen = chosen.flatten().index_fill(0, pick.view(1), True).view(x.shape)
     out = torch.where(chosen & (how < 0.8), torch.full_like(x, MASK), x)
     out = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_ids, out)
     return out, chosen
@@ -52,6 +58,9 @@ class MLM(Objective):
         corrupted, chosen = bert_mask(x, self.mask_ratio, self.encoder.vocab, generator)
         hidden = self.encoder(corrupted)[chosen]  # (chosen tokens, width)
         logits = self.transform(hidden) @ self.encoder.token_embed.weight.t() + self.out_bias
+        if not len(logits):  # documents of no real token at all: nothing to predict, no NaN
+            zero = logits.sum() * 0
+            return zero, {"loss": zero.detach(), "masked_acc": zero.detach()}
         loss = F.cross_entropy(logits.float(), x[chosen])
         acc = (logits.argmax(-1) == x[chosen]).float().mean()
         return loss, {"loss": loss.detach(), "masked_acc": acc.detach()}
