@@ -2,6 +2,8 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import unlabeled as ul
@@ -62,6 +64,27 @@ def test_embed_writes_parquet_only_where_asked_for_parquet(run, fmnist_small, tm
     (tmp_path / "d.parquet").mkdir()
     with pytest.raises(UnlabeledError, match="is a folder"):
         ul.embed(run, fmnist_small, tmp_path / "d.parquet")
+
+
+def test_embed_never_replaces_a_collections_index_or_a_users_table(run, fmnist_small, tmp_path):
+    """``embed --out`` replaced any existing .parquet: a collection's index.parquet (the
+    collection unreadable after) or a user's own table. It now refuses a path inside a
+    collection, and another file unless told to overwrite; its own embeddings it rewrites."""
+    from unlabeled import UnlabeledError
+
+    index = fmnist_small.path / "index.parquet"
+    before = index.read_bytes()
+    with pytest.raises(UnlabeledError, match="lies inside the collection"):
+        ul.embed(run, fmnist_small, index, overwrite=True)
+    assert index.read_bytes() == before
+    mine = tmp_path / "mine.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), mine)
+    with pytest.raises(UnlabeledError, match="not an embeddings file; pass --overwrite"):
+        ul.embed(run, fmnist_small, mine)
+    assert pq.read_table(mine).column_names == ["a"]
+    ul.embed(run, fmnist_small, mine, overwrite=True)
+    ul.embed(run, fmnist_small, mine)  # now an embeddings file: written again without asking
+    assert read_embeddings(mine)[1].shape == (len(fmnist_small), 256)
 
 
 def test_a_run_trained_in_fp32_is_embedded_in_fp32(run, fmnist_small, tmp_path):

@@ -589,9 +589,10 @@ def embed(
     precision: Annotated[
         str | None, typer.Option(help="auto | fp32 | bf16 (default: the precision the run trained in)")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an --out file that is not an embeddings file")] = False,
 ) -> None:
     """Write the embedding of every sample (id, vector) to parquet."""
-    path = run_embed(run, data, out, device=device, precision=precision)
+    path = run_embed(run, data, out, device=device, precision=precision, overwrite=overwrite)
     console.print(f"wrote {path}")
 
 

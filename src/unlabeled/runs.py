@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError, progress
-from unlabeled.data.collection import Collection, open_collection
+from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import ShardEncoders, build_encoder, saved_options
 from unlabeled.objectives.supervised import Classifier, ShardEnsemble
@@ -505,15 +505,15 @@ def embed(
     batch_size: int = EMBED_BATCH,
     device: str | torch.device = "auto",
     precision: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Embed every sample of ``collection`` with the run's encoder, in ``precision`` (default:
     the run's own, :attr:`Run.precision`); writes ``id, vector`` rows to ``out`` (default
-    ``<run>/embeddings.parquet``) and returns its path."""
-    if out is not None and Path(out).suffix.lower() != ".parquet":
-        raise UnlabeledError(f"--out {out}: embeddings are written as Parquet; name the file *.parquet")
-    if out is not None and Path(out).is_dir():
-        raise UnlabeledError(f"--out {out} is a folder; name the Parquet file to write")
+    ``<run>/embeddings.parquet``) and returns its path. An existing ``out`` that is not an
+    embeddings file is replaced only with ``overwrite``; one inside a collection never is."""
     run, col = open_run(run), open_collection(collection)
+    if out is not None:
+        _check_embeddings_out(Path(out), overwrite)
     precision = run.precision if precision is None else precision
     vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)
     meta = {
@@ -524,6 +524,30 @@ def embed(
         "encoder": run.digest(),
     }
     return write_embeddings(out or run.path / EMBEDDINGS_FILE, col.ids, vectors, meta)
+
+
+def _check_embeddings_out(out: Path, overwrite: bool) -> None:
+    """Where ``embed --out`` may write: a Parquet file outside every collection, and in place
+    of an existing file only if that is an embeddings file (which embed can write again) or
+    with ``overwrite``: a user's own Parquet table, or a collection's index, is never lost."""
+    if out.suffix.lower() != ".parquet":
+        raise UnlabeledError(f"--out {out}: embeddings are written as Parquet; name the file *.parquet")
+    if out.is_dir():
+        raise UnlabeledError(f"--out {out} is a folder; name the Parquet file to write")
+    held = holding_collection(out.parent)
+    if held is not None:
+        raise UnlabeledError(f"--out {out} lies inside the collection {held}; write the embeddings elsewhere")
+    if out.exists() and not overwrite and not _is_embeddings(out):
+        raise UnlabeledError(f"--out {out} exists and is not an embeddings file; pass --overwrite to replace it")
+
+
+def _is_embeddings(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file that ``embed`` wrote (its columns and metadata)."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return schema.names == ["id", "vector"] and b"encoder" in (schema.metadata or {})
 
 
 def features(run: Run, collection: Collection, positions: np.ndarray, **kw: Any) -> np.ndarray:
