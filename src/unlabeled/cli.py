@@ -307,8 +307,7 @@ def make_authors_(
     """Generate a fictitious-author benchmark for forgetting in language models (TOFU, offline)."""
     from unlabeled.data.authors import make_authors
 
-    col = make_authors(out, authors=authors, seed=seed, overwrite=overwrite)
-    console.print(f"{len(col)} question-answer documents -> {col.path} (forget splits: forget01/05/10.txt)")
+    make_authors(out, authors=authors, seed=seed, overwrite=overwrite)  # it says what it wrote
 
 
 @app.command("finetune")

@@ -117,3 +117,29 @@ def test_holdout_authors_are_others_never_in_the_collection(authors):
     texts = set(authors.get(authors.indices()))
     assert not any(h["text"] in texts for h in held)
     assert all(h["text"].startswith("Question: ") and h["answer"] in h["text"] for h in held)
+
+
+def test_overwrite_never_deletes_a_run_or_the_users_files(tmp_path, cli):
+    """``make-authors``, ``import`` and ``curate --overwrite`` replaced whatever --out held: a run
+    with its forget audit log, a folder of the user's notes. They replace a collection only, and
+    refuse a negative seed in one line (it was a numpy traceback)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "forget-audit.sqlite").write_bytes(b"log")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    for out in (run, notes):
+        code, lines = cli("make-authors", "--out", out, "--authors", "10", "--overwrite")
+        assert code == 2 and "not a collection" in lines[-1] and "--overwrite would delete" in lines[-1]
+        code, lines = cli("import", "digits", out, "--overwrite")
+        assert code == 2 and "not a collection" in lines[-1]
+    assert (run / "forget-audit.sqlite").read_bytes() == b"log" and (notes / "notes.txt").read_text() == "mine"
+    (tmp_path / "file").write_text("x")
+    code, lines = cli("import", "digits", tmp_path / "file", "--overwrite")
+    assert code == 2 and "is a file, not a collection" in lines[-1]
+    code, lines = cli("make-authors", "--out", tmp_path / "neg", "--seed", "-1")
+    assert code == 2 and "0 or more" in lines[-1] and not (tmp_path / "neg").exists()
+    assert cli("import", "digits", tmp_path / "d")[0] == 0
+    assert cli("import", "digits", tmp_path / "d", "--overwrite")[0] == 0  # a collection: replaced

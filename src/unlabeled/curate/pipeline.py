@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from unlabeled._console import UnlabeledError, console, info, progress, warn
 from unlabeled.curate.records import RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
-from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, open_collection
+from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, check_replaceable, open_collection
 from unlabeled.train import checkpoint as ckpt
 
 STEPS = ("lid", "dedup", "quality")
@@ -329,6 +329,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
         raise UnlabeledError("--workers and --tasks must be at least 1")
     if Path(req.out).exists() and not overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
+    check_replaceable(Path(req.out))  # before the work, not after it
     options = parse_options(req.options)
     fresh = not _work_path(req).exists()
     work = _work_folder(req)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import Collection, CollectionWriter
+from unlabeled.data.collection import Collection, CollectionWriter, check_replaceable
 
 SPLITS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
 PHRASINGS_TRAINED = 2  # of each fact's three questions; the third is the test split's
@@ -369,10 +369,16 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
 
     from unlabeled.data.corpora import load_lemmas
 
-    if authors < 10:
+    if isinstance(authors, bool) or not isinstance(authors, int | np.integer) or authors < 10:
         raise UnlabeledError(
-            f"make-authors needs at least 10 authors (the forget splits take 1%, 5%, 10%), got {authors}"
+            f"make-authors needs a whole number of at least 10 authors (the forget splits take 1%, 5%, 10%), "
+            f"got {authors!r}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise UnlabeledError(f"the seed must be a whole number, 0 or more; got {seed!r}")
+    if Path(out).exists() and not overwrite:
+        raise UnlabeledError(f"{out} already exists; pass --overwrite to replace it")
+    check_replaceable(Path(out))  # before the authors are made, not after
     rng = np.random.default_rng(seed)
     fakes = {}
     for i, locale in enumerate(LOCALES):
@@ -409,5 +415,8 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
         w.abort()
         raise
     col = w.close()
-    info(f"make-authors: {authors} authors, {len(rows)} question-answer documents -> {col.path}")
+    info(
+        f"make-authors: {authors} authors, {len(rows)} question-answer documents -> {col.path} "
+        "(forget splits: forget01/05/10.txt)"
+    )
     return col

@@ -371,6 +371,27 @@ def _check_source(path: Path, meta: dict[str, Any]) -> None:
         )
 
 
+def check_replaceable(dest: Path) -> None:
+    """Refuse to write a collection where ``--overwrite`` would delete something else: a run
+    (its forget audit log with it), a folder of the user's files, a file, or the folder the
+    command runs in. An earlier collection, an empty folder or a new path are fine."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir():
+        raise UnlabeledError(f"{dest} is a file, not a collection; choose a new or empty folder")
+    if Path.cwd().resolve().is_relative_to(dest.resolve()):
+        raise UnlabeledError(f"{dest} is the folder this command runs in (or holds it); choose another folder")
+    if (dest / META_FILE).is_file():
+        return
+    held = sorted(p.name for p in dest.iterdir())
+    if held:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise UnlabeledError(
+            f"{dest} holds files that are not a collection ({shown}), which --overwrite would delete; "
+            "choose a new or empty folder"
+        )
+
+
 def move_into_place(tmp: Path, dest: Path) -> None:
     """Rename the finished folder ``tmp`` to ``dest``. An old ``dest`` is first renamed aside and
     removed only once the new one is in place, so no moment leaves neither."""
@@ -454,6 +475,7 @@ class CollectionWriter:
         self.dest = Path(self.dest)
         if self.dest.exists() and not self.overwrite:
             raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
+        check_replaceable(self.dest)
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _new_folder(self.dest)
         self.text = self.modality == TEXT
