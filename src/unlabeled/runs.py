@@ -258,17 +258,21 @@ class Run:
         """The saved weights (the objective's whole state), or those of submodule ``module``
         (``encoder``, ``head``, ...) without its prefix."""
         path = self.path / ckpt.MODEL_FILE
-        unfinished = "forget" in self.config and not self.config["forget"].get("finished")
-        if unfinished and self.path.parent.name != SHARDS:  # a shard's record is its run's (older runs)
-            # a half-unlearned model: it would pass for one that forgot
-            raise UnlabeledError(
-                f"{self.path} holds a forget request that did not finish; "
-                "run the same `unlabeled forget` command again to finish it"
-            )
+        self.refuse_unfinished_forget()
         if not path.exists():
             raise UnlabeledError(f"{self.path} has no saved weights yet ({ckpt.MODEL_FILE})")
         weights = ckpt.load_weights(path)
         return weights if module is None else encoder_weights(weights, module)
+
+    def refuse_unfinished_forget(self) -> None:
+        """Refuse a run that holds a forget request that did not finish: a half-unlearned model,
+        which would pass for one that forgot."""
+        unfinished = "forget" in self.config and not self.config["forget"].get("finished")
+        if unfinished and self.path.parent.name != SHARDS:  # a shard's record is its run's (older runs)
+            raise UnlabeledError(
+                f"{self.path} holds a forget request that did not finish; "
+                "run the same `unlabeled forget` command again to finish it"
+            )
 
     @property
     def kind(self) -> str:

@@ -295,3 +295,16 @@ def test_sisa_is_bit_for_bit_the_retrained_reference(tmp_path, fmnist_small):
     ref = forget(sharded, method="retrain", ids=ids, out=tmp_path / "retrained")
     for shard in ("00", "01", "02"):
         assert _digest(out.path / "shards" / shard) == _digest(ref.path / "shards" / shard), shard
+
+
+def test_group_label_names_classes_as_class_does(clf, fmnist_small):
+    """``--group label --values trouser`` (or a class number, where classes have no names)
+    selects what ``--class trouser`` does: the label column holds class numbers as floats, so
+    every value used to be "not in" the collection."""
+    from unlabeled.forget.request import forget_set, group_ids
+
+    by_group = group_ids(clf, fmnist_small, "label", ["trouser"])
+    by_class = forget_set(clf, fmnist_small, None, "trouser")
+    assert sorted(fmnist_small.positions(by_group)) == sorted(by_class.tolist())
+    with pytest.raises(ul.UnlabeledError, match="not in"):
+        group_ids(clf, fmnist_small, "label", ["1.0"])

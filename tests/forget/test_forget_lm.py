@@ -279,3 +279,43 @@ def test_an_answer_after_a_prompt_longer_than_the_context_is_still_scored(lm):
     assert len(cut) == len(whole) == n and np.isfinite(cut).all()  # the prompt gave up its start
     rows = [{"question": long[len("Question: ") : -len("\nAnswer:")], "answer": answer}]
     assert all(np.isfinite(v).all() for v in membership_scores(enc, mod, rows).values())
+
+
+def test_a_request_refused_for_its_settings_or_its_source_is_never_logged(authors, lm, tmp_path):
+    """A negative seed, a device this machine lacks or NPO's beta 0 (a ZeroDivisionError) were
+    logged as started requests before they failed, for ever "incomplete" in an append-only log;
+    a forget from a half-finished forget wrote a log into it (which then refused the rerun
+    that would have finished it); a forget from an ECO result dropped its guard, undoing the
+    first request. Each is now refused before anything is logged or written."""
+    import json
+    import shutil
+
+    from unlabeled.forget.audit import AuditLog
+    from unlabeled.runs import AUDIT_FILE
+
+    before = len(AuditLog(lm.path).events()) if (lm.path / AUDIT_FILE).exists() else 0
+    ask = {"group": "author", "values": ["author-001"]}
+    bad = [
+        ({"seed": -1}, "seed must be 0 or more"),
+        ({"method": "npo", "options": {"beta": 0}}, "beta must be positive"),
+        ({"method": "simnpo", "options": {"retain_weight": -1}}, "retain_weight must be 0 or more"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append(({"device": "cuda"}, "no CUDA GPU"))
+    for i, (kw, message) in enumerate(bad):
+        with pytest.raises(ul.UnlabeledError, match=message):
+            ul.forget(lm, out=tmp_path / f"o{i}", **ask, **kw)
+        assert not (tmp_path / f"o{i}").exists()
+    after = len(AuditLog(lm.path).events()) if (lm.path / AUDIT_FILE).exists() else 0
+    assert after == before
+    for name, record, message in (
+        ("half", {"forget": {"method": "npo"}}, "did not finish"),
+        ("eco", {"eco": {"sigma": 1.0}}, "is an ECO result"),
+    ):
+        src = tmp_path / name
+        shutil.copytree(lm.path, src, ignore=shutil.ignore_patterns(AUDIT_FILE))
+        config = json.loads((src / "config.json").read_text())
+        (src / "config.json").write_text(json.dumps({**config, **record}))
+        with pytest.raises(ul.UnlabeledError, match=message):
+            ul.forget(src, out=tmp_path / f"from-{name}", **ask)
+        assert not (src / AUDIT_FILE).exists() and not (tmp_path / f"from-{name}").exists()

@@ -20,7 +20,16 @@ from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method, is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
-from unlabeled.runs import ANCESTORS, FORGOTTEN_IDS, Run, open_run, read_config, refuse_losing_audit, write_ids
+from unlabeled.runs import (
+    ANCESTORS,
+    FORGOTTEN_IDS,
+    Run,
+    open_run,
+    read_config,
+    refuse_losing_audit,
+    resolve_device,
+    write_ids,
+)
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import check_run_folder, refuse_out_at, run_lock
 from unlabeled.train.trainer import TrainConfig, resume_hint
@@ -75,7 +84,7 @@ def forget(
     chosen = _method(src, method)
     options = _options(chosen, options or {})
     out = Path(out)
-    _check_request(src, out, epochs, lr, ids)
+    _check_request(src, out, {"epochs": epochs, "lr": lr, "seed": seed}, device, ids)
     task = source_task(src)
     if group is not None:
         if ids is not None or class_ is not None:
@@ -122,11 +131,22 @@ def _semi(a: lineage.Ancestor) -> bool:
     return name == "distil" or (name != "supervised" and bool(a.saw))
 
 
-def _check_request(src: Run, out: Path, epochs: float | None, lr: float | None, ids: Any) -> None:
-    """What a request asks checked before it is logged (the audit log is append-only)."""
+def _check_request(src: Run, out: Path, train: dict[str, Any], device: str, ids: Any) -> None:
+    """What a request asks checked before it is logged (the audit log is append-only): where
+    it writes, its training settings (``epochs``, ``lr``, ``seed``), the device, the ids, and
+    the run it forgets from, which must be whole (a forget request that did not finish holds
+    a half-unlearned model) and not an ECO result (its guard would be lost)."""
     refuse_out_at(out, src, "the run to forget from, which is never modified")
     check_run_folder(out)
-    TrainConfig(**{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
+    TrainConfig(**{k: v for k, v in train.items() if v is not None})
+    resolve_device(device)
+    src.refuse_unfinished_forget()
+    if "eco" in src.config:
+        raise UnlabeledError(
+            f"{src.path} is an ECO result: its weights are its source's behind a prompt guard, which a "
+            "further forget would drop (the first request undone). Forget from the run it was made from, "
+            "with both requests' values"
+        )
     if isinstance(ids, str):
         raise UnlabeledError(f"ids must be a list of sample ids, got the string {ids!r}")
 

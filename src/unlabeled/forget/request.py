@@ -60,13 +60,27 @@ def group_ids(run: Run, task: Collection, column: str, values: list[str]) -> lis
     patient, a speaker) holds one of ``values``; a value the column never holds is an error."""
     if not values:
         raise UnlabeledError(f"--values names no {column} to forget")
-    held = np.asarray([str(v) for v in task.column(column)], dtype=object)
+    held = (
+        _label_names(task)
+        if column == "label" and task.labels is not None
+        else np.asarray([str(v) for v in task.column(column)], dtype=object)
+    )
     unknown = sorted(set(values) - set(held))
     if unknown:
         shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise UnlabeledError(f"{len(unknown)} {column} value(s) are not in {task.path}: {shown}")
     pos = task.positions(sorted(run.training_ids()))
     return [str(i) for i in task.ids[pos[np.isin(held[pos], list(values))]]]
+
+
+def _label_names(task: Collection) -> np.ndarray:
+    """Each sample's class as ``--class`` names it (its name, or its number where the classes
+    have none; "" unlabelled): the label column holds class numbers, which "--group label"
+    would otherwise compare as "0.0" against a value of "0"."""
+    names = task.classes or []
+    return np.asarray(
+        ["" if y < 0 else names[y] if y < len(names) else str(y) for y in task.labels.astype(int)], dtype=object
+    )
 
 
 @dataclass(frozen=True, eq=False)

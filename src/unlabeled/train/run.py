@@ -290,6 +290,11 @@ def start_point(src: Run) -> InitSpec:
     path = src.path / ckpt.MODEL_FILE
     if not path.exists():
         raise UnlabeledError(f"{src.path} has no saved weights yet ({ckpt.MODEL_FILE})")
+    if "eco" in src.config:  # ECO changes no weight: what it forgot lives in the guard alone
+        info(
+            f"note: {src.path} is an ECO result: its prompt guard is not part of its weights, so this "
+            "run starts from the unchanged weights of the model it was made from, without the guard"
+        )
     return InitSpec(run=str(src.path.resolve()), step=src.step, weights=file_hash(path))
 
 

@@ -232,6 +232,14 @@ class WHPLM(LMUnlearner):
         return loss, {"whp": loss.detach()}
 
 
+# each setting's range, checked before a request is logged (beta 0 divides by zero)
+LM_LIMITS: dict[str, tuple[Any, str]] = {
+    "beta": (lambda v: v > 0, "positive"),
+    "gamma": (lambda v: v >= 0, "0 or more"),
+    "retain_weight": (lambda v: v >= 0, "0 or more"),
+}
+
+
 class LMMethod(Method):
     """An approximate unlearner for a causal language model: ``objective`` trained from the
     model's weights on the forget documents, ``epochs`` passes over them."""
@@ -240,6 +248,7 @@ class LMMethod(Method):
     language_models = True
     objective: ClassVar[type[LMUnlearner]]
     retain: ClassVar[bool] = True  # draws retain documents (graddiff, npo, simnpo)
+    limits = LM_LIMITS
     epochs = 5.0
     lr = 1e-4
 
