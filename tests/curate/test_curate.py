@@ -346,3 +346,17 @@ def test_a_language_given_as_a_string_is_one_language(damaged, tmp_path):
     out = ul.curate(col.path, tmp_path / "out", languages="en", steps="lid")
     assert json.loads((out.path / "curation.json").read_text())["request"]["languages"] == ["en"]
     assert not any(truth.get(str(i)) == "german" for i in out.ids)
+
+
+def test_a_relaxed_threshold_never_removes_the_documents_it_was_relaxed_to():
+    """A relaxed bound is rounded to four places away from the documents: a lower bound at
+    0.690476 rounded to 0.6905 removed fifty copies of the very document it was set from."""
+    from unlabeled.curate.thresholds import _relax
+
+    key = "gopher_quality.max_non_alpha_words_ratio"  # removed below it
+    rows = [{key: 0.690476}] * 50
+    low = _relax(rows, key, 0.8)
+    assert low <= 0.690476 and low == 0.6904
+    key = "gopher_repetition.top_n_grams.2"  # removed above it
+    high = _relax([{key: 0.518517}] * 50, key, 0.2)
+    assert high >= 0.518517 and high == 0.5186

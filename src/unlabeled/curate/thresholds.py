@@ -173,11 +173,12 @@ def _relax(rows: list[dict[str, float]], key: str, default: float) -> float:
         if (values < default).mean() <= TAIL:
             return default
         q = float(np.quantile(values, TAIL, method="lower"))
-        return type(default)(math.floor(q)) if isinstance(default, int) else round(q, 4)
+        # rounded down (4 places): a lower bound rounded up removed the documents at it
+        return type(default)(math.floor(q)) if isinstance(default, int) else math.floor(q * 1e4) / 1e4
     if (values > default).mean() <= TAIL:
         return default
     q = float(np.quantile(values, 1 - TAIL, method="higher"))
-    return type(default)(math.ceil(q)) if isinstance(default, int) else round(q, 4)
+    return type(default)(math.ceil(q)) if isinstance(default, int) else math.ceil(q * 1e4) / 1e4
 
 
 def parse_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
