@@ -57,6 +57,17 @@ def test_documents_nll_is_the_next_token_loss_summed(wordnet_small, tmp_path):
     with torch.no_grad():
         mean = float(next_token_loss(next_token_logits(enc, x), x))
     assert math.isclose(nll, mean * tokens, rel_tol=1e-4)
+    long = [" ".join(docs) * 20]  # one document of many windows: scored a few windows a pass
+    from unlabeled.objectives import clm
+
+    whole = documents_nll(enc, mod, long)
+    clm.NLL_WINDOWS, saved = 1, clm.NLL_WINDOWS
+    try:
+        one_at_a_time = documents_nll(enc, mod, long)
+    finally:
+        clm.NLL_WINDOWS = saved
+    assert len(document_windows(mod, long[0])) > 2 * 1 and whole[1] == one_at_a_time[1]
+    assert math.isclose(whole[0], one_at_a_time[0], rel_tol=1e-5)
 
 
 def test_a_collection_without_splits_is_scored_whole_only_when_asked(tmp_path):
@@ -99,3 +110,34 @@ def test_the_byte_ngram_is_a_distribution_and_learns_its_text():
     seen = ngram_bits_per_byte([text], ["a small short-legged smooth-coated breed of hound"], order=4)
     unseen = ngram_bits_per_byte([text], ["qwxv jkzq pfft vvvv"], order=4)
     assert seen < 1.5 and unseen > 6  # (worse than 8 bits is possible: the model bets on its own text)
+
+
+def test_generate_reads_a_long_prompt_from_its_end_and_refuses_bad_settings(gpt, monkeypatch):
+    """A prompt longer than the context was cut to its first tokens, leaving no room: the
+    prompt came back unchanged. It is read from its end now; a non-finite temperature, a
+    non-text prompt and a fractional top-k are one-line errors, not torch's."""
+    from unlabeled.lm import _fit_prompt
+
+    mod = gpt.modality()
+    ids = list(range(10, 10 + 3 * mod.length))
+    kept = _fit_prompt(mod, ids, 5)
+    assert kept == ids[-len(kept) :] and len(kept) + 5 == mod.length - 1
+    assert _fit_prompt(mod, ids[:3], 5) == ids[:3]
+    long = "a small dog " * mod.length
+    seen = []
+    import unlabeled.lm as lm_module
+
+    real = lm_module.continue_ids
+    spy = lambda e, m, ids, *a, **k: seen.append(ids) or real(e, m, ids, *a, **k)  # noqa: E731
+    monkeypatch.setattr(lm_module, "continue_ids", spy)
+    ul.generate(gpt, long, max_tokens=5, temperature=0)
+    prompt_ids = mod.tokenizer.encode(long, add_special_tokens=False).ids
+    assert seen[0][1:] == prompt_ids[-(len(seen[0]) - 1) :] and len(seen[0]) + 5 == mod.length
+    for bad in ({"temperature": float("nan")}, {"temperature": float("inf")}, {"top_k": 1.5}, {"max_tokens": -1}):
+        with pytest.raises(UnlabeledError, match="must be"):
+            ul.generate(gpt, "a small", **bad)
+    with pytest.raises(UnlabeledError, match="prompt must be text"):
+        ul.generate(gpt, None)
+    for bad in (0, -1):
+        with pytest.raises(UnlabeledError, match="--batch-size"):
+            ul.perplexity(gpt, "unused", batch_size=bad)

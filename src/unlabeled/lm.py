@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, progress
+from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
 from unlabeled.objectives.clm import documents_nll
@@ -40,24 +40,49 @@ def generate(
     prompt: str,
     *,
     max_tokens: int = 40,
-    temperature: float = 1.0,
-    top_k: int = 0,
+    temperature: float = 0.8,
+    top_k: int = 40,
     seed: int = 0,
     device: str = "auto",
 ) -> str:
     """``prompt`` continued by sampling from a ``clm`` run: each next token drawn from the
     softmax of the scores over ``temperature`` (0: the most likely token), among the ``top_k``
     most likely (0: all), with a seeded generator; it stops at ``[EOS]``, after ``max_tokens``
-    or at the model's context length."""
-    if temperature < 0 or top_k < 0 or max_tokens < 0:
-        raise UnlabeledError("temperature, top-k and max-tokens must not be negative")
+    or at the model's context length. A prompt too long for the context is read from its end
+    (the tokens nearest the continuation), leaving room for the new tokens; either is said."""
+    _check_sampling(prompt, max_tokens, temperature, top_k)
     _, encoder, mod = _causal(run)
     dev = resolve_device(device)
     encoder.to(dev)
-    ids = [BOS, *mod.tokenizer.encode(prompt, add_special_tokens=False).ids][: mod.length]
+    ids = [BOS, *_fit_prompt(mod, mod.tokenizer.encode(prompt, add_special_tokens=False).ids, max_tokens)]
     g = torch.Generator(device=dev).manual_seed(seed)
     new = continue_ids(encoder, mod, ids, max_tokens, temperature, top_k, g)
     return prompt + mod.tokenizer.decode(new, skip_special_tokens=True)
+
+
+def _check_sampling(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any) -> None:
+    """:func:`generate`'s arguments, each a clear error rather than a failure deep in torch."""
+    if not isinstance(prompt, str):
+        raise UnlabeledError(f"the prompt must be text, got {prompt!r}")
+    for name, value in (("max-tokens", max_tokens), ("top-k", top_k)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise UnlabeledError(f"--{name} must be a whole number, 0 or more; got {value!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature < math.inf:
+        raise UnlabeledError(f"--temperature must be a finite number, 0 or more; got {temperature!r}")
+
+
+def _fit_prompt(mod: TextModality, ids: list[int], max_tokens: int) -> list[int]:
+    """The prompt's token ids that fit the context after ``[BOS]`` with room for the new ones:
+    a prompt too long keeps its last tokens (an earlier version kept its first, so a long
+    prompt was continued from its middle, or not at all); a cap on new tokens is said."""
+    room = mod.length - 1  # [BOS]
+    new = min(max_tokens, max(1, room // 4)) if len(ids) + max_tokens > room else max_tokens
+    if len(ids) > room - new:
+        info(f"note: the prompt's {len(ids)} tokens exceed the context of {mod.length}: its last {room - new} are read")
+        ids = ids[len(ids) - (room - new) :]
+    if len(ids) + max_tokens > room:
+        info(f"note: at most {room - len(ids)} new tokens fit the model's context of {mod.length} after the prompt")
+    return ids
 
 
 @torch.no_grad()
@@ -104,6 +129,8 @@ def perplexity(
     each, its ``[EOS]`` included, in windows of the model's length): ``perplexity`` per token,
     ``bits_per_byte`` over the documents' UTF-8 bytes (a newline between documents counted as
     one byte each, as a file of them would hold), and the counts."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise UnlabeledError(f"--batch-size must be a whole number, at least 1; got {batch_size!r}")
     _, encoder, mod = _causal(run)
     col = open_collection(data)
     if not col.is_text:

@@ -39,6 +39,9 @@ def document_windows(mod: Any, text: str) -> list[list[int]]:
     return [[BOS, *ids[i : i + step]] for i in range(0, len(ids), step)]
 
 
+NLL_WINDOWS = 32  # windows scored per forward pass by documents_nll
+
+
 @torch.no_grad()
 def documents_nll(encoder: nn.Module, mod: Any, docs: list[str]) -> tuple[float, int]:
     """The summed negative log-likelihood (nats) of every token of ``docs`` (each one's
@@ -46,15 +49,21 @@ def documents_nll(encoder: nn.Module, mod: Any, docs: list[str]) -> tuple[float,
     counted: what perplexity and bits per byte are made of."""
     rows = [w for d in docs for w in document_windows(mod, d)]
     dev = next(encoder.parameters()).device
-    x = torch.zeros(len(rows), mod.length, dtype=torch.int64)
-    for i, r in enumerate(rows):
-        x[i, : len(r)] = torch.tensor(r)
-    x = x.to(dev)
-    target = x[:, 1:]
-    lp = torch.log_softmax(next_token_logits(encoder, x).float()[:, :-1], -1)
-    lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    real = target != PAD
-    return -float(lp[real].sum()), int(real.sum())
+    nll, count = 0.0, 0
+    # a few windows at a time: a long document has many, and the log-probabilities of every
+    # window at once (windows x length x vocabulary) grew without bound (8 GB for 380 kB)
+    for start in range(0, len(rows), NLL_WINDOWS):
+        chunk = rows[start : start + NLL_WINDOWS]
+        x = torch.zeros(len(chunk), mod.length, dtype=torch.int64)
+        for i, r in enumerate(chunk):
+            x[i, : len(r)] = torch.tensor(r)
+        x = x.to(dev)
+        target = x[:, 1:]
+        lp = torch.log_softmax(next_token_logits(encoder, x).float()[:, :-1], -1)
+        lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        real = target != PAD
+        nll, count = nll - float(lp[real].sum()), count + int(real.sum())
+    return nll, count
 
 
 class CLM(Objective):
