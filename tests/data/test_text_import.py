@@ -180,3 +180,30 @@ def test_table_messages_say_where_and_what(tmp_path):
     words.write_text("id,body,label\n1,hello there,a\n2,more words,b\n")
     with pytest.raises(UnlabeledError, match="--text-column NAME"):
         import_source(words, tmp_path / "w")
+
+
+def test_a_row_without_an_id_among_rows_with_ids_is_reported_not_named_none(tmp_path):
+    """Rows without an id beside rows with one all became the id "None", and the import failed
+    on "duplicate ids: None"; each is now reported by line and the rest import."""
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"text": "a doc", "id": "x1"}\n{"text": "b doc"}\n{"text": "c doc", "id": null}\n')
+    report = import_source(src, tmp_path / "col")
+    assert dict(report.bad) == {f"{src} line {n}": "no id (the other rows have one)" for n in (2, 3)}
+    assert list(report.collection.ids) == ["x1"]
+    none = tmp_path / "n.jsonl"  # no row has one: each is named by its line, as before
+    none.write_text('{"text": "a doc"}\n{"text": "b doc"}\n')
+    assert list(import_source(none, tmp_path / "n").collection.ids) == ["1", "2"]
+
+
+def test_an_array_imported_as_text_and_a_collection_with_nothing_to_pretrain_on_fail_in_one_line(tmp_path):
+    import unlabeled as ul
+
+    np.save(tmp_path / "img.npy", np.zeros((4, 8, 8), dtype=np.float32))
+    with pytest.raises(UnlabeledError, match="not a stack of text samples"):
+        import_source(tmp_path / "img.npy", tmp_path / "q", modality="text")
+    src = tmp_path / "all-test.jsonl"
+    src.write_text("".join(json.dumps({"text": f"doc {i}", "split": "test"}) + "\n" for i in range(8)))
+    col = import_source(src, tmp_path / "t").collection
+    with pytest.raises(UnlabeledError, match="no sample outside its test split: nothing to pretrain on"):
+        ul.pretrain(col, tmp_path / "r", method="clm", epochs=0.2)
+    assert not (tmp_path / "r").exists()

@@ -314,8 +314,14 @@ def _as_modality(arr: np.ndarray, modality: str | None) -> tuple[np.ndarray, str
         return (arr[:, None] if arr.ndim == 2 else arr), modality
     if modality == "volume" and arr.ndim in (4, 5):
         return (arr[:, None] if arr.ndim == 4 else arr), modality
-    expected = {"series": "N×T or N×C×T", "volume": "N×D×H×W or N×C×D×H×W", "audio": "(audio imports from files)"}
-    raise UnlabeledError(f"array of shape {arr.shape} is not a stack of {modality} samples ({expected[modality]})")
+    expected = {
+        "series": "N×T or N×C×T",
+        "volume": "N×D×H×W or N×C×D×H×W",
+        "audio": "(audio imports from files)",
+        "text": "(text imports from .txt/.md files or a table's text column)",
+    }
+    what = expected.get(modality, f"choose from {', '.join(expected)} or image")
+    raise UnlabeledError(f"array of shape {arr.shape} is not a stack of {modality} samples ({what})")
 
 
 def _import_array_file(

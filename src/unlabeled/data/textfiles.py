@@ -125,8 +125,12 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             hint = "is it ';'-separated? .csv is read with ',' (and .tsv with tabs)"
         raise UnlabeledError(f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); {hint}")
     texts, kept = [], []
+    with_ids = any(not _missing(r.get("id")) for r in rows)  # then every row needs one
     for r in rows:
         where = f"{path} {'line' if suffix(path) != '.parquet' else 'row'} {r['__line']}"
+        if with_ids and _missing(r.get("id")):
+            bad.append((where, "no id (the other rows have one)"))
+            continue
         value = r.get(column)
         if not isinstance(value, str):
             bad.append(
@@ -150,6 +154,11 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
     if not kept:
         raise UnlabeledError(f"no document could be read from {path}" + (f": {bad[0][0]}: {bad[0][1]}" if bad else ""))
     return _loaded_rows(path, texts, kept), bad
+
+
+def _missing(value: Any) -> bool:
+    """A cell with no value: absent, null, or NaN (a CSV's or Parquet's empty cell)."""
+    return value is None or value != value or value == ""
 
 
 def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:

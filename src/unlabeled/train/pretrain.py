@@ -295,6 +295,9 @@ def pretrain_spec(
 ) -> RunSpec:
     """The spec of a new pretraining run of ``recipe`` on ``col``'s samples at ``positions``,
     continuing from ``src``'s weights when given."""
+    if not len(positions):
+        held = f"outside its {recipe.exclude_split} split" if recipe.exclude_split else "to train on"
+        raise UnlabeledError(f"{col.path} has no sample {held}: nothing to pretrain on")
     modality = run_modality(col, positions, recipe, src)
     encoder, size, enc_options = recipe.encoder, recipe.size, recipe.encoder_options
     if src is not None:
