@@ -207,3 +207,28 @@ def test_an_array_imported_as_text_and_a_collection_with_nothing_to_pretrain_on_
     with pytest.raises(UnlabeledError, match="no sample outside its test split: nothing to pretrain on"):
         ul.pretrain(col, tmp_path / "r", method="clm", epochs=0.2)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("stray", ["t.csv", "x.npy", "broken.png"])
+def test_a_folder_of_documents_with_a_stray_file_imports_the_documents(stray, tmp_path):
+    """The rule "notes beside data are not a modality" let one stray file decide: 30 .txt and
+    one .csv imported one series sample (the documents ignored), one .npy an image of the .txt
+    files read as arrays, one unreadable .png failed the whole folder. Documents in the
+    majority make a text folder; a note says what was left out."""
+    src = tmp_path / "docs"
+    src.mkdir()
+    for i in range(30):
+        (src / f"d{i}.txt").write_text(f"document number {i} is about cats")
+    if stray.endswith(".npy"):
+        np.save(src / stray, np.zeros((8, 8), dtype=np.float32))
+    else:
+        (src / stray).write_bytes(b"a,b\n1,2\n" if stray.endswith(".csv") else b"not a png")
+    report = import_source(src, tmp_path / "col")
+    assert report.collection.is_text and len(report.collection) == 30
+    assert any(stray.rsplit(".", 1)[1] in n for n in report.notes)
+    arrays = tmp_path / "arrays"  # the other way round: a README beside the data stays a note
+    arrays.mkdir()
+    for i in range(5):
+        np.save(arrays / f"x{i}.npy", np.full((8, 8), i, dtype=np.float32))
+    (arrays / "README.txt").write_text("what these are")
+    assert len(import_source(arrays, tmp_path / "a").collection) == 5

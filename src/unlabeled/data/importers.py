@@ -593,16 +593,21 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
     if modality is None:
         found = {m for m, exts in FOLDER_EXTENSIONS.items() if any(e in exts for e in by_ext)}
         if "text" in found and (len(found) > 1 or any(e in ARRAY_EXTENSIONS for e in by_ext)):
-            found.discard("text")  # notes (a README.txt) beside the data are not a modality of their own
+            text = sum(n for e, n in by_ext.items() if e in FOLDER_EXTENSIONS["text"])
+            if text > len(files) - text:  # documents with a few stray files: a text folder
+                found = {"text"}
+            else:  # notes (a README.txt) beside the data are not a modality of their own
+                found.discard("text")
         if len(found) > 1:
             raise UnlabeledError(
                 f"{root} holds files of several modalities ({', '.join(sorted(found))}); pass --modality to pick one"
             )
         modality = found.pop() if found else None
-    if modality is None:  # only .npy files: the shape of the first that reads decides
-        ndim = next((len(shape) for shape in map(_safe(_npy_header), files) if not isinstance(shape, str)), 3)
+    if modality is None:  # only .npy files (and notes): the shape of the first that reads decides
+        arrays = [f for f in files if suffix(f) in ARRAY_EXTENSIONS]
+        ndim = next((len(shape) for shape in map(_safe(_npy_header), arrays) if not isinstance(shape, str)), 3)
         kind = {2: KINDS["series"], 4: KINDS["volume"]}.get(ndim, KINDS["npy"])
-        return _npy_kind(kind), files
+        return _npy_kind(kind), arrays
     exts = FOLDER_EXTENSIONS[modality] | ARRAY_EXTENSIONS
     chosen = [f for f in files if suffix(f) in exts]
     if not chosen:
