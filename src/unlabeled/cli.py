@@ -270,7 +270,7 @@ def curate_(
         list[str] | None, typer.Option(help="filter setting FILTER.NAME=VALUE (gopher_quality.min_doc_words=5)")
     ] = None,
     workers: Annotated[int, typer.Option(help="tasks run at once (datatrove's local executor)")] = 1,
-    tasks: Annotated[int | None, typer.Option(help="shards of the work (default: --workers)")] = None,
+    tasks: Annotated[int | None, typer.Option(help="shards of the work (default: the CPU cores, at most 16)")] = None,
     text_column: Annotated[str | None, typer.Option(help="the text column of a CSV/Parquet/JSONL source")] = None,
     explain: Annotated[Path | None, typer.Option(help="print what curated this collection: kept, removed, why")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,

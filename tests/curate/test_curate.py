@@ -4,6 +4,7 @@ entries, exact and near copies, gibberish; each removal recorded with its step a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -360,3 +361,28 @@ def test_a_relaxed_threshold_never_removes_the_documents_it_was_relaxed_to():
     key = "gopher_repetition.top_n_grams.2"  # removed above it
     high = _relax([{key: 0.518517}] * 50, key, 0.2)
     assert high >= 0.518517 and high == 0.5186
+
+
+def test_tasks_default_to_the_cores_not_to_workers_and_zero_is_refused(tmp_path, monkeypatch):
+    """``--tasks`` followed ``--workers``, so a rerun with other workers threw the completed
+    shards away (the README says workers may change); ``--tasks 0`` became ``--workers``; and
+    ``--workers 100`` started 100 processes on 2 cores."""
+    from unlabeled.curate import pipeline
+
+    curate_module = sys.modules["unlabeled.curate"]  # the package: ``ul.curate`` is its function
+
+    seen = []
+    monkeypatch.setattr(curate_module, "run_curation", lambda req, overwrite=False: seen.append(req))
+    for workers in (1, 2, 100):
+        ul.curate("src.jsonl", tmp_path / "out", languages=["en"], workers=workers)
+    assert len({r.key("same source") for r in seen}) == 1 and seen[0].tasks == pipeline.default_tasks()
+    monkeypatch.undo()
+    src = tmp_path / "src.jsonl"
+    src.write_text('{"text": "a document"}\n')
+    with pytest.raises(ul.UnlabeledError, match="at least 1"):
+        ul.curate(src, tmp_path / "out", languages=["en"], tasks=0)
+    capped = []
+    monkeypatch.setattr(pipeline, "_source_fingerprint", lambda req: capped.append(req.workers) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # stopped just after the checks: what reached the work
+        ul.curate(src, tmp_path / "out2", languages=["en"], workers=10_000)
+    assert capped == [os.cpu_count() or 1]

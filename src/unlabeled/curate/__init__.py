@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from unlabeled.curate.pipeline import STEPS, CurationRequest, read_summary, run_curation
+from unlabeled.curate.pipeline import STEPS, CurationRequest, default_tasks, read_summary, run_curation
 from unlabeled.curate.records import explain
 from unlabeled.data.collection import Collection
 
@@ -35,7 +35,8 @@ def curate(
     own thresholds (FineWeb2, Penedo et al. 2025), each of ``steps`` optional; ``options``
     sets a filter's threshold for every language (``{"gopher_quality.min_doc_words": 5}``).
     ``languages`` and ``steps`` may also be comma-separated strings. ``workers`` tasks run at
-    once, of ``tasks`` (default: ``workers``). The collection holds ``curation.parquet`` (a
+    once (at most one per CPU core), of ``tasks`` (default: the CPU's cores, at most 16, so that
+    a rerun with other ``workers`` continues the same work). The collection holds ``curation.parquet`` (a
     row per input document: language, score, kept, step, reason, cluster, weight) and
     ``curation.json`` (what :func:`curate_explain` prints). Run again after an interruption,
     it continues from the completed tasks."""
@@ -49,7 +50,7 @@ def curate(
         lid_threshold=float(lid_threshold),
         steps=[s.strip() for s in steps],
         options=dict(options or {}),
-        tasks=int(tasks or workers),
+        tasks=default_tasks() if tasks is None else int(tasks),
         workers=int(workers),
         text_column=text_column,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 import time
@@ -63,6 +64,12 @@ class CurationRequest:
         many tasks run at once) and the source's content."""
         made_of = {**asdict(self), "workers": None, "source_fingerprint": source_fingerprint}
         return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_tasks() -> int:
+    """``--tasks`` when none is given: one shard per CPU core, at most 16. It must not follow
+    ``--workers``, which a rerun may change and still continue the same shards."""
+    return min(os.cpu_count() or 1, 16)
 
 
 def _executor(pipeline: list[Any], req: CurationRequest, logs: Path, tasks: int | None = None) -> Any:
@@ -327,6 +334,10 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
         raise UnlabeledError(f"--lid-threshold must be in [0, 1], got {req.lid_threshold}")
     if req.workers < 1 or req.tasks < 1:
         raise UnlabeledError("--workers and --tasks must be at least 1")
+    cores = os.cpu_count() or 1
+    if req.workers > cores:  # each worker is a process busy on a core: more only wait, holding memory
+        info(f"note: --workers {req.workers} capped at this machine's {cores} CPU cores")
+        req = replace(req, workers=cores)
     if Path(req.out).exists() and not overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(req.out))  # before the work, not after it
