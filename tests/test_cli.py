@@ -236,7 +236,6 @@ def test_ctrl_c_outside_training_says_so_once(reported, monkeypatch, capsys):
     the command with exit code 130 and not a word; training reports its own step and how to
     resume, so the command adds nothing then."""
     import unlabeled.cli as cli_module
-    from unlabeled._console import console
 
     def interrupted() -> None:
         e = KeyboardInterrupt()
@@ -247,7 +246,6 @@ def test_ctrl_c_outside_training_says_so_once(reported, monkeypatch, capsys):
     monkeypatch.setattr(cli_module, "app", interrupted)
     monkeypatch.setattr(cli_module, "tune_process", lambda: None)
     monkeypatch.setattr(cli_module.signal, "signal", lambda *a: None)  # pytest's own SIGTERM stays
-    monkeypatch.setattr(console, "file", sys.stderr)  # capsys's stream, not the one bound at import
     with pytest.raises(SystemExit) as stop:
         cli_module.main()
     assert stop.value.code == 130

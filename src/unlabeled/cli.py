@@ -552,13 +552,14 @@ def print_verification(table: dict[str, Any]) -> None:
     console.print(reference_line(table["reference"]))
     first = next(iter(table["rows"].values()))
     metrics = [m for m in verify_metrics("forget_cka" in first, "forget_quality" in first) if m in first]
-    console.print(f"{'model':<12}" + "".join(f"{m:>16}" for m in metrics))
+    w = max(16, *(len(m) + 2 for m in metrics))  # a name as long as the column ran into the next
+    console.print(f"{'model':<12}" + "".join(f"{m:>{w}}" for m in metrics))
     for name, r in table["rows"].items():
-        console.print(f"{name:<12}" + "".join(f"{r[m]:>16.4f}" for m in metrics))
+        console.print(f"{name:<12}" + "".join(f"{r[m]:>{w}.4f}" for m in metrics))
     g = table["gaps"]
     console.print(
         f"{'gap':<12}"
-        + "".join(f"{g[m + '_gap']:>16.4f}" if m + "_gap" in g else f"{'':>16}" for m in metrics)
+        + "".join(f"{g[m + '_gap']:>{w}.4f}" if m + "_gap" in g else f"{'':>{w}}" for m in metrics)
         + f"   average gap {g['average_gap']:.4f}"
     )
     console.print(

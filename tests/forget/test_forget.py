@@ -308,3 +308,10 @@ def test_group_label_names_classes_as_class_does(clf, fmnist_small):
     assert sorted(fmnist_small.positions(by_group)) == sorted(by_class.tolist())
     with pytest.raises(ul.UnlabeledError, match="not in"):
         group_ids(clf, fmnist_small, "label", ["1.0"])
+
+
+def test_a_classifier_asked_for_a_language_model_method_is_told_so(clf, tmp_path):
+    with pytest.raises(ul.UnlabeledError, match="'ssd' forgets from causal language models only"):
+        forget(clf, method="ssd", class_="trouser", out=tmp_path / "x")
+    with pytest.raises(ul.UnlabeledError, match="'nope' is an unknown forget method"):
+        forget(clf, method="nope", class_="trouser", out=tmp_path / "x")

@@ -319,3 +319,28 @@ def test_a_request_refused_for_its_settings_or_its_source_is_never_logged(author
         with pytest.raises(ul.UnlabeledError, match=message):
             ul.forget(src, out=tmp_path / f"from-{name}", **ask)
         assert not (src / AUDIT_FILE).exists() and not (tmp_path / f"from-{name}").exists()
+
+
+def test_the_verification_table_keeps_its_columns_apart(monkeypatch, capsys):
+    """Names as wide as the 16-character columns ran together ("forget_rougeforget_truth_ratio")."""
+
+    from unlabeled.cli import print_verification
+    from unlabeled.forget.verification import verify_metrics
+
+    metrics = verify_metrics(language_model=True)
+    row = {m: 0.5 for m in metrics}
+    table = {
+        "request": "r",
+        "method": "ssd",
+        "forgotten": 1,
+        "reference": {},
+        "rows": {"original": row, "ssd": row},
+        "gaps": {"average_gap": 0.1},
+        "seconds": 1.0,
+        "retrain_seconds": 10.0,
+        "time_ratio": 0.1,
+    }
+    monkeypatch.setattr("unlabeled.cli.reference_line", lambda ref: "reference")
+    print_verification(table)
+    header = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("model"))
+    assert header.split() == ["model", *metrics]

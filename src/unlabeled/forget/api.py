@@ -17,7 +17,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
-from unlabeled.forget.methods import ENCODER_METHODS, METHODS, Method, is_language_model, lm_method
+from unlabeled.forget.methods import ENCODER_METHODS, LM_METHODS, METHODS, Method, is_language_model, lm_method
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import (
@@ -211,7 +211,8 @@ def _method(src: Run, name: str) -> Method:
     if is_language_model(src):
         return lm_method(name)
     if name not in METHODS:
-        raise UnlabeledError(f"unknown forget method {name!r}; choose from {', '.join(METHODS)}")
+        only = " forgets from causal language models only;" if name in LM_METHODS else " is an unknown forget method;"
+        raise UnlabeledError(f"{name!r}{only} {src.path} forgets with {', '.join(METHODS)}")
     method = METHODS[name]()
     if src.kind != "classifier" and not method.encoders:
         raise UnlabeledError(
