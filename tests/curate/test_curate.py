@@ -299,7 +299,7 @@ def test_duplicates_across_tasks_keep_their_cluster_and_are_named(fortunes, tmp_
 def test_a_language_no_document_is_in_fails_in_one_line(damaged, tmp_path):
     col, _ = damaged
     with pytest.raises(ul.UnlabeledError, match="no document .* passed language identification"):
-        ul.curate(col.path, tmp_path / "out", languages=["english"])
+        ul.curate(col.path, tmp_path / "out", languages=["sw"])  # a code langid knows, in no document
 
 
 def test_a_run_on_curated_text_mixed_with_other_text_says_so_in_its_report(curated, wordnet_small, tmp_path):
@@ -386,3 +386,18 @@ def test_tasks_default_to_the_cores_not_to_workers_and_zero_is_refused(tmp_path,
     with pytest.raises(ZeroDivisionError):  # stopped just after the checks: what reached the work
         ul.curate(src, tmp_path / "out2", languages=["en"], workers=10_000)
     assert capped == [os.cpu_count() or 1]
+
+
+def test_languages_are_checked_against_langids_model_before_any_work(tmp_path):
+    """``--languages xx`` ran every stage and then kept nothing; ``EN`` (upper case) too."""
+    from langid.langid import LanguageIdentifier, model
+
+    from unlabeled.curate.pipeline import LANGID_CODES, _known_languages
+
+    assert set(LanguageIdentifier.from_modelstring(model).nb_classes) == LANGID_CODES
+    assert _known_languages(["EN", " de"]) == ["en", "de"]
+    src = tmp_path / "src.jsonl"
+    src.write_text('{"text": "a document"}\n')
+    with pytest.raises(ul.UnlabeledError, match="langid knows no xx"):
+        ul.curate(src, tmp_path / "out", languages=["en", "xx"])
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*curate"))

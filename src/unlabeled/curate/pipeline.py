@@ -66,6 +66,33 @@ class CurationRequest:
         return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# the 97 classes of langid's bundled model (its ``nb_classes``), written out: decoding the model
+# to read them takes 3 s, which every curate command would pay; a test checks they agree
+LANGID_CODES = frozenset(
+    (  # noqa: SIM905 (a list literal of 97 codes is 97 lines)
+        "af am an ar as az be bg bn br bs ca cs cy da de dz el en eo es et eu fa fi fo fr ga gl gu he hi hr ht hu "
+        "hy id is it ja jv ka kk km kn ko ku ky la lb lo lt lv mg mk ml mn mr ms mt nb ne nl nn no oc or pa pl ps "
+        "pt qu ro ru rw se si sk sl sq sr sv sw ta te th tl tr ug uk ur vi vo wa xh zh zu"
+    ).split()
+)
+
+
+def _known_languages(languages: list[str] | None) -> list[str] | None:
+    """``--languages`` as langid names them (ISO 639-1, lower case), checked before any work:
+    an unknown code ran every stage and then kept nothing."""
+    if languages is None:
+        return None
+    known = LANGID_CODES
+    codes = [lang.strip().lower() for lang in languages]
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise UnlabeledError(
+            f"--languages: langid knows no {', '.join(unknown)}; it names languages by ISO 639-1 codes "
+            f"({', '.join(sorted(known)[:12])}, ...)"
+        )
+    return codes
+
+
 def default_tasks() -> int:
     """``--tasks`` when none is given: one shard per CPU core, at most 16. It must not follow
     ``--workers``, which a rerun may change and still continue the same shards."""
@@ -334,6 +361,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
         raise UnlabeledError(f"--lid-threshold must be in [0, 1], got {req.lid_threshold}")
     if req.workers < 1 or req.tasks < 1:
         raise UnlabeledError("--workers and --tasks must be at least 1")
+    req = replace(req, languages=_known_languages(req.languages) if "lid" in req.steps else req.languages)
     cores = os.cpu_count() or 1
     if req.workers > cores:  # each worker is a process busy on a core: more only wait, holding memory
         info(f"note: --workers {req.workers} capped at this machine's {cores} CPU cores")
