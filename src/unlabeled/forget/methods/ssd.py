@@ -10,6 +10,10 @@ batches on retained documents alone (their cross-entropy, no forget term:
 :class:`~unlabeled.forget.methods.lm.RetainRepairLM`), to give back some of what the dampening
 took from the retained knowledge; 0 (the default) trains nothing (on the fictitious authors it
 gave back at most 0.2 points of utility on three development splits: BENCHMARKS.md).
+``--option retain_whole=1`` measures the retain Fisher on the retained documents' every token
+(questions too) rather than their answers alone, so that tokens common to all text weigh on the
+retain side (nearly all that SSD dampens in a small language model is whole token-embedding
+rows; BENCHMARKS.md).
 
 As in the paper's code the Fisher is accumulated from batch gradients (``BATCH`` documents a
 batch, the same for both sets, so their ratio is unbiased by it). On question-answer documents
@@ -46,13 +50,18 @@ BATCH = 8
 
 
 def fisher_diagonal(
-    encoder: torch.nn.Module, request: ForgetRequest, positions: np.ndarray, device: torch.device, what: str
+    encoder: torch.nn.Module,
+    request: ForgetRequest,
+    positions: np.ndarray,
+    device: torch.device,
+    what: str,
+    answers: bool = True,
 ) -> list[torch.Tensor]:
     """The mean squared batch gradient of the language-model loss of the documents at
     ``positions`` (``what`` they are, for the progress bar), one tensor per parameter of
-    ``encoder``."""
+    ``encoder``; on question-answer documents the answers' tokens alone unless not ``answers``."""
     task, mod = request.task, request.source.modality()
-    qa = {"question", "answer"} <= set(task.columns)
+    qa = answers and {"question", "answer"} <= set(task.columns)
     marker = torch.tensor(mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids, device=device)
     params = [p for p in encoder.parameters() if p.requires_grad]
     total = [torch.zeros_like(p) for p in params]
@@ -89,7 +98,7 @@ class SSDMethod(Method):
     name = "ssd"
     classifiers = False
     language_models = True
-    settings = ("alpha", "dampening", "retained", "repair")
+    settings = ("alpha", "dampening", "retained", "repair", "retain_whole")
 
     def check_options(self, options: dict[str, float]) -> None:
         retained = options.get("retained", RETAINED)
@@ -98,6 +107,8 @@ class SSDMethod(Method):
         for key in ("alpha", "dampening"):
             if options.get(key, 1.0) <= 0:
                 raise UnlabeledError(f"--option {key} must be positive, got {options[key]:g}")
+        if options.get("retain_whole", 0.0) not in (0.0, 1.0):
+            raise UnlabeledError(f"--option retain_whole must be 0 or 1, got {options['retain_whole']:g}")
         if options.get("repair", 0.0) < 0:
             raise UnlabeledError(f"--option repair must be 0 or more passes, got {options['repair']:g}")
 
@@ -114,10 +125,13 @@ class SSDMethod(Method):
             kept = np.sort(rng.choice(kept, retained, replace=False))
         encoder = src.encoder().to(device).eval()
         forget = fisher_diagonal(encoder, request, request.forget_pos, device, "the forget documents")
-        retain = fisher_diagonal(encoder, request, kept, device, "retained documents")
+        whole = bool(request.options.get("retain_whole", 0.0))
+        retain = fisher_diagonal(encoder, request, kept, device, "retained documents", answers=not whole)
         changed, total = dampen(encoder, forget, retain, alpha, dampening)
         info(f"ssd: dampened {changed:,} of {total:,} weights")
         ssd = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
+        if whole:
+            ssd["retain_whole"] = 1
         repair = float(request.options.get("repair", 0.0))
         if repair:  # retain-only descent from the dampened weights, the one Trainer
             ssd["repair"] = repair
