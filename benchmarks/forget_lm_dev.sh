@@ -39,6 +39,9 @@ grid=(
   'ssd {"options": {"alpha": 12.5, "repair": 2}}'
   'ssd {"options": {"alpha": 12.5, "repair": 5}}'
   'ssd {"lr": 3e-4, "options": {"alpha": 10, "repair": 2}}'
+  'ssd {"options": {"alpha": 12.5, "retain_whole": 1}}'
+  'ssd {"options": {"alpha": 10, "retain_whole": 1}}'
+  'ssd {"options": {"alpha": 15, "retain_whole": 1}}'
 )
 only=${3:-}  # a method's name: its candidates alone (or a bash regex the candidate's line starts with)
 splits=${4:-dev05}  # comma-separated development splits
