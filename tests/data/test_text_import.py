@@ -232,3 +232,20 @@ def test_a_folder_of_documents_with_a_stray_file_imports_the_documents(stray, tm
         np.save(arrays / f"x{i}.npy", np.full((8, 8), i, dtype=np.float32))
     (arrays / "README.txt").write_text("what these are")
     assert len(import_source(arrays, tmp_path / "a").collection) == 5
+
+
+def test_options_that_do_not_apply_to_documents_are_refused_not_ignored(tmp_path):
+    """``--modality image`` on a .jsonl imported it as text, and ``--resize`` on a folder of
+    documents was dropped, both without a word."""
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"text": "a document"}\n')
+    with pytest.raises(UnlabeledError, match="imports as text, not image"):
+        import_source(src, tmp_path / "a", modality="image")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a document")
+    with pytest.raises(UnlabeledError, match="--resize applies to image and volume folders"):
+        import_source(folder, tmp_path / "b", resize=(28, 28))
+    with pytest.raises(UnlabeledError, match="--sample-rate applies to audio folders"):
+        import_source(folder, tmp_path / "c", sample_rate=8000)
+    assert not any((tmp_path / n).exists() for n in "abc")

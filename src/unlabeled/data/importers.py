@@ -171,6 +171,8 @@ def import_source(
     if path.is_file():
         ext = suffix(path)
         if ext in TEXT_TABLE_EXTENSIONS and (text_column or modality == "text" or ext == ".jsonl"):
+            if modality not in (None, "text"):  # it was imported as text all the same
+                raise UnlabeledError(f"{path} is a table of documents: it imports as text, not {modality}")
             loaded, bad = read_text_table(path, text_column)
             return _write_loaded(loaded, dest, overwrite, path.stem, bad, given=modality is not None)
         if ext in ARRAY_EXTENSIONS:
@@ -743,6 +745,10 @@ def _import_folder(
 ) -> ImportReport:
     files, ignored, bad = _scan_folder(root)
     kind, chosen = _kind_of(files, modality, root)
+    for option, applies in (("resize", ("image", "volume")), ("sample_rate", ("audio",)), ("seconds", ("audio",))):
+        if opts.get(option) is not None and kind.modality not in applies:  # it was ignored
+            flag = "--" + option.replace("_", "-")
+            raise UnlabeledError(f"{flag} applies to {' and '.join(applies)} folders; {root} holds {kind.modality}")
     taken = set(chosen)  # once: a set per file made the import quadratic in the files
     ignored.update(suffix(f) for f in files if f not in taken)
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
