@@ -41,6 +41,16 @@ def test_a_vocabulary_larger_than_the_corpus_gives_is_the_tokenizers_and_a_bad_o
     learned = run.modality().vocab
     assert learned < 2000 and run.config["encoder"]["options"]["vocab"] == learned  # not 10 million embedding rows
     assert run.encoder().token_embed.num_embeddings == learned
+    with pytest.raises(UnlabeledError, match="at least 260"):  # 0 was taken as "the default"
+        ul.pretrain(other_corpus, tmp_path / "zero", method="mlm", epochs=0.05, encoder_options={"vocab": 0})
     for bad in ("abc", 300.5, True):
         with pytest.raises(UnlabeledError, match="vocab takes a whole number"):
             ul.pretrain(other_corpus, tmp_path / f"bad{bad}", method="mlm", epochs=0.05, encoder_options={"vocab": bad})
+
+
+def test_continued_pretraining_goes_on_with_the_init_runs_method(other_corpus, tmp_path):
+    """Without --method, a text run continued from a causal model was trained as a masked one
+    (the data's default) and failed: "mlm needs a bidirectional encoder"."""
+    gpt = ul.pretrain(other_corpus, tmp_path / "gpt", method="clm", epochs=0.05, batch_size=32)
+    more = ul.pretrain(other_corpus, tmp_path / "more", init=gpt, epochs=0.05, batch_size=32)
+    assert more.config["method"]["name"] == "clm"

@@ -20,7 +20,7 @@ from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import check_encoder_options, default_options, saved_options
-from unlabeled.objectives import check_method_options, check_pretraining_method, self_distil
+from unlabeled.objectives import PRETRAINING, check_method_options, check_pretraining_method, self_distil
 from unlabeled.runs import Run, open_run, read_config, shard_split
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
@@ -149,7 +149,7 @@ def pretrain(
     of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
     plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
     recipe = PretrainRecipe(
-        method=_checked_method(method, data, shards, (epochs, minutes)),
+        method=_checked_method(method, data, shards, (epochs, minutes), init),
         encoder=encoder,
         size=size,
         minutes=minutes,
@@ -176,12 +176,18 @@ def pretrain(
 
 
 def _checked_method(
-    method: str | None, data: Collection | str | os.PathLike[str], shards: Any, budget: tuple[Any, Any]
+    method: str | None, data: Collection | str | os.PathLike[str], shards: Any, budget: tuple[Any, Any], init: Any
 ) -> str:
-    """The method a pretraining request runs (the data's default when None), checked with its
-    shard count and its budget (epochs, minutes) before anything is read or written."""
+    """The method a pretraining request runs (when None: the ``init`` run's own, continued, or
+    else the data's default), checked with its shard count and its budget (epochs, minutes)
+    before anything is read or written."""
     check_shards(shards)
     one_budget(*budget)
+    if method is None and init is not None:
+        src = open_run(init)  # continued pretraining goes on with its objective (a grown clm: clm, not mlm)
+        if src.kind == "encoder" and src.config.get("method", {}).get("name") in PRETRAINING:
+            method = src.config["method"]["name"]
+            info(f"pretrain: --method {method}, the --init run's")
     method = method or default_method(data)
     check_pretraining_method(method)
     return method
@@ -287,7 +293,9 @@ def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe,
         if recipe.augment:
             mod.aug = mod.augmentation_with(recipe.augment)
         return mod
-    return fit_modality(col, positions, recipe.augment, {"vocab": int(vocab)} if col.is_text and vocab else None)
+    return fit_modality(
+        col, positions, recipe.augment, {"vocab": int(vocab)} if col.is_text and vocab is not None else None
+    )
 
 
 def pretrain_spec(
