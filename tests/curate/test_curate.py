@@ -401,3 +401,13 @@ def test_languages_are_checked_against_langids_model_before_any_work(tmp_path):
     with pytest.raises(ul.UnlabeledError, match="langid knows no xx"):
         ul.curate(src, tmp_path / "out", languages=["en", "xx"])
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*curate"))
+
+
+def test_a_curation_that_keeps_nothing_says_why_and_a_small_language_says_its_thresholds(tmp_path, capsys):
+    """One short document failed with "no document passed every step" and no reason, and a
+    language under 50 documents was held to datatrove's English defaults without a word."""
+    src = tmp_path / "one.jsonl"
+    src.write_text('{"text": "Hello there."}\n')
+    with pytest.raises(ul.UnlabeledError, match=r"passed every step \(quality: \w+"):
+        ul.curate(src, tmp_path / "out", languages=["en"])
+    assert "en has 1 documents, fewer than the 50" in capsys.readouterr().err

@@ -326,7 +326,12 @@ def _write(
     table, summary, weights = assemble(col, work, req.steps)
     kept = np.flatnonzero(table.column("kept").to_numpy(zero_copy_only=False))
     if not len(kept):
-        raise UnlabeledError(f"curate: no document of {req.source} passed every step; see {work}")
+        why = "; ".join(
+            f"{step}: {', '.join(f'{r} {n}' for r, n in list(s['reasons'].items())[:3])}"
+            for step, s in summary["steps"].items()
+            if s["removed"]
+        )
+        raise UnlabeledError(f"curate: no document of {req.source} passed every step ({why}); see {work}")
     meta = {"name": Path(req.out).name, "curated_from": str(col.path.resolve())}
     writer = CollectionWriter(Path(req.out), "text", (), "uint8", col.classes, meta, overwrite=overwrite)
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, info
 from unlabeled._settings import check_kind
 
 # Gopher's bounds (Rae et al. 2021) were set on English web text. The English reference the
@@ -213,8 +213,12 @@ def language_settings(
     stats: dict[str, dict[str, Any]] = {}
     for language, texts in samples.items():
         tokenizer = word_tokenizer_language(language)
-        if len(texts) < MIN_DOCUMENTS:
+        if len(texts) < MIN_DOCUMENTS:  # too few to fit thresholds to: datatrove's, fitted to English
             settings[language] = {"tokenizer": tokenizer, **options}
+            info(
+                f"note: curate: {language} has {len(texts)} documents, fewer than the {MIN_DOCUMENTS} its "
+                "thresholds are fitted to; datatrove's defaults (set for English web text) apply to it"
+            )
             continue
         s = stats[language] = language_statistics(texts, language)
         quality: dict[str, Any] = {}
