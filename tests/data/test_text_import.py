@@ -249,3 +249,18 @@ def test_options_that_do_not_apply_to_documents_are_refused_not_ignored(tmp_path
     with pytest.raises(UnlabeledError, match="--sample-rate applies to audio folders"):
         import_source(folder, tmp_path / "c", sample_rate=8000)
     assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_a_split_spelt_in_capitals_is_the_test_split_and_an_empty_label_no_class(tmp_path):
+    """ "TEST" was a split of its own, so its documents were trained on; "" became a class."""
+    src = tmp_path / "docs.jsonl"
+    rows = [("TEST", "x"), (" Test ", "y"), ("", ""), ("train", "x"), ("val", "y")]
+    src.write_text(
+        "".join(
+            json.dumps({"text": f"document {i}", "split": s, "label": lab}) + "\n" for i, (s, lab) in enumerate(rows)
+        )
+    )
+    col = import_source(src, tmp_path / "col").collection
+    assert list(col.splits) == ["test", "test", None, "train", "val"]
+    assert col.classes == ["x", "y"] and list(col.labels) == [0, 1, -1, 0, 1]
+    assert list(col.indices(exclude="test")) == [2, 3, 4]

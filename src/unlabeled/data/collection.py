@@ -371,6 +371,16 @@ def _check_source(path: Path, meta: dict[str, Any]) -> None:
         )
 
 
+def split_name(value: Any) -> str | None:
+    """A sample's split as stored: "TEST" or " Test " is the test split (which every command
+    leaves out of training; a split spelt otherwise was trained on), "train" likewise; an empty
+    value is no split; any other name is kept as it is."""
+    if value is None or value != value:
+        return None
+    text = str(value).strip()
+    return None if not text else text.lower() if text.lower() in ("test", "train") else text
+
+
 def check_replaceable(dest: Path) -> None:
     """Refuse to write a collection where ``--overwrite`` would delete something else: a run
     (its forget audit log with it), a folder of the user's files, a file, or the folder the
@@ -567,7 +577,7 @@ class CollectionWriter:
     ) -> None:
         self._rows["id"].extend(str(i) for i in ids)
         self._label.extend([NO_LABEL] * n if labels is None else [int(v) for v in labels])
-        self._split.extend([None] * n if splits is None else list(splits))
+        self._split.extend([None] * n if splits is None else [split_name(s) for s in splits])
         self._group.extend([None] * n if groups is None else list(groups))
         for name in dict.fromkeys([*self._extra, *(columns or {})]):
             if name in RESERVED_COLUMNS:

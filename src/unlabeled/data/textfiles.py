@@ -163,9 +163,9 @@ def _missing(value: Any) -> bool:
 
 def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:
     def column(name: str) -> list[Any] | None:
-        if not any(r.get(name) is not None for r in rows):
+        if all(_missing(r.get(name)) for r in rows):
             return None
-        return [None if r.get(name) is None or r.get(name) != r.get(name) else str(r[name]) for r in rows]
+        return [None if _missing(r.get(name)) else str(r[name]) for r in rows]  # "" is no label, not a class
 
     ids = column("id") or [str(r["__line"]) for r in rows]
     labels, classes = None, None
