@@ -22,6 +22,7 @@ def test_documents_round_trip_across_shards_and_into_a_derived_collection(tmp_pa
     col = w.close()
     assert col.is_text and len(col.meta["shards"]) > 1  # 24-byte shards: several
     assert list(col.get([4, 2, 0, 3])) == [docs[4], docs[2], docs[0], docs[3]]
+    assert col.get(2) == docs[2] and col.get(np.int64(0)) == docs[0]  # one position: its sample
     assert w.duplicates == [("d4", "d1")]
     sub = derive_collection(col, np.array([3, 2]), tmp_path / "sub", {})
     assert list(sub.get([0, 1])) == [docs[2], docs[3]]  # positions sorted: d2 then d3

@@ -192,9 +192,11 @@ class Collection:
             )
         return arr
 
-    def get(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+    def get(self, positions: np.ndarray | Sequence[int] | int) -> Any:
         """The samples at the given row positions, stacked, in the order given (for text,
-        an object array of ``str``)."""
+        an object array of ``str``); one position gives its sample alone."""
+        if np.ndim(positions) == 0:
+            return self.get([int(positions)])[0]  # type: ignore[arg-type]
         pos = np.asarray(positions, dtype=np.int64)
         shard, row = self._shard[pos], self._row[pos]
         if self.is_text:
