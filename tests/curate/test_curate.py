@@ -411,3 +411,15 @@ def test_a_curation_that_keeps_nothing_says_why_and_a_small_language_says_its_th
     with pytest.raises(ul.UnlabeledError, match=r"passed every step \(quality: \w+"):
         ul.curate(src, tmp_path / "out", languages=["en"])
     assert "en has 1 documents, fewer than the 50" in capsys.readouterr().err
+
+
+def test_curation_keeps_the_collections_own_columns(tmp_path):
+    """The author, question and answer columns of make-authors' collection were dropped, so the
+    curated collection could no longer be forgotten from by author (``--group author``)."""
+    texts = [f"The author number {i} wrote a long and careful book about the sea and its ships." for i in range(60)]
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(texts, [f"d{i}" for i in range(60)], columns={"author": [f"a{i % 4}" for i in range(60)]})
+    out = ul.curate(w.close(), tmp_path / "out", steps=["dedup"])
+    assert "author" in out.columns and "weight" in out.columns
+    kept = {str(i): a for i, a in zip(out.ids, out.column("author"), strict=True)}
+    assert kept and all(a == f"a{int(i[1:]) % 4}" for i, a in kept.items())

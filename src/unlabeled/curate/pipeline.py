@@ -335,6 +335,7 @@ def _write(
     meta = {"name": Path(req.out).name, "curated_from": str(col.path.resolve())}
     writer = CollectionWriter(Path(req.out), "text", (), "uint8", col.classes, meta, overwrite=overwrite)
     try:
+        extra = [c for c in col.columns if c != WEIGHT]  # an earlier weight is replaced by this one's
         for start in range(0, len(kept), 10_000):
             part = kept[start : start + 10_000]
             writer.add(
@@ -343,7 +344,10 @@ def _write(
                 None if col.labels is None else col.labels[part],
                 None if col.splits is None else col.splits[part].tolist(),
                 None if col.groups is None else col.groups[part].tolist(),
-                {WEIGHT: weights[start : start + len(part)].tolist()},
+                {
+                    **{c: col.column(c)[part].tolist() for c in extra},  # an author, a question: kept
+                    WEIGHT: weights[start : start + len(part)].tolist(),
+                },
             )
         pq.write_table(table, writer.side_file(RECORDS_FILE))
         summary = {"request": asdict(req), **summary, "thresholds": stats}
