@@ -11,9 +11,9 @@ batches on retained documents alone (their cross-entropy, no forget term:
 took from the retained knowledge; 0 (the default) trains nothing (on the fictitious authors it
 gave back at most 0.2 points of utility on three development splits: BENCHMARKS.md).
 ``--option retain_whole=1`` measures the retain Fisher on the retained documents' every token
-(questions too) rather than their answers alone, so that tokens common to all text weigh on the
-retain side (nearly all that SSD dampens in a small language model is whole token-embedding
-rows; BENCHMARKS.md).
+(questions too) rather than their answers alone, both Fishers of summed rather than averaged
+token losses, so that tokens common to all text weigh on the retain side (nearly all that SSD
+dampens in a small language model is whole token-embedding rows; BENCHMARKS.md).
 
 As in the paper's code the Fisher is accumulated from batch gradients (``BATCH`` documents a
 batch, the same for both sets, so their ratio is unbiased by it). On question-answer documents
@@ -38,6 +38,7 @@ from unlabeled.forget.methods.base import Method, write_untrained
 from unlabeled.forget.methods.lm import RetainRepairLM, answer_targets, answers_only, lm_batch, train_unlearner
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream
+from unlabeled.modalities.text import PAD
 from unlabeled.objectives.clm import next_token_logits, next_token_loss
 from unlabeled.runs import Run, resolve_device
 from unlabeled.train.pretrain import claim_run_dir
@@ -56,10 +57,13 @@ def fisher_diagonal(
     device: torch.device,
     what: str,
     answers: bool = True,
+    summed: bool = False,
 ) -> list[torch.Tensor]:
     """The mean squared batch gradient of the language-model loss of the documents at
     ``positions`` (``what`` they are, for the progress bar), one tensor per parameter of
-    ``encoder``; on question-answer documents the answers' tokens alone unless not ``answers``."""
+    ``encoder``; on question-answer documents the answers' tokens alone unless not ``answers``.
+    The loss is the tokens' mean, or with ``summed`` their sum (so that more tokens scored add
+    information rather than dilute it)."""
     task, mod = request.task, request.source.modality()
     qa = answers and {"question", "answer"} <= set(task.columns)
     marker = torch.tensor(mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids, device=device)
@@ -71,6 +75,8 @@ def fisher_diagonal(
             x = mod.prepare(task.get(positions[start : start + BATCH]), device)
             target = answer_targets(x, marker) if qa else x[:, 1:]
             loss = next_token_loss(next_token_logits(encoder, x), x, target)
+            if summed:
+                loss = loss * (target != PAD).sum()
             for acc, grad in zip(total, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
                 if grad is not None:  # a weight the loss does not reach has no information
                     acc += grad.float() ** 2
@@ -124,9 +130,9 @@ class SSDMethod(Method):
         if len(kept) > retained:
             kept = np.sort(rng.choice(kept, retained, replace=False))
         encoder = src.encoder().to(device).eval()
-        forget = fisher_diagonal(encoder, request, request.forget_pos, device, "the forget documents")
         whole = bool(request.options.get("retain_whole", 0.0))
-        retain = fisher_diagonal(encoder, request, kept, device, "retained documents", answers=not whole)
+        forget = fisher_diagonal(encoder, request, request.forget_pos, device, "the forget documents", summed=whole)
+        retain = fisher_diagonal(encoder, request, kept, device, "retained documents", answers=not whole, summed=whole)
         changed, total = dampen(encoder, forget, retain, alpha, dampening)
         info(f"ssd: dampened {changed:,} of {total:,} weights")
         ssd = {"alpha": alpha, "dampening": dampening, "retained": len(kept), "dampened": changed}
