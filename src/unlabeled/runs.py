@@ -365,10 +365,12 @@ def eco_guard(enc: nn.Module, weights: dict[str, torch.Tensor], sigma: float, pa
     from unlabeled.models.eco import CorruptedPrompts
 
     vocab = getattr(enc, "vocab", 0)
-    if "weight" not in weights or len(weights["weight"]) != vocab:
-        have = len(weights["weight"]) if "weight" in weights else 0
+    if "weight" not in weights:  # the weights file holds no guard: replaced by another run's, say
+        raise UnlabeledError(f"{path} is an ECO result whose {ckpt.MODEL_FILE} holds no ECO guard")
+    if len(weights["weight"]) != vocab:
         raise UnlabeledError(
-            f"the ECO guard in {path} was built for a vocabulary of {have} tokens; the model reads {vocab}"
+            f"the ECO guard in {path} was built for a vocabulary of {len(weights['weight'])} tokens; "
+            f"the model reads {vocab}"
         )
     return CorruptedPrompts(enc, weights, sigma)
 
