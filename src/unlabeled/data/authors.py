@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError, info
+from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.collection import Collection, CollectionWriter, check_replaceable
 
 SPLITS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
@@ -386,7 +386,12 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
         fakes[locale].seed_instance(seed * 1000 + i)
         _sorted_cities(fakes[locale])
     words = ([w for w in load_lemmas("adj") if len(w) <= 9], [w for w in load_lemmas("noun") if len(w) <= 9])
-    people = [_author(k, rng, fakes, words) for k in range(authors)]
+    people = []
+    with progress() as bar:  # seconds for TOFU's 200; minutes for many thousands
+        task = bar.add_task("make-authors", total=authors)
+        for k in range(authors):
+            people.append(_author(k, rng, fakes, words))
+            bar.advance(task)
     _unique_names(people, rng, fakes)
     rows = qa_rows(people, rng, fakes, words)
     splits = forget_splits([p["group"] for p in people], rng)
