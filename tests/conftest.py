@@ -140,7 +140,7 @@ def cli(monkeypatch):
 
     def run(*args: object) -> tuple[int, list[str]]:
         out = io.StringIO()
-        monkeypatch.setattr(console, "file", out)
+        monkeypatch.setattr(console, "_file", out)  # rich's own slot: undone to None, its live stderr again
         monkeypatch.setattr(sys, "argv", ["unlabeled", *map(str, args)])
         code = 0
         try:

@@ -321,9 +321,9 @@ def test_a_request_refused_for_its_settings_or_its_source_is_never_logged(author
         assert not (src / AUDIT_FILE).exists() and not (tmp_path / f"from-{name}").exists()
 
 
-def test_the_verification_table_keeps_its_columns_apart(monkeypatch, capsys):
+def test_the_verification_table_keeps_its_columns_apart(monkeypatch):
     """Names as wide as the 16-character columns ran together ("forget_rougeforget_truth_ratio")."""
-
+    from unlabeled._console import console
     from unlabeled.cli import print_verification
     from unlabeled.forget.verification import verify_metrics
 
@@ -341,6 +341,7 @@ def test_the_verification_table_keeps_its_columns_apart(monkeypatch, capsys):
         "time_ratio": 0.1,
     }
     monkeypatch.setattr("unlabeled.cli.reference_line", lambda ref: "reference")
-    print_verification(table)
-    header = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("model"))
+    with console.capture() as said:  # whatever stream the console holds
+        print_verification(table)
+    header = next(line for line in said.get().splitlines() if line.startswith("model"))
     assert header.split() == ["model", *metrics]

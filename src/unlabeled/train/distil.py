@@ -156,7 +156,11 @@ def _check_label_weight(teacher: Run, col: Collection, weight: float) -> None:
 def _saved_recipe(spec: RunSpec) -> DistilRecipe:
     """The recipe of a saved student: what its soft targets are recomputed with on resume."""
     t = spec.extra["teacher"]
-    return DistilRecipe(temperature=float(spec.objective.options["temperature"]), label_weight=float(t["label_weight"]))
+    return DistilRecipe(
+        temperature=float(spec.objective.options["temperature"]),
+        label_weight=float(t["label_weight"]),
+        precision=spec.train.precision,  # the teacher's outputs in the precision they were first made in
+    )
 
 
 def _teacher(teacher: Run | str | os.PathLike[str], col: Collection) -> Run:
