@@ -23,6 +23,13 @@ def settable(fn: Callable[..., Any], skip: Iterable[str] = ()) -> dict[str, insp
     return {n: p for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds and n not in skipped}
 
 
+def check_count(value: Any, flag: str, least: int) -> None:
+    """``value`` is a whole number (numpy's too, never a bool), ``least`` or more; else one line
+    naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise UnlabeledError(f"{flag} must be a whole number, {least} or more; got {value!r}")
+
+
 def check_kind(flag: str, value: Any, default: Any) -> None:
     """``value`` of the kind ``default`` is: a number for a number, true or false for a flag,
     a list for a list (a default of None takes anything)."""

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info, progress
+from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
 from unlabeled.objectives.clm import documents_nll
@@ -64,9 +65,8 @@ def _check_sampling(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any) 
     """:func:`generate`'s arguments, each a clear error rather than a failure deep in torch."""
     if not isinstance(prompt, str):
         raise UnlabeledError(f"the prompt must be text, got {prompt!r}")
-    for name, value in (("max-tokens", max_tokens), ("top-k", top_k)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise UnlabeledError(f"--{name} must be a whole number, 0 or more; got {value!r}")
+    check_count(max_tokens, "--max-tokens", 0)
+    check_count(top_k, "--top-k", 0)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature < math.inf:
         raise UnlabeledError(f"--temperature must be a finite number, 0 or more; got {temperature!r}")
 
@@ -129,8 +129,7 @@ def perplexity(
     each, its ``[EOS]`` included, in windows of the model's length): ``perplexity`` per token,
     ``bits_per_byte`` over the documents' UTF-8 bytes (a newline between documents counted as
     one byte each, as a file of them would hold), and the counts."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise UnlabeledError(f"--batch-size must be a whole number, at least 1; got {batch_size!r}")
+    check_count(batch_size, "--batch-size", 1)
     _, encoder, mod = _causal(run)
     col = open_collection(data)
     if not col.is_text:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info, progress
+from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, CollectionWriter, check_replaceable
 
 SPLITS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
@@ -374,8 +375,7 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
             f"make-authors needs a whole number of at least 10 authors (the forget splits take 1%, 5%, 10%), "
             f"got {authors!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise UnlabeledError(f"the seed must be a whole number, 0 or more; got {seed!r}")
+    check_count(seed, "the seed", 0)
     if Path(out).exists() and not overwrite:
         raise UnlabeledError(f"{out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(out))  # before the authors are made, not after

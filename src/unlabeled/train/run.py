@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, holding_collection, weighted_positions
 from unlabeled.data.mixture import Mixture
 from unlabeled.modalities import modality_from_state
@@ -421,8 +422,7 @@ def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:
 
 def check_shards(shards: Any) -> None:
     """A shard count is a whole number, 1 or more (checked before anything is read or written)."""
-    if isinstance(shards, bool) or not isinstance(shards, int | np.integer) or shards < 1:
-        raise UnlabeledError(f"--shards must be a whole number, 1 or more; got {shards!r}")
+    check_count(shards, "--shards", 1)
 
 
 def train_shards(
