@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.bench.metrics import CLASSIFICATION, REGRESSION, metrics_for
-from unlabeled.bench.tasks import SPLITS, Task, make_task
+from unlabeled.bench.tasks import Task, check_task_settings, make_task
 from unlabeled.data import import_source
 from unlabeled.data.collection import META_FILE, open_collection
 from unlabeled.data.importers import is_named_source
@@ -119,17 +118,10 @@ def _check_task(where: str, t: dict[str, Any], source: str) -> None:
     columns = t.get("columns", [])
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise UnlabeledError(f"{where}: columns must be a list of column names, got {columns!r}")
-    if t.get("split", "auto") not in SPLITS:
-        raise UnlabeledError(f"{where}: unknown split rule {t['split']!r}; choose from {', '.join(SPLITS)}")
-    if t.get("split") == "group" and "group" not in t:
-        raise UnlabeledError(f'{where}: split = "group" needs a group column (group = "...")')
-    kind = t.get("kind")
-    if kind not in (None, CLASSIFICATION, REGRESSION):
-        raise UnlabeledError(f"{where}: kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
-    kinds = (CLASSIFICATION, REGRESSION) if kind is None else (kind,)
-    known = sorted({m for k in kinds for m in metrics_for(k)})
-    if "metric" in t and t["metric"] not in known:
-        raise UnlabeledError(f"{where}: unknown metric {t['metric']!r}; choose from {', '.join(known)}")
+    try:
+        check_task_settings(t.get("split", "auto"), t.get("kind"), t.get("metric"), t.get("group"))
+    except UnlabeledError as e:
+        raise UnlabeledError(f"{where}: {e}") from None
     if t.get("modality") not in (None, *MODALITIES):
         raise UnlabeledError(f"{where}: unknown modality {t['modality']!r}; choose from {', '.join(MODALITIES)}")
     if not is_named_source(source) and not Path(source).exists():

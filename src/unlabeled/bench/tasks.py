@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unlabeled._console import UnlabeledError
-from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, check_metric
+from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, check_metric, metrics_for
 from unlabeled.data.collection import NO_LABEL, Collection
 from unlabeled.data.splits import holdout_split
 
@@ -112,6 +112,21 @@ def _groups(col: Collection, column: str) -> np.ndarray:
     )
 
 
+def check_task_settings(split: str, kind: str | None, metric: str | None, group: str | None) -> None:
+    """What a task's settings can be checked for before its data is read (a suite file checks
+    every task's at once): the split rule, the kind, a metric of that kind (of either, where
+    the kind comes from the data), and a group column for a group-aware split."""
+    if split not in SPLITS:
+        raise UnlabeledError(f"unknown split rule {split!r}; choose from {', '.join(SPLITS)}")
+    if kind not in (None, CLASSIFICATION, REGRESSION):
+        raise UnlabeledError(f"task kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
+    known = sorted({m for k in ((CLASSIFICATION, REGRESSION) if kind is None else (kind,)) for m in metrics_for(k)})
+    if metric is not None and metric not in known:
+        raise UnlabeledError(f"unknown metric {metric!r}; choose from {', '.join(known)}")
+    if split == "group" and group is None:
+        raise UnlabeledError("a group-aware split needs a group column (--group-column)")
+
+
 def make_task(
     col: Collection,
     *,
@@ -128,18 +143,13 @@ def make_task(
     column whose values must never be on both sides of a split. ``split``: ``auto`` (the
     collection's own train/test split if it has one that respects the groups, else a seeded
     80/20 split), ``given``, ``stratified`` or ``group``."""
-    if split not in SPLITS:
-        raise UnlabeledError(f"unknown split rule {split!r}; choose from {', '.join(SPLITS)}")
-    if kind not in (None, CLASSIFICATION, REGRESSION):
-        raise UnlabeledError(f"task kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
+    check_task_settings(split, kind, metric, group)
     y, labelled, kind, classes = _targets(col, target, kind)
     metric = metric or DEFAULT_METRIC[kind]
     try:
-        check_metric(kind, metric)
+        check_metric(kind, metric)  # the kind the column gave, where none was named
     except ValueError as e:
         raise UnlabeledError(str(e)) from None
-    if split == "group" and group is None:
-        raise UnlabeledError("a group-aware split needs a group column (--group-column)")
     groups = _groups(col, group) if group is not None else None
     pos = np.flatnonzero(labelled)
     if len(pos) < 4:
