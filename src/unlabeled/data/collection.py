@@ -373,14 +373,19 @@ def _check_source(path: Path, meta: dict[str, Any]) -> None:
         )
 
 
+def is_missing(value: Any) -> bool:
+    """A cell with no value: absent, null, NaN (a CSV's or Parquet's empty cell) or blank text."""
+    return value is None or value != value or (isinstance(value, str) and not value.strip())
+
+
 def split_name(value: Any) -> str | None:
     """A sample's split as stored: "TEST" or " Test " is the test split (which every command
     leaves out of training; a split spelt otherwise was trained on), "train" likewise; an empty
     value is no split; any other name is kept as it is."""
-    if value is None or value != value:
+    if is_missing(value):
         return None
     text = str(value).strip()
-    return None if not text else text.lower() if text.lower() in ("test", "train") else text
+    return text.lower() if text.lower() in ("test", "train") else text
 
 
 def check_replaceable(dest: Path) -> None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, short_reason
+from unlabeled.data.collection import is_missing
 from unlabeled.data.formats import _codes, suffix
 from unlabeled.data.loaded import Loaded
 
@@ -125,10 +126,10 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             hint = "is it ';'-separated? .csv is read with ',' (and .tsv with tabs)"
         raise UnlabeledError(f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); {hint}")
     texts, kept = [], []
-    with_ids = any(not _missing(r.get("id")) for r in rows)  # then every row needs one
+    with_ids = any(not is_missing(r.get("id")) for r in rows)  # then every row needs one
     for r in rows:
         where = f"{path} {'line' if suffix(path) != '.parquet' else 'row'} {r['__line']}"
-        if with_ids and _missing(r.get("id")):
+        if with_ids and is_missing(r.get("id")):
             bad.append((where, "no id (the other rows have one)"))
             continue
         value = r.get(column)
@@ -156,16 +157,11 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
     return _loaded_rows(path, texts, kept), bad
 
 
-def _missing(value: Any) -> bool:
-    """A cell with no value: absent, null, or NaN (a CSV's or Parquet's empty cell)."""
-    return value is None or value != value or value == ""
-
-
 def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:
     def column(name: str) -> list[Any] | None:
-        if all(_missing(r.get(name)) for r in rows):
+        if all(is_missing(r.get(name)) for r in rows):
             return None
-        return [None if _missing(r.get(name)) else str(r[name]) for r in rows]  # "" is no label, not a class
+        return [None if is_missing(r.get(name)) else str(r[name]) for r in rows]  # "" is no label, not a class
 
     ids = column("id") or [str(r["__line"]) for r in rows]
     labels, classes = None, None
