@@ -32,6 +32,7 @@ from unlabeled._console import UnlabeledError, progress
 from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import ShardEncoders, build_encoder, saved_options
+from unlabeled.models.fold import fold_batch_norms
 from unlabeled.objectives.supervised import Classifier, ShardEnsemble
 from unlabeled.runtime import autocast, use_bf16
 from unlabeled.runtime import resolve_device as resolve_device  # re-exported: older import path
@@ -451,7 +452,7 @@ def _embedded(
 ) -> Iterable[np.ndarray]:
     """The embeddings of ``pos``, a batch at a time, as float32 (n, dim) arrays."""
     dev = resolve_device(device)
-    encoder = encoder.to(dev).eval()
+    encoder = fold_batch_norms(encoder.to(dev))  # eval mode; a copy where batch norms fold away
     bf16 = use_bf16(precision, dev)
     for start in range(0, len(pos), batch_size):
         chunk = pos[start : start + batch_size]

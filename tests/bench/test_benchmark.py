@@ -206,7 +206,7 @@ def test_a_k_shot_setting_above_the_smallest_class_says_so(digits):
     fewest = int(np.unique(task.y_train, return_counts=True)[1].min())
     notes: list[str] = []
     plan_task(task, BenchRequest(runs=("r",), task="t", shots=(5, fewest + 1)), notes)
-    assert notes == [
+    assert [n for n in notes if "smallest class" in n] == [
         f"{task.name}: its smallest class has {fewest} labelled train samples: the {fewest + 1}-shot setting(s) "
         "use all of that class's samples"
     ]

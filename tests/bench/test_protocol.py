@@ -101,3 +101,42 @@ def test_seeds_that_draw_the_same_subset_and_choice_refit_and_score_the_test_spl
         assert [kind for kind, _ in _Spy.log] == ["fit", "predict"] * refits
         alone = [fit_and_score(data, "spy", fraction, seed) for seed in range(3)]  # no memo: each refits
         assert shared == alone
+
+
+def test_a_cell_whose_seeds_all_draw_every_label_is_fitted_once_and_a_tenth_per_seed(digits, monkeypatch):
+    from unlabeled.bench import probes
+    from unlabeled.bench.jobs import _cell_job
+    from unlabeled.bench.protocol import ProbeData
+
+    monkeypatch.setitem(probes.PROBES, "spy", probes.ProbeSpec("spy", _Spy, "C", (0.1, 1.0)))  # a real choice
+    X = digits.get(digits.indices()).reshape(len(digits), -1).astype(np.float32) / 16
+    data = ProbeData(X[:1400], digits.labels[:1400], X[1400:], digits.labels[1400:])
+    assert Setting(fraction=1.0).draws_alike(data.y_train, data.kind, range(3))
+    assert not Setting(fraction=0.1).draws_alike(data.y_train, data.kind, range(3))
+    assert Setting(shots=10_000).draws_alike(data.y_train, data.kind, range(3))  # every sample of every class
+    for fraction, fits in ((1.0, 2 + 1), (0.1, 3 * (2 + 1))):  # a fit per C on a carve-out, then a refit
+        _Spy.log = []
+        scores = _cell_job(data, "spy", Setting(fraction=fraction), (0, 1, 2))
+        assert sum(kind == "fit" for kind, _ in _Spy.log) == fits
+        assert len(scores) == 3
+        assert (len({id(s) for s in scores}) == 1) == (fraction == 1.0)  # one fit stands for every seed at 100%
+
+
+def test_the_bench_says_where_a_cell_is_fitted_once(digits, tmp_path):
+    from types import SimpleNamespace
+
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.tasks import make_task
+
+    def request(seeds: int) -> SimpleNamespace:  # what plan_task reads of a BenchRequest
+        return SimpleNamespace(probes=("linear",), fractions=(0.1, 1.0), shots=(), seeds=seeds)
+
+    notes: list[str] = []
+    plan_task(make_task(digits), request(3), notes)
+    assert [n for n in notes if "every seed draws the same" in n] == [
+        "digits: at 100% every seed draws the same labelled samples: each frozen-feature probe is fitted once "
+        "there (the first seed's validation carve-out), its score standing for every seed"
+    ]
+    notes.clear()
+    plan_task(make_task(digits), request(1), notes)
+    assert not notes

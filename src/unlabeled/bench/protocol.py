@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -48,6 +48,13 @@ class Setting:
         if kind == REGRESSION:
             return random_subset(len(y), float(self.fraction), seed)
         return stratified_subset(y, float(self.fraction), seed)
+
+    def draws_alike(self, y: np.ndarray, kind: str, seeds: Sequence[int]) -> bool:
+        """Whether every seed draws the same labelled samples (all of the train split at 100%,
+        or k shots where no class has more than k): the seeds would then differ only in the
+        validation carve-out, and a frozen-feature probe is fitted once (see ``_cell_job``)."""
+        first = np.sort(self.subset(y, kind, seeds[0]))
+        return all(np.array_equal(first, np.sort(self.subset(y, kind, s))) for s in seeds[1:])
 
 
 @dataclass
