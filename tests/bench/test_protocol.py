@@ -120,23 +120,3 @@ def test_a_cell_whose_seeds_all_draw_every_label_is_fitted_once_and_a_tenth_per_
         assert sum(kind == "fit" for kind, _ in _Spy.log) == fits
         assert len(scores) == 3
         assert (len({id(s) for s in scores}) == 1) == (fraction == 1.0)  # one fit stands for every seed at 100%
-
-
-def test_the_bench_says_where_a_cell_is_fitted_once(digits, tmp_path):
-    from types import SimpleNamespace
-
-    from unlabeled.bench.jobs import plan_task
-    from unlabeled.bench.tasks import make_task
-
-    def request(seeds: int) -> SimpleNamespace:  # what plan_task reads of a BenchRequest
-        return SimpleNamespace(probes=("linear",), fractions=(0.1, 1.0), shots=(), seeds=seeds)
-
-    notes: list[str] = []
-    plan_task(make_task(digits), request(3), notes)
-    assert [n for n in notes if "every seed draws the same" in n] == [
-        "digits: at 100% every seed draws the same labelled samples: each frozen-feature probe is fitted once "
-        "there (the first seed's validation carve-out), its score standing for every seed"
-    ]
-    notes.clear()
-    plan_task(make_task(digits), request(1), notes)
-    assert not notes

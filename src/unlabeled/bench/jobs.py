@@ -41,6 +41,9 @@ class TaskPlan:
     feature_probes: tuple[str, ...]
     raw_probes: tuple[str, ...]
     seeds: int
+    # settings where every seed draws the same labelled samples (100% of the labels): a
+    # frozen-feature probe is fitted there once, and its row holds that one score
+    alike: frozenset[Setting] = frozenset()
 
     @property
     def n_train(self) -> int:
@@ -68,13 +71,8 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
     feature_probes = tuple(p for p in usable if table[p].inputs == "features")
     raw_probes = tuple(p for p in usable if table[p].inputs == "raw")
     seeds = range(request.seeds)
-    alike = [s.label for s in settings if request.seeds > 1 and s.draws_alike(task.y_train, task.kind, seeds)]
-    if alike and feature_probes:
-        notes.append(
-            f"{task.name}: at {', '.join(alike)} every seed draws the same labelled samples: each frozen-feature "
-            "probe is fitted once there (the first seed's validation carve-out), its score standing for every seed"
-        )
-    return TaskPlan(task, tuple(settings), feature_probes, raw_probes, request.seeds)
+    alike = frozenset(s for s in settings if request.seeds > 1 and s.draws_alike(task.y_train, task.kind, seeds))
+    return TaskPlan(task, tuple(settings), feature_probes, raw_probes, request.seeds, alike)
 
 
 def bench_task(
@@ -93,10 +91,11 @@ def bench_task(
     keys = [ScoreCache.key(task_id, ids[m], p, s.label, seed) for m, p, s in cells for seed in range(plan.seeds)]
     scores = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name)
     baseline_of = {m.name: m.baseline for m in models}
-    rows = [
-        _row(plan, cell, baseline_of[cell[0]], scores[i * plan.seeds : (i + 1) * plan.seeds])  # the order of scores
-        for i, cell in enumerate(cells)
-    ]
+    rows = []
+    for i, cell in enumerate(cells):
+        cell_scores = scores[i * plan.seeds : (i + 1) * plan.seeds]  # the order of scores
+        one_fit = cell[2] in plan.alike and cell[1] in plan.feature_probes  # see _cell_job
+        rows.append(_row(plan, cell, baseline_of[cell[0]], cell_scores[:1] if one_fit else cell_scores))
     return rows, _embedding_sample(plan, models)
 
 

@@ -65,6 +65,10 @@ class BenchResult:
         return "\n".join(out).rstrip()
 
 
+# where a cell shows one score among cells of several seeds (see unlabeled.bench.jobs._cell_job)
+ONE_FIT = "every seed draws the same labels, so one fit"
+
+
 def _setting_order(r: dict[str, Any]) -> tuple[int, float]:
     return (0, r["shots"]) if r["shots"] is not None else (1, r["fraction"])
 
@@ -81,6 +85,8 @@ def _task_table(rows: list[dict[str, Any]], task: str, markdown: bool) -> list[s
     cell = {(r["model"], r["probe"], r["setting"]): r for r in rows}
     seeds = max(len(r.get("scores") or ()) for r in rows)
     spread = "one seed" if seeds == 1 else f"mean ± std over {seeds} seeds"
+    if seeds > 1 and any(len(r.get("scores") or ()) == 1 for r in rows):
+        spread += f"; a mean alone: {ONE_FIT}"
     title = f"{task} ({rows[0]['metric']}, {spread})"
     lines = []
     for model, probe in dict.fromkeys((r["model"], r["probe"]) for r in rows):
