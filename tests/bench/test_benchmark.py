@@ -310,3 +310,24 @@ def test_a_suites_last_task_is_checked_before_the_first_is_imported(line, messag
     (tmp_path / "t.toml").write_text('[[task]]\nsource = "no-such-folder"\n')
     with pytest.raises(ul.UnlabeledError, match="no-such-folder does not exist"):
         suites.load_suite(tmp_path / "t.toml")
+
+
+@pytest.mark.slow
+def test_the_maps_are_made_by_the_workers_beside_the_fits_and_not_again_by_the_report(
+    run, digits, tmp_path, monkeypatch
+):
+    import matplotlib.pyplot as plt
+
+    from unlabeled.bench import embedding_map, report
+
+    monkeypatch.setattr(report, "embedding_maps", lambda *a, **k: pytest.fail("the report made the maps itself"))
+    drawn = {}
+    monkeypatch.setattr(report, "embedding_figure", lambda maps, kind: drawn.update(maps) or plt.figure())
+    r = ul.bench(run, digits, out=tmp_path, fractions=[0.2], seeds=1, probes=["knn"], baselines=["raw"], n_jobs=2)
+    assert "t-SNE map of digits" in r.report_path.read_text()
+    # the coordinates a t-SNE of the same panels gives in this process
+    panels = embedding_map.embedding_panels(r.embeddings, ["digits"], ["simclr", "raw"])["digits"]
+    assert set(drawn) == set(panels) == {"simclr", "raw"}
+    for m, (xy, y) in drawn.items():
+        np.testing.assert_allclose(xy, embedding_map.tsne_2d(panels[m][0]), rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(y, panels[m][1])

@@ -23,6 +23,7 @@ from typing import Any
 from unlabeled._console import UnlabeledError, info, warn
 from unlabeled.bench.baselines import BASELINES, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.cache import CACHE_FILE, ScoreCache
+from unlabeled.bench.embedding_map import Maps
 from unlabeled.bench.features import raw_features
 from unlabeled.bench.jobs import MAP_POINTS, bench_task, check_held_out
 from unlabeled.bench.report import write_report
@@ -120,16 +121,18 @@ def run_bench(request: BenchRequest) -> BenchResult:
         info(f"bench: {len(cache.scores)} finished fits found in {cache.path}; they are not redone")
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    maps: Embeddings = {}
+    samples: Embeddings = {}
+    maps: Maps = {}
     for t in tasks:
-        task_rows, task_maps = bench_task(t, request, cache, notes)
+        task_rows, task_sample, task_maps = bench_task(t, request, cache, notes, len(tasks))
         rows += task_rows
+        samples.update(task_sample)
         maps.update(task_maps)
     settings = _settings(request, suite_name, tasks, notes, round(time.perf_counter() - t0, 1))
-    result = BenchResult(rows, settings, embeddings=maps, unified=unified_scores(rows))
+    result = BenchResult(rows, settings, embeddings=samples, unified=unified_scores(rows))
     result.json_path = out_dir / "bench.json"
     ckpt.atomic_write_json(result.json_path, {"settings": settings, "unified": result.unified, "rows": rows})
-    result.report_path = write_report(result, out_dir / "report.html")
+    result.report_path = write_report(result, out_dir / "report.html", maps)
     for note in notes:
         warn(note)
     info(f"bench: {len(rows)} cells on {len(tasks)} task(s) in {settings['seconds']:.0f} s")

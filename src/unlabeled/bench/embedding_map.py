@@ -50,16 +50,18 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.asarray(out if np.isfinite(out).all() else x[:, :2], dtype=np.float32)
 
 
-def embedding_panels(embeddings: Embeddings, tasks: list[str], models: list[str]) -> Maps:
+def embedding_panels(
+    embeddings: Embeddings, tasks: list[str], models: list[str], budget: int = TSNE_POINT_BUDGET
+) -> Maps:
     """task -> model -> (features, labels), tasks and models in ``tasks``/``models`` order
-    (others after), subsampled so that all panels together stay within TSNE_POINT_BUDGET points."""
+    (others after), subsampled so that all panels together stay within ``budget`` points."""
     pairs = [k for k in embeddings if isinstance(k, tuple) and len(k) == 2]
     if not pairs:
         return {}
     task_order = tasks + [t for t in dict.fromkeys(t for t, _ in pairs) if t not in tasks]
     model_order = models + [m for m in dict.fromkeys(m for _, m in pairs) if m not in models]
     total = sum(len(embeddings[k][0]) for k in pairs)
-    cap = None if total <= TSNE_POINT_BUDGET else max(TSNE_MIN_POINTS, TSNE_POINT_BUDGET // len(pairs))
+    cap = None if total <= budget else max(TSNE_MIN_POINTS, budget // len(pairs))
     rng = np.random.default_rng(0)
     panels: Maps = {}
     for task in task_order:

@@ -5,6 +5,7 @@ of mean ± std over seeds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import scipy.sparse as sp
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.bench.baselines import SUPERVISED
 from unlabeled.bench.cache import ScoreCache
-from unlabeled.bench.embedding_map import map_features
+from unlabeled.bench.embedding_map import TSNE_POINT_BUDGET, Maps, embedding_panels, map_features, tsne_2d
 from unlabeled.bench.features import Model, identity, raw_samples, task_models
 from unlabeled.bench.metrics import REGRESSION, higher_is_better
 from unlabeled.bench.probes import PROBES, REGRESSION_PROBES
@@ -76,10 +77,13 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
 
 
 def bench_task(
-    task: Task, request: BenchRequest, cache: ScoreCache, notes: list[str]
-) -> tuple[list[dict[str, Any]], Embeddings]:
-    """One task's result rows and its test-split features for the embedding maps; skipped
-    work is explained in ``notes``."""
+    task: Task, request: BenchRequest, cache: ScoreCache, notes: list[str], tasks: int = 1
+) -> tuple[list[dict[str, Any]], Embeddings, Maps]:
+    """One task's result rows, its test-split features for the embedding maps and the maps
+    themselves (t-SNE of each model's panel, ``tasks`` tasks sharing the maps' point budget);
+    skipped work is explained in ``notes``. The maps are computed by the workers that fit
+    the probes, beside them: one t-SNE a panel, single-threaded, was most of the demo's bench
+    after its fits when they ran one after another once the fits were done."""
     plan = plan_task(task, request, notes)
     models = task_models(task, request, bool(plan.feature_probes))
     feature_cells, feature_jobs = _feature_jobs(plan, models, notes)
@@ -89,14 +93,19 @@ def bench_task(
     ids = {m.name: identity(m, request.runs) for m in models}
     cells = feature_cells + raw_cells
     keys = [ScoreCache.key(task_id, ids[m], p, s.label, seed) for m, p, s in cells for seed in range(plan.seeds)]
-    scores = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name)
+    sample = _embedding_sample(plan, models)
+    panels = embedding_panels(sample, [task.name], [m.name for m in models], TSNE_POINT_BUDGET // max(1, tasks))
+    panel = panels.get(task.name, {})
+    to_map = [x for x, _ in panel.values()]
+    scores, coords = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name, to_map)
+    maps = {task.name: {m: (c, y) for (m, (_, y)), c in zip(panel.items(), coords, strict=True)}} if panel else {}
     baseline_of = {m.name: m.baseline for m in models}
     rows = []
     for i, cell in enumerate(cells):
         cell_scores = scores[i * plan.seeds : (i + 1) * plan.seeds]  # the order of scores
         one_fit = cell[2] in plan.alike and cell[1] in plan.feature_probes  # see _cell_job
         rows.append(_row(plan, cell, baseline_of[cell[0]], cell_scores[:1] if one_fit else cell_scores))
-    return rows, _embedding_sample(plan, models)
+    return rows, sample, maps
 
 
 def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
@@ -234,10 +243,17 @@ def _raw_data(plan: TaskPlan, run_path: str, notes: list[str]) -> ProbeData | No
 
 
 def _run(
-    feature_jobs: list[Job], raw_jobs: list[Job], keys: list[str], cache: ScoreCache, n_jobs: int, name: str
-) -> list[Score]:
+    feature_jobs: list[Job],
+    raw_jobs: list[Job],
+    keys: list[str],
+    cache: ScoreCache,
+    n_jobs: int,
+    name: str,
+    maps: list[np.ndarray],
+) -> tuple[list[Score], list[np.ndarray]]:
     """The score of every job (feature jobs then raw jobs, as ``keys``): from the cache, or
-    fitted and added to it as it finishes."""
+    fitted and added to it as it finishes; and the 2-D t-SNE of each of ``maps``, made by the
+    same workers after the fits (the largest first), where they would otherwise wait."""
     jobs = feature_jobs + raw_jobs
     scores: list[Score | None] = [cache.scores.get(k) for k in keys]
     cells: dict[tuple[int, str, str], list[int]] = {}  # each cell's fits, by job index
@@ -262,11 +278,24 @@ def _run(
             for i, score in zip(todo[j], cell_scores, strict=True):
                 record(i, score)
 
-        cell_jobs = [(*jobs[c[0]][:3], tuple(jobs[i][3] for i in c)) for c in todo]
-        run_jobs(_cell_job, cell_jobs, n_jobs, record_cell)
+        coords: list[np.ndarray] = [np.empty((0, 2))] * len(maps)
+
+        def record_any(j: int, out: Any) -> None:
+            if j < len(todo):
+                record_cell(j, out)
+            else:
+                coords[j - len(todo)] = out
+
+        cell_jobs = [(_cell_job, *jobs[c[0]][:3], tuple(jobs[i][3] for i in c)) for c in todo]
+        run_jobs(_call, cell_jobs + [(tsne_2d, x) for x in maps], n_jobs, record_any)
         # fine-tuning trains with every core already; one fit at a time
         run_jobs(_job, [jobs[i] for i in todo_raw], 1, lambda j, score: record(todo_raw[j], score))
-    return scores  # type: ignore[return-value]  # every job has a score now
+    return scores, coords  # type: ignore[return-value]  # every job has a score now
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: one pool runs jobs of different kinds."""
+    return fn(*args)
 
 
 def _row(plan: TaskPlan, cell: Cell, baseline: bool, scores: list[Score]) -> dict[str, Any]:
