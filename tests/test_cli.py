@@ -251,3 +251,28 @@ def test_ctrl_c_outside_training_says_so_once(reported, monkeypatch):
         cli_module.main()
     assert stop.value.code == 130
     assert ("interrupted" in said.get()) is not reported
+
+
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback():
+    """The command's entry point imports the package (seconds: PyTorch, scikit-learn) inside
+    its Ctrl-C handler; the handler in ``unlabeled.cli.main`` is not in place until then."""
+    import importlib.metadata
+    import signal
+    import time
+
+    scripts = importlib.metadata.entry_points(group="console_scripts", name="unlabeled")
+    assert [e.value for e in scripts] == ["unlabeled_command:main"]
+    code = "import sys\nfrom unlabeled_command import main\nprint('ready', flush=True)\nmain()\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--help"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # the package's imports take seconds: this lands in them
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err == "interrupted (Ctrl-C)\n", (proc.returncode, err)
+    assert "Usage" not in out  # it stopped while importing, before the command ran
