@@ -55,12 +55,25 @@ def test_the_split_depends_on_the_id_alone():
     assert hash_splits(ids[:100]) == hash_splits(ids)[:100]
 
 
+def test_an_exact_copy_takes_the_split_of_the_first_and_nothing_else_moves():
+    ids = [f"doc{i}" for i in range(2000)]
+    by_id = hash_splits(ids)
+    a = by_id.index("test")
+    b = by_id.index("train", a)  # a later document, hashed into train by its id
+    texts = [f"text {i}" for i in range(2000)]
+    texts[b] = texts[a]  # made a copy of the earlier test document
+    splits = hash_splits(ids, texts=texts)
+    assert splits[b] == "test" and [s for i, s in enumerate(splits) if i != b] == by_id[:b] + by_id[b + 1 :]
+
+
 def test_fortunes_are_labelled_by_language_without_the_offensive_sets(tmp_path):
     col = import_source("fortunes", tmp_path / "f").collection
     assert len(col.classes) == 12 and {"en", "de", "ru", "zh", "pt", "ga"} <= set(col.classes)
     assert not any("/off/" in str(g) for g in col.groups)
     de = col.indices()[col.labels == col.classes.index("de")][:3]
     assert all(str(g).startswith("de/") for g in col.groups[de])
+    train, test = (set(col.get(col.indices(s))) for s in ("train", "test"))
+    assert not train & test  # the same cookie in two files is on one side of the split
 
 
 def test_gcide_is_an_unlabelled_pool_of_dictionary_entries(tmp_path):

@@ -5,7 +5,8 @@ the GNU Collaborative International Dictionary of English (``dict-gcide``).
 
 None of them ships a train/test split, so each gets a fixed one from a hash of every id
 (:func:`hash_splits`): the same document is in the same split on every machine and in every
-version, and adding documents moves none of the others.
+version, and adding documents moves none of the others. An exact copy of an earlier document
+follows that one's split, so no text is in both.
 """
 
 from __future__ import annotations
@@ -97,14 +98,23 @@ def _root(env: str, default: str, package: str) -> Path:
     return root
 
 
-def hash_splits(ids: Sequence[str], test_fraction: float = TEST_FRACTION) -> list[str]:
+def hash_splits(
+    ids: Sequence[str], test_fraction: float = TEST_FRACTION, texts: Sequence[str] | None = None
+) -> list[str]:
     """``test`` for the ids whose hash falls in the first ``test_fraction`` of the range, else
-    ``train``: a split that depends on nothing but each id."""
+    ``train``: a split that depends on nothing but each id. With ``texts``, a document whose
+    text is an exact copy of an earlier one's takes that one's split, so that no copy sits on
+    both sides (the fortunes hold the same cookie in several files: 238 copies straddled the
+    split, and a kNN probe found their twins in the train split)."""
     cut = int(test_fraction * 2**32)
-    return [
+    splits = [
         "test" if int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big") < cut else "train"
         for i in ids
     ]
+    if texts is not None:
+        first: dict[str, str] = {}
+        splits = [first.setdefault(t, s) for t, s in zip(texts, splits, strict=True)]
+    return splits
 
 
 def _loaded(texts: list[str], ids: list[str], labels, classes, source: str) -> Loaded:
@@ -112,7 +122,7 @@ def _loaded(texts: list[str], ids: list[str], labels, classes, source: str) -> L
         arrays=np.asarray(texts, dtype=object),
         ids=ids,
         labels=None if labels is None else np.asarray(labels, dtype=np.int64),
-        splits=hash_splits(ids),
+        splits=hash_splits(ids, texts=texts),
         classes=classes,
         modality="text",
         source=source,
