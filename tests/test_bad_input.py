@@ -810,6 +810,9 @@ def test_a_class_only_in_the_test_split_is_named(cli, tmp_path):
     text = "\n".join(lines)
     assert code == 0, text
     assert "no labelled training sample of class c: the classifier cannot learn it" in text
+    # refused for another reason (the run is there): the refusal alone, no note before it
+    code, lines = cli("finetune", "--task", tmp_path / "col", "--out", tmp_path / "ft", "--epochs", "0.5")
+    assert code == 2 and len(lines) == 1 and "already" in lines[0], lines
 
 
 def test_resume_and_overwrite_together_are_refused_and_a_finished_run_says_so(cli, tiny, run_copy):

@@ -163,7 +163,6 @@ def finetune(
     pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
-    note_unlearnable(col, pos)
     out, extra = Path(out), dict(extra_config or {})
     src = None if run is None else open_run(run)
     if not resume:
@@ -175,13 +174,14 @@ def finetune(
             }
 
             def one(folder: Path, part: np.ndarray, again: bool) -> Run:  # extra: the whole run's
-                return _finetune_one(recipe, src, col, part, Where(folder, device, again, not again), {})
+                return _finetune_one(recipe, src, col, part, Where(folder, device, again, not again), {}, False)
 
             # one process group for the whole run: the top folder's removal and the stale shards'
             # are then waited for by every rank (each shard's run joins the same group)
             with dist.process_group(dist.local_device(resolve_device(device))):
                 if not resume:
                     claim_run_dir(out, False, overwrite)
+                note_unlearnable(col, pos)
                 return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
         return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
 
@@ -249,9 +249,12 @@ def _finetune_one(
     positions: np.ndarray,
     where: Where,
     extra: dict[str, Any],
+    note: bool = True,
 ) -> Run:
     """One classifier in ``where.out``: trained anew, or resumed from its checkpoint (its
-    recipe and training ids read back from the run, checked against ``col``)."""
+    recipe and training ids read back from the run, checked against ``col``). ``note``: say
+    which classes it cannot learn, once every refusal has passed (a note before "error: ..."
+    reads as its cause)."""
     out, dev = where.out, dist.local_device(resolve_device(where.device))
     t0 = time.perf_counter()
     with dist.process_group(dev):
@@ -265,6 +268,8 @@ def _finetune_one(
             positions = training_positions(col, spec, out)
         else:
             spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
+        if note:
+            note_unlearnable(col, positions)
         result = train(spec, col, positions, out, dev, resume=where.resume)
     if dist.rank() == 0:
         result.config["seconds"] = round(time.perf_counter() - t0, 2)
