@@ -276,3 +276,26 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback
             proc.kill()
     assert proc.returncode == 130 and err == "interrupted (Ctrl-C)\n", (proc.returncode, err)
     assert "Usage" not in out  # it stopped while importing, before the command ran
+
+
+@pytest.mark.parametrize("reported", [False, True])
+def test_ctrl_c_inside_a_command_says_so_though_typer_turns_it_into_an_exit(reported, monkeypatch, tmp_path):
+    """typer catches a KeyboardInterrupt raised in a command and exits 130 without a word; the
+    command's own handler then never saw it, so Ctrl-C in curate or embed said nothing."""
+    import unlabeled.cli as cli_module
+    from unlabeled._console import console
+
+    def interrupted(*args, **kwargs) -> None:
+        e = KeyboardInterrupt()
+        if reported:
+            e.reported = True
+        raise e
+
+    monkeypatch.setattr(cli_module, "run_demo", interrupted)
+    monkeypatch.setattr(cli_module, "tune_process", lambda: None)
+    monkeypatch.setattr(cli_module.signal, "signal", lambda *a: None)
+    monkeypatch.setattr(sys, "argv", ["unlabeled", "demo", "--out", str(tmp_path / "demo")])
+    with console.capture() as said, pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 130
+    assert ("interrupted" in said.get()) is not reported

@@ -814,9 +814,29 @@ def main() -> None:
         console.print("[yellow]terminated[/] (SIGTERM)")
         sys.exit(143)
     except KeyboardInterrupt as e:
-        if not getattr(e, "reported", False):  # training says where it stopped; anything else, here
-            console.print("[yellow]interrupted[/] (Ctrl-C)")
-        sys.exit(130)
+        _interrupted(e)
+    except SystemExit as e:  # typer turns a Ctrl-C inside a command into exit code 130, silently
+        interrupt = _cause(e, KeyboardInterrupt)
+        if interrupt is None:
+            raise
+        _interrupted(interrupt)
+
+
+def _interrupted(e: BaseException) -> None:
+    if not getattr(e, "reported", False):  # training says where it stopped; anything else, here
+        console.print("[yellow]interrupted[/] (Ctrl-C)")
+    sys.exit(130)
+
+
+def _cause(e: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``e``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kind):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 if __name__ == "__main__":

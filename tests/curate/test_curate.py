@@ -423,3 +423,42 @@ def test_curation_keeps_the_collections_own_columns(tmp_path):
     assert "author" in out.columns and "weight" in out.columns
     kept = {str(i): a for i, a in zip(out.ids, out.column("author"), strict=True)}
     assert kept and all(a == f"a{int(i[1:]) % 4}" for i, a in kept.items())
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_curation_with_workers_in_one_line_without_a_traceback_from_each(tmp_path):
+    """The terminal's Ctrl-C reaches every process of the group: the worker processes of a
+    stage used to print a traceback each; they are born ignoring it now, and the command says
+    "interrupted" once, leaving no process behind."""
+    import os
+    import signal
+    import time
+
+    source = ul.import_source("fortunes", tmp_path / "fortunes").collection.path  # a stage of seconds
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from unlabeled_command import main; main()", "curate", str(source)]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out), "--languages", "en", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob(".out.curate/counts/*/[0-9]*")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)  # until the workers are counting documents
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in stderr + stdout, stderr
+    assert "interrupted" in stdout + stderr
+    deadline = time.monotonic() + 60  # the workers end with the command (a zombie until reaped)
+    while (left := subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout.split()) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    assert not left

@@ -25,8 +25,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -127,12 +130,37 @@ def _run_stage(name: str, executor: Any, total: int, counts: Path) -> None:
     start = time.perf_counter()
     with progress(TextColumn("{task.fields[rate]} docs/s")) as bar:
         task = bar.add_task(name, total=total, rate="-")
-        thread.start()
+        with _workers_ignore_ctrl_c(executor.workers, thread):
+            thread.start()
         while thread.is_alive():
             thread.join(0.5)
             done = sum(int(p.read_text() or 0) for p in counts.glob("[0-9]*"))
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
     _check_done(name, executor, failure[0] if failure else None)
+
+
+@contextmanager
+def _workers_ignore_ctrl_c(workers: int, thread: threading.Thread) -> Iterator[None]:
+    """Ctrl-C ignored by this process while the stage's worker processes start, so that they
+    are born ignoring it (a process started with SIGINT ignored keeps it so, Python included):
+    the terminal's Ctrl-C, sent to every process of the group, then stops this one alone,
+    where each worker used to print a traceback, and the workers end with it. A blocked
+    signal would not do: the spawned interpreters start with none blocked. Ctrl-C in the
+    second or so that the workers take to start is not seen."""
+    import multiprocess
+
+    if workers < 2 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+        deadline = time.monotonic() + 60
+        # the pool's workers and datatrove's manager process
+        while len(multiprocess.active_children()) < workers + 1 and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _check_done(name: str, executor: Any, failure: BaseException | None = None) -> None:
