@@ -1,7 +1,7 @@
 """Embedding with batch norms folded into the convolutions, against the encoder as trained
 (issue 28): images per second of ``encoder.embed`` in fp32 on one thread, the share of an
-unfolded pass that torch's profiler puts in batch norm, and the largest difference between
-the two embeddings. Not run by CI.
+unfolded pass that torch's profiler puts in batch norm, the largest difference between the
+two embeddings, and the FLOPs of one image's pass (torch's FLOP counter). Not run by CI.
 
     python benchmarks/embed_fold.py --run demo/runs/simclr --task demo/data/fashion-mnist
 """
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from _provenance import provenance
 from torch.profiler import profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from unlabeled.data import open_collection
 from unlabeled.models.fold import fold_batch_norms
@@ -34,6 +35,9 @@ def main() -> None:
     run, col = open_run(args.run), open_collection(args.task)
     mod = run.modality()
     x = mod.normalize(mod.prepare(col.get(np.arange(args.batch)), torch.device("cpu")))
+    with FlopCounterMode(display=False) as flops, torch.no_grad():
+        run.encoder(False).eval().embed(x[:1])
+    print(f"one image's embedding pass: {flops.get_total_flops() / 1e6:.1f} MFLOP", flush=True)
     for trained in (False, True):
         plain = run.encoder(trained).eval()
         folded = fold_batch_norms(plain)

@@ -116,7 +116,8 @@ def test_a_cell_whose_seeds_all_draw_every_label_is_fitted_once_and_a_tenth_per_
     assert Setting(shots=10_000).draws_alike(data.y_train, data.kind, range(3))  # every sample of every class
     for fraction, fits in ((1.0, 2 + 1), (0.1, 3 * (2 + 1))):  # a fit per C on a carve-out, then a refit
         _Spy.log = []
-        scores = _cell_job(data, "spy", Setting(fraction=fraction), (0, 1, 2))
+        setting = Setting(fraction=fraction)
+        scores = _cell_job(data, "spy", setting, (0, 1, 2), setting.draws_alike(data.y_train, data.kind, (0, 1, 2)))
         assert sum(kind == "fit" for kind, _ in _Spy.log) == fits
         assert len(scores) == 3
         assert (len({id(s) for s in scores}) == 1) == (fraction == 1.0)  # one fit stands for every seed at 100%

@@ -97,7 +97,7 @@ def bench_task(
     panels = embedding_panels(sample, [task.name], [m.name for m in models], TSNE_POINT_BUDGET // max(1, tasks))
     panel = panels.get(task.name, {})
     to_map = [x for x, _ in panel.values()]
-    scores, coords = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name, to_map)
+    scores, coords = _run(feature_jobs, raw_jobs, keys, cache, request.n_jobs, task.name, to_map, plan.alike)
     maps = {task.name: {m: (c, y) for (m, (_, y)), c in zip(panel.items(), coords, strict=True)}} if panel else {}
     baseline_of = {m.name: m.baseline for m in models}
     rows = []
@@ -163,18 +163,19 @@ def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict
     return fit_and_score(data, probe, setting, seed, context)
 
 
-def _cell_job(data: ProbeData, probe: str, setting: Setting, seeds: tuple[int, ...]) -> list[Score]:
+def _cell_job(data: ProbeData, probe: str, setting: Setting, seeds: tuple[int, ...], once: bool) -> list[Score]:
     """A frozen-feature cell's seeds in one job, so that seeds with the same labelled subset
     and choice share one refit and one test-split score, and each seed's fit starts from the
     one before where the probe can (see ``fit_and_score``'s memo and warm).
 
-    Where every seed draws the same labelled samples (100% of the labels), the cell is fitted
-    once, with the first seed's validation carve-out, and that score stands for every seed:
+    ``once``: every seed draws the same labelled samples (100% of the labels; the plan's
+    ``alike``), so the cell is fitted once, with the first seed's validation carve-out, and
+    that score stands for every seed:
     the seeds would vary nothing but the carve-out, and at 100% those fits were most of the
     demo's bench (the kNN search of a 20% carve-out against the rest, once per seed)."""
     memo: dict[Any, Score] = {}
     warm: dict[Any, Any] = {}
-    if len(seeds) > 1 and setting.draws_alike(data.y_train, data.kind, seeds):
+    if once:
         return [fit_and_score(data, probe, setting, seeds[0], None, memo, warm)] * len(seeds)
     return [fit_and_score(data, probe, setting, seed, None, memo, warm) for seed in seeds]
 
@@ -250,10 +251,12 @@ def _run(
     n_jobs: int,
     name: str,
     maps: list[np.ndarray],
+    alike: frozenset[Setting],
 ) -> tuple[list[Score], list[np.ndarray]]:
     """The score of every job (feature jobs then raw jobs, as ``keys``): from the cache, or
-    fitted and added to it as it finishes; and the 2-D t-SNE of each of ``maps``, made by the
-    same workers after the fits (the largest first), where they would otherwise wait."""
+    fitted and added to it as it finishes; and the 2-D t-SNE of each of ``maps``, made by the same workers
+    after the fits (the largest first), where they would otherwise wait. A cell at a setting
+    in ``alike`` is fitted once (see ``_cell_job``)."""
     jobs = feature_jobs + raw_jobs
     scores: list[Score | None] = [cache.scores.get(k) for k in keys]
     cells: dict[tuple[int, str, str], list[int]] = {}  # each cell's fits, by job index
@@ -286,7 +289,7 @@ def _run(
             else:
                 coords[j - len(todo)] = out
 
-        cell_jobs = [(_cell_job, *jobs[c[0]][:3], tuple(jobs[i][3] for i in c)) for c in todo]
+        cell_jobs = [(_cell_job, *jobs[c[0]][:3], tuple(jobs[i][3] for i in c), jobs[c[0]][2] in alike) for c in todo]
         run_jobs(_call, cell_jobs + [(tsne_2d, x) for x in maps], n_jobs, record_any)
         # fine-tuning trains with every core already; one fit at a time
         run_jobs(_job, [jobs[i] for i in todo_raw], 1, lambda j, score: record(todo_raw[j], score))
