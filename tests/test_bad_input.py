@@ -799,19 +799,22 @@ def test_an_architecture_asked_of_a_classifier_from_a_run_is_named_as_ignored(cl
     assert "note: --size base ignored: the classifier is" in text and "cnn-tiny encoder" in text
 
 
-def test_a_class_only_in_the_test_split_is_named(cli, tmp_path):
+@pytest.mark.parametrize("command", ["finetune", "selftrain"])
+def test_a_class_only_in_the_test_split_is_named(cli, command, tmp_path):
     rng = np.random.default_rng(1)
     w = CollectionWriter(tmp_path / "col", "image", (1, 8, 8), "uint8", ["a", "b", "c"])
     labels = np.r_[rng.integers(0, 2, 40), [2, 2, 0, 1]]
     splits = ["train"] * 40 + ["test"] * 4
     w.add(rng.integers(0, 256, (44, 1, 8, 8), dtype=np.uint8), [f"s{i}" for i in range(44)], labels, splits=splits)
     w.close()
-    code, lines = cli("finetune", "--task", tmp_path / "col", "--out", tmp_path / "ft", "--epochs", "0.5")
+    args = [command, "--task", tmp_path / "col", "--out", tmp_path / "ft", "--epochs", "0.5"]
+    args += ["--fraction", "0.5", "--batch-size", "4", "--ratio", "2"] if command == "selftrain" else []
+    code, lines = cli(*args)
     text = "\n".join(lines)
     assert code == 0, text
     assert "no labelled training sample of class c: the classifier cannot learn it" in text
     # refused for another reason (the run is there): the refusal alone, no note before it
-    code, lines = cli("finetune", "--task", tmp_path / "col", "--out", tmp_path / "ft", "--epochs", "0.5")
+    code, lines = cli(*args)
     assert code == 2 and len(lines) == 1 and "already" in lines[0], lines
 
 

@@ -462,3 +462,30 @@ def test_ctrl_c_stops_a_curation_with_workers_in_one_line_without_a_traceback_fr
     ):
         time.sleep(0.5)
     assert not left
+
+
+@pytest.mark.parametrize("stage", ["with a progress bar", "short (MinHash)"])
+def test_every_stage_starts_its_workers_ignoring_ctrl_c_and_restores_it(stage, tmp_path):
+    """Both kinds of stage start their executor while Ctrl-C is ignored, so the workers it
+    spawns are born ignoring it; the command's own handler is back once they are up."""
+    import signal
+    from types import SimpleNamespace
+
+    from unlabeled.curate import pipeline
+
+    seen = []
+    logs = tmp_path / "logs"
+    (logs / "completions").mkdir(parents=True)
+    (logs / "completions" / "00000").touch()
+
+    def run() -> None:  # the executor's run: where datatrove spawns its pool
+        seen.append(signal.getsignal(signal.SIGINT))
+
+    executor = SimpleNamespace(run=run, workers=2, world_size=1, logging_dir=SimpleNamespace(path=str(logs)))
+    before = signal.getsignal(signal.SIGINT)
+    if stage == "short (MinHash)":
+        pipeline._run_short("minhash buckets", executor)
+    else:
+        pipeline._run_stage("filters", executor, total=1, counts=tmp_path / "counts")
+    assert seen == [signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGINT) is before

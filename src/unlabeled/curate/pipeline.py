@@ -118,6 +118,20 @@ def _run_stage(name: str, executor: Any, total: int, counts: Path) -> None:
     from rich.progress import TextColumn
 
     counts.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with progress(TextColumn("{task.fields[rate]} docs/s")) as bar:
+        task = bar.add_task(name, total=total, rate="-")
+        thread, failure = _started(executor)
+        while thread.is_alive():
+            thread.join(0.5)
+            done = sum(int(p.read_text() or 0) for p in counts.glob("[0-9]*"))
+            bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
+    _check_done(name, executor, failure[0] if failure else None)
+
+
+def _started(executor: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """``executor`` running in a thread, its worker processes born ignoring Ctrl-C; the list
+    receives the run's exception, for the calling thread to raise."""
     failure: list[BaseException] = []
 
     def target() -> None:
@@ -127,16 +141,9 @@ def _run_stage(name: str, executor: Any, total: int, counts: Path) -> None:
             failure.append(e)
 
     thread = threading.Thread(target=target, daemon=True)
-    start = time.perf_counter()
-    with progress(TextColumn("{task.fields[rate]} docs/s")) as bar:
-        task = bar.add_task(name, total=total, rate="-")
-        with _workers_ignore_ctrl_c(executor.workers, thread):
-            thread.start()
-        while thread.is_alive():
-            thread.join(0.5)
-            done = sum(int(p.read_text() or 0) for p in counts.glob("[0-9]*"))
-            bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f}")
-    _check_done(name, executor, failure[0] if failure else None)
+    with _workers_ignore_ctrl_c(executor.workers, thread):
+        thread.start()
+    return thread, failure
 
 
 @contextmanager
@@ -173,12 +180,12 @@ def _check_done(name: str, executor: Any, failure: BaseException | None = None) 
 
 
 def _run_short(name: str, executor: Any) -> None:
-    """A stage too short for a progress bar (MinHash's buckets and clusters), checked alike."""
-    try:
-        executor.run()
-    except Exception as e:  # noqa: BLE001 (any task's failure becomes the one error line)
-        _check_done(name, executor, e)
-    _check_done(name, executor)
+    """A stage too short for a progress bar (MinHash's buckets and clusters), its workers
+    started and its end checked as :func:`_run_stage` does."""
+    thread, failure = _started(executor)
+    while thread.is_alive():
+        thread.join(0.5)
+    _check_done(name, executor, failure[0] if failure else None)
 
 
 def _input(req: CurationRequest, work: Path) -> tuple[Collection, list[list[str]]]:

@@ -189,6 +189,7 @@ def selftrain(
             src = None if run is None else open_run(run)
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
+            note_unlearnable(col, lab)  # after the refusals: a refused command prints its one line alone
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
         warm = None if resume or src is None or recipe.head != "probe" else probe_head(col, lab, dev, recipe.precision)
         feed = semi_feed(col, spec, lab, pool, warm)
@@ -235,7 +236,6 @@ def _pools(
     if missing:
         names = [col.classes[c] if col.classes else str(c) for c in missing]
         raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")
-    note_unlearnable(col, lab)
     return lab, pool
 
 
