@@ -175,8 +175,7 @@ def selftrain(
     weights alone, as FixMatch trains); ``resume`` continues an interrupted run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
     recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
-    out = Path(out)
-    dev = dist.local_device(resolve_device(device))
+    out, dev = Path(out), dist.local_device(resolve_device(device))
     with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
         col = open_collection(task)
         if resume:
