@@ -237,25 +237,10 @@ class Run:
                 enc_cfg["name"], enc_cfg["size"], tuple(enc_cfg["sample_shape"]), **saved_options(enc_cfg)
             )
         if trained:
-            weights = self.weights(enc_cfg.get("weights", "encoder"))
-            if getattr(enc, "vocab_head", None) is not None and "vocab_head.bias" not in weights:
-                weights |= self._mlm_head()
-            load_checked(enc, weights, self.path / ckpt.MODEL_FILE)
+            load_checked(enc, self.weights(enc_cfg.get("weights", "encoder")), self.path / ckpt.MODEL_FILE)
             if "eco" in self.config:  # an ECO forget request: the same weights behind a prompt guard
                 enc = eco_guard(enc, self.weights("eco"), float(self.config["eco"]["sigma"]), self.path)
         return enc.eval()
-
-    def _mlm_head(self) -> dict[str, torch.Tensor]:
-        """An MLM run's prediction head as an encoder's ``vocab_head`` weights: what
-        ``pool="vocab"`` reads through when the run was pretrained with another pool."""
-        state = self.weights()
-        if "out_bias" not in state:
-            raise UnlabeledError(
-                f"{self.path}: pool vocab reads documents through a masked language model's head, "
-                "and this run has none (pretrain with --method mlm)"
-            )
-        head = {f"vocab_head.{k}": v for k, v in state.items() if k.startswith("transform.")}
-        return head | {"vocab_head.bias": state["out_bias"]}
 
     def digest(self, trained: bool = True) -> str:
         """A hash of what the run's encoder is made of: its architecture, seed and fitted

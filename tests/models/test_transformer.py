@@ -98,29 +98,6 @@ def test_layers_pool_is_every_layers_token_mean_of_the_real_tokens():
         torch.testing.assert_close(got[:, -enc.width :], enc.embed(ids), rtol=1e-5, atol=1e-6)
 
 
-def test_vocab_pool_is_splade_of_the_heads_logits_over_the_real_tokens():
-    """``pool="vocab"``: per vocabulary entry, log(1 + ReLU(logit)) of the MLM head at each real
-    token, the maximum over them (SPLADE); padding changes nothing, and the vector is the
-    vocabulary's width."""
-    torch.manual_seed(0)
-    enc = PatchTransformer((16,), "tiny", pool="vocab", vocab=50).eval()
-    assert enc.dim == 50
-    ids = torch.randint(1, 50, (2, 16))
-    ids[0, 9:] = 0  # sample 0: 9 real tokens
-    with torch.no_grad():
-        got = enc.embed(ids)
-        logits = enc.vocab_head(enc(ids[:1, :9]), enc.token_embed.weight)
-        want = torch.log1p(torch.relu(logits)).amax(1)
-        torch.testing.assert_close(got[:1], want, rtol=1e-4, atol=1e-5)
-        assert (got >= 0).all() and got.shape == (2, 50)
-
-
-@pytest.mark.parametrize("kw", [{"vocab": 50, "causal": True}, {}])
-def test_vocab_pool_needs_a_bidirectional_text_encoder(kw):
-    with pytest.raises(ValueError, match="pool vocab"):
-        PatchTransformer((16,) if kw else (1, 16, 16), "tiny", pool="vocab", **kw)
-
-
 def test_class_token_and_learned_positions():
     enc = PatchTransformer((1, 16, 16), "tiny", 4, pool="cls", positions="learned")
     assert enc.n_prefix == 1 and isinstance(enc.pos, torch.nn.Parameter)

@@ -109,35 +109,3 @@ def test_pretraining_on_wordnet_lowers_the_loss_and_gives_embeddings(wordnet_sma
     X = run.encode(wordnet_small)
     assert X.shape == (len(wordnet_small), run.encoder().dim) and np.isfinite(X).all()
     assert run.config["method"]["name"] == method and run.config["modality"]["name"] == "text"
-
-
-def _repooled(run: ul.Run, pool: str, out) -> ul.Run:
-    """A copy of ``run`` whose config asks for another embedding pool."""
-    import json
-    import shutil
-
-    shutil.copytree(run.path, out)
-    config = json.loads((out / "config.json").read_text())
-    config["encoder"].setdefault("options", {})["pool"] = pool
-    (out / "config.json").write_text(json.dumps(config))
-    return ul.open_run(out)
-
-
-@pytest.mark.slow
-def test_mlm_trains_the_vocab_pools_head_and_a_run_of_another_pool_lends_its_own(wordnet_small, tmp_path):
-    """With ``pool="vocab"`` the MLM head is the encoder's (saved with it, trained by MLM); an
-    MLM run pretrained with the mean pool is read through its objective's head; a run of
-    another method has no head to read through, and says so."""
-    some = wordnet_small.indices()[:8]
-    common = {"method": "mlm", "epochs": 0.05, "batch_size": 32, "precision": "fp32"}
-    run = ul.pretrain(wordnet_small, tmp_path / "vocab", encoder_options={"pool": "vocab"}, **common)
-    weights = run.weights()
-    assert "out_bias" not in weights and weights["encoder.vocab_head.bias"].abs().sum() > 0  # trained from zeros
-    X = run.encode(wordnet_small, some)
-    assert X.shape == (8, run.modality().vocab) and (X >= 0).all() and X.max() > 0
-    mean = ul.pretrain(wordnet_small, tmp_path / "mean", **common)
-    enc = _repooled(mean, "vocab", tmp_path / "mean-vocab").encoder()
-    assert torch.equal(enc.vocab_head.bias, mean.weights()["out_bias"])
-    simcse = ul.pretrain(wordnet_small, tmp_path / "simcse", **(common | {"method": "simcse"}))
-    with pytest.raises(UnlabeledError, match="has none"):
-        _repooled(simcse, "vocab", tmp_path / "simcse-vocab").encoder()

@@ -14,12 +14,6 @@ al. 2022). On the UCR sets MAE features gain 3-5 points of linear-probe accuracy
 (benchmarks/HISTORY.md): a token mean washes out where in a series a shape occurs and how strongly.
 ``layers``: the token mean of every layer side by side ((depth + 1) x width), for frozen
 probes on models whose last layer serves the pretraining loss more than the probe (an MLM's).
-``vocab`` (text): SPLADE's pooling (Formal et al. 2021, "SPLADE: Sparse Lexical and Expansion
-Model for First Stage Ranking"), one feature per vocabulary entry: the masked-language-model
-head's logit for it at each token, ``log(1 + ReLU(logit))``, maximised over the tokens. A
-document is described by the words it has and the words the model would put in their place,
-as wide as the vocabulary: the lexical detail a TF-IDF model keeps and a mean of 128 numbers
-loses. The head is :class:`VocabHead`, which MLM trains.
 
 Padding: a patch whose every input value is NaN is a padding token (a series shorter than
 the batch's length, say). Padding tokens are never attended to and are left out of the mean
@@ -46,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POOLS = ("mean", "cls", "stats", "layers", "vocab")
+POOLS = ("mean", "cls", "stats", "layers")
 # name -> (width, depth, heads)
 TRANSFORMER_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (128, 4, 4),
@@ -165,8 +159,7 @@ class PatchTransformer(nn.Module):
     ``forward(x) -> (B, N, width)`` patch tokens; ``embed(x) -> (B, dim)``: the mean of the
     non-padding tokens, the class token with ``pool="cls"`` (``dim == width`` for both), or
     their mean, max and standard deviation with ``pool="stats"`` (``dim == 3 * width``), or
-    the token mean of every layer with ``pool="layers"`` (``dim == (depth + 1) * width``), or
-    SPLADE's vocabulary vector with ``pool="vocab"`` (``dim == vocab``, text)."""
+    the token mean of every layer with ``pool="layers"`` (``dim == (depth + 1) * width``)."""
 
     def __init__(
         self,
@@ -181,7 +174,14 @@ class PatchTransformer(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_options(size, pool, positions, bias, int(vocab), bool(causal))
+        if size not in TRANSFORMER_SIZES:
+            raise ValueError(f"unknown transformer size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        if positions not in ("sincos", "learned"):
+            raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
+        if bias not in (True, False):  # 1 and 0 compare equal; "False" from a command line must not
+            raise ValueError(f"bias must be true or false, got {bias!r}")
         self.vocab, self.causal = int(vocab), bool(causal)
         if self.vocab:  # token ids (L,): one "channel", one axis of length L, patches of one token
             if len(input_shape) != 1:
@@ -197,7 +197,7 @@ class PatchTransformer(nn.Module):
             raise ValueError(f"patch {patch} does not match the {len(spatial)} axes of shape {tuple(input_shape)}")
         dim, depth, heads = TRANSFORMER_SIZES[size]
         self.input_shape, self.patch, self.pool, self.width = (channels, *spatial), patch, pool, dim
-        self.dim = self.vocab if pool == "vocab" else dim * {"stats": 3, "layers": depth + 1}.get(pool, 1)
+        self.dim = dim * {"stats": 3, "layers": depth + 1}.get(pool, 1)
         self.grid = tuple(math.ceil(s / p) for s, p in zip(spatial, patch, strict=True))
         self.num_patches = math.prod(self.grid)
         self.patch_dim = channels * math.prod(patch)
@@ -207,7 +207,6 @@ class PatchTransformer(nn.Module):
         else:
             conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[len(spatial)]
             self.patch_embed = conv(channels, dim, kernel_size=patch, stride=patch)
-        self.vocab_head = VocabHead(dim, self.vocab) if pool == "vocab" else None
         pos = sincos_embedding(self.grid, dim)[None]
         if positions == "learned":
             self.pos = nn.Parameter(pos.clone())
@@ -289,8 +288,6 @@ class PatchTransformer(nn.Module):
             return out[:, 0]
         if states is not None:
             return layer_means(states, out, pad)
-        if self.vocab_head is not None:
-            return self.vocab_head.pooled(out, pad, self.token_embed.weight)
         return token_stats(out, pad) if self.pool == "stats" else pool_tokens(out, pad)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -306,56 +303,6 @@ class PatchTransformer(nn.Module):
         x = x.reshape(shape)
         order = [0, *range(2, 2 + 2 * nd, 2), 1, *range(3, 3 + 2 * nd, 2)]
         return x.permute(order).reshape(b, self.num_patches, self.patch_dim)
-
-
-def check_options(size: str, pool: str, positions: str, bias: bool, vocab: int, causal: bool) -> None:
-    """A ValueError naming the first of :class:`PatchTransformer`'s settings it cannot take."""
-    if size not in TRANSFORMER_SIZES:
-        raise ValueError(f"unknown transformer size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    if pool == "vocab" and (not vocab or causal):
-        raise ValueError("pool vocab is a bidirectional text encoder's (a masked language model's head)")
-    if positions not in ("sincos", "learned"):
-        raise ValueError(f"positions must be 'sincos' or 'learned', got {positions!r}")
-    if bias not in (True, False):  # 1 and 0 compare equal; "False" from a command line must not
-        raise ValueError(f"bias must be true or false, got {bias!r}")
-
-
-def vocab_logits(
-    hidden: torch.Tensor, transform: nn.Module, embedding: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """BERT's masked-token prediction: ``transform`` (dense, GELU, layer norm) of the hidden
-    states, then the token embedding's transpose (tied output layer) plus a bias of its own."""
-    return transform(hidden) @ embedding.t() + bias
-
-
-class VocabHead(nn.Module):
-    """A masked language model's prediction head (:func:`vocab_logits`), kept in the encoder
-    with ``pool="vocab"`` so that its embedding can read documents through it (SPLADE)."""
-
-    def __init__(self, width: int, vocab: int) -> None:
-        super().__init__()
-        self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
-        self.bias = nn.Parameter(torch.zeros(vocab))
-
-    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        return vocab_logits(hidden, self.transform, embedding, self.bias)
-
-    def pooled(self, hidden: torch.Tensor, pad: torch.Tensor | None, embedding: torch.Tensor) -> torch.Tensor:
-        """SPLADE's document vector, (B, vocab): ``log(1 + ReLU(logit))`` of every entry, the
-        maximum over the non-padding tokens. That function rises with the logit, so it is
-        applied once to each document's maximum logit, and the bias is added after the maximum;
-        the real tokens alone are multiplied, a few thousand at a time (the logits of a whole
-        batch, tokens x vocabulary, would take gigabytes)."""
-        keep = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device) if pad is None else ~pad
-        doc = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(1).expand_as(keep)[keep]
-        tokens = self.transform(hidden[keep])
-        best = torch.full((hidden.shape[0], embedding.shape[0]), -torch.inf, device=hidden.device)
-        for start in range(0, len(tokens), 4096):
-            logits = (tokens[start : start + 4096] @ embedding.t()).float()
-            best.scatter_reduce_(0, doc[start : start + 4096, None].expand_as(logits), logits, "amax")
-        return torch.log1p(torch.relu(best + self.bias.float()))
 
 
 def pool_tokens(tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:

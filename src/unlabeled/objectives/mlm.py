@@ -5,9 +5,7 @@ Language Understanding" (NAACL). Of each sequence's real tokens (not padding, no
 ``[EOS]``) a random ``mask_ratio`` (15%) are chosen; of those 80% become ``[MASK]``, 10% a
 random token and 10% stay as they are (:func:`bert_mask`), and the model predicts the original
 token at every chosen position (cross-entropy). The prediction head is BERT's: a dense layer,
-GELU and layer norm, then the output layer tied to the token embedding, with its own bias. An
-encoder with ``pool="vocab"`` holds that head itself (its embedding reads documents through it,
-SPLADE), and MLM trains the encoder's; otherwise the head is the objective's.
+GELU and layer norm, then the output layer tied to the token embedding, with its own bias.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlabeled.modalities.text import MASK, SPECIAL_TOKENS
-from unlabeled.models.transformer import vocab_logits
 from unlabeled.objectives.base import Objective, require_text
 
 
@@ -50,25 +47,17 @@ class MLM(Objective):
         if not 0 < mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         self.mask_ratio = float(mask_ratio)
-        if getattr(encoder, "vocab_head", None) is None:  # the head is the objective's (its state's names)
-            width = encoder.width
-            self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
-            self.out_bias = nn.Parameter(torch.zeros(encoder.vocab))
+        width = encoder.width
+        self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
+        self.out_bias = nn.Parameter(torch.zeros(encoder.vocab))
 
     def hparams(self) -> dict[str, Any]:
         return {"mask_ratio": self.mask_ratio}
 
-    def predict(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The vocabulary logits of hidden states: through the encoder's head, or the objective's."""
-        embedding = self.encoder.token_embed.weight
-        if getattr(self.encoder, "vocab_head", None) is not None:
-            return self.encoder.vocab_head(hidden, embedding)
-        return vocab_logits(hidden, self.transform, embedding, self.out_bias)
-
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         corrupted, chosen = bert_mask(x, self.mask_ratio, self.encoder.vocab, generator)
         hidden = self.encoder(corrupted)[chosen]  # (chosen tokens, width)
-        logits = self.predict(hidden)
+        logits = self.transform(hidden) @ self.encoder.token_embed.weight.t() + self.out_bias
         if not len(logits):  # documents of no real token at all: nothing to predict, no NaN
             zero = logits.sum() * 0
             return zero, {"loss": zero.detach(), "masked_acc": zero.detach()}
