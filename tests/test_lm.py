@@ -141,3 +141,25 @@ def test_generate_reads_a_long_prompt_from_its_end_and_refuses_bad_settings(gpt,
     for bad in (0, -1):
         with pytest.raises(UnlabeledError, match="--batch-size"):
             ul.perplexity(gpt, "unused", batch_size=bad)
+
+
+def test_finetune_with_the_clm_objective_trains_the_language_model_further(wordnet_small, tmp_path, cli):
+    """``finetune RUN --objective clm``, the issue's command for TOFU's fine-tuning: the causal
+    model trained further on the task's text from every one of RUN's weights; the options that
+    choose labels, a missing RUN and an unknown objective are one-line errors."""
+    base = ul.pretrain(wordnet_small, tmp_path / "lm", method="clm", epochs=0.05, batch_size=16, precision="fp32")
+    args = ["finetune", base.path, "--task", wordnet_small.path, "--objective", "clm", "--epochs", "0.05"]
+    code, lines = cli(*args, "--batch-size", "16", "--precision", "fp32", "--out", tmp_path / "ft")
+    assert code == 0, lines
+    run = ul.open_run(tmp_path / "ft")
+    assert run.config["method"]["name"] == "clm" and run.kind == "encoder"
+    assert any(str(base.path) in line and "every weight" in line for line in lines), lines
+    assert not torch.equal(run.weights("encoder")["pos"], base.weights("encoder")["pos"])  # trained on
+    for extra, said in (
+        (["--fraction", "0.1"], "--fraction chooses labelled samples"),
+        (["--objective", "bogus"], "must be classify or clm"),
+    ):
+        code, lines = cli(*args, *extra, "--out", tmp_path / "x")
+        assert code == 2 and len(lines) == 1 and said in lines[0], lines
+    code, lines = cli(*args[:1], *args[2:], "--out", tmp_path / "x")
+    assert code == 2 and "give the clm run to start from" in lines[0], lines

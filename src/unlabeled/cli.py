@@ -333,8 +333,16 @@ def finetune_(
     device: Annotated[str, typer.Option()] = "auto",
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="classify (default): a classifier on the labels; clm: a causal language model (RUN) "
+            "trained further on the task's text, as TOFU fine-tunes on its authors"
+        ),
+    ] = "classify",
 ) -> None:
-    """Train a classifier (encoder + linear head) on a labelled task."""
+    """Train a classifier (encoder + linear head) on a labelled task, or (--objective clm) a
+    language model further on a task's text."""
     finetune(
         run,
         task,
@@ -353,6 +361,7 @@ def finetune_(
         device=device,
         overwrite=overwrite,
         resume=resume,
+        objective=objective,
     )
 
 

@@ -26,7 +26,7 @@ from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.pretrain import Where, default_size, provenance
+from unlabeled.train.pretrain import Where, default_size, pretrain, provenance
 from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
@@ -139,9 +139,12 @@ def finetune(
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    objective: str = "classify",
 ) -> Run:
     """Fine-tune ``run``'s encoder with a linear head on ``task``'s labelled train samples (or
     on ``positions``), or train ``encoder``/``size`` from scratch when ``run`` is None.
+    ``objective="clm"`` instead trains a causal language model further on the text of every
+    training document of ``task`` (TOFU's fine-tuning on its authors, Maini et al. 2024).
 
     ``shards`` > 1 trains SISA-style (Bourtoule et al. 2021, "Machine Unlearning"): the
     samples are split at random into that many disjoint shards, one classifier is trained on
@@ -156,6 +159,11 @@ def finetune(
     continues an interrupted run in ``out`` from its last checkpoint (the same arguments that
     made it; the recipe and training ids are read back from the run), ending as the
     uninterrupted run would have, bit for bit (a sharded run: its unfinished shards)."""
+    if objective != "classify":
+        unused = {"fraction": fraction, "shots": shots, "shards": shards > 1, "positions": positions is not None}
+        train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed}
+        where = {"precision": precision, "device": device, "overwrite": overwrite, "resume": resume}
+        return _language_model(run, task, out, objective, unused, train | where)
     recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
     col = open_collection(task)
@@ -184,6 +192,28 @@ def finetune(
                 note_unlearnable(col, pos)
                 return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
         return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
+
+
+def _language_model(
+    run: Run | str | os.PathLike[str] | None,
+    task: Collection | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    objective: str,
+    unused: dict[str, Any],
+    train: dict[str, Any],
+) -> Run:
+    """``finetune(objective="clm")``: ``run``, a causal language model, trained further on the
+    text of ``task``'s training documents, every weight (continued pretraining from it, which
+    ``unlabeled pretrain --init RUN --method clm`` also does); labels and their options have
+    no part in it."""
+    if objective != "clm":
+        raise UnlabeledError(f"--objective must be classify or clm, got {objective!r}")
+    if run is None:
+        raise UnlabeledError("--objective clm trains a language model further: give the clm run to start from")
+    given = [k for k, v in unused.items() if v]
+    if given:
+        raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
+    return pretrain(task, out, method="clm", init=run, **train)
 
 
 def classifier_spec(
