@@ -278,6 +278,48 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback
     assert "Usage" not in out  # it stopped while importing, before the command ran
 
 
+def test_ctrl_c_while_python_m_unlabeled_is_still_importing_is_one_line_not_a_traceback():
+    """``python -m unlabeled`` (what ``torchrun -m unlabeled`` runs) imports the package before
+    ``__main__`` exists; runpy's own entry point for ``-m`` is driven here so that the signal is
+    sent once the interpreter is up and lands in the package's imports."""
+    import signal
+    import time
+
+    code = (
+        "import runpy, sys\nsys.argv[:] = ['-m', '--help']\nprint('ready', flush=True)\n"
+        "runpy._run_module_as_main('unlabeled')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err == "interrupted (Ctrl-C)\n", (proc.returncode, err)
+    assert "Usage" not in out
+
+
+def test_ctrl_c_while_importing_the_package_as_a_library_still_raises():
+    """Only ``python -m`` turns it into the command's exit: a program that imports the package
+    gets its KeyboardInterrupt as from any other import."""
+    code = (
+        "import sys\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'unlabeled.lm':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "try:\n    import unlabeled\nexcept KeyboardInterrupt:\n    print('raised')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "raised\n", (done.returncode, done.stderr)
+
+
 @pytest.mark.parametrize("reported", [False, True])
 def test_ctrl_c_inside_a_command_says_so_though_typer_turns_it_into_an_exit(reported, monkeypatch, tmp_path):
     """typer catches a KeyboardInterrupt raised in a command and exits 130 without a word; the

@@ -6,22 +6,35 @@ run = ul.pretrain(col, out="runs/a", method="simclr", minutes=10)
 result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
 """
 
-from unlabeled._console import UnlabeledError
-from unlabeled._version import __version__
-from unlabeled.bench import BenchResult, bench
-from unlabeled.bench.scaling import scaling
-from unlabeled.curate import curate, curate_explain
-from unlabeled.data import Collection, ImportReport, import_source, open_collection
-from unlabeled.data.authors import make_authors
-from unlabeled.forget import forget, verify
-from unlabeled.lm import generate, perplexity
-from unlabeled.runs import Run, embed, open_run
-from unlabeled.select import select
-from unlabeled.train.distil import distil
-from unlabeled.train.finetune import finetune
-from unlabeled.train.grow import grow
-from unlabeled.train.pretrain import pretrain
-from unlabeled.train.selftrain import selftrain
+import sys
+
+# ``python -m unlabeled`` (and ``torchrun -m unlabeled``) imports this package, seconds of
+# PyTorch and scikit-learn, before ``__main__`` can put the command's Ctrl-C handler in place;
+# Python sets ``sys.argv[0]`` to "-m" while it does. A Ctrl-C then is the command's one line and
+# exit code 130, as it is through the ``unlabeled`` script (``unlabeled_command.py``); an
+# ordinary ``import unlabeled`` is left to raise it.
+try:
+    from unlabeled._console import UnlabeledError
+    from unlabeled._version import __version__
+    from unlabeled.bench import BenchResult, bench
+    from unlabeled.bench.scaling import scaling
+    from unlabeled.curate import curate, curate_explain
+    from unlabeled.data import Collection, ImportReport, import_source, open_collection
+    from unlabeled.data.authors import make_authors
+    from unlabeled.forget import forget, verify
+    from unlabeled.lm import generate, perplexity
+    from unlabeled.runs import Run, embed, open_run
+    from unlabeled.select import select
+    from unlabeled.train.distil import distil
+    from unlabeled.train.finetune import finetune
+    from unlabeled.train.grow import grow
+    from unlabeled.train.pretrain import pretrain
+    from unlabeled.train.selftrain import selftrain
+except KeyboardInterrupt:
+    if sys.argv[:1] != ["-m"]:
+        raise
+    sys.stderr.write("interrupted (Ctrl-C)\n")
+    raise SystemExit(130) from None
 
 __all__ = [
     "BenchResult",
