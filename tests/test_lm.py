@@ -157,6 +157,7 @@ def test_finetune_with_the_clm_objective_trains_the_language_model_further(wordn
     assert not torch.equal(run.weights("encoder")["pos"], base.weights("encoder")["pos"])  # trained on
     for extra, said in (
         (["--fraction", "0.1"], "--fraction chooses labelled samples"),
+        (["--shards", "2"], "--shards trains one classifier per shard"),
         (["--objective", "bogus"], "must be classify or clm"),
     ):
         code, lines = cli(*args, *extra, "--out", tmp_path / "x")

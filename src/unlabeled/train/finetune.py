@@ -211,6 +211,8 @@ def _language_model(
     if run is None:
         raise UnlabeledError("--objective clm trains a language model further: give the clm run to start from")
     given = [k for k, v in unused.items() if v]
+    if given == ["shards"]:
+        raise UnlabeledError("--shards trains one classifier per shard of the labels; --objective clm trains one model")
     if given:
         raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
     return pretrain(task, out, method="clm", init=run, **train)
