@@ -24,9 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from _provenance import provenance
-from lightly.loss import NTXentLoss
-from lightly.models.modules import SimCLRProjectionHead
-from lightly.transforms import SimCLRTransform
 from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
@@ -35,6 +32,37 @@ from torch.utils.data import DataLoader, Dataset
 from unlabeled import open_collection
 from unlabeled.models import build_encoder
 from unlabeled.train.trainer import lr_at
+
+
+def _torchvision_without_its_ops() -> None:
+    """PyPI's torchvision wheels are CUDA builds; beside the CPU torch this project installs
+    their compiled operators do not load, and torchvision 0.28 then fails on import, where it
+    registers fake kernels for ``nms`` and ``qnms`` without checking that they exist. Their
+    schemas are declared then and the import tried again; SimCLR's transforms never call them
+    (a CPU build of torchvision comes only from PyTorch's own index, which this machine cannot
+    reach)."""
+    import sys
+
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError as e:
+        if "torchvision::" not in str(e):
+            raise
+        # the library object must outlive this function, or its definitions go with it
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        for name in ("nms", "qnms"):
+            lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _torchvision_without_its_ops.lib = lib
+        for module in [m for m in sys.modules if m.partition(".")[0] == "torchvision"]:
+            del sys.modules[module]
+        import torchvision  # noqa: F401, F811
+
+
+_torchvision_without_its_ops()
+
+from lightly.loss import NTXentLoss  # noqa: E402
+from lightly.models.modules import SimCLRProjectionHead  # noqa: E402
+from lightly.transforms import SimCLRTransform  # noqa: E402
 
 
 def save_encoder(model: nn.Module, folder: Path, step: int, elapsed: float) -> None:
@@ -79,6 +107,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mean", type=float, required=True)
     ap.add_argument("--std", type=float, required=True)
+    ap.add_argument("--view-size", type=int, default=28, help="pixels a side of each crop")
     args = ap.parse_args()
     print(provenance("lightly"), flush=True)
     device = torch.device(args.device)
@@ -87,7 +116,7 @@ def main() -> None:
     col = open_collection(args.data)
     arrays = col.get(col.indices(exclude="test"))  # the same 60k train images, in memory
     transform = SimCLRTransform(
-        input_size=28,
+        input_size=args.view_size,
         cj_prob=0.8,
         cj_strength=0.5,
         cj_bright=0.8,

@@ -34,6 +34,10 @@ crossing read off single runs is mostly noise (BENCHMARKS.md).
 
     python benchmarks/vs_lightly.py --steps 800 --seeds 2
 
+``--view-size 12`` resizes both systems' crops to 12 pixels a side (ours: ``--augment
+view_size=12``; LightlySSL: ``SimCLRTransform(input_size=12)``), the recipe ``unlabeled demo``
+pretrains with where PyTorch runs in fp32; the probe still reads whole 28-pixel images.
+
 On a GPU (``--device cuda``, benchmarks/gpu.sh) both train there: ours augments on the GPU,
 LightlySSL in ``--lightly-workers`` loader processes on the CPU; the peak of each side's GPU
 memory (PyTorch's allocator) is reported beside its process tree's resident memory.
@@ -177,6 +181,7 @@ def train_ours(
     steps: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    view_size: int = 28,
 ) -> dict:
     # a step count as the fraction of an epoch (234 steps of 256) that the trainer rounds back to it
     budget = ["--minutes", str(minutes)] if steps is None else ["--epochs", repr(steps / (60_000 // 256))]
@@ -199,6 +204,7 @@ def train_ours(
             str(snapshot_seconds),
             "--device",
             device,
+            *(["--augment", f"view_size={view_size}"] if view_size != 28 else []),
         ],
         env,
     )
@@ -226,6 +232,7 @@ def train_lightly(
     seed: int = 0,
     device: str = "cpu",
     workers: int = 2,
+    view_size: int = 28,
 ) -> dict:
     budget = ["--minutes", str(minutes)] if steps is None else ["--steps", str(steps)]
     wall, peak, stdout = run_measured(
@@ -249,6 +256,8 @@ def train_lightly(
             device,
             "--workers",
             str(workers),
+            "--view-size",
+            str(view_size),
         ],
         env,
     )
@@ -280,7 +289,9 @@ def sweep(
             print(f"{system}: a complete run of {label}, seed {seed} ...", flush=True)
             minutes, steps = (budget, None) if unit == "min" else (None, int(budget))
             if system == "ours":
-                r = train_ours(data, out, minutes, 0, env, steps=steps, seed=seed, device=args.device)
+                r = train_ours(
+                    data, out, minutes, 0, env, steps=steps, seed=seed, device=args.device, view_size=args.view_size
+                )
             else:  # only the final weights
                 r = train_lightly(
                     python,
@@ -294,6 +305,7 @@ def sweep(
                     seed=seed,
                     device=args.device,
                     workers=args.lightly_workers,
+                    view_size=args.view_size,
                 )
             ((r["mean"], r["std"]),) = score_weights([Path(r["weights"])], col, mod)
             runs.append({"system": system, "budget": label, "seed": seed, **r})
@@ -403,6 +415,12 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N], for both systems")
     ap.add_argument("--lightly-workers", type=int, default=2, help="LightlySSL's DataLoader worker processes")
     ap.add_argument("--lightly-python", type=Path, help="an interpreter that imports lightly and unlabeled")
+    ap.add_argument(
+        "--view-size",
+        type=int,
+        default=28,
+        help="pixels a side of both systems' crops (12: the demo's recipe where PyTorch trains in fp32)",
+    )
     args = ap.parse_args()
     print(provenance(), flush=True)
     args.device = str(resolve_device(args.device))
@@ -424,7 +442,9 @@ def main() -> None:
         return
     ours_dir, lightly_dir = args.work / "ours", args.work / "lightly"
     print(f"ours: {args.minutes} min ...", flush=True)
-    ours = train_ours(data, ours_dir, args.minutes, args.snapshot_seconds, env, device=args.device)
+    ours = train_ours(
+        data, ours_dir, args.minutes, args.snapshot_seconds, env, device=args.device, view_size=args.view_size
+    )
     print(f"LightlySSL: {args.minutes} min ...", flush=True)
     lightly = train_lightly(
         python,
@@ -436,6 +456,7 @@ def main() -> None:
         env,
         device=args.device,
         workers=args.lightly_workers,
+        view_size=args.view_size,
     )
     print("scoring snapshots ...", flush=True)
     ours_curve = score_snapshots(ours_dir / "snapshots", col, mod)
