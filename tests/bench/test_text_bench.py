@@ -26,6 +26,23 @@ def test_tfidf_is_fitted_on_the_train_split_alone(tmp_path):
     assert X[50:].nnz < X[:10].nnz
 
 
+def test_tfidf_of_text_without_spaces_counts_characters_alone(tmp_path):
+    """Unspaced text (Chinese, Japanese) makes every document one word seen once: the word
+    part has no n-gram left at two documents and is left out, the character part stays."""
+    rng = np.random.default_rng(5)
+    docs = ["".join(rng.choice(list("猫犬鳥魚馬牛羊" if i % 2 else "株価銀行市場金融投資"), 12)) for i in range(40)]
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(docs, [str(i) for i in range(40)], splits=["train"] * 30 + ["test"] * 10)
+    col = w.close()
+    X = tfidf_features(col, col.indices(), fit_on=col.indices("train"))
+    assert X.shape[0] == 40 and X.nnz > 0
+    np.testing.assert_allclose(np.sqrt(X.multiply(X).sum(1)).A1, 1.0, rtol=1e-5)  # one part: unit rows
+    # three documents share nothing twice: every n-gram counts then
+    w = CollectionWriter(tmp_path / "d", "text", (), "object")
+    w.add(["xyz", "qrs", "uvw"], ["a", "b", "c"], splits=["train"] * 3)
+    assert tfidf_features(w.close(), np.arange(3)).nnz > 0
+
+
 @pytest.mark.slow
 def test_sparse_features_go_through_the_linear_and_knn_probes(wordnet_small):
     col = wordnet_small

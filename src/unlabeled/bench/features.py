@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from unlabeled._console import UnlabeledError
 from unlabeled.bench.baselines import MINIROCKET, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.tasks import Task
@@ -53,11 +54,24 @@ def tfidf_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray | 
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     fit_on = col.indices() if fit_on is None else fit_on
+    texts = col.get(fit_on)
+    kinds = ({"analyzer": "word", "ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (2, 5)})
     parts = []
-    for kw in ({"analyzer": "word", "ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (2, 5)}):
-        vec = TfidfVectorizer(sublinear_tf=True, min_df=2, dtype=np.float32, **kw).fit(col.get(fit_on))
-        parts.append(vec.transform(col.get(positions)))
-    return (sp.hstack(parts, format="csr") * np.float32(2**-0.5)).astype(np.float32)
+    # a part with no n-gram in two documents is left out: text without spaces between words
+    # (Chinese, Japanese) has no word seen twice; a handful of documents may have neither,
+    # and then every n-gram counts
+    for min_df in (2, 1):
+        for kw in kinds:
+            try:
+                vec = TfidfVectorizer(sublinear_tf=True, min_df=min_df, dtype=np.float32, **kw).fit(texts)
+            except ValueError:  # scikit-learn's "empty vocabulary" / "no terms remain"
+                continue
+            parts.append(vec.transform(col.get(positions)))
+        if parts:
+            break
+    if not parts:
+        raise UnlabeledError(f"{col.path}: the training documents have no words or characters to count (TF-IDF)")
+    return (sp.hstack(parts, format="csr") * np.float32(len(parts) ** -0.5)).astype(np.float32)
 
 
 def minirocket_features(col: Collection, positions: np.ndarray, fit_on: np.ndarray, seed: int = 0) -> np.ndarray:
