@@ -206,6 +206,10 @@ def test_clear_errors(damaged, curated, tmp_path, fmnist_small):
     col, _ = damaged
     with pytest.raises(ul.UnlabeledError, match="already exists"):
         ul.curate(col.path, curated.path)
+    for out in (col.path, col.path.parent):  # --overwrite would delete the source before reading it
+        with pytest.raises(ul.UnlabeledError, match="holds the source"):
+            ul.curate(col.path, out, overwrite=True)
+    assert len(ul.open_collection(col.path)) == len(col)
     with pytest.raises(ul.UnlabeledError, match="--steps takes some of"):
         ul.curate(col.path, tmp_path / "a", steps=["lid", "spell"])
     with pytest.raises(ul.UnlabeledError, match="gopher_quality has no setting 'min_words'"):

@@ -410,6 +410,9 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     if req.workers > cores:  # each worker is a process busy on a core: more only wait, holding memory
         info(f"note: --workers {req.workers} capped at this machine's {cores} CPU cores")
         req = replace(req, workers=cores)
+    out, source = Path(req.out).resolve(), Path(req.source).resolve()
+    if out == source or out in source.parents:  # --overwrite would delete what it reads
+        raise UnlabeledError(f"--out {req.out} holds the source {req.source}; write the curated collection elsewhere")
     if Path(req.out).exists() and not overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(req.out))  # before the work, not after it
