@@ -100,6 +100,20 @@ def test_each_objective_refuses_what_it_cannot_train(text_mod, fmnist_small):
         build_objective("mlm", build_encoder("transformer", "tiny", image.input_shape), image)
 
 
+@pytest.mark.parametrize(
+    ("method", "encoder", "said"),
+    [("ts2vec", None, "ts2vec does not train on text"), ("clm", "tcn", "the tcn encoder does not read text")],
+)
+def test_pretraining_text_with_a_series_method_or_encoder_is_refused_in_words(
+    wordnet_small, tmp_path, method, encoder, said
+):
+    """ts2vec defaults to the tcn, whose constructor took the text's vocabulary as an unknown
+    argument: the refusal was Python's TypeError about ``vocab``."""
+    with pytest.raises(UnlabeledError, match=said):
+        ul.pretrain(wordnet_small, tmp_path / "r", method=method, encoder=encoder, epochs=0.01)
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["mlm", "clm", "simcse"])
 def test_pretraining_on_wordnet_lowers_the_loss_and_gives_embeddings(wordnet_small, tmp_path, method):

@@ -20,7 +20,13 @@ from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import check_encoder_options, default_options, saved_options
-from unlabeled.objectives import PRETRAINING, check_method_options, check_pretraining_method, self_distil
+from unlabeled.objectives import (
+    PRETRAINING,
+    TEXT_OBJECTIVES,
+    check_method_options,
+    check_pretraining_method,
+    self_distil,
+)
 from unlabeled.runs import Run, open_run, read_config, shard_split
 from unlabeled.runtime import resolve_device
 from unlabeled.train import distributed as dist
@@ -298,6 +304,14 @@ def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe,
     )
 
 
+def check_text_recipe(method: str, encoder: str | None) -> None:
+    """Text trains the transformer under a text objective; anything else is one line."""
+    if method not in TEXT_OBJECTIVES:
+        raise UnlabeledError(f"{method} does not train on text; for text choose {', '.join(TEXT_OBJECTIVES[:3])}")
+    if encoder not in (None, "transformer"):
+        raise UnlabeledError(f"the {encoder} encoder does not read text; text trains the transformer")
+
+
 def pretrain_spec(
     recipe: PretrainRecipe, col: Collection, positions: np.ndarray, src: Run | None, dev: torch.device
 ) -> RunSpec:
@@ -310,6 +324,8 @@ def pretrain_spec(
     encoder, size, enc_options = recipe.encoder, recipe.size, recipe.encoder_options
     if src is not None:
         encoder, size, enc_options = init_encoder(src, modality, encoder, size, enc_options)
+    if modality.name == "text":  # refused here, before an encoder is built with the text's vocabulary
+        check_text_recipe(recipe.method, encoder)
     encoder = encoder or default_encoder(modality.name, recipe.method)
     check_encoder_options(encoder, dict(recipe.encoder_options or {}))
     options = default_options(encoder, modality, enc_options, recipe.method)
