@@ -196,6 +196,33 @@ def test_table_messages_say_where_and_what(tmp_path):
         import_source(words, tmp_path / "w")
 
 
+def test_long_documents_are_cut_and_said_to_be_and_a_repeated_id_is_a_bad_row(tmp_path):
+    """A document over 1 MiB is cut at a whole character, in a folder and in a table alike, and
+    the import names it; a row whose id an earlier row took is reported by line, the rest
+    imported; a NUL byte anywhere makes a file binary; a broken JSON line says its column once."""
+    from unlabeled.data.textfiles import MAX_DOCUMENT_BYTES
+
+    (tmp_path / "docs").mkdir()
+    cut = b"a" * (MAX_DOCUMENT_BYTES - 1) + "🐱".encode() + b"tail"
+    (tmp_path / "docs" / "cut.txt").write_bytes(cut)
+    (tmp_path / "docs" / "ok.txt").write_text("fine")
+    (tmp_path / "docs" / "nul.txt").write_bytes(b"a" * 9000 + b"\x00binary")
+    report = import_source(tmp_path / "docs", tmp_path / "c1")
+    assert [n for n in report.notes if "cut to their first MiB" in n and "cut.txt (1.0 MiB)" in n], report.notes
+    assert "nul.txt" in str(report.bad) and len(report.collection) == 2
+    col = report.collection
+    assert col.get(list(col.ids).index("cut.txt")) == "a" * (MAX_DOCUMENT_BYTES - 1)  # not half a cat
+    src = tmp_path / "t.jsonl"
+    rows = [{"id": "a", "text": "one"}, {"id": "b", "text": "x" * (MAX_DOCUMENT_BYTES + 5)}, {"id": "a", "text": "2"}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"id": "c", "text": "open\n')
+    report = import_source(src, tmp_path / "c2")
+    bad = dict(report.bad)
+    assert bad[f"{src} line 3"] == "id 'a' already used on line 1"
+    assert bad[f"{src} line 4"] == "not JSON (Unterminated string starting at column 21)", bad
+    assert list(report.collection.ids) == ["a", "b"] and any(f"{src} line 2 (1.0 MiB)" in n for n in report.notes)
+    assert len(report.collection.get(1)) == MAX_DOCUMENT_BYTES
+
+
 def test_a_row_without_an_id_among_rows_with_ids_is_reported_not_named_none(tmp_path):
     """Rows without an id beside rows with one all became the id "None", and the import failed
     on "duplicate ids: None"; each is now reported by line and the rest import."""

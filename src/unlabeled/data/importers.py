@@ -42,6 +42,7 @@ from unlabeled.data.loaded import Loaded
 from unlabeled.data.textfiles import (
     TEXT_EXTENSIONS,
     TEXT_TABLE_EXTENSIONS,
+    cut_note,
     read_text_file,
     read_text_table,
     text_header,
@@ -254,7 +255,7 @@ def _write_loaded(
         writer.abort()
         raise
     return ImportReport(
-        col, name, loaded.modality, len(col), list(bad or []), given=given, duplicates=writer.duplicates
+        col, name, loaded.modality, len(col), list(bad or []), list(loaded.notes), given, writer.duplicates
     )
 
 
@@ -756,6 +757,8 @@ def _import_folder(
     with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         good = _readable(kind, entries, pool, bad, root)
         shape, meta = kind.plan([e.shape for e in good], opts, notes)
+        if kind.modality == "text":  # a document's header is its size in bytes
+            notes += cut_note([(str(e.path), e.shape[0]) for e in good])
         job = _FolderJob(root, kind, shape, {**opts, **meta}, _compile_group_pattern(opts.get("group_pattern")), bad)
         classes = sorted({e.label for e in good if e.label is not None}) or None
         extra = {"name": root.name, "source": str(root), **meta}

@@ -23,3 +23,4 @@ class Loaded:
     groups: list[str | None] | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # extra collection.json entries (sample_rate)
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra index columns (regression targets)
+    notes: list[str] = field(default_factory=list)  # what the import report says of them (documents cut)

@@ -28,12 +28,30 @@ DEFAULT_TEXT_COLUMN = "text"
 MAX_DOCUMENT_BYTES = 1 << 20
 
 
+def cut_document(raw: bytes) -> bytes:
+    """``raw``'s first ``MAX_DOCUMENT_BYTES``, ending on a whole character."""
+    if len(raw) <= MAX_DOCUMENT_BYTES:
+        return raw
+    return raw[:MAX_DOCUMENT_BYTES].decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def cut_note(sizes: list[tuple[str, int]], limit: int = 3) -> list[str]:
+    """The import's note on the documents that were cut: ``sizes`` holds (where, bytes) of
+    every document; those over ``MAX_DOCUMENT_BYTES`` are named, the first ``limit`` of them."""
+    cut = [(where, n) for where, n in sizes if n > MAX_DOCUMENT_BYTES]
+    if not cut:
+        return []
+    shown = ", ".join(f"{where} ({n / 2**20:.1f} MiB)" for where, n in cut[:limit])
+    more = f" and {len(cut) - limit} more" if len(cut) > limit else ""
+    return [f"{len(cut)} document(s) cut to their first MiB (no encoder reads further): {shown}{more}"]
+
+
 def decode_document(raw: bytes) -> str:
     """``raw`` as a document, or a ValueError saying why it is not one: empty, binary (a NUL
     byte), or not UTF-8 (the byte and its offset). A UTF-8 byte-order mark is dropped."""
     if not raw.strip():
         raise ValueError("empty document" if not raw else "empty document (only white space)")
-    if b"\x00" in raw[:8192]:
+    if b"\x00" in raw:
         raise ValueError("a binary file, not text (it holds NUL bytes)")
     try:
         text = raw.decode("utf-8")
@@ -51,10 +69,7 @@ def text_header(path: Path) -> tuple[int, ...]:
 
 def read_text_file(path: Path) -> str:
     """One file as a document (its first ``MAX_DOCUMENT_BYTES``, cut at a character boundary)."""
-    raw = path.read_bytes()
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raw = raw[:MAX_DOCUMENT_BYTES].decode("utf-8", errors="ignore").encode("utf-8")
-    return decode_document(raw)
+    return decode_document(cut_document(path.read_bytes()))
 
 
 def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -69,9 +84,9 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
                 bad.append((f"{path} line {n}", f"not UTF-8 text (byte {line[e.start]:#x} at offset {e.start})"))
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.append((f"{path} line {n}", f"not JSON ({e.msg} at column {e.colno})"))
+                row = json.loads(line.rstrip(b"\r\n"))  # its newline is no character of the row
+            except json.JSONDecodeError as e:  # "Invalid control character at": the column follows
+                bad.append((f"{path} line {n}", f"not JSON ({e.msg.removesuffix(' at')} at column {e.colno})"))
                 continue
             if not isinstance(row, dict):
                 bad.append((f"{path} line {n}", f"a JSON {type(row).__name__}, not an object"))
@@ -121,16 +136,21 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
     column = text_column or DEFAULT_TEXT_COLUMN
     if rows and not any(column in r for r in rows):
         have = sorted({k for r in rows for k in r if k != "__line"})
-        hint = "pass --text-column"
+        hint = "pass --text-column" if text_column is None else "name one of them with --text-column"
         if len(have) == 1 and ";" in str(have[0]):
             hint = "is it ';'-separated? .csv is read with ',' (and .tsv with tabs)"
         raise UnlabeledError(f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); {hint}")
-    texts, kept = [], []
+    texts, kept, sizes = [], [], []
     with_ids = any(not is_missing(r.get("id")) for r in rows)  # then every row needs one
+    first: dict[str, int] = {}  # the line each id was first seen on
+    unit = "line" if suffix(path) != ".parquet" else "row"
     for r in rows:
-        where = f"{path} {'line' if suffix(path) != '.parquet' else 'row'} {r['__line']}"
+        where = f"{path} {unit} {r['__line']}"
         if with_ids and is_missing(r.get("id")):
             bad.append((where, "no id (the other rows have one)"))
+            continue
+        if with_ids and first.setdefault(str(r["id"]), r["__line"]) != r["__line"]:
+            bad.append((where, f"id {str(r['id'])!r} already used on {unit} {first[str(r['id'])]}"))
             continue
         value = r.get(column)
         if not isinstance(value, str):
@@ -144,7 +164,8 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             )
             continue
         try:
-            texts.append(decode_document(value.encode("utf-8", errors="surrogateescape")))
+            raw = value.encode("utf-8", errors="surrogateescape")
+            texts.append(decode_document(cut_document(raw)))
         except UnicodeEncodeError as e:  # a lone surrogate (JSON's "\ud800"): no character at all
             bad.append((where, f"not text: a lone surrogate {value[e.start]!r} at character {e.start}"))
             continue
@@ -152,9 +173,12 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             bad.append((where, str(e)))
             continue
         kept.append(r)
+        sizes.append((where, len(raw)))
     if not kept:
         raise UnlabeledError(f"no document could be read from {path}" + (f": {bad[0][0]}: {bad[0][1]}" if bad else ""))
-    return _loaded_rows(path, texts, kept), bad
+    loaded = _loaded_rows(path, texts, kept)
+    loaded.notes += cut_note(sizes)
+    return loaded, bad
 
 
 def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:
