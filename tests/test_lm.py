@@ -37,6 +37,13 @@ def test_perplexity_and_bits_per_byte_of_held_out_glosses(gpt, wordnet_small):
     nll = math.log(got["perplexity"]) * got["tokens"]
     assert math.isclose(got["bits_per_byte"], nll / math.log(2) / got["bytes"], rel_tol=1e-9)
     assert 1 < got["perplexity"] < 8192 and got["bits_per_byte"] < 8  # better than uniform over the vocabulary
+    from unlabeled._console import console
+
+    with console.capture() as held_out:  # held out: nothing to say; the documents it trained on: said
+        ul.perplexity(gpt, wordnet_small, split="test")
+    with console.capture() as trained:
+        ul.perplexity(gpt, wordnet_small, split="train")
+    assert "not a held-out one" not in held_out.get() and "not a held-out one" in trained.get(), trained.get()
 
 
 def test_documents_nll_is_the_next_token_loss_summed(wordnet_small, tmp_path):
@@ -164,3 +171,6 @@ def test_finetune_with_the_clm_objective_trains_the_language_model_further(wordn
         assert code == 2 and len(lines) == 1 and said in lines[0], lines
     code, lines = cli(*args[:1], *args[2:], "--out", tmp_path / "x")
     assert code == 2 and "give the clm run to start from" in lines[0], lines
+    mlm = ul.pretrain(wordnet_small, tmp_path / "mlm", method="mlm", epochs=0.02, batch_size=16, precision="fp32")
+    code, lines = cli(args[0], mlm.path, *args[2:], "--out", tmp_path / "x")
+    assert code == 2 and len(lines) == 1 and "is a mlm run (pretrain one with --method clm)" in lines[0], lines

@@ -30,6 +30,14 @@ def short_reason(e: BaseException) -> str:
     return (detail or lines or [type(e).__name__])[0]
 
 
+def samples_of(modality: str, shape: tuple[int, ...] | list[int]) -> str:
+    """How a message names what a collection or run holds: "image samples of shape 1x28x28", or
+    "text documents" (a document has no shape)."""
+    if modality == "text":
+        return "text documents"
+    return f"{modality} samples of shape {'x'.join(map(str, shape))}"
+
+
 def quiet() -> bool:
     """True when progress bars should stay off (non-rank-0 processes, UNLABELED_QUIET=1)."""
     return os.environ.get("UNLABELED_QUIET") == "1" or int(os.environ.get("RANK", "0")) != 0

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, info, progress
+from unlabeled._console import UnlabeledError, info, progress, warn
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
@@ -130,13 +130,17 @@ def perplexity(
     ``bits_per_byte`` over the documents' UTF-8 bytes (a newline between documents counted as
     one byte each, as a file of them would hold), and the counts."""
     check_count(batch_size, "--batch-size", 1)
-    _, encoder, mod = _causal(run)
+    src, encoder, mod = _causal(run)
     col = open_collection(data)
     if not col.is_text:
         raise UnlabeledError(f"{col.path} holds {col.modality} samples, not text")
     dev = resolve_device(device)
     encoder.to(dev)
     pos = scored_positions(col, split)
+    trained = src.config.get("data") or {}
+    if trained.get("fingerprint") == col.fingerprint() and split != trained.get("exclude_split", "test"):
+        outside = f" outside its {trained['exclude_split']} split" if trained.get("exclude_split") else ""
+        warn(f"{src.path} trained on {col.path}'s documents{outside}: this perplexity is not a held-out one")
     nll, tokens, nbytes = 0.0, 0, 0
     with progress() as bar:
         task = bar.add_task("perplexity", total=len(pos))

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -345,3 +346,45 @@ def test_the_verification_table_keeps_its_columns_apart(monkeypatch):
         print_verification(table)
     header = next(line for line in said.get().splitlines() if line.startswith("model"))
     assert header.split() == ["model", *metrics]
+
+
+@pytest.mark.parametrize(("original", "said"), [(0.2, "undefined (nan)"), (0.31, "mostly noise"), (0.9, None)])
+def test_relearn_recovery_says_when_the_original_and_retraining_cannot_be_told_apart(
+    monkeypatch, tmp_path, original, said
+):
+    """recovery divides by P(original) - P(retrain): with the original at or below the retrained
+    model every value is nan, and close above it the values are said to be noise (a 10-author
+    benchmark of tiny models printed -6.7 without a word)."""
+    from unlabeled._console import console
+    from unlabeled.forget import relearn
+    from unlabeled.train import pretrain as pretraining
+
+    probability = {"original": original, "ssd": 0.1, "retrain": 0.3}
+
+    class Relearned:
+        def __init__(self, out):
+            self.name = Path(out).name
+
+        def encoder(self):
+            return self
+
+        def eval(self):
+            return self
+
+        def modality(self):
+            return None
+
+    monkeypatch.setattr(relearn, "split_facts", lambda task, forget: (np.arange(2), np.arange(2, 4)))
+    monkeypatch.setattr(relearn, "derive_collection", lambda *a, **k: None)
+    monkeypatch.setattr(relearn, "qa_rows", lambda task, asked: None)
+    monkeypatch.setattr(pretraining, "pretrain", lambda sub, out, **k: Relearned(out))
+    monkeypatch.setattr(relearn, "answer_probability", lambda enc, mod, rows: np.array([probability[enc.name]]))
+    runs = {name: type("R", (), {"config": {"train": {"lr": 1e-3}}})() for name in probability}
+    with console.capture() as c:
+        got = relearn.relearning(runs, None, np.arange(4), tmp_path)
+    recovery = {name: row["relearn_recovery"] for name, row in got.items()}
+    if said == "undefined (nan)":
+        assert all(np.isnan(v) for v in recovery.values()), recovery
+    else:
+        assert recovery["retrain"] == 0.0 and recovery["original"] == 1.0
+    assert (said in c.get()) if said else not c.get(), c.get()

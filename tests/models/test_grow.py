@@ -115,3 +115,5 @@ def test_a_grown_run_continues_pretraining_from_every_weight(wordnet_small, tmp_
         grow(tiny, "base", tmp_path / "base")
     with pytest.raises(UnlabeledError, match="already holds a run"):
         grow(tiny, "small", tmp_path / "small")
+    with pytest.raises(UnlabeledError, match="is already tiny; grow makes a larger model"):
+        grow(tiny, "tiny", tmp_path / "same")

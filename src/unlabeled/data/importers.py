@@ -91,7 +91,7 @@ class ImportReport:
             f"  modality: {self.modality}{'' if self.given else ' (inferred)'} ({what})",
         ]
         if col.classes:
-            lines.append(f"  labels: {len(col.classes)} classes")
+            lines.append(f"  labels: {len(col.classes)} class{'es' if len(col.classes) != 1 else ''}")
         if col.splits is not None:
             counts = Counter(s for s in col.splits if s is not None)
             lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

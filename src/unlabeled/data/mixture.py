@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, samples_of
 from unlabeled.data.collection import Collection, open_collection, weighted_positions
 
 Weights = Mapping[str | os.PathLike[str], float]
@@ -140,8 +140,8 @@ class Mixture:
                 not col.is_text and col.sample_shape != first.sample_shape
             ):
                 raise UnlabeledError(
-                    f"--mix: {col.path} holds {col.modality} samples of shape {col.sample_shape}, "
-                    f"{first.path} {first.modality} of shape {first.sample_shape}; mixed collections must match"
+                    f"--mix: {col.path} holds {samples_of(col.modality, col.sample_shape)}, "
+                    f"{first.path} {samples_of(first.modality, first.sample_shape)}; mixed collections must match"
                 )
         self.offsets = np.cumsum([0] + [len(c) for c in self.parts])
         self.path, self.meta = first.path, first.meta

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, warn
 from unlabeled.data.authors import FACTS
 from unlabeled.data.collection import Collection, derive_collection
 from unlabeled.forget.lm_metrics import answer_probability, qa_rows
@@ -66,5 +66,17 @@ def relearning(
         )  # fmt: skip
         relearned[name] = float(answer_probability(r.encoder().eval(), r.modality(), rows).mean())
     floor = relearned[reference]
-    scale = max(relearned["original"] - floor, 1e-12)
-    return {name: {"relearn_probability": p, "relearn_recovery": (p - floor) / scale} for name, p in relearned.items()}
+    scale = relearned["original"] - floor
+    if scale <= 0:  # the original gets no more back than a model that never read the authors
+        warn(
+            f"relearning: the original model ({relearned['original']:.4g}) recovers no more of the untaught facts "
+            f"than the retrained one ({floor:.4g}); relearn_recovery is undefined (nan)"
+        )
+    elif scale < 0.1 * relearned["original"]:
+        warn(
+            f"relearning: the original and the retrained model recover the untaught facts almost alike "
+            f"({relearned['original']:.4g} against {floor:.4g}); relearn_recovery divides by their difference "
+            "and is mostly noise here (a larger benchmark or longer training separates them)"
+        )
+    recovery = {name: (p - floor) / scale if scale > 0 else float("nan") for name, p in relearned.items()}
+    return {name: {"relearn_probability": p, "relearn_recovery": recovery[name]} for name, p in relearned.items()}

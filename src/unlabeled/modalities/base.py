@@ -122,9 +122,8 @@ class Modality:
         known = {f.name for f in fields(self.Augment)}
         unknown = set(changes) - known
         if unknown:
-            raise UnlabeledError(
-                f"unknown {self.name} augmentation setting(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            settings = f"known: {', '.join(sorted(known))}" if known else "it has no augmentation settings"
+            raise UnlabeledError(f"unknown {self.name} augmentation setting(s) {sorted(unknown)}; {settings}")
         try:
             return self._as_augment({**asdict(self.aug), **changes})
         except (TypeError, ValueError) as e:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, samples_of
 from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
@@ -173,8 +173,8 @@ def _teacher(teacher: Run | str | os.PathLike[str], col: Collection) -> Run:
     trained_on = run.config["modality"]
     if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
         raise UnlabeledError(
-            f"the teacher {run.path} reads {trained_on['name']} samples of shape {tuple(trained_on['sample_shape'])}; "
-            f"{col.path} holds {col.modality} samples of shape {col.sample_shape}"
+            f"the teacher {run.path} reads {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
+            f"{col.path} holds {samples_of(col.modality, col.sample_shape)}"
         )
     classes = (run.config.get("task") or {}).get("classes")
     if col.classes and classes and list(col.classes) != list(classes):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, info
+from unlabeled._console import UnlabeledError, info, samples_of
 from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset
@@ -210,12 +210,19 @@ def _language_model(
         raise UnlabeledError(f"--objective must be classify or clm, got {objective!r}")
     if run is None:
         raise UnlabeledError("--objective clm trains a language model further: give the clm run to start from")
+    src = open_run(run)
+    if src.kind != "encoder" or src.method != "clm":
+        raise UnlabeledError(
+            f"--objective clm trains a causal language model further; {src.path} is "
+            + (f"a {src.method} run" if src.kind == "encoder" else "a classifier")
+            + " (pretrain one with --method clm)"
+        )
     given = [k for k, v in unused.items() if v]
     if given == ["shards"]:
         raise UnlabeledError("--shards trains one classifier per shard of the labels; --objective clm trains one model")
     if given:
         raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
-    return pretrain(task, out, method="clm", init=run, **train)
+    return pretrain(task, out, method="clm", init=src, **train)
 
 
 def classifier_spec(
@@ -226,10 +233,9 @@ def classifier_spec(
     if src is not None:
         trained_on = src.config["modality"]
         if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-            shape = "x".join(map(str, trained_on["sample_shape"]))
             raise UnlabeledError(
-                f"run {src.path} was trained on {trained_on['name']} samples of shape {shape}; {col.path} holds "
-                f"{col.modality} samples of shape {'x'.join(map(str, col.sample_shape))} (bench adapts a run's "
+                f"run {src.path} was trained on {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
+                f"{col.path} holds {samples_of(col.modality, col.sample_shape)} (bench adapts a run's "
                 "features to other channels; training its encoder needs the shape it was built for)"
             )
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})

@@ -29,6 +29,8 @@ def _check(src: Run, size: str, mode: str) -> None:
         raise UnlabeledError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if size not in TRANSFORMER_SIZES:
         raise UnlabeledError(f"unknown size {size!r}; choose from {', '.join(TRANSFORMER_SIZES)}")
+    if size == enc["size"]:
+        raise UnlabeledError(f"{src.path} is already {size}; grow makes a larger model (--size)")
 
 
 def grow(
