@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from unlabeled import UnlabeledError
 from unlabeled.modalities.series import SeriesModality
 from unlabeled.models import build_encoder
-from unlabeled.models.transformer import PatchTransformer, default_patch, sincos_embedding
+from unlabeled.models.transformer import PatchTransformer, attention, default_patch, sincos_embedding
 from unlabeled.objectives import build_objective
 
 
@@ -113,3 +113,27 @@ def test_positions_and_defaults():
         build_encoder("transformer", "tiny", (1, 28, 28), patch=(4, 4, 4))
     with pytest.raises(UnlabeledError, match="transformer"):
         build_encoder("cnn", "tiny", (1, 100))
+
+
+def test_bf16_attention_matches_the_fused_kernel_and_a_query_with_no_key_reads_nothing():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 5, 8, generator=g) for _ in range(3))
+    attend = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    attend[1, ..., 3:] = False  # padding
+    attend[2] = False  # every key padding: a short series' visible patches under MAE's mask
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+    mine = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), attend).float()
+    assert torch.isfinite(mine).all()
+    torch.testing.assert_close(mine[:2], fused[:2], atol=0.05, rtol=0.05)
+    assert (mine[2] == 0).all()
+    q.requires_grad_(True)
+    attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), attend).float().sum().backward()
+    assert torch.isfinite(q.grad).all()
+
+
+@pytest.mark.parametrize("patch", [(0, 0), (-1, 8), (100, 100)])
+def test_a_patch_of_no_size_or_larger_than_the_sample_is_refused_in_words(patch):
+    """patch=0,0 divided by zero, -1,8 made a negative dimension, and 100 a side on a 12-voxel
+    volume built a 129M-parameter 'tiny' transformer."""
+    with pytest.raises(UnlabeledError, match="each side must be from 1 to the sample's"):
+        build_encoder("transformer", "tiny", (1, 12, 40), patch=list(patch))

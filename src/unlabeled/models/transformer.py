@@ -101,9 +101,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: torch.T
     BENCHMARKS.md); elsewhere the fused ``scaled_dot_product_attention``."""
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
         a = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-        if attend is not None:
-            a = a.masked_fill(~attend, float("-inf"))
-        return a.softmax(-1) @ v
+        if attend is None:
+            return a.softmax(-1) @ v
+        # the lowest finite value, not -inf: a query with no key to attend to (a short series'
+        # visible patches all padding under MAE's mask) would softmax to nan; it reads nothing,
+        # as the fused kernel gives it
+        p = a.masked_fill(~attend, torch.finfo(a.dtype).min).softmax(-1)
+        return (p * attend.any(-1, keepdim=True)) @ v
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
 
 
@@ -195,6 +199,8 @@ class PatchTransformer(nn.Module):
         patch = tuple(int(p) for p in (patch or default_patch(spatial)))
         if len(patch) != len(spatial):
             raise ValueError(f"patch {patch} does not match the {len(spatial)} axes of shape {tuple(input_shape)}")
+        if any(not 1 <= p <= s for p, s in zip(patch, spatial, strict=True)):
+            raise ValueError(f"patch {patch}: each side must be from 1 to the sample's ({'x'.join(map(str, spatial))})")
         dim, depth, heads = TRANSFORMER_SIZES[size]
         self.input_shape, self.patch, self.pool, self.width = (channels, *spatial), patch, pool, dim
         self.dim = dim * {"stats": 3, "layers": depth + 1}.get(pool, 1)
