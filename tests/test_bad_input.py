@@ -338,7 +338,7 @@ def test_a_parquet_column_of_text_reports_its_rows(tmp_path):
     path = tmp_path / "t.parquet"
     pd.DataFrame({"t0": [1.0, 2.0, 3.0], "t1": ["1.5", "n/a", "2.5"]}).to_parquet(path)
     report = ul.import_source(path, tmp_path / "col")
-    assert len(report.collection) == 2 and report.bad == [(f"{path} row 3", "non-numeric values")]
+    assert len(report.collection) == 2 and report.bad == [(f"{path} row 2", "non-numeric values")]  # 1-based
 
 
 def test_a_folder_of_recordings_reports_the_bad_tables(tmp_path):
@@ -370,6 +370,9 @@ def _break_collection(col: Path, kind: str) -> None:
     elif kind == "collection.json shape of text":
         meta["sample_shape"] = "1x8x8"
         (col / "collection.json").write_text(json.dumps(meta))
+    elif kind.startswith("collection.json modality "):
+        meta["modality"] = kind.rsplit(" ", 1)[1]
+        (col / "collection.json").write_text(json.dumps(meta))
     elif kind == "index.parquet damaged":
         (col / "index.parquet").write_bytes(b"PAR1 garbage")
     elif kind == "shard missing":
@@ -384,6 +387,9 @@ COLLECTION_DAMAGE = {
     "collection.json not JSON": "collection.json",
     "collection.json without shards": "'shards' should be a list, found no entry",
     "collection.json shape of text": "'sample_shape' should be a list",
+    "collection.json modality series": "series samples are (channels, time), but sample_shape is [1, 8, 8]",
+    "collection.json modality volume": "volume samples are (channels, depth, height, width), but",
+    "collection.json modality audio": "audio samples are (1, samples), but",
     "index.parquet damaged": "index.parquet",
     "shard missing": "arrays-00000.npy, a shard of",
     "shard of another shape": "holds float32 samples of shape (3, 4, 4)",

@@ -143,3 +143,7 @@ def test_overwrite_never_deletes_a_run_or_the_users_files(tmp_path, cli):
     assert code == 2 and "0 or more" in lines[-1] and not (tmp_path / "neg").exists()
     assert cli("import", "digits", tmp_path / "d")[0] == 0
     assert cli("import", "digits", tmp_path / "d", "--overwrite")[0] == 0  # a collection: replaced
+    for out in (run, notes):  # select wrote its selection over them (derive_collection)
+        code, lines = cli("select", tmp_path / "d", "--budget", "5", "--method", "random", "--out", out, "--overwrite")
+        assert code == 2 and "not a collection" in lines[-1], lines
+    assert (run / "forget-audit.sqlite").read_bytes() == b"log" and (notes / "notes.txt").read_text() == "mine"

@@ -42,7 +42,7 @@ def test_wide_and_long_tables_report_bad_rows(tmp_path, gunpoint):
     wide.to_csv(tmp_path / "wide.csv", index=False)
     report = import_source(tmp_path / "wide.csv", tmp_path / "w")
     assert report.modality == "series" and "(inferred)" in report.summary()
-    assert len(report.collection) == 19 and report.bad == [(f"{tmp_path / 'wide.csv'} row 5", "non-numeric values")]
+    assert len(report.collection) == 19 and report.bad == [(f"{tmp_path / 'wide.csv'} line 5", "non-numeric values")]
     np.testing.assert_allclose(report.collection.get([0])[0, 0], x[0], rtol=1e-6)
 
     rows = []
@@ -145,3 +145,46 @@ def test_npy_stacks_by_shape(tmp_path):
     assert vol.sample_shape == (1, 8, 8, 8)
     with pytest.raises(UnlabeledError, match="not a stack of series"):
         import_source(tmp_path / "vol.npy", tmp_path / "x", modality="series")
+
+
+def test_a_wide_csv_names_rows_by_line_and_ids_follow_the_file_past_a_skipped_row(tmp_path):
+    """A row with too many fields is left out: the rows after it kept the ids and the line
+    numbers of the rows before them shifted by one (id 000007 held line 10's data)."""
+    rows = ["label," + ",".join(f"t{i}" for i in range(20))]
+    for r in range(12):
+        rows.append(f"{r % 2}," + ",".join(str(r + i / 100) for i in range(20)))
+    rows[7] = rows[7] + ",1,2"  # data row 6: two fields too many
+    rows[8] = "," * 20  # data row 7: every value missing
+    (tmp_path / "wide.csv").write_text("\n".join(rows) + "\n")
+    report = import_source(tmp_path / "wide.csv", tmp_path / "w")
+    bad = dict(report.bad)
+    assert f"{tmp_path / 'wide.csv'} line 8" in bad and "23 fields" in bad[f"{tmp_path / 'wide.csv'} line 8"]
+    assert f"{tmp_path / 'wide.csv'} line 9" in bad, bad
+    col = report.collection
+    assert list(col.ids) == [f"{r:06d}" for r in range(12) if r not in (6, 7)]
+    assert col.get([list(col.ids).index("000008")])[0, 0, 0] == pytest.approx(8.0)
+
+
+def test_a_column_of_words_beside_the_readings_is_left_out_and_said(tmp_path):
+    lines = ["id,time,ch1,ch2,note,label"]
+    for s in range(6):
+        lines += [f"s{s},{t},{s + t / 10},{t},hello,{'ab'[s % 2]}" for t in range(10)]
+    (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
+    report = import_source(tmp_path / "long.csv", tmp_path / "l")
+    assert len(report.collection) == 6 and report.collection.sample_shape == (2, 10) and not report.bad
+    assert any("note" in n and "no numbers" in n for n in report.notes), report.notes
+
+
+def test_a_bad_case_of_a_ts_file_is_reported_by_line_and_the_others_load(tmp_path):
+    """aeon refuses a whole file for one case; a case is now reported by its line, and a label
+    that @classLabel does not declare is a bad case, not a new class."""
+    head = "@problemName x\n@timeStamps false\n@univariate true\n@classLabel true a b\n@data\n"
+    cases = ["1,2,3,4:a", "2,3,4,5:b", "x,y,z:b", "3,4,5,6:c", "4,5,6,7:a"]
+    (tmp_path / "s.ts").write_text(head + "\n".join(cases) + "\n")
+    report = import_source(tmp_path / "s.ts", tmp_path / "c")
+    bad = dict(report.bad)
+    assert set(bad) == {f"{tmp_path / 's.ts'} line 8", f"{tmp_path / 's.ts'} line 9"}, bad
+    assert "not one of @classLabel's (a, b)" in bad[f"{tmp_path / 's.ts'} line 9"]
+    col = report.collection
+    assert list(col.ids) == ["000000", "000001", "000004"] and col.classes == ["a", "b"]
+    np.testing.assert_allclose(col.get([2])[0, 0], [4, 5, 6, 7])

@@ -141,3 +141,18 @@ def test_a_collection_folder_has_the_usual_permissions(tmp_path, fmnist_arrays):
     umask = os.umask(0)
     os.umask(umask)
     assert col.path.stat().st_mode & 0o777 == 0o777 & ~umask  # mkdtemp's 0700 kept others out
+
+
+def test_an_empty_stack_and_a_file_that_is_no_npy_are_said_to_be(tmp_path):
+    """An empty stack was numpy's reshape error (a traceback); a file of garbage named .npy was
+    NumPy's advice to unpickle it with allow_pickle."""
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16, 16), np.float32))
+    with pytest.raises(UnlabeledError, match=r"holds no samples \(an array of shape \(0, 16, 16\)\)"):
+        import_source(tmp_path / "empty.npy", tmp_path / "a")
+    (tmp_path / "folder").mkdir()
+    np.save(tmp_path / "folder" / "good.npy", np.ones((8, 8), np.float32))
+    (tmp_path / "folder" / "junk.npy").write_bytes(b"garbage, not an array")
+    report = import_source(tmp_path / "folder", tmp_path / "b")
+    assert len(report.collection) == 1 and dict(report.bad) == {
+        str(tmp_path / "folder" / "junk.npy"): "not a .npy file (no NumPy header)"
+    }

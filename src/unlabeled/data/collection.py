@@ -235,6 +235,14 @@ class Collection:
 
 
 _META_TYPES = {"modality": str, "sample_shape": list, "dtype": str, "shards": list}
+# the axes of each modality's samples (a document has none); images are left to the encoders,
+# which say in a line what they take (a writer may store any grid as "image")
+_SAMPLE_AXES = {
+    "series": ("channels", "time"),
+    "audio": ("1", "samples"),
+    "volume": ("channels", "depth", "height", "width"),
+    TEXT: (),
+}
 _INDEX_COLUMNS = ("id", "shard", "row")
 
 
@@ -264,6 +272,12 @@ def read_meta(path: Path) -> dict[str, Any]:
     shape = meta["sample_shape"]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
         raise UnlabeledError(f"{meta_path}: sample_shape {shape} is not a list of positive integers")
+    axes = _SAMPLE_AXES.get(meta["modality"])
+    if axes is not None and len(shape) != len(axes):
+        raise UnlabeledError(
+            f"{meta_path}: {meta['modality']} samples are ({', '.join(axes) or 'a document'}), but sample_shape is "
+            f"{shape} (edited by hand?)"
+        )
     try:
         np.dtype(meta["dtype"])
     except TypeError:
@@ -309,6 +323,7 @@ def derive_collection(
     pos = np.sort(np.asarray(positions, dtype=np.int64))
     if dest.exists() and not overwrite:
         raise UnlabeledError(f"{dest} already exists; pass --overwrite to replace it")
+    check_replaceable(dest)  # a run, its audit log or the user's files are never what --overwrite replaces
     if not len(pos):
         raise UnlabeledError("a derived collection needs at least one sample")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ file is bad; the importer turns that into a report line and goes on with the oth
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from collections.abc import Sequence
@@ -38,6 +39,15 @@ def suffix(path: Path) -> str:
     """The file's extension, lower case, with ``.nii.gz`` kept whole."""
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A ``.npy`` file's array, never unpickled. A file without NumPy's header is said to be
+    one (NumPy takes anything else for a pickle and suggests ``allow_pickle``)."""
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError("not a .npy file (no NumPy header)")
+    return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
 def check_numeric(a: np.ndarray) -> np.ndarray:
@@ -142,7 +152,7 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     import pandas as pd  # pandas and aeon load in a second: only when a table is imported
 
     if suffix(path) == ".ts":
-        return _read_ts(path), []
+        return _read_ts(path)
     skipped: list[tuple[str, str]] = []
     try:
         df = _read_table(path, skipped)
@@ -153,6 +163,14 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     _check_single_values(path, df, [*meta.values(), *kept.values()])
     values = df[value_cols].apply(pd.to_numeric, errors="coerce")
     unparsable = values.isna() & df[value_cols].notna()
+    # a column with no number in it is not a channel (a free-text note beside the readings):
+    # left out and said, instead of failing every row or series that holds it
+    wordy = [c for c in value_cols if unparsable[c].any() and unparsable[c].sum() == df[c].notna().sum()]
+    if wordy and len(wordy) < len(value_cols):
+        value_cols = [c for c in value_cols if c not in wordy]
+        values, unparsable = values[value_cols], unparsable[value_cols]
+    else:
+        wordy = []
     if "id" in meta and df[meta["id"]].duplicated().any():
         if "time" in meta:
             df = df.sort_values([meta["id"], meta["time"]], kind="stable")
@@ -179,23 +197,72 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     loaded = Loaded(
         pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups, columns=columns
     )
+    if wordy:
+        loaded.notes.append(
+            f"column(s) {', '.join(wordy)} hold no numbers: not channels, left out (--column NAME keeps one per sample)"
+        )
     return loaded, bad
 
 
-def _read_ts(path: Path) -> Loaded:
-    """A ``.ts`` file (the UCR/UEA archive's format), read by aeon."""
+def _read_ts(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
+    """A ``.ts`` file (the UCR/UEA archive's format), read by aeon; where aeon refuses the
+    file, case by case (:func:`_ts_cases`), so that a bad case is reported by line and the
+    others load."""
     from aeon.datasets import load_from_ts_file  # aeon loads in seconds: only for .ts files
 
+    bad: list[tuple[str, str]] = []
     try:
         X, y = load_from_ts_file(str(path))
+        lines = None
     except (ValueError, OSError, IndexError, KeyError, TypeError) as e:  # aeon's reader on a malformed file
-        raise UnlabeledError(f"cannot read {path} as a .ts file: {short_reason(e)}") from None
+        X, y, lines, bad = _ts_cases(path)
+        if not X:  # no case reads: the file's fault (or a layout read here case by case does not know)
+            first = f"; {bad[0][0]}: {bad[0][1]}" if bad else ""
+            raise UnlabeledError(f"cannot read {path} as a .ts file: {short_reason(e)}{first}") from None
     if not len(X):
         raise UnlabeledError(f"{path} holds no series (a .ts file's data follow its @data line)")
     series = [_check_series(x, f"{path}[{i}]") for i, x in enumerate(X)]
     codes, classes = _codes(list(y)) if y is not None and len(y) else (None, None)
-    ids = [f"{i:06d}" for i in range(len(series))]
-    return Loaded(pad_series(series), ids, codes, None, classes, "series", str(path))
+    ids = [f"{i:06d}" for i in (lines or range(len(series)))]
+    return Loaded(pad_series(series), ids, codes, None, classes, "series", str(path)), bad
+
+
+def _ts_cases(path: Path) -> tuple[list[np.ndarray], list[str] | None, list[int], list[tuple[str, str]]]:
+    """The cases of a ``.ts`` file one line at a time: (series, labels or None, each case's
+    place among the data lines, bad lines with their reasons). Values are comma-separated,
+    dimensions colon-separated, the class label last when ``@classLabel true``; ``?`` is a
+    missing value."""
+    labels_of: list[str] | None = None
+    series, labels, places, bad = [], [], [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        in_data, place = False, 0
+        for n, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if not in_data:
+                words = line.split()
+                if words[0].lower() == "@classlabel" and len(words) > 1 and words[1].lower() == "true":
+                    labels_of = words[2:]
+                in_data = words[0].lower() == "@data"
+                continue
+            parts = line.split(":")
+            label = parts.pop() if labels_of is not None else None
+            try:
+                dims = [np.array([np.nan if v.strip() == "?" else float(v) for v in p.split(",")]) for p in parts]
+                if not dims or len({len(d) for d in dims}) > 1:
+                    raise ValueError("dimensions of different lengths" if dims else "no values")
+                if label is not None and labels_of and label not in labels_of:
+                    raise ValueError(f"label {label!r} is not one of @classLabel's ({', '.join(labels_of)})")
+            except ValueError as e:
+                bad.append((f"{path} line {n}", short_reason(e)))
+                place += 1
+                continue
+            series.append(np.stack(dims).astype(np.float32))
+            labels.append(label)
+            places.append(place)
+            place += 1
+    return series, (labels if labels_of is not None else None), places, bad
 
 
 def _table_columns(path: Path, df: Any, keep: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
@@ -230,19 +297,44 @@ def _long_series(path: Path, df: Any, id_col: str, values: Any, unparsable: Any)
     return series, ids, rows_of, bad
 
 
+def _record_lines(path: Path, count: int) -> list[tuple[int, int]] | None:
+    """(line, record) of each data row pandas read from a CSV/TSV: the line it starts on and
+    its place among the file's records, rows pandas skipped (too many fields) counted, so ids
+    and messages follow the file. None for Parquet, or where the two readers disagree."""
+    if suffix(path) == ".parquet":
+        return None
+    out = []
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
+        width = len(next(reader, []))
+        start, record_no = reader.line_num + 1, 0
+        for record in reader:
+            if record:  # a blank line is no record (pandas skips it too)
+                if len(record) <= width:  # one with more fields pandas leaves out (on_bad_lines="warn")
+                    out.append((start, record_no))
+                record_no += 1
+            start = reader.line_num + 1
+    return out if len(out) == count else None
+
+
 def _wide_series(path: Path, ids_col: Any, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
-    """Series of a wide table (one row per sample): (series, ids, their rows, bad)."""
+    """Series of a wide table (one row per sample): (series, ids, their rows, bad). A row is
+    named by its line (a CSV) or its row (Parquet); without an id column its id is its place
+    among the file's rows."""
     series, ids, rows_of, bad = [], [], [], []
+    lines = _record_lines(path, len(values))
     for i, (idx, row) in enumerate(values.iterrows()):
+        line, record = lines[i] if lines else (i + 2, i)
+        where = f"line {line}" if lines else f"row {i + 1}"
         if unparsable.loc[idx].any():
-            bad.append((f"{path} row {i + 2}", "non-numeric values"))
+            bad.append((f"{path} {where}", "non-numeric values"))
             continue
         try:
-            series.append(_check_series(row.to_numpy(), f"row {i + 2}"))
+            series.append(_check_series(row.to_numpy(), where))
         except ValueError as e:
-            bad.append((f"{path} row {i + 2}", str(e).split(": ", 1)[-1]))
+            bad.append((f"{path} {where}", str(e).split(": ", 1)[-1]))
             continue
-        ids.append(str(ids_col.at[idx]) if ids_col is not None else f"{i:06d}")
+        ids.append(str(ids_col.at[idx]) if ids_col is not None else f"{record:06d}")
         rows_of.append(idx)
     return series, ids, rows_of, bad
 
@@ -311,7 +403,7 @@ def read_series_file(path: Path, shape: tuple[int, ...] | None = None) -> np.nda
     shape (T,) or (C, T)."""
     ext = suffix(path)
     if ext == ".npy":
-        a = check_numeric(np.load(path, allow_pickle=False))
+        a = check_numeric(load_npy(path))
         if a.ndim > 2:
             raise ValueError(f"shape {a.shape} is not a series ((T,) or (C, T))")
     else:
@@ -365,7 +457,7 @@ def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
 def volume_header(path: Path) -> tuple[int, ...]:
     """(C, D, H, W) without reading the voxels."""
     if suffix(path) == ".npy":
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        shape = load_npy(path, "r").shape
     else:
         import nibabel as nib
 
@@ -382,7 +474,7 @@ def volume_header(path: Path) -> tuple[int, ...]:
 def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """(C, D, H, W) float32, resampled trilinearly to ``shape`` when it differs."""
     if suffix(path) == ".npy":
-        a = check_numeric(np.load(path, allow_pickle=False)).astype(np.float32)
+        a = check_numeric(load_npy(path)).astype(np.float32)
         a = a[None] if a.ndim == 3 else a
     else:
         import nibabel as nib

@@ -273,7 +273,7 @@ def _as_images(arr: np.ndarray) -> np.ndarray:
 def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
     try:
         if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = formats.load_npy(path)
             arr = arr.ravel() if arr.ndim == 2 and 1 in arr.shape else arr  # a column or a row of labels
             if arr.ndim != 1:
                 shape = "x".join(map(str, arr.shape))
@@ -335,9 +335,11 @@ def _import_array_file(
     overwrite: bool,
 ) -> ImportReport:
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = formats.load_npy(path, "r")
     except Exception as e:  # corrupt header, pickled objects, truncated file
         raise UnlabeledError(f"cannot read {path}: {e}") from e
+    if arr.ndim and not arr.shape[0]:
+        raise UnlabeledError(f"{path} holds no samples (an array of shape {arr.shape})")
     try:
         formats.check_numeric(arr)
         arr, modality = _as_modality(arr, modality)
@@ -455,12 +457,12 @@ def _read_image(path: Path, shape: tuple[int, int, int], resize: bool) -> np.nda
 
 
 def _npy_header(path: Path) -> tuple[int, ...]:
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    arr = formats.load_npy(path, "r")
     return tuple(arr.shape if arr.ndim == 3 else (1, *arr.shape))
 
 
 def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    a = formats.check_numeric(np.load(path, allow_pickle=False))
+    a = formats.check_numeric(formats.load_npy(path))
     a = a[None] if a.ndim == 2 else a
     if a.shape != shape:
         raise ValueError(f"shape {a.shape} differs from the collection's {shape}")

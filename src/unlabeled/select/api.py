@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import Collection, derive_collection, open_collection
+from unlabeled.data.collection import Collection, check_replaceable, derive_collection, open_collection
 from unlabeled.runs import Run, open_run
 from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
@@ -161,6 +161,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         raise UnlabeledError(f"--out {req.out} is the pool to select from; write the selection elsewhere")
     if Path(req.out).exists() and not req.overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
+    check_replaceable(Path(req.out))  # before any embedding, not after it
     if method.needs_target and req.target is None and req.target_vectors is None:
         raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
     if not 0 < req.threshold <= 1:
