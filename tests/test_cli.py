@@ -244,13 +244,35 @@ def test_ctrl_c_outside_training_says_so_once(reported, monkeypatch):
             e.reported = True  # as the trainer marks the one it has reported
         raise e
 
-    monkeypatch.setattr(cli_module, "app", interrupted)
+    monkeypatch.setattr(cli_module, "_run_app", interrupted)
     monkeypatch.setattr(cli_module, "tune_process", lambda: None)
     monkeypatch.setattr(cli_module.signal, "signal", lambda *a: None)  # pytest's own SIGTERM stays
     with console.capture() as said, pytest.raises(SystemExit) as stop:  # whatever stream the console holds
         cli_module.main()
     assert stop.value.code == 130
     assert ("interrupted" in said.get()) is not reported
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["pretrain"], "unlabeled pretrain: Missing argument 'data'."),
+        (["pretrain", "data", "--bogus"], "No such option: --bogus"),
+        (["pretrain", "data", "--minutes", "abc"], "Invalid value for '--minutes'"),
+        (["no-such-command"], "No such command 'no-such-command'."),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_code_2(cli, args, said):
+    """click printed a six-line box for these (usage, a hint, a frame around the message)."""
+    code, lines = cli(*args)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and said in lines[0], lines
+
+
+def test_help_and_no_arguments_still_show_the_usage(cli, capsys):
+    for args in ([], ["--help"], ["pretrain", "--help"]):
+        code, lines = cli(*args)
+        shown = "\n".join(lines) + capsys.readouterr().out  # typer's help prints on its own console
+        assert code in (0, 2) and "Usage" in shown and not any(x.startswith("error:") for x in lines), (args, shown)
 
 
 def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback():

@@ -811,7 +811,9 @@ def main() -> None:
     tune_process()  # process-wide settings belong to the entry point, never to a library call
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        _run_app()
+    except typer.TyperException as e:  # a usage error (typer's copy of click's): an unknown option, a word for a number
+        _usage_error(e)
     except UnlabeledError as e:
         console.print(f"[red]error:[/] {escape(str(e))}")
         sys.exit(2)
@@ -829,6 +831,31 @@ def main() -> None:
         if interrupt is None:
             raise
         _interrupted(interrupt)
+
+
+def _run_app() -> None:
+    """The commands without typer's own handling around them (``app()``): its usage errors,
+    printed as a framed box of six lines, and Ctrl-C, turned into a silent exit, come to
+    :func:`main` as they are."""
+    command = typer.main.get_command(app)
+    try:
+        with command.make_context("unlabeled", sys.argv[1:]) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as e:  # --help, and a command that ends with typer.Exit
+        if e.exit_code:
+            sys.exit(e.exit_code)
+
+
+def _usage_error(e: typer.TyperException) -> None:
+    """A usage error in one line and exit code 2; a command given no arguments shows its help."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        console.print(escape(ctx.get_help()))
+        sys.exit(2)
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    console.print(f"[red]error:[/] {escape(where + message)} (see --help)")
+    sys.exit(2)
 
 
 def _interrupted(e: BaseException) -> None:
