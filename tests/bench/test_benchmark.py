@@ -257,6 +257,16 @@ def test_list_arguments_given_a_lone_value_are_refused(run, fmnist_small, tmp_pa
             ul.bench(run, fmnist_small, out=tmp_path / "x", **kwargs)
     with pytest.raises(UnlabeledError, match="ratio must be a whole number"):
         ul.selftrain(None, fmnist_small, tmp_path / "st", shots=2, ratio=2.5)
+    # "0.1" as a string suggests the list of numbers it meant; a fraction or seed count of the
+    # wrong kind is named before any work (seeds=1.5 was a TypeError from deep inside)
+    for kwargs, said in (
+        ({"fractions": "0.1,1"}, r"e\.g\. fractions=\[0\.1, 1\.0\]"),
+        ({"fractions": ["0.1"]}, "label fractions must be numbers"),
+        ({"seeds": 1.5}, "seeds must be a whole number"),
+        ({"fractions": [], "shots": [2.5]}, "shots must be a whole number"),
+    ):
+        with pytest.raises(UnlabeledError, match=said):
+            ul.bench(run, fmnist_small, out=tmp_path / "x", **kwargs)
 
 
 def test_a_bench_out_is_never_a_collection_or_a_folder_of_other_files(run, fmnist_small, tmp_path):

@@ -73,6 +73,14 @@ def test_a_tone_lands_in_the_right_mel_band():
     assert abs(centres[band].item() - f) < 150
 
 
+def test_a_recording_shorter_than_the_stft_edge_still_makes_a_spectrogram():
+    """``import --seconds 0.0001`` kept 2 samples a recording; the STFT's reflected edge needs
+    more than half a window, and pretrain and embed ended in PyTorch's traceback."""
+    mod = AudioModality((1, 2), [0.0], [1.0], sample_rate=16000, n_mels=40)
+    spec = mod.prepare(np.ones((3, 1, 2), np.float32))
+    assert spec.shape == (3, *mod.input_shape) and torch.isfinite(spec).all()
+
+
 def test_volume_augment():
     from tests.conftest import digit_volumes
 
@@ -89,3 +97,13 @@ def test_volume_augment():
         augment={"crop_scale": (1.0, 1.0), "flip_p": 1.0, "intensity_p": 0.0, "noise_p": 0.0},
     )
     torch.testing.assert_close(flip.augment(x, _g()), x.flip(2, 3, 4), atol=1e-5, rtol=1e-5)
+
+
+def test_a_word_for_an_augmentation_number_is_named():
+    """``--augment noise_p=abc`` was "'<=' not supported between instances of 'int' and 'str'"."""
+    from unlabeled import UnlabeledError
+
+    mod = AudioModality((1, 16000), [0.0], [1.0], sample_rate=16000, n_mels=40)
+    name = next(k for k, v in vars(mod.aug).items() if isinstance(v, float))
+    with pytest.raises(UnlabeledError, match=f"--augment {name} takes a number"):
+        mod.augmentation_with({name: "abc"})

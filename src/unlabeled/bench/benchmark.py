@@ -162,7 +162,15 @@ def _listed(name: str, value: Any) -> tuple[Any, ...]:
     """An argument that takes a list, as a tuple: a lone value or a string is refused (a
     string would be read as its letters)."""
     if isinstance(value, str | int | float):
-        raise UnlabeledError(f"{name} must be a list, got {value!r}; e.g. {name}=[{value!r}]")
+        example = value
+        if isinstance(value, str) and name in ("fractions", "shots"):  # "0.1,1" meant [0.1, 1]
+            try:
+                example = ", ".join(repr(float(v) if name == "fractions" else int(v)) for v in value.split(","))
+            except ValueError:
+                example = repr(value)
+        else:
+            example = repr(value)
+        raise UnlabeledError(f"{name} must be a list, got {value!r}; e.g. {name}=[{example}]")
     return tuple(value)
 
 

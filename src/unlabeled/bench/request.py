@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_count
 from unlabeled.bench.baselines import BASELINES
 from unlabeled.bench.probes import PROBES
 from unlabeled.data.collection import Collection
@@ -54,12 +57,10 @@ class BenchRequest:
 
     def _check_labels(self) -> None:
         for f in self.fractions:
-            if not 0 < f <= 1:
-                raise UnlabeledError(f"label fractions must be in (0, 1], got {f}")
+            if isinstance(f, bool) or not isinstance(f, int | float | np.integer | np.floating) or not 0 < f <= 1:
+                raise UnlabeledError(f"label fractions must be numbers in (0, 1], got {f!r}")
         for k in self.shots:
-            if int(k) < 1:
-                raise UnlabeledError(f"shots must be at least 1, got {k}")
+            check_count(k, "shots", 1)
         if not self.fractions and not self.shots:
             raise UnlabeledError("give at least one label fraction or number of shots")
-        if self.seeds < 1:
-            raise UnlabeledError(f"seeds must be at least 1, got {self.seeds}")
+        check_count(self.seeds, "seeds", 1)

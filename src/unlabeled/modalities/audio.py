@@ -146,6 +146,8 @@ class AudioModality(Modality):
                 mel_filterbank(self.sample_rate, self.n_fft, self.n_mels).to(dev),
             )
         window, fbank = self._mel[dev]
+        if wave.shape[1] <= self.n_fft // 2:  # shorter than STFT's reflected edge: silence after it
+            wave = F.pad(wave, (0, self.n_fft // 2 + 1 - wave.shape[1]))
         with torch.autocast(dev.type, enabled=False):
             spec = torch.stft(wave, self.n_fft, self.hop, self.win, window, center=True, return_complex=True)
             power = spec.real**2 + spec.imag**2  # (B, freqs, frames)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_kind
 from unlabeled.data.collection import Collection
 
 
@@ -124,8 +125,11 @@ class Modality:
         if unknown:
             settings = f"known: {', '.join(sorted(known))}" if known else "it has no augmentation settings"
             raise UnlabeledError(f"unknown {self.name} augmentation setting(s) {sorted(unknown)}; {settings}")
+        current = asdict(self.aug)
+        for name, value in changes.items():  # a word for a number is named, not a failed comparison
+            check_kind(f"--augment {name}", value, current[name])
         try:
-            return self._as_augment({**asdict(self.aug), **changes})
+            return self._as_augment({**current, **changes})
         except (TypeError, ValueError) as e:
             raise UnlabeledError(f"{self.name} augmentation: {e}") from None
 
