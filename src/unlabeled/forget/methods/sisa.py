@@ -12,6 +12,7 @@ from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.runs import SHARDS, Run
 from unlabeled.train.pretrain import claim_run_dir
+from unlabeled.train.spec import ids_hash
 
 
 class SISAMethod(Method):
@@ -35,4 +36,22 @@ class SISAMethod(Method):
             else:
                 shutil.copytree(shard.path, dest, dirs_exist_ok=True)
         info(f"sisa: retrained {len(affected)} of {src.config['sisa']['shards']} shards")
-        return request.save({**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}})
+        return request.save(_top_config(src, Run(request.out / SHARDS / "00"), request, affected))
+
+
+def _top_config(src: Run, first: Run, request: ForgetRequest, affected: list[str]) -> dict:
+    """The result's own ``config.json``: as a sharded run's is made (``train_shards``), from its
+    first shard's, which a retrained shard changes: the normalisation fitted without the
+    forgotten samples (or the retrained ancestor's) and where it started, so that nothing the
+    run reads at inference still comes from what it forgot; the training set is what it keeps."""
+    config = {**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}}
+    for key in ("modality", "init"):
+        if key in first.config:
+            config[key] = first.config[key]
+        else:
+            config.pop(key, None)
+    kept = request.task.ids[request.retain_pos]
+    config["data"] = {**config["data"], "samples": len(kept), "ids": ids_hash(kept)}
+    if "task" in config:
+        config["task"] = {**config["task"], "samples": len(kept)}
+    return config
