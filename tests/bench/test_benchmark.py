@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -341,3 +342,14 @@ def test_the_maps_are_made_by_the_workers_beside_the_fits_and_not_again_by_the_r
     for m, (xy, y) in drawn.items():
         np.testing.assert_allclose(xy, embedding_map.tsne_2d(panels[m][0]), rtol=1e-4, atol=1e-3)
         np.testing.assert_array_equal(y, panels[m][1])
+
+
+def test_a_run_named_as_a_baseline_or_as_another_run_is_told_apart():
+    """A run in a folder named ``raw`` took the raw baseline's row: the report showed one
+    ``raw linear`` (the run's) and the baseline nowhere."""
+    from types import SimpleNamespace
+
+    from unlabeled.bench.features import _model_names
+
+    runs = [SimpleNamespace(name=p.name, path=p) for p in map(Path, ("y/raw", "x/a", "z/a", "w/b", "v/supervised"))]
+    assert _model_names(tuple(runs)) == ["y/raw", "x/a", "z/a", "b", "v/supervised"]

@@ -133,6 +133,13 @@ def test_laf_losses_and_cka():
     q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
     assert linear_cka(e, 3 * e @ q) == pytest.approx(1.0, abs=1e-6)  # rotation and scale do not matter
     assert linear_cka(e, rng.normal(size=(200, 16))) < 0.3
+    # one forgotten sample: no centred representation, no CKA (it was 0, a gap of 1 in the average)
+    assert np.isnan(linear_cka(e[:1], e[:1])) and np.isnan(linear_cka(e, np.ones_like(e)))
+    from unlabeled.forget.verify import ENCODER_METRICS, encoder_gaps
+
+    row = {m: 0.5 for m in ENCODER_METRICS} | {"forget_cka": float("nan")}
+    gaps = encoder_gaps(row, row)
+    assert np.isnan(gaps["forget_cka_gap"]) and gaps["average_gap"] == 0.0
 
 
 def test_an_unlearned_encoder_is_retrained_with_the_recipe_it_was_unlearned_from(encoder, laf, tmp_path):

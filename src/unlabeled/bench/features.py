@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from unlabeled._console import UnlabeledError
-from unlabeled.bench.baselines import MINIROCKET, RANDOM_INIT, RAW, SUPERVISED
+from unlabeled.bench.baselines import BASELINES, MINIROCKET, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.tasks import Task
 from unlabeled.data.collection import Collection
@@ -142,8 +142,14 @@ def identity(model: Model, runs: tuple[Run, ...]) -> list[Any]:
 
 
 def _model_names(runs: tuple[Run, ...]) -> list[str]:
+    """Each run's name in the tables: its folder's, with its parent's before it where two runs
+    share one or it is a baseline's (a run in ``raw/`` took the raw baseline's row)."""
     names = [r.name for r in runs]
-    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
+
+    def taken(name: str) -> bool:
+        return names.count(name) > 1 or name.split(":")[0] in BASELINES
+
+    return [f"{r.path.parent.name}/{r.name}" if taken(r.name) else r.name for r in runs]
 
 
 def _arch(run: Run) -> str:

@@ -149,11 +149,15 @@ def view_alignment(
 
 def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
     """Linear centred kernel alignment (Kornblith et al. 2019) of two representations of the
-    same samples: 1 when they agree up to rotation and scale, whatever their dimensions."""
+    same samples: 1 when they agree up to rotation and scale, whatever their dimensions; nan
+    where it is undefined (fewer than two samples, or one side the same for every sample: the
+    centred representation is zero)."""
     a = a - a.mean(0)
     b = b - b.mean(0)
-    cross = np.linalg.norm(a.T @ b) ** 2
-    return float(cross / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b) + 1e-12))
+    scale = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    if len(a) < 2 or scale <= 0:
+        return float("nan")
+    return float(np.linalg.norm(a.T @ b) ** 2 / scale)
 
 
 def encoder_scores(
@@ -208,6 +212,6 @@ def encoder_scores(
 def encoder_gaps(result: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
     """Absolute gap to the retrained encoder per metric present (CKA: 1 - CKA), and their average."""
     g = {f"{m}_gap": abs(result[m] - reference[m]) for m in ENCODER_METRICS if m in result and m != "forget_cka"}
-    g["forget_cka_gap"] = 1.0 - result["forget_cka"]
-    g["average_gap"] = float(np.mean(list(g.values())))
+    g["forget_cka_gap"] = 1.0 - result["forget_cka"]  # nan where CKA is (one forgotten sample)
+    g["average_gap"] = float(np.mean([v for v in g.values() if np.isfinite(v)]))
     return g
