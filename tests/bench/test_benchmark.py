@@ -215,6 +215,20 @@ def test_a_k_shot_setting_above_the_smallest_class_says_so(digits):
     ]
 
 
+def test_a_fraction_below_one_label_per_class_says_how_many_it_draws(digits):
+    """0.0001 of digits' 1,438 labelled samples drew one of each of the 10 classes, and the
+    report's column said 0.01% with no word."""
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.request import BenchRequest
+    from unlabeled.bench.tasks import make_task
+
+    task = make_task(digits)
+    notes: list[str] = []
+    plan_task(task, BenchRequest(runs=("r",), task="t", fractions=(0.0001, 0.01, 0.1)), notes)
+    said = [n for n in notes if "at least one label of each class" in n]
+    assert len(said) == 1 and "0.0001" in said[0] and "10 labels" in said[0], notes
+
+
 def test_a_run_trained_on_the_test_samples_is_not_scored_as_held_out(gunpoint, tmp_path):
     """A classifier that learnt test samples' labels is refused; an encoder pretrained on
     their inputs is scored with a note that says so."""
@@ -353,3 +367,20 @@ def test_a_run_named_as_a_baseline_or_as_another_run_is_told_apart():
 
     runs = [SimpleNamespace(name=p.name, path=p) for p in map(Path, ("y/raw", "x/a", "z/a", "w/b", "v/supervised"))]
     assert _model_names(tuple(runs)) == ["y/raw", "x/a", "z/a", "b", "v/supervised"]
+
+
+def test_an_interrupted_run_is_scored_with_a_note(run, tmp_path):
+    """A pretraining killed at step 60 was benched without a word in the notes or the report."""
+    import shutil
+
+    from unlabeled.bench.benchmark import _note_unfinished
+    from unlabeled.train import checkpoint as ckpt
+
+    notes: list[str] = []
+    _note_unfinished(run, notes)
+    assert notes == []  # finished: nothing to say
+    shutil.copytree(run.path, tmp_path / "cut")
+    state = ckpt.load_state(tmp_path / "cut" / ckpt.STATE_FILE)
+    ckpt.save_state(tmp_path / "cut" / ckpt.STATE_FILE, {**state, "total_steps": state["step"] + 100})
+    _note_unfinished(ul.open_run(tmp_path / "cut"), notes)
+    assert len(notes) == 1 and f"stopped at step {state['step']} of {state['step'] + 100}" in notes[0]

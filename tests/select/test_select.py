@@ -133,6 +133,10 @@ def test_clear_errors(digits, pixels, tmp_path):
         ({"method": "simcore", "budget": 10, "stop_similarity": float("nan")}, "cosine similarity in"),
         ({"method": "dedup", "budget": 10}, "dedup takes no --budget"),
         ({"method": "random", "budget": 10, "target": digits}, "random takes no --target"),
+        # each sample its own cluster: dedup removed nothing and said nothing
+        ({"method": "dedup", "centroids": 5000}, "--centroids 5000 is more than the pool's 1438 samples"),
+        # the test split was then the pool's, silently
+        ({"method": "random", "budget": 10, "exclude_split": "bogus"}, "has no split 'bogus' to leave out"),
     ):
         with pytest.raises(UnlabeledError, match=match):
             select(digits, out=tmp_path / "x", pool_vectors=pixels, target_vectors=pixels[:20], **kwargs)

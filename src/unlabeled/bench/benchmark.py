@@ -109,6 +109,8 @@ def run_bench(request: BenchRequest) -> BenchResult:
     """:func:`bench` on a checked request."""
     suite_name, tasks = _load_tasks(request)
     notes: list[str] = []
+    for run in request.runs:
+        _note_unfinished(run, notes)
     for t in tasks:  # every task checked before any is benched: a refusal wastes no work
         for run in request.runs:
             check_held_out(run, t, notes)
@@ -138,6 +140,20 @@ def run_bench(request: BenchRequest) -> BenchResult:
     info(f"bench: {len(rows)} cells on {len(tasks)} task(s) in {settings['seconds']:.0f} s")
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
+
+
+def _note_unfinished(run: Run, notes: list[str]) -> None:
+    """A run whose training stopped before its planned steps (interrupted, not resumed) is
+    scored as it is, with a note: its rows are a partly trained model's."""
+    state = run.path / ckpt.STATE_FILE
+    if "sisa" in run.config or not state.exists():  # a sharded run's shards, a result without a resume state
+        return
+    s = ckpt.load_state(state)
+    if s["step"] < s.get("total_steps", s["step"]):
+        notes.append(
+            f"{run.path} stopped at step {s['step']} of {s['total_steps']} (interrupted): its rows score a partly "
+            "trained model; the command that made it, with --resume, finishes it"
+        )
 
 
 BENCH_FILES = {"bench.json", "report.html", CACHE_FILE}
