@@ -268,6 +268,13 @@ def test_a_usage_error_is_one_line_and_exit_code_2(cli, args, said):
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and said in lines[0], lines
 
 
+def test_version_is_printed(cli, capsys):
+    code, _ = cli("--version")
+    from unlabeled import __version__
+
+    assert code == 0 and capsys.readouterr().out.strip() == f"unlabeled {__version__}"
+
+
 def test_help_and_no_arguments_still_show_the_usage(cli, capsys):
     for args in ([], ["--help"], ["pretrain", "--help"]):
         code, lines = cli(*args)

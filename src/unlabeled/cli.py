@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from unlabeled import lm
 from unlabeled._console import UnlabeledError, console
+from unlabeled._version import __version__
 from unlabeled.bench import bench as run_bench
 from unlabeled.bench.scaling import scaling as run_scaling
 from unlabeled.bench.suites import builtin_suites, load_suite
@@ -39,6 +40,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"unlabeled {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Learn from unlabeled data: import, curate, pretrain, embed, select, bench, scaling, finetune, distil,
+    selftrain, forget, grow, generate, perplexity."""
 
 
 def _floats(text: str, what: str) -> list[float]:

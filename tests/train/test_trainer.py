@@ -565,3 +565,21 @@ def test_a_step_count_is_rounded_up_only_where_that_cannot_overrun_the_budget_by
     assert steps_within(100.0, 0.3, 100.0) == 333 and steps_within(100.0, 0.7, 100.0) == 143  # the nearest
     assert steps_within(0.97 * 40, 20.0, 60.0) == 2  # 1.94 steps: 1.2 s (2%) late at most
     assert steps_within(0.97 * 38, 22.0, 60.0) == 1  # 1.68 steps: rounding up ends 7 s (12%) late
+
+
+def test_a_killed_writers_temporary_files_go_when_the_run_is_taken_again(tmp_path):
+    """SIGKILL runs no cleanup: the half-written ``.state.pt.XXXX.tmp`` (10 MB for a small
+    run) stayed in the run folder through every later resume."""
+    from unlabeled.train.run import run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".state.pt.abc123.tmp", out / ".model.safetensors.def456.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    (out / "bench.json").write_text("{}")  # not the run writer's: left alone
+    (out / ".bench.json.x1.tmp").write_text("")
+    with run_lock(out):
+        pass
+    assert not any(p.exists() for p in stale)
+    assert (out / "bench.json").exists() and (out / ".bench.json.x1.tmp").exists()

@@ -90,6 +90,7 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(out, _lock_file(out))
     _HELD[out] = 1
+    _remove_stale_temporaries(out)
     try:
         yield
     finally:
@@ -97,6 +98,21 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
         with contextlib.suppress(OSError):
             _lock_file(out).unlink()
         os.close(fd)  # releases the lock
+
+
+# what a run's writer writes atomically, through a temporary ``.NAME.XXXXXXXX.tmp`` beside it
+_RUN_FILES = (ckpt.MODEL_FILE, ckpt.STATE_FILE, "config.json", TRAINING_IDS)
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """The temporary files a killed writer of the run left (SIGKILL runs no cleanup): with the
+    run's lock held no other process writes them, so they are removed."""
+    if not out.is_dir():
+        return
+    for name in _RUN_FILES:
+        for stale in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _acquire(out: Path, lock: Path) -> int:
