@@ -321,3 +321,19 @@ def test_a_classifier_asked_for_a_language_model_method_is_told_so(clf, tmp_path
         forget(clf, method="ssd", class_="trouser", out=tmp_path / "x")
     with pytest.raises(ul.UnlabeledError, match="'nope' is an unknown forget method"):
         forget(clf, method="nope", class_="trouser", out=tmp_path / "x")
+
+
+def test_training_from_a_forget_result_on_what_it_forgot_is_warned(clf, fmnist_small, tmp_path):
+    """finetune (or distil, selftrain, pretrain --init) from a forget result on the whole
+    collection learnt the forgotten samples again without a word."""
+    from unlabeled._console import console
+
+    ids = clf.training_ids()[:10]
+    forgot = forget(clf, method="retrain", ids=ids, out=tmp_path / "forgot", epochs=0.2)
+    with console.capture() as again:
+        finetune(forgot, fmnist_small, tmp_path / "again", epochs=0.1)
+    assert "10 of the samples this run trains on were forgotten from" in again.get(), again.get()
+    keep = fmnist_small.positions([i for i in clf.training_ids() if i not in set(ids)])
+    with console.capture() as without:
+        finetune(forgot, fmnist_small, tmp_path / "without", positions=keep, epochs=0.1)
+    assert "were forgotten from" not in without.get()

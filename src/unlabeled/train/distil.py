@@ -33,7 +33,14 @@ from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.pretrain import provenance
-from unlabeled.train.run import claim_run_dir, refuse_out_at, run_lock, train, training_positions
+from unlabeled.train.run import (
+    claim_run_dir,
+    note_forgotten,
+    refuse_out_at,
+    run_lock,
+    train,
+    training_positions,
+)
 from unlabeled.train.sampling import Retargeted
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
 from unlabeled.train.trainer import TrainConfig, one_budget
@@ -117,6 +124,7 @@ def distil(
             _check_label_weight(teacher_run, col, recipe.label_weight)
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             positions = col.indices(exclude="test")
+            note_forgotten(teacher_run, col, positions)  # with --label-weight its labels are learnt
         targets = soft_targets(teacher_run, col, positions, recipe, dev)
         if not resume:
             spec = student_spec(recipe, teacher_run, src, col, len(positions), dev)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, info
+from unlabeled._console import UnlabeledError, info, warn
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, holding_collection, weighted_positions
 from unlabeled.data.mixture import Mixture
@@ -302,6 +302,24 @@ def starting_run(spec: RunSpec) -> Run | None:
     return None if path is None else Run(path)
 
 
+def note_forgotten(src: Run, col: Collection, positions: np.ndarray) -> None:
+    """Warn where a run about to train on ``positions`` from ``src`` would learn again samples
+    forgotten from ``src`` or a run it started from: a forget request removed them from that
+    model, and training on them undoes it."""
+    ids, seen, run = set(col.ids[positions].tolist()), set(), src
+    while run is not None and str(run.path) not in seen:
+        seen.add(str(run.path))
+        if (run.path / FORGOTTEN_IDS).exists():
+            back = ids.intersection(read_ids(run.path / FORGOTTEN_IDS))
+            if back:
+                warn(
+                    f"{len(back)} of the samples this run trains on were forgotten from {run.path} by a forget "
+                    "request; training on them learns them again: leave them out of the data"
+                )
+        init = (run.config.get("init") or {}).get("run")
+        run = Run(Path(init)) if init and (Path(init) / CONFIG).exists() else None
+
+
 def start_point(src: Run) -> InitSpec:
     """The starting point of a run that begins from ``src``'s weights, with their hash."""
     path = src.path / ckpt.MODEL_FILE
@@ -357,6 +375,8 @@ def train(
     weights of the run its spec names (:func:`starting_run`).
     ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
     start = None if resume else starting_run(spec)  # a resumed run's checkpoint holds its weights
+    if start is not None:
+        note_forgotten(start, col, positions)
     objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
     if not resume and feed is not None and feed.warm_start is not None:
         feed.warm_start(objective)
