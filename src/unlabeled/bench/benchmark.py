@@ -120,7 +120,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(out_dir / CACHE_FILE)
     if cache.scores:
-        info(f"bench: {len(cache.scores)} finished fits found in {cache.path}; they are not redone")
+        info(f"bench: {len(cache.scores)} finished fits in {cache.path}; those asked for again are not redone")
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     samples: Embeddings = {}
