@@ -384,3 +384,24 @@ def test_an_interrupted_run_is_scored_with_a_note(run, tmp_path):
     ckpt.save_state(tmp_path / "cut" / ckpt.STATE_FILE, {**state, "total_steps": state["step"] + 100})
     _note_unfinished(ul.open_run(tmp_path / "cut"), notes)
     assert len(notes) == 1 and f"stopped at step {state['step']} of {state['step'] + 100}" in notes[0]
+
+
+def test_a_suite_imports_its_source_again_once_it_changed(tmp_path):
+    """Suite imports were reused by folder name alone: a source edited since (its labels
+    shuffled) was benched as first imported, with no word of it."""
+    from unlabeled.bench import suites
+
+    rows = ["label," + ",".join(f"t{i}" for i in range(12))]
+    rows += [f"{r % 2}," + ",".join(str(r + i) for i in range(12)) for r in range(8)]
+    (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "mine.toml").write_text(f'name = "mine"\n[[task]]\nsource = "{tmp_path / "series.csv"}"\n')
+    suite = suites.load_suite(tmp_path / "mine.toml")
+    first = suite.load(tmp_path / "data")[0].collection
+    assert len(first) == 8
+    made = (first.path / "collection.json").stat().st_mtime_ns
+    suite.load(tmp_path / "data")  # unchanged: the import is reused, not made again
+    assert (first.path / "collection.json").stat().st_mtime_ns == made
+    flipped = [rows[0]] + [f"{(r + 1) % 2}," + ",".join(str(r + i) for i in range(12)) for r in range(8)]
+    (tmp_path / "series.csv").write_text("\n".join(flipped) + "\n")
+    again = suite.load(tmp_path / "data")[0].collection
+    assert [again.classes[c] for c in again.labels] == [str((r + 1) % 2) for r in range(8)]

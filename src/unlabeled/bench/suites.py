@@ -19,6 +19,7 @@ Tasks are imported once into ``data_dir/<suite>/<task>`` (default
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -29,8 +30,9 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.bench.tasks import Task, check_task_settings, make_task
 from unlabeled.data import import_source
 from unlabeled.data.collection import META_FILE, open_collection
-from unlabeled.data.importers import is_named_source
+from unlabeled.data.importers import is_named_source, source_fingerprint
 from unlabeled.modalities import MODALITIES
+from unlabeled.train import checkpoint as ckpt
 
 SUITES_DIR = Path(__file__).parent / "suites"
 TASK_KEYS = {"name", "source", "metric", "target", "kind", "group", "split", "modality", "columns"}
@@ -60,11 +62,34 @@ class Suite:
             dest = root / self.name / spec.name
             if (Path(spec.source) / META_FILE).is_file():
                 dest = Path(spec.source)  # already a collection
-            elif not (dest / META_FILE).is_file():
-                info(f"suite {self.name}: importing {spec.source} -> {dest}")
-                import_source(spec.source, dest, modality=spec.modality, columns=spec.columns, overwrite=True)
+            else:
+                _import_once(self.name, spec, dest)
             tasks.append(make_task(open_collection(dest), name=spec.name, **spec.options))
         return tasks
+
+
+def _import_once(suite: str, spec: Any, dest: Path) -> None:
+    """Import ``spec``'s source into ``dest`` unless the import there was made of the same
+    source as it is now (its files' names, sizes and times, the modality and columns asked for):
+    a source edited since, or another suite's task of the same names, is imported again."""
+    made_of = {
+        "source": str(spec.source),
+        "fingerprint": source_fingerprint(spec.source),
+        "modality": spec.modality,
+        "columns": list(spec.columns or ()),
+    }
+    stamp = dest.parent / f".{dest.name}.source.json"
+    if (dest / META_FILE).is_file():
+        try:
+            if json.loads(stamp.read_text()) == made_of:
+                return
+        except (OSError, ValueError):
+            pass
+        info(f"suite {suite}: {spec.source} is not what {dest} was imported from (or changed since): importing again")
+    else:
+        info(f"suite {suite}: importing {spec.source} -> {dest}")
+    import_source(spec.source, dest, modality=spec.modality, columns=spec.columns, overwrite=True)
+    ckpt.atomic_write_json(stamp, made_of)
 
 
 def builtin_suites() -> list[str]:

@@ -41,6 +41,7 @@ from unlabeled._console import UnlabeledError, console, info, progress, warn
 from unlabeled.curate.records import RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, check_replaceable, open_collection
+from unlabeled.data.importers import source_fingerprint
 from unlabeled.train import checkpoint as ckpt
 
 STEPS = ("lid", "dedup", "quality")
@@ -323,12 +324,7 @@ def _work_path(req: CurationRequest) -> Path:
 
 def _source_fingerprint(req: CurationRequest) -> str:
     """The source's content: a collection's fingerprint, or the files' names, sizes and times."""
-    source = Path(req.source)
-    if (source / "collection.json").exists():
-        return open_collection(source).fingerprint()
-    files = sorted(source.rglob("*")) if source.is_dir() else [source]
-    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+    return source_fingerprint(req.source)
 
 
 def _work_folder(req: CurationRequest) -> Path:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import math
 import os
 import re
@@ -35,7 +37,7 @@ import numpy as np
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS
-from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter
+from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter, open_collection
 from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
 from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
 from unlabeled.data.loaded import Loaded
@@ -112,6 +114,20 @@ def is_named_source(name: str) -> bool:
     """Whether ``name`` is a source ``import_source`` knows by name (a built-in, ``ucr:NAME``,
     ``espeak-keywords``) rather than a path."""
     return name in BUILTINS or name == KEYWORDS or name.lower().startswith("ucr:")
+
+
+def source_fingerprint(source: str | os.PathLike[str]) -> str:
+    """What an import of ``source`` depends on: a collection's fingerprint, a file's or a
+    folder's files' names, sizes and modification times, or a built-in source's name (its
+    content is fixed by the installed package)."""
+    path = Path(source)
+    if (path / "collection.json").is_file():
+        return open_collection(path).fingerprint()
+    if not path.exists():
+        return str(source)
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def import_source(
