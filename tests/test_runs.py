@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import unlabeled as ul
 from unlabeled.runs import features, read_embeddings
@@ -104,8 +105,14 @@ def test_a_run_trained_in_fp32_is_embedded_in_fp32(run, fmnist_small, tmp_path):
     np.testing.assert_array_equal(own, run.encode(fmnist_small, pos, precision="fp32"))
     path = ul.embed(fp32_run, fmnist_small)
     _, vectors, meta = read_embeddings(path)
-    assert meta["precision"] == "fp32"
+    assert meta["precision"] == "fp32" and meta["computed_in"] == "fp32"
     np.testing.assert_array_equal(vectors[pos], own)
+    # "auto" says what was asked; computed_in what this CPU ran (bf16 where it has the kernels)
+    from unlabeled.runtime import bf16_available
+
+    _, _, auto = read_embeddings(ul.embed(run, fmnist_small, out=tmp_path / "auto.parquet"))
+    assert auto["precision"] == "auto"
+    assert auto["computed_in"] == ("bf16" if bf16_available(torch.device("cpu")) else "fp32")
     bf16 = run.encode(fmnist_small, pos, precision="bf16")  # emulated where the CPU has no bf16
     assert not np.array_equal(bf16, own)  # the precision argument reaches the kernels
     ul.embed(fp32_run, fmnist_small, precision="bf16")  # by hand, in another precision:

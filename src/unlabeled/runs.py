@@ -524,7 +524,8 @@ def embed(
     precision = run.precision if precision is None else precision
     vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)
     meta = {
-        "precision": precision,
+        "precision": precision,  # what was asked (the cache compares it); computed_in: what ran
+        "computed_in": "bf16" if use_bf16(precision, resolve_device(device)) else "fp32",
         "collection": str(col.path.resolve()),
         "fingerprint": col.fingerprint(),
         "step": str(run.step),
