@@ -150,3 +150,13 @@ def test_an_encoder_continued_from_another_is_retrained_from_it(gunpoint, tmp_pa
 def test_an_unknown_ancestors_policy_is_refused(clf, tmp_path):
     with pytest.raises(UnlabeledError, match="--ancestors must be one of"):
         forget(clf, method="retrain", ids=clf.training_ids()[:1], out=tmp_path / "x", ancestors="ignore")
+
+
+@pytest.mark.slow
+def test_verify_with_ancestors_retrain_remakes_a_reference_that_kept_them(clf, fmnist_small, parts, tmp_path):
+    """Once a reference existed (made with the ancestors kept: not exact), ``verify --ancestors
+    retrain`` printed the same inexact table: the flag was ignored."""
+    out = forget(clf, method="salun", ids=_ids(fmnist_small, parts["labelled_seen"][:10]), out=tmp_path / "s", epochs=1)
+    assert verify(out)["reference"]["exact"] is False
+    again = verify(out, ancestors="retrain")["reference"]
+    assert again["exact"] is True and again["retrained_ancestors"] and not again["kept_ancestors_that_saw"]

@@ -79,7 +79,13 @@ def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: b
     """The model retrained without the forget set, in ``RUN/reference``: made the first time."""
     ref_path = res.path / REFERENCE
     config = ref_path / "config.json"
-    if not config.exists() or not json.loads(config.read_text()).get("forget", {}).get("finished"):
+    made = json.loads(config.read_text()).get("forget", {}) if config.exists() else {}
+    # an inexact reference (ancestors that saw the samples kept) is made again when asked to
+    # retrain them; an exact one serves either request
+    again = made.get("finished") and ancestors == "retrain" and made.get("exact") is False
+    if again:
+        info("the reference kept ancestors that trained on the forget set; --ancestors retrain: making it again")
+    if not made.get("finished") or again:
         if not retrain:
             raise UnlabeledError(f"{res.path} has no retrained reference yet")
         info("retraining without the forget set for the reference (once) ...")
