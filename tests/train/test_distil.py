@@ -57,12 +57,27 @@ def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
         ul.distil(teacher.path, renamed.close(), tmp_path / "b")
     with pytest.raises(ul.UnlabeledError, match="label-weight must be between 0 and 1"):
         ul.distil(teacher.path, fmnist_small, tmp_path / "c", label_weight=2)
+    # a copy whose labels were edited: the samples (and the fingerprint) are the teacher's, the
+    # labels not; mixing them in was accepted
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(fmnist_small.path, tmp_path / "relabelled")
+    table = pq.read_table(tmp_path / "relabelled" / "index.parquet")
+    labels = table.column("label").to_numpy().copy()
+    labels[:50] = (labels[:50] + 1) % 10
+    table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels))
+    pq.write_table(table, tmp_path / "relabelled" / "index.parquet")
+    with pytest.raises(ul.UnlabeledError, match="labels or splits changed since the teacher"):
+        ul.distil(teacher.path, ul.open_collection(tmp_path / "relabelled"), tmp_path / "d", label_weight=0.5)
     with pytest.raises(ul.UnlabeledError, match="is the teacher; write the student elsewhere"):
         ul.distil(teacher.path, fmnist_small, teacher.path, overwrite=True)
     with pytest.raises(ul.UnlabeledError, match="is not a distilled student"):
         ul.distil(teacher.path, fmnist_small, teacher.path, resume=True)
     assert teacher.classifier() is not None  # the teacher is still there
-    assert not any((tmp_path / name).exists() for name in "abc")  # a refused run leaves nothing behind
+    assert not any((tmp_path / name).exists() for name in "abcd")  # a refused run leaves nothing behind
 
 
 @pytest.mark.slow

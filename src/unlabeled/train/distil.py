@@ -42,7 +42,7 @@ from unlabeled.train.run import (
     training_positions,
 )
 from unlabeled.train.sampling import Retargeted
-from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash
+from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash, index_hash
 from unlabeled.train.trainer import TrainConfig, one_budget
 
 
@@ -158,6 +158,12 @@ def _check_label_weight(teacher: Run, col: Collection, weight: float) -> None:
         raise UnlabeledError(
             f"--label-weight needs a teacher fine-tuned on {col.path} itself (`unlabeled finetune`): "
             f"the labels mixed in are those of the samples it was trained on"
+        )
+    index = (teacher.config.get("data") or {}).get("index")  # ids, labels and splits (runs since its hash)
+    if index is not None and index != index_hash(col):
+        raise UnlabeledError(
+            f"--label-weight: {col.path}'s labels or splits changed since the teacher {teacher.path} was trained on "
+            "them (its samples did not); the labels mixed in would not be those it saw"
         )
 
 
