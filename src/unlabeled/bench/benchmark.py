@@ -14,6 +14,7 @@ model across tasks, written to ``bench.json`` beside a self-contained ``report.h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -178,14 +179,10 @@ def _listed(name: str, value: Any) -> tuple[Any, ...]:
     """An argument that takes a list, as a tuple: a lone value or a string is refused (a
     string would be read as its letters)."""
     if isinstance(value, str | int | float):
-        example = value
+        example = repr(value)
         if isinstance(value, str) and name in ("fractions", "shots"):  # "0.1,1" meant [0.1, 1]
-            try:
+            with contextlib.suppress(ValueError):
                 example = ", ".join(repr(float(v) if name == "fractions" else int(v)) for v in value.split(","))
-            except ValueError:
-                example = repr(value)
-        else:
-            example = repr(value)
         raise UnlabeledError(f"{name} must be a list, got {value!r}; e.g. {name}=[{example}]")
     return tuple(value)
 

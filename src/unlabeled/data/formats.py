@@ -324,7 +324,7 @@ def _wide_series(path: Path, ids_col: Any, values: Any, unparsable: Any) -> tupl
     series, ids, rows_of, bad = [], [], [], []
     lines = _record_lines(path, len(values))
     for i, (idx, row) in enumerate(values.iterrows()):
-        line, record = lines[i] if lines else (i + 2, i)
+        line, record = lines[i] if lines else (None, i)
         where = f"line {line}" if lines else f"row {i + 1}"
         if unparsable.loc[idx].any():
             bad.append((f"{path} {where}", "non-numeric values"))

@@ -37,7 +37,7 @@ import numpy as np
 from unlabeled._console import UnlabeledError, progress
 from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS
-from unlabeled.data.collection import NO_LABEL, Collection, CollectionWriter, open_collection
+from unlabeled.data.collection import META_FILE, NO_LABEL, Collection, CollectionWriter, open_collection
 from unlabeled.data.formats import AUDIO_EXTENSIONS, SERIES_TABLE_EXTENSIONS, TIFF_EXTENSIONS, VOLUME_EXTENSIONS, suffix
 from unlabeled.data.keywords import SPEAKER_PATTERN, make_keywords
 from unlabeled.data.loaded import Loaded
@@ -121,7 +121,7 @@ def source_fingerprint(source: str | os.PathLike[str]) -> str:
     folder's files' names, sizes and modification times, or a built-in source's name (its
     content is fixed by the installed package)."""
     path = Path(source)
-    if (path / "collection.json").is_file():
+    if (path / META_FILE).is_file():
         return open_collection(path).fingerprint()
     if not path.exists():
         return str(source)
