@@ -62,3 +62,58 @@ def test_duplicate_ids_rejected(tmp_path):
 def test_not_a_collection(tmp_path):
     with pytest.raises(UnlabeledError, match="not a collection"):
         open_collection(tmp_path)
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from unlabeled.data import collection
+from unlabeled.data.collection import CollectionWriter
+dest, where = sys.argv[1], sys.argv[2]
+if where == "between-renames":  # killed after the old collection was moved aside, before the new one took its place
+    replace = os.replace
+    def dying(a, b):
+        if ".old." not in str(b):
+            os.kill(os.getpid(), signal.SIGKILL)
+        replace(a, b)
+    collection.os.replace = dying
+w = CollectionWriter(dest, "image", (1, 2, 2), "uint8", overwrite=True)
+w.add(np.zeros((3, 1, 2, 2)), ["a", "b", "c"])
+if where == "writing":
+    os.kill(os.getpid(), signal.SIGKILL)
+w.close()
+"""
+
+
+def _killed_writer(dest, where):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(dest), where], capture_output=True)
+    assert done.returncode == -9, done.stderr.decode()
+
+
+def test_a_killed_writers_temporary_folder_goes_with_the_next_write(tmp_path):
+    _killed_writer(tmp_path / "c", "writing")
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".c.")  # SIGKILL ran no cleanup
+    _write(tmp_path / "c", n=20)
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]
+    assert len(open_collection(tmp_path / "c")) == 20
+
+
+def test_a_live_writers_temporary_folder_is_left_alone(tmp_path):
+    first = CollectionWriter(tmp_path / "c", "image", (1, 2, 2), "uint8")  # this process: alive
+    _write(tmp_path / "c", n=20)
+    assert first._tmp.is_dir()
+    first.abort()
+
+
+def test_a_collection_moved_aside_by_a_killed_overwrite_is_put_back(tmp_path):
+    _write(tmp_path / "c", n=20)
+    _killed_writer(tmp_path / "c", "between-renames")
+    assert not (tmp_path / "c").exists()  # the old one aside, the new one not yet in place
+    with pytest.raises(UnlabeledError, match="already exists"):  # the next writer finds it back
+        _write(tmp_path / "c", n=30)
+    assert len(open_collection(tmp_path / "c")) == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]

@@ -24,6 +24,7 @@ selection, say) can point at another collection's shards without copying them.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError, info, short_reason
+from unlabeled._console import UnlabeledError, info, short_reason, warn
 
 FORMAT_VERSION = 1
 META_FILE = "collection.json"
@@ -321,6 +322,7 @@ def derive_collection(
     the source's shard files by relative path. Written atomically."""
     dest = Path(dest)
     pos = np.sort(np.asarray(positions, dtype=np.int64))
+    _remove_dead_writers(dest)
     if dest.exists() and not overwrite:
         raise UnlabeledError(f"{dest} already exists; pass --overwrite to replace it")
     check_replaceable(dest)  # a run, its audit log or the user's files are never what --overwrite replaces
@@ -429,7 +431,7 @@ def move_into_place(tmp: Path, dest: Path) -> None:
     removed only once the new one is in place, so no moment leaves neither."""
     old = None
     if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.{_writer_tag()}.", dir=dest.parent))
         os.replace(dest, old / dest.name)
     try:
         os.replace(tmp, dest)
@@ -472,10 +474,53 @@ def holding_collection(path: str | os.PathLike[str]) -> Path | None:
 
 def _new_folder(dest: Path) -> Path:
     """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
-    makes 0700 folders: a collection others could not read)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    makes 0700 folders: a collection others could not read). Its name carries this host and
+    pid, so the next writer of ``dest`` removes what a killed one left (``_remove_dead_writers``)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{_writer_tag()}.", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     return tmp
+
+
+def _host_tag() -> str:
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+_HOST = _host_tag()  # a folder another machine writes (a shared disk) is never this host's to remove
+
+
+def _writer_tag() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _remove_dead_writers(dest: Path) -> None:
+    """Remove the temporary folders beside ``dest`` that a writer on this host left when it was
+    killed (SIGKILL runs no cleanup): ``.NAME.HOST-PID.XXXXXXXX`` whose PID is gone. A folder the
+    old ``dest`` was moved into (``.NAME.old.HOST-PID.XXXXXXXX``) is put back first where the
+    kill came between the two renames and left no ``dest``."""
+    if not dest.parent.is_dir():
+        return
+    for leftover in dest.parent.glob(f".{glob.escape(dest.name)}.*{_HOST}-*"):
+        tag = leftover.name[len(dest.name) + 2 :].removeprefix("old.").rpartition(".")[0]
+        tag_host, _, pid = tag.rpartition("-")
+        if tag_host != _HOST or not pid.isdigit() or _alive(int(pid)) or not leftover.is_dir():
+            continue
+        kept = leftover / dest.name
+        if leftover.name.startswith(f".{dest.name}.old.") and kept.is_dir() and not dest.exists():
+            os.replace(kept, dest)
+        warn(f"removing {leftover}: a write of {dest} that was killed left it")
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _read_umask() -> int:
@@ -505,6 +550,7 @@ class CollectionWriter:
 
     def __post_init__(self) -> None:
         self.dest = Path(self.dest)
+        _remove_dead_writers(self.dest)
         if self.dest.exists() and not self.overwrite:
             raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")
         check_replaceable(self.dest)
