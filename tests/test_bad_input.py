@@ -827,7 +827,8 @@ def test_a_class_only_in_the_test_split_is_named(cli, command, tmp_path):
 def test_resume_and_overwrite_together_are_refused_and_a_finished_run_says_so(cli, tiny, run_copy):
     one_error(cli("pretrain", tiny[0].path, "--out", run_copy, "--resume", "--overwrite"), "give one of them")
     code, lines = cli("pretrain", tiny[0].path, "--out", run_copy, "--resume")
-    assert code == 0 and any("had finished" in line and "nothing left to train" in line for line in lines)
+    said = [line for line in lines if "had finished" in line and "nothing left to train" in line]
+    assert code == 0 and said and "--init" in said[0]  # and how to train longer
 
 
 def test_forget_log_and_verify_are_one_at_a_time(cli, tiny, tmp_path):

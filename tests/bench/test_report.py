@@ -347,3 +347,12 @@ def test_one_seed_prints_its_score_without_a_zero_spread(result, tmp_path):
     assert cells and all(re.fullmatch(r"-?\d+\.\d+", c) for c in cells)
     three = BenchResult(result.rows, {"runs": [], "seeds": 3, "suite": None}).table()
     assert "mean ± std over 3 seeds" in three and "±" in three.splitlines()[-1]
+
+
+def test_unified_table_ranks_a_model_scored_in_fewer_cells_last_and_says_so():
+    from unlabeled.bench.report_tables import unified_table
+
+    table = unified_table({"a": 0.9, "b": 0.5, "raw": 0.0}, {"raw"}, {"a": 3, "b": 9, "raw": 9})
+    assert [r["model"] for r in table] == ["b", "raw", "a"]
+    assert [r["cells"] for r in table] == ["9 of 9", "9 of 9", "3 of 9"]
+    assert all(r["cells"] is None for r in unified_table({"a": 0.9, "raw": 0.0}, {"raw"}, {"a": 9, "raw": 9}))

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from unlabeled.bench.result import unified_scores
+from unlabeled.bench.result import BenchResult, ranked_unified, unified_cell_counts, unified_scores
 
 
 def _row(model: str, mean: float, probe: str = "linear", setting: str = "10%", task: str = "t", hib: bool = True):
@@ -82,3 +82,26 @@ def test_missing_results_are_dropped_and_a_missing_raw_row_falls_back_to_raws_ot
     # raw failed with the linear probe: its knn 0.6 becomes the reference there, scale 0.2: a = 1;
     # in the knn cell a ties raw (0.6 = 0.6, nothing better, worst = raw): scale 0, a = 0
     assert unified_scores(rows) == pytest.approx({"raw": 0.0, "a": 0.5})
+
+
+def test_a_model_scored_in_fewer_cells_ranks_after_those_scored_in_all():
+    rows = [
+        *[_row("raw", 0.6, setting=s) for s in ("1%", "10%")],
+        _row("a", 0.7, setting="1%"),  # 1% is where a beat everyone: 1.0 there
+        _row("b", 0.65, setting="1%"),
+        _row("b", 0.9, setting="10%"),
+        # a was not scored at 10% (a probe it cannot take, or a failed cell)
+    ]
+    scores, cells = unified_scores(rows), unified_cell_counts(rows)
+    assert scores["a"] == pytest.approx(1.0) and scores["b"] == pytest.approx((0.5 + 1.0) / 2)
+    assert cells == {"raw": 2, "a": 1, "b": 2}
+    # by the means alone a (1.0, one cell) would outrank b (0.75, both cells)
+    assert [m for m, _ in ranked_unified(scores, cells)] == ["b", "raw", "a"]
+    table = BenchResult([], {}, unified=scores, unified_cells=cells).table()  # the unified part alone
+    assert table.index("b ") < table.index("a ") and "(1 of 2 cells)" in table and "(2 of 2 cells)" in table
+
+
+def test_models_scored_in_the_same_cells_show_no_cell_counts():
+    rows = [_row("raw", 0.6), _row("a", 0.7)]
+    table = BenchResult([], {}, unified=unified_scores(rows), unified_cells=unified_cell_counts(rows)).table()
+    assert "cells)" not in table

@@ -29,7 +29,7 @@ from unlabeled.bench.features import raw_features
 from unlabeled.bench.jobs import MAP_POINTS, bench_task, check_held_out
 from unlabeled.bench.report import write_report
 from unlabeled.bench.request import BenchRequest
-from unlabeled.bench.result import BenchResult, Embeddings, unified_scores
+from unlabeled.bench.result import BenchResult, Embeddings, unified_cell_counts, unified_scores
 from unlabeled.bench.suites import load_suite
 from unlabeled.bench.tasks import Task, make_task, task_split
 from unlabeled.data.collection import Collection, holding_collection, open_collection
@@ -132,9 +132,11 @@ def run_bench(request: BenchRequest) -> BenchResult:
         samples.update(task_sample)
         maps.update(task_maps)
     settings = _settings(request, suite_name, tasks, notes, round(time.perf_counter() - t0, 1))
-    result = BenchResult(rows, settings, embeddings=samples, unified=unified_scores(rows))
+    cells = unified_cell_counts(rows)
+    result = BenchResult(rows, settings, embeddings=samples, unified=unified_scores(rows), unified_cells=cells)
     result.json_path = out_dir / "bench.json"
-    ckpt.atomic_write_json(result.json_path, {"settings": settings, "unified": result.unified, "rows": rows})
+    doc = {"settings": settings, "unified": result.unified, "unified_cells": cells, "rows": rows}
+    ckpt.atomic_write_json(result.json_path, doc)
     result.report_path = write_report(result, out_dir / "report.html", maps)
     for note in notes:
         warn(note)

@@ -63,7 +63,7 @@ def render(result: BenchResult, maps: Maps | None = None) -> str:
         probes=", ".join(map(str, s.get("probes") or unique(r["probe"] for r in rows))),
         label_settings=", ".join(order_settings(rows)),
         seconds=f"{s['seconds']:.0f}" if finite(s.get("seconds")) else None,
-        unified=unified_table(result.unified or {}, baselines),
+        unified=unified_table(result.unified or {}, baselines, result.unified_cells),
         maps=[
             {"task": t, "image": _image(embedding_figure(m, task_info.get(t, {}).get("kind")), "embedding-map", alt)}
             for t, m in maps.items()

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from unlabeled.bench.baselines import is_baseline
+from unlabeled.bench.result import cells_column, ranked_unified
 from unlabeled.bench.rows import finite, order_settings, row_higher_is_better, setting_name, unique
 
 
@@ -26,17 +27,22 @@ def mean_std(mean: Any, std: Any, seeds: int | None = None) -> str:
     return num(mean) if seeds == 1 else f"{num(mean)} ± {num(std, mean)}"
 
 
-def unified_table(unified: dict[str, float], baselines: set[str]) -> list[dict[str, Any]]:
-    """The unified score of every model, best first (a missing score last): rank, model, class, score."""
-    ranked = sorted(unified.items(), key=lambda kv: (not finite(kv[1]), -kv[1] if finite(kv[1]) else 0.0))
+def unified_table(
+    unified: dict[str, float], baselines: set[str], cells: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """The unified score of every model, best first (a model scored in fewer cells after those
+    scored in more, a missing score last): rank, model, class, score, and ``cells`` ("9 of 27")
+    where the models' cell counts differ."""
+    counts = cells_column(cells or {})
     return [
         {
             "rank": i,
             "model": model,
             "cls": "baseline" if model in baselines else "model",
             "score": f"{score:.3f}" if finite(score) else "–",
+            "cells": counts.get(model),
         }
-        for i, (model, score) in enumerate(ranked, 1)
+        for i, (model, score) in enumerate(ranked_unified(unified, cells or {}), 1)
     ]
 
 

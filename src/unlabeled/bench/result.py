@@ -26,6 +26,7 @@ class BenchResult:
     report_path: Path | None = None
     embeddings: Embeddings = field(default_factory=dict, repr=False)
     unified: dict[str, float] = field(default_factory=dict)
+    unified_cells: dict[str, int] = field(default_factory=dict)  # how many cells each unified score averages
 
     def score(
         self,
@@ -57,11 +58,14 @@ class BenchResult:
             out.append("")
         if self.unified:
             out.append("unified score (0 = raw features, 1 = best in each cell; mean over tasks, probes, settings)")
-            ranked = sorted(self.unified.items(), key=lambda kv: -kv[1])
+            ranked = ranked_unified(self.unified, self.unified_cells)
+            cells = cells_column(self.unified_cells)
             if markdown:
-                out += ["", "| model | unified score |", "|---|---|"] + [f"| {m} | {v:.3f} |" for m, v in ranked]
+                extra = (" cells |", "---|") if cells else ("", "")
+                head = ["| model | unified score |" + extra[0], "|---|---|" + extra[1]]
+                out += ["", *head] + [f"| {m} | {v:.3f} |" + (f" {cells[m]} |" if cells else "") for m, v in ranked]
             else:
-                out += [f"  {m:<{22}} {v:.3f}" for m, v in ranked]
+                out += [f"  {m:<{22}} {v:.3f}" + (f"  ({cells[m]} cells)" if cells else "") for m, v in ranked]
         return "\n".join(out).rstrip()
 
 
@@ -118,7 +122,39 @@ def unified_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
     the scale runs from the worst model (-1) to raw (0) instead, so falling short of raw
     features always costs; values are clipped to [-1, 1]. The raw reference of a cell is raw
     features with the same probe, or, for probes raw features cannot take (fine-tuning), raw
-    features' best probe at that setting; cells without one are left out."""
+    features' best probe at that setting; cells without one are left out. Models scored in
+    different cells are not compared by these means alone: see :func:`ranked_unified`."""
+    return {m: float(np.mean(v)) for m, v in _unified_cells(rows).items()}
+
+
+def unified_cell_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Per model, how many cells its unified score averages."""
+    return {m: len(v) for m, v in _unified_cells(rows).items()}
+
+
+def ranked_unified(unified: dict[str, float], cells: dict[str, int]) -> list[tuple[str, float]]:
+    """``(model, score)`` best first, a model scored in more cells before one scored in fewer
+    (a mean over a probe or setting where every model did well would otherwise outrank one over
+    all of them), a missing score last."""
+    most = max(cells.values(), default=0)
+
+    def key(kv: tuple[str, float]) -> tuple[bool, int, float]:
+        ok = bool(np.isfinite(kv[1]))
+        return (not ok, most - cells.get(kv[0], most), -kv[1] if ok else 0.0)
+
+    return sorted(unified.items(), key=key)
+
+
+def cells_column(cells: dict[str, int]) -> dict[str, str]:
+    """``"9 of 27"`` per model where the models' cell counts differ; empty where they agree."""
+    if len(set(cells.values())) < 2:
+        return {}
+    most = max(cells.values())
+    return {m: f"{n} of {most}" for m, n in cells.items()}
+
+
+def _unified_cells(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per model, its normalised score in each cell it was scored in (see :func:`unified_scores`)."""
     by_cell: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if np.isfinite(r["mean"]):
@@ -136,7 +172,7 @@ def unified_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
         scale = best - ref if best > ref else ref - worst
         for model, v in values.items():
             per_model[model].append(float(np.clip((v - ref) / scale, -1, 1)) if scale > 0 else 0.0)
-    return {m: float(np.mean(v)) for m, v in per_model.items()}
+    return per_model
 
 
 def _raw_best(by_cell: dict[tuple[str, str, str], list[dict[str, Any]]]) -> dict[tuple[str, str], float]:

@@ -423,7 +423,10 @@ class Trainer:
             step, total, elapsed_before, saved = self._restore()
             budget.restore(saved, t_start - elapsed_before)
             if total is not None and step >= total:
-                info(f"{self.dir} had finished ({step} steps): nothing left to train")
+                info(
+                    f"{self.dir} had finished ({step} steps): nothing left to train; --resume finishes an "
+                    "interrupted run, and a longer one starts from this as a new run (pretrain --init)"
+                )
         if total is None:
             total = self._plan(t_start)
             self._record_total(total)
