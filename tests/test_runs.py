@@ -117,3 +117,56 @@ def test_a_run_trained_in_fp32_is_embedded_in_fp32(run, fmnist_small, tmp_path):
     assert not np.array_equal(bf16, own)  # the precision argument reaches the kernels
     ul.embed(fp32_run, fmnist_small, precision="bf16")  # by hand, in another precision:
     np.testing.assert_array_equal(features(fp32_run, fmnist_small, pos), own)  # not reused as its features
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_embed_refuses_a_batch_size_below_one(run, fmnist_small, tmp_path, batch_size):
+    # -1 made range() run no batch and returned np.empty's leftover memory as the embeddings
+    with pytest.raises(ul.UnlabeledError, match="batch_size must be a whole number"):
+        ul.embed(run, fmnist_small, out=tmp_path / "e.parquet", batch_size=batch_size)
+    with pytest.raises(ul.UnlabeledError, match="batch_size"):
+        run.encode(fmnist_small, np.arange(4), batch_size=batch_size)
+    assert not list(tmp_path.iterdir())
+
+
+def test_embed_makes_the_out_folder_before_embedding(run, fmnist_small, tmp_path):
+    path = ul.embed(run, fmnist_small, out=tmp_path / "new" / "deeper" / "e.parquet")
+    assert len(read_embeddings(path)[0]) == len(fmnist_small)
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_run_another_process_is_writing_is_refused_until_it_stops(run, tmp_path):
+    import subprocess
+    import sys
+
+    from unlabeled.runs import lock_file
+
+    copy = tmp_path / "r"
+    shutil.copytree(run.path, copy)
+    writer = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock_file(copy))], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b"held\n"
+        with pytest.raises(ul.UnlabeledError, match=f"being written by another process \\(pid {writer.pid}\\)"):
+            ul.open_run(copy)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert lock_file(copy).exists() and ul.open_run(copy).step == run.step  # a killed writer's lock holds nothing
+
+
+def test_open_run_and_open_collection_name_what_they_were_given_instead(run, fmnist_small):
+    with pytest.raises(ul.UnlabeledError, match="expected a run .* got Collection"):
+        ul.open_run(fmnist_small)
+    with pytest.raises(ul.UnlabeledError, match="expected a collection .* got Run"):
+        ul.open_collection(run)
+    with pytest.raises(ul.UnlabeledError, match="expected a collection .* got ndarray"):
+        ul.pretrain(np.zeros((10, 1, 8, 8)), "unused", epochs=1)

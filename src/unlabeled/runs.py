@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError, progress
+from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import ShardEncoders, build_encoder, saved_options
@@ -383,8 +384,48 @@ def encoder_weights(weights: dict[str, torch.Tensor], module: str = "encoder") -
 
 
 def open_run(path: str | os.PathLike[str] | Run) -> Run:
-    """Open a run folder written by ``unlabeled pretrain`` (or pass one through)."""
-    return path if isinstance(path, Run) else Run(path)
+    """Open a run folder written by ``unlabeled pretrain`` (or pass one through). A run another
+    process is still writing is refused: its weights change under the reader."""
+    if isinstance(path, Run):
+        return path
+    if not isinstance(path, str | os.PathLike):
+        raise UnlabeledError(f"expected a run (a Run or the path of its folder), got {type(path).__name__}")
+    writer = being_written(Path(path))
+    if writer is not None:
+        raise UnlabeledError(
+            f"{path} is being written by another process (pid {writer}); wait for it to finish, or stop it"
+        )
+    return Run(path)
+
+
+def lock_file(out: Path) -> Path:
+    """The lock a writer of run folder ``out`` holds: a hidden file beside it (inside,
+    --overwrite would remove it). See ``unlabeled.train.run.run_lock``."""
+    return out.parent / f".{out.name}.lock"
+
+
+def being_written(out: Path) -> str | None:
+    """The pid of the other process that holds ``out``'s writer lock, or None: none holds it,
+    this process does, or this is one rank of a ``torchrun`` job (whose rank 0 holds it)."""
+    import fcntl
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    try:
+        fd = os.open(lock_file(out), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        if holder == str(os.getpid()):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder
+        return None  # a killed writer's lock file: the system released its lock
+    finally:
+        os.close(fd)  # releases the shared lock, if taken
 
 
 class AdaptedSamples:
@@ -416,6 +457,7 @@ def encode(
     in ``precision`` (``auto``: bf16 where the device supports it), returned as float32 in the
     order of ``positions``. Pass :class:`AdaptedSamples` for a collection whose samples must be
     adapted to ``modality``; :func:`encode_into` writes into an array of the caller's."""
+    check_count(batch_size, "batch_size", 1)
     pos = collection.indices() if positions is None else np.asarray(positions)
     factor = 1 if isinstance(collection, Collection) else modality.adapt_factor(collection.source)
     out = np.empty((len(pos), encoder.dim * factor), dtype=np.float32)
@@ -519,8 +561,10 @@ def embed(
     ``<run>/embeddings.parquet``) and returns its path. An existing ``out`` that is not an
     embeddings file is replaced only with ``overwrite``; one inside a collection never is."""
     run, col = open_run(run), open_collection(collection)
+    check_count(batch_size, "batch_size", 1)
     if out is not None:
         _check_embeddings_out(Path(out), overwrite)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     precision = run.precision if precision is None else precision
     vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)
     meta = {

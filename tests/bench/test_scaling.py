@@ -43,3 +43,24 @@ def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
     assert [w.stat().st_mtime_ns for w in weights] != stamps and other.settings["epochs"] == 2
     with pytest.raises(ul.UnlabeledError, match="budget"):
         scaling(gunpoint, gunpoint, tmp_path / "t", pool_sizes=[1.0], fractions=[1.0], batch_size=8)
+
+
+@pytest.mark.parametrize(
+    ("where", "kwargs", "message"),
+    [
+        ("inside", {}, "lies inside the collection"),
+        ("out", {"probe": "bogus"}, "unknown probe 'bogus'"),
+        ("out", {"method": "bogus"}, "unknown method 'bogus'"),
+        ("out", {"bogus": 3}, "passes no option bogus to pretrain"),
+        ("out", {"method_options": {"nope": 1}}, "nope"),
+        ("out", {"pool_sizes": "0.5,1"}, "pool_sizes must be a list of numbers"),
+    ],
+)
+def test_scaling_refuses_bad_arguments_before_writing_anything(gunpoint, tmp_path, where, kwargs, message):
+    # each was caught after pools were derived (or a run was trained), or ended in a TypeError
+    out = gunpoint.path / "study" if where == "inside" else tmp_path / "study"
+    before = sorted(p.name for p in gunpoint.path.iterdir())
+    options = {"pool_sizes": (0.5, 1.0), "fractions": (0.1, 1.0), "epochs": 1, **kwargs}
+    with pytest.raises(ul.UnlabeledError, match=message):
+        scaling(gunpoint, gunpoint, out, **options)
+    assert not out.exists() and sorted(p.name for p in gunpoint.path.iterdir()) == before

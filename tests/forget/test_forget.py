@@ -337,3 +337,10 @@ def test_training_from_a_forget_result_on_what_it_forgot_is_warned(clf, fmnist_s
     with console.capture() as without:
         finetune(forgot, fmnist_small, tmp_path / "without", positions=keep, epochs=0.1)
     assert "were forgotten from" not in without.get()
+
+
+def test_group_values_given_as_one_string_are_refused(clf, tmp_path):
+    # values="12" was read as its letters: the values "1" and "2" were forgotten
+    with pytest.raises(ul.UnlabeledError, match="values must be a list of label values, got the string '12'"):
+        ul.forget(clf, out=tmp_path / "f", group="label", values="12", epochs=1)
+    assert not (tmp_path / "f").exists()

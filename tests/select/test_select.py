@@ -136,7 +136,7 @@ def test_clear_errors(digits, pixels, tmp_path):
         # each sample its own cluster: dedup removed nothing and said nothing
         ({"method": "dedup", "centroids": 5000}, "--centroids 5000 is more than the pool's 1438 samples"),
         # the test split was then the pool's, silently
-        ({"method": "random", "budget": 10, "exclude_split": "bogus"}, "has no split 'bogus' to leave out"),
+        ({"method": "random", "budget": 10, "exclude_split": "bogus"}, "no split 'bogus' for --exclude-split"),
     ):
         with pytest.raises(UnlabeledError, match=match):
             select(digits, out=tmp_path / "x", pool_vectors=pixels, target_vectors=pixels[:20], **kwargs)

@@ -14,6 +14,7 @@ test errors are fitted by non-negative least squares to ``e(m, n) = e∞ + a/m +
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 from collections.abc import Sequence
@@ -28,7 +29,15 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled.bench.benchmark import bench
 from unlabeled.bench.figures import png_base64, scaling_figure
 from unlabeled.bench.pages import render_page
-from unlabeled.data.collection import Collection, derive_collection, derived_fingerprint, open_collection
+from unlabeled.bench.probes import PROBES
+from unlabeled.data.collection import (
+    Collection,
+    derive_collection,
+    derived_fingerprint,
+    holding_collection,
+    open_collection,
+)
+from unlabeled.objectives import check_method_options, check_pretraining_method
 from unlabeled.runs import Run, open_run
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import pretrain
@@ -88,8 +97,9 @@ class ScalingRequest:
     pretrain_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_before_writing()
         for f in (*self.pool_sizes, *self.fractions):
-            if not 0 < f <= 1:
+            if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
                 raise UnlabeledError(f"pool sizes and label fractions must be in (0, 1], got {f}")
         if self.epochs is None and self.minutes is None:
             raise UnlabeledError("give the pretraining budget: --epochs (passes over the whole pool) or --minutes")
@@ -99,6 +109,28 @@ class ScalingRequest:
                 raise UnlabeledError(
                     f"{flag} needs at least two values to fit error ≈ e + a/m + b/n; got {list(values)}"
                 )
+
+    def _check_before_writing(self) -> None:
+        """What would otherwise fail after pools were derived or a run trained: where the study
+        writes, the probe, the method and the options passed on to pretrain."""
+        held = holding_collection(self.out)
+        if held is not None:
+            raise UnlabeledError(f"{self.out} lies inside the collection {held}; write the study elsewhere")
+        if (self.out / "config.json").is_file():
+            raise UnlabeledError(f"{self.out} is a run folder; write the study elsewhere")
+        for flag, values in (("pool_sizes", self.pool_sizes), ("fractions", self.fractions)):
+            if isinstance(values, str) or any(isinstance(v, str) for v in values):
+                raise UnlabeledError(f"{flag} must be a list of numbers, got {values!r}")
+        if self.probe not in PROBES:
+            raise UnlabeledError(f"unknown probe {self.probe!r}; choose from {', '.join(PROBES)}")
+        check_pretraining_method(self.method)
+        taken = set(inspect.signature(pretrain).parameters) - {"data", "out", "resume", "overwrite", "positions"}
+        unknown = sorted(set(self.pretrain_options) - taken)
+        if unknown:
+            raise UnlabeledError(
+                f"scaling passes no option {', '.join(unknown)} to pretrain; it takes {', '.join(sorted(taken))}"
+            )
+        check_method_options(self.method, dict(self.pretrain_options.get("method_options") or {}))
 
     def settings(self) -> dict[str, Any]:
         """What ``scaling.json`` records of how the study ran."""

@@ -197,8 +197,14 @@ class Collection:
         """The samples at the given row positions, stacked, in the order given (for text,
         an object array of ``str``); one position gives its sample alone."""
         if np.ndim(positions) == 0:
-            return self.get([int(positions)])[0]  # type: ignore[arg-type]
-        pos = np.asarray(positions, dtype=np.int64)
+            return self.get([positions])[0]  # type: ignore[list-item]
+        pos = np.asarray(positions)
+        if pos.dtype.kind not in "iu" and (pos.dtype.kind != "f" or not (pos == np.round(pos)).all()):
+            raise UnlabeledError(
+                f"get takes row positions (whole numbers), got {pos.dtype} values such as {pos.ravel()[:1].tolist()}; "
+                "look ids up with positions(ids)"
+            )
+        pos = pos.astype(np.int64, copy=False)
         shard, row = self._shard[pos], self._row[pos]
         if self.is_text:
             out = np.empty(len(pos), dtype=object)
@@ -426,6 +432,15 @@ def check_replaceable(dest: Path) -> None:
         )
 
 
+def check_split_name(col: Collection, split: str | None, flag: str = "--exclude-split") -> None:
+    """``split`` is one of ``col``'s splits (or None, or ``test``, which a pool may lack): a
+    misspelt split to leave out would leave nothing out, and train on the test split."""
+    splits = sorted({s for s in col.splits if s is not None}) if col.splits is not None else []
+    if split not in (None, "test", *splits):
+        shown = ", ".join(splits) or "none"
+        raise UnlabeledError(f"{col.path} has no split {split!r} for {flag} to leave out (its splits: {shown})")
+
+
 def move_into_place(tmp: Path, dest: Path) -> None:
     """Rename the finished folder ``tmp`` to ``dest``. An old ``dest`` is first renamed aside and
     removed only once the new one is in place, so no moment leaves neither."""
@@ -462,7 +477,14 @@ def weighted_positions(col: Collection, positions: np.ndarray) -> np.ndarray:
 
 def open_collection(path: str | os.PathLike[str] | Collection) -> Collection:
     """Open a collection folder written by ``unlabeled import`` (or pass one through)."""
-    return path if isinstance(path, Collection) else Collection(path)
+    if isinstance(path, Collection):
+        return path
+    if not isinstance(path, str | os.PathLike):
+        raise UnlabeledError(
+            f"expected a collection (a Collection or the path of its folder), got {type(path).__name__}; "
+            "arrays become one with unlabeled.import_source"
+        )
+    return Collection(path)
 
 
 def holding_collection(path: str | os.PathLike[str]) -> Path | None:

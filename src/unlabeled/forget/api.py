@@ -89,7 +89,7 @@ def forget(
     if group is not None:
         if ids is not None or class_ is not None:
             raise UnlabeledError("say what to forget one way: --ids, --class, or --group with --values")
-        ids = group_ids(src, task, group, [str(v) for v in values or []])
+        ids = group_ids(src, task, group, values)
     forget_pos = forget_set(src, task, ids, class_)
     retain_pos = np.setdiff1d(np.sort(task.positions(src.training_ids())), forget_pos)
     if not len(forget_pos):

@@ -4,6 +4,7 @@ where the new run goes and how it is trained. Every method receives one."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,12 @@ def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | 
     return np.sort(pos[task.labels[pos] == code])
 
 
-def group_ids(run: Run, task: Collection, column: str, values: list[str]) -> list[str]:
+def group_ids(run: Run, task: Collection, column: str, values: Sequence[Any] | None) -> list[str]:
     """The training ids whose ``column`` (``group``, or any column of the index: an author, a
     patient, a speaker) holds one of ``values``; a value the column never holds is an error."""
+    if isinstance(values, str):  # a patient "12" is not patients 1 and 2
+        raise UnlabeledError(f"values must be a list of {column} values, got the string {values!r}")
+    values = [str(v) for v in values or []]
     if not values:
         raise UnlabeledError(f"--values names no {column} to forget")
     held = (

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled.data.collection import Collection, check_replaceable, derive_collection, open_collection
+from unlabeled.data.collection import (
+    Collection,
+    check_replaceable,
+    check_split_name,
+    derive_collection,
+    open_collection,
+)
 from unlabeled.runs import Run, open_run
 from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
@@ -172,10 +178,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         raise UnlabeledError(f"--centroids must be a whole number, 1 or more; got {req.centroids}")
     if req.centroids is not None and req.centroids > len(candidates):  # each sample its own cluster
         raise UnlabeledError(f"--centroids {req.centroids} is more than the pool's {len(candidates)} samples")
-    splits = sorted({s for s in col.splits if s is not None}) if col.splits is not None else []
-    if req.exclude_split not in (None, "test", *splits):  # the default may name a split a pool lacks
-        shown = ", ".join(splits) or "none"
-        raise UnlabeledError(f"{col.path} has no split {req.exclude_split!r} to leave out (its splits: {shown})")
+    check_split_name(col, req.exclude_split)
     if req.stop_similarity is not None and not -1 <= req.stop_similarity <= 1:
         raise UnlabeledError(f"--stop-similarity is a cosine similarity in [-1, 1]; got {req.stop_similarity}")
     unused = [

@@ -34,10 +34,11 @@ from unlabeled.train.run import (
     run_lock,
     start_point,
     train,
+    train_positions,
     train_shards,
     training_positions,
 )
-from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
+from unlabeled.train.spec import SPEC_KEYS, DataSpec, EncoderSpec, ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import TrainConfig
 
 
@@ -56,25 +57,6 @@ def note_unlearnable(col: Collection, labelled: np.ndarray) -> None:
     if absent:
         names = [col.classes[c] if col.classes and c < len(col.classes) else str(c) for c in absent]
         info(f"note: no labelled training sample of class {', '.join(names[:5])}: the classifier cannot learn it")
-
-
-def train_positions(col: Collection, positions: Any, what: str = "positions") -> np.ndarray:
-    """``positions`` given through the API, checked and sorted: whole sample positions within
-    ``col`` (a negative one would wrap round to the end, a fraction be cut), none in its test
-    split, which never trains a model."""
-    a = np.asarray(positions)
-    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer) and not (a == np.round(a)).all()):
-        raise UnlabeledError(f"{what} must be a list of whole sample positions, got {a.dtype} of shape {a.shape}")
-    a = a.astype(np.int64)
-    bad = a[(a < 0) | (a >= len(col))]
-    if len(bad):
-        raise UnlabeledError(f"{what} must be within 0..{len(col) - 1} ({col.path}); got {bad[:3].tolist()}")
-    if col.splits is not None and (col.splits[a] == "test").any():
-        raise UnlabeledError(
-            f"{col.path}: {int((col.splits[a] == 'test').sum())} of the {what} are in the test split, "
-            "which may not train a model"
-        )
-    return np.sort(a)
 
 
 def few_labels(
@@ -172,6 +154,8 @@ def finetune(
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
     out, extra = Path(out), dict(extra_config or {})
+    if clash := sorted(set(extra) & SPEC_KEYS):
+        raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
     src = None if run is None else open_run(run)
     if not resume:
         refuse_out_at(out, src, "the run to start from")

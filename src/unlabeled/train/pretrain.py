@@ -15,7 +15,7 @@ import torch
 
 from unlabeled._console import UnlabeledError, info
 from unlabeled._version import __version__
-from unlabeled.data.collection import Collection, open_collection
+from unlabeled.data.collection import Collection, check_split_name, open_collection
 from unlabeled.data.mixture import Mix, Mixture, plan_mix
 from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
@@ -38,6 +38,7 @@ from unlabeled.train.run import (
     say_resume_ignores,
     start_point,
     train,
+    train_positions,
     train_shards,
     training_positions,
 )
@@ -376,9 +377,10 @@ def _pretrain_one(
         else:
             if recipe.mix is not None:
                 col = Mixture.open(recipe.mix)
+            check_split_name(col, recipe.exclude_split, "exclude_split")
             pos = col.indices(exclude=recipe.exclude_split)
             if positions is not None:
-                pos = np.sort(np.asarray(positions, dtype=np.int64))
+                pos = train_positions(col, positions, exclude=recipe.exclude_split)
             spec = pretrain_spec(recipe, col, pos, src, dev)
         return train(spec, col, pos, out, dev, resume=where.resume, replace_old=replace_old)
 
@@ -412,7 +414,12 @@ def _pretrain_sharded(
     did not."""
     out = where.out
     col = open_collection(data)
-    pos = col.indices(exclude=recipe.exclude_split) if positions is None else np.sort(np.asarray(positions))
+    check_split_name(col, recipe.exclude_split, "exclude_split")
+    pos = (
+        col.indices(exclude=recipe.exclude_split)
+        if positions is None
+        else train_positions(col, positions, exclude=recipe.exclude_split)
+    )
     if recipe.batch_size is None:  # one batch for every shard: fitted to the smallest
         smallest = min(len(p) for p in shard_split(pos, shards, recipe.seed))
         recipe = replace(recipe, batch_size=default_batch(smallest, dist.world_size()))

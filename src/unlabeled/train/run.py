@@ -39,6 +39,7 @@ from unlabeled.runs import (
     Run,
     encoder_weights,
     load_checked,
+    lock_file,
     read_ids,
     refuse_losing_audit,
     shard_split,
@@ -64,11 +65,6 @@ def environment(dev: torch.device) -> dict[str, Any]:
 _HELD: dict[Path, int] = {}  # run folders this process holds the lock of -> how many times
 
 
-def _lock_file(out: Path) -> Path:
-    """The lock of run folder ``out``: a hidden file beside it (inside, --overwrite would remove it)."""
-    return out.parent / f".{out.name}.lock"
-
-
 @contextlib.contextmanager
 def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the run folder ``out`` for this process while a command writes it: a second
@@ -88,7 +84,7 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
                 del _HELD[out]
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(out, _lock_file(out))
+    fd = _acquire(out, lock_file(out))
     _HELD[out] = 1
     _remove_stale_temporaries(out)
     try:
@@ -96,7 +92,7 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     finally:
         del _HELD[out]
         with contextlib.suppress(OSError):
-            _lock_file(out).unlink()
+            lock_file(out).unlink()
         os.close(fd)  # releases the lock
 
 
@@ -454,6 +450,30 @@ def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:
     differ = [f"{flag} {asked} (saved: {saved})" for flag, asked, saved, unset in pairs if asked not in (unset, saved)]
     if differ:
         info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
+
+
+def train_positions(
+    col: Collection, positions: Any, what: str = "positions", exclude: str | None = "test"
+) -> np.ndarray:
+    """``positions`` given through the API, checked and sorted: whole sample positions within
+    ``col`` (a negative one would wrap round to the end, a fraction be cut, a boolean mask read
+    as positions 0 and 1), none in split ``exclude`` (the test split), which never trains a model."""
+    a = np.asarray(positions)
+    whole = np.issubdtype(a.dtype, np.integer) or (
+        np.issubdtype(a.dtype, np.floating) and bool((a == np.round(a)).all())
+    )
+    if a.ndim != 1 or (a.size and not whole):
+        raise UnlabeledError(f"{what} must be a list of whole sample positions, got {a.dtype} of shape {a.shape}")
+    a = a.astype(np.int64)
+    bad = a[(a < 0) | (a >= len(col))]
+    if len(bad):
+        raise UnlabeledError(f"{what} must be within 0..{len(col) - 1} ({col.path}); got {bad[:3].tolist()}")
+    held = 0 if exclude is None or col.splits is None else int((col.splits[a] == exclude).sum())
+    if held:
+        raise UnlabeledError(
+            f"{col.path}: {held} of the {what} are in the {exclude} split, which may not train a model"
+        )
+    return np.sort(a)
 
 
 def check_shards(shards: Any) -> None:

@@ -141,6 +141,12 @@ class InitSpec:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+# the config.json keys a spec writes itself; what rides along in ``extra`` may not replace them
+SPEC_KEYS = frozenset(
+    {"kind", "data", "modality", "encoder", "method", "train", "init", "task", "source_run", *PROVENANCE}
+)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """A whole run: ``kind`` is ``encoder`` (pretraining) or ``classifier`` (``finetune``,
@@ -166,7 +172,7 @@ class RunSpec:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RunSpec:
         """The spec of a run's ``config.json`` (any run this project ever wrote)."""
-        known = {"kind", "data", "modality", "encoder", "method", "train", "init", "task", "source_run", *PROVENANCE}
+        known = SPEC_KEYS
         init = config.get("init")
         return cls(
             kind=str(config.get("kind", "encoder")),
