@@ -170,3 +170,34 @@ def test_open_run_and_open_collection_name_what_they_were_given_instead(run, fmn
         ul.open_collection(run)
     with pytest.raises(ul.UnlabeledError, match="expected a collection .* got ndarray"):
         ul.pretrain(np.zeros((10, 1, 8, 8)), "unused", epochs=1)
+
+
+def test_a_missing_config_entry_is_one_line_and_a_key_error(run, tmp_path):
+    copy = tmp_path / "r"
+    shutil.copytree(run.path, copy)
+    config = ul.open_run(copy).config
+    with pytest.raises(KeyError) as caught:  # code that catches a KeyError still does
+        config["nope"]
+    assert isinstance(caught.value, ul.UnlabeledError) and str(caught.value).endswith("make the run again")
+    assert not str(caught.value).startswith("'")  # KeyError's own str() would quote it
+
+
+def test_reprs_are_short(run, fmnist_small, tmp_path):
+    from unlabeled.bench.result import BenchResult
+
+    rows = [{"task": "t", "model": m, "probe": "linear"} for m in ("a", "b") for _ in range(50)]
+    assert repr(BenchResult(rows, {})) == "BenchResult(tasks=['t'], models=['a', 'b'], rows=100, json_path=None)"
+    assert "classes=10" in repr(fmnist_small)
+    from unlabeled.data.collection import CollectionWriter
+
+    w = CollectionWriter(tmp_path / "u", "image", (1, 2, 2), "uint8")
+    w.add(np.zeros((2, 1, 2, 2)), ["a", "b"])
+    assert "classes=None" in repr(w.close())  # not 0 classes: no labels at all
+
+
+def test_bench_refuses_a_run_given_twice_and_a_bad_device_before_making_its_folder(run, fmnist_small, tmp_path):
+    with pytest.raises(ul.UnlabeledError, match="is given twice"):
+        ul.bench([run, str(run.path)], task=fmnist_small, out=tmp_path / "a")
+    with pytest.raises(ul.UnlabeledError, match="--device bogus"):
+        ul.bench(run, task=fmnist_small, out=tmp_path / "b", device="bogus")
+    assert not list(tmp_path.iterdir())

@@ -94,9 +94,17 @@ def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarra
     return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(positions), shards)]
 
 
+class MissingEntry(UnlabeledError, KeyError):
+    """A key a run's config.json lacks: an UnlabeledError naming the file (the CLI prints one
+    line), and a KeyError for code that catches one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's own would quote the message
+
+
 class RunConfig(dict):
-    """A run's ``config.json`` as read: a plain dict, except that a missing key is an
-    UnlabeledError naming the file (a hand-edited config) rather than a KeyError."""
+    """A run's ``config.json`` as read: a plain dict, except that a missing key is a
+    :class:`MissingEntry` naming the file (a hand-edited config), not a bare KeyError."""
 
     def __init__(self, items: Any = (), path: Path | None = None) -> None:
         super().__init__(items)
@@ -104,7 +112,7 @@ class RunConfig(dict):
 
     def __missing__(self, key: str) -> Any:
         where = self.path or "a run's config.json"
-        raise UnlabeledError(f"{where} has no {key!r} entry (edited by hand?); restore it or make the run again")
+        raise MissingEntry(f"{where} has no {key!r} entry (edited by hand?); restore it or make the run again")
 
 
 # the types of the config.json entries every command reads (checked where present)

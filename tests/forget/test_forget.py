@@ -99,6 +99,8 @@ def test_verify_against_retraining(clf, tmp_path, fmnist_small):
     assert (out.path / "reference" / "model.safetensors").exists()
     statuses = {r["request"]: r for r in AuditLog(clf.path).requests()}
     assert statuses[table["request"]]["verification"]["gaps"] == table["gaps"]
+    with pytest.raises(ul.UnlabeledError, match="must be keep or retrain"):  # accepted once a reference existed
+        verify(out, ancestors="bogus")
     again = verify(out)  # the reference is made once
     assert again["rows"]["retrain"] == ref
 

@@ -186,3 +186,14 @@ def test_semdedup_keeps_one_of_a_pools_exact_copies(pixels):
     mixed = np.concatenate([pixels[:50], pixels[:50], pixels[7:8]])
     keep, info = semdedup(mixed, threshold=0.999, clusters=5, seed=0)
     assert info["exact"] == 51 and set(keep.tolist()) <= set(range(50)) and len(keep) >= 45
+
+
+def test_given_vectors_must_be_one_finite_row_per_sample(digits, tmp_path):
+    pixels = digits.get(np.arange(len(digits))).reshape(len(digits), -1).astype(np.float32)
+    with pytest.raises(UnlabeledError, match=f"pool_vectors must be a 2-D array of {len(digits)} rows"):
+        select(digits, method="kcenter", budget=10, out=tmp_path / "a", pool_vectors=pixels[:5])  # an IndexError
+    nan = pixels.copy()
+    nan[3, 0] = np.nan
+    with pytest.raises(UnlabeledError, match="pool_vectors holds NaN"):  # k-center chose anyway
+        select(digits, method="kcenter", budget=10, out=tmp_path / "b", pool_vectors=nan)
+    assert not list(tmp_path.iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from unlabeled.bench.baselines import BASELINES
 from unlabeled.bench.probes import PROBES
 from unlabeled.data.collection import Collection
 from unlabeled.runs import Run
+from unlabeled.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,13 @@ class BenchRequest:
     def __post_init__(self) -> None:
         if not self.runs:
             raise UnlabeledError("bench needs at least one run")
+        seen: set[Path] = set()
+        for run in self.runs:  # two rows of one run under one name: score() could not tell them apart
+            where = Path(getattr(run, "path", run)).resolve()
+            if where in seen:
+                raise UnlabeledError(f"{getattr(run, 'path', run)} is given twice; bench each run once")
+            seen.add(where)
+        resolve_device(self.device)  # before the out folder is made
         if (self.task is None) == (self.suite is None):
             raise UnlabeledError("bench takes a task (--task) or a suite (--suite), not both and not neither")
         if not self.probes:

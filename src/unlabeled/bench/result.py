@@ -28,6 +28,11 @@ class BenchResult:
     unified: dict[str, float] = field(default_factory=dict)
     unified_cells: dict[str, int] = field(default_factory=dict)  # how many cells each unified score averages
 
+    def __repr__(self) -> str:  # the rows, one line each, are table()'s
+        tasks = list(dict.fromkeys(r["task"] for r in self.rows))
+        models = list(dict.fromkeys(r["model"] for r in self.rows))
+        return f"BenchResult(tasks={tasks}, models={models}, rows={len(self.rows)}, json_path={self.json_path})"
+
     def score(
         self,
         model: str,

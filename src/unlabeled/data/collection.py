@@ -99,7 +99,7 @@ class Collection:
     def __repr__(self) -> str:
         return (
             f"Collection({str(self.path)!r}, n={len(self)}, modality={self.modality!r}, "
-            f"shape={self.sample_shape}, classes={len(self.classes or [])})"
+            f"shape={self.sample_shape}, classes={len(self.classes) if self.classes is not None else None})"
         )
 
     @property

@@ -37,6 +37,8 @@ def verify(
     Where an ancestor of the original trained on the forget set, the reference retrains the
     run alone from the same ancestors (``ancestors="keep"``, the reference then not exact)
     or them too (``"retrain"``); ``table["reference"]`` says which ancestors were retrained."""
+    if ancestors not in ("keep", "retrain"):
+        raise UnlabeledError(f"--ancestors for a reference must be keep or retrain, got {ancestors!r}")
     res = open_run(run)
     request = res.config.get("forget")
     if not request or not request.get("finished"):

@@ -222,10 +222,24 @@ def _pool_vectors(req: SelectionRequest, col: Collection, candidates: np.ndarray
         if tuple(run.config["modality"]["sample_shape"]) != col.sample_shape:
             raise UnlabeledError(f"encoder {run.path} was trained on samples of another shape than {col.path}'s")
         pool_vectors = pool_embeddings(run, col, req.device)
+    else:
+        _check_given_vectors("pool_vectors", pool_vectors, len(col), col)
     vectors = np.asarray(pool_vectors[candidates]) if len(candidates) < len(col) else pool_vectors
     if len(vectors) != len(candidates):
         raise UnlabeledError(f"{len(vectors)} pool embeddings for {len(candidates)} pool samples")
     return vectors, run
+
+
+def _check_given_vectors(name: str, vectors: np.ndarray, rows: int, col: Collection | None) -> None:
+    """Embeddings given through the API: one finite row of numbers per sample (of ``col``,
+    all of it: rows are read by the collection's positions)."""
+    shape = getattr(vectors, "shape", ())
+    if len(shape) != 2 or shape[0] != rows:
+        whose = f" (one per sample of {col.path}, in its order)" if col is not None else ""
+        raise UnlabeledError(f"{name} must be a 2-D array of {rows} rows{whose}; got shape {tuple(shape)}")
+    for start in range(0, rows, 1 << 16):  # a block at a time: a million vectors may be memory-mapped
+        if not np.isfinite(vectors[start : start + (1 << 16)]).all():
+            raise UnlabeledError(f"{name} holds NaN or infinite values")
 
 
 def _target_vectors(
@@ -243,6 +257,7 @@ def _target_vectors(
         tvec = run.encode(tcol, tpos, device=req.device)
     else:
         tvec = np.asarray(req.target_vectors, dtype=np.float32)
+        _check_given_vectors("target_vectors", tvec, len(tvec), None)
     if len(tvec) == 0:
         raise UnlabeledError("the target is empty")
     if tvec.shape[1] != vectors.shape[1]:
