@@ -171,3 +171,18 @@ def test_errors_and_the_estimator_api(runs, data):
         FinetuneProbe(runs["cnn"]).fit(X, y[:10])
     with pytest.raises(ul.UnlabeledError, match="rank must be at least 1"):
         FinetuneProbe(runs["cnn"], mode="lora", rank=0).fit(X, y)
+
+
+def test_a_probe_fit_interrupted_leaves_the_commands_own_message(runs, data, monkeypatch):
+    """A probe's fit saves no run: Ctrl-C in it said "continue with --resume", an option bench
+    does not have; the command's own exit says what happened."""
+    from unlabeled._console import console
+    from unlabeled.bench import tuning
+
+    def interrupted(self, x, generator, y):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning._ProbeObjective, "loss", interrupted)
+    with console.capture() as said, pytest.raises(KeyboardInterrupt) as caught:
+        FinetuneProbe(runs["cnn"], mode="full", lr=1e-3, **FAST).fit(*data["fit"])
+    assert "--resume" not in said.get() and not getattr(caught.value, "reported", False)

@@ -45,3 +45,23 @@ def test_weights_metadata_reads_the_flat_metadata_of_older_runs(tmp_path):
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "old.safetensors"), metadata={"step": "4"})
     assert ckpt.weights_metadata(tmp_path / "old.safetensors") == {"step": "4"}
+
+
+def test_a_crash_between_the_pairs_renames_never_leaves_a_state_ahead_of_the_weights(tmp_path, monkeypatch):
+    weights = {"w": torch.zeros(2)}
+    ckpt.save_checkpoint(tmp_path, {"step": 1}, weights, {"step": "1"})
+    real = ckpt.os.replace
+
+    def crash_after_the_first(src, dst):
+        real(src, dst)
+        raise SystemExit("killed between the renames")
+
+    monkeypatch.setattr(ckpt.os, "replace", crash_after_the_first)
+    with pytest.raises(SystemExit):
+        ckpt.save_checkpoint(tmp_path, {"step": 2}, weights, {"step": "2"})
+    # the weights are renamed first: a state saying step 2 (finished, say) beside step-1 weights
+    # would be read as a finished run with the wrong weights; the other way round, a resume
+    # trains step 2 again
+    assert ckpt.load_state(tmp_path / ckpt.STATE_FILE)["step"] == 1
+    assert ckpt.weights_metadata(tmp_path / ckpt.MODEL_FILE)["step"] == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.MODEL_FILE, ckpt.STATE_FILE]  # no temporaries left

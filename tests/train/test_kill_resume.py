@@ -148,6 +148,30 @@ def test_distillation_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnis
     _kill_resume_equals_straight(args, tmp_path, seed=3)
 
 
+@pytest.mark.parametrize("command", ["finetune", "selftrain", "pretrain"])
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_weights_it_starts_from(
+    fmnist_small, tmp_path, command
+):
+    """With no checkpoint saved the resumed run starts again at step 0, from the pretrained
+    weights it was told to start from (it trained from random weights, and its config still
+    named the start), and its log of steps holds each step once."""
+    start = ul.pretrain(fmnist_small, tmp_path / "start", epochs=0.2, batch_size=32, precision="fp32")
+    train = ["--epochs", "0.15", "--batch-size", "16", "--precision", "fp32"]
+    args = {
+        "finetune": ["finetune", str(start.path), "--task", str(fmnist_small.path), *train],
+        "selftrain": ["selftrain", str(start.path), "--task", str(fmnist_small.path), "--fraction", "0.05", *train],
+        "pretrain": ["pretrain", str(fmnist_small.path), "--init", str(start.path), *train],
+    }[command]
+    _run(args, tmp_path / "straight")
+    _kill_at(2, args, tmp_path / "killed", tmp_path / "stderr.txt")  # checkpoints come every 3 steps
+    assert (tmp_path / "killed" / "config.json").exists() and not (tmp_path / "killed" / ckpt.STATE_FILE).exists()
+    _run([*args, "--resume"], tmp_path / "killed")
+    _same_weights(tmp_path / "straight", tmp_path / "killed")
+    logged = ul.open_run(tmp_path / "killed").metrics()
+    steps = [m["step"] for m in logged]
+    assert steps and len(steps) == len(set(steps))
+
+
 @pytest.fixture(scope="module")
 def forget_source(fmnist_small, tmp_path_factory) -> tuple[Path, Path]:
     """A classifier and the ids of 60 of its training samples, shared by the forgetting cases."""

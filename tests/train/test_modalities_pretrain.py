@@ -126,7 +126,11 @@ def test_a_small_training_set_gets_a_smaller_default_batch(tmp_path, gunpoint):
     again = ul.forget(run, class_=first, method="retrain", out=tmp_path / "g-forgot")
     assert again.config["train"]["batch_size"] == 16
     # shards share one batch, fitted to the smallest, so retraining any of them fits too
-    sharded = ul.pretrain(gunpoint, tmp_path / "s", method="simclr", epochs=1, shards=2, positions=np.arange(63))
+    # (63 series: the 50 of the train split and 13 of the test split, which must be asked for)
+    sixty_three = np.arange(63)
+    sharded = ul.pretrain(
+        gunpoint, tmp_path / "s", method="simclr", epochs=1, shards=2, positions=sixty_three, exclude_split=None
+    )
     batches = {s.config["train"]["batch_size"] for s in sharded.shards()}
     assert batches == {16} and sharded.config["train"]["batch_size"] == 16  # shards of 32 and 31 series
     ul.forget(sharded, class_=first, method="sisa", out=tmp_path / "s-forgot")

@@ -155,13 +155,16 @@ def save_checkpoint(
     folder: str | os.PathLike[str], state: dict[str, Any], state_dict: dict[str, torch.Tensor], meta: dict[str, str]
 ) -> None:
     """``state.pt`` (the resume state) and ``model.safetensors`` (the weights) in ``folder``,
-    as a pair: both are written before either replaces the previous checkpoint's file."""
+    as a pair: both are written before either replaces the previous checkpoint's file, and the
+    state is renamed last. A crash between the two renames then leaves weights ahead of a state
+    that says so (a resume trains those steps again and writes both), never a state that says
+    the run finished beside the weights of an earlier step."""
     folder = Path(folder)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     atomic_write_all(
         [
-            (folder / STATE_FILE, lambda tmp: _write_state(tmp, state)),
             (folder / MODEL_FILE, lambda tmp: _write_weights(tmp, tensors, meta)),
+            (folder / STATE_FILE, lambda tmp: _write_state(tmp, state)),
         ]
     )
 

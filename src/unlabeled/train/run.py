@@ -370,12 +370,17 @@ def train(
     with ``resume`` the run in ``out`` from its last checkpoint. A new run starts from the
     weights of the run its spec names (:func:`starting_run`).
     ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
-    start = None if resume else starting_run(spec)  # a resumed run's checkpoint holds its weights
+    # a resumed run's checkpoint holds its weights; one killed before its first checkpoint
+    # starts again from step 0, and from the weights a new run starts from
+    restart = resume and not (out / ckpt.STATE_FILE).exists()
+    start = None if resume and not restart else starting_run(spec)
     if start is not None:
         note_forgotten(start, col, positions)
     objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
-    if not resume and feed is not None and feed.warm_start is not None:
+    if (not resume or restart) and feed is not None and feed.warm_start is not None:
         feed.warm_start(objective)
+    if restart and dist.rank() == 0:  # the log of steps no checkpoint kept: they are trained again
+        (out / "metrics.jsonl").unlink(missing_ok=True)
     if not resume:
         spec = spec.replace(data=replace(spec.data, samples=len(positions), index=index_hash(col)))
         if len(positions) != len(col.indices(exclude=spec.data.exclude_split)):

@@ -438,8 +438,9 @@ class Trainer:
             with _StopOnSignal(self.dir is not None) as stop, self._progress() as bar:
                 loop.run(stop, bar)
         except KeyboardInterrupt as e:
-            info(f"[yellow]interrupted at step {loop.step}/{loop.total}; {_RESUME_HINT.get()}[/]")
-            e.reported = True  # type: ignore[attr-defined]  # the command's exit says no more
+            if self.dir is not None:  # a fit that saves nothing (a bench probe's) has no run to resume
+                info(f"[yellow]interrupted at step {loop.step}/{loop.total}; {_RESUME_HINT.get()}[/]")
+                e.reported = True  # type: ignore[attr-defined]  # the command's exit says no more
             raise
         finally:
             loop.close()
