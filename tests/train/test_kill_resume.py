@@ -148,7 +148,7 @@ def test_distillation_killed_and_resumed_ends_bit_for_bit_as_uninterrupted(fmnis
     _kill_resume_equals_straight(args, tmp_path, seed=3)
 
 
-@pytest.mark.parametrize("command", ["finetune", "selftrain", "pretrain"])
+@pytest.mark.parametrize("command", ["finetune", "selftrain", "pretrain", "distil"])
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_weights_it_starts_from(
     fmnist_small, tmp_path, command
 ):
@@ -161,7 +161,11 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_weights_it_st
         "finetune": ["finetune", str(start.path), "--task", str(fmnist_small.path), *train],
         "selftrain": ["selftrain", str(start.path), "--task", str(fmnist_small.path), "--fraction", "0.05", *train],
         "pretrain": ["pretrain", str(fmnist_small.path), "--init", str(start.path), *train],
+        "distil": ["distil", "TEACHER", "--unlabeled", str(fmnist_small.path), "--init", str(start.path), *train],
     }[command]
+    if command == "distil":
+        teacher = finetune(start, fmnist_small, tmp_path / "teacher", epochs=0.2, precision="fp32")
+        args[1] = str(teacher.path)
     _run(args, tmp_path / "straight")
     _kill_at(2, args, tmp_path / "killed", tmp_path / "stderr.txt")  # checkpoints come every 3 steps
     assert (tmp_path / "killed" / "config.json").exists() and not (tmp_path / "killed" / ckpt.STATE_FILE).exists()
