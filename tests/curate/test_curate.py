@@ -3,6 +3,7 @@ entries, exact and near copies, gibberish; each removal recorded with its step a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -466,6 +467,41 @@ def test_ctrl_c_stops_a_curation_with_workers_in_one_line_without_a_traceback_fr
     ):
         time.sleep(0.5)
     assert not left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_curation_killed_leaves_no_process_behind(tmp_path, workers):
+    """SIGKILL runs no cleanup: datatrove's manager process, forked for each stage, was left
+    running for good, an orphan of a few hundred MiB; it now dies with the command."""
+    import os
+    import signal
+    import time
+
+    source = ul.import_source("fortunes", tmp_path / "fortunes").collection.path
+    cmd = [sys.executable, "-c", "from unlabeled_command import main; main()", "curate", str(source)]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "out"), "--languages", "en", "--workers", workers],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob(".out.curate/counts/*/[0-9]*")) and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.2)  # until a stage's processes are counting documents
+        os.kill(proc.pid, signal.SIGKILL)  # the command alone, as the system's OOM killer would
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while (left := subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout.split()) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+        assert not left
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("stage", ["with a progress bar", "short (MinHash)"])

@@ -137,7 +137,8 @@ def _started(executor: Any) -> tuple[threading.Thread, list[BaseException]]:
 
     def target() -> None:
         try:
-            executor.run()
+            with _children_die_with_this_thread():
+                executor.run()
         except BaseException as e:  # re-raised in the calling thread
             failure.append(e)
 
@@ -145,6 +146,51 @@ def _started(executor: Any) -> tuple[threading.Thread, list[BaseException]]:
     with _workers_ignore_ctrl_c(executor.workers, thread):
         thread.start()
     return thread, failure
+
+
+_FORKING_THREAD: int | None = None  # while a stage runs: the thread its executor forks from
+_FORK_PARENT = 0  # and this process's pid
+_AT_FORK = threading.Lock()
+_HOOKED = False
+
+
+@contextmanager
+def _children_die_with_this_thread() -> Iterator[None]:
+    """The processes this thread forks while the block runs (datatrove's ``multiprocess.Manager``
+    server) get SIGKILL when it ends, on Linux: a SIGKILL of the command ran no cleanup and left
+    the manager running, an orphan holding a few hundred MiB, for good. Its workers are spawned
+    (not forked) and end when their pipes close. Forks by other threads, or after the block
+    (a user's own, through the API), are left alone."""
+    global _FORKING_THREAD, _FORK_PARENT, _HOOKED
+    import sys
+
+    if sys.platform != "linux":
+        yield
+        return
+    with _AT_FORK:
+        if not _HOOKED:
+            os.register_at_fork(after_in_child=_die_with_the_forking_thread)
+            _HOOKED = True
+    _FORK_PARENT, _FORKING_THREAD = os.getpid(), threading.get_ident()
+    try:
+        yield
+    finally:
+        _FORKING_THREAD = None
+
+
+def _die_with_the_forking_thread() -> None:
+    """In a child just forked: the parent-death signal (PR_SET_PDEATHSIG, which fires when the
+    thread that forked ends) where that thread is a stage's, and an exit where the parent is
+    already gone."""
+    global _FORKING_THREAD
+    forked_by, _FORKING_THREAD = _FORKING_THREAD, None  # the child's own forks are its own
+    if forked_by is None or forked_by != threading.get_ident():  # the child runs the forking thread
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != _FORK_PARENT:
+        os._exit(1)
 
 
 @contextmanager
