@@ -167,10 +167,23 @@ def test_clear_errors(digits, pixels, tmp_path):
 
 
 def test_select_with_an_encoder_then_pretrain_on_the_selection(digits, tmp_path):
+    import subprocess
+    import sys
+
+    from unlabeled.data.collection import writer_tag
+
     run = ul.pretrain(digits, tmp_path / "enc", epochs=1, batch_size=64)
+    # what a select killed while embedding left (SIGKILL runs no cleanup): gone with the next
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run.path / "selection-embeddings").mkdir()
+    dead = run.path / "selection-embeddings" / f"x-y.{writer_tag().rpartition('-')[0]}-{gone.stdout.strip()}.tmp.npy"
+    dead.write_bytes(b"half")
+    live = run.path / "selection-embeddings" / f"x-y.{writer_tag()}.tmp.npy"  # this process: alive
+    live.write_bytes(b"half")
     zeros = derive_collection(digits, np.flatnonzero(digits.labels == 0), tmp_path / "zeros", {"name": "zeros"})
     sel = select(digits, method="simcore", budget=200, encoder=run, target=zeros, out=tmp_path / "sel")
     assert len(sel) == 200 and list((run.path / "selection-embeddings").glob("*.npy"))
+    assert not dead.exists() and live.exists()
     dedup = select(digits, method="dedup", threshold=0.999, encoder=run, out=tmp_path / "dd")
     assert 0 < len(dedup) <= len(digits)
     again = ul.pretrain(sel, tmp_path / "on-selection", epochs=1, batch_size=64)

@@ -446,7 +446,7 @@ def move_into_place(tmp: Path, dest: Path) -> None:
     removed only once the new one is in place, so no moment leaves neither."""
     old = None
     if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.{_writer_tag()}.", dir=dest.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.{writer_tag()}.", dir=dest.parent))
         os.replace(dest, old / dest.name)
     try:
         os.replace(tmp, dest)
@@ -498,7 +498,7 @@ def _new_folder(dest: Path) -> Path:
     """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
     makes 0700 folders: a collection others could not read). Its name carries this host and
     pid, so the next writer of ``dest`` removes what a killed one left (``_remove_dead_writers``)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{_writer_tag()}.", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{writer_tag()}.", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     return tmp
 
@@ -512,7 +512,9 @@ def _host_tag() -> str:
 _HOST = _host_tag()  # a folder another machine writes (a shared disk) is never this host's to remove
 
 
-def _writer_tag() -> str:
+def writer_tag() -> str:
+    """``HOST-PID`` of this process: what names a temporary file or folder it writes, so that
+    a later writer can tell one a killed process left (:func:`left_by_the_dead`)."""
     return f"{_HOST}-{os.getpid()}"
 
 
@@ -525,8 +527,7 @@ def _remove_dead_writers(dest: Path) -> None:
         return
     for leftover in dest.parent.glob(f".{glob.escape(dest.name)}.*{_HOST}-*"):
         tag = leftover.name[len(dest.name) + 2 :].removeprefix("old.").rpartition(".")[0]
-        tag_host, _, pid = tag.rpartition("-")
-        if tag_host != _HOST or not pid.isdigit() or _alive(int(pid)) or not leftover.is_dir():
+        if not left_by_the_dead(tag) or not leftover.is_dir():
             continue
         kept = leftover / dest.name
         if leftover.name.startswith(f".{dest.name}.old.") and kept.is_dir() and not dest.exists():
@@ -535,7 +536,13 @@ def _remove_dead_writers(dest: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def left_by_the_dead(tag: str) -> bool:
+    """Whether ``HOST-PID`` (:func:`writer_tag`) names a process of this host that is gone."""
+    host, _, pid = tag.rpartition("-")
+    return host == _HOST and pid.isdigit() and not process_alive(int(pid))
+
+
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info, progress
-from unlabeled.data.collection import Collection
+from unlabeled.data.collection import Collection, left_by_the_dead, writer_tag
 from unlabeled.runs import Run, encode_into
 
 CHUNK = 65536
@@ -36,7 +36,10 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
     path = folder / f"{collection.fingerprint()}-{run.digest()[:16]}.npy"
     if not path.exists():
         folder.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        for stale in folder.glob("*.tmp.npy"):  # what a killed select left (SIGKILL runs no cleanup)
+            if left_by_the_dead(stale.name.split(".")[-3]):
+                stale.unlink(missing_ok=True)
+        tmp = path.with_suffix(f".{writer_tag()}.tmp.npy")
         encoder = run.encoder()
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(collection), encoder.dim))
