@@ -201,3 +201,23 @@ def test_bench_refuses_a_run_given_twice_and_a_bad_device_before_making_its_fold
     with pytest.raises(ul.UnlabeledError, match="--device bogus"):
         ul.bench(run, task=fmnist_small, out=tmp_path / "b", device="bogus")
     assert not list(tmp_path.iterdir())
+
+
+def test_embeddings_whose_weights_changed_while_embedding_are_not_written(run, fmnist_small, tmp_path, monkeypatch):
+    """A run rewritten while embed read it (its writer's lock taken after embed looked) gave
+    vectors of one version labelled with another's hash, which bench and select then trusted."""
+    copy = tmp_path / "r"
+    shutil.copytree(run.path, copy)
+    moved = ul.open_run(copy)
+    real = type(moved).encode
+
+    def encode_then_rewrite(self, *args, **kwargs):
+        vectors = real(self, *args, **kwargs)
+        weights = ckpt.load_weights(copy / ckpt.MODEL_FILE)
+        ckpt.save_weights(copy / ckpt.MODEL_FILE, {k: v + 1 for k, v in weights.items()}, {"step": str(moved.step)})
+        return vectors
+
+    monkeypatch.setattr(type(moved), "encode", encode_then_rewrite)
+    with pytest.raises(ul.UnlabeledError, match="weights changed while they were read"):
+        ul.embed(moved, fmnist_small, out=tmp_path / "e.parquet")
+    assert not (tmp_path / "e.parquet").exists()

@@ -574,16 +574,25 @@ def embed(
         _check_embeddings_out(Path(out), overwrite)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     precision = run.precision if precision is None else precision
+    step, digest = run.step, run.digest()  # read before the weights are, and checked after
     vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)
+    check_unchanged(run, step, digest)
     meta = {
         "precision": precision,  # what was asked (the cache compares it); computed_in: what ran
         "computed_in": "bf16" if use_bf16(precision, resolve_device(device)) else "fp32",
         "collection": str(col.path.resolve()),
         "fingerprint": col.fingerprint(),
-        "step": str(run.step),
-        "encoder": run.digest(),
+        "step": str(step),
+        "encoder": digest,
     }
     return write_embeddings(out or run.path / EMBEDDINGS_FILE, col.ids, vectors, meta)
+
+
+def check_unchanged(run: Run, step: int, digest: str) -> None:
+    """The run's weights are still those of ``step`` and ``digest``, read before they were
+    loaded: embeddings labelled with one version's hash must not hold another's vectors."""
+    if (run.step, run.digest()) != (step, digest):
+        raise UnlabeledError(f"{run.path}'s weights changed while they were read (a run being written?); try again")
 
 
 def _check_embeddings_out(out: Path, overwrite: bool) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from unlabeled._console import UnlabeledError, info, progress
 from unlabeled.data.collection import Collection, left_by_the_dead, writer_tag
-from unlabeled.runs import Run, encode_into
+from unlabeled.runs import Run, check_unchanged, encode_into
 
 CHUNK = 65536
 
@@ -33,7 +33,8 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
     keyed by the pool's content and the run's weights, so weights rewritten in place are not
     served stale embeddings)."""
     folder = run.path / "selection-embeddings"
-    path = folder / f"{collection.fingerprint()}-{run.digest()[:16]}.npy"
+    step, digest = run.step, run.digest()
+    path = folder / f"{collection.fingerprint()}-{digest[:16]}.npy"
     if not path.exists():
         folder.mkdir(exist_ok=True)
         for stale in folder.glob("*.tmp.npy"):  # what a killed select left (SIGKILL runs no cleanup)
@@ -47,6 +48,7 @@ def pool_embeddings(run: Run, collection: Collection, device: str = "auto") -> n
             encode_into(out, encoder, run.modality(), collection, device, name, precision=run.precision)
             out.flush()
             del out
+            check_unchanged(run, step, digest)  # the file is named by the weights it was made with
             os.replace(tmp, path)  # whole or absent
         except BaseException:  # interrupted or failed: no half-written cache file stays behind
             tmp.unlink(missing_ok=True)
