@@ -156,3 +156,22 @@ def test_an_empty_stack_and_a_file_that_is_no_npy_are_said_to_be(tmp_path):
     assert len(report.collection) == 1 and dict(report.bad) == {
         str(tmp_path / "folder" / "junk.npy"): "not a .npy file (no NumPy header)"
     }
+
+
+def test_options_a_source_would_ignore_are_refused(tmp_path):
+    """A labels file given for a folder, resizing a stack, resampling a built-in set: each was
+    accepted and silently did nothing."""
+    stack = tmp_path / "x.npy"
+    np.save(stack, np.zeros((4, 1, 8, 8), np.uint8))
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\na\nb\n")
+    with pytest.raises(UnlabeledError, match="--labels applies to a .npy stack"):
+        import_source(folder, tmp_path / "a", labels=labels)
+    with pytest.raises(UnlabeledError, match="--resize applies to folders of files"):
+        import_source(stack, tmp_path / "b", resize=(4, 4))
+    with pytest.raises(UnlabeledError, match="--sample-rate applies to folders of files"):
+        import_source("digits", tmp_path / "c", sample_rate=8000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "pngs", "x.npy"]
+    assert len(import_source(stack, tmp_path / "d", labels=labels).collection.classes) == 2

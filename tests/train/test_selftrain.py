@@ -174,3 +174,10 @@ def test_positions_given_through_the_api_are_whole_and_within_the_collection(gun
         with pytest.raises(ul.UnlabeledError, match=match):
             ul.selftrain(None, gunpoint, tmp_path / "x", unlabelled=bad)
     assert not (tmp_path / "x").exists()
+
+
+def test_text_is_refused_in_words(wordnet_small, tmp_path):
+    # it said "120 unlabelled samples are fewer than one batch of 224", of no help on text
+    with pytest.raises(ul.UnlabeledError, match="is text, which has no augmentations"):
+        ul.selftrain(None, wordnet_small, tmp_path / "st", fraction=0.1, epochs=0.1)
+    assert not (tmp_path / "st").exists()

@@ -167,6 +167,9 @@ def import_source(
             "sample (a volume of 256x256x256)"
         )
     name = str(source)
+    _check_where_options_apply(
+        Path(name), labels, {"--resize": resize, "--sample-rate": sample_rate, "--seconds": seconds}
+    )
     if name in BUILTINS:
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
     if name.lower().startswith("ucr:"):
@@ -209,6 +212,20 @@ def import_source(
     report = _import_folder(path, dest, modality, opts, overwrite)
     report.given = modality is not None
     return report
+
+
+def _check_where_options_apply(path: Path, labels: Any, folder_options: dict[str, Any]) -> None:
+    """Options that only some sources read, refused elsewhere rather than silently ignored: a
+    labels file for a ``.npy`` stack; resizing and resampling for folders of files (a stack
+    has one shape, a built-in set its own)."""
+    stack = path.is_file() and suffix(path) in ARRAY_EXTENSIONS
+    if labels is not None and not stack:
+        raise UnlabeledError(
+            "--labels applies to a .npy stack; a folder's labels are its class subfolders, a table's its label column"
+        )
+    given = [flag for flag, value in folder_options.items() if value is not None]
+    if given and not path.is_dir():
+        raise UnlabeledError(f"{', '.join(given)} applies to folders of files; {path} is read as it is")
 
 
 KEYWORDS = "espeak-keywords"

@@ -223,6 +223,11 @@ def _pools(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The labelled positions and the unlabelled pool, checked: labels on every labelled
     sample, every class labelled, nothing from the test split."""
+    if col.is_text:  # FixMatch's weak and strong views are the modality's augmentations
+        raise UnlabeledError(
+            f"{col.path} is text, which has no augmentations to make FixMatch's weak and strong views; "
+            "fine-tune on its labels (finetune), or distil a fine-tuned model on its unlabelled text (distil)"
+        )
     lab = labelled_train(col) if labelled is None else train_positions(col, labelled, "labelled positions")
     lab = few_labels(col, lab, fraction, shots, seed)
     pool = (
