@@ -160,16 +160,8 @@ def import_source(
     ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
-    _check_audio_options(sample_rate, seconds)
-    if resize is not None and (min(resize) < 1 or math.prod(resize) > MAX_RESIZE_VALUES):
-        raise UnlabeledError(
-            f"--resize {'x'.join(map(str, resize))}: each side at least 1 and at most {MAX_RESIZE_VALUES:,} values a "
-            "sample (a volume of 256x256x256)"
-        )
     name = str(source)
-    _check_where_options_apply(
-        Path(name), labels, {"--resize": resize, "--sample-rate": sample_rate, "--seconds": seconds}
-    )
+    _check_import_options(Path(name), labels, resize, sample_rate, seconds)
     if name in BUILTINS:
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
     if name.lower().startswith("ucr:"):
@@ -214,10 +206,17 @@ def import_source(
     return report
 
 
-def _check_where_options_apply(path: Path, labels: Any, folder_options: dict[str, Any]) -> None:
-    """Options that only some sources read, refused elsewhere rather than silently ignored: a
-    labels file for a ``.npy`` stack; resizing and resampling for folders of files (a stack
-    has one shape, a built-in set its own)."""
+def _check_import_options(path: Path, labels: Any, resize: Any, sample_rate: Any, seconds: Any) -> None:
+    """The options' values, and options that only some sources read refused elsewhere rather
+    than silently ignored: a labels file for a ``.npy`` stack; resizing and resampling for
+    folders of files (a stack has one shape, a built-in set its own)."""
+    _check_audio_options(sample_rate, seconds)
+    if resize is not None and (min(resize) < 1 or math.prod(resize) > MAX_RESIZE_VALUES):
+        raise UnlabeledError(
+            f"--resize {'x'.join(map(str, resize))}: each side at least 1 and at most {MAX_RESIZE_VALUES:,} values a "
+            "sample (a volume of 256x256x256)"
+        )
+    folder_options = {"--resize": resize, "--sample-rate": sample_rate, "--seconds": seconds}
     stack = path.is_file() and suffix(path) in ARRAY_EXTENSIONS
     if labels is not None and not stack:
         raise UnlabeledError(
