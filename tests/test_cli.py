@@ -209,6 +209,7 @@ def test_finetune_forget_verify_log(tmp_path, fmnist_small):
     assert "average gap" in out and "retrain" in out
     log = cli("forget", "--log", tmp_path / "clf").stderr
     assert log.count("complete") >= 2 and "finetune" in log  # the request and its retrained reference
+    assert "complete (approximate)" in log and "complete (exact)" in log and "(verify's reference)" in log
     p = cli("forget", "--log", tmp_path / "nope", check=False)
     assert p.returncode == 2 and "is not a run" in p.stderr
     p = cli("forget", tmp_path / "clf", "--class", "nope", "--method", "ga", "--out", tmp_path / "g", check=False)

@@ -541,9 +541,11 @@ def forget_(
         for r in rows:
             gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
             gap_text = f"  average gap {gap:.4f}" if gap is not None else ""
+            exact = {True: " (exact)", False: " (approximate)"}.get(r.get("exact"), "")
+            made_by = "  (verify's reference)" if Path(str(r.get("output"))).name == "reference" else ""
             console.print(
                 f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
-                f"ids {r.get('ids_hash')}  {r['status']}{gap_text}  -> {r.get('output')}"
+                f"ids {r.get('ids_hash')}  {r['status']}{exact}{gap_text}  -> {r.get('output')}{made_by}"
             )
         return
     if verify is not None:

@@ -330,9 +330,8 @@ def _carry_out(method: Method, request: ForgetRequest, redo: list[lineage.Ancest
     }
     write_ids(out / FORGOTTEN_IDS, request.forgotten_ids)
     ckpt.atomic_write_json(out / "config.json", config)
-    log.append(
-        record["request"], "finished", method=record["method"], output=str(out.resolve()), details={"seconds": seconds}
-    )
+    done = {"seconds": seconds, "exact": record["exact"], "ancestors_retrained": len(redo)}
+    log.append(record["request"], "finished", method=record["method"], output=str(out.resolve()), details=done)
     how = ("exact" if record["exact"] else "approximate") + (f", {len(redo)} ancestor(s) retrained" if redo else "")
     info(f"forgot {record['forgotten']} samples with {record['method']} ({how}) in {seconds:.0f} s -> {out}")
     return Run(out)

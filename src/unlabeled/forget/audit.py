@@ -94,7 +94,10 @@ class AuditLog:
                     output=e["output"],
                 )
             elif e["event"] == "finished":
-                r.update(status="complete", finished=e["time"], seconds=e["details"].get("seconds"))
+                details = e["details"]  # exact: None for requests logged before it was recorded
+                r.update(
+                    status="complete", finished=e["time"], seconds=details.get("seconds"), exact=details.get("exact")
+                )
             else:
                 r["verification"] = e["details"]
         return list(out.values())
