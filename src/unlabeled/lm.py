@@ -124,8 +124,8 @@ def perplexity(
     batch_size: int = 64,
     device: str = "auto",
 ) -> dict[str, float]:
-    """How well a ``clm`` run predicts the documents of ``data``'s ``split`` (``all``: every
-    document; a named split of a collection without splits is refused) (every token of
+    """How well a ``clm`` run predicts the documents of ``data``'s ``split`` (``all`` or None:
+    every document; a named split of a collection without splits is refused) (every token of
     each, its ``[EOS]`` included, in windows of the model's length): ``perplexity`` per token,
     ``bits_per_byte`` over the documents' UTF-8 bytes (a newline between documents counted as
     one byte each, as a file of them would hold), and the counts."""

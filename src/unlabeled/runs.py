@@ -555,8 +555,8 @@ def read_embeddings(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarra
 
 
 def embed(
-    run: Run | str,
-    collection: Collection | str,
+    run: Run | str | os.PathLike[str],
+    collection: Collection | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
     batch_size: int = EMBED_BATCH,
