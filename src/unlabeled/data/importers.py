@@ -176,7 +176,7 @@ def import_source(
     if not path.exists():
         raise UnlabeledError(
             f"source not found: {path} (neither a path nor a built-in dataset; "
-            f"built-ins: {', '.join(BUILTINS)}, ucr:NAME)"
+            f"built-ins: {', '.join([*BUILTINS, KEYWORDS])}, ucr:NAME)"
         )
     if text_column is not None and not (path.is_file() and suffix(path) in TEXT_TABLE_EXTENSIONS):
         raise UnlabeledError(f"--text-column applies to tables ({', '.join(sorted(TEXT_TABLE_EXTENSIONS))})")
