@@ -6,6 +6,7 @@ from __future__ import annotations
 import lzma
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -174,3 +175,20 @@ def test_finetune_with_the_clm_objective_trains_the_language_model_further(wordn
     mlm = ul.pretrain(wordnet_small, tmp_path / "mlm", method="mlm", epochs=0.02, batch_size=16, precision="fp32")
     code, lines = cli(args[0], mlm.path, *args[2:], "--out", tmp_path / "x")
     assert code == 2 and len(lines) == 1 and "is a mlm run (pretrain one with --method clm)" in lines[0], lines
+
+
+def test_finetune_with_the_clm_objective_fits_its_batch_to_a_small_corpus(wordnet_small, tmp_path):
+    """Without --batch-size, finetune's 128 was passed on as asked for: a corpus of fewer
+    documents was refused ("lower --batch-size") where pretrain fits the batch itself."""
+    from unlabeled.data.collection import derive_collection
+
+    base = ul.pretrain(wordnet_small, tmp_path / "lm", method="clm", epochs=0.02, batch_size=16, precision="fp32")
+    train = wordnet_small.indices(exclude="test")
+    small = derive_collection(
+        wordnet_small,
+        np.concatenate([train[:60], wordnet_small.indices("test")[:10]]),
+        tmp_path / "small",
+        {"name": "small"},
+    )
+    run = ul.finetune(base, small, tmp_path / "ft", objective="clm", epochs=0.5, precision="fp32")
+    assert run.config["train"]["batch_size"] < 60 and run.step > 0

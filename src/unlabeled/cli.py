@@ -337,7 +337,7 @@ def finetune_(
     ] = None,
     shots: Annotated[int | None, typer.Option(help="train on this many labels per class")] = None,
     epochs: Annotated[float, typer.Option()] = 5,
-    batch_size: Annotated[int, typer.Option()] = 128,
+    batch_size: Annotated[int | None, typer.Option(help="default 128; --objective clm: fitted to the corpus")] = None,
     lr: Annotated[float, typer.Option()] = 1e-3,
     encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,

@@ -108,7 +108,7 @@ def finetune(
     fraction: float | None = None,
     shots: int | None = None,
     epochs: float = 5,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
@@ -146,7 +146,8 @@ def finetune(
         train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed}
         where = {"precision": precision, "device": device, "overwrite": overwrite, "resume": resume}
         return _language_model(run, task, out, objective, unused, train | where)
-    recipe = FinetuneRecipe(epochs, batch_size, lr, weight_decay, seed, encoder, size, augment, precision)
+    batch = FinetuneRecipe.batch_size if batch_size is None else batch_size
+    recipe = FinetuneRecipe(epochs, batch, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
     col = open_collection(task)
     pos = labelled_train(col) if positions is None else train_positions(col, positions)
