@@ -151,7 +151,7 @@ def _started(executor: Any) -> tuple[threading.Thread, list[BaseException]]:
 _FORKING_THREAD: int | None = None  # while a stage runs: the thread its executor forks from
 _FORK_PARENT = 0  # and this process's pid
 _AT_FORK = threading.Lock()
-_HOOKED = False
+_PRCTL: Any = None  # libc's prctl, looked up in the parent: a forked child must not dlopen
 
 
 @contextmanager
@@ -161,16 +161,18 @@ def _children_die_with_this_thread() -> Iterator[None]:
     the manager running, an orphan holding a few hundred MiB, for good. Its workers are spawned
     (not forked) and end when their pipes close. Forks by other threads, or after the block
     (a user's own, through the API), are left alone."""
-    global _FORKING_THREAD, _FORK_PARENT, _HOOKED
+    global _FORKING_THREAD, _FORK_PARENT, _PRCTL
     import sys
 
     if sys.platform != "linux":
         yield
         return
     with _AT_FORK:
-        if not _HOOKED:
+        if _PRCTL is None:
+            import ctypes
+
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
             os.register_at_fork(after_in_child=_die_with_the_forking_thread)
-            _HOOKED = True
     _FORK_PARENT, _FORKING_THREAD = os.getpid(), threading.get_ident()
     try:
         yield
@@ -186,9 +188,7 @@ def _die_with_the_forking_thread() -> None:
     forked_by, _FORKING_THREAD = _FORKING_THREAD, None  # the child's own forks are its own
     if forked_by is None or forked_by != threading.get_ident():  # the child runs the forking thread
         return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    _PRCTL(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != _FORK_PARENT:
         os._exit(1)
 
