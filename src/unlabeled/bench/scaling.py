@@ -124,12 +124,11 @@ class ScalingRequest:
         if self.probe not in PROBES:
             raise UnlabeledError(f"unknown probe {self.probe!r}; choose from {', '.join(PROBES)}")
         check_pretraining_method(self.method)
-        taken = set(inspect.signature(pretrain).parameters) - {"data", "out", "resume", "overwrite", "positions"}
-        unknown = sorted(set(self.pretrain_options) - taken)
-        if unknown:
-            raise UnlabeledError(
-                f"scaling passes no option {', '.join(unknown)} to pretrain; it takes {', '.join(sorted(taken))}"
-            )
+        own = {"data", "out", "resume", "overwrite", "positions", "method", "seed", "device", "batch_size"}
+        taken = set(inspect.signature(pretrain).parameters) - own - {"minutes", "epochs"}  # scaling's to set
+        if unknown := sorted(set(self.pretrain_options) - taken):
+            shown = ", ".join(sorted(taken))
+            raise UnlabeledError(f"scaling passes no option {', '.join(unknown)} to pretrain; it passes on {shown}")
         check_method_options(self.method, dict(self.pretrain_options.get("method_options") or {}))
 
     def settings(self) -> dict[str, Any]:

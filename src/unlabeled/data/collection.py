@@ -199,7 +199,7 @@ class Collection:
         if np.ndim(positions) == 0:
             return self.get([positions])[0]  # type: ignore[list-item]
         pos = np.asarray(positions)
-        if pos.dtype.kind not in "iu" and (pos.dtype.kind != "f" or not (pos == np.round(pos)).all()):
+        if not whole_numbers(pos):
             raise UnlabeledError(
                 f"get takes row positions (whole numbers), got {pos.dtype} values such as {pos.ravel()[:1].tolist()}; "
                 "look ids up with positions(ids)"
@@ -430,6 +430,12 @@ def check_replaceable(dest: Path) -> None:
             f"{dest} holds files that are not a collection ({shown}), which --overwrite would delete; "
             "choose a new or empty folder"
         )
+
+
+def whole_numbers(a: np.ndarray) -> bool:
+    """Whether ``a`` holds sample positions: integers, or floats that are whole (never booleans,
+    which numpy would read as positions 0 and 1, nor strings)."""
+    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool((a == np.round(a)).all()))
 
 
 def check_split_name(col: Collection, split: str | None, flag: str = "--exclude-split") -> None:

@@ -25,7 +25,7 @@ import torch
 
 from unlabeled._console import UnlabeledError, info, warn
 from unlabeled._settings import check_count
-from unlabeled.data.collection import Collection, holding_collection, weighted_positions
+from unlabeled.data.collection import Collection, holding_collection, weighted_positions, whole_numbers
 from unlabeled.data.mixture import Mixture
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
@@ -464,10 +464,7 @@ def train_positions(
     ``col`` (a negative one would wrap round to the end, a fraction be cut, a boolean mask read
     as positions 0 and 1), none in split ``exclude`` (the test split), which never trains a model."""
     a = np.asarray(positions)
-    whole = np.issubdtype(a.dtype, np.integer) or (
-        np.issubdtype(a.dtype, np.floating) and bool((a == np.round(a)).all())
-    )
-    if a.ndim != 1 or (a.size and not whole):
+    if a.ndim != 1 or (a.size and not whole_numbers(a)):
         raise UnlabeledError(f"{what} must be a list of whole sample positions, got {a.dtype} of shape {a.shape}")
     a = a.astype(np.int64)
     bad = a[(a < 0) | (a >= len(col))]

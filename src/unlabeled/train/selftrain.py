@@ -34,7 +34,6 @@ from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
 from unlabeled.runs import Run, encode, open_run, read_config, read_ids
 from unlabeled.runtime import resolve_device
-from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.finetune import (
     FinetuneRecipe,
@@ -191,7 +190,7 @@ def selftrain(
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             note_unlearnable(col, lab)  # after the refusals: a refused command prints its one line alone
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
-        warm = _warm_start(spec, col, lab, dev, out if resume else None)
+        warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
         return train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
@@ -299,12 +298,10 @@ def selftrain_spec(
 
 
 def _warm_start(
-    spec: RunSpec, col: Collection, lab: np.ndarray, dev: torch.device, resumed: Path | None
+    spec: RunSpec, col: Collection, lab: np.ndarray, dev: torch.device
 ) -> Callable[[Objective], None] | None:
-    """The probe head a run from a pretrained start begins with (``head="probe"``): for a new
-    run, and for a resumed one that no checkpoint holds yet (it starts again at step 0)."""
-    if resumed is not None and (resumed / ckpt.STATE_FILE).exists():
-        return None  # the checkpoint holds the head
+    """The probe head a run from a pretrained start begins with (``head="probe"``); ``train``
+    applies it where the run starts at step 0 (new, or resumed before its first checkpoint)."""
     if spec.init is None or spec.extra.get("selftrain", {}).get("head") != "probe":
         return None
     return probe_head(col, lab, dev, spec.train.precision)
