@@ -1,7 +1,8 @@
 """The ``unlabeled`` command's entry point. It lives outside the ``unlabeled`` package on
-purpose: importing the package (PyTorch, scikit-learn and the rest) takes seconds, and a Ctrl-C
-during them would print Python's traceback before the command's own handler
-(:func:`unlabeled.cli.main`) is in place. Here the import itself is inside the handler."""
+purpose: importing the command (typer and rich; each command imports PyTorch, scikit-learn and
+the rest when it runs) takes a moment, and a Ctrl-C during it would print Python's traceback
+before the command's own handler (:func:`unlabeled.cli.main`) is in place. Here the import itself
+is inside the handler."""
 
 from __future__ import annotations
 

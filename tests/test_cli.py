@@ -276,6 +276,21 @@ def test_version_is_printed(cli, capsys):
     assert code == 0 and capsys.readouterr().out.strip() == f"unlabeled {__version__}"
 
 
+def test_the_package_and_the_command_import_no_pytorch_until_a_command_runs():
+    """``import unlabeled``, ``--help`` and ``--version`` cost typer and rich, not PyTorch and
+    scikit-learn (seconds): the API's names and each command's code are imported on first use."""
+    code = (
+        "import sys\nimport unlabeled, unlabeled.cli\n"
+        "sys.argv[1:] = ['--help']\n"
+        "try:\n    unlabeled.cli._run_app()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'numpy', 'pyarrow') if m in sys.modules))\n"
+        "unlabeled.Run\nprint('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["[]", "True"], done.stdout  # and a name imports what it needs
+
+
 def test_help_and_no_arguments_still_show_the_usage(cli, capsys):
     for args in ([], ["--help"], ["pretrain", "--help"]):
         code, lines = cli(*args)
@@ -334,17 +349,22 @@ def test_ctrl_c_while_python_m_unlabeled_is_still_importing_is_one_line_not_a_tr
     assert "Usage" not in out
 
 
-def test_ctrl_c_while_importing_the_package_as_a_library_still_raises():
-    """Only ``python -m`` turns it into the command's exit: a program that imports the package
-    gets its KeyboardInterrupt as from any other import."""
+@pytest.mark.parametrize("first_use", ["import unlabeled", "import unlabeled\nunlabeled.generate"])
+def test_ctrl_c_while_importing_the_package_as_a_library_still_raises(first_use):
+    """Only ``python -m`` turns it into the command's exit: a program that imports the package,
+    or uses a name of its API for the first time (which imports it), gets its KeyboardInterrupt
+    as from any other import."""
+    stop_at = "unlabeled._version" if first_use == "import unlabeled" else "unlabeled.lm"
     code = (
         "import sys\n"
         "class Stop:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'unlabeled.lm':\n"
+        f"        if name == {stop_at!r}:\n"
         "            raise KeyboardInterrupt\n"
         "sys.meta_path.insert(0, Stop())\n"
-        "try:\n    import unlabeled\nexcept KeyboardInterrupt:\n    print('raised')\n"
+        "try:\n"
+        + "".join(f"    {line}\n" for line in first_use.splitlines())
+        + "except KeyboardInterrupt:\n    print('raised')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "raised\n", (done.returncode, done.stderr)

@@ -6,35 +6,54 @@ run = ul.pretrain(col, out="runs/a", method="simclr", minutes=10)
 result = ul.bench(run, task=col, fractions=[0.01, 0.1, 1.0])
 """
 
-import sys
+from __future__ import annotations
 
-# ``python -m unlabeled`` (and ``torchrun -m unlabeled``) imports this package, seconds of
-# PyTorch and scikit-learn, before ``__main__`` can put the command's Ctrl-C handler in place;
-# Python sets ``sys.argv[0]`` to "-m" while it does. A Ctrl-C then is the command's one line and
-# exit code 130, as it is through the ``unlabeled`` script (``unlabeled_command.py``); an
-# ordinary ``import unlabeled`` is left to raise it.
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+# ``python -m unlabeled`` (and ``torchrun -m unlabeled``) imports this package before
+# ``__main__`` can put the command's Ctrl-C handler in place; Python sets ``sys.argv[0]`` to "-m"
+# while it does. A Ctrl-C then is the command's one line and exit code 130, as it is through the
+# ``unlabeled`` script (``unlabeled_command.py``); an ordinary ``import unlabeled`` is left to
+# raise it.
 try:
     from unlabeled._console import UnlabeledError
     from unlabeled._version import __version__
-    from unlabeled.bench import BenchResult, bench
-    from unlabeled.bench.scaling import scaling
-    from unlabeled.curate import curate, curate_explain
-    from unlabeled.data import Collection, ImportReport, import_source, open_collection
-    from unlabeled.data.authors import make_authors
-    from unlabeled.forget import forget, verify
-    from unlabeled.lm import generate, perplexity
-    from unlabeled.runs import Run, embed, open_run
-    from unlabeled.select import select
-    from unlabeled.train.distil import distil
-    from unlabeled.train.finetune import finetune
-    from unlabeled.train.grow import grow
-    from unlabeled.train.pretrain import pretrain
-    from unlabeled.train.selftrain import selftrain
 except KeyboardInterrupt:
     if sys.argv[:1] != ["-m"]:
         raise
     sys.stderr.write("interrupted (Ctrl-C)\n")
     raise SystemExit(130) from None
+
+# The API's names are imported on first use (PEP 562): ``import unlabeled`` and the command's
+# ``--help`` then cost no PyTorch or scikit-learn (seconds), and the ``unlabeled`` command
+# imports only what the command it runs needs. ``from unlabeled import pretrain`` works as usual.
+_WHERE = {
+    "BenchResult": "unlabeled.bench",
+    "bench": "unlabeled.bench",
+    "scaling": "unlabeled.bench.scaling",
+    "curate": "unlabeled.curate",
+    "curate_explain": "unlabeled.curate",
+    "Collection": "unlabeled.data",
+    "ImportReport": "unlabeled.data",
+    "import_source": "unlabeled.data",
+    "open_collection": "unlabeled.data",
+    "make_authors": "unlabeled.data.authors",
+    "forget": "unlabeled.forget",
+    "verify": "unlabeled.forget",
+    "generate": "unlabeled.lm",
+    "perplexity": "unlabeled.lm",
+    "Run": "unlabeled.runs",
+    "embed": "unlabeled.runs",
+    "open_run": "unlabeled.runs",
+    "select": "unlabeled.select",
+    "distil": "unlabeled.train.distil",
+    "finetune": "unlabeled.train.finetune",
+    "grow": "unlabeled.train.grow",
+    "pretrain": "unlabeled.train.pretrain",
+    "selftrain": "unlabeled.train.selftrain",
+}
 
 __all__ = [
     "BenchResult",
@@ -63,3 +82,33 @@ __all__ = [
     "selftrain",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unlabeled' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from unlabeled.bench import BenchResult, bench
+    from unlabeled.bench.scaling import scaling
+    from unlabeled.curate import curate, curate_explain
+    from unlabeled.data import Collection, ImportReport, import_source, open_collection
+    from unlabeled.data.authors import make_authors
+    from unlabeled.forget import forget, verify
+    from unlabeled.lm import generate, perplexity
+    from unlabeled.runs import Run, embed, open_run
+    from unlabeled.select import select
+    from unlabeled.train.distil import distil
+    from unlabeled.train.finetune import finetune
+    from unlabeled.train.grow import grow
+    from unlabeled.train.pretrain import pretrain
+    from unlabeled.train.selftrain import selftrain

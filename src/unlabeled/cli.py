@@ -11,27 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from unlabeled import lm
 from unlabeled._console import UnlabeledError, console
+from unlabeled._memory import tune_process
 from unlabeled._version import __version__
-from unlabeled.bench import bench as run_bench
-from unlabeled.bench.scaling import scaling as run_scaling
-from unlabeled.bench.suites import builtin_suites, load_suite
-from unlabeled.data import import_source, open_collection
-from unlabeled.data.builtins import BUILTINS
-from unlabeled.data.formats import ucr_names
-from unlabeled.demo import run_demo
-from unlabeled.forget import AuditLog, forget, verify_metrics
-from unlabeled.forget import verify as verify_request
-from unlabeled.runs import embed as run_embed
-from unlabeled.runs import open_run
-from unlabeled.runtime import tune_process
-from unlabeled.select import select
-from unlabeled.train.distil import distil
-from unlabeled.train.finetune import finetune
-from unlabeled.train.grow import grow as grow_run
-from unlabeled.train.pretrain import pretrain as run_pretrain
-from unlabeled.train.selftrain import selftrain
+
+# Every command imports what it runs inside its own body: `unlabeled --help`, `--version` and a
+# usage error then cost typer and rich alone (about 0.2 s), not PyTorch, scikit-learn and the
+# rest (about 3 s on the 2-core AMD), and a Ctrl-C during those imports is the command's one line.
 
 app = typer.Typer(
     help="Learn from unlabeled data: import, curate, pretrain, embed, select, bench, scaling, finetune, distil, "
@@ -94,6 +80,10 @@ def parse_settings(items: list[str] | None, what: str) -> dict[str, object]:
 @app.command()
 def datasets() -> None:
     """List the built-in real datasets (available offline)."""
+    from unlabeled.bench.suites import builtin_suites, load_suite
+    from unlabeled.data.builtins import BUILTINS
+    from unlabeled.data.formats import ucr_names
+
     for b in BUILTINS.values():
         console.print(f"[bold]{b.name:<16}[/] {b.description}")
     console.print(f"[bold]{'ucr:NAME':<16}[/] UCR/UEA time-series sets bundled in aeon: " + ", ".join(ucr_names()))
@@ -140,6 +130,8 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
 ) -> None:
     """Import a dataset as a collection; bad files are reported and skipped."""
+    from unlabeled.data import import_source
+
     report = import_source(
         source,
         dest,
@@ -207,6 +199,8 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Pretrain an encoder without labels."""
+    from unlabeled.train.pretrain import pretrain as run_pretrain
+
     run_pretrain(
         data,
         out,
@@ -255,6 +249,8 @@ def select_(
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """Choose what to pretrain on: coreset, target-aware selection, or deduplication."""
+    from unlabeled.select import select
+
     col = select(
         pool,
         method=method,
@@ -360,6 +356,8 @@ def finetune_(
 ) -> None:
     """Train a classifier (encoder + linear head) on a labelled task, or (--objective clm) a
     language model further on a task's text."""
+    from unlabeled.train.finetune import finetune
+
     finetune(
         run,
         task,
@@ -408,6 +406,8 @@ def distil_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Distil a classifier into a student on unlabeled data (SimCLRv2's third step)."""
+    from unlabeled.train.distil import distil
+
     run = distil(
         teacher,
         unlabeled,
@@ -485,6 +485,8 @@ def selftrain_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Self-train a classifier on a few labels and the unlabeled samples (FixMatch)."""
+    from unlabeled.train.selftrain import selftrain
+
     options = dict(locals())  # the options, named as selftrain's keywords
     options["augment"] = parse_settings(augment, "--augment") or None
     result = selftrain(options.pop("run"), options.pop("task"), options.pop("out"), **options)
@@ -528,25 +530,15 @@ def forget_(
     ] = None,
 ) -> None:
     """Remove samples or a class from a trained classifier or encoder; --verify and --log audit it."""
+    from unlabeled.forget import forget
+    from unlabeled.forget import verify as verify_request
+
     if log is not None and verify is not None:
         raise UnlabeledError("--log shows a run's audit log and --verify checks a result: one at a time")
     if (log is not None or verify is not None) and (run is not None or out is not None):
         raise UnlabeledError("--log and --verify take their run as their value; give no RUN or --out with them")
     if log is not None:
-        rows = AuditLog(open_run(log).path).requests()  # open_run: a clear error if LOG is not a run
-        if not rows:
-            console.print(f"no forget requests recorded in {log}")
-        else:
-            console.print("request  started  method  forgot  ids  status  -> output")
-        for r in rows:
-            gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
-            gap_text = f"  average gap {gap:.4f}" if gap is not None else ""
-            exact = {True: " (exact)", False: " (approximate)"}.get(r.get("exact"), "")
-            made_by = "  (verify's reference)" if Path(str(r.get("output"))).name == "reference" else ""
-            console.print(
-                f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
-                f"ids {r.get('ids_hash')}  {r['status']}{exact}{gap_text}  -> {r.get('output')}{made_by}"
-            )
+        print_audit_log(log)
         return
     if verify is not None:
         print_verification(verify_request(verify, device=device, ancestors=ancestors or "keep"))
@@ -574,8 +566,31 @@ def forget_(
     )
 
 
+def print_audit_log(log: Path) -> None:
+    """A run's forget requests, one line each, as ``forget --log`` prints them."""
+    from unlabeled.forget import AuditLog
+    from unlabeled.runs import open_run
+
+    rows = AuditLog(open_run(log).path).requests()  # open_run: a clear error if LOG is not a run
+    if not rows:
+        console.print(f"no forget requests recorded in {log}")
+    else:
+        console.print("request  started  method  forgot  ids  status  -> output")
+    for r in rows:
+        gap = (r.get("verification") or {}).get("gaps", {}).get("average_gap")
+        gap_text = f"  average gap {gap:.4f}" if gap is not None else ""
+        exact = {True: " (exact)", False: " (approximate)"}.get(r.get("exact"), "")
+        made_by = "  (verify's reference)" if Path(str(r.get("output"))).name == "reference" else ""
+        console.print(
+            f"{r['request']}  {r.get('started', '?')}  {r.get('method')}  forgot {r.get('forgotten')}  "
+            f"ids {r.get('ids_hash')}  {r['status']}{exact}{gap_text}  -> {r.get('output')}{made_by}"
+        )
+
+
 def print_verification(table: dict[str, Any]) -> None:
     """A forget request's verification table, as ``forget --verify`` prints it."""
+    from unlabeled.forget import verify_metrics
+
     console.print(f"request {table['request']}: {table['method']}, {table['forgotten']} samples forgotten")
     console.print(reference_line(table["reference"]))
     first = next(iter(table["rows"].values()))
@@ -620,6 +635,8 @@ def embed(
     overwrite: Annotated[bool, typer.Option(help="replace an --out file that is not an embeddings file")] = False,
 ) -> None:
     """Write the embedding of every sample (id, vector) to parquet."""
+    from unlabeled.runs import embed as run_embed
+
     path = run_embed(run, data, out, device=device, precision=precision, overwrite=overwrite)
     console.print(f"wrote {path}")
 
@@ -635,6 +652,8 @@ def generate(
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
     """Continue PROMPT by sampling from a causal language model."""
+    from unlabeled import lm
+
     text = lm.generate(
         run, prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed, device=device
     )
@@ -650,6 +669,9 @@ def perplexity(
 ) -> None:
     """Perplexity and bits per byte of a causal language model on a text collection's split,
     beside xz -9e and zstd -19 on the same documents."""
+    from unlabeled import lm
+    from unlabeled.data import open_collection
+
     got = lm.perplexity(run, data, split=split, device=device)
     col = open_collection(data)
     anchors = lm.compressor_bits_per_byte([str(t) for t in col.get(lm.scored_positions(col, split))])
@@ -669,6 +691,8 @@ def grow(
     overwrite: Annotated[bool, typer.Option(help="replace a run in --out")] = False,
 ) -> None:
     """Grow RUN's model to a larger size (bert2BERT); continue it with `pretrain --init OUT`."""
+    from unlabeled.train.grow import grow as grow_run
+
     grow_run(run, size, out, mode=mode, overwrite=overwrite)
 
 
@@ -746,6 +770,8 @@ def bench(
 ) -> None:
     """Score encoders with few labels on a task or a suite, against raw-feature, random-init and
     supervised-from-scratch baselines; writes bench.json and one report.html."""
+    from unlabeled.bench import bench as run_bench
+
     result = run_bench(
         runs,
         task,
@@ -785,6 +811,8 @@ def scaling(
 ) -> None:
     """How error falls with unlabeled count m and labelled count n: pretrain on pool subsets,
     probe at label fractions, fit error ≈ e + a/m + b/n."""
+    from unlabeled.bench.scaling import scaling as run_scaling
+
     result = run_scaling(
         pool,
         task,
@@ -811,6 +839,13 @@ def demo(
 ) -> None:
     """The whole path on Fashion-MNIST: import, pretrain without labels, bench, report."""
     run_demo(out, minutes=minutes, seeds=seeds, precision=precision)
+
+
+def run_demo(out: Path, **options: Any) -> None:
+    """:func:`unlabeled.demo.run_demo`, imported when the demo runs."""
+    from unlabeled.demo import run_demo as demo_
+
+    demo_(out, **options)
 
 
 class Terminated(BaseException):

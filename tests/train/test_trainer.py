@@ -350,7 +350,7 @@ def test_a_nan_loss_stops_the_run_before_it_is_saved(fmnist_small, tmp_path, mon
 
 _ALLOCATOR = """
 import ctypes, json, sys, torch
-from unlabeled.runtime import keep_freed_memory, release_freed_memory
+from unlabeled._memory import keep_freed_memory, release_freed_memory
 
 class Mallinfo2(ctypes.Structure):  # glibc's malloc statistics (malloc.h), summed over arenas
     _fields_ = [
@@ -393,7 +393,7 @@ def test_keep_freed_memory_keeps_a_large_block_for_reuse():
 
 
 def test_keep_freed_memory_sets_malloc_once_and_only_when_asked(monkeypatch):
-    from unlabeled import runtime
+    from unlabeled import _memory as runtime  # where the malloc policy lives
 
     calls = []
 
@@ -413,7 +413,7 @@ def test_keep_freed_memory_sets_malloc_once_and_only_when_asked(monkeypatch):
 
 
 def test_release_freed_memory_trims_only_where_malloc_was_tuned(monkeypatch):
-    from unlabeled import runtime
+    from unlabeled import _memory as runtime  # where the malloc policy lives
 
     calls = []
 
