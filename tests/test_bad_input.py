@@ -359,6 +359,114 @@ def test_a_folder_of_recordings_reports_the_bad_tables(tmp_path):
     assert reasons["empty.csv"] == "empty file (0 bytes)"
 
 
+def test_a_long_table_with_a_time_step_twice_reports_that_series(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,time,x\na,0,1\na,0,2\na,1,3\nb,0,1\nb,1,2\nc,0,4\nc,1,5\n")
+    report = ul.import_source(path, tmp_path / "col")
+    assert list(report.collection.ids) == ["b", "c"]  # a's two readings at time 0 did not become steps
+    assert report.bad == [(f"{path} id=a", "time 0 appears in more than one row")]
+    assert "skipped 1 bad series:" in report.summary()
+
+
+# -- names and columns that are not UTF-8 ----------------------------------------------------
+LATIN1 = os.fsdecode(b"caf\xe9")  # what Python reads for a Latin-1 name on a UTF-8 system
+
+
+def _wav(path: Path | str, frames: int = 1600, seed: int = 0) -> None:
+    import soundfile as sf
+
+    sf.write(os.fsencode(path), np.random.default_rng(seed).normal(0, 0.1, frames).astype(np.float32), 16000)
+
+
+@pytest.mark.parametrize("kind", ["image", "text", "audio"])
+def test_file_and_folder_names_that_are_not_utf8_import_with_escaped_ids(kind, tmp_path):
+    root = tmp_path / "src"
+    for label in ("a", LATIN1):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            name = root / label / f"{i}.x"
+            if kind == "image":
+                png(name.with_suffix(".png"), seed=i + len(label))
+            elif kind == "text":
+                name.with_suffix(".txt").write_text(f"document {i} of {label!r}")
+            else:
+                _wav(name.with_suffix(".wav"), seed=i + len(label))
+    ext = {"image": ".png", "text": ".txt", "audio": ".wav"}[kind]
+    odd = root / "a" / (LATIN1 + ext)
+    shutil.copy(root / "a" / f"0{ext}", odd)
+    report = ul.import_source(root, tmp_path / "col")
+    col = report.collection
+    assert len(col) == 5 and report.bad == []
+    assert col.classes == ["a", "caf\\xe9"]
+    assert "a/caf\\xe9" + ext in list(col.ids) and "caf\\xe9/1" + ext in list(col.ids)
+    assert any("not valid UTF-8" in n for n in report.notes)
+    assert ul.open_collection(tmp_path / "col").classes == col.classes  # written and read back
+
+
+def test_a_text_table_whose_id_or_label_is_not_utf8_reports_the_row(tmp_path):
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_bytes(b"id,body,label\nx1,fine,a\ncaf\xe9,second,b\nx3,more,a\nx4,yet,\xe9b\nx5,last,b\n")
+    report = ul.import_source(csv_path, tmp_path / "col", text_column="body")
+    assert list(report.collection.ids) == ["x1", "x3", "x5"]
+    assert report.bad == [
+        (f"{csv_path} line 3", "column 'id' is not UTF-8 text (byte 0xe9 at character 3)"),
+        (f"{csv_path} line 5", "column 'label' is not UTF-8 text (byte 0xe9 at character 0)"),
+    ]
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"text": "a", "label": "\\ud800"}\n{"text": "b", "label": "x"}\n{"text": "c", "label": "y"}\n')
+    report = ul.import_source(jsonl, tmp_path / "col2")
+    assert report.bad == [
+        (f"{jsonl} line 1", "column 'label' is not UTF-8 text (a lone surrogate '\\ud800' at character 0)")
+    ]
+    ul.pretrain(report.collection, tmp_path / "run", method="mlm", epochs=1, batch_size=2, size="tiny")  # it reads
+
+
+def test_a_csv_row_that_spans_lines_is_named_by_the_line_it_starts_on(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('id,body\nd1,"first\nspans\nthree lines"\nd2,second\nd1,again\nd4,\n')
+    report = ul.import_source(path, tmp_path / "col", text_column="body")
+    assert report.bad == [
+        (f"{path} line 6", "id 'd1' already used on line 2"),
+        (f"{path} line 7", "no text in column 'body'"),
+    ]
+
+
+def test_bad_rows_are_listed_by_line_number(tmp_path):
+    path = tmp_path / "t.jsonl"
+    lines = ['{"text": "a", "id": "1"}', '{"text": "b"}'] + [f'{{"text": "t", "id": "{i}"}}' for i in range(3, 41)]
+    path.write_text("\n".join([*lines, "not json"]) + "\n")
+    report = ul.import_source(path, tmp_path / "col")
+    assert [p for p, _ in report.bad] == [f"{path} line 2", f"{path} line 41"]  # 2 before 41, not as text
+
+
+def test_a_truncated_wav_is_reported(tmp_path):
+    root = tmp_path / "rec"
+    root.mkdir()
+    for i in range(2):
+        _wav(root / f"r{i}.wav", 6400, seed=i)
+    (root / "cut.wav").write_bytes((root / "r0.wav").read_bytes()[:3000])
+    report = ul.import_source(root, tmp_path / "col")
+    assert len(report.collection) == 2
+    assert report.bad == [(str(root / "cut.wav"), "truncated: its header declares 6400 frames, the file holds 1478")]
+
+
+def test_a_photo_stored_sideways_imports_as_shown(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    stored = np.zeros((28, 40), dtype=np.uint8)
+    stored[:4] = 255  # a bar along the top of the stored pixels
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise, as a phone stores a portrait photo
+    im.save(root / "turned.jpg", exif=exif.tobytes())
+    Image.fromarray(np.zeros((40, 28), dtype=np.uint8)).save(root / "upright.jpg")
+    report = ul.import_source(root, tmp_path / "col")
+    col = report.collection
+    assert report.bad == [] and col.sample_shape == (1, 40, 28)
+    turned = col.get([list(col.ids).index("turned.jpg")])[0, 0].astype(float)
+    assert turned[:, -4:].mean() > 200 and turned[:, :20].mean() < 30  # the bar is on the right, as shown
+
+
 # -- collections on disk --------------------------------------------------------------------
 def _break_collection(col: Path, kind: str) -> None:
     meta = json.loads((col / "collection.json").read_text())

@@ -68,3 +68,25 @@ def test_standardise_fits_large_matrices_by_blocks_as_scikit_learn_does_at_once(
     with mock.patch.object(Standardise, "partial_fit", autospec=True, side_effect=StandardScaler.partial_fit) as spy:
         Standardise().fit(X)
     assert [len(c.args[1]) for c in spy.call_args_list] == [STANDARDISE_ROWS, STANDARDISE_ROWS, 123]
+
+
+def test_naive_bayes_on_constant_features_falls_back_to_the_prior_not_nan():
+    """A collapsed encoder (every embedding the same) or constant raw data: scikit-learn's
+    smoothing, a fraction of the largest variance, is 0 there and its probabilities NaN, which
+    the AUROC then refused with a traceback."""
+    from unlabeled.bench.metrics import score_all
+
+    X, y = np.full((30, 4), 7.0), np.array([0] * 12 + [1] * 9 + [2] * 9)
+    nb = make_probe("nb").fit(X, y)
+    proba = nb.predict_proba(X)
+    assert np.isfinite(proba).all() and (nb.predict(X) == 0).all()  # the most frequent class
+    scores = score_all("classification", y, nb.predict(X), proba, nb.classes_)
+    assert scores["accuracy"] == 12 / 30 and scores["auroc"] == 0.5
+
+
+def test_auroc_of_scores_that_are_not_finite_is_undefined():
+    from unlabeled.bench.metrics import score_all
+
+    y = np.array([0, 1, 0, 1])
+    proba = np.array([[np.nan, np.nan]] * 4)
+    assert np.isnan(score_all("classification", y, y, proba, np.array([0, 1]))["auroc"])

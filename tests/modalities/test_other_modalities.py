@@ -107,3 +107,21 @@ def test_a_word_for_an_augmentation_number_is_named():
     name = next(k for k, v in vars(mod.aug).items() if isinstance(v, float))
     with pytest.raises(UnlabeledError, match=f"--augment {name} takes a number"):
         mod.augmentation_with({name: "abc"})
+
+
+def test_silent_recordings_are_not_scaled_up_a_million_times(tmp_path):
+    """Every log-mel value of silence is log(LOG_EPS): the std was floored at 1e-6, so a gain
+    augmentation made inputs of about a million (an MAE loss in the thousands)."""
+    import soundfile as sf
+
+    import unlabeled as ul
+
+    root = tmp_path / "silence"
+    root.mkdir()
+    for i in range(4):
+        sf.write(root / f"s{i}.wav", np.zeros(8000, np.float32), 16000)
+    col = ul.import_source(root, tmp_path / "col").collection
+    mod = AudioModality.fit(col)
+    assert mod.std == [1.0]
+    x = mod.prepare(col.get(np.arange(4)))
+    assert mod.normalize(mod.augment(x, _g(0))).abs().max() < 100

@@ -18,7 +18,7 @@ REGRESSION = "regression"
 
 
 def _auroc(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-    if proba is None:
+    if proba is None or not np.isfinite(proba).all():  # no scores, or scores that rank nothing
         return float("nan")
     present = np.unique(y)
     if len(present) < 2:

@@ -319,7 +319,13 @@ class _DenseNB(GaussianNB):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _DenseNB:
         if sp.issparse(X):
             raise ValueError("the nb probe takes dense features; sparse ones (TF-IDF) have no Gaussian per n-gram")
-        return super().fit(X, y, sample_weight)
+        super().fit(X, y, sample_weight)
+        if self.epsilon_ <= 0:  # every feature constant (a collapsed encoder): scikit-learn's
+            # smoothing is var_smoothing times the largest variance, 0 here, and its likelihoods
+            # NaN; smooth on the standardised features' scale instead, so the prior decides
+            self.epsilon_ = self.var_smoothing
+            self.var_ = self.var_ + self.epsilon_
+        return self
 
 
 def _nb(var_smoothing: float = 1e-9) -> Pipeline:

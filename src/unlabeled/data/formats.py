@@ -16,6 +16,7 @@ file is bad; the importer turns that into a report line and goes on with the oth
 from __future__ import annotations
 
 import csv
+import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -172,10 +173,13 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     else:
         wordy = []
     if "id" in meta and df[meta["id"]].duplicated().any():
+        repeated: list[tuple[str, str]] = []
         if "time" in meta:
+            df = _without_repeated_times(path, df, meta["id"], meta["time"], repeated)
             df = df.sort_values([meta["id"], meta["time"]], kind="stable")
             values, unparsable = values.loc[df.index], unparsable.loc[df.index]
         series, ids, rows, bad = _long_series(path, df, meta["id"], values, unparsable)
+        bad = repeated + bad
     else:
         ids_col = df[meta["id"]] if "id" in meta else None
         series, ids, rows, bad = _wide_series(path, ids_col, values, unparsable)
@@ -278,6 +282,18 @@ def _table_columns(path: Path, df: Any, keep: Sequence[str]) -> tuple[dict[str, 
     if not value_cols:
         raise UnlabeledError(f"{path}: no value columns (besides {', '.join(meta.values())})")
     return meta, kept, value_cols
+
+
+def _without_repeated_times(path: Path, df: Any, id_col: str, time_col: str, bad: list[tuple[str, str]]) -> Any:
+    """The table without the series in which a time step appears in more than one row (two
+    readings for one time: which is right cannot be told), each reported in ``bad``."""
+    twice = df.duplicated([id_col, time_col], keep=False)
+    if not twice.any():
+        return df
+    for key, times in df.loc[twice].groupby(id_col, sort=False)[time_col]:
+        shown = ", ".join(map(str, list(dict.fromkeys(times))[:3]))
+        bad.append((f"{path} id={key}", f"time {shown} appears in more than one row"))
+    return df.loc[~df[id_col].isin(df.loc[twice, id_col])]
 
 
 def _long_series(path: Path, df: Any, id_col: str, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
@@ -426,10 +442,25 @@ def audio_header(path: Path) -> tuple[int, ...]:
     """(sample rate, frames) from the file's header."""
     import soundfile as sf
 
-    info = sf.info(str(path))
+    info = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
     if info.frames <= 0:
         raise ValueError("no audio frames")
+    declared = _wav_declared_frames(path) if info.format == "WAV" else None
+    if declared is not None and declared > info.frames:  # libsndfile reads what is there, silently
+        raise ValueError(f"truncated: its header declares {declared} frames, the file holds {info.frames}")
     return (int(info.samplerate), int(info.frames))
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """The frames a PCM WAV file's header declares (its data chunk's size), or None where the
+    standard library cannot read the header (float or extensible WAV)."""
+    import wave
+
+    try:
+        with open(path, "rb") as f, wave.open(f) as w:  # a file object: any name opens
+            return w.getnframes()
+    except (wave.Error, EOFError, OSError):
+        return None
 
 
 def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
@@ -438,7 +469,7 @@ def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
     import soundfile as sf
     from scipy.signal import resample_poly
 
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
     if data.size == 0:
         raise ValueError("no audio frames")
     mono = data.mean(axis=1)

@@ -80,6 +80,9 @@ class ImportReport:
     given: bool = False  # whether the modality was given rather than inferred
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, earlier id), same content
 
+    def __post_init__(self) -> None:  # by file, then by line as a number: line 4 before line 31
+        self.bad.sort(key=lambda item: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])])
+
     def summary(self) -> str:
         col = self.collection
         shape = "x".join(map(str, col.sample_shape))
@@ -104,7 +107,9 @@ class ImportReport:
             lines.append(f"  exact duplicates: {len(dups)} sample(s) with the same content as an earlier one ({shown})")
         if self.bad:
             rows = sum(1 for path, _ in self.bad if re.search(r" (line|row) \d+$", path))
-            what = [f"{n} bad {w}" for n, w in ((len(self.bad) - rows, "file(s)"), (rows, "row(s)")) if n]
+            series = sum(1 for path, _ in self.bad if re.search(r" id=[^/]*$", path))  # of a long table
+            kinds = ((len(self.bad) - rows - series, "file(s)"), (rows, "row(s)"), (series, "series"))
+            what = [f"{n} bad {w}" for n, w in kinds if n]
             lines.append(f"  skipped {' and '.join(what)}:")
             lines += [f"    {path}: {reason}" for path, reason in self.bad]
         return "\n".join(lines)
@@ -447,8 +452,18 @@ class _Entry:
     shape: tuple[int, ...] | None = None  # (C, H, W) from the header
 
 
-def _layout(root: Path, files: list[Path]) -> list[_Entry]:
-    rels = [f.relative_to(root).parts for f in files]
+def text_name(name: str) -> str:
+    """A file or folder name as text: the bytes of a name that is not valid UTF-8 (a folder
+    unpacked from a Latin-1 archive; Python reads them as lone surrogates, which no UTF-8 file
+    can hold) written as ``\\xNN`` escapes, so ``caf\\xe9.png`` imports under that id."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _layout(root: Path, files: list[Path], notes: list[str] | None = None) -> list[_Entry]:
+    rels = [tuple(map(text_name, f.relative_to(root).parts)) for f in files]
+    escaped = sum(rel != f.relative_to(root).parts for f, rel in zip(files, rels, strict=True))
+    if escaped and notes is not None:
+        notes.append(f"{escaped} file path(s) not valid UTF-8: their ids and labels write the bad bytes as \\xNN")
     use_split = bool(rels) and all(len(p) > 1 and p[0].lower() in SPLIT_NAMES for p in rels)
     entries = []
     for f, parts in zip(files, rels, strict=True):
@@ -459,24 +474,32 @@ def _layout(root: Path, files: list[Path]) -> list[_Entry]:
     return entries
 
 
+EXIF_ORIENTATION = 0x0112  # values 5-8 turn the image a quarter: its height is the stored width
+
+
 def _image_header(path: Path) -> tuple[int, ...]:
     from PIL import Image
 
     with Image.open(path) as im:
         channels = 1 if im.mode in ("1", "L", "I", "I;16", "F", "LA") else 3
-        return (channels, im.height, im.width)
+        turned = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+        return (channels, im.width, im.height) if turned else (channels, im.height, im.width)
 
 
 def _read_image(path: Path, shape: tuple[int, int, int], resize: bool) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     c, h, w = shape
-    with Image.open(path) as im:
-        if (im.height, im.width) != (h, w) and not resize:  # said before decoding anything
+    with Image.open(path) as stored:
+        orientation = stored.getexif().get(EXIF_ORIENTATION, 1)
+        size = (stored.width, stored.height) if orientation in (5, 6, 7, 8) else (stored.height, stored.width)
+        if size != (h, w) and not resize:  # said before decoding anything
             raise ValueError(
-                f"size {im.height}x{im.width} differs from the collection's {h}x{w} (pass --resize {h}x{w} to resize)"
+                f"size {size[0]}x{size[1]} differs from the collection's {h}x{w} (pass --resize {h}x{w} to resize)"
             )
-        im.load()  # decodes fully: truncated or corrupt data fails here
+        stored.load()  # decodes fully: truncated or corrupt data fails here
+        # as a viewer shows it: a phone's photo is stored sideways with an EXIF orientation
+        im = ImageOps.exif_transpose(stored) if orientation != 1 else stored
         if (im.height, im.width) != (h, w):
             im = im.resize((w, h), Image.Resampling.BILINEAR)
         if im.mode in ("I", "I;16", "F"):
@@ -787,7 +810,7 @@ def _import_folder(
     taken = set(chosen)  # once: a set per file made the import quadratic in the files
     ignored.update(suffix(f) for f in files if f not in taken)
     notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
-    entries = _layout(root, chosen)
+    entries = _layout(root, chosen, notes)
     with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         good = _readable(kind, entries, pool, bad, root)
         shape, meta = kind.plan([e.shape for e in good], opts, notes)
@@ -807,7 +830,6 @@ def _import_folder(
         except BaseException:
             writer.abort()
             raise
-    bad.sort()
     return ImportReport(col, str(root), kind.modality, len(col), bad, notes, duplicates=writer.duplicates)
 
 

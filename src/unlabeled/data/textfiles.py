@@ -96,22 +96,24 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The rows of a CSV/TSV by the line they end on. Python's csv module rather than pandas:
-    undecodable bytes stay in their row (as surrogates) to be reported with it, not fail the file."""
+    """The rows of a CSV/TSV by the line they start on (a quoted field may span lines). Python's
+    csv module rather than pandas: undecodable bytes stay in their row (as surrogates) to be
+    reported with it, not fail the file."""
     # utf-8-sig: a byte-order mark would otherwise stick to the first column's name
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
         header = next(reader, None)
         if not header:
             raise UnlabeledError(f"{path} is empty (no header row)")
-        rows = []
+        rows, ended = [], reader.line_num  # the line the record before ended on
         for record in reader:
+            start, ended = ended + 1, reader.line_num
             if not record:
                 continue
             if len(record) != len(header):
-                bad.append((f"{path} line {reader.line_num}", f"{len(record)} fields, the header has {len(header)}"))
+                bad.append((f"{path} line {start}", f"{len(record)} fields, the header has {len(header)}"))
                 continue
-            rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": reader.line_num})
+            rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": start})
     return rows
 
 
@@ -152,6 +154,10 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
         if with_ids and first.setdefault(str(r["id"]), r["__line"]) != r["__line"]:
             bad.append((where, f"id {str(r['id'])!r} already used on {unit} {first[str(r['id'])]}"))
             continue
+        reason = _not_text(r)
+        if reason:
+            bad.append((where, reason))
+            continue
         value = r.get(column)
         if not isinstance(value, str):
             bad.append(
@@ -179,6 +185,22 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
     loaded = _loaded_rows(path, texts, kept)
     loaded.notes += cut_note(sizes)
     return loaded, bad
+
+
+def _not_text(row: dict[str, Any]) -> str | None:
+    """Why a row's id, label, split or group cannot be stored as text (bytes that are not UTF-8,
+    read as surrogates; JSON's lone surrogate "\\ud800"), or None."""
+    for name in ("id", "label", "split", "group"):
+        value = row.get(name)
+        if is_missing(value):
+            continue
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError as e:
+            char = str(value)[e.start]
+            what = f"byte {ord(char) - 0xDC00:#x}" if 0xDC80 <= ord(char) <= 0xDCFF else f"a lone surrogate {char!r}"
+            return f"column {name!r} is not UTF-8 text ({what} at character {e.start})"
+    return None
 
 
 def _loaded_rows(path: Path, texts: list[str], rows: list[dict[str, Any]]) -> Loaded:

@@ -104,7 +104,10 @@ class AudioModality(Modality):
             spec = mod.prepare(collection.get(pos[start : start + 256])).double()
             total, sq, n = total + spec.sum().item(), sq + (spec**2).sum().item(), n + spec.numel()
         mean = total / n
-        mod.mean, mod.std = [mean], [max(math.sqrt(max(sq / n - mean**2, 0.0)), 1e-6)]
+        # the std at least 1 in natural-log units (4.3 dB): recordings of speech or sound spread
+        # over several, and silence alone (every value log(LOG_EPS)) would otherwise be divided by
+        # 1e-6, so that a gain augmentation made inputs of a million and an MAE loss in thousands
+        mod.mean, mod.std = [mean], [max(math.sqrt(max(sq / n - mean**2, 0.0)), 1.0)]
         return mod
 
     def adapt(self, batch: np.ndarray, source: Modality) -> np.ndarray:
