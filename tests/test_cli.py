@@ -291,6 +291,19 @@ def test_the_package_and_the_command_import_no_pytorch_until_a_command_runs():
     assert done.stdout.splitlines()[-2:] == ["[]", "True"], done.stdout  # and a name imports what it needs
 
 
+def test_api_names_that_are_also_subpackages_stay_the_functions():
+    """``unlabeled.bench`` is a function and a subpackage: importing ``unlabeled.bench.jobs``
+    first made ``ul.bench(run)`` call a module (a TypeError) once the names loaded lazily."""
+    code = (
+        "import unlabeled as ul\nimport unlabeled.bench.jobs, unlabeled.select.api, unlabeled.forget.api, "
+        "unlabeled.curate.pipeline\n"
+        "print(all(callable(getattr(ul, n)) for n in ('bench', 'select', 'forget', 'curate', 'scaling')))\n"
+        "from unlabeled.bench import jobs\nprint(jobs.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "unlabeled.bench.jobs"], done.stderr
+
+
 def test_help_and_no_arguments_still_show_the_usage(cli, capsys):
     for args in ([], ["--help"], ["pretrain", "--help"]):
         code, lines = cli(*args)

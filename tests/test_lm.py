@@ -192,3 +192,11 @@ def test_finetune_with_the_clm_objective_fits_its_batch_to_a_small_corpus(wordne
     )
     run = ul.finetune(base, small, tmp_path / "ft", objective="clm", epochs=0.5, precision="fp32")
     assert run.config["train"]["batch_size"] < 60 and run.step > 0
+
+
+def test_a_temperature_too_small_for_the_scores_samples_as_its_limit_the_most_likely_token(gpt):
+    """Scores over 1e-45 overflow float32 (and 1e-300 is 0 there): softmax gave NaN and
+    ``torch.multinomial`` a traceback. The limit of sampling as the temperature falls is 0's."""
+    greedy = ul.generate(gpt, "a small", max_tokens=6, temperature=0)
+    for tiny in (1e-45, 1e-300):
+        assert ul.generate(gpt, "a small", max_tokens=6, temperature=tiny, top_k=0, seed=3) == greedy

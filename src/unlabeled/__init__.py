@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # ``python -m unlabeled`` (and ``torchrun -m unlabeled``) imports this package before
@@ -82,6 +83,22 @@ __all__ = [
     "selftrain",
     "verify",
 ]
+
+
+class _Package(types.ModuleType):
+    """This package, whose API names ``bench``, ``select``, ``forget`` and ``curate`` are also
+    its subpackages' names: importing ``unlabeled.bench.jobs`` sets the package's attribute
+    ``bench`` to the subpackage, and ``ul.bench(run)`` then called a module. The functions keep
+    their names, as when the package imported them eagerly (the subpackages stay importable by
+    their dotted names, through ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _WHERE and _WHERE[name] == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -485,10 +485,10 @@ def selftrain_(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
     """Self-train a classifier on a few labels and the unlabeled samples (FixMatch)."""
+    options = dict(locals())  # the options, named as selftrain's keywords (before any import adds a local)
+    options["augment"] = parse_settings(augment, "--augment") or None
     from unlabeled.train.selftrain import selftrain
 
-    options = dict(locals())  # the options, named as selftrain's keywords
-    options["augment"] = parse_settings(augment, "--augment") or None
     result = selftrain(options.pop("run"), options.pop("task"), options.pop("out"), **options)
     console.print(f"self-trained classifier -> {result.path}")
 

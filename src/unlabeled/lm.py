@@ -105,10 +105,11 @@ def continue_ids(
         if top_k:
             kth = torch.topk(scores, min(top_k, len(scores))).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))
-        if temperature == 0:
+        probs = (scores / temperature).softmax(-1) if temperature else None
+        if probs is None or not torch.isfinite(probs).all():  # 0, or so small the scores overflow: its limit
             nxt = int(scores.argmax())
         else:
-            nxt = int(torch.multinomial((scores / temperature).softmax(-1), 1, generator=generator))
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
         if nxt == EOS:
             break
         ids.append(nxt)

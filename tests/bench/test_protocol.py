@@ -121,3 +121,18 @@ def test_a_cell_whose_seeds_all_draw_every_label_is_fitted_once_and_a_tenth_per_
         assert sum(kind == "fit" for kind, _ in _Spy.log) == fits
         assert len(scores) == 3
         assert (len({id(s) for s in scores}) == 1) == (fraction == 1.0)  # one fit stands for every seed at 100%
+
+
+def test_one_shot_with_groups_whose_carve_out_takes_a_class_uses_the_defaults():
+    """A class's one label in a validation group left the fit side one class: the linear
+    probe's choice failed with a traceback and stopped the whole bench."""
+    from unlabeled.bench.protocol import ProbeData, fit_and_score
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 60)
+    X = rng.normal(size=(120, 8)) + y[:, None]
+    groups = np.arange(120) // 5  # a patient's five samples together
+    data = ProbeData(X[:100], y[:100], X[100:], y[100:], groups=np.r_[groups[:50], groups[60:110]])
+    for seed in range(4):
+        score = fit_and_score(data, "linear", Setting(shots=1), seed)
+        assert score.n_labels == 2 and 0 <= score.value <= 1

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 import unlabeled as ul
@@ -64,3 +65,24 @@ def test_scaling_refuses_bad_arguments_before_writing_anything(gunpoint, tmp_pat
     with pytest.raises(ul.UnlabeledError, match=message):
         scaling(gunpoint, gunpoint, out, **options)
     assert not out.exists() and sorted(p.name for p in gunpoint.path.iterdir()) == before
+
+
+def test_every_pool_size_gets_the_steps_of_the_whole_pool():
+    """Scaling the epochs by N / m alone: a subset of 20 in batches of 16 trained 10 steps where
+    the pool of 200 trained 12 (the trainer takes whole batches)."""
+    from unlabeled.bench.scaling import subset_epochs
+
+    for whole, m, batch, epochs in [(200, 20, 16, 1.0), (200, 200, 16, 1.0), (1000, 130, 32, 2.5), (57, 19, 8, 0.3)]:
+        steps = max(1, round(subset_epochs(epochs, whole, m, batch) * (m // batch)))  # as the trainer counts
+        assert steps == max(1, round(epochs * (whole // batch))), (whole, m, batch, epochs)
+
+
+def test_a_task_that_cannot_be_probed_is_refused_before_any_pretraining(gunpoint, fmnist_small, tmp_path):
+    with pytest.raises(ul.UnlabeledError, match="holds series samples; task .* has image samples"):
+        scaling(gunpoint, fmnist_small, tmp_path / "a", pool_sizes=(0.5, 1.0), fractions=(0.1, 1.0), epochs=1)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(40, 1, 150)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.zeros(40, dtype=np.int64))
+    one = ul.import_source(tmp_path / "x.npy", tmp_path / "one", labels=tmp_path / "y.npy", modality="series")
+    with pytest.raises(ul.UnlabeledError, match="one class"):
+        scaling(gunpoint, one.collection, tmp_path / "b", pool_sizes=(0.5, 1.0), fractions=(0.1, 1.0), epochs=1)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -67,3 +67,18 @@ def test_a_text_encoder_is_benched_beside_tfidf_end_to_end(wordnet_small, tmp_pa
     rows = {(r["model"], r["probe"]): r for r in result.rows}
     assert {("raw", "linear"), ("raw", "knn")} | {(run.name, p) for p in probes} <= set(rows)
     assert all(0 < r["mean"] <= 1 for r in rows.values())
+
+
+def test_semi_on_a_text_task_is_skipped_with_a_note_as_selftrain_refuses_it(wordnet_small):
+    """FixMatch needs a weak and a strong view; text has no augmentations. ``bench --probes
+    semi`` trained it anyway for minutes, the two views the same, where ``selftrain`` refuses."""
+    from types import SimpleNamespace
+
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.tasks import make_task
+
+    notes: list[str] = []
+    request = SimpleNamespace(probes=("linear", "semi", "finetune"), fractions=(0.1,), shots=(), seeds=1)
+    plan = plan_task(make_task(wordnet_small), request, notes)
+    assert plan.raw_probes == ("finetune",) and plan.feature_probes == ("linear",)
+    assert any("probe semi (FixMatch)" in n and "text has none" in n for n in notes)

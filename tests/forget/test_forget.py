@@ -346,3 +346,19 @@ def test_group_values_given_as_one_string_are_refused(clf, tmp_path):
     with pytest.raises(ul.UnlabeledError, match="values must be a list of label values, got the string '12'"):
         ul.forget(clf, out=tmp_path / "f", group="label", values="12", epochs=1)
     assert not (tmp_path / "f").exists()
+
+
+def test_verify_refuses_a_classifier_whose_collection_has_no_test_split(tmp_path):
+    """Without splits every sample is the "test" split: test accuracy and MIA were scored on
+    the samples the models trained on (MIA efficacy 1.0 for every model), exit code 0."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    np.save(tmp_path / "x.npy", (rng.normal(size=(80, 8, 8)) + y[:, None, None]).astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    col = ul.import_source(tmp_path / "x.npy", tmp_path / "col", labels=tmp_path / "y.npy").collection
+    assert col.splits is None
+    clf_run = finetune(None, col, tmp_path / "clf", epochs=1, batch_size=16, size="tiny")
+    out = forget(clf_run, method="ga", out=tmp_path / "f", class_="0", epochs=1)
+    with pytest.raises(UnlabeledError, match="has no test split, which a classifier's test accuracy and MIA needs"):
+        verify(out)
+    assert not (tmp_path / "f" / "reference").exists()  # refused before retraining anything

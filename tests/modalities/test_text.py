@@ -112,3 +112,30 @@ def test_padding_changes_no_embedding_and_causal_attention_never_looks_ahead(tex
         a, b = causal(x), causal(y)
     torch.testing.assert_close(a[:, :6], b[:, :6])  # the first 6 outputs see only the first 6 tokens
     assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_the_tokenizer_trains_on_long_runs_cut_into_pieces_and_never_learns_a_longer_word():
+    """A run of characters without a space (DNA, a line of dashes) made the BPE trainer's time
+    grow with the square of its length: a 1 MiB document hung ``pretrain`` past Ctrl-C."""
+    from unlabeled.modalities.text import LONGEST_TRAINING_WORD, _training_pieces, train_tokenizer
+
+    run = "ACGT" * 40_000
+    texts = ["short text", f"before {run} after", "x" * LONGEST_TRAINING_WORD]
+    pieces = list(_training_pieces(texts))
+    assert pieces[0] == "short text" and pieces[-1] == "x" * LONGEST_TRAINING_WORD  # left whole
+    assert "".join(pieces[1:-1]) == texts[1]  # nothing lost, nothing added
+    assert max(len(w) for p in pieces for w in p.split()) <= LONGEST_TRAINING_WORD
+    tok = train_tokenizer(texts * 3, vocab=600)
+    assert max(len(t) for t in tok.get_vocab()) <= LONGEST_TRAINING_WORD + 1  # + the space before a word
+
+
+def test_a_document_is_encoded_from_its_head_with_the_same_first_tokens():
+    from unlabeled.modalities.text import head, plain_text, train_tokenizer
+
+    docs = [f"document {i} about the weather and the sea" for i in range(50)]
+    tok = plain_text(train_tokenizer(docs, vocab=400))
+    long_doc = "the weather and the sea " * 20_000
+    assert head(docs, 16) == docs  # short ones left whole
+    (cut,) = head([long_doc], 16)
+    assert len(cut) < len(long_doc)
+    assert tok.encode(cut).ids[:16] == tok.encode(long_doc).ids[:16]

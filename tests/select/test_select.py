@@ -135,11 +135,23 @@ def test_clear_errors(digits, pixels, tmp_path):
         ({"method": "random", "budget": 10, "target": digits}, "random takes no --target"),
         # each sample its own cluster: dedup removed nothing and said nothing
         ({"method": "dedup", "centroids": 5000}, "--centroids 5000 is more than the pool's 1438 samples"),
+        # SimCore clusters the target: checked against the target (k-means quietly made 20 of 30)
+        ({"method": "simcore", "budget": 10, "centroids": 30}, "--centroids 30 is more than the target's 20 samples"),
         # the test split was then the pool's, silently
         ({"method": "random", "budget": 10, "exclude_split": "bogus"}, "no split 'bogus' for --exclude-split"),
     ):
         with pytest.raises(UnlabeledError, match=match):
             select(digits, out=tmp_path / "x", pool_vectors=pixels, target_vectors=pixels[:20], **kwargs)
+    big_target = select(  # more centroids than the pool's 1438 samples, fewer than the target's
+        digits,
+        method="simcore",
+        budget=10,
+        centroids=1500,
+        out=tmp_path / "t",
+        pool_vectors=pixels,
+        target_vectors=np.tile(pixels, (2, 1)) + 0.01,
+    )
+    assert len(big_target) == 10
     with pytest.raises(UnlabeledError, match="needs --target"):
         select(digits, method="simcore", budget=10, out=tmp_path / "x", pool_vectors=pixels)
     with pytest.raises(UnlabeledError, match="empty"):

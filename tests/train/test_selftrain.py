@@ -130,6 +130,21 @@ def test_clear_errors(tmp_path, fmnist_small):
     assert not any((tmp_path / name).exists() for name in "abcdefg")  # a refused run leaves nothing behind
 
 
+def test_a_train_split_of_one_class_is_refused_in_words(tmp_path):
+    """Its probe head's logistic regression failed with scikit-learn's traceback."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(60, 16)), columns=[f"t{i}" for i in range(16)])
+    table["label"] = ["neg"] * 45 + ["neg", "pos"] * 7 + ["pos"]
+    table["split"] = ["train"] * 45 + ["test"] * 15
+    table.to_csv(tmp_path / "s.csv", index=False)
+    col = ul.import_source(tmp_path / "s.csv", tmp_path / "col").collection
+    with pytest.raises(ul.UnlabeledError, match="hold one class; a classifier needs two"):
+        ul.selftrain(None, col, tmp_path / "run", fraction=0.5, batch_size=4)
+    assert not (tmp_path / "run").exists()
+
+
 def test_augment_gives_full_size_strong_views_from_an_encoder_pretrained_on_small_ones(tmp_path, fmnist_small):
     pre = ul.pretrain(fmnist_small, tmp_path / "pre", epochs=0.1, batch_size=16, augment={"view_size": 12})
     inherited = ul.selftrain(pre, fmnist_small, tmp_path / "a", shots=3, epochs=0.1, batch_size=8, ratio=2)

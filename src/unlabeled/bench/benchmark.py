@@ -15,6 +15,7 @@ model across tasks, written to ``bench.json`` beside a self-contained ``report.h
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from unlabeled.bench.baselines import BASELINES, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.cache import CACHE_FILE, ScoreCache
 from unlabeled.bench.embedding_map import Maps
 from unlabeled.bench.features import raw_features
-from unlabeled.bench.jobs import MAP_POINTS, bench_task, check_held_out
+from unlabeled.bench.jobs import MAP_POINTS, TaskPlan, bench_task, check_held_out, plan_task
 from unlabeled.bench.report import write_report
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import BenchResult, Embeddings, unified_cell_counts, unified_scores
@@ -115,6 +116,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     for t in tasks:  # every task checked before any is benched: a refusal wastes no work
         for run in request.runs:
             check_held_out(run, t, notes)
+    _check_something_to_score(tasks, request)
     out_dir = Path(request.out) if request.out is not None else request.runs[0].path
     if request.out is not None:
         _check_out(out_dir)
@@ -136,13 +138,26 @@ def run_bench(request: BenchRequest) -> BenchResult:
     result = BenchResult(rows, settings, embeddings=samples, unified=unified_scores(rows), unified_cells=cells)
     result.json_path = out_dir / "bench.json"
     doc = {"settings": settings, "unified": result.unified, "unified_cells": cells, "rows": rows}
-    ckpt.atomic_write_json(result.json_path, doc)
+    ckpt.atomic_write_json(result.json_path, strict_json(doc))
     result.report_path = write_report(result, out_dir / "report.html", maps)
     for note in notes:
         warn(note)
     info(f"bench: {len(rows)} cells on {len(tasks)} task(s) in {settings['seconds']:.0f} s")
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
+
+
+def _check_something_to_score(tasks: list[Task], request: BenchRequest) -> None:
+    """A bench in which no probe applies to any task (``nb`` on a regression target, ``semi``
+    on text) is refused with the reasons: it wrote an empty table and exited 0."""
+    reasons: list[str] = []
+    if any(_plan_has_cells(plan_task(t, request, reasons)) for t in tasks):
+        return
+    raise UnlabeledError("nothing to score: " + "; ".join(reasons or ["no probe and label setting apply"]))
+
+
+def _plan_has_cells(plan: TaskPlan) -> bool:
+    return bool(plan.settings) and bool(plan.feature_probes or plan.raw_probes)
 
 
 def _note_unfinished(run: Run, notes: list[str]) -> None:
@@ -157,6 +172,19 @@ def _note_unfinished(run: Run, notes: list[str]) -> None:
             f"{run.path} stopped at step {s['step']} of {s['total_steps']} (interrupted): its rows score a partly "
             "trained model; the command that made it, with --resume, finishes it"
         )
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite number as None (JSON's null): Python writes them as
+    ``NaN``, which JSON has not, and strict readers (browsers', jq) refuse the file. An AUROC
+    with one class in the test split is such a NaN."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    return obj
 
 
 BENCH_FILES = {"bench.json", "report.html", CACHE_FILE}

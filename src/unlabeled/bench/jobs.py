@@ -60,6 +60,13 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
     settings = [Setting(fraction=float(f)) for f in request.fractions]
     if task.kind != REGRESSION:
         _note_raised_fractions(task, request.fractions, notes)
+        untested = np.setdiff1d(np.unique(task.y_train), np.unique(task.y_test))
+        if len(untested):
+            one = len(np.unique(task.y_test)) < 2
+            notes.append(
+                f"{task.name}: {len(untested)} class(es) have no test sample; the scores are over the classes "
+                f"the test split holds" + (" (one: its AUROC is undefined, null in bench.json)" if one else "")
+            )
     if task.kind == REGRESSION and request.shots:
         notes.append(f"{task.name}: k-shot settings need classes; skipped for this regression task")
     else:
@@ -71,6 +78,9 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
                 f"{task.name}: its smallest class has {fewest} labelled train samples: the "
                 f"{', '.join(f'{k}-shot' for k in over)} setting(s) use all of that class's samples"
             )
+    if "semi" in usable and task.collection.is_text:  # as selftrain refuses it
+        usable.remove("semi")
+        notes.append(f"{task.name}: probe semi (FixMatch) needs a weak and a strong view; text has none: skipped")
     feature_probes = tuple(p for p in usable if table[p].inputs == "features")
     raw_probes = tuple(p for p in usable if table[p].inputs == "raw")
     seeds = range(request.seeds)
@@ -226,6 +236,12 @@ def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[li
     samples: dict[str, ProbeData | None] = {}
     cells: list[Cell] = []
     jobs: list[Job] = []
+    features_only = [m.name for m in models if m.context is None]
+    if plan.raw_probes and features_only:
+        notes.append(
+            f"{plan.task.name}: probe(s) {', '.join(plan.raw_probes)} train an encoder: they run on the runs "
+            f"(and the supervised baseline), not on the feature rows {', '.join(features_only)}"
+        )
     for model in models:
         ctx = model.context
         if ctx is None:

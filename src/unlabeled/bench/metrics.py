@@ -8,6 +8,7 @@ primary metric is the one model selection and the unified score use.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -68,7 +69,13 @@ def score_all(
     """Every metric of ``kind`` for predictions ``pred`` (and class probabilities ``proba``,
     columns in the order of ``classes``, for AUROC)."""
     cls = np.unique(y) if classes is None else np.asarray(classes)
-    return {name: fn(y, pred, proba, cls) for name, fn in metrics_for(kind).items()}
+    with warnings.catch_warnings():
+        # scikit-learn's warnings for a metric it can score only in part (a class predicted that
+        # the test split lacks, one class in it): the score says what it can (NaN where it is
+        # undefined) and the bench's notes say why; the warnings flooded the console
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {name: fn(y, pred, proba, cls) for name, fn in metrics_for(kind).items()}
 
 
 def score(

@@ -168,6 +168,9 @@ class KNNRegressorProbe(RegressorMixin, BaseEstimator):
 
 
 def knn_mean(sims: np.ndarray, targets: np.ndarray, temperature: float) -> np.ndarray:
+    """The neighbours' targets averaged with temperature-weighted similarities, in float64:
+    float32 weights carried a relative error of 1e-7 into targets near 1e12 (errors of 1e4)."""
+    sims = np.asarray(sims, dtype=np.float64)
     w = np.exp((sims - sims[:, :1]) / temperature)
     return (w * targets).sum(1) / w.sum(1)
 
@@ -253,11 +256,19 @@ def _outputs(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _standardised_target(model: Any) -> TransformedTargetRegressor:
     """Regressors fit standardised targets (a target in the hundredths or the thousands then
     needs no other regularisation grid), and predict in the target's units."""
-    return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
+    return TransformedTargetRegressor(regressor=model, transformer=_TargetScaler())
+
+
+class _TargetScaler(StandardScaler):
+    """A target's standardisation, undone in float64: a regressor on float32 features predicts
+    in float32, and a target's mean of 1e12 added back in float32 lost four digits."""
+
+    def inverse_transform(self, X: Any, copy: bool | None = None) -> Any:
+        return super().inverse_transform(np.asarray(X, dtype=np.float64), copy)
 
 
 def _ridge(alpha: float = 1.0) -> TransformedTargetRegressor:
-    return _standardised_target(make_pipeline(StandardScaler(), Ridge(alpha=alpha)))
+    return _standardised_target(make_pipeline(Standardise(), Ridge(alpha=alpha)))
 
 
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 10))  # MiniRocket's grid
@@ -304,7 +315,7 @@ def _ridge_loo(alpha: float | None = None, alphas: tuple[float, ...] = RIDGE_ALP
     """Ridge regression, its penalty chosen by leave-one-out when ``alpha`` is None."""
     if alpha is not None:
         return _ridge(alpha)
-    return _standardised_target(make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas))))
+    return _standardised_target(make_pipeline(Standardise(), RidgeCV(alphas=np.asarray(alphas))))
 
 
 def chosen_by_probe(model: Any) -> float | None:
@@ -339,7 +350,7 @@ def _mlp(alpha: float = 1e-4, regression: bool = False) -> Any:
     mlp = cls(
         hidden_layer_sizes=(256,), alpha=alpha, batch_size="auto", learning_rate_init=1e-3, max_iter=60, random_state=0
     )
-    pipe = _quiet(make_pipeline(StandardScaler(), mlp))
+    pipe = _quiet(make_pipeline(Standardise(), mlp))  # TF-IDF: sparse, as it is
     return _standardised_target(pipe) if regression else pipe
 
 

@@ -142,6 +142,11 @@ def fit_and_score(
         None if kind == REGRESSION else labelled.y,
         None if data.groups is None else data.groups[sub],
     )
+    if kind != REGRESSION and len(val) and len(np.unique(labelled.y[fit])) < 2:
+        # whole groups in the carve-out (a patient's samples together) took a class's every label
+        # (one shot of it): nothing can be chosen on a fit of one class, so the defaults are used,
+        # as where the labels are too few to carve at all
+        fit, val = np.arange(len(sub)), np.arange(0)
     ctx = {**(context or {}), "task": kind, "seed": seed}  # what raw-input probes are given
     pools = None
     if spec.unlabelled:  # the train split, unlabelled; while choosing, without the validation samples

@@ -30,6 +30,7 @@ from unlabeled.bench.benchmark import bench
 from unlabeled.bench.figures import png_base64, scaling_figure
 from unlabeled.bench.pages import render_page
 from unlabeled.bench.probes import PROBES
+from unlabeled.bench.tasks import make_task
 from unlabeled.data.collection import (
     Collection,
     derive_collection,
@@ -192,6 +193,13 @@ def scaling(
 def run_scaling(request: ScalingRequest) -> ScalingResult:
     """:func:`scaling` on a checked request."""
     candidates = request.pool.indices(exclude="test")
+    # the task checked before any pretraining (hours, on a real budget) is spent on it
+    if request.pool.modality != request.task.modality:
+        raise UnlabeledError(
+            f"pool {request.pool.path} holds {request.pool.modality} samples; task {request.task.path} "
+            f"has {request.task.modality} samples: the encoders pretrained on one cannot be probed on the other"
+        )
+    make_task(request.task)  # its labels and splits (one class, no test split) are refused here
     smallest = max(1, int(round(min(request.pool_sizes) * len(candidates))))
     if smallest < request.batch_size:
         raise UnlabeledError(
@@ -221,14 +229,23 @@ def run_scaling(request: ScalingRequest) -> ScalingResult:
     return result
 
 
-def _same_recipe(run: Run, request: ScalingRequest, sub: Collection, scale: float) -> bool:
+def subset_epochs(epochs: float, whole: int, m: int, batch: int) -> float:
+    """Passes over a subset of ``m`` samples that make the steps ``epochs`` passes over the
+    whole pool of ``whole`` make, batches of ``batch`` (whole batches only): scaling by
+    ``whole / m`` alone left a remainder batch per pass uncounted, so a subset of 20 in
+    batches of 16 trained 10 steps where the pool of 200 trained 12."""
+    steps = max(1, round(epochs * (whole // batch)))
+    return steps / max(1, m // batch)
+
+
+def _same_recipe(run: Run, request: ScalingRequest, sub: Collection, epochs: float) -> bool:
     """Whether a run found in the study was pretrained on ``sub`` as ``request`` asks (method,
     its options, batch, seed, budget): one made with other settings is trained again."""
     c, train = run.config, run.config["train"]
     budget = (
         train.get("minutes") == request.minutes
         if request.minutes is not None
-        else train.get("minutes") is None and math.isclose(train.get("epochs") or 0, float(request.epochs) * scale)
+        else train.get("minutes") is None and math.isclose(train.get("epochs") or 0, epochs)
     )
     options = all(c["method"].get(k) == v for k, v in request.pretrain_options.items())
     return (
@@ -254,15 +271,13 @@ def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, 
         sub = derive_collection(pool, subset, sub_dir, meta, overwrite=True)
     run_dir = request.out / "runs" / f"m{m}"
     state = run_dir / ckpt.STATE_FILE
-    same = state.is_file() and _same_recipe(open_run(run_dir), request, sub, n_candidates / m)
+    epochs = None if request.epochs is None else subset_epochs(request.epochs, n_candidates, m, request.batch_size)
+    same = state.is_file() and _same_recipe(open_run(run_dir), request, sub, epochs or 0.0)
     if same and open_run(run_dir).finished:
         return open_run(run_dir)
     if same:
         return pretrain(sub, run_dir, resume=True, device=request.device)
-    if request.minutes is not None:
-        budget = {"minutes": request.minutes}
-    else:
-        budget = {"epochs": float(request.epochs) * n_candidates / m}
+    budget = {"minutes": request.minutes} if request.minutes is not None else {"epochs": epochs}
     return pretrain(
         sub,
         run_dir,

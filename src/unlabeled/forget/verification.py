@@ -47,6 +47,11 @@ def verify(
     task = source_task(res)
     forgotten = read_ids(res.path / FORGOTTEN_IDS)
     parts = Parts(np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids())), task.indices("test"))
+    if not is_language_model(res) and (not len(parts.test) or len(parts.test) == len(task)):
+        # checked before a reference is retrained: a collection without splits gives every
+        # sample as its "test" split, training samples included
+        what = "a classifier's test accuracy and MIA" if res.kind == "classifier" else "verifying an encoder"
+        raise UnlabeledError(f"{task.path} has no test split, which {what} needs (non-members)")
     ref = res if request["method"] == RETRAIN else _reference(res, src, forgotten, device, retrain, ancestors)
     runs = dict((("original", src), (request["method"], res), (RETRAIN, ref)))
     rows, gap = _score(runs, request["method"], task, parts, device)
@@ -116,8 +121,6 @@ def _score(
         attack = relearning(runs, task, parts.forget, runs[method].path / RELEARN, reference=RETRAIN)
         rows = {name: {**row, **attack[name]} for name, row in rows.items()}
         return rows, lm_gaps(rows[method], rows[RETRAIN])
-    if not len(parts.test) or len(parts.test) == len(task):
-        raise UnlabeledError(f"{task.path} has no test split, which verifying an encoder needs (non-members)")
     encoders = {name: (r.encoder(), r.modality()) for name, r in runs.items()}
     rows = encoder_scores(encoders, RETRAIN, task, parts, device)
     return rows, encoder_gaps(rows[method], rows[RETRAIN])

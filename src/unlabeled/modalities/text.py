@@ -21,6 +21,8 @@ objective's (masking for MLM, dropout for SimCSE), so ``augment`` returns the ba
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +61,38 @@ def train_tokenizer(texts: list[str], vocab: int = DEFAULT_VOCAB) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer)
+    tok.train_from_iterator(_training_pieces(texts), trainer)
     return tok
+
+
+def head(texts: Iterable[str], tokens: int) -> list[str]:
+    """Each text cut to what its first ``tokens`` tokens can span (256 characters a token, more
+    than any BPE token here holds): a sequence keeps no more, and a 1 MiB document took a
+    second to encode in every batch it was in. Shorter texts are left whole."""
+    return [t[: (tokens + 8) * 256] for t in texts]
+
+
+LONGEST_TRAINING_WORD = 64  # characters of a run without spaces the BPE trainer sees at once
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}")
+
+
+def _training_pieces(texts: list[str]) -> Iterator[str]:
+    """``texts`` for the BPE trainer, every run of more than LONGEST_TRAINING_WORD characters
+    without a space (a DNA sequence, a line of dashes, CJK without punctuation) cut into pieces
+    of that length, each its own sequence. The trainer's time grows with the square of a word's
+    length: a 100,000-character run took 18 s, a 1 MiB document (the most a collection keeps)
+    more than 13 minutes, which no Ctrl-C could stop. Words that long never become one token."""
+    for text in texts:
+        if len(text) <= LONGEST_TRAINING_WORD or not _LONG_RUN.search(text):
+            yield text
+            continue
+        start = 0
+        for m in _LONG_RUN.finditer(text):
+            yield text[start : m.start()]
+            run = m.group()
+            yield from (run[i : i + LONGEST_TRAINING_WORD] for i in range(0, len(run), LONGEST_TRAINING_WORD))
+            start = m.end()
+        yield text[start:]
 
 
 def plain_text(tokenizer: Any) -> Any:
@@ -109,7 +141,7 @@ class TextModality(Modality):
         pos = sample_positions(collection, positions, FIT_DOCUMENTS)
         texts = [str(t) for t in collection.get(pos)]
         tok = train_tokenizer(texts, vocab)
-        counts = np.array([len(e.ids) + 2 for e in plain_text(tok).encode_batch(texts[:20_000])])
+        counts = np.array([len(e.ids) + 2 for e in plain_text(tok).encode_batch(head(texts[:20_000], max_len))])
         length = min(max_len, max(8, 8 * math.ceil(float(np.percentile(counts, 95)) / 8)))
         return cls((), (0.0,), (1.0,), tok.to_str(), length, augment)
 
@@ -130,7 +162,7 @@ class TextModality(Modality):
     def prepare(self, batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """``[BOS] tokens [EOS] [PAD]...`` for each document, (B, W) int64 on ``device``: ``W``
         the longest document's length, at most ``L`` (the module's docstring says why)."""
-        encoded = self.tokenizer.encode_batch([str(t) for t in batch], add_special_tokens=False)
+        encoded = self.tokenizer.encode_batch(head(map(str, batch), self.length), add_special_tokens=False)
         rows = [[BOS, *enc.ids[: self.length - 2], EOS] for enc in encoded]
         out = np.zeros((len(batch), max((len(r) for r in rows), default=2)), dtype=np.int64)
         for i, ids in enumerate(rows):

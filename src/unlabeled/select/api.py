@@ -176,7 +176,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         isinstance(req.centroids, bool) or int(req.centroids) != req.centroids or req.centroids < 1
     ):
         raise UnlabeledError(f"--centroids must be a whole number, 1 or more; got {req.centroids}")
-    if req.centroids is not None and req.centroids > len(candidates):  # each sample its own cluster
+    if req.centroids is not None and not method.clusters_target and req.centroids > len(candidates):
         raise UnlabeledError(f"--centroids {req.centroids} is more than the pool's {len(candidates)} samples")
     check_split_name(col, req.exclude_split)
     if req.stop_similarity is not None and not -1 <= req.stop_similarity <= 1:

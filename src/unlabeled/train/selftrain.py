@@ -240,6 +240,8 @@ def _pools(
     if missing:
         names = [col.classes[c] if col.classes else str(c) for c in missing]
         raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")
+    if len(np.unique(col.labels[lab])) < 2:  # as bench refuses such a task
+        raise UnlabeledError(f"{col.path}: the labelled train samples hold one class; a classifier needs two or more")
     return lab, pool
 
 

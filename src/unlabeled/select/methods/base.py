@@ -37,6 +37,7 @@ class SelectionMethod(ABC):
     needs_embeddings: ClassVar[bool] = True  # works on an encoder's embeddings of the pool
     needs_target: ClassVar[bool] = False  # needs the embeddings of a target set
     needs_budget: ClassVar[bool] = True  # keeps a given number of samples
+    clusters_target: ClassVar[bool] = False  # its --centroids cluster the target, not the pool
 
     @abstractmethod
     def select(self, data: MethodInput) -> tuple[np.ndarray, dict[str, Any]]:

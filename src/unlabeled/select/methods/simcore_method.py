@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from unlabeled._console import UnlabeledError
 from unlabeled.select.algorithms import kmeans
 from unlabeled.select.index import EmbeddingIndex
 from unlabeled.select.methods.base import MethodInput, SelectionMethod
@@ -59,6 +60,7 @@ class SimCore(SelectionMethod):
 
     name = "simcore"
     needs_target = True
+    clusters_target = True
     max_centroids = 100
 
     def default_centroids(self, target_size: int) -> int:
@@ -66,6 +68,8 @@ class SimCore(SelectionMethod):
 
     def select(self, data: MethodInput) -> tuple[np.ndarray, dict[str, Any]]:
         k = data.centroids or self.default_centroids(len(data.target))
+        if k > len(data.target):  # k-means would quietly make fewer
+            raise UnlabeledError(f"--centroids {k} is more than the target's {len(data.target)} samples")
         index = EmbeddingIndex(data.vectors, seed=data.seed, queries=k)
         chosen, extra = simcore(index, data.target, data.budget, k, data.seed, data.stop_similarity)
         extra["index"] = index.kind
