@@ -405,3 +405,48 @@ def test_a_suite_imports_its_source_again_once_it_changed(tmp_path):
     (tmp_path / "series.csv").write_text("\n".join(flipped) + "\n")
     again = suite.load(tmp_path / "data")[0].collection
     assert [again.classes[c] for c in again.labels] == [str((r + 1) % 2) for r in range(8)]
+
+
+def test_bench_json_is_strict_json_and_a_test_split_of_one_class_is_noted(tmp_path):
+    """A test split of one class has no AUROC: bench.json held a bare NaN, which JSON has not
+    (strict readers refuse the file), and no note said why the scores were so."""
+    from unlabeled.bench.benchmark import strict_json
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.request import BenchRequest
+    from unlabeled.bench.tasks import make_task
+    from unlabeled.data.collection import CollectionWriter
+
+    doc = strict_json({"rows": [{"mean": float("nan"), "scores": [0.5, float("inf")], "n": 3}], "ok": 1.5})
+    assert json.loads(json.dumps(doc, allow_nan=False)) == {
+        "rows": [{"mean": None, "scores": [0.5, None], "n": 3}],
+        "ok": 1.5,
+    }
+    rng = np.random.default_rng(0)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 4, 4), "uint8", ["a", "b"])
+    labels, splits = np.r_[rng.integers(0, 2, 40), np.zeros(10, int)], ["train"] * 40 + ["test"] * 10
+    w.add(rng.integers(0, 256, (50, 1, 4, 4), dtype=np.uint8), [f"s{i}" for i in range(50)], labels, splits=splits)
+    notes: list[str] = []
+    plan_task(make_task(w.close()), BenchRequest(runs=("r",), task="t", fractions=(1.0,)), notes)
+    assert any("1 class(es) have no test sample" in n and "AUROC is undefined" in n for n in notes), notes
+
+
+def test_a_bench_in_which_no_probe_applies_is_refused_with_the_reasons(tmp_path):
+    """``--probes nb`` on a regression target: "bench: 0 cells", an empty table, exit code 0."""
+    from types import SimpleNamespace
+
+    from unlabeled.bench.benchmark import _check_something_to_score
+    from unlabeled.bench.tasks import make_task
+    from unlabeled.data.collection import CollectionWriter
+
+    rng = np.random.default_rng(0)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 4, 4), "uint8", None)
+    w.add(
+        rng.integers(0, 256, (40, 1, 4, 4), dtype=np.uint8),
+        [f"s{i}" for i in range(40)],
+        columns={"y": rng.normal(size=40)},
+    )
+    task = make_task(w.close(), target="y")
+    request = SimpleNamespace(probes=("nb",), fractions=(1.0,), shots=(), seeds=1)
+    with pytest.raises(ul.UnlabeledError, match="nothing to score: .*probe nb has no regression form"):
+        _check_something_to_score([task], request)
+    _check_something_to_score([task], SimpleNamespace(**{**vars(request), "probes": ("nb", "linear")}))
