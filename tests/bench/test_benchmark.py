@@ -450,3 +450,18 @@ def test_a_bench_in_which_no_probe_applies_is_refused_with_the_reasons(tmp_path)
     with pytest.raises(ul.UnlabeledError, match="nothing to score: .*probe nb has no regression form"):
         _check_something_to_score([task], request)
     _check_something_to_score([task], SimpleNamespace(**{**vars(request), "probes": ("nb", "linear")}))
+
+
+def test_a_class_only_in_the_test_split_is_noted(tmp_path):
+    from unlabeled.bench.jobs import plan_task
+    from unlabeled.bench.request import BenchRequest
+    from unlabeled.bench.tasks import make_task
+    from unlabeled.data.collection import CollectionWriter
+
+    rng = np.random.default_rng(0)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 4, 4), "uint8", ["a", "b", "c"])
+    labels, splits = np.r_[rng.integers(0, 2, 40), [0, 1, 2, 2]], ["train"] * 40 + ["test"] * 4
+    w.add(rng.integers(0, 256, (44, 1, 4, 4), dtype=np.uint8), [f"s{i}" for i in range(44)], labels, splits=splits)
+    notes: list[str] = []
+    plan_task(make_task(w.close()), BenchRequest(runs=("r",), task="t", fractions=(1.0,)), notes)
+    assert any("1 class(es) of the test split have no train sample" in n for n in notes), notes

@@ -60,6 +60,12 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
     settings = [Setting(fraction=float(f)) for f in request.fractions]
     if task.kind != REGRESSION:
         _note_raised_fractions(task, request.fractions, notes)
+        unlearnt = np.setdiff1d(np.unique(task.y_test), np.unique(task.y_train))
+        if len(unlearnt):
+            notes.append(
+                f"{task.name}: {len(unlearnt)} class(es) of the test split have no train sample; "
+                "no probe can predict them, and their test samples count as errors"
+            )
         untested = np.setdiff1d(np.unique(task.y_train), np.unique(task.y_test))
         if len(untested):
             one = len(np.unique(task.y_test)) < 2
