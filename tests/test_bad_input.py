@@ -523,6 +523,44 @@ def test_duplicate_ids_write_nothing(tmp_path):
     no_leftovers(tmp_path, "col")
 
 
+def test_overwrite_refuses_a_collection_folder_that_holds_the_users_files(cli, tmp_path):
+    """``import --overwrite`` onto a collection deleted the notes and the collections the user
+    kept inside its folder, exit code 0."""
+    src = tmp_path / "imgs"
+    good_images(src / "a")
+    good_images(src / "b")
+    dest = tmp_path / "col"
+    ul.import_source(src, dest)
+    (dest / "notes").mkdir()
+    (dest / "notes" / "todo.txt").write_text("important")
+    before = snapshot(dest)
+    one_error(cli("import", src, dest, "--overwrite"), "holds files besides the collection (notes)")
+    assert snapshot(dest) == before
+    (dest / "notes" / "todo.txt").unlink()
+    (dest / "notes").rmdir()
+    ul.import_source(src, dest, overwrite=True)  # its own files alone: replaced as before
+    ul.make_authors(tmp_path / "authors", authors=10)
+    ul.make_authors(tmp_path / "authors", authors=10, overwrite=True)  # side files of its own
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pretrain", "{data}", "--out", "{out}", "--epochs", "1e308"],
+        ["pretrain", "{data}", "--out", "{out}", "--epochs", "0.1", "--seed", str(2**64)],
+        ["finetune", "--task", "{data}", "--out", "{out}", "--epochs", "0.1", "--seed", str(2**64)],
+        ["select", "{data}", "--out", "{out}", "--budget", "10", "--seed", "-1"],
+    ],
+)
+def test_a_seed_or_a_budget_out_of_range_fails_in_one_line_before_writing(args, cli, tiny, tmp_path):
+    """Seeds past 2**63 - 1 failed in torch's generator (a traceback, a half-written run, a
+    forget request "incomplete" forever), 1e308 epochs in the step count (a run that
+    --resume could not finish), a negative seed in select's numpy generator."""
+    out = tmp_path / "out"
+    one_error(cli(*[a.format(data=tiny[0].path, out=out) for a in args]), "must be")
+    assert not out.exists()
+
+
 def test_a_failed_import_over_a_collection_keeps_it(cli, col_copy, tmp_path):
     before = snapshot(col_copy)
     np.save(tmp_path / "nan.npy", np.full((4, 8, 8), np.nan, np.float32))  # fails once the writer has started
@@ -957,3 +995,15 @@ def test_api_arguments_of_the_wrong_kind_are_named(tiny, tmp_path):
             call()
     assert not (tmp_path / "x").exists()
     ul.finetune(run, col, tmp_path / "ok", epochs=np.float32(0.5), batch_size=np.int64(16))  # numpy numbers are numbers
+
+
+def test_a_damaged_audit_log_or_ids_file_fails_in_one_line(cli, run_copy, tmp_path):
+    """SQLite's errors are not OSErrors: a damaged forget-audit.sqlite ended in a traceback, and
+    so did a training-ids.txt that is not UTF-8."""
+    from unlabeled.runs import read_ids
+
+    (run_copy / "forget-audit.sqlite").write_text("garbage")
+    one_error(cli("forget", "--log", run_copy), "forget-audit.sqlite", "the forget audit log cannot be used")
+    (tmp_path / "ids.txt").write_bytes(b"\xff\xfe")
+    with pytest.raises(UnlabeledError, match="is not UTF-8 text"):
+        read_ids(tmp_path / "ids.txt")

@@ -22,6 +22,7 @@ from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
 from unlabeled.objectives.clm import documents_nll
 from unlabeled.runs import Run, open_run, resolve_device
+from unlabeled.runtime import check_seed
 
 
 def _causal(run: Run | str | os.PathLike[str]) -> tuple[Run, Any, TextModality]:
@@ -52,6 +53,7 @@ def generate(
     or at the model's context length. A prompt too long for the context is read from its end
     (the tokens nearest the continuation), leaving room for the new tokens; either is said."""
     _check_sampling(prompt, max_tokens, temperature, top_k)
+    check_seed(seed, "--seed")
     _, encoder, mod = _causal(run)
     dev = resolve_device(device)
     encoder.to(dev)

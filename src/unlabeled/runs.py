@@ -70,7 +70,10 @@ def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
 
 def read_ids(path: str | os.PathLike[str]) -> list[str]:
     """The ids in a file written by :func:`write_ids`."""
-    return [line for line in Path(path).read_text().splitlines() if line]
+    try:
+        return [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+    except UnicodeDecodeError as e:  # a damaged run's file: one line, as for its other files
+        raise UnlabeledError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:

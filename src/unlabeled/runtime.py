@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError
@@ -63,6 +64,17 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on ``device`` when ``bf16``, else a context that changes nothing."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
+
+
+def check_seed(seed: object, flag: str = "the seed") -> None:
+    """A seed every command takes alike: a whole number from 0 to 2**63 - 1 (PyTorch's and
+    numpy's generators refuse others, with a traceback, after the run's folder was written)."""
+    whole = isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+    if not whole or not 0 <= int(seed) <= MAX_SEED:  # type: ignore[call-overload]
+        raise UnlabeledError(f"{flag} must be a whole number from 0 to 2**63 - 1, got {seed!r}")
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:

@@ -28,6 +28,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -421,15 +422,22 @@ def check_replaceable(dest: Path) -> None:
         raise UnlabeledError(f"{dest} is a file, not a collection; choose a new or empty folder")
     if Path.cwd().resolve().is_relative_to(dest.resolve()):
         raise UnlabeledError(f"{dest} is the folder this command runs in (or holds it); choose another folder")
-    if (dest / META_FILE).is_file():
-        return
-    held = sorted(p.name for p in dest.iterdir())
-    if held:
+    collection = (dest / META_FILE).is_file()
+    held = sorted(p.name for p in dest.iterdir() if not (collection and _COLLECTION_OWNS.fullmatch(p.name)))
+    if held:  # a collection's folder too: notes, or a collection written inside it, are the user's
         shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        what = "besides the collection" if collection else "that are not a collection"
         raise UnlabeledError(
-            f"{dest} holds files that are not a collection ({shown}), which --overwrite would delete; "
-            "choose a new or empty folder"
+            f"{dest} holds files {what} ({shown}), which --overwrite would delete; choose another folder"
         )
+
+
+# what a collection's folder holds of its own: its metadata, index and shards, and the records
+# of how it was made (select's, curate's, make-authors'), each replaced by an --overwrite
+_COLLECTION_OWNS = re.compile(
+    r"collection\.json|index\.parquet|(arrays|text)-\d+\.npy|selection\.json|curation\.(json|parquet)"
+    r"|authors\.json|(world|general|holdout)\.jsonl|forget\d+\.txt"
+)
 
 
 def whole_numbers(a: np.ndarray) -> bool:

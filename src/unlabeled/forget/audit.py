@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from unlabeled._console import UnlabeledError
 from unlabeled.runs import AUDIT_FILE
 
 SCHEMA = """
@@ -40,10 +42,20 @@ class AuditLog:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / AUDIT_FILE
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.executescript(SCHEMA)
-        return con
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection (a transaction when ``write``); SQLite's errors (a damaged file, a
+        folder it cannot write) as one line naming the log, not a traceback."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as con:
+                con.executescript(SCHEMA)
+                if not write:
+                    yield con
+                    return
+                with con:
+                    yield con
+        except sqlite3.Error as e:
+            raise UnlabeledError(f"{self.path}: the forget audit log cannot be used ({e})") from None
 
     def append(
         self,
@@ -56,7 +68,7 @@ class AuditLog:
         output: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        with closing(self._connect()) as con, con:
+        with self._session(write=True) as con:
             con.execute(
                 "INSERT INTO events (request, time, event, method, ids_hash, forgotten, output, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -75,7 +87,7 @@ class AuditLog:
     def events(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        with closing(self._connect()) as con:
+        with self._session() as con:
             con.row_factory = sqlite3.Row
             rows = con.execute("SELECT * FROM events ORDER BY seq").fetchall()
         return [{**dict(r), "details": json.loads(r["details"] or "{}")} for r in rows]

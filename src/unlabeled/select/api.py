@@ -23,6 +23,7 @@ from unlabeled.data.collection import (
     open_collection,
 )
 from unlabeled.runs import Run, open_run
+from unlabeled.runtime import check_seed
 from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
 from unlabeled.select.methods import MethodInput, SelectionMethod
@@ -170,6 +171,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
     check_replaceable(Path(req.out))  # before any embedding, not after it
     if method.needs_target and req.target is None and req.target_vectors is None:
         raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
+    check_seed(req.seed, "--seed")
     if not 0 < req.threshold <= 1:
         raise UnlabeledError(f"threshold must be in (0, 1], got {req.threshold}")
     if req.centroids is not None and (

@@ -39,7 +39,7 @@ from rich.progress import TextColumn
 
 from unlabeled._console import UnlabeledError, info, progress, short_reason
 from unlabeled.objectives.base import Objective
-from unlabeled.runtime import PRECISIONS, autocast, step_generator, use_bf16
+from unlabeled.runtime import PRECISIONS, autocast, check_seed, step_generator, use_bf16
 from unlabeled.runtime import bf16_available as bf16_available  # re-exported: older import path
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
@@ -99,12 +99,11 @@ class TrainConfig:
                 raise UnlabeledError(f"{name.replace('_', ' ')} must be a finite number, got {value}")
         if self.batch_size < 2:
             raise UnlabeledError(f"batch size must be at least 2, got {self.batch_size}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise UnlabeledError(f"epochs must be positive, got {self.epochs}")
+        if self.epochs is not None and not 0 < self.epochs <= MAX_EPOCHS:  # 1e308 passes: no step count
+            raise UnlabeledError(f"epochs must be positive and at most {MAX_EPOCHS:g}, got {self.epochs}")
         if self.minutes is not None and self.minutes <= 0:
             raise UnlabeledError(f"minutes must be positive, got {self.minutes}")
-        if self.seed < 0:
-            raise UnlabeledError(f"the seed must be 0 or more, got {self.seed}")
+        check_seed(self.seed)
         for name in ("lr", "weight_decay", "grad_clip", "checkpoint_steps", "snapshot_seconds"):
             if getattr(self, name) < 0:
                 what = "the learning rate" if name == "lr" else name.replace("_", " ")
@@ -119,6 +118,9 @@ class TrainConfig:
             raise UnlabeledError(f"optimizer must be {' or '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.precision not in PRECISIONS:
             raise UnlabeledError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+MAX_EPOCHS = 1e9
 
 
 def one_budget(epochs: float | None, minutes: float | None) -> None:
