@@ -1007,3 +1007,13 @@ def test_a_damaged_audit_log_or_ids_file_fails_in_one_line(cli, run_copy, tmp_pa
     (tmp_path / "ids.txt").write_bytes(b"\xff\xfe")
     with pytest.raises(UnlabeledError, match="is not UTF-8 text"):
         read_ids(tmp_path / "ids.txt")
+
+
+def test_a_collection_a_run_or_a_builtin_with_file_options_is_refused_as_a_source(cli, tiny, tmp_path):
+    """A collection imported as a folder of files "succeeded" with its index read as a series
+    and its shards reported bad; a built-in took --modality series and ignored it."""
+    col, run = tiny
+    one_error(cli("import", col.path, tmp_path / "a"), "is a collection already")
+    one_error(cli("import", run.path, tmp_path / "b"), "is a run, not data")
+    one_error(cli("import", "digits", tmp_path / "c", "--modality", "series"), "--modality applies to files")
+    assert not any((tmp_path / n).exists() for n in "abc")

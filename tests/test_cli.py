@@ -404,3 +404,25 @@ def test_ctrl_c_inside_a_command_says_so_though_typer_turns_it_into_an_exit(repo
         cli_module.main()
     assert stop.value.code == 130
     assert ("interrupted" in said.get()) is not reported
+
+
+def test_settings_and_whole_numbers_refuse_what_is_not_finite(tmp_path):
+    """JSON reads NaN, Infinity and 1e999 as numbers: a temperature of infinity trained nothing
+    and wrote "Infinity" (not JSON) into config.json; ``--shots nan`` ended in int()'s traceback."""
+    from unlabeled._console import UnlabeledError
+    from unlabeled.bench.suites import load_suite
+    from unlabeled.cli import _whole, parse_settings
+
+    for item in ("temperature=1e999", "noise_std=NaN", "crop_scale=0.3,Infinity", "x=-Infinity"):
+        with pytest.raises(UnlabeledError, match="settings take finite numbers"):
+            parse_settings([item], "--option")
+    assert parse_settings(["temperature=0.2", "name=NaNa"], "--option") == {"temperature": 0.2, "name": "NaNa"}
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(UnlabeledError, match="takes whole numbers"):
+            _whole([1.0, bad], "--shots")
+    (tmp_path / "list.toml").write_text("task = [1, 2]\n")
+    (tmp_path / "latin1.toml").write_bytes(b"\xff\xfe[[task]]\n")
+    with pytest.raises(UnlabeledError, match="task 1 is 1, not a"):
+        load_suite(tmp_path / "list.toml")
+    with pytest.raises(UnlabeledError, match="not UTF-8 text"):
+        load_suite(tmp_path / "latin1.toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -74,7 +75,17 @@ def parse_settings(items: list[str] | None, what: str) -> dict[str, object]:
             out[key] = [float(v) for v in value.split(",")] if "," in value else json.loads(value)
         except ValueError:
             out[key] = value
+        if not _finite(out[key]):  # json reads NaN and Infinity (and 1e999) as numbers
+            raise UnlabeledError(f"{what} {key}={value}: settings take finite numbers")
     return out
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | dict):
+        return all(map(_finite, value.values() if isinstance(value, dict) else value))
+    return True
 
 
 @app.command()
@@ -722,7 +733,7 @@ def _names(text: str) -> list[str]:
 
 
 def _whole(values: list[float], what: str) -> list[int]:
-    if any(v != int(v) for v in values):
+    if any(not math.isfinite(v) or v != int(v) for v in values):  # nan and inf too, before int() fails
         raise UnlabeledError(f"{what} takes whole numbers, got {', '.join(f'{v:g}' for v in values)}")
     return [int(v) for v in values]
 

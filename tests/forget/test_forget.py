@@ -362,3 +362,15 @@ def test_verify_refuses_a_classifier_whose_collection_has_no_test_split(tmp_path
     with pytest.raises(UnlabeledError, match="has no test split, which a classifier's test accuracy and MIA needs"):
         verify(out)
     assert not (tmp_path / "f" / "reference").exists()  # refused before retraining anything
+
+
+def test_forgetting_a_class_of_an_unlabelled_collection_is_refused_in_words(tmp_path):
+    """A language model on make-authors' text: ``forget --class 3`` read the missing labels."""
+    from unlabeled.data.collection import CollectionWriter
+
+    rng = np.random.default_rng(0)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 8, 8), "uint8", None)
+    w.add(rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8), [f"s{i}" for i in range(40)])
+    run = ul.pretrain(w.close(), tmp_path / "run", epochs=1, batch_size=16, size="tiny")
+    with pytest.raises(UnlabeledError, match="has no labels, so no class to forget"):
+        forget_set(run, source_task(run), None, "3")

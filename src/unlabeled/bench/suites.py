@@ -88,7 +88,8 @@ def _import_once(suite: str, spec: Any, dest: Path) -> None:
         info(f"suite {suite}: {spec.source} is not what {dest} was imported from (or changed since): importing again")
     else:
         info(f"suite {suite}: importing {spec.source} -> {dest}")
-    import_source(spec.source, dest, modality=spec.modality, columns=spec.columns, overwrite=True)
+    as_files = {} if is_named_source(spec.source) else {"modality": spec.modality, "columns": spec.columns}
+    import_source(spec.source, dest, overwrite=True, **as_files)  # a built-in is read as it is
     ckpt.atomic_write_json(stamp, made_of)
 
 
@@ -106,14 +107,18 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
                 f"no suite {str(name_or_path)!r}: not a file, and the built-in suites are {', '.join(builtin_suites())}"
             )
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise UnlabeledError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UnlabeledError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
     raw_tasks = doc.get("task")
     if not isinstance(raw_tasks, list) or not raw_tasks:
         raise UnlabeledError(f"{path}: a suite needs at least one [[task]] table")
     tasks, seen = [], set()
     for i, t in enumerate(raw_tasks):
+        if not isinstance(t, dict):  # task = [1, 2]: a list of numbers, not of [[task]] tables
+            raise UnlabeledError(f"{path}: task {i + 1} is {t!r}, not a [[task]] table")
         unknown = set(t) - TASK_KEYS
         if unknown:
             raise UnlabeledError(

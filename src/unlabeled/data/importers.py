@@ -167,6 +167,7 @@ def import_source(
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
     name = str(source)
     _check_import_options(Path(name), labels, resize, sample_rate, seconds)
+    _check_named_source_options(name, modality=modality, columns=columns, group=group_pattern, text=text_column)
     if name in BUILTINS:
         return _write_loaded(BUILTINS[name].load(), dest, overwrite, name)
     if name.lower().startswith("ucr:"):
@@ -205,10 +206,24 @@ def import_source(
         )
     if Path(dest).resolve().is_relative_to(path.resolve()):
         raise UnlabeledError(f"{dest} is inside {source}: the collection would be read back as part of its source")
+    run = (path / "config.json").is_file() and any((path / f).is_file() for f in ("model.safetensors", "state.pt"))
+    if (path / META_FILE).is_file() or run:  # read as files, its index became a series, its shards bad files
+        what = "a collection already: use it as it is" if (path / META_FILE).is_file() else "a run, not data"
+        raise UnlabeledError(f"{path} is {what} (select or curate make a collection from a collection)")
     opts = {"resize": resize, "sample_rate": sample_rate, "seconds": seconds, "group_pattern": group_pattern}
     report = _import_folder(path, dest, modality, opts, overwrite)
     report.given = modality is not None
     return report
+
+
+def _check_named_source_options(name: str, **given: Any) -> None:
+    """A built-in dataset is read as it is: options for files given with it were ignored."""
+    if not is_named_source(name):
+        return
+    flags = {"modality": "--modality", "columns": "--column", "group": "--group-pattern", "text": "--text-column"}
+    used = [flags[k] for k, v in given.items() if v]
+    if used:
+        raise UnlabeledError(f"{', '.join(used)} applies to files and tables; {name} is read as it is")
 
 
 def _check_import_options(path: Path, labels: Any, resize: Any, sample_rate: Any, seconds: Any) -> None:

@@ -44,6 +44,8 @@ def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | 
             shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
             raise UnlabeledError(f"{len(missing)} id(s) are not in the training set of {run.path}: {shown}")
         return np.sort(task.positions(sorted(set(ids))))
+    if task.labels is None:
+        raise UnlabeledError(f"{task.path} has no labels, so no class to forget; give --ids or --group")
     classes = task.classes or []
     name = str(class_)
     if name in classes:

@@ -91,7 +91,16 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise UnlabeledError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
-        for name in ("epochs", "minutes", "lr", "weight_decay", "warmup", "grad_clip", "checkpoint_seconds"):
+        for name in (
+            "epochs",
+            "minutes",
+            "lr",
+            "weight_decay",
+            "warmup",
+            "grad_clip",
+            "checkpoint_seconds",
+            "snapshot_seconds",
+        ):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise UnlabeledError(f"{name.replace('_', ' ')} must be a number, got {value!r}")
