@@ -7,16 +7,17 @@ encoder. An interrupted demo picks up where it stopped."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from unlabeled._console import console, info
+from unlabeled._console import UnlabeledError, console, info
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import import_source, open_collection
-from unlabeled.data.collection import META_FILE
+from unlabeled.data.collection import META_FILE, holding_collection
 from unlabeled.runs import Run, embed
-from unlabeled.runtime import release_freed_memory, resolve_device, use_bf16
+from unlabeled.runtime import PRECISIONS, release_freed_memory, resolve_device, use_bf16
 from unlabeled.train.pretrain import pretrain
 
 # Where fp32 runs the pretraining (a CPU without bf16, or --precision fp32), SimCLR's crops are
@@ -41,10 +42,25 @@ def demo_recipe(precision: str) -> dict[str, Any]:
     return recipe
 
 
+def _check_options(out: Path, minutes: object, seeds: object, precision: object) -> None:
+    """The demo's options, checked before its 54 MB import and its 11-minute pretraining (the
+    seeds were checked by the bench, after both)."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes < math.inf:
+        raise UnlabeledError(f"--minutes must be a positive number, got {minutes!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise UnlabeledError(f"--seeds must be a whole number, 1 or more; got {seeds!r}")
+    if precision not in PRECISIONS:
+        raise UnlabeledError(f"--precision must be {', '.join(PRECISIONS)}, got {precision!r}")
+    held = holding_collection(out)
+    if held is not None:
+        raise UnlabeledError(f"{out} lies inside the collection {held}; write the demo elsewhere")
+
+
 def run_demo(out: str | Path = "demo", minutes: float = 11.0, seeds: int = 3, precision: str = "auto") -> BenchResult:
     """Import, pretrain for ``minutes`` (in ``precision``: ``fp32`` shows what a CPU without
     bf16 gets), bench, report into ``out``."""
     out = Path(out)
+    _check_options(out, minutes, seeds, precision)
     t0 = time.perf_counter()
     data, run_dir = out / "data" / "fashion-mnist", out / "runs" / "simclr"
     if (data / META_FILE).exists():

@@ -55,6 +55,9 @@ def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
         ("out", {"bogus": 3}, "passes no option bogus to pretrain"),
         ("out", {"method_options": {"nope": 1}}, "nope"),
         ("out", {"pool_sizes": "0.5,1"}, "pool_sizes must be a list of numbers"),
+        ("out", {"epochs": -1}, "--epochs must be a positive number, got -1"),  # not the subset's -9.98
+        ("out", {"seeds": 0}, "--seeds must be a whole number, 1 or more"),  # after a pretraining
+        ("out", {"batch_size": 0}, "--batch-size must be a whole number, 2 or more"),
     ],
 )
 def test_scaling_refuses_bad_arguments_before_writing_anything(gunpoint, tmp_path, where, kwargs, message):

@@ -105,6 +105,13 @@ class ScalingRequest:
         if self.epochs is None and self.minutes is None:
             raise UnlabeledError("give the pretraining budget: --epochs (passes over the whole pool) or --minutes")
         one_budget(self.epochs, self.minutes)
+        # as the user gave them (pretrain saw the epochs scaled to a subset: "-9.986" for -1)
+        for flag, value in (("--epochs", self.epochs), ("--minutes", self.minutes)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
+                raise UnlabeledError(f"{flag} must be a positive number, got {value!r}")
+        for flag, value, least in (("--batch-size", self.batch_size, 2), ("--seeds", self.seeds, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise UnlabeledError(f"{flag} must be a whole number, {least} or more; got {value!r}")
         for flag, values in (("--pool-sizes", self.pool_sizes), ("--fractions", self.fractions)):
             if len(set(values)) < 2:  # the law's a/m and b/n terms need two of each to be fitted
                 raise UnlabeledError(
