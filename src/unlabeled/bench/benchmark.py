@@ -121,6 +121,8 @@ def run_bench(request: BenchRequest) -> BenchResult:
     if request.out is not None:
         _check_out(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / CACHE_FILE, "a"):  # a folder it cannot write fails now, not after the fits
+        pass
     cache = ScoreCache(out_dir / CACHE_FILE)
     if cache.scores:
         info(f"bench: {len(cache.scores)} finished fits in {cache.path}; those asked for again are not redone")
