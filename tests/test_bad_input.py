@@ -1017,3 +1017,16 @@ def test_a_collection_a_run_or_a_builtin_with_file_options_is_refused_as_a_sourc
     one_error(cli("import", run.path, tmp_path / "b"), "is a run, not data")
     one_error(cli("import", "digits", tmp_path / "c", "--modality", "series"), "--modality applies to files")
     assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_selftrain_says_which_settings_change_nothing(cli, tmp_path):
+    rng = np.random.default_rng(1)
+    w = CollectionWriter(tmp_path / "col", "image", (1, 8, 8), "uint8", ["a", "b"])
+    w.add(rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8), [f"s{i}" for i in range(40)], rng.integers(0, 2, 40))
+    w.close()
+    args = ["selftrain", "--task", tmp_path / "col", "--out", tmp_path / "st", "--epochs", "0.5", "--fraction", "0.5"]
+    code, lines = cli(*args, "--batch-size", "4", "--ratio", "2", "--no-ema-teacher", "--head", "random")
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "--no-ema-teacher has no average to leave out without --ema" in text
+    assert "--head random applies to a pretrained run" in text

@@ -189,11 +189,20 @@ def selftrain(
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             note_unlearnable(col, lab)  # after the refusals: a refused command prints its one line alone
+            _note_unused(recipe, src)
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
         warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
         return train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
+
+
+def _note_unused(recipe: SelftrainRecipe, src: Run | None) -> None:
+    """Settings that change nothing in this run, said rather than dropped without a word."""
+    if not recipe.ema_teacher and not recipe.ema:
+        info("note: --no-ema-teacher has no average to leave out without --ema; ignored")
+    if src is None and recipe.head != "probe":
+        info(f"note: --head {recipe.head} applies to a pretrained run; from scratch the head is random; ignored")
 
 
 def semi_feed(
