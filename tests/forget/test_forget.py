@@ -374,3 +374,13 @@ def test_forgetting_a_class_of_an_unlabelled_collection_is_refused_in_words(tmp_
     run = ul.pretrain(w.close(), tmp_path / "run", epochs=1, batch_size=16, size="tiny")
     with pytest.raises(UnlabeledError, match="has no labels, so no class to forget"):
         forget_set(run, source_task(run), None, "3")
+
+
+def test_epochs_given_to_a_method_that_does_not_take_them_are_noted(clf, tmp_path, capsys):
+    """``forget --method retrain --epochs 0.1`` trained the original's recipe, without a word."""
+    from unlabeled._console import console
+
+    ids = list(clf.training_ids()[:2])
+    with console.capture() as captured:
+        forget(clf, method="retrain", out=tmp_path / "r", ids=ids, epochs=0.1)
+    assert "--epochs ignored by retrain, which does not take them" in captured.get()

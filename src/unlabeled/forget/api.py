@@ -121,8 +121,19 @@ def forget(
         record=record,
         options=options,
     )
+    _note_unused(chosen, epochs=epochs, lr=lr)
     with run_lock(out):  # one process writes a run at a time
         return _carry_out(chosen, request, redo)
+
+
+def _note_unused(chosen: Method, **given: float | None) -> None:
+    """``--epochs`` or ``--lr`` given to a method that takes neither: said, not dropped."""
+    unused = [f"--{k}" for k, v in given.items() if v is not None and getattr(chosen, k) is None]
+    if unused:
+        info(
+            f"note: {' and '.join(unused)} ignored by {chosen.name}, which does not take them (retrain and sisa "
+            "repeat the original run's recipe; ssd does not train)"
+        )
 
 
 def _semi(a: lineage.Ancestor) -> bool:

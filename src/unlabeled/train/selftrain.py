@@ -188,8 +188,7 @@ def selftrain(
             src = None if run is None else open_run(run)
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
-            note_unlearnable(col, lab)  # after the refusals: a refused command prints its one line alone
-            _note_unused(recipe, src)
+            _notes(recipe, src, col, lab)  # after the refusals: a refused command prints its one line alone
             spec = selftrain_spec(recipe, src, col, lab, pool, dev)
         warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
@@ -197,8 +196,10 @@ def selftrain(
         return train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
 
 
-def _note_unused(recipe: SelftrainRecipe, src: Run | None) -> None:
-    """Settings that change nothing in this run, said rather than dropped without a word."""
+def _notes(recipe: SelftrainRecipe, src: Run | None, col: Collection, lab: np.ndarray) -> None:
+    """Classes no label teaches, and settings that change nothing in this run: said rather than
+    dropped without a word."""
+    note_unlearnable(col, lab)
     if not recipe.ema_teacher and not recipe.ema:
         info("note: --no-ema-teacher has no average to leave out without --ema; ignored")
     if src is None and recipe.head != "probe":
