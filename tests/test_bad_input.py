@@ -852,7 +852,7 @@ def test_sigterm_during_an_import_leaves_nothing_half_written(col_copy, tmp_path
         (["--minutes", "nan"], "minutes must be a finite number"),
         (["--minutes", "1", "--epochs", "2"], "give --epochs or --minutes, not both"),
         (["--epochs", "inf"], "epochs must be a finite number"),
-        (["--seed", "-1"], "seed must be 0 or more"),
+        (["--seed", "-1"], "seed must be a whole number from 0"),
         (["--shards", "0"], "--shards must be a whole number, 1 or more"),
         (["--method", "supervised"], "supervised trains on labels; pretrain takes"),
         (["--option", "bogus=1"], "simclr has no setting 'bogus'; its --option settings:"),

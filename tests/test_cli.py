@@ -311,55 +311,42 @@ def test_help_and_no_arguments_still_show_the_usage(cli, capsys):
         assert code in (0, 2) and "Usage" in shown and not any(x.startswith("error:") for x in lines), (args, shown)
 
 
-def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback():
-    """The command's entry point imports the package (seconds: PyTorch, scikit-learn) inside
-    its Ctrl-C handler; the handler in ``unlabeled.cli.main`` is not in place until then."""
+STOP_AT_IMPORT = (  # a Ctrl-C that lands while ``name`` is imported, deterministically
+    "import sys\n"
+    "class Stop:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == {name!r}:\n"
+    "            raise KeyboardInterrupt\n"
+    "sys.meta_path.insert(0, Stop())\n"
+)
+
+
+@pytest.mark.parametrize("stop_at", ["typer", "unlabeled._console"])
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback(stop_at):
+    """The command's entry point imports the command (typer, rich) inside its Ctrl-C handler;
+    the handler in ``unlabeled.cli.main`` is not in place until then. (A signal sent after a
+    sleep no longer lands there: with lazy imports, ``--help`` is done in 0.2 s.)"""
     import importlib.metadata
-    import signal
-    import time
 
     scripts = importlib.metadata.entry_points(group="console_scripts", name="unlabeled")
     assert [e.value for e in scripts] == ["unlabeled_command:main"]
-    code = "import sys\nfrom unlabeled_command import main\nprint('ready', flush=True)\nmain()\n"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "--help"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # the package's imports take seconds: this lands in them
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and err == "interrupted (Ctrl-C)\n", (proc.returncode, err)
-    assert "Usage" not in out  # it stopped while importing, before the command ran
+    code = STOP_AT_IMPORT.format(name=stop_at) + "from unlabeled_command import main\nmain()\n"
+    done = subprocess.run([sys.executable, "-c", code, "--help"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "interrupted (Ctrl-C)\n", (done.returncode, done.stderr)
+    assert "Usage" not in done.stdout  # it stopped while importing, before the command ran
 
 
-def test_ctrl_c_while_python_m_unlabeled_is_still_importing_is_one_line_not_a_traceback():
+@pytest.mark.parametrize("stop_at", ["unlabeled._version", "typer"])
+def test_ctrl_c_while_python_m_unlabeled_is_still_importing_is_one_line_not_a_traceback(stop_at):
     """``python -m unlabeled`` (what ``torchrun -m unlabeled`` runs) imports the package before
-    ``__main__`` exists; runpy's own entry point for ``-m`` is driven here so that the signal is
-    sent once the interpreter is up and lands in the package's imports."""
-    import signal
-    import time
-
-    code = (
-        "import runpy, sys\nsys.argv[:] = ['-m', '--help']\nprint('ready', flush=True)\n"
-        "runpy._run_module_as_main('unlabeled')\n"
+    ``__main__`` exists (``unlabeled._version``), then ``__main__`` imports the command
+    (``typer``); runpy's own entry point for ``-m`` is driven here."""
+    code = STOP_AT_IMPORT.format(name=stop_at) + (
+        "import runpy\nsys.argv[:] = ['-m', '--help']\nrunpy._run_module_as_main('unlabeled')\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and err == "interrupted (Ctrl-C)\n", (proc.returncode, err)
-    assert "Usage" not in out
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "interrupted (Ctrl-C)\n", (done.returncode, done.stderr)
+    assert "Usage" not in done.stdout
 
 
 @pytest.mark.parametrize("first_use", ["import unlabeled", "import unlabeled\nunlabeled.generate"])

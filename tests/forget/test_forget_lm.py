@@ -297,7 +297,7 @@ def test_a_request_refused_for_its_settings_or_its_source_is_never_logged(author
     before = len(AuditLog(lm.path).events()) if (lm.path / AUDIT_FILE).exists() else 0
     ask = {"group": "author", "values": ["author-001"]}
     bad = [
-        ({"seed": -1}, "seed must be 0 or more"),
+        ({"seed": -1}, "seed must be a whole number from 0"),
         ({"method": "npo", "options": {"beta": 0}}, "beta must be positive"),
         ({"method": "simnpo", "options": {"retain_weight": -1}}, "retain_weight must be 0 or more"),
     ]
