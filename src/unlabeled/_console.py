@@ -30,6 +30,11 @@ def short_reason(e: BaseException) -> str:
     return (detail or lines or [type(e).__name__])[0]
 
 
+def not_utf8(e: UnicodeDecodeError) -> str:
+    """How an error line names bytes that are not UTF-8: the first bad byte and its offset."""
+    return f"not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})"
+
+
 def samples_of(modality: str, shape: tuple[int, ...] | list[int]) -> str:
     """How a message names what a collection or run holds: "image samples of shape 1x28x28", or
     "text documents" (a document has no shape)."""

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from unlabeled._console import UnlabeledError, progress
+from unlabeled._console import UnlabeledError, not_utf8, progress
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
@@ -73,7 +73,7 @@ def read_ids(path: str | os.PathLike[str]) -> list[str]:
     try:
         return [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
     except UnicodeDecodeError as e:  # a damaged run's file: one line, as for its other files
-        raise UnlabeledError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+        raise UnlabeledError(f"{path} is {not_utf8(e)}") from None
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:
@@ -173,7 +173,7 @@ def read_config(path: Path) -> RunConfig:
             f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); restore it or make the run again"
         ) from None
     except UnicodeDecodeError as e:
-        raise UnlabeledError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+        raise UnlabeledError(f"{path} is {not_utf8(e)}") from None
     if not isinstance(config, dict):
         raise UnlabeledError(f"{path} holds {type(config).__name__}, not an object of settings (edited by hand?)")
     check_config(config, path)

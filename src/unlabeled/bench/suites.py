@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlabeled._console import UnlabeledError, info
+from unlabeled._console import UnlabeledError, info, not_utf8
 from unlabeled.bench.tasks import Task, check_task_settings, make_task
 from unlabeled.data import import_source
 from unlabeled.data.collection import META_FILE, open_collection
@@ -111,7 +111,7 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
     except tomllib.TOMLDecodeError as e:
         raise UnlabeledError(f"{path}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
-        raise UnlabeledError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+        raise UnlabeledError(f"{path}: {not_utf8(e)}") from None
     raw_tasks = doc.get("task")
     if not isinstance(raw_tasks, list) or not raw_tasks:
         raise UnlabeledError(f"{path}: a suite needs at least one [[task]] table")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError, short_reason
+from unlabeled._console import UnlabeledError, not_utf8, short_reason
 from unlabeled.data.loaded import Loaded
 
 SERIES_TABLE_EXTENSIONS = {".csv", ".tsv", ".parquet", ".ts"}
@@ -402,7 +402,7 @@ def _read_table(path: Path, skipped: list[tuple[str, str]] | None = None):  # ->
                 line, want, saw = found.groups()
                 skipped.append((f"{path} line {line}", f"{saw} fields, the header has {want}"))
     except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})") from None
+        raise ValueError(not_utf8(e)) from None
     if not df.index.equals(pd.RangeIndex(len(df))):  # pandas took the first column for an index
         raise ValueError(f"the first row has {len(df.columns) + 1} fields, the header {len(df.columns)}")
     return df

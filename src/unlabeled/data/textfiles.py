@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError, short_reason
+from unlabeled._console import UnlabeledError, not_utf8, short_reason
 from unlabeled.data.collection import is_missing
 from unlabeled.data.formats import _codes, suffix
 from unlabeled.data.loaded import Loaded
@@ -56,7 +56,7 @@ def decode_document(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 text (byte {raw[e.start]:#x} at offset {e.start})") from None
+        raise ValueError(not_utf8(e)) from None
     return text.removeprefix("\ufeff")
 
 
@@ -81,7 +81,7 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as e:
-                bad.append((f"{path} line {n}", f"not UTF-8 text (byte {line[e.start]:#x} at offset {e.start})"))
+                bad.append((f"{path} line {n}", not_utf8(e)))
                 continue
             try:
                 row = json.loads(line.rstrip(b"\r\n"))  # its newline is no character of the row
