@@ -157,11 +157,14 @@ def test_finetune_with_the_clm_objective_trains_the_language_model_further(wordn
     choose labels, a missing RUN and an unknown objective are one-line errors."""
     base = ul.pretrain(wordnet_small, tmp_path / "lm", method="clm", epochs=0.05, batch_size=16, precision="fp32")
     args = ["finetune", base.path, "--task", wordnet_small.path, "--objective", "clm", "--epochs", "0.05"]
-    code, lines = cli(*args, "--batch-size", "16", "--precision", "fp32", "--out", tmp_path / "ft")
+    code, lines = cli(*args, "--batch-size", "16", "--precision", "fp32", "--size", "small", "--out", tmp_path / "ft")
     assert code == 0, lines
     run = ul.open_run(tmp_path / "ft")
     assert run.config["method"]["name"] == "clm" and run.kind == "encoder"
     assert any(str(base.path) in line and "every weight" in line for line in lines), lines
+    # the model is RUN's own: an asked-for size was dropped without a word
+    assert any("--size small ignored" in line for line in lines), lines
+    assert run.config["encoder"]["size"] == base.config["encoder"]["size"]
     assert not torch.equal(run.weights("encoder")["pos"], base.weights("encoder")["pos"])  # trained on
     for extra, said in (
         (["--fraction", "0.1"], "--fraction chooses labelled samples"),

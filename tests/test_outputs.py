@@ -138,6 +138,8 @@ def test_a_run_is_not_written_inside_a_collection_and_shards_are_counted(pool, t
     (tmp_path / "afile.txt").write_text("mine")
     with pytest.raises(UnlabeledError, match="is a file; a run is a folder"):
         ul.selftrain(None, pool, tmp_path / "afile.txt", shots=2, epochs=0.1)
+    with pytest.raises(UnlabeledError, match="afile.txt is a file, so .* cannot be made inside it"):
+        ul.finetune(None, pool, tmp_path / "afile.txt" / "run", epochs=0.1)  # was the bare "File exists"
     for shards in (0, -1, 1.5):
         with pytest.raises(UnlabeledError, match="--shards must be a whole number"):
             ul.finetune(None, pool, tmp_path / "x", epochs=0.1, shards=shards)
@@ -178,3 +180,20 @@ def test_pretrain_shards_fit_their_batch_to_the_smallest_shard(pool, tmp_path):
     assert sizes[0] < 128 < sizes[1]
     run = ul.pretrain(pool, tmp_path / "p", positions=pos, shards=2, epochs=0.2, precision="fp32")
     assert run.finished and run.config["train"]["batch_size"] <= sizes[0]
+
+
+def test_a_folder_blocked_by_a_file_is_named_by_every_command(tmp_path):
+    """Any command's folder that a file blocks (``--out notes.txt/sub``) failed with the
+    system's bare "File exists" or "Not a directory"; the CLI names the file in the way."""
+    from unlabeled.cli import _file_in_the_way
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for e in (
+        FileExistsError(17, "File exists", str(tmp_path / "notes.txt")),
+        NotADirectoryError(20, "Not a directory", str(tmp_path / "notes.txt" / "sub" / "x")),
+    ):
+        assert (
+            _file_in_the_way(e) == f"{tmp_path / 'notes.txt'} is a file, where a folder was to be made for {e.filename}"
+        )
+    assert _file_in_the_way(FileExistsError(17, "File exists", str(tmp_path))) is None  # a folder: the system's words
+    assert _file_in_the_way(PermissionError(13, "Permission denied", str(tmp_path / "notes.txt"))) is None

@@ -303,6 +303,8 @@ def curate_(
     from unlabeled.curate import curate, curate_explain
 
     if explain is not None:
+        if source is not None or out is not None:  # both were dropped without a word
+            raise UnlabeledError("curate --explain COLLECTION prints what curated it; it takes no SOURCE or --out")
         console.print(escape(curate_explain(explain)))
         return
     if source is None or out is None:
@@ -884,7 +886,7 @@ def main() -> None:
         sys.exit(2)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        console.print(f"[red]error:[/] {escape(f'{e.strerror or e}{where}')}")
+        console.print(f"[red]error:[/] {escape(_file_in_the_way(e) or f'{e.strerror or e}{where}')}")
         sys.exit(2)
     except Terminated:
         console.print("[yellow]terminated[/] (SIGTERM)")
@@ -896,6 +898,17 @@ def main() -> None:
         if interrupt is None:
             raise
         _interrupted(interrupt)
+
+
+def _file_in_the_way(e: OSError) -> str | None:
+    """A folder that could not be made because a file holds its name or one of its parents'
+    (``--out notes.txt/run``), said so: the system's own words are a bare "File exists"."""
+    if not isinstance(e, FileExistsError | NotADirectoryError) or not isinstance(e.filename, str):
+        return None
+    for path in (Path(e.filename), *Path(e.filename).parents):
+        if path.is_file():
+            return f"{path} is a file, where a folder was to be made for {e.filename}"
+    return None
 
 
 def _run_app() -> None:

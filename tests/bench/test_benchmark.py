@@ -465,3 +465,26 @@ def test_a_class_only_in_the_test_split_is_noted(tmp_path):
     notes: list[str] = []
     plan_task(make_task(w.close()), BenchRequest(runs=("r",), task="t", fractions=(1.0,)), notes)
     assert any("1 class(es) of the test split have no train sample" in n for n in notes), notes
+
+
+def test_options_of_the_other_kind_of_bench_are_noted_not_dropped_silently(run, fmnist_small, tmp_path):
+    """``--data-dir`` with ``--task``, and a single task's options (``--group-column``,
+    ``--metric``) with ``--suite``, were ignored without a word."""
+    from unlabeled._console import console
+    from unlabeled.bench.benchmark import _load_tasks
+    from unlabeled.bench.request import BenchRequest
+
+    with console.capture() as captured:
+        _load_tasks(BenchRequest(runs=(run,), task=fmnist_small, data_dir=tmp_path / "data"))
+    assert "--data-dir ignored" in captured.get()
+    (tmp_path / "mine.toml").write_text('name = "mine"\n[[task]]\nname = "fm"\nsource = "fm"\n')
+    import shutil
+
+    shutil.copytree(fmnist_small.path, tmp_path / "fm")
+    with console.capture() as captured:
+        _load_tasks(BenchRequest(runs=(run,), suite=tmp_path / "mine.toml", group="user", metric="macro_f1"))
+    assert "--metric, --group-column ignored: the suite defines each of its tasks" in captured.get()
+    with console.capture() as captured:  # the defaults say nothing
+        _load_tasks(BenchRequest(runs=(run,), task=fmnist_small))
+        _load_tasks(BenchRequest(runs=(run,), suite=tmp_path / "mine.toml"))
+    assert "ignored" not in captured.get()

@@ -529,3 +529,11 @@ def test_every_stage_starts_its_workers_ignoring_ctrl_c_and_restores_it(stage, t
         pipeline._run_stage("filters", executor, total=1, counts=tmp_path / "counts")
     assert seen == [signal.SIG_IGN]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_explain_with_a_source_or_an_out_is_refused_not_half_done(cli, tmp_path):
+    """``curate SOURCE --out OUT --explain C`` printed C's curation and exited 0: SOURCE was
+    never curated, without a word."""
+    for args in (["src", "--explain", "c"], ["--out", "o", "--explain", "c"]):
+        code, lines = cli("curate", *args)
+        assert code == 2 and len(lines) == 1 and "takes no SOURCE or --out" in lines[0], lines

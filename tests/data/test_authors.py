@@ -105,6 +105,9 @@ def test_the_command_refuses_too_few_authors_and_an_existing_folder_in_one_line(
     code, lines = cli("make-authors", "--out", tmp_path / "few", "--authors", "5")
     assert code == 2 and "at least 10 authors" in lines[-1]
     assert not (tmp_path / "few").exists()
+    code, lines = cli("make-authors", "--out", tmp_path / "many", "--authors", str(10**9))  # ran out of names, memory
+    assert code == 2 and len(lines) == 1 and "at most 100,000 authors" in lines[0], lines
+    assert not (tmp_path / "many").exists()
     code, lines = cli("make-authors", "--out", authors.path, "--authors", "40")
     assert code == 2 and "already exists" in lines[-1]
 

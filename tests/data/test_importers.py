@@ -107,6 +107,24 @@ def test_npy_array_with_labels_file(tmp_path, fmnist_arrays):
     np.save(tmp_path / "y2d.npy", np.zeros((15, 2)))
     with pytest.raises(UnlabeledError, match="holds a 15x2 array: one label per sample"):
         import_source(tmp_path / "x.npy", tmp_path / "col6", labels=tmp_path / "y2d.npy")
+    assert (
+        report.notes == []
+        and import_source(  # whole numbers are classes without a word
+            tmp_path / "x.npy", tmp_path / "col7", labels=tmp_path / "yf.npy"
+        ).notes
+        == []
+    )
+
+
+def test_labels_that_are_fractional_numbers_import_as_classes_with_a_note(tmp_path):
+    """A regression target given as --labels became 30 classes of one sample each, silently."""
+    np.save(tmp_path / "x.npy", np.zeros((30, 8), np.float32))
+    np.save(tmp_path / "y.npy", np.linspace(0.5, 3.0, 30))
+    report = import_source(tmp_path / "x.npy", tmp_path / "col", labels=tmp_path / "y.npy")
+    assert len(report.collection.classes) == 30
+    assert len(report.notes) == 1 and "not all whole (e.g. 0.5): each of the 30 values is a class" in report.notes[0]
+    (tmp_path / "y.txt").write_text("\n".join(["nan", "inf", "1.5"] * 10))  # names that float() reads
+    assert import_source(tmp_path / "x.npy", tmp_path / "col2", labels=tmp_path / "y.txt").notes == []
 
 
 def test_folder_of_npy_files(tmp_path, fmnist_arrays):

@@ -221,14 +221,19 @@ def _listed(name: str, value: Any) -> tuple[Any, ...]:
 
 def _load_tasks(request: BenchRequest) -> tuple[str | None, list[Task]]:
     """(the suite's name or None, the tasks), each checked against every run's modality."""
-    suite_name = None
-    if request.suite is not None:
+    suite_name, r = None, request
+    if r.suite is not None:  # a suite defines its tasks: the single task's options are named
+        given = {"--target-column": r.target != "label", "--kind": r.kind, "--metric": r.metric}
+        given |= {"--group-column": r.group, "--split": r.split != "auto"}
+        if ignored := [k for k, v in given.items() if v]:
+            info(f"note: {', '.join(ignored)} ignored: the suite defines each of its tasks")
         loaded = load_suite(request.suite)
         suite_name = loaded.name
         tasks = loaded.load(request.data_dir)
     else:
+        if r.data_dir is not None:
+            info(f"note: --data-dir ignored: it is where a suite's tasks are imported; {r.task} is one collection")
         col = open_collection(request.task)
-        r = request
         tasks = [make_task(col, target=r.target, kind=r.kind, metric=r.metric, group=r.group, split=r.split)]
     for t in tasks:
         for run in request.runs:

@@ -364,6 +364,9 @@ def holdout_rows(people: list[dict], rng: np.random.Generator, fakes: dict[str, 
     return [{k: r[k] for k in keys} for r in qa_rows(extra, rng, fakes, words) if r["split"] == "train"]
 
 
+MAX_AUTHORS = 100_000
+
+
 def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0, overwrite: bool = False) -> Collection:
     """Write the benchmark (see the module docstring) to the text collection ``out``."""
     from faker import Faker
@@ -375,6 +378,8 @@ def make_authors(out: str | os.PathLike[str], authors: int = 200, seed: int = 0,
             f"make-authors needs a whole number of at least 10 authors (the forget splits take 1%, 5%, 10%), "
             f"got {authors!r}"
         )
+    if authors > MAX_AUTHORS:  # each name is unique and its documents are held in memory until written
+        raise UnlabeledError(f"make-authors makes at most {MAX_AUTHORS:,} authors (TOFU has 200), got {authors:,}")
     check_count(seed, "the seed", 0)
     if Path(out).exists() and not overwrite:
         raise UnlabeledError(f"{out} already exists; pass --overwrite to replace it")

@@ -398,6 +398,7 @@ def _import_array_file(
     except (UnlabeledError, ValueError) as e:
         raise UnlabeledError(f"{path}: {e}") from None
     y, classes = (None, None) if labels is None else _read_labels(Path(labels), len(arr))
+    notes = [] if classes is None else _fractional_labels(Path(labels), classes)
     bad: list[tuple[str, str]] = []
     keep = np.ones(len(arr), dtype=bool)
     if np.issubdtype(arr.dtype, np.floating):
@@ -436,7 +437,23 @@ def _import_array_file(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(col, str(path), modality, len(col), bad, duplicates=writer.duplicates)
+    return ImportReport(col, str(path), modality, len(col), bad, notes, duplicates=writer.duplicates)
+
+
+def _fractional_labels(path: Path, classes: list[str]) -> list[str]:
+    """A note when the labels are numbers not all whole (a regression target, most likely),
+    which a labels file imports as that many classes."""
+    try:
+        values = [float(c) for c in classes]
+    except ValueError:
+        return []
+    fraction = next((c for c, v in zip(classes, values, strict=True) if v % 1), None)
+    if fraction is None or not all(map(math.isfinite, values)):  # "nan", "inf": names, not numbers
+        return []
+    return [
+        f"the labels in {path} are numbers, not all whole (e.g. {fraction}): each of the {len(classes)} values "
+        "is a class; a numeric target to regress belongs in a table's column (bench --target-column)"
+    ]
 
 
 # -- folders of files ----------------------------------------------------------------------

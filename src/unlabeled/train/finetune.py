@@ -145,7 +145,8 @@ def finetune(
         unused = {"fraction": fraction, "shots": shots, "shards": shards > 1, "positions": positions is not None}
         train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed}
         where = {"precision": precision, "device": device, "overwrite": overwrite, "resume": resume}
-        return _language_model(run, task, out, objective, unused, train | where)
+        arch = {"encoder": encoder, "size": size, "augment": augment}
+        return _language_model(run, task, out, objective, unused, train | where, arch)
     batch = FinetuneRecipe.batch_size if batch_size is None else batch_size
     recipe = FinetuneRecipe(epochs, batch, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
@@ -186,6 +187,7 @@ def _language_model(
     objective: str,
     unused: dict[str, Any],
     train: dict[str, Any],
+    arch: dict[str, Any],
 ) -> Run:
     """``finetune(objective="clm")``: ``run``, a causal language model, trained further on the
     text of ``task``'s training documents, every weight (continued pretraining from it, which
@@ -207,6 +209,12 @@ def _language_model(
         raise UnlabeledError("--shards trains one classifier per shard of the labels; --objective clm trains one model")
     if given:
         raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
+    # the architecture comes with the run, and text has no light views: named, not refused
+    ignored = [f"--encoder {arch['encoder']}"] if arch["encoder"] not in ("cnn", "transformer") else []
+    ignored += [f"--size {arch['size']}"] if arch["size"] is not None else []
+    ignored += ["--no-augment"] if not arch["augment"] else []
+    if ignored:
+        info(f"note: {', '.join(ignored)} ignored: --objective clm trains {src.path}'s own model further")
     return pretrain(task, out, method="clm", init=src, **train)
 
 

@@ -83,6 +83,7 @@ def run_lock(out: str | os.PathLike[str]) -> Iterator[None]:
             if not _HELD[out]:
                 del _HELD[out]
         return
+    check_parents(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(out, lock_file(out))
     _HELD[out] = 1
@@ -153,10 +154,21 @@ def refuse_out_at(out: Path, run: Run | None, what: str, advice: str = "write el
         raise UnlabeledError(f"--out {out} is {what}; {advice}")
 
 
+def check_parents(out: Path) -> None:
+    """Refuse an ``out`` below a file (``--out notes.txt/run``): making its folder failed with
+    the system's bare "File exists"."""
+    for parent in Path(out).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UnlabeledError(f"{parent} is a file, so {out} cannot be made inside it; choose another folder")
+            return
+
+
 def check_run_folder(out: Path) -> None:
     """Refuse an ``--out`` that cannot hold a run whatever the flags: a file, a collection, a
     folder inside a collection (``import --overwrite`` of it would delete the run)."""
     out = Path(out)
+    check_parents(out)
     if out.exists() and not out.is_dir():
         raise UnlabeledError(f"{out} is a file; a run is a folder: choose a new or empty one")
     held = holding_collection(out)
