@@ -102,6 +102,12 @@ class Modality:
         (FixMatch's "weak" augmentation): the light view unless a modality has a milder one."""
         return self.augment(x, generator, light=True)
 
+    def local_views(self, x: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        """Multi-crop's extra small views of every sample (Caron et al. 2020, "Unsupervised
+        Learning of Visual Features by Contrasting Cluster Assignments", section 3.2): none
+        unless a modality's augmentation asks for them."""
+        return []
+
     # -- shared -----------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         key = (x.device, x.dtype)

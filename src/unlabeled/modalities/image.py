@@ -16,7 +16,7 @@ Representations", section 3 and appendix A).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,10 @@ class ImageAugment:
     noise_std: float = 0.05
     weak_shift: float = 0.125  # the weak view's largest shift, a share of each side
     view_size: int = 0  # the full augmentation's crops resized to this side (0: the image's own size)
+    # multi-crop (SwAV): this many more views a sample, smaller crops at a smaller side
+    local_views: int = 0
+    local_size: int = 8
+    local_scale: tuple[float, float] = (0.1, 0.35)
 
     @classmethod
     def for_size(cls, height: int, width: int) -> ImageAugment:
@@ -60,6 +64,13 @@ class ImageAugment:
         check_augment(self, ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p", "weak_shift"))
         if not 0 <= self.view_size <= 4096:
             raise ValueError(f"view_size must be 0 (the image's size) or a side in pixels, got {self.view_size}")
+        if not 0 <= self.local_views <= 16:
+            raise ValueError(f"local_views must be 0 to 16, got {self.local_views}")
+        if not 2 <= self.local_size <= 4096:
+            raise ValueError(f"local_size must be a side in pixels, at least 2, got {self.local_size}")
+        lo, hi = self.local_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"local_scale must satisfy 0 < lo <= hi <= 1, got {self.local_scale}")
 
 
 def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator, size: int = 0) -> torch.Tensor:
@@ -230,6 +241,15 @@ class ImageModality(Modality):
         if light:
             return resized_crop_flip(x, self.aug, generator)
         return augment_images(x, self.aug, generator)
+
+    def local_views(self, x: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        """``local_views`` more views of every image: the full augmentation on crops of
+        ``local_scale`` of the image, resized to ``local_size`` pixels a side (SwAV's
+        multi-crop, Caron et al. 2020, section 3.2: small views cost little to encode)."""
+        if not self.aug.local_views:
+            return []
+        local = replace(self.aug, crop_scale=self.aug.local_scale, view_size=self.aug.local_size)
+        return [augment_images(x, local, generator) for _ in range(self.aug.local_views)]
 
     def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Flip and shift by up to ``weak_shift`` of each side, no crop: the light view's

@@ -45,6 +45,22 @@ def nt_xent(
     return loss, acc
 
 
+def local_xent(
+    zl: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor, temperature: float, gather: bool = True
+) -> torch.Tensor:
+    """Multi-crop's loss for the small views ``zl`` (L·B rows, view-major): each is an anchor
+    whose positives are its sample's two full views among the global batch's 2·B full views,
+    the cross-entropy against each averaged (SwAV's small crops are compared with the large
+    ones only, Caron et al. 2020, section 3.2)."""
+    b = z1.shape[0]
+    zl, z1, z2 = (F.normalize(z.float(), dim=1) for z in (zl, z1, z2))
+    all1, all2 = (dist.gather(z1), dist.gather(z2)) if gather else (z1, z2)
+    offset = dist.rank() * b if gather else 0
+    logits = zl @ torch.cat([all1, all2]).T / temperature
+    own = (torch.arange(b, device=zl.device) + offset).repeat(zl.shape[0] // b)
+    return 0.5 * (F.cross_entropy(logits, own) + F.cross_entropy(logits, own + all1.shape[0]))
+
+
 class SimCLR(Objective):
     name = "simclr"
 
@@ -65,7 +81,14 @@ class SimCLR(Objective):
         mod = self.modality
         with torch.autocast(x.device.type, enabled=False):  # augment in fp32, train in bf16
             views = torch.cat([mod.normalize(mod.augment(x, generator)) for _ in range(2)])
+            small = [mod.normalize(v) for v in mod.local_views(x, generator)]
         z = self.head(self.encoder.embed(views))
         z1, z2 = z.chunk(2)
         loss, acc = nt_xent(z1, z2, self.temperature)
-        return loss, {"loss": loss.detach(), "pos_acc": acc}
+        logs = {"pos_acc": acc}
+        if small:  # every anchor weighs the same: 2 full views and len(small) small ones a sample
+            zl = self.head(self.encoder.embed(torch.cat(small)))
+            local = local_xent(zl, z1, z2, self.temperature)
+            loss = (2 * loss + len(small) * local) / (2 + len(small))
+            logs["local_loss"] = local.detach()
+        return loss, {"loss": loss.detach(), **logs}
