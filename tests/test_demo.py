@@ -2,6 +2,7 @@
 format (so the built-in loader reads it exactly as it reads /usr/share/datasets)."""
 
 import gzip
+import inspect
 import json
 import os
 import subprocess
@@ -10,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from unlabeled.demo import FP32_VIEW_SIZE, TEMPERATURE, demo_recipe
+from unlabeled.cli import demo as demo_
+from unlabeled.demo import LR, MINUTES, TEMPERATURE, VIEW_SIZE, demo_recipe
+from unlabeled.train.trainer import TrainConfig
 
 
 def _write_idx(path, array):
@@ -47,16 +50,21 @@ def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
     run = tmp_path / "demo" / "runs" / "simclr"
     assert {"report.html", "bench.json", "embeddings.parquet", "model.safetensors"} <= {p.name for p in run.iterdir()}
     config = json.loads((run / "config.json").read_text())
-    recipe = demo_recipe("auto")  # this machine's recipe
+    recipe = demo_recipe()
     view, temperature = config["modality"]["augment"]["view_size"], config["method"]["temperature"]
     assert view == recipe.get("augment", {"view_size": 0})["view_size"]
     assert temperature == recipe.get("method_options", {"temperature": 0.5})["temperature"]
+    assert config["train"]["lr"] == recipe["lr"]
     again = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "using the collection" in again.stderr and "using the finished run" in again.stderr
 
 
-def test_the_demo_pretrains_on_small_views_in_fp32_and_full_size_with_bf16_both_at_a_lower_temperature():
-    lower = {"method_options": {"temperature": TEMPERATURE}}
-    assert demo_recipe("fp32") == {**lower, "augment": {"view_size": FP32_VIEW_SIZE}} and 0 < FP32_VIEW_SIZE < 28
-    assert demo_recipe("bf16") == lower and TEMPERATURE < 0.5
+def test_the_demo_pretrains_on_small_views_at_a_lower_temperature_and_a_higher_rate_whatever_the_precision():
+    assert demo_recipe() == {
+        "method_options": {"temperature": TEMPERATURE},
+        "lr": LR,
+        "augment": {"view_size": VIEW_SIZE},
+    }
+    assert 0 < VIEW_SIZE < 28 and TEMPERATURE < 0.5 and TrainConfig.lr < LR  # none is the library's default
+    assert inspect.signature(demo_).parameters["minutes"].default == MINUTES  # the CLI's default is the API's

@@ -846,7 +846,7 @@ def scaling(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the data, the run and the report")] = Path("demo"),
-    minutes: Annotated[float, typer.Option(help="pretraining budget")] = 11.0,
+    minutes: Annotated[float, typer.Option(help="pretraining budget")] = 7.5,
     seeds: Annotated[int, typer.Option()] = 3,
     precision: Annotated[str, typer.Option(help="auto | fp32 (what a CPU without bf16 gets) | bf16")] = "auto",
 ) -> None:
