@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Iterable
+from math import inf
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,12 @@ def check_count(value: Any, flag: str, least: int) -> None:
     naming ``flag``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
         raise UnlabeledError(f"{flag} must be a whole number, {least} or more; got {value!r}")
+
+
+def check_positive(value: Any, flag: str) -> None:
+    """``value`` is a finite number above 0 (never a bool); else one line naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0 < value < inf:
+        raise UnlabeledError(f"{flag} must be a positive number, got {value!r}")
 
 
 def check_kind(flag: str, value: Any, default: Any) -> None:

@@ -7,12 +7,12 @@ encoder. An interrupted demo picks up where it stopped."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from unlabeled._console import UnlabeledError, console, info
+from unlabeled._settings import check_count, check_positive
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import import_source, open_collection
 from unlabeled.data.collection import META_FILE, holding_collection
@@ -47,10 +47,8 @@ def demo_recipe() -> dict[str, Any]:
 def _check_options(out: Path, minutes: object, seeds: object, precision: object) -> None:
     """The demo's options, checked before its 54 MB import and its minutes of pretraining (the
     seeds were checked by the bench, after both)."""
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes < math.inf:
-        raise UnlabeledError(f"--minutes must be a positive number, got {minutes!r}")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise UnlabeledError(f"--seeds must be a whole number, 1 or more; got {seeds!r}")
+    check_positive(minutes, "--minutes")
+    check_count(seeds, "--seeds", 1)
     if precision not in PRECISIONS:
         raise UnlabeledError(f"--precision must be {', '.join(PRECISIONS)}, got {precision!r}")
     held = holding_collection(out)

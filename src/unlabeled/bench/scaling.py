@@ -26,6 +26,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import check_count, check_positive
 from unlabeled.bench.benchmark import bench
 from unlabeled.bench.figures import png_base64, scaling_figure
 from unlabeled.bench.pages import render_page
@@ -107,11 +108,10 @@ class ScalingRequest:
         one_budget(self.epochs, self.minutes)
         # as the user gave them (pretrain saw the epochs scaled to a subset: "-9.986" for -1)
         for flag, value in (("--epochs", self.epochs), ("--minutes", self.minutes)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
-                raise UnlabeledError(f"{flag} must be a positive number, got {value!r}")
-        for flag, value, least in (("--batch-size", self.batch_size, 2), ("--seeds", self.seeds, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise UnlabeledError(f"{flag} must be a whole number, {least} or more; got {value!r}")
+            if value is not None:
+                check_positive(value, flag)
+        check_count(self.batch_size, "--batch-size", 2)
+        check_count(self.seeds, "--seeds", 1)
         for flag, values in (("--pool-sizes", self.pool_sizes), ("--fractions", self.fractions)):
             if len(set(values)) < 2:  # the law's a/m and b/n terms need two of each to be fitted
                 raise UnlabeledError(

@@ -35,12 +35,13 @@ def sample_positions(collection: Collection, positions: np.ndarray | None, max_s
     return pos
 
 
-def check_augment(aug: Any, fractions: tuple[str, ...]) -> None:
-    """Validate an augmentation dataclass: ``crop_scale`` a range within (0, 1], each of
-    ``fractions`` (chances and relative sizes) within [0, 1]."""
-    lo, hi = aug.crop_scale
-    if not 0 < lo <= hi <= 1:
-        raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {aug.crop_scale}")
+def check_augment(aug: Any, fractions: tuple[str, ...], scales: tuple[str, ...] = ("crop_scale",)) -> None:
+    """Validate an augmentation dataclass: each of ``scales`` (``crop_scale``, say) a range
+    within (0, 1], each of ``fractions`` (chances and relative sizes) within [0, 1]."""
+    for name in scales:
+        lo, hi = getattr(aug, name)
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"{name} must satisfy 0 < lo <= hi <= 1, got {getattr(aug, name)}")
     for name in fractions:
         if not 0 <= getattr(aug, name) <= 1:
             raise ValueError(f"{name} must be in [0, 1], got {getattr(aug, name)}")

@@ -61,16 +61,14 @@ class ImageAugment:
         return cls()
 
     def __post_init__(self) -> None:
-        check_augment(self, ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p", "weak_shift"))
+        fractions = ("flip_p", "jitter_p", "grayscale_p", "blur_p", "noise_p", "weak_shift")
+        check_augment(self, fractions, ("crop_scale", "local_scale"))
         if not 0 <= self.view_size <= 4096:
             raise ValueError(f"view_size must be 0 (the image's size) or a side in pixels, got {self.view_size}")
         if not 0 <= self.local_views <= 16:
             raise ValueError(f"local_views must be 0 to 16, got {self.local_views}")
         if not 2 <= self.local_size <= 4096:
             raise ValueError(f"local_size must be a side in pixels, at least 2, got {self.local_size}")
-        lo, hi = self.local_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"local_scale must satisfy 0 < lo <= hi <= 1, got {self.local_scale}")
 
 
 def resized_crop_flip(x: torch.Tensor, aug: ImageAugment, g: torch.Generator, size: int = 0) -> torch.Tensor:

@@ -20,6 +20,18 @@ from unlabeled.models.heads import projection_head
 from unlabeled.objectives.base import Objective
 from unlabeled.train import distributed as dist
 
+Full = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]
+
+
+def _candidates(z1: torch.Tensor, z2: torch.Tensor, gather: bool) -> Full:
+    """The two full views' unit vectors, the global batch's full views every anchor is
+    contrasted with (every rank's first views, then their second views), and where this
+    rank's samples start among each half; made once a step (one all-gather under
+    ``torchrun``) for both losses."""
+    z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    all1, all2 = (dist.gather(z1), dist.gather(z2)) if gather else (z1, z2)
+    return z1, z2, torch.cat([all1, all2]), dist.rank() * z1.shape[0] if gather else 0
+
 
 def nt_xent(
     z1: torch.Tensor, z2: torch.Tensor, temperature: float, gather: bool = True
@@ -30,12 +42,13 @@ def nt_xent(
     anchor is contrasted with the 2·B·world - 2 views of the global batch, as in SimCLR's
     cross-replica setup. Returns the loss and the fraction of anchors whose most similar
     other view is their positive (a cheap health signal for the run)."""
-    b = z1.shape[0]
-    z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
-    all1, all2 = (dist.gather(z1), dist.gather(z2)) if gather else (z1, z2)
-    offset = dist.rank() * b if gather else 0
-    n = all1.shape[0]
-    logits = torch.cat([z1, z2]) @ torch.cat([all1, all2]).T / temperature
+    return _pairs_loss(_candidates(z1, z2, gather), temperature)
+
+
+def _pairs_loss(full: Full, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    z1, z2, candidates, offset = full
+    b, n = z1.shape[0], candidates.shape[0] // 2
+    logits = torch.cat([z1, z2]) @ candidates.T / temperature
     local = torch.arange(b, device=z1.device) + offset
     own = torch.cat([local, local + n])  # where each anchor sits among the candidates
     logits[torch.arange(2 * b, device=z1.device), own] = float("-inf")  # a view is never its own negative
@@ -52,13 +65,15 @@ def local_xent(
     whose positives are its sample's two full views among the global batch's 2·B full views,
     the cross-entropy against each averaged (SwAV's small crops are compared with the large
     ones only, Caron et al. 2020, section 3.2)."""
+    return _local_loss(zl, _candidates(z1, z2, gather), temperature)
+
+
+def _local_loss(zl: torch.Tensor, full: Full, temperature: float) -> torch.Tensor:
+    z1, _, candidates, offset = full
     b = z1.shape[0]
-    zl, z1, z2 = (F.normalize(z.float(), dim=1) for z in (zl, z1, z2))
-    all1, all2 = (dist.gather(z1), dist.gather(z2)) if gather else (z1, z2)
-    offset = dist.rank() * b if gather else 0
-    logits = zl @ torch.cat([all1, all2]).T / temperature
+    logits = F.normalize(zl.float(), dim=1) @ candidates.T / temperature
     own = (torch.arange(b, device=zl.device) + offset).repeat(zl.shape[0] // b)
-    return 0.5 * (F.cross_entropy(logits, own) + F.cross_entropy(logits, own + all1.shape[0]))
+    return 0.5 * (F.cross_entropy(logits, own) + F.cross_entropy(logits, own + candidates.shape[0] // 2))
 
 
 class SimCLR(Objective):
@@ -83,12 +98,11 @@ class SimCLR(Objective):
             views = torch.cat([mod.normalize(mod.augment(x, generator)) for _ in range(2)])
             small = [mod.normalize(v) for v in mod.local_views(x, generator)]
         z = self.head(self.encoder.embed(views))
-        z1, z2 = z.chunk(2)
-        loss, acc = nt_xent(z1, z2, self.temperature)
+        full = _candidates(*z.chunk(2), gather=True)
+        loss, acc = _pairs_loss(full, self.temperature)
         logs = {"pos_acc": acc}
         if small:  # every anchor weighs the same: 2 full views and len(small) small ones a sample
-            zl = self.head(self.encoder.embed(torch.cat(small)))
-            local = local_xent(zl, z1, z2, self.temperature)
+            local = _local_loss(self.head(self.encoder.embed(torch.cat(small))), full, self.temperature)
             loss = (2 * loss + len(small) * local) / (2 + len(small))
             logs["local_loss"] = local.detach()
         return loss, {"loss": loss.detach(), **logs}
