@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from rich.console import Console
 from rich.progress import (
@@ -49,7 +48,8 @@ def quiet() -> bool:
 
 
 def progress(*extra: TextColumn) -> Progress:
-    """A progress bar with count, elapsed and remaining time, plus any extra columns."""
+    """A progress bar with count, elapsed and remaining time, plus any extra columns (on a
+    terminal only)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -59,8 +59,9 @@ def progress(*extra: TextColumn) -> Progress:
         TextColumn("<"),
         TimeRemainingColumn(),
         console=console,
-        disable=quiet(),
-        transient=not sys.stderr.isatty(),
+        # off where stderr is no terminal (a pipe, a log file): a bar cannot redraw there, and
+        # each one left only empty lines behind, before an error line too
+        disable=quiet() or not console.is_terminal,
     )
 
 

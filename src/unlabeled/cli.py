@@ -52,18 +52,6 @@ def _floats(text: str, what: str) -> list[float]:
         raise UnlabeledError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
-def _size(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        dims = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) not in (2, 3) or min(dims) < 1:
-        raise UnlabeledError(f"--resize takes HEIGHTxWIDTH (images) or DEPTHxHEIGHTxWIDTH (volumes); got {text!r}")
-    return dims
-
-
 def parse_settings(items: list[str] | None, what: str) -> dict[str, object]:
     """``["temperature=0.2", "crop_scale=0.35,1"]`` -> ``{"temperature": 0.2, "crop_scale": [0.35, 1.0]}``."""
     out: dict[str, object] = {}
@@ -148,7 +136,7 @@ def import_(
         dest,
         modality=modality,
         labels=labels,
-        resize=_size(resize),
+        resize=resize,
         sample_rate=sample_rate,
         seconds=seconds,
         columns=column or (),
@@ -348,7 +336,9 @@ def finetune_(
     epochs: Annotated[float, typer.Option()] = 5,
     batch_size: Annotated[int | None, typer.Option(help="default 128; --objective clm: fitted to the corpus")] = None,
     lr: Annotated[float, typer.Option()] = 1e-3,
-    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
+    encoder: Annotated[
+        str | None, typer.Option(help="from scratch: cnn | transformer | tcn (default: cnn for images, tcn for series)")
+    ] = None,
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     shards: Annotated[int, typer.Option(help="SISA: this many isolated shard models (cheap exact forgetting)")] = 1,
     augment: Annotated[
@@ -481,7 +471,9 @@ def selftrain_(
         list[str] | None,
         typer.Option(help="strong-view augmentation setting NAME=VALUE (view_size=0: full size), repeatable"),
     ] = None,
-    encoder: Annotated[str, typer.Option(help="from scratch: cnn | transformer | tcn")] = "cnn",
+    encoder: Annotated[
+        str | None, typer.Option(help="from scratch: cnn | transformer | tcn (default: cnn for images, tcn for series)")
+    ] = None,
     size: Annotated[str | None, typer.Option(help="from scratch: tiny | small | base")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the unlabelled samples (default 5)")] = None,
     minutes: Annotated[float | None, typer.Option(help="train for this much wall time instead")] = None,

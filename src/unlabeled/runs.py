@@ -243,6 +243,12 @@ class Run:
         if "sisa" in self.config:
             return ShardEncoders([s.encoder(trained) for s in self.shards()]).eval()
         enc_cfg = self.config["encoder"]
+        takes = tuple(self.modality().input_shape)
+        if takes != tuple(enc_cfg["sample_shape"]):  # what the modality makes, the encoder must take
+            raise UnlabeledError(
+                f"{self.path / 'config.json'}: the modality makes inputs of shape {list(takes)}, but the encoder "
+                f"was built for {enc_cfg['sample_shape']} (edited by hand?)"
+            )
         with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
             torch.manual_seed(self.config["train"]["seed"])
             enc = build_encoder(

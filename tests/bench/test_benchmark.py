@@ -446,7 +446,7 @@ def test_a_bench_in_which_no_probe_applies_is_refused_with_the_reasons(tmp_path)
         columns={"y": rng.normal(size=40)},
     )
     task = make_task(w.close(), target="y")
-    request = SimpleNamespace(probes=("nb",), fractions=(1.0,), shots=(), seeds=1)
+    request = SimpleNamespace(probes=("nb",), fractions=(1.0,), shots=(), seeds=1, baselines=())
     with pytest.raises(ul.UnlabeledError, match="nothing to score: .*probe nb has no regression form"):
         _check_something_to_score([task], request)
     _check_something_to_score([task], SimpleNamespace(**{**vars(request), "probes": ("nb", "linear")}))

@@ -78,7 +78,7 @@ def test_semi_on_a_text_task_is_skipped_with_a_note_as_selftrain_refuses_it(word
     from unlabeled.bench.tasks import make_task
 
     notes: list[str] = []
-    request = SimpleNamespace(probes=("linear", "semi", "finetune"), fractions=(0.1,), shots=(), seeds=1)
+    request = SimpleNamespace(probes=("linear", "semi", "finetune"), fractions=(0.1,), shots=(), seeds=1, baselines=())
     plan = plan_task(make_task(wordnet_small), request, notes)
     assert plan.raw_probes == ("finetune",) and plan.feature_probes == ("linear",)
     assert any("probe semi (FixMatch)" in n and "text has none" in n for n in notes)

@@ -8,7 +8,7 @@ from unlabeled.models import build_encoder, default_options
 from unlabeled.models.tcn import TCNEncoder
 from unlabeled.models.transformer import token_stats
 
-_MOD = SimpleNamespace(patch=(1, 8), encoder_options=dict)  # a modality, as default_options reads one
+_MOD = SimpleNamespace(name="series", patch=(1, 8), encoder_options=dict)  # a modality, as default_options reads one
 
 
 @pytest.mark.parametrize("pool, dim", [("max", 320), ("stats", 960)])

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from unlabeled._console import UnlabeledError, progress
-from unlabeled.bench.baselines import SUPERVISED
+from unlabeled.bench.baselines import BASELINES, MINIROCKET, SUPERVISED
 from unlabeled.bench.cache import ScoreCache
 from unlabeled.bench.embedding_map import TSNE_POINT_BUDGET, Maps, embedding_panels, map_features, tsne_2d
 from unlabeled.bench.features import Model, identity, raw_samples, task_models
@@ -84,6 +84,19 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
                 f"{task.name}: its smallest class has {fewest} labelled train samples: the "
                 f"{', '.join(f'{k}-shot' for k in over)} setting(s) use all of that class's samples"
             )
+    col = task.collection
+    if col.splits is not None and task.split.startswith("the collection's"):
+        names, counts = np.unique([str(v) for v in col.splits if v not in ("train", "test", None)], return_counts=True)
+        if len(names):
+            held = ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+            notes.append(
+                f"{task.name}: split(s) {held} are neither train nor test: left out (the probes choose their "
+                "settings on a carve-out of train; name them train to use them)"
+            )
+    asked = MINIROCKET in request.baselines and request.baselines != BASELINES  # named, not the default set
+    if asked and not (col.modality == "series" and col.sample_shape[-1] >= 9):
+        why = "series tasks" if col.modality != "series" else "series of at least 9 steps (its kernels' length)"
+        notes.append(f"{task.name}: baseline {MINIROCKET} applies to {why}; no {MINIROCKET} row")
     if "semi" in usable and task.collection.is_text:  # as selftrain refuses it
         usable.remove("semi")
         notes.append(f"{task.name}: probe semi (FixMatch) needs a weak and a strong view; text has none: skipped")

@@ -72,6 +72,7 @@ class Collection:
         self.groups: np.ndarray | None = (
             np.asarray(table.column("group").to_pylist(), dtype=object) if "group" in cols else None
         )
+        _check_labels(self.path, self.labels, self.meta.get("classes"))
         self._table = table
         self._arrays: list[np.ndarray | None] = [None] * len(self.meta["shards"])
         self._position: dict[str, int] | None = None
@@ -291,6 +292,23 @@ def read_meta(path: Path) -> dict[str, Any]:
     except TypeError:
         raise UnlabeledError(f"{meta_path}: dtype {meta['dtype']!r} is not a NumPy dtype") from None
     return meta
+
+
+def _check_labels(path: Path, labels: np.ndarray | None, classes: Any) -> None:
+    """The index's label codes against ``collection.json``'s class names: a code past the
+    last name (or below ``NO_LABEL``) is an UnlabeledError, where it would otherwise be
+    read as a class that has no name, or a classifier built for too few classes."""
+    if labels is None or classes is None or not len(labels):
+        return
+    if not isinstance(classes, list):
+        raise UnlabeledError(f"{path / META_FILE}: 'classes' should be a list of names (edited by hand?)")
+    low, high = int(labels.min()), int(labels.max())
+    if high >= len(classes) or low < NO_LABEL:
+        bad = high if high >= len(classes) else low
+        raise UnlabeledError(
+            f"{path}: {INDEX_FILE} holds label code {bad}, but {META_FILE} names {len(classes)} class(es) "
+            "(edited by hand?); import the collection again"
+        )
 
 
 def read_index(path: Path, shards: int, text: bool = False) -> pa.Table:

@@ -16,6 +16,7 @@ file is bad; the importer turns that into a report line and goes on with the oth
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import warnings
@@ -77,6 +78,41 @@ def _codes(values: Sequence[object]) -> tuple[np.ndarray, list[str]]:
     names = sorted({str(v) for v in values}, key=lambda v: (len(v), v))
     code = {c: i for i, c in enumerate(names)}
     return np.asarray([code[str(v)] for v in values], dtype=np.int64), names
+
+
+def fractional_labels(what: str, classes: list[str]) -> list[str]:
+    """A note when labels (``what``: where they came from) are numbers not all whole (a
+    regression target, most likely), which import as that many classes."""
+    try:
+        values = [float(c) for c in classes]
+    except ValueError:
+        return []
+    fraction = next((c for c, v in zip(classes, values, strict=True) if v % 1), None)
+    if fraction is None or not all(map(math.isfinite, values)):  # "nan", "inf": names, not numbers
+        return []
+    return [
+        f"{what} are numbers, not all whole (e.g. {fraction}): each of the {len(classes)} values "
+        "is a class; a numeric target to regress belongs in a table's column (--column NAME, bench --target-column)"
+    ]
+
+
+def missing_inside(series: np.ndarray) -> list[str]:
+    """A note when series (N, C, T), NaN-padded at the end, miss values before their end: they
+    are kept, and read as missing values are (a step missing in every channel is masked as
+    padding is; a value missing in some channels is 0 after scaling, the channel's mean)."""
+    if not np.issubdtype(series.dtype, np.floating) or series.ndim != 3 or not len(series):
+        return []
+    gaps = np.isnan(series)
+    steps = ~gaps.all(axis=1)  # (N, T): a step with any value
+    ends = series.shape[2] - np.argmax(steps[:, ::-1], axis=1)  # one past each series' last real step
+    inside = np.arange(series.shape[2])[None, None, :] < ends[:, None, None]
+    n = int((gaps & inside).any(axis=(1, 2)).sum())
+    if not n:
+        return []
+    return [
+        f"{n} series miss values before their end (NaN, or an empty cell): kept, and read as missing "
+        "(a step missing in every channel is masked like padding; otherwise the channel's mean)"
+    ]
 
 
 def _check_series(a: np.ndarray, what: str) -> np.ndarray:
@@ -201,6 +237,8 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
     loaded = Loaded(
         pad_series(series), ids, codes, splits, classes, "series", str(path), groups=groups, columns=columns
     )
+    if classes is not None:
+        loaded.notes += fractional_labels(f"the labels in {path}'s {meta['label']} column", classes)
     if wordy:
         loaded.notes.append(
             f"column(s) {', '.join(wordy)} hold no numbers: not channels, left out (--column NAME keeps one per sample)"

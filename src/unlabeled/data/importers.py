@@ -141,7 +141,7 @@ def import_source(
     *,
     modality: str | None = None,
     labels: str | os.PathLike[str] | None = None,
-    resize: tuple[int, ...] | None = None,
+    resize: tuple[int, ...] | str | None = None,
     sample_rate: int | None = None,
     seconds: float | None = None,
     columns: Sequence[str] = (),
@@ -153,8 +153,8 @@ def import_source(
     datasets``), ``ucr:NAME`` (a UCR/UEA set bundled in aeon), a folder, a table of series
     (CSV/TSV/Parquet/.ts) or a ``.npy`` stack. ``modality`` overrides inference.
 
-    ``labels``: a per-row labels file for a ``.npy`` source. ``resize``: (H, W) for images
-    of other sizes (reported otherwise), or (D, H, W) for volumes (default: the most common
+    ``labels``: a per-row labels file for a ``.npy`` source. ``resize``: (H, W) for images of
+    other sizes (reported otherwise), (D, H, W) for volumes, or "HxW" (default: the most common
     shape, at most 128 a side). ``sample_rate`` / ``seconds``: audio is resampled to this rate
     (default 16 kHz) and cropped or padded to this duration (default: the longest file, at
     most 10 s). ``columns``: per-sample columns of a series table to keep (a regression
@@ -166,6 +166,7 @@ def import_source(
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
     name = str(source)
+    resize = size_option(resize)
     _check_import_options(Path(name), labels, resize, sample_rate, seconds)
     _check_named_source_options(name, modality=modality, columns=columns, group=group_pattern, text=text_column)
     if name in BUILTINS:
@@ -224,6 +225,25 @@ def _check_named_source_options(name: str, **given: Any) -> None:
     used = [flags[k] for k, v in given.items() if v]
     if used:
         raise UnlabeledError(f"{', '.join(used)} applies to files and tables; {name} is read as it is")
+
+
+def size_option(value: Any) -> tuple[int, ...] | None:
+    """``--resize``'s value as a tuple of sides: ``"HxW"`` or ``"DxHxW"`` (the CLI's form), or a
+    sequence of 2 or 3 positive whole numbers; anything else is an UnlabeledError."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.lower().split("x")]
+        except ValueError:
+            value = []
+    sides = list(value) if isinstance(value, list | tuple) else []
+    if len(sides) not in (2, 3) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
+        raise UnlabeledError(
+            "--resize takes HEIGHTxWIDTH (images) or DEPTHxHEIGHTxWIDTH (volumes), e.g. 28x28 or (28, 28); "
+            f"got {value!r}"
+        )
+    return tuple(sides)
 
 
 def _check_import_options(path: Path, labels: Any, resize: Any, sample_rate: Any, seconds: Any) -> None:
@@ -291,6 +311,7 @@ def _write_loaded(
         extra_meta={"name": name, "source": loaded.source, **loaded.meta},
         overwrite=overwrite,
     )
+    notes = list(loaded.notes) + (formats.missing_inside(loaded.arrays) if loaded.modality == "series" else [])
     try:
         for s in range(0, len(loaded.arrays), 65536):
             sl = slice(s, s + 65536)
@@ -306,9 +327,7 @@ def _write_loaded(
     except BaseException:
         writer.abort()
         raise
-    return ImportReport(
-        col, name, loaded.modality, len(col), list(bad or []), list(loaded.notes), given, writer.duplicates
-    )
+    return ImportReport(col, name, loaded.modality, len(col), list(bad or []), notes, given, writer.duplicates)
 
 
 def _as_images(arr: np.ndarray) -> np.ndarray:
@@ -398,7 +417,7 @@ def _import_array_file(
     except (UnlabeledError, ValueError) as e:
         raise UnlabeledError(f"{path}: {e}") from None
     y, classes = (None, None) if labels is None else _read_labels(Path(labels), len(arr))
-    notes = [] if classes is None else _fractional_labels(Path(labels), classes)
+    notes = [] if classes is None else formats.fractional_labels(f"the labels in {labels}", classes)
     bad: list[tuple[str, str]] = []
     keep = np.ones(len(arr), dtype=bool)
     if np.issubdtype(arr.dtype, np.floating):
@@ -415,6 +434,8 @@ def _import_array_file(
                 )
             )
         keep &= ok
+        if modality == "series":
+            notes += formats.missing_inside(np.asarray(arr).reshape(len(arr), -1, arr.shape[-1])[keep])
     dtype = "uint8" if arr.dtype == np.uint8 and modality == "image" else "float32"
     writer = CollectionWriter(
         Path(dest),
@@ -438,22 +459,6 @@ def _import_array_file(
         writer.abort()
         raise
     return ImportReport(col, str(path), modality, len(col), bad, notes, duplicates=writer.duplicates)
-
-
-def _fractional_labels(path: Path, classes: list[str]) -> list[str]:
-    """A note when the labels are numbers not all whole (a regression target, most likely),
-    which a labels file imports as that many classes."""
-    try:
-        values = [float(c) for c in classes]
-    except ValueError:
-        return []
-    fraction = next((c for c, v in zip(classes, values, strict=True) if v % 1), None)
-    if fraction is None or not all(map(math.isfinite, values)):  # "nan", "inf": names, not numbers
-        return []
-    return [
-        f"the labels in {path} are numbers, not all whole (e.g. {fraction}): each of the {len(classes)} values "
-        "is a class; a numeric target to regress belongs in a table's column (bench --target-column)"
-    ]
 
 
 # -- folders of files ----------------------------------------------------------------------
@@ -571,8 +576,18 @@ class _Kind:
     read: Callable[[Path, tuple[int, ...], dict[str, Any]], np.ndarray]
 
 
-def _most_common(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], int]:
-    return Counter(shapes).most_common(1)[0]
+def _most_common(shapes: list[tuple[int, ...]], resize: str = "") -> tuple[tuple[int, ...], int]:
+    """The commonest shape and its count. Where it is not most of the files (ten images of ten
+    sizes), which one the collection takes would be a guess that drops the rest: with
+    ``resize`` (the option that would make them one shape) that is an error naming it."""
+    shape, count = Counter(shapes).most_common(1)[0]
+    if resize and len(shapes) > 1 and 2 * count <= len(shapes):
+        sides = "x".join(map(str, shape))
+        raise UnlabeledError(
+            f"the {len(shapes)} files come in {len(set(shapes))} shapes and none is most of them (the commonest, "
+            f"{sides}, holds {count}); pass {resize} {sides} (or the shape you want) to resize them all"
+        )
+    return shape, count
 
 
 def _plan_image(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list[str]) -> tuple[tuple[int, ...], dict]:
@@ -581,7 +596,7 @@ def _plan_image(shapes: list[tuple[int, ...]], opts: dict[str, Any], notes: list
         if len(opts["resize"]) != 2:
             raise UnlabeledError(f"images resize to HxW, got {'x'.join(map(str, opts['resize']))}")
         return (channels, *opts["resize"]), {}
-    size, count = _most_common([s[1:] for s in shapes])
+    size, count = _most_common([s[1:] for s in shapes], resize="--resize")
     if count < len(shapes):
         notes.append(f"most files are {size[0]}x{size[1]}; others are reported below")
     return (channels, *size), {}

@@ -70,6 +70,9 @@ def default_options(
     # most the size asked for (--encoder-option vocab=N asked 10 million of a small corpus)
     options = {**(given or {}), **modality.encoder_options()}
     if name == "transformer":
+        span = options.get("patch")
+        if modality.name == "series" and isinstance(span, int | float) and not isinstance(span, bool):
+            options["patch"] = [1, span]  # a series' patch is a span of steps, one channel at a time (PatchTST)
         options.setdefault("patch", list(modality.patch))
         if method == "clm":
             options.setdefault("causal", True)

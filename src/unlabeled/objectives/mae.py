@@ -59,6 +59,11 @@ class MAE(Objective):
         require_tokens(encoder, self.name)
         if not 0 < mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        if norm_pix and encoder.patch_dim < 2:  # a one-value patch has no variance: the loss would be NaN
+            raise ValueError(
+                f"norm_pix normalises each patch by its own mean and variance, and a patch here holds "
+                f"{encoder.patch_dim} value; use larger patches (--encoder-option patch=...) or --option norm_pix=false"
+            )
         self.mask_ratio, self.norm_pix = mask_ratio, norm_pix
         self.decoder_dim, self.decoder_depth, self.decoder_heads = decoder_dim, decoder_depth, decoder_heads
         self.to_decoder = nn.Linear(encoder.width, decoder_dim)

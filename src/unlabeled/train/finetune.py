@@ -26,7 +26,7 @@ from unlabeled.runs import Run, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.pretrain import Where, default_size, pretrain, provenance
+from unlabeled.train.pretrain import Where, default_encoder, default_size, pretrain, provenance
 from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
@@ -90,7 +90,7 @@ class FinetuneRecipe:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    encoder: str = "cnn"
+    encoder: str | None = None  # from scratch; None: ``default_encoder`` of the data's modality
     size: str | None = None
     augment: bool = True
     precision: str = "auto"
@@ -112,7 +112,7 @@ def finetune(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
-    encoder: str = "cnn",
+    encoder: str | None = None,
     size: str | None = None,
     device: str = "auto",
     shards: int = 1,
@@ -210,7 +210,7 @@ def _language_model(
     if given:
         raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
     # the architecture comes with the run, and text has no light views: named, not refused
-    ignored = [f"--encoder {arch['encoder']}"] if arch["encoder"] not in ("cnn", "transformer") else []
+    ignored = [f"--encoder {arch['encoder']}"] if arch["encoder"] not in (None, "transformer") else []
     ignored += [f"--size {arch['size']}"] if arch["size"] is not None else []
     ignored += ["--no-augment"] if not arch["augment"] else []
     if ignored:
@@ -232,14 +232,14 @@ def classifier_spec(
                 "features to other channels; training its encoder needs the shape it was built for)"
             )
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
-        # the architecture comes with the run: an asked-for other one is named (cnn is the default)
-        other = [f"--encoder {recipe.encoder}"] if recipe.encoder not in ("cnn", enc.name) else []
+        # the architecture comes with the run: an asked-for other one is named
+        other = [f"--encoder {recipe.encoder}"] if recipe.encoder not in (None, enc.name) else []
         other += [f"--size {recipe.size}"] if recipe.size not in (None, enc.size) else []
         if other:
             info(f"note: {', '.join(other)} ignored: the classifier is {src.path}'s {enc.name}-{enc.size} encoder")
     else:
         fitted = fit_modality(col, positions)
-        name = "transformer" if fitted.name == "text" else recipe.encoder  # the one text encoder
+        name = "transformer" if fitted.name == "text" else recipe.encoder or default_encoder(fitted.name)
         options = default_options(name, fitted)
         size = recipe.size or default_size(len(positions))
         modality, enc = fitted.state(), EncoderSpec(name, size, tuple(fitted.input_shape), options)

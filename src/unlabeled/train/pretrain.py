@@ -35,6 +35,7 @@ from unlabeled.train.run import (
     claim_run_dir,
     environment,
     run_lock,
+    saved_budget,
     say_resume_ignores,
     start_point,
     train,
@@ -66,12 +67,17 @@ def default_method(data: Collection | str | os.PathLike[str]) -> str:
     return "mlm" if open_collection(data).modality == "text" else "simclr"
 
 
-def default_encoder(modality: str, method: str) -> str:
+TOKEN_METHODS = ("mae", "jepa")  # the masked objectives: they hide and predict patch tokens
+
+
+def default_encoder(modality: str, method: str = "supervised") -> str:
     """The CNN for images; for series, the dilated convolutions (``tcn``) under the contrastive
-    objectives (on the UCR sets they beat the transformer by 5-20 points of linear-probe
-    accuracy, BENCHMARKS.md); the patch-token transformer for everything else and for the
-    masked objectives, which need patch tokens. ``ts2vec`` always takes the ``tcn``."""
-    if method == "ts2vec" or (modality == "series" and method == "simclr"):
+    objectives and for classifiers (on the UCR sets they beat the transformer by 5-20 points of
+    linear-probe accuracy, BENCHMARKS.md); the patch-token transformer for everything else and
+    for the masked objectives, which need patch tokens. ``ts2vec`` always takes the ``tcn``."""
+    if method in TOKEN_METHODS:
+        return "transformer"
+    if method == "ts2vec" or (modality == "series" and method in ("simclr", "supervised", "fixmatch")):
         return "tcn"
     return "cnn" if modality == "image" else "transformer"
 
@@ -258,14 +264,9 @@ def schedule(recipe: PretrainRecipe, encoder: str, samples: int) -> TrainConfig:
     """The training loop's settings: the recipe's, with the defaults that depend on the data
     (the batch for a small set) and on the encoder (transformer recipes, as ViT, MAE and
     I-JEPA, train with a lower peak rate and stronger weight decay than the CNN)."""
-    batch = recipe.batch_size
-    if batch is None:
-        batch = default_batch(samples, dist.world_size())
-        if batch != DEFAULT_BATCH:
-            info(
-                f"batch {batch}: {samples} training samples are fewer than the default batch of "
-                f"{DEFAULT_BATCH} per process"
-            )
+    # a small set's smaller batch is said in the run's first line, with the batch (run.py):
+    # a note here came before any error in the settings checked after it
+    batch = recipe.batch_size if recipe.batch_size is not None else default_batch(samples, dist.world_size())
     lr = {"transformer": TRANSFORMER_LR, "tcn": TCN_LR}.get(encoder, TrainConfig.lr)
     wd = TRANSFORMER_WEIGHT_DECAY if encoder == "transformer" else TrainConfig.weight_decay
     budget = recipe.minutes if recipe.minutes is not None or recipe.epochs is not None else DEFAULT_MINUTES
@@ -395,8 +396,8 @@ def _say_what_resume_ignores(recipe: PretrainRecipe, spec: RunSpec, default: str
             ("--size", recipe.size, spec.encoder.size, None),
             ("--batch-size", recipe.batch_size, spec.train.batch_size, None),
             ("--lr", recipe.lr, spec.train.lr, None),
-            ("--minutes", recipe.minutes, spec.train.minutes, None),
-            ("--epochs", recipe.epochs, spec.train.epochs, None),
+            ("--minutes", recipe.minutes, saved_budget(spec.train, "minutes"), None),
+            ("--epochs", recipe.epochs, saved_budget(spec.train, "epochs"), None),
         ]
     )
 

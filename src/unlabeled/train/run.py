@@ -49,7 +49,7 @@ from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
 from unlabeled.train.sampling import MixSampler, Sampler
 from unlabeled.train.spec import InitSpec, RunSpec, file_hash, ids_hash, index_hash
-from unlabeled.train.trainer import Trainer
+from unlabeled.train.trainer import TrainConfig, Trainer
 
 
 def environment(dev: torch.device) -> dict[str, Any]:
@@ -418,7 +418,8 @@ def train(
     params = sum(p.numel() for p in objective.encoder.parameters()) / 1e6
     info(
         f"{'train a classifier:' if spec.kind == 'classifier' else 'pretrain'} {objective.name} on {col.name}: "
-        f"{len(positions)} samples, {e.name}-{e.size} encoder ({params:.2f}M parameters), device {device}"
+        f"{len(positions)} samples, {e.name}-{e.size} encoder ({params:.2f}M parameters), "
+        f"batch {spec.train.batch_size}{' per process' if dist.world_size() > 1 else ''}, device {device}"
     )
     try:
         summary = trainer.fit(resume=resume)
@@ -458,6 +459,17 @@ def _remove_stale_shards(root: Path, shards: int) -> None:
             if p.name not in keep and not p.name.startswith("."):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
     dist.barrier()
+
+
+def saved_budget(train: TrainConfig, kind: str) -> Any:
+    """A saved run's ``epochs`` or ``minutes`` for :func:`say_resume_ignores`; where it was
+    trained by the other, that one, in words ("a 0.2-minute budget" rather than None)."""
+    value = getattr(train, kind)
+    if value is not None:
+        return value
+    if kind == "epochs" and train.minutes is not None:
+        return f"a {train.minutes:g}-minute budget"
+    return f"{train.epochs:g} epochs" if kind == "minutes" and train.epochs is not None else None
 
 
 def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:

@@ -48,6 +48,7 @@ from unlabeled.train.run import (
     claim_run_dir,
     refuse_out_at,
     run_lock,
+    saved_budget,
     say_resume_ignores,
     train,
     training_positions,
@@ -81,7 +82,7 @@ class SelftrainRecipe:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # or "sgd": Nesterov momentum, weight decay on the weights alone (FixMatch's)
     seed: int = 0
-    encoder: str = "cnn"
+    encoder: str | None = None  # from scratch; None: ``default_encoder`` of the data's modality
     size: str | None = None
     precision: str = "auto"
     head: str = "probe"  # a pretrained start's head: a linear probe on the labels (LP-FT), or "random"
@@ -138,7 +139,7 @@ def selftrain(
     weight_decay: float = 1e-4,
     optimizer: str = "adamw",
     seed: int = 0,
-    encoder: str = "cnn",
+    encoder: str | None = None,
     size: str | None = None,
     precision: str = "auto",
     head: str = "probe",
@@ -189,7 +190,7 @@ def selftrain(
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             _notes(recipe, src, col, lab)  # after the refusals: a refused command prints its one line alone
-            spec = selftrain_spec(recipe, src, col, lab, pool, dev)
+            spec = selftrain_spec(recipe, src, col, lab, pool, dev, draw=(fraction, shots))
         warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
@@ -263,10 +264,17 @@ def _labels(col: Collection, labelled: np.ndarray) -> np.ndarray:
 
 
 def selftrain_spec(
-    recipe: SelftrainRecipe, src: Run | None, col: Collection, labelled: np.ndarray, pool: np.ndarray, dev: torch.device
+    recipe: SelftrainRecipe,
+    src: Run | None,
+    col: Collection,
+    labelled: np.ndarray,
+    pool: np.ndarray,
+    dev: torch.device,
+    draw: tuple[float | None, int | None] = (None, None),
 ) -> RunSpec:
     """A classifier's spec (``finetune``'s: ``src``'s encoder and normalisation, or the
-    recipe's architecture fitted to the pool) with the FixMatch objective and loop."""
+    recipe's architecture fitted to the pool) with the FixMatch objective and loop; ``draw``,
+    the fraction or shots the labels were drawn with, is recorded for ``--resume`` to compare."""
     r = recipe
     base = FinetuneRecipe(seed=r.seed, encoder=r.encoder, size=r.size)
     spec = classifier_spec(base, src, col, np.union1d(labelled, pool), dev)
@@ -285,6 +293,7 @@ def selftrain_spec(
     )
     head = r.head if src is not None else "random"
     record = {"ratio": r.ratio, "labelled": len(labelled), "unlabelled": len(pool), "head": head}
+    record["draw"] = {"fraction": draw[0], "shots": draw[1]}
     options |= {
         "ema": r.ema,
         "ema_teacher": r.ema_teacher,
@@ -373,16 +382,21 @@ def linear_head(feats: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndar
 def _say_what_resume_ignores(r: SelftrainRecipe, spec: RunSpec, draw: tuple[Any, Any], labelled: int) -> None:
     """The settings asked for now that differ from those the run was saved with, named."""
     saved, options, labels = spec.extra["selftrain"], spec.objective.options, f"{labelled} labelled samples"
+    drawn = saved.get("draw", {})  # asked for as saved: not ignored; else the count drawn is named
+
+    def as_drawn(key: str, asked: Any) -> Any:
+        return asked if key in drawn and drawn[key] == asked else labels
+
     say_resume_ignores(
         [
-            ("--fraction", draw[0], labels, None),
-            ("--shots", draw[1], labels, None),
+            ("--fraction", draw[0], as_drawn("fraction", draw[0]), None),
+            ("--shots", draw[1], as_drawn("shots", draw[1]), None),
             ("--threshold", r.threshold, options.get("threshold"), SelftrainRecipe.threshold),
             ("--ratio", r.ratio, saved.get("ratio"), SelftrainRecipe.ratio),
             ("--lr", r.lr, spec.train.lr, SelftrainRecipe.lr),
             ("--batch-size", r.batch_size, spec.train.batch_size, SelftrainRecipe.batch_size),
-            ("--epochs", r.epochs, spec.train.epochs, None),
-            ("--minutes", r.minutes, spec.train.minutes, None),
+            ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), None),
+            ("--minutes", r.minutes, saved_budget(spec.train, "minutes"), None),
         ]
     )
 

@@ -374,7 +374,7 @@ class Trainer:
         if times[0] > seconds:
             raise UnlabeledError(
                 f"a time budget of {seconds / 60:g} min is shorter than one training step here "
-                f"({times[0]:.0f} s): give more minutes, or a smaller --batch-size or shorter inputs"
+                f"({times[0]:.3g} s): give more minutes, or a smaller --batch-size or shorter inputs"
             )
         return float(np.median(times[3:] or times[1:] or times))
 
@@ -433,11 +433,12 @@ class Trainer:
         if resume and self.dir is not None and (self.dir / ckpt.STATE_FILE).exists():
             step, total, elapsed_before, saved = self._restore()
             budget.restore(saved, t_start - elapsed_before)
-            if total is not None and step >= total:
+            if total is not None and step >= total:  # its files are left as they are
                 info(
                     f"{self.dir} had finished ({step} steps): nothing left to train; --resume finishes an "
                     "interrupted run, and a longer one starts from this as a new run (pretrain --init)"
                 )
+                return {"steps": step, "total_steps": total, "seconds": round(elapsed_before, 1), "final": {}}
         if total is None:
             total = self._plan(t_start)
             self._record_total(total)
@@ -515,13 +516,16 @@ class Trainer:
         if self.rank != 0 or not path.exists():
             return
         keep = []
-        for line in path.read_text().splitlines():
+        text = path.read_text()
+        for line in text.splitlines():
             try:
                 if json.loads(line)["step"] <= step:
                     keep.append(line)
             except (ValueError, KeyError):
                 continue  # a line cut short by the crash
-        ckpt.atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+        trimmed = "".join(f"{line}\n" for line in keep)
+        if trimmed != text:  # a finished run's file stays untouched
+            ckpt.atomic_write_text(path, trimmed)
 
 
 class _Loop:

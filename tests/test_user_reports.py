@@ -1,0 +1,187 @@
+"""What a user trying odd inputs found (a tester's session, 2026-12-06), each held to the fix:
+hand-edited files that changed results silently, defaults that refused data they could
+have served, inputs imported without a word, and a resumed finished run that wrote files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import unlabeled as ul
+from unlabeled._console import UnlabeledError
+from unlabeled.bench.jobs import plan_task
+from unlabeled.bench.request import BenchRequest
+from unlabeled.bench.tasks import make_task
+from unlabeled.data.collection import CollectionWriter
+from unlabeled.models import build_encoder, default_options
+from unlabeled.objectives import build_objective
+from unlabeled.train.pretrain import default_encoder
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> tuple[ul.Collection, ul.Run]:
+    """64 labelled 8x8 images (48 train, 8 validation, 8 test) and a run pretrained on them."""
+    root = tmp_path_factory.mktemp("small")
+    rng = np.random.default_rng(0)
+    w = CollectionWriter(root / "col", "image", (1, 8, 8), "uint8", ["a", "b"])
+    w.add(
+        rng.integers(0, 256, (64, 1, 8, 8), dtype=np.uint8),
+        [f"s{i:03d}" for i in range(64)],
+        rng.integers(0, 2, 64),
+        ["train"] * 48 + ["validation"] * 8 + ["test"] * 8,
+    )
+    col = w.close()
+    run = ul.pretrain(col, root / "run", epochs=1, batch_size=16, size="tiny", device="cpu", precision="fp32")
+    return col, run
+
+
+def test_a_config_whose_modality_shape_was_edited_is_refused_not_embedded_resized(small, tmp_path):
+    """Editing config.json's modality shape made embed resize the images to it, silently."""
+    col, run = small
+    edited = tmp_path / "run"
+    shutil.copytree(run.path, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["modality"]["sample_shape"] = [1, 5, 5]
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnlabeledError, match=r"modality makes inputs of shape \[1, 5, 5\].*edited by hand"):
+        ul.open_run(edited).encode(col)
+    assert ul.open_run(run.path).encode(col).shape == (64, run.encoder().dim)  # the unedited run embeds
+
+
+def test_label_codes_beyond_the_named_classes_are_refused_when_the_collection_opens(small, tmp_path):
+    col, _ = small
+    copy = tmp_path / "col"
+    shutil.copytree(col.path, copy)
+    meta = json.loads((copy / "collection.json").read_text())
+    meta["classes"] = ["a"]
+    (copy / "collection.json").write_text(json.dumps(meta))
+    with pytest.raises(UnlabeledError, match="holds label code 1, but collection.json names 1 class"):
+        ul.open_collection(copy)
+
+
+def test_mae_with_one_value_patches_is_refused_before_training_not_nan_at_step_0():
+    """norm_pix divides by each patch's variance; a patch of one value has none (torch's
+    unbiased variance of one element is NaN), and the run died at step 0 advising a lower lr."""
+    mod = fit_modality_for_series(np.random.default_rng(0).standard_normal((8, 1, 16)).astype(np.float32))
+    options = default_options("transformer", mod, {"patch": 1})
+    enc = build_encoder("transformer", "tiny", tuple(mod.input_shape), **options)
+    assert enc.patch_dim == 1
+    with pytest.raises(UnlabeledError, match="norm_pix.*patch here holds 1 value.*norm_pix=false"):
+        build_objective("mae", enc, mod)
+    assert build_objective("mae", enc, mod, norm_pix=False).norm_pix is False
+
+
+def fit_modality_for_series(x: np.ndarray):
+    from unlabeled.modalities.series import SeriesModality
+
+    return SeriesModality(x.shape[1:], x.mean(axis=(0, 2)).tolist(), x.std(axis=(0, 2)).tolist())
+
+
+def test_a_scalar_patch_on_series_is_a_span_of_steps_not_a_square():
+    """``--encoder-option patch=2`` on a series became (2, 2) and was refused against (1x64)."""
+    mod = fit_modality_for_series(np.zeros((4, 1, 64), np.float32) + np.arange(64, dtype=np.float32))
+    options = default_options("transformer", mod, {"patch": 2})
+    assert options["patch"] == [1, 2]
+    assert build_encoder("transformer", "tiny", tuple(mod.input_shape), **options).patch == (1, 2)
+
+
+def test_import_takes_the_clis_resize_text_and_refuses_a_wrong_one_in_words(tmp_path):
+    root = tmp_path / "imgs" / "a"
+    root.mkdir(parents=True)
+    for i, side in enumerate((10, 12, 12)):
+        Image.fromarray(np.full((side, side), 40 * i, np.uint8)).save(root / f"{i}.png")
+    report = ul.import_source(tmp_path / "imgs", tmp_path / "col", resize="8x9")
+    assert report.collection.sample_shape == (1, 8, 9) and len(report.collection) == 3
+    for bad in ("8by9", (8,), (8, 0), (8.5, 9), "x"):
+        with pytest.raises(UnlabeledError, match="--resize takes HEIGHTxWIDTH"):
+            ul.import_source(tmp_path / "imgs", tmp_path / "col2", resize=bad)
+
+
+def test_images_of_which_no_size_is_most_are_refused_with_the_resize_to_pass(tmp_path):
+    """Ten images of ten sizes imported one of them and called its size "most"."""
+    root = tmp_path / "imgs" / "a"
+    root.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.zeros((10 + i, 12 + i), np.uint8)).save(root / f"{i}.png")
+    with pytest.raises(UnlabeledError, match=r"4 files come in 4 shapes and none is most of them.*pass --resize"):
+        ul.import_source(tmp_path / "imgs", tmp_path / "col")
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "4.png")
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "5.png")  # 3 of 6: still no majority
+    with pytest.raises(UnlabeledError, match="none is most of them"):
+        ul.import_source(tmp_path / "imgs", tmp_path / "col")
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "6.png")  # 4 of 7: the majority, the rest reported
+    report = ul.import_source(tmp_path / "imgs", tmp_path / "col")
+    assert len(report.collection) == 4 and len(report.bad) == 3
+
+
+def test_a_tables_fractional_label_column_gets_the_note_a_labels_file_gets(tmp_path):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.standard_normal((20, 10)), columns=[f"t{i}" for i in range(10)])
+    table["label"] = np.round(rng.random(20) * 3, 2)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    report = ul.import_source(tmp_path / "t.csv", tmp_path / "col")
+    assert any("label column are numbers, not all whole" in n for n in report.notes), report.notes
+    table["label"] = np.arange(20) % 3  # whole numbers: classes, without a word
+    table.to_csv(tmp_path / "w.csv", index=False)
+    assert not any("not all whole" in n for n in ul.import_source(tmp_path / "w.csv", tmp_path / "col2").notes)
+
+
+def test_series_missing_values_inside_are_imported_with_a_note_padding_without_one(tmp_path):
+    x = np.random.default_rng(1).standard_normal((20, 16)).astype(np.float32)
+    x[3, 10:] = np.nan  # padding at the end: a shorter series, no note
+    np.save(tmp_path / "pad.npy", x)
+    assert not any("miss values" in n for n in ul.import_source(tmp_path / "pad.npy", tmp_path / "a").notes)
+    x[5, 4] = np.nan  # a gap inside
+    np.save(tmp_path / "gap.npy", x)
+    report = ul.import_source(tmp_path / "gap.npy", tmp_path / "b")
+    assert len(report.collection) == 20
+    assert any(n.startswith("1 series miss values before their end") for n in report.notes), report.notes
+    table = pd.DataFrame(x, columns=[f"t{i}" for i in range(16)])  # the same through a table's empty cell
+    table.to_csv(tmp_path / "gap.csv", index=False)
+    assert any("1 series miss values" in n for n in ul.import_source(tmp_path / "gap.csv", tmp_path / "c").notes)
+
+
+def test_classifiers_from_scratch_default_to_an_encoder_the_modality_takes():
+    """finetune/selftrain defaulted to the CNN and refused volumes and series; mae on images
+    refused the CNN instead of taking the transformer it needs."""
+    assert default_encoder("image") == "cnn"
+    assert default_encoder("series") == "tcn"
+    assert default_encoder("volume") == default_encoder("audio") == "transformer"
+    assert default_encoder("image", "mae") == default_encoder("image", "jepa") == "transformer"
+    assert default_encoder("series", "simclr") == default_encoder("series", "ts2vec") == "tcn"
+
+
+def test_finetune_from_scratch_on_volumes_trains_without_naming_an_encoder(volumes, tmp_path):
+    run = ul.finetune(None, volumes, tmp_path / "ft", epochs=0.2, batch_size=8, device="cpu", precision="fp32")
+    assert run.config["encoder"]["name"] == "transformer"
+
+
+def test_bench_notes_a_named_baseline_that_does_not_apply_and_a_split_it_leaves_out(small):
+    col, run = small
+    task = make_task(col)
+    notes: list[str] = []
+    plan_task(task, BenchRequest(runs=(run,), task=col, baselines=("raw", "minirocket"), probes=("linear",)), notes)
+    assert any("baseline minirocket applies to series tasks" in n for n in notes), notes
+    assert any("split(s) validation (8) are neither train nor test: left out" in n for n in notes), notes
+    notes = []
+    plan_task(task, BenchRequest(runs=(run,), task=col, probes=("linear",)), notes)  # the default set: no word of it
+    assert not any("minirocket" in n for n in notes)
+
+
+def test_resuming_a_finished_run_leaves_its_files_as_they_were(small, cli):
+    _, run = small
+
+    def digests() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(run.path).iterdir() if p.is_file()}
+
+    before = digests()
+    code, lines = cli("pretrain", run.config["data"]["path"], "--out", run.path, "--resume")
+    assert code == 0 and any("had finished" in line for line in lines), lines
+    assert digests() == before
