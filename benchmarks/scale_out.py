@@ -29,7 +29,7 @@ from pathlib import Path
 from _provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
-DONE = re.compile(r"done: (\d+) steps in (\d+) s(?:, weights (\w+) on (\d+) processes)?")
+DONE = re.compile(r"done: (\d+) steps? in (\d+) s(?:, weights (\w+) on (\d+) processes)?")
 
 
 def free_port() -> int:

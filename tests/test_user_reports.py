@@ -185,3 +185,55 @@ def test_resuming_a_finished_run_leaves_its_files_as_they_were(small, cli):
     code, lines = cli("pretrain", run.config["data"]["path"], "--out", run.path, "--resume")
     assert code == 0 and any("had finished" in line for line in lines), lines
     assert digests() == before
+
+
+def test_a_named_pipe_in_a_text_folder_is_reported_not_waited_on(tmp_path):
+    """Opening a FIFO waits for a writer: the import hung, and SIGTERM did not end it."""
+    import os
+
+    (tmp_path / "docs" / "a").mkdir(parents=True)
+    (tmp_path / "docs" / "a" / "1.txt").write_text("a document")
+    os.mkfifo(tmp_path / "docs" / "a" / "pipe.txt")
+    report = ul.import_source(tmp_path / "docs", tmp_path / "col")
+    assert len(report.collection) == 1
+    assert [(Path(p).name, r) for p, r in report.bad] == [("pipe.txt", "not a regular file (a named pipe)")]
+
+
+def test_a_byte_order_mark_alone_is_an_empty_document_not_one_of_no_bytes(tmp_path):
+    (tmp_path / "docs" / "a").mkdir(parents=True)
+    (tmp_path / "docs" / "a" / "ok.txt").write_bytes(b"\xef\xbb\xbfreal document\n")
+    (tmp_path / "docs" / "a" / "bom.txt").write_bytes(b"\xef\xbb\xbf")
+    (tmp_path / "docs" / "a" / "bomws.txt").write_bytes(b"\xef\xbb\xbf \n\t\n")
+    (tmp_path / "docs" / "a" / "bad.txt").write_bytes(b"\xef\xbb\xbfab\xff")
+    report = ul.import_source(tmp_path / "docs", tmp_path / "col")
+    assert report.collection.get(np.arange(len(report.collection))).tolist() == ["real document\n"]
+    reasons = {Path(p).name: r for p, r in report.bad}
+    assert reasons["bom.txt"] == "empty document" and reasons["bomws.txt"] == "empty document (only white space)"
+    assert "offset 5" in reasons["bad.txt"]  # the offset in the file, its mark counted
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("id,text,text\n1,first,second\n2,third,fourth\n")
+    with pytest.raises(UnlabeledError, match=r"names a column twice: 'text' \(columns 2, 3\)"):
+        ul.import_source(tmp_path / "t.csv", tmp_path / "col", text_column="text")
+
+
+def test_curate_names_options_that_only_a_step_left_out_reads(cli, tmp_path):
+    (tmp_path / "docs" / "en").mkdir(parents=True)
+    for i, text in enumerate(("The cat sat on the warm mat all afternoon.", "My brother drives a red truck.")):
+        (tmp_path / "docs" / "en" / f"{i}.txt").write_text(text)
+    args = ("curate", tmp_path / "docs", "--out", tmp_path / "out", "--languages", "en", "--steps", "dedup")
+    code, lines = cli(*args, "--option", "gopher_quality.min_doc_words=5")
+    assert code == 0, lines
+    assert any(
+        "note: --languages (read by the lid step), --option (read by the quality step) ignored" in line
+        for line in lines
+    ), lines
+
+
+def test_views_larger_than_the_images_and_a_budget_of_one_get_a_note(small, cli, tmp_path):
+    col, run = small
+    code, lines = cli("pretrain", col.path, "--out", tmp_path / "big", "--epochs", "0.1", "--augment", "view_size=12")
+    assert code == 0 and any("view_size=12 is larger than the images (8x8)" in line for line in lines), lines
+    code, lines = cli("select", col.path, "--method", "random", "--budget", "1.0", "--out", tmp_path / "one")
+    assert code == 0 and any("--budget 1 keeps one sample of" in line for line in lines), lines

@@ -142,7 +142,8 @@ def perplexity(
     pos = scored_positions(col, split)
     trained = src.config.get("data") or {}
     if trained.get("fingerprint") == col.fingerprint() and split != trained.get("exclude_split", "test"):
-        outside = f" outside its {trained['exclude_split']} split" if trained.get("exclude_split") else ""
+        held = trained.get("exclude_split")  # a split the collection has: else it trained on every document
+        outside = f" outside its {held} split" if held and col.splits is not None and held in set(col.splits) else ""
         warn(f"{src.path} trained on {col.path}'s documents{outside}: this perplexity is not a held-out one")
     nll, tokens, nbytes = 0.0, 0, 0
     with progress() as bar:

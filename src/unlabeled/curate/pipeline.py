@@ -436,6 +436,19 @@ def _write(
     return writer.close(), summary
 
 
+def _note_unused(req: CurationRequest) -> None:
+    """Options that only a step left out of ``--steps`` reads, named rather than dropped:
+    ``--languages en --steps dedup`` kept every language without a word."""
+    given = {
+        ("--languages", "lid"): bool(req.languages),
+        ("--lid-threshold", "lid"): req.lid_threshold != CurationRequest.lid_threshold,
+        ("--option", "quality"): bool(req.options),
+    }
+    unused = [f"{flag} (read by the {step} step)" for (flag, step), on in given.items() if on and step not in req.steps]
+    if unused:
+        info(f"note: {', '.join(unused)} ignored: --steps leaves that step out")
+
+
 def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     """Runs a request: the stages (continuing any completed ones), then the collection."""
     t0 = time.perf_counter()
@@ -459,6 +472,7 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(req.out))  # before the work, not after it
     options = parse_options(req.options)
+    _note_unused(req)
     fresh = not _work_path(req).exists()
     work = _work_folder(req)
     try:

@@ -86,8 +86,9 @@ class Collection:
     def column(self, name: str) -> np.ndarray:
         """One column of the index by name (``label``, ``group``, ``split`` or an extra
         column): floats for numeric columns (missing values NaN), else objects."""
-        if name not in self._table.column_names or name in ("shard", "row"):
-            have = ", ".join(c for c in self._table.column_names if c not in ("shard", "row"))
+        internal = ("shard", "row", "nbytes")  # where a sample is stored, not a column of it
+        if name not in self._table.column_names or name in internal:
+            have = ", ".join(c for c in self._table.column_names if c not in internal)
             raise UnlabeledError(f"{self.path} has no column {name!r}; its columns: {have}")
         col = self._table.column(name)
         if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):

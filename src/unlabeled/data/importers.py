@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -92,7 +93,7 @@ class ImportReport:
             else f"sample shape {shape}, {col.meta['dtype']}"
         )
         lines = [
-            f"imported {self.imported} samples from {self.source} into {col.path}",
+            f"imported {self.imported} sample{'s' if self.imported != 1 else ''} from {self.source} into {col.path}",
             f"  modality: {self.modality}{'' if self.given else ' (inferred)'} ({what})",
         ]
         if col.classes:
@@ -772,7 +773,9 @@ def _scan_folder(root: Path) -> tuple[list[Path], Counter, list[tuple[str, str]]
             if fn.startswith("."):
                 continue
             ext = suffix(Path(fn))
-            if ext in known:
+            if ext in known and _special(Path(dirpath) / fn):  # opening a named pipe waits for a writer
+                bad.append((os.path.join(dirpath, fn), f"not a regular file ({_special(Path(dirpath) / fn)})"))
+            elif ext in known:
                 files.append(Path(dirpath) / fn)
             else:
                 ignored[ext or "(no extension)"] += 1
@@ -782,6 +785,18 @@ def _scan_folder(root: Path) -> tuple[list[Path], Counter, list[tuple[str, str]]
             raise UnlabeledError(f"{root}: {why}")
         raise UnlabeledError(f"no importable files under {root} (looked for {', '.join(sorted(known))})")
     return files, ignored, bad
+
+
+def _special(path: Path) -> str:
+    """What ``path`` is when it is neither a regular file nor a broken link (which the reader
+    reports): a named pipe, a socket or a device; else ""."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    return "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other"
 
 
 def _listed(bad: list[tuple[str, str]], limit: int = 3) -> str:

@@ -48,15 +48,17 @@ def cut_note(sizes: list[tuple[str, int]], limit: int = 3) -> list[str]:
 
 def decode_document(raw: bytes) -> str:
     """``raw`` as a document, or a ValueError saying why it is not one: empty, binary (a NUL
-    byte), or not UTF-8 (the byte and its offset). A UTF-8 byte-order mark is dropped."""
-    if not raw.strip():
-        raise ValueError("empty document" if not raw else "empty document (only white space)")
-    if b"\x00" in raw:
+    byte), or not UTF-8 (the byte and its offset). A UTF-8 byte-order mark is dropped, before
+    the check for emptiness (a file of a mark alone was a document of no bytes)."""
+    body = raw.removeprefix(b"\xef\xbb\xbf")
+    if not body.strip():
+        raise ValueError("empty document" if not body else "empty document (only white space)")
+    if b"\x00" in body:
         raise ValueError("a binary file, not text (it holds NUL bytes)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(not_utf8(e)) from None
+        raise ValueError(not_utf8(e)) from None  # the offset in the file, mark included
     return text.removeprefix("\ufeff")
 
 
@@ -105,6 +107,12 @@ def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
         header = next(reader, None)
         if not header:
             raise UnlabeledError(f"{path} is empty (no header row)")
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:  # a row's dict would keep the last of them, silently
+            where = ", ".join(
+                f"{h!r} (columns {', '.join(str(i + 1) for i, c in enumerate(header) if c == h)})" for h in twice
+            )
+            raise UnlabeledError(f"{path}: its header names a column twice: {where}; rename one")
         rows, ended = [], reader.line_num  # the line the record before ended on
         for record in reader:
             start, ended = ended + 1, reader.line_num

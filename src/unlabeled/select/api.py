@@ -209,6 +209,8 @@ def _budget(budget: float | None, n: int, method: str) -> int:
         raise UnlabeledError(f"budget {budget:g} of {n} samples rounds to none; ask for at least one sample")
     if count > n:
         raise UnlabeledError(f"budget {count} is larger than the {n} samples it can choose from")
+    if isinstance(budget, float) and budget == 1 and n > 1:  # "1.0" reads as all of them, but is a count
+        info(f"note: --budget {budget:g} keeps one sample of {n} (a fraction of the pool is below 1: 0.5 keeps half)")
     return count
 
 

@@ -301,9 +301,14 @@ def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe,
         if recipe.augment:
             mod.aug = mod.augmentation_with(recipe.augment)
         return mod
-    return fit_modality(
+    mod = fit_modality(
         col, positions, recipe.augment, {"vocab": int(vocab)} if col.is_text and vocab is not None else None
     )
+    view = getattr(mod.aug, "view_size", 0)
+    if mod.name == "image" and view > max(mod.sample_shape[1:]):  # allowed, but rarely what was meant
+        side = "x".join(map(str, mod.sample_shape[1:]))
+        info(f"note: --augment view_size={view} is larger than the images ({side}): every view is upsampled")
+    return mod
 
 
 def check_text_recipe(method: str, encoder: str | None) -> None:

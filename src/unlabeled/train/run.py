@@ -434,7 +434,8 @@ def train(
         if "ranks" in summary
         else ""
     )
-    info(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s{ranks} -> {out}")
+    steps = f"{summary['steps']} step{'s' if summary['steps'] != 1 else ''}"
+    info(f"done: {steps} in {summary['seconds']:.0f} s{ranks} -> {out}")
     return Run(out)
 
 
