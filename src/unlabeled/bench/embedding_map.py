@@ -40,12 +40,14 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
         x = np.pad(x, ((0, 0), (0, 2 - x.shape[1])))
     if n < 5 or np.ptp(x, axis=0).max() == 0:
         return np.asarray(x[:, :2], dtype=np.float32)  # nothing for t-SNE to arrange
-    if x.shape[1] > 50 and n > 50:  # PCA cannot give more components than samples
-        x = PCA(50, random_state=seed).fit_transform(x).astype(np.float32)
     tsne = TSNE(2, perplexity=min(30.0, (n - 1) / 3), init="pca", max_iter=500, random_state=seed)
     # one thread: the Barnes-Hut gradient's OpenMP threads spin-wait, and on a machine busy with
-    # anything else (probe workers, a second job) that made it 20 times slower, not faster
+    # anything else (probe workers, a second job) that made it 20 times slower, not faster; the
+    # PCA too, so that a map is the same wherever it is made (a bench worker or the report's
+    # process): t-SNE magnifies the last bits of a product summed in another order
     with threadpool_limits(1):
+        if x.shape[1] > 50 and n > 50:  # PCA cannot give more components than samples
+            x = PCA(50, random_state=seed).fit_transform(x).astype(np.float32)
         out = tsne.fit_transform(x)
     return np.asarray(out if np.isfinite(out).all() else x[:, :2], dtype=np.float32)
 
