@@ -213,7 +213,10 @@ def _check_lineage(
         record["ancestors_unchecked"] = unchecked
     record["exact"] = chosen.exact and not unchecked and not semi and (not dirty or bool(redo))
     for a in dirty if not record["exact"] else []:
-        info(f"note: {a.describe()} trained on {a.saw} of these samples and keeps them; the result is not exact")
+        info(
+            f"note: {a.describe()} trained on {a.saw} sample(s) with these samples' content and keeps them; "
+            "the result is not exact"
+        )
     return redo
 
 

@@ -143,7 +143,7 @@ def to_retrain(chain: list[Ancestor]) -> list[Ancestor]:
 def refusal(method: str, run: Run, dirty: Ancestor) -> UnlabeledError:
     """Why ``method`` would not be exact on ``run``, naming the ancestor that saw the samples."""
     return UnlabeledError(
-        f"{method} would not be exact: {dirty.describe()} of {run.path} trained on {dirty.saw} of the samples "
-        "to forget; pass --ancestors retrain to retrain it without them (and what descends from it), or forget "
-        "with an approximate method"
+        f"{method} would not be exact: {dirty.describe()} of {run.path} trained on {dirty.saw} sample(s) with "
+        "the content of those to forget (a duplicate counts); pass --ancestors retrain to retrain it without "
+        "them (and what descends from it), or forget with an approximate method"
     )
