@@ -237,3 +237,17 @@ def test_views_larger_than_the_images_and_a_budget_of_one_get_a_note(small, cli,
     assert code == 0 and any("view_size=12 is larger than the images (8x8)" in line for line in lines), lines
     code, lines = cli("select", col.path, "--method", "random", "--budget", "1.0", "--out", tmp_path / "one")
     assert code == 0 and any("--budget 1 keeps one sample of" in line for line in lines), lines
+
+
+def test_select_and_grow_name_what_is_wrong_not_a_shape_or_a_size(small, tmp_path):
+    """select said "another shape" for an image run on a text pool; grow called a larger model
+    with fewer, wider heads not larger."""
+    from unlabeled.models.grow import Shapes
+
+    _, run = small
+    w = CollectionWriter(tmp_path / "docs", "text", (), "uint8", None, {})
+    w.add(["a short document", "another one", "and a third"], ["d0", "d1", "d2"])
+    with pytest.raises(UnlabeledError, match=r"trained on image samples of shape 1x8x8; .* holds text documents"):
+        ul.select(w.close(), method="kcenter", budget=1, encoder=run, out=tmp_path / "sel")
+    with pytest.raises(ValueError, match=r"here heads 8 -> 6 \(\(width, depth, heads\)"):
+        Shapes((256, 8, 8), (384, 12, 6))

@@ -95,7 +95,7 @@ def test_growing_into_wider_heads_or_smaller_models_is_refused():
     small = _objective("mlm", "tiny").state_dict()
     with pytest.raises(ValueError, match="heads of width 32"):
         grow_state(small, TRANSFORMER_SIZES["tiny"], TRANSFORMER_SIZES["base"], "mlm")
-    with pytest.raises(ValueError, match="larger"):
+    with pytest.raises(ValueError, match="growth keeps or adds to each of width, depth and heads; here width"):
         grow_state(small, TRANSFORMER_SIZES["small"], TRANSFORMER_SIZES["tiny"], "mlm")
     with pytest.raises(ValueError, match="not supported"):
         grow_state(small, TRANSFORMER_SIZES["tiny"], TRANSFORMER_SIZES["small"], "mae")

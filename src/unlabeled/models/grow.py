@@ -52,8 +52,14 @@ class Shapes:
 
     def __init__(self, old: tuple[int, int, int], new: tuple[int, int, int]) -> None:
         (self.w0, self.d0, self.h0), (self.w1, self.d1, self.h1) = old, new
-        if self.w1 < self.w0 or self.d1 < self.d0 or self.h1 < self.h0:
-            raise ValueError(f"growth makes models larger: (width, depth, heads) {old} -> {new}")
+        fewer = [
+            f"{name} {a} -> {b}" for name, a, b in zip(("width", "depth", "heads"), old, new, strict=True) if b < a
+        ]
+        if fewer:  # named axis by axis: a larger model with fewer, wider heads is refused for its heads
+            raise ValueError(
+                f"growth keeps or adds to each of width, depth and heads; here {', '.join(fewer)} "
+                f"((width, depth, heads) {old} -> {new})"
+            )
         if self.w1 % self.w0 or self.d1 % self.d0:
             raise ValueError(
                 f"width {self.w0} -> {self.w1} and depth {self.d0} -> {self.d1}: each must grow by a whole factor"
