@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from unlabeled._console import UnlabeledError, not_utf8, progress
+from unlabeled._console import UnlabeledError, not_utf8, progress, samples_of
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
@@ -357,6 +357,17 @@ class Run:
         """The precision the run trained in (``auto``, ``fp32`` or ``bf16``), which its
         features are computed in too: a run trained in fp32 embeds alike on every CPU."""
         return str(self.config.get("train", {}).get("precision") or "auto")
+
+
+def check_same_samples(trained_on: dict[str, Any], col: Collection, who: str, why: str = "") -> None:
+    """Refuse ``col`` where its samples are not of the modality and shape a run was trained on
+    (``trained_on``, its config's modality), in one line: ``who`` names the run and how it
+    reads ("the teacher runs/t reads"), ``why`` says more after the two kinds of samples."""
+    if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
+        raise UnlabeledError(
+            f"{who} {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
+            f"{col.path} holds {samples_of(col.modality, col.sample_shape)}{why}"
+        )
 
 
 def load_checked(module: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:

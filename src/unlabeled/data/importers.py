@@ -773,8 +773,9 @@ def _scan_folder(root: Path) -> tuple[list[Path], Counter, list[tuple[str, str]]
             if fn.startswith("."):
                 continue
             ext = suffix(Path(fn))
-            if ext in known and _special(Path(dirpath) / fn):  # opening a named pipe waits for a writer
-                bad.append((os.path.join(dirpath, fn), f"not a regular file ({_special(Path(dirpath) / fn)})"))
+            special = _special(Path(dirpath) / fn) if ext in known else ""  # a named pipe waits for a writer
+            if special:
+                bad.append((os.path.join(dirpath, fn), f"not a regular file ({special})"))
             elif ext in known:
                 files.append(Path(dirpath) / fn)
             else:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError, info, samples_of
+from unlabeled._console import UnlabeledError, info
 from unlabeled.data.collection import (
     Collection,
     check_replaceable,
@@ -22,7 +22,7 @@ from unlabeled.data.collection import (
     derive_collection,
     open_collection,
 )
-from unlabeled.runs import Run, open_run
+from unlabeled.runs import Run, check_same_samples, open_run
 from unlabeled.runtime import check_seed
 from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
@@ -223,12 +223,7 @@ def _pool_vectors(req: SelectionRequest, col: Collection, candidates: np.ndarray
         if req.encoder is None:
             raise UnlabeledError(f"{req.method} works on embeddings: pass --encoder RUN (a pretrained run)")
         run = open_run(req.encoder)
-        trained_on = run.config["modality"]
-        if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-            raise UnlabeledError(
-                f"encoder {run.path} was trained on {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
-                f"{col.path} holds {samples_of(col.modality, col.sample_shape)}"
-            )
+        check_same_samples(run.config["modality"], col, f"encoder {run.path} was trained on")
         pool_vectors = pool_embeddings(run, col, req.device)
     else:
         _check_given_vectors("pool_vectors", pool_vectors, len(col), col)

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlabeled._console import UnlabeledError, samples_of
+from unlabeled._console import UnlabeledError
 from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import default_options
 from unlabeled.objectives.distil import SELECTIONS, teacher_probs
-from unlabeled.runs import Run, encode, open_run, read_config
+from unlabeled.runs import Run, check_same_samples, encode, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
@@ -185,11 +185,7 @@ def _teacher(teacher: Run | str | os.PathLike[str], col: Collection) -> Run:
             f"the teacher {run.path} is a pretraining run; make a classifier to distil from with `unlabeled finetune`"
         )
     trained_on = run.config["modality"]
-    if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-        raise UnlabeledError(
-            f"the teacher {run.path} reads {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
-            f"{col.path} holds {samples_of(col.modality, col.sample_shape)}"
-        )
+    check_same_samples(trained_on, col, f"the teacher {run.path} reads")
     classes = (run.config.get("task") or {}).get("classes")
     if col.classes and classes and list(col.classes) != list(classes):
         raise UnlabeledError(

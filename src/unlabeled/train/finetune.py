@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, info, samples_of
+from unlabeled._console import UnlabeledError, info
 from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
-from unlabeled.runs import Run, open_run, read_config
+from unlabeled.runs import Run, check_same_samples, open_run, read_config
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
@@ -225,12 +225,10 @@ def classifier_spec(
     encoder and normalisation when given, else ``recipe``'s architecture from scratch."""
     if src is not None:
         trained_on = src.config["modality"]
-        if trained_on["name"] != col.modality or tuple(trained_on["sample_shape"]) != col.sample_shape:
-            raise UnlabeledError(
-                f"run {src.path} was trained on {samples_of(trained_on['name'], trained_on['sample_shape'])}; "
-                f"{col.path} holds {samples_of(col.modality, col.sample_shape)} (bench adapts a run's "
-                "features to other channels; training its encoder needs the shape it was built for)"
-            )
+        why = (
+            " (bench adapts a run's features to other channels; training its encoder needs the shape it was built for)"
+        )
+        check_same_samples(trained_on, col, f"run {src.path} was trained on", why)
         modality, enc = trained_on, EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
         # the architecture comes with the run: an asked-for other one is named
         other = [f"--encoder {recipe.encoder}"] if recipe.encoder not in (None, enc.name) else []
