@@ -120,7 +120,11 @@ def test_two_processes_match_one_with_the_same_global_batch(fmnist_small, tmp_pa
     ddp_loss = [json.loads(x)["loss"] for x in (tmp_path / "ddp/metrics.jsonl").read_text().splitlines()]
     one_loss = [json.loads(x)["loss"] for x in (tmp_path / "one/metrics.jsonl").read_text().splitlines()]
     assert len(ddp_loss) == len(one_loss) == 8  # one writer: rank 1 logged nothing
-    assert ddp_loss == pytest.approx(one_loss, rel=1e-3)
+    # the first step's loss is of the same weights on the same batch: equal up to summation order.
+    # Later losses follow weights that drift by rounding (above), measured up to 0.11% apart at
+    # step 8 with the kernels held to AVX2 (fp32 everywhere)
+    assert ddp_loss[0] == pytest.approx(one_loss[0], rel=1e-5)
+    assert ddp_loss == pytest.approx(one_loss, rel=5e-3)
     assert ddp_loss[-1] < ddp_loss[0]
 
 
