@@ -218,6 +218,26 @@ def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
         ul.import_source(tmp_path / "t.csv", tmp_path / "col", text_column="text")
 
 
+def test_a_table_row_shorter_than_its_header_is_reported_by_line_not_read_as_unlabelled(tmp_path):
+    # "4,5,1" under a,b,c,label: pandas reads label missing (an unlabelled sample of values
+    # 4,5,1) where the row lost a reading; an empty field ("7,8,9,") is a value left out, kept
+    (tmp_path / "t.csv").write_text('a,b,c,label\n1,2,3,0\n4,5,1\n7,8,9,\n\n1,1,"1",1\n')
+    report = ul.import_source(tmp_path / "t.csv", tmp_path / "col")
+    assert report.bad == [(f"{tmp_path / 't.csv'} line 3", "3 fields, the header has 4")]
+    col = report.collection
+    assert len(col) == 3 and col.labels.tolist() == [0, -1, 1]
+    assert col.get([0, 2]).reshape(2, -1).tolist() == [[1, 2, 3], [1, 1, 1]]
+    # a recording per file: the file is reported by its line, the others import
+    (tmp_path / "rec").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "rec" / f"{name}.csv").write_text("x,y\n1,2\n3,4\n5,6\n")
+    (tmp_path / "rec" / "c.csv").write_text("x,y\n1,2\n3\n5,6\n")
+    report = ul.import_source(tmp_path / "rec", tmp_path / "rec-col")
+    assert report.imported == 2 and report.bad == [
+        (str(tmp_path / "rec" / "c.csv"), "line 3: 1 field, the header has 2")
+    ]
+
+
 def test_curate_names_options_that_only_a_step_left_out_reads(cli, tmp_path):
     (tmp_path / "docs" / "en").mkdir(parents=True)
     for i, text in enumerate(("The cat sat on the warm mat all afternoon.", "My brother drives a red truck.")):

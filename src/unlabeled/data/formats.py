@@ -443,7 +443,43 @@ def _read_table(path: Path, skipped: list[tuple[str, str]] | None = None):  # ->
         raise ValueError(not_utf8(e)) from None
     if not df.index.equals(pd.RangeIndex(len(df))):  # pandas took the first column for an index
         raise ValueError(f"the first row has {len(df.columns) + 1} fields, the header {len(df.columns)}")
+    # a row shorter than the header reads as missing values at its end, silently: its values
+    # would sit under the wrong columns (a label read as a reading). A short row ends in a
+    # missing value, so only then are the rows counted
+    if ext != ".parquet" and len(df.columns) > 1 and len(df) and df.iloc[:, -1].isna().any():
+        short = _short_rows(path, sep, len(df.columns), len(df))
+        if short and skipped is None:
+            line, saw = short[0][1:]
+            raise ValueError(f"line {line}: {_fields(saw, len(df.columns))}")
+        skipped.extend((f"{path} line {line}", _fields(saw, len(df.columns))) for _, line, saw in short)
+        df = df.drop(index=[row for row, _, _ in short]).reset_index(drop=True)
     return df
+
+
+def _fields(saw: int, width: int) -> str:
+    return f"{saw} field{'s' if saw != 1 else ''}, the header has {width}"
+
+
+def _short_rows(path: Path, sep: str, width: int, rows: int) -> list[tuple[int, int, int]]:
+    """(data row, line, fields) of each row of a text table with fewer fields than its header
+    (``width``), counted as pandas counts rows: blank lines and rows longer than the header left
+    out. Counted with the csv module, which reads quotes as pandas does; if its rows do not add
+    up to the ``rows`` pandas read, the first short row is reported for the whole file."""
+    found, row = [], 0
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=sep)
+        next(reader, None)  # the header
+        ended = reader.line_num
+        for record in reader:
+            start, ended = ended + 1, reader.line_num  # the line a record starts on, as text tables say
+            if not record or len(record) > width or (len(record) == 1 and not record[0].strip()):
+                continue
+            if len(record) < width:
+                found.append((row, start, len(record)))
+            row += 1
+    if row != rows and found:
+        raise ValueError(f"line {found[0][1]}: {_fields(found[0][2], width)}")
+    return found
 
 
 def series_header(path: Path) -> tuple[int, ...]:
