@@ -187,6 +187,14 @@ def test_resuming_a_finished_run_leaves_its_files_as_they_were(small, cli):
     assert digests() == before
 
 
+def test_a_learning_rate_of_zero_trains_with_a_note_that_the_weights_stay(small, cli, tmp_path):
+    col, _ = small
+    code, lines = cli("pretrain", col.path, "--out", tmp_path / "r", "--epochs", "1", "--batch-size", "16", "--lr", "0")
+    assert code == 0 and any("learning rate is 0" in line for line in lines), lines
+    code, lines = cli("pretrain", col.path, "--out", tmp_path / "r2", "--epochs", "1", "--batch-size", "16")
+    assert code == 0 and not any("learning rate is 0" in line for line in lines), lines
+
+
 def test_a_named_pipe_in_a_text_folder_is_reported_not_waited_on(tmp_path):
     """Opening a FIFO waits for a writer: the import hung, and SIGTERM did not end it."""
     import os

@@ -36,7 +36,8 @@ def test_image_folder_reports_bad_files_and_imports_the_rest(image_folder, tmp_p
     col = report.collection
     assert len(col) == 41  # 40 + the RGB one
     assert col.sample_shape == (3, 28, 28)  # a colour image makes the collection RGB
-    assert "corrupt.png" in report.summary() and "ignored 1 file(s) with extension .txt" in report.summary()
+    assert "corrupt.png" in report.summary()
+    assert "ignored 1 file(s) with extension .txt (--modality text imports them)" in report.summary()
     # a PNG decodes losslessly: grey replicated to three channels equals the source pixels
     first = next(p for p in sorted(image_folder.glob("class*/0*.png")))
     rel = first.relative_to(image_folder).as_posix()

@@ -738,6 +738,12 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
     return KINDS[modality], chosen
 
 
+def _other_modality(ext: str, kind: _Kind) -> str:
+    """How to import files a folder's import left out, where another modality reads them."""
+    other = [m for m, exts in FOLDER_EXTENSIONS.items() if ext in exts and m != kind.modality]
+    return f" ({' or '.join(f'--modality {m}' for m in other)} imports them)" if other else ""
+
+
 def _npy_kind(kind: _Kind) -> _Kind:
     if kind.modality == "volume":
         return _Kind("volume", "float32", formats.volume_header, _plan_npy, lambda p, s, o: formats.read_volume(p, s))
@@ -872,7 +878,7 @@ def _import_folder(
             raise UnlabeledError(f"{flag} applies to {' and '.join(applies)} folders; {root} holds {kind.modality}")
     taken = set(chosen)  # once: a set per file made the import quadratic in the files
     ignored.update(suffix(f) for f in files if f not in taken)
-    notes = [f"ignored {n} file(s) with extension {e}" for e, n in sorted(ignored.items())]
+    notes = [f"ignored {n} file(s) with extension {e}{_other_modality(e, kind)}" for e, n in sorted(ignored.items())]
     entries = _layout(root, chosen, notes)
     with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         good = _readable(kind, entries, pool, bad, root)

@@ -442,6 +442,8 @@ class Trainer:
         if total is None:
             total = self._plan(t_start)
             self._record_total(total)
+        if self.cfg.lr == 0 and self.dir is not None:  # allowed (a check that a start loads), rarely meant
+            info("note: the learning rate is 0: the weights stay as they start (batch-norm statistics still move)")
         if self.cfg.compile:
             compile_encoder(self.objective.encoder)
         self.objective.train()
