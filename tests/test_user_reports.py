@@ -175,6 +175,86 @@ def test_bench_notes_a_named_baseline_that_does_not_apply_and_a_split_it_leaves_
     assert not any("minirocket" in n for n in notes)
 
 
+def test_a_runs_training_samples_imported_again_as_another_test_split_are_found_by_content(small, tmp_path):
+    from unlabeled.bench.jobs import check_held_out
+
+    col, run = small  # pretrained on the 56 samples outside its test split (48 train, 8 validation)
+
+    def imported(name: str, order: np.ndarray, splits: list[str]) -> ul.Collection:
+        w = CollectionWriter(tmp_path / name, "image", (1, 8, 8), "uint8", ["a", "b"])
+        w.add(col.get(order), [f"{name}{i}" for i in range(64)], col.labels[order], splits)
+        return w.close()
+
+    # the same images under other ids, in another order (another fingerprint: matched by
+    # content), and in the same order (the same fingerprint: by position); positions 40-63 of
+    # the first are the test split, and they are col's 23-0, all trained on
+    for again, seen in (
+        (imported("rev", np.arange(64)[::-1], ["train"] * 40 + ["test"] * 24), 24),
+        (imported("copy", np.arange(64), ["train"] * 40 + ["test"] * 24), 16),
+    ):
+        notes: list[str] = []
+        check_held_out(run, make_task(again), notes)
+        assert any(f"{run.path} was pretrained on {seen} of its 24 test samples" in n for n in notes), notes
+    clf = ul.finetune(run, col, tmp_path / "clf", epochs=1, batch_size=16, precision="fp32")
+    with pytest.raises(UnlabeledError, match="was trained on 24 of task rev2's 24 test samples, with their labels"):
+        check_held_out(clf, make_task(imported("rev2", np.arange(64)[::-1], ["train"] * 40 + ["test"] * 24)), [])
+    notes = []  # other images: nothing found, nothing said
+    other = CollectionWriter(tmp_path / "other", "image", (1, 8, 8), "uint8", ["a", "b"])
+    other.add(255 - col.get(np.arange(64)), [f"x{i}" for i in range(64)], col.labels, ["train"] * 40 + ["test"] * 24)
+    check_held_out(clf, make_task(other.close()), notes)
+    assert not notes, notes
+
+
+def test_perplexity_warns_where_the_model_trained_on_the_documents_in_another_collection(tmp_path):
+    from unlabeled._console import console
+
+    docs = [f"document {i} says {'abc'[i % 3]} then {i * 7 % 13} and stops" for i in range(40)]
+
+    def text(name: str, order: list[int], splits: list[str]) -> ul.Collection:
+        w = CollectionWriter(tmp_path / name, "text", (), "uint8", None, {})
+        w.add([docs[i] for i in order], [f"{name}{i}" for i in range(40)], None, splits)
+        return w.close()
+
+    col = text("a", list(range(40)), ["train"] * 30 + ["test"] * 10)
+    lm = ul.pretrain(col, tmp_path / "lm", method="clm", epochs=1, batch_size=8, size="tiny", precision="fp32")
+    again = text("b", list(range(40))[::-1], ["train"] * 30 + ["test"] * 10)  # b's test: a's first 10 train docs
+    with console.capture() as out:
+        ul.perplexity(lm, again)
+    assert f"{lm.path} trained on 10 of the 10 documents scored" in " ".join(out.get().split()), out.get()
+    with console.capture() as out:  # a's own test split: held out, nothing said
+        ul.perplexity(lm, col)
+    assert "not a held-out one" not in out.get()
+
+
+def test_resume_refuses_another_commands_run_relabelled_data_and_another_shard_split(small, tmp_path):
+    from unlabeled._console import console
+
+    col, _ = small
+    kw = dict(epochs=1, precision="fp32")
+    st = ul.selftrain(None, col, tmp_path / "st", shots=2, ratio=2, batch_size=4, **kw)
+    # pretrain --resume trained a self-training run on every label (or died with a traceback)
+    with pytest.raises(
+        UnlabeledError, match=r"not a pretraining run \(fixmatch\); resume it with `unlabeled selftrain"
+    ):
+        ul.pretrain(col, st.path, resume=True)
+    ft = ul.finetune(None, col, tmp_path / "ft", batch_size=16, **kw)
+    # the same samples imported again with other labels: the same fingerprint, another index
+    w = CollectionWriter(tmp_path / "relabelled", "image", (1, 8, 8), "uint8", ["a", "b"])
+    w.add(col.get(np.arange(64)), [str(i) for i in col.ids], 1 - col.labels, col.splits.tolist())
+    with pytest.raises(UnlabeledError, match="ids, labels or splits changed since"):
+        ul.finetune(None, w.close(), ft.path, resume=True)
+    with console.capture() as out:  # what a resume does not take is named
+        ul.finetune(None, col, ft.path, resume=True, lr=0.5, fraction=0.5)
+    text = " ".join(out.get().split())
+    assert "ignored: --lr 0.5 (saved: 0.001)" in text and "that --fraction, --shots and --seed draw" in text, text
+    # SISA: a resumed run re-split its samples with the seed given now
+    sh = tmp_path / "sh"
+    ul.finetune(None, col, sh, shards=2, fraction=0.5, seed=0, batch_size=8, **kw)
+    with pytest.raises(UnlabeledError, match="split into shards with other options"):
+        ul.finetune(None, col, sh, shards=2, fraction=0.5, seed=1, batch_size=8, resume=True, **kw)
+    ul.finetune(None, col, sh, shards=2, fraction=0.5, seed=0, batch_size=8, resume=True, **kw)  # as it started
+
+
 def test_resuming_a_finished_run_leaves_its_files_as_they_were(small, cli):
     _, run = small
 

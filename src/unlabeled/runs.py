@@ -359,6 +359,50 @@ class Run:
         return str(self.config.get("train", {}).get("precision") or "auto")
 
 
+def trained_samples(run: Run) -> list[tuple[Collection, np.ndarray]]:
+    """The collections ``run`` trained on, each checked unchanged since, with the positions
+    there of the samples it trained on (a ``--mix`` run: every part's samples outside the
+    excluded split)."""
+    where = (run.config.get("task") if run.kind == "classifier" else run.config.get("data")) or {}
+    if "mix" in where:
+        parts = [(p["path"], p["fingerprint"]) for p in where["mix"]["parts"]]
+    elif where.get("path"):
+        parts = [(where["path"], where.get("fingerprint"))]
+    else:
+        raise UnlabeledError(f"{run.path} records no collection it was trained on")
+    out = []
+    for path, fingerprint in parts:
+        col = open_collection(path)
+        if col.fingerprint() != fingerprint:
+            raise UnlabeledError(f"{col.path} changed since {run.path} was trained on it")
+        if "mix" in where:
+            out.append((col, col.indices(exclude=where.get("exclude_split"))))
+        else:
+            out.append((col, col.positions(run.training_ids())))
+    return out
+
+
+def count_trained(run: Run, col: Collection, *position_sets: np.ndarray) -> list[int]:
+    """For each of ``position_sets`` (positions in ``col``), how many of its samples ``run``
+    trained on: by position where it trained on ``col`` or a copy of it (the same fingerprint:
+    the same samples in the same order, relabelled or under other ids), else by content
+    (:meth:`Collection.content_digests`), so that the same samples in another collection
+    still count."""
+    hit = [np.zeros(len(p), dtype=bool) for p in position_sets]  # a sample in two parts of a mix counts once
+    mine: list[np.ndarray] | None = None  # col's digests, made once and only if needed
+    for other, pos in trained_samples(run):
+        if other.fingerprint() == col.fingerprint():  # the same samples in the same order, whatever their ids
+            keys, seen = position_sets, set(pos.tolist())
+        elif other.modality != col.modality or other.is_text != col.is_text or other.sample_shape != col.sample_shape:
+            continue  # no sample of one can be a sample of the other
+        else:
+            mine = mine if mine is not None else [col.content_digests(p) for p in position_sets]
+            keys, seen = mine, set(other.content_digests(pos))
+        for h, k in zip(hit, keys, strict=True):
+            h |= np.fromiter((x in seen for x in k), bool, len(k))
+    return [int(h.sum()) for h in hit]
+
+
 def check_same_samples(trained_on: dict[str, Any], col: Collection, who: str, why: str = "") -> None:
     """Refuse ``col`` where its samples are not of the modality and shape a run was trained on
     (``trained_on``, its config's modality), in one line: ``who`` names the run and how it

@@ -83,3 +83,17 @@ def test_a_relabelled_or_resplit_collection_is_fitted_anew(digits, tmp_path, mon
     assert len(calls) == 3
     calls.clear()
     assert scores(ul.bench(run, col, out=out, **KW)) == scores(resplit) and not calls  # unchanged: all cached
+
+
+def test_a_damaged_byte_in_the_cache_file_loses_its_line_not_the_cache(tmp_path):
+    from unlabeled.bench.cache import ScoreCache
+    from unlabeled.bench.protocol import Score
+
+    path = tmp_path / "bench-cache.jsonl"
+    cache = ScoreCache(path)
+    cache.add("a", Score(0.5, {"C": 1.0}, 10))
+    cache.add("b", Score(0.75, None, 20))
+    path.write_bytes(path.read_bytes().replace(b'"b"', b'"\xff"') + b"\xfe garbage\n")
+    again = ScoreCache(path)  # read: a UnicodeDecodeError stopped every later bench into the folder
+    assert set(again.scores) == {"a", "\ufffd"} and again.scores["a"].value == 0.5
+    assert path.read_bytes().decode("utf-8").count("\n") == 2  # the garbage line dropped

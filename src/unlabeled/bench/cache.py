@@ -36,7 +36,8 @@ class ScoreCache:
         self.scores: dict[str, Score] = {}
         if path.exists():
             good = []
-            for line in path.read_text().splitlines():
+            # a damaged byte spoils its line, not the file (the lines written are ASCII JSON)
+            for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
                     self.scores[entry["key"]] = Score(**entry["score"])

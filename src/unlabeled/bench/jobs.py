@@ -24,7 +24,7 @@ from unlabeled.bench.protocol import ProbeData, Score, Setting, fit_and_score, r
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import Embeddings, jsonable
 from unlabeled.bench.tasks import Task
-from unlabeled.runs import Run, open_run
+from unlabeled.runs import Run, count_trained, open_run
 
 MAP_POINTS = 2000  # test samples per embedding map
 
@@ -157,28 +157,25 @@ def bench_task(
 
 def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
     """Refuse to score a run that was trained with labels on the task's test samples (it, or
-    a run it started from, on the same collection); a note where one was pretrained on their
-    inputs without labels, and where a classifier learnt labels beyond the bench's settings.
-    Scores on samples a model learnt from are not held-out scores."""
-    col = task.collection
-    test, fingerprint = set(col.ids[task.test].tolist()), col.fingerprint()
+    a run it started from); a note where one was pretrained on their inputs without labels,
+    and where a classifier learnt labels beyond the bench's settings. Samples are matched by
+    id on the task's collection and by content on any other (the same images imported twice),
+    as forgetting matches them. Scores on samples a model learnt from are not held-out scores."""
     visited: set[str] = set()
     while run is not None and str(run.path) not in visited:
         visited.add(str(run.path))
-        where = run.config.get("task") or run.config.get("data") or {}
-        if where.get("fingerprint") == fingerprint:
-            try:
-                trained_on = set(run.training_ids())
-            except UnlabeledError as e:  # its collection moved, say: scored, with a note
-                notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
-                trained_on = set()
-            _held_out_notes(run, task, trained_on, len(test.intersection(trained_on)), notes)
+        try:
+            test, labelled = count_trained(run, task.collection, task.test, task.train)
+        except UnlabeledError as e:  # its collection moved, say: scored, with a note
+            notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
+        else:
+            _held_out_notes(run, task, test, labelled, notes)
         run = _started_from(run)
 
 
-def _held_out_notes(run: Run, task: Task, trained_on: set[str], overlap: int, notes: list[str]) -> None:
-    """:func:`check_held_out`'s verdict on one run of the chain that trained on the task's
-    collection: ``overlap`` of its ``trained_on`` samples are test samples."""
+def _held_out_notes(run: Run, task: Task, overlap: int, labelled: int, notes: list[str]) -> None:
+    """:func:`check_held_out`'s verdict on one run of the chain: it trained on ``overlap`` of
+    the task's test samples and ``labelled`` of its train samples."""
     n_test = len(task.test)
     if overlap and run.kind == "classifier":
         raise UnlabeledError(
@@ -191,8 +188,7 @@ def _held_out_notes(run: Run, task: Task, trained_on: set[str], overlap: int, no
             f"{task.name}: {run.path} was pretrained on {overlap} of its {n_test} test samples "
             "(their inputs, without labels)"
         )
-    if run.kind == "classifier":  # its encoder learnt from those labels: few-label rows are not few-label
-        labelled = len(trained_on.intersection(task.collection.ids[task.train].tolist()))
+    if run.kind == "classifier" and labelled:  # its encoder learnt those labels: few-label rows are not few-label
         notes.append(
             f"{task.name}: {run.path} is a classifier trained on {labelled} of its labelled train samples; "
             "its rows at fewer labels are not few-label results"

@@ -243,6 +243,16 @@ class Collection:
         h.update(self._row[pos].tobytes())
         return h.hexdigest()
 
+    def content_digests(self, positions: np.ndarray | Sequence[int], batch_size: int = 4096) -> np.ndarray:
+        """A hash of each sample at ``positions`` by its content alone (its dtype, shape and
+        bytes; a document's text), so that one sample imported into two collections, or twice
+        under two ids, has one digest."""
+        out = []
+        for _, batch in self.iter_batches(np.asarray(positions, dtype=np.int64), batch_size):
+            head = f"{batch.dtype}{batch.shape[1:]}".encode()
+            out += [hashlib.blake2b(head + np.ascontiguousarray(x).tobytes(), digest_size=16).digest() for x in batch]
+        return np.asarray(out, dtype=object)
+
 
 _META_TYPES = {"modality": str, "sample_shape": list, "dtype": str, "shards": list}
 # the axes of each modality's samples (a document has none); images are left to the encoders,

@@ -12,7 +12,7 @@ exact method runs, every ancestor is checked:
 - by content: each ancestor is found by the path its child recorded and must still hold the
   weights its child started from (the hash the child recorded), else the lineage is broken
   and exactness cannot be established;
-- by sample: an ancestor trained on the same collection is compared by id; one trained on
+- by sample: an ancestor trained on the same collection is compared by position; one trained on
   another collection by the content of the samples (a hash of each sample's bytes), so a
   sample imported twice under two ids is still found.
 
@@ -23,7 +23,6 @@ the retrained one; otherwise the request is refused, naming the ancestor.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,24 +106,16 @@ def trained_collection(run: Run) -> Collection:
     return col
 
 
-def sample_digests(col: Collection, positions: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """A content hash of each sample at ``positions`` (its dtype, shape and bytes)."""
-    out = []
-    for _, batch in col.iter_batches(np.asarray(positions, dtype=np.int64), batch_size):
-        head = f"{batch.dtype}{batch.shape[1:]}".encode()
-        out += [hashlib.blake2b(head + np.ascontiguousarray(x).tobytes(), digest_size=16).digest() for x in batch]
-    return np.asarray(out, dtype=object)
-
-
 def forgotten_in(run: Run, task: Collection, forget_pos: np.ndarray) -> tuple[Collection, np.ndarray]:
     """Where, in the collection ``run`` trained on, the samples of ``task`` at ``forget_pos``
-    are that ``run`` trained on: matched by id on the same collection, else by content."""
+    are that ``run`` trained on: matched by position on the same collection (or a copy with the
+    same fingerprint), else by content."""
     col = trained_collection(run)
     trained = np.sort(col.positions(run.training_ids()))
-    if col.fingerprint() == task.fingerprint():
-        return col, np.intersect1d(trained, task.positions([str(i) for i in task.ids[forget_pos]]))
-    wanted = set(sample_digests(task, forget_pos))
-    hit = np.fromiter((d in wanted for d in sample_digests(col, trained)), bool, len(trained))
+    if col.fingerprint() == task.fingerprint():  # the same samples in the same order, whatever their ids
+        return col, np.intersect1d(trained, forget_pos)
+    wanted = set(task.content_digests(forget_pos))
+    hit = np.fromiter((d in wanted for d in col.content_digests(trained)), bool, len(trained))
     return col, trained[hit]
 
 

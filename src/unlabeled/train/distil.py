@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,8 @@ from unlabeled.train.run import (
     note_forgotten,
     refuse_out_at,
     run_lock,
+    saved_budget,
+    say_resume_ignores,
     train,
     training_positions,
 )
@@ -116,6 +119,7 @@ def distil(
         if resume:
             claim_run_dir(out, True, False)
             spec, teacher_run, positions = _resumed(out, col)
+            _say_what_resume_ignores(recipe, spec, teacher, init)
             recipe, src, replace_old = _saved_recipe(spec), None, False  # the checkpoint holds the weights
         else:
             teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
@@ -165,6 +169,30 @@ def _check_label_weight(teacher: Run, col: Collection, weight: float) -> None:
             f"--label-weight: {col.path}'s labels or splits changed since the teacher {teacher.path} was trained on "
             "them (its samples did not); the labels mixed in would not be those it saw"
         )
+
+
+def _say_what_resume_ignores(r: DistilRecipe, spec: RunSpec, teacher: Any, init: Any) -> None:
+    """The settings asked for now that differ from those the student was saved with, named
+    (another teacher among them: the saved one's targets are the ones it learns)."""
+    saved_teacher = Path(spec.extra["teacher"]["run"])
+    asked_teacher = Path(teacher.path if isinstance(teacher, Run) else teacher).resolve()
+    say_resume_ignores(
+        [
+            ("the teacher", asked_teacher, saved_teacher, saved_teacher),
+            ("--init", None if init is None else str(getattr(init, "path", init)), "its checkpoint", None),
+            ("--temperature", r.temperature, spec.objective.options.get("temperature"), DistilRecipe.temperature),
+            ("--label-weight", r.label_weight, spec.extra["teacher"].get("label_weight"), DistilRecipe.label_weight),
+            ("--select", r.select, spec.objective.options.get("select", "all"), DistilRecipe.select),
+            ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), None),
+            ("--minutes", r.minutes, saved_budget(spec.train, "minutes"), None),
+            *[
+                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(DistilRecipe, k))
+                for k in ("batch_size", "lr", "weight_decay", "seed")
+            ],
+            ("--encoder", r.encoder, spec.encoder.name, None),
+            ("--size", r.size, spec.encoder.size, None),
+        ]
+    )
 
 
 def _saved_recipe(spec: RunSpec) -> DistilRecipe:

@@ -32,6 +32,8 @@ from unlabeled.train.run import (
     claim_run_dir,
     refuse_out_at,
     run_lock,
+    saved_budget,
+    say_resume_ignores,
     start_point,
     train,
     train_positions,
@@ -271,6 +273,28 @@ def _top(first: dict[str, Any], train: dict[str, Any], extra: dict[str, Any]) ->
     return {"train": {**first["train"], **train}, **extra}
 
 
+def _say_what_resume_ignores(r: FinetuneRecipe, spec: RunSpec, asked: np.ndarray, saved: np.ndarray) -> None:
+    """The settings asked for now that differ from those the run was saved with, named; and
+    labels drawn now (``asked``, ids) that are not the ones it trains on (``saved``)."""
+    say_resume_ignores(
+        [
+            ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), FinetuneRecipe.epochs),
+            ("--batch-size", r.batch_size, spec.train.batch_size, FinetuneRecipe.batch_size),
+            *[
+                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(FinetuneRecipe, k))
+                for k in ("lr", "weight_decay", "seed")
+            ],
+            ("--encoder", r.encoder, spec.encoder.name, None),
+            ("--size", r.size, spec.encoder.size, None),
+        ]
+    )
+    if set(asked.tolist()) != set(saved.tolist()):
+        info(
+            f"--resume trains on the run's own {len(saved)} labelled samples; the {len(asked)} that --fraction, "
+            "--shots and --seed draw now are ignored"
+        )
+
+
 def _finetune_one(
     recipe: FinetuneRecipe,
     src: Run | None,
@@ -294,7 +318,8 @@ def _finetune_one(
                 raise UnlabeledError(f"{out} is not a fine-tuned classifier; resume it with the command that made it")
             if spec.data.fingerprint != col.fingerprint():
                 raise UnlabeledError(f"{col.path} is not the collection {out} was trained on")
-            positions = training_positions(col, spec, out)
+            asked, positions = positions, training_positions(col, spec, out)
+            _say_what_resume_ignores(recipe, spec, col.ids[asked], col.ids[positions])
         else:
             spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
         if note:

@@ -21,6 +21,7 @@ from unlabeled.modalities import fit_modality
 from unlabeled.modalities.base import Modality
 from unlabeled.models import check_encoder_options, default_options, saved_options
 from unlabeled.objectives import (
+    LABELLED,
     PRETRAINING,
     TEXT_OBJECTIVES,
     check_method_options,
@@ -34,6 +35,7 @@ from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
     environment,
+    option_pairs,
     run_lock,
     saved_budget,
     say_resume_ignores,
@@ -372,6 +374,10 @@ def _pretrain_one(
         replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
         if where.resume:
             spec = RunSpec.from_config(read_config(out / "config.json"))
+            if spec.kind != "encoder" or spec.objective.name not in PRETRAINING:
+                made = LABELLED.get(spec.objective.name)
+                how = f"`unlabeled {made} ... --resume`" if made else "the command that made it"
+                raise UnlabeledError(f"{out} is not a pretraining run ({spec.objective.name}); resume it with {how}")
             _say_what_resume_ignores(recipe, spec, default_method(col))
             if recipe.mix is not None:
                 info("--mix and --upsample-last are ignored with --resume: the run continues its own mixture")
@@ -403,6 +409,11 @@ def _say_what_resume_ignores(recipe: PretrainRecipe, spec: RunSpec, default: str
             ("--lr", recipe.lr, spec.train.lr, None),
             ("--minutes", recipe.minutes, saved_budget(spec.train, "minutes"), None),
             ("--epochs", recipe.epochs, saved_budget(spec.train, "epochs"), None),
+            ("--weight-decay", recipe.weight_decay, spec.train.weight_decay, None),
+            ("--seed", recipe.seed, spec.train.seed, PretrainRecipe.seed),
+            *option_pairs("--option", recipe.method_options, spec.objective.options),
+            *option_pairs("--encoder-option", recipe.encoder_options, spec.encoder.options),
+            *option_pairs("--augment", recipe.augment, spec.modality.get("augment") or {}),
         ]
     )
 

@@ -40,6 +40,7 @@ from unlabeled.runs import (
     encoder_weights,
     load_checked,
     lock_file,
+    read_config,
     read_ids,
     refuse_losing_audit,
     shard_split,
@@ -366,6 +367,18 @@ def mixture_sampler(col: Mixture, positions: np.ndarray, cfg: Any) -> MixSampler
     )
 
 
+def check_same_index(spec: RunSpec, col: Collection, out: Path) -> None:
+    """A run resumes on its collection's samples (the fingerprint, checked by each command)
+    with the ids, labels and splits it started with: a collection imported again with other
+    labels would train the rest of the run on them, and a label draw or split would no longer
+    be the one its ids name. Runs made before the index was hashed are not checked."""
+    if spec.data.index is not None and spec.data.index != index_hash(col):
+        raise UnlabeledError(
+            f"{col.path}'s ids, labels or splits changed since {out} was trained on it; a resumed run would "
+            "train the rest of its steps on them: start it again with --overwrite"
+        )
+
+
 def train(
     spec: RunSpec,
     col: Collection,
@@ -382,6 +395,8 @@ def train(
     with ``resume`` the run in ``out`` from its last checkpoint. A new run starts from the
     weights of the run its spec names (:func:`starting_run`).
     ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
+    if resume:
+        check_same_index(spec, col, out)
     # a resumed run's checkpoint holds its weights; one killed before its first checkpoint
     # starts again from step 0, and from the weights a new run starts from
     restart = resume and not (out / ckpt.STATE_FILE).exists()
@@ -482,6 +497,16 @@ def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:
         info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
 
 
+def option_pairs(flag: str, asked: dict[str, Any] | None, saved: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+    """:func:`say_resume_ignores`'s pairs for a ``KEY=VALUE`` option (``--option``, ``--augment``):
+    each key asked for now against its saved value (lists and tuples alike)."""
+
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, list | tuple) else v
+
+    return [(f"{flag} {k}", plain(v), plain(saved.get(k)), None) for k, v in sorted((asked or {}).items())]
+
+
 def train_positions(
     col: Collection, positions: Any, what: str = "positions", exclude: str | None = "test"
 ) -> np.ndarray:
@@ -508,6 +533,21 @@ def check_shards(shards: Any) -> None:
     check_count(shards, "--shards", 1)
 
 
+def _check_same_split(col: Collection, out: Path, parts: list[np.ndarray]) -> None:
+    """A resumed SISA run's shards are those it started with: the options given now (a seed, a
+    label fraction) split the samples again, and a shard already trained on another part
+    would leave shards that overlap and a sample the model learnt outside its training ids."""
+    for s, part in enumerate(parts):
+        config = out / SHARDS / f"{s:02d}" / "config.json"
+        recorded = (read_config(config).get("data") or {}).get("ids") if config.exists() else None
+        if recorded is not None and recorded != ids_hash(col.ids[part]):
+            raise UnlabeledError(
+                f"{out} was split into shards with other options (shard {s:02d} trained on other samples than "
+                "these options give it: another --seed, --fraction or --shots?); resume it with the options it "
+                "started with, or start again with --overwrite"
+            )
+
+
 def train_shards(
     col: Collection,
     positions: np.ndarray,
@@ -530,6 +570,8 @@ def train_shards(
         if any(int(n) >= shards for n in started if n.isdigit()):
             raise UnlabeledError(f"{out} was started with more than {shards} shards; resume it with its own --shards")
     parts = shard_split(positions, shards, seed)
+    if resume:
+        _check_same_split(col, out, parts)
     for s, part in enumerate(parts):
         shard = out / SHARDS / f"{s:02d}"
         if resume and (shard / "config.json").exists() and Run(shard).finished:

@@ -46,6 +46,7 @@ from unlabeled.train.finetune import (
 from unlabeled.train.run import (
     Feed,
     claim_run_dir,
+    option_pairs,
     refuse_out_at,
     run_lock,
     saved_budget,
@@ -397,6 +398,17 @@ def _say_what_resume_ignores(r: SelftrainRecipe, spec: RunSpec, draw: tuple[Any,
             ("--batch-size", r.batch_size, spec.train.batch_size, SelftrainRecipe.batch_size),
             ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), None),
             ("--minutes", r.minutes, saved_budget(spec.train, "minutes"), None),
+            *[
+                (f"--{k.replace('_', '-')}", getattr(r, k), options.get(k), getattr(SelftrainRecipe, k))
+                for k in ("unlabeled_weight", "ema", "ema_teacher", "cutout", "adaptive", "align", "soft")
+            ],
+            *[
+                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(SelftrainRecipe, k))
+                for k in ("weight_decay", "optimizer", "seed")
+            ],
+            ("--encoder", r.encoder, spec.encoder.name, None),
+            ("--size", r.size, spec.encoder.size, None),
+            *option_pairs("--augment", r.augment, spec.modality.get("augment") or {}),
         ]
     )
 
