@@ -471,6 +471,10 @@ def selftrain_(
         list[str] | None,
         typer.Option(help="strong-view augmentation setting NAME=VALUE (view_size=0: full size), repeatable"),
     ] = None,
+    recalibrate: Annotated[
+        int,
+        typer.Option(help="after training, batch-norm statistics from this many unaugmented pool samples (0: none)"),
+    ] = 10_000,
     encoder: Annotated[
         str | None, typer.Option(help="from scratch: cnn | transformer | tcn (default: cnn for images, tcn for series)")
     ] = None,

@@ -89,6 +89,31 @@ def test_sgd_trains_with_nesterov_momentum_and_decays_the_weights_alone(tmp_path
     assert any("momentum_buffer" in s for s in state["state"].values())  # SGD's state, not Adam's moments
 
 
+def test_batch_norm_statistics_are_recomputed_on_unaugmented_pool_samples_after_training(tmp_path, fmnist_small):
+    kw = dict(shots=3, epochs=0.2, batch_size=8, ratio=2, precision="fp32")
+    run = ul.selftrain(None, fmnist_small, tmp_path / "st", recalibrate=256, **kw)
+    kept = ul.selftrain(None, fmnist_small, tmp_path / "kept", recalibrate=0, **kw)  # the same training
+    a, b = run.weights(), kept.weights()
+    stats = [k for k in a if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(a[k], b[k]) for k in a if k not in stats and "num_batches" not in k)
+    # the first batch norm's mean is that of its input on 256 pool samples as they are (one
+    # batch), drawn with the seed; the pool is every sample outside the test split
+    pool = fmnist_small.indices(exclude="test")
+    pos = np.sort(np.random.default_rng(0).choice(pool, 256, replace=False))
+    clf, mod = kept.classifier(), kept.modality()
+    norm = next(m for m in clf.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = norm.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        clf(mod.normalize(mod.prepare(fmnist_small.get(pos))))
+    handle.remove()
+    name = next(k for k, m in clf.named_modules() if m is norm)
+    mean = seen[0].transpose(0, 1).flatten(1).mean(1)
+    assert torch.allclose(a[f"{name}.running_mean"], mean, atol=1e-5)
+    assert not torch.allclose(b[f"{name}.running_mean"], mean, atol=1e-3)  # training's average differs
+    assert run.config["selftrain"]["recalibrate"] == 256
+
+
 def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp_path, fmnist_small):
     run = ul.selftrain(
         None, fmnist_small, tmp_path / "st", shots=3, epochs=0.2, batch_size=8, ratio=2, align=0.99, weight_decay=0.05
