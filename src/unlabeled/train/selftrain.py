@@ -172,16 +172,12 @@ def selftrain(
     the model with that decay and exports it, and with ``ema_teacher`` (the default) takes the
     pseudo-labels from it (Mean Teacher); without, from the trained model (FixMatch).
     From a pretrained ``run``, ``head="probe"`` starts the head as a linear probe of the frozen
-    encoder on the labelled samples (LP-FT: Kumar et al. 2022, "Fine-Tuning can Distort
-    Pretrained Features and Underperform Out-of-Distribution"), so the first pseudo-labels are
-    the probe's rather than a random head's; ``"random"`` starts it from scratch.
-    ``augment`` changes settings of the modality's augmentation, the strong view (e.g.
-    ``{"view_size": 0}``: full-size strong views from an encoder pretrained on small ones).
-    After training, the exported model's batch-norm statistics are recomputed on
-    ``recalibrate`` unaugmented pool samples (:func:`recalibrate_batch_norm`; 0 keeps training's).
-    Trains ``epochs`` passes over the pool (default 5) or ``minutes`` with AdamW at ``lr`` and
-    ``weight_decay`` (``optimizer="sgd"``: SGD with Nesterov momentum and weight decay on the
-    weights alone, as FixMatch trains); ``resume`` continues an interrupted run."""
+    encoder on the labels (LP-FT: Kumar et al. 2022), so the first pseudo-labels are the
+    probe's; ``"random"`` starts it from scratch. ``augment`` changes the strong view's settings
+    (``{"view_size": 0}``: full size from an encoder pretrained on small views). ``recalibrate``:
+    batch-norm statistics from that many unaugmented pool samples at the end. Trains ``epochs``
+    passes over the pool (default 5) or ``minutes`` with AdamW at ``lr`` and ``weight_decay``
+    (``optimizer="sgd"``: SGD with Nesterov momentum, FixMatch's); ``resume`` continues a run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
     recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
     out, dev = Path(out), dist.local_device(resolve_device(device))
@@ -203,13 +199,19 @@ def selftrain(
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
         done = train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
-        samples = int(spec.extra["selftrain"].get("recalibrate", 0))  # runs before it: none
-        if samples and dist.rank() == 0 and "recalibrated" not in done.config["selftrain"]:
-            recalibrate_batch_norm(done, col, pool, samples, spec.train.seed)
-            config = done.config | {"selftrain": {**done.config["selftrain"], "recalibrated": samples}}
-            ckpt.atomic_write_json(done.path / "config.json", config)  # a finished run resumed: left as it is
-        dist.barrier()
-        return Run(done.path)
+        return _recalibrated(done, col, pool, spec)
+
+
+def _recalibrated(done: Run, col: Collection, pool: np.ndarray, spec: RunSpec) -> Run:
+    """``done`` with its batch-norm statistics recomputed (:func:`recalibrate_batch_norm`), once:
+    the config records it, and a finished run resumed is left as it is."""
+    samples = int(spec.extra["selftrain"].get("recalibrate", 0))  # runs before it: none
+    if samples and dist.rank() == 0 and "recalibrated" not in done.config["selftrain"]:
+        recalibrate_batch_norm(done, col, pool, samples, spec.train.seed)
+        config = done.config | {"selftrain": {**done.config["selftrain"], "recalibrated": samples}}
+        ckpt.atomic_write_json(done.path / "config.json", config)
+    dist.barrier()
+    return Run(done.path)
 
 
 def recalibrate_batch_norm(run: Run, col: Collection, pool: np.ndarray, samples: int, seed: int) -> None:
