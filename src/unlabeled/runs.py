@@ -392,14 +392,13 @@ def count_trained(run: Run, col: Collection, *position_sets: np.ndarray) -> list
     mine: list[np.ndarray] | None = None  # col's digests, made once and only if needed
     for other, pos in trained_samples(run):
         if other.fingerprint() == col.fingerprint():  # the same samples in the same order, whatever their ids
-            keys, seen = position_sets, set(pos.tolist())
-        elif other.modality != col.modality or other.is_text != col.is_text or other.sample_shape != col.sample_shape:
-            continue  # no sample of one can be a sample of the other
-        else:
+            for h, p in zip(hit, position_sets, strict=True):
+                h |= np.isin(p, pos)
+        elif other.modality == col.modality and other.is_text == col.is_text and other.sample_shape == col.sample_shape:
             mine = mine if mine is not None else [col.content_digests(p) for p in position_sets]
-            keys, seen = mine, set(other.content_digests(pos))
-        for h, k in zip(hit, keys, strict=True):
-            h |= np.fromiter((x in seen for x in k), bool, len(k))
+            seen = set(other.content_digests(pos))
+            for h, digests in zip(hit, mine, strict=True):
+                h |= np.fromiter((d in seen for d in digests), bool, len(digests))
     return [int(h.sum()) for h in hit]
 
 

@@ -40,6 +40,7 @@ from unlabeled.train.run import (
     refuse_out_at,
     run_lock,
     saved_budget,
+    saved_pairs,
     say_resume_ignores,
     train,
     training_positions,
@@ -185,10 +186,7 @@ def _say_what_resume_ignores(r: DistilRecipe, spec: RunSpec, teacher: Any, init:
             ("--select", r.select, spec.objective.options.get("select", "all"), DistilRecipe.select),
             ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), None),
             ("--minutes", r.minutes, saved_budget(spec.train, "minutes"), None),
-            *[
-                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(DistilRecipe, k))
-                for k in ("batch_size", "lr", "weight_decay", "seed")
-            ],
+            *saved_pairs(r, spec.train, ("batch_size", "lr", "weight_decay", "seed")),
             ("--encoder", r.encoder, spec.encoder.name, None),
             ("--size", r.size, spec.encoder.size, None),
         ]

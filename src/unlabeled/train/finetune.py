@@ -33,6 +33,7 @@ from unlabeled.train.run import (
     refuse_out_at,
     run_lock,
     saved_budget,
+    saved_pairs,
     say_resume_ignores,
     start_point,
     train,
@@ -280,10 +281,7 @@ def _say_what_resume_ignores(r: FinetuneRecipe, spec: RunSpec, asked: np.ndarray
         [
             ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), FinetuneRecipe.epochs),
             ("--batch-size", r.batch_size, spec.train.batch_size, FinetuneRecipe.batch_size),
-            *[
-                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(FinetuneRecipe, k))
-                for k in ("lr", "weight_decay", "seed")
-            ],
+            *saved_pairs(r, spec.train, ("lr", "weight_decay", "seed")),
             ("--encoder", r.encoder, spec.encoder.name, None),
             ("--size", r.size, spec.encoder.size, None),
         ]

@@ -497,6 +497,14 @@ def say_resume_ignores(pairs: list[tuple[str, Any, Any, Any]]) -> None:
         info("--resume continues the run as it was saved; ignored: " + ", ".join(differ))
 
 
+def saved_pairs(recipe: Any, saved: Any, keys: tuple[str, ...]) -> list[tuple[str, Any, Any, Any]]:
+    """:func:`say_resume_ignores`'s pairs for settings a recipe and a saved object (the run's
+    ``TrainConfig``, its objective's options) name alike: ``--key`` (underscores as hyphens),
+    asked, saved, and the recipe class's default as the value left unset."""
+    get = saved.get if isinstance(saved, dict) else lambda k: getattr(saved, k)
+    return [(f"--{k.replace('_', '-')}", getattr(recipe, k), get(k), getattr(type(recipe), k)) for k in keys]
+
+
 def option_pairs(flag: str, asked: dict[str, Any] | None, saved: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     """:func:`say_resume_ignores`'s pairs for a ``KEY=VALUE`` option (``--option``, ``--augment``):
     each key asked for now against its saved value (lists and tuples alike)."""

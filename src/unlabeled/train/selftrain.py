@@ -52,6 +52,7 @@ from unlabeled.train.run import (
     refuse_out_at,
     run_lock,
     saved_budget,
+    saved_pairs,
     say_resume_ignores,
     train,
     training_positions,
@@ -441,14 +442,8 @@ def _say_what_resume_ignores(r: SelftrainRecipe, spec: RunSpec, draw: tuple[Any,
             ("--batch-size", r.batch_size, spec.train.batch_size, SelftrainRecipe.batch_size),
             ("--epochs", r.epochs, saved_budget(spec.train, "epochs"), None),
             ("--minutes", r.minutes, saved_budget(spec.train, "minutes"), None),
-            *[
-                (f"--{k.replace('_', '-')}", getattr(r, k), options.get(k), getattr(SelftrainRecipe, k))
-                for k in ("unlabeled_weight", "ema", "ema_teacher", "cutout", "adaptive", "align", "soft")
-            ],
-            *[
-                (f"--{k.replace('_', '-')}", getattr(r, k), getattr(spec.train, k), getattr(SelftrainRecipe, k))
-                for k in ("weight_decay", "optimizer", "seed")
-            ],
+            *saved_pairs(r, options, ("unlabeled_weight", "ema", "ema_teacher", "cutout", "adaptive", "align", "soft")),
+            *saved_pairs(r, spec.train, ("weight_decay", "optimizer", "seed")),
             ("--encoder", r.encoder, spec.encoder.name, None),
             ("--size", r.size, spec.encoder.size, None),
             ("--recalibrate", r.recalibrate, saved.get("recalibrate", 0), SelftrainRecipe.recalibrate),
