@@ -433,7 +433,9 @@ def test_a_csv_row_that_spans_lines_is_named_by_the_line_it_starts_on(tmp_path):
 
 def test_bad_rows_are_listed_by_line_number(tmp_path):
     path = tmp_path / "t.jsonl"
-    lines = ['{"text": "a", "id": "1"}', '{"text": "b"}'] + [f'{{"text": "t", "id": "{i}"}}' for i in range(3, 41)]
+    lines = ['{"text": "a", "id": "1"}', '{"text": "", "id": "2"}'] + [
+        f'{{"text": "t", "id": "{i}"}}' for i in range(3, 41)
+    ]
     path.write_text("\n".join([*lines, "not json"]) + "\n")
     report = ul.import_source(path, tmp_path / "col")
     assert [p for p, _ in report.bad] == [f"{path} line 2", f"{path} line 41"]  # 2 before 41, not as text

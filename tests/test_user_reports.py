@@ -359,3 +359,66 @@ def test_select_and_grow_name_what_is_wrong_not_a_shape_or_a_size(small, tmp_pat
         ul.select(w.close(), method="kcenter", budget=1, encoder=run, out=tmp_path / "sel")
     with pytest.raises(ValueError, match=r"here heads 8 -> 6 \(\(width, depth, heads\)"):
         Shapes((256, 8, 8), (384, 12, 6))
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_rows_without_an_id_beside_rows_with_one_are_named_by_their_line_not_dropped(tmp_path):
+    """One row with an ``id`` made the import skip the 20 without one ("the other rows have
+    one"); a line number that is a given id stays the given id's, and the row is reported."""
+    rows = [{"text": f"doc {i}"} for i in range(20)] + [{"id": "x1", "text": "named"}, {"id": "3", "text": "three"}]
+    report = ul.import_source(_jsonl(tmp_path / "t.jsonl", rows), tmp_path / "col")
+    col = report.collection
+    assert len(col) == 21 and {"1", "20", "x1", "3"} <= set(col.ids)
+    assert col.get(col.positions(np.array(["3"]))).tolist() == ["three"]
+    assert [(Path(p).name, r) for p, r in report.bad] == [
+        ("t.jsonl line 3", "no id, and its line number 3 is another row's id")
+    ]
+    assert any("have no id" in n and "line numbers" in n for n in report.notes), report.notes
+
+
+def test_a_label_that_is_an_object_or_a_list_is_reported_by_line_not_made_a_class(tmp_path):
+    rows = [{"text": f"doc {i}", "label": "ab"[i % 2]} for i in range(6)]
+    rows += [{"text": "t1", "label": {"x": 1}}, {"text": "t2", "label": [1, 2]}]
+    report = ul.import_source(_jsonl(tmp_path / "t.jsonl", rows), tmp_path / "col")
+    assert report.collection.classes == ["a", "b"]
+    assert [r for _, r in report.bad] == [
+        "column 'label' holds dict, not text or a number",
+        "column 'label' holds list, not text or a number",
+    ]
+    pd.DataFrame({"text": ["a doc", "b doc", "c doc"], "label": [[1], [2], [1]]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(UnlabeledError, match="no document could be read.*holds ndarray|holds list"):
+        ul.import_source(tmp_path / "t.parquet", tmp_path / "col2", text_column="text")
+
+
+def test_a_text_tables_fractional_labels_get_a_note(tmp_path):
+    rows = [{"text": f"doc {i}", "label": [1.5, 2.0, 3.25][i % 3]} for i in range(6)]
+    report = ul.import_source(_jsonl(tmp_path / "t.jsonl", rows), tmp_path / "col")
+    assert len(report.collection.classes) == 3
+    assert any("numbers, not all whole" in n for n in report.notes), report.notes
+
+
+def test_a_prompt_or_a_path_not_in_utf8_fails_in_one_line(cli, tmp_path):
+    """Bytes that are not UTF-8 on the command line reached the tokenizer (TypeError) and
+    pyarrow's file system (UnicodeEncodeError) as tracebacks."""
+    rows = [{"text": f"the quick brown fox number {i} jumps over the lazy dog"} for i in range(40)]
+    src = _jsonl(tmp_path / "c.jsonl", rows)
+    code, lines = cli("import", src, str(tmp_path) + "/col\udce9")
+    assert code == 2 and any("is not UTF-8 (byte 0xe9" in line for line in lines), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"]  # nothing half-written
+    col = ul.import_source(src, tmp_path / "col").collection
+    ul.pretrain(col, tmp_path / "lm", method="clm", size="tiny", epochs=0.1)
+    code, lines = cli("generate", tmp_path / "lm", "caf\udce9")
+    assert code == 2 and any("the prompt is not UTF-8 text (byte 0xe9 at character 3)" in line for line in lines)
+
+
+def test_a_patch_size_asked_of_a_text_encoder_is_named_in_a_note_and_not_kept(cli, tmp_path):
+    rows = [{"text": f"the quick brown fox number {i} jumps over the lazy dog"} for i in range(40)]
+    col = ul.import_source(_jsonl(tmp_path / "c.jsonl", rows), tmp_path / "col").collection
+    args = ("pretrain", col.path, "--out", tmp_path / "p", "--size", "tiny", "--epochs", "0.1")
+    code, lines = cli(*args, "--encoder-option", "patch=4")
+    assert code == 0 and any("patch=4 has no part in a text encoder" in line for line in lines), lines
+    assert ul.open_run(tmp_path / "p").config["encoder"]["options"]["patch"] == [1]

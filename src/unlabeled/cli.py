@@ -880,6 +880,15 @@ def main() -> None:
     except UnlabeledError as e:
         console.print(f"[red]error:[/] {escape(str(e))}")
         sys.exit(2)
+    except UnicodeEncodeError as e:  # a path or word given in bytes that are not UTF-8
+        if not (isinstance(e.object, str) and 0xDC80 <= ord(e.object[e.start]) <= 0xDCFF):
+            raise
+        byte = ord(e.object[e.start]) - 0xDC00
+        shown = e.object.encode("utf-8", "backslashreplace").decode()
+        console.print(
+            f"[red]error:[/] {escape(shown)} is not UTF-8 (byte {byte:#x} at character {e.start}): name it in UTF-8"
+        )
+        sys.exit(2)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         console.print(f"[red]error:[/] {escape(_file_in_the_way(e) or f'{e.strerror or e}{where}')}")

@@ -67,6 +67,12 @@ def _check_sampling(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any) 
     """:func:`generate`'s arguments, each a clear error rather than a failure deep in torch."""
     if not isinstance(prompt, str):
         raise UnlabeledError(f"the prompt must be text, got {prompt!r}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:  # a shell's bytes that are not UTF-8, read as surrogates
+        char = ord(prompt[e.start])
+        what = f"byte {char - 0xDC00:#x}" if 0xDC80 <= char <= 0xDCFF else f"a lone surrogate {prompt[e.start]!r}"
+        raise UnlabeledError(f"the prompt is not UTF-8 text ({what} at character {e.start})") from None
     check_count(max_tokens, "--max-tokens", 0)
     check_count(top_k, "--top-k", 0)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature < math.inf:

@@ -223,14 +223,15 @@ def test_long_documents_are_cut_and_said_to_be_and_a_repeated_id_is_a_bad_row(tm
     assert len(report.collection.get(1)) == MAX_DOCUMENT_BYTES
 
 
-def test_a_row_without_an_id_among_rows_with_ids_is_reported_not_named_none(tmp_path):
+def test_a_row_without_an_id_among_rows_with_ids_is_named_by_its_line_not_none(tmp_path):
     """Rows without an id beside rows with one all became the id "None", and the import failed
-    on "duplicate ids: None"; each is now reported by line and the rest import."""
+    on "duplicate ids: None"; then each was skipped, which lost most of a file with one stray
+    id; now each is named by its line, as where no row has one, with a note."""
     src = tmp_path / "s.jsonl"
     src.write_text('{"text": "a doc", "id": "x1"}\n{"text": "b doc"}\n{"text": "c doc", "id": null}\n')
     report = import_source(src, tmp_path / "col")
-    assert dict(report.bad) == {f"{src} line {n}": "no id (the other rows have one)" for n in (2, 3)}
-    assert list(report.collection.ids) == ["x1"]
+    assert report.bad == [] and list(report.collection.ids) == ["x1", "2", "3"]
+    assert any("2 row(s)" in n and "have no id" in n for n in report.notes), report.notes
     none = tmp_path / "n.jsonl"  # no row has one: each is named by its line, as before
     none.write_text('{"text": "a doc"}\n{"text": "b doc"}\n')
     assert list(import_source(none, tmp_path / "n").collection.ids) == ["1", "2"]

@@ -427,7 +427,10 @@ def _check_source(path: Path, meta: dict[str, Any]) -> None:
 
 
 def is_missing(value: Any) -> bool:
-    """A cell with no value: absent, null, NaN (a CSV's or Parquet's empty cell) or blank text."""
+    """A cell with no value: absent, null, NaN (a CSV's or Parquet's empty cell) or blank text.
+    A list, mapping or array is a value (of the wrong kind, perhaps), never missing."""
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return False
     return value is None or value != value or (isinstance(value, str) and not value.strip())
 
 

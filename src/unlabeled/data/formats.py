@@ -80,9 +80,13 @@ def _codes(values: Sequence[object]) -> tuple[np.ndarray, list[str]]:
     return np.asarray([code[str(v)] for v in values], dtype=np.int64), names
 
 
-def fractional_labels(what: str, classes: list[str]) -> list[str]:
+REGRESS_HINT = "a numeric target to regress belongs in a table's column (--column NAME, bench --target-column)"
+
+
+def fractional_labels(what: str, classes: list[str], hint: str = REGRESS_HINT) -> list[str]:
     """A note when labels (``what``: where they came from) are numbers not all whole (a
-    regression target, most likely), which import as that many classes."""
+    regression target, most likely), which import as that many classes; ``hint`` says what
+    to do instead."""
     try:
         values = [float(c) for c in classes]
     except ValueError:
@@ -91,8 +95,7 @@ def fractional_labels(what: str, classes: list[str]) -> list[str]:
     if fraction is None or not all(map(math.isfinite, values)):  # "nan", "inf": names, not numbers
         return []
     return [
-        f"{what} are numbers, not all whole (e.g. {fraction}): each of the {len(classes)} values "
-        "is a class; a numeric target to regress belongs in a table's column (--column NAME, bench --target-column)"
+        f"{what} are numbers, not all whole (e.g. {fraction}): each of the {len(classes)} values is a class; {hint}"
     ]
 
 

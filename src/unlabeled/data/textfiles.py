@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, not_utf8, short_reason
 from unlabeled.data.collection import is_missing
-from unlabeled.data.formats import _codes, suffix
+from unlabeled.data.formats import _codes, fractional_labels, suffix
 from unlabeled.data.loaded import Loaded
 
 TEXT_EXTENSIONS = {".txt", ".md"}
@@ -151,13 +151,14 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             hint = "is it ';'-separated? .csv is read with ',' (and .tsv with tabs)"
         raise UnlabeledError(f"{path} has no column {column!r} (its columns: {', '.join(map(str, have))}); {hint}")
     texts, kept, sizes = [], [], []
-    with_ids = any(not is_missing(r.get("id")) for r in rows)  # then every row needs one
-    first: dict[str, int] = {}  # the line each id was first seen on
+    with_ids = any(not is_missing(r.get("id")) for r in rows)
     unit = "line" if suffix(path) != ".parquet" else "row"
+    unnamed = _name_rows_without_ids(rows) if with_ids else []
+    first: dict[str, int] = {}  # the line each id was first seen on
     for r in rows:
         where = f"{path} {unit} {r['__line']}"
-        if with_ids and is_missing(r.get("id")):
-            bad.append((where, "no id (the other rows have one)"))
+        if r.get("__clash"):
+            bad.append((where, f"no id, and its {unit} number {r['id']} is another row's id"))
             continue
         if with_ids and first.setdefault(str(r["id"]), r["__line"]) != r["__line"]:
             bad.append((where, f"id {str(r['id'])!r} already used on {unit} {first[str(r['id'])]}"))
@@ -192,7 +193,27 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
         raise UnlabeledError(f"no document could be read from {path}" + (f": {bad[0][0]}: {bad[0][1]}" if bad else ""))
     loaded = _loaded_rows(path, texts, kept)
     loaded.notes += cut_note(sizes)
+    if unnamed:
+        loaded.notes.append(
+            f"{len(unnamed)} row(s) of {path} have no id ({unit} {', '.join(map(str, unnamed[:3]))}"
+            f"{', ...' if len(unnamed) > 3 else ''}): named by their {unit} numbers, as where no row has one"
+        )
+    if loaded.classes is not None:
+        hint = "text tasks are classification only: a numeric target is not read from a text table"
+        loaded.notes += fractional_labels(f"the labels in {path}", loaded.classes, hint)
     return loaded, bad
+
+
+def _name_rows_without_ids(rows: list[dict[str, Any]]) -> list[int]:
+    """Rows without an id, where others have one, given their line (or row) number as id, as
+    every row is where none has one; returns those numbers. A number that is another row's
+    given id is marked (``__clash``) for the caller to report: the given id keeps its row."""
+    given = {str(r["id"]) for r in rows if not is_missing(r.get("id"))}
+    unnamed = [r for r in rows if is_missing(r.get("id"))]
+    for r in unnamed:
+        r["id"] = str(r["__line"])
+        r["__clash"] = r["id"] in given
+    return [int(r["__line"]) for r in unnamed]
 
 
 def _not_text(row: dict[str, Any]) -> str | None:
@@ -200,6 +221,8 @@ def _not_text(row: dict[str, Any]) -> str | None:
     read as surrogates; JSON's lone surrogate "\\ud800"), or None."""
     for name in ("id", "label", "split", "group"):
         value = row.get(name)
+        if isinstance(value, (dict, list, tuple, np.ndarray)):  # JSON objects and arrays, Parquet lists
+            return f"column {name!r} holds {type(value).__name__}, not text or a number"
         if is_missing(value):
             continue
         try:

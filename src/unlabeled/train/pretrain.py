@@ -286,6 +286,17 @@ def schedule(recipe: PretrainRecipe, encoder: str, samples: int) -> TrainConfig:
     )
 
 
+def _without_patch(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A text encoder's options without ``patch``, named in a note where given: a text
+    transformer reads one token a position, so a patch size has no part in it."""
+    if not options or "patch" not in options:
+        return options
+    info(
+        f"note: --encoder-option patch={options['patch']} has no part in a text encoder (one token a position): ignored"
+    )
+    return {k: v for k, v in options.items() if k != "patch"}
+
+
 def run_modality(col: Collection, positions: np.ndarray, recipe: PretrainRecipe, src: Run | None) -> Modality:
     """The modality a new run reads ``col`` with: fitted on ``positions``, except for text
     continued from ``src`` (``--init``), which keeps ``src``'s tokenizer and length (its token
@@ -335,6 +346,7 @@ def pretrain_spec(
         encoder, size, enc_options = init_encoder(src, modality, encoder, size, enc_options)
     if modality.name == "text":  # refused here, before an encoder is built with the text's vocabulary
         check_text_recipe(recipe.method, encoder)
+        enc_options = _without_patch(enc_options)
     encoder = encoder or default_encoder(modality.name, recipe.method)
     check_encoder_options(encoder, dict(recipe.encoder_options or {}))
     options = default_options(encoder, modality, enc_options, recipe.method)
