@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -422,3 +423,65 @@ def test_a_patch_size_asked_of_a_text_encoder_is_named_in_a_note_and_not_kept(cl
     code, lines = cli(*args, "--encoder-option", "patch=4")
     assert code == 0 and any("patch=4 has no part in a text encoder" in line for line in lines), lines
     assert ul.open_run(tmp_path / "p").config["encoder"]["options"]["patch"] == [1]
+
+
+def test_a_long_series_whose_rows_disagree_on_label_or_split_is_reported_not_given_the_first(tmp_path):
+    """Series a's second row was marked test and labelled y: it went into a train sample
+    labelled x without a word (a test row trained on)."""
+    path = tmp_path / "conflict.csv"
+    path.write_text(
+        "id,time,v,label,split\na,0,1,x,train\na,1,2,y,test\nb,0,5,y,test\nb,1,2,y,test\n"
+        "c,0,1,x,train\nc,1,3,x,train\nd,0,1,x,Train\nd,1,1,x,train\n"
+    )
+    report = ul.import_source(path, tmp_path / "col")
+    assert sorted(report.collection.ids) == ["b", "c", "d"]  # d: one split, spelt twice
+    assert report.bad == [(f"{path} id=a", "its rows disagree on label ('x', 'y'): one value a series")]
+
+
+def test_finetune_draws_its_labels_from_the_train_split_as_bench_does(tmp_path, cli):
+    """With train/val/test splits, finetune trained on the 20 val labels too, and bench then
+    said the run had seen 60 labelled train samples."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(100, 30)).round(3), columns=[f"t{i}" for i in range(30)])
+    df.insert(0, "label", np.arange(100) % 2)
+    df.insert(1, "split", ["train"] * 60 + ["val"] * 20 + ["test"] * 20)
+    df.to_csv(tmp_path / "tvt.csv", index=False)
+    col = ul.import_source(tmp_path / "tvt.csv", tmp_path / "tvt").collection
+    code, lines = cli("finetune", "--task", col.path, "--fraction", "1", "--out", tmp_path / "ft", "--epochs", "0.2")
+    assert code == 0 and any("split(s) val (20) are neither train nor test" in line for line in lines), lines
+    trained = (tmp_path / "ft" / "training-ids.txt").read_text().split()
+    assert len(trained) == 60 and set(col.splits[col.positions(np.array(trained))]) == {"train"}
+
+
+def test_a_collection_is_not_written_inside_another(tmp_path, cli):
+    src = tmp_path / "a"
+    for c in "xy":
+        (src / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(src / c / f"{i}.png")
+    col = ul.import_source(src, tmp_path / "col").collection
+    code, lines = cli("import", src, tmp_path / "col" / "inner")
+    assert code == 2 and any("is inside the collection" in line for line in lines), lines
+    code, lines = cli("select", col.path, "--budget", "3", "--method", "random", "--out", tmp_path / "col" / "sub")
+    assert code == 2 and any("is inside the collection" in line for line in lines), lines
+    assert sorted(p.name for p in (tmp_path / "col").iterdir()) == [
+        "arrays-00000.npy",
+        "collection.json",
+        "index.parquet",
+    ]
+
+
+def test_a_csv_whose_header_is_all_numbers_is_imported_with_a_note(tmp_path):
+    """A file with no header lost its first row to the column names without a word."""
+    (tmp_path / "t.csv").write_text("1,2,3\n3,2,1\n1,2,4\n5,1,1\n")
+    report = ul.import_source(tmp_path / "t.csv", tmp_path / "col")
+    assert len(report.collection) == 3
+    assert any("header row" in n and "all numbers (1, 2, 3)" in n for n in report.notes), report.notes
+
+
+def test_a_value_beyond_float32_is_reported_as_such_once_not_as_infinity(tmp_path):
+    (tmp_path / "t.csv").write_text("id,time,v\na,0,1\na,1,2\nb,0,1e39\nb,1,2\nc,0,inf\nc,1,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning was printed with a source line
+        report = ul.import_source(tmp_path / "t.csv", tmp_path / "col")
+    assert [r for _, r in report.bad] == ["a value beyond float32's range (1e+39)", "contains infinity"]

@@ -358,6 +358,7 @@ def derive_collection(
     the source's shard files by relative path. Written atomically."""
     dest = Path(dest)
     pos = np.sort(np.asarray(positions, dtype=np.int64))
+    refuse_inside_collection(dest)
     _remove_dead_writers(dest)
     if dest.exists() and not overwrite:
         raise UnlabeledError(f"{dest} already exists; pass --overwrite to replace it")
@@ -540,6 +541,14 @@ def holding_collection(path: str | os.PathLike[str]) -> Path | None:
     return next((p for p in (path, *path.resolve().parents) if (p / "collection.json").exists()), None)
 
 
+def refuse_inside_collection(dest: Path) -> None:
+    """Refuse a new collection at ``dest`` inside another collection's folder: that one's
+    ``import --overwrite`` would delete it (and refuse to, once it holds foreign files)."""
+    held = holding_collection(Path(dest).parent)
+    if held is not None:
+        raise UnlabeledError(f"{dest} is inside the collection {held}; write it elsewhere")
+
+
 def _new_folder(dest: Path) -> Path:
     """A temporary folder beside ``dest`` that becomes it, with the usual permissions (mkdtemp
     makes 0700 folders: a collection others could not read). Its name carries this host and
@@ -625,6 +634,7 @@ class CollectionWriter:
 
     def __post_init__(self) -> None:
         self.dest = Path(self.dest)
+        refuse_inside_collection(self.dest)
         _remove_dead_writers(self.dest)
         if self.dest.exists() and not self.overwrite:
             raise UnlabeledError(f"{self.dest} already exists; pass --overwrite to replace it")

@@ -119,13 +119,19 @@ def missing_inside(series: np.ndarray) -> list[str]:
 
 
 def _check_series(a: np.ndarray, what: str) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
+    """``a`` as a float32 (channels, steps) series, its trailing all-missing steps cut; a
+    ValueError names what is wrong (infinity, a value beyond float32's range, no value)."""
+    wide = np.asarray(a, dtype=np.float64)
+    if np.isinf(wide).any():
+        raise ValueError(f"{what}: contains infinity")
+    big = np.abs(np.nan_to_num(wide)) > np.finfo(np.float32).max
+    if big.any():
+        raise ValueError(f"{what}: a value beyond float32's range ({wide[big].flat[0]:g})")
+    a = wide.astype(np.float32)
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2 or a.shape[1] == 0:
         raise ValueError(f"{what}: not a series (shape {a.shape})")
-    if np.isinf(a).any():
-        raise ValueError(f"{what}: contains infinity")
     real = ~np.isnan(a).all(0)
     if not real.any():
         raise ValueError(f"{what}: every value is missing")
@@ -217,7 +223,8 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
             df = _without_repeated_times(path, df, meta["id"], meta["time"], repeated)
             df = df.sort_values([meta["id"], meta["time"]], kind="stable")
             values, unparsable = values.loc[df.index], unparsable.loc[df.index]
-        series, ids, rows, bad = _long_series(path, df, meta["id"], values, unparsable)
+        per_series = [meta[k] for k in ("label", "split", "group") if k in meta] + list(kept.values())
+        series, ids, rows, bad = _long_series(path, df, meta["id"], values, unparsable, per_series)
         bad = repeated + bad
     else:
         ids_col = df[meta["id"]] if "id" in meta else None
@@ -246,7 +253,24 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
         loaded.notes.append(
             f"column(s) {', '.join(wordy)} hold no numbers: not channels, left out (--column NAME keeps one per sample)"
         )
+    loaded.notes += _numeric_header(path, list(df.columns))
     return loaded, bad
+
+
+def _numeric_header(path: Path, names: list[str]) -> list[str]:
+    """A note when a CSV's header row is all numbers: column names such as 0, 1, 2 are common,
+    but so is a file with no header, whose first row of data was read as the names instead."""
+    if suffix(path) == ".parquet":
+        return []
+    try:
+        [float(n) for n in names]
+    except ValueError:
+        return []
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    return [
+        f"the header row of {path} is all numbers ({shown}): read as the column names, not as a sample; "
+        "if the file has no header row, add one"
+    ]
 
 
 def _read_ts(path: Path) -> tuple[Loaded, list[tuple[str, str]]]:
@@ -337,21 +361,38 @@ def _without_repeated_times(path: Path, df: Any, id_col: str, time_col: str, bad
     return df.loc[~df[id_col].isin(df.loc[twice, id_col])]
 
 
-def _long_series(path: Path, df: Any, id_col: str, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
-    """Series of a long table (one row per time step): (series, ids, each one's first row, bad)."""
+def _long_series(
+    path: Path, df: Any, id_col: str, values: Any, unparsable: Any, per_series: Sequence[str] = ()
+) -> tuple[list, list, list, list]:
+    """Series of a long table (one row per time step): (series, ids, each one's first row, bad).
+    A series whose rows disagree on a column of ``per_series`` (its label, split, group: one
+    value a sample) is reported: which is right cannot be told, and a row marked test must not
+    train inside a series marked train."""
     series, ids, rows_of, bad = [], [], [], []
     for key, rows in df.groupby(id_col, sort=False).groups.items():
         if unparsable.loc[rows].any(axis=None):
             bad.append((f"{path} id={key}", "non-numeric values"))
             continue
+        differ = next((c for c in per_series if _values_differ(df.loc[rows, c], c.lower() == "split")), None)
+        if differ is not None:
+            shown = ", ".join(repr(str(v)) for v in list(dict.fromkeys(df.loc[rows, differ].dropna()))[:3])
+            bad.append((f"{path} id={key}", f"its rows disagree on {differ} ({shown}): one value a series"))
+            continue
         try:
             series.append(_check_series(values.loc[rows].to_numpy().T, f"id={key}"))
         except ValueError as e:
-            bad.append((f"{path} id={key}", str(e)))
+            bad.append((f"{path} id={key}", str(e).split(": ", 1)[-1]))
             continue
         rows_of.append(rows[0])
         ids.append(str(key))
     return series, ids, rows_of, bad
+
+
+def _values_differ(values: Any, fold_case: bool) -> bool:
+    """Whether a series' rows hold more than one value in a column (missing cells aside;
+    split names compared as stored, case and surrounding space folded)."""
+    present = {str(v).strip().lower() if fold_case else str(v) for v in values.dropna()}
+    return len(present) > 1
 
 
 def _record_lines(path: Path, count: int) -> list[tuple[int, int]] | None:

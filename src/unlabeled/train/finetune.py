@@ -45,11 +45,21 @@ from unlabeled.train.spec import SPEC_KEYS, DataSpec, EncoderSpec, ObjectiveSpec
 from unlabeled.train.trainer import TrainConfig
 
 
-def labelled_train(task: Collection) -> np.ndarray:
-    """Positions of the task's labelled samples outside its test split."""
+def labelled_train(task: Collection, say: bool = True) -> np.ndarray:
+    """Positions of the task's labelled train samples: those of its ``train`` split where it has
+    one, as ``bench`` takes them (a ``validation`` split is left out, named in a note when
+    ``say``), else every labelled sample outside its test split."""
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
-    return np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
+    pos = np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
+    if task.splits is None or not (task.splits[pos] == "train").any():
+        return pos
+    other = pos[task.splits[pos] != "train"]
+    if len(other) and say:
+        names, counts = np.unique([str(v) for v in task.splits[other]], return_counts=True)
+        held = ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+        info(f"note: split(s) {held} are neither train nor test: their labels are left out, as bench leaves them")
+    return pos[task.splits[pos] == "train"]
 
 
 def note_unlearnable(col: Collection, labelled: np.ndarray) -> None:

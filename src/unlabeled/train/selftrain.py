@@ -291,7 +291,7 @@ def _pools(
         raise UnlabeledError(f"{col.path}: the labelled samples must all have labels")
     # every class the train split has labels of needs one here (a class absent from the train
     # split altogether cannot be learnt, and finetune does not ask for it either)
-    missing = sorted(set(col.labels[labelled_train(col)].tolist()) - set(col.labels[lab].tolist()))
+    missing = sorted(set(col.labels[labelled_train(col, say=False)].tolist()) - set(col.labels[lab].tolist()))
     if missing:
         names = [col.classes[c] if col.classes else str(c) for c in missing]
         raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")
