@@ -485,3 +485,31 @@ def test_a_value_beyond_float32_is_reported_as_such_once_not_as_infinity(tmp_pat
         warnings.simplefilter("error")  # numpy's overflow warning was printed with a source line
         report = ul.import_source(tmp_path / "t.csv", tmp_path / "col")
     assert [r for _, r in report.bad] == ["a value beyond float32's range (1e+39)", "contains infinity"]
+
+
+def test_bench_refuses_a_task_whose_test_classes_are_none_of_train_and_repeated_settings(small, tmp_path):
+    """Grouped by the label itself, no test sample's class had a train label: every cell
+    scored 0.0000 (by construction) beside numpy's "Mean of empty slice" warnings."""
+    col, run = small
+    w = CollectionWriter(tmp_path / "apart", "image", (1, 8, 8), "uint8", ["a", "b", "c", "d"])
+    rng = np.random.default_rng(1)
+    w.add(
+        rng.integers(0, 256, (32, 1, 8, 8), dtype=np.uint8),
+        [f"s{i}" for i in range(32)],
+        np.arange(32) % 4,
+        ["train" if i % 4 < 2 else "test" for i in range(32)],
+    )
+    apart = w.close()
+    with pytest.raises(UnlabeledError, match="no test sample is of a class the train split labels"):
+        plan_task(make_task(apart), BenchRequest(runs=(run,), task=apart, probes=("linear",)), [])
+    with pytest.raises(UnlabeledError, match="--fractions lists 0.1 more than once"):
+        BenchRequest(runs=(run,), task=col, fractions=(0.1, 0.1, 1.0))
+    with pytest.raises(UnlabeledError, match="--shots lists 5 more than once"):
+        BenchRequest(runs=(run,), task=col, fractions=(), shots=(5, 5))
+
+
+def test_an_ids_file_saved_with_a_byte_order_mark_reads_its_first_id(tmp_path):
+    from unlabeled.cli import read_id_file
+
+    (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfs000\r\ns001\n")
+    assert read_id_file(tmp_path / "ids.txt") == ["s000", "s001"]

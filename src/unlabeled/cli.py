@@ -714,7 +714,7 @@ def read_id_file(path: Path, what: str = "ids") -> list[str]:
     if not path.exists():  # a pipe (<(...)) is no regular file, and reads as one
         raise UnlabeledError(f"{what} file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad's) is no part of the first id
     except UnicodeDecodeError as e:
         line = e.object[: e.start].count(b"\n") + 1
         raise UnlabeledError(

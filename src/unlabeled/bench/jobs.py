@@ -5,6 +5,7 @@ of mean ± std over seeds."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,14 @@ class TaskPlan:
         return len(self.task.train)
 
 
+def _nan_stat(stat: Any, values: Any) -> float:
+    """``stat`` (np.nanmean, np.nanstd) of ``values``, NaN where every value is (an AUROC
+    undefined on every seed), without numpy's "Mean of empty slice" warning reaching the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stat(np.asarray(values, dtype=np.float64)))
+
+
 def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
     """The task's plan; what it cannot run goes to ``notes``."""
     table = REGRESSION_PROBES if task.kind == REGRESSION else PROBES
@@ -61,6 +70,11 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
     if task.kind != REGRESSION:
         _note_raised_fractions(task, request.fractions, notes)
         unlearnt = np.setdiff1d(np.unique(task.y_test), np.unique(task.y_train))
+        if len(unlearnt) and np.isin(task.y_test, unlearnt).all():  # every score would be 0 by construction
+            raise UnlabeledError(
+                f"{task.name}: no test sample is of a class the train split labels ({len(unlearnt)} test "
+                "class(es), none in train): nothing can be scored; split the task otherwise (--split, --group-column)"
+            )
         if len(unlearnt):
             notes.append(
                 f"{task.name}: {len(unlearnt)} class(es) of the test split have no train sample; "
@@ -365,13 +379,13 @@ def _row(plan: TaskPlan, cell: Cell, baseline: bool, scores: list[Score]) -> dic
         "shots": s.shots,
         "metric": task.metric,
         "higher_is_better": higher_is_better(task.metric),
-        "mean": float(np.nanmean(values)),
-        "std": float(np.nanstd(values)),
+        "mean": _nan_stat(np.nanmean, values),
+        "std": _nan_stat(np.nanstd, values),
         "scores": values.tolist(),
         "metrics": {
             m: {
-                "mean": float(np.nanmean([c.metrics[m] for c in scores])),
-                "std": float(np.nanstd([c.metrics[m] for c in scores])),
+                "mean": _nan_stat(np.nanmean, [c.metrics[m] for c in scores]),
+                "std": _nan_stat(np.nanstd, [c.metrics[m] for c in scores]),
             }
             for m in scores[0].metrics
         },

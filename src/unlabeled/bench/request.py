@@ -72,4 +72,8 @@ class BenchRequest:
             check_count(k, "shots", 1)
         if not self.fractions and not self.shots:
             raise UnlabeledError("give at least one label fraction or number of shots")
+        for flag, values in (("--fractions", self.fractions), ("--shots", self.shots)):
+            twice = sorted({v for v in values if list(values).count(v) > 1})
+            if twice:  # a setting run twice counted twice in the unified score
+                raise UnlabeledError(f"{flag} lists {', '.join(map(str, twice))} more than once; give each once")
         check_count(self.seeds, "seeds", 1)
