@@ -34,6 +34,18 @@ def not_utf8(e: UnicodeDecodeError) -> str:
     return f"not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start})"
 
 
+def unencodable(e: UnicodeEncodeError) -> str | None:
+    """What stopped a string's UTF-8 encoding, for an error line: "byte 0xe9 at character 3"
+    (a byte that was not UTF-8, read as a surrogate by Python's file-name and argument
+    decoding), "a lone surrogate '\\ud800' at character 0" (JSON's escape), or None where the
+    error was not about a string."""
+    if not isinstance(e.object, str):
+        return None
+    char = e.object[e.start]
+    what = f"byte {ord(char) - 0xDC00:#x}" if 0xDC80 <= ord(char) <= 0xDCFF else f"a lone surrogate {char!r}"
+    return f"{what} at character {e.start}"
+
+
 def samples_of(modality: str, shape: tuple[int, ...] | list[int]) -> str:
     """How a message names what a collection or run holds: "image samples of shape 1x28x28", or
     "text documents" (a document has no shape)."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from unlabeled._console import UnlabeledError, console
+from unlabeled._console import UnlabeledError, console, unencodable
 from unlabeled._memory import tune_process
 from unlabeled._version import __version__
 
@@ -881,13 +881,11 @@ def main() -> None:
         console.print(f"[red]error:[/] {escape(str(e))}")
         sys.exit(2)
     except UnicodeEncodeError as e:  # a path or word given in bytes that are not UTF-8
-        if not (isinstance(e.object, str) and 0xDC80 <= ord(e.object[e.start]) <= 0xDCFF):
+        what = unencodable(e)
+        if what is None or not what.startswith("byte"):  # not the command line's bytes: a bug to see whole
             raise
-        byte = ord(e.object[e.start]) - 0xDC00
         shown = e.object.encode("utf-8", "backslashreplace").decode()
-        console.print(
-            f"[red]error:[/] {escape(shown)} is not UTF-8 (byte {byte:#x} at character {e.start}): name it in UTF-8"
-        )
+        console.print(f"[red]error:[/] {escape(shown)} is not UTF-8 ({what}): name it in UTF-8")
         sys.exit(2)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""

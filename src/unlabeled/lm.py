@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlabeled._console import UnlabeledError, info, progress, warn
+from unlabeled._console import UnlabeledError, info, progress, unencodable, warn
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities.text import BOS, EOS, TextModality
@@ -70,9 +70,7 @@ def _check_sampling(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any) 
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError as e:  # a shell's bytes that are not UTF-8, read as surrogates
-        char = ord(prompt[e.start])
-        what = f"byte {char - 0xDC00:#x}" if 0xDC80 <= char <= 0xDCFF else f"a lone surrogate {prompt[e.start]!r}"
-        raise UnlabeledError(f"the prompt is not UTF-8 text ({what} at character {e.start})") from None
+        raise UnlabeledError(f"the prompt is not UTF-8 text ({unencodable(e)})") from None
     check_count(max_tokens, "--max-tokens", 0)
     check_count(top_k, "--top-k", 0)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature < math.inf:

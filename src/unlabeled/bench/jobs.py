@@ -25,6 +25,7 @@ from unlabeled.bench.protocol import ProbeData, Score, Setting, fit_and_score, r
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import Embeddings, jsonable
 from unlabeled.bench.tasks import Task
+from unlabeled.data.splits import tally
 from unlabeled.runs import Run, count_trained, open_run
 
 MAP_POINTS = 2000  # test samples per embedding map
@@ -100,9 +101,9 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
             )
     col = task.collection
     if col.splits is not None and task.split.startswith("the collection's"):
-        names, counts = np.unique([str(v) for v in col.splits if v not in ("train", "test", None)], return_counts=True)
-        if len(names):
-            held = ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+        others = [v for v in col.splits if v not in ("train", "test", None)]
+        if others:
+            held = tally(others)
             notes.append(
                 f"{task.name}: split(s) {held} are neither train nor test: left out (the probes choose their "
                 "settings on a carve-out of train; name them train to use them)"

@@ -96,3 +96,9 @@ def holdout_split(
         splitter = GroupShuffleSplit(n_splits=1, test_size=1 / folds, random_state=seed)
         fit, held = next(splitter.split(np.zeros(n), groups=groups))
     return np.sort(fit), np.sort(held)
+
+
+def tally(names: np.ndarray | list) -> str:
+    """How a note names the splits it is about, with their sizes: "val (20), extra (3)"."""
+    kinds, counts = np.unique([str(v) for v in names], return_counts=True)
+    return ", ".join(f"{n} ({c})" for n, c in zip(kinds, counts, strict=True))

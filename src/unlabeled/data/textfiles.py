@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unlabeled._console import UnlabeledError, not_utf8, short_reason
+from unlabeled._console import UnlabeledError, not_utf8, short_reason, unencodable
 from unlabeled.data.collection import is_missing
 from unlabeled.data.formats import _codes, fractional_labels, suffix
 from unlabeled.data.loaded import Loaded
@@ -228,9 +228,7 @@ def _not_text(row: dict[str, Any]) -> str | None:
         try:
             str(value).encode("utf-8")
         except UnicodeEncodeError as e:
-            char = str(value)[e.start]
-            what = f"byte {ord(char) - 0xDC00:#x}" if 0xDC80 <= ord(char) <= 0xDCFF else f"a lone surrogate {char!r}"
-            return f"column {name!r} is not UTF-8 text ({what} at character {e.start})"
+            return f"column {name!r} is not UTF-8 text ({unencodable(e)})"
     return None
 
 

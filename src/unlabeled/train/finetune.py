@@ -19,7 +19,7 @@ import torch
 from unlabeled._console import UnlabeledError, info
 from unlabeled._settings import check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
-from unlabeled.data.splits import shots_subset, stratified_subset
+from unlabeled.data.splits import shots_subset, stratified_subset, tally
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
 from unlabeled.runs import Run, check_same_samples, open_run, read_config
@@ -56,8 +56,7 @@ def labelled_train(task: Collection, say: bool = True) -> np.ndarray:
         return pos
     other = pos[task.splits[pos] != "train"]
     if len(other) and say:
-        names, counts = np.unique([str(v) for v in task.splits[other]], return_counts=True)
-        held = ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+        held = tally(task.splits[other])
         info(f"note: split(s) {held} are neither train nor test: their labels are left out, as bench leaves them")
     return pos[task.splits[pos] == "train"]
 
