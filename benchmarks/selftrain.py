@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("dev", "test"), default="test")
     ap.add_argument("--fraction", type=float, default=0.01)
     ap.add_argument("--draws", type=int, default=1)
+    ap.add_argument("--first-draw", type=int, default=0, help="the first draw's seed (draws are seeds from here on)")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--pretrain-minutes", type=float, default=10)
     ap.add_argument("--pretrain-size", default="tiny")
@@ -128,7 +129,7 @@ def main() -> None:
         print(f"pretrained: {pre.step} steps, {pre_s:.0f} s", flush=True)
     extra = json.loads(args.selftrain)
     results: dict[str, list[tuple[float, float]]] = {a: [] for a in arms}
-    for seed in range(args.draws):
+    for seed in range(args.first_draw, args.first_draw + args.draws):
         for arm in arms:
             t = time.perf_counter()
             acc = run_arm(arm, args, col, pre, work / f"{arm}-{seed}", seed, extra)
