@@ -537,3 +537,32 @@ def test_explain_with_a_source_or_an_out_is_refused_not_half_done(cli, tmp_path)
     for args in (["src", "--explain", "c"], ["--out", "o", "--explain", "c"]):
         code, lines = cli("curate", *args)
         assert code == 2 and len(lines) == 1 and "takes no SOURCE or --out" in lines[0], lines
+
+
+def test_a_language_with_few_documents_keeps_them_with_thresholds_fitted_to_the_whole_sample(fortunes):
+    """A mixed corpus with 30 documents each of Spanish, German, Polish and Russian beside 300
+    English ones curated away every document of the small languages: under 50 documents a
+    language was held to datatrove's English defaults, English stop words included."""
+    from datatrove.data import Document
+
+    from unlabeled.curate.pipeline import QUALITY
+    from unlabeled.curate.steps import QualityFilters
+
+    labels = np.asarray(fortunes.labels)
+    sizes = {"en": 300, "es": 30, "de": 30, "pl": 30, "ru": 30}
+    sample = {
+        lang: [fortunes.arrays[i] for i in np.flatnonzero(labels == fortunes.classes.index(lang))[:n]]
+        for lang, n in sizes.items()
+    }
+    settings, stats = language_settings(sample, {})
+    filters = QualityFilters(settings, list(QUALITY))
+    for lang, texts in sample.items():
+        kept = np.mean(
+            [filters.filter(Document(t, str(i), metadata={"language": lang})) is True for i, t in enumerate(texts)]
+        )
+        assert kept >= 0.75, (lang, kept)
+        if lang != "en":
+            assert settings[lang]["gopher_quality"]["min_stop_words"] == 0
+            assert stats[lang]["fitted_to"] == "every language's documents" and stats[lang]["relaxed"]
+    alone, _ = language_settings({"de": sample["de"]}, {})  # too few in all: datatrove's defaults
+    assert alone["de"]["gopher_quality"]["min_stop_words"] == 0 and "min_doc_words" not in alone["de"]["gopher_quality"]

@@ -502,7 +502,10 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     if stats:
         info(
             "thresholds from each language's documents: "
-            + ", ".join(f"{k} {v['documents']:,} docs" for k, v in stats.items())
+            + ", ".join(
+                f"{k} {v['documents']:,} docs" + ("" if "fitted_to" not in v else f" ({v['fitted_to']})")
+                for k, v in stats.items()
+            )
         )
     return out
 

@@ -153,7 +153,8 @@ def explain(summary: dict[str, Any]) -> str:
     for language, s in (summary.get("thresholds") or {}).items():
         if s.get("relaxed"):
             shown = ", ".join(f"{k}={v}" for k, v in s["relaxed"].items())
-            lines.append(f"thresholds relaxed to {language}'s own documents: {shown}")
+            whose = "every language's" if s.get("fitted_to") == "every language's documents" else "its own"
+            lines.append(f"{language}'s thresholds relaxed to {whose} documents: {shown}")
     rates = summary.get("rehydration", {}).get("removal_rate_by_cluster_size")
     if rates:
         shown = ", ".join(f"size {g}: {r:.1%} of {n:,}" for g, (n, r) in rates.items())

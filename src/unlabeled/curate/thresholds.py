@@ -208,27 +208,47 @@ def language_settings(
     samples: dict[str, Sequence[str]], options: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Settings for :class:`~unlabeled.curate.steps.QualityFilters` (per language, plus
-    ``default``) and the statistics they came from, from a sample of each language's documents."""
+    ``default``) and the statistics they came from, from a sample of each language's documents.
+
+    A language with fewer than ``MIN_DOCUMENTS`` sampled documents has its word-length bounds
+    scaled by its own documents all the same (a median of a few is still a median), its other
+    thresholds fitted to the pooled sample of every language (statistics of a document's shape:
+    length, repetition, line endings), and no stop-word check unless it is English: too few
+    documents to find its stop words, and English ones removed every document of another
+    language."""
     settings: dict[str, dict[str, Any]] = {"default": {"tokenizer": "en", **options}}
     stats: dict[str, dict[str, Any]] = {}
+    pool = [t for texts in samples.values() for t in texts]
     for language, texts in samples.items():
         tokenizer = word_tokenizer_language(language)
-        if len(texts) < MIN_DOCUMENTS:  # too few to fit thresholds to: datatrove's, fitted to English
-            settings[language] = {"tokenizer": tokenizer, **options}
-            info(
-                f"note: curate: {language} has {len(texts)} documents, fewer than the {MIN_DOCUMENTS} its "
-                "thresholds are fitted to; datatrove's defaults (set for English web text) apply to it"
-            )
-            continue
         s = stats[language] = language_statistics(texts, language)
         quality: dict[str, Any] = {}
         if s["median_word_length"]:
             scale = s["median_word_length"] / ENGLISH_WORD_LENGTH
             quality["min_avg_word_length"] = round(GOPHER_WORD_LENGTH[0] * scale, 2)
             quality["max_avg_word_length"] = round(GOPHER_WORD_LENGTH[1] * scale, 2)
-        if len(s["stop_words"]) == STOP_WORDS:
+        reference = texts
+        if len(texts) < MIN_DOCUMENTS:
+            s["stop_words"] = list(GOPHER_STOP_WORDS) if language == "en" else []
+            if language != "en":
+                quality["min_stop_words"] = 0
+            reference = pool if len(pool) >= MIN_DOCUMENTS else []
+            s["fitted_to"] = "every language's documents" if reference else "datatrove's defaults"
+            info(
+                f"note: curate: {language} has {len(texts)} documents, fewer than the {MIN_DOCUMENTS} its "
+                + (
+                    f"thresholds are fitted to; they are fitted to the {len(pool)} documents sampled of every language"
+                    if reference
+                    else "thresholds are fitted to; datatrove's defaults (set for English web text) apply to it"
+                )
+                + ("" if language == "en" else ", with no stop-word check (too few documents to find its stop words)")
+            )
+        elif len(s["stop_words"]) == STOP_WORDS:
             quality["stop_words"] = s["stop_words"]
-        relaxed = relaxed_thresholds(texts, tokenizer, quality.get("stop_words") or GOPHER_STOP_WORDS, options)
+        stop = quality.get("stop_words") or GOPHER_STOP_WORDS
+        relaxed = relaxed_thresholds(reference, tokenizer, stop, options) if reference else {}
+        if reference is not texts:  # the pool's stop words are not this language's
+            relaxed.get("gopher_quality", {}).pop("min_stop_words", None)
         s["relaxed"] = {f"{f}.{k}": v for f, kv in relaxed.items() for k, v in kv.items()}
         merged = {name: {**relaxed.get(name, {}), **options.get(name, {})} for name in {*relaxed, *options}}
         quality.update(merged.pop("gopher_quality", {}))
