@@ -70,10 +70,12 @@ def test_documents_nll_is_the_next_token_loss_summed(wordnet_small, tmp_path):
 
     whole = documents_nll(enc, mod, long)
     clm.NLL_WINDOWS, saved = 1, clm.NLL_WINDOWS
+    steps: list[float] = []  # a progress bar moves within one long document (it stood still for minutes)
     try:
-        one_at_a_time = documents_nll(enc, mod, long)
+        one_at_a_time = documents_nll(enc, mod, long, steps.append)
     finally:
         clm.NLL_WINDOWS = saved
+    assert len(steps) == len(document_windows(mod, long[0])) and math.isclose(sum(steps), 1.0)
     assert len(document_windows(mod, long[0])) > 2 * 1 and whole[1] == one_at_a_time[1]
     assert math.isclose(whole[0], one_at_a_time[0], rel_tol=1e-5)
 

@@ -163,9 +163,8 @@ def perplexity(
         for start in range(0, len(pos), batch_size):
             docs = [str(t) for t in col.get(pos[start : start + batch_size])]
             nbytes += sum(len(d.encode("utf-8")) + 1 for d in docs)
-            got = documents_nll(encoder, mod, docs)
+            got = documents_nll(encoder, mod, docs, lambda n: bar.advance(task, n))
             nll, tokens = nll + got[0], tokens + got[1]
-            bar.advance(task, len(docs))
     return {
         "perplexity": math.exp(nll / tokens),
         "bits_per_byte": nll / math.log(2) / nbytes,

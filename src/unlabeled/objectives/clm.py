@@ -9,6 +9,7 @@ cross-entropy of every next token of a sequence, its ``[EOS]`` included, its pad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,11 +44,17 @@ NLL_WINDOWS = 32  # windows scored per forward pass by documents_nll
 
 
 @torch.no_grad()
-def documents_nll(encoder: nn.Module, mod: Any, docs: list[str]) -> tuple[float, int]:
+def documents_nll(
+    encoder: nn.Module, mod: Any, docs: list[str], advance: Callable[[float], None] | None = None
+) -> tuple[float, int]:
     """The summed negative log-likelihood (nats) of every token of ``docs`` (each one's
     ``[EOS]`` included, in :func:`document_windows`) under a causal encoder, and the tokens
-    counted: what perplexity and bits per byte are made of."""
-    rows = [w for d in docs for w in document_windows(mod, d)]
+    counted: what perplexity and bits per byte are made of. ``advance`` is told the documents'
+    worth scored after each forward pass (a share of a long document's windows counts as that
+    share of one document), so a progress bar moves, with an estimate, within one long document."""
+    windows = [document_windows(mod, d) for d in docs]
+    rows = [w for ws in windows for w in ws]
+    worth = [1 / len(ws) for ws in windows for _ in ws]
     dev = next(encoder.parameters()).device
     nll, count = 0.0, 0
     # a few windows at a time: a long document has many, and the log-probabilities of every
@@ -63,6 +70,8 @@ def documents_nll(encoder: nn.Module, mod: Any, docs: list[str]) -> tuple[float,
         lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
         real = target != PAD
         nll, count = nll - float(lp[real].sum()), count + int(real.sum())
+        if advance is not None:
+            advance(sum(worth[start : start + NLL_WINDOWS]))
     return nll, count
 
 
