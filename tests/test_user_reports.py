@@ -513,3 +513,63 @@ def test_an_ids_file_saved_with_a_byte_order_mark_reads_its_first_id(tmp_path):
 
     (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfs000\r\ns001\n")
     assert read_id_file(tmp_path / "ids.txt") == ["s000", "s001"]
+
+
+def test_volumes_and_audio_name_values_beyond_float32_empty_dimensions_and_unreadable_files(tmp_path):
+    """A tester's session (2026-12-07): a volume or float WAV holding 1e39 / 1e300 was reported
+    as "contains NaN or infinity" after numpy's overflow warning; a volume with a dimension of 0
+    gave PyTorch's resize error as its reason; a text file named .wav gave libsndfile's class
+    name and the path as bytes. Each is skipped, named by its reason, and the rest imported."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for c in "ab":
+        (tmp_path / "v" / c).mkdir(parents=True)
+        for i in range(3):
+            np.save(tmp_path / "v" / c / f"{i}.npy", rng.random((8, 8, 8), dtype=np.float32))
+    big = np.ones((8, 8, 8))
+    big[0, 0, 0] = 1e39
+    np.save(tmp_path / "v" / "a" / "big.npy", big)
+    np.save(tmp_path / "v" / "b" / "empty.npy", np.zeros((0, 8, 8), np.float32))
+    (tmp_path / "w" / "x").mkdir(parents=True)
+    for i in range(2):
+        sf.write(tmp_path / "w" / "x" / f"{i}.wav", rng.random(8000) * 0.1, 8000)
+    sf.write(tmp_path / "w" / "x" / "wide.wav", np.full(800, 1e300), 8000, subtype="DOUBLE")
+    (tmp_path / "w" / "x" / "text.wav").write_text("hello")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow warning reaches the user
+        vol = ul.import_source(tmp_path / "v", tmp_path / "cv", modality="volume")
+        aud = ul.import_source(tmp_path / "w", tmp_path / "ca", modality="audio")
+    reasons = {Path(p).name: r for p, r in vol.bad + aud.bad}
+    assert reasons["big.npy"] == "a value beyond float32's range (1e+39)"
+    assert "empty dimension" in reasons["empty.npy"]
+    assert reasons["wide.wav"] == "a value beyond float32's range (1e+300)"
+    assert reasons["text.wav"] == "not a readable audio file (format not recognised)"
+    assert len(vol.collection) == 6 and len(aud.collection) == 2
+
+
+def test_a_sample_far_larger_than_the_rest_is_named_at_import(tmp_path):
+    """A volume of int64 2**62 beside volumes in [0, 1) imported without a word, and its values
+    made the collection's mean and std, so every probe scored chance."""
+    rng = np.random.default_rng(0)
+    for c in "ab":
+        (tmp_path / "v" / c).mkdir(parents=True)
+        for i in range(3):
+            np.save(tmp_path / "v" / c / f"{i}.npy", rng.random((8, 8, 8), dtype=np.float32))
+    np.save(tmp_path / "v" / "b" / "huge.npy", np.full((8, 8, 8), 2**62, dtype=np.int64))
+    report = ul.import_source(tmp_path / "v", tmp_path / "cv", modality="volume")
+    assert len(report.collection) == 7
+    (note,) = [n for n in report.notes if "times the median" in n]
+    assert "b/huge.npy" in note and "4.61e+18" in note
+    clean = ul.import_source(tmp_path / "v" / "a", tmp_path / "ca", modality="volume")
+    assert not [n for n in clean.notes if "times the median" in n]
+
+
+def test_an_array_file_names_the_rows_beyond_float32(tmp_path):
+    """A float64 .npy stack with a row holding 1e39: named by its row, the rest imported."""
+    x = np.random.default_rng(0).random((10, 8, 8))
+    x[3, 0, 0] = -1e39
+    np.save(tmp_path / "x.npy", x)
+    report = ul.import_source(tmp_path / "x.npy", tmp_path / "c")
+    assert report.bad == [(f"{tmp_path / 'x.npy'}[3]", "a value beyond float32's range (-1e+39)")]
+    assert len(report.collection) == 9

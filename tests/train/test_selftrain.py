@@ -111,7 +111,11 @@ def test_batch_norm_statistics_are_recomputed_on_unaugmented_pool_samples_after_
     mean = seen[0].transpose(0, 1).flatten(1).mean(1)
     assert torch.allclose(a[f"{name}.running_mean"], mean, atol=1e-5)
     assert not torch.allclose(b[f"{name}.running_mean"], mean, atol=1e-3)  # training's average differs
-    assert run.config["selftrain"]["recalibrate"] == 256
+    assert run.config["selftrain"]["recalibrate"] == run.config["selftrain"]["recalibrated"] == 256
+    # more samples asked than the pool holds: the config records those used (it recorded the ask)
+    from unlabeled.train.selftrain import recalibrate_batch_norm
+
+    assert recalibrate_batch_norm(kept, fmnist_small, pool, 10**6, 0) == len(pool) < 10**6
 
 
 def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp_path, fmnist_small):

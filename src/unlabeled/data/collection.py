@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -658,6 +659,7 @@ class CollectionWriter:
         self._hash = hashlib.sha256()
         self._seen: dict[bytes, str] = {}
         self.duplicates: list[tuple[str, str]] = []  # (id, id of the earlier sample with the same content)
+        self._peaks: list[np.ndarray] = []  # each float sample's largest magnitude (outlier_notes)
 
     def add(
         self,
@@ -686,6 +688,10 @@ class CollectionWriter:
                 raise ValueError(f"{len(ids)} ids for {n} samples")
             self._add_arrays(arrays)
             blobs = [a.tobytes() for a in arrays]
+            if np.issubdtype(arrays.dtype, np.floating) and n:
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN series' padding
+                    self._peaks.append(np.nanmax(np.abs(arrays.reshape(n, -1)), axis=1))
         self._add_columns(ids, n, labels, splits, groups, columns)
         for sample_id, blob in zip(ids, blobs, strict=True):  # exact duplicates, by content hash
             self._hash.update(blob)
@@ -693,6 +699,24 @@ class CollectionWriter:
             first = self._seen.setdefault(digest, str(sample_id))
             if first != str(sample_id):
                 self.duplicates.append((str(sample_id), first))
+
+    def outlier_notes(self, factor: float = 1e4) -> list[str]:
+        """A note naming the float samples whose largest magnitude is over ``factor`` times the
+        median sample's: the modalities normalise with a mean and std over the collection, which
+        one such sample decides for all (a volume of 4.6e18 beside volumes of 1 made every
+        probe score chance)."""
+        if not self._peaks:
+            return []
+        peaks = np.concatenate(self._peaks)
+        median = float(np.nanmedian(peaks)) if np.isfinite(peaks).any() else 0.0
+        far = np.flatnonzero(peaks > factor * median) if median > 0 else np.array([], dtype=np.int64)
+        if not len(far):
+            return []
+        shown = ", ".join(f"{self._rows['id'][i]} ({peaks[i]:.3g})" for i in far[:5]) + (" ..." if len(far) > 5 else "")
+        return [
+            f"{len(far)} sample(s) reach values over {factor:g} times the median sample's largest ({median:.3g}): "
+            f"{shown}; the normalisation (a mean and std over the collection) would be theirs: remove or rescale them"
+        ]
 
     def _add_arrays(self, arrays: np.ndarray) -> None:
         n, start = len(arrays), 0

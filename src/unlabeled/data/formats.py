@@ -15,12 +15,13 @@ file is bad; the importer turns that into a report line and goes on with the oth
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,37 @@ def check_numeric(a: np.ndarray) -> np.ndarray:
         kind = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates"}
         raise ValueError(f"holds {kind.get(a.dtype.kind, 'records')} ({a.dtype}), not real numbers")
     return a
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def beyond_float32(a: np.ndarray) -> float | None:
+    """The first finite value of ``a`` that float32 cannot hold (a cast would make it infinite),
+    or None. Only wider floats can hold one: every integer type fits float32's range."""
+    if not np.issubdtype(a.dtype, np.floating) or np.finfo(a.dtype).max <= FLOAT32_MAX:
+        return None
+    big = np.isfinite(a) & (np.abs(a) > FLOAT32_MAX)
+    return float(a[big].flat[0]) if big.any() else None
+
+
+def as_float32(a: np.ndarray) -> np.ndarray:
+    """``a`` (real numbers) as float32; a ValueError names what no float32 sample may hold: NaN
+    or infinity, or a value beyond float32's range (the cast would have made it infinite, with
+    numpy's overflow warning, and reported it as infinity)."""
+    a = check_numeric(np.asarray(a))
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError("contains NaN or infinity")
+    big = beyond_float32(a)
+    if big is not None:
+        raise ValueError(f"a value beyond float32's range ({big:g})")
+    return a.astype(np.float32, copy=False)
+
+
+def check_not_empty(shape: tuple[int, ...]) -> None:
+    """A ValueError for an array with a dimension of size 0 (it holds no value to read)."""
+    if 0 in shape:
+        raise ValueError(f"shape {tuple(shape)} has an empty dimension: no values")
 
 
 # -- series -----------------------------------------------------------------------------------
@@ -124,9 +156,9 @@ def _check_series(a: np.ndarray, what: str) -> np.ndarray:
     wide = np.asarray(a, dtype=np.float64)
     if np.isinf(wide).any():
         raise ValueError(f"{what}: contains infinity")
-    big = np.abs(np.nan_to_num(wide)) > np.finfo(np.float32).max
-    if big.any():
-        raise ValueError(f"{what}: a value beyond float32's range ({wide[big].flat[0]:g})")
+    big = beyond_float32(wide)
+    if big is not None:
+        raise ValueError(f"{what}: a value beyond float32's range ({big:g})")
     a = wide.astype(np.float32)
     if a.ndim == 1:
         a = a[None]
@@ -556,11 +588,24 @@ def read_series_file(path: Path, shape: tuple[int, ...] | None = None) -> np.nda
 
 
 # -- audio -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _audio_errors() -> Iterator[None]:
+    """libsndfile's failure as a file's reason in words: its own message names the class and
+    repeats the path as bytes (``LibsndfileError: Error opening b'a.wav': Format not recognised.``)."""
+    import soundfile as sf
+
+    try:
+        yield
+    except sf.LibsndfileError as e:
+        raise ValueError(f"not a readable audio file ({e.error_string.rstrip('.').lower()})") from None
+
+
 def audio_header(path: Path) -> tuple[int, ...]:
     """(sample rate, frames) from the file's header."""
     import soundfile as sf
 
-    info = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
+    with _audio_errors():
+        info = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
     if info.frames <= 0:
         raise ValueError("no audio frames")
     declared = _wav_declared_frames(path) if info.format == "WAV" else None
@@ -587,15 +632,14 @@ def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
     import soundfile as sf
     from scipy.signal import resample_poly
 
-    data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
+    with _audio_errors():  # float64: a float file's values beyond float32's range are named, not made infinite
+        data, sr = sf.read(os.fsencode(path), dtype="float64", always_2d=True)
     if data.size == 0:
         raise ValueError("no audio frames")
-    mono = data.mean(axis=1)
+    mono = as_float32(data.mean(axis=1))
     if sr != rate:
         f = Fraction(rate, sr).limit_denominator(1000)
         mono = resample_poly(mono, f.numerator, f.denominator).astype(np.float32)
-    if not np.isfinite(mono).all():
-        raise ValueError("contains NaN or infinity")
     out = np.zeros((1, length), dtype=np.float32)
     n = min(length, len(mono))
     out[0, :n] = mono[:n]
@@ -623,7 +667,7 @@ def volume_header(path: Path) -> tuple[int, ...]:
 def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """(C, D, H, W) float32, resampled trilinearly to ``shape`` when it differs."""
     if suffix(path) == ".npy":
-        a = check_numeric(load_npy(path)).astype(np.float32)
+        a = as_float32(load_npy(path))
         a = a[None] if a.ndim == 3 else a
     else:
         import nibabel as nib
@@ -631,12 +675,13 @@ def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         img = nib.load(str(path))
         if np.issubdtype(img.get_data_dtype(), np.complexfloating):  # get_fdata would drop the imaginary part
             raise ValueError(f"complex-valued voxels ({img.get_data_dtype()}); import their magnitude or real part")
-        a = np.asarray(img.get_fdata(dtype=np.float32))
+        kind = np.dtype(img.get_data_dtype())  # float64 voxels read as they are: a value beyond float32's is named
+        wide = np.issubdtype(kind, np.floating) and kind.itemsize > 4
+        a = as_float32(np.asarray(img.get_fdata(dtype=np.float64 if wide else np.float32)))
         a = a[None] if a.ndim == 3 else np.moveaxis(a, -1, 0)
     if a.ndim != 4:
         raise ValueError(f"shape {a.shape} is not a volume")
-    if not np.isfinite(a).all():
-        raise ValueError("contains NaN or infinity")
+    check_not_empty(a.shape)
     if a.shape[0] != shape[0]:
         raise ValueError(f"{a.shape[0]} channels, the collection has {shape[0]}")
     if a.shape[1:] != tuple(shape[1:]):
@@ -677,9 +722,8 @@ def read_tiff(path: Path, shape: tuple[int, ...], resize: bool) -> np.ndarray:
         a = s.asarray()
         layout = _tiff_layout(tuple(a.shape), s.axes)
     a = a[None] if a.ndim == 2 else (np.moveaxis(a, -1, 0) if layout[0] != a.shape[0] else a)
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all():
-        raise ValueError("contains NaN or infinity")
+    a = as_float32(a)
+    check_not_empty(a.shape)
     if a.shape[0] != shape[0]:
         raise ValueError(f"{a.shape[0]} bands, the collection has {shape[0]}")
     if a.shape[1:] != tuple(shape[1:]):

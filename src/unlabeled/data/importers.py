@@ -328,6 +328,7 @@ def _write_loaded(
     except BaseException:
         writer.abort()
         raise
+    notes += writer.outlier_notes()
     return ImportReport(col, name, loaded.modality, len(col), list(bad or []), notes, given, writer.duplicates)
 
 
@@ -434,6 +435,11 @@ def _import_array_file(
                     "contains infinity or no values" if modality == "series" else "contains NaN or infinity",
                 )
             )
+        if np.finfo(arr.dtype).max > formats.FLOAT32_MAX:  # what the float32 cast would make infinite
+            big = ok & (np.isfinite(flat) & (np.abs(flat) > formats.FLOAT32_MAX)).any(axis=1)
+            for i in np.flatnonzero(big):
+                bad.append((f"{path}[{i}]", f"a value beyond float32's range ({formats.beyond_float32(flat[i]):g})"))
+            ok &= ~big
         keep &= ok
         if modality == "series":
             notes += formats.missing_inside(np.asarray(arr).reshape(len(arr), -1, arr.shape[-1])[keep])
@@ -459,6 +465,7 @@ def _import_array_file(
     except BaseException:
         writer.abort()
         raise
+    notes += writer.outlier_notes()
     return ImportReport(col, str(path), modality, len(col), bad, notes, duplicates=writer.duplicates)
 
 
@@ -559,9 +566,7 @@ def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     a = a[None] if a.ndim == 2 else a
     if a.shape != shape:
         raise ValueError(f"shape {a.shape} differs from the collection's {shape}")
-    if not np.isfinite(a).all():
-        raise ValueError("contains NaN or infinity")
-    return a
+    return a if a.dtype == np.uint8 else formats.as_float32(a)
 
 
 @dataclass
@@ -899,6 +904,7 @@ def _import_folder(
         except BaseException:
             writer.abort()
             raise
+    notes += writer.outlier_notes()
     return ImportReport(col, str(root), kind.modality, len(col), bad, notes, duplicates=writer.duplicates)
 
 
