@@ -248,3 +248,44 @@ def test_strong_views_of_another_size_than_the_weak_ones_train_in_their_own_pass
     expected = F.cross_entropy(logits_l, y[:2]) + F.cross_entropy(logits_s, targets)
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-5)
     assert logs["mask"] == 1.0
+
+
+class _NormedEncoder(nn.Module):
+    """Pools any length to 12 values, then a linear layer and a BatchNorm1d (as the bench's
+    batch-normalised head has): a batch of one cannot be normalised in train mode."""
+
+    def __init__(self, dim: int = 6) -> None:
+        super().__init__()
+        self.dim, self.lin, self.norm = dim, nn.Linear(12, dim), nn.BatchNorm1d(dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.lin(F.adaptive_avg_pool1d(x, 12).flatten(1)))
+
+
+class _SmallStrongViews(_Views):
+    """Strong views at half the length (an encoder pretrained on smaller views): one pass each."""
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
+        return x.clone() if light else 5 - x[..., ::2]
+
+
+@pytest.mark.parametrize("confident", [1, 2])
+def test_one_confident_sample_whose_strong_view_runs_alone_is_left_out_not_a_batch_norm_error(monkeypatch, confident):
+    """`unlabeled demo --semi` stopped with "Expected more than 1 value per channel when
+    training": the demo's encoder makes 12 px strong views, run apart from the 28 px weak ones,
+    and a step with one confident sample ran a batch of one through batch norm."""
+    torch.manual_seed(0)
+    obj = FixMatch(_NormedEncoder(), _SmallStrongViews(), classes=3, threshold=0.5, cutout=0.0)
+    obj.train()
+    mask = torch.arange(4) < confident  # of the 4 unlabelled samples, the first `confident`
+    monkeypatch.setattr(obj, "pseudo_labels", lambda guess: (guess.argmax(1), mask))
+    x, y = torch.randn(6, 1, 24), torch.tensor([1, 0, -1, -1, -1, -1])
+    loss, logs = obj.loss(x, torch.Generator().manual_seed(0), y)
+    assert torch.isfinite(loss)
+    if confident == 1:  # left out: no pseudo-label term this step
+        assert logs["mask"] == 0
+        with torch.no_grad():  # the labelled pass alone, as the step ran it (its batch's statistics)
+            sup = F.cross_entropy(obj.head(obj.encoder.embed(x[:2])), y[:2])
+        torch.testing.assert_close(loss.detach(), sup)
+    else:
+        assert logs["mask"] == 0.5 and logs["unsup"] > 0

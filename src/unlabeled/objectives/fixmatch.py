@@ -229,6 +229,8 @@ class FixMatch(Objective):
             logits = self._logits(torch.cat([weak_l, strong_u]))
             logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
         else:  # strong views resized (an encoder pretrained with a smaller ``view_size``): one pass each
+            if len(xs) == 1:  # a batch of one: batch norm cannot normalise it (a head's BatchNorm1d raised)
+                confident, xs, strong_u = torch.zeros_like(confident), xs[:0], strong_u[:0]
             logits_l = self._logits(weak_l)
             logits_s = self._logits(strong_u) if len(xs) else logits_l[:0]
             logits = torch.cat([logits_l, logits_s])
