@@ -22,15 +22,20 @@ def _write_idx(path, array):
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
-@pytest.mark.slow
-def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
-    src = tmp_path / "idx"
+def _small_fashion_mnist(fmnist_arrays, src):
+    """1,500 train and 500 test images of the real set, as the Debian package's IDX files."""
     src.mkdir()
     x, y = fmnist_arrays.arrays[:, 0], fmnist_arrays.labels
     _write_idx(src / "train-images-idx3-ubyte.gz", x[:1500])
     _write_idx(src / "train-labels-idx1-ubyte.gz", y[:1500])
     _write_idx(src / "t10k-images-idx3-ubyte.gz", x[60000:60500])
     _write_idx(src / "t10k-labels-idx1-ubyte.gz", y[60000:60500])
+    return src
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_path_and_resumes(fmnist_arrays, tmp_path):
+    src = _small_fashion_mnist(fmnist_arrays, tmp_path / "idx")
     env = {**os.environ, "UNLABELED_FASHION_MNIST": str(src), "UNLABELED_QUIET": "1"}
     cmd = [
         sys.executable,
@@ -68,3 +73,25 @@ def test_the_demo_pretrains_on_small_views_at_a_lower_temperature_and_a_higher_r
     }
     assert 0 < VIEW_SIZE < 28 and TEMPERATURE < 0.5 and TrainConfig.lr < LR  # none is the library's default
     assert inspect.signature(demo_).parameters["minutes"].default == MINUTES  # the CLI's default is the API's
+
+
+@pytest.mark.slow
+def test_demo_with_semi_puts_finetuning_and_fixmatch_from_the_run_and_from_scratch_beside_the_probe(
+    fmnist_arrays, tmp_path, monkeypatch, capsys
+):
+    """The issue's `unlabeled demo`: frozen probe, fine-tuning and the semi-supervised pipeline
+    side by side (the demo showed the frozen probes alone)."""
+    from unlabeled.bench import semi
+    from unlabeled.demo import run_demo
+
+    monkeypatch.setenv("UNLABELED_FASHION_MNIST", str(_small_fashion_mnist(fmnist_arrays, tmp_path / "idx")))
+    monkeypatch.setattr(semi, "MAX_STEPS", 10)  # a few steps a FixMatch fit: the rows, not their accuracy
+    run_demo(tmp_path / "demo", minutes=0.1, seeds=1, semi=True)
+    rows = json.loads((tmp_path / "demo" / "semi" / "bench.json").read_text())["rows"]
+    cells = {(r["model"], r["probe"], r["fraction"]) for r in rows}
+    assert {("simclr", "linear"), ("simclr", "finetune"), ("simclr", "semi"), ("supervised", "semi")} <= {
+        c[:2] for c in cells
+    }, cells
+    assert {c[2] for c in cells} == {0.01}
+    assert (tmp_path / "demo" / "runs" / "simclr" / "bench.json").exists()  # the frozen probes' report is kept
+    assert "FixMatch from the run, 1% of the labels" in capsys.readouterr().err

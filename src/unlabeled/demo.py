@@ -3,7 +3,8 @@
 Import the built-in dataset, pretrain SimCLR on its 60,000 train images without labels (at
 temperature 0.2, on 12 px views, at a learning rate of 4e-3; see ``demo_recipe``), then bench the encoder's frozen
 features with 1%, 10% and 100% of the train labels against raw pixels and a random-init
-encoder. An interrupted demo picks up where it stopped."""
+encoder; with ``--semi``, the few-label pipeline too (fine-tuning and FixMatch at 1% of the
+labels, from the run and from scratch). An interrupted demo picks up where it stopped."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from unlabeled._console import UnlabeledError, console, info
 from unlabeled._settings import check_count, check_positive
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import import_source, open_collection
-from unlabeled.data.collection import META_FILE, holding_collection
+from unlabeled.data.collection import META_FILE, Collection, holding_collection
 from unlabeled.runs import Run, embed
 from unlabeled.runtime import PRECISIONS, release_freed_memory
 from unlabeled.train.pretrain import pretrain
@@ -57,10 +58,11 @@ def _check_options(out: Path, minutes: object, seeds: object, precision: object)
 
 
 def run_demo(
-    out: str | Path = "demo", minutes: float = MINUTES, seeds: int = 3, precision: str = "auto"
+    out: str | Path = "demo", minutes: float = MINUTES, seeds: int = 3, precision: str = "auto", semi: bool = False
 ) -> BenchResult:
     """Import, pretrain for ``minutes`` (in ``precision``: ``fp32`` shows what a CPU without
-    bf16 gets), bench, report into ``out``."""
+    bf16 gets), bench, report into ``out``; with ``semi``, then the few-label pipeline at 1% of
+    the labels (:func:`semi_rows`)."""
     out = Path(out)
     _check_options(out, minutes, seeds, precision)
     t0 = time.perf_counter()
@@ -89,5 +91,31 @@ def run_demo(
         f"\n[bold]linear probe, 1% of the labels ({headline['n_labels']} images):[/] "
         f"{headline['mean']:.4f} ± {headline['std']:.4f} (raw pixels {raw['mean']:.4f})"
     )
+    if semi:
+        semi_rows(run, col, seeds, out / "semi")
     console.print(f"report: {result.report_path}   ({time.perf_counter() - t0:.0f} s in all)")
+    return result
+
+
+def semi_rows(run: Run, col: Collection, seeds: int, out: Path) -> BenchResult:
+    """The pretrained run used again with the unlabelled data, beside its frozen probe, at 1% of
+    the labels: fine-tuning on the labels, FixMatch from the run (the ``semi`` probe: Sohn et
+    al. 2020) and, as the ``supervised`` baseline's rows, the same two from scratch; a bench
+    and report of their own in ``out`` (the frozen-feature report keeps its three fractions)."""
+    info("the few-label pipeline at 1% of the labels: fine-tuning and FixMatch, from the run and from scratch")
+    result = bench(
+        run,
+        col,
+        fractions=[0.01],
+        seeds=seeds,
+        probes=("linear", "finetune", "semi"),
+        baselines=("supervised",),
+        out=out,
+    )
+    console.print(result.table())
+    semi, linear = result.score(run.name, "semi", 0.01), result.score(run.name, "linear", 0.01)
+    console.print(
+        f"\n[bold]FixMatch from the run, 1% of the labels:[/] {semi['mean']:.4f} ± {semi['std']:.4f} "
+        f"(its linear probe {linear['mean']:.4f}); report: {result.report_path}"
+    )
     return result

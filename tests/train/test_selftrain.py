@@ -225,3 +225,16 @@ def test_text_is_refused_in_words(wordnet_small, tmp_path):
     with pytest.raises(ul.UnlabeledError, match="is text, which has no augmentations"):
         ul.selftrain(None, wordnet_small, tmp_path / "st", fraction=0.1, epochs=0.1)
     assert not (tmp_path / "st").exists()
+
+
+def test_the_ratio_default_is_the_one_chosen_on_the_development_split_in_the_cli_the_api_and_the_recipe():
+    """mu 2, chosen at a fixed budget (BENCHMARKS.md, dev runs ac-ah), not FixMatch's 7: the
+    command line, the function and the recorded recipe agree."""
+    import inspect
+
+    from unlabeled import cli
+    from unlabeled.train.selftrain import SelftrainRecipe
+
+    api = inspect.signature(ul.selftrain).parameters["ratio"].default
+    command = inspect.signature(cli.selftrain_).parameters["ratio"].default
+    assert api == command == SelftrainRecipe().ratio == 2
