@@ -264,8 +264,18 @@ def test_resuming_a_finished_run_leaves_its_files_as_they_were(small, cli):
 
     before = digests()
     code, lines = cli("pretrain", run.config["data"]["path"], "--out", run.path, "--resume")
-    assert code == 0 and any("had finished" in line for line in lines), lines
+    assert code == 0 and any("had finished" in line and "(pretrain --init)" in line for line in lines), lines
     assert digests() == before
+
+
+def test_resuming_a_finished_classifier_names_commands_that_start_from_it(small, cli, tmp_path):
+    """It advised `pretrain --init`, which refuses a classifier."""
+    col, run = small
+    args = ("finetune", run.path, "--task", col.path, "--fraction", "0.5", "--epochs", "0.2", "--out", tmp_path / "ft")
+    assert cli(*args)[0] == 0
+    code, lines = cli(*args, "--resume")
+    said = [line for line in lines if "had finished" in line]
+    assert code == 0 and said and "finetune, selftrain or distil RUN" in said[0] and "--init" not in said[0], lines
 
 
 def test_a_learning_rate_of_zero_trains_with_a_note_that_the_weights_stay(small, cli, tmp_path):
@@ -573,3 +583,23 @@ def test_an_array_file_names_the_rows_beyond_float32(tmp_path):
     report = ul.import_source(tmp_path / "x.npy", tmp_path / "c")
     assert report.bad == [(f"{tmp_path / 'x.npy'}[3]", "a value beyond float32's range (-1e+39)")]
     assert len(report.collection) == 9
+
+
+def test_the_api_names_an_argument_of_the_wrong_kind(small, tmp_path):
+    """A tester's session (2026-12-07): a list where a name or a dict of settings belongs gave
+    "unhashable type: 'list'" or dict()'s "dictionary update sequence element #0 has length 11";
+    `shots=2.5` was "must be a number"."""
+    col, run = small
+    kw = dict(epochs=0.05, overwrite=True)
+    with pytest.raises(UnlabeledError, match="method must be a name"):
+        ul.pretrain(col, tmp_path / "a", method=["simclr"], **kw)
+    with pytest.raises(UnlabeledError, match="unknown encoder"):
+        ul.pretrain(col, tmp_path / "a", encoder=["cnn"], **kw)
+    for name in ("augment", "method_options", "encoder_options"):
+        with pytest.raises(UnlabeledError, match=f"{name} takes settings by name"):
+            ul.pretrain(col, tmp_path / "a", **{name: ["view_size=6"]}, **kw)
+    with pytest.raises(UnlabeledError, match="augment takes settings by name"):
+        ul.selftrain(run, col, tmp_path / "s", fraction=0.5, augment=["view_size=0"], **kw)
+    with pytest.raises(UnlabeledError, match="--shots must be a whole number, got 2.5"):
+        ul.finetune(run, col, tmp_path / "f", shots=2.5, **kw)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "s").exists()

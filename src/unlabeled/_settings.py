@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from math import inf
 from typing import Any
 
@@ -35,6 +35,16 @@ def check_positive(value: Any, flag: str) -> None:
     """``value`` is a finite number above 0 (never a bool); else one line naming ``flag``."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0 < value < inf:
         raise UnlabeledError(f"{flag} must be a positive number, got {value!r}")
+
+
+def as_settings(value: Any, name: str) -> dict[str, Any]:
+    """``value`` (settings by name, or None) as a dict; anything else is an UnlabeledError naming
+    ``name`` (a list of "key=value" strings passed through the API raised dict()'s own error)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UnlabeledError(f"{name} takes settings by name, a dict such as {{'view_size': 12}}; got {value!r}")
+    return dict(value)
 
 
 def check_kind(flag: str, value: Any, default: Any) -> None:

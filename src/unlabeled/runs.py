@@ -324,6 +324,22 @@ class Run:
             return [str(i) for i in col.ids[col.indices(exclude=data.get("exclude_split"))]]
         raise UnlabeledError(f"{self.path} records no training ids (not made by pretrain, finetune or forget)")
 
+    def labelled_ids(self) -> list[str]:
+        """The ids whose labels the run trained on: ``labelled-ids.txt`` for a self-trained
+        classifier (the rest of its pool was pseudo-labelled); for a distilled student none
+        without ``--label-weight`` (it learnt its teacher's soft labels) and with it the
+        teacher's labelled samples it trained on; every training id otherwise (``finetune``)."""
+        path = self.path / "labelled-ids.txt"
+        if path.exists():
+            return read_ids(path)
+        teacher = self.config.get("teacher") if self.kind == "classifier" else None
+        if teacher and not teacher.get("label_weight"):
+            return []
+        if teacher and (Path(teacher["run"]) / "config.json").exists():
+            mine = set(self.training_ids())
+            return [i for i in Run(teacher["run"]).labelled_ids() if i in mine]
+        return self.training_ids()  # a student whose teacher is gone: every id, to be safe
+
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"
         if not path.exists():
@@ -359,10 +375,11 @@ class Run:
         return str(self.config.get("train", {}).get("precision") or "auto")
 
 
-def trained_samples(run: Run) -> list[tuple[Collection, np.ndarray]]:
+def trained_samples(run: Run, labelled: bool = False) -> list[tuple[Collection, np.ndarray]]:
     """The collections ``run`` trained on, each checked unchanged since, with the positions
     there of the samples it trained on (a ``--mix`` run: every part's samples outside the
-    excluded split)."""
+    excluded split); with ``labelled``, only those whose labels it trained on
+    (:meth:`Run.labelled_ids`)."""
     where = (run.config.get("task") if run.kind == "classifier" else run.config.get("data")) or {}
     if "mix" in where:
         parts = [(p["path"], p["fingerprint"]) for p in where["mix"]["parts"]]
@@ -378,11 +395,11 @@ def trained_samples(run: Run) -> list[tuple[Collection, np.ndarray]]:
         if "mix" in where:
             out.append((col, col.indices(exclude=where.get("exclude_split"))))
         else:
-            out.append((col, col.positions(run.training_ids())))
+            out.append((col, col.positions(run.labelled_ids() if labelled else run.training_ids())))
     return out
 
 
-def count_trained(run: Run, col: Collection, *position_sets: np.ndarray) -> list[int]:
+def count_trained(run: Run, col: Collection, *position_sets: np.ndarray, labelled: bool = False) -> list[int]:
     """For each of ``position_sets`` (positions in ``col``), how many of its samples ``run``
     trained on: by position where it trained on ``col`` or a copy of it (the same fingerprint:
     the same samples in the same order, relabelled or under other ids), else by content
@@ -390,7 +407,7 @@ def count_trained(run: Run, col: Collection, *position_sets: np.ndarray) -> list
     still count."""
     hit = [np.zeros(len(p), dtype=bool) for p in position_sets]  # a sample in two parts of a mix counts once
     mine: list[np.ndarray] | None = None  # col's digests, made once and only if needed
-    for other, pos in trained_samples(run):
+    for other, pos in trained_samples(run, labelled):
         if other.fingerprint() == col.fingerprint():  # the same samples in the same order, whatever their ids
             for h, p in zip(hit, position_sets, strict=True):
                 h |= np.isin(p, pos)

@@ -91,3 +91,23 @@ def test_llkd_selection_reaches_the_run_and_its_metrics(tmp_path, fmnist_small, 
     assert all(0 < r["kept"] < 1 for r in rows)  # a share of each batch, not all of it
     with pytest.raises(ul.UnlabeledError, match="--select must be all or llkd"):
         ul.distil(teacher.path, fmnist_small, tmp_path / "t", select="best")
+
+
+def test_a_self_trained_run_and_its_student_name_the_labels_they_learnt_and_bench_says_so(tmp_path, fmnist_small):
+    """A tester's session (2026-12-07): `bench` refused a self-trained run, and a student
+    distilled from it, as trained on every test sample "with their labels" where the run had
+    learnt 30 labels and pseudo-labelled the rest, and the student only its teacher's soft labels."""
+    from unlabeled.bench.tasks import make_task
+    from unlabeled.data.collection import CollectionWriter
+
+    st = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=3, epochs=0.05, batch_size=8, precision="fp32")
+    assert len(st.labelled_ids()) == 30 and len(st.training_ids()) == len(fmnist_small.indices(exclude="test"))
+    student = ul.distil(st.path, fmnist_small, tmp_path / "s", size="tiny", epochs=0.05, precision="fp32")
+    assert student.labelled_ids() == []  # its teacher's soft labels alone, without --label-weight
+    # the same samples with every train sample marked test: bench counts the labels apart
+    splits = np.where(fmnist_small.splits == "train", "test", "train")
+    w = CollectionWriter(tmp_path / "flip", "image", fmnist_small.sample_shape, "uint8", fmnist_small.classes)
+    w.add(fmnist_small.get(np.arange(len(fmnist_small))), list(fmnist_small.ids), fmnist_small.labels, splits)
+    task = make_task(w.close())
+    with pytest.raises(ul.UnlabeledError, match=r"test samples \(30 with their labels, the rest with pseudo-labels"):
+        ul.bench(st, task.collection, probes=["linear"], fractions=[1.0], seeds=1, baselines=())

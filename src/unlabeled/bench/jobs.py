@@ -180,22 +180,29 @@ def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
     while run is not None and str(run.path) not in visited:
         visited.add(str(run.path))
         try:
-            test, labelled = count_trained(run, task.collection, task.test, task.train)
+            (test,) = count_trained(run, task.collection, task.test)
+            with_labels, labelled = count_trained(run, task.collection, task.test, task.train, labelled=True)
         except UnlabeledError as e:  # its collection moved, say: scored, with a note
             notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
         else:
-            _held_out_notes(run, task, test, labelled, notes)
+            _held_out_notes(run, task, (test, with_labels), labelled, notes)
         run = _started_from(run)
 
 
-def _held_out_notes(run: Run, task: Task, overlap: int, labelled: int, notes: list[str]) -> None:
-    """:func:`check_held_out`'s verdict on one run of the chain: it trained on ``overlap`` of
-    the task's test samples and ``labelled`` of its train samples."""
-    n_test = len(task.test)
+def _held_out_notes(run: Run, task: Task, test: tuple[int, int], labelled: int, notes: list[str]) -> None:
+    """:func:`check_held_out`'s verdict on one run of the chain: it trained on ``test[0]`` of
+    the task's test samples (``test[1]`` of them with their labels) and ``labelled`` of its
+    train samples."""
+    n_test, (overlap, with_labels) = len(task.test), test
     if overlap and run.kind == "classifier":
+        how = (
+            ", with their labels"
+            if with_labels == overlap
+            else f" ({with_labels} with their labels, the rest with pseudo-labels or a teacher's soft labels)"
+        )
         raise UnlabeledError(
-            f"{run.path} was trained on {overlap} of task {task.name}'s {n_test} test samples, "
-            "with their labels: its scores would not be held-out; train it on the train split "
+            f"{run.path} was trained on {overlap} of task {task.name}'s {n_test} test samples{how}: "
+            "its scores would not be held-out; train it on the train split "
             "(a collection without one: import it with a `split` column, or train/ and test/ folders)"
         )
     if overlap:

@@ -29,7 +29,7 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
     read beside the series, 0 to 2) and ``layers`` (how many of the last blocks the embedding
     pools, or ``all``); for the cnn ``strided_stem`` (true: the stem's second convolution strides
     in place of the first pool, cheaper at the same feature-map sizes)."""
-    if name not in ENCODERS:
+    if not isinstance(name, str) or name not in ENCODERS:
         raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if size not in SIZES:
         raise UnlabeledError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
@@ -48,6 +48,8 @@ def build_encoder(name: str, size: str, sample_shape: tuple[int, ...], **options
 def check_encoder_options(name: str, options: dict[str, Any]) -> None:
     """A new run's ``--encoder-option`` settings against what encoder ``name`` takes (a saved
     run is rebuilt as it was saved, unchecked: older runs may hold values typed more loosely)."""
+    if not isinstance(name, str):
+        raise UnlabeledError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     if name in ENCODERS:
         skip = ("in_channels", "size", "image_size") if name == "cnn" else ("input_shape", "size")
         check_settings(f"the {name} encoder", "--encoder-option", settable(ENCODERS[name], skip=skip), options)

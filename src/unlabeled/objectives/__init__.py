@@ -40,6 +40,8 @@ LABELLED = {"supervised": "finetune", "fixmatch": "selftrain", "distil": "distil
 
 def check_pretraining_method(name: str) -> None:
     """``name`` is an objective that trains without labels; one that needs them names its command."""
+    if not isinstance(name, str):
+        raise UnlabeledError(f"method must be a name ({', '.join(PRETRAINING)}), got {name!r}")
     if name in LABELLED:
         raise UnlabeledError(f"{name} trains on labels; pretrain takes {', '.join(PRETRAINING)} (use {LABELLED[name]})")
     if name not in OBJECTIVES:

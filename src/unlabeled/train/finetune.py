@@ -81,7 +81,8 @@ def few_labels(
         raise UnlabeledError("give --fraction or --shots, not both")
     for flag, value, kinds in (("--fraction", fraction, int | float | np.number), ("--shots", shots, int | np.integer)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
-            raise UnlabeledError(f"{flag} must be a number, got {value!r}")
+            kind = "a whole number" if flag == "--shots" else "a number"
+            raise UnlabeledError(f"{flag} must be {kind}, got {value!r}")
     if fraction is not None and not 0 < fraction <= 1:
         raise UnlabeledError(f"--fraction must be in (0, 1], got {fraction}")
     if shots is not None and shots < 1:

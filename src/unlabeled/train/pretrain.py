@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import as_settings
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, check_split_name, open_collection
 from unlabeled.data.mixture import Mix, Mixture, plan_mix
@@ -175,9 +176,9 @@ def pretrain(
         seed=seed,
         precision=precision,
         exclude_split=exclude_split,
-        method_options=dict(method_options or {}),
-        encoder_options=dict(encoder_options or {}),
-        augment=dict(augment or {}),
+        method_options=as_settings(method_options, "method_options"),
+        encoder_options=as_settings(encoder_options, "encoder_options"),
+        augment=as_settings(augment, "augment"),
         checkpoint_steps=checkpoint_steps,
         snapshot_seconds=snapshot_seconds,
         compile=compile,

@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from torch import nn
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled._settings import check_count, check_field_kinds
+from unlabeled._settings import as_settings, check_count, check_field_kinds
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
@@ -123,6 +123,7 @@ class SelftrainRecipe:
             )
         if self.head not in ("probe", "random"):
             raise UnlabeledError(f"--head must be probe or random, got {self.head!r}")
+        as_settings(self.augment, "augment")
 
 
 def selftrain(

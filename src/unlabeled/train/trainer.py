@@ -434,9 +434,11 @@ class Trainer:
             step, total, elapsed_before, saved = self._restore()
             budget.restore(saved, t_start - elapsed_before)
             if total is not None and step >= total:  # its files are left as they are
+                classifier = getattr(self.objective, "name", "") in ("supervised", "fixmatch", "distil")
+                again = "finetune, selftrain or distil RUN" if classifier else "pretrain --init"
                 info(
                     f"{self.dir} had finished ({step} steps): nothing left to train; --resume finishes an "
-                    "interrupted run, and a longer one starts from this as a new run (pretrain --init)"
+                    f"interrupted run, and a longer one starts from this as a new run ({again})"
                 )
                 return {"steps": step, "total_steps": total, "seconds": round(elapsed_before, 1), "final": {}}
         if total is None:
