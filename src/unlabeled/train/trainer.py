@@ -434,8 +434,12 @@ class Trainer:
             step, total, elapsed_before, saved = self._restore()
             budget.restore(saved, t_start - elapsed_before)
             if total is not None and step >= total:  # its files are left as they are
-                classifier = getattr(self.objective, "name", "") in ("supervised", "fixmatch", "distil")
-                again = "finetune, selftrain or distil RUN" if classifier else "pretrain --init"
+                # a classifier (its objective learns labels): pretrain --init refuses it
+                again = (
+                    "finetune, selftrain or distil RUN"
+                    if getattr(self.objective, "uses_labels", False)
+                    else "pretrain --init"
+                )
                 info(
                     f"{self.dir} had finished ({step} steps): nothing left to train; --resume finishes an "
                     f"interrupted run, and a longer one starts from this as a new run ({again})"
