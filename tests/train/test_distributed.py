@@ -161,6 +161,41 @@ def _global_bn_against_native(rank: int, port: int) -> None:
         torch.testing.assert_close(glob(x.detach()), native(x.detach()), **close)
 
 
+def _moving_averages_over_two_ranks(rank: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    os.environ["LOCAL_RANK"] = str(rank)
+    torch.set_num_threads(1)
+    from unlabeled.objectives.distil import LLKDSelection
+    from unlabeled.objectives.fixmatch import FixMatch
+
+    def fixmatch() -> FixMatch:
+        return FixMatch(build_encoder("cnn", "tiny", (1, 8, 8)), None, 4, adaptive=0.9, align=0.9)
+
+    torch.manual_seed(0)  # the same batch on both ranks; each takes its half
+    guesses, targets, student = torch.randn(3, 16, 4), torch.rand(16, 4).softmax(-1), torch.randn(16, 4)
+    half = slice(8 * rank, 8 * rank + 8)
+    whole, whole_llkd = fixmatch(), LLKDSelection(4, momentum=0.9)
+    for g in guesses:  # one process with the whole batch, before the group exists
+        whole.pseudo_labels(g)
+    whole_llkd(targets, student)
+    with dist.process_group(torch.device("cpu")):
+        mine, mine_llkd = fixmatch(), LLKDSelection(4, momentum=0.9)
+        for g in guesses:
+            mine.pseudo_labels(g[half])
+        mine_llkd(targets[half], student[half])
+    for name in ("tau", "class_tau", "p_model"):
+        torch.testing.assert_close(getattr(mine, name), getattr(whole, name))
+    torch.testing.assert_close(mine_llkd.confidence, whole_llkd.confidence)
+    torch.testing.assert_close(mine_llkd.class_confidence, whole_llkd.class_confidence)
+
+
+def test_self_training_moving_averages_follow_the_global_batch():
+    """FreeMatch's thresholds, distribution alignment's mean prediction and LLKD's averages
+    moved by each process's half batch, and DDP then overwrote them with rank 0's: two processes
+    no longer trained as one with the same global batch. They move by the whole batch now."""
+    mp.start_processes(_moving_averages_over_two_ranks, args=(_free_port(),), nprocs=2, start_method="spawn")
+
+
 def test_global_batch_norm_over_two_ranks_is_batch_norm_of_the_whole_batch():
     """Two ranks with half a batch each: every rank's input gradient, the summed weight
     gradients and the running statistics are native batch norm's on the whole batch (the

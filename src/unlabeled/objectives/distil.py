@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlabeled.objectives.base import Objective
+from unlabeled.train import distributed as dist
 
 SELECTIONS = ("all", "llkd")
 
@@ -81,16 +82,21 @@ class LLKDSelection(nn.Module):
         p = student_logits.detach().float().softmax(-1)
         u = -(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])
         m = self.momentum if self.batches > 0 else 0.0  # the first batch sets the averages
-        self.confidence.mul_(m).add_((1 - m) * c.mean())
         seen = torch.zeros_like(self.class_confidence).index_add_(0, k, c)
         counts = torch.zeros_like(self.class_confidence).index_add_(0, k, torch.ones_like(c))
+        # the global batch's statistics under torchrun (each process's own moved rank 0's copy apart)
+        n = len(seen)
+        total = dist.summed(torch.cat([c.sum()[None], u.sum()[None], c.new_tensor([len(c)]), seen, counts]))
+        c_mean, u_mean = total[0] / total[2].clamp_min(1), total[1] / total[2].clamp_min(1)
+        seen, counts = total[3 : 3 + n], total[3 + n :]
+        self.confidence.mul_(m).add_((1 - m) * c_mean)
         present = counts > 0
         if self.batches == 0:
-            self.class_confidence.fill_(float(c.mean()))
+            self.class_confidence.fill_(float(c_mean))
         self.class_confidence[present] = m * self.class_confidence[present] + (1 - m) * seen[present] / counts[present]
         self.batches += 1
         threshold = self.confidence * self.class_confidence / self.class_confidence.max().clamp_min(1e-12)
-        keep = (c >= threshold[k]) & (u >= u.mean())
+        keep = (c >= threshold[k]) & (u >= u_mean)
         return keep.float() * c * u
 
 

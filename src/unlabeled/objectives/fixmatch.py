@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlabeled.objectives.base import Objective
+from unlabeled.train import distributed as dist
 
 
 def pseudo_labels(weak_logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,17 +177,21 @@ class FixMatch(Objective):
         ``align``): the fixed threshold, or FreeMatch's self-adaptive one after this batch has
         moved its averages."""
         probs = guess.float().softmax(-1)
-        if self.align and len(probs):
-            self.p_model.mul_(self.align).add_((1 - self.align) * probs.mean(0))
+        count = probs.new_tensor([len(probs)])
+        if self.align:  # every process's batch, summed (each calls it, an empty batch too)
+            total = dist.summed(torch.cat([probs.sum(0), count]))
+            if total[-1] > 0:
+                self.p_model.mul_(self.align).add_((1 - self.align) * total[:-1] / total[-1])
             probs = probs * (self.p_target / self.p_model)
             probs = probs / probs.sum(-1, keepdim=True)
         confidence, labels = probs.max(-1)
         if not self.adaptive:
             return labels, confidence >= self.threshold
-        if len(probs):
+        total = dist.summed(torch.cat([confidence.sum()[None], probs.sum(0), count]))
+        if total[-1] > 0:
             m = self.adaptive
-            self.tau.mul_(m).add_((1 - m) * confidence.mean())
-            self.class_tau.mul_(m).add_((1 - m) * probs.mean(0))
+            self.tau.mul_(m).add_((1 - m) * total[0] / total[-1])
+            self.class_tau.mul_(m).add_((1 - m) * total[1:-1] / total[-1])
         level = self.tau * self.class_tau / self.class_tau.max()
         return labels, confidence >= level[labels]
 

@@ -198,6 +198,17 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_fn.all_gather(x.contiguous()))
 
 
+def summed(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over every process (``x`` itself with one): the global batch's statistics,
+    for an objective's moving averages (FreeMatch's thresholds, LLKD's), which each process
+    moved by its own share and DDP then overwrote with rank 0's."""
+    if not is_distributed():
+        return x
+    x = x.detach().clone()
+    tdist.all_reduce(x)
+    return x
+
+
 def agree(flag: bool) -> bool:
     """True on every rank when it is true on any rank (checkpoint and stop together)."""
     if not is_distributed():

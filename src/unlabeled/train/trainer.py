@@ -110,9 +110,15 @@ class TrainConfig:
             raise UnlabeledError(f"batch size must be at least 2, got {self.batch_size}")
         if self.epochs is not None and not 0 < self.epochs <= MAX_EPOCHS:  # 1e308 passes: no step count
             raise UnlabeledError(f"epochs must be positive and at most {MAX_EPOCHS:g}, got {self.epochs}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise UnlabeledError(f"minutes must be positive, got {self.minutes}")
+        if self.minutes is not None and not 0 < self.minutes <= MAX_MINUTES:  # 1e307: an OverflowError later
+            raise UnlabeledError(
+                f"minutes must be positive and at most {MAX_MINUTES:g} (a century), got {self.minutes}"
+            )
         check_seed(self.seed)
+        for name in ("lr", "weight_decay"):  # 1e300 passed, then overflowed in the optimizer (a traceback)
+            if getattr(self, name) > MAX_RATE:
+                what = "the learning rate" if name == "lr" else "weight decay"
+                raise UnlabeledError(f"{what} must be at most {MAX_RATE:g}, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "grad_clip", "checkpoint_steps", "snapshot_seconds"):
             if getattr(self, name) < 0:
                 what = "the learning rate" if name == "lr" else name.replace("_", " ")
@@ -130,6 +136,8 @@ class TrainConfig:
 
 
 MAX_EPOCHS = 1e9
+MAX_RATE = 100.0  # the largest learning rate or weight decay taken: beyond it a step only diverges
+MAX_MINUTES = 60 * 24 * 365 * 100  # a century: a budget beyond it is a typing error
 
 
 def one_budget(epochs: float | None, minutes: float | None) -> None:
@@ -339,9 +347,12 @@ class Trainer:
             group["lr"] = lr
         with autocast(self.device, self.bf16):
             loss, logs = model(x, step_generator(self.cfg.seed, step, self.device, self.rank), *extra)
-        if not torch.isfinite(loss):
+        # every process stops where one's loss is not finite: one leaving alone left the others
+        # waiting in the gradients' all-reduce
+        if dist.agree(not bool(torch.isfinite(loss))):
             hint = "lower --lr or use --precision fp32" if self.bf16 else "lower --lr, or check the settings"
-            raise UnlabeledError(f"loss became {loss.item()} at step {step}; {hint}")
+            value = loss.item() if not torch.isfinite(loss) else "not finite on another process"
+            raise UnlabeledError(f"loss became {value} at step {step}; {hint}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         obj.before_update()
@@ -393,6 +404,8 @@ class Trainer:
             self.objective.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and self.device.type == "cuda":  # dropout's masks on a GPU draw from it
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         except (RuntimeError, ValueError, TypeError) as e:
             raise UnlabeledError(f"{path} does not fit the run config.json describes: {short_reason(e)}") from None
         self._trim_metrics(state["step"])
@@ -505,6 +518,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "optimizer_name": self.cfg.optimizer,
             "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
         }
         meta = {"step": str(step), "total_steps": str(total)}
         ckpt.save_checkpoint(self.dir, state, self.objective.exported_state(), meta)
