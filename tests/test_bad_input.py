@@ -549,6 +549,8 @@ def test_overwrite_refuses_a_collection_folder_that_holds_the_users_files(cli, t
     "args",
     [
         ["pretrain", "{data}", "--out", "{out}", "--epochs", "1e308"],
+        ["pretrain", "{data}", "--out", "{out}", "--minutes", "1e307"],  # round(inf): OverflowError
+        ["finetune", "--task", "{data}", "--out", "{out}", "--epochs", "0.1", "--lr", "1e300"],  # the optimizer's
         ["pretrain", "{data}", "--out", "{out}", "--epochs", "0.1", "--seed", str(2**64)],
         ["finetune", "--task", "{data}", "--out", "{out}", "--epochs", "0.1", "--seed", str(2**64)],
         ["select", "{data}", "--out", "{out}", "--budget", "10", "--seed", "-1"],
@@ -569,7 +571,7 @@ def test_a_failed_import_over_a_collection_keeps_it(cli, col_copy, tmp_path):
     one_error(
         cli("import", tmp_path / "nan.npy", col_copy, "--overwrite"),
         "no valid samples",
-        "every one of its 4 contains NaN or infinity",
+        "every one of its 4 samples is bad (contains NaN or infinity)",
     )
     assert snapshot(col_copy) == before
     no_leftovers(tmp_path, "col")
@@ -1037,3 +1039,61 @@ def test_selftrain_says_which_settings_change_nothing(cli, tmp_path):
     assert code == 0, text
     assert "--no-ema-teacher has no average to leave out without --ema" in text
     assert "--head random applies to a pretrained run" in text
+
+
+def test_a_refused_finetune_over_a_run_keeps_the_run(tiny, tmp_path):
+    """`finetune --overwrite` removed the old run before the new one was known to start: one
+    labelled sample was then refused ("batch size must be at least 2") and the run was gone."""
+    col, run = tiny
+    ft = ul.finetune(run, col, tmp_path / "ft", epochs=0.1, device="cpu", precision="fp32")
+    before = snapshot(ft.path)
+    with pytest.raises(ul.UnlabeledError, match="needs at least 2 labelled samples to train on, got 1"):
+        ul.finetune(run, col, tmp_path / "ft", positions=col.indices("train")[:1], overwrite=True)
+    assert snapshot(tmp_path / "ft") == before
+
+
+def test_a_run_resumes_with_the_process_count_it_started_with(tiny, tmp_path):
+    """A run started by two processes resumed by one was accepted, and trained the rest of its
+    steps on other batches in another order (each step's batch is per process)."""
+    col, _ = tiny
+    out = tmp_path / "r"
+    ul.pretrain(col, out, epochs=2, batch_size=32, checkpoint_steps=1, device="cpu", precision="fp32")
+    state = torch.load(out / "state.pt", weights_only=False)
+    state["step"] = 1  # as if killed after its first step
+    torch.save(state, out / "state.pt")
+    config = json.loads((out / "config.json").read_text())
+    config["environment"]["world_size"] = 2
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ul.UnlabeledError, match="trained by 2 process.*this is 1: resume it with torchrun --nproc_per"):
+        ul.pretrain(col, out, resume=True, device="cpu")
+
+
+def test_overwrite_keeps_the_old_run_where_the_new_one_stops_before_its_first_checkpoint(tiny, tmp_path):
+    """`--overwrite` with a budget shorter than one step removed the old run, then stopped."""
+    col, _ = tiny
+    out = tmp_path / "p"
+    ul.pretrain(col, out, epochs=1, batch_size=32, device="cpu", precision="fp32")
+    before = snapshot(out)
+    with pytest.raises(ul.UnlabeledError, match="shorter than one training step"):
+        ul.pretrain(col, out, minutes=1e-9, batch_size=32, overwrite=True, device="cpu", precision="fp32")
+    assert snapshot(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".p.")]  # nothing set aside is left
+
+
+def test_few_labels_from_a_task_without_labelled_train_samples_is_one_line(tiny, tmp_path):
+    """Labels in the test split alone: --shots and --fraction stopped on numpy's "need at least
+    one array to concatenate"; selftrain said "the labelled samples must all have labels"."""
+    col, run = tiny
+    w = CollectionWriter(tmp_path / "held", "image", (1, 8, 8), "uint8", ["a", "b"])
+    pos = np.arange(len(col))
+    labels = np.where(col.splits[pos] == "test", col.labels[pos], -1)
+    w.add(col.get(pos), [str(i) for i in col.ids[pos]], labels, list(col.splits[pos]))
+    held = w.close()
+    for call in (
+        lambda: ul.finetune(run, held, tmp_path / "f", shots=1),
+        lambda: ul.finetune(run, held, tmp_path / "f", fraction=0.5),
+    ):
+        with pytest.raises(ul.UnlabeledError, match="no labelled train samples to draw --fraction or --shots from"):
+            call()
+    with pytest.raises(ul.UnlabeledError, match="no labelled train samples"):
+        ul.selftrain(run, held, tmp_path / "s", epochs=0.05)

@@ -221,3 +221,15 @@ def test_embeddings_whose_weights_changed_while_embedding_are_not_written(run, f
     with pytest.raises(ul.UnlabeledError, match="weights changed while they were read"):
         ul.embed(moved, fmnist_small, out=tmp_path / "e.parquet")
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_ids_with_line_breaks_or_quotes_read_back_whole(tmp_path):
+    """A CSV's quoted id over two lines, or a JSON id holding U+2028, was written as one line and
+    read back as two ids (``str.splitlines``): forget then named them "not in the run"."""
+    from unlabeled.runs import read_ids, write_ids
+
+    ids = ["plain", "two\nlines", "para\u2028sep", "\rcr", '"quoted', '"{}"', "  spaced  ", "ünï"]
+    write_ids(tmp_path / "ids.txt", ids)
+    assert read_ids(tmp_path / "ids.txt") == ids
+    (tmp_path / "old.txt").write_text("a\nb\n")  # a file of older runs reads as before
+    assert read_ids(tmp_path / "old.txt") == ["a", "b"]

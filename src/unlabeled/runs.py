@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError, not_utf8, progress, samples_of
-from unlabeled._settings import check_count
+from unlabeled._settings import check_count, folder
 from unlabeled.data.collection import Collection, holding_collection, open_collection
 from unlabeled.modalities import fit_modality, modality_from_state
 from unlabeled.models import ShardEncoders, build_encoder, saved_options
@@ -64,16 +64,34 @@ EMBED_BATCH = 256
 
 
 def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
-    """Sample ids, one per line, written atomically (``training-ids.txt``, ``forgotten-ids.txt``)."""
-    ckpt.atomic_write_text(path, "".join(f"{i}\n" for i in ids))
+    """Sample ids, one per line, written atomically (``training-ids.txt``, ``forgotten-ids.txt``);
+    an id with a line break in it (or a leading quote) as a JSON string, so that it reads back
+    whole (a CSV's quoted id over two lines came back as two ids)."""
+    ckpt.atomic_write_text(path, "".join(f"{_id_line(str(i))}\n" for i in ids))
+
+
+def _id_line(i: str) -> str:
+    return json.dumps(i, ensure_ascii=False) if "\n" in i or i.startswith('"') else i
 
 
 def read_ids(path: str | os.PathLike[str]) -> list[str]:
-    """The ids in a file written by :func:`write_ids`."""
+    """The ids in a file written by :func:`write_ids` (lines split at "\n" alone: an id may hold
+    any other separator ``str.splitlines`` splits at, such as U+2028)."""
     try:
-        return [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+        lines = Path(path).read_bytes().decode("utf-8").split("\n")  # no newline translation: "\r" stays
     except UnicodeDecodeError as e:  # a damaged run's file: one line, as for its other files
         raise UnlabeledError(f"{path} is {not_utf8(e)}") from None
+    return [_read_id(line) for line in lines if line]
+
+
+def _read_id(line: str) -> str:
+    if line.startswith('"'):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:  # an id that begins with a quote, written as it was
+            return line
+        return value if isinstance(value, str) else line
+    return line
 
 
 def shard_split(positions: np.ndarray, shards: int, seed: int) -> list[np.ndarray]:
@@ -651,7 +669,7 @@ def embed(
     run, col = open_run(run), open_collection(collection)
     check_count(batch_size, "batch_size", 1)
     if out is not None:
-        _check_embeddings_out(Path(out), overwrite)
+        _check_embeddings_out(folder(out), overwrite)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     precision = run.precision if precision is None else precision
     step, digest = run.step, run.digest()  # read before the weights are, and checked after

@@ -58,6 +58,9 @@ def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
         ul.distil(teacher.path, renamed.close(), tmp_path / "b")
     with pytest.raises(ul.UnlabeledError, match="label-weight must be between 0 and 1"):
         ul.distil(teacher.path, fmnist_small, tmp_path / "c", label_weight=2)
+    for temperature in (1e-30, 1e6, float("inf")):  # 1e-30 was taken and the student's loss overflowed
+        with pytest.raises(ul.UnlabeledError, match="temperature must be between 0.01 and 100"):
+            ul.distil(teacher.path, fmnist_small, tmp_path / "c", temperature=temperature)
     # a copy whose labels were edited: the samples (and the fingerprint) are the teacher's, the
     # labels not; mixing them in was accepted
     import shutil
@@ -97,13 +100,29 @@ def test_a_self_trained_run_and_its_student_name_the_labels_they_learnt_and_benc
     """A tester's session (2026-12-07): `bench` refused a self-trained run, and a student
     distilled from it, as trained on every test sample "with their labels" where the run had
     learnt 30 labels and pseudo-labelled the rest, and the student only its teacher's soft labels."""
+    from unlabeled.bench.jobs import check_held_out
     from unlabeled.bench.tasks import make_task
     from unlabeled.data.collection import CollectionWriter
+    from unlabeled.train.distil import DistilRecipe, soft_targets
 
     st = ul.selftrain(None, fmnist_small, tmp_path / "st", shots=3, epochs=0.05, batch_size=8, precision="fp32")
     assert len(st.labelled_ids()) == 30 and len(st.training_ids()) == len(fmnist_small.indices(exclude="test"))
     student = ul.distil(st.path, fmnist_small, tmp_path / "s", size="tiny", epochs=0.05, precision="fp32")
     assert student.labelled_ids() == []  # its teacher's soft labels alone, without --label-weight
+    # yet those carry the teacher's 30 labels: bench's note on rows at fewer labels names the
+    # teacher (the chain of runs went through the run a run started from, never a teacher)
+    notes: list[str] = []
+    check_held_out(student, make_task(fmnist_small), notes)
+    assert [n for n in notes if f"{st.path} is a classifier trained on 30 of its labelled train samples" in n]
+    # with it, the labels are those of the teacher's labelled draw, not of its whole pool (a
+    # self-trained teacher was refused, its index hashed with the other labels hidden)
+    mixed = ul.distil(st.path, fmnist_small, tmp_path / "m", size="tiny", epochs=0.05, label_weight=0.5)
+    assert sorted(mixed.labelled_ids()) == sorted(st.labelled_ids())
+    pool = fmnist_small.indices(exclude="test")
+    targets = soft_targets(
+        st, fmnist_small, pool, DistilRecipe(label_weight=1.0, precision="fp32"), torch.device("cpu")
+    )
+    assert set(np.flatnonzero((targets == 1).any(1))) == set(fmnist_small.positions(st.labelled_ids()))
     # the same samples with every train sample marked test: bench counts the labels apart
     splits = np.where(fmnist_small.splits == "train", "test", "train")
     w = CollectionWriter(tmp_path / "flip", "image", fmnist_small.sample_shape, "uint8", fmnist_small.classes)

@@ -61,6 +61,14 @@ def test_the_index_hash_changes_with_labels_and_splits_not_with_the_samples():
     assert base == index_hash(col([0, 1], ["train", "test"]))
     assert base != index_hash(col([1, 1], ["train", "test"]))
     assert base != index_hash(col([0, 1], ["train", "train"]))
+    # a teacher's soft targets as labels (distil): hashed by the collection beneath, so its
+    # relabelling is seen (cast to integers the targets hashed as zeros, whatever the labels)
+    from unlabeled.train.sampling import Retargeted
+
+    soft = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+    assert index_hash(Retargeted(col([0, 1], ["train", "test"]), soft)) == base
+    assert index_hash(Retargeted(col([1, 1], ["train", "test"]), soft)) != base
+    assert index_hash(Retargeted(col([0, 1], ["train", "test"]), soft * 0.999)) == base  # recomputed targets
 
 
 @pytest.mark.slow

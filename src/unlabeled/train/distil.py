@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError
-from unlabeled._settings import check_field_kinds
+from unlabeled._settings import check_field_kinds, folder
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import default_options
@@ -45,9 +45,11 @@ from unlabeled.train.run import (
     train,
     training_positions,
 )
-from unlabeled.train.sampling import Retargeted
+from unlabeled.train.sampling import Retargeted, SemiSource, labels_on
 from unlabeled.train.spec import DataSpec, EncoderSpec, ObjectiveSpec, RunSpec, file_hash, index_hash
 from unlabeled.train.trainer import TrainConfig, one_budget
+
+TEMPERATURES = (0.01, 100.0)  # the temperatures distil takes, lowest and highest
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,9 @@ def distil(
 
     The student is ``encoder``/``size`` (default: the teacher's), from scratch, or from the
     pretrained run ``init``'s encoder. ``label_weight`` > 0 mixes the one-hot label into the
-    target of the samples the teacher was trained on (SimCLRv2's optional label loss, as a
-    weighted sum). ``select="llkd"`` learns only from the samples of each batch where the teacher
-    is confident and the student uncertain, weighted by both (after LLKD:
+    target of the samples whose labels the teacher learnt (:meth:`Run.labelled_ids`; SimCLRv2's
+    optional label loss, as a weighted sum). ``select="llkd"`` learns only from the samples of
+    each batch where the teacher is confident and the student uncertain, weighted by both (after LLKD:
     :class:`~unlabeled.objectives.distil.LLKDSelection`). Trains ``epochs`` passes (default 5) or
     ``minutes``; ``resume`` continues an interrupted run."""
     one_budget(epochs, minutes)
@@ -109,11 +111,15 @@ def distil(
     )
     if recipe.select not in SELECTIONS:
         raise UnlabeledError(f"--select must be {' or '.join(SELECTIONS)}, got {recipe.select!r}")
-    if not recipe.temperature > 0:
-        raise UnlabeledError(f"--temperature must be positive, got {recipe.temperature}")
+    if not TEMPERATURES[0] <= recipe.temperature <= TEMPERATURES[1]:  # outside: the logits over the
+        # temperature overflow float32 or flatten to a uniform target, and the run learns nothing
+        raise UnlabeledError(
+            f"--temperature must be between {TEMPERATURES[0]:g} and {TEMPERATURES[1]:g} (SimCLRv2 distils at 1), "
+            f"got {recipe.temperature}"
+        )
     if not 0.0 <= recipe.label_weight <= 1.0:
         raise UnlabeledError(f"--label-weight must be between 0 and 1, got {recipe.label_weight}")
-    out = Path(out)
+    out = folder(out)
     dev = dist.local_device(resolve_device(device))
     with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
         col = open_collection(unlabeled)
@@ -154,18 +160,20 @@ def _resumed(out: Path, col: Collection) -> tuple[RunSpec, Run, np.ndarray]:
 
 
 def _check_label_weight(teacher: Run, col: Collection, weight: float) -> None:
-    """Labels are mixed in only where the teacher saw them: a fine-tuned teacher of this very
-    collection (a student's training ids are the whole pool, not labels it saw)."""
+    """Labels are mixed in only where the teacher saw them: a teacher fine-tuned or self-trained
+    on this very collection (a student's training ids are the whole pool, not labels it saw)."""
     if weight == 0:
         return
-    task = teacher.config.get("task") or {}
-    if teacher.config["method"]["name"] != "supervised" or task.get("fingerprint") != col.fingerprint():
+    task, method = teacher.config.get("task") or {}, teacher.config["method"]["name"]
+    if method not in ("supervised", "fixmatch") or task.get("fingerprint") != col.fingerprint():
         raise UnlabeledError(
-            f"--label-weight needs a teacher fine-tuned on {col.path} itself (`unlabeled finetune`): "
-            f"the labels mixed in are those of the samples it was trained on"
+            f"--label-weight needs a teacher fine-tuned or self-trained on {col.path} itself (`unlabeled finetune`, "
+            "`unlabeled selftrain`): the labels mixed in are those of the samples it learnt with their labels"
         )
     index = (teacher.config.get("data") or {}).get("index")  # ids, labels and splits (runs since its hash)
-    if index is not None and index != index_hash(col):
+    # a self-trained teacher read the collection with only its labelled samples' labels
+    seen = col if method == "supervised" else SemiSource(col, labels_on(col, col.positions(teacher.labelled_ids())))
+    if index is not None and index != index_hash(seen):
         raise UnlabeledError(
             f"--label-weight: {col.path}'s labels or splits changed since the teacher {teacher.path} was trained on "
             "them (its samples did not); the labels mixed in would not be those it saw"
@@ -236,7 +244,7 @@ def soft_targets(
 ) -> np.ndarray:
     """One target distribution per sample of ``col`` (rows outside ``positions`` stay zero):
     the teacher's at the recipe's temperature, mixed with the one-hot label by
-    ``label_weight`` on the samples the teacher was trained on."""
+    ``label_weight`` on the samples whose labels the teacher learnt."""
     classes = int(teacher.config["method"]["classes"])
     logits = encode(  # in the student's precision: an fp32 run computes nothing in bf16
         _Logits(teacher.classifier(), classes),
@@ -250,7 +258,7 @@ def soft_targets(
     targets = np.zeros((len(col), classes), dtype=np.float32)
     targets[positions] = teacher_probs(torch.from_numpy(logits), recipe.temperature).numpy()
     if recipe.label_weight > 0 and col.labels is not None:
-        known = np.intersect1d(col.positions(teacher.training_ids()), positions)
+        known = np.intersect1d(col.positions(teacher.labelled_ids()), positions)
         known = known[(col.labels[known] >= 0) & (col.labels[known] < classes)]
         onehot = np.eye(classes, dtype=np.float32)[col.labels[known]]
         targets[known] = recipe.label_weight * onehot + (1 - recipe.label_weight) * targets[known]

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled._settings import check_field_kinds
+from unlabeled._settings import check_field_kinds, folder
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.data.splits import shots_subset, stratified_subset, tally
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
-from unlabeled.runs import Run, check_same_samples, open_run, read_config
+from unlabeled.runs import Run, check_same_samples, open_run, read_config, shard_split
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
@@ -89,6 +89,8 @@ def few_labels(
         raise UnlabeledError(f"--shots must be at least 1, got {shots}")
     if fraction is None and shots is None:
         return positions
+    if not len(positions):  # nothing to draw from (numpy's "need at least one array to concatenate")
+        raise UnlabeledError(f"{col.path}: no labelled train samples to draw --fraction or --shots from")
     y = col.labels[positions]
     pick = stratified_subset(y, fraction, seed) if fraction is not None else shots_subset(y, shots, seed)
     return positions[pick]
@@ -168,7 +170,7 @@ def finetune(
     pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
-    out, extra = Path(out), dict(extra_config or {})
+    out, extra = folder(out), dict(extra_config or {})
     if clash := sorted(set(extra) & SPEC_KEYS):
         raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
     src = None if run is None else open_run(run)
@@ -187,6 +189,7 @@ def finetune(
             # are then waited for by every rank (each shard's run joins the same group)
             with dist.process_group(dist.local_device(resolve_device(device))):
                 if not resume:
+                    shard_split(pos, shards, seed)  # too many shards refused before --overwrite removes anything
                     claim_run_dir(out, False, overwrite)
                 note_unlearnable(col, pos)
                 return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
@@ -319,7 +322,8 @@ def _finetune_one(
     out, dev = where.out, dist.local_device(resolve_device(where.device))
     t0 = time.perf_counter()
     with dist.process_group(dev):
-        claim_run_dir(out, where.resume, where.overwrite)
+        # the old run goes once the new one is known to start (a refusal below kept nothing)
+        replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
         if where.resume:
             spec = RunSpec.from_config(read_config(out / "config.json"))
             if spec.kind != "classifier" or spec.objective.name != "supervised":
@@ -329,10 +333,12 @@ def _finetune_one(
             asked, positions = positions, training_positions(col, spec, out)
             _say_what_resume_ignores(recipe, spec, col.ids[asked], col.ids[positions])
         else:
+            if len(positions) < 2:  # its batch would be one sample (TrainConfig's "batch size must be at least 2")
+                raise UnlabeledError(f"finetune needs at least 2 labelled samples to train on, got {len(positions)}")
             spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
         if note:
             note_unlearnable(col, positions)
-        result = train(spec, col, positions, out, dev, resume=where.resume)
+        result = train(spec, col, positions, out, dev, resume=where.resume, replace_old=replace_old)
     if dist.rank() == 0:
         result.config["seconds"] = round(time.perf_counter() - t0, 2)
         ckpt.atomic_write_json(out / "config.json", result.config)

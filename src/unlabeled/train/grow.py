@@ -6,14 +6,14 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import replace
-from pathlib import Path
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import folder
 from unlabeled.models.grow import MODES, TIED_NORMS, grow_state
 from unlabeled.models.transformer import TRANSFORMER_SIZES
 from unlabeled.runs import TRAINING_IDS, Run, open_run
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.run import build, claim_run_dir, start_point
+from unlabeled.train.run import build, claim_run_dir, remove_run_dir, start_point
 from unlabeled.train.spec import RunSpec
 
 
@@ -48,10 +48,10 @@ def grow(
     (``init``), so lineage checks (``forget``) see ``run`` as its ancestor."""
     src = open_run(run)
     _check(src, size, mode)
-    out = Path(out)
+    out = folder(out)
     if out.resolve() == src.path.resolve():
         raise UnlabeledError(f"grow writes a new run; --out {out} is the run it grows")
-    claim_run_dir(out, resume=False, overwrite=overwrite, resumable=False)
+    replace_old = claim_run_dir(out, resume=False, overwrite=overwrite, remove=False, resumable=False)
     config = copy.deepcopy(dict(src.config))
     old_size = config["encoder"]["size"]
     try:
@@ -63,6 +63,8 @@ def grow(
     config["grown"] = {"from_size": old_size, "size": size, "mode": mode}
     objective, _ = build(RunSpec.from_config(config))
     objective.load_state_dict(state)  # strict: every weight of the larger model is there, of its shape
+    if replace_old:  # only now that the grown model is made: a refusal above kept the old run
+        remove_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     if (src.path / TRAINING_IDS).exists():
         ckpt.atomic_write_text(out / TRAINING_IDS, (src.path / TRAINING_IDS).read_text())

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled._settings import as_settings
+from unlabeled._settings import as_settings, folder
 from unlabeled._version import __version__
 from unlabeled.data.collection import Collection, check_split_name, open_collection
 from unlabeled.data.mixture import Mix, Mixture, plan_mix
@@ -184,7 +184,7 @@ def pretrain(
         compile=compile,
         mix=plan,
     )
-    where = Where(Path(out), device, resume, overwrite)
+    where = Where(folder(out), device, resume, overwrite)
     with run_lock(where.out):  # one process writes a run at a time
         if shards > 1:
             return _pretrain_sharded(recipe, data, where, positions, shards, init)

@@ -212,6 +212,46 @@ def claim_run_dir(out: Path, resume: bool, overwrite: bool, remove: bool = True,
     return False
 
 
+def set_aside(out: Path) -> Path | None:
+    """Move the run in ``out`` aside (rank 0; every rank waits), to be removed by
+    :func:`put_back` once the run replacing it has a checkpoint, or put back where it has none:
+    ``--overwrite`` with a budget shorter than one step removed the old run and then stopped."""
+    aside = out.parent / f".{out.name}.replaced-{os.getpid()}"
+    dist.barrier()
+    if dist.rank() == 0:
+        for stale in out.parent.glob(f".{out.name}.replaced-*"):  # a killed process's (SIGKILL runs no cleanup)
+            if not _alive(stale.name.rpartition("-")[2]):
+                shutil.rmtree(stale, ignore_errors=True)
+        out.rename(aside)
+    dist.barrier()
+    return aside
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (text) still runs (as itself or another user's)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def put_back(aside: Path | None, out: Path) -> None:
+    """The end of :func:`set_aside`: drop the old run where the new one in ``out`` has a
+    checkpoint (it resumes from there), else put it back in place of what the new one left."""
+    if aside is None or dist.rank() != 0 or not aside.exists():
+        return
+    if (out / ckpt.STATE_FILE).exists():
+        shutil.rmtree(aside)
+        return
+    if out.exists():
+        shutil.rmtree(out)
+    aside.rename(out)
+    info(f"note: {out} holds the run it held before (the new one stopped before its first checkpoint)")
+
+
 def remove_run_dir(out: Path) -> None:
     """Remove the run in ``out`` (rank 0, after every rank has looked; every rank goes on once
     it is gone, so none writes into the folder while it is being removed)."""
@@ -367,12 +407,39 @@ def mixture_sampler(col: Mixture, positions: np.ndarray, cfg: Any) -> MixSampler
     )
 
 
+def check_same_start(spec: RunSpec, start: Run | None, out: Path) -> None:
+    """A run killed before its first checkpoint starts again from the weights it first started
+    from: the run it names must hold them still (another run's there, trained or replaced since,
+    would be trained on while config.json recorded the first, and lineage checks trust that)."""
+    if start is None or spec.init is None or not spec.init.weights:
+        return
+    weights = start.path / ckpt.MODEL_FILE
+    if not weights.exists() or file_hash(weights) != spec.init.weights:
+        raise UnlabeledError(
+            f"the run {start.path} that {out} started from changed since it started (it has no checkpoint "
+            "yet to resume from): start it again with --overwrite"
+        )
+
+
+def check_same_processes(spec: RunSpec, out: Path) -> None:
+    """A run resumes with the number of processes it started with: each step's batch is
+    ``batch_size`` per process and the sampler deals it by rank, so another count trains the
+    rest of the run on other batches in another order, and it no longer ends as it would have."""
+    started = (spec.provenance.get("environment") or {}).get("world_size")
+    if started is not None and int(started) != dist.world_size():
+        how = f"torchrun --nproc_per_node {started}" if int(started) > 1 else "one process (no torchrun)"
+        raise UnlabeledError(
+            f"{out} was trained by {started} process(es), this is {dist.world_size()}: resume it with {how}, "
+            "or start it again with --overwrite"
+        )
+
+
 def check_same_index(spec: RunSpec, col: Collection, out: Path) -> None:
     """A run resumes on its collection's samples (the fingerprint, checked by each command)
     with the ids, labels and splits it started with: a collection imported again with other
     labels would train the rest of the run on them, and a label draw or split would no longer
     be the one its ids name. Runs made before the index was hashed are not checked."""
-    if spec.data.index is not None and spec.data.index != index_hash(col):
+    if spec.data.index is not None and spec.data.index not in (index_hash(col), index_hash(col, soft_as_ints=True)):
         raise UnlabeledError(
             f"{col.path}'s ids, labels or splits changed since {out} was trained on it; a resumed run would "
             "train the rest of its steps on them: start it again with --overwrite"
@@ -397,10 +464,14 @@ def train(
     ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
     if resume:
         check_same_index(spec, col, out)
+        if not Run(out).finished:  # a finished run is only said to be finished
+            check_same_processes(spec, out)
     # a resumed run's checkpoint holds its weights; one killed before its first checkpoint
     # starts again from step 0, and from the weights a new run starts from
     restart = resume and not (out / ckpt.STATE_FILE).exists()
     start = None if resume and not restart else starting_run(spec)
+    if restart:
+        check_same_start(spec, start, out)
     if start is not None:
         note_forgotten(start, col, positions)
     objective, spec = build(spec, start, encoder_only=spec.kind == "classifier")
@@ -419,8 +490,7 @@ def train(
         sampler = mixture_sampler(col, positions, spec.train)
     order = positions if feed is not None or spec.kind == "classifier" else weighted_positions(col, positions)
     trainer = Trainer(objective, col, order, spec.train, out, device, sampler=sampler)
-    if replace_old:
-        remove_run_dir(out)
+    old = set_aside(out) if replace_old else None  # removed once the new run has a checkpoint
     dist.barrier()  # every rank has checked `out` before rank 0 writes into it
     if not resume and dist.rank() == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -438,11 +508,13 @@ def train(
     )
     try:
         summary = trainer.fit(resume=resume)
-    except UnlabeledError:
-        if not resume:  # a new run refused before its first checkpoint leaves nothing behind
+    except BaseException as e:
+        if not resume and isinstance(e, UnlabeledError):  # refused before its first checkpoint: nothing left
             written = [CONFIG, TRAINING_IDS, "metrics.jsonl", *(feed.ids_files if feed else {})]
             _remove_unstarted(out, written)
+        put_back(old, out)  # the replaced run, where the new one never reached a checkpoint
         raise
+    put_back(old, out)
     del trainer  # its DDP wrapper must go before the process group does
     ranks = (
         f", weights {'identical' if summary['ranks_identical'] else 'DIFFERENT'} on {summary['ranks']} processes"

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from unlabeled.data.collection import NO_LABEL
+
 
 class BatchSource(Protocol):
     """Anything that reads samples by position: a :class:`~unlabeled.data.Collection`, or an
@@ -163,6 +165,14 @@ class SemiSampler:
         lab = _stream(lambda p: self._perm(0, p), len(self.labelled), first * b, b)
         unl = _stream(lambda p: self._perm(1, p), len(self.unlabelled), first * u, u)
         return np.concatenate([lab, unl + self.offset])
+
+
+def labels_on(col: Any, labelled: np.ndarray) -> np.ndarray:
+    """``col``'s labels on the ``labelled`` positions, ``-1`` everywhere else: the labels a
+    self-trained run learns from (:class:`SemiSource`)."""
+    y = np.full(len(col), NO_LABEL, dtype=np.int64)
+    y[labelled] = col.labels[labelled]
+    return y
 
 
 class SemiSource(Retargeted):

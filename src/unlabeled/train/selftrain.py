@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from torch import nn
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled._settings import as_settings, check_count, check_field_kinds
+from unlabeled._settings import as_settings, check_count, check_field_kinds, folder
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
@@ -57,7 +57,7 @@ from unlabeled.train.run import (
     train,
     training_positions,
 )
-from unlabeled.train.sampling import SemiSampler, SemiSource
+from unlabeled.train.sampling import SemiSampler, SemiSource, labels_on
 from unlabeled.train.spec import ObjectiveSpec, RunSpec
 from unlabeled.train.trainer import OPTIMIZERS, TrainConfig, one_budget
 
@@ -186,7 +186,7 @@ def selftrain(
     (``optimizer="sgd"``: SGD with Nesterov momentum, FixMatch's); ``resume`` continues a run."""
     given = locals()  # the recipe's fields are keyword arguments of the same names
     recipe = SelftrainRecipe(**{f.name: given[f.name] for f in fields(SelftrainRecipe) if f.name in given})
-    out, dev = Path(out), dist.local_device(resolve_device(device))
+    out, dev = folder(out), dist.local_device(resolve_device(device))
     with run_lock(out), dist.process_group(dev):  # one process writes a run at a time
         col = open_collection(task)
         if resume:
@@ -203,7 +203,7 @@ def selftrain(
             spec = selftrain_spec(recipe, src, col, lab, pool, dev, draw=(fraction, shots))
         warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
-        source, everything = SemiSource(col, _labels(col, lab)), np.union1d(lab, pool)
+        source, everything = SemiSource(col, labels_on(col, lab)), np.union1d(lab, pool)
         done = train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
         return _recalibrated(done, col, pool, spec)
 
@@ -294,7 +294,9 @@ def _pools(
     pool = (
         col.indices(exclude="test") if unlabelled is None else train_positions(col, unlabelled, "unlabelled positions")
     )
-    if not len(lab) or (col.labels[lab] == NO_LABEL).any():
+    if not len(lab):  # was "the labelled samples must all have labels", of none
+        raise UnlabeledError(f"{col.path}: no labelled train samples to self-train from")
+    if (col.labels[lab] == NO_LABEL).any():
         raise UnlabeledError(f"{col.path}: the labelled samples must all have labels")
     # every class the train split has labels of needs one here (a class absent from the train
     # split altogether cannot be learnt, and finetune does not ask for it either)
@@ -305,13 +307,6 @@ def _pools(
     if len(np.unique(col.labels[lab])) < 2:  # as bench refuses such a task
         raise UnlabeledError(f"{col.path}: the labelled train samples hold one class; a classifier needs two or more")
     return lab, pool
-
-
-def _labels(col: Collection, labelled: np.ndarray) -> np.ndarray:
-    """The collection's labels on the labelled positions, ``-1`` everywhere else."""
-    y = np.full(len(col), NO_LABEL, dtype=np.int64)
-    y[labelled] = col.labels[labelled]
-    return y
 
 
 def selftrain_spec(

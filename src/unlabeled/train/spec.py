@@ -43,11 +43,18 @@ def ids_hash(ids: Iterable[object]) -> str:
     return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode()).hexdigest()[:16]
 
 
-def index_hash(col: Any) -> str:
+def index_hash(col: Any, soft_as_ints: bool = False) -> str:
     """A content hash of a collection's index: its ids, labels (and class names), splits and
-    sampling weights, what a run depends on besides the samples themselves (the collection's fingerprint)."""
+    sampling weights, what a run depends on besides the samples themselves (the collection's fingerprint).
+    A collection read with a teacher's soft targets as its labels (distillation) is hashed by
+    the collection beneath: the targets are the teacher's, checked by its weights' hash, and
+    cast to integers they hashed as zeros, so a relabelled collection passed. ``soft_as_ints``:
+    that old hash, which runs made before it recorded."""
     if isinstance(col, Mixture):  # every part's index, and the shares
         return hashlib.sha256(repr([index_hash(c) for c in col.parts] + [col.to_json()]).encode()).hexdigest()[:16]
+    soft = col.labels is not None and np.issubdtype(np.asarray(col.labels).dtype, np.floating)
+    if soft and hasattr(col, "collection") and not soft_as_ints:
+        return index_hash(col.collection)
     h = hashlib.sha256("\n".join(str(i) for i in col.ids).encode())
     if col.labels is not None:
         h.update(np.ascontiguousarray(col.labels, dtype=np.int64).tobytes())
