@@ -546,11 +546,24 @@ def test_volumes_and_audio_name_values_beyond_float32_empty_dimensions_and_unrea
         sf.write(tmp_path / "w" / "x" / f"{i}.wav", rng.random(8000) * 0.1, 8000)
     sf.write(tmp_path / "w" / "x" / "wide.wav", np.full(800, 1e300), 8000, subtype="DOUBLE")
     (tmp_path / "w" / "x" / "text.wav").write_text("hello")
+    import nibabel as nib
+
+    (tmp_path / "n" / "a").mkdir(parents=True)
+    for i in range(3):
+        volume = nib.Nifti1Image(rng.integers(0, 100, (8, 8, 8)).astype(np.int16), np.eye(4))
+        nib.save(volume, tmp_path / "n" / "a" / f"{i}.nii")
+    scaled = tmp_path / "n" / "a" / "scaled.nii"
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), 30000, np.int16), np.eye(4)), scaled)
+    with open(scaled, "r+b") as f:  # its header's scl_slope (bytes 112-115): 30000 x 1e36 is beyond float32
+        f.seek(112)
+        f.write(np.float32(1e36).tobytes())
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no overflow warning reaches the user
         vol = ul.import_source(tmp_path / "v", tmp_path / "cv", modality="volume")
         aud = ul.import_source(tmp_path / "w", tmp_path / "ca", modality="audio")
-    reasons = {Path(p).name: r for p, r in vol.bad + aud.bad}
+        nii = ul.import_source(tmp_path / "n", tmp_path / "cn", modality="volume")
+    reasons = {Path(p).name: r for p, r in vol.bad + aud.bad + nii.bad}
+    assert reasons["scaled.nii"] == "a value beyond float32's range (3e+40)" and len(nii.collection) == 3
     assert reasons["big.npy"] == "a value beyond float32's range (1e+39)"
     assert "empty dimension" in reasons["empty.npy"]
     assert reasons["wide.wav"] == "a value beyond float32's range (1e+300)"
@@ -573,6 +586,12 @@ def test_a_sample_far_larger_than_the_rest_is_named_at_import(tmp_path):
     assert "b/huge.npy" in note and "4.61e+18" in note
     clean = ul.import_source(tmp_path / "v" / "a", tmp_path / "ca", modality="volume")
     assert not [n for n in clean.notes if "times the median" in n]
+    # most samples empty (masks, silence): the median of those that hold something (was 0: no note)
+    for i in range(8):
+        np.save(tmp_path / "v" / "a" / f"zero{i}.npy", np.zeros((8, 8, 8), np.float32))
+    masks = ul.import_source(tmp_path / "v", tmp_path / "cm", modality="volume")
+    (note,) = [n for n in masks.notes if "times the median" in n]
+    assert "b/huge.npy" in note
 
 
 def test_an_array_file_names_the_rows_beyond_float32(tmp_path):
@@ -583,6 +602,16 @@ def test_an_array_file_names_the_rows_beyond_float32(tmp_path):
     report = ul.import_source(tmp_path / "x.npy", tmp_path / "c")
     assert report.bad == [(f"{tmp_path / 'x.npy'}[3]", "a value beyond float32's range (-1e+39)")]
     assert len(report.collection) == 9
+    # every row bad, for two reasons: each named once (was "every one of its 2 a value beyond...")
+    x = np.ones((2, 8, 8))
+    x[0, 0, 0], x[1, 0, 0] = np.nan, 1e39
+    np.save(tmp_path / "y.npy", x)
+    with pytest.raises(
+        UnlabeledError,
+        match=r"every one of its 2 samples is bad \(a value beyond float32's range; "
+        r"contains NaN or infinity\)",
+    ):
+        ul.import_source(tmp_path / "y.npy", tmp_path / "d")
 
 
 def test_the_api_names_an_argument_of_the_wrong_kind(small, tmp_path):
@@ -603,3 +632,22 @@ def test_the_api_names_an_argument_of_the_wrong_kind(small, tmp_path):
     with pytest.raises(UnlabeledError, match="--shots must be a whole number, got 2.5"):
         ul.finetune(run, col, tmp_path / "f", shots=2.5, **kw)
     assert not (tmp_path / "a").exists() and not (tmp_path / "s").exists()
+
+
+def test_the_api_names_an_out_that_is_no_path(small, tmp_path):
+    """`ul.pretrain(data, None)` and `ul.bench(run, out=3)` stopped with pathlib's "expected
+    str, bytes or os.PathLike object, not NoneType" from inside the command."""
+    col, run = small
+    calls = {
+        "pretrain": lambda: ul.pretrain(col, None, epochs=0.05),
+        "finetune": lambda: ul.finetune(run, col, 3, epochs=0.05),
+        "selftrain": lambda: ul.selftrain(run, col, None, fraction=0.5, epochs=0.05),
+        "bench": lambda: ul.bench(run, col, out=3, probes=["linear"], fractions=[1.0], seeds=1, baselines=()),
+        "embed": lambda: ul.embed(run, col, out=["x"]),
+        "select": lambda: ul.select(col, method="random", budget=0.5, out=None),
+        "import": lambda: ul.import_source(str(col.path), None),
+        "forget": lambda: ul.forget(run, ids=[str(col.ids[0])], out=""),
+    }
+    for call in calls.values():  # a failure's traceback shows the call's line
+        with pytest.raises(UnlabeledError, match="takes a folder's path"):
+            call()

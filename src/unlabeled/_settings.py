@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
 from math import inf
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,14 @@ def check_positive(value: Any, flag: str) -> None:
     """``value`` is a finite number above 0 (never a bool); else one line naming ``flag``."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0 < value < inf:
         raise UnlabeledError(f"{flag} must be a positive number, got {value!r}")
+
+
+def folder(value: Any, name: str = "out") -> Path:
+    """``value`` (a path given as text or ``os.PathLike``) as a Path; anything else (None, a
+    number) is an UnlabeledError naming ``name``, not pathlib's TypeError from inside a command."""
+    if isinstance(value, bool) or not isinstance(value, str | os.PathLike) or not str(value):
+        raise UnlabeledError(f"{name} takes a folder's path (a str or a pathlib.Path), got {value!r}")
+    return Path(value)
 
 
 def as_settings(value: Any, name: str) -> dict[str, Any]:

@@ -393,7 +393,8 @@ def distil_(
     init: Annotated[Path | None, typer.Option(help="start the student from this pretrained run's encoder")] = None,
     temperature: Annotated[float, typer.Option(help="softmax temperature of teacher and student")] = 1.0,
     label_weight: Annotated[
-        float, typer.Option(help="weight of the true label in the targets of the teacher's own training samples")
+        float,
+        typer.Option(help="weight of the true label in the targets of the samples the teacher learnt the labels of"),
     ] = 0.0,
     select: Annotated[
         str, typer.Option(help="all | llkd (samples where the teacher is confident and the student uncertain)")
@@ -769,6 +770,10 @@ def bench(
         str | None,
         typer.Option(help="primary metric: accuracy, balanced_accuracy, macro_f1, auroc; mae, rmse, r2"),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="classification | regression (default: regression for a numeric --target-column)"),
+    ] = None,
     split: Annotated[str, typer.Option(help="auto | given | stratified | group")] = "auto",
     out: Annotated[Path | None, typer.Option(help="folder for bench.json and report.html")] = None,
     data_dir: Annotated[
@@ -793,6 +798,7 @@ def bench(
         target=target_column,
         group=group_column,
         metric=metric,
+        kind=kind,
         split=split,
         out=out,
         device=device,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unlabeled._console import UnlabeledError, console, info
-from unlabeled._settings import check_count, check_positive
+from unlabeled._settings import check_count, check_positive, folder
 from unlabeled.bench import BenchResult, bench
 from unlabeled.data import import_source, open_collection
 from unlabeled.data.collection import META_FILE, Collection, holding_collection
@@ -63,7 +63,7 @@ def run_demo(
     """Import, pretrain for ``minutes`` (in ``precision``: ``fp32`` shows what a CPU without
     bf16 gets), bench, report into ``out``; with ``semi``, then the few-label pipeline at 1% of
     the labels (:func:`semi_rows`)."""
-    out = Path(out)
+    out = folder(out)
     _check_options(out, minutes, seeds, precision)
     t0 = time.perf_counter()
     data, run_dir = out / "data" / "fashion-mnist", out / "runs" / "simclr"

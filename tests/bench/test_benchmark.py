@@ -367,6 +367,9 @@ def test_a_run_named_as_a_baseline_or_as_another_run_is_told_apart():
 
     runs = [SimpleNamespace(name=p.name, path=p) for p in map(Path, ("y/raw", "x/a", "z/a", "w/b", "v/supervised"))]
     assert _model_names(tuple(runs)) == ["y/raw", "x/a", "z/a", "b", "v/supervised"]
+    # the same folder and parent names: more of the path (one's rows took the other's)
+    runs = [SimpleNamespace(name=p.name, path=p) for p in map(Path, ("/r/x/exp/run", "/r/y/exp/run", "/r/c"))]
+    assert _model_names(tuple(runs)) == ["x/exp/run", "y/exp/run", "c"]
 
 
 def test_an_interrupted_run_is_scored_with_a_note(run, tmp_path):

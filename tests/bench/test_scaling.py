@@ -19,7 +19,8 @@ def test_fit_law_recovers_a_known_law():
 
 @pytest.mark.slow
 def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
-    kw = dict(pool_sizes=[0.5, 1.0], fractions=[0.2, 1.0], seeds=1, method="mae", epochs=1, batch_size=8)
+    # lr: an option of pretrain's, with which every run was retrained on every call
+    kw = dict(pool_sizes=[0.5, 1.0], fractions=[0.2, 1.0], seeds=1, method="mae", epochs=1, batch_size=8, lr=1e-3)
     r = scaling(gunpoint, gunpoint, tmp_path / "s", **kw)
     assert [(x["m"], x["n"]) for x in r.rows] == [(25, 10), (25, 50), (50, 10), (50, 50)]
     assert all(0 <= x["error"] <= 1 for x in r.rows) and set(r.fit) == {"e_inf", "a", "b", "r2"}

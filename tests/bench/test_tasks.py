@@ -90,3 +90,34 @@ def test_a_task_whose_train_split_holds_one_class_is_refused_in_one_line(tmp_pat
     w.add([f"only class document {i}" for i in range(30)], [f"d{i}" for i in range(30)], [0] * 30)
     with pytest.raises(ul.UnlabeledError, match="one class \\('only'\\); a classifier needs two"):
         make_task(w.close())
+
+
+def test_a_task_whose_samples_are_all_test_is_not_carved_unasked(tmp_path):
+    """A collection whose labelled samples are all in its test split was carved 80/20, so 80% of
+    the samples its maker set aside trained the probes; it is refused under ``auto``, and carved
+    when the user asks for it."""
+    from unlabeled.data.collection import CollectionWriter
+
+    w = CollectionWriter(tmp_path / "held", "text", (), "object", ["a", "b"], {})
+    w.add([f"document {i}" for i in range(40)], [f"d{i}" for i in range(40)], [i % 2 for i in range(40)], ["test"] * 40)
+    col = w.close()
+    with pytest.raises(ul.UnlabeledError, match="a test split but no train split.*--split stratified"):
+        make_task(col)
+    task = make_task(col, split="stratified")
+    assert (len(task.train), len(task.test)) == (32, 8)
+
+
+def test_a_column_with_another_value_for_every_sample_is_no_target(tmp_path):
+    """`--target-column id` (every value different) said "the split left no test samples"."""
+    from unlabeled.data.collection import CollectionWriter
+
+    w = CollectionWriter(tmp_path / "c", "text", (), "object", None, {})
+    w.add(
+        [f"document {i}" for i in range(12)],
+        [f"d{i}" for i in range(12)],
+        columns={"name": [f"n{i}" for i in range(12)]},
+    )
+    with pytest.raises(
+        ul.UnlabeledError, match="column 'name' .* holds another value for every sample: it is no target"
+    ):
+        make_task(w.close(), target="name")

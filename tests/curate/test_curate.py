@@ -564,5 +564,12 @@ def test_a_language_with_few_documents_keeps_them_with_thresholds_fitted_to_the_
         if lang != "en":
             assert settings[lang]["gopher_quality"]["min_stop_words"] == 0
             assert stats[lang]["fitted_to"] == "every language's documents" and stats[lang]["relaxed"]
+    # a large language does not drown a small one in the pool: 3,000 English documents of 80
+    # words beside 30 Spanish ones of 20 (the Spanish were 1% of the pool, under the 2% tail a
+    # threshold is relaxed for, and datatrove's 50 words a document removed all of them)
+    long_en = [" ".join(["word"] * 79) + " end." for _ in range(3000)]
+    short_es = [" ".join(["palabra"] * 19) + " fin." for _ in range(30)]
+    wide, _ = language_settings({"en": long_en, "es": short_es}, {})
+    assert wide["es"]["gopher_quality"]["min_doc_words"] <= 20
     alone, _ = language_settings({"de": sample["de"]}, {})  # too few in all: datatrove's defaults
     assert alone["de"]["gopher_quality"]["min_stop_words"] == 0 and "min_doc_words" not in alone["de"]["gopher_quality"]

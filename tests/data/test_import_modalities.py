@@ -87,6 +87,26 @@ def test_audio_folder_with_a_corrupt_file(keywords_wav, tmp_path):
     assert np.abs(col.get(col.indices()[:5])).max() > 0.01  # real speech, not silence
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT", "DOUBLE"])
+def test_a_long_recording_is_decoded_only_as_far_as_the_crop_and_reads_as_the_whole_file_did(tmp_path, subtype):
+    """read_audio decoded a whole file in float64 before cropping it (an hour of 48 kHz stereo:
+    2.8 GB a file, in a pool of threads); now it decodes the kept frames and the resampling
+    filter's reach, and gives what resampling the whole file and cropping it gives."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from unlabeled.data.formats import read_audio
+
+    rng = np.random.default_rng(0)
+    sound = (0.3 * rng.standard_normal((22050 * 20, 2))).clip(-1, 1)  # 20 s of stereo at 22.05 kHz
+    sf.write(tmp_path / "long.wav", sound, 22050, subtype=subtype)
+    whole, _ = sf.read(tmp_path / "long.wav", dtype="float64")
+    expected = resample_poly(whole.mean(axis=1), 320, 441)[:8000]  # 22,050 -> 16,000 Hz, 0.5 s
+    got = read_audio(tmp_path / "long.wav", 16000, 8000)
+    assert got.shape == (1, 8000) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0], expected, rtol=0, atol=1e-6)
+
+
 def test_keywords_default_duration(keywords):
     assert keywords.modality == "audio" and keywords.sample_shape[1] <= 16000 * 10
     assert keywords.meta["sample_rate"] == 16000

@@ -199,7 +199,8 @@ def test_table_messages_say_where_and_what(tmp_path):
 def test_long_documents_are_cut_and_said_to_be_and_a_repeated_id_is_a_bad_row(tmp_path):
     """A document over 1 MiB is cut at a whole character, in a folder and in a table alike, and
     the import names it; a row whose id an earlier row took is reported by line, the rest
-    imported; a NUL byte anywhere makes a file binary; a broken JSON line says its column once."""
+    imported; a NUL byte in what is kept makes a file binary; a broken JSON line says its column
+    once. Past the cut nothing is read: a Latin-1 byte at 2 MiB refused the whole file."""
     from unlabeled.data.textfiles import MAX_DOCUMENT_BYTES
 
     (tmp_path / "docs").mkdir()
@@ -207,9 +208,11 @@ def test_long_documents_are_cut_and_said_to_be_and_a_repeated_id_is_a_bad_row(tm
     (tmp_path / "docs" / "cut.txt").write_bytes(cut)
     (tmp_path / "docs" / "ok.txt").write_text("fine")
     (tmp_path / "docs" / "nul.txt").write_bytes(b"a" * 9000 + b"\x00binary")
+    (tmp_path / "docs" / "latin.txt").write_bytes(b"b" * (2 * MAX_DOCUMENT_BYTES) + b"caf\xe9")
     report = import_source(tmp_path / "docs", tmp_path / "c1")
     assert [n for n in report.notes if "cut to their first MiB" in n and "cut.txt (1.0 MiB)" in n], report.notes
-    assert "nul.txt" in str(report.bad) and len(report.collection) == 2
+    assert [n for n in report.notes if "latin.txt (2.0 MiB)" in n], report.notes
+    assert "nul.txt" in str(report.bad) and len(report.collection) == 3
     col = report.collection
     assert col.get(list(col.ids).index("cut.txt")) == "a" * (MAX_DOCUMENT_BYTES - 1)  # not half a cat
     src = tmp_path / "t.jsonl"
@@ -221,6 +224,21 @@ def test_long_documents_are_cut_and_said_to_be_and_a_repeated_id_is_a_bad_row(tm
     assert bad[f"{src} line 4"] == "not JSON (Unterminated string starting at column 21)", bad
     assert list(report.collection.ids) == ["a", "b"] and any(f"{src} line 2 (1.0 MiB)" in n for n in report.notes)
     assert len(report.collection.get(1)) == MAX_DOCUMENT_BYTES
+    # a CSV cell over the csv module's 131,072 characters stopped the import with _csv.Error;
+    # a long row with a byte that is not UTF-8 before the cut is reported, not passed cleaned
+    long = tmp_path / "long.csv"
+    with open(long, "wb") as f:
+        f.write(
+            b"id,text\nshort,fine\nlong,"
+            + b"y" * 200_000
+            + b"\nbad,x"
+            + b"\xe9"
+            + b"z" * (MAX_DOCUMENT_BYTES + 9)
+            + b"\n"
+        )
+    report = import_source(long, tmp_path / "c3", text_column="text")
+    assert list(report.collection.ids) == ["short", "long"] and len(report.collection.get(1)) == 200_000
+    assert "not UTF-8" in dict(report.bad)[f"{long} line 4"], report.bad
 
 
 def test_a_row_without_an_id_among_rows_with_ids_is_named_by_its_line_not_none(tmp_path):

@@ -161,6 +161,11 @@ def test_clear_errors(clf, tmp_path, fmnist_small):
         forget(clf, method="ga", ids=clf.training_ids()[:2], class_="bag", out=tmp_path / "x")
     with pytest.raises(UnlabeledError, match="is an unknown forget method; .* forgets with retrain"):
         forget(clf, method="magic", class_="bag", out=tmp_path / "x")
+    # another finished run at --out (no forget record) passed for a crashed request and was deleted
+    other = finetune(None, fmnist_small, tmp_path / "other", epochs=0.05)
+    with pytest.raises(UnlabeledError, match="already holds a run; pass --overwrite"):
+        forget(clf, method="ga", class_="bag", out=other.path)
+    assert ul.open_run(other.path).finished and not (tmp_path / "x").exists()
 
 
 def test_sisa_retrains_only_the_shards_that_held_the_samples(tmp_path, fmnist_small):

@@ -196,6 +196,14 @@ def test_select_with_an_encoder_then_pretrain_on_the_selection(digits, tmp_path)
     sel = select(digits, method="simcore", budget=200, encoder=run, target=zeros, out=tmp_path / "sel")
     assert len(sel) == 200 and list((run.path / "selection-embeddings").glob("*.npy"))
     assert not dead.exists() and live.exists()
+    # the pool's embeddings given, the target's by the encoder (stopped at a bare AssertionError)
+    given = run.encode(digits, np.arange(len(digits)))
+    picked = select(
+        digits, method="simcore", budget=np.int64(20), encoder=run, target=zeros, pool_vectors=given, out=tmp_path / "g"
+    )
+    assert len(picked) == 20  # numpy's integer taken as a count (was refused as no count)
+    with pytest.raises(UnlabeledError, match="--target collection is embedded by --encoder RUN"):
+        select(digits, method="simcore", budget=20, target=zeros, pool_vectors=given, out=tmp_path / "g2")
     dedup = select(digits, method="dedup", threshold=0.999, encoder=run, out=tmp_path / "dd")
     assert 0 < len(dedup) <= len(digits)
     again = ul.pretrain(sel, tmp_path / "on-selection", epochs=1, batch_size=64)

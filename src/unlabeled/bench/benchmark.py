@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unlabeled._console import UnlabeledError, info, warn
+from unlabeled._settings import folder
 from unlabeled.bench.baselines import BASELINES, RANDOM_INIT, RAW, SUPERVISED
 from unlabeled.bench.cache import CACHE_FILE, ScoreCache
 from unlabeled.bench.embedding_map import Maps
@@ -117,7 +118,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
         for run in request.runs:
             check_held_out(run, t, notes)
     _check_something_to_score(tasks, request)
-    out_dir = Path(request.out) if request.out is not None else request.runs[0].path
+    out_dir = folder(request.out) if request.out is not None else request.runs[0].path
     if request.out is not None:
         _check_out(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,8 @@ def _check_something_to_score(tasks: list[Task], request: BenchRequest) -> None:
     """A bench in which no probe applies to any task (``nb`` on a regression target, ``semi``
     on text) is refused with the reasons: it wrote an empty table and exited 0."""
     reasons: list[str] = []
-    if any(_plan_has_cells(plan_task(t, request, reasons)) for t in tasks):
+    plans = [plan_task(t, request, reasons) for t in tasks]  # every task's: a later one's refusal comes first
+    if any(_plan_has_cells(p) for p in plans):
         return
     raise UnlabeledError("nothing to score: " + "; ".join(reasons or ["no probe and label setting apply"]))
 

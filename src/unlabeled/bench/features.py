@@ -149,7 +149,16 @@ def _model_names(runs: tuple[Run, ...]) -> list[str]:
     def taken(name: str) -> bool:
         return names.count(name) > 1 or name.split(":")[0] in BASELINES
 
-    return [f"{r.path.parent.name}/{r.name}" if taken(r.name) else r.name for r in runs]
+    out = [f"{r.path.parent.name}/{r.name}" if taken(r.name) else r.name for r in runs]
+    # runs/a/exp/run and runs/b/exp/run: more of their paths until the rows are told apart
+    # (one name's rows, cells and unified score took the other's)
+    parts = [r.path.resolve().parts for r in runs]
+    for depth in range(3, max(map(len, parts)) + 1):
+        twice = {n for n in out if out.count(n) > 1}
+        if not twice:
+            break
+        out = ["/".join(p[-depth:]).lstrip("/") if n in twice else n for n, p in zip(out, parts, strict=True)]
+    return out
 
 
 def _arch(run: Run) -> str:

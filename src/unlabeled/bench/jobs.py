@@ -24,7 +24,7 @@ from unlabeled.bench.probes import PROBES, REGRESSION_PROBES
 from unlabeled.bench.protocol import ProbeData, Score, Setting, fit_and_score, run_jobs
 from unlabeled.bench.request import BenchRequest
 from unlabeled.bench.result import Embeddings, jsonable
-from unlabeled.bench.tasks import Task
+from unlabeled.bench.tasks import Task, labelled_positions
 from unlabeled.data.splits import tally
 from unlabeled.runs import Run, count_trained, open_run
 
@@ -101,7 +101,8 @@ def plan_task(task: Task, request: BenchRequest, notes: list[str]) -> TaskPlan:
             )
     col = task.collection
     if col.splits is not None and task.split.startswith("the collection's"):
-        others = [v for v in col.splits if v not in ("train", "test", None)]
+        labelled = labelled_positions(col, task.target, task.kind)  # unlabelled samples would not be used anyway
+        others = [v for v in col.splits[labelled] if v not in ("train", "test", None)]
         if others:
             held = tally(others)
             notes.append(
@@ -175,9 +176,15 @@ def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
     a run it started from); a note where one was pretrained on their inputs without labels,
     and where a classifier learnt labels beyond the bench's settings. Samples are matched by
     id on the task's collection and by content on any other (the same images imported twice),
-    as forgetting matches them. Scores on samples a model learnt from are not held-out scores."""
+    as forgetting matches them. Scores on samples a model learnt from are not held-out scores.
+    The runs a run came from are checked too: the one it started from and a student's teacher
+    (whose labels its soft labels carry)."""
     visited: set[str] = set()
-    while run is not None and str(run.path) not in visited:
+    todo = [run]
+    while todo:
+        run = todo.pop()
+        if str(run.path) in visited:
+            continue
         visited.add(str(run.path))
         try:
             (test,) = count_trained(run, task.collection, task.test)
@@ -186,7 +193,7 @@ def check_held_out(run: Run, task: Task, notes: list[str]) -> None:
             notes.append(f"{task.name}: could not check what {run.path} was trained on ({e})")
         else:
             _held_out_notes(run, task, (test, with_labels), labelled, notes)
-        run = _started_from(run)
+        todo += _came_from(run)
 
 
 def _held_out_notes(run: Run, task: Task, test: tuple[int, int], labelled: int, notes: list[str]) -> None:
@@ -217,11 +224,12 @@ def _held_out_notes(run: Run, task: Task, test: tuple[int, int], labelled: int, 
         )
 
 
-def _started_from(run: Run) -> Run | None:
-    """The run ``run`` started from (a classifier's pretrained encoder, an ``--init`` run),
-    if it is still there."""
-    path = run.config.get("source_run") or (run.config.get("init") or {}).get("run")
-    return open_run(path) if path and (Path(path) / "config.json").exists() else None
+def _came_from(run: Run) -> list[Run]:
+    """The runs ``run`` came from that are still there: the one it started from (a
+    classifier's pretrained encoder, an ``--init`` run) and a distilled student's teacher."""
+    started = run.config.get("source_run") or (run.config.get("init") or {}).get("run")
+    teacher = (run.config.get("teacher") or {}).get("run") if run.kind == "classifier" else None
+    return [open_run(p) for p in (started, teacher) if p and (Path(p) / "config.json").exists()]
 
 
 def _job(data: ProbeData, probe: str, setting: Setting, seed: int, context: dict[str, Any] | None) -> Score:

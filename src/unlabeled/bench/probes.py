@@ -159,7 +159,9 @@ class KNNRegressorProbe(RegressorMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> KNNRegressorProbe:
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
-        self.X_, self.y_ = np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.float64)
+        # sparse as it comes (the text baseline's TF-IDF), as the classifier's kNN keeps it
+        self.X_ = X if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+        self.y_ = np.asarray(y, dtype=np.float64)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

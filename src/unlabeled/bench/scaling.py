@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -245,6 +246,16 @@ def subset_epochs(epochs: float, whole: int, m: int, batch: int) -> float:
     return steps / max(1, m // batch)
 
 
+def _options_file(run_dir: Path) -> Path:
+    """Where the study keeps the pretraining options a run was asked for (beside its folder)."""
+    return run_dir.parent / f"{run_dir.name}.options.json"
+
+
+def _as_json(options: dict[str, Any]) -> Any:
+    """``options`` as JSON reads them back (tuples as lists), to compare with a recorded copy."""
+    return json.loads(json.dumps(options, default=str))
+
+
 def _same_recipe(run: Run, request: ScalingRequest, sub: Collection, epochs: float) -> bool:
     """Whether a run found in the study was pretrained on ``sub`` as ``request`` asks (method,
     its options, batch, seed, budget): one made with other settings is trained again."""
@@ -254,7 +265,10 @@ def _same_recipe(run: Run, request: ScalingRequest, sub: Collection, epochs: flo
         if request.minutes is not None
         else train.get("minutes") is None and math.isclose(train.get("epochs") or 0, epochs)
     )
-    options = all(c["method"].get(k) == v for k, v in request.pretrain_options.items())
+    # the options as asked, beside the run: pretrain records them in several places (or
+    # resolved: precision "auto"), and looking for each in the method's record retrained every run
+    asked = _options_file(run.path)
+    options = (json.loads(asked.read_text()) if asked.exists() else {}) == _as_json(request.pretrain_options)
     return (
         c["data"]["fingerprint"] == sub.fingerprint()
         and c["method"]["name"] == request.method
@@ -285,6 +299,8 @@ def _pretrained(request: ScalingRequest, subset: np.ndarray, n_candidates: int, 
     if same:
         return pretrain(sub, run_dir, resume=True, device=request.device)
     budget = {"minutes": request.minutes} if request.minutes is not None else {"epochs": epochs}
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_json(_options_file(run_dir), _as_json(request.pretrain_options))
     return pretrain(
         sub,
         run_dir,

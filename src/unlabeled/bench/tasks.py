@@ -75,6 +75,11 @@ def _array_digest(a: np.ndarray | None) -> str | None:
     return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + data).hexdigest()
 
 
+def labelled_positions(col: Collection, target: str = "label", kind: str | None = None) -> np.ndarray:
+    """The positions of ``col``'s samples that have a ``target``."""
+    return np.flatnonzero(_targets(col, target, kind)[1])
+
+
 def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str] | None]:
     """(targets of every sample, which are labelled, kind, class names)."""
     if target == "label":
@@ -92,7 +97,7 @@ def _targets(col: Collection, target: str, kind: str | None) -> tuple[np.ndarray
     if kind == REGRESSION:
         if not numeric:
             raise UnlabeledError(f"column {target!r} of {col.path} is not numeric; it cannot be a regression target")
-        return values, ~np.isnan(values), kind, None
+        return values, np.isfinite(values), kind, None  # an infinite target is no label (it broke the fits)
     present = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values])
     names = sorted({str(v) for v in values[present]})
     code = {c: i for i, c in enumerate(names)}
@@ -152,6 +157,8 @@ def make_task(
         raise UnlabeledError(str(e)) from None
     groups = _groups(col, group) if group is not None else None
     pos = np.flatnonzero(labelled)
+    if kind == CLASSIFICATION and target != "label" and len(pos) > 1 and len(np.unique(y[pos])) == len(pos):
+        raise UnlabeledError(f"column {target!r} of {col.path} holds another value for every sample: it is no target")
     if len(pos) < 4:
         raise UnlabeledError(f"task {col.path} has {len(pos)} labelled samples; a benchmark needs at least 4")
 
@@ -191,7 +198,19 @@ def _split(
     (stratified by ``classes_of`` when given, group-disjoint when ``groups`` are)."""
     given = col.splits is not None and {"train", "test"} <= set(col.splits[pos])
     if split == "given" and not given:
-        raise UnlabeledError(f"{col.path} has no train/test split column; use --split stratified or group")
+        held = (
+            "has no train/test split column"
+            if col.splits is None
+            else "has no labelled samples in both a train and a test split"
+        )
+        raise UnlabeledError(f"{col.path} {held}; use --split stratified or group")
+    if split == "auto" and not given and col.splits is not None and "test" in set(col.splits[pos]):
+        # its test samples were set aside by whoever made it: carving 80% of them into a
+        # probe's training set would train on them without being asked
+        raise UnlabeledError(
+            f"{col.path}'s labelled samples have a test split but no train split to fit probes on; "
+            "give --split stratified (or group) to carve 80/20 of them all"
+        )
     train = test = None
     if given and split in ("auto", "given"):
         train = pos[col.splits[pos] == "train"]

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from unlabeled._settings import folder
 from unlabeled.curate.pipeline import STEPS, CurationRequest, default_tasks, read_summary, run_curation
 from unlabeled.curate.records import explain
 from unlabeled.data.collection import Collection
@@ -45,7 +46,7 @@ def curate(
     steps = steps.split(",") if isinstance(steps, str) else steps
     req = CurationRequest(
         source=str(source.path if isinstance(source, Collection) else source),
-        out=str(out),
+        out=str(folder(out)),
         languages=[s.strip() for s in languages if s.strip()] if languages else None,
         lid_threshold=float(lid_threshold),
         steps=[s.strip() for s in steps],

@@ -708,7 +708,10 @@ class CollectionWriter:
         if not self._peaks:
             return []
         peaks = np.concatenate(self._peaks)
-        median = float(np.nanmedian(peaks)) if np.isfinite(peaks).any() else 0.0
+        # the median over samples that hold something: with half of them silent (or empty
+        # masks) a median of 0 hid a sample of 1e30
+        held = peaks[np.isfinite(peaks) & (peaks > 0)]
+        median = float(np.median(held)) if len(held) else 0.0
         far = np.flatnonzero(peaks > factor * median) if median > 0 else np.array([], dtype=np.int64)
         if not len(far):
             return []

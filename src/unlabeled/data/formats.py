@@ -427,6 +427,12 @@ def _values_differ(values: Any, fold_case: bool) -> bool:
     return len(present) > 1
 
 
+def long_csv_fields() -> None:
+    """Let Python's csv module read a field of any size a document or a series may have: its
+    default limit (131,072 characters) stopped an import with ``_csv.Error`` on one long cell."""
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+
+
 def _record_lines(path: Path, count: int) -> list[tuple[int, int]] | None:
     """(line, record) of each data row pandas read from a CSV/TSV: the line it starts on and
     its place among the file's records, rows pandas skipped (too many fields) counted, so ids
@@ -434,6 +440,7 @@ def _record_lines(path: Path, count: int) -> list[tuple[int, int]] | None:
     if suffix(path) == ".parquet":
         return None
     out = []
+    long_csv_fields()
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
         reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
         width = len(next(reader, []))
@@ -542,6 +549,7 @@ def _short_rows(path: Path, sep: str, width: int, rows: int) -> list[tuple[int, 
     out. Counted with the csv module, which reads quotes as pandas does; if its rows do not add
     up to the ``rows`` pandas read, the first short row is reported for the whole file."""
     found, row = [], 0
+    long_csv_fields()
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=sep)
         next(reader, None)  # the header
@@ -626,20 +634,31 @@ def _wav_declared_frames(path: Path) -> int | None:
         return None
 
 
+def _resampling(rate: int, sr: int) -> tuple[int, int]:
+    """(up, down): the rational factor that takes ``sr`` to ``rate``."""
+    f = Fraction(rate, sr).limit_denominator(1000)
+    return f.numerator, f.denominator
+
+
 def read_audio(path: Path, rate: int, length: int) -> np.ndarray:
     """(1, length) float32 mono at ``rate``: decoded, mixed down, resampled, then cropped or
-    zero-padded at the end."""
+    zero-padded at the end. Only the frames the crop keeps are decoded (with the resampling
+    filter's reach beyond them), so an hour-long file costs what its first seconds do."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
-    with _audio_errors():  # float64: a float file's values beyond float32's range are named, not made infinite
-        data, sr = sf.read(os.fsencode(path), dtype="float64", always_2d=True)
+    with _audio_errors(), sf.SoundFile(os.fsencode(path)) as f:
+        sr = f.samplerate
+        up, down = _resampling(rate, sr)
+        reach = 0 if sr == rate else 10 * max(up, down) // up + 64  # resample_poly's filter, in input frames
+        # float64 only for a float64 file, whose values beyond float32's range are named, not made infinite
+        dtype = "float64" if f.subtype == "DOUBLE" else "float32"
+        data = f.read(frames=min(f.frames, -(-length * sr // rate) + reach), dtype=dtype, always_2d=True)
     if data.size == 0:
         raise ValueError("no audio frames")
-    mono = as_float32(data.mean(axis=1))
+    mono = as_float32(data.mean(axis=1, dtype=np.float64))  # mixed down as before: in float64
     if sr != rate:
-        f = Fraction(rate, sr).limit_denominator(1000)
-        mono = resample_poly(mono, f.numerator, f.denominator).astype(np.float32)
+        mono = as_float32(resample_poly(mono, up, down))
     out = np.zeros((1, length), dtype=np.float32)
     n = min(length, len(mono))
     out[0, :n] = mono[:n]
@@ -664,6 +683,17 @@ def volume_header(path: Path) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _wide_voxels(img: Any) -> bool:
+    """Whether a NIfTI image's voxels, scaled by its header's slope and intercept, may exceed
+    float32's range: those are read in float64, so that such a value is named rather than made
+    infinite (an int16 volume with a slope of 1e36 overflowed in float32)."""
+    kind = np.dtype(img.get_data_dtype())
+    top = float(np.finfo(kind).max if np.issubdtype(kind, np.floating) else np.iinfo(kind).max)
+    slope, inter = (float(getattr(img.dataobj, name, default)) for name, default in (("slope", 1.0), ("inter", 0.0)))
+    bound = top * (abs(slope) if np.isfinite(slope) else 1.0) + (abs(inter) if np.isfinite(inter) else 0.0)
+    return not bound <= FLOAT32_MAX
+
+
 def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """(C, D, H, W) float32, resampled trilinearly to ``shape`` when it differs."""
     if suffix(path) == ".npy":
@@ -675,9 +705,7 @@ def read_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         img = nib.load(str(path))
         if np.issubdtype(img.get_data_dtype(), np.complexfloating):  # get_fdata would drop the imaginary part
             raise ValueError(f"complex-valued voxels ({img.get_data_dtype()}); import their magnitude or real part")
-        kind = np.dtype(img.get_data_dtype())  # float64 voxels read as they are: a value beyond float32's is named
-        wide = np.issubdtype(kind, np.floating) and kind.itemsize > 4
-        a = as_float32(np.asarray(img.get_fdata(dtype=np.float64 if wide else np.float32)))
+        a = as_float32(np.asarray(img.get_fdata(dtype=np.float64 if _wide_voxels(img) else np.float32)))
         a = a[None] if a.ndim == 3 else np.moveaxis(a, -1, 0)
     if a.ndim != 4:
         raise ValueError(f"shape {a.shape} is not a volume")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, progress
+from unlabeled._settings import folder
 from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS
 from unlabeled.data.collection import META_FILE, NO_LABEL, Collection, CollectionWriter, open_collection
@@ -166,7 +167,7 @@ def import_source(
     ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
-    name = str(source)
+    name, dest = str(source), folder(dest, "dest")
     resize = size_option(resize)
     _check_import_options(Path(name), labels, resize, sample_rate, seconds)
     _check_named_source_options(name, modality=modality, columns=columns, group=group_pattern, text=text_column)
@@ -459,7 +460,8 @@ def _import_array_file(
             r = rows[s : s + 65536]
             writer.add(np.asarray(arr[r]), [f"{i:06d}" for i in r], None if y is None else y[r])
         if not len(writer):
-            why = f": every one of its {len(arr)} {bad[0][1]}" if bad and len(bad) == len(arr) else ""
+            kinds = sorted({reason.split(" (")[0] for _, reason in bad})  # each reason once, without its value
+            why = f": every one of its {len(arr)} samples is bad ({'; '.join(kinds)})" if len(bad) == len(arr) else ""
             raise UnlabeledError(f"no valid samples in {path}{why}")
         col = writer.close()
     except BaseException:

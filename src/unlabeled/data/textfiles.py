@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, not_utf8, short_reason, unencodable
 from unlabeled.data.collection import is_missing
-from unlabeled.data.formats import _codes, fractional_labels, suffix
+from unlabeled.data.formats import _codes, fractional_labels, long_csv_fields, suffix
 from unlabeled.data.loaded import Loaded
 
 TEXT_EXTENSIONS = {".txt", ".md"}
@@ -29,10 +29,18 @@ MAX_DOCUMENT_BYTES = 1 << 20
 
 
 def cut_document(raw: bytes) -> bytes:
-    """``raw``'s first ``MAX_DOCUMENT_BYTES``, ending on a whole character."""
+    """``raw``'s first ``MAX_DOCUMENT_BYTES``, less a character the cut split at its end. Bytes
+    that are not UTF-8 before it stay, for :func:`decode_document` to report (dropping them, as
+    decoding with ``errors="ignore"`` did, passed a damaged long document as sound)."""
     if len(raw) <= MAX_DOCUMENT_BYTES:
         return raw
-    return raw[:MAX_DOCUMENT_BYTES].decode("utf-8", errors="ignore").encode("utf-8")
+    head = raw[:MAX_DOCUMENT_BYTES]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.end == len(head) and e.start >= len(head) - 3:  # a character cut in two at the end
+            return head[: e.start]
+    return head
 
 
 def cut_note(sizes: list[tuple[str, int]], limit: int = 3) -> list[str]:
@@ -62,16 +70,22 @@ def decode_document(raw: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+def _head(path: Path) -> bytes:
+    """As much of a file as a document keeps, cut at a character boundary: a file of gigabytes
+    is not read whole (it was, by up to 8 threads at once), nor refused for a byte past the cut."""
+    with open(path, "rb") as f:
+        return cut_document(f.read(MAX_DOCUMENT_BYTES + 4))
+
+
 def text_header(path: Path) -> tuple[int, ...]:
     """A text file checked as a document (the folder importer's header); its size in bytes."""
-    raw = path.read_bytes()
-    decode_document(raw)
-    return (len(raw),)
+    decode_document(_head(path))
+    return (path.stat().st_size,)
 
 
 def read_text_file(path: Path) -> str:
     """One file as a document (its first ``MAX_DOCUMENT_BYTES``, cut at a character boundary)."""
-    return decode_document(cut_document(path.read_bytes()))
+    return decode_document(_head(path))
 
 
 def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -102,26 +116,35 @@ def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
     csv module rather than pandas: undecodable bytes stay in their row (as surrogates) to be
     reported with it, not fail the file."""
     # utf-8-sig: a byte-order mark would otherwise stick to the first column's name
+    long_csv_fields()
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
-        header = next(reader, None)
-        if not header:
-            raise UnlabeledError(f"{path} is empty (no header row)")
-        twice = sorted({h for h in header if header.count(h) > 1})
-        if twice:  # a row's dict would keep the last of them, silently
-            where = ", ".join(
-                f"{h!r} (columns {', '.join(str(i + 1) for i, c in enumerate(header) if c == h)})" for h in twice
-            )
-            raise UnlabeledError(f"{path}: its header names a column twice: {where}; rename one")
-        rows, ended = [], reader.line_num  # the line the record before ended on
-        for record in reader:
-            start, ended = ended + 1, reader.line_num
-            if not record:
-                continue
-            if len(record) != len(header):
-                bad.append((f"{path} line {start}", f"{len(record)} fields, the header has {len(header)}"))
-                continue
-            rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": start})
+        try:
+            return _csv_records(path, reader, bad)
+        except csv.Error as e:  # a stray NUL in older Pythons, say: the file, the line and the reason
+            raise UnlabeledError(f"{path} line {reader.line_num}: not a readable CSV ({e})") from None
+
+
+def _csv_records(path: Path, reader: Any, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """:func:`_csv_rows`' records, each with the line it starts on."""
+    header = next(reader, None)
+    if not header:
+        raise UnlabeledError(f"{path} is empty (no header row)")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:  # a row's dict would keep the last of them, silently
+        where = ", ".join(
+            f"{h!r} (columns {', '.join(str(i + 1) for i, c in enumerate(header) if c == h)})" for h in twice
+        )
+        raise UnlabeledError(f"{path}: its header names a column twice: {where}; rename one")
+    rows, ended = [], reader.line_num  # the line the record before ended on
+    for record in reader:
+        start, ended = ended + 1, reader.line_num
+        if not record:
+            continue
+        if len(record) != len(header):
+            bad.append((f"{path} line {start}", f"{len(record)} fields, the header has {len(header)}"))
+            continue
+        rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": start})
     return rows
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import folder
 from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
@@ -83,7 +84,7 @@ def forget(
         method = "sisa" if "sisa" in src.config else DEFAULT_METHOD[kind]  # a sharded run's own method
     chosen = _method(src, method)
     options = _options(chosen, options or {})
-    out = Path(out)
+    out = folder(out)
     _check_request(src, out, {"epochs": epochs, "lr": lr, "seed": seed}, device, ids)
     task = source_task(src)
     if group is not None:
@@ -273,10 +274,14 @@ def _options(method: Method, options: dict[str, Any]) -> dict[str, float]:
 
 def _may_replace(out: Path, overwrite: bool) -> bool:
     """Whether the run in ``out`` may be replaced: with ``overwrite``, or when it is an
-    unfinished (crashed) request, which is redone."""
+    unfinished (crashed) forget request, which is redone. Any other run there is refused (a
+    finished pretraining or classifier run, having no forget record, passed for a crashed
+    request and was deleted)."""
     if (out / "config.json").exists():
-        done = read_config(out / "config.json").get("forget", {}).get("finished")
-        if done and not overwrite:
+        record = read_config(out / "config.json").get("forget")
+        if record is None and not overwrite:
+            raise UnlabeledError(f"{out} already holds a run; pass --overwrite to replace it, or write elsewhere")
+        if record is not None and record.get("finished") and not overwrite:
             raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
         refuse_losing_audit(out)
         return True

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
+from unlabeled._settings import folder
 from unlabeled.data.collection import (
     Collection,
     check_replaceable,
@@ -83,8 +84,8 @@ def select(
     request = SelectionRequest(
         pool=pool,
         method=method,
-        out=out,
-        budget=budget,
+        out=folder(out),
+        budget=budget.item() if isinstance(budget, np.generic) else budget,  # recorded in JSON
         encoder=encoder,
         target=target,
         threshold=threshold,
@@ -198,6 +199,8 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
 def _budget(budget: float | None, n: int, method: str) -> int:
     if budget is None:
         raise UnlabeledError(f"--budget is required for {method} (a count, or a fraction of the pool below 1)")
+    if isinstance(budget, np.integer | np.floating):  # len(x) // 10 in numpy, say
+        budget = budget.item()
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget):
         raise UnlabeledError(f"--budget must be a count, or a fraction of the pool below 1; got {budget!r}")
     if budget >= 1 and budget != int(budget):
@@ -256,7 +259,11 @@ def _target_vectors(
         tpos = tcol.indices(exclude=req.exclude_split)
         if not len(tpos):
             raise UnlabeledError(f"target {tcol.path} is empty (outside split {req.exclude_split!r})")
-        assert run is not None, "target embeddings need the encoder"
+        if run is None:  # the pool's embeddings were given: the target's are the encoder's
+            if req.encoder is None:
+                raise UnlabeledError("a --target collection is embedded by --encoder RUN: pass one (or target_vectors)")
+            run = open_run(req.encoder)
+        check_same_samples(run.config["modality"], tcol, f"encoder {run.path} was trained on")
         tvec = run.encode(tcol, tpos, device=req.device)
     else:
         tvec = np.asarray(req.target_vectors, dtype=np.float32)
