@@ -309,8 +309,8 @@ def test_a_group_aware_validation_split_with_classes_smaller_than_its_folds():
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('metric = "accuracyy"', "unknown metric 'accuracyy'"),
-        ('kind = "regression"\nmetric = "accuracy"', "unknown metric 'accuracy'; choose from mae"),
+        ('metric = "accuracyy"', "'accuracyy' is an unknown metric"),
+        ('kind = "regression"\nmetric = "accuracy"', "'accuracy' is not a regression metric; choose from mae"),
         ('kind = "ordinal"', "kind must be classification or regression"),
         ('split = "random"', "unknown split rule 'random'"),
         ('split = "group"', "needs a group column"),

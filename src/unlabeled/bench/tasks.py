@@ -127,7 +127,9 @@ def check_task_settings(split: str, kind: str | None, metric: str | None, group:
         raise UnlabeledError(f"task kind must be {CLASSIFICATION} or {REGRESSION}, got {kind!r}")
     known = sorted({m for k in ((CLASSIFICATION, REGRESSION) if kind is None else (kind,)) for m in metrics_for(k)})
     if metric is not None and metric not in known:
-        raise UnlabeledError(f"unknown metric {metric!r}; choose from {', '.join(known)}")
+        every = {m for k in (CLASSIFICATION, REGRESSION) for m in metrics_for(k)}
+        what = f"not a {kind} metric" if metric in every else "an unknown metric"  # r2 asked of classes
+        raise UnlabeledError(f"{metric!r} is {what}; choose from {', '.join(known)}")
     if split == "group" and group is None:
         raise UnlabeledError("a group-aware split needs a group column (--group-column)")
 
