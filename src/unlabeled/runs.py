@@ -669,8 +669,9 @@ def embed(
     run, col = open_run(run), open_collection(collection)
     check_count(batch_size, "batch_size", 1)
     if out is not None:
-        _check_embeddings_out(folder(out), overwrite)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
+        out = folder(out)
+        _check_embeddings_out(out, overwrite)
+        out.parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     precision = run.precision if precision is None else precision
     step, digest = run.step, run.digest()  # read before the weights are, and checked after
     vectors = run.encode(col, batch_size=batch_size, device=device, precision=precision)

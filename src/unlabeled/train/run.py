@@ -421,6 +421,17 @@ def check_same_start(spec: RunSpec, start: Run | None, out: Path) -> None:
         )
 
 
+def _finished(out: Path) -> bool:
+    """Whether the run in ``out`` reached its planned steps. An unfinished one is told by its
+    weights' metadata, without loading the resume state the trainer loads next (the weights are
+    renamed first, so they are never behind the state); else the state decides."""
+    weights = out / ckpt.MODEL_FILE
+    meta = ckpt.weights_metadata(weights) if weights.exists() else {}
+    if "step" in meta and "total_steps" in meta and int(meta["step"]) < int(meta["total_steps"]):
+        return False
+    return Run(out).finished
+
+
 def check_same_processes(spec: RunSpec, out: Path) -> None:
     """A run resumes with the number of processes it started with: each step's batch is
     ``batch_size`` per process and the sampler deals it by rank, so another count trains the
@@ -439,7 +450,9 @@ def check_same_index(spec: RunSpec, col: Collection, out: Path) -> None:
     with the ids, labels and splits it started with: a collection imported again with other
     labels would train the rest of the run on them, and a label draw or split would no longer
     be the one its ids name. Runs made before the index was hashed are not checked."""
-    if spec.data.index is not None and spec.data.index not in (index_hash(col), index_hash(col, soft_as_ints=True)):
+    recorded = spec.data.index
+    # a distil run made before soft targets were hashed by the collection beneath: the old hash
+    if recorded is not None and recorded != index_hash(col) and recorded != index_hash(col, soft_as_ints=True):
         raise UnlabeledError(
             f"{col.path}'s ids, labels or splits changed since {out} was trained on it; a resumed run would "
             "train the rest of its steps on them: start it again with --overwrite"
@@ -464,7 +477,7 @@ def train(
     ``feed`` replaces the epoch order (self-training's labelled + unlabelled batches)."""
     if resume:
         check_same_index(spec, col, out)
-        if not Run(out).finished:  # a finished run is only said to be finished
+        if not _finished(out):  # a finished run is only said to be finished
             check_same_processes(spec, out)
     # a resumed run's checkpoint holds its weights; one killed before its first checkpoint
     # starts again from step 0, and from the weights a new run starts from

@@ -115,14 +115,12 @@ class TrainConfig:
                 f"minutes must be positive and at most {MAX_MINUTES:g} (a century), got {self.minutes}"
             )
         check_seed(self.seed)
-        for name in ("lr", "weight_decay"):  # 1e300 passed, then overflowed in the optimizer (a traceback)
-            if getattr(self, name) > MAX_RATE:
-                what = "the learning rate" if name == "lr" else "weight decay"
-                raise UnlabeledError(f"{what} must be at most {MAX_RATE:g}, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "grad_clip", "checkpoint_steps", "snapshot_seconds"):
-            if getattr(self, name) < 0:
-                what = "the learning rate" if name == "lr" else name.replace("_", " ")
-                raise UnlabeledError(f"{what} must be 0 or more, got {getattr(self, name)}")
+            value, what = getattr(self, name), "the learning rate" if name == "lr" else name.replace("_", " ")
+            if value < 0:
+                raise UnlabeledError(f"{what} must be 0 or more, got {value}")
+            if name in ("lr", "weight_decay") and value > MAX_RATE:  # 1e300 overflowed in the optimizer
+                raise UnlabeledError(f"{what} must be at most {MAX_RATE:g}, got {value}")
         if not 0 <= self.warmup < 1:
             raise UnlabeledError(f"warmup is a share of the steps, in [0, 1); got {self.warmup}")
         if self.checkpoint_seconds <= 0:
