@@ -427,3 +427,22 @@ def test_the_demo_checks_its_options_before_importing_anything(cli, args, said, 
     """They were checked after the 54 MB import (the seeds after the 11-minute pretraining)."""
     code, lines = cli("demo", "--out", tmp_path / "demo", *args)
     assert code == 2 and said in lines[-1] and not (tmp_path / "demo").exists(), lines
+
+
+def test_an_error_met_by_every_torchrun_process_is_printed_once(tmp_path):
+    """Under torchrun each process met the same bad input and printed it: one line per
+    process. Two processes of one launcher (this test's process stands in for torchrun) print
+    it once and both exit 2; another message is still printed."""
+
+    def start(rank: int, missing: str) -> subprocess.Popen:
+        env = {**ENV, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        args = [sys.executable, "-m", "unlabeled", "pretrain", str(tmp_path / missing), "--out", str(tmp_path / "r")]
+        return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    same = [start(0, "nothing-here"), start(1, "nothing-here")]
+    outs = [p.communicate(timeout=120)[0] for p in same]
+    assert [p.returncode for p in same] == [2, 2]
+    said = "".join(outs)
+    assert said.count("error:") == 1 and "nothing-here" in said
+    other = start(1, "nor-here")
+    assert "nor-here" in other.communicate(timeout=120)[0] and other.returncode == 2

@@ -651,3 +651,15 @@ def test_the_api_names_an_out_that_is_no_path(small, tmp_path):
     for call in calls.values():  # a failure's traceback shows the call's line
         with pytest.raises(UnlabeledError, match="takes a folder's path"):
             call()
+
+
+def test_import_messages_show_the_value_given_and_one_pair_of_brackets(tmp_path):
+    """`--resize abc` was echoed as the [] it parsed to; a stack of the wrong shape for audio
+    said ((audio imports from files))."""
+    from unlabeled.data.importers import size_option
+
+    with pytest.raises(UnlabeledError, match=r"got 'abc'$"):
+        size_option("abc")
+    np.save(tmp_path / "a.npy", np.zeros((3, 4, 5, 6), np.uint8))
+    with pytest.raises(UnlabeledError, match=r"samples \(audio imports from files\)$"):
+        ul.import_source(tmp_path / "a.npy", tmp_path / "c", modality="audio")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -892,7 +895,7 @@ def main() -> None:
     except typer.TyperException as e:  # a usage error (typer's copy of click's): an unknown option, a word for a number
         _usage_error(e)
     except UnlabeledError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
+        _say_error(str(e))
         sys.exit(2)
     except UnicodeEncodeError as e:  # a path or word given in bytes that are not UTF-8
         what = unencodable(e)
@@ -903,7 +906,7 @@ def main() -> None:
         sys.exit(2)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        console.print(f"[red]error:[/] {escape(_file_in_the_way(e) or f'{e.strerror or e}{where}')}")
+        _say_error(_file_in_the_way(e) or f"{e.strerror or e}{where}")
         sys.exit(2)
     except Terminated:
         console.print("[yellow]terminated[/] (SIGTERM)")
@@ -915,6 +918,22 @@ def main() -> None:
         if interrupt is None:
             raise
         _interrupted(interrupt)
+
+
+def _say_error(message: str) -> None:
+    """Print a failure's one line, once per machine under ``torchrun``: every process meets the
+    same bad input and printed it, one line per process. The first of a machine's processes to
+    reach a message prints it (a file named by the launcher's pid and the message, made
+    exclusively, tells the others); a message only one process meets is still printed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        key = hashlib.sha256(f"{os.getppid()} {message}".encode()).hexdigest()[:20]
+        try:
+            os.close(os.open(Path(tempfile.gettempdir()) / f"unlabeled-said-{key}", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        except OSError:
+            pass  # no temporary folder to write to: better twice than never
+    console.print(f"[red]error:[/] {escape(message)}")
 
 
 def _file_in_the_way(e: OSError) -> str | None:

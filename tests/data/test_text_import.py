@@ -28,6 +28,19 @@ def test_documents_round_trip_across_shards_and_into_a_derived_collection(tmp_pa
     assert list(sub.get([0, 1])) == [docs[2], docs[3]]  # positions sorted: d2 then d3
 
 
+def test_a_text_fingerprint_tells_where_documents_end(tmp_path):
+    """The fingerprint hashed the documents' bytes one after another, so ["ab", "c"] and
+    ["a", "bc"] were one collection to every cache and lineage check keyed on it."""
+
+    def fingerprint(docs: list[str], name: str) -> str:
+        w = CollectionWriter(tmp_path / name, modality="text", sample_shape=(), dtype="object")
+        w.add(docs, ["x", "y"])
+        return w.close().fingerprint()
+
+    assert fingerprint(["ab", "c"], "one") != fingerprint(["a", "bc"], "two")
+    assert fingerprint(["ab", "c"], "three") == fingerprint(["ab", "c"], "four")
+
+
 def test_a_text_shard_cut_short_is_an_error_naming_it(tmp_path):
     w = CollectionWriter(tmp_path / "c", modality="text", sample_shape=(), dtype="object")
     w.add(["one document", "another document"], ["a", "b"])
@@ -158,6 +171,24 @@ def test_a_csv_row_with_bad_bytes_is_reported_and_the_others_import(tmp_path):
     report = import_source(src, tmp_path / "col", text_column="body")
     assert dict(report.bad).keys() == {f"{src} line 3", f"{src} line 4"}
     assert list(report.collection.get(report.collection.indices())) == ["good one", "good two"]
+
+
+def test_a_csv_quote_that_never_closes_is_reported_and_the_rows_after_it_import(tmp_path):
+    """An unclosed quote made the csv module read every later line into one field, silently:
+    one document held the rest of the file. The record is reported by the line it starts on and
+    the lines after it are read again; a quoted field that spans lines properly still imports."""
+    src = tmp_path / "docs.csv"
+    src.write_bytes(b'text,label\nfirst,a\n"never closed,b\nthird,a\n"two\nlines",b\nfifth,a\n')
+    report = import_source(src, tmp_path / "col", modality="text")
+    bad = dict(report.bad)
+    assert list(bad) == [f"{src} line 3"] and "does not close" in bad[f"{src} line 3"]
+    col = report.collection
+    assert list(col.get(col.indices())) == ["first", "third", "two\nlines", "fifth"]
+    stray = tmp_path / "stray.csv"  # a quote closed in the middle of a field: the field runs on
+    stray.write_bytes(b'text,label\n"an "odd" one",a\nfine,b\n')
+    report = import_source(stray, tmp_path / "stray", modality="text")
+    assert list(dict(report.bad)) == [f"{stray} line 2"]
+    assert list(report.collection.get(report.collection.indices())) == ["fine"]
 
 
 def test_a_table_without_the_text_column_or_with_numbers_in_it_is_a_clear_error(tmp_path):

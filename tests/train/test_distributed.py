@@ -196,6 +196,43 @@ def test_self_training_moving_averages_follow_the_global_batch():
     mp.start_processes(_moving_averages_over_two_ranks, args=(_free_port(),), nprocs=2, start_method="spawn")
 
 
+def _resized_strong_views_on_two_ranks(rank: int, port: int) -> None:
+    from datetime import timedelta
+
+    import torch.distributed as tdist
+
+    from unlabeled.objectives.fixmatch import FixMatch
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    # a collective that one rank never joins fails here within a minute instead of hanging the suite
+    tdist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    try:
+        mod = ImageModality((1, 16, 16), [0.5], [0.25], augment={"view_size": 8})
+        torch.manual_seed(0)
+        obj = dist.use_global_batch_norm(FixMatch(build_encoder("cnn", "tiny", (1, 8, 8)), mod, 4, threshold=0.0))
+        if rank == 1:  # no unlabelled sample of this rank is confident: it has no strong view to run
+            obj.pseudo_labels = lambda guess: (guess.argmax(1), torch.zeros(len(guess), dtype=torch.bool))
+        raw = torch.randint(0, 256, (12, 1, 16, 16), generator=torch.Generator().manual_seed(rank), dtype=torch.uint8)
+        y = torch.tensor([0, 1, 2, 3] + [-1] * 8)
+        loss, logs = obj.loss(mod.prepare(raw.numpy()), torch.Generator().manual_seed(rank), y)
+        loss.backward()  # the global batch norms' backward all-reduces, once per pass on each rank
+        assert torch.isfinite(loss)
+        assert float(logs["mask"]) == (1.0 if rank == 0 else 0.0)
+        assert (float(logs["unsup"]) > 0) == (rank == 0)
+        tdist.barrier()
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_resized_strong_views_run_on_every_rank_when_one_has_no_confident_sample():
+    """With strong views of another size than weak ones (an encoder pretrained on smaller
+    views), FixMatch ran the strong views' pass only on ranks with confident samples; global
+    batch norm gathers statistics in every pass, so the ranks' collectives no longer matched
+    (a hang or a mismatch). Every rank now runs it, its unconfident samples masked out."""
+    mp.start_processes(_resized_strong_views_on_two_ranks, args=(_free_port(),), nprocs=2, start_method="spawn")
+
+
 def test_global_batch_norm_over_two_ranks_is_batch_norm_of_the_whole_batch():
     """Two ranks with half a batch each: every rank's input gradient, the summed weight
     gradients and the running statistics are native batch norm's on the whole batch (the

@@ -694,6 +694,8 @@ class CollectionWriter:
                     self._peaks.append(np.nanmax(np.abs(arrays.reshape(n, -1)), axis=1))
         self._add_columns(ids, n, labels, splits, groups, columns)
         for sample_id, blob in zip(ids, blobs, strict=True):  # exact duplicates, by content hash
+            if self.text:  # documents vary in length: ["ab", "c"] and ["a", "bc"] hashed alike without it
+                self._hash.update(len(blob).to_bytes(8, "little"))
             self._hash.update(blob)
             digest = hashlib.blake2b(blob, digest_size=16).digest()
             first = self._seen.setdefault(digest, str(sample_id))

@@ -234,6 +234,7 @@ def size_option(value: Any) -> tuple[int, ...] | None:
     sequence of 2 or 3 positive whole numbers; anything else is an UnlabeledError."""
     if value is None:
         return None
+    given = value
     if isinstance(value, str):
         try:
             value = [int(v) for v in value.lower().split("x")]
@@ -243,7 +244,7 @@ def size_option(value: Any) -> tuple[int, ...] | None:
     if len(sides) not in (2, 3) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
         raise UnlabeledError(
             "--resize takes HEIGHTxWIDTH (images) or DEPTHxHEIGHTxWIDTH (volumes), e.g. 28x28 or (28, 28); "
-            f"got {value!r}"
+            f"got {given!r}"  # as given: 'abc', not the [] it parsed to
         )
     return tuple(sides)
 
@@ -394,8 +395,8 @@ def _as_modality(arr: np.ndarray, modality: str | None) -> tuple[np.ndarray, str
     expected = {
         "series": "N×T or N×C×T",
         "volume": "N×D×H×W or N×C×D×H×W",
-        "audio": "(audio imports from files)",
-        "text": "(text imports from .txt/.md files or a table's text column)",
+        "audio": "audio imports from files",
+        "text": "text imports from .txt/.md files or a table's text column",
     }
     what = expected.get(modality, f"choose from {', '.join(expected)} or image")
     raise UnlabeledError(f"array of shape {arr.shape} is not a stack of {modality} samples ({what})")

@@ -118,16 +118,19 @@ def _csv_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
     # utf-8-sig: a byte-order mark would otherwise stick to the first column's name
     long_csv_fields()
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter="\t" if suffix(path) == ".tsv" else ",")
-        try:
-            return _csv_records(path, reader, bad)
-        except csv.Error as e:  # a stray NUL in older Pythons, say: the file, the line and the reason
-            raise UnlabeledError(f"{path} line {reader.line_num}: not a readable CSV ({e})") from None
+        lines = f.readlines()
+    return _csv_records(path, lines, "\t" if suffix(path) == ".tsv" else ",", bad)
 
 
-def _csv_records(path: Path, reader: Any, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """:func:`_csv_rows`' records, each with the line it starts on."""
-    header = next(reader, None)
+def _csv_records(path: Path, lines: list[str], delimiter: str, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """:func:`_csv_rows`' records, each with the line it starts on. Read strictly: a quote that
+    never closes swallowed every later row into one field, silently; now the record it opens is
+    reported by its first line and reading starts again on the line after it."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        raise UnlabeledError(f"{path} line {reader.line_num}: not a readable CSV header ({e})") from None
     if not header:
         raise UnlabeledError(f"{path} is empty (no header row)")
     twice = sorted({h for h in header if header.count(h) > 1})
@@ -136,16 +139,23 @@ def _csv_records(path: Path, reader: Any, bad: list[tuple[str, str]]) -> list[di
             f"{h!r} (columns {', '.join(str(i + 1) for i, c in enumerate(header) if c == h)})" for h in twice
         )
         raise UnlabeledError(f"{path}: its header names a column twice: {where}; rename one")
-    rows, ended = [], reader.line_num  # the line the record before ended on
-    for record in reader:
-        start, ended = ended + 1, reader.line_num
-        if not record:
-            continue
-        if len(record) != len(header):
-            bad.append((f"{path} line {start}", f"{len(record)} fields, the header has {len(header)}"))
-            continue
-        rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": start})
-    return rows
+    rows, ended, offset = [], reader.line_num, 0  # the line the record before ended on
+    while True:
+        try:
+            for record in reader:
+                start, ended = ended + 1, offset + reader.line_num
+                if not record:
+                    continue
+                if len(record) != len(header):
+                    bad.append((f"{path} line {start}", f"{len(record)} fields, the header has {len(header)}"))
+                    continue
+                rows.append({**{k: v or None for k, v in zip(header, record, strict=True)}, "__line": start})
+            return rows
+        except csv.Error as e:  # an unclosed or misplaced quote (or a stray NUL in older Pythons)
+            start = ended + 1
+            bad.append((f"{path} line {start}", f"a quoted field that does not close where it should ({e})"))
+            offset = ended = start  # read again from the line after the record's first
+            reader = csv.reader(lines[start:], delimiter=delimiter, strict=True)
 
 
 def _table_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:

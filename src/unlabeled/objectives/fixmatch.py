@@ -132,6 +132,7 @@ class FixMatch(Objective):
         self.unlabeled_weight, self.ema, self.cutout = float(unlabeled_weight), float(ema), float(cutout)
         self.adaptive, self.align, self.soft = float(adaptive), float(align), float(soft)
         self.ema_teacher = bool(ema_teacher)
+        self._resized: bool | None = None  # strong views another size than weak ones (read on first use)
         self.prior = None if prior is None else [float(p) / sum(prior) for p in prior]
         self.head = nn.Linear(encoder.dim, self.classes)
         if self.align:  # the model's mean prediction, a buffer like FreeMatch's averages
@@ -210,6 +211,16 @@ class FixMatch(Objective):
                 return mod.normalize(mod.weak(x, generator))
             return cutout(mod.normalize(mod.augment(x, generator)), self.cutout, generator)
 
+    def _strong_resized(self, x: torch.Tensor) -> bool:
+        """Whether strong views come out another size than weak ones (an encoder pretrained
+        with a smaller ``view_size``), read once off one sample with a generator of its own, so
+        that the training stream's random draws are the same with or without the check."""
+        if self._resized is None:
+            g = torch.Generator(device=x.device).manual_seed(0)
+            one = x[:1]
+            self._resized = self.views(one, g, True).shape[1:] != self.views(one, g, False).shape[1:]
+        return self._resized
+
     def _logits(self, x: torch.Tensor, teacher: bool = False) -> torch.Tensor:
         if teacher:
             return self.teacher_head(self.teacher_encoder.embed(x))
@@ -228,17 +239,24 @@ class FixMatch(Objective):
         # augmented, run and back-propagated; the rest would add zeros at full cost (the loss
         # is the same, the mean still over every unlabelled sample; batch norm sees the
         # labelled and confident strong views together)
-        xs = xu[confident]
+        # under torchrun with resized strong views every rank runs the second pass over all its
+        # unlabelled samples, the unconfident ones' terms masked out: global batch norm gathers
+        # statistics in each pass, so a rank that skipped it (no confident sample) left the others
+        # waiting in a collective it never joined
+        every = dist.is_distributed() and self._strong_resized(x)
+        xs = xu if every else xu[confident]
         strong_u = self.views(xs, generator, True) if len(xs) else weak_l[:0]
         if strong_u.shape[1:] == weak_l.shape[1:]:
             logits = self._logits(torch.cat([weak_l, strong_u]))
             logits_l, logits_s = logits[: len(xl)], logits[len(xl) :]
         else:  # strong views resized (an encoder pretrained with a smaller ``view_size``): one pass each
-            if len(xs) == 1:  # a batch of one: batch norm cannot normalise it (a head's BatchNorm1d raised)
+            if len(xs) == 1 and not every:  # a batch of one: batch norm cannot normalise it (BatchNorm1d raised)
                 confident, xs, strong_u = torch.zeros_like(confident), xs[:0], strong_u[:0]
             logits_l = self._logits(weak_l)
             logits_s = self._logits(strong_u) if len(xs) else logits_l[:0]
             logits = torch.cat([logits_l, logits_s])
+            if every:
+                logits_s = logits_s[confident]
         zero = logits.sum() * 0
         sup = F.cross_entropy(logits_l.float(), y[labelled]) if len(xl) else zero
         per_sample = F.cross_entropy(
