@@ -122,6 +122,16 @@ def test_the_byte_ngram_is_a_distribution_and_learns_its_text():
     assert seen < 1.5 and unseen > 6  # (worse than 8 bits is possible: the model bets on its own text)
 
 
+def test_the_byte_ngram_scores_texts_shorter_than_its_order():
+    """A test or training text shorter than the order made numpy allocate a negative length."""
+    from unlabeled.lm import ngram_bits_per_byte
+
+    assert ngram_bits_per_byte(["hello world"] * 3, ["hi"]) == 8.0  # "hi\n": every byte before the order, 8 bits
+    assert 0 < ngram_bits_per_byte(["ab"], ["hello there world"]) < 9
+    with pytest.raises(UnlabeledError, match="no test text"):
+        ngram_bits_per_byte(["hello"], [])
+
+
 def test_generate_reads_a_long_prompt_from_its_end_and_refuses_bad_settings(gpt, monkeypatch):
     """A prompt longer than the context was cut to its first tokens, leaving no room: the
     prompt came back unchanged. It is read from its end now; a non-finite temperature, a

@@ -222,9 +222,10 @@ class ByteNGram:
     @staticmethod
     def _grams(data: np.ndarray, k: int) -> np.ndarray:
         """Each position's ``k`` previous bytes and its own as one integer (positions < k left out)."""
-        key = np.zeros(len(data) - k, dtype=np.int64)
+        n = max(len(data) - k, 0)  # a text shorter than the order has none
+        key = np.zeros(n, dtype=np.int64)
         for j in range(k + 1):
-            key = (key << 8) | data[j : len(data) - k + j]
+            key = (key << 8) | data[j : j + n]
         return key
 
     def fit(self, text: bytes) -> ByteNGram:
@@ -248,8 +249,10 @@ class ByteNGram:
         """log2 P(byte | the bytes before it) of every byte of ``text`` but the first ``order - 1``."""
         data = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
         skip = self.order - 1
-        p = np.full(len(data) - skip, 1 / 256)
+        p = np.full(max(len(data) - skip, 0), 1 / 256)
         for k, (grams, counts, ctx, total, distinct) in enumerate(self.tables):
+            if not len(grams):  # nothing of this order was counted (a training text shorter than it)
+                continue
             keys = self._grams(data, k)[skip - k :]
             at, seen = self._find(keys, grams)
             c_hw = np.where(seen, counts[at], 0)
@@ -264,7 +267,9 @@ def ngram_bits_per_byte(train: list[str], test: list[str], order: int = 6) -> fl
     on ``train``; the first ``order - 1`` bytes are coded at 8 bits each."""
     model = ByteNGram(order).fit(as_file(train))
     data = as_file(test)
-    return float((-model.log2_probs(data).sum() + 8 * (order - 1)) / len(data))
+    if not data:
+        raise UnlabeledError("no test text to score")
+    return float((-model.log2_probs(data).sum() + 8 * min(order - 1, len(data))) / len(data))
 
 
 __all__ = ["ByteNGram", "compressor_bits_per_byte", "generate", "ngram_bits_per_byte", "perplexity"]

@@ -129,6 +129,37 @@ def test_the_tokenizer_trains_on_long_runs_cut_into_pieces_and_never_learns_a_lo
     assert max(len(t) for t in tok.get_vocab()) <= LONGEST_TRAINING_WORD + 1  # + the space before a word
 
 
+def test_runs_of_whitespace_are_cut_for_the_tokenizer_too():
+    """The byte-level pre-tokenizer keeps a run of spaces as one word, so 40,000 spaces cost the
+    trainer 16 times what 10,000 did (a 1 MiB run: minutes): such runs are cut like words."""
+    from unlabeled.modalities.text import LONGEST_TRAINING_WORD, _training_pieces
+
+    text = "word " * 50 + " " * 40_000 + "end"
+    pieces = list(_training_pieces([text]))
+    assert "".join(pieces) == text
+    assert max(len(p) for p in pieces) <= 250 + LONGEST_TRAINING_WORD  # the words before, then runs of 64
+
+
+def test_the_context_length_is_fitted_over_the_whole_collection_not_its_first_documents(tmp_path):
+    """The length was the 95th percentile of the first 20,000 documents' token counts: a corpus
+    stored by group (WordNet's nouns first) set it from one group and cut the others short."""
+    short, long = ["a cat"] * 20_000, [" ".join(["many more words here"] * 10)] * 5_000
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(short + long, [str(i) for i in range(25_000)])
+    col = w.close()
+    mod = TextModality.fit(col, vocab=300)
+    assert mod.length >= 40  # the long fifth's length (about 40 tokens), not the short documents' 8
+
+
+def test_a_causal_encoder_with_a_class_token_is_refused():
+    """The class token comes first, and causal attention shows it only itself: every document
+    had the same embedding."""
+    from unlabeled._console import UnlabeledError
+
+    with pytest.raises(UnlabeledError, match="pool 'cls' needs a bidirectional encoder"):
+        build_encoder("transformer", "tiny", (16,), vocab=300, causal=True, pool="cls")
+
+
 def test_a_document_is_encoded_from_its_head_with_the_same_first_tokens():
     from unlabeled.modalities.text import head, plain_text, train_tokenizer
 

@@ -3,6 +3,9 @@ does not, stacked blocks start as the identity, and sizes it cannot reach are re
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 
@@ -117,3 +120,10 @@ def test_a_grown_run_continues_pretraining_from_every_weight(wordnet_small, tmp_
         grow(tiny, "small", tmp_path / "small")
     with pytest.raises(UnlabeledError, match="is already tiny; grow makes a larger model"):
         grow(tiny, "tiny", tmp_path / "same")
+    forgot = tmp_path / "forgot"  # a forget output's config (the method it forgot with beside the objective's)
+    shutil.copytree(tiny.path, forgot)
+    config = json.loads((forgot / "config.json").read_text())
+    config["method"]["unlearning"] = "ga"
+    (forgot / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnlabeledError, match="is the output of forget: grow the run it came from"):
+        grow(forgot, "small", tmp_path / "grown-forgot")

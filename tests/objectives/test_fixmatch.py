@@ -134,6 +134,25 @@ def test_the_adaptive_threshold_follows_freematchs_moving_averages():
     assert {"tau", "class_tau"} <= set(obj.state_dict())
 
 
+def test_soft_pseudo_labels_are_sharpened_after_alignment():
+    """With ``soft`` and ``align`` together the samples were chosen by their aligned class but
+    trained toward the unaligned prediction: the targets are the aligned probabilities,
+    sharpened (ReMixMatch aligns, then sharpens)."""
+    torch.manual_seed(0)
+    obj = FixMatch(_Encoder(), _Views(), classes=3, threshold=0.0, cutout=0.0, soft=0.5, align=0.5, prior=[4, 1, 1])
+    x, y = torch.randn(6, 1, 12), torch.tensor([2, 0, -1, -1, -1, -1])
+    loss, _ = obj.loss(x, torch.Generator().manual_seed(0), y)
+    with torch.no_grad():
+        sup = F.cross_entropy(obj.head(obj.encoder.embed(x[:2])), y[:2])
+        probs = obj.head(obj.encoder.embed(x[2:])).softmax(1)
+        logp_s = obj.head(obj.encoder.embed(5 - x[2:])).log_softmax(1)
+    running = 0.5 / 3 + 0.5 * probs.mean(0)
+    aligned = probs * (torch.tensor([4 / 6, 1 / 6, 1 / 6]) / running)
+    aligned = aligned / aligned.sum(-1, keepdim=True)
+    targets = aligned**2 / (aligned**2).sum(-1, keepdim=True)  # sharpened at temperature 0.5
+    torch.testing.assert_close(loss.detach(), sup - (targets * logp_s).sum(1).mean())
+
+
 def test_distribution_alignment_scales_by_the_prior_over_the_models_moving_mean_prediction():
     """ReMixMatch's alignment, by hand: the running mean prediction starts at 1/C and moves by
     (1 - m) toward the batch's; probabilities are multiplied by prior / running mean and

@@ -52,3 +52,13 @@ def test_self_distillation_keeps_continued_pretraining_near_its_start(wordnet_sm
     assert all("self_distil" in r for r in held.metrics() if "loss" in r)
     with pytest.raises(UnlabeledError, match="give --init"):
         ul.pretrain(wordnet_small, tmp_path / "x", epochs=0.1, method_options={"self_distil": 1.0}, **common)
+    # a teacher named without --init, under a tokenizer fitted anew: its token ids are other tokens
+    with pytest.raises(UnlabeledError, match="another tokenizer"):
+        options = {"self_distil": 1.0, "teacher": str(base.path)}
+        ul.pretrain(wordnet_small, tmp_path / "y", epochs=0.1, method_options=options, encoder_options={"vocab": 500})
+    # grown, the self-distilled run keeps its objective and leaves its small teacher behind
+    from unlabeled.train.grow import grow
+
+    grown = grow(held, "small", tmp_path / "grown")
+    assert grown.config["method"]["name"] == "mlm"
+    assert not {"self_distil", "teacher", "teacher_weights"} & set(grown.config["method"])

@@ -80,8 +80,12 @@ def test_clear_errors(tmp_path, fmnist_small, digits, teacher):
         ul.distil(teacher.path, fmnist_small, teacher.path, overwrite=True)
     with pytest.raises(ul.UnlabeledError, match="is not a distilled student"):
         ul.distil(teacher.path, fmnist_small, teacher.path, resume=True)
+    held_out = CollectionWriter(tmp_path / "held", "image", (1, 28, 28), "uint8", fmnist_small.classes)
+    held_out.add(fmnist_small.get(pos[:5]), [str(i) for i in fmnist_small.ids[pos[:5]]], None, ["test"] * 5)
+    with pytest.raises(ul.UnlabeledError, match="0 sample.s. outside its test split; distil needs 2 or more"):
+        ul.distil(teacher.path, held_out.close(), tmp_path / "e")
     assert teacher.classifier() is not None  # the teacher is still there
-    assert not any((tmp_path / name).exists() for name in "abcd")  # a refused run leaves nothing behind
+    assert not any((tmp_path / name).exists() for name in "abcde")  # a refused run leaves nothing behind
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 import unlabeled as ul
 from unlabeled.bench.protocol import Setting
 from unlabeled.bench.tasks import task_split
+from unlabeled.data.collection import CollectionWriter
 from unlabeled.train.finetune import few_labels, finetune
 
 
@@ -27,6 +28,24 @@ def test_a_few_label_run_records_the_ids_it_trained_on(tmp_path, fmnist_small):
     expected = few_labels(fmnist_small, train, 0.02, None, 1)
     assert run.training_ids() == [str(i) for i in fmnist_small.ids[expected]]
     assert run.config["task"]["samples"] == len(expected)
+    # resumed when finished: its time stays what training took (it was overwritten with ~0 s)
+    took = run.config["seconds"]
+    again = finetune(None, fmnist_small, tmp_path / "f", fraction=0.02, epochs=1, seed=1, resume=True)
+    assert again.config["seconds"] >= took > 0
+
+
+def test_positions_without_labels_are_refused_before_anything_is_written(tmp_path, fmnist_small):
+    """Positions given through the API that include unlabelled samples failed at the first
+    step with cross-entropy's IndexError, and left config.json and the ids behind."""
+    pos = fmnist_small.indices(exclude="test")[:40]
+    w = CollectionWriter(tmp_path / "part", "image", (1, 28, 28), "uint8", fmnist_small.classes)
+    labels = fmnist_small.labels[pos].copy()
+    labels[:2] = -1
+    w.add(fmnist_small.get(pos), [str(i) for i in fmnist_small.ids[pos]], labels)
+    col = w.close()
+    with pytest.raises(ul.UnlabeledError, match="2 of the 40 positions given have no label"):
+        finetune(None, col, tmp_path / "out", positions=np.arange(40), epochs=1)
+    assert not (tmp_path / "out").exists()
 
 
 def test_clear_errors(fmnist_small):

@@ -12,6 +12,7 @@ import torch
 
 import unlabeled as ul
 from unlabeled.bench.protocol import Setting
+from unlabeled.data.collection import CollectionWriter
 from unlabeled.runs import read_ids
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import sampling
@@ -126,6 +127,18 @@ def test_alignment_records_the_labelled_draws_class_frequencies_as_its_prior(tmp
     method = run.config["method"]
     assert method["align"] == 0.99 and method["prior"] == pytest.approx([0.1] * 10)  # 3 shots of each class
     assert "p_model" in ul.open_run(run.path).weights()  # the moving average is saved: resume aligns alike
+    # a class only the test split holds has no label in any draw: its prior is a floor, not the
+    # 0 that FixMatch refused ("prior needs 10 positive class frequencies")
+    keep = np.flatnonzero((fmnist_small.labels != 9) | (fmnist_small.splits == "test"))
+    w = CollectionWriter(tmp_path / "no9", "image", (1, 28, 28), "uint8", fmnist_small.classes)
+    w.add(
+        fmnist_small.get(keep),
+        [str(i) for i in fmnist_small.ids[keep]],
+        fmnist_small.labels[keep],
+        fmnist_small.splits[keep],
+    )
+    run = ul.selftrain(None, w.close(), tmp_path / "no9-st", shots=3, epochs=0.05, batch_size=8, ratio=2, align=0.99)
+    assert run.config["method"]["prior"][9] == 1e-6
 
 
 @pytest.mark.slow

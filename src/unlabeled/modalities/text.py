@@ -73,12 +73,14 @@ def head(texts: Iterable[str], tokens: int) -> list[str]:
 
 
 LONGEST_TRAINING_WORD = 64  # characters of a run without spaces the BPE trainer sees at once
-_LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}")
+# runs of whitespace too: the byte-level pre-tokenizer keeps a run of spaces as one word
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}|\s{{{LONGEST_TRAINING_WORD + 1},}}")
 
 
 def _training_pieces(texts: list[str]) -> Iterator[str]:
     """``texts`` for the BPE trainer, every run of more than LONGEST_TRAINING_WORD characters
-    without a space (a DNA sequence, a line of dashes, CJK without punctuation) cut into pieces
+    without a space (a DNA sequence, a line of dashes, CJK without punctuation), or of spaces
+    alone, cut into pieces
     of that length, each its own sequence. The trainer's time grows with the square of a word's
     length: a 100,000-character run took 18 s, a 1 MiB document (the most a collection keeps)
     more than 13 minutes, which no Ctrl-C could stop. Words that long never become one token."""
@@ -141,7 +143,11 @@ class TextModality(Modality):
         pos = sample_positions(collection, positions, FIT_DOCUMENTS)
         texts = [str(t) for t in collection.get(pos)]
         tok = train_tokenizer(texts, vocab)
-        counts = np.array([len(e.ids) + 2 for e in plain_text(tok).encode_batch(head(texts[:20_000], max_len))])
+        # the length from 20,000 documents spread over the positions, not the first 20,000: a
+        # built-in corpus is stored by group (WordNet's nouns first), and one group's lengths cut
+        # the others' documents short
+        spread = [texts[i] for i in np.unique(np.linspace(0, len(texts) - 1, min(len(texts), 20_000)).astype(int))]
+        counts = np.array([len(e.ids) + 2 for e in plain_text(tok).encode_batch(head(spread, max_len))])
         length = min(max_len, max(8, 8 * math.ceil(float(np.percentile(counts, 95)) / 8)))
         return cls((), (0.0,), (1.0,), tok.to_str(), length, augment)
 

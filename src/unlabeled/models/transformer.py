@@ -187,6 +187,8 @@ class PatchTransformer(nn.Module):
         if bias not in (True, False):  # 1 and 0 compare equal; "False" from a command line must not
             raise ValueError(f"bias must be true or false, got {bias!r}")
         self.vocab, self.causal = int(vocab), bool(causal)
+        if self.causal and pool == "cls":  # the class token comes first: causal attention shows it only itself
+            raise ValueError("pool 'cls' needs a bidirectional encoder: a causal one's class token sees no other token")
         if self.vocab:  # token ids (L,): one "channel", one axis of length L, patches of one token
             if len(input_shape) != 1:
                 raise ValueError(f"a token transformer takes sequences of ids, shape (L,), not {tuple(input_shape)}")

@@ -172,6 +172,14 @@ class FixMatch(Objective):
             self.teacher_head.eval()
         return self
 
+    def aligned(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` distribution-aligned (ReMixMatch): scaled by the target class frequencies
+        over the model's running mean prediction, renormalised; as they are without ``align``."""
+        if not self.align:
+            return probs
+        probs = probs * (self.p_target / self.p_model)
+        return probs / probs.sum(-1, keepdim=True)
+
     @torch.no_grad()
     def pseudo_labels(self, guess: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The weak view's classes and which of them count (after distribution alignment with
@@ -183,8 +191,7 @@ class FixMatch(Objective):
             total = dist.summed(torch.cat([probs.sum(0), count]))
             if total[-1] > 0:
                 self.p_model.mul_(self.align).add_((1 - self.align) * total[:-1] / total[-1])
-            probs = probs * (self.p_target / self.p_model)
-            probs = probs / probs.sum(-1, keepdim=True)
+            probs = self.aligned(probs)
         confidence, labels = probs.max(-1)
         if not self.adaptive:
             return labels, confidence >= self.threshold
@@ -233,8 +240,8 @@ class FixMatch(Objective):
         with torch.no_grad():  # pseudo-labels carry no gradient: a forward pass alone
             guess = self._logits(self.views(xu, generator, False), teacher=bool(self.ema) and self.ema_teacher)
         targets, confident = self.pseudo_labels(guess)
-        if self.soft:  # UDA's sharpened soft targets on the confident samples
-            targets = sharpen(guess, self.soft)
+        if self.soft:  # UDA's sharpened soft targets on the confident samples, aligned first as ReMixMatch does
+            targets = sharpen(self.aligned(guess.float().softmax(-1)).log(), self.soft)
         # only the confident samples' strong views have a loss term, so only they are
         # augmented, run and back-propagated; the rest would add zeros at full cost (the loss
         # is the same, the mean still over every unlabelled sample; batch norm sees the

@@ -15,7 +15,7 @@ batch's targets; the test split never enters.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from unlabeled.train.run import (
     saved_budget,
     saved_pairs,
     say_resume_ignores,
+    start_point,
     train,
     training_positions,
 )
@@ -133,8 +134,12 @@ def distil(
             for other, what in ((teacher_run, "the teacher"), (src, "--init")):
                 refuse_out_at(out, other, what, "write the student elsewhere")
             _check_label_weight(teacher_run, col, recipe.label_weight)
-            replace_old = claim_run_dir(out, False, overwrite, remove=False)
             positions = col.indices(exclude="test")
+            if len(positions) < 2:  # was "batch size must be at least 2", after the teacher's pass
+                raise UnlabeledError(
+                    f"{col.path} has {len(positions)} sample(s) outside its test split; distil needs 2 or more"
+                )
+            replace_old = claim_run_dir(out, False, overwrite, remove=False)
             note_forgotten(teacher_run, col, positions)  # with --label-weight its labels are learnt
         targets = soft_targets(teacher_run, col, positions, recipe, dev)
         if not resume:
@@ -314,6 +319,9 @@ def student_spec(
         train=cfg,
         task={**where, "classes": (t.get("task") or {}).get("classes"), "samples": samples},
         source_run=None if src is None else str(src.path.resolve()),
+        # the --init weights' hash, as finetune records it: a student killed before its first
+        # checkpoint checks on restart that they are still the ones it started from
+        init=None if src is None or "sisa" in src.config else replace(start_point(src), loaded="the encoder"),
         provenance=provenance(dev),
         extra={"teacher": teacher_record},
     )

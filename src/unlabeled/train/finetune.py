@@ -170,6 +170,10 @@ def finetune(
     pos = few_labels(col, pos, fraction, shots, seed)
     if not len(pos):
         raise UnlabeledError(f"{col.path}: no labelled samples to train on")
+    if (unlabelled := int((col.labels[pos] == NO_LABEL).sum())) and not resume:  # cross-entropy failed on -1 at step 1
+        raise UnlabeledError(
+            f"{unlabelled} of the {len(pos)} positions given have no label; a classifier trains on labels"
+        )
     out, extra = folder(out), dict(extra_config or {})
     if clash := sorted(set(extra) & SPEC_KEYS):
         raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
@@ -324,8 +328,10 @@ def _finetune_one(
     with dist.process_group(dev):
         # the old run goes once the new one is known to start (a refusal below kept nothing)
         replace_old = claim_run_dir(out, where.resume, where.overwrite, remove=False)
+        prior = 0.0
         if where.resume:
-            spec = RunSpec.from_config(read_config(out / "config.json"))
+            before = read_config(out / "config.json")
+            spec, prior = RunSpec.from_config(before), float(before.get("seconds", 0.0))
             if spec.kind != "classifier" or spec.objective.name != "supervised":
                 raise UnlabeledError(f"{out} is not a fine-tuned classifier; resume it with the command that made it")
             if spec.data.fingerprint != col.fingerprint():
@@ -339,7 +345,7 @@ def _finetune_one(
         if note:
             note_unlearnable(col, positions)
         result = train(spec, col, positions, out, dev, resume=where.resume, replace_old=replace_old)
-    if dist.rank() == 0:
-        result.config["seconds"] = round(time.perf_counter() - t0, 2)
+    if dist.rank() == 0:  # a resumed run adds this call's time to what the calls before it recorded
+        result.config["seconds"] = round(prior + time.perf_counter() - t0, 2)
         ckpt.atomic_write_json(out / "config.json", result.config)
     return result

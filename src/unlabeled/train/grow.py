@@ -11,6 +11,7 @@ from unlabeled._console import UnlabeledError, info
 from unlabeled._settings import folder
 from unlabeled.models.grow import MODES, TIED_NORMS, grow_state
 from unlabeled.models.transformer import TRANSFORMER_SIZES
+from unlabeled.objectives import self_distil
 from unlabeled.runs import TRAINING_IDS, Run, open_run
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.run import build, claim_run_dir, remove_run_dir, start_point
@@ -23,6 +24,10 @@ def _check(src: Run, size: str, mode: str) -> None:
         raise UnlabeledError(f"grow takes a single pretraining run; {src.path} is a classifier or a sharded run")
     if enc["name"] != "transformer":
         raise UnlabeledError(f"grow widens transformers; {src.path} holds a {enc['name']} encoder")
+    if "eco" in src.config or "forget" in src.config or "unlearning" in src.config.get("method", {}):
+        raise UnlabeledError(
+            f"grow takes a pretraining run; {src.path} is the output of forget: grow the run it came from"
+        )
     if src.method not in TIED_NORMS:
         raise UnlabeledError(f"grow takes runs of {', '.join(TIED_NORMS)}; {src.path} was trained with {src.method}")
     if mode not in MODES:
@@ -53,10 +58,13 @@ def grow(
         raise UnlabeledError(f"grow writes a new run; --out {out} is the run it grows")
     replace_old = claim_run_dir(out, resume=False, overwrite=overwrite, remove=False, resumable=False)
     config = copy.deepcopy(dict(src.config))
+    # the objective's own settings: a self-distilled run's teacher is the small model's, not
+    # one for the grown run (pretrain --init OUT --option self_distil=W asks for one again)
+    config["method"] = self_distil.split_options(config["method"])[0]
     old_size = config["encoder"]["size"]
     try:
         state = grow_state(src.weights(), TRANSFORMER_SIZES[old_size], TRANSFORMER_SIZES[size], src.method, mode)
-    except ValueError as e:
+    except (ValueError, KeyError) as e:  # a weight the mapping does not know: said, not a traceback
         raise UnlabeledError(f"grow {old_size} -> {size}: {e}") from None
     config["encoder"]["size"] = size
     config["init"] = replace(start_point(src), loaded=f"grown from {old_size} ({mode})").to_json()

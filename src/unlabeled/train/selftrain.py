@@ -205,22 +205,24 @@ def selftrain(
         feed = semi_feed(col, spec, lab, pool, warm)
         source, everything = SemiSource(col, labels_on(col, lab)), np.union1d(lab, pool)
         done = train(spec, source, everything, out, dev, resume=resume, replace_old=replace_old, feed=feed)
-        return _recalibrated(done, col, pool, spec)
+        return _recalibrated(done, col, pool, spec, dev)
 
 
-def _recalibrated(done: Run, col: Collection, pool: np.ndarray, spec: RunSpec) -> Run:
+def _recalibrated(done: Run, col: Collection, pool: np.ndarray, spec: RunSpec, dev: torch.device) -> Run:
     """``done`` with its batch-norm statistics recomputed (:func:`recalibrate_batch_norm`), once:
     the config records it, and a finished run resumed is left as it is."""
     samples = int(spec.extra["selftrain"].get("recalibrate", 0))  # runs before it: none
     if samples and dist.rank() == 0 and "recalibrated" not in done.config["selftrain"]:
-        used = recalibrate_batch_norm(done, col, pool, samples, spec.train.seed)
+        used = recalibrate_batch_norm(done, col, pool, samples, spec.train.seed, dev)
         config = done.config | {"selftrain": {**done.config["selftrain"], "recalibrated": used}}
         ckpt.atomic_write_json(done.path / "config.json", config)
     dist.barrier()
     return Run(done.path)
 
 
-def recalibrate_batch_norm(run: Run, col: Collection, pool: np.ndarray, samples: int, seed: int) -> int:
+def recalibrate_batch_norm(
+    run: Run, col: Collection, pool: np.ndarray, samples: int, seed: int, device: torch.device | str = "cpu"
+) -> int:
     """The exported classifier's batch-norm statistics recomputed on ``samples`` of the
     unlabelled pool as they are, without augmentation: training's running averages mix in the
     strong views (colour jitter, Cutout), which test inputs never look like ("precise BN", Wu
@@ -229,7 +231,7 @@ def recalibrate_batch_norm(run: Run, col: Collection, pool: np.ndarray, samples:
     The statistics depend on the other weights alone (batch norm normalises each batch with
     its own in train mode), so doing it again, after a resume, gives the same values. Returns
     the samples used: at most the pool's, and none for a network without batch norm."""
-    clf, mod = run.classifier(), run.modality()
+    clf, mod = run.classifier().to(device), run.modality()  # on the device it trained on
     norms = [m for m in clf.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
@@ -240,10 +242,10 @@ def recalibrate_batch_norm(run: Run, col: Collection, pool: np.ndarray, samples:
     clf.train()
     with torch.no_grad():
         for start in range(0, len(pos), 256):
-            clf(mod.normalize(mod.prepare(col.get(pos[start : start + 256]))))
+            clf(mod.normalize(mod.prepare(col.get(pos[start : start + 256]), device)))
     path = run.path / ckpt.MODEL_FILE
     weights, buffers = ckpt.load_weights(path), dict(clf.named_buffers())
-    weights |= {k: buffers[k] for k in weights if k in buffers}
+    weights |= {k: buffers[k].cpu() for k in weights if k in buffers}
     ckpt.save_weights(path, weights, ckpt.weights_metadata(path))
     return len(pos)
 
@@ -351,7 +353,9 @@ def selftrain_spec(
     }
     if r.align:  # the labelled draw's class frequencies, the distribution pseudo-labels align to
         counts = np.bincount(col.labels[labelled], minlength=classes)
-        options["prior"] = [round(float(c) / counts.sum(), 6) for c in counts]
+        # a class with no label in the draw (one only the test split holds) gets a floor, not
+        # the 0 that FixMatch refuses as a prior
+        options["prior"] = [max(round(float(c) / counts.sum(), 6), 1e-6) for c in counts]
     modality = spec.modality
     if r.augment:  # validated by the modality: an unknown setting is an error
         mod = modality_from_state(modality)
@@ -370,7 +374,9 @@ def _warm_start(
 ) -> Callable[[Objective], None] | None:
     """The probe head a run from a pretrained start begins with (``head="probe"``); ``train``
     applies it where the run starts at step 0 (new, or resumed before its first checkpoint)."""
-    if spec.init is None or spec.extra.get("selftrain", {}).get("head") != "probe":
+    # a start from a sharded (SISA) run records no init (its encoders side by side have no one
+    # weights file), but it is a pretrained start all the same: its head starts as the probe too
+    if (spec.init is None and spec.source_run is None) or spec.extra.get("selftrain", {}).get("head") != "probe":
         return None
     return probe_head(col, lab, dev, spec.train.precision)
 
