@@ -122,6 +122,32 @@ def test_the_byte_ngram_is_a_distribution_and_learns_its_text():
     assert seen < 1.5 and unseen > 6  # (worse than 8 bits is possible: the model bets on its own text)
 
 
+def test_generation_never_draws_padding_mask_or_bos():
+    """A [PAD] drawn (id 0) was read as padding by the next pass: the special tokens other
+    than [EOS] are never drawn, even where the model scores them highest."""
+    from types import SimpleNamespace
+
+    from unlabeled.lm import continue_ids
+    from unlabeled.modalities.text import BOS, MASK, PAD
+
+    class Fake(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token_embed = torch.nn.Embedding(8, 2)
+            with torch.no_grad():
+                self.token_embed.weight.zero_()
+                self.token_embed.weight[[PAD, MASK, BOS], 0] = 10.0  # the model's favourites
+                self.token_embed.weight[5, 0] = 1.0
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.ones(*ids.shape, 2)
+
+    gen = torch.Generator().manual_seed(0)
+    assert continue_ids(Fake(), SimpleNamespace(length=16), [BOS], 3) == [5, 5, 5]
+    drawn = continue_ids(Fake(), SimpleNamespace(length=16), [BOS], 12, temperature=5.0, generator=gen)
+    assert not {PAD, MASK, BOS} & set(drawn)
+
+
 def test_the_byte_ngram_scores_texts_shorter_than_its_order():
     """A test or training text shorter than the order made numpy allocate a negative length."""
     from unlabeled.lm import ngram_bits_per_byte

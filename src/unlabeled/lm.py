@@ -19,7 +19,7 @@ import torch
 from unlabeled._console import UnlabeledError, info, progress, unencodable, warn
 from unlabeled._settings import check_count
 from unlabeled.data.collection import Collection, open_collection
-from unlabeled.modalities.text import BOS, EOS, TextModality
+from unlabeled.modalities.text import BOS, EOS, MASK, PAD, TextModality
 from unlabeled.objectives.clm import documents_nll
 from unlabeled.runs import Run, count_trained, open_run, resolve_device
 from unlabeled.runtime import check_seed
@@ -108,6 +108,8 @@ def continue_ids(
     dev = next(encoder.parameters()).device
     while len(ids) < min(mod.length, start + max_tokens):
         scores = (encoder(torch.tensor([ids], device=dev))[0, -1] @ encoder.token_embed.weight.t()).float()
+        # never [PAD], [MASK] or [BOS]: a [PAD] drawn was read as padding by the next pass
+        scores[[PAD, MASK, BOS]] = float("-inf")
         if top_k:
             kth = torch.topk(scores, min(top_k, len(scores))).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))

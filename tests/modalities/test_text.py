@@ -46,6 +46,16 @@ def test_documents_become_bos_tokens_eos_then_padding_and_decode_back(text_mod, 
     assert 8 <= text_mod.length <= 128 and text_mod.length % 8 == 0
 
 
+def test_a_document_cut_to_the_length_ends_without_eos(text_mod):
+    """A causal model learnt from the [EOS] placed after the cut that every long document ends
+    at the context's end; a cut document now fills the length with its own tokens."""
+    long, short = " ".join(["a dog is a domesticated carnivore"] * 200), "a small dog"
+    cut, whole = text_mod.prepare(np.array([long, short], dtype=object))
+    assert len(cut) == text_mod.length and cut[-1] != EOS and (cut[1:] > EOS).all()
+    n = int((whole != PAD).sum())
+    assert whole[n - 1] == EOS and text_mod.decode(whole[None])[0] == short
+
+
 def test_special_tokens_written_in_a_document_are_read_as_text(text_mod, wordnet_small):
     """ "[PAD]" or "[EOS]" typed in a document are its bytes, not the special tokens: a document
     of "[PAD]"s used to be read as padding, masked out of embeddings and never scored by

@@ -3,8 +3,9 @@
 text is ever out of vocabulary) trained with the ``tokenizers`` library on the training split
 alone when a run starts, and saved in the run's config with the rest of the modality's state.
 
-``prepare`` gives (B, W) int64 ids: ``[BOS]``, the document's tokens (cut to fit the sequence
-length ``L``) and ``[EOS]``, then ``[PAD]`` (id 0) up to ``W``, the batch's longest document
+``prepare`` gives (B, W) int64 ids: ``[BOS]``, the document's tokens and ``[EOS]`` (a document
+too long for the sequence length ``L`` is cut to fill it, without ``[EOS]``: it does not end
+there), then ``[PAD]`` (id 0) up to ``W``, the batch's longest document
 (at most ``L``), which the transformer reads as its padding mask. Padding is left out of
 attention and of every loss, so a batch is cut to its longest document rather than padded to
 ``L``: the same outputs and gradients, at the cost of the tokens there are (a batch of eight
@@ -126,6 +127,8 @@ class TextModality(Modality):
 
         if not tokenizer:
             raise UnlabeledError("a text modality needs its tokenizer (fit one with TextModality.fit)")
+        if int(length) < 3:  # [BOS], a token and [EOS]
+            raise UnlabeledError(f"a text length must be at least 3 tokens, got {length}")
         self.tokenizer_json, self.length = tokenizer, int(length)
         self.tokenizer = plain_text(Tokenizer.from_str(tokenizer))
         self.vocab = self.tokenizer.get_vocab_size()
@@ -169,7 +172,10 @@ class TextModality(Modality):
         """``[BOS] tokens [EOS] [PAD]...`` for each document, (B, W) int64 on ``device``: ``W``
         the longest document's length, at most ``L`` (the module's docstring says why)."""
         encoded = self.tokenizer.encode_batch(head(map(str, batch), self.length), add_special_tokens=False)
-        rows = [[BOS, *enc.ids[: self.length - 2], EOS] for enc in encoded]
+        # a document cut to the length ends without [EOS]: a causal model learnt from the [EOS]
+        # after the cut that every long document ends there
+        keep = self.length - 2
+        rows = [[BOS, *enc.ids, EOS] if len(enc.ids) <= keep else [BOS, *enc.ids[: keep + 1]] for enc in encoded]
         out = np.zeros((len(batch), max((len(r) for r in rows), default=2)), dtype=np.int64)
         for i, ids in enumerate(rows):
             out[i, : len(ids)] = ids
