@@ -201,6 +201,38 @@ def test_rehydration_upsamples_the_cluster_sizes_the_filters_remove_less_often()
     assert (weights[removed] == 0).all() and (weights[30:100] == 1).all()
     assert (weights[102:120] == 2).all() and (weights[120:140] == 3).all() and (weights[150:] == 1).all()
     assert [size_group(s) for s in (1, 2, 4, 5, 1000, 1001)] == ["1", "2", "3-4", "5-100", "101-1000", "1001+"]
+    for bad in (0, -3):  # the open-ended last group took them
+        with pytest.raises(ValueError, match="at least 1"):
+            size_group(bad)
+    # one unique document, removed: no baseline to compare the groups of 10 with, none upsampled
+    weights, info = rehydration_weights([1] + [2] * 10, [True] + [True] * 5 + [False] * 5)
+    assert info["upsampled_groups"] == [] and "no baseline" in info["note"] and weights.max() == 1
+
+
+def test_empty_documents_and_short_exact_copies_are_removed_and_counted(tmp_path):
+    """An empty document reached no record (datatrove's reader skips it) and failed the run
+    with a traceback; documents shorter than MinHash's shingles have no signature, so exact
+    copies of them were all kept. The sample the thresholds are fitted on holds one copy."""
+    long = "The quick brown fox jumps over the lazy dog while the cat watches from the fence. " * 6
+    texts = [long, "", "Hello there my friend.", "Hello there my friend.", "Thanks a lot.", "Thanks a lot."]
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(texts, list("abcdef"))
+    out = ul.curate(w.close().path, tmp_path / "out", steps="dedup", tasks=1, workers=1)
+    assert sorted(out.ids) == ["a", "c", "e"]
+    records = pq.read_table(out.path / "curation.parquet").to_pylist()
+    why = {r["id"]: r["reason"] for r in records}
+    assert why["b"] == "empty" and why["d"] == "exact duplicate of c" and why["f"] == "exact duplicate of e"
+    from unlabeled.curate import pipeline
+
+    folder = tmp_path / "stage1"
+    folder.mkdir()
+    docs = [
+        {"id": str(i), "text": "same words" if i < 6 else f"other {i}", "metadata": {"language": "en"}}
+        for i in range(9)
+    ]
+    (folder / "00000.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    count, samples = pipeline._samples(folder)
+    assert count == 9 and sorted(samples["en"]) == ["other 6", "other 7", "other 8", "same words"]
 
 
 def test_clear_errors(damaged, curated, tmp_path, fmnist_small):

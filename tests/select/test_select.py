@@ -139,6 +139,12 @@ def test_clear_errors(digits, pixels, tmp_path):
         ({"method": "simcore", "budget": 10, "centroids": 30}, "--centroids 30 is more than the target's 20 samples"),
         # the test split was then the pool's, silently
         ({"method": "random", "budget": 10, "exclude_split": "bogus"}, "no split 'bogus' for --exclude-split"),
+        # settings a method does not read were accepted and ignored
+        ({"method": "kcenter", "budget": 10, "stop_similarity": 0.5}, "kcenter takes no --stop-similarity"),
+        ({"method": "random", "budget": 10, "centroids": 3}, "random takes no --centroids"),
+        ({"method": "simcore", "budget": 10, "threshold": 0.5}, "simcore takes no --threshold"),
+        # every centroid stopped at once: "a derived collection needs at least one sample"
+        ({"method": "simcore", "budget": 10, "stop_similarity": 1.0}, "kept no sample: no pool sample is within"),
     ):
         with pytest.raises(UnlabeledError, match=match):
             select(digits, out=tmp_path / "x", pool_vectors=pixels, target_vectors=pixels[:20], **kwargs)
@@ -230,3 +236,15 @@ def test_given_vectors_must_be_one_finite_row_per_sample(digits, tmp_path):
     with pytest.raises(UnlabeledError, match="pool_vectors holds NaN"):  # k-center chose anyway
         select(digits, method="kcenter", budget=10, out=tmp_path / "b", pool_vectors=nan)
     assert not list(tmp_path.iterdir())
+
+
+def test_each_simcore_centroid_takes_its_nearest_sample_not_yet_taken_every_round():
+    """A centroid whose next neighbour another had taken took nothing that round, so the budget
+    went to the centroids met first and a target cluster could go without a sample."""
+    from unlabeled.select.methods.simcore_method import _rounds
+
+    sims = np.array([[0.9, 0.8, 0.7], [0.9, 0.8, 0.7]])
+    idx = np.array([[0, 1, 2], [0, 2, 1]])  # both nearest sample 0; then 1 for the first, 2 for the second
+    assert _rounds((sims, idx), 2, None, False) == ([0, 2], False)  # the second centroid takes its next, 2
+    assert _rounds((sims, idx), 3, 0.85, False) == ([0], True)  # the next ones below the stop: no more
+    assert _rounds((sims[:, :1], idx[:, :1]), 2, None, True) is None  # out of neighbours: search further

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from unlabeled._console import UnlabeledError, console, info, progress, warn
-from unlabeled.curate.records import RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
+from unlabeled.curate.records import EMPTY, RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
 from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, check_replaceable, open_collection
 from unlabeled.data.importers import source_fingerprint
@@ -264,9 +264,10 @@ def _input(req: CurationRequest, work: Path) -> tuple[Collection, list[list[str]
 def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
     from datatrove.pipeline.writers import JsonlWriter
 
-    from unlabeled.curate.steps import CollectionReader, Count, LanguageID
+    from unlabeled.curate.steps import CollectionReader, Count, LanguageID, NoText
 
     pipeline: list[Any] = [CollectionReader(str(col.path)), Count(str(work / "counts" / "lid"))]
+    pipeline.append(NoText(exclusion_writer=JsonlWriter(str(work / "removed" / EMPTY), compression=None)))
     if "lid" in req.steps:
         removed = JsonlWriter(str(work / "removed" / "lid"), compression=None)
         pipeline.append(LanguageID(req.languages, req.lid_threshold, exclusion_writer=removed))
@@ -281,24 +282,31 @@ def _lid_stage(req: CurationRequest, col: Collection, work: Path) -> None:
 
 def _samples(folder: Path) -> tuple[int, dict[str, list[str]]]:
     """How many documents stage 1 kept, and a uniform sample of at most
-    ``SAMPLE_PER_LANGUAGE`` of each language's: those with the smallest hashes of their ids (a
-    bottom-k sample: one pass, bounded memory, and the same documents whatever order the tasks
-    wrote them in, so the thresholds do not depend on ``--tasks``)."""
+    ``SAMPLE_PER_LANGUAGE`` of each language's distinct texts: those with the smallest hashes of
+    their text (a bottom-k sample: one pass, bounded memory, and the same documents whatever
+    order the tasks wrote them in, so the thresholds do not depend on ``--tasks``). Hashed by
+    text, copies of a document are one candidate: the filters the thresholds serve run after
+    the duplicates are gone, and six copies of one short document loosened a bound alone."""
     import heapq
 
     count = 0
     heaps: dict[str, list[tuple[int, str, str]]] = {}
+    inside: dict[str, set[int]] = {}  # the keys in each heap
     for row in read_jsonl(folder):
         count += 1
         language = row.get("metadata", {}).get("language")
         if not language:
             continue
-        key = -int.from_bytes(hashlib.blake2b(str(row["id"]).encode(), digest_size=8).digest(), "big")
-        heap = heaps.setdefault(language, [])  # a max-heap of the smallest hashes, by negation
+        key = -int.from_bytes(hashlib.blake2b(row["text"].encode("utf-8", "replace"), digest_size=8).digest(), "big")
+        heap, keys = heaps.setdefault(language, []), inside.setdefault(language, set())  # max-heap by negation
+        if key in keys:
+            continue
         if len(heap) < SAMPLE_PER_LANGUAGE:
             heapq.heappush(heap, (key, str(row["id"]), row["text"]))
+            keys.add(key)
         elif key > heap[0][0]:
-            heapq.heapreplace(heap, (key, str(row["id"]), row["text"]))
+            keys.discard(heapq.heapreplace(heap, (key, str(row["id"]), row["text"]))[0])
+            keys.add(key)
     return count, {language: [t for _, _, t in sorted(h)] for language, h in heaps.items()}
 
 

@@ -115,6 +115,16 @@ class Count(PipelineStep):
         self._write(rank, count)
 
 
+class NoText(BaseFilter):
+    """Removes documents with no text but whitespace, reason ``empty``, before every step:
+    datatrove's reader skips an empty document, so one reached no record and failed the run."""
+
+    name = "empty"
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return bool(doc.text.strip()) or (False, "empty")
+
+
 class LanguageID(BaseFilter):
     """Keeps documents whose language ``langid`` names with probability ``threshold`` or more,
     and, when ``languages`` is given, only those languages; sets ``metadata["language"]`` and

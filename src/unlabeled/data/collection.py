@@ -244,6 +244,14 @@ class Collection:
         h.update(self._row[pos].tobytes())
         return h.hexdigest()
 
+    def sizes(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Each sample's stored size in bytes (a document's UTF-8 length), read from the index:
+        samples of different sizes cannot be equal, so a search for copies compares only the rest."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if self._nbytes is not None:
+            return self._nbytes[pos]
+        return np.full(len(pos), int(np.prod(self.sample_shape)) * np.dtype(self.meta["dtype"]).itemsize, np.int64)
+
     def content_digests(self, positions: np.ndarray | Sequence[int], batch_size: int = 4096) -> np.ndarray:
         """A hash of each sample at ``positions`` by its content alone (its dtype, shape and
         bytes; a document's text), so that one sample imported into two collections, or twice

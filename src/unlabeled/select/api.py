@@ -56,6 +56,9 @@ class SelectionRequest:
     target_vectors: np.ndarray | None
 
 
+DEFAULT_THRESHOLD = 0.95  # dedup's cosine similarity above which samples are near duplicates
+
+
 def select(
     pool: Collection | str | os.PathLike[str],
     *,
@@ -64,7 +67,7 @@ def select(
     budget: float | None = None,
     encoder: Run | str | os.PathLike[str] | None = None,
     target: Collection | str | os.PathLike[str] | None = None,
-    threshold: float = 0.95,
+    threshold: float = DEFAULT_THRESHOLD,
     centroids: int | None = None,
     stop_similarity: float | None = None,
     exclude_split: str | None = "test",
@@ -142,6 +145,13 @@ def _run_selection(req: SelectionRequest) -> Collection:
         stop_similarity=req.stop_similarity,
     )
     chosen, extra = method.select(data)
+    if not len(chosen):  # was "a derived collection needs at least one sample", which named no cause
+        why = (
+            f": no pool sample is within --stop-similarity {req.stop_similarity:g} of the target"
+            if (req.stop_similarity is not None)
+            else ""
+        )
+        raise UnlabeledError(f"{req.method} kept no sample{why}")
     if req.budget is not None:
         record["budget"] = req.budget
     positions = candidates[chosen]
@@ -189,6 +199,9 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         for flag, given in (
             ("--budget", req.budget is not None and not method.needs_budget),
             ("--target", req.target is not None and not method.needs_target),
+            ("--centroids", req.centroids is not None and "centroids" not in method.takes),
+            ("--stop-similarity", req.stop_similarity is not None and "stop_similarity" not in method.takes),
+            ("--threshold", req.threshold != DEFAULT_THRESHOLD and "threshold" not in method.takes),
         )
         if given
     ]

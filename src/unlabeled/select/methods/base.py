@@ -38,6 +38,8 @@ class SelectionMethod(ABC):
     needs_target: ClassVar[bool] = False  # needs the embeddings of a target set
     needs_budget: ClassVar[bool] = True  # keeps a given number of samples
     clusters_target: ClassVar[bool] = False  # its --centroids cluster the target, not the pool
+    # the settings it reads beyond the budget and target: any other given is refused, not ignored
+    takes: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def select(self, data: MethodInput) -> tuple[np.ndarray, dict[str, Any]]:

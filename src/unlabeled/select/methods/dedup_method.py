@@ -85,6 +85,7 @@ class SemDeDup(SelectionMethod):
     square root of the pool size."""
 
     name = "dedup"
+    takes = frozenset({"centroids", "threshold"})
     needs_budget = False
 
     def select(self, data: MethodInput) -> tuple[np.ndarray, dict[str, Any]]:

@@ -28,30 +28,45 @@ def simcore(
     unused pool sample."""
     cents = kmeans(target, centroids, seed)
     k = min(index.size, max(8, 2 * math.ceil(budget / len(cents))))
-    taken: set[int] = set()
-    order: list[int] = []
-    active = np.ones(len(cents), dtype=bool)
     while True:
-        sims, idx = index.search(cents, k)
-        for r in range(k):
-            for c in np.flatnonzero(active):
-                p, s = int(idx[c, r]), float(sims[c, r])
-                if p < 0 or (stop_similarity is not None and s < stop_similarity):
-                    active[c] = False
-                    continue
-                if p not in taken:
-                    taken.add(p)
-                    order.append(p)
-                    if len(order) == budget:
-                        return np.sort(np.asarray(order)), {"centroids": len(cents), "stopped_early": False}
-            if not active.any():
-                return np.sort(np.asarray(order, dtype=np.int64)), {"centroids": len(cents), "stopped_early": True}
-        if k >= index.size:
-            return np.sort(np.asarray(order, dtype=np.int64)), {"centroids": len(cents), "stopped_early": True}
-        k = min(index.size, 2 * k)  # neighbours overlapped between centroids: look further
-        taken.clear()
-        order.clear()
-        active[:] = True
+        order = _rounds(index.search(cents, k), budget, stop_similarity, k < index.size)
+        if order is not None:
+            chosen, early = order
+            return np.sort(np.asarray(chosen, dtype=np.int64)), {"centroids": len(cents), "stopped_early": early}
+        k = min(index.size, 2 * k)  # a centroid ran out of neighbours: look further, from the start
+
+
+def _rounds(
+    found: tuple[np.ndarray, np.ndarray], budget: int, stop_similarity: float | None, more: bool
+) -> tuple[list[int], bool] | None:
+    """The samples the centroids take, round after round, each its nearest not yet taken (a
+    cursor per centroid skips those another took; a centroid that met a taken sample took
+    nothing that round, and a whole target cluster could go unrepresented); and whether they
+    stopped before the budget. None where a centroid's ``k`` neighbours ran out and ``more``
+    can be searched."""
+    sims, idx = found
+    k = idx.shape[1]
+    ptr, taken, order = np.zeros(len(idx), dtype=np.int64), set(), []
+    active = np.ones(len(idx), dtype=bool)
+    while active.any():
+        for c in np.flatnonzero(active):
+            while ptr[c] < k and int(idx[c, ptr[c]]) in taken:
+                ptr[c] += 1
+            if ptr[c] == k:
+                if more:
+                    return None
+                active[c] = False  # every pool sample seen
+                continue
+            p, s = int(idx[c, ptr[c]]), float(sims[c, ptr[c]])
+            if p < 0 or (stop_similarity is not None and s < stop_similarity):
+                active[c] = False
+                continue
+            taken.add(p)
+            order.append(p)
+            ptr[c] += 1
+            if len(order) == budget:
+                return order, False
+    return order, True
 
 
 class SimCore(SelectionMethod):
@@ -59,6 +74,7 @@ class SimCore(SelectionMethod):
     to SimCore's square root of the target size, capped at ``max_centroids``."""
 
     name = "simcore"
+    takes = frozenset({"centroids", "stop_similarity"})
     needs_target = True
     clusters_target = True
     max_centroids = 100
