@@ -525,6 +525,19 @@ def test_an_ids_file_saved_with_a_byte_order_mark_reads_its_first_id(tmp_path):
     assert read_id_file(tmp_path / "ids.txt") == ["s000", "s001"]
 
 
+def test_a_runs_own_id_file_given_back_reads_every_id_whole(tmp_path):
+    """forgotten-ids.txt fed back to --ids: an id with spaces at its ends lost them (another
+    sample, where that one exists), one holding U+2028 became two, a quoted one kept its quotes."""
+    from unlabeled.cli import read_id_file
+    from unlabeled.runs import read_ids, write_ids
+
+    ids = [" x", "a\u2028b", "q\nr", "plain"]
+    write_ids(tmp_path / "ids.txt", ids)
+    assert read_ids(tmp_path / "ids.txt") == ids == read_id_file(tmp_path / "ids.txt")
+    (tmp_path / "typed.txt").write_text("  s1  \n\ns2\r\n")  # typed by hand: spaces and blank lines forgiven
+    assert read_id_file(tmp_path / "typed.txt") == ["s1", "s2"]
+
+
 def test_volumes_and_audio_name_values_beyond_float32_empty_dimensions_and_unreadable_files(tmp_path):
     """A tester's session (2026-12-07): a volume or float WAV holding 1e39 / 1e300 was reported
     as "contains NaN or infinity" after numpy's overflow warning; a volume with a dimension of 0

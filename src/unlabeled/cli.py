@@ -724,7 +724,12 @@ def read_id_file(path: Path, what: str = "ids") -> list[str]:
         raise UnlabeledError(
             f"{what} file {path} is not UTF-8 text (byte {e.object[e.start]:#x} on line {line})"
         ) from None
-    ids = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    # lines split at "\n" alone and a quoted line decoded, as a run's own id files are written
+    # (forgotten-ids.txt fed back): an id may hold U+2028, a line break or spaces at its ends
+    from unlabeled.runs import read_id
+
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    ids = list(dict.fromkeys(read_id(line) if line.startswith('"') else line.strip() for line in lines if line.strip()))
     if not ids:
         raise UnlabeledError(f"{what} file {path} lists no {what} (one a line)")
     return ids

@@ -71,7 +71,9 @@ def write_ids(path: str | os.PathLike[str], ids: Iterable[object]) -> None:
 
 
 def _id_line(i: str) -> str:
-    return json.dumps(i, ensure_ascii=False) if "\n" in i or i.startswith('"') else i
+    # spaces at either end too: a file of ids given by hand is read with them stripped
+    quoted = "\n" in i or i.startswith('"') or i != i.strip()
+    return json.dumps(i, ensure_ascii=False) if quoted else i
 
 
 def read_ids(path: str | os.PathLike[str]) -> list[str]:
@@ -81,10 +83,10 @@ def read_ids(path: str | os.PathLike[str]) -> list[str]:
         lines = Path(path).read_bytes().decode("utf-8").split("\n")  # no newline translation: "\r" stays
     except UnicodeDecodeError as e:  # a damaged run's file: one line, as for its other files
         raise UnlabeledError(f"{path} is {not_utf8(e)}") from None
-    return [_read_id(line) for line in lines if line]
+    return [read_id(line) for line in lines if line]
 
 
-def _read_id(line: str) -> str:
+def read_id(line: str) -> str:
     if line.startswith('"'):
         try:
             value = json.loads(line)

@@ -64,6 +64,8 @@ def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, retrain
     before = _digest(clf.path)
     out = forget(clf, method=method, class_="trouser", out=tmp_path / method, epochs=FORGET_EPOCHS.get(method))
     assert _digest(clf.path) == before  # the original run is never modified
+    # the result holds the unlearned model alone: npo and scrub exported the original's weights beside it
+    assert not [k for k in out.weights() if k.startswith("original.")]
     assert out.config["forget"]["finished"] and out.config["forget"]["forgotten"] == len(
         [i for i in clf.training_ids()]
     ) - len(out.training_ids())
@@ -389,3 +391,14 @@ def test_epochs_given_to_a_method_that_does_not_take_them_are_noted(clf, tmp_pat
     with console.capture() as captured:
         forget(clf, method="retrain", out=tmp_path / "r", ids=ids, epochs=0.1)
     assert "--epochs ignored by retrain, which does not take them" in captured.get()
+
+
+def test_forget_quality_needs_five_answers_and_a_requests_hash_tells_a_line_break():
+    """Under 4 answers the KS test passed disjoint ratios as forgotten (p 1.0 for one, 0.1 for
+    three); ["a\\nb"] and ["a", "b"] were one request to the reuse of retrained ancestors."""
+    from unlabeled.forget.lm_metrics import forget_quality
+    from unlabeled.forget.request import ids_hash
+
+    assert np.isnan(forget_quality(np.zeros(3), np.ones(3)))
+    assert forget_quality(np.zeros(8), np.ones(8)) < 0.05
+    assert ids_hash(["a\nb"]) != ids_hash(["a", "b"]) and ids_hash(["b", "a"]) == ids_hash(["a", "b"])

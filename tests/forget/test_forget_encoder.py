@@ -36,6 +36,8 @@ def test_laf_makes_a_new_encoder_verified_against_a_retrained_one(encoder, gunpo
     train_ids = encoder.training_ids()
     assert len(train_ids) == 50  # GunPoint's train split; the test split is never trained on
     assert new.kind == "encoder" and set(new.training_ids()) == set(train_ids[10:])
+    # the encoder alone: the original and a density model of the forgotten samples were exported too
+    assert {k.split(".")[0] for k in new.weights()} == {"encoder"}
     assert set(table["rows"]) == {"original", "laf", "retrain"}
     ref = ul.open_run(new.path / "reference")
     assert set(ref.training_ids()) == set(train_ids[10:]) and ref.config["forget"]["method"] == "retrain"

@@ -120,6 +120,38 @@ def test_an_approximate_method_goes_on_when_the_lineage_cannot_be_read(fmnist_sm
         forget(clf, method="retrain", ids=ids, out=tmp_path / "re")
 
 
+def test_a_run_started_from_an_approximate_forget_output_descends_from_the_run_it_was_unlearned_from(
+    pre, fmnist_small, parts, tmp_path
+):
+    """An encoder made by an approximate method (LAF, say) from ``pre`` holds ``pre``'s weights,
+    changed; its config is a copy of ``pre``'s. A classifier fine-tuned from it on the samples
+    the encoder forgot, then asked to forget them exactly, was retrained as exact: the lineage
+    went from the unlearned encoder to ``pre``'s own start and never looked at ``pre``."""
+    import json
+    import shutil
+
+    from unlabeled.runs import write_ids
+
+    gone = _ids(fmnist_small, parts["labelled_seen"][:10])
+    unlearned = tmp_path / "laf"  # what an approximate forget request writes, without its training
+    shutil.copytree(pre.path, unlearned)
+    config = json.loads((unlearned / "config.json").read_text())
+    config["method"] = {**config["method"], "unlearning": "laf"}
+    config["forget"] = {"source": str(pre.path.resolve()), "method": "laf", "finished": True}
+    (unlearned / "config.json").write_text(json.dumps(config))
+    write_ids(unlearned / "training-ids.txt", [i for i in pre.training_ids() if i not in set(gone)])
+    labelled = np.concatenate([parts["labelled_seen"][:10], parts["unseen"]])  # the forgotten ones learnt again
+    child = finetune(ul.open_run(unlearned), fmnist_small, tmp_path / "child", positions=labelled, epochs=0.2)
+    assert [(r.path.resolve(), how) for r, how in lineage(child)][:2] == [
+        (unlearned.resolve(), "source"),
+        (pre.path.resolve(), "unlearned"),
+    ]
+    with pytest.raises(UnlabeledError, match=rf"retrain would not be exact: {pre.path}"):
+        forget(child, method="retrain", ids=gone, out=tmp_path / "no")
+    with pytest.raises(UnlabeledError, match="cannot redo that unlearning exactly"):
+        forget(child, method="retrain", ids=gone, out=tmp_path / "no", ancestors="retrain")
+
+
 def test_an_ancestor_on_another_collection_is_matched_by_content(fmnist_small, parts, tmp_path):
     """The same images imported again under other ids are found in the encoder's data."""
     seen = parts["seen"][:200]

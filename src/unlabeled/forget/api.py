@@ -185,7 +185,9 @@ def _check_lineage(
         chain, unchecked = [], str(e)
         info(f"note: the runs this one descends from could not be checked ({e})")
     for a in chain:  # the lineage an exact method checks, and retrains from, is never written over
-        how = "the pretrained encoder" if a.relation == "source" else "the --init run"
+        how = {"source": "the pretrained encoder", "unlearned": "the run unlearned from"}.get(
+            a.relation, "the --init run"
+        )
         refuse_out_at(out, a.run, f"{how} {src.path} descends from")
     redo = lineage.to_retrain(chain) if chosen.exact and ancestors == "retrain" else []
     grown = [a.run for a in redo if "grown" in a.run.config]
@@ -205,6 +207,13 @@ def _check_lineage(
             "or pass --ancestors keep (not exact)"
         )
     dirty = [a for a in chain if a.saw]
+    unlearned = [a for a in chain if a.relation == "unlearned"]
+    if unlearned and dirty and chosen.exact and ancestors == "retrain":  # no recipe redoes an unlearning
+        raise UnlabeledError(
+            f"{src.path} descends from {unlearned[0].run.path} through the output of an approximate forget request, "
+            f"and {dirty[-1].run.path} trained on {dirty[-1].saw} of the samples: retraining cannot redo that "
+            "unlearning exactly; train again from data without them, or pass --ancestors keep (not exact)"
+        )
     if dirty and chosen.exact and ancestors == "refuse":
         raise lineage.refusal(method, src, dirty[-1])
     record["ancestors"] = [
@@ -297,14 +306,20 @@ def _retrain_ancestors(redo: list[lineage.Ancestor], request: ForgetRequest) -> 
     for i, a in enumerate(redo):
         dest = request.out / ANCESTORS / f"{i:02d}-{a.run.name}"
         done = (dest / "config.json").exists() and Run(dest).finished
-        if done and Run(dest).config.get("retrained_for") == request.record["ids_hash"]:
+        # the same request of the same run (an attempt from another run into this --out left
+        # one that matched on the ids alone), from the start the one before it gives
+        mine = {
+            "retrained_for": request.record["ids_hash"],
+            "retrained_from": str(a.run.path.resolve()),
+            "retrained_after": None if start is None else str(start.path.resolve()),
+        }
+        if done and all(Run(dest).config.get(k) == v for k, v in mine.items()):
             start = Run(dest)
             continue
         info(f"retraining ancestor {a.run.path} without the {a.saw} samples it saw ...")
         kept = np.setdiff1d(np.sort(a.collection.positions(a.run.training_ids())), a.forgotten)
         new = retrain(a.run, a.collection, kept, dest, device=request.device, overwrite=True, start=start)
-        made = {"retrained_for": request.record["ids_hash"], "retrained_from": str(a.run.path.resolve())}
-        ckpt.atomic_write_json(dest / "config.json", {**new.config, **made})
+        ckpt.atomic_write_json(dest / "config.json", {**new.config, **mine})
         start = Run(dest)
     assert start is not None
     return start

@@ -51,13 +51,26 @@ class Ancestor:
         return len(self.forgotten)
 
     def describe(self) -> str:
-        how = "the pretrained encoder" if self.relation == "source" else "the --init weights"
-        return f"{self.run.path} ({how})"
+        how = {"source": "the pretrained encoder", "unlearned": "the run an approximate forget request changed"}
+        return f"{self.run.path} ({how.get(self.relation, 'the --init weights')})"
 
 
-def parent(run: Run) -> tuple[Run, str] | None:
+def parent(run: Run, weights: bool = False) -> tuple[Run, str] | None:
     """The run ``run`` started from and how, checked to still hold the weights ``run``
-    started from; None for a run trained from scratch."""
+    started from; None for a run trained from scratch. With ``weights`` (``run`` is the start
+    of a run below it), the output of an approximate forget request has the run it was
+    unlearned from as its parent ("unlearned"): its weights are that run's, changed, and its
+    config, a copy of that run's, named that run's own start, so the run that trained on the
+    samples was never checked. Retrained itself, such an output repeats that copied recipe."""
+    source = (run.config.get("forget") or {}).get("source")
+    if weights and isinstance(run.config.get("method", {}).get("unlearning"), str) and source:
+        try:
+            return Run(source), "unlearned"
+        except UnlabeledError:
+            raise UnlabeledError(
+                f"{run.path} was unlearned from {source}, which is no longer a run: whether it trained on the "
+                "samples to forget cannot be checked"
+            ) from None
     init = run.config.get("init") or {}
     path, relation = (run.config.get("source_run"), "source") if run.kind == "classifier" else (init.get("run"), "init")
     if not path:
@@ -84,7 +97,7 @@ def lineage(run: Run) -> list[tuple[Run, str]]:
     out: list[tuple[Run, str]] = []
     seen = {run.path.resolve()}
     here = run
-    while (up := parent(here)) is not None:
+    while (up := parent(here, weights=here is not run)) is not None:
         if up[0].path.resolve() in seen:
             raise UnlabeledError(f"{up[0].path} is its own ancestor (a cycle in the runs' source paths)")
         seen.add(up[0].path.resolve())

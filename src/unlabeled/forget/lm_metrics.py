@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlabeled._console import warn
 from unlabeled.data.authors import PROMPT, WORLD
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
@@ -178,10 +179,18 @@ def membership_auc(members: np.ndarray, others: np.ndarray) -> float:
     return float(roc_auc_score(labels, np.r_[members, others]))
 
 
+MIN_KS = 5  # answers a side: with 3 or fewer the KS test's p-value cannot fall below 0.05
+
+
 def forget_quality(ratios: np.ndarray, reference: np.ndarray) -> float:
-    """The KS test's p-value between the forget set's truth ratios and the retrained model's."""
+    """The KS test's p-value between the forget set's truth ratios and the retrained model's;
+    NaN, said, under ``MIN_KS`` answers a side, where even disjoint ratios pass as forgotten
+    (p is 1.0 for one answer, 0.1 for three)."""
     from scipy.stats import ks_2samp
 
+    if min(len(ratios), len(reference)) < MIN_KS:
+        warn(f"forget quality needs {MIN_KS} or more forget-set answers to mean anything, not {len(ratios)}: left out")
+        return float("nan")
     return float(ks_2samp(ratios, reference).pvalue)
 
 

@@ -4,6 +4,7 @@ where the new run goes and how it is trained. Every method receives one."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from unlabeled.train import checkpoint as ckpt
 
 
 def ids_hash(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+    """A request's ids as one hash; JSON, since an id may hold a line break (["a\\nb"] and
+    ["a", "b"] hashed alike when they were joined by lines)."""
+    return hashlib.sha256(json.dumps(sorted(ids), ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def source_task(run: Run) -> Collection:

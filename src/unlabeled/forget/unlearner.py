@@ -56,6 +56,12 @@ class Unlearner(Objective):
         self.original = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder), "head": copy.deepcopy(self.head)})
         self.original.requires_grad_(False).eval()
 
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """The unlearned model alone: the frozen copy of the original is a reference for
+        training (kept in the resume state), and exporting it put the weights that saw the
+        forgotten samples back into the result."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("original.")}
+
     def logits(self, x: torch.Tensor, generator: torch.Generator, original: bool = False) -> torch.Tensor:
         mod = self.modality
         with torch.autocast(x.device.type, enabled=False):

@@ -46,8 +46,15 @@ def verify(
     src = open_run(request["source"])
     task = source_task(res)
     forgotten = read_ids(res.path / FORGOTTEN_IDS)
-    parts = Parts(np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids())), task.indices("test"))
-    if not is_language_model(res) and (not len(parts.test) or len(parts.test) == len(task)):
+    forget_pos, retain_pos = np.sort(task.positions(forgotten)), np.sort(task.positions(res.training_ids()))
+    # non-members are test samples the original never trained on: an encoder pretrained through
+    # the API without excluding the test split trained on it, and MIA counted members as unseen
+    test = task.indices("test")
+    unseen = np.setdiff1d(test, np.union1d(forget_pos, retain_pos))
+    parts = Parts(forget_pos, retain_pos, unseen)
+    if not is_language_model(res) and len(test) and len(test) < len(task) and not len(unseen):
+        raise UnlabeledError(f"{src.path} trained on every test sample of {task.path}: no non-members to verify with")
+    if not is_language_model(res) and (not len(test) or len(test) == len(task)):
         # checked before a reference is retrained: a collection without splits gives every
         # sample as its "test" split, training samples included
         what = "a classifier's test accuracy and MIA" if res.kind == "classifier" else "verifying an encoder"

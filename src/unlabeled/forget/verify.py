@@ -190,10 +190,13 @@ def encoder_scores(
     for name, (enc, mod) in encoders.items():
         f = feats[name]
         row: dict[str, float] = {}
-        if data.has_labels():
-            knn = KNNProbe(k=20).fit(f["retain"], data.labels[retain])
-            row["forget_knn_acc"] = float((knn.predict(f["forget"]) == data.labels[forget]).mean())
-            row["test_knn_acc"] = float((knn.predict(f["test"]) == data.labels[test]).mean())
+        if data.has_labels() and (data.labels[retain] >= 0).any():  # labelled samples alone: -1 is no class
+            known = data.labels[retain] >= 0
+            knn = KNNProbe(k=20).fit(f["retain"][known], data.labels[retain][known])
+            for part, pos in (("forget", forget), ("test", test)):
+                m = data.labels[pos] >= 0
+                hits = knn.predict(f[part][m]) == data.labels[pos][m] if m.any() else np.array([np.nan])
+                row[f"{part}_knn_acc"] = float(hits.mean())
         align = {
             part: view_alignment(enc, mod, data, pos, device, seed=seed)[:, None]
             for part, pos in (("forget", forget), ("retain", retain), ("test", test))

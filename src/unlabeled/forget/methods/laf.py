@@ -151,6 +151,11 @@ class LAF(Objective):
         self.vae_retain, self.vae_forget = vae_retain, vae_forget
         self.other, self.alignment, self.temperature = other, float(alignment), float(temperature)
 
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """The encoder alone: the original encoder and the density model of the forget set's
+        representations describe the very samples forgotten (they stay in the resume state)."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith("encoder.")}
+
     def hparams(self) -> dict[str, Any]:
         return {"alignment": self.alignment, "temperature": self.temperature}
 

@@ -29,7 +29,9 @@ class SISAMethod(Method):
         for shard in src.shards():
             ids = shard.training_ids()
             dest = request.out / SHARDS / shard.path.name
-            if forgotten.intersection(ids):
+            # with a retrained ancestor (--ancestors retrain) every shard starts again from it: a
+            # shard copied as it was was still fine-tuned from the encoder that saw the samples
+            if forgotten.intersection(ids) or request.start is not None:
                 keep = task.positions([i for i in ids if i not in forgotten])
                 retrain(shard, task, keep, dest, device=request.device, overwrite=True, start=request.start)
                 affected.append(shard.path.name)

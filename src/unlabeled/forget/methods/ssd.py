@@ -105,6 +105,7 @@ class SSDMethod(Method):
     classifiers = False
     language_models = True
     settings = ("alpha", "dampening", "retained", "repair", "retain_whole")
+    lr = REPAIR_LR  # the repair's (--option repair=E): without one, --lr is said to do nothing
 
     def check_options(self, options: dict[str, float]) -> None:
         retained = options.get("retained", RETAINED)
@@ -139,6 +140,8 @@ class SSDMethod(Method):
         if whole:
             ssd["retain_whole"] = 1
         repair = float(request.options.get("repair", 0.0))
+        if request.lr is not None and not repair:
+            info("note: --lr ignored: ssd trains only to repair (--option repair=E)")
         if repair:  # retain-only descent from the dampened weights, the one Trainer
             ssd["repair"] = repair
             other = Stream(request.task, request.retain_pos, lm_batch(request))
