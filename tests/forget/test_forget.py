@@ -402,3 +402,24 @@ def test_forget_quality_needs_five_answers_and_a_requests_hash_tells_a_line_brea
     assert np.isnan(forget_quality(np.zeros(3), np.ones(3)))
     assert forget_quality(np.zeros(8), np.ones(8)) < 0.05
     assert ids_hash(["a\nb"]) != ids_hash(["a", "b"]) and ids_hash(["b", "a"]) == ids_hash(["a", "b"])
+
+
+def test_a_retrain_interrupted_before_its_record_is_redone_by_the_same_command(tmp_path):
+    """An encoder's retrain writes its config before the forget record; interrupted, the hint
+    said to run the same command again, which then refused the folder as another run's."""
+    from types import SimpleNamespace
+
+    from unlabeled.forget.api import _may_replace
+    from unlabeled.forget.audit import AuditLog
+
+    src, out = SimpleNamespace(path=tmp_path / "src"), tmp_path / "out"
+    src.path.mkdir()
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    with pytest.raises(ul.UnlabeledError, match="already holds a run"):
+        _may_replace(out, False, src)
+    AuditLog(src.path).append("r1", "started", method="retrain", output=str(out.resolve()))
+    assert _may_replace(out, False, src)  # the request it started there and never finished
+    AuditLog(src.path).append("r1", "finished", method="retrain", output=str(out.resolve()))
+    with pytest.raises(ul.UnlabeledError, match="already holds a run"):
+        _may_replace(out, False, src)

@@ -118,7 +118,7 @@ def forget(
         device=device,
         epochs=epochs,
         lr=lr,
-        overwrite=_may_replace(out, overwrite),
+        overwrite=_may_replace(out, overwrite, src),
         record=record,
         options=options,
     )
@@ -281,20 +281,27 @@ def _options(method: Method, options: dict[str, Any]) -> dict[str, float]:
     return checked
 
 
-def _may_replace(out: Path, overwrite: bool) -> bool:
+def _may_replace(out: Path, overwrite: bool, src: Run) -> bool:
     """Whether the run in ``out`` may be replaced: with ``overwrite``, or when it is an
     unfinished (crashed) forget request, which is redone. Any other run there is refused (a
     finished pretraining or classifier run, having no forget record, passed for a crashed
-    request and was deleted)."""
+    request and was deleted). A retrained encoder interrupted before its record was written
+    is told by ``src``'s audit log: a request it started for ``out`` and never finished."""
     if (out / "config.json").exists():
         record = read_config(out / "config.json").get("forget")
-        if record is None and not overwrite:
+        if record is None and not overwrite and not _started_here(src, out):
             raise UnlabeledError(f"{out} already holds a run; pass --overwrite to replace it, or write elsewhere")
         if record is not None and record.get("finished") and not overwrite:
             raise UnlabeledError(f"{out} already holds a finished forget request; pass --overwrite")
         refuse_losing_audit(out)
         return True
     return overwrite
+
+
+def _started_here(src: Run, out: Path) -> bool:
+    """Whether ``src``'s audit log has a request into ``out`` that started and did not finish."""
+    mine = [e["event"] for e in AuditLog(src.path).events() if e.get("output") == str(out.resolve())]
+    return bool(mine) and mine[-1] == "started"
 
 
 def _retrain_ancestors(redo: list[lineage.Ancestor], request: ForgetRequest) -> Run:
