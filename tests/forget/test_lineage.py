@@ -152,6 +152,20 @@ def test_a_run_started_from_an_approximate_forget_output_descends_from_the_run_i
         forget(child, method="retrain", ids=gone, out=tmp_path / "no", ancestors="retrain")
 
 
+def test_a_copy_under_another_id_in_the_same_collection_counts_as_seen(fmnist_small, parts, tmp_path):
+    """Within one collection samples were matched by position alone: an ancestor that trained on
+    a copy of the sample to forget (the same bytes, another id) was said to have seen none."""
+    pos = parts["seen"][:100]
+    w = CollectionWriter(tmp_path / "c", "image", (1, 28, 28), "uint8", fmnist_small.classes)
+    w.add(fmnist_small.get(pos), _ids(fmnist_small, pos), fmnist_small.labels[pos], ["train"] * 100)
+    w.add(fmnist_small.get(pos[:1]), ["copy-of-first"], fmnist_small.labels[pos[:1]], ["train"])
+    col = w.close()
+    assert col.meta["exact_duplicates"] == 1
+    enc = ul.pretrain(col, tmp_path / "enc", positions=np.arange(1, 101), epochs=0.1, batch_size=32)
+    _, seen = forgotten_in(enc, col, np.array([0]))  # the first sample: never trained on, its copy was
+    assert seen.tolist() == [100]
+
+
 def test_an_ancestor_on_another_collection_is_matched_by_content(fmnist_small, parts, tmp_path):
     """The same images imported again under other ids are found in the encoder's data."""
     seen = parts["seen"][:200]

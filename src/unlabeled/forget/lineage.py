@@ -125,7 +125,9 @@ def forgotten_in(run: Run, task: Collection, forget_pos: np.ndarray) -> tuple[Co
     same fingerprint), else by content."""
     col = trained_collection(run)
     trained = np.sort(col.positions(run.training_ids()))
-    if col.fingerprint() == task.fingerprint():  # the same samples in the same order, whatever their ids
+    # the same samples in the same order, whatever their ids: by position, where the import
+    # found no two samples alike (a copy under another id is a duplicate the refusal counts)
+    if col.fingerprint() == task.fingerprint() and col.meta.get("exact_duplicates", 1) == 0:
         return col, np.intersect1d(trained, forget_pos)
     wanted = set(task.content_digests(forget_pos))
     hit = np.fromiter((d in wanted for d in col.content_digests(trained)), bool, len(trained))
