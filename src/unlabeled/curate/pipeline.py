@@ -159,8 +159,8 @@ def _children_die_with_this_thread() -> Iterator[None]:
     """The processes this thread forks while the block runs (datatrove's ``multiprocess.Manager``
     server) get SIGKILL when it ends, on Linux: a SIGKILL of the command ran no cleanup and left
     the manager running, an orphan holding a few hundred MiB, for good. Its workers are spawned
-    (not forked) and end when their pipes close. Forks by other threads, or after the block
-    (a user's own, through the API), are left alone."""
+    (not forked) and set the same signal themselves (:func:`steps.die_with_the_command`).
+    Forks by other threads, or after the block (a user's own, through the API), are left alone."""
     global _FORKING_THREAD, _FORK_PARENT, _PRCTL
     import sys
 

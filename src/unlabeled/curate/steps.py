@@ -66,6 +66,27 @@ logger.remove()
 minhash.tqdm = functools.partial(tqdm, disable=True)  # the cluster stage's bar over its bucket files
 
 
+def die_with_the_command() -> None:
+    """In a stage's worker process (spawned by datatrove's pool): SIGKILL when the command that
+    spawned it dies (PR_SET_PDEATHSIG, Linux). A worker noticed a command killed by SIGKILL (the
+    OOM killer's) only when it returned its task's result, so it went on reading and writing the
+    stage's files for minutes, an orphan. Nothing is set in the command's own process (a stage
+    run without workers, or a caller of the API)."""
+    import sys
+
+    import multiprocess
+
+    if sys.platform != "linux" or multiprocess.parent_process() is None:
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    parent = multiprocess.parent_process()
+    if parent is not None and not parent.is_alive():  # gone before the signal was set
+        os._exit(1)
+
+
 class CollectionReader(PipelineStep):
     """Documents of the text collection at ``path`` (positions ``rank::world_size``), each with
     its row position in ``metadata["position"]``."""
@@ -106,6 +127,7 @@ class Count(PipelineStep):
         os.replace(tmp, folder / f"{rank:05d}")
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        die_with_the_command()  # every stage with a bar counts its documents with this step
         count = 0
         for doc in data or ():
             yield doc
