@@ -375,16 +375,18 @@ class Run:
         batch_size: int = EMBED_BATCH,
         device: str | torch.device = "auto",
         precision: str | None = None,
+        fit_on: np.ndarray | None = None,
     ) -> np.ndarray:
         """Features (n, dim) of the samples at ``positions`` (all when None), computed in
         ``precision`` (default: the one the run trained in, :attr:`precision`). Samples of
         another shape than the run's (a suite's tasks) are adapted first (``Modality.adapt``:
-        resized, resampled, or one channel at a time with the channels' features side by side)."""
+        resized, resampled, or one channel at a time with the channels' features side by side),
+        their statistics fitted on ``fit_on`` (a task's train split; default ``positions``)."""
         col = open_collection(collection)
         mod = self.modality()
         samples = col
         if col.sample_shape != mod.sample_shape or col.modality != mod.name:
-            samples = AdaptedSamples(col, mod, fit_modality(col, positions))
+            samples = AdaptedSamples(col, mod, fit_modality(col, positions if fit_on is None else fit_on))
         precision = self.precision if precision is None else precision
         return encode(self.encoder(trained), mod, samples, positions, batch_size, device, precision=precision)
 

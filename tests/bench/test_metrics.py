@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from unlabeled.bench.metrics import higher_is_better, score, score_all
+from unlabeled.bench.metrics import CLASSIFICATION_METRICS, higher_is_better, score, score_all
 
 
 def test_classification_metrics_match_their_definitions():
@@ -39,3 +39,19 @@ def test_auroc_skips_a_test_class_that_no_training_label_had():
     m = score_all("classification", y, proba.argmax(1), proba, np.arange(3))
     # classes 1 and 2 are ranked perfectly; class 0's scores tie its two samples with class 3's
     assert m["auroc"] == pytest.approx((0.9 + 1 + 1) / 3)
+
+
+def test_macro_f1_is_over_the_classes_the_test_split_holds():
+    """A class only the train split holds, predicted once, added an F1 of 0 to the mean, where
+    the report says scores are over the test split's classes (as balanced accuracy is)."""
+    y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    assert CLASSIFICATION_METRICS["macro_f1"](y, p, None, np.array([0, 1, 2])) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_a_fraction_raised_to_a_label_a_class_is_drawn_where_its_labels_are():
+    """Fractions 0.001 and 0.01 of 1,000 images drew the same 10 labels (one a class) and were
+    drawn a decade apart on the labels axis."""
+    from unlabeled.bench.figures import _x_of
+
+    assert _x_of({"fraction": 0.001, "n_labels": 10}, 1000) == _x_of({"fraction": 0.01, "n_labels": 10}, 1000) == 1.0
+    assert _x_of({"fraction": 0.1}, 1000) == 10.0  # a row without its count: the fraction

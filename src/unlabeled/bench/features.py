@@ -103,13 +103,14 @@ def task_models(task: Task, request: BenchRequest, with_features: bool) -> list[
         models.append(Model(MINIROCKET, True, minirocket_features(col, both, task.train), None))
     archs: dict[str, Run] = {}
     for run, name in zip(request.runs, _model_names(request.runs), strict=True):
-        feats = features(run, col, both, device=device) if with_features else None
+        # an adapted task's statistics from its train split alone, as the fine-tuning probes' are
+        feats = features(run, col, both, device=device, fit_on=task.train) if with_features else None
         models.append(Model(name, False, feats, {"run": str(run.path), "trained": True, "device": device}))
         archs.setdefault(_arch(run), run)
     for i, (arch, run) in enumerate(archs.items()):
         suffix = "" if i == 0 else f":{arch}"
         if RANDOM_INIT in request.baselines and with_features:
-            feats = run.encode(col, both, trained=False, device=device)
+            feats = run.encode(col, both, trained=False, device=device, fit_on=task.train)
             models.append(Model(RANDOM_INIT + suffix, True, feats, None))
         if SUPERVISED in request.baselines:
             ctx = {"run": str(run.path), "trained": False, "device": device}

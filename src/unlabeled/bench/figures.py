@@ -96,8 +96,9 @@ def _x_of(r: dict[str, Any], train: float | None) -> float:
     """Where a row goes on the labels axis: % of the train split, else labelled samples."""
     if train is None:
         return float(r.get("n_labels") or 1)
-    if r.get("fraction") is not None:
+    if r.get("fraction") is not None and not r.get("n_labels"):
         return 100.0 * r["fraction"]
+    # the labels drawn: a fraction raised to one label a class sits where its labels put it
     return 100.0 * r["n_labels"] / train
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from unlabeled._console import UnlabeledError, progress
-from unlabeled.bench.baselines import BASELINES, MINIROCKET, SUPERVISED
+from unlabeled.bench.baselines import BASELINES, MINIROCKET
 from unlabeled.bench.cache import ScoreCache
 from unlabeled.bench.embedding_map import TSNE_POINT_BUDGET, Maps, embedding_panels, map_features, tsne_2d
 from unlabeled.bench.features import Model, identity, raw_samples, task_models
@@ -294,7 +294,8 @@ def _raw_jobs(plan: TaskPlan, models: list[Model], notes: list[str]) -> tuple[li
         # the supervised baseline: training from scratch on the labels alone (finetune), and with
         # the unlabelled samples too (semi: FixMatch from scratch) when semi is asked for
         scratch = ["finetune"] + [p for p in plan.raw_probes if p == "semi"]
-        model_probes = scratch if model.name.startswith(SUPERVISED) else plan.raw_probes
+        # the baseline by what it is (a run named "supervised-pretrain" lost its probes to it)
+        model_probes = scratch if model.baseline and not ctx["trained"] else plan.raw_probes
         if not model_probes:
             continue
         if ctx["run"] not in samples:
