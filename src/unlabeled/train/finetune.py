@@ -71,6 +71,25 @@ def note_unlearnable(col: Collection, labelled: np.ndarray) -> None:
         info(f"note: no labelled training sample of class {', '.join(names[:5])}: the classifier cannot learn it")
 
 
+def _labelled_draw(
+    col: Collection, positions: Any, fraction: float | None, shots: int | None, seed: int, resume: bool
+) -> np.ndarray:
+    """The positions a classifier trains on: the labelled train samples (or ``positions``), a
+    few of them with ``fraction`` or ``shots``. Unlabelled positions given through the API are
+    refused before anything is written (cross-entropy failed on their -1 at the first step,
+    leaving a half-made run)."""
+    pos = labelled_train(col) if positions is None else train_positions(col, positions)
+    pos = few_labels(col, pos, fraction, shots, seed)
+    if not len(pos):
+        raise UnlabeledError(f"{col.path}: no labelled samples to train on")
+    unlabelled = int((col.labels[pos] == NO_LABEL).sum())
+    if unlabelled and not resume:
+        raise UnlabeledError(
+            f"{unlabelled} of the {len(pos)} positions given have no label; a classifier trains on labels"
+        )
+    return pos
+
+
 def few_labels(
     col: Collection, positions: np.ndarray, fraction: float | None, shots: int | None, seed: int
 ) -> np.ndarray:
@@ -166,14 +185,7 @@ def finetune(
     recipe = FinetuneRecipe(epochs, batch, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
     col = open_collection(task)
-    pos = labelled_train(col) if positions is None else train_positions(col, positions)
-    pos = few_labels(col, pos, fraction, shots, seed)
-    if not len(pos):
-        raise UnlabeledError(f"{col.path}: no labelled samples to train on")
-    if (unlabelled := int((col.labels[pos] == NO_LABEL).sum())) and not resume:  # cross-entropy failed on -1 at step 1
-        raise UnlabeledError(
-            f"{unlabelled} of the {len(pos)} positions given have no label; a classifier trains on labels"
-        )
+    pos = _labelled_draw(col, positions, fraction, shots, seed, resume)
     out, extra = folder(out), dict(extra_config or {})
     if clash := sorted(set(extra) & SPEC_KEYS):
         raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
