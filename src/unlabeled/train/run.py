@@ -335,8 +335,8 @@ def with_teacher(objective: Objective, spec: RunSpec, options: dict[str, Any]) -
     if options.get("teacher_weights") not in (None, digest):
         raise UnlabeledError(f"the self-distillation teacher {teacher.path} changed since this run started")
     mine, theirs = spec.encoder.to_json(), teacher.config["encoder"]
-    if (mine["name"], mine["size"], mine["sample_shape"]) != (theirs["name"], theirs["size"], theirs["sample_shape"]):
-        raise UnlabeledError(f"the teacher {teacher.path} holds another architecture; it must match the student's")
+    # the tokenizer first: another one also gives another context length, which the architecture
+    # check below would name instead of the cause
     if spec.modality.get("tokenizer") != teacher.config["modality"].get("tokenizer"):
         # the penalty compares the two encoders' representations of the same token ids: under
         # another tokenizer those ids are other tokens (and one past the teacher's vocabulary
@@ -345,6 +345,8 @@ def with_teacher(objective: Objective, spec: RunSpec, options: dict[str, Any]) -
             f"the teacher {teacher.path} reads text with another tokenizer; self-distillation needs the student's: "
             f"continue from it with --init {teacher.path}"
         )
+    if (mine["name"], mine["size"], mine["sample_shape"]) != (theirs["name"], theirs["size"], theirs["sample_shape"]):
+        raise UnlabeledError(f"the teacher {teacher.path} holds another architecture; it must match the student's")
     try:
         objective.self_distil = self_distil.Teacher(teacher.encoder(), weight)
     except ValueError as e:
