@@ -136,3 +136,32 @@ def test_one_shot_with_groups_whose_carve_out_takes_a_class_uses_the_defaults():
     for seed in range(4):
         score = fit_and_score(data, "linear", Setting(shots=1), seed)
         assert score.n_labels == 2 and 0 <= score.value <= 1
+
+
+def test_a_nan_validation_score_never_wins_a_grid():
+    """np.argmax returns the first NaN: a value whose fit diverged won the grid. A NaN is the
+    worst score; equals go to the first value (the grid's default), all NaN too."""
+    from unlabeled.bench.protocol import best_of
+
+    assert best_of([float("nan"), 0.5, 0.7]) == 2
+    assert best_of([0.7, float("nan"), 0.7]) == 0
+    assert best_of([float("nan"), float("nan")]) == 0
+
+
+def test_a_learning_rate_that_diverges_first_does_not_win_the_fine_tuning_grid(monkeypatch):
+    """``tune`` kept the first rate's score when it was NaN (``x > nan`` is False)."""
+    from unlabeled.bench import tuning
+
+    scores = iter([float("nan"), -0.9, -0.4])
+
+    class Fake:
+        def __init__(self, **params):
+            self.lr = params["lr"]
+
+        def fit(self, *a):
+            self.val_score_, self.best_epoch_ = next(scores), 2
+            return self
+
+    monkeypatch.setattr(tuning, "FinetuneProbe", Fake)
+    x, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
+    assert tuning.tune(x, y, x, y, lrs=(1.0, 0.1, 0.01), mode="full")["lr"] == 0.01

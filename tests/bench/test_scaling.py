@@ -90,3 +90,31 @@ def test_a_task_that_cannot_be_probed_is_refused_before_any_pretraining(gunpoint
     with pytest.raises(ul.UnlabeledError, match="one class"):
         scaling(gunpoint, one.collection, tmp_path / "b", pool_sizes=(0.5, 1.0), fractions=(0.1, 1.0), epochs=1)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_pool_never_holds_the_tasks_test_samples(tmp_path):
+    """A pool without a split column (the task's own collection, whose test split the bench
+    carves, or the same images imported again in another order) leaves the task's test
+    samples out: by position on the same collection, by content on another."""
+    from sklearn.datasets import load_digits
+
+    from unlabeled.bench.scaling import pool_without_test
+    from unlabeled.bench.tasks import make_task
+    from unlabeled.data.collection import CollectionWriter
+
+    d = load_digits()
+    x, y = d.images[:200, None].astype(np.float32), d.target[:200]
+
+    def write(name, order):
+        w = CollectionWriter(tmp_path / name, "image", (1, 8, 8), "float32", [str(i) for i in range(10)])
+        w.add(x[order], [f"s{i}" for i in order], y[order], None)
+        return w.close()
+
+    col = write("a", np.arange(200))
+    task = make_task(col)
+    assert len(col.indices(exclude="test")) == 200  # no split column: every sample is a candidate
+    kept = pool_without_test(col, task)
+    assert len(kept) == 200 - len(task.test) and not np.isin(task.test, kept).any()
+    shuffled = write("b", np.random.default_rng(0).permutation(200))
+    kept = pool_without_test(shuffled, task)
+    assert sorted(shuffled.ids[i] for i in kept) == sorted(col.ids[i] for i in task.train)

@@ -186,3 +186,17 @@ def test_a_probe_fit_interrupted_leaves_the_commands_own_message(runs, data, mon
     with console.capture() as said, pytest.raises(KeyboardInterrupt) as caught:
         FinetuneProbe(runs["cnn"], mode="full", lr=1e-3, **FAST).fit(*data["fit"])
     assert "--resume" not in said.get() and not getattr(caught.value, "reported", False)
+
+
+def test_two_regression_labels_are_fine_tuned_with_the_default_rate(runs, data):
+    """At a tiny label fraction a regression task draws two labels; the validation carve-out
+    left a fit of one, which a fine-tuned regressor refuses (one target value): the bench
+    failed the cell. Now nothing is chosen on it, the defaults are used."""
+    from unlabeled.bench.protocol import ProbeData, fit_and_score
+
+    (X, _), (X_test, _) = data["fit"], data["test"]
+    y, y_test = X.mean(axis=(1, 2, 3)), X_test.mean(axis=(1, 2, 3))
+    probe_data = ProbeData(X[:200], y[:200], X_test[:50], y_test[:50], kind="regression")
+    ctx = {"run": runs["cnn"], "trained": True, "device": "cpu"}
+    s = fit_and_score(probe_data, "finetune", 0.005, seed=0, context=ctx)  # 1 of 200: at least two
+    assert s.n_labels == 2 and np.isfinite(s.value)

@@ -8,6 +8,7 @@ primary metric is the one model selection and the unified score use.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -77,6 +78,12 @@ def score_all(
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         return {name: fn(y, pred, proba, cls) for name, fn in metrics_for(kind).items()}
+
+
+def nan_worst(value: float) -> float:
+    """A validation score to compare, NaN (a fit that diverged, a metric undefined on the
+    split) made the worst: ``x > nan`` is False, so a NaN kept first was never replaced."""
+    return -math.inf if math.isnan(value) else value
 
 
 def score(

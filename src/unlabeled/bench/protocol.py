@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
-from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, score, score_all
+from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, nan_worst, score, score_all
 from unlabeled.bench.probes import ProbeSpec, chosen_by_probe, probe_spec, warm_key
 from unlabeled.data.splits import holdout_split, random_subset, shots_subset, stratified_subset
 
@@ -142,10 +142,11 @@ def fit_and_score(
         None if kind == REGRESSION else labelled.y,
         None if data.groups is None else data.groups[sub],
     )
-    if kind != REGRESSION and len(val) and len(np.unique(labelled.y[fit])) < 2:
+    if len(val) and len(np.unique(labelled.y[fit])) < 2:
         # whole groups in the carve-out (a patient's samples together) took a class's every label
-        # (one shot of it): nothing can be chosen on a fit of one class, so the defaults are used,
-        # as where the labels are too few to carve at all
+        # (one shot of it), or two regression labels were split one and one: nothing can be
+        # chosen on a fit of one class or one target value (a fine-tuned regressor refuses it),
+        # so the defaults are used, as where the labels are too few to carve at all
         fit, val = np.arange(len(sub)), np.arange(0)
     ctx = {**(context or {}), "task": kind, "seed": seed}  # what raw-input probes are given
     pools = None
@@ -211,8 +212,15 @@ def _choose(
                 m = spec.make(**{spec.param: v}).fit(Xl[fit], yl[fit])
                 classes = getattr(m, "classes_", np.array([]))
                 scores.append(data.scorer(yl[val], *_predict(m, Xl[val], data.kind), classes))
-        best = grid[int(np.argmax(scores))]  # the first of equals: grids go from simple to complex
+        best = grid[best_of(scores)]
     return {spec.param: best}
+
+
+def best_of(scores: Sequence[float]) -> int:
+    """The position of the best validation score, the first of equals (the grid's first value
+    is also its default), a NaN never: ``np.argmax`` returns the first NaN, so a value whose
+    fit diverged (a NaN R², say) won the grid. All NaN: the first."""
+    return int(np.argmax([nan_worst(float(v)) for v in scores]))
 
 
 def _refit(

@@ -32,7 +32,7 @@ from unlabeled.bench.benchmark import bench
 from unlabeled.bench.figures import png_base64, scaling_figure
 from unlabeled.bench.pages import render_page
 from unlabeled.bench.probes import PROBES
-from unlabeled.bench.tasks import make_task
+from unlabeled.bench.tasks import Task, make_task
 from unlabeled.data.collection import (
     Collection,
     derive_collection,
@@ -200,14 +200,14 @@ def scaling(
 
 def run_scaling(request: ScalingRequest) -> ScalingResult:
     """:func:`scaling` on a checked request."""
-    candidates = request.pool.indices(exclude="test")
     # the task checked before any pretraining (hours, on a real budget) is spent on it
     if request.pool.modality != request.task.modality:
         raise UnlabeledError(
             f"pool {request.pool.path} holds {request.pool.modality} samples; task {request.task.path} "
             f"has {request.task.modality} samples: the encoders pretrained on one cannot be probed on the other"
         )
-    make_task(request.task)  # its labels and splits (one class, no test split) are refused here
+    task = make_task(request.task)  # its labels and splits (one class, no test split) are refused here
+    candidates = pool_without_test(request.pool, task)
     smallest = max(1, int(round(min(request.pool_sizes) * len(candidates))))
     if smallest < request.batch_size:
         raise UnlabeledError(
@@ -235,6 +235,26 @@ def run_scaling(request: ScalingRequest) -> ScalingResult:
     ckpt.atomic_write_text(result.report_path, _render(result))
     info(f"wrote {result.json_path} and {result.report_path}")
     return result
+
+
+def pool_without_test(pool: Collection, task: Task) -> np.ndarray:
+    """Positions of ``pool``'s samples an encoder may pretrain on: neither in the pool's own
+    test split nor among the task's test samples (by position where the pool is the task's
+    collection, by content otherwise). A pool without a split column, the task's own
+    collection whose test split the bench carves, held every test sample: the probes were then
+    scored on samples their encoder had pretrained on."""
+    candidates = pool.indices(exclude="test")
+    col = task.collection
+    if pool.fingerprint() == col.fingerprint():
+        keep = ~np.isin(candidates, task.test)
+    elif pool.is_text == col.is_text and pool.sample_shape == col.sample_shape:
+        tested = set(col.content_digests(task.test))
+        keep = np.fromiter((d not in tested for d in pool.content_digests(candidates)), bool, len(candidates))
+    else:
+        return candidates
+    if not keep.all():
+        info(f"scaling: {int((~keep).sum())} pool samples are the task's test samples; none is pretrained on")
+    return candidates[keep]
 
 
 def subset_epochs(epochs: float, whole: int, m: int, batch: int) -> float:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from unlabeled._console import UnlabeledError
+from unlabeled.bench.metrics import nan_worst
 from unlabeled.bench.tuning import _RECIPE, FinetuneProbe, _snapshot
 from unlabeled.objectives.fixmatch import FixMatch
 from unlabeled.runs import open_run
@@ -99,7 +100,7 @@ class SemiProbe(FinetuneProbe):
         every = min(int(self.eval_every), steps)
 
         def keep_best(done: int) -> None:
-            score = self.validation_score(X_val, y_val)
+            score = nan_worst(self.validation_score(X_val, y_val))
             if not best or score > best[0][0]:
                 best[:] = [(score, done, _snapshot(model))]
 

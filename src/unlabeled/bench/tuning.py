@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from unlabeled._console import UnlabeledError
+from unlabeled.bench.metrics import nan_worst
 from unlabeled.models.adapters import ADAPTERS
 from unlabeled.objectives.base import Objective
 from unlabeled.objectives.supervised import Classifier
@@ -180,7 +181,7 @@ class FinetuneProbe(BaseEstimator):
         best: list[tuple[float, int, dict[str, torch.Tensor]]] = []
 
         def keep_best(epoch: int) -> None:
-            score = self.validation_score(X_val, y_val)
+            score = nan_worst(self.validation_score(X_val, y_val))
             if not best or score > best[0][0]:
                 best[:] = [(score, epoch, _snapshot(model))]
 
@@ -353,6 +354,6 @@ def tune(
     for lr in grid:
         probe = FinetuneProbe(**{"device": "cpu", **params, "lr": lr})
         probe.fit(X_fit, y_fit, X_val, y_val)
-        if best is None or probe.val_score_ > best[0]:
-            best = (probe.val_score_, float(lr), int(probe.best_epoch_))
+        if best is None or nan_worst(probe.val_score_) > best[0]:
+            best = (nan_worst(probe.val_score_), float(lr), int(probe.best_epoch_))
     return {"lr": best[1], "epochs": best[2]}
