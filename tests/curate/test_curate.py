@@ -605,3 +605,25 @@ def test_a_language_with_few_documents_keeps_them_with_thresholds_fitted_to_the_
     assert wide["es"]["gopher_quality"]["min_doc_words"] <= 20
     alone, _ = language_settings({"de": sample["de"]}, {})  # too few in all: datatrove's defaults
     assert alone["de"]["gopher_quality"]["min_stop_words"] == 0 and "min_doc_words" not in alone["de"]["gopher_quality"]
+
+
+def test_a_second_curation_into_the_same_out_is_refused_while_one_runs(tmp_path):
+    """Two curations into one --out shared its work folder, each continuing the other's
+    tasks: the second is refused in one line naming the first's pid, and nothing of it is left."""
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(["Hello there my friend.", "Thanks a lot."], ["a", "b"])
+    src = w.close().path
+    hold = (
+        "import sys, time\nfrom unlabeled.train.run import run_lock\n"
+        "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "out")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ul.UnlabeledError, match=f"being written by another process \\(pid {holder.pid}\\)"):
+            ul.curate(src, tmp_path / "out", steps="dedup", tasks=1, workers=1)
+        assert not (tmp_path / "out").exists() and not (tmp_path / ".out.curate").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(ul.curate(src, tmp_path / "out", steps="dedup", tasks=1, workers=1).ids) == ["a", "b"]

@@ -481,6 +481,15 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     check_replaceable(Path(req.out))  # before the work, not after it
     options = parse_options(req.options)
     _note_unused(req)
+    from unlabeled.train.run import run_lock  # the training loop's modules, only when a curation runs
+
+    with run_lock(req.out):  # a second curation into the same --out is refused, not interleaved
+        return _curate_held(req, options, overwrite, t0)
+
+
+def _curate_held(req: CurationRequest, options: dict[str, dict[str, Any]], overwrite: bool, t0: float) -> Collection:
+    """:func:`run_curation`'s stages and collection, with ``req.out`` held: two commands
+    curating into one folder shared its work folder, each continuing the other's tasks."""
     fresh = not _work_path(req).exists()
     work = _work_folder(req)
     try:
