@@ -26,6 +26,7 @@ def test_the_sampler_puts_labelled_then_unlabelled_and_covers_the_pool_once_an_e
     assert s.steps_per_epoch == 5
     steps = [s.positions(k) for k in range(5)]
     assert all(len(p) == 10 and set(p[:2]) <= set(lab) for p in steps)
+    assert s.samples_per_step == 10  # what the trainer's samples/s counts a step (it counted 2)
     unl = np.concatenate([p[2:] for p in steps]) - 1000
     assert sorted(unl) == pool.tolist()  # one epoch: every unlabelled sample once
     assert np.array_equal(s.positions(3), SemiSampler(lab, pool, 2, 4, 0, 1000).positions(3))  # a pure function

@@ -150,6 +150,11 @@ class SemiSampler:
     def steps_per_epoch(self) -> int:
         return self.every or len(self.unlabelled) // (self.batch * self.ratio * self.world)
 
+    @property
+    def samples_per_step(self) -> int:
+        """A process's samples a step, labelled and unlabelled (the trainer's samples/s)."""
+        return self.batch * (1 + self.ratio)
+
     def _perm(self, tag: int, p: int) -> np.ndarray:
         """Pass ``p`` over the labelled (``tag`` 0) or unlabelled (1) pool, seeded by
         ``(seed, tag, p)``; the current passes are kept, not redrawn every step."""
