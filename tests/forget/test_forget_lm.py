@@ -388,3 +388,35 @@ def test_relearn_recovery_says_when_the_original_and_retraining_cannot_be_told_a
     else:
         assert recovery["retrain"] == 0.0 and recovery["original"] == 1.0
     assert (said in c.get()) if said else not c.get(), c.get()
+
+
+def test_truth_ratios_take_each_questions_own_perturbed_answers_and_long_prompts_keep_their_end(authors, monkeypatch):
+    """Questions with two and three perturbed answers were reshaped by the first's count (a
+    ValueError, or ratios of the wrong answers); a prompt as long as the context was cut to
+    its first tokens, leaving no room to answer (ROUGE 0 whatever the model knew)."""
+    from unlabeled.forget.lm_metrics import answer_logprob, greedy_answer, normalised, truth_ratios
+    from unlabeled.modalities.text import BOS, TextModality
+    from unlabeled.models import build_encoder
+
+    mod = TextModality.fit(authors, vocab=600)
+    torch.manual_seed(0)
+    enc = build_encoder("transformer", "tiny", mod.input_shape, vocab=mod.vocab, causal=True).eval()
+    rows = [
+        {"question": "Where was Ann born?", "paraphrase": "in Oslo", "perturbed": ["in Rome", "in Lima"]},
+        {"question": "What does Bo write?", "paraphrase": "poems", "perturbed": ["plays", "songs", "essays"]},
+    ]
+    with torch.no_grad():
+        got = truth_ratios(enc, mod, rows)
+        for r, ratio in zip(rows, got, strict=True):
+            prompt = f"Question: {r['question']}\nAnswer:"
+            wrong = normalised(*answer_logprob(enc, mod, [prompt] * len(r["perturbed"]), r["perturbed"])).mean()
+            right = normalised(*answer_logprob(enc, mod, [prompt], [r["paraphrase"]]))[0]
+            assert ratio == pytest.approx(wrong / right, rel=1e-5)
+    import unlabeled.lm
+
+    seen = []
+    monkeypatch.setattr(unlabeled.lm, "continue_ids", lambda e, m, ids, n: seen.append(ids) or [])
+    end = "Question: Where was Ann born?\nAnswer:"
+    greedy_answer(enc, mod, "word " * (2 * mod.length) + end, max_tokens=5)
+    tail = mod.tokenizer.encode(end, add_special_tokens=False).ids
+    assert seen[0][0] == BOS and seen[0][-len(tail) :] == tail and len(seen[0]) == mod.length - 5

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlabeled._console import warn
+from unlabeled._console import UnlabeledError, warn
 from unlabeled.data.authors import PROMPT, WORLD
 from unlabeled.data.collection import Collection
 from unlabeled.modalities.text import BOS, EOS, PAD, TextModality
@@ -90,11 +90,14 @@ def truth_ratios(encoder: nn.Module, mod: TextModality, rows: list[dict[str, Any
     prompts = [PROMPT.format(question=r["question"]) for r in rows]
     para = normalised(*answer_logprob(encoder, mod, prompts, [r["paraphrase"] for r in rows]))
     wrong = [json.loads(r["perturbed"]) if isinstance(r["perturbed"], str) else r["perturbed"] for r in rows]
-    k = len(wrong[0])
+    if any(not ws for ws in wrong):
+        raise UnlabeledError("a question has no perturbed answers: its truth ratio needs one at least")
+    # each question its own count of perturbed answers (a reshape by the first's misaligned them)
     flat = normalised(
-        *answer_logprob(encoder, mod, [p for p in prompts for _ in range(k)], [w for ws in wrong for w in ws])
+        *answer_logprob(encoder, mod, [p for p, ws in zip(prompts, wrong, strict=True) for _ in ws], sum(wrong, []))
     )
-    return flat.reshape(len(rows), k).mean(1) / np.maximum(para, 1e-30)
+    means = [part.mean() for part in np.split(flat, np.cumsum([len(ws) for ws in wrong])[:-1])]
+    return np.asarray(means) / np.maximum(para, 1e-30)
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
@@ -112,10 +115,16 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
 
 
 def greedy_answer(encoder: nn.Module, mod: TextModality, prompt: str, max_tokens: int = 40) -> str:
-    """The most likely continuation of ``prompt``, token by token, to ``[EOS]``."""
+    """The most likely continuation of ``prompt``, token by token, to ``[EOS]``. A prompt
+    that leaves no room for ``max_tokens`` in the model's context gives up its first tokens
+    (after ``[BOS]``), as :func:`answer_token_logprobs` does: cut to its first ones, it lost
+    the ``Answer:`` it ends with, and one as long as the context left no room for any token."""
     from unlabeled.lm import continue_ids
 
-    new = continue_ids(encoder, mod, [BOS, *_ids(mod, prompt)][: mod.length], max_tokens)
+    head = [BOS, *_ids(mod, prompt)]
+    keep = mod.length - min(max_tokens, mod.length - 2)  # [BOS] and one prompt token at least
+    head = head[:1] + head[len(head) - keep + 1 :] if len(head) > keep else head
+    new = continue_ids(encoder, mod, head, max_tokens)
     return mod.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
