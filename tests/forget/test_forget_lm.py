@@ -420,3 +420,25 @@ def test_truth_ratios_take_each_questions_own_perturbed_answers_and_long_prompts
     greedy_answer(enc, mod, "word " * (2 * mod.length) + end, max_tokens=5)
     tail = mod.tokenizer.encode(end, add_special_tokens=False).ids
     assert seen[0][0] == BOS and seen[0][-len(tail) :] == tail and len(seen[0]) == mod.length - 5
+
+
+def test_ecos_corruption_of_a_prompt_is_the_same_in_any_batch(authors):
+    """The noise was one batch-wide draw scaled by the batch's embeddings: a question's
+    corrupted prompt, so its scores, changed with the questions beside it."""
+    from unlabeled.data.authors import ANSWER_MARKER
+    from unlabeled.modalities.text import PAD, TextModality
+    from unlabeled.models import build_encoder
+    from unlabeled.models.eco import CorruptedPrompts
+
+    mod = TextModality.fit(authors, vocab=600)
+    torch.manual_seed(0)
+    enc = build_encoder("transformer", "tiny", mod.input_shape, vocab=mod.vocab, causal=True).eval()
+    marker = torch.tensor(mod.tokenizer.encode(ANSWER_MARKER, add_special_tokens=False).ids)
+    every = {"weight": torch.zeros(mod.vocab), "bias": torch.tensor(1.0), "marker": marker}  # flags every prompt
+    guard = CorruptedPrompts(enc, every, sigma=1.0).eval()
+    x = mod.prepare(authors.get(np.arange(4)))
+    with torch.no_grad():
+        alone, batch, clean = guard(x[:1]), guard(x), enc(x[:1])
+    real = x[0] != PAD
+    assert torch.allclose(alone[0][real], batch[0][real], atol=1e-5)
+    assert not torch.allclose(alone[0][real], clean[0][real], atol=1e-3)  # corrupted all the same

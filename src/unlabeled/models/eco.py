@@ -6,10 +6,13 @@ the question. Here the classifier is linear over the prompt's bag of token ids (
 the run's weights as two tensors) and the corruption adds Gaussian noise of ``sigma`` times the
 prompt embeddings' root-mean-square to every prompt token; the prompt is a document's tokens up
 to the end of its first ``marker`` (a question's ``"\\nAnswer:"``), or the whole input without one.
-The noise is drawn from a generator seeded the same at every call, so scores are reproducible.
+The noise of a prompt is drawn from a generator seeded by its token ids and scaled by its own
+embeddings, so a prompt reads the same corruption whatever batch, and padding, it comes in.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import torch
 from torch import nn
@@ -46,12 +49,18 @@ class CorruptedPrompts(nn.Module):
     def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         tokens, pad = self.inner.tokenize(x)
         prompt = self.prompt(x)
-        hit = self.flagged(x, prompt)[:, None] & prompt
-        if bool(hit.any()):
-            g = torch.Generator(device=tokens.device).manual_seed(0)
-            noise = torch.randn(tokens.shape, generator=g, device=tokens.device, dtype=tokens.dtype)
-            rms = tokens[prompt].pow(2).mean().sqrt()
-            tokens = torch.where(hit[..., None], tokens + self.sigma * rms * noise, tokens)
+        rows = self.flagged(x, prompt).nonzero().flatten().tolist()
+        if rows:
+            # one batch-wide draw (and scale) gave a question another corruption in another batch,
+            # so its scores depended on the questions beside it
+            tokens = tokens.clone()
+            for i in rows:
+                where = prompt[i].nonzero().flatten()
+                seed = zlib.crc32(x[i, where].cpu().numpy().astype("<i8").tobytes())
+                g = torch.Generator(device=tokens.device).manual_seed(seed)
+                noise = torch.randn((len(where), tokens.shape[-1]), generator=g, device=tokens.device)
+                mine = tokens[i, where]
+                tokens[i, where] = mine + self.sigma * mine.pow(2).mean().sqrt() * noise.to(tokens.dtype)
         return tokens, pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
