@@ -69,6 +69,29 @@ def test_split_folders_and_resize(tmp_path, fmnist_arrays):
     assert len(col) == 5 and sorted(col.splits.tolist()) == ["test"] + ["train"] * 4
 
 
+def test_a_stray_file_beside_the_split_folders_is_reported_not_made_a_class_of_them(tmp_path, fmnist_arrays):
+    """One cover.png beside train/ and test/ turned them into two classes (no split: the test
+    images trained on, every label wrong). A class folder named like a split alone stays a class."""
+    root = tmp_path / "imgs"
+    for i in range(8):
+        _save(
+            root / ("train" if i < 6 else "test") / ("cat" if i % 2 else "dog") / f"{i}.png", fmnist_arrays.arrays[i, 0]
+        )
+    _save(root / "cover.png", fmnist_arrays.arrays[9, 0])
+    report = import_source(root, tmp_path / "col")
+    col = report.collection
+    assert col.classes == ["cat", "dog"] and sorted(col.splits.tolist()) == ["test"] * 2 + ["train"] * 6
+    assert (
+        list(dict(report.bad)) == [str(root / "cover.png")]
+        and "split folders" in dict(report.bad)[str(root / "cover.png")]
+    )
+    vehicles = tmp_path / "vehicles"
+    for i, name in enumerate(["train", "bus", "car"]):
+        _save(vehicles / name / f"{i}.png", fmnist_arrays.arrays[i, 0])
+    col = import_source(vehicles, tmp_path / "v").collection
+    assert col.classes == ["bus", "car", "train"] and col.splits is None
+
+
 def test_empty_and_missing_sources_are_errors(tmp_path):
     with pytest.raises(UnlabeledError, match="not found"):
         import_source(tmp_path / "nope", tmp_path / "col")

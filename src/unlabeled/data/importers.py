@@ -507,14 +507,27 @@ def text_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _layout(root: Path, files: list[Path], notes: list[str] | None = None) -> list[_Entry]:
+def _layout(
+    root: Path, files: list[Path], notes: list[str] | None = None, bad: list[tuple[str, str]] | None = None
+) -> list[_Entry]:
+    """Each file's id, label (its folder) and split. The folder is split by its first level
+    where every file is under a split folder (``train/``, ``test/``) or where two kinds of
+    split folder are there: then a file outside them goes to ``bad`` (one stray ``cover.png``
+    turned ``train`` and ``test`` into two classes, the test images trained on)."""
     rels = [tuple(map(text_name, f.relative_to(root).parts)) for f in files]
     escaped = sum(rel != f.relative_to(root).parts for f, rel in zip(files, rels, strict=True))
     if escaped and notes is not None:
         notes.append(f"{escaped} file path(s) not valid UTF-8: their ids and labels write the bad bytes as \\xNN")
-    use_split = bool(rels) and all(len(p) > 1 and p[0].lower() in SPLIT_NAMES for p in rels)
+    in_split = [len(p) > 1 and p[0].lower() in SPLIT_NAMES for p in rels]
+    kinds = {SPLIT_NAMES[p[0].lower()] for p, yes in zip(rels, in_split, strict=True) if yes}
+    use_split = bool(rels) and (all(in_split) or len(kinds) >= 2)
     entries = []
-    for f, parts in zip(files, rels, strict=True):
+    for f, parts, yes in zip(files, rels, in_split, strict=True):
+        if use_split and not yes:
+            if bad is not None:
+                names = ", ".join(f"{k}/" for k in sorted(kinds))
+                bad.append((str(f), f"outside the split folders ({names}) the folder is split by: not imported"))
+            continue
         split = SPLIT_NAMES[parts[0].lower()] if use_split else None
         inner = parts[1:] if use_split else parts
         label = inner[0] if len(inner) >= 2 else None
@@ -887,7 +900,7 @@ def _import_folder(
     taken = set(chosen)  # once: a set per file made the import quadratic in the files
     ignored.update(suffix(f) for f in files if f not in taken)
     notes = [f"ignored {n} file(s) with extension {e}{_other_modality(e, kind)}" for e, n in sorted(ignored.items())]
-    entries = _layout(root, chosen, notes)
+    entries = _layout(root, chosen, notes, bad)
     with _bombs_refused(), ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         good = _readable(kind, entries, pool, bad, root)
         shape, meta = kind.plan([e.shape for e in good], opts, notes)
