@@ -208,3 +208,27 @@ def test_a_bad_case_of_a_ts_file_is_reported_by_line_and_the_others_load(tmp_pat
     col = report.collection
     assert list(col.ids) == ["000000", "000001", "000004"] and col.classes == ["a", "b"]
     np.testing.assert_allclose(col.get([2])[0, 0], [4, 5, 6, 7])
+
+
+def test_a_wide_table_with_a_repeated_or_empty_id_stays_wide_and_cells_are_read_as_written(tmp_path):
+    """One repeated id made the whole wide table long (6 samples of shape 1x3 read as 5 of
+    3x1); a row without an id vanished in the long reader's groupby; pandas' numbers merged
+    labels 01 and 1 and ids 007 and 7, and made 1 and 2 the classes 1.0 and 2.0 where a cell
+    was empty."""
+    lines = ["id,label,t0,t1,t2"] + [f"s{i},{i % 2 + 1},{i},{i + 1},{i + 2}" for i in range(6)]
+    lines += ["s0,1,9,9,9", ",2,7,7,7", "007,01,1,1,1", "7,,2,2,2"]
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    report = import_source(tmp_path / "w.csv", tmp_path / "w")
+    col = report.collection
+    assert col.sample_shape == (1, 3) and col.ids.tolist() == [f"s{i}" for i in range(6)] + ["007", "7"]
+    assert dict(report.bad) == {
+        f"{tmp_path / 'w.csv'} line 8": "id s0 again (first on line 2): one row a sample",
+        f"{tmp_path / 'w.csv'} line 9": "no id (its id cell is empty)",
+    }
+    assert col.classes == ["1", "2", "01"] and col.labels.tolist() == [0, 1, 0, 1, 0, 1, 2, -1]
+    long = ["id,time,v"] + [f"a,{t},{t}" for t in range(3)] + [f",{t},{t}" for t in range(3)]
+    (tmp_path / "l.csv").write_text("\n".join(long) + "\n")
+    report = import_source(tmp_path / "l.csv", tmp_path / "l")
+    assert len(report.collection) == 1 and report.bad == [
+        (str(tmp_path / "l.csv"), "3 row(s) without an id: not imported")
+    ]

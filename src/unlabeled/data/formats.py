@@ -249,7 +249,7 @@ def read_series_table(path: Path, keep: Sequence[str] = ()) -> tuple[Loaded, lis
         values, unparsable = values[value_cols], unparsable[value_cols]
     else:
         wordy = []
-    if "id" in meta and df[meta["id"]].duplicated().any():
+    if "id" in meta and _long_table(df[meta["id"]], "time" in meta):
         repeated: list[tuple[str, str]] = []
         if "time" in meta:
             df = _without_repeated_times(path, df, meta["id"], meta["time"], repeated)
@@ -401,6 +401,9 @@ def _long_series(
     value a sample) is reported: which is right cannot be told, and a row marked test must not
     train inside a series marked train."""
     series, ids, rows_of, bad = [], [], [], []
+    nameless = df[id_col].isna()
+    if nameless.any():  # groupby drops them without a word
+        bad.append((f"{path}", f"{int(nameless.sum())} row(s) without an id: not imported"))
     for key, rows in df.groupby(id_col, sort=False).groups.items():
         if unparsable.loc[rows].any(axis=None):
             bad.append((f"{path} id={key}", "non-numeric values"))
@@ -454,15 +457,34 @@ def _record_lines(path: Path, count: int) -> list[tuple[int, int]] | None:
     return out if len(out) == count else None
 
 
+def _long_table(ids: Any, timed: bool) -> bool:
+    """Whether a table with an id column is long (a row per time step): it has a time column,
+    or most of its rows share their id with another. One repeated id in a wide table made the
+    whole table long (every sample read as a series of one step per column)."""
+    return bool(timed or ids.duplicated(keep=False).mean() > 0.5)
+
+
 def _wide_series(path: Path, ids_col: Any, values: Any, unparsable: Any) -> tuple[list, list, list, list]:
     """Series of a wide table (one row per sample): (series, ids, their rows, bad). A row is
     named by its line (a CSV) or its row (Parquet); without an id column its id is its place
-    among the file's rows."""
+    among the file's rows. A row without an id, or with the id of a row before it, is bad."""
+    import pandas as pd
+
     series, ids, rows_of, bad = [], [], [], []
+    first: dict[str, str] = {}
     lines = _record_lines(path, len(values))
     for i, (idx, row) in enumerate(values.iterrows()):
         line, record = lines[i] if lines else (None, i)
         where = f"line {line}" if lines else f"row {i + 1}"
+        if ids_col is not None and pd.isna(ids_col.at[idx]):
+            bad.append((f"{path} {where}", "no id (its id cell is empty)"))
+            continue
+        key = str(ids_col.at[idx]) if ids_col is not None else ""
+        if key in first:
+            bad.append((f"{path} {where}", f"id {key} again (first on {first[key]}): one row a sample"))
+            continue
+        if ids_col is not None:
+            first[key] = where
         if unparsable.loc[idx].any():
             bad.append((f"{path} {where}", "non-numeric values"))
             continue
@@ -513,12 +535,16 @@ def _read_table(path: Path, skipped: list[tuple[str, str]] | None = None):  # ->
         return pd.read_parquet(path)
     sep = "\t" if ext == ".tsv" else ","
     try:
+        # the id, label, split and group cells as written: pandas' numbers merged labels 01 and 1,
+        # made 1 and 2 the classes 1.0 and 2.0 where one cell was empty, and ids 007 and 7 one id
+        header = pd.read_csv(path, sep=sep, nrows=0).columns
+        as_written = {c: str for c in header if str(c).lower() in ("id", "label", "split", "group")}
         if skipped is None:
-            df = pd.read_csv(path, sep=sep)
+            df = pd.read_csv(path, sep=sep, dtype=as_written)
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
-                df = pd.read_csv(path, sep=sep, on_bad_lines="warn")
+                df = pd.read_csv(path, sep=sep, on_bad_lines="warn", dtype=as_written)
             for found in _SKIPPED_LINE.finditer("\n".join(str(w.message) for w in caught)):
                 line, want, saw = found.groups()
                 skipped.append((f"{path} line {line}", f"{saw} fields, the header has {want}"))
