@@ -217,3 +217,37 @@ def test_options_a_source_would_ignore_are_refused(tmp_path):
         import_source("digits", tmp_path / "c", sample_rate=8000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "pngs", "x.npy"]
     assert len(import_source(stack, tmp_path / "d", labels=labels).collection.classes) == 2
+
+
+def test_small_import_traps_are_reported_in_one_line(tmp_path, cli):
+    """A labels file with a byte-order mark made its first label a class of its own; .npy
+    samples with an empty dimension wrote a collection nobody could open; --resize was
+    ignored for a folder of .npy images; a folder of 4-D arrays was never read as volumes; a
+    bad file named with a superscript digit crashed the report's sort; --column naming a
+    collection's own column was a traceback half-way through the write."""
+    x = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.txt").write_text("\ufeffcat\ndog\ncat\ndog\n", encoding="utf-8")
+    col = import_source(tmp_path / "x.npy", tmp_path / "a", labels=tmp_path / "y.txt").collection
+    assert col.classes == ["cat", "dog"] and col.labels.tolist() == [0, 1, 0, 1]
+    np.save(tmp_path / "z.npy", np.zeros((5, 0, 28), np.uint8))
+    with pytest.raises(UnlabeledError, match="samples are empty"):
+        import_source(tmp_path / "z.npy", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    for i in range(3):
+        np.save(arrays / f"{i}.npy", x[i])
+    with pytest.raises(UnlabeledError, match="--resize applies to image and volume files, not .npy"):
+        import_source(arrays, tmp_path / "c", resize=(16, 16))
+    vols = tmp_path / "vols"
+    vols.mkdir()
+    for i in range(3):
+        np.save(vols / f"{i}.npy", np.zeros((1, 4, 4, 4), np.float32) + i)
+    (vols / "1²2.npy").write_bytes(b"not an array")
+    report = import_source(vols, tmp_path / "d")
+    assert report.modality == "volume" and report.collection.sample_shape == (1, 4, 4, 4)
+    assert [p.rsplit("/", 1)[-1] for p, _ in report.bad] == ["1²2.npy"]
+    (tmp_path / "t.csv").write_text("id,row,t0,t1\na,1,0.5,0.25\nb,2,0.5,0.75\n")
+    code, lines = cli("import", tmp_path / "t.csv", tmp_path / "e", "--column", "row")
+    assert code == 2 and "--column row" in lines[-1] and not (tmp_path / "e").exists()

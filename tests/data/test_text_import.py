@@ -355,3 +355,15 @@ def test_a_split_spelt_in_capitals_is_the_test_split_and_an_empty_label_no_class
     assert list(col.splits) == ["test", "test", None, "train", "val"]
     assert col.classes == ["x", "y"] and list(col.labels) == [0, 1, -1, 0, 1]
     assert list(col.indices(exclude="test")) == [2, 3, 4]
+
+
+def test_a_jsonl_line_python_cannot_parse_is_reported_and_the_rest_imported(tmp_path):
+    """A number of 5,000 digits (Python's limit on int conversion) or 100,000 nested brackets
+    raised past the JSON error the reader caught: a traceback, nothing imported."""
+    lines = ['{"text": "one"}', '{"text": "x", "id": ' + "1" * 5000 + "}", "[" * 100000, '{"text": "two"}']
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    report = import_source(tmp_path / "d.jsonl", tmp_path / "c")
+    assert sorted(report.collection.get(np.arange(2)).tolist()) == ["one", "two"]
+    why = dict(report.bad)
+    assert set(why) == {f"{tmp_path / 'd.jsonl'} line 2", f"{tmp_path / 'd.jsonl'} line 3"}
+    assert "nested too deeply" in why[f"{tmp_path / 'd.jsonl'} line 3"]

@@ -771,7 +771,8 @@ class CollectionWriter:
         self._group.extend([None] * n if groups is None else list(groups))
         for name in dict.fromkeys([*self._extra, *(columns or {})]):
             if name in RESERVED_COLUMNS:
-                raise ValueError(f"{name!r} is a reserved column name")
+                own = ", ".join(RESERVED_COLUMNS)
+                raise UnlabeledError(f"{name!r} is a collection's own column ({own}), not one to add")
             values = (columns or {}).get(name)
             if values is not None and len(values) != n:
                 raise ValueError(f"{len(values)} values of column {name!r} for {n} samples")

@@ -374,6 +374,12 @@ def _table_columns(path: Path, df: Any, keep: Sequence[str]) -> tuple[dict[str, 
     missing = [k for k in keep if k.lower() not in lower]
     if missing:
         raise UnlabeledError(f"{path} has no column(s) {', '.join(missing)}; its columns: {', '.join(df.columns)}")
+    own = [k for k in keep if k.lower() in (*META_COLUMNS, "shard", "row", "nbytes")]
+    if own:  # refused before a collection is begun (the writer raised a traceback half-way)
+        raise UnlabeledError(
+            f"--column {own[0]}: {own[0]!r} is read as the samples' own {own[0].lower()} or is a collection's "
+            "own column name; --column keeps the other columns"
+        )
     kept = {k: lower[k.lower()] for k in keep}
     value_cols = [c for c in df.columns if c not in meta.values() and c not in kept.values()]
     if not value_cols:

@@ -83,7 +83,8 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, earlier id), same content
 
     def __post_init__(self) -> None:  # by file, then by line as a number: line 4 before line 31
-        self.bad.sort(key=lambda item: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])])
+        # isdecimal, not isdigit: a superscript ² is a digit int() cannot read
+        self.bad.sort(key=lambda item: [int(t) if t.isdecimal() else t for t in re.split(r"(\d+)", item[0])])
 
     def summary(self) -> str:
         col = self.collection
@@ -360,7 +361,8 @@ def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
                 arr = arr.astype(np.int64)  # 3.0 is class 3, as in a text file
             raw = arr.tolist()
         else:
-            raw = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            # utf-8-sig: a byte-order mark made the first label a class of its own
+            raw = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
             while raw and not raw[-1]:  # blank lines at the end are no labels
                 raw.pop()
             blank = [i + 1 for i, v in enumerate(raw) if not v]
@@ -415,6 +417,8 @@ def _import_array_file(
         raise UnlabeledError(f"cannot read {path}: {e}") from e
     if arr.ndim and not arr.shape[0]:
         raise UnlabeledError(f"{path} holds no samples (an array of shape {arr.shape})")
+    if 0 in arr.shape:  # written, the collection could not be opened (and --overwrite had replaced one)
+        raise UnlabeledError(f"{path}: its samples are empty (an array of shape {arr.shape})")
     try:
         formats.check_numeric(arr)
         arr, modality = _as_modality(arr, modality)
@@ -572,8 +576,13 @@ def _read_image(path: Path, shape: tuple[int, int, int], resize: bool) -> np.nda
     return a[None] if c == 1 else np.moveaxis(a, -1, 0)
 
 
+def _npy_ndim(path: Path) -> int:
+    return formats.load_npy(path, "r").ndim
+
+
 def _npy_header(path: Path) -> tuple[int, ...]:
     arr = formats.load_npy(path, "r")
+    formats.check_not_empty(arr.shape)
     return tuple(arr.shape if arr.ndim == 3 else (1, *arr.shape))
 
 
@@ -734,8 +743,9 @@ def _kind_of(files: list[Path], modality: str | None, root: Path) -> tuple[_Kind
         modality = found.pop() if found else None
     if modality is None:  # only .npy files (and notes): the shape of the first that reads decides
         arrays = [f for f in files if suffix(f) in ARRAY_EXTENSIONS]
-        ndim = next((len(shape) for shape in map(_safe(_npy_header), arrays) if not isinstance(shape, str)), 3)
-        kind = {2: KINDS["series"], 4: KINDS["volume"]}.get(ndim, KINDS["npy"])
+        # the array's own dimensions: the image header's (1, ...) made a 4-D volume's 5, never 4
+        ndim = next((d for d in map(_safe(_npy_ndim), arrays) if not isinstance(d, str)), 3)
+        kind = {1: KINDS["series"], 4: KINDS["volume"]}.get(ndim, KINDS["npy"])
         return _npy_kind(kind), arrays
     exts = FOLDER_EXTENSIONS[modality] | ARRAY_EXTENSIONS
     chosen = [f for f in files if suffix(f) in exts]
@@ -897,6 +907,8 @@ def _import_folder(
         if opts.get(option) is not None and kind.modality not in applies:  # it was ignored
             flag = "--" + option.replace("_", "-")
             raise UnlabeledError(f"{flag} applies to {' and '.join(applies)} folders; {root} holds {kind.modality}")
+    if opts.get("resize") is not None and kind.plan is _plan_npy:  # arrays are read as stored: it was ignored
+        raise UnlabeledError(f"--resize applies to image and volume files, not .npy arrays ({root})")
     taken = set(chosen)  # once: a set per file made the import quadratic in the files
     ignored.update(suffix(f) for f in files if f not in taken)
     notes = [f"ignored {n} file(s) with extension {e}{_other_modality(e, kind)}" for e, n in sorted(ignored.items())]

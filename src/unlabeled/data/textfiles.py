@@ -104,6 +104,10 @@ def _json_rows(path: Path, bad: list[tuple[str, str]]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:  # "Invalid control character at": the column follows
                 bad.append((f"{path} line {n}", f"not JSON ({e.msg.removesuffix(' at')} at column {e.colno})"))
                 continue
+            except (ValueError, RecursionError) as e:  # a number of 5,000 digits, 100,000 nested brackets
+                why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+                bad.append((f"{path} line {n}", f"not JSON this reader takes ({why})"))
+                continue
             if not isinstance(row, dict):
                 bad.append((f"{path} line {n}", f"a JSON {type(row).__name__}, not an object"))
                 continue
