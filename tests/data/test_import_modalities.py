@@ -232,3 +232,21 @@ def test_a_wide_table_with_a_repeated_or_empty_id_stays_wide_and_cells_are_read_
     assert len(report.collection) == 1 and report.bad == [
         (str(tmp_path / "l.csv"), "3 row(s) without an id: not imported")
     ]
+
+
+def test_recordings_without_a_header_row_keep_their_first_time_step(tmp_path):
+    """A recording's CSV with no header had its first row read as column names: one time step
+    lost from every file. The 0, 1, 2 names pandas writes for unnamed columns stay a header."""
+    import pandas as pd
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    data = np.arange(10, dtype=np.float64).reshape(5, 2) + 1
+    for i in range(3):
+        np.savetxt(rec / f"{i}.csv", data + i, delimiter=",")
+    pd.DataFrame(data).to_csv(rec / "3.csv", index=False)  # header 0,1
+    col = import_source(rec, tmp_path / "c").collection
+    assert col.sample_shape == (2, 5)
+    got = col.get(col.positions(["0.csv", "3.csv"]))
+    np.testing.assert_allclose(got[0], data.T)
+    np.testing.assert_allclose(got[1], data.T)

@@ -598,6 +598,19 @@ def _short_rows(path: Path, sep: str, width: int, rows: int) -> list[tuple[int, 
     return found
 
 
+def _headless(path: Path, names: list[str]) -> bool:
+    """Whether a recording's CSV has no header row: every name is a number, and not the
+    0, 1, 2 ... that pandas writes for unnamed columns (a header). Read with its first row as
+    the names, such a file lost its first time step."""
+    if suffix(path) == ".parquet":
+        return False
+    try:
+        [float(n) for n in names]
+    except ValueError:
+        return False
+    return names != [str(i) for i in range(len(names))]
+
+
 def series_header(path: Path) -> tuple[int, ...]:
     """(channels, length) of a one-recording file (CSV/TSV/Parquet rows = time steps, or .npy)."""
     a = read_series_file(path)
@@ -616,6 +629,8 @@ def read_series_file(path: Path, shape: tuple[int, ...] | None = None) -> np.nda
         import pandas as pd
 
         df = _read_table(path)
+        if _headless(path, [str(c) for c in df.columns]):  # its first time step was read as the names
+            df = pd.read_csv(path, sep="\t" if suffix(path) == ".tsv" else ",", header=None)
         df = df[[c for c in df.columns if str(c).lower() not in META_COLUMNS]]
         num = df.apply(pd.to_numeric, errors="coerce")
         if (num.isna() & df.notna()).any(axis=None):
