@@ -251,3 +251,19 @@ def test_small_import_traps_are_reported_in_one_line(tmp_path, cli):
     (tmp_path / "t.csv").write_text("id,row,t0,t1\na,1,0.5,0.25\nb,2,0.5,0.75\n")
     code, lines = cli("import", tmp_path / "t.csv", tmp_path / "e", "--column", "row")
     assert code == 2 and "--column row" in lines[-1] and not (tmp_path / "e").exists()
+
+
+def test_a_file_changed_under_a_linked_folder_changes_the_sources_fingerprint(tmp_path):
+    """rglob does not follow a symbolic link to a folder, which import does: curation and the
+    bench's suites kept a stale import of a source changed there."""
+    import os
+
+    from unlabeled.data.importers import source_fingerprint
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "real" / "x.txt").write_text("one")
+    os.symlink(tmp_path / "real", tmp_path / "src" / "link")
+    before = source_fingerprint(tmp_path / "src")
+    (tmp_path / "real" / "x.txt").write_text("one more")
+    assert source_fingerprint(tmp_path / "src") != before

@@ -64,6 +64,24 @@ def test_mix_plans_name_the_run_collection_first_and_share_the_rest(tmp_path):
         plan_mix(a, "data-a", None)
     with pytest.raises(ul.UnlabeledError, match="finite number of 0 or more"):
         plan_mix(a, f"{a}=-1", None)
+    with pytest.raises(ul.UnlabeledError, match="names .* twice"):  # the later weight replaced the first
+        plan_mix(a, f"{a}=0.9,{b}=0.1,{a}=0.1", None)
+    with pytest.raises(ul.UnlabeledError, match="names .* twice"):  # one folder, two spellings
+        plan_mix(a, f"{a}=0.9,{b}=0.1,{tmp_path}/./a=0.1", None)
+
+
+def test_mixed_parts_of_one_name_keep_their_ids_apart(tmp_path):
+    """Two collections imported from files of one name (imgs.npy) gave the mixture the same
+    ids twice."""
+    from unlabeled.data.mixture import Mixture
+
+    parts = []
+    for d in "ab":
+        w = CollectionWriter(tmp_path / d, "image", (1, 2, 2), "uint8", extra_meta={"name": "imgs"})
+        w.add(np.zeros((3, 1, 2, 2), np.uint8), ["0", "1", "2"])
+        parts.append(w.close())
+    mixed = Mixture(parts, plan_mix(parts[0].path, f"{parts[0].path}=1,{parts[1].path}=1"))
+    assert len(set(mixed.ids)) == 6 and mixed.ids[0] == "imgs~0/0"
 
 
 @pytest.fixture(scope="module")

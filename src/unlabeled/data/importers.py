@@ -124,6 +124,21 @@ def is_named_source(name: str) -> bool:
     return name in BUILTINS or name == KEYWORDS or name.lower().startswith("ucr:")
 
 
+def _files_under(root: Path) -> list[Path]:
+    """Every file under ``root``, sorted, through symbolic links to folders as an import walks
+    them (each folder once): ``rglob`` does not follow them, so a file changed under a linked
+    folder left the fingerprint as it was, and curation continued from stale work."""
+    out, walked = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = os.path.realpath(dirpath)
+        if here in walked:
+            dirnames[:] = []
+            continue
+        walked.add(here)
+        out += [Path(dirpath) / f for f in filenames]
+    return sorted(out)
+
+
 def source_fingerprint(source: str | os.PathLike[str]) -> str:
     """What an import of ``source`` depends on: a collection's fingerprint, a file's or a
     folder's files' names, sizes and modification times, or a built-in source's name (its
@@ -133,7 +148,7 @@ def source_fingerprint(source: str | os.PathLike[str]) -> str:
         return open_collection(path).fingerprint()
     if not path.exists():
         return str(source)
-    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    files = _files_under(path) if path.is_dir() else [path]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 

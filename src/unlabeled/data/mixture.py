@@ -63,6 +63,8 @@ def parse_weights(text: str, where: str = "--mix") -> dict[str, float]:
         path, eq, value = item.rpartition("=")
         if not eq or not path:
             raise UnlabeledError(f"{where} takes COLLECTION=WEIGHT pairs separated by commas, got {item!r}")
+        if path in out:  # the later weight silently replaced the first
+            raise UnlabeledError(f"{where} names {path} twice; give each collection one weight")
         out[path] = _weight(value, where)
     if not out:
         raise UnlabeledError(f"{where} names no collection")
@@ -93,6 +95,9 @@ def plan_mix(data: str | os.PathLike[str], mix: Weights | str | None, upsample: 
         return None
     given = parse_weights(mix) if isinstance(mix, str) else dict(mix or {_key(data): 1.0})
     weights = {_key(p): _weight(str(w), "--mix") for p, w in given.items()}
+    if len(weights) < len(given):  # two spellings of one folder (g/a and ./g/a): one weight was lost
+        twice = next(p for p in given if sum(_key(q) == _key(p) for q in given) > 1)
+        raise UnlabeledError(f"--mix names {twice} twice (as two paths to one folder); give it one weight")
     if _key(data) not in weights:
         raise UnlabeledError(f"{data} is not among the --mix collections ({', '.join(map(str, given))}); name it there")
     weights = {_key(data): weights.pop(_key(data)), **weights}  # DATA first: the run's own collection
@@ -146,7 +151,13 @@ class Mixture:
         self.offsets = np.cumsum([0] + [len(c) for c in self.parts])
         self.path, self.meta = first.path, first.meta
         self.labels = self.groups = self.classes = None
-        self.ids = np.concatenate([np.asarray([f"{c.name}/{i}" for i in c.ids], dtype=object) for c in self.parts])
+        # each part's ids under its name, or name~k where two parts share a name (both imported
+        # from imgs.npy, say: their ids were the same)
+        names = [c.name for c in self.parts]
+        names = [n if names.count(n) == 1 else f"{n}~{k}" for k, n in enumerate(names)]
+        self.ids = np.concatenate(
+            [np.asarray([f"{n}/{i}" for i in c.ids], dtype=object) for n, c in zip(names, self.parts, strict=True)]
+        )
         splits = [c.splits if c.splits is not None else np.full(len(c), None, dtype=object) for c in self.parts]
         self.splits = None if all(c.splits is None for c in self.parts) else np.concatenate(splits)
 
