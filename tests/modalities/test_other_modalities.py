@@ -125,3 +125,28 @@ def test_silent_recordings_are_not_scaled_up_a_million_times(tmp_path):
     assert mod.std == [1.0]
     x = mod.prepare(col.get(np.arange(4)))
     assert mod.normalize(mod.augment(x, _g(0))).abs().max() < 100
+
+
+def test_a_gap_inside_a_series_stays_a_gap_and_its_last_steps_are_kept():
+    """A series with a missing step inside was counted shorter (its last real steps cropped as
+    padding), and its gap was filled with a raw 0 (minus the mean over the std after scaling,
+    -34.8 here) smeared into its neighbours."""
+    from unlabeled.modalities.series import resample_valid
+
+    raw = (100 + np.arange(10, dtype=np.float32))[None, None].copy()
+    raw[0, 0, 3] = np.nan
+    mod = SeriesModality((1, 10), [104.5], [3.0], patch_len=2)
+    x = mod.prepare(raw)
+    assert valid_lengths(x).tolist() == [10]
+    same = crop_stretch(x, valid_lengths(x), torch.ones(1), _g(), fill=torch.full((1, 1, 1, 1), 104.5))
+    assert torch.equal(torch.isnan(same), torch.isnan(x))  # the gap stays where it was, step 9 is kept
+    assert same[0, 0, 0, 9] == 109
+    for seed in range(5):  # whatever the window: values within the series' range, never a raw 0
+        out = mod.augment(x, _g(seed), light=True)
+        real = out[~torch.isnan(out)]
+        assert real.min() >= 100 - 1e-3 and real.max() <= 109 + 1e-3
+    two = np.stack([raw[0], raw[0]])
+    two[1, 0, :] = 100 + np.arange(10)
+    r = resample_valid(two, 20, np.array([104.5], np.float32))
+    assert np.isnan(r[0, 0]).sum() in (1, 2) and not np.isnan(r[1]).any()
+    assert np.nanmin(r[0]) >= 100 - 1e-3

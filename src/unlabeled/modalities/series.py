@@ -44,16 +44,29 @@ class SeriesAugment:
 
 
 def valid_lengths(x: torch.Tensor) -> torch.Tensor:
-    """Length of each series in (B, 1, C, T): time steps before the NaN padding."""
+    """Length of each series in (B, 1, C, T): one past its last time step with any value (the
+    NaN padding after it). Counting the steps with a value made a series with a gap inside
+    shorter than it is: its last steps were cropped as padding."""
     real = ~torch.isnan(x).all(dim=2).squeeze(1)  # (B, T)
-    return real.sum(1)
+    steps = torch.arange(1, real.shape[1] + 1, device=x.device)
+    return (real * steps).amax(1)
 
 
-def crop_stretch(x: torch.Tensor, length: torch.Tensor, scale: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def crop_stretch(
+    x: torch.Tensor,
+    length: torch.Tensor,
+    scale: torch.Tensor,
+    g: torch.Generator,
+    fill: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Take a random window of ``scale`` x the valid length of each series and stretch it back
-    to the valid length by linear interpolation; padding stays padding."""
+    to the valid length by linear interpolation; padding stays padding. A missing value inside
+    is read as ``fill`` (each channel's mean, (1, 1, C, 1); 0 when None) and a step missing in
+    every channel stays missing where it lands (the nearest source step decides): filled with a
+    raw 0, a gap became an outlier of minus the mean over the std, smeared into its neighbours."""
     b, _, c, t = x.shape
     dev = x.device
+    gap = torch.isnan(x).all(dim=2).squeeze(1)  # (B, T): steps without any value
     lf = length.to(x.dtype)
     win = (scale * lf).clamp(min=1.0)
     start = torch.rand(b, generator=g, device=dev, dtype=x.dtype) * (lf - win)
@@ -63,9 +76,10 @@ def crop_stretch(x: torch.Tensor, length: torch.Tensor, scale: torch.Tensor, g: 
     lo = src.floor().long()
     hi = torch.minimum(lo + 1, (length - 1).clamp(min=0)[:, None])
     w = (src - lo).unsqueeze(1)
-    filled = torch.nan_to_num(x.squeeze(1))
+    filled = torch.nan_to_num(x.squeeze(1)) if fill is None else torch.where(torch.isnan(x), fill, x).squeeze(1)
     out = filled.gather(2, lo[:, None].expand(b, c, t)) * (1 - w) + filled.gather(2, hi[:, None].expand(b, c, t)) * w
-    out = torch.where((steps[None] < lf[:, None])[:, None], out, torch.nan)
+    missing = torch.where(w.squeeze(1) < 0.5, gap.gather(1, lo), gap.gather(1, hi))  # (B, T)
+    out = torch.where(((steps[None] < lf[:, None]) & ~missing)[:, None], out, torch.nan)
     return out.unsqueeze(1)
 
 
@@ -143,7 +157,7 @@ class SeriesModality(Modality):
         x = np.asarray(batch, dtype=np.float32)
         if k > 1:
             x = x.reshape(-1, 1, x.shape[2])
-        return resample_valid(x, self.sample_shape[1])
+        return resample_valid(x, self.sample_shape[1], np.asarray(self.mean, dtype=np.float32))
 
     def augment(self, x: torch.Tensor, generator: torch.Generator, light: bool = False) -> torch.Tensor:
         a, g = self.aug, generator
@@ -153,11 +167,11 @@ class SeriesModality(Modality):
         lo, hi = a.crop_scale
         if light:
             lo = max(lo, 0.8)
-        x = crop_stretch(x, length, uniform(b, lo, hi, g, dev), g)
-        if light:
-            return x
         mean = torch.tensor(self.mean, device=dev, dtype=x.dtype).view(1, 1, c, 1)
         std = torch.tensor(self.std, device=dev, dtype=x.dtype).view(1, 1, c, 1)
+        x = crop_stretch(x, length, uniform(b, lo, hi, g, dev), g, fill=mean)
+        if light:
+            return x
         if a.scale_p > 0:
             factor = 1 + a.scale_std * torch.randn(b, 1, c, 1, generator=g, device=dev, dtype=x.dtype)
             on = chance(b, a.scale_p, g, dev).view(b, 1, 1, 1)
@@ -171,22 +185,28 @@ class SeriesModality(Modality):
             steps = torch.arange(t, device=dev)
             inside = (steps[None] >= start[:, None]) & (steps[None] < (start + span)[:, None])
             inside &= chance(b, a.mask_p, g, dev)[:, None]
-            x = torch.where(inside.view(b, 1, 1, t), mean.expand_as(x), x)  # padding (NaN) is never inside
+            # padding is never inside; a missing value inside stays missing (masked as it was)
+            x = torch.where(inside.view(b, 1, 1, t) & ~torch.isnan(x), mean.expand_as(x), x)
         return x
 
 
-def resample_valid(x: np.ndarray, length: int) -> np.ndarray:
+def resample_valid(x: np.ndarray, length: int, fill: np.ndarray | None = None) -> np.ndarray:
     """(N, C, T) NaN-padded series -> (N, C, length): each sample's valid part (up to its
-    last time step with any value) linearly resampled; gaps inside are filled with 0."""
+    last time step with any value) linearly resampled. A missing value inside reads as
+    ``fill`` (each channel's mean, (C,); 0 when None) and a step missing in every channel
+    stays missing (NaN) where its nearest resampled step lands, as :func:`crop_stretch` does."""
     n, c, t = x.shape
     out = np.empty((n, c, length), np.float32)
     has = ~np.isnan(x).all(axis=1)  # (N, T)
     valid = np.where(has.any(1), t - np.argmax(has[:, ::-1], axis=1), 1)
+    fill = np.zeros(c, np.float32) if fill is None else np.broadcast_to(np.asarray(fill, np.float32), (c,))
     for i in range(n):
         src = np.linspace(0, valid[i] - 1, length)
-        part = np.nan_to_num(x[i, :, : valid[i]])
+        part = x[i, :, : valid[i]]
+        part = np.where(np.isnan(part), fill[:, None], part)
         for j in range(c):
             out[i, j] = np.interp(src, np.arange(valid[i]), part[j])
+        out[i, :, ~has[i, np.rint(src).astype(np.int64)]] = np.nan
     return out
 
 
