@@ -150,3 +150,33 @@ def test_a_gap_inside_a_series_stays_a_gap_and_its_last_steps_are_kept():
     r = resample_valid(two, 20, np.array([104.5], np.float32))
     assert np.isnan(r[0, 0]).sum() in (1, 2) and not np.isnan(r[1]).any()
     assert np.nanmin(r[0]) >= 100 - 1e-3
+
+
+def test_low_sample_rates_leave_no_mel_band_empty_and_padding_is_out_of_the_statistics(tmp_path):
+    """At 1 kHz, 33 of 64 mel bands held no frequency bin (a constant log 1e-6, half of every
+    patch); the fit counted the frames padded to the patch grid in its mean and std."""
+    from unlabeled.data.collection import CollectionWriter
+
+    low = AudioModality((1, 1000), [0.0], [1.0], sample_rate=1000)
+    assert (mel_filterbank(1000, low.n_fft, low.n_mels).sum(0) > 0).all()
+    assert AudioModality((1, 16000), [0.0], [1.0]).n_fft == 512  # the usual rate as before
+    noise = np.random.default_rng(0).normal(0, 0.05, (16, 1, 16000)).astype(np.float32)
+    w = CollectionWriter(tmp_path / "a", "audio", (1, 16000), "float32", extra_meta={"sample_rate": 16000})
+    w.add(noise, [str(i) for i in range(16)])
+    mod = AudioModality.fit(w.close())
+    spec = mod.prepare(noise)[..., : mod.n_mels, : mod.frames].double()
+    assert mod.input_shape[2] > mod.frames  # padded to the grid: the padding is out of the fit
+    assert mod.mean[0] == pytest.approx(spec.mean().item(), rel=1e-6)
+
+
+def test_a_constant_volume_channel_stays_near_zero_under_augmentation(tmp_path):
+    """std 0 was floored at 1e-6: the rounding of one interpolation made inputs of 23, and the
+    intensity augmentation (a factor of the raw values) 1e7."""
+    from unlabeled.data.collection import CollectionWriter
+
+    w = CollectionWriter(tmp_path / "v", "volume", (1, 8, 8, 8), "float32")
+    w.add(np.full((4, 1, 8, 8, 8), 100.0, np.float32), list("abcd"))
+    mod = VolumeModality.fit(w.close())
+    x = torch.full((4, 1, 8, 8, 8), 100.0)
+    for seed in range(3):
+        assert mod.normalize(mod.augment(x, _g(seed))).abs().max() < 1.0

@@ -100,3 +100,25 @@ def test_masked_objectives_train_on_short_padded_series_in_bf16(tmp_path, method
     run = ul.pretrain(col, tmp_path / method, method=method, epochs=3, size="tiny", precision="bf16")
     losses = [m["loss"] for m in run.metrics() if "loss" in m]
     assert losses and np.isfinite(losses).all()
+
+
+def test_jepas_context_never_holds_a_target_patch_on_a_small_grid():
+    """On a series of 8 steps (a grid of 4 patches) the targets covered some sample's whole
+    context block in half the steps, and that sample's context then held target patches: the
+    answer given to the predictor. The masks are drawn again until none does."""
+    mod = SeriesModality((1, 8), [0.0], [1.0], patch_len=2)
+    enc = build_encoder("transformer", "tiny", mod.input_shape, patch=mod.patch)
+    obj = build_objective("jepa", enc, mod)
+    for step in range(50):
+        ctx, tgt = obj.masks(8, torch.Generator().manual_seed(step))
+        for i in range(8):
+            assert not set(ctx[i].tolist()) & set(tgt[i].flatten().tolist())
+
+
+def test_cutout_keeps_a_short_series_padding():
+    from unlabeled.objectives.fixmatch import cutout
+
+    x = torch.randn(4, 1, 1, 20)
+    x[..., 8:] = float("nan")
+    out = cutout(x, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.isnan(out), torch.isnan(x))

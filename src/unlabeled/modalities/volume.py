@@ -68,7 +68,9 @@ class VolumeModality(Modality):
             sq += (x**2).sum(axis=(0, 2, 3, 4))
             n += x.shape[0] * int(np.prod(x.shape[2:]))
         mean = total / n
-        std = np.maximum(np.sqrt(np.maximum(sq / n - mean**2, 0)), 1e-6)
+        # floored relative to the values too: a constant channel of 100 (std 0) was divided by
+        # 1e-6, so the rounding of one interpolation made inputs of 23 and an intensity change 1e7
+        std = np.maximum(np.sqrt(np.maximum(sq / n - mean**2, 0)), np.maximum(1e-4 * np.abs(mean), 1e-6))
         return cls(collection.sample_shape, mean.tolist(), std.tolist(), augment)
 
     @property
@@ -112,10 +114,13 @@ class VolumeModality(Modality):
         if light:
             return x
         std = torch.tensor(self.std, device=dev, dtype=x.dtype).view(1, c, 1, 1, 1)
+        mean = torch.tensor(self.mean, device=dev, dtype=x.dtype).view(1, c, 1, 1, 1)
         on = chance(b, a.intensity_p, g, dev).view(b, 1, 1, 1, 1)
         factor = uniform(b, 1 - a.intensity, 1 + a.intensity, g, dev).view(b, 1, 1, 1, 1)
         shift = uniform(b, -a.intensity, a.intensity, g, dev).view(b, 1, 1, 1, 1) * std
-        x = torch.where(on, x * factor + shift, x)
+        # contrast about the channel's mean, as the series' scaling: a factor of the raw values
+        # moved a channel far from zero by factor x its mean, many of its stds
+        x = torch.where(on, mean + (x - mean) * factor + shift, x)
         if a.noise_p > 0:
             noise = a.noise_std * std * torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
             x = x + chance(b, a.noise_p, g, dev).view(b, 1, 1, 1, 1) * noise

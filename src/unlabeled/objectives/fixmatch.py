@@ -71,7 +71,9 @@ def sharpen(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 def cutout(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
     """Every sample with one random box, ``fraction`` of each spatial axis (all axes after the
-    channel axis), set to 0: the normalised mean. A new tensor; ``x`` is left as it was."""
+    channel axis), set to 0: the normalised mean. Padding (NaN, after a short series' end)
+    stays padding: filled, it made the series look longer to the encoder. A new tensor; ``x``
+    is left as it was."""
     if fraction <= 0:
         return x
     b, dev = x.shape[0], x.device
@@ -84,7 +86,7 @@ def cutout(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torc
         shape = [b] + [1] * (x.dim() - 2)
         shape[axis + 1] = size
         mask = mask & inside.view(shape)
-    return x.masked_fill(mask.unsqueeze(1), 0.0)
+    return x.masked_fill(mask.unsqueeze(1) & ~torch.isnan(x), 0.0)
 
 
 class FixMatch(Objective):

@@ -26,8 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlabeled._console import UnlabeledError
 from unlabeled.models.transformer import Blocks, init_weights, sincos_embedding
 from unlabeled.objectives.base import Objective, require_tokens
+
+MASK_TRIES = 20  # draws of a batch's masks before a grid is called too small for its targets
 
 
 def block_shape(
@@ -123,14 +126,25 @@ class JEPA(Objective):
     def masks(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(context indices (n, k), target indices (n, targets, t)) on the patch grid."""
         grid = self.encoder.grid
-        tshape = block_shape(grid, self.target_scale, self.target_aspect, g)
-        cshape = block_shape(grid, self.context_scale, (1.0, 1.0), g)
-        tmask = block_masks(self.coords, grid, tshape, n, self.targets, g)  # (n, M, N)
-        cmask = block_masks(self.coords, grid, cshape, n, 1, g)[:, 0] & ~tmask.any(1)
-        k = max(1, int(cmask.sum(1).min()))
-        # random k of each sample's context patches (fewer than k only if the targets covered
-        # the context block: then patches outside every target, then any, fill the rest)
-        score = 2.0 * cmask + (~tmask.any(1)) + 0.5 * torch.rand(cmask.shape, generator=g, device=g.device)
+        # drawn again (as I-JEPA's mask collator does) until every sample keeps a context patch
+        # outside its targets: on a small grid (a short series) the targets covered a sample's
+        # whole context block, which then held target patches, the answer given to the predictor
+        for _ in range(MASK_TRIES):
+            tshape = block_shape(grid, self.target_scale, self.target_aspect, g)
+            cshape = block_shape(grid, self.context_scale, (1.0, 1.0), g)
+            tmask = block_masks(self.coords, grid, tshape, n, self.targets, g)  # (n, M, N)
+            cmask = block_masks(self.coords, grid, cshape, n, 1, g)[:, 0] & ~tmask.any(1)
+            if int(cmask.sum(1).min()) >= 1:
+                break
+        else:
+            raise UnlabeledError(
+                f"jepa: in {MASK_TRIES} draws the {self.targets} target blocks covered some sample's whole context "
+                f"on this patch grid of {math.prod(grid)} patches; use fewer --option targets, smaller "
+                "target_scale, or longer inputs"
+            )
+        k = int(cmask.sum(1).min())
+        # random k of each sample's context patches, none of them a target's
+        score = 2.0 * cmask + 0.5 * torch.rand(cmask.shape, generator=g, device=g.device)
         ctx = score.topk(k, dim=1).indices
         return ctx, first_true(tmask, math.prod(tshape))
 
