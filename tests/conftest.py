@@ -13,6 +13,12 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("UNLABELED_QUIET", "1")  # no progress bars in test logs
+# under pytest-xdist (`make test` runs a worker per core), each worker's torch and the commands
+# its tests start get an equal share of the cores, set before torch is imported: every worker
+# with a thread per core oversubscribed them
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import unlabeled as ul  # noqa: E402
 from unlabeled import cli as cli_module  # noqa: E402
