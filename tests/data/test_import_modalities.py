@@ -250,3 +250,13 @@ def test_recordings_without_a_header_row_keep_their_first_time_step(tmp_path):
     got = col.get(col.positions(["0.csv", "3.csv"]))
     np.testing.assert_allclose(got[0], data.T)
     np.testing.assert_allclose(got[1], data.T)
+
+
+def test_a_ts_case_of_another_number_of_dimensions_is_a_bad_line(tmp_path):
+    """Stacked with the others, one case of one dimension among cases of two failed the file."""
+    head = "@problemName x\n@timeStamps false\n@univariate false\n@dimensions 2\n@classLabel true a b\n@data\n"
+    cases = ["1,2,3:4,5,6:a", "2,3,4:5,6,7:b", "1,2,3:b", "3,4,5:6,7,8:a"]
+    (tmp_path / "m.ts").write_text(head + "\n".join(cases) + "\n")
+    report = import_source(tmp_path / "m.ts", tmp_path / "c")
+    assert report.bad == [(f"{tmp_path / 'm.ts'} line 9", "1 dimension(s); the file's other cases have 2")]
+    assert report.collection.sample_shape == (2, 3) and list(report.collection.ids) == ["000000", "000001", "000003"]

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -334,7 +335,7 @@ def _ts_cases(path: Path) -> tuple[list[np.ndarray], list[str] | None, list[int]
     dimensions colon-separated, the class label last when ``@classLabel true``; ``?`` is a
     missing value."""
     labels_of: list[str] | None = None
-    series, labels, places, bad = [], [], [], []
+    series, labels, places, bad, lines = [], [], [], [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         in_data, place = False, 0
         for n, raw in enumerate(f, 1):
@@ -362,7 +363,16 @@ def _ts_cases(path: Path) -> tuple[list[np.ndarray], list[str] | None, list[int]
             series.append(np.stack(dims).astype(np.float32))
             labels.append(label)
             places.append(place)
+            lines.append(n)
             place += 1
+    # a case of another number of dimensions than the file's others is a bad line (stacked with
+    # them, it failed the whole file)
+    width = Counter(x.shape[0] for x in series).most_common(1)[0][0] if series else 0
+    for i in [i for i, x in enumerate(series) if x.shape[0] != width]:
+        why = f"{series[i].shape[0]} dimension(s); the file's other cases have {width}"
+        bad.append((f"{path} line {lines[i]}", why))
+    keep = [i for i, x in enumerate(series) if x.shape[0] == width]
+    series, labels, places = [series[i] for i in keep], [labels[i] for i in keep], [places[i] for i in keep]
     return series, (labels if labels_of is not None else None), places, bad
 
 
