@@ -78,8 +78,10 @@ def check_seed(seed: object, flag: str = "the seed") -> None:
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of step ``step``'s random draws (augmentations, masks) on process ``rank``."""
-    return int(seed) * 1_000_003 + int(step) * 7919 + int(rank)
+    """The seed of step ``step``'s random draws (augmentations, masks) on process ``rank``,
+    modulo 2**64 (what a generator takes; the same value for every seed that fit before: seeds
+    from about 1.8e13 up, which --seed accepts, failed the first step with an overflow)."""
+    return (int(seed) * 1_000_003 + int(step) * 7919 + int(rank)) % 2**64
 
 
 def step_generator(seed: int, step: int, device: torch.device, rank: int = 0) -> torch.Generator:

@@ -583,3 +583,55 @@ def test_a_killed_writers_temporary_files_go_when_the_run_is_taken_again(tmp_pat
         pass
     assert not any(p.exists() for p in stale)
     assert (out / "bench.json").exists() and (out / ".bench.json.x1.tmp").exists()
+
+
+def test_a_resumed_budget_keeps_its_recent_steps_and_is_not_overrun():
+    """The recent step times were not checkpointed: resumed at 55 s of a 60 s budget of 5 s
+    steps, the first step was a warm-up, the second unpredicted, and the run ended at 65 s."""
+    from unlabeled.train.trainer import _Budget
+
+    budget, now = _Budget(60.0, fixed=True), 0.0
+    for step in range(1, 12):
+        now += 5.0
+        assert budget.cut(step, now, 5.0, 100) is None
+    resumed = _Budget(60.0, fixed=True)
+    resumed.restore(budget.state(0.0), 0.0)
+    step = 11
+    while True:
+        now += 5.0
+        step += 1
+        if resumed.cut(step, now, 5.0, 100) is not None:
+            break
+    assert now <= 1.05 * 60.0, now
+
+
+def test_every_seed_the_command_takes_seeds_a_generator():
+    """A seed from about 1.8e13 up overflowed the generator's 64 bits at the first step."""
+    from unlabeled.runtime import step_seed
+
+    torch.Generator().manual_seed(step_seed(2**63 - 1, 10_000, 3))
+    assert step_seed(7, 5, 1) == 7 * 1_000_003 + 5 * 7919 + 1  # unchanged where it fitted
+
+
+def test_a_sharded_overwrite_that_never_starts_keeps_the_old_run_and_resume_needs_a_sharded_run(
+    fmnist_small, tmp_path, monkeypatch
+):
+    """--overwrite of a sharded run removed the old run before the new one was known to
+    start; --resume --shards on a run trained without shards trained shards inside it and
+    replaced its config."""
+    train = fmnist_small.indices("train")[:256]
+    old = ul.pretrain(
+        fmnist_small, tmp_path / "s", positions=train, shards=2, epochs=0.25, batch_size=32, precision="fp32"
+    )
+    before = (old.path / "config.json").read_text()
+    real_step = _crash_at(monkeypatch, 0)
+    with pytest.raises(RuntimeError, match="simulated"):
+        ul.pretrain(fmnist_small, tmp_path / "s", positions=train, shards=2, epochs=0.25, batch_size=32, overwrite=True)
+    assert (old.path / "config.json").read_text() == before and ul.open_run(old.path).finished
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    single = ul.pretrain(fmnist_small, tmp_path / "one", positions=train, **FAST)
+    with pytest.raises(UnlabeledError, match="trained without --shards"):
+        ul.pretrain(fmnist_small, single.path, positions=train, shards=2, resume=True, **FAST)
+    assert "sisa" not in json.loads((single.path / "config.json").read_text())
+    with pytest.raises(UnlabeledError, match="nothing to resume"):
+        ul.pretrain(fmnist_small, tmp_path / "none", positions=train, shards=2, resume=True, **FAST)

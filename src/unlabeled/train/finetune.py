@@ -30,6 +30,8 @@ from unlabeled.train.pretrain import Where, default_encoder, default_size, pretr
 from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
+    claim_sharded,
+    put_back,
     refuse_out_at,
     run_lock,
     saved_budget,
@@ -205,10 +207,13 @@ def finetune(
             # are then waited for by every rank (each shard's run joins the same group)
             with dist.process_group(dist.local_device(resolve_device(device))):
                 if not resume:
-                    shard_split(pos, shards, seed)  # too many shards refused before --overwrite removes anything
-                    claim_run_dir(out, False, overwrite)
-                note_unlearnable(col, pos)
-                return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
+                    shard_split(pos, shards, seed)  # too many shards refused before --overwrite sets anything aside
+                old = claim_sharded(out, resume, overwrite)
+                try:
+                    note_unlearnable(col, pos)
+                    return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
+                finally:
+                    put_back(old, out)  # the replaced run, where no shard of the new one reached a checkpoint
         return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
 
 

@@ -35,8 +35,10 @@ from unlabeled.train import distributed as dist
 from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
+    claim_sharded,
     environment,
     option_pairs,
+    put_back,
     run_lock,
     saved_budget,
     say_resume_ignores,
@@ -463,5 +465,8 @@ def _pretrain_sharded(
     with dist.process_group(dist.local_device(resolve_device(where.device))):
         # the top-level config is written last, so an interrupted run has only shard folders:
         # claim the folder as new then, and still resume the shards below
-        claim_run_dir(out, where.resume and (out / "config.json").exists(), where.overwrite)
-        return train_shards(col, pos, out, shards, recipe.seed, one, where.resume)
+        old = claim_sharded(out, where.resume, where.overwrite)
+        try:
+            return train_shards(col, pos, out, shards, recipe.seed, one, where.resume)
+        finally:
+            put_back(old, out)  # the replaced run, where no shard of the new one reached a checkpoint

@@ -11,6 +11,7 @@ spec: one run per disjoint shard in ``OUT/shards/NN``, then the top-level ``conf
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -243,7 +244,7 @@ def put_back(aside: Path | None, out: Path) -> None:
     checkpoint (it resumes from there), else put it back in place of what the new one left."""
     if aside is None or dist.rank() != 0 or not aside.exists():
         return
-    if (out / ckpt.STATE_FILE).exists():
+    if (out / ckpt.STATE_FILE).exists() or any((out / SHARDS).glob(f"*/{ckpt.STATE_FILE}")):  # a shard's too
         shutil.rmtree(aside)
         return
     if out.exists():
@@ -692,6 +693,26 @@ def train_shards(
         data["ids"] = ids_hash(col.ids[positions])
     config["data"] = data
     config |= top(first.config) if top else {}
-    write_ids(out / TRAINING_IDS, col.ids[positions])
-    ckpt.atomic_write_json(out / "config.json", config)
+    if dist.rank() == 0:  # every rank wrote them, each with its own clock's seconds
+        write_ids(out / TRAINING_IDS, col.ids[positions])
+        ckpt.atomic_write_json(out / "config.json", config)
+    dist.barrier()
     return Run(out)
+
+
+def claim_sharded(out: Path, resume: bool, overwrite: bool) -> Path | None:
+    """:func:`claim_run_dir` for a sharded (SISA) run: with ``resume``, ``out`` must hold one
+    (finished, or interrupted: shard folders alone); with ``overwrite`` the old run is set
+    aside (:func:`set_aside`) until a shard has a checkpoint, and the folder it went to is
+    returned for :func:`put_back`. ``--resume --shards`` on a run trained without shards
+    trained shards inside it and replaced its config; ``--overwrite`` removed the old run
+    before the new one was known to start."""
+    if resume:
+        config = out / "config.json"
+        if config.exists() and "sisa" not in json.loads(config.read_text()):
+            raise UnlabeledError(f"{out} holds a run trained without --shards; resume it without --shards")
+        if not config.exists() and not (out / SHARDS).is_dir():
+            raise UnlabeledError(f"nothing to resume: {out} holds no run")
+        claim_run_dir(out, config.exists(), False)
+        return None
+    return set_aside(out) if claim_run_dir(out, False, overwrite, remove=False) else None

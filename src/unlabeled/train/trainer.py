@@ -234,6 +234,9 @@ class _Budget:
         if not dist.agree(due and (span >= 5 or (span >= 2 and took >= long))):
             return None
         per_step = dist.max_float(took / span)
+        # every rank plans from the same elapsed time: each process's own clock gave the ranks
+        # other counts (other learning rates, then a rank one step short of the collectives)
+        elapsed = dist.max_float(elapsed)
         self.refits += 1
         self.fixed = self.refits >= len(self.POINTS)
         self.mark = (step, now)  # the next refit times the steps since this one: the recent speed
@@ -270,7 +273,9 @@ class _Budget:
         and the timing mark as (step, seconds into the run), so that a run resumed before its
         count is fixed refits where the uninterrupted run would have."""
         mark = None if self.mark is None else [self.mark[0], self.mark[1] - t0]
-        return {"fixed": self.fixed, "refits": self.refits, "mark": mark}
+        # the recent steps too: a resumed run's first step is a warm-up, and without them the
+        # cut could not stop its second (a run of 5 s steps resumed at 55 s of 60 ended at 65)
+        return {"fixed": self.fixed, "refits": self.refits, "mark": mark, "recent": list(self.recent)}
 
     def restore(self, state: dict[str, Any], t0: float) -> None:
         """The budget of a resumed run from :meth:`state` (``t0``: when the run would have
@@ -278,6 +283,7 @@ class _Budget:
         self.fixed, self.refits = bool(state.get("fixed", True)), int(state.get("refits", 0))
         mark = state.get("mark")
         self.mark = None if mark is None else (int(mark[0]), t0 + float(mark[1]))
+        self.recent.extend(float(t) for t in state.get("recent", ()))
 
 
 class Trainer:
@@ -420,7 +426,8 @@ class Trainer:
             return max(1, round((self.cfg.epochs or 1) * self.steps_per_epoch))
         seconds = self.cfg.minutes * 60
         per_step = self._calibrate(seconds)
-        total = steps_within(0.97 * (seconds - (time.perf_counter() - t_start)), per_step, seconds)
+        spent = dist.max_float(time.perf_counter() - t_start)  # agreed: the ranks plan one count
+        total = steps_within(0.97 * (seconds - spent), per_step, seconds)
         if total < 1:
             raise UnlabeledError(
                 f"a time budget of {self.cfg.minutes:g} min leaves no time to train after timing the step "
