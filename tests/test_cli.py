@@ -446,3 +446,45 @@ def test_an_error_met_by_every_torchrun_process_is_printed_once(tmp_path):
     assert said.count("error:") == 1 and "nothing-here" in said
     other = start(1, "nor-here")
     assert "nor-here" in other.communicate(timeout=120)[0] and other.returncode == 2
+
+
+def test_options_that_would_be_ignored_or_paths_that_would_misfire_are_refused_in_one_line(cli, digits, tmp_path):
+    """From a review: an empty --out wrote a run into the current folder; --log and --verify,
+    curate --explain and embed without --out dropped other options; select --encoder did
+    nothing for random; --out inside the run forgot from, or inside curate's source (refused
+    after the whole curation); --class ² was a traceback; a --group-pattern that matched no
+    file left each file its own group."""
+    import numpy as np
+
+    import unlabeled as ul
+
+    clf = ul.finetune(None, digits, tmp_path / "clf", epochs=0.05)
+    checks = [
+        (["pretrain", digits.path, "--out", ""], "--out is empty"),
+        (["import", "", tmp_path / "d"], "source to import is ''"),
+        (["forget", "--log", clf.path, "--ids", tmp_path / "nope.txt"], "--log takes no --ids"),
+        (["forget", clf.path, "--out", clf.path / "f", "--class", "1"], "is inside"),
+        (["forget", clf.path, "--out", tmp_path / "f", "--class", "²"], "does not exist"),
+        (
+            ["select", digits.path, "--out", tmp_path / "s", "--budget", "3", "--encoder", clf.path],
+            "takes no --encoder",
+        ),
+        (["embed", clf.path, digits.path, "--overwrite"], "--overwrite replaces an --out file"),
+        (["curate", "--explain", digits.path, "--workers", "2"], "--explain takes no --workers"),
+    ]
+    for args, said in checks:
+        code, lines = cli(*args)
+        assert code == 2 and said in lines[-1], (args, lines)
+    assert not (tmp_path / "f").exists() and not (clf.path / "f").exists()
+    docs = tmp_path / "docs"
+    w = ul.data.collection.CollectionWriter(docs, "text", (), "object")
+    w.add(["one two three four"] * 3, ["a", "b", "c"])
+    w.close()
+    code, lines = cli("curate", docs, "--out", docs / "clean", "--steps", "dedup")
+    assert code == 2 and "inside the source" in lines[-1] and not list(docs.glob(".clean*"))
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(3):
+        np.save(imgs / f"{i}.npy", np.zeros((8, 8), np.float32) + i)
+    code, lines = cli("import", imgs, tmp_path / "i", "--group-pattern", "patient-(\\d+)")
+    assert code == 2 and "matches none" in lines[-1]

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import tempfile
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,6 +297,18 @@ def curate_(
     if explain is not None:
         if source is not None or out is not None:  # both were dropped without a word
             raise UnlabeledError("curate --explain COLLECTION prints what curated it; it takes no SOURCE or --out")
+        given = {
+            "--languages": languages is not None,
+            "--lid-threshold": lid_threshold != 0.65,
+            "--steps": steps != "lid,dedup,quality",
+            "--option": bool(option),
+            "--workers": workers != 1,
+            "--tasks": tasks is not None,
+            "--text-column": text_column is not None,
+            "--overwrite": overwrite,
+        }
+        if any(given.values()):  # a curation's settings, ignored without a word
+            raise UnlabeledError(f"curate --explain takes no {', '.join(k for k, v in given.items() if v)}")
         console.print(escape(curate_explain(explain)))
         return
     if source is None or out is None:
@@ -550,6 +563,24 @@ def forget_(
         raise UnlabeledError("--log shows a run's audit log and --verify checks a result: one at a time")
     if (log is not None or verify is not None) and (run is not None or out is not None):
         raise UnlabeledError("--log and --verify take their run as their value; give no RUN or --out with them")
+    if log is not None or verify is not None:  # a request's options were ignored without a word
+        given = {
+            "--ids": ids is not None,
+            "--class": class_ is not None,
+            "--group": group is not None,
+            "--values": values is not None,
+            "--method": method is not None,
+            "--epochs": epochs is not None,
+            "--lr": lr is not None,
+            "--option": bool(option),
+            "--seed": seed != 0,
+            "--overwrite": overwrite,
+            "--device": log is not None and device != "auto",
+            "--ancestors": log is not None and ancestors is not None,
+        }
+        if any(given.values()):
+            which = "--log" if log is not None else "--verify"
+            raise UnlabeledError(f"{which} takes no {', '.join(k for k, v in given.items() if v)}: they make a request")
     if log is not None:
         print_audit_log(log)
         return
@@ -650,6 +681,8 @@ def embed(
     """Write the embedding of every sample (id, vector) to parquet."""
     from unlabeled.runs import embed as run_embed
 
+    if overwrite and out is None:  # the default file is replaced anyway: the flag did nothing
+        raise UnlabeledError("--overwrite replaces an --out file; without --out, RUN/embeddings.parquet is rewritten")
     path = run_embed(run, data, out, device=device, precision=precision, overwrite=overwrite)
     console.print(f"wrote {path}")
 
@@ -957,12 +990,43 @@ def _run_app() -> None:
     printed as a framed box of six lines, and Ctrl-C, turned into a silent exit, come to
     :func:`main` as they are."""
     command = typer.main.get_command(app)
+    _refuse_empty_paths(command, sys.argv[1:])
     try:
         with command.make_context("unlabeled", sys.argv[1:]) as ctx:
             command.invoke(ctx)
     except typer.Exit as e:  # --help, and a command that ends with typer.Exit
         if e.exit_code:
             sys.exit(e.exit_code)
+
+
+def _takes_a_path(hint: Any) -> bool:
+    return hint is Path or any(_takes_a_path(h) for h in typing.get_args(hint))
+
+
+def _refuse_empty_paths(command: Any, argv: list[str]) -> None:
+    """An empty path (``--out "$UNSET"``) is an error: typer reads "" as the current folder, so
+    a run was written there, and an import read it, without a word."""
+    sub = getattr(command, "commands", {}).get(argv[0]) if argv else None
+    if sub is None or sub.callback is None:
+        return
+    hints = typing.get_type_hints(sub.callback)
+    options = {o: p for p in sub.params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
+    arguments = [p for p in sub.params if p.param_type_name == "argument"]
+    place, i = 0, 1
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if word.startswith("--") and name in options:
+            if not eq:
+                i += 1
+                value = argv[i] if i < len(argv) else None
+            if value == "" and _takes_a_path(hints.get(options[name].name)):
+                raise UnlabeledError(f"{name} is empty (an unset variable?): give a path")
+        elif not word.startswith("-") and place < len(arguments):
+            if word == "" and _takes_a_path(hints.get(arguments[place].name)):
+                raise UnlabeledError(f"{arguments[place].name.upper()} is empty (an unset variable?): give a path")
+            place += 1
+        i += 1
 
 
 def _usage_error(e: typer.TyperException) -> None:

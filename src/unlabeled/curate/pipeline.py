@@ -40,7 +40,14 @@ import pyarrow.parquet as pq
 from unlabeled._console import UnlabeledError, console, info, progress, warn
 from unlabeled.curate.records import EMPTY, RECORDS_FILE, SUMMARY_FILE, assemble, explain, read_jsonl
 from unlabeled.curate.thresholds import language_settings, parse_options
-from unlabeled.data.collection import WEIGHT, Collection, CollectionWriter, check_replaceable, open_collection
+from unlabeled.data.collection import (
+    WEIGHT,
+    Collection,
+    CollectionWriter,
+    check_replaceable,
+    open_collection,
+    refuse_inside_collection,
+)
 from unlabeled.data.importers import source_fingerprint
 from unlabeled.train import checkpoint as ckpt
 
@@ -476,6 +483,11 @@ def run_curation(req: CurationRequest, overwrite: bool = False) -> Collection:
     out, source = Path(req.out).resolve(), Path(req.source).resolve()
     if out == source or out in source.parents:  # --overwrite would delete what it reads
         raise UnlabeledError(f"--out {req.out} holds the source {req.source}; write the curated collection elsewhere")
+    if source in out.parents:  # refused after the whole curation, leaving its work folder in the source
+        raise UnlabeledError(
+            f"--out {req.out} is inside the source {req.source}; write the curated collection elsewhere"
+        )
+    refuse_inside_collection(out)
     if Path(req.out).exists() and not overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(req.out))  # before the work, not after it

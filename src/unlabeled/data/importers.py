@@ -183,6 +183,8 @@ def import_source(
     ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
+    if not isinstance(source, str | os.PathLike) or not str(source).strip():  # None, "" (an unset variable)
+        raise UnlabeledError(f"the source to import is {source!r}: give a path or a built-in name")
     name, dest = str(source), folder(dest, "dest")
     resize = size_option(resize)
     _check_import_options(Path(name), labels, resize, sample_rate, seconds)
@@ -934,6 +936,8 @@ def _import_folder(
         if kind.modality == "text":  # a document's header is its size in bytes
             notes += cut_note([(str(e.path), e.shape[0]) for e in good])
         job = _FolderJob(root, kind, shape, {**opts, **meta}, _compile_group_pattern(opts.get("group_pattern")), bad)
+        if job.group_re is not None:  # a pattern that matched nothing made every file its own group, silently
+            notes += _group_matches(job.group_re, good)
         classes = sorted({e.label for e in good if e.label is not None}) or None
         extra = {"name": root.name, "source": str(root), **meta}
         writer = CollectionWriter(Path(dest), kind.modality, shape, kind.dtype, classes, extra, overwrite=overwrite)
@@ -949,6 +953,21 @@ def _import_folder(
             raise
     notes += writer.outlier_notes()
     return ImportReport(col, str(root), kind.modality, len(col), bad, notes, duplicates=writer.duplicates)
+
+
+def _group_matches(pattern: re.Pattern[str], good: list[_Entry]) -> list[str]:
+    """A note where ``--group-pattern`` leaves some files out, an error where it matches none."""
+    alone = [e.rel for e in good if _group_of(pattern, e.rel) is None]
+    if good and len(alone) == len(good):
+        raise UnlabeledError(
+            f"--group-pattern {pattern.pattern!r} matches none of the {len(good)} files' paths (such as {alone[0]})"
+        )
+    if alone:
+        return [
+            f"--group-pattern matches {len(good) - len(alone)} of {len(good)} files; {alone[0]} and the others "
+            "it does not match are each a group of their own"
+        ]
+    return []
 
 
 @contextlib.contextmanager

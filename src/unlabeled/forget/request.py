@@ -53,7 +53,8 @@ def forget_set(run: Run, task: Collection, ids: list[str] | None, class_: str | 
     name = str(class_)
     if name in classes:
         code = classes.index(name)
-    elif name.lstrip("-").isdigit() and 0 <= int(name) < max(len(classes), int(task.labels.max()) + 1):
+    # ASCII digits alone: "²" is a digit int() cannot read (a traceback), "١" one it reads as 1
+    elif name.isascii() and name.isdecimal() and int(name) < max(len(classes), int(task.labels.max()) + 1):
         code = int(name)
     else:
         raise UnlabeledError(f"class {class_!r} does not exist; classes: {', '.join(classes) or 'none named'}")

@@ -22,6 +22,7 @@ from unlabeled.data.collection import (
     check_split_name,
     derive_collection,
     open_collection,
+    refuse_inside_collection,
 )
 from unlabeled.runs import Run, check_same_samples, open_run
 from unlabeled.runtime import check_seed
@@ -177,6 +178,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         raise UnlabeledError(f"{col.path} has no samples outside split {req.exclude_split!r}")
     if Path(req.out).resolve() == col.path.resolve():
         raise UnlabeledError(f"--out {req.out} is the pool to select from; write the selection elsewhere")
+    refuse_inside_collection(Path(req.out))  # before the embeddings, not after them
     if Path(req.out).exists() and not req.overwrite:
         raise UnlabeledError(f"{req.out} already exists; pass --overwrite to replace it")
     check_replaceable(Path(req.out))  # before any embedding, not after it
@@ -198,6 +200,7 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         flag
         for flag, given in (
             ("--budget", req.budget is not None and not method.needs_budget),
+            ("--encoder", req.encoder is not None and not method.needs_embeddings),
             ("--target", req.target is not None and not method.needs_target),
             ("--centroids", req.centroids is not None and "centroids" not in method.takes),
             ("--stop-similarity", req.stop_similarity is not None and "stop_similarity" not in method.takes),

@@ -14,7 +14,7 @@ from unlabeled.models.transformer import TRANSFORMER_SIZES
 from unlabeled.objectives import self_distil
 from unlabeled.runs import TRAINING_IDS, Run, open_run
 from unlabeled.train import checkpoint as ckpt
-from unlabeled.train.run import build, claim_run_dir, remove_run_dir, start_point
+from unlabeled.train.run import build, claim_run_dir, refuse_out_at, remove_run_dir, start_point
 from unlabeled.train.spec import RunSpec
 
 
@@ -54,8 +54,7 @@ def grow(
     src = open_run(run)
     _check(src, size, mode)
     out = folder(out)
-    if out.resolve() == src.path.resolve():
-        raise UnlabeledError(f"grow writes a new run; --out {out} is the run it grows")
+    refuse_out_at(out, src, "the run it grows", "grow writes a new run elsewhere")
     replace_old = claim_run_dir(out, resume=False, overwrite=overwrite, remove=False, resumable=False)
     config = copy.deepcopy(dict(src.config))
     # the objective's own settings: a self-distilled run's teacher is the small model's, not

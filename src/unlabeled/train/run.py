@@ -151,9 +151,15 @@ RUN_LEFTOVERS = {
 
 
 def refuse_out_at(out: Path, run: Run | None, what: str, advice: str = "write elsewhere") -> None:
-    """Refuse an ``--out`` that is ``run``, which the command reads (``what`` it is to it)."""
-    if run is not None and run.path.resolve() == Path(out).resolve():
+    """Refuse an ``--out`` that is ``run``, or inside it, which the command reads (``what`` it
+    is to it): a result inside its original was removed with it by a later --overwrite."""
+    if run is None:
+        return
+    mine, theirs = Path(out).resolve(), run.path.resolve()
+    if mine == theirs:
         raise UnlabeledError(f"--out {out} is {what}; {advice}")
+    if theirs in mine.parents:
+        raise UnlabeledError(f"--out {out} is inside {run.path}, {what}; {advice}")
 
 
 def check_parents(out: Path) -> None:
