@@ -62,3 +62,23 @@ def test_get_takes_positions_not_ids(fmnist_small):
         fmnist_small.get(np.array([True, False]))
     np.testing.assert_array_equal(fmnist_small.get(np.array([3.0, 1.0])), fmnist_small.get([3, 1]))
     assert fmnist_small.get(2).shape == fmnist_small.sample_shape
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d, o: ul.select(d, out=o, method="dedup", threshold="0.9"), "threshold takes a number"),
+        (lambda d, o: ul.select(d, out=o, method="dedup", centroids=float("nan")), "--centroids must be"),
+        (lambda d, o: ul.curate(d, o, lid_threshold=None), "lid_threshold takes a number"),
+        (lambda d, o: ul.curate(d, o, workers=None), "workers must be a whole number"),
+        (lambda d, o: ul.curate(d, o, steps=None), "steps takes some of"),
+        (lambda d, o: ul.pretrain(d, o, shards="2"), "--shards must be a whole number"),
+        (lambda d, o: ul.bench(o, task=d, fractions=None), "fractions must be a list"),
+        (lambda d, o: ul.import_source(None, o), "source to import is None"),
+        (lambda d, o: ul.import_source(d.path, o, sample_rate="16000"), "--sample-rate must be"),
+    ],
+)
+def test_api_arguments_of_the_wrong_kind_are_refused_in_one_line(digits, tmp_path, call, message):
+    """Each raised Python's own TypeError or ValueError from inside the call."""
+    with pytest.raises(ul.UnlabeledError, match=message):
+        call(digits, tmp_path / "out")

@@ -18,7 +18,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +86,14 @@ def bench(
     ``supervised`` (that architecture trained from scratch on the same labels; costs one
     training per setting and seed). Frozen-feature probe fits run in ``n_jobs`` processes
     (default: one per CPU core)."""
+    listed = {k: _listed(k, v) for k, v in (("fractions", fractions), ("shots", shots))}
+    listed |= {k: _listed(k, v) for k, v in (("probes", probes), ("baselines", baselines))}  # before any run opens
     request = BenchRequest(
         runs=tuple(open_run(r) for r in ([runs] if isinstance(runs, Run | str | os.PathLike) else runs)),
         task=task,
         suite=suite,
-        fractions=_listed("fractions", fractions),
-        shots=_listed("shots", shots),
         seeds=seeds,
-        probes=_listed("probes", probes),
-        baselines=_listed("baselines", baselines),
+        **listed,
         target=target,
         kind=kind,
         metric=metric,
@@ -218,6 +217,8 @@ def _listed(name: str, value: Any) -> tuple[Any, ...]:
             with contextlib.suppress(ValueError):
                 example = ", ".join(repr(float(v) if name == "fractions" else int(v)) for v in value.split(","))
         raise UnlabeledError(f"{name} must be a list, got {value!r}; e.g. {name}=[{example}]")
+    if value is None or not isinstance(value, Iterable):  # tuple(None) was a TypeError
+        raise UnlabeledError(f"{name} must be a list, got {value!r}")
     return tuple(value)
 
 

@@ -11,7 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from unlabeled._settings import folder
+from unlabeled._console import UnlabeledError
+from unlabeled._settings import check_count, check_kind, folder
 from unlabeled.curate.pipeline import STEPS, CurationRequest, default_tasks, read_summary, run_curation
 from unlabeled.curate.records import explain
 from unlabeled.data.collection import Collection
@@ -44,6 +45,13 @@ def curate(
     # a string is one name (or a comma-separated list, as the command line takes), not letters
     languages = languages.split(",") if isinstance(languages, str) else languages
     steps = steps.split(",") if isinstance(steps, str) else steps
+    # their kinds before float() and int() raise Python's own errors (None, a word)
+    check_kind("lid_threshold", lid_threshold, 0.65)
+    check_count(workers, "workers", 1)
+    if tasks is not None:
+        check_count(tasks, "tasks", 1)
+    if not isinstance(steps, list | tuple) or not all(isinstance(s, str) for s in steps):
+        raise UnlabeledError(f"steps takes some of lid, dedup, quality, got {steps!r}")
     req = CurationRequest(
         source=str(source.path if isinstance(source, Collection) else source),
         out=str(folder(out)),

@@ -308,11 +308,14 @@ MAX_IMPORT_SECONDS = 3600.0  # an hour a recording: beyond it a stack of them wo
 
 
 def _check_audio_options(sample_rate: int | None, seconds: float | None) -> None:
-    """--sample-rate and --seconds: a rate of 1 kHz to 384 kHz, a length over 0 up to an hour."""
-    if sample_rate is not None and (isinstance(sample_rate, bool) or not 1000 <= sample_rate <= 384_000):
-        raise UnlabeledError(f"--sample-rate must be between 1000 and 384000 Hz, got {sample_rate}")
-    if seconds is not None and not (isinstance(seconds, int | float) and 0 < seconds <= MAX_IMPORT_SECONDS):
-        raise UnlabeledError(f"--seconds must be over 0 and at most {MAX_IMPORT_SECONDS:g}, got {seconds}")
+    """--sample-rate and --seconds: a rate of 1 kHz to 384 kHz, a length over 0 up to an hour
+    (their kinds first: "16000" compared with a number was a TypeError)."""
+    whole = isinstance(sample_rate, int | np.integer) and not isinstance(sample_rate, bool)
+    if sample_rate is not None and (not whole or not 1000 <= sample_rate <= 384_000):
+        raise UnlabeledError(f"--sample-rate must be between 1000 and 384000 Hz, got {sample_rate!r}")
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if seconds is not None and not (number and 0 < seconds <= MAX_IMPORT_SECONDS):
+        raise UnlabeledError(f"--seconds must be over 0 and at most {MAX_IMPORT_SECONDS:g}, got {seconds!r}")
 
 
 def _write_loaded(

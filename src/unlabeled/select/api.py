@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unlabeled._console import UnlabeledError, info
-from unlabeled._settings import folder
+from unlabeled._settings import check_count, check_kind, folder
 from unlabeled.data.collection import (
     Collection,
     check_replaceable,
@@ -185,12 +185,14 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
     if method.needs_target and req.target is None and req.target_vectors is None:
         raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
     check_seed(req.seed, "--seed")
+    # kinds before comparisons: "0.9" and NaN raised Python's own errors
+    check_kind("threshold", req.threshold, DEFAULT_THRESHOLD)
     if not 0 < req.threshold <= 1:
         raise UnlabeledError(f"threshold must be in (0, 1], got {req.threshold}")
-    if req.centroids is not None and (
-        isinstance(req.centroids, bool) or int(req.centroids) != req.centroids or req.centroids < 1
-    ):
-        raise UnlabeledError(f"--centroids must be a whole number, 1 or more; got {req.centroids}")
+    if req.stop_similarity is not None:
+        check_kind("stop_similarity", req.stop_similarity, 0.0)
+    if req.centroids is not None:
+        check_count(req.centroids, "--centroids", 1)
     if req.centroids is not None and not method.clusters_target and req.centroids > len(candidates):
         raise UnlabeledError(f"--centroids {req.centroids} is more than the pool's {len(candidates)} samples")
     check_split_name(col, req.exclude_split)
