@@ -165,7 +165,7 @@ def _moving_averages_over_two_ranks(rank: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
     os.environ["LOCAL_RANK"] = str(rank)
     torch.set_num_threads(1)
-    from unlabeled.objectives.distil import LLKDSelection
+    from unlabeled.objectives.distil import LLKDSelection, distillation_loss
     from unlabeled.objectives.fixmatch import FixMatch
 
     def fixmatch() -> FixMatch:
@@ -183,6 +183,11 @@ def _moving_averages_over_two_ranks(rank: int, port: int) -> None:
         for g in guesses:
             mine.pseudo_labels(g[half])
         mine_llkd(targets[half], student[half])
+        # LLKD's weighted loss: the ranks' losses average to the global batch's weighted mean
+        # (each divided by its own weight sum, a rank of few kept samples weighed as much as one of many)
+        weights = torch.cat([torch.full((8,), 0.05), torch.rand(8)])
+        mean = dist.summed(distillation_loss(student[half], targets[half], 1.0, weights[half])) / 2
+    torch.testing.assert_close(mean, distillation_loss(student, targets, 1.0, weights))
     for name in ("tau", "class_tau", "p_model"):
         torch.testing.assert_close(getattr(mine, name), getattr(whole, name))
     torch.testing.assert_close(mine_llkd.confidence, whole_llkd.confidence)

@@ -46,7 +46,11 @@ def distillation_loss(
     per_sample = -(targets.float() * log_p).sum(-1)
     if weights is None:
         return per_sample.mean()
-    return (per_sample * weights).sum() / weights.sum().clamp_min(1e-12)
+    # the global batch's weighted mean under torchrun: DDP averages the processes' gradients, so
+    # each divides by the mean of their weight sums (its own sum weighed a rank of few kept
+    # samples as much as one of many)
+    total = dist.summed(weights.sum()) / dist.world_size()
+    return (per_sample * weights).sum() / total.clamp_min(1e-12)
 
 
 class LLKDSelection(nn.Module):
