@@ -248,3 +248,34 @@ def test_each_simcore_centroid_takes_its_nearest_sample_not_yet_taken_every_roun
     assert _rounds((sims, idx), 2, None, False) == ([0, 2], False)  # the second centroid takes its next, 2
     assert _rounds((sims, idx), 3, 0.85, False) == ([0], True)  # the next ones below the stop: no more
     assert _rounds((sims[:, :1], idx[:, :1]), 2, None, True) is None  # out of neighbours: search further
+
+
+def test_semdedup_walks_a_cluster_in_blocks_and_samples_its_centroids_at_random(pixels, monkeypatch):
+    """The whole m x m similarity matrix of a cluster took 90 GB at 100,000 members; walked a
+    block of rows at a time it is the same dedup. Beyond memory, k-means was fitted on the
+    first rows (one source of a pool in import order): now on a seeded random sample."""
+    from unlabeled.select.methods import dedup_method
+
+    rng = np.random.default_rng(1)
+    pool = np.concatenate([pixels[:300], pixels[:100] + rng.normal(0, 0.05, (100, pixels.shape[1])).astype(np.float32)])
+    whole, info = semdedup(pool, threshold=0.99, clusters=1, seed=0)
+    monkeypatch.setattr(dedup_method, "BLOCK_VALUES", 7 * len(pool))  # blocks of 7 rows
+    blocked, again = semdedup(pool, threshold=0.99, clusters=1, seed=0)
+    assert np.array_equal(whole, blocked) and info == again and info["removed"] >= 90
+    seen = []
+    real = dedup_method.kmeans
+    monkeypatch.setattr(dedup_method, "kmeans", lambda x, k, seed: seen.append(x.copy()) or real(x, k, seed))
+    monkeypatch.setattr(select_algorithms, "IN_MEMORY_BYTES", 0)
+    ordered = np.concatenate([np.full((200, 8), float(g)) + rng.normal(0, 0.1, (200, 8)) for g in range(10)])
+    semdedup(ordered.astype(np.float32), threshold=0.99, clusters=2, seed=0)
+    assert len(seen[0]) == 128  # 64 rows a centroid
+    groups = {int(round(v)) for v in ordered[: len(ordered)].mean(1)}
+    firsts = ordered[:128].mean(1)
+    assert groups == set(range(10)) and np.ptp(firsts) < 1  # the first 128 rows: one group alone
+    assert np.ptp(seen[0][:, 0]) > 0.5  # the sample spans groups (centred and normalised, still apart)
+
+
+def test_a_fraction_of_the_pool_rounds_halves_up():
+    from unlabeled.select.api import _budget
+
+    assert [_budget(0.5, n, "random") for n in (3, 5, 7, 9)] == [2, 3, 4, 5]

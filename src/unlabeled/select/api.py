@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from unlabeled.data.collection import (
 )
 from unlabeled.runs import Run, check_same_samples, open_run
 from unlabeled.runtime import check_seed
+from unlabeled.select import algorithms
 from unlabeled.select.index import pool_embeddings
 from unlabeled.select.methods import METHODS as REGISTRY
 from unlabeled.select.methods import MethodInput, SelectionMethod
@@ -223,7 +225,8 @@ def _budget(budget: float | None, n: int, method: str) -> int:
         raise UnlabeledError(f"--budget must be a count, or a fraction of the pool below 1; got {budget!r}")
     if budget >= 1 and budget != int(budget):
         raise UnlabeledError(f"--budget {budget:g}: a count is a whole number (a fraction of the pool is below 1)")
-    count = round(budget * n) if 0 < budget < 1 else int(budget)
+    # halves up (round() took them to even: 0.5 of 9 and of 7 both gave 4)
+    count = math.floor(budget * n + 0.5) if 0 < budget < 1 else int(budget)
     if budget <= 0:
         raise UnlabeledError(f"budget must be positive, got {budget}")
     if count < 1:
@@ -248,10 +251,26 @@ def _pool_vectors(req: SelectionRequest, col: Collection, candidates: np.ndarray
         pool_vectors = pool_embeddings(run, col, req.device)
     else:
         _check_given_vectors("pool_vectors", pool_vectors, len(col), col)
-    vectors = np.asarray(pool_vectors[candidates]) if len(candidates) < len(col) else pool_vectors
+    vectors = _rows(pool_vectors, candidates) if len(candidates) < len(col) else pool_vectors
     if len(vectors) != len(candidates):
         raise UnlabeledError(f"{len(vectors)} pool embeddings for {len(candidates)} pool samples")
     return vectors, run
+
+
+def _rows(vectors: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``vectors[positions]``: in memory where it fits (``algorithms.IN_MEMORY_BYTES``), else
+    gathered a chunk at a time into a temporary memory map beside the cached embeddings (fancy
+    indexing copied every candidate into memory, so the methods' streaming paths never ran
+    and a pool too large for memory failed here whenever a split was left out)."""
+    size = len(positions) * vectors.shape[1] * vectors.dtype.itemsize
+    if size <= algorithms.IN_MEMORY_BYTES or not isinstance(vectors, np.memmap):
+        return np.asarray(vectors[positions])
+    where = Path(vectors.filename).parent if vectors.filename else None
+    with tempfile.TemporaryFile(dir=where) as f:  # the mapping outlives the file's descriptor
+        out = np.memmap(f, dtype=vectors.dtype, mode="w+", shape=(len(positions), vectors.shape[1]))
+    for s in range(0, len(positions), algorithms.CHUNK):
+        out[s : s + algorithms.CHUNK] = vectors[positions[s : s + algorithms.CHUNK]]
+    return out
 
 
 def _check_given_vectors(name: str, vectors: np.ndarray, rows: int, col: Collection | None) -> None:

@@ -49,7 +49,11 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
     in_memory = n * x.shape[1] * 4 <= algorithms.IN_MEMORY_BYTES
     xn = normalized(np.asarray(x) - mean) if in_memory else None
     k = clusters or max(1, round(math.sqrt(n)))
-    cents = kmeans(xn if xn is not None else np.asarray(x[: 64 * k]) - mean, k, seed)
+    if xn is not None:
+        cents = kmeans(xn, k, seed)
+    else:  # a seeded random sample of 64 rows a centroid: the first rows are one source of a pool in import order
+        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * k), replace=False))
+        cents = kmeans(normalized(np.asarray(x[sample]) - mean), k, seed)
     assign = np.empty(n, dtype=np.int64)
     near = np.empty(n, dtype=np.float32)
     for s in range(0, n, step):
@@ -66,9 +70,8 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
             if len(members) > 1:
                 members = members[np.argsort(near[members], kind="stable")]  # farthest from the centroid first
                 v = torch.from_numpy(xn[members] if xn is not None else normalized(x[members] - mean))
-                sim = torch.triu(v @ v.T, diagonal=1)  # sim[i, j], i walked before j
-                dup = (sim > threshold).any(0).numpy()
-                pairs += int((sim > threshold).sum())
+                dup, above = _walked_duplicates(v, threshold)
+                pairs += above
                 keep[members[dup]] = False
             bar.advance(task)
     return np.flatnonzero(keep), {
@@ -77,6 +80,26 @@ def semdedup(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -
         "exact": exact,
         "pairs_above": pairs,
     }
+
+
+BLOCK_VALUES = 1 << 25  # similarities held at once (128 MB of float32) while a cluster is walked
+
+
+def _walked_duplicates(v: torch.Tensor, threshold: float) -> tuple[np.ndarray, int]:
+    """Which rows of ``v`` (unit vectors, in walking order) are more similar than
+    ``threshold`` to a row walked before them, and how many such pairs there are; a block of
+    rows at a time against the rows before it (the whole m x m matrix, with its triangle's
+    copy and masks, took 90 GB for a cluster of 100,000)."""
+    m = len(v)
+    rows = max(1, BLOCK_VALUES // m)
+    dup, pairs = np.zeros(m, dtype=bool), 0
+    for b0 in range(0, m, rows):
+        b1 = min(m, b0 + rows)
+        sim = v[b0:b1] @ v[:b1].T  # (block, b1): row r is member b0 + r
+        above = (sim > threshold) & (torch.arange(b1)[None] < torch.arange(b0, b1)[:, None])  # walked before it
+        dup[b0:b1] = above.any(1).numpy()
+        pairs += int(above.sum())
+    return dup, pairs
 
 
 class SemDeDup(SelectionMethod):
