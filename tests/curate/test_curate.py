@@ -480,6 +480,9 @@ def test_ctrl_c_stops_a_curation_with_workers_in_one_line_without_a_traceback_fr
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # a group of its own, as a terminal's foreground job
+        # Ctrl-C as a terminal's job gets it: a suite started in the background (`make test &`)
+        # ignores SIGINT, and an ignored signal stays ignored in every process it starts
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 300

@@ -346,6 +346,20 @@ def test_training_from_a_forget_result_on_what_it_forgot_is_warned(clf, fmnist_s
     with console.capture() as without:
         finetune(forgot, fmnist_small, tmp_path / "without", positions=keep, epochs=0.1)
     assert "were forgotten from" not in without.get()
+    # the same images imported again under other ids: matched by content, not missed by id
+    from unlabeled.data.collection import CollectionWriter
+
+    pos = fmnist_small.indices()
+    w = CollectionWriter(tmp_path / "copy", "image", fmnist_small.sample_shape, "uint8", fmnist_small.classes)
+    w.add(
+        fmnist_small.get(pos),
+        [f"copy-{i}" for i in fmnist_small.ids],
+        fmnist_small.labels,
+        fmnist_small.splits.tolist(),
+    )
+    with console.capture() as copied:
+        finetune(forgot, w.close(), tmp_path / "copied", epochs=0.1)
+    assert "10 of the samples this run trains on were forgotten from" in copied.get(), copied.get()
 
 
 def test_group_values_given_as_one_string_are_refused(clf, tmp_path):

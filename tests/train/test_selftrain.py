@@ -110,8 +110,10 @@ def test_batch_norm_statistics_are_recomputed_on_unaugmented_pool_samples_after_
         clf(mod.normalize(mod.prepare(fmnist_small.get(pos))))
     handle.remove()
     name = next(k for k, m in clf.named_modules() if m is norm)
-    mean = seen[0].transpose(0, 1).flatten(1).mean(1)
-    assert torch.allclose(a[f"{name}.running_mean"], mean, atol=1e-5)
+    mean = seen[0].transpose(0, 1).flatten(1).double().mean(1).float()
+    # batch norm sums 200,704 values a channel in float32: on one thread (a test worker) its
+    # mean was 2e-5 from the exact one, 1e-3 of the values; training's average is further off
+    assert torch.allclose(a[f"{name}.running_mean"], mean, atol=1e-4)
     assert not torch.allclose(b[f"{name}.running_mean"], mean, atol=1e-3)  # training's average differs
     assert run.config["selftrain"]["recalibrate"] == run.config["selftrain"]["recalibrated"] == 256
     # more samples asked than the pool holds: the config records those used (it recorded the ask)

@@ -217,8 +217,12 @@ def _workers_ignore_ctrl_c(workers: int, thread: threading.Thread) -> Iterator[N
     try:
         yield
         deadline = time.monotonic() + 60
-        # the pool's workers and datatrove's manager process
-        while len(multiprocess.active_children()) < workers + 1 and thread.is_alive() and time.monotonic() < deadline:
+        # the pool's workers and datatrove's manager process, each counted once seen: counted
+        # while alive, a worker whose task had already ended would leave the count short, and
+        # Ctrl-C ignored (lost) for the whole minute
+        seen: set[int] = set()
+        while len(seen) < workers + 1 and thread.is_alive() and time.monotonic() < deadline:
+            seen.update(p.pid for p in multiprocess.active_children())
             time.sleep(0.05)
     finally:
         signal.signal(signal.SIGINT, before)

@@ -26,7 +26,13 @@ import torch
 
 from unlabeled._console import UnlabeledError, info, warn
 from unlabeled._settings import check_count
-from unlabeled.data.collection import Collection, holding_collection, weighted_positions, whole_numbers
+from unlabeled.data.collection import (
+    Collection,
+    holding_collection,
+    open_collection,
+    weighted_positions,
+    whole_numbers,
+)
 from unlabeled.data.mixture import Mixture
 from unlabeled.modalities import modality_from_state
 from unlabeled.models import build_encoder, saved_options
@@ -376,14 +382,34 @@ def note_forgotten(src: Run, col: Collection, positions: np.ndarray) -> None:
     while run is not None and str(run.path) not in seen:
         seen.add(str(run.path))
         if (run.path / FORGOTTEN_IDS).exists():
-            back = ids.intersection(read_ids(run.path / FORGOTTEN_IDS))
+            back = _forgotten_here(run, col, positions, ids)
             if back:
                 warn(
-                    f"{len(back)} of the samples this run trains on were forgotten from {run.path} by a forget "
+                    f"{back} of the samples this run trains on were forgotten from {run.path} by a forget "
                     "request; training on them learns them again: leave them out of the data"
                 )
         init = (run.config.get("init") or {}).get("run")
         run = Run(Path(init)) if init and (Path(init) / CONFIG).exists() else None
+
+
+def _forgotten_here(run: Run, col: Collection, positions: np.ndarray, ids: set[str]) -> int:
+    """How many of ``col``'s samples at ``positions`` (``ids``) were forgotten from ``run``: by
+    id on the collection the forget request read, by content on another (the same samples
+    imported again under other ids were not seen as forgotten)."""
+    forgotten = read_ids(run.path / FORGOTTEN_IDS)
+    where = run.config.get("task" if run.kind == "classifier" else "data") or {}
+    try:
+        theirs = open_collection(where["path"])
+    except (KeyError, UnlabeledError):  # moved or gone: their ids are all there is
+        return len(ids.intersection(forgotten))
+    if (theirs.modality, theirs.sample_shape) != (col.modality, col.sample_shape):
+        return len(ids.intersection(forgotten))
+    known = set(theirs.ids)
+    where_gone = theirs.positions([i for i in forgotten if i in known])
+    if theirs.fingerprint() == col.fingerprint():  # the same samples in the same order, whatever their ids
+        return int(np.isin(positions, where_gone).sum())
+    gone = set(theirs.content_digests(where_gone))
+    return int(sum(d in gone for d in col.content_digests(positions)))
 
 
 def start_point(src: Run) -> InitSpec:
