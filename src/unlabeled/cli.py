@@ -519,6 +519,27 @@ def selftrain_(
     console.print(f"self-trained classifier -> {result.path}")
 
 
+def _refuse_request_options(which: str, given: dict[str, Any]) -> None:
+    """forget --log and --verify take a run alone: a request's options given with them are refused."""
+    log = which == "--log"
+    named = {
+        "--ids": given["ids"] is not None,
+        "--class": given["class_"] is not None,
+        "--group": given["group"] is not None,
+        "--values": given["values"] is not None,
+        "--method": given["method"] is not None,
+        "--epochs": given["epochs"] is not None,
+        "--lr": given["lr"] is not None,
+        "--option": bool(given["option"]),
+        "--seed": given["seed"] != 0,
+        "--overwrite": given["overwrite"],
+        "--device": log and given["device"] != "auto",
+        "--ancestors": log and given["ancestors"] is not None,
+    }
+    if any(named.values()):
+        raise UnlabeledError(f"{which} takes no {', '.join(k for k, v in named.items() if v)}: they make a request")
+
+
 @app.command("forget")
 def forget_(
     run: Annotated[Path | None, typer.Argument(help="classifier (or, with laf/retrain, encoder) run")] = None,
@@ -564,23 +585,7 @@ def forget_(
     if (log is not None or verify is not None) and (run is not None or out is not None):
         raise UnlabeledError("--log and --verify take their run as their value; give no RUN or --out with them")
     if log is not None or verify is not None:  # a request's options were ignored without a word
-        given = {
-            "--ids": ids is not None,
-            "--class": class_ is not None,
-            "--group": group is not None,
-            "--values": values is not None,
-            "--method": method is not None,
-            "--epochs": epochs is not None,
-            "--lr": lr is not None,
-            "--option": bool(option),
-            "--seed": seed != 0,
-            "--overwrite": overwrite,
-            "--device": log is not None and device != "auto",
-            "--ancestors": log is not None and ancestors is not None,
-        }
-        if any(given.values()):
-            which = "--log" if log is not None else "--verify"
-            raise UnlabeledError(f"{which} takes no {', '.join(k for k, v in given.items() if v)}: they make a request")
+        _refuse_request_options("--log" if log is not None else "--verify", locals())
     if log is not None:
         print_audit_log(log)
         return

@@ -416,7 +416,7 @@ def test_tasks_default_to_the_cores_not_to_workers_and_zero_is_refused(tmp_path,
     monkeypatch.undo()
     src = tmp_path / "src.jsonl"
     src.write_text('{"text": "a document"}\n')
-    with pytest.raises(ul.UnlabeledError, match="at least 1"):
+    with pytest.raises(ul.UnlabeledError, match="tasks must be a whole number, 1 or more"):
         ul.curate(src, tmp_path / "out", languages=["en"], tasks=0)
     capped = []
     monkeypatch.setattr(pipeline, "_source_fingerprint", lambda req: capped.append(req.workers) or 1 / 0)

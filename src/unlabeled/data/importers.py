@@ -153,6 +153,13 @@ def source_fingerprint(source: str | os.PathLike[str]) -> str:
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
+def _source_name(source: Any) -> str:
+    """``source`` as text; None or "" (an unset variable) is refused in one line."""
+    if not isinstance(source, str | os.PathLike) or not str(source).strip():
+        raise UnlabeledError(f"the source to import is {source!r}: give a path or a built-in name")
+    return str(source)
+
+
 def import_source(
     source: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -183,9 +190,7 @@ def import_source(
     ``.jsonl`` file is text with column ``text`` unless told otherwise)."""
     if modality not in (None, *MODALITY_NAMES):
         raise UnlabeledError(f"unknown modality {modality!r}; choose from {', '.join(MODALITY_NAMES)}")
-    if not isinstance(source, str | os.PathLike) or not str(source).strip():  # None, "" (an unset variable)
-        raise UnlabeledError(f"the source to import is {source!r}: give a path or a built-in name")
-    name, dest = str(source), folder(dest, "dest")
+    name, dest = _source_name(source), folder(dest, "dest")
     resize = size_option(resize)
     _check_import_options(Path(name), labels, resize, sample_rate, seconds)
     _check_named_source_options(name, modality=modality, columns=columns, group=group_pattern, text=text_column)

@@ -165,8 +165,7 @@ def pretrain(
     ``mix`` pretrains on several collections at their shares of each batch (``"data/a=0.9,data/b=0.1"``
     or a dict; ``data`` is one of them), ``upsample_last`` gives other shares over the last fraction
     of the steps (``"0.2:data/b=0.5"`` or ``(0.2, {"data/b": 0.5})``): :mod:`unlabeled.data.mixture`."""
-    check_shards(shards)  # before it is compared with 1 ("2" was a TypeError)
-    plan = _mix_plan(data, mix, upsample_last, shards > 1 or positions is not None)
+    plan = _mix_plan(data, mix, upsample_last, _sharded(shards) or positions is not None)
     recipe = PretrainRecipe(
         method=_checked_method(method, data, shards, (epochs, minutes), init),
         encoder=encoder,
@@ -192,6 +191,12 @@ def pretrain(
         if shards > 1:
             return _pretrain_sharded(recipe, data, where, positions, shards, init)
         return _pretrain_one(recipe, data, where, positions, init)
+
+
+def _sharded(shards: Any) -> bool:
+    """Whether ``shards`` asks for SISA, checked first ("2" compared with 1 was a TypeError)."""
+    check_shards(shards)
+    return shards > 1
 
 
 def _checked_method(
