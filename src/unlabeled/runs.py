@@ -421,6 +421,18 @@ def trained_samples(run: Run, labelled: bool = False) -> list[tuple[Collection, 
     return out
 
 
+def same_samples(theirs: Collection, their_positions: np.ndarray, col: Collection, positions: np.ndarray) -> np.ndarray:
+    """Which of ``col``'s samples at ``positions`` are among ``theirs``'s at ``their_positions``:
+    by position where the two hold the same samples in the same order (one fingerprint, ids
+    aside), by content (:meth:`Collection.content_digests`) where their samples are alike, else none."""
+    if theirs.fingerprint() == col.fingerprint():
+        return np.isin(positions, their_positions)
+    if theirs.modality != col.modality or theirs.is_text != col.is_text or theirs.sample_shape != col.sample_shape:
+        return np.zeros(len(positions), dtype=bool)
+    seen = set(theirs.content_digests(their_positions))
+    return np.fromiter((d in seen for d in col.content_digests(positions)), bool, len(positions))
+
+
 def count_trained(run: Run, col: Collection, *position_sets: np.ndarray, labelled: bool = False) -> list[int]:
     """For each of ``position_sets`` (positions in ``col``), how many of its samples ``run``
     trained on: by position where it trained on ``col`` or a copy of it (the same fingerprint:

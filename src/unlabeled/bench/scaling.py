@@ -41,7 +41,7 @@ from unlabeled.data.collection import (
     open_collection,
 )
 from unlabeled.objectives import check_method_options, check_pretraining_method
-from unlabeled.runs import Run, open_run
+from unlabeled.runs import Run, open_run, same_samples
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.pretrain import pretrain
 from unlabeled.train.trainer import one_budget, resume_hint
@@ -244,14 +244,7 @@ def pool_without_test(pool: Collection, task: Task) -> np.ndarray:
     collection whose test split the bench carves, held every test sample: the probes were then
     scored on samples their encoder had pretrained on."""
     candidates = pool.indices(exclude="test")
-    col = task.collection
-    if pool.fingerprint() == col.fingerprint():
-        keep = ~np.isin(candidates, task.test)
-    elif pool.is_text == col.is_text and pool.sample_shape == col.sample_shape:
-        tested = set(col.content_digests(task.test))
-        keep = np.fromiter((d not in tested for d in pool.content_digests(candidates)), bool, len(candidates))
-    else:
-        return candidates
+    keep = ~same_samples(task.collection, task.test, pool, candidates)
     if not keep.all():
         info(f"scaling: {int((~keep).sum())} pool samples are the task's test samples; none is pretrained on")
     return candidates[keep]

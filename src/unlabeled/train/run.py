@@ -50,6 +50,7 @@ from unlabeled.runs import (
     read_config,
     read_ids,
     refuse_losing_audit,
+    same_samples,
     shard_split,
     write_ids,
 )
@@ -405,11 +406,7 @@ def _forgotten_here(run: Run, col: Collection, positions: np.ndarray, ids: set[s
     if (theirs.modality, theirs.sample_shape) != (col.modality, col.sample_shape):
         return len(ids.intersection(forgotten))
     known = set(theirs.ids)
-    where_gone = theirs.positions([i for i in forgotten if i in known])
-    if theirs.fingerprint() == col.fingerprint():  # the same samples in the same order, whatever their ids
-        return int(np.isin(positions, where_gone).sum())
-    gone = set(theirs.content_digests(where_gone))
-    return int(sum(d in gone for d in col.content_digests(positions)))
+    return int(same_samples(theirs, theirs.positions([i for i in forgotten if i in known]), col, positions).sum())
 
 
 def start_point(src: Run) -> InitSpec:
