@@ -461,6 +461,9 @@ def test_finetune_draws_its_labels_from_the_train_split_as_bench_does(tmp_path, 
     assert code == 0 and any("split(s) val (20) are neither train nor test" in line for line in lines), lines
     trained = (tmp_path / "ft" / "training-ids.txt").read_text().split()
     assert len(trained) == 60 and set(col.splits[col.positions(np.array(trained))]) == {"train"}
+    # refused (the run exists): the one error line alone, not the split note before it
+    code, lines = cli("finetune", "--task", col.path, "--fraction", "1", "--out", tmp_path / "ft", "--epochs", "0.2")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), lines
 
 
 def test_a_collection_is_not_written_inside_another(tmp_path, cli):

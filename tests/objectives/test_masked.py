@@ -79,6 +79,16 @@ def test_jepa_target_is_an_ema_of_the_encoder():
     assert obj.export == "target"
 
 
+def test_jepa_logs_the_momentum_its_step_applies_even_on_a_resumed_objectives_first_step():
+    """A fresh objective (as after a resume) logged its starting momentum, not the step's."""
+    mod = ImageModality((1, 16, 16), [0.5], [0.25])
+    enc = build_encoder("transformer", "tiny", mod.input_shape, patch=mod.patch)
+    obj = build_objective("jepa", enc, mod, ema=0.9)
+    _, logs = obj.loss(torch.rand(4, 1, 16, 16), torch.Generator().manual_seed(0))
+    obj.after_step(0.5)  # a step halfway through the run: momentum 0.9 + 0.1 * 0.5
+    assert float(logs["momentum"]) == pytest.approx(0.95)
+
+
 def test_masked_objectives_need_a_token_encoder():
     mod = ImageModality((1, 16, 16), [0.5], [0.25])
     for name in ("mae", "jepa"):

@@ -14,6 +14,7 @@ from unlabeled.select import algorithms as select_algorithms
 from unlabeled.select import select
 from unlabeled.select.index import EmbeddingIndex
 from unlabeled.select.methods import kcenter, semdedup, sinkhorn_potentials
+from unlabeled.select.methods.simcore_method import _rounds
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +242,6 @@ def test_given_vectors_must_be_one_finite_row_per_sample(digits, tmp_path):
 def test_each_simcore_centroid_takes_its_nearest_sample_not_yet_taken_every_round():
     """A centroid whose next neighbour another had taken took nothing that round, so the budget
     went to the centroids met first and a target cluster could go without a sample."""
-    from unlabeled.select.methods.simcore_method import _rounds
-
     sims = np.array([[0.9, 0.8, 0.7], [0.9, 0.8, 0.7]])
     idx = np.array([[0, 1, 2], [0, 2, 1]])  # both nearest sample 0; then 1 for the first, 2 for the second
     assert _rounds((sims, idx), 2, None, False) == ([0, 2], False)  # the second centroid takes its next, 2
@@ -279,3 +278,13 @@ def test_a_fraction_of_the_pool_rounds_halves_up():
     from unlabeled.select.api import _budget
 
     assert [_budget(0.5, n, "random") for n in (3, 5, 7, 9)] == [2, 3, 4, 5]
+
+
+def test_simcore_searches_further_where_an_inverted_list_index_found_fewer_than_k():
+    """faiss's IVF gives -1 where its probed lists ran out: the centroid stopped taking samples
+    (the budget unmet) though more of the pool lay further out."""
+    sims = np.array([[0.9, -np.inf], [0.8, 0.7]], dtype=np.float32)
+    idx = np.array([[0, -1], [0, 1]])
+    assert _rounds((sims, idx), 3, None, more=True) is None  # search again with a larger k
+    order, early = _rounds((sims, idx), 3, None, more=False)  # the whole pool searched: stop
+    assert order == [0, 1] and early

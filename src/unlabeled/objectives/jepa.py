@@ -110,6 +110,7 @@ class JEPA(Objective):
         init_weights(self.predictor)
         nn.init.normal_(self.mask_token, std=0.02)
         self._momentum = self.ema
+        self._logged_momentum = torch.full((), float("nan"))
 
     def hparams(self) -> dict[str, Any]:
         return {
@@ -176,7 +177,10 @@ class JEPA(Objective):
         else:
             real = ~pad.gather(1, tgt_idx.reshape(b, m * t)).reshape(b * m, t)
             loss = (per_token * real).sum() / real.sum().clamp(min=1)
-        return loss, {"loss": loss.detach(), "momentum": torch.tensor(self._momentum)}
+        # the momentum this step's update applies, filled in by after_step (a value kept from the
+        # step before logged the starting momentum on the first step after a resume)
+        self._logged_momentum = torch.full((), float("nan"))
+        return loss, {"loss": loss.detach(), "momentum": self._logged_momentum}
 
     def load_encoder(self, weights: dict[str, torch.Tensor]) -> None:
         """The context encoder and its EMA target both start from ``weights``."""
@@ -187,5 +191,6 @@ class JEPA(Objective):
     def after_step(self, progress: float) -> None:
         """EMA update of the target encoder, momentum rising linearly from ``ema`` to 1."""
         self._momentum = self.ema + (1 - self.ema) * min(1.0, progress)
+        self._logged_momentum.fill_(self._momentum)
         for t, o in zip(self.target.parameters(), self.encoder.parameters(), strict=True):
             t.lerp_(o.detach(), 1 - self._momentum)

@@ -47,20 +47,33 @@ from unlabeled.train.spec import SPEC_KEYS, DataSpec, EncoderSpec, ObjectiveSpec
 from unlabeled.train.trainer import TrainConfig
 
 
-def labelled_train(task: Collection, say: bool = True) -> np.ndarray:
-    """Positions of the task's labelled train samples: those of its ``train`` split where it has
-    one, as ``bench`` takes them (a ``validation`` split is left out, named in a note when
-    ``say``), else every labelled sample outside its test split."""
+def _labelled_outside_test(task: Collection) -> tuple[np.ndarray, np.ndarray]:
+    """The task's labelled samples outside its test split, and which of them are train's (all
+    of them where it has no ``train`` split)."""
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
     pos = np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
     if task.splits is None or not (task.splits[pos] == "train").any():
-        return pos
-    other = pos[task.splits[pos] != "train"]
-    if len(other) and say:
-        held = tally(task.splits[other])
+        return pos, np.ones(len(pos), dtype=bool)
+    return pos, task.splits[pos] == "train"
+
+
+def labelled_train(task: Collection) -> np.ndarray:
+    """Positions of the task's labelled train samples: those of its ``train`` split where it has
+    one, as ``bench`` takes them (a ``validation`` split is left out: :func:`note_other_splits`
+    says so), else every labelled sample outside its test split."""
+    pos, train = _labelled_outside_test(task)
+    return pos[train]
+
+
+def note_other_splits(task: Collection) -> None:
+    """Name the splits, neither train nor test, whose labels :func:`labelled_train` leaves out.
+    Said once every refusal has passed: a note before "error: ..." reads as its cause, and a
+    refused command prints its one line alone."""
+    pos, train = _labelled_outside_test(task)
+    if (~train).any():
+        held = tally(task.splits[pos[~train]])
         info(f"note: split(s) {held} are neither train nor test: their labels are left out, as bench leaves them")
-    return pos[task.splits[pos] == "train"]
 
 
 def note_unlearnable(col: Collection, labelled: np.ndarray) -> None:
@@ -210,11 +223,14 @@ def finetune(
                     shard_split(pos, shards, seed)  # too many shards refused before --overwrite sets anything aside
                 old = claim_sharded(out, resume, overwrite)
                 try:
+                    if positions is None:
+                        note_other_splits(col)
                     note_unlearnable(col, pos)
                     return train_shards(col, pos, out, shards, seed, one, resume, top=lambda c: _top(c, train, extra))
                 finally:
                     put_back(old, out)  # the replaced run, where no shard of the new one reached a checkpoint
-        return _finetune_one(recipe, src, col, pos, Where(out, device, resume, overwrite), extra)
+        where = Where(out, device, resume, overwrite)
+        return _finetune_one(recipe, src, col, pos, where, extra, other_splits=positions is None and not resume)
 
 
 def _language_model(
@@ -335,11 +351,12 @@ def _finetune_one(
     where: Where,
     extra: dict[str, Any],
     note: bool = True,
+    other_splits: bool = False,
 ) -> Run:
     """One classifier in ``where.out``: trained anew, or resumed from its checkpoint (its
     recipe and training ids read back from the run, checked against ``col``). ``note``: say
-    which classes it cannot learn, once every refusal has passed (a note before "error: ..."
-    reads as its cause)."""
+    which classes it cannot learn, and with ``other_splits`` which splits' labels were left
+    out, once every refusal has passed (a note before "error: ..." reads as its cause)."""
     out, dev = where.out, dist.local_device(resolve_device(where.device))
     t0 = time.perf_counter()
     with dist.process_group(dev):
@@ -359,6 +376,8 @@ def _finetune_one(
             if len(positions) < 2:  # its batch would be one sample (TrainConfig's "batch size must be at least 2")
                 raise UnlabeledError(f"finetune needs at least 2 labelled samples to train on, got {len(positions)}")
             spec = classifier_spec(recipe, src, col, positions, dev).replace(extra=extra)
+        if other_splits:
+            note_other_splits(col)
         if note:
             note_unlearnable(col, positions)
         result = train(spec, col, positions, out, dev, resume=where.resume, replace_old=replace_old)

@@ -42,6 +42,7 @@ from unlabeled.train.finetune import (
     classifier_spec,
     few_labels,
     labelled_train,
+    note_other_splits,
     note_unlearnable,
     train_positions,
 )
@@ -199,7 +200,7 @@ def selftrain(
             src = None if run is None else open_run(run)
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
-            _notes(recipe, src, col, lab)  # after the refusals: a refused command prints its one line alone
+            _notes(recipe, src, col, lab, labelled is None)  # after the refusals: a refusal prints one line
             spec = selftrain_spec(recipe, src, col, lab, pool, dev, draw=(fraction, shots))
         warm = _warm_start(spec, col, lab, dev)
         feed = semi_feed(col, spec, lab, pool, warm)
@@ -250,9 +251,12 @@ def recalibrate_batch_norm(
     return len(pos)
 
 
-def _notes(recipe: SelftrainRecipe, src: Run | None, col: Collection, lab: np.ndarray) -> None:
-    """Classes no label teaches, and settings that change nothing in this run: said rather than
+def _notes(recipe: SelftrainRecipe, src: Run | None, col: Collection, lab: np.ndarray, drawn: bool) -> None:
+    """Splits whose labels were left out (where ``drawn`` from the task's own train split),
+    classes no label teaches, and settings that change nothing in this run: said rather than
     dropped without a word."""
+    if drawn:
+        note_other_splits(col)
     note_unlearnable(col, lab)
     if not recipe.ema_teacher and not recipe.ema:
         info("note: --no-ema-teacher has no average to leave out without --ema; ignored")
@@ -302,7 +306,7 @@ def _pools(
         raise UnlabeledError(f"{col.path}: the labelled samples must all have labels")
     # every class the train split has labels of needs one here (a class absent from the train
     # split altogether cannot be learnt, and finetune does not ask for it either)
-    missing = sorted(set(col.labels[labelled_train(col, say=False)].tolist()) - set(col.labels[lab].tolist()))
+    missing = sorted(set(col.labels[labelled_train(col)].tolist()) - set(col.labels[lab].tolist()))
     if missing:
         names = [col.classes[c] if col.classes else str(c) for c in missing]
         raise UnlabeledError(f"no labelled sample of class {', '.join(names)}: give more labels (--fraction/--shots)")

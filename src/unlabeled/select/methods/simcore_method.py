@@ -52,7 +52,8 @@ def _rounds(
         for c in np.flatnonzero(active):
             while ptr[c] < k and int(idx[c, ptr[c]]) in taken:
                 ptr[c] += 1
-            if ptr[c] == k:
+            # -1: an inverted-list index found fewer than k; more neighbours may lie further out
+            if ptr[c] == k or (more and int(idx[c, ptr[c]]) < 0):
                 if more:
                     return None
                 active[c] = False  # every pool sample seen
