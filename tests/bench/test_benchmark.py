@@ -166,7 +166,7 @@ def test_fine_tuning_probes_and_the_supervised_baseline(gunpoint, tmp_path):
     }
     for x in r.rows:
         (params,) = x["params"]
-        assert set(params) == {"lr", "epochs"} and params["epochs"] >= 1
+        assert set(params) == {"lr", "epochs", "min_steps"} and params["epochs"] >= 1
         assert x["mean"] > 0.6  # GunPoint's two classes, 50 labels (chance 0.5)
 
 

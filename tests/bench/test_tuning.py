@@ -145,12 +145,14 @@ def test_tune_picks_an_lr_of_the_grid_and_an_epoch(runs, data):
         batch_size=32,
         min_steps=0,
     )
-    assert set(params) == {"lr", "epochs"}
+    assert set(params) == {"lr", "epochs", "min_steps"}
     assert params["lr"] in LR_GRID["svfit"] and 1 <= params["epochs"] <= 2
     # 150 labels are 5 batches: min_steps raises 2 epochs to 20 to reach 100 steps
     probe = FinetuneProbe(runs["cnn"], mode="svfit", epochs=2, batch_size=32, max_steps=100).fit(X[:150], y[:150])
     assert probe.epochs_run_ == 20
-    assert FinetuneProbe(runs["cnn"], mode="svfit", **params).get_params()["lr"] == params["lr"]
+    # the refit trains the chosen epochs (it trained the floor's 20 whatever the choice)
+    refit = FinetuneProbe(runs["cnn"], mode="svfit", batch_size=32, **params).fit(X[:150], y[:150])
+    assert refit.get_params()["lr"] == params["lr"] and refit.epochs_run_ == params["epochs"]
 
 
 def test_errors_and_the_estimator_api(runs, data):

@@ -28,8 +28,9 @@ class ScoreCache:
     is ignored."""
 
     # bump when the protocol or the key changes what a score means (2: keys by content; 3: a
-    # draw alike for every seed, 100% of the labels, fitted once)
-    VERSION = 3
+    # draw alike for every seed, 100% of the labels, fitted once; 4: a fine-tuning probe's
+    # refit trains the epochs its validation split chose)
+    VERSION = 4
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -341,8 +341,10 @@ def tune(
 ) -> dict[str, Any]:
     """Choose the learning rate (from ``lrs``, default ``LR_GRID[mode]``) and the epoch count
     on the validation split: one fit per rate, each early-stopped at its best validation
-    epoch. Returns ``{"lr": .., "epochs": ..}`` to pass to ``FinetuneProbe(**params)`` for the
-    refit on all labelled samples (ties go to the first rate of the grid). ``params``: the
+    epoch. Returns ``{"lr": .., "epochs": .., "min_steps": 0}`` to pass to
+    ``FinetuneProbe(**params)`` for the refit on all labelled samples, which then trains the
+    chosen epochs (``min_steps`` had raised a refit of a few labels to the floor's epochs,
+    whatever the validation split chose); ties go to the first rate of the grid. ``params``: the
     ``FinetuneProbe``'s (``run``, ``mode``, ``trained``, ``task``, ``seed``, ``device``,
     ``batch_size``, ``rank``, ``max_steps``, ``epochs`` as the most to try)."""
     mode = params.get("mode", "full")
@@ -356,4 +358,4 @@ def tune(
         probe.fit(X_fit, y_fit, X_val, y_val)
         if best is None or nan_worst(probe.val_score_) > best[0]:
             best = (nan_worst(probe.val_score_), float(lr), int(probe.best_epoch_))
-    return {"lr": best[1], "epochs": best[2]}
+    return {"lr": best[1], "epochs": best[2], "min_steps": 0}
