@@ -11,8 +11,10 @@ import torch
 import unlabeled as ul
 from unlabeled import UnlabeledError
 from unlabeled.forget import METHODS, AuditLog, forget, verify
+from unlabeled.forget.methods.sisa import _top_config
 from unlabeled.forget.request import forget_set, source_task
 from unlabeled.forget.verify import mia_efficacy, predict
+from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.finetune import finetune
 
 
@@ -66,6 +68,9 @@ def test_every_method_forgets_a_class_and_leaves_the_original_alone(clf, retrain
     assert _digest(clf.path) == before  # the original run is never modified
     # the result holds the unlearned model alone: npo and scrub exported the original's weights beside it
     assert not [k for k in out.weights() if k.startswith("original.")]
+    # nor its resume state: it kept the whole objective (the original model, the optimizer's moments)
+    state = ckpt.load_state(out.path / ckpt.STATE_FILE)
+    assert not {"model", "optimizer"} & set(state) and out.finished
     assert out.config["forget"]["finished"] and out.config["forget"]["forgotten"] == len(
         [i for i in clf.training_ids()]
     ) - len(out.training_ids())
@@ -437,3 +442,26 @@ def test_a_retrain_interrupted_before_its_record_is_redone_by_the_same_command(t
     AuditLog(src.path).append("r1", "finished", method="retrain", output=str(out.resolve()))
     with pytest.raises(ul.UnlabeledError, match="already holds a run"):
         _may_replace(out, False, src)
+
+
+def test_sisas_result_names_the_encoder_its_shards_started_from():
+    """After --ancestors retrain the shards start from the retrained encoder; the result's
+    source_run still named the one that saw the samples, so a later exact request (retrain
+    from source_run, the lineage walked through it) brought them back."""
+    from types import SimpleNamespace
+
+    src = SimpleNamespace(
+        config={
+            "sisa": {"shards": 2},
+            "source_run": "/runs/E",
+            "init": {"run": "/runs/E"},
+            "modality": {"mean": [0.1]},
+            "data": {"samples": 4, "ids": "x"},
+        }
+    )
+    new = "/out/ancestors/00-E"
+    first = SimpleNamespace(config={"source_run": new, "init": {"run": new}, "modality": {"mean": [0.2]}})
+    request = SimpleNamespace(task=SimpleNamespace(ids=np.array(["a", "b", "c", "d"])), retain_pos=np.array([0, 1]))
+    config = _top_config(src, first, request, ["00", "01"])
+    assert config["source_run"] == config["init"]["run"] == "/out/ancestors/00-E"
+    assert config["modality"] == {"mean": [0.2]} and config["data"]["samples"] == 2

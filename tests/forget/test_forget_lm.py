@@ -17,6 +17,7 @@ import torch
 import unlabeled as ul
 from unlabeled.forget.methods.lm import sequence_logp
 from unlabeled.forget.methods.ssd import dampen
+from unlabeled.train import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,11 @@ def test_forgetting_an_author_raises_their_loss_more_than_the_others(authors, lm
     assert out.config["forget"]["forgotten"] == len(gone) == 20
     assert out.config["method"]["name"] == "clm" and out.config["method"]["unlearning"] == method
     assert ul.perplexity(out, authors)["bits_per_byte"] > 0  # still a language model
+    # nothing left in the run that saw the forgotten text more than the source did: WHP's
+    # reinforced model and its forget documents, the state's copies of other models
+    assert not (out.path / "reinforced").exists() and not (out.path / ".forget-documents").exists()
+    if (out.path / "state.pt").exists():
+        assert "model" not in ckpt.load_state(out.path / "state.pt")
 
 
 def test_forget_options_set_the_objective_and_what_it_does_not_take_is_refused(authors, lm, tmp_path):

@@ -19,6 +19,7 @@ from unlabeled.data.collection import Collection
 from unlabeled.forget import lineage
 from unlabeled.forget.audit import AuditLog
 from unlabeled.forget.methods import ENCODER_METHODS, LM_METHODS, METHODS, Method, is_language_model, lm_method
+from unlabeled.forget.methods.lm import FORGET_DOCUMENTS, REINFORCED
 from unlabeled.forget.recipe import retrain
 from unlabeled.forget.request import ForgetRequest, forget_set, group_ids, ids_hash, source_task
 from unlabeled.runs import (
@@ -341,6 +342,25 @@ def _clear_for_ancestors(out: Path) -> None:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
+# what a finished approximate request keeps of its training state: enough to say it finished
+FINISHED_STATE = ("step", "total_steps", "elapsed", "budget_fixed", "budget")
+
+
+def drop_what_saw_the_samples(out: Path) -> None:
+    """Remove from a finished approximate request's run what still holds the forgotten
+    samples: the resume state's weights and optimizer moments (NPO's and SCRUB's frozen copy of
+    the original model, LAF's density model of the forget set, WHP's reinforced model, all in
+    the objective's state) and WHP's reinforced run and forget documents. The exported weights
+    never held them; the run was shipped with the original model inside it."""
+    for name in (REINFORCED, FORGET_DOCUMENTS):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    state = out / ckpt.STATE_FILE
+    if state.exists():
+        kept = {k: v for k, v in ckpt.load_state(state).items() if k in FINISHED_STATE}
+        ckpt.save_state(state, kept)
+
+
 def _carry_out(method: Method, request: ForgetRequest, redo: list[lineage.Ancestor]) -> Run:
     """Log the start, retrain the ancestors ``redo`` lists, run the method, and finish: the
     forgotten ids and the finished record beside the new run, and the end in the audit log."""
@@ -361,6 +381,8 @@ def _carry_out(method: Method, request: ForgetRequest, redo: list[lineage.Ancest
                 _clear_for_ancestors(out)
             request = replace(request, start=_retrain_ancestors(redo, request), overwrite=False)
         result = method.run(request)
+    if not method.exact:
+        drop_what_saw_the_samples(out)
     seconds = round(time.perf_counter() - t0, 2)
     config = dict(result.config)
     config["forget"] = {

@@ -302,7 +302,8 @@ class RetainRepairLM(LMUnlearner):
         return x.new_zeros((), dtype=torch.float32), {}
 
 
-REINFORCED = "reinforced"  # WHP's reinforced model, inside the unlearned run
+REINFORCED = "reinforced"  # WHP's reinforced model, inside the unlearned run while it trains
+FORGET_DOCUMENTS = ".forget-documents"  # the forget documents it trains on, beside it
 
 
 def reinforce(request: ForgetRequest) -> Run:
@@ -312,7 +313,7 @@ def reinforce(request: ForgetRequest) -> Run:
     from unlabeled.train.pretrain import pretrain
 
     src, out = request.source, request.out / REINFORCED
-    docs = derive_collection(request.task, request.forget_pos, out.with_name(".forget-documents"), {}, overwrite=True)
+    docs = derive_collection(request.task, request.forget_pos, out.with_name(FORGET_DOCUMENTS), {}, overwrite=True)
     batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
     lr = float(src.config["train"]["lr"])
     return pretrain(docs, out, method="clm", init=src, epochs=REINFORCE_EPOCHS, batch_size=batch, lr=lr, overwrite=True)

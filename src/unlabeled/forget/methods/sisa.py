@@ -44,10 +44,13 @@ class SISAMethod(Method):
 def _top_config(src: Run, first: Run, request: ForgetRequest, affected: list[str]) -> dict:
     """The result's own ``config.json``: as a sharded run's is made (``train_shards``), from its
     first shard's, which a retrained shard changes: the normalisation fitted without the
-    forgotten samples (or the retrained ancestor's) and where it started, so that nothing the
-    run reads at inference still comes from what it forgot; the training set is what it keeps."""
+    forgotten samples (or the retrained ancestor's) and where it started (``init``, and
+    ``source_run``, which the lineage and a later ``retrain`` read: it named the encoder that saw
+    the samples after ``--ancestors retrain`` had replaced it, so a second exact request
+    fine-tuned from that one again), so that nothing the run reads still comes from what it
+    forgot; the training set is what it keeps."""
     config = {**src.config, "sisa": {**src.config["sisa"], "retrained_shards": affected}}
-    for key in ("modality", "init"):
+    for key in ("modality", "init", "source_run"):
         if key in first.config:
             config[key] = first.config[key]
         else:
