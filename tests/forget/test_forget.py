@@ -465,3 +465,14 @@ def test_sisas_result_names_the_encoder_its_shards_started_from():
     config = _top_config(src, first, request, ["00", "01"])
     assert config["source_run"] == config["init"]["run"] == "/out/ancestors/00-E"
     assert config["modality"] == {"mean": [0.2]} and config["data"]["samples"] == 2
+
+
+def test_one_sample_is_forgotten_and_a_chained_request_trains_at_the_models_batch(clf, tmp_path):
+    """One id: gradient ascent's batch was min(batch, 1), refused by TrainConfig after the
+    request was logged. Chained: a second request read the first's batch (its forget set's
+    size) and its retain epochs as the model's."""
+    out = forget(clf, method="ga", ids=[clf.training_ids()[0]], out=tmp_path / "one", epochs=1)
+    assert out.config["forget"]["forgotten"] == 1 and out.config["train"]["batch_size"] == 2
+    again = forget(out, method="finetune", ids=[clf.training_ids()[1]], out=tmp_path / "two", epochs=0.1)
+    assert again.config["train"]["batch_size"] == clf.config["train"]["batch_size"]
+    assert again.config["forget"]["forgotten"] == 1 and len(again.training_ids()) == len(clf.training_ids()) - 2

@@ -152,3 +152,12 @@ def test_an_unlearned_encoder_is_retrained_with_the_recipe_it_was_unlearned_from
     assert again.config["method"] == encoder.config["method"]
     assert again.config["train"]["lr"] == encoder.config["train"]["lr"]
     assert set(again.training_ids()) == set(new.training_ids()[3:])
+
+
+def test_laf_refuses_one_sample_before_the_request_is_logged(encoder, tmp_path):
+    """Its density model of the forget set was fitted in batches of one: TrainConfig's error
+    came after the audit log's "started" row, and after --overwrite had set the old output aside."""
+    before = len(AuditLog(encoder.path).events())
+    with pytest.raises(UnlabeledError, match="laf fits a model to the samples it forgets and needs 2 at least, got 1"):
+        forget(encoder, method="laf", ids=[encoder.training_ids()[0]], out=tmp_path / "one")
+    assert len(AuditLog(encoder.path).events()) == before and not (tmp_path / "one").exists()

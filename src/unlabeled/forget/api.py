@@ -98,6 +98,11 @@ def forget(
         raise UnlabeledError("nothing to forget: no training sample matches")
     if not len(retain_pos):
         raise UnlabeledError("that would forget every training sample; train a new model instead")
+    if len(forget_pos) < chosen.min_forget:
+        raise UnlabeledError(
+            f"{chosen.name} fits a model to the samples it forgets and needs {chosen.min_forget} at least, "
+            f"got {len(forget_pos)}; choose another --method for so few"
+        )
     record = {
         "request": uuid.uuid4().hex[:12],
         "method": method,

@@ -32,6 +32,17 @@ def trained_origin(run: Run) -> Run:
     return run
 
 
+def origin_training(run: Run) -> dict[str, Any]:
+    """The training settings (``config["train"]``) of the run that trained ``run``
+    (:func:`trained_origin`): an approximate request's own are the unlearning's (a batch of at
+    most the forget set, a few epochs), which a further request read as the model's, its batches
+    and retain epochs shrinking with each request chained. Where that run is gone, ``run``'s own."""
+    try:
+        return dict(trained_origin(run).config["train"])
+    except UnlabeledError:
+        return dict(run.config["train"])
+
+
 def recipe(run: Run, kept: int, smallest: int | None = None) -> dict[str, Any]:
     """The keyword arguments that train ``run`` again on ``kept`` samples: ``finetune``'s for
     a classifier, ``pretrain``'s for an encoder (for a sharded encoder, its first shard's

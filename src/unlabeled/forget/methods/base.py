@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unlabeled._console import UnlabeledError
+from unlabeled.forget.recipe import origin_training
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream, Unlearner
 from unlabeled.objectives.base import Objective
@@ -40,6 +41,9 @@ class Method:
     # the objective's settings a request may change (``--option NAME=VALUE``), each a keyword
     # of the objective's constructor; every other one is the method's to fill in
     settings: ClassVar[tuple[str, ...]] = ()
+    # the fewest samples it forgets (LAF fits a density model to the forget set, WHP trains a
+    # language model on it: neither from one sample); refused before the request is logged
+    min_forget: ClassVar[int] = 1
 
     # the values each setting takes: name -> (test, what it must be), checked by check_options
     limits: ClassVar[dict[str, tuple[Callable[[float], bool], str]]] = {}
@@ -90,16 +94,24 @@ def unlearn(
     request: ForgetRequest, objective: Objective, stream: np.ndarray, cfg: TrainConfig, config: dict[str, Any]
 ) -> Run:
     """Record the new run, then train ``objective`` on the samples at ``stream`` from the
-    source's weights (the one Trainer: resumable, reproducible for a seed)."""
+    source's weights (the one Trainer: resumable, reproducible for a seed). A stream of one
+    sample (forgetting one, the commonest request) is that sample twice: a batch holds two."""
     request.save(config)
+    stream = np.repeat(stream, 2) if len(stream) == 1 else stream
     Trainer(objective, request.task, stream, cfg, request.out, resolve_device(request.device)).fit()
     return Run(request.out)
 
 
 def train_config(request: ForgetRequest, batch_size: int, epochs: float, lr: float) -> TrainConfig:
-    """Unlearning trains without weight decay or warmup: a few steps from trained weights."""
+    """Unlearning trains without weight decay or warmup: a few steps from trained weights. A
+    batch holds two samples at least (one forgotten sample is streamed twice, :func:`unlearn`)."""
     return TrainConfig(
-        batch_size=batch_size, epochs=epochs, lr=request.lr or lr, weight_decay=0.0, warmup=0.0, seed=request.seed
+        batch_size=max(2, batch_size),
+        epochs=epochs,
+        lr=request.lr or lr,
+        weight_decay=0.0,
+        warmup=0.0,
+        seed=request.seed,
     )
 
 
@@ -120,7 +132,7 @@ class Approximate(Method):
             if self.stream == "forget"
             else (request.retain_pos, request.forget_pos)
         )
-        batch = int(src.config["train"]["batch_size"])
+        batch = int(origin_training(src)["batch_size"])
         objective = self.objective(
             src.encoder().train(),
             src.modality(),
@@ -143,5 +155,5 @@ class Approximate(Method):
         if request.epochs is not None:
             return request.epochs
         assert self.epochs is not None
-        scale = float(request.source.config["train"]["epochs"] or 1) if self.stream == "retain" else 1.0
+        scale = float(origin_training(request.source)["epochs"] or 1) if self.stream == "retain" else 1.0
         return self.epochs * scale

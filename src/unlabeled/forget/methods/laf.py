@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
+from unlabeled.forget.recipe import origin_training
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream
 from unlabeled.objectives.base import Objective
@@ -190,6 +191,7 @@ class LAFMethod(Method):
     name = "laf"
     classifiers = False
     encoders = True
+    min_forget = 2  # a density model of the forget set, batches of two
     epochs = 10.0
     lr = 1e-4
 
@@ -204,7 +206,7 @@ class LAFMethod(Method):
         vae_forget = fit_vae(
             encode(encoder, modality, data, forget_pos, device=dev, description="laf: forget"), seed=seed
         )
-        batch = int(src.config["train"]["batch_size"])
+        batch = int(origin_training(src)["batch_size"])
         objective = LAF(encoder, modality, vae_retain, vae_forget, Stream(data, retain_pos, batch))
         claim_run_dir(request.out, False, request.overwrite, resumable=False)
         epochs = request.epochs if request.epochs is not None else self.epochs

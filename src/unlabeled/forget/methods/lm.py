@@ -36,6 +36,7 @@ from torch import nn
 from unlabeled.data.authors import ANSWER_MARKER
 from unlabeled.forget.methods.base import Method, train_config, unlearn, unlearning_config
 from unlabeled.forget.methods.npo import npo_loss
+from unlabeled.forget.recipe import origin_training
 from unlabeled.forget.request import ForgetRequest
 from unlabeled.forget.unlearner import Stream
 from unlabeled.modalities.text import PAD, after_marker
@@ -269,7 +270,7 @@ class LMMethod(Method):
 
 def lm_batch(request: ForgetRequest) -> int:
     """The documents a step of an unlearner takes: the source's batch, at most the forget set."""
-    return min(int(request.source.config["train"]["batch_size"]), len(request.forget_pos))
+    return min(int(origin_training(request.source)["batch_size"]), len(request.forget_pos))
 
 
 def answers_only(request: ForgetRequest) -> bool:
@@ -314,8 +315,8 @@ def reinforce(request: ForgetRequest) -> Run:
 
     src, out = request.source, request.out / REINFORCED
     docs = derive_collection(request.task, request.forget_pos, out.with_name(FORGET_DOCUMENTS), {}, overwrite=True)
-    batch = min(int(src.config["train"]["batch_size"]), len(request.forget_pos))
-    lr = float(src.config["train"]["lr"])
+    train = origin_training(src)
+    batch, lr = max(2, min(int(train["batch_size"]), len(request.forget_pos))), float(train["lr"])
     return pretrain(docs, out, method="clm", init=src, epochs=REINFORCE_EPOCHS, batch_size=batch, lr=lr, overwrite=True)
 
 
@@ -357,6 +358,7 @@ class WHPMethod(LMMethod):
     name = "whp"
     objective = WHPLM
     settings = ("retain_weight",)
+    min_forget = 2  # its reinforced model pretrains on the forget documents, batches of two
 
 
 def is_language_model(run: Run) -> bool:
