@@ -476,3 +476,43 @@ def test_one_sample_is_forgotten_and_a_chained_request_trains_at_the_models_batc
     again = forget(out, method="finetune", ids=[clf.training_ids()[1]], out=tmp_path / "two", epochs=0.1)
     assert again.config["train"]["batch_size"] == clf.config["train"]["batch_size"]
     assert again.config["forget"]["forgotten"] == 1 and len(again.training_ids()) == len(clf.training_ids()) - 2
+
+
+def test_a_classifiers_verification_leaves_unlabelled_test_samples_out():
+    """An unlabelled test sample (label -1) counted as a miss in test accuracy and, through
+    the last class's probability, as a non-member for the attack."""
+    from types import SimpleNamespace
+
+    from unlabeled.forget.verify import Parts, scores
+
+    x = np.repeat(np.eye(2, dtype=np.float32), 20, axis=0)  # two classes, each its own input
+    labels = np.repeat([0, 1], 20)
+    labels[30:] = -1  # the last ten test samples unlabelled
+    task = SimpleNamespace(labels=labels, get=lambda pos: x[pos], path="t")
+    modality = SimpleNamespace(prepare=lambda a, dev: torch.from_numpy(a).to(dev), normalize=lambda t: t)
+    perfect = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        perfect.weight.copy_(10 * torch.eye(2))
+    parts = Parts(forget=np.arange(0, 4), retain=np.arange(4, 20), test=np.arange(20, 40))
+    assert scores(perfect, modality, task, parts, device="cpu")["test_acc"] == 1.0  # 0.5 with them
+    parts = Parts(forget=np.arange(0, 4), retain=np.arange(4, 20), test=np.arange(30, 40))
+    with pytest.raises(UnlabeledError, match="no labelled sample to verify a classifier on"):
+        scores(perfect, modality, task, parts, device="cpu")
+
+
+def test_group_values_of_a_numeric_column_are_read_as_written():
+    """A patient column of whole numbers is float in the index: "12" was not found, "12.0" was."""
+    from types import SimpleNamespace
+
+    from unlabeled.forget.request import group_ids
+
+    task = SimpleNamespace(
+        path="t",
+        labels=None,
+        ids=np.array(["a", "b", "c", "d"]),
+        column=lambda name: np.array([12.0, 12.0, 7.0, 7.5]),
+        positions=lambda ids: np.searchsorted(np.array(["a", "b", "c", "d"]), ids),
+    )
+    run = SimpleNamespace(training_ids=lambda: ["a", "b", "c", "d"])
+    assert group_ids(run, task, "patient", ["12"]) == ["a", "b"]
+    assert group_ids(run, task, "patient", ["7.5", "7"]) == ["c", "d"]

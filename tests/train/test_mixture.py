@@ -137,6 +137,9 @@ def test_a_mixture_run_records_its_mixture_and_its_encoder_reads_text(wordnet_sm
         from unlabeled.forget.lineage import trained_collection
 
         trained_collection(run)
+    # and forget itself, which said the first part "changed since" (the mixture's fingerprint)
+    with pytest.raises(ul.UnlabeledError, match="mixture of collections"):
+        ul.forget(run, out=tmp_path / "f", method="ga", ids=[str(wordnet_small.ids[0])])
     assert args  # the CLI form is run by the slow test below
 
 

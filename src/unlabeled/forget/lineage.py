@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from unlabeled._console import UnlabeledError
-from unlabeled.data.collection import Collection, open_collection
+from unlabeled.data.collection import Collection
+from unlabeled.forget.request import source_task
 from unlabeled.runs import Run
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train.spec import file_hash
@@ -107,16 +108,8 @@ def lineage(run: Run) -> list[tuple[Run, str]]:
 
 
 def trained_collection(run: Run) -> Collection:
-    """The collection ``run`` trained on, checked unchanged since."""
-    where = run.config["task"] if run.kind == "classifier" else run.config["data"]
-    if "mix" in where:
-        raise UnlabeledError(
-            f"{run.path} was pretrained on a mixture of collections (--mix); it cannot be forgotten from"
-        )
-    col = open_collection(where["path"])
-    if col.fingerprint() != where["fingerprint"]:
-        raise UnlabeledError(f"{col.path} changed since {run.path} was trained on it")
-    return col
+    """The collection ``run`` trained on, checked unchanged since (:func:`source_task`)."""
+    return source_task(run)
 
 
 def forgotten_in(run: Run, task: Collection, forget_pos: np.ndarray) -> tuple[Collection, np.ndarray]:

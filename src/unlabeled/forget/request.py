@@ -25,10 +25,16 @@ def ids_hash(ids: list[str]) -> str:
 
 
 def source_task(run: Run) -> Collection:
-    """The collection a classifier was fine-tuned on, or an encoder pretrained on."""
-    key = "task" if run.kind == "classifier" else "data"
-    task = open_collection(run.config[key]["path"])
-    if task.fingerprint() != run.config[key]["fingerprint"]:
+    """The collection a classifier was fine-tuned on, or an encoder pretrained on, checked
+    unchanged since. A mixture (``--mix``) is refused in words: its record names the first
+    part's path beside the whole mixture's fingerprint, which read as that part changed."""
+    where = run.config["task"] if run.kind == "classifier" else run.config["data"]
+    if "mix" in where:
+        raise UnlabeledError(
+            f"{run.path} was pretrained on a mixture of collections (--mix); it cannot be forgotten from"
+        )
+    task = open_collection(where["path"])
+    if task.fingerprint() != where["fingerprint"]:
         raise UnlabeledError(f"{task.path} changed since {run.path} was trained on it")
     return task
 
@@ -73,7 +79,7 @@ def group_ids(run: Run, task: Collection, column: str, values: Sequence[Any] | N
     held = (
         _label_names(task)
         if column == "label" and task.labels is not None
-        else np.asarray([str(v) for v in task.column(column)], dtype=object)
+        else np.asarray([_value_name(v) for v in task.column(column)], dtype=object)
     )
     unknown = sorted(set(values) - set(held))
     if unknown:
@@ -81,6 +87,14 @@ def group_ids(run: Run, task: Collection, column: str, values: Sequence[Any] | N
         raise UnlabeledError(f"{len(unknown)} {column} value(s) are not in {task.path}: {shown}")
     pos = task.positions(sorted(run.training_ids()))
     return [str(i) for i in task.ids[pos[np.isin(held[pos], list(values))]]]
+
+
+def _value_name(v: Any) -> str:
+    """A column's value as a ``--values`` file writes it: a whole number without the ".0" that
+    the index's float column gives it (a patient 12 was "12.0", and "12" was not found)."""
+    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _label_names(task: Collection) -> np.ndarray:

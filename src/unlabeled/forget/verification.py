@@ -101,7 +101,8 @@ def _reference(res: Run, src: Run, forgotten: list[str], device: str, retrain: b
         info("the reference kept ancestors that trained on the forget set; --ancestors retrain: making it again")
     if not made.get("finished") or again:
         if not retrain:
-            raise UnlabeledError(f"{res.path} has no retrained reference yet")
+            why = "keeps ancestors that trained on the forget set" if again else "has not been made yet"
+            raise UnlabeledError(f"{res.path}'s retrained reference {why}; verify(..., retrain=True) makes it")
         info("retraining without the forget set for the reference (once) ...")
         forget(src, method=RETRAIN, out=ref_path, ids=forgotten, device=device, overwrite=True, ancestors=ancestors)
     return Run(ref_path)

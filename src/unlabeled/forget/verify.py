@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from unlabeled._console import UnlabeledError
 from unlabeled.bench.probes import KNNProbe
 from unlabeled.data.collection import Collection
 from unlabeled.runs import encode, resolve_device
@@ -93,6 +94,9 @@ def scores(
     """Forget / retain / test accuracy and MIA efficacy (retain and test subsampled to
     ``max_eval`` each, the same subsample for every model compared)."""
     forget, retain, test = parts.forget, parts.retain, parts.test
+    test = test[task.labels[test] >= 0]  # an unlabelled test sample counted as a miss, and as a non-member
+    if not len(test):
+        raise UnlabeledError(f"{task.path}'s test split has no labelled sample to verify a classifier on")
     rng = np.random.default_rng(seed)
     retain = np.sort(rng.choice(retain, min(max_eval, len(retain)), replace=False))
     test = np.sort(rng.choice(test, min(max_eval, len(test)), replace=False))
@@ -201,8 +205,12 @@ def encoder_scores(
             part: view_alignment(enc, mod, data, pos, device, seed=seed)[:, None]
             for part, pos in (("forget", forget), ("retain", retain), ("test", test))
         }
+        # as many of each as the smaller holds, drawn at random: the first n of the sorted
+        # positions were the collection's first classes or sources alone
         n = min(len(retain), len(test))
-        X = np.concatenate([align["retain"][:n], align["test"][:n]])
+        pick = np.random.default_rng(seed)
+        members, others = (pick.choice(len(align[p]), n, replace=False) for p in ("retain", "test"))
+        X = np.concatenate([align["retain"][members], align["test"][others]])
         y = np.concatenate([np.ones(n), np.zeros(n)])
         attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
         row["mia_efficacy"] = float((attack.predict(align["forget"]) == 0).mean())
