@@ -241,3 +241,12 @@ def test_a_temperature_too_small_for_the_scores_samples_as_its_limit_the_most_li
     greedy = ul.generate(gpt, "a small", max_tokens=6, temperature=0)
     for tiny in (1e-45, 1e-300):
         assert ul.generate(gpt, "a small", max_tokens=6, temperature=tiny, top_k=0, seed=3) == greedy
+
+
+def test_shards_on_text_from_scratch_are_refused_before_anything_is_written(wordnet_small, tmp_path):
+    """Each shard fitted its own tokenizer, and the ensemble read a document with the first's."""
+    with pytest.raises(ul.UnlabeledError, match="--shards on text needs a pretrained text run"):
+        ul.pretrain(wordnet_small, tmp_path / "p", method="mlm", epochs=0.1, shards=2)
+    with pytest.raises(ul.UnlabeledError, match="--shards on text needs a pretrained text run"):
+        ul.finetune(None, wordnet_small, tmp_path / "f", epochs=0.1, shards=2)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "f").exists()

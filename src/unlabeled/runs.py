@@ -200,6 +200,52 @@ def read_config(path: Path) -> RunConfig:
     return config
 
 
+class OwnInputs(nn.Module):
+    """A SISA shard's model fed its inputs as its own modality normalises them. A sharded run
+    is given inputs normalised with its first shard's statistics (its ``config.json`` holds
+    them), but each shard trained from scratch fitted its own, on its own samples (so that
+    forgetting retrains the shards that held a sample and no other): the members after the
+    first were fed inputs shifted and scaled off what they trained on. The statistics are
+    undone and the shard's applied, exactly (both are per-channel affine maps)."""
+
+    def __init__(self, member: nn.Module, given: Any, own: Any) -> None:
+        super().__init__()
+        self.member, self.given, self.own = member, given, own
+        self.dim = getattr(member, "dim", None)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        shape = self.given.stat_shape(x)
+        mean = torch.tensor(self.given.mean, device=x.device, dtype=x.dtype).view(shape)
+        std = torch.tensor(self.given.std, device=x.device, dtype=x.dtype).view(shape)
+        return self.own.normalize(x * std + mean)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member.embed(self._inputs(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member(self._inputs(x))
+
+
+def own_inputs(member: nn.Module, given: Any, shard: Run) -> nn.Module:
+    """``member`` (shard ``shard``'s model) as is where it normalises as ``given`` does (a run
+    fine-tuned from one pretrained encoder: every shard reads with its modality), else wrapped
+    to normalise its inputs its own way (:class:`OwnInputs`). Text cannot be re-read this way
+    (another tokenizer's ids): such a run is refused."""
+    own = shard.modality()
+
+    def reading(m: Any) -> dict[str, Any]:  # what makes a batch of a sample, before normalising
+        return {k: v for k, v in m.state().items() if k not in ("mean", "std", "augment")}
+
+    if reading(own) != reading(given):
+        raise UnlabeledError(
+            f"{shard.path} reads its inputs otherwise than its run's first shard (another tokenizer?); "
+            "its ensemble cannot feed both"
+        )
+    if (own.mean, own.std) == (given.mean, given.std):
+        return member
+    return OwnInputs(member, given, own)
+
+
 class Run:
     """A pretraining run on disk."""
 
@@ -261,7 +307,8 @@ class Run:
         with the run's seed (the random-init baseline). A sharded (SISA) run's encoder
         concatenates its shard encoders' embeddings."""
         if "sisa" in self.config:
-            return ShardEncoders([s.encoder(trained) for s in self.shards()]).eval()
+            given = self.modality()
+            return ShardEncoders([own_inputs(s.encoder(trained), given, s) for s in self.shards()]).eval()
         enc_cfg = self.config["encoder"]
         takes = tuple(self.modality().input_shape)
         if takes != tuple(enc_cfg["sample_shape"]):  # what the modality makes, the encoder must take
@@ -321,7 +368,8 @@ class Run:
     def classifier(self) -> nn.Module:
         """The fine-tuned classifier (encoder + linear head) in eval mode."""
         if "sisa" in self.config and self.kind == "classifier":
-            return ShardEnsemble([s.classifier() for s in self.shards()]).eval()
+            given = self.modality()
+            return ShardEnsemble([own_inputs(s.classifier(), given, s) for s in self.shards()]).eval()
         if self.kind != "classifier":
             raise UnlabeledError(
                 f"{self.path} is a pretraining run, not a classifier; make one with `unlabeled finetune`"

@@ -102,6 +102,15 @@ def test_sisa_encoder_retrains_only_the_shards_that_held_the_samples(gunpoint, t
         z = enc.embed(x)
         assert z.shape == (4, enc.dim) and enc.dim == 2 * shards[0].encoder().dim
         assert torch.allclose(z[:, : shards[0].encoder().dim], shards[0].encoder().embed(x))
+        # each shard reads the inputs as it normalised them in training (it fitted its own
+        # statistics): the run's are the first shard's, which the second was fed before
+        own = shards[1].modality()
+        assert own.mean != sharded.modality().mean
+        mine = shards[1].encoder().embed(own.normalize(own.prepare(gunpoint.get(np.arange(4)))))
+        assert torch.allclose(z[:, shards[0].encoder().dim :], mine, atol=1e-5)
+    with pytest.raises(UnlabeledError, match="is a sharded \\(SISA\\) run"):  # its classifier could not load
+        ul.finetune(sharded, gunpoint, tmp_path / "ft", epochs=0.1)
+    assert not (tmp_path / "ft").exists()
     digest = {s.path.name: hashlib.sha256((s.path / "model.safetensors").read_bytes()).hexdigest() for s in shards}
     new = forget(sharded, method="sisa", ids=ids[1][:3], out=tmp_path / "forgot")
     assert new.config["sisa"]["retrained_shards"] == ["01"]

@@ -38,6 +38,7 @@ from unlabeled.train.run import (
     claim_run_dir,
     note_forgotten,
     refuse_out_at,
+    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -131,6 +132,7 @@ def distil(
             recipe, src, replace_old = _saved_recipe(spec), None, False  # the checkpoint holds the weights
         else:
             teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
+            refuse_sharded_start(src)
             for other, what in ((teacher_run, "the teacher"), (src, "--init")):
                 refuse_out_at(out, other, what, "write the student elsewhere")
             _check_label_weight(teacher_run, col, recipe.label_weight)
@@ -321,7 +323,7 @@ def student_spec(
         source_run=None if src is None else str(src.path.resolve()),
         # the --init weights' hash, as finetune records it: a student killed before its first
         # checkpoint checks on restart that they are still the ones it started from
-        init=None if src is None or "sisa" in src.config else replace(start_point(src), loaded="the encoder"),
+        init=None if src is None else replace(start_point(src), loaded="the encoder"),
         provenance=provenance(dev),
         extra={"teacher": teacher_record},
     )

@@ -26,13 +26,14 @@ from unlabeled.runs import Run, check_same_samples, open_run, read_config, shard
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
-from unlabeled.train.pretrain import Where, default_encoder, default_size, pretrain, provenance
+from unlabeled.train.pretrain import Where, default_encoder, default_size, pretrain, provenance, refuse_text_shards
 from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
     claim_sharded,
     put_back,
     refuse_out_at,
+    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -200,11 +201,14 @@ def finetune(
     recipe = FinetuneRecipe(epochs, batch, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
     col = open_collection(task)
+    if shards > 1:
+        refuse_text_shards(col, run)
     pos = _labelled_draw(col, positions, fraction, shots, seed, resume)
     out, extra = folder(out), dict(extra_config or {})
     if clash := sorted(set(extra) & SPEC_KEYS):
         raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
     src = None if run is None else open_run(run)
+    refuse_sharded_start(src)
     if not resume:
         refuse_out_at(out, src, "the run to start from")
     with run_lock(out):  # one process writes a run at a time
@@ -314,7 +318,7 @@ def classifier_spec(
         task={**where, "classes": col.classes, "samples": len(positions)},
         source_run=None if src is None else str(src.path.resolve()),
         # the source's weights hash, so that forgetting can tell the source changed since
-        init=None if src is None or "sisa" in src.config else replace(start_point(src), loaded="the encoder"),
+        init=None if src is None else replace(start_point(src), loaded="the encoder"),
         provenance=provenance(dev),
     )
 

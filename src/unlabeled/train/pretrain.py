@@ -193,6 +193,17 @@ def pretrain(
         return _pretrain_one(recipe, data, where, positions, init)
 
 
+def refuse_text_shards(col: Collection, start: Any) -> None:
+    """SISA on text from scratch is refused: each shard would fit its own tokenizer on its own
+    documents, and the ensemble reads a document once, with one tokenizer. From a pretrained
+    text run every shard reads with that run's tokenizer, and may."""
+    if col.is_text and start is None:
+        raise UnlabeledError(
+            "--shards on text needs a pretrained text run to start from (--init, or finetune's RUN): "
+            "from scratch each shard would fit its own tokenizer, and the ensemble reads with one"
+        )
+
+
 def _sharded(shards: Any) -> bool:
     """Whether ``shards`` asks for SISA, checked first ("2" compared with 1 was a TypeError)."""
     check_shards(shards)
@@ -452,6 +463,7 @@ def _pretrain_sharded(
     did not."""
     out = where.out
     col = open_collection(data)
+    refuse_text_shards(col, init)
     check_split_name(col, recipe.exclude_split, "exclude_split")
     pos = (
         col.indices(exclude=recipe.exclude_split)

@@ -311,12 +311,8 @@ def build(spec: RunSpec, start: Run | None = None, encoder_only: bool = False) -
     e = spec.encoder
     enc = build_encoder(e.name, e.size, e.sample_shape, **saved_options(e.to_json()))
     if start is not None and encoder_only:  # a classifier from a pretrained run: its encoder
-        if "sisa" in start.config:  # a SISA run's shard encoders side by side
-            enc = start.encoder().train()
-        else:
-            load_checked(
-                enc, start.weights(start.config["encoder"].get("weights", "encoder")), start.path / ckpt.MODEL_FILE
-            )
+        weights = start.weights(start.config["encoder"].get("weights", "encoder"))
+        load_checked(enc, weights, start.path / ckpt.MODEL_FILE)
     own, distil = self_distil.split_options(spec.objective.options)
     objective = build_objective(spec.objective.name, enc, modality_from_state(spec.modality), **own)
     if distil:
@@ -409,8 +405,20 @@ def _forgotten_here(run: Run, col: Collection, positions: np.ndarray, ids: set[s
     return int(same_samples(theirs, theirs.positions([i for i in forgotten if i in known]), col, positions).sum())
 
 
+def refuse_sharded_start(src: Run | None) -> None:
+    """A run to start from must be one model: a sharded (SISA) run's shards are several."""
+    if src is not None and "sisa" in src.config:
+        raise UnlabeledError(
+            f"{src.path} is a sharded (SISA) run, whose shards' encoders cannot start one model; "
+            f"start from one shard ({src.path / SHARDS / '00'}), or pretrain without --shards"
+        )
+
+
 def start_point(src: Run) -> InitSpec:
-    """The starting point of a run that begins from ``src``'s weights, with their hash."""
+    """The starting point of a run that begins from ``src``'s weights, with their hash. A
+    sharded (SISA) run is refused: its shards' encoders side by side trained a classifier that
+    its own config described as one encoder, and that could not be loaded again."""
+    refuse_sharded_start(src)
     path = src.path / ckpt.MODEL_FILE
     if not path.exists():
         raise UnlabeledError(f"{src.path} has no saved weights yet ({ckpt.MODEL_FILE})")

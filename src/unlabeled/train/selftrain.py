@@ -51,6 +51,7 @@ from unlabeled.train.run import (
     claim_run_dir,
     option_pairs,
     refuse_out_at,
+    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -198,6 +199,7 @@ def selftrain(
         else:
             lab, pool = _pools(col, labelled, unlabelled, fraction, shots, recipe.seed)
             src = None if run is None else open_run(run)
+            refuse_sharded_start(src)
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             _notes(recipe, src, col, lab, labelled is None)  # after the refusals: a refusal prints one line
@@ -378,8 +380,6 @@ def _warm_start(
 ) -> Callable[[Objective], None] | None:
     """The probe head a run from a pretrained start begins with (``head="probe"``); ``train``
     applies it where the run starts at step 0 (new, or resumed before its first checkpoint)."""
-    # a start from a sharded (SISA) run records no init (its encoders side by side have no one
-    # weights file), but it is a pretrained start all the same: its head starts as the probe too
     if (spec.init is None and spec.source_run is None) or spec.extra.get("selftrain", {}).get("head") != "probe":
         return None
     return probe_head(col, lab, dev, spec.train.precision)
