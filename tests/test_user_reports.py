@@ -679,3 +679,21 @@ def test_import_messages_show_the_value_given_and_one_pair_of_brackets(tmp_path)
     np.save(tmp_path / "a.npy", np.zeros((3, 4, 5, 6), np.uint8))
     with pytest.raises(UnlabeledError, match=r"samples \(audio imports from files\)$"):
         ul.import_source(tmp_path / "a.npy", tmp_path / "c", modality="audio")
+
+
+def test_finetune_on_a_collection_without_splits_leaves_out_what_bench_tests_on(tmp_path, cli):
+    """Without a split column bench tests on a stratified 20% (seed 0), and finetune drew its
+    labels from every sample: another draw than bench's, holding samples bench then tested on."""
+    from unlabeled.bench.tasks import make_task
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 50)
+    np.save(tmp_path / "x.npy", (rng.normal(size=(100, 30)) + y[:, None]).astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    col = ul.import_source(tmp_path / "x.npy", tmp_path / "col", labels=tmp_path / "y.npy").collection
+    assert col.splits is None
+    code, lines = cli("finetune", "--task", col.path, "--fraction", "0.5", "--out", tmp_path / "ft", "--epochs", "0.2")
+    assert code == 0 and any("bench tests on (20, seed 0) are left out" in line for line in lines), lines
+    trained = col.positions(np.array((tmp_path / "ft" / "training-ids.txt").read_text().split()))
+    task = make_task(col)
+    assert len(trained) == 40 and set(trained) <= set(task.train) and not set(trained) & set(task.test)

@@ -267,3 +267,11 @@ def test_a_file_changed_under_a_linked_folder_changes_the_sources_fingerprint(tm
     before = source_fingerprint(tmp_path / "src")
     (tmp_path / "real" / "x.txt").write_text("one more")
     assert source_fingerprint(tmp_path / "src") != before
+
+
+def test_minus_one_in_an_array_of_labels_marks_an_unlabelled_sample(tmp_path):
+    """scikit-learn's mark for no label was made a class "-1", and those samples trained as labelled."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((5, 8, 8)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.array([0, 1, -1, -1, 2]))
+    col = import_source(tmp_path / "x.npy", tmp_path / "col", labels=tmp_path / "y.npy").collection
+    assert col.classes == ["0", "1", "2"] and col.labels.tolist() == [0, 1, -1, -1, 2]

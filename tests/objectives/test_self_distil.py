@@ -62,3 +62,27 @@ def test_self_distillation_keeps_continued_pretraining_near_its_start(wordnet_sm
     grown = grow(held, "small", tmp_path / "grown")
     assert grown.config["method"]["name"] == "mlm"
     assert not {"self_distil", "teacher", "teacher_weights"} & set(grown.config["method"])
+
+
+def test_the_penalty_reads_images_normalised_as_the_encoders_do():
+    """It compared the two encoders on the raw [0, 1] batch, which neither trains on."""
+    from unlabeled.modalities import ImageModality
+    from unlabeled.models import build_encoder
+    from unlabeled.objectives import build_objective
+
+    mod = ImageModality((1, 8, 8), [0.5], [0.25])
+    enc = build_encoder("cnn", "tiny", mod.input_shape)
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.clone())
+            return x.flatten(1)
+
+    obj = build_objective("simclr", enc, mod)
+    obj.encoder = Recording()  # the student the penalty calls
+    obj.self_distil = Teacher(Recording(), 1.0)
+    x = torch.rand(4, 1, 8, 8)
+    obj.loss = lambda x, g: (x.sum() * 0, {})  # the objective's own loss is beside the point here
+    obj(x, torch.Generator())
+    assert len(seen) == 2 and all(torch.allclose(s, mod.normalize(x)) for s in seen)

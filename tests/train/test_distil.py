@@ -134,3 +134,16 @@ def test_a_self_trained_run_and_its_student_name_the_labels_they_learnt_and_benc
     task = make_task(w.close())
     with pytest.raises(ul.UnlabeledError, match=r"test samples \(30 with their labels, the rest with pseudo-labels"):
         ul.bench(st, task.collection, probes=["linear"], fractions=[1.0], seeds=1, baselines=())
+
+
+def test_a_student_from_a_run_of_another_modality_of_the_same_shape_is_refused():
+    """Audio waveforms (1, N) and a univariate series (1, N) share a shape: an audio --init
+    passed for a series teacher, and the student read series through the audio front end."""
+    from types import SimpleNamespace
+
+    from unlabeled.train.distil import DistilRecipe, student_spec
+
+    teacher = SimpleNamespace(config={"modality": {"name": "series", "sample_shape": [1, 400]}})
+    src = SimpleNamespace(path="runs/audio", config={"modality": {"name": "audio", "sample_shape": [1, 400]}})
+    with pytest.raises(ul.UnlabeledError, match="--init runs/audio was pretrained on other samples than the teacher"):
+        student_spec(DistilRecipe(), teacher, src, None, 10, "cpu")

@@ -21,9 +21,8 @@ import numpy as np
 from unlabeled._console import UnlabeledError
 from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, check_metric, metrics_for
 from unlabeled.data.collection import NO_LABEL, Collection
-from unlabeled.data.splits import holdout_split
+from unlabeled.data.splits import TEST_FRACTION, holdout_split
 
-TEST_FRACTION = 0.2
 SPLITS = ("auto", "given", "stratified", "group")
 
 

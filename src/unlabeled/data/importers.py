@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from unlabeled._console import UnlabeledError, progress
+from unlabeled._console import UnlabeledError, info, progress
 from unlabeled._settings import folder
 from unlabeled.data import formats
 from unlabeled.data.builtins import BUILTINS
@@ -404,8 +404,13 @@ def _read_labels(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
         raise UnlabeledError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
     if len(raw) != n:
         raise UnlabeledError(f"{path} has {len(raw)} labels for {n} samples")
-    names = sorted({str(v) for v in raw}, key=lambda v: (len(v), v))
-    code = {c: i for i, c in enumerate(names)}
+    # -1 in an array of whole numbers marks an unlabelled sample (scikit-learn's convention for
+    # semi-supervised labels): it was made a class "-1", and those samples trained as labelled
+    none = path.suffix == ".npy" and arr.dtype.kind in "iu" and -1 in raw
+    if none:
+        info(f"note: {raw.count(-1)} label(s) of -1 in {path} read as unlabelled samples")
+    names = sorted({str(v) for v in raw if not (none and v == -1)}, key=lambda v: (len(v), v))
+    code = {c: i for i, c in enumerate(names)} | ({"-1": NO_LABEL} if none else {})
     return np.asarray([code[str(v)] for v in raw], dtype=np.int64), names
 
 

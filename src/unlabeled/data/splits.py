@@ -64,6 +64,18 @@ def random_subset(n: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
+# the share of the labelled samples that a collection without a split column holds out as its
+# test split: bench's carve-out (stratified, seed 0), which finetune and selftrain leave out too
+TEST_FRACTION = 0.2
+
+
+def carved_test(labels: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """The positions among ``labelled`` that ``bench`` tests on where a collection has no
+    split column: a stratified :data:`TEST_FRACTION` of them, seed 0 (``bench``'s default
+    split). A classifier trained on the rest can be benched on them."""
+    return labelled[holdout_split(len(labelled), TEST_FRACTION, 0, labels[labelled])[1]]
+
+
 def holdout_split(
     n: int, holdout: float, seed: int, labels: np.ndarray | None = None, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

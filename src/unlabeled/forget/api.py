@@ -94,15 +94,7 @@ def forget(
         ids = group_ids(src, task, group, values)
     forget_pos = forget_set(src, task, ids, class_)
     retain_pos = np.setdiff1d(np.sort(task.positions(src.training_ids())), forget_pos)
-    if not len(forget_pos):
-        raise UnlabeledError("nothing to forget: no training sample matches")
-    if not len(retain_pos):
-        raise UnlabeledError("that would forget every training sample; train a new model instead")
-    if len(forget_pos) < chosen.min_forget:
-        raise UnlabeledError(
-            f"{chosen.name} fits a model to the samples it forgets and needs {chosen.min_forget} at least, "
-            f"got {len(forget_pos)}; choose another --method for so few"
-        )
+    _check_sets(chosen, forget_pos, retain_pos)
     record = {
         "request": uuid.uuid4().hex[:12],
         "method": method,
@@ -147,6 +139,19 @@ def _semi(a: lineage.Ancestor) -> bool:
     """Whether ancestor ``a`` is a self-trained classifier that saw the samples, or a student."""
     name = a.run.config["method"]["name"] if a.run.kind == "classifier" else "supervised"
     return name == "distil" or (name != "supervised" and bool(a.saw))
+
+
+def _check_sets(chosen: Method, forget_pos: np.ndarray, retain_pos: np.ndarray) -> None:
+    """A forget set the method can forget, and something left to keep."""
+    if not len(forget_pos):
+        raise UnlabeledError("nothing to forget: no training sample matches")
+    if not len(retain_pos):
+        raise UnlabeledError("that would forget every training sample; train a new model instead")
+    if len(forget_pos) < chosen.min_forget:
+        raise UnlabeledError(
+            f"{chosen.name} fits a model to the samples it forgets and needs {chosen.min_forget} at least, "
+            f"got {len(forget_pos)}; choose another --method for so few"
+        )
 
 
 def _check_request(src: Run, out: Path, train: dict[str, Any], device: str, ids: Any) -> None:

@@ -53,7 +53,12 @@ class Objective(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator, *labels: torch.Tensor):
         loss, logs = self.loss(x, generator, *labels)
         if self.self_distil is not None:
-            penalty = self.self_distil.penalty(self.encoder, x)
+            # on the inputs as the encoders read them: normalised (a text batch's token ids
+            # are their own normalisation); the raw [0, 1] images pinned outputs on inputs
+            # neither encoder ever saw
+            with torch.autocast(x.device.type, enabled=False):
+                seen = self.modality.normalize(x)
+            penalty = self.self_distil.penalty(self.encoder, seen)
             loss = loss + self.self_distil.weight * penalty
             logs = {**logs, "self_distil": penalty.detach()}
         return loss, logs

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlabeled._console import UnlabeledError
+from unlabeled._console import UnlabeledError, samples_of
 from unlabeled._settings import check_field_kinds, folder
 from unlabeled.data.collection import Collection, open_collection
 from unlabeled.modalities import modality_from_state
@@ -33,12 +33,13 @@ from unlabeled.runs import Run, check_same_samples, encode, open_run, read_confi
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
+from unlabeled.train.finetune import outside_bench_test
 from unlabeled.train.pretrain import provenance
 from unlabeled.train.run import (
     claim_run_dir,
     note_forgotten,
+    open_start,
     refuse_out_at,
-    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -131,12 +132,11 @@ def distil(
             _say_what_resume_ignores(recipe, spec, teacher, init)
             recipe, src, replace_old = _saved_recipe(spec), None, False  # the checkpoint holds the weights
         else:
-            teacher_run, src = _teacher(teacher, col), None if init is None else open_run(init)
-            refuse_sharded_start(src)
+            teacher_run, src = _teacher(teacher, col), open_start(init)
             for other, what in ((teacher_run, "the teacher"), (src, "--init")):
                 refuse_out_at(out, other, what, "write the student elsewhere")
             _check_label_weight(teacher_run, col, recipe.label_weight)
-            positions = col.indices(exclude="test")
+            positions = outside_bench_test(col)  # without a split column, bench's carved-out 20% too
             if len(positions) < 2:  # was "batch size must be at least 2", after the teacher's pass
                 raise UnlabeledError(
                     f"{col.path} has {len(positions)} sample(s) outside its test split; distil needs 2 or more"
@@ -279,8 +279,14 @@ def student_spec(
     (a pretrained run) or the recipe's architecture (default: the teacher's), from scratch."""
     t = teacher.config
     if src is not None:
-        if src.config["modality"]["sample_shape"] != t["modality"]["sample_shape"]:
-            raise UnlabeledError(f"--init {src.path} was pretrained on other samples than the teacher's")
+        # the modality too: an audio run's (1, N) waveforms are a univariate series' shape
+        mine, theirs = src.config["modality"], t["modality"]
+        if (mine["name"], mine["sample_shape"]) != (theirs["name"], theirs["sample_shape"]):
+            raise UnlabeledError(
+                f"--init {src.path} was pretrained on other samples than the teacher's: "
+                f"{samples_of(mine['name'], mine['sample_shape'])}, against "
+                f"{samples_of(theirs['name'], theirs['sample_shape'])}"
+            )
         modality, enc = src.config["modality"], EncoderSpec.from_json({**src.config["encoder"], "weights": "encoder"})
     else:
         name, size = recipe.encoder or t["encoder"]["name"], recipe.size or t["encoder"]["size"]

@@ -19,7 +19,7 @@ import torch
 from unlabeled._console import UnlabeledError, info
 from unlabeled._settings import check_field_kinds, folder
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
-from unlabeled.data.splits import shots_subset, stratified_subset, tally
+from unlabeled.data.splits import carved_test, shots_subset, stratified_subset, tally
 from unlabeled.modalities import fit_modality
 from unlabeled.models import default_options
 from unlabeled.runs import Run, check_same_samples, open_run, read_config, shard_split
@@ -31,9 +31,9 @@ from unlabeled.train.run import (
     check_shards,
     claim_run_dir,
     claim_sharded,
+    open_start,
     put_back,
     refuse_out_at,
-    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -50,13 +50,27 @@ from unlabeled.train.trainer import TrainConfig
 
 def _labelled_outside_test(task: Collection) -> tuple[np.ndarray, np.ndarray]:
     """The task's labelled samples outside its test split, and which of them are train's (all
-    of them where it has no ``train`` split)."""
+    of them where it has no ``train`` split). Without a split column, the stratified 20% that
+    ``bench`` carves out to test on is not train's (:func:`carved_test`): a classifier trained
+    on it could not be benched, and its few labels were not the bench's draw."""
     if not task.has_labels():
         raise UnlabeledError(f"{task.path} has no labels; fine-tuning needs a labelled task")
     pos = np.intersect1d(task.indices(exclude="test"), np.flatnonzero(task.labels != NO_LABEL))
-    if task.splits is None or not (task.splits[pos] == "train").any():
+    if task.splits is None:
+        return pos, ~np.isin(pos, carved_test(task.labels, pos))
+    if not (task.splits[pos] == "train").any():
         return pos, np.ones(len(pos), dtype=bool)
     return pos, task.splits[pos] == "train"
+
+
+def outside_bench_test(task: Collection) -> np.ndarray:
+    """Every position outside what ``bench`` tests on: the test split's, or without a split
+    column the labelled 20% it carves out (unlabelled samples are never tested on)."""
+    rest = task.indices(exclude="test")
+    if task.splits is not None or not task.has_labels():
+        return rest
+    labelled = np.flatnonzero(task.labels != NO_LABEL)
+    return np.setdiff1d(rest, carved_test(task.labels, labelled))
 
 
 def labelled_train(task: Collection) -> np.ndarray:
@@ -72,7 +86,12 @@ def note_other_splits(task: Collection) -> None:
     Said once every refusal has passed: a note before "error: ..." reads as its cause, and a
     refused command prints its one line alone."""
     pos, train = _labelled_outside_test(task)
-    if (~train).any():
+    if (~train).any() and task.splits is None:
+        info(
+            f"note: {task.path} has no split column: the stratified 20% of its labelled samples that bench "
+            f"tests on ({int((~train).sum())}, seed 0) are left out"
+        )
+    elif (~train).any():
         held = tally(task.splits[pos[~train]])
         info(f"note: split(s) {held} are neither train nor test: their labels are left out, as bench leaves them")
 
@@ -192,30 +211,22 @@ def finetune(
     made it; the recipe and training ids are read back from the run), ending as the
     uninterrupted run would have, bit for bit (a sharded run: its unfinished shards)."""
     if objective != "classify":
-        unused = {"fraction": fraction, "shots": shots, "shards": shards > 1, "positions": positions is not None}
-        train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed}
-        where = {"precision": precision, "device": device, "overwrite": overwrite, "resume": resume}
-        arch = {"encoder": encoder, "size": size, "augment": augment}
-        return _language_model(run, task, out, objective, unused, train | where, arch)
+        return _language_model(run, task, out, objective, dict(locals()))
     batch = FinetuneRecipe.batch_size if batch_size is None else batch_size
     recipe = FinetuneRecipe(epochs, batch, lr, weight_decay, seed, encoder, size, augment, precision)
     check_shards(shards)
     col = open_collection(task)
-    if shards > 1:
-        refuse_text_shards(col, run)
+    refuse_text_shards(col, run, shards)
     pos = _labelled_draw(col, positions, fraction, shots, seed, resume)
     out, extra = folder(out), dict(extra_config or {})
     if clash := sorted(set(extra) & SPEC_KEYS):
         raise UnlabeledError(f"extra_config may not set {', '.join(clash)}: the run's config writes them itself")
-    src = None if run is None else open_run(run)
-    refuse_sharded_start(src)
+    src = open_start(run)
     if not resume:
         refuse_out_at(out, src, "the run to start from")
     with run_lock(out):  # one process writes a run at a time
         if shards > 1:
-            train = {
-                k: v for k, v in asdict(recipe).items() if k in ("epochs", "batch_size", "lr", "weight_decay", "seed")
-            }
+            train = {k: asdict(recipe)[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
 
             def one(folder: Path, part: np.ndarray, again: bool) -> Run:  # extra: the whole run's
                 return _finetune_one(recipe, src, col, part, Where(folder, device, again, not again), {}, False)
@@ -242,14 +253,24 @@ def _language_model(
     task: Collection | str | os.PathLike[str],
     out: str | os.PathLike[str],
     objective: str,
-    unused: dict[str, Any],
-    train: dict[str, Any],
-    arch: dict[str, Any],
+    given: dict[str, Any],
 ) -> Run:
     """``finetune(objective="clm")``: ``run``, a causal language model, trained further on the
     text of ``task``'s training documents, every weight (continued pretraining from it, which
     ``unlabeled pretrain --init RUN --method clm`` also does); labels and their options have
     no part in it."""
+    g = given  # finetune's own arguments
+    unused = {
+        "fraction": g["fraction"],
+        "shots": g["shots"],
+        "shards": g["shards"] > 1,
+        "positions": g["positions"] is not None,
+    }
+    train = {
+        k: g[k]
+        for k in ("epochs", "batch_size", "lr", "weight_decay", "seed", "precision", "device", "overwrite", "resume")
+    }
+    arch = {k: g[k] for k in ("encoder", "size", "augment")}
     if objective != "clm":
         raise UnlabeledError(f"--objective must be classify or clm, got {objective!r}")
     if run is None:
@@ -261,11 +282,11 @@ def _language_model(
             + (f"a {src.method} run" if src.kind == "encoder" else "a classifier")
             + " (pretrain one with --method clm)"
         )
-    given = [k for k, v in unused.items() if v]
-    if given == ["shards"]:
+    asked = [k for k, v in unused.items() if v]
+    if asked == ["shards"]:
         raise UnlabeledError("--shards trains one classifier per shard of the labels; --objective clm trains one model")
-    if given:
-        raise UnlabeledError(f"--{given[0]} chooses labelled samples; --objective clm trains on every document's text")
+    if asked:
+        raise UnlabeledError(f"--{asked[0]} chooses labelled samples; --objective clm trains on every document's text")
     # the architecture comes with the run, and text has no light views: named, not refused
     ignored = [f"--encoder {arch['encoder']}"] if arch["encoder"] not in (None, "transformer") else []
     ignored += [f"--size {arch['size']}"] if arch["size"] is not None else []

@@ -193,11 +193,11 @@ def pretrain(
         return _pretrain_one(recipe, data, where, positions, init)
 
 
-def refuse_text_shards(col: Collection, start: Any) -> None:
+def refuse_text_shards(col: Collection, start: Any, shards: int = 2) -> None:
     """SISA on text from scratch is refused: each shard would fit its own tokenizer on its own
     documents, and the ensemble reads a document once, with one tokenizer. From a pretrained
     text run every shard reads with that run's tokenizer, and may."""
-    if col.is_text and start is None:
+    if shards > 1 and col.is_text and start is None:
         raise UnlabeledError(
             "--shards on text needs a pretrained text run to start from (--init, or finetune's RUN): "
             "from scratch each shard would fit its own tokenizer, and the ensemble reads with one"

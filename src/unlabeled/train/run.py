@@ -47,6 +47,7 @@ from unlabeled.runs import (
     encoder_weights,
     load_checked,
     lock_file,
+    open_run,
     read_config,
     read_ids,
     refuse_losing_audit,
@@ -412,6 +413,13 @@ def refuse_sharded_start(src: Run | None) -> None:
             f"{src.path} is a sharded (SISA) run, whose shards' encoders cannot start one model; "
             f"start from one shard ({src.path / SHARDS / '00'}), or pretrain without --shards"
         )
+
+
+def open_start(run: Run | str | os.PathLike[str] | None) -> Run | None:
+    """The run a new one starts from (None: from scratch), refused if sharded."""
+    src = None if run is None else open_run(run)
+    refuse_sharded_start(src)
+    return src
 
 
 def start_point(src: Run) -> InitSpec:

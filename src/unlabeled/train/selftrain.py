@@ -33,7 +33,7 @@ from unlabeled._settings import as_settings, check_count, check_field_kinds, fol
 from unlabeled.data.collection import NO_LABEL, Collection, open_collection
 from unlabeled.modalities import modality_from_state
 from unlabeled.objectives.base import Objective
-from unlabeled.runs import Run, encode, open_run, read_config, read_ids
+from unlabeled.runs import Run, encode, read_config, read_ids
 from unlabeled.runtime import resolve_device
 from unlabeled.train import checkpoint as ckpt
 from unlabeled.train import distributed as dist
@@ -44,14 +44,15 @@ from unlabeled.train.finetune import (
     labelled_train,
     note_other_splits,
     note_unlearnable,
+    outside_bench_test,
     train_positions,
 )
 from unlabeled.train.run import (
     Feed,
     claim_run_dir,
+    open_start,
     option_pairs,
     refuse_out_at,
-    refuse_sharded_start,
     run_lock,
     saved_budget,
     saved_pairs,
@@ -198,8 +199,7 @@ def selftrain(
             src, replace_old = None, False  # the checkpoint holds the weights
         else:
             lab, pool = _pools(col, labelled, unlabelled, fraction, shots, recipe.seed)
-            src = None if run is None else open_run(run)
-            refuse_sharded_start(src)
+            src = open_start(run)
             refuse_out_at(out, src, "the run to start from")
             replace_old = claim_run_dir(out, False, overwrite, remove=False)
             _notes(recipe, src, col, lab, labelled is None)  # after the refusals: a refusal prints one line
@@ -299,8 +299,8 @@ def _pools(
         )
     lab = labelled_train(col) if labelled is None else train_positions(col, labelled, "labelled positions")
     lab = few_labels(col, lab, fraction, shots, seed)
-    pool = (
-        col.indices(exclude="test") if unlabelled is None else train_positions(col, unlabelled, "unlabelled positions")
+    pool = (  # never what bench tests on (without a split column: its carved-out 20%)
+        outside_bench_test(col) if unlabelled is None else train_positions(col, unlabelled, "unlabelled positions")
     )
     if not len(lab):  # was "the labelled samples must all have labels", of none
         raise UnlabeledError(f"{col.path}: no labelled train samples to self-train from")
