@@ -519,6 +519,9 @@ def test_bench_refuses_a_task_whose_test_classes_are_none_of_train_and_repeated_
         BenchRequest(runs=(run,), task=col, fractions=(0.1, 0.1, 1.0))
     with pytest.raises(UnlabeledError, match="--shots lists 5 more than once"):
         BenchRequest(runs=(run,), task=col, fractions=(), shots=(5, 5))
+    # two fractions the table labels alike were fitted as one cell, the second's rows the first's
+    with pytest.raises(UnlabeledError, match="--fractions 0.1 and 0.1000001 are both 10%"):
+        BenchRequest(runs=(run,), task=col, fractions=(0.1, 0.1000001))
 
 
 def test_an_ids_file_saved_with_a_byte_order_mark_reads_its_first_id(tmp_path):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from unlabeled.bench.protocol import Setting, evaluate
 
@@ -65,6 +66,9 @@ def test_k_shot_and_metric_choice(digits):
     assert s.n_labels == 50 and s.value == s.metrics["macro_f1"] and s.param in (5, 20, 50)
     assert s.value > 0.7  # five digits of each class already separate most of the test set
     assert Setting(shots=5).label == "5-shot" and Setting(fraction=0.01).label == "1%"
+    # a regression metric for a classification task: said before the fits, not a KeyError after
+    with pytest.raises(ValueError, match="metric 'mae' is not a classification metric"):
+        evaluate(X[:1400], y[:1400], X[1400:], y[1400:], "knn", 0.5, seed=0, metric="mae")
 
 
 def test_ridge_chooses_by_leave_one_out_and_by_the_grouped_split_with_groups(digits, monkeypatch):

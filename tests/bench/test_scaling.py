@@ -59,6 +59,7 @@ def test_scaling_study_end_to_end_and_resumes(gunpoint, tmp_path):
         ("out", {"epochs": -1}, "--epochs must be a positive number, got -1"),  # not the subset's -9.98
         ("out", {"seeds": 0}, "--seeds must be a whole number, 1 or more"),  # after a pretraining
         ("out", {"batch_size": 0}, "--batch-size must be a whole number, 2 or more"),
+        ("out", {"fractions": (0.1, 0.5, 0.5)}, "--fractions lists a value more than once"),  # after a pool trained
     ],
 )
 def test_scaling_refuses_bad_arguments_before_writing_anything(gunpoint, tmp_path, where, kwargs, message):
@@ -118,3 +119,15 @@ def test_the_pool_never_holds_the_tasks_test_samples(tmp_path):
     shuffled = write("b", np.random.default_rng(0).permutation(200))
     kept = pool_without_test(shuffled, task)
     assert sorted(shuffled.ids[i] for i in kept) == sorted(col.ids[i] for i in task.train)
+
+
+def test_the_law_is_fitted_on_finite_rows_and_is_nan_without_three():
+    """On no rows nnls returned uninitialised numbers with R² 1, written to scaling.json."""
+    from unlabeled.bench.scaling import fit_law
+
+    empty = fit_law(np.array([]), np.array([]), np.array([]))
+    assert all(np.isnan(v) for v in empty.values())
+    m, n = np.array([10.0, 10.0, 100.0, 100.0, 100.0]), np.array([5.0, 50.0, 5.0, 50.0, 50.0])
+    err = 0.1 + 2 / m + 0.5 / n
+    fit = fit_law(m, n, np.append(err[:4], np.nan))  # the last row a NaN score: left out
+    assert fit["e_inf"] == pytest.approx(0.1, abs=1e-6) and fit["r2"] == pytest.approx(1.0)

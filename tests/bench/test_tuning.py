@@ -202,3 +202,12 @@ def test_two_regression_labels_are_fine_tuned_with_the_default_rate(runs, data):
     ctx = {"run": runs["cnn"], "trained": True, "device": "cpu"}
     s = fit_and_score(probe_data, "finetune", 0.005, seed=0, context=ctx)  # 1 of 200: at least two
     assert s.n_labels == 2 and np.isfinite(s.value)
+
+
+def test_a_regression_draw_of_one_target_value_fits_the_constant(runs, data):
+    """A few labels of a rating scale can draw one value: the refit refused it ("needs 2
+    samples with different targets") and ended the whole bench, on every rerun too."""
+    X, _ = data["fit"]
+    probe = FinetuneProbe(runs["cnn"], task="regression", lr=1e-2, epochs=20, batch_size=16, max_steps=60)
+    pred = probe.fit(X[:16], np.full(16, 3.0)).predict(X[16:24])
+    assert probe.y_std_ == 1.0 and np.all(np.abs(pred - 3.0) < 0.5), pred

@@ -16,7 +16,15 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
-from unlabeled.bench.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, nan_worst, score, score_all
+from unlabeled.bench.metrics import (
+    CLASSIFICATION,
+    DEFAULT_METRIC,
+    REGRESSION,
+    check_metric,
+    nan_worst,
+    score,
+    score_all,
+)
 from unlabeled.bench.probes import ProbeSpec, chosen_by_probe, probe_spec, warm_key
 from unlabeled.data.splits import holdout_split, random_subset, shots_subset, stratified_subset
 
@@ -131,6 +139,7 @@ def fit_and_score(
     setting = setting if isinstance(setting, Setting) else Setting(fraction=float(setting))
     kind = data.kind
     metric = data.metric or DEFAULT_METRIC[kind]
+    check_metric(kind, metric)  # before the fits: after them it was a bare KeyError
     spec = probe_spec(probe, kind)
     sub = setting.subset(data.y_train, kind, seed)
     every = len(sub) == len(data.y_train) and bool((sub == np.arange(len(sub))).all())  # no copy of all of it

@@ -13,6 +13,7 @@ from unlabeled._console import UnlabeledError
 from unlabeled._settings import check_count
 from unlabeled.bench.baselines import BASELINES
 from unlabeled.bench.probes import PROBES
+from unlabeled.bench.protocol import Setting
 from unlabeled.data.collection import Collection
 from unlabeled.runs import Run
 from unlabeled.runtime import resolve_device
@@ -76,4 +77,12 @@ class BenchRequest:
             twice = sorted({v for v in values if list(values).count(v) > 1})
             if twice:  # a setting run twice counted twice in the unified score
                 raise UnlabeledError(f"{flag} lists {', '.join(map(str, twice))} more than once; give each once")
+        # a setting is keyed by its label (the cells, the cache, the table): two fractions of one
+        # label were fitted as one, the second's rows holding the first's scores
+        labels: dict[str, float] = {}
+        for f in self.fractions:
+            label = Setting(fraction=float(f)).label
+            if label in labels:
+                raise UnlabeledError(f"--fractions {labels[label]} and {f} are both {label}; give fractions apart")
+            labels[label] = f
         check_count(self.seeds, "seeds", 1)

@@ -71,7 +71,13 @@ class ScalingResult:
 
 
 def fit_law(m: np.ndarray, n: np.ndarray, err: np.ndarray) -> dict[str, float]:
-    """Non-negative least squares fit of ``err ≈ e_inf + a/m + b/n`` (scipy's nnls)."""
+    """Non-negative least squares fit of ``err ≈ e_inf + a/m + b/n`` (scipy's nnls), on the
+    finite rows; NaN throughout where fewer than three are left (three coefficients: nnls on
+    no rows returned uninitialised numbers with R² 1)."""
+    keep = np.isfinite(err) & np.isfinite(m) & np.isfinite(n)
+    if keep.sum() < 3:
+        return dict.fromkeys(("e_inf", "a", "b", "r2"), float("nan"))
+    m, n, err = m[keep], n[keep], err[keep]
     A = np.stack([np.ones_like(m, dtype=float), 1.0 / m, 1.0 / n], axis=1)
     coef, _ = nnls(A, err.astype(float))
     pred = A @ coef
@@ -118,6 +124,8 @@ class ScalingRequest:
                 raise UnlabeledError(
                     f"{flag} needs at least two values to fit error ≈ e + a/m + b/n; got {list(values)}"
                 )
+            if len(set(values)) < len(values):  # bench refused it, after the first pool had trained
+                raise UnlabeledError(f"{flag} lists a value more than once: {list(values)}")
 
     def _check_before_writing(self) -> None:
         """What would otherwise fail after pools were derived or a run trained: where the study
@@ -224,6 +232,8 @@ def run_scaling(request: ScalingRequest) -> ScalingResult:
         runs.append(run.path)
         info(f"scaling: m = {m} pretrained; probing")
         rows += _probe_rows(request, run, m, size)
+    if not rows:  # every cell left out (a note says why): no law to fit, nothing to report
+        raise UnlabeledError(f"scaling: the {request.probe} probe scored no setting of {request.task.path}")
     fit = fit_law(*(np.array([r[k] for r in rows], dtype=float) for k in ("m", "n", "error")))
     for r in rows:
         r["fitted"] = fit["e_inf"] + fit["a"] / r["m"] + fit["b"] / r["n"]

@@ -236,9 +236,11 @@ class FinetuneProbe(BaseEstimator):
         y = y.astype(np.float64)
         if not np.isfinite(y).all():
             raise UnlabeledError("regression targets must be finite")
-        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std())
-        if len(y) < 2 or self.y_std_ == 0:
-            raise UnlabeledError("regression needs at least 2 samples with different targets")
+        if len(y) < 2:
+            raise UnlabeledError("regression needs at least 2 samples")
+        # one value throughout (a few labels of a rating scale, drawn alike): trained toward it,
+        # the constant it predicts; refused, it ended the whole bench, and every rerun with it
+        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std()) or 1.0
         return ((y - self.y_mean_) / self.y_std_).astype(np.float32)
 
     def validation_score(self, X_val: np.ndarray, y_val: np.ndarray) -> float:
