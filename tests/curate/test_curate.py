@@ -630,3 +630,20 @@ def test_a_second_curation_into_the_same_out_is_refused_while_one_runs(tmp_path)
         holder.kill()
         holder.wait()
     assert sorted(ul.curate(src, tmp_path / "out", steps="dedup", tasks=1, workers=1).ids) == ["a", "b"]
+
+
+def test_quality_without_lid_fits_the_default_settings_to_the_documents(wordnet_small, tmp_path):
+    """Without the lid step no document had a language, so none was sampled and the quality
+    filters kept datatrove's English web defaults: almost every short gloss was removed."""
+    out = ul.curate(wordnet_small.path, tmp_path / "out", steps="quality", tasks=1, workers=1)
+    assert len(out) > 0.9 * len(wordnet_small)
+
+
+def test_the_filters_read_crlf_line_breaks_as_line_breaks(tmp_path):
+    """Every line of a CRLF document ended in a carriage return, never in punctuation."""
+    from unlabeled.curate.steps import CollectionReader
+
+    w = CollectionWriter(tmp_path / "c", "text", (), "object")
+    w.add(["One line.\r\nAnother line.\r\n", "Old Mac.\rLines."], ["a", "b"])
+    docs = list(CollectionReader(str(w.close().path)).run())
+    assert [d.text for d in docs] == ["One line.\nAnother line.\n", "Old Mac.\nLines."]

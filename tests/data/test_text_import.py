@@ -367,3 +367,32 @@ def test_a_jsonl_line_python_cannot_parse_is_reported_and_the_rest_imported(tmp_
     why = dict(report.bad)
     assert set(why) == {f"{tmp_path / 'd.jsonl'} line 2", f"{tmp_path / 'd.jsonl'} line 3"}
     assert "nested too deeply" in why[f"{tmp_path / 'd.jsonl'} line 3"]
+
+
+def test_a_row_left_out_takes_no_id_a_json_surrogate_is_no_character_and_utf16_is_named(tmp_path):
+    """A valid row was left out as a duplicate of an empty one never imported; JSON's escaped
+    lone surrogates "\\udcc3\\udca9" became the bytes of "é"; a UTF-16 file was "binary"."""
+    src = tmp_path / "docs.jsonl"
+    src.write_text(
+        '{"id": "a", "text": ""}\n{"id": "a", "text": "hello world"}\n'
+        '{"id": "b", "text": "\\udcc3\\udca9t\\u00e9"}\n{"id": "c", "text": "fine"}\n'
+    )
+    report = import_source(src, tmp_path / "col")
+    bad = dict(report.bad)
+    assert list(report.collection.ids) == ["a", "c"] and "empty" in bad[f"{src} line 1"]
+    assert "lone surrogate" in bad[f"{src} line 3"]
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "windows.txt").write_bytes("Unicode text\r\n".encode("utf-16"))
+    (folder / "plain.txt").write_text("plain text")
+    report = import_source(folder, tmp_path / "col2")
+    assert dict(report.bad)[str(folder / "windows.txt")].startswith("UTF-16 text (its byte-order mark says so)")
+
+
+def test_a_fortune_keeps_a_percent_sign_of_its_own():
+    """Stripping every % off an entry's ends took "98%" to "98" and left one entry a "\\n%"."""
+    from unlabeled.data.corpora import _without_separators
+
+    assert _without_separators("составляет 98%\n") == "составляет 98%"
+    assert _without_separators("%\nfirst of a file") == "first of a file"
+    assert _without_separators("pLug\n%\n") == "pLug" and _without_separators("%") == ""

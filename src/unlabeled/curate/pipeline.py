@@ -305,9 +305,10 @@ def _samples(folder: Path) -> tuple[int, dict[str, list[str]]]:
     inside: dict[str, set[int]] = {}  # the keys in each heap
     for row in read_jsonl(folder):
         count += 1
-        language = row.get("metadata", {}).get("language")
-        if not language:
-            continue
+        # without a language (no lid step) a document is the "default" settings' to fit: left
+        # out, those settings stayed datatrove's English web defaults, which removed almost
+        # every short or non-English document
+        language = row.get("metadata", {}).get("language") or "default"
         key = -int.from_bytes(hashlib.blake2b(row["text"].encode("utf-8", "replace"), digest_size=8).digest(), "big")
         heap, keys = heaps.setdefault(language, []), inside.setdefault(language, set())  # max-heap by negation
         if key in keys:
@@ -428,7 +429,8 @@ def _write(
             if s["removed"]
         )
         raise UnlabeledError(f"curate: no document of {req.source} passed every step ({why}); see {work}")
-    meta = {"name": Path(req.out).name, "curated_from": str(col.path.resolve())}
+    # the source as given: a folder of raw files was imported into the work folder, which goes
+    meta = {"name": Path(req.out).name, "curated_from": str(Path(req.source).resolve())}
     writer = CollectionWriter(Path(req.out), "text", (), "uint8", col.classes, meta, overwrite=overwrite)
     try:
         extra = [c for c in col.columns if c != WEIGHT]  # an earlier weight is replaced by this one's

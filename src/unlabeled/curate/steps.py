@@ -104,7 +104,16 @@ class CollectionReader(PipelineStep):
         for start in range(0, len(positions), self.chunk):
             chunk = positions[start : start + self.chunk]
             for p, text, doc_id in zip(chunk, col.get(chunk), col.ids[chunk], strict=True):
-                yield Document(text=str(text), id=str(doc_id), metadata={"position": int(p)})
+                yield Document(text=_newlines(str(text)), id=str(doc_id), metadata={"position": int(p)})
+
+
+def _newlines(text: str) -> str:
+    """Line breaks as line feeds: datatrove's filters split lines on them, so every line of a
+    CRLF document ended in a carriage return, never in punctuation (all of them removed by
+    FineWeb's line check, or that check relaxed for every document of the language), and its
+    paragraph breaks were not seen. The stored documents keep their own; the curated
+    collection copies them from the source by position."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 class Count(PipelineStep):

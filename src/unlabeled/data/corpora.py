@@ -205,6 +205,17 @@ def _fortune_files(root: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def _without_separators(entry: str) -> str:
+    """A fortune without the ``%`` separator lines a file may start or end with: stripping
+    every ``%`` off its ends took a percent sign of the text too ("... 98%" became "... 98")."""
+    lines = entry.strip("\n").split("\n")
+    if lines and lines[0].strip() == "%":
+        lines = lines[1:]
+    if lines and lines[-1].strip() == "%":
+        lines = lines[:-1]
+    return "\n".join(lines).strip()
+
+
 def load_fortunes() -> Loaded:
     """Every fortune cookie (entries separated by ``%`` lines), labelled by language (12); the
     file it came from is its group. The files are UTF-8 (a byte that is not would be replaced
@@ -217,7 +228,7 @@ def load_fortunes() -> Loaded:
         rel = path.relative_to(root).as_posix()
         raw = path.read_bytes().decode("utf-8", errors="replace")
         for n, entry in enumerate(raw.replace("\r\n", "\n").split("\n%\n")):
-            entry = entry.strip("\n%").strip()
+            entry = _without_separators(entry)
             if entry:
                 texts.append(entry)
                 ids.append(f"{rel}:{n}")

@@ -61,6 +61,8 @@ def decode_document(raw: bytes) -> str:
     body = raw.removeprefix(b"\xef\xbb\xbf")
     if not body.strip():
         raise ValueError("empty document" if not body else "empty document (only white space)")
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Windows' "Unicode": NUL bytes too, but not binary
+        raise ValueError("UTF-16 text (its byte-order mark says so); save it as UTF-8")
     if b"\x00" in body:
         raise ValueError("a binary file, not text (it holds NUL bytes)")
     try:
@@ -197,7 +199,9 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
         if r.get("__clash"):
             bad.append((where, f"no id, and its {unit} number {r['id']} is another row's id"))
             continue
-        if with_ids and first.setdefault(str(r["id"]), r["__line"]) != r["__line"]:
+        # the id a row imported under (a row left out for its text takes none: the valid row
+        # after it of the same id was left out too, as a duplicate of a row not imported)
+        if with_ids and str(r["id"]) in first:
             bad.append((where, f"id {str(r['id'])!r} already used on {unit} {first[str(r['id'])]}"))
             continue
         reason = _not_text(r)
@@ -216,7 +220,10 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             )
             continue
         try:
-            raw = value.encode("utf-8", errors="surrogateescape")
+            # a CSV's undecodable bytes come back as the surrogates they were read into (to be
+            # reported with their offset); in JSON or Parquet "\udcc3" is a lone surrogate, which
+            # the same escape turned into bytes that decoded as another character
+            raw = value.encode("utf-8", errors="surrogateescape" if suffix(path) in (".csv", ".tsv") else "strict")
             texts.append(decode_document(cut_document(raw)))
         except UnicodeEncodeError as e:  # a lone surrogate (JSON's "\ud800"): no character at all
             bad.append((where, f"not text: a lone surrogate {value[e.start]!r} at character {e.start}"))
@@ -225,6 +232,8 @@ def read_text_table(path: Path, text_column: str | None = None) -> tuple[Loaded,
             bad.append((where, str(e)))
             continue
         kept.append(r)
+        if with_ids:
+            first[str(r["id"])] = r["__line"]
         sizes.append((where, len(raw)))
     if not kept:
         raise UnlabeledError(f"no document could be read from {path}" + (f": {bad[0][0]}: {bad[0][1]}" if bad else ""))
