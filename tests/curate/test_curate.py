@@ -222,6 +222,9 @@ def test_empty_documents_and_short_exact_copies_are_removed_and_counted(tmp_path
     records = pq.read_table(out.path / "curation.parquet").to_pylist()
     why = {r["id"]: r["reason"] for r in records}
     assert why["b"] == "empty" and why["d"] == "exact duplicate of c" and why["f"] == "exact duplicate of e"
+    # the kept copy's cluster counts its copies (it said 1: rehydration took it for a unique document)
+    size = {r["id"]: r["cluster_size"] for r in records}
+    assert (size["a"], size["c"], size["d"], size["e"]) == (1, 2, 2, 2)
     from unlabeled.curate import pipeline
 
     folder = tmp_path / "stage1"

@@ -67,18 +67,25 @@ def _short_exact_duplicates(rec: Records, col: Collection) -> None:
     """Exact copies MinHash cannot see, removed as its duplicates are: a document of fewer words
     than its shingles has no signature, so identical short documents were all kept. Among the
     documents that reached the duplicate filter outside any cluster, those of one length are
-    compared by content (only they can be equal), and every copy but the first is removed."""
+    compared by content (only they can be equal), and every copy but the first is removed. The
+    copies make a cluster of their own, as MinHash's would, whose size the kept one records:
+    it said 1, and rehydration counted a document of 49 removed copies as a unique one."""
     alone = np.flatnonzero(rec.seen & (rec.cluster < 0) & ((rec.step == None) | (rec.step == "quality")))  # noqa: E711
     if len(alone) < 2:
         return
     sizes = col.sizes(alone)
     _, inverse, counts = np.unique(sizes, return_inverse=True, return_counts=True)
     same_size = alone[counts[inverse] > 1]
-    first: dict[bytes, int] = {}
+    copies: dict[bytes, list[int]] = {}
     for p, text in zip(same_size.tolist(), col.get(same_size), strict=True):
-        k = first.setdefault(_digest(str(text)), p)
-        if k != p:
-            rec.kept[p], rec.step[p], rec.reason[p] = False, "dedup", f"exact duplicate of {col.ids[k]}"
+        group = copies.setdefault(_digest(str(text)), [])
+        if group:
+            rec.kept[p], rec.step[p], rec.reason[p] = False, "dedup", f"exact duplicate of {col.ids[group[0]]}"
+        group.append(p)
+    cluster = int(rec.cluster.max(initial=-1)) + 1
+    for group in (g for g in copies.values() if len(g) > 1):
+        rec.cluster[group], rec.size[group] = cluster, len(group)
+        cluster += 1
 
 
 def _name_duplicates(rec: Records, col: Collection) -> None:
