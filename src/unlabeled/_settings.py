@@ -109,4 +109,4 @@ def check_field_kinds(recipe: Any) -> None:
         if number or not isinstance(value, kinds):
             said = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}
             wanted = " or ".join(said[n] for n in names if n != "None")
-            raise UnlabeledError(f"{f.name.replace('_', ' ')} must be {wanted}, got {value!r}")
+            raise UnlabeledError(f"--{f.name.replace('_', '-')} must be {wanted}, got {value!r}")
