@@ -127,3 +127,20 @@ def test_a_grown_run_continues_pretraining_from_every_weight(wordnet_small, tmp_
     (forgot / "config.json").write_text(json.dumps(config))
     with pytest.raises(UnlabeledError, match="is the output of forget: grow the run it came from"):
         grow(forgot, "small", tmp_path / "grown-forgot")
+
+
+def test_the_copies_of_a_grown_model_part_when_it_trains():
+    """With equal shares (1 / copies) the copies got equal gradients and stayed equal under
+    AdamW: the grown model trained as the small one repeated."""
+    small, big = _grown("clm")
+    big.train()
+    opt = torch.optim.AdamW(big.parameters(), lr=1e-3, weight_decay=0.05)
+    for step in range(3):
+        x = _ids(seed=10 + step)
+        logits = next_token_logits(big.encoder, x)
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    emb = big.encoder.token_embed.weight
+    assert (emb[:, :128] - emb[:, 128:]).abs().max() > 1e-4  # exactly 0.0 before

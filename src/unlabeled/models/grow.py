@@ -3,8 +3,11 @@
 bert2BERT (Chen et al. 2022, "bert2BERT: Towards Reusable Pretrained Language Models", ACL)
 widens every layer by *function-preserving initialisation* (FPI, after Net2Net, Chen et al.
 2016): each new unit copies an old one, chosen by a map ``g`` from new to old units, and the
-weights that read a copied unit are divided by how many copies it has, so every layer computes
-the same values, merely repeated. Its *advanced knowledge initialisation* (AKI) takes the new
+weights that read a copied unit are shared among its copies, so every layer computes the same
+values, merely repeated. The shares are uneven here (seeded, summing to 1; Net2Net's are
+equal): equal shares leave the grown model symmetric under swapping the copies, which then
+get equal gradients and never part, and it trains as the small model repeated. Its *advanced
+knowledge initialisation* (AKI) takes the new
 units' weights from the next layer instead (the upper layer's knowledge; no longer the same
 function, and reported to converge faster). Depth grows by stacking the layers again on top.
 
@@ -22,7 +25,7 @@ Here, for the pre-norm :class:`~unlabeled.models.transformer.PatchTransformer`:
   attention and MLP input weights are the copied block's, which training then puts to use.
 - Heads tied to the token embedding (the MLM head, a causal model's output layer) read a
   repeated vector against repeated embeddings, which would double every logit: the layer norm
-  before them is scaled by ``1 / copies``, so the logits stay the same.
+  before them is scaled by its copies' shares, so the logits stay the same.
 """
 
 from __future__ import annotations
@@ -40,17 +43,22 @@ def _map(old: int, new: int) -> torch.Tensor:
     return torch.arange(new) % old
 
 
-def _widen(t: torch.Tensor, dim: int, old: int, new: int, divide: bool = False) -> torch.Tensor:
-    """``t`` with axis ``dim`` grown from ``old`` to ``new`` units by copying; ``divide``
-    splits each copied input's weight among its copies (the reading side of FPI)."""
+def _widen(t: torch.Tensor, dim: int, old: int, new: int, split: Shapes | None = None) -> torch.Tensor:
+    """``t`` with axis ``dim`` grown from ``old`` to ``new`` units by copying; with ``split``
+    each copied input's weight is shared among its copies (the reading side of FPI) in the
+    uneven shares :meth:`Shapes.shares` draws."""
     out = t.index_select(dim, _map(old, new))
-    return out / (new // old) if divide else out
+    if split is None:
+        return out
+    shape = [1] * t.dim()
+    shape[dim] = new
+    return out * split.shares(old, new).to(out.dtype).view(shape)
 
 
 class Shapes:
     """Width, depth and heads of the model grown from (``old``) and into (``new``)."""
 
-    def __init__(self, old: tuple[int, int, int], new: tuple[int, int, int]) -> None:
+    def __init__(self, old: tuple[int, int, int], new: tuple[int, int, int], seed: int = 0) -> None:
         (self.w0, self.d0, self.h0), (self.w1, self.d1, self.h1) = old, new
         fewer = [
             f"{name} {a} -> {b}" for name, a, b in zip(("width", "depth", "heads"), old, new, strict=True) if b < a
@@ -70,11 +78,32 @@ class Shapes:
                 "and compute the same function"
             )
         self.copies = self.w1 // self.w0
+        self.generator = torch.Generator().manual_seed(seed)
+        self._tied: torch.Tensor | None = None
+
+    def shares(self, old: int, new: int) -> torch.Tensor:
+        """How much of an old unit's reading weight each of its ``new // old`` copies takes:
+        positive, summing to 1 over the copies, drawn (seeded) for each weight. Equal shares
+        (Net2Net's 1/copies) left the grown model symmetric under swapping its copies: they
+        got equal gradients, stayed equal under AdamW, and the grown model trained as the
+        small one repeated. Any shares summing to 1 compute the same function."""
+        copies = new // old
+        if copies == 1:
+            return torch.ones(new)
+        w = torch.empty(copies, old).uniform_(0.5, 1.5, generator=self.generator)
+        return (w / w.sum(0)).reshape(-1)  # unit i copies old unit i % old: its share is [i // old, i % old]
+
+    def tied_shares(self) -> torch.Tensor:
+        """The shares of the layer norm before a head tied to the embedding, one draw for both
+        its weight and its bias (each copy's output is that share of the old one's)."""
+        if self._tied is None:
+            self._tied = self.shares(self.w0, self.w1)
+        return self._tied
 
 
 def _square(t: torch.Tensor, s: Shapes) -> torch.Tensor:
     """A width x width weight (rows written to the residual stream, columns read from it)."""
-    return _widen(_widen(t, 0, s.w0, s.w1), 1, s.w0, s.w1, divide=True)
+    return _widen(_widen(t, 0, s.w0, s.w1), 1, s.w0, s.w1, split=s)
 
 
 def _block_param(rest: str, t: torch.Tensor, s: Shapes) -> torch.Tensor:
@@ -85,17 +114,17 @@ def _block_param(rest: str, t: torch.Tensor, s: Shapes) -> torch.Tensor:
         return _widen(t, 0, w0, w1)
     if rest == "qkv.weight":  # rows (q|k|v, heads, head width): each third widened alike
         rows = torch.cat([_widen(part, 0, w0, w1) for part in t.chunk(3, 0)])
-        return _widen(rows, 1, w0, w1, divide=True)
+        return _widen(rows, 1, w0, w1, split=s)
     if rest == "qkv.bias":
         return torch.cat([_widen(part, 0, w0, w1) for part in t.chunk(3, 0)])
     if rest == "proj.weight":
         return _square(t, s)
     if rest == "mlp.0.weight":
-        return _widen(_widen(t, 0, t.shape[0], t.shape[0] * s.copies), 1, w0, w1, divide=True)
+        return _widen(_widen(t, 0, t.shape[0], t.shape[0] * s.copies), 1, w0, w1, split=s)
     if rest == "mlp.0.bias":
         return _widen(t, 0, len(t), len(t) * s.copies)
     if rest == "mlp.2.weight":
-        return _widen(_widen(t, 0, w0, w1), 1, t.shape[1], t.shape[1] * s.copies, divide=True)
+        return _widen(_widen(t, 0, w0, w1), 1, t.shape[1], t.shape[1] * s.copies, split=s)
     raise KeyError(rest)
 
 
@@ -108,7 +137,7 @@ def _other_param(key: str, t: torch.Tensor, s: Shapes, tied_norm: str | None) ->
     if key in _WIDEN_LAST:
         return _widen(t, t.dim() - 1, w0, w1)
     if key.rsplit(".", 1)[0] == tied_norm:  # the norm before a head tied to the embedding: logits stay the same
-        return _widen(t, 0, w0, w1) / s.copies
+        return _widen(t, 0, w0, w1) * s.tied_shares().to(t.dtype)
     if key.endswith("trunk.norm.weight") or key.endswith("trunk.norm.bias"):
         return _widen(t, 0, w0, w1)
     if key == "transform.0.weight":  # the MLM head's dense layer
@@ -134,6 +163,7 @@ def grow_state(
     new: tuple[int, int, int],
     objective: str,
     mode: str = "fpi",
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """The state dict of ``objective`` (``mlm``, ``clm`` or ``simcse``) over a transformer of
     (width, depth, heads) ``old``, grown to ``new`` by bert2BERT's ``fpi`` (the same function)
@@ -142,7 +172,7 @@ def grow_state(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if objective not in TIED_NORMS:
         raise ValueError(f"growing a {objective} run is not supported; grow runs of {', '.join(TIED_NORMS)}")
-    s = Shapes(old, new)
+    s = Shapes(old, new, seed)
     tied = TIED_NORMS[objective]
     out: dict[str, torch.Tensor] = {}
     for key, t in state.items():

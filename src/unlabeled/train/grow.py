@@ -62,7 +62,8 @@ def grow(
     config["method"] = self_distil.split_options(config["method"])[0]
     old_size = config["encoder"]["size"]
     try:
-        state = grow_state(src.weights(), TRANSFORMER_SIZES[old_size], TRANSFORMER_SIZES[size], src.method, mode)
+        seed = int(config.get("train", {}).get("seed", 0))  # the copies' shares of their reading weights
+        state = grow_state(src.weights(), TRANSFORMER_SIZES[old_size], TRANSFORMER_SIZES[size], src.method, mode, seed)
     except (ValueError, KeyError) as e:  # a weight the mapping does not know: said, not a traceback
         raise UnlabeledError(f"grow {old_size} -> {size}: {e}") from None
     config["encoder"]["size"] = size
