@@ -73,7 +73,8 @@ def _check_sampling(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any) 
         raise UnlabeledError(f"the prompt is not UTF-8 text ({unencodable(e)})") from None
     check_count(max_tokens, "--max-tokens", 0)
     check_count(top_k, "--top-k", 0)
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature < math.inf:
+    number = isinstance(temperature, int | float | np.integer | np.floating) and not isinstance(temperature, bool)
+    if not number or not 0 <= temperature < math.inf:  # numpy's numbers too (np.float32(0.7) was refused)
         raise UnlabeledError(f"--temperature must be a finite number, 0 or more; got {temperature!r}")
 
 

@@ -144,3 +144,17 @@ def test_the_copies_of_a_grown_model_part_when_it_trains():
         opt.step()
     emb = big.encoder.token_embed.weight
     assert (emb[:, :128] - emb[:, 128:]).abs().max() > 1e-4  # exactly 0.0 before
+
+
+@torch.no_grad()
+def test_ecos_guard_pools_as_its_model_does():
+    """Its embed took the token mean whatever the pool, at another width than the dim it declared."""
+    from unlabeled.models.eco import CorruptedPrompts
+
+    for pool in ("mean", "stats", "layers"):
+        inner = PatchTransformer((LENGTH,), "tiny", vocab=VOCAB, causal=True, pool=pool).eval()
+        weights = {"weight": torch.full((VOCAB,), -1.0), "bias": torch.tensor(-1.0), "marker": torch.tensor([5])}
+        guard = CorruptedPrompts(inner, weights, 1.0)  # flags no prompt: the model itself
+        x = _ids()
+        assert guard.embed(x).shape[-1] == guard.dim
+        torch.testing.assert_close(guard.embed(x), inner.embed(x))

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from unlabeled.modalities.text import PAD, after_marker
-from unlabeled.models.transformer import pool_tokens
 
 
 class CorruptedPrompts(nn.Module):
@@ -68,6 +67,5 @@ class CorruptedPrompts(nn.Module):
         return self.inner.run(tokens, pad)[:, self.n_prefix :]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The token mean of the guarded outputs."""
-        tokens, pad = self.tokenize(x)
-        return pool_tokens(self.inner.run(tokens, pad)[:, self.n_prefix :], pad)
+        """The guarded outputs pooled as the model pools its own."""
+        return self.inner.pooled(*self.tokenize(x))

@@ -289,7 +289,11 @@ class PatchTransformer(nn.Module):
         return self.run(tokens, pad)[:, self.n_prefix :]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        tokens, pad = self.tokenize(x)
+        return self.pooled(*self.tokenize(x))
+
+    def pooled(self, tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        """The embedding of tokenised inputs, pooled as ``pool`` says (ECO's guard pools its
+        corrupted tokens here: its own token mean ignored the pool and the width it declares)."""
         states: list[torch.Tensor] | None = [] if self.pool == "layers" else None
         out = self.run(tokens, pad, states)
         if self.cls is not None:
