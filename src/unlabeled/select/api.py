@@ -188,11 +188,11 @@ def _check(req: SelectionRequest, method: SelectionMethod, col: Collection, cand
         raise UnlabeledError(f"{req.method} needs --target, a collection of the data you care about")
     check_seed(req.seed, "--seed")
     # kinds before comparisons: "0.9" and NaN raised Python's own errors
-    check_kind("threshold", req.threshold, DEFAULT_THRESHOLD)
+    check_kind("--threshold", req.threshold, DEFAULT_THRESHOLD)
     if not 0 < req.threshold <= 1:
-        raise UnlabeledError(f"threshold must be in (0, 1], got {req.threshold}")
+        raise UnlabeledError(f"--threshold must be in (0, 1], got {req.threshold}")
     if req.stop_similarity is not None:
-        check_kind("stop_similarity", req.stop_similarity, 0.0)
+        check_kind("--stop-similarity", req.stop_similarity, 0.0)
     if req.centroids is not None:
         check_count(req.centroids, "--centroids", 1)
     if req.centroids is not None and not method.clusters_target and req.centroids > len(candidates):
