@@ -516,3 +516,18 @@ def test_group_values_of_a_numeric_column_are_read_as_written():
     run = SimpleNamespace(training_ids=lambda: ["a", "b", "c", "d"])
     assert group_ids(run, task, "patient", ["12"]) == ["a", "b"]
     assert group_ids(run, task, "patient", ["7.5", "7"]) == ["c", "d"]
+
+
+def test_a_retained_copy_of_a_forgotten_sample_is_named(tmp_path, capsys):
+    """Forgetting is by id for the run's own samples, by content for its ancestors: a copy
+    under another id stayed without a word."""
+    from unlabeled.data.collection import CollectionWriter
+    from unlabeled.forget.api import _note_copies_kept
+
+    x = np.random.default_rng(0).integers(0, 255, (4, 1, 8, 8), dtype=np.uint8)
+    x[3] = x[0]  # d is a copy of a
+    w = CollectionWriter(tmp_path / "c", "image", (1, 8, 8), "uint8")
+    w.add(x, ["a", "b", "c", "d"])
+    col = w.close()
+    _note_copies_kept(col, np.array([0]), np.array([1, 2, 3]))
+    assert "1 retained sample(s) are byte-identical copies of forgotten ones (d)" in capsys.readouterr().err

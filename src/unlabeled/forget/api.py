@@ -95,6 +95,7 @@ def forget(
     forget_pos = forget_set(src, task, ids, class_)
     retain_pos = np.setdiff1d(np.sort(task.positions(src.training_ids())), forget_pos)
     _check_sets(chosen, forget_pos, retain_pos)
+    _note_copies_kept(task, forget_pos, retain_pos)
     record = {
         "request": uuid.uuid4().hex[:12],
         "method": method,
@@ -151,6 +152,23 @@ def _check_sets(chosen: Method, forget_pos: np.ndarray, retain_pos: np.ndarray) 
         raise UnlabeledError(
             f"{chosen.name} fits a model to the samples it forgets and needs {chosen.min_forget} at least, "
             f"got {len(forget_pos)}; choose another --method for so few"
+        )
+
+
+def _note_copies_kept(task: Collection, forget_pos: np.ndarray, retain_pos: np.ndarray) -> None:
+    """Say which retained samples are byte-identical copies of forgotten ones: the run's own
+    samples are forgotten by id, so they stay, where its ancestors are matched by content (a
+    retrained encoder leaves them out too). Said, so the request can name them as well. Only
+    where the import found copies (or, for an older collection, did not count them)."""
+    if task.meta.get("exact_duplicates", 1) == 0:
+        return
+    gone = set(task.content_digests(forget_pos))
+    copies = retain_pos[np.fromiter((d in gone for d in task.content_digests(retain_pos)), bool, len(retain_pos))]
+    if len(copies):
+        shown = ", ".join(map(str, task.ids[copies[:3]])) + (" ..." if len(copies) > 3 else "")
+        info(
+            f"note: {len(copies)} retained sample(s) are byte-identical copies of forgotten ones ({shown}); "
+            "forgetting is by id, so they stay: name their ids too to forget them"
         )
 
 
