@@ -144,6 +144,13 @@ def test_thresholds_follow_each_languages_own_documents(fortunes):
     )
     assert {"die", "der", "und"} <= set(de["stop_words"]) and "the" in en["stop_words"]
     assert de["min_doc_words"] == en["min_doc_words"] == 3  # the user's setting, for every language
+    # Chinese is split on white space here, a "word" a clause: its word length is not bounded
+    # (bounds scaled from a clause's length removed 6.8% of the Chinese fortunes)
+    zh = [fortunes.arrays[i] for i in np.flatnonzero(labels == fortunes.classes.index("zh"))[:200]]
+    settings, stats = language_settings({"zh": zh}, {})
+    zh_quality = settings["zh"]["gopher_quality"]
+    assert zh_quality["min_avg_word_length"] is None and zh_quality["max_avg_word_length"] is None
+    assert "not bounded" in stats["zh"]["word_length"]
 
 
 def test_thresholds_relax_to_the_languages_own_documents_and_still_remove_boilerplate(fortunes):
